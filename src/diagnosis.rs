@@ -1,0 +1,1125 @@
+//! Facts in, diagnosis out: the one place where canreach's knowledge lives.
+//!
+//! [`diagnose`] is a pure function: it reads [`Facts`], decides what happened to each address
+//! ([`classify`]), folds that into one [`Verdict`], and writes the findings and advice a person
+//! acts on. No I/O happens here, so every rule is unit-tested on fixtures below. The evidence
+//! behind each rule is `shared/notes/linux-probing.md`; every verdict and finding is listed
+//! in `docs/verdicts.md`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::dns::{DnsErrorKind, Lookup};
+use crate::facts::{Facts, ms};
+use crate::probe::{ConnectResult, Icmp, ProbeFact};
+use crate::target::{Host, Target};
+
+/// The answer to "can I reach it?". Each has its own exit code (see [`Verdict::exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Open,
+    Partial,
+    Closed,
+    Rejected,
+    Filtered,
+    Unreachable,
+    DnsError,
+}
+
+impl Verdict {
+    /// 0 only for `open`; 1 is an internal error, 2 a usage error (see `docs/verdicts.md`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Open => 0,
+            Verdict::Partial => 3,
+            Verdict::Closed => 4,
+            Verdict::Rejected => 5,
+            Verdict::Filtered => 6,
+            Verdict::Unreachable => 7,
+            Verdict::DnsError => 8,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Open => "open",
+            Verdict::Partial => "partial",
+            Verdict::Closed => "closed",
+            Verdict::Rejected => "rejected",
+            Verdict::Filtered => "filtered",
+            Verdict::Unreachable => "unreachable",
+            Verdict::DnsError => "dns_error",
+        }
+    }
+}
+
+/// What happened to one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Handshake completed.
+    Open,
+    /// TCP reset: nothing listens (or `reject with tcp reset`).
+    Closed,
+    /// A firewall's ICMP error (port-unreachable, prohibited), or this machine's own policy.
+    Rejected,
+    /// No answer before the deadline.
+    Filtered,
+    /// Host/network unreachable, or no route here.
+    Unreachable,
+}
+
+impl Outcome {
+    fn verdict(self) -> Verdict {
+        match self {
+            Outcome::Open => Verdict::Open,
+            Outcome::Closed => Verdict::Closed,
+            Outcome::Rejected => Verdict::Rejected,
+            Outcome::Filtered => Verdict::Filtered,
+            Outcome::Unreachable => Verdict::Unreachable,
+        }
+    }
+}
+
+/// The specific evidence behind an [`Outcome`], precise enough to write advice from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    Handshake,
+    TcpReset,
+    /// ICMP port-unreachable for TCP: only a firewall sends that (a host answers with a reset).
+    IcmpPortUnreachable(Icmp),
+    /// ICMP administratively prohibited (v4 3/9, 3/10, 3/13; v6 1/1, 1/5, 1/6).
+    IcmpProhibited(Icmp),
+    IcmpHostUnreachable(Icmp),
+    IcmpNetUnreachable(Icmp),
+    /// Another ICMP error (TTL exceeded, fragmentation needed, …).
+    IcmpOther(Icmp),
+    /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
+    NoRouteHere(i32),
+    /// EACCES/EPERM with no ICMP: this machine's own policy refused to send.
+    LocalPolicy(i32),
+    /// Any other local error (EAFNOSUPPORT, EADDRNOTAVAIL, …).
+    LocalError(i32),
+    Silence,
+}
+
+impl Evidence {
+    pub fn icmp(&self) -> Option<&Icmp> {
+        match self {
+            Evidence::IcmpPortUnreachable(i)
+            | Evidence::IcmpProhibited(i)
+            | Evidence::IcmpHostUnreachable(i)
+            | Evidence::IcmpNetUnreachable(i)
+            | Evidence::IcmpOther(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// Who sent an ICMP error, relative to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// The target address itself.
+    Target,
+    /// Another device: a router or firewall on the way (or this machine).
+    OnTheWay,
+    /// The ICMP carried no sender address.
+    Unknown,
+}
+
+/// One address's classification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressResult {
+    pub address: SocketAddr,
+    pub outcome: Outcome,
+    pub evidence: Evidence,
+    pub elapsed: Duration,
+}
+
+impl AddressResult {
+    /// Who sent the ICMP behind this result, if one did.
+    pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
+        let icmp = self.evidence.icmp()?;
+        Some(match icmp.from {
+            Some(ip) if ip == self.address.ip() => (Sender::Target, Some(ip)),
+            Some(ip) => (Sender::OnTheWay, Some(ip)),
+            None => (Sender::Unknown, None),
+        })
+    }
+
+    /// One line of evidence for people: "TCP reset after 0.3 ms".
+    pub fn describe(&self) -> String {
+        let t = fmt_duration(self.elapsed);
+        let from = |i: &Icmp| match i.from {
+            Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
+            Some(ip) => format!("from {ip}"),
+            None => "from an unknown sender".to_string(),
+        };
+        match &self.evidence {
+            Evidence::Handshake => format!("connected in {t}"),
+            Evidence::TcpReset => format!("TCP reset after {t}"),
+            Evidence::IcmpPortUnreachable(i) => {
+                format!("ICMP port-unreachable {} after {t}", from(i))
+            }
+            Evidence::IcmpProhibited(i) => {
+                format!("ICMP administratively-prohibited {} after {t}", from(i))
+            }
+            Evidence::IcmpHostUnreachable(i) => {
+                format!("ICMP host-unreachable {} after {t}", from(i))
+            }
+            Evidence::IcmpNetUnreachable(i) => {
+                format!("ICMP network-unreachable {} after {t}", from(i))
+            }
+            Evidence::IcmpOther(i) => format!(
+                "ICMP{} type {} code {} {} after {t}",
+                if i.v6 { "v6" } else { "" },
+                i.kind,
+                i.code,
+                from(i)
+            ),
+            Evidence::NoRouteHere(e) => format!("{} at once: no route on this machine", errno_name(*e)),
+            Evidence::LocalPolicy(e) => format!("{} at once: this machine refused to send", errno_name(*e)),
+            Evidence::LocalError(e) => format!("{} at once ({})", errno_name(*e), errno_text(*e)),
+            Evidence::Silence => format!("no answer in {t}"),
+        }
+    }
+}
+
+/// How loud a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// One step a person can take; `command` is exact, `on` says on which machine to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Advice {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+}
+
+impl Advice {
+    fn say(text: impl Into<String>) -> Advice {
+        Advice {
+            text: text.into(),
+            command: None,
+            on: None,
+        }
+    }
+    fn run(text: impl Into<String>, command: impl Into<String>, on: impl Into<String>) -> Advice {
+        Advice {
+            text: text.into(),
+            command: Some(command.into()),
+            on: Some(on.into()),
+        }
+    }
+}
+
+/// Something the check found, with what to do about it. `id` is stable (docs/verdicts.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub advice: Vec<Advice>,
+}
+
+/// The conclusion of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub verdict: Verdict,
+    /// One plain sentence.
+    pub summary: String,
+    pub addresses: Vec<AddressResult>,
+    pub findings: Vec<Finding>,
+}
+
+/// What the kernel's answer for one address means.
+pub fn classify(p: &ProbeFact) -> AddressResult {
+    let (outcome, evidence) = match (p.result, p.icmp) {
+        (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
+        // An ICMP error decides, whatever errno it was mapped to (ECONNREFUSED, EHOSTUNREACH,
+        // EACCES for ICMPv6 prohibited …).
+        (ConnectResult::Failed { .. }, Some(icmp)) => classify_icmp(icmp),
+        (ConnectResult::Failed { errno }, None) => match errno {
+            libc::ECONNREFUSED => (Outcome::Closed, Evidence::TcpReset),
+            libc::ENETUNREACH | libc::EHOSTUNREACH => {
+                (Outcome::Unreachable, Evidence::NoRouteHere(errno))
+            }
+            libc::EACCES | libc::EPERM => (Outcome::Rejected, Evidence::LocalPolicy(errno)),
+            libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
+            _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
+        },
+        // A late ICMP that arrived as we gave up still says more than silence.
+        (ConnectResult::TimedOut, Some(icmp)) => classify_icmp(icmp),
+        (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),
+    };
+    AddressResult {
+        address: p.spec.address,
+        outcome,
+        evidence,
+        elapsed: p.elapsed,
+    }
+}
+
+fn classify_icmp(i: Icmp) -> (Outcome, Evidence) {
+    use Evidence::*;
+    match (i.v6, i.kind, i.code) {
+        // ICMPv4 destination unreachable.
+        (false, 3, 3) | (true, 1, 4) => (Outcome::Rejected, IcmpPortUnreachable(i)),
+        (false, 3, 9 | 10 | 13) | (true, 1, 1 | 5 | 6) => (Outcome::Rejected, IcmpProhibited(i)),
+        (false, 3, 1 | 7) | (true, 1, 3) => (Outcome::Unreachable, IcmpHostUnreachable(i)),
+        (false, 3, 0 | 6 | 11 | 12) | (true, 1, 0 | 2) => {
+            (Outcome::Unreachable, IcmpNetUnreachable(i))
+        }
+        (false, 3, 2) => (Outcome::Rejected, IcmpProhibited(i)),
+        _ => (Outcome::Unreachable, IcmpOther(i)),
+    }
+}
+
+/// Fold per-address results into one verdict with findings and advice.
+pub fn diagnose(facts: &Facts) -> Diagnosis {
+    let addresses: Vec<AddressResult> = facts.probes.iter().map(classify).collect();
+    let target = &facts.target;
+    let Some(first) = addresses.first() else {
+        return dns_failure(facts);
+    };
+    let open = addresses.iter().filter(|a| a.outcome == Outcome::Open).count();
+    let verdict = if open == addresses.len() {
+        Verdict::Open
+    } else if open > 0 {
+        Verdict::Partial
+    } else {
+        // When the failures disagree, the address the system tries first decides.
+        first.outcome.verdict()
+    };
+
+    let mut findings = Vec::new();
+    if verdict == Verdict::Partial {
+        findings.push(partial_finding(target, &addresses));
+    }
+    // One finding per distinct failure, explained at the first address that shows it.
+    let mut seen: Vec<Outcome> = Vec::new();
+    for a in addresses.iter().filter(|a| a.outcome != Outcome::Open) {
+        if !seen.contains(&a.outcome) {
+            seen.push(a.outcome);
+            let same: Vec<&AddressResult> =
+                addresses.iter().filter(|b| b.outcome == a.outcome).collect();
+            findings.push(failure_finding(facts, a, &same));
+        }
+    }
+    if verdict != Verdict::Partial && seen.len() > 1 {
+        findings.push(disagreement_finding(first, &addresses));
+    }
+    findings.extend(dns_view_findings(facts));
+
+    let summary = summarize(target, verdict, &addresses);
+    Diagnosis {
+        verdict,
+        summary,
+        addresses,
+        findings,
+    }
+}
+
+fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> String {
+    let t = target.display();
+    let n = addrs.len();
+    let count = |o: Outcome| addrs.iter().filter(|a| a.outcome == o).count();
+    match verdict {
+        Verdict::Open if n == 1 => format!("{t} is open: the connection was accepted."),
+        Verdict::Open => format!("{t} is open: all {n} addresses accepted the connection."),
+        Verdict::Partial => format!(
+            "{t} is only partly reachable: {} of {n} addresses accepted the connection.",
+            count(Outcome::Open)
+        ),
+        Verdict::Closed => format!(
+            "{t} is closed: the host answered, but nothing accepts connections on port {}.",
+            target.port
+        ),
+        Verdict::Rejected => format!("{t} is rejected: a firewall refused the connection."),
+        Verdict::Filtered => format!(
+            "{t} is filtered: nothing answered, so something drops the packets silently."
+        ),
+        Verdict::Unreachable => format!("{t} is unreachable: the host cannot be reached from here."),
+        Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
+    }
+}
+
+fn host_label(target: &Target) -> String {
+    target.host.to_string()
+}
+
+fn list(addrs: &[&AddressResult]) -> String {
+    addrs
+        .iter()
+        .map(|a| a.address.ip().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) -> Finding {
+    let target = &facts.target;
+    let port = target.port;
+    let host = host_label(target);
+    let at = list(same);
+    let local = is_this_machine(a.address.ip());
+    let server = if local {
+        "this machine".to_string()
+    } else {
+        format!("the server ({host})")
+    };
+    match a.evidence {
+        Evidence::TcpReset => Finding {
+            id: "port_closed",
+            severity: Severity::Error,
+            message: format!(
+                "{at} answered port {port} with a TCP reset: the host is up, but no program \
+                 listens on that port there — or a firewall imitates that with `reject with tcp reset`."
+            ),
+            advice: [
+                Some(Advice::run(
+                    "Check that the service is running and which addresses and ports it listens on",
+                    format!("sudo ss -ltnp 'sport = :{port}'"),
+                    &server,
+                )),
+                (!local).then(|| Advice::say(format!(
+                    "If it listens only on 127.0.0.1 or ::1, configure it to listen on {at} (or 0.0.0.0 / ::) and restart it."
+                ))),
+                Some(Advice::run(
+                    "If it does listen there, look for a firewall rule that answers with a reset",
+                    format!("sudo nft list ruleset | grep -n -w {port}"),
+                    &server,
+                )),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        },
+        Evidence::IcmpPortUnreachable(_) | Evidence::IcmpProhibited(_) => {
+            let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
+            let kind = if matches!(a.evidence, Evidence::IcmpPortUnreachable(_)) {
+                "ICMP port-unreachable"
+            } else {
+                "ICMP administratively-prohibited"
+            };
+            let (message, advice) = match (who, ip) {
+                (Sender::Target, _) => (
+                    format!(
+                        "The firewall on {at} itself rejected port {port} ({kind}). A host with \
+                         nothing listening answers with a TCP reset, so this is a firewall rule, \
+                         not a stopped service."
+                    ),
+                    vec![
+                        Advice::run(
+                            format!("Find the rule that rejects port {port}"),
+                            format!("sudo nft list ruleset | grep -n -w -e {port} -e reject"),
+                            &server,
+                        ),
+                        Advice::run(
+                            "On hosts with iptables rules, look there too",
+                            "sudo iptables -S; sudo ip6tables -S",
+                            &server,
+                        ),
+                        Advice::say(format!(
+                            "Allow port {port} from this machine in that firewall (or ask its owner to)."
+                        )),
+                    ],
+                ),
+                (_, sender) => {
+                    let dev = sender.map_or("an unknown device".to_string(), |s| s.to_string());
+                    (
+                        format!(
+                            "A device on the way, {dev}, rejected the connection to {at} port \
+                             {port} ({kind}): a firewall between this machine and the server \
+                             blocks it. The server itself was never asked."
+                        ),
+                        vec![
+                            Advice::say(format!(
+                                "Ask the team that runs {dev} (network or firewall team) to allow \
+                                 TCP port {port} from this machine to {at}; send them this report."
+                            )),
+                            Advice::run(
+                                "If you run that device, find the rule",
+                                format!("sudo nft list ruleset | grep -n -w -e {port} -e reject"),
+                                dev,
+                            ),
+                        ],
+                    )
+                }
+            };
+            Finding {
+                id: if who == Sender::Target {
+                    "firewall_reject_on_host"
+                } else {
+                    "firewall_reject_on_path"
+                },
+                severity: Severity::Error,
+                message,
+                advice,
+            }
+        }
+        Evidence::LocalPolicy(_) => Finding {
+            id: "local_policy_reject",
+            severity: Severity::Error,
+            message: format!(
+                "This machine refused to send the connection to {at} port {port} \
+                 ({}): its own firewall (OUTPUT chain) or a security policy blocks it.",
+                a.describe()
+            ),
+            advice: vec![Advice::run(
+                "Look for a rule in this machine's output path",
+                "sudo nft list ruleset | grep -n -B3 -w reject",
+                "this machine",
+            )],
+        },
+        Evidence::IcmpHostUnreachable(_) | Evidence::IcmpNetUnreachable(_) | Evidence::IcmpOther(_) => {
+            let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
+            let dev = ip.map_or("a device".to_string(), |s| s.to_string());
+            let what = match a.evidence {
+                Evidence::IcmpHostUnreachable(_) => "host-unreachable",
+                Evidence::IcmpNetUnreachable(_) => "network-unreachable",
+                _ => "an ICMP error",
+            };
+            let message = if who == Sender::Target {
+                format!("{at} answered with ICMP {what}: a firewall there rejects the connection this way.")
+            } else {
+                format!(
+                    "{dev} reported {what} for {at}: it could not deliver the connection. The \
+                     host is down, its address is wrong, or a firewall at {dev} answers this way."
+                )
+            };
+            Finding {
+                id: "host_unreachable",
+                severity: Severity::Error,
+                message,
+                advice: vec![
+                    Advice::say(format!(
+                        "Check that {host} is switched on and has the address {at} (a stale DNS record or a changed address gives exactly this)."
+                    )),
+                    Advice::run(
+                        "See how far the connection gets",
+                        format!("traceroute -T -p {port} {}", a.address.ip()),
+                        "this machine",
+                    ),
+                    Advice::say(format!(
+                        "If {dev} is a firewall, ask its owners whether it rejects this traffic; send them this report."
+                    )),
+                ],
+            }
+        }
+        Evidence::NoRouteHere(_) => {
+            let v6 = a.address.is_ipv6();
+            Finding {
+                id: "no_route",
+                severity: Severity::Error,
+                message: if v6 {
+                    format!("This machine has no IPv6 route to {at}: it cannot use IPv6 to get there.")
+                } else {
+                    format!("This machine has no route to {at}: the packets never left.")
+                },
+                advice: vec![
+                    Advice::run(
+                        "See which route the system would use",
+                        format!("ip route get {}", a.address.ip()),
+                        "this machine",
+                    ),
+                    Advice::say(
+                        "If the address is on a private network, connect the VPN or network it is on; otherwise check this machine's network settings.",
+                    ),
+                ],
+            }
+        }
+        Evidence::LocalError(e) => Finding {
+            id: "local_error",
+            severity: Severity::Error,
+            message: format!(
+                "This machine could not start a connection to {at}: {} ({}).",
+                errno_text(e),
+                errno_name(e)
+            ),
+            advice: vec![Advice::say(
+                "This is a problem on this machine, not the network: check its IPv4/IPv6 settings and open-file limits.",
+            )],
+        },
+        Evidence::Silence => Finding {
+            id: "silent_drop",
+            severity: Severity::Error,
+            message: format!(
+                "No answer from {at} port {port} within {}: something drops the packets without \
+                 a word — a firewall on the server, one on the way, or this machine's own output \
+                 firewall. A stopped service would have answered with a reset.",
+                fmt_duration(facts.timeout)
+            ),
+            advice: vec![
+                Advice::run(
+                    "Check whether the host answers on another port (a reset proves it is up)",
+                    format!("canreach {} 22", hostish(target, a)),
+                    "this machine",
+                ),
+                Advice::run(
+                    "Rule out this machine's own firewall",
+                    "sudo nft list ruleset | grep -n -A3 'hook output'",
+                    "this machine",
+                ),
+                Advice::run(
+                    "See where on the path the packets stop",
+                    format!("sudo traceroute -T -p {port} {}", a.address.ip()),
+                    "this machine",
+                ),
+                Advice::say(format!(
+                    "Ask whoever runs {host}'s firewall (and the network team) whether TCP port \
+                     {port} from this machine is allowed; send them this report."
+                )),
+            ],
+        },
+        Evidence::Handshake => unreachable_open(),
+    }
+}
+
+/// Loopback addresses are this machine; advice for them says so instead of "the server".
+fn is_this_machine(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.to_canonical().is_loopback()
+}
+
+#[cold]
+fn unreachable_open() -> Finding {
+    // `diagnose` only asks for findings about failures.
+    Finding {
+        id: "open",
+        severity: Severity::Info,
+        message: String::new(),
+        advice: vec![],
+    }
+}
+
+fn hostish(target: &Target, a: &AddressResult) -> String {
+    match &target.host {
+        Host::Name(n) => n.clone(),
+        Host::Ip(_) => a.address.ip().to_string(),
+    }
+}
+
+fn partial_finding(target: &Target, addrs: &[AddressResult]) -> Finding {
+    let ok: Vec<&AddressResult> = addrs.iter().filter(|a| a.outcome == Outcome::Open).collect();
+    let bad: Vec<&AddressResult> = addrs.iter().filter(|a| a.outcome != Outcome::Open).collect();
+    let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
+    let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
+    let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
+    let localhost = matches!(&target.host, Host::Name(n) if crate::dns::is_localhost(n));
+    let port = target.port;
+    let mut message = format!(
+        "{} accepted the connection but {} did not.",
+        list(&ok),
+        list(&bad)
+    );
+    if first_fails {
+        message.push_str(
+            " The failing address is the one clients try first, so many will fail or stall \
+             before falling back (if they fall back at all).",
+        );
+    }
+    let mut advice = Vec::new();
+    if localhost && v4_ok && v6_bad {
+        message.push_str(
+            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
+             server listens on IPv4 only.",
+        );
+        advice.push(Advice::say(format!(
+            "Make the server listen on ::1 too (e.g. bind to `::` or list both addresses), or \
+             point the client at 127.0.0.1:{port} instead of localhost."
+        )));
+    } else if v4_ok && v6_bad {
+        message.push_str(" IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.");
+        advice.push(Advice::say(format!(
+            "Make the service listen on IPv6 too and allow port {port} for IPv6 in its firewall, \
+             or remove the AAAA record if the host is not meant to be reached over IPv6."
+        )));
+    } else {
+        advice.push(Advice::say(
+            "Every address of a name should serve the same thing: fix the failing ones, or remove \
+             them from DNS.",
+        ));
+    }
+    advice.push(Advice::run(
+        "Compare the listening addresses on the server",
+        format!("sudo ss -ltnp 'sport = :{port}'"),
+        format!("the server ({})", target.host),
+    ));
+    Finding {
+        id: "partial_reachability",
+        severity: Severity::Warning,
+        message,
+        advice,
+    }
+}
+
+fn disagreement_finding(first: &AddressResult, addrs: &[AddressResult]) -> Finding {
+    let others: Vec<String> = addrs
+        .iter()
+        .skip(1)
+        .filter(|a| a.outcome != first.outcome)
+        .map(|a| format!("{} is {}", a.address.ip(), a.outcome.verdict().as_str()))
+        .collect();
+    Finding {
+        id: "addresses_disagree",
+        severity: Severity::Warning,
+        message: format!(
+            "The addresses disagree: the verdict is that of {}, which clients try first; {}.",
+            first.address.ip(),
+            others.join(", ")
+        ),
+        advice: vec![Advice::say(
+            "Each address is explained above; fix them in the order clients try them.",
+        )],
+    }
+}
+
+/// Findings from comparing the system's answer with DNS's (the pipeline's share; deeper
+/// comparisons live with the DNS stage's issue).
+fn dns_view_findings(facts: &Facts) -> Vec<Finding> {
+    let (Some(sys), Some(direct)) = (&facts.dns.system, &facts.dns.direct) else {
+        return vec![];
+    };
+    if sys.error.is_some() || direct.error.is_some() || direct.addresses.is_empty() {
+        return vec![];
+    }
+    let missing: Vec<String> = sys
+        .addresses
+        .iter()
+        .filter(|a| !direct.addresses.contains(a))
+        .map(|a| a.to_string())
+        .collect();
+    if missing.is_empty() {
+        return vec![];
+    }
+    let dns: Vec<String> = direct.addresses.iter().map(|a| a.to_string()).collect();
+    vec![Finding {
+        id: "system_differs_from_dns",
+        severity: Severity::Warning,
+        message: format!(
+            "Applications get {} for {}, but DNS says {}: something local (/etc/hosts, \
+             nsswitch, a cache) overrides DNS.",
+            missing.join(", "),
+            facts.target.host,
+            dns.join(", ")
+        ),
+        advice: vec![Advice::run(
+            "Look for the name in the hosts file",
+            format!("grep -n -w '{}' /etc/hosts", facts.target.host),
+            "this machine",
+        )],
+    }]
+}
+
+fn dns_failure(facts: &Facts) -> Diagnosis {
+    let name = facts.target.host.to_string();
+    let sys = facts.dns.system.as_ref();
+    let direct = facts.dns.direct.as_ref();
+    let kind = dns_error_kind(sys, direct);
+    let check = Advice::run(
+        "See what applications get for the name",
+        format!("getent ahosts {name}"),
+        "this machine",
+    );
+    let (message, advice) = match kind {
+        DnsErrorKind::Nxdomain => (
+            format!("The name {name} does not exist in DNS (NXDOMAIN)."),
+            vec![
+                Advice::say(format!("Check the spelling of {name}.")),
+                Advice::say(
+                    "If it is an internal name, connect to the VPN or use the company's name \
+                     server: public DNS does not know internal names.",
+                ),
+                check,
+            ],
+        ),
+        DnsErrorKind::Nodata => (
+            format!(
+                "The name {name} exists but has no address record (A or AAAA) (NODATA)."
+            ),
+            vec![
+                Advice::run(
+                    "See which records the name does have",
+                    format!("dig {name} ANY +noall +answer"),
+                    "this machine",
+                ),
+                Advice::say("Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record."),
+            ],
+        ),
+        DnsErrorKind::Servfail => (
+            format!(
+                "The name server failed to answer for {name} (SERVFAIL): often a broken upstream \
+                 server or a DNSSEC failure."
+            ),
+            vec![
+                Advice::run(
+                    "Ask the name server directly and look at the status",
+                    format!("dig {name}"),
+                    "this machine",
+                ),
+                Advice::say("Try again in a minute; if it persists, tell whoever runs your DNS."),
+            ],
+        ),
+        DnsErrorKind::Refused => (
+            format!("The name server refused to answer for {name} (REFUSED): it does not serve this client."),
+            vec![
+                Advice::run("See which name servers this machine uses", "cat /etc/resolv.conf", "this machine"),
+                Advice::say("Use a name server that serves you (the VPN's or the company's)."),
+            ],
+        ),
+        DnsErrorKind::Timeout => (
+            format!("No name server answered for {name} in time: the name server is down or unreachable."),
+            vec![
+                Advice::run("See which name servers this machine uses", "cat /etc/resolv.conf", "this machine"),
+                Advice::run(
+                    "Check that the first of them answers on port 53",
+                    "canreach NAMESERVER 53",
+                    "this machine",
+                ),
+            ],
+        ),
+        DnsErrorKind::NoNameservers => (
+            format!("This machine has no name server configured, so {name} cannot be looked up."),
+            vec![
+                Advice::run("Look at the resolver configuration", "cat /etc/resolv.conf", "this machine"),
+                Advice::say("Add a `nameserver` line, or fix the network settings that should write it."),
+            ],
+        ),
+        DnsErrorKind::Other => (
+            format!("Looking up {name} failed: {}.", dns_error_text(sys, direct)),
+            vec![check],
+        ),
+    };
+    Diagnosis {
+        verdict: Verdict::DnsError,
+        summary: summarize(&facts.target, Verdict::DnsError, &[]),
+        addresses: vec![],
+        findings: vec![Finding {
+            id: dns_finding_id(kind),
+            severity: Severity::Error,
+            message,
+            advice,
+        }],
+    }
+}
+
+fn dns_finding_id(kind: DnsErrorKind) -> &'static str {
+    match kind {
+        DnsErrorKind::Nxdomain => "dns_nxdomain",
+        DnsErrorKind::Nodata => "dns_nodata",
+        DnsErrorKind::Servfail => "dns_servfail",
+        DnsErrorKind::Refused => "dns_refused",
+        DnsErrorKind::Timeout => "dns_timeout",
+        DnsErrorKind::NoNameservers => "dns_no_nameservers",
+        DnsErrorKind::Other => "dns_failed",
+    }
+}
+
+/// The kind of a name failure. The direct DNS view is more precise than `getaddrinfo`'s
+/// `EAI_*` codes, so it wins when it failed too; when DNS answered but the system did not,
+/// the system's own kind stands.
+pub fn dns_error_kind(sys: Option<&Lookup>, direct: Option<&Lookup>) -> DnsErrorKind {
+    let d = direct.and_then(|d| d.error.as_ref()).map(|e| e.kind);
+    let s = sys.and_then(|s| s.error.as_ref()).map(|e| e.kind);
+    match (d, s) {
+        (Some(k), _) if k != DnsErrorKind::Other => k,
+        (_, Some(k)) => k,
+        (Some(k), None) => k,
+        (None, None) => DnsErrorKind::Other,
+    }
+}
+
+fn dns_error_text(sys: Option<&Lookup>, direct: Option<&Lookup>) -> String {
+    sys.and_then(|s| s.error.as_ref())
+        .or(direct.and_then(|d| d.error.as_ref()))
+        .map_or_else(|| "no address".to_string(), |e| e.text.clone())
+}
+
+/// "0.3 ms", "12 ms", "1.50 s".
+pub fn fmt_duration(d: Duration) -> String {
+    let m = ms(d);
+    if m < 10.0 {
+        format!("{m:.1} ms")
+    } else if m < 1000.0 {
+        format!("{m:.0} ms")
+    } else {
+        format!("{:.2} s", m / 1000.0)
+    }
+}
+
+/// The symbolic name of an errno, as people search for it.
+pub fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EINVAL => "EINVAL",
+        _ => "error",
+    }
+}
+
+/// The system's text for an errno ("Connection refused").
+pub fn errno_text(e: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(e).to_string();
+    // std appends " (os error N)"; people know the text.
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{DnsFacts, LookupError};
+    use crate::probe::ProbeSpec;
+    use crate::target::{Port, PortSource};
+
+    fn target(host: &str, port: u16) -> Target {
+        Target {
+            input: format!("{host} {port}"),
+            host: host
+                .parse::<IpAddr>()
+                .map_or_else(|_| Host::Name(host.into()), Host::Ip),
+            port: Port::new(port).unwrap(),
+            port_source: PortSource::Number,
+            service: None,
+        }
+    }
+    fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
+        ProbeFact {
+            spec: ProbeSpec::to(addr.parse().unwrap()),
+            result,
+            elapsed: Duration::from_micros(300),
+            icmp,
+        }
+    }
+    fn icmp4(code: u8, from: &str) -> Option<Icmp> {
+        Some(Icmp {
+            v6: false,
+            kind: 3,
+            code,
+            from: Some(from.parse().unwrap()),
+        })
+    }
+    fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
+        Facts {
+            target: t,
+            dns: DnsFacts::default(),
+            probes,
+            timeout: Duration::from_secs(5),
+            elapsed: Duration::from_millis(1),
+        }
+    }
+    fn failed(e: i32) -> ConnectResult {
+        ConnectResult::Failed { errno: e }
+    }
+    fn ids(d: &Diagnosis) -> Vec<&str> {
+        d.findings.iter().map(|f| f.id).collect()
+    }
+
+    #[test]
+    fn handshake_is_open_and_exits_zero() {
+        let d = diagnose(&facts(
+            target("198.18.0.2", 80),
+            vec![probe("198.18.0.2:80", ConnectResult::Connected, None)],
+        ));
+        assert_eq!(d.verdict, Verdict::Open);
+        assert_eq!(d.verdict.exit_code(), 0);
+        assert!(d.findings.is_empty());
+    }
+
+    #[test]
+    fn reset_without_icmp_is_closed() {
+        let d = diagnose(&facts(
+            target("198.18.0.2", 5432),
+            vec![probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None)],
+        ));
+        assert_eq!(d.verdict, Verdict::Closed);
+        assert_eq!(ids(&d), ["port_closed"]);
+        assert!(d.findings[0].message.contains("reject with tcp reset"));
+    }
+
+    #[test]
+    fn econnrefused_with_icmp_port_unreachable_is_a_firewall_not_closed() {
+        let d = diagnose(&facts(
+            target("198.18.0.2", 5432),
+            vec![probe(
+                "198.18.0.2:5432",
+                failed(libc::ECONNREFUSED),
+                icmp4(3, "198.18.0.2"),
+            )],
+        ));
+        assert_eq!(d.verdict, Verdict::Rejected);
+        assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+    }
+
+    #[test]
+    fn admin_prohibited_from_a_router_names_the_router() {
+        let d = diagnose(&facts(
+            target("198.18.2.2", 443),
+            vec![probe(
+                "198.18.2.2:443",
+                failed(libc::EHOSTUNREACH),
+                icmp4(13, "198.18.1.1"),
+            )],
+        ));
+        assert_eq!(d.verdict, Verdict::Rejected);
+        assert_eq!(ids(&d), ["firewall_reject_on_path"]);
+        assert!(d.findings[0].message.contains("198.18.1.1"));
+        assert_eq!(d.addresses[0].sender(), Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap()))));
+    }
+
+    #[test]
+    fn icmpv6_prohibited_arrives_as_eacces_and_is_rejected() {
+        let icmp = Some(Icmp {
+            v6: true,
+            kind: 1,
+            code: 1,
+            from: Some("fd00::2".parse().unwrap()),
+        });
+        let d = diagnose(&facts(
+            target("fd00::2", 22),
+            vec![probe("[fd00::2]:22", failed(libc::EACCES), icmp)],
+        ));
+        assert_eq!(d.verdict, Verdict::Rejected);
+        assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+    }
+
+    #[test]
+    fn host_unreachable_from_router_is_unreachable() {
+        let d = diagnose(&facts(
+            target("198.18.2.99", 22),
+            vec![probe("198.18.2.99:22", failed(libc::EHOSTUNREACH), icmp4(1, "198.18.1.1"))],
+        ));
+        assert_eq!(d.verdict, Verdict::Unreachable);
+        assert_eq!(ids(&d), ["host_unreachable"]);
+        assert!(d.findings[0].message.contains("198.18.1.1 reported host-unreachable"));
+    }
+
+    #[test]
+    fn enetunreach_without_icmp_is_no_route_here() {
+        let d = diagnose(&facts(
+            target("198.19.9.9", 22),
+            vec![probe("198.19.9.9:22", failed(libc::ENETUNREACH), None)],
+        ));
+        assert_eq!(d.verdict, Verdict::Unreachable);
+        assert_eq!(ids(&d), ["no_route"]);
+        assert_eq!(d.findings[0].advice[0].command.as_deref(), Some("ip route get 198.19.9.9"));
+    }
+
+    #[test]
+    fn silence_is_filtered() {
+        let d = diagnose(&facts(
+            target("198.18.0.2", 5432),
+            vec![probe("198.18.0.2:5432", ConnectResult::TimedOut, None)],
+        ));
+        assert_eq!(d.verdict, Verdict::Filtered);
+        assert_eq!(d.verdict.exit_code(), 6);
+        assert_eq!(ids(&d), ["silent_drop"]);
+    }
+
+    #[test]
+    fn localhost_trap_is_partial_with_its_own_explanation() {
+        let d = diagnose(&facts(
+            target("localhost", 8080),
+            vec![
+                probe("[::1]:8080", failed(libc::ECONNREFUSED), None),
+                probe("127.0.0.1:8080", ConnectResult::Connected, None),
+            ],
+        ));
+        assert_eq!(d.verdict, Verdict::Partial);
+        assert_eq!(ids(&d), ["partial_reachability", "port_closed"]);
+        assert!(d.findings[0].message.contains("localhost` trap"));
+        assert!(d.findings[0].message.contains("clients try first"));
+    }
+
+    #[test]
+    fn disagreeing_failures_take_the_first_address_and_name_the_others() {
+        let d = diagnose(&facts(
+            target("db", 5432),
+            vec![
+                probe("[fd00::2]:5432", ConnectResult::TimedOut, None),
+                probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None),
+            ],
+        ));
+        assert_eq!(d.verdict, Verdict::Filtered);
+        assert_eq!(ids(&d), ["silent_drop", "port_closed", "addresses_disagree"]);
+        assert!(d.findings[2].message.contains("198.18.0.2 is closed"));
+    }
+
+    #[test]
+    fn every_verdict_has_a_distinct_exit_code() {
+        let all = [
+            Verdict::Open,
+            Verdict::Partial,
+            Verdict::Closed,
+            Verdict::Rejected,
+            Verdict::Filtered,
+            Verdict::Unreachable,
+            Verdict::DnsError,
+        ];
+        let mut codes: Vec<i32> = all.iter().map(|v| v.exit_code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(!codes.contains(&1) && !codes.contains(&2), "1 and 2 are errors, not verdicts");
+    }
+
+    fn lookup_err(kind: DnsErrorKind) -> Option<crate::dns::Lookup> {
+        Some(crate::dns::Lookup {
+            addresses: vec![],
+            elapsed: Duration::from_millis(3),
+            error: Some(LookupError {
+                kind,
+                text: "x".into(),
+            }),
+        })
+    }
+
+    #[test]
+    fn dns_failures_prefer_the_precise_direct_kind() {
+        let mut f = facts(target("nosuch.example", 80), vec![]);
+        f.dns.system = lookup_err(DnsErrorKind::Timeout); // EAI_AGAIN folds SERVFAIL in
+        f.dns.direct = lookup_err(DnsErrorKind::Servfail);
+        let d = diagnose(&f);
+        assert_eq!(d.verdict, Verdict::DnsError);
+        assert_eq!(d.verdict.exit_code(), 8);
+        assert_eq!(ids(&d), ["dns_servfail"]);
+        f.dns.direct = None;
+        assert_eq!(ids(&diagnose(&f)), ["dns_timeout"]);
+        f.dns.system = lookup_err(DnsErrorKind::Nxdomain);
+        assert_eq!(ids(&diagnose(&f)), ["dns_nxdomain"]);
+    }
+
+    #[test]
+    fn hosts_file_override_is_noticed() {
+        let mut f = facts(
+            target("app.example", 80),
+            vec![probe("198.18.0.9:80", ConnectResult::Connected, None)],
+        );
+        let ok = |a: &str| crate::dns::Lookup {
+            addresses: vec![a.parse().unwrap()],
+            elapsed: Duration::from_millis(1),
+            error: None,
+        };
+        f.dns.system = Some(ok("198.18.0.9"));
+        f.dns.direct = Some(ok("198.18.0.2"));
+        assert_eq!(ids(&diagnose(&f)), ["system_differs_from_dns"]);
+    }
+}

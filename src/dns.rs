@@ -1,0 +1,295 @@
+//! Stage 1: names to addresses, two ways at once.
+//!
+//! * The **system view** is what applications get: glibc's `getaddrinfo` (/etc/hosts,
+//!   nsswitch, search domains), in its order — the order a client tries addresses in.
+//! * The **DNS view** asks the configured name servers directly with hickory-resolver, which,
+//!   unlike `getaddrinfo`, tells NXDOMAIN from NODATA from SERVFAIL from a timeout.
+//!
+//! Both run concurrently and under the check's deadline; `getaddrinfo` cannot be cancelled, so it
+//! runs on a blocking thread that is abandoned (not waited for) when the deadline passes.
+//! Names under `localhost` never go to DNS (RFC 6761), and IP literals skip this stage.
+
+use std::ffi::{CStr, CString};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// Why a lookup gave no address, in the words of the JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsErrorKind {
+    /// The name does not exist.
+    Nxdomain,
+    /// The name exists but has no A/AAAA record.
+    Nodata,
+    /// The server could not answer (broken upstream, DNSSEC failure).
+    Servfail,
+    /// The server will not answer this client.
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// No name server configured.
+    NoNameservers,
+    /// Anything else (the text says what).
+    Other,
+}
+
+/// One lookup's failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LookupError {
+    pub kind: DnsErrorKind,
+    /// The resolver's own words.
+    pub text: String,
+}
+
+/// One view of the name: the addresses, or why there are none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lookup {
+    pub addresses: Vec<IpAddr>,
+    #[serde(serialize_with = "crate::facts::ser_ms", rename = "elapsed_ms")]
+    pub elapsed: Duration,
+    pub error: Option<LookupError>,
+}
+
+/// What the name stage found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsFacts {
+    /// What applications see (`getaddrinfo`). `None` when the target was an IP literal.
+    pub system: Option<Lookup>,
+    /// What the name servers say. `None` when not asked (literal, `localhost`) or not finished.
+    pub direct: Option<Lookup>,
+}
+
+/// The seam for name resolution, so the pipeline can be exercised with canned answers.
+pub trait Resolver: Sync {
+    /// The system view, in the system's order.
+    fn system(&self, name: &str, deadline: Instant) -> impl Future<Output = Lookup> + Send;
+    /// The direct DNS view; `None` when DNS is not to be asked for this name.
+    fn direct(&self, name: &str, deadline: Instant) -> impl Future<Output = Option<Lookup>> + Send;
+}
+
+/// The real resolvers: glibc and hickory-resolver with /etc/resolv.conf.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    async fn system(&self, name: &str, deadline: Instant) -> Lookup {
+        let start = Instant::now();
+        let owned = name.to_string();
+        let task = tokio::task::spawn_blocking(move || getaddrinfo(&owned));
+        let result = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(LookupError {
+                kind: DnsErrorKind::Other,
+                text: join.to_string(),
+            }),
+            Err(_) => Err(LookupError {
+                kind: DnsErrorKind::Timeout,
+                text: "the system resolver gave no answer before the deadline".into(),
+            }),
+        };
+        lookup_from(result, start)
+    }
+
+    async fn direct(&self, name: &str, deadline: Instant) -> Option<Lookup> {
+        if is_localhost(name) {
+            return None;
+        }
+        let start = Instant::now();
+        let result = match tokio::time::timeout_at(deadline, hickory_lookup(name)).await {
+            Ok(r) => r,
+            Err(_) => Err(LookupError {
+                kind: DnsErrorKind::Timeout,
+                text: "no name server answered before the deadline".into(),
+            }),
+        };
+        Some(lookup_from(result, start))
+    }
+}
+
+fn lookup_from(result: Result<Vec<IpAddr>, LookupError>, start: Instant) -> Lookup {
+    let elapsed = start.elapsed();
+    match result {
+        Ok(addresses) => Lookup {
+            addresses,
+            elapsed,
+            error: None,
+        },
+        Err(e) => Lookup {
+            addresses: vec![],
+            elapsed,
+            error: Some(e),
+        },
+    }
+}
+
+/// RFC 6761: `localhost` and names below it are answered locally, never by DNS.
+pub fn is_localhost(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n == "localhost" || n.ends_with(".localhost")
+}
+
+async fn hickory_lookup(name: &str) -> Result<Vec<IpAddr>, LookupError> {
+    let mut builder = hickory_resolver::TokioResolver::builder_tokio().map_err(|e| LookupError {
+        kind: classify_build_error(&e),
+        text: e.to_string(),
+    })?;
+    let opts = builder.options_mut();
+    // The direct view must not read /etc/hosts: comparing it with the system view is the point.
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    opts.cache_size = 0;
+    let resolver = builder.build().map_err(|e| LookupError {
+        kind: classify_build_error(&e),
+        text: e.to_string(),
+    })?;
+    match resolver.lookup_ip(name).await {
+        Ok(l) => Ok(l.iter().collect()),
+        Err(e) => Err(LookupError {
+            kind: classify(&e),
+            text: e.to_string(),
+        }),
+    }
+}
+
+fn classify_build_error(e: &NetError) -> DnsErrorKind {
+    // hickory refuses to build from a resolv.conf with no `nameserver` line.
+    if e.to_string().contains("no nameservers") {
+        DnsErrorKind::NoNameservers
+    } else {
+        classify(e)
+    }
+}
+
+/// Map hickory's error to the contract's kinds (table in `shared/notes/linux-probing.md`).
+pub fn classify(e: &NetError) -> DnsErrorKind {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
+            ResponseCode::NXDomain => DnsErrorKind::Nxdomain,
+            ResponseCode::NoError => DnsErrorKind::Nodata,
+            _ => DnsErrorKind::Other,
+        },
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => DnsErrorKind::Servfail,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => DnsErrorKind::Refused,
+        NetError::Timeout => DnsErrorKind::Timeout,
+        NetError::NoConnections => DnsErrorKind::NoNameservers,
+        _ => DnsErrorKind::Other,
+    }
+}
+
+/// glibc's resolver, the way applications call it: any family, stream sockets, no flags
+/// (like Rust's std and Python's `socket.create_connection`).
+fn getaddrinfo(name: &str) -> Result<Vec<IpAddr>, LookupError> {
+    let c_name = CString::new(name).map_err(|_| LookupError {
+        kind: DnsErrorKind::Other,
+        text: "the name contains a NUL byte".into(),
+    })?;
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the fields we need.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C strings and out-pointer; freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 {
+        let errno = std::io::Error::last_os_error();
+        return Err(gai_error(rc, errno));
+    }
+    let mut out = Vec::new();
+    let mut p = res;
+    while !p.is_null() {
+        // SAFETY: p walks the list getaddrinfo returned, which stays valid until freed.
+        let ai = unsafe { &*p };
+        if let Some(sa) = unsafe { sockaddr_to_ip(ai.ai_addr, ai.ai_addrlen) } {
+            if !out.contains(&sa) {
+                out.push(sa);
+            }
+        }
+        p = ai.ai_next;
+    }
+    // SAFETY: res came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// # Safety
+/// `sa` must point to a sockaddr of `len` bytes, as getaddrinfo returns.
+unsafe fn sockaddr_to_ip(sa: *const libc::sockaddr, len: libc::socklen_t) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller guarantees the pointer and length.
+    let storage = unsafe { socket2::SockAddr::try_init(|s, l| {
+        std::ptr::copy_nonoverlapping(sa.cast::<u8>(), s.cast::<u8>(), len as usize);
+        *l = len;
+        Ok(())
+    }) };
+    storage.ok()?.1.as_socket().map(|s| s.ip())
+}
+
+/// glibc's `EAI_*` codes to the contract's kinds. `getaddrinfo` folds SERVFAIL and timeouts into
+/// `EAI_AGAIN`, which is why the direct DNS view exists.
+fn gai_error(rc: i32, errno: std::io::Error) -> LookupError {
+    // SAFETY: gai_strerror returns a static string.
+    let text = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }
+        .to_string_lossy()
+        .into_owned();
+    let kind = match rc {
+        libc::EAI_NONAME => DnsErrorKind::Nxdomain,
+        libc::EAI_NODATA => DnsErrorKind::Nodata,
+        libc::EAI_AGAIN => DnsErrorKind::Timeout,
+        libc::EAI_FAIL => DnsErrorKind::Servfail,
+        _ => DnsErrorKind::Other,
+    };
+    let text = if rc == libc::EAI_SYSTEM {
+        format!("{text}: {errno}")
+    } else {
+        text
+    };
+    LookupError { kind, text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::net::NoRecords;
+    use hickory_resolver::proto::op::Query;
+
+    #[test]
+    fn classifies_every_hickory_failure() {
+        let nr = |code| NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(Query::default(), code)));
+        assert_eq!(classify(&nr(ResponseCode::NXDomain)), DnsErrorKind::Nxdomain);
+        assert_eq!(classify(&nr(ResponseCode::NoError)), DnsErrorKind::Nodata);
+        assert_eq!(
+            classify(&NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))),
+            DnsErrorKind::Servfail
+        );
+        assert_eq!(
+            classify(&NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused))),
+            DnsErrorKind::Refused
+        );
+        assert_eq!(classify(&NetError::Timeout), DnsErrorKind::Timeout);
+        assert_eq!(classify(&NetError::NoConnections), DnsErrorKind::NoNameservers);
+        assert_eq!(classify(&NetError::Message("x")), DnsErrorKind::Other);
+    }
+
+    #[test]
+    fn localhost_names_never_go_to_dns() {
+        assert!(is_localhost("localhost"));
+        assert!(is_localhost("LOCALHOST."));
+        assert!(is_localhost("app.localhost"));
+        assert!(!is_localhost("localhost.example.com"));
+    }
+
+    #[test]
+    fn getaddrinfo_answers_localhost_from_etc_hosts() {
+        let addrs = getaddrinfo("localhost").unwrap();
+        assert!(addrs.iter().all(|a| a.is_loopback()), "{addrs:?}");
+        assert!(!addrs.is_empty());
+    }
+}

@@ -1,0 +1,72 @@
+//! canreach: can I reach this host and port — and if not, why, and what do I do about it?
+//!
+//! The crate is a pipeline; each module is one of its parts:
+//!
+//! | part | module | does |
+//! |---|---|---|
+//! | input | [`cli`], [`target`], [`services`] | arguments → a [`target::Target`] |
+//! | stages | [`dns`], [`probe`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
+//! | knowledge | [`diagnosis`] | facts → verdict, findings, advice (pure) |
+//! | output | [`render`] | diagnosis → text or JSON on any `io::Write` |
+//!
+//! [`run`] ties them together for `main`.
+
+pub mod cli;
+pub mod diagnosis;
+pub mod dns;
+pub mod facts;
+pub mod pipeline;
+pub mod probe;
+pub mod render;
+pub mod services;
+pub mod target;
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::Cli;
+use crate::target::TargetError;
+
+/// Why a run did not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The input was wrong: exit 2.
+    #[error(transparent)]
+    Usage(#[from] TargetError),
+    /// The check could not run at all: exit 1.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Parse the target, run the pipeline, diagnose, render to `out`; return the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
+    let services = services::Services::load();
+    let target = target::parse(&cli.target, cli.port.as_deref(), &services)?;
+    // One thread is enough: the work is waiting on the network, and a multi-threaded runtime
+    // costs start-up time on every check.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let opts = pipeline::Options {
+        timeout: cli.timeout,
+    };
+    let facts = rt.block_on(pipeline::gather(
+        target,
+        opts,
+        &dns::SystemResolver,
+        &probe::KernelConnector,
+    ));
+    // getaddrinfo may still be running on a blocking thread past the deadline: do not wait.
+    rt.shutdown_background();
+    let diag = diagnosis::diagnose(&facts);
+    if cli.json {
+        render::json::render(&facts, &diag, out)
+    } else {
+        render::text::render(&facts, &diag, out)
+    }
+    .and_then(|()| out.flush())
+    .context("cannot write the report")?;
+    Ok(diag.verdict.exit_code())
+}

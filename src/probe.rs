@@ -1,0 +1,332 @@
+//! Stage 2: one TCP connection attempt, and everything the kernel says about it.
+//!
+//! The socket is an ordinary, non-blocking TCP socket (no root) with `IP_RECVERR` /
+//! `IPV6_RECVERR` set before `connect()`, so that an ICMP error arriving while the socket is in
+//! SYN_SENT is queued with the address of the device that sent it. `ECONNREFUSED` alone cannot
+//! tell a TCP reset from a firewall's ICMP port-unreachable; the error queue can (see
+//! `shared/notes/linux-probing.md`). This module only records facts ([`ProbeFact`]); what they
+//! mean is decided in `diagnosis`.
+//!
+//! An optional TTL (hop limit) turns the same probe into one step of a TCP traceroute: hop N
+//! answers with ICMP time-exceeded, which arrives in the same queue.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use serde::Serialize;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+/// One connection attempt to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub address: SocketAddr,
+    /// IPv4 TTL / IPv6 hop limit; `None` leaves the system default.
+    pub ttl: Option<u8>,
+}
+
+impl ProbeSpec {
+    pub fn to(address: SocketAddr) -> Self {
+        ProbeSpec { address, ttl: None }
+    }
+}
+
+/// How `connect()` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum ConnectResult {
+    /// The three-way handshake completed.
+    Connected,
+    /// The kernel reported an error (`SO_ERROR`, or `connect()` itself failed at once).
+    Failed { errno: i32 },
+    /// Nothing came back before the deadline.
+    TimedOut,
+}
+
+/// An ICMP / ICMPv6 error the kernel queued for the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Icmp {
+    /// `true` for ICMPv6 (type numbers differ between the two).
+    pub v6: bool,
+    #[serde(rename = "type")]
+    pub kind: u8,
+    pub code: u8,
+    /// Who sent it: the device that rejected or could not forward the SYN.
+    pub from: Option<IpAddr>,
+}
+
+/// Everything observed about one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFact {
+    pub spec: ProbeSpec,
+    pub result: ConnectResult,
+    pub elapsed: Duration,
+    /// The first ICMP error queued for the socket, if any.
+    pub icmp: Option<Icmp>,
+}
+
+/// The seam between the pipeline and the network: the real one is [`KernelConnector`];
+/// tests substitute one that replays facts.
+pub trait Connector: Sync {
+    fn probe(&self, spec: ProbeSpec, deadline: Instant) -> impl Future<Output = ProbeFact> + Send;
+}
+
+/// Probes with real sockets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelConnector;
+
+impl Connector for KernelConnector {
+    async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
+        let start = Instant::now();
+        let (result, icmp) = match attempt(spec, deadline).await {
+            Ok(r) => r,
+            // Socket creation or setup failed (EMFILE, EAFNOSUPPORT when IPv6 is off, …).
+            Err(e) => (
+                ConnectResult::Failed {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                },
+                None,
+            ),
+        };
+        ProbeFact {
+            spec,
+            result,
+            elapsed: start.elapsed(),
+            icmp,
+        }
+    }
+}
+
+async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResult, Option<Icmp>)> {
+    let addr = spec.address;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    let v6 = addr.is_ipv6();
+    set_recverr(socket.as_raw_fd(), v6)?;
+    if let Some(ttl) = spec.ttl {
+        if v6 {
+            socket.set_unicast_hops_v6(u32::from(ttl))?;
+        } else {
+            socket.set_ttl_v4(u32::from(ttl))?;
+        }
+    }
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => return Ok((ConnectResult::Connected, None)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            let icmp = read_error_queue(socket.as_raw_fd());
+            return Ok((ConnectResult::Failed { errno }, icmp));
+        }
+    }
+    // SAFETY: the AsyncFd owns the socket2::Socket, whose fd stays open and unchanged until
+    // the AsyncFd drops it.
+    let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let outcome = tokio::time::timeout_at(deadline, async {
+        loop {
+            let mut guard = fd.writable().await?;
+            let sock = guard.get_inner();
+            if let Some(e) = sock.take_error()? {
+                let icmp = read_error_queue(sock.as_raw_fd());
+                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                return Ok::<_, io::Error>((ConnectResult::Failed { errno }, icmp));
+            }
+            match sock.peer_addr() {
+                Ok(_) => return Ok((ConnectResult::Connected, None)),
+                // Spurious wake-up: still in SYN_SENT.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => guard.clear_ready(),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(r) => r,
+        // The SYN went unanswered; a late ICMP may still have been queued just now.
+        Err(_) => Ok((ConnectResult::TimedOut, read_error_queue(fd.get_ref().as_raw_fd()))),
+    }
+}
+
+fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+    let (level, name) = if v6 {
+        (libc::SOL_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::SOL_IP, libc::IP_RECVERR)
+    };
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd, pointer to a c_int of the stated length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Drain the socket's error queue; return the first ICMP entry.
+fn read_error_queue(fd: RawFd) -> Option<Icmp> {
+    let mut first = None;
+    // Bounded: a SYN_SENT socket collects at most a handful of entries.
+    for _ in 0..8 {
+        let mut data = [0u8; 256];
+        let mut control = [0u64; 64]; // u64 for cmsg alignment
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: zeroed msghdr is valid; fields set below point into live buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points to valid buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            break;
+        }
+        // SAFETY: standard cmsg walk over the control buffer the kernel filled.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let hdr = &*c;
+                let data_ptr = libc::CMSG_DATA(c);
+                let len = hdr.cmsg_len as usize - (data_ptr as usize - c as usize);
+                let bytes = std::slice::from_raw_parts(data_ptr, len);
+                if first.is_none() {
+                    first = parse_recverr(hdr.cmsg_level, hdr.cmsg_type, bytes);
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+    }
+    first
+}
+
+const SOCK_EXTENDED_ERR_LEN: usize = 16;
+
+/// Parse one `IP_RECVERR` / `IPV6_RECVERR` control message: a `sock_extended_err` followed by
+/// the offender's `sockaddr`. Pure, so it is tested on captured bytes.
+pub fn parse_recverr(level: i32, kind: i32, bytes: &[u8]) -> Option<Icmp> {
+    let ours = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+        || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
+    if !ours || bytes.len() < SOCK_EXTENDED_ERR_LEN {
+        return None;
+    }
+    let origin = bytes[4];
+    let v6 = match origin {
+        libc::SO_EE_ORIGIN_ICMP => false,
+        libc::SO_EE_ORIGIN_ICMP6 => true,
+        // Local errors (e.g. EMSGSIZE) are not news from the network.
+        _ => return None,
+    };
+    Some(Icmp {
+        v6,
+        kind: bytes[5],
+        code: bytes[6],
+        from: parse_sockaddr(&bytes[SOCK_EXTENDED_ERR_LEN..]),
+    })
+}
+
+/// A `sockaddr_in` / `sockaddr_in6` in host layout; `None` for AF_UNSPEC or short input.
+fn parse_sockaddr(b: &[u8]) -> Option<IpAddr> {
+    let family = i32::from(u16::from_ne_bytes(b.get(0..2)?.try_into().ok()?));
+    match family {
+        libc::AF_INET => {
+            let o: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(o)))
+        }
+        libc::AF_INET6 => {
+            let o: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            let ip = Ipv6Addr::from(o);
+            Some(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ee(origin: u8, kind: u8, code: u8) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(libc::EHOSTUNREACH as u32).to_ne_bytes());
+        b.extend_from_slice(&[origin, kind, code, 0]);
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn parses_an_icmp_admin_prohibited_from_a_router() {
+        let mut b = ee(libc::SO_EE_ORIGIN_ICMP, 3, 13);
+        b.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        b.extend_from_slice(&0u16.to_be_bytes());
+        b.extend_from_slice(&[198, 18, 1, 1]);
+        b.extend_from_slice(&[0; 8]);
+        let icmp = parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &b).unwrap();
+        assert_eq!(
+            icmp,
+            Icmp {
+                v6: false,
+                kind: 3,
+                code: 13,
+                from: Some("198.18.1.1".parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn parses_icmpv6_with_offender() {
+        let mut b = ee(libc::SO_EE_ORIGIN_ICMP6, 1, 4);
+        b.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        b.extend_from_slice(&[0; 6]); // port + flowinfo
+        b.extend_from_slice(&"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+        b.extend_from_slice(&[0; 4]); // scope id
+        let icmp = parse_recverr(libc::SOL_IPV6, libc::IPV6_RECVERR, &b).unwrap();
+        assert_eq!((icmp.v6, icmp.kind, icmp.code), (true, 1, 4));
+        assert_eq!(icmp.from, Some("fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ignores_local_errors_other_cmsgs_and_short_input() {
+        assert_eq!(parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &ee(1, 0, 0)), None);
+        assert_eq!(parse_recverr(libc::SOL_SOCKET, 1, &ee(2, 3, 3)), None);
+        assert_eq!(parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &[2, 3]), None);
+        // No offender address: still an ICMP, sender unknown.
+        let icmp = parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &ee(2, 3, 3)).unwrap();
+        assert_eq!(icmp.from, None);
+    }
+
+    #[tokio::test]
+    async fn loopback_open_and_closed() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = l.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let f = KernelConnector.probe(ProbeSpec::to(open), deadline).await;
+        assert_eq!(f.result, ConnectResult::Connected);
+        drop(l);
+        let f = KernelConnector.probe(ProbeSpec::to(open), deadline).await;
+        assert_eq!(f.result, ConnectResult::Failed { errno: libc::ECONNREFUSED });
+        assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
+    }
+}

@@ -1,0 +1,197 @@
+//! The text renderer: what people read and paste into tickets.
+//!
+//! Layout: a headline with the verdict, what was checked step by step (name → addresses →
+//! each address's outcome and evidence), what it means, and numbered next steps with the
+//! exact command and the machine to run it on. Colour comes from `colored`, whose global
+//! switch `main` sets from `--color` / `NO_COLOR`; this module never decides it.
+
+use std::io::{self, Write};
+
+use colored::{ColoredString, Colorize};
+
+use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
+use crate::dns::Lookup;
+use crate::facts::Facts;
+use crate::target::{Host, PortSource};
+
+const WIDTH: usize = 78;
+
+/// Write the human report.
+pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
+    let t = &facts.target;
+    let (mark, word) = headline(diag.verdict);
+    writeln!(w, "{mark} {}  {}", word, t.display().bold())?;
+    wrap(w, &diag.summary, 2)?;
+
+    writeln!(w)?;
+    writeln!(w, "{}", "What was checked".bold())?;
+    let service = t.service.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let port_note = match t.port_source {
+        PortSource::Number => service,
+        PortSource::Service => format!("{service}, from the service name"),
+        PortSource::Scheme => format!("{service}, the URL scheme's usual port"),
+    };
+    writeln!(w, "  {:<9} {} port {}{port_note}", "target", t.host, t.port)?;
+    if let Host::Name(name) = &t.host {
+        if let Some(sys) = &facts.dns.system {
+            writeln!(w, "  {:<9} {}", "name", lookup_line(name, sys, "system resolver"))?;
+        }
+        if let Some(direct) = &facts.dns.direct {
+            writeln!(w, "  {:<9} {}", "", lookup_line(name, direct, "DNS servers"))?;
+        }
+    }
+    let width = diag
+        .addresses
+        .iter()
+        .map(|a| a.address.ip().to_string().len())
+        .max()
+        .unwrap_or(0);
+    for a in &diag.addresses {
+        writeln!(
+            w,
+            "  {:<9} {:<width$}  {}  {}",
+            "address",
+            a.address.ip().to_string(),
+            outcome_word(a.outcome),
+            a.describe().dimmed()
+        )?;
+    }
+
+    let problems: Vec<_> = diag.findings.iter().collect();
+    if !problems.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "{}", "What this means".bold())?;
+        for f in &problems {
+            let bullet = match f.severity {
+                Severity::Error => "•".red(),
+                Severity::Warning => "•".yellow(),
+                Severity::Info => "•".normal(),
+            };
+            wrap_bullet(w, &bullet.to_string(), &f.message)?;
+        }
+        let steps: Vec<_> = problems.iter().flat_map(|f| &f.advice).collect();
+        if !steps.is_empty() {
+            writeln!(w)?;
+            writeln!(w, "{}", "Next steps".bold())?;
+            for (i, a) in steps.iter().enumerate() {
+                let text = match &a.on {
+                    Some(on) if a.command.is_some() => format!("{} — on {on}:", a.text),
+                    _ => a.text.clone(),
+                };
+                wrap_bullet(w, &format!("{}.", i + 1), &text)?;
+                if let Some(cmd) = &a.command {
+                    writeln!(w, "       {}", cmd.cyan())?;
+                }
+            }
+        }
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{}",
+        format!(
+            "checked in {} (deadline {}) · canreach {}",
+            fmt_duration(facts.elapsed),
+            fmt_duration(facts.timeout),
+            env!("CARGO_PKG_VERSION")
+        )
+        .dimmed()
+    )
+}
+
+fn headline(v: Verdict) -> (ColoredString, ColoredString) {
+    let word = v.as_str().replace('_', " ").to_uppercase();
+    match v {
+        Verdict::Open => ("✓".green().bold(), word.green().bold()),
+        Verdict::Partial => ("!".yellow().bold(), word.yellow().bold()),
+        _ => ("✗".red().bold(), word.red().bold()),
+    }
+}
+
+fn outcome_word(o: Outcome) -> ColoredString {
+    let s = format!("{:<8}", format!("{o:?}").to_lowercase());
+    match o {
+        Outcome::Open => s.green(),
+        _ => s.red(),
+    }
+}
+
+fn lookup_line(name: &str, l: &Lookup, who: &str) -> String {
+    let took = fmt_duration(l.elapsed);
+    match &l.error {
+        Some(e) => format!("{name} → no address: {} ({who}, {took})", e.text),
+        None => {
+            let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+            format!("{name} → {}  ({who}, {took})", addrs.join(", "))
+        }
+    }
+}
+
+fn wrap(w: &mut dyn Write, text: &str, indent: usize) -> io::Result<()> {
+    for line in wrap_lines(text, WIDTH - indent) {
+        writeln!(w, "{:indent$}{line}", "")?;
+    }
+    Ok(())
+}
+
+/// `  1. first line` with continuation lines aligned under the text.
+fn wrap_bullet(w: &mut dyn Write, bullet: &str, text: &str) -> io::Result<()> {
+    // Width of the bullet as shown, without colour codes.
+    let shown = strip_ansi(bullet).chars().count();
+    let indent = 2 + shown + 1;
+    for (i, line) in wrap_lines(text, WIDTH - indent).into_iter().enumerate() {
+        if i == 0 {
+            writeln!(w, "  {bullet} {line}")?;
+        } else {
+            writeln!(w, "{:indent$}{line}", "")?;
+        }
+    }
+    Ok(())
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_esc = false;
+    for c in s.chars() {
+        match (in_esc, c) {
+            (false, '\x1b') => in_esc = true,
+            (true, 'm') => in_esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Greedy word wrap; words longer than the width stand on their own line.
+fn wrap_lines(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_width_without_losing_words() {
+        let text = "a ".repeat(100);
+        let lines = wrap_lines(&text, 10);
+        assert!(lines.iter().all(|l| l.len() <= 10));
+        assert_eq!(lines.join(" ").split(' ').count(), 100);
+        assert_eq!(wrap_lines("averyveryverylongword x", 5), ["averyveryverylongword", "x"]);
+    }
+}

@@ -1,0 +1,157 @@
+//! Service names and URL schemes to ports: /etc/services plus a small built-in table.
+//!
+//! Reading the file ([`Services::load`]) is split from parsing its text ([`Services::parse`]) so
+//! the parser is tested on fixtures. The built-in table covers URL schemes whose name differs
+//! from the /etc/services entry (`postgres://` vs `postgresql`) and machines with no
+//! /etc/services at all (minimal containers), so `https://h/` works everywhere.
+
+use std::collections::HashMap;
+
+use crate::target::Port;
+
+/// Where the system's service table lives.
+pub const SERVICES_PATH: &str = "/etc/services";
+
+/// Schemes and service names every user expects to work, whatever /etc/services says.
+const BUILTIN: &[(&str, u16)] = &[
+    ("http", 80),
+    ("https", 443),
+    ("ws", 80),
+    ("wss", 443),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("sftp", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("smtps", 465),
+    ("submission", 587),
+    ("dns", 53),
+    ("domain", 53),
+    ("pop3", 110),
+    ("imap", 143),
+    ("imaps", 993),
+    ("ldap", 389),
+    ("ldaps", 636),
+    ("rdp", 3389),
+    ("mysql", 3306),
+    ("mariadb", 3306),
+    ("postgres", 5432),
+    ("postgresql", 5432),
+    ("redis", 6379),
+    ("rediss", 6379),
+    ("mongodb", 27017),
+    ("amqp", 5672),
+    ("amqps", 5671),
+    ("mqtt", 1883),
+    ("mqtts", 8883),
+    ("mssql", 1433),
+    ("sqlserver", 1433),
+    ("git", 9418),
+    ("kafka", 9092),
+    ("memcached", 11211),
+    ("elasticsearch", 9200),
+    ("vnc", 5900),
+];
+
+/// A name → TCP port table.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    tcp: HashMap<String, u16>,
+    /// Port → its canonical name: the first /etc/services entry, else the built-in one.
+    names: HashMap<u16, String>,
+}
+
+impl Services {
+    /// Read /etc/services; a missing or unreadable file leaves only the built-in table.
+    pub fn load() -> Services {
+        let text = std::fs::read_to_string(SERVICES_PATH).unwrap_or_default();
+        Services::parse(&text)
+    }
+
+    /// Parse the text of a services(5) file: `name port/proto [aliases…] [# comment]`.
+    /// Malformed lines are skipped, as glibc does.
+    pub fn parse(text: &str) -> Services {
+        let mut tcp: HashMap<String, u16> = HashMap::new();
+        let mut names: HashMap<u16, String> = HashMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Some((port, "tcp")) = port_proto.split_once('/') else {
+                continue;
+            };
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            names.entry(port).or_insert_with(|| name.to_string());
+            for n in std::iter::once(name).chain(words) {
+                tcp.entry(n.to_ascii_lowercase()).or_insert(port);
+            }
+        }
+        for (n, p) in BUILTIN {
+            tcp.entry((*n).to_string()).or_insert(*p);
+            names.entry(*p).or_insert_with(|| (*n).to_string());
+        }
+        Services { tcp, names }
+    }
+
+    /// The TCP port of a service name (case-insensitive).
+    pub fn port_of(&self, name: &str) -> Option<Port> {
+        self.tcp
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .and_then(Port::new)
+    }
+
+    /// The usual port of a URL scheme: a scheme is a service name by another spelling.
+    pub fn scheme_port(&self, scheme: &str) -> Option<Port> {
+        self.port_of(scheme)
+    }
+
+    /// The service name of a port, for the report ("5432 (postgresql)").
+    pub fn name_of(&self, port: Port) -> Option<&str> {
+        self.names.get(&port.get()).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_aliases_and_skips_junk() {
+        let s = Services::parse(
+            "# comment\n\
+             tcpmux 1/tcp # TCP port service multiplexer\n\
+             echo 7/udp\n\
+             myapp 7000/tcp myalias other\n\
+             broken notaport/tcp\n\
+             lonely\n\
+             toolarge 70000/tcp\n",
+        );
+        assert_eq!(s.port_of("tcpmux").map(Port::get), Some(1));
+        assert_eq!(s.port_of("echo"), None, "udp-only entries are not TCP ports");
+        assert_eq!(s.port_of("MYALIAS").map(Port::get), Some(7000));
+        assert_eq!(s.port_of("other").map(Port::get), Some(7000));
+        assert_eq!(s.port_of("broken"), None);
+        assert_eq!(s.port_of("toolarge"), None);
+    }
+
+    #[test]
+    fn builtins_work_without_a_file() {
+        let s = Services::parse("");
+        assert_eq!(s.scheme_port("postgres").map(Port::get), Some(5432));
+        assert_eq!(s.scheme_port("https").map(Port::get), Some(443));
+        assert_eq!(s.scheme_port("nonesuch"), None);
+    }
+
+    #[test]
+    fn parses_the_debian_file_fixture() {
+        let s = Services::parse(include_str!("../tests/fixtures/services"));
+        assert_eq!(s.port_of("postgresql").map(Port::get), Some(5432));
+        assert_eq!(s.port_of("domain").map(Port::get), Some(53));
+        assert_eq!(s.name_of(Port::new(22).unwrap()), Some("ssh"));
+    }
+}

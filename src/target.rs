@@ -1,0 +1,443 @@
+//! Stage 0: turn what the user typed into a [`Target`] (a host and a [`Port`]).
+//!
+//! Accepts `host PORT`, `host:port`, `[v6]:port`, bare IPv6 literals and URLs
+//! (`postgres://u@db:5432/x`, `https://h/`). Every rejection is a [`TargetError`]
+//! whose `Display` is the one line the user sees before exit code 2, so each
+//! message says what was wrong *and* what was expected.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU16;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::services::Services;
+
+/// A TCP port one can connect to: 1..=65535. Port 0 is a wildcard for `bind`,
+/// never a destination, so the type cannot hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Port(NonZeroU16);
+
+impl Port {
+    pub fn new(n: u16) -> Option<Port> {
+        NonZeroU16::new(n).map(Port)
+    }
+    pub fn get(self) -> u16 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The host half of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Host {
+    /// An address literal: no DNS is involved.
+    Ip(IpAddr),
+    /// A name to resolve, as typed (case kept; a trailing dot kept: it means "no search domains").
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(ip) => ip.fmt(f),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// How the port was chosen; shown so "why 5432?" never needs asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortSource {
+    /// A number the user typed.
+    Number,
+    /// A service name looked up in /etc/services (or the built-in table).
+    Service,
+    /// The usual port of a URL's scheme.
+    Scheme,
+}
+
+/// What to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The words as typed, for the report.
+    pub input: String,
+    pub host: Host,
+    pub port: Port,
+    pub port_source: PortSource,
+    /// The port's service name (/etc/services), for the report: "5432 (postgresql)".
+    pub service: Option<String>,
+}
+
+impl Target {
+    /// `host:port` as a person writes it (brackets around IPv6).
+    pub fn display(&self) -> String {
+        match self.host {
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
+            _ => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// Everything that can be wrong with the input. Each message is one line.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("no host given: write a name or address, e.g. `canreach db.example.com 5432`")]
+    EmptyHost,
+    #[error("no port given for {0}: add one, e.g. `canreach {0} 443` or `canreach {0}:443`")]
+    MissingPort(String),
+    #[error("port 0 cannot be connected to: ports go from 1 to 65535")]
+    PortZero,
+    #[error("port {0} is out of range: ports go from 1 to 65535")]
+    PortOutOfRange(String),
+    #[error("unknown port or service name `{0}`: give a number from 1 to 65535 or a name from /etc/services")]
+    UnknownService(String),
+    #[error("two different ports given ({0} and {1}): give the port once")]
+    ConflictingPorts(u16, u16),
+    #[error("host name is {0} characters long: a DNS name has at most 253")]
+    NameTooLong(usize),
+    #[error("`{name}` is not a valid host name: {why}")]
+    InvalidName { name: String, why: &'static str },
+    #[error("`{0}` has an unclosed `[`: write an IPv6 address as [2001:db8::1]:443")]
+    UnclosedBracket(String),
+    #[error("`{0}` is not an IPv6 address (inside [ ] only an IPv6 address may stand)")]
+    BadBracketAddress(String),
+    #[error("unexpected text `{0}` after `]`: expected `:PORT` or nothing")]
+    AfterBracket(String),
+    #[error("`{0}` is not a valid URL: {1}")]
+    BadUrl(String, String),
+    #[error("URL `{0}` has no host")]
+    UrlWithoutHost(String),
+    #[error("URL scheme `{0}` has no usual port: give one, e.g. `{0}://host:PORT`")]
+    UnknownScheme(String),
+    #[error("IPv6 zone `%{0}` is not supported: use a global or unique-local address")]
+    ZoneUnsupported(String),
+}
+
+/// Longest DNS name (RFC 1035, without the trailing dot).
+const MAX_NAME: usize = 253;
+const MAX_LABEL: usize = 63;
+
+/// Parse the command line's TARGET and optional PORT.
+pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Target, TargetError> {
+    let input = match port {
+        Some(p) => format!("{target} {p}"),
+        None => target.to_string(),
+    };
+    let target = target.trim();
+    let explicit = port.map(|p| parse_port(p.trim(), services)).transpose()?;
+
+    let (host, embedded) = if target.contains("://") {
+        let (h, p) = parse_url(target, services)?;
+        (h, Some(p))
+    } else {
+        split_host_port(target, services)?
+    };
+
+    let (port, port_source) = match (explicit, embedded) {
+        (Some(a), Some(b)) if a.0 != b.0 && b.1 != PortSource::Scheme => {
+            return Err(TargetError::ConflictingPorts(b.0.get(), a.0.get()));
+        }
+        // An explicit PORT wins over a scheme's usual port (`canreach https://h 8443`).
+        (Some(a), _) => a,
+        (None, Some(b)) => b,
+        (None, None) => return Err(TargetError::MissingPort(host.to_string())),
+    };
+    Ok(Target {
+        input,
+        host,
+        port,
+        port_source,
+        service: services.name_of(port).map(str::to_string),
+    })
+}
+
+/// A port number or service name.
+pub fn parse_port(s: &str, services: &Services) -> Result<(Port, PortSource), TargetError> {
+    if s.is_empty() {
+        return Err(TargetError::UnknownService(s.to_string()));
+    }
+    let numeric = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !numeric.is_empty() && numeric.bytes().all(|b| b.is_ascii_digit()) {
+        if s.starts_with('-') {
+            return Err(TargetError::PortOutOfRange(s.to_string()));
+        }
+        return match numeric.parse::<u32>() {
+            Ok(0) => Err(TargetError::PortZero),
+            Ok(n) if n <= 65535 => Ok((Port::new(n as u16).expect("non-zero"), PortSource::Number)),
+            _ => Err(TargetError::PortOutOfRange(s.to_string())),
+        };
+    }
+    services
+        .port_of(s)
+        .map(|p| (p, PortSource::Service))
+        .ok_or_else(|| TargetError::UnknownService(s.to_string()))
+}
+
+type Embedded = Option<(Port, PortSource)>;
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 literal.
+fn split_host_port(s: &str, services: &Services) -> Result<(Host, Embedded), TargetError> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some(end) = rest.find(']') else {
+            return Err(TargetError::UnclosedBracket(s.to_string()));
+        };
+        let inside = &rest[..end];
+        let after = &rest[end + 1..];
+        let host = parse_v6_with_zone(inside)
+            .map_err(|e| e.unwrap_or_else(|| TargetError::BadBracketAddress(inside.to_string())))?;
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p, services)?),
+                None => return Err(TargetError::AfterBracket(after.to_string())),
+            },
+        };
+        return Ok((host, port));
+    }
+    if s.contains(']') {
+        return Err(TargetError::InvalidName {
+            name: s.to_string(),
+            why: "a `]` without a matching `[`",
+        });
+    }
+    match s.matches(':').count() {
+        0 => Ok((parse_host(s)?, None)),
+        1 => {
+            let (h, p) = s.split_once(':').expect("one colon");
+            if h.is_empty() {
+                return Err(TargetError::EmptyHost);
+            }
+            Ok((parse_host(h)?, Some(parse_port(p, services)?)))
+        }
+        // Two or more colons: only an IPv6 literal can look like this.
+        _ => match parse_v6_with_zone(s) {
+            Ok(h) => Ok((h, None)),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(TargetError::InvalidName {
+                name: s.to_string(),
+                why: "too many `:` for host:port, and not an IPv6 address (write [v6addr]:port)",
+            }),
+        },
+    }
+}
+
+/// An IPv6 literal. `Err(None)` means "not IPv6 at all"; `Err(Some(_))` a specific problem.
+fn parse_v6_with_zone(s: &str) -> Result<Host, Option<TargetError>> {
+    if let Some((addr, zone)) = s.split_once('%') {
+        if addr.parse::<Ipv6Addr>().is_ok() {
+            return Err(Some(TargetError::ZoneUnsupported(zone.to_string())));
+        }
+        return Err(None);
+    }
+    s.parse::<Ipv6Addr>()
+        .map(|ip| Host::Ip(IpAddr::V6(ip)))
+        .map_err(|_| None)
+}
+
+/// A host name or an IP literal, validated so that garbage never reaches the resolver.
+pub fn parse_host(s: &str) -> Result<Host, TargetError> {
+    if s.is_empty() {
+        return Err(TargetError::EmptyHost);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    validate_name(s)?;
+    Ok(Host::Name(s.to_string()))
+}
+
+fn validate_name(s: &str) -> Result<(), TargetError> {
+    let invalid = |why| TargetError::InvalidName {
+        name: s.to_string(),
+        why,
+    };
+    let body = s.strip_suffix('.').unwrap_or(s);
+    if body.len() > MAX_NAME {
+        return Err(TargetError::NameTooLong(body.len()));
+    }
+    if body.is_empty() {
+        return Err(invalid("it has no labels"));
+    }
+    for label in body.split('.') {
+        if label.is_empty() {
+            return Err(invalid("it has an empty label (two dots in a row, or a leading dot)"));
+        }
+        if label.len() > MAX_LABEL {
+            return Err(invalid("a label is longer than 63 characters"));
+        }
+        // Underscores are not legal in host names but real ones exist (`_dmarc`, AD names);
+        // the resolver, not we, should be the judge of those.
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "only letters, digits, `-` and `.` may appear in a host name",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label may not start or end with `-`"));
+        }
+    }
+    // `1.2.3` or `999.1.1.1`: all-numeric labels with a numeric top label is a mistyped address.
+    if body
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(invalid("it looks like an IPv4 address but is not a valid one"));
+    }
+    Ok(())
+}
+
+/// A URL: host from the authority, port from the URL or the scheme's usual port.
+fn parse_url(s: &str, services: &Services) -> Result<(Host, (Port, PortSource)), TargetError> {
+    let url = url::Url::parse(s).map_err(|e| TargetError::BadUrl(s.to_string(), e.to_string()))?;
+    let host = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
+        Some(url::Host::Domain("")) | None => {
+            return Err(TargetError::UrlWithoutHost(s.to_string()));
+        }
+        Some(url::Host::Domain(d)) => parse_host(d)?,
+    };
+    if let Some(p) = url.port() {
+        let port = Port::new(p).ok_or(TargetError::PortZero)?;
+        return Ok((host, (port, PortSource::Number)));
+    }
+    let scheme = url.scheme();
+    let port = services
+        .scheme_port(scheme)
+        .ok_or_else(|| TargetError::UnknownScheme(scheme.to_string()))?;
+    Ok((host, (port, PortSource::Scheme)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn svc() -> Services {
+        Services::parse("ssh 22/tcp\nhttps 443/tcp\npostgresql 5432/tcp postgres\n")
+    }
+    fn p(t: &str, port: Option<&str>) -> Result<Target, TargetError> {
+        parse(t, port, &svc())
+    }
+    fn hp(t: &str, port: Option<&str>) -> (Host, u16) {
+        let t = p(t, port).unwrap();
+        (t.host, t.port.get())
+    }
+    fn name(n: &str) -> Host {
+        Host::Name(n.into())
+    }
+
+    #[test]
+    fn accepts_every_documented_form() {
+        assert_eq!(hp("db.internal", Some("5432")), (name("db.internal"), 5432));
+        assert_eq!(hp("db.internal:5432", None), (name("db.internal"), 5432));
+        assert_eq!(
+            hp("127.0.0.1:80", None),
+            (Host::Ip(Ipv4Addr::LOCALHOST.into()), 80)
+        );
+        assert_eq!(
+            hp("[::1]:8080", None),
+            (Host::Ip(Ipv6Addr::LOCALHOST.into()), 8080)
+        );
+        assert_eq!(hp("::1", Some("22")), (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22));
+        assert_eq!(hp("[::1]", Some("ssh")), (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22));
+        assert_eq!(hp("host", Some("https")), (name("host"), 443));
+        assert_eq!(hp("FQDN.example.", Some("1")), (name("FQDN.example."), 1));
+    }
+
+    #[test]
+    fn urls_take_their_port_or_the_schemes() {
+        assert_eq!(hp("https://h/", None), (name("h"), 443));
+        assert_eq!(hp("http://h", None), (name("h"), 80));
+        assert_eq!(hp("postgres://u:pw@db:6543/x", None), (name("db"), 6543));
+        assert_eq!(hp("postgres://u@db/x", None), (name("db"), 5432));
+        assert_eq!(hp("redis://cache", None), (name("cache"), 6379));
+        assert_eq!(
+            hp("http://[2001:db8::1]:81/", None),
+            (Host::Ip("2001:db8::1".parse().unwrap()), 81)
+        );
+        assert_eq!(p("https://h/", None).unwrap().port_source, PortSource::Scheme);
+        // An explicit PORT overrides the scheme's usual one.
+        assert_eq!(hp("https://h/", Some("8443")), (name("h"), 8443));
+    }
+
+    #[test]
+    fn service_names_resolve_through_etc_services() {
+        let t = p("h", Some("postgres")).unwrap();
+        assert_eq!((t.port.get(), t.port_source), (5432, PortSource::Service));
+    }
+
+    #[test]
+    fn rejects_bad_ports() {
+        assert_eq!(p("h", Some("0")), Err(TargetError::PortZero));
+        assert_eq!(p("h:0", None), Err(TargetError::PortZero));
+        assert_eq!(p("h", Some("-1")), Err(TargetError::PortOutOfRange("-1".into())));
+        assert_eq!(p("h", Some("65536")), Err(TargetError::PortOutOfRange("65536".into())));
+        assert_eq!(
+            p("h", Some("99999999999999999999")),
+            Err(TargetError::PortOutOfRange("99999999999999999999".into()))
+        );
+        assert_eq!(p("h", Some("nosuch")), Err(TargetError::UnknownService("nosuch".into())));
+        assert_eq!(p("h:", None), Err(TargetError::UnknownService("".into())));
+        assert_eq!(p("h", None), Err(TargetError::MissingPort("h".into())));
+        assert_eq!(p("h:22", Some("23")), Err(TargetError::ConflictingPorts(22, 23)));
+        assert!(p("h:22", Some("22")).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_hosts() {
+        assert_eq!(p("", Some("1")), Err(TargetError::EmptyHost));
+        assert_eq!(p(":22", None), Err(TargetError::EmptyHost));
+        assert!(matches!(p("a..b", Some("1")), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(p("-a.b", Some("1")), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(p("a b", Some("1")), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(p("999.1.1.1", Some("1")), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(p("h:1:2", None), Err(TargetError::InvalidName { .. })));
+        assert_eq!(p(&"a".repeat(300), Some("1")), Err(TargetError::NameTooLong(300)));
+        assert!(matches!(p(&"a".repeat(64), Some("1")), Err(TargetError::InvalidName { .. })));
+        assert_eq!(p("[::1", Some("1")), Err(TargetError::UnclosedBracket("[::1".into())));
+        assert_eq!(p("[nope]:1", None), Err(TargetError::BadBracketAddress("nope".into())));
+        assert_eq!(p("[::1]x", None), Err(TargetError::AfterBracket("x".into())));
+        assert!(matches!(p("::1]:1", None), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(p("http://", None), Err(TargetError::BadUrl(..))));
+        assert!(matches!(p("gopher2://h", None), Err(TargetError::UnknownScheme(_))));
+        assert!(matches!(p("fe80::1%nosuchif0", Some("1")), Err(TargetError::ZoneUnsupported(_))));
+    }
+
+    #[test]
+    fn every_error_is_one_line() {
+        for (t, port) in [("", Some("0")), ("a..b", Some("1")), ("[::1", None), ("http://", None)] {
+            let e = p(t, port).unwrap_err().to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    proptest::proptest! {
+        // Whatever is typed, parsing returns (never panics), and a success names a real port.
+        #[test]
+        fn never_panics(t in "\\PC{0,80}", port in proptest::option::of("\\PC{0,12}")) {
+            if let Ok(t) = p(&t, port.as_deref()) {
+                proptest::prop_assert!(t.port.get() >= 1);
+            }
+        }
+        #[test]
+        fn every_valid_port_number_round_trips(n in 1u16..=65535) {
+            let t = p("h", Some(&n.to_string())).unwrap();
+            proptest::prop_assert_eq!(t.port.get(), n);
+        }
+    }
+}
