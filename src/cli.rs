@@ -72,7 +72,10 @@ impl Cli {
                     let _ = e.print();
                     std::process::exit(EXIT_USAGE)
                 }
-                eprintln!("canreach: {} (see `canreach --help`)", first_line(&e.to_string()));
+                eprintln!(
+                    "canreach: {} (see `canreach --help`)",
+                    first_line(&e.to_string())
+                );
                 std::process::exit(EXIT_USAGE)
             }
         }
@@ -93,9 +96,16 @@ impl Cli {
     }
 }
 
-fn first_line(msg: &str) -> &str {
-    let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(msg);
-    line.strip_prefix("error: ").unwrap_or(line)
+/// clap's message folded into one line: the text before the usage block, joined.
+fn first_line(msg: &str) -> String {
+    let text: Vec<&str> = msg
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let line = text.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// `5`, `2.5`, `500ms`, `3s`: a positive duration of at most 300 s.
@@ -113,7 +123,7 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a duration: write seconds (5, 2.5) or 500ms"))?;
     let secs = v * scale;
-    if !secs.is_finite() || secs < 0.001 || secs > 300.0 {
+    if !secs.is_finite() || !(0.001..=300.0).contains(&secs) {
         return Err(format!("`{s}` is out of range: from 1ms to 300s"));
     }
     Ok(Duration::from_secs_f64(secs))

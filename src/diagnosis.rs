@@ -181,8 +181,12 @@ impl AddressResult {
                 i.code,
                 from(i)
             ),
-            Evidence::NoRouteHere(e) => format!("{} at once: no route on this machine", errno_name(*e)),
-            Evidence::LocalPolicy(e) => format!("{} at once: this machine refused to send", errno_name(*e)),
+            Evidence::NoRouteHere(e) => {
+                format!("{} at once: no route on this machine", errno_name(*e))
+            }
+            Evidence::LocalPolicy(e) => {
+                format!("{} at once: this machine refused to send", errno_name(*e))
+            }
             Evidence::LocalError(e) => format!("{} at once ({})", errno_name(*e), errno_text(*e)),
             Evidence::Silence => format!("no answer in {t}"),
         }
@@ -294,7 +298,10 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     let Some(first) = addresses.first() else {
         return dns_failure(facts);
     };
-    let open = addresses.iter().filter(|a| a.outcome == Outcome::Open).count();
+    let open = addresses
+        .iter()
+        .filter(|a| a.outcome == Outcome::Open)
+        .count();
     let verdict = if open == addresses.len() {
         Verdict::Open
     } else if open > 0 {
@@ -313,8 +320,10 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     for a in addresses.iter().filter(|a| a.outcome != Outcome::Open) {
         if !seen.contains(&a.outcome) {
             seen.push(a.outcome);
-            let same: Vec<&AddressResult> =
-                addresses.iter().filter(|b| b.outcome == a.outcome).collect();
+            let same: Vec<&AddressResult> = addresses
+                .iter()
+                .filter(|b| b.outcome == a.outcome)
+                .collect();
             findings.push(failure_finding(facts, a, &same));
         }
     }
@@ -347,11 +356,24 @@ fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> Stri
             "{t} is closed: the host answered, but nothing accepts connections on port {}.",
             target.port
         ),
-        Verdict::Rejected => format!("{t} is rejected: a firewall refused the connection."),
-        Verdict::Filtered => format!(
-            "{t} is filtered: nothing answered, so something drops the packets silently."
-        ),
-        Verdict::Unreachable => format!("{t} is unreachable: the host cannot be reached from here."),
+        Verdict::Rejected => match addrs.first().and_then(AddressResult::sender) {
+            Some((Sender::Target, _)) => {
+                format!("{t} is rejected: the server's own firewall refused the connection.")
+            }
+            Some((Sender::OnTheWay, Some(dev))) => {
+                format!("{t} is rejected: a firewall on the way, at {dev}, refused the connection.")
+            }
+            _ => format!("{t} is rejected: a firewall refused the connection."),
+        },
+        Verdict::Filtered => {
+            format!("{t} is filtered: nothing answered, so something drops the packets silently.")
+        }
+        Verdict::Unreachable => match addrs.first().and_then(AddressResult::sender) {
+            Some((_, Some(dev))) => {
+                format!("{t} is unreachable: {dev} reports that it cannot reach the host.")
+            }
+            _ => format!("{t} is unreachable: the host cannot be reached from here."),
+        },
         Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
     }
 }
@@ -611,8 +633,14 @@ fn hostish(target: &Target, a: &AddressResult) -> String {
 }
 
 fn partial_finding(target: &Target, addrs: &[AddressResult]) -> Finding {
-    let ok: Vec<&AddressResult> = addrs.iter().filter(|a| a.outcome == Outcome::Open).collect();
-    let bad: Vec<&AddressResult> = addrs.iter().filter(|a| a.outcome != Outcome::Open).collect();
+    let ok: Vec<&AddressResult> = addrs
+        .iter()
+        .filter(|a| a.outcome == Outcome::Open)
+        .collect();
+    let bad: Vec<&AddressResult> = addrs
+        .iter()
+        .filter(|a| a.outcome != Outcome::Open)
+        .collect();
     let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
     let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
     let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
@@ -640,7 +668,9 @@ fn partial_finding(target: &Target, addrs: &[AddressResult]) -> Finding {
              point the client at 127.0.0.1:{port} instead of localhost."
         )));
     } else if v4_ok && v6_bad {
-        message.push_str(" IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.");
+        message.push_str(
+            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
+        );
         advice.push(Advice::say(format!(
             "Make the service listen on IPv6 too and allow port {port} for IPv6 in its firewall, \
              or remove the AAAA record if the host is not meant to be reached over IPv6."
@@ -745,16 +775,16 @@ fn dns_failure(facts: &Facts) -> Diagnosis {
             ],
         ),
         DnsErrorKind::Nodata => (
-            format!(
-                "The name {name} exists but has no address record (A or AAAA) (NODATA)."
-            ),
+            format!("The name {name} exists but has no address record (A or AAAA) (NODATA)."),
             vec![
                 Advice::run(
                     "See which records the name does have",
                     format!("dig {name} ANY +noall +answer"),
                     "this machine",
                 ),
-                Advice::say("Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record."),
+                Advice::say(
+                    "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
+                ),
             ],
         ),
         DnsErrorKind::Servfail => (
@@ -772,16 +802,28 @@ fn dns_failure(facts: &Facts) -> Diagnosis {
             ],
         ),
         DnsErrorKind::Refused => (
-            format!("The name server refused to answer for {name} (REFUSED): it does not serve this client."),
+            format!(
+                "The name server refused to answer for {name} (REFUSED): it does not serve this client."
+            ),
             vec![
-                Advice::run("See which name servers this machine uses", "cat /etc/resolv.conf", "this machine"),
+                Advice::run(
+                    "See which name servers this machine uses",
+                    "cat /etc/resolv.conf",
+                    "this machine",
+                ),
                 Advice::say("Use a name server that serves you (the VPN's or the company's)."),
             ],
         ),
         DnsErrorKind::Timeout => (
-            format!("No name server answered for {name} in time: the name server is down or unreachable."),
+            format!(
+                "No name server answered for {name} in time: the name server is down or unreachable."
+            ),
             vec![
-                Advice::run("See which name servers this machine uses", "cat /etc/resolv.conf", "this machine"),
+                Advice::run(
+                    "See which name servers this machine uses",
+                    "cat /etc/resolv.conf",
+                    "this machine",
+                ),
                 Advice::run(
                     "Check that the first of them answers on port 53",
                     "canreach NAMESERVER 53",
@@ -792,8 +834,14 @@ fn dns_failure(facts: &Facts) -> Diagnosis {
         DnsErrorKind::NoNameservers => (
             format!("This machine has no name server configured, so {name} cannot be looked up."),
             vec![
-                Advice::run("Look at the resolver configuration", "cat /etc/resolv.conf", "this machine"),
-                Advice::say("Add a `nameserver` line, or fix the network settings that should write it."),
+                Advice::run(
+                    "Look at the resolver configuration",
+                    "cat /etc/resolv.conf",
+                    "this machine",
+                ),
+                Advice::say(
+                    "Add a `nameserver` line, or fix the network settings that should write it.",
+                ),
             ],
         ),
         DnsErrorKind::Other => (
@@ -982,7 +1030,10 @@ mod tests {
         assert_eq!(d.verdict, Verdict::Rejected);
         assert_eq!(ids(&d), ["firewall_reject_on_path"]);
         assert!(d.findings[0].message.contains("198.18.1.1"));
-        assert_eq!(d.addresses[0].sender(), Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap()))));
+        assert_eq!(
+            d.addresses[0].sender(),
+            Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap())))
+        );
     }
 
     #[test]
@@ -1005,11 +1056,19 @@ mod tests {
     fn host_unreachable_from_router_is_unreachable() {
         let d = diagnose(&facts(
             target("198.18.2.99", 22),
-            vec![probe("198.18.2.99:22", failed(libc::EHOSTUNREACH), icmp4(1, "198.18.1.1"))],
+            vec![probe(
+                "198.18.2.99:22",
+                failed(libc::EHOSTUNREACH),
+                icmp4(1, "198.18.1.1"),
+            )],
         ));
         assert_eq!(d.verdict, Verdict::Unreachable);
         assert_eq!(ids(&d), ["host_unreachable"]);
-        assert!(d.findings[0].message.contains("198.18.1.1 reported host-unreachable"));
+        assert!(
+            d.findings[0]
+                .message
+                .contains("198.18.1.1 reported host-unreachable")
+        );
     }
 
     #[test]
@@ -1020,7 +1079,10 @@ mod tests {
         ));
         assert_eq!(d.verdict, Verdict::Unreachable);
         assert_eq!(ids(&d), ["no_route"]);
-        assert_eq!(d.findings[0].advice[0].command.as_deref(), Some("ip route get 198.19.9.9"));
+        assert_eq!(
+            d.findings[0].advice[0].command.as_deref(),
+            Some("ip route get 198.19.9.9")
+        );
     }
 
     #[test]
@@ -1059,7 +1121,10 @@ mod tests {
             ],
         ));
         assert_eq!(d.verdict, Verdict::Filtered);
-        assert_eq!(ids(&d), ["silent_drop", "port_closed", "addresses_disagree"]);
+        assert_eq!(
+            ids(&d),
+            ["silent_drop", "port_closed", "addresses_disagree"]
+        );
         assert!(d.findings[2].message.contains("198.18.0.2 is closed"));
     }
 
@@ -1078,7 +1143,10 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
-        assert!(!codes.contains(&1) && !codes.contains(&2), "1 and 2 are errors, not verdicts");
+        assert!(
+            !codes.contains(&1) && !codes.contains(&2),
+            "1 and 2 are errors, not verdicts"
+        );
     }
 
     fn lookup_err(kind: DnsErrorKind) -> Option<crate::dns::Lookup> {

@@ -135,10 +135,11 @@ pub fn is_localhost(name: &str) -> bool {
 }
 
 async fn hickory_lookup(name: &str) -> Result<Vec<IpAddr>, LookupError> {
-    let mut builder = hickory_resolver::TokioResolver::builder_tokio().map_err(|e| LookupError {
-        kind: classify_build_error(&e),
-        text: e.to_string(),
-    })?;
+    let mut builder =
+        hickory_resolver::TokioResolver::builder_tokio().map_err(|e| LookupError {
+            kind: classify_build_error(&e),
+            text: e.to_string(),
+        })?;
     let opts = builder.options_mut();
     // The direct view must not read /etc/hosts: comparing it with the system view is the point.
     opts.use_hosts_file = ResolveHosts::Never;
@@ -205,10 +206,10 @@ fn getaddrinfo(name: &str) -> Result<Vec<IpAddr>, LookupError> {
     while !p.is_null() {
         // SAFETY: p walks the list getaddrinfo returned, which stays valid until freed.
         let ai = unsafe { &*p };
-        if let Some(sa) = unsafe { sockaddr_to_ip(ai.ai_addr, ai.ai_addrlen) } {
-            if !out.contains(&sa) {
-                out.push(sa);
-            }
+        // SAFETY: ai_addr/ai_addrlen describe a sockaddr owned by the list.
+        let ip = unsafe { sockaddr_to_ip(ai.ai_addr, ai.ai_addrlen) };
+        if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
+            out.push(ip);
         }
         p = ai.ai_next;
     }
@@ -224,11 +225,13 @@ unsafe fn sockaddr_to_ip(sa: *const libc::sockaddr, len: libc::socklen_t) -> Opt
         return None;
     }
     // SAFETY: the caller guarantees the pointer and length.
-    let storage = unsafe { socket2::SockAddr::try_init(|s, l| {
-        std::ptr::copy_nonoverlapping(sa.cast::<u8>(), s.cast::<u8>(), len as usize);
-        *l = len;
-        Ok(())
-    }) };
+    let storage = unsafe {
+        socket2::SockAddr::try_init(|s, l| {
+            std::ptr::copy_nonoverlapping(sa.cast::<u8>(), s.cast::<u8>(), len as usize);
+            *l = len;
+            Ok(())
+        })
+    };
     storage.ok()?.1.as_socket().map(|s| s.ip())
 }
 
@@ -262,19 +265,34 @@ mod tests {
 
     #[test]
     fn classifies_every_hickory_failure() {
-        let nr = |code| NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(Query::default(), code)));
-        assert_eq!(classify(&nr(ResponseCode::NXDomain)), DnsErrorKind::Nxdomain);
+        let nr = |code| {
+            NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+                Query::default(),
+                code,
+            )))
+        };
+        assert_eq!(
+            classify(&nr(ResponseCode::NXDomain)),
+            DnsErrorKind::Nxdomain
+        );
         assert_eq!(classify(&nr(ResponseCode::NoError)), DnsErrorKind::Nodata);
         assert_eq!(
-            classify(&NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail))),
+            classify(&NetError::Dns(DnsError::ResponseCode(
+                ResponseCode::ServFail
+            ))),
             DnsErrorKind::Servfail
         );
         assert_eq!(
-            classify(&NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused))),
+            classify(&NetError::Dns(DnsError::ResponseCode(
+                ResponseCode::Refused
+            ))),
             DnsErrorKind::Refused
         );
         assert_eq!(classify(&NetError::Timeout), DnsErrorKind::Timeout);
-        assert_eq!(classify(&NetError::NoConnections), DnsErrorKind::NoNameservers);
+        assert_eq!(
+            classify(&NetError::NoConnections),
+            DnsErrorKind::NoNameservers
+        );
         assert_eq!(classify(&NetError::Message("x")), DnsErrorKind::Other);
     }
 

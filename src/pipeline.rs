@@ -186,7 +186,11 @@ mod tests {
     async fn a_slow_dns_view_does_not_hold_a_successful_check() {
         let f = fake(&["198.18.0.2"], Duration::from_secs(60));
         let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
-        assert!(facts.elapsed <= DNS_VIEW_GRACE + Duration::from_millis(1), "{:?}", facts.elapsed);
+        assert!(
+            facts.elapsed <= DNS_VIEW_GRACE + Duration::from_millis(1),
+            "{:?}",
+            facts.elapsed
+        );
         assert_eq!(facts.dns.direct, None);
     }
 
@@ -197,7 +201,10 @@ mod tests {
             timeout: Duration::from_secs(3),
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
-        assert_eq!(facts.dns.direct.unwrap().error.unwrap().kind, DnsErrorKind::Servfail);
+        assert_eq!(
+            facts.dns.direct.unwrap().error.unwrap().kind,
+            DnsErrorKind::Servfail
+        );
         assert!(facts.probes.is_empty());
         let f = fake(&[], Duration::from_secs(60));
         let facts = gather(target("db:5432"), opts, &f, &f).await;

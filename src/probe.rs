@@ -153,7 +153,10 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResul
     match outcome {
         Ok(r) => r,
         // The SYN went unanswered; a late ICMP may still have been queued just now.
-        Err(_) => Ok((ConnectResult::TimedOut, read_error_queue(fd.get_ref().as_raw_fd()))),
+        Err(_) => Ok((
+            ConnectResult::TimedOut,
+            read_error_queue(fd.get_ref().as_raw_fd()),
+        )),
     }
 }
 
@@ -309,7 +312,10 @@ mod tests {
 
     #[test]
     fn ignores_local_errors_other_cmsgs_and_short_input() {
-        assert_eq!(parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &ee(1, 0, 0)), None);
+        assert_eq!(
+            parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &ee(1, 0, 0)),
+            None
+        );
         assert_eq!(parse_recverr(libc::SOL_SOCKET, 1, &ee(2, 3, 3)), None);
         assert_eq!(parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &[2, 3]), None);
         // No offender address: still an ICMP, sender unknown.
@@ -326,7 +332,12 @@ mod tests {
         assert_eq!(f.result, ConnectResult::Connected);
         drop(l);
         let f = KernelConnector.probe(ProbeSpec::to(open), deadline).await;
-        assert_eq!(f.result, ConnectResult::Failed { errno: libc::ECONNREFUSED });
+        assert_eq!(
+            f.result,
+            ConnectResult::Failed {
+                errno: libc::ECONNREFUSED
+            }
+        );
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
     }
 }

@@ -132,7 +132,11 @@ mod tests {
              toolarge 70000/tcp\n",
         );
         assert_eq!(s.port_of("tcpmux").map(Port::get), Some(1));
-        assert_eq!(s.port_of("echo"), None, "udp-only entries are not TCP ports");
+        assert_eq!(
+            s.port_of("echo"),
+            None,
+            "udp-only entries are not TCP ports"
+        );
         assert_eq!(s.port_of("MYALIAS").map(Port::get), Some(7000));
         assert_eq!(s.port_of("other").map(Port::get), Some(7000));
         assert_eq!(s.port_of("broken"), None);

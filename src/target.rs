@@ -99,7 +99,9 @@ pub enum TargetError {
     PortZero,
     #[error("port {0} is out of range: ports go from 1 to 65535")]
     PortOutOfRange(String),
-    #[error("unknown port or service name `{0}`: give a number from 1 to 65535 or a name from /etc/services")]
+    #[error(
+        "unknown port or service name `{0}`: give a number from 1 to 65535 or a name from /etc/services"
+    )]
     UnknownService(String),
     #[error("two different ports given ({0} and {1}): give the port once")]
     ConflictingPorts(u16, u16),
@@ -270,7 +272,9 @@ fn validate_name(s: &str) -> Result<(), TargetError> {
     }
     for label in body.split('.') {
         if label.is_empty() {
-            return Err(invalid("it has an empty label (two dots in a row, or a leading dot)"));
+            return Err(invalid(
+                "it has an empty label (two dots in a row, or a leading dot)",
+            ));
         }
         if label.len() > MAX_LABEL {
             return Err(invalid("a label is longer than 63 characters"));
@@ -295,7 +299,9 @@ fn validate_name(s: &str) -> Result<(), TargetError> {
         .next()
         .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(invalid("it looks like an IPv4 address but is not a valid one"));
+        return Err(invalid(
+            "it looks like an IPv4 address but is not a valid one",
+        ));
     }
     Ok(())
 }
@@ -353,8 +359,14 @@ mod tests {
             hp("[::1]:8080", None),
             (Host::Ip(Ipv6Addr::LOCALHOST.into()), 8080)
         );
-        assert_eq!(hp("::1", Some("22")), (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22));
-        assert_eq!(hp("[::1]", Some("ssh")), (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22));
+        assert_eq!(
+            hp("::1", Some("22")),
+            (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22)
+        );
+        assert_eq!(
+            hp("[::1]", Some("ssh")),
+            (Host::Ip(Ipv6Addr::LOCALHOST.into()), 22)
+        );
         assert_eq!(hp("host", Some("https")), (name("host"), 443));
         assert_eq!(hp("FQDN.example.", Some("1")), (name("FQDN.example."), 1));
     }
@@ -370,7 +382,10 @@ mod tests {
             hp("http://[2001:db8::1]:81/", None),
             (Host::Ip("2001:db8::1".parse().unwrap()), 81)
         );
-        assert_eq!(p("https://h/", None).unwrap().port_source, PortSource::Scheme);
+        assert_eq!(
+            p("https://h/", None).unwrap().port_source,
+            PortSource::Scheme
+        );
         // An explicit PORT overrides the scheme's usual one.
         assert_eq!(hp("https://h/", Some("8443")), (name("h"), 8443));
     }
@@ -385,16 +400,28 @@ mod tests {
     fn rejects_bad_ports() {
         assert_eq!(p("h", Some("0")), Err(TargetError::PortZero));
         assert_eq!(p("h:0", None), Err(TargetError::PortZero));
-        assert_eq!(p("h", Some("-1")), Err(TargetError::PortOutOfRange("-1".into())));
-        assert_eq!(p("h", Some("65536")), Err(TargetError::PortOutOfRange("65536".into())));
+        assert_eq!(
+            p("h", Some("-1")),
+            Err(TargetError::PortOutOfRange("-1".into()))
+        );
+        assert_eq!(
+            p("h", Some("65536")),
+            Err(TargetError::PortOutOfRange("65536".into()))
+        );
         assert_eq!(
             p("h", Some("99999999999999999999")),
             Err(TargetError::PortOutOfRange("99999999999999999999".into()))
         );
-        assert_eq!(p("h", Some("nosuch")), Err(TargetError::UnknownService("nosuch".into())));
+        assert_eq!(
+            p("h", Some("nosuch")),
+            Err(TargetError::UnknownService("nosuch".into()))
+        );
         assert_eq!(p("h:", None), Err(TargetError::UnknownService("".into())));
         assert_eq!(p("h", None), Err(TargetError::MissingPort("h".into())));
-        assert_eq!(p("h:22", Some("23")), Err(TargetError::ConflictingPorts(22, 23)));
+        assert_eq!(
+            p("h:22", Some("23")),
+            Err(TargetError::ConflictingPorts(22, 23))
+        );
         assert!(p("h:22", Some("22")).is_ok());
     }
 
@@ -402,25 +429,69 @@ mod tests {
     fn rejects_bad_hosts() {
         assert_eq!(p("", Some("1")), Err(TargetError::EmptyHost));
         assert_eq!(p(":22", None), Err(TargetError::EmptyHost));
-        assert!(matches!(p("a..b", Some("1")), Err(TargetError::InvalidName { .. })));
-        assert!(matches!(p("-a.b", Some("1")), Err(TargetError::InvalidName { .. })));
-        assert!(matches!(p("a b", Some("1")), Err(TargetError::InvalidName { .. })));
-        assert!(matches!(p("999.1.1.1", Some("1")), Err(TargetError::InvalidName { .. })));
-        assert!(matches!(p("h:1:2", None), Err(TargetError::InvalidName { .. })));
-        assert_eq!(p(&"a".repeat(300), Some("1")), Err(TargetError::NameTooLong(300)));
-        assert!(matches!(p(&"a".repeat(64), Some("1")), Err(TargetError::InvalidName { .. })));
-        assert_eq!(p("[::1", Some("1")), Err(TargetError::UnclosedBracket("[::1".into())));
-        assert_eq!(p("[nope]:1", None), Err(TargetError::BadBracketAddress("nope".into())));
-        assert_eq!(p("[::1]x", None), Err(TargetError::AfterBracket("x".into())));
-        assert!(matches!(p("::1]:1", None), Err(TargetError::InvalidName { .. })));
+        assert!(matches!(
+            p("a..b", Some("1")),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            p("-a.b", Some("1")),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            p("a b", Some("1")),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            p("999.1.1.1", Some("1")),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            p("h:1:2", None),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert_eq!(
+            p(&"a".repeat(300), Some("1")),
+            Err(TargetError::NameTooLong(300))
+        );
+        assert!(matches!(
+            p(&"a".repeat(64), Some("1")),
+            Err(TargetError::InvalidName { .. })
+        ));
+        assert_eq!(
+            p("[::1", Some("1")),
+            Err(TargetError::UnclosedBracket("[::1".into()))
+        );
+        assert_eq!(
+            p("[nope]:1", None),
+            Err(TargetError::BadBracketAddress("nope".into()))
+        );
+        assert_eq!(
+            p("[::1]x", None),
+            Err(TargetError::AfterBracket("x".into()))
+        );
+        assert!(matches!(
+            p("::1]:1", None),
+            Err(TargetError::InvalidName { .. })
+        ));
         assert!(matches!(p("http://", None), Err(TargetError::BadUrl(..))));
-        assert!(matches!(p("gopher2://h", None), Err(TargetError::UnknownScheme(_))));
-        assert!(matches!(p("fe80::1%nosuchif0", Some("1")), Err(TargetError::ZoneUnsupported(_))));
+        assert!(matches!(
+            p("gopher2://h", None),
+            Err(TargetError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            p("fe80::1%nosuchif0", Some("1")),
+            Err(TargetError::ZoneUnsupported(_))
+        ));
     }
 
     #[test]
     fn every_error_is_one_line() {
-        for (t, port) in [("", Some("0")), ("a..b", Some("1")), ("[::1", None), ("http://", None)] {
+        for (t, port) in [
+            ("", Some("0")),
+            ("a..b", Some("1")),
+            ("[::1", None),
+            ("http://", None),
+        ] {
             let e = p(t, port).unwrap_err().to_string();
             assert!(!e.contains('\n'), "{e}");
         }

@@ -25,7 +25,11 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
 
     writeln!(w)?;
     writeln!(w, "{}", "What was checked".bold())?;
-    let service = t.service.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let service = t
+        .service
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
     let port_note = match t.port_source {
         PortSource::Number => service,
         PortSource::Service => format!("{service}, from the service name"),
@@ -34,10 +38,20 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
     writeln!(w, "  {:<9} {} port {}{port_note}", "target", t.host, t.port)?;
     if let Host::Name(name) = &t.host {
         if let Some(sys) = &facts.dns.system {
-            writeln!(w, "  {:<9} {}", "name", lookup_line(name, sys, "system resolver"))?;
+            writeln!(
+                w,
+                "  {:<9} {}",
+                "name",
+                lookup_line(name, sys, "system resolver")
+            )?;
         }
         if let Some(direct) = &facts.dns.direct {
-            writeln!(w, "  {:<9} {}", "", lookup_line(name, direct, "DNS servers"))?;
+            writeln!(
+                w,
+                "  {:<9} {}",
+                "",
+                lookup_line(name, direct, "DNS servers")
+            )?;
         }
     }
     let width = diag
@@ -192,6 +206,9 @@ mod tests {
         let lines = wrap_lines(&text, 10);
         assert!(lines.iter().all(|l| l.len() <= 10));
         assert_eq!(lines.join(" ").split(' ').count(), 100);
-        assert_eq!(wrap_lines("averyveryverylongword x", 5), ["averyveryverylongword", "x"]);
+        assert_eq!(
+            wrap_lines("averyveryverylongword x", 5),
+            ["averyveryverylongword", "x"]
+        );
     }
 }

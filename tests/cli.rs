@@ -1,0 +1,199 @@
+//! The binary as a user meets it: bad input, exit codes, JSON shape, `--help`.
+//! Only loopback is contacted; no root needed.
+
+mod common;
+
+use std::net::TcpListener;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn canreach() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_canreach"));
+    c.env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(20));
+    c
+}
+
+/// A port on 127.0.0.1 that was just free (nothing listens on it now).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn bad_input_is_one_line_on_stderr_and_exit_2() {
+    let long = "a".repeat(300);
+    let cases: &[(&[&str], &str)] = &[
+        (&["host", "0"], "port 0"),
+        (&["host", "-1"], "out of range"),
+        (&["host", "70000"], "out of range"),
+        (&["host:99999"], "out of range"),
+        (&["", "80"], "no host"),
+        (&[":80"], "no host"),
+        (&["bad..name", "80"], "not a valid host name"),
+        (&["bad_host!", "80"], "not a valid host name"),
+        (&["http://"], "not a valid URL"),
+        (&["[::1", "80"], "unclosed"),
+        (&["[::1]x"], "after `]`"),
+        (&[&long, "80"], "300 characters"),
+        (&["host", "nosuchservice"], "unknown port or service"),
+        (&["host"], "no port given"),
+        (&["host:22", "23"], "two different ports"),
+        (&["--timeout", "0", "host", "22"], "out of range"),
+        (&["--nosuchflag", "host", "22"], "unexpected argument"),
+        (&["host", "22", "extra"], "unexpected argument"),
+        (&["--color", "sometimes", "host", "22"], "invalid value"),
+    ];
+    for (args, says) in cases {
+        let out = canreach().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line, got {stderr:?}"
+        );
+        assert!(stderr.starts_with("canreach: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?}: expected {says:?} in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn no_arguments_names_what_is_missing_and_exits_2() {
+    let out = canreach().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("<TARGET>"), "{stderr}");
+}
+
+#[test]
+fn help_lists_forms_and_exit_codes() {
+    let out = canreach().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn version() {
+    canreach()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("canreach "));
+}
+
+#[test]
+fn open_port_exits_0_with_the_json_contract() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let out = canreach()
+        .args(["--json", "127.0.0.1", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["verdict"], "open");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["target"]["host"], "127.0.0.1");
+    assert_eq!(v["target"]["port"], l.local_addr().unwrap().port());
+    assert_eq!(v["dns"]["source"], "literal");
+    assert_eq!(v["dns"]["addresses"][0], "127.0.0.1");
+    let p = &v["probes"][0];
+    assert_eq!(p["family"], "ipv4");
+    assert_eq!(p["outcome"], "open");
+    assert!(p["elapsed_ms"].as_f64().unwrap() >= 0.0);
+    assert!(v["summary"].as_str().unwrap().ends_with('.'));
+    assert!(v["findings"].as_array().unwrap().is_empty());
+    assert!(v["elapsed_ms"].is_number());
+}
+
+#[test]
+fn closed_port_exits_4_and_explains() {
+    let port = closed_port().to_string();
+    let out = canreach()
+        .args(["--json", "127.0.0.1", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "closed");
+    let f = &v["findings"][0];
+    assert_eq!(f["id"], "port_closed");
+    assert_eq!(f["severity"], "error");
+    assert!(f["advice"][0]["command"].as_str().unwrap().contains(&port));
+    assert_eq!(f["advice"][0]["on"], "this machine");
+}
+
+#[test]
+fn text_report_has_headline_steps_and_evidence() {
+    let port = closed_port().to_string();
+    canreach()
+        .args(["127.0.0.1", &port])
+        .assert()
+        .code(4)
+        .stdout(predicate::str::starts_with(format!(
+            "✗ CLOSED  127.0.0.1:{port}"
+        )))
+        .stdout(predicate::str::contains("What was checked"))
+        .stdout(predicate::str::contains("TCP reset after"))
+        .stdout(predicate::str::contains("Next steps"))
+        .stdout(predicate::str::contains(format!(
+            "sudo ss -ltnp 'sport = :{port}'"
+        )))
+        .stdout(predicate::str::contains("\x1b[").not());
+}
+
+#[test]
+fn color_is_on_only_when_asked_or_on_a_terminal() {
+    let port = closed_port().to_string();
+    canreach()
+        .args(["--color", "always", "127.0.0.1", &port])
+        .assert()
+        .stdout(predicate::str::contains("\x1b["));
+    // Not a terminal, auto: no colour, whatever NO_COLOR says.
+    canreach()
+        .env_remove("NO_COLOR")
+        .args(["127.0.0.1", &port])
+        .assert()
+        .stdout(predicate::str::contains("\x1b[").not());
+    // JSON never has colour.
+    canreach()
+        .args(["--color", "always", "--json", "127.0.0.1", &port])
+        .assert()
+        .stdout(predicate::str::contains("\x1b[").not());
+}
+
+#[test]
+fn forms_of_the_target_reach_the_same_port() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    for args in [
+        vec![format!("127.0.0.1:{port}")],
+        vec!["127.0.0.1".to_string(), port.to_string()],
+        vec![format!("http://127.0.0.1:{port}/path?q=1")],
+        vec!["localhost".to_string(), port.to_string()],
+    ] {
+        canreach().arg("--json").args(&args).assert().code(0);
+    }
+}
+
+#[test]
+fn ipv6_loopback_works_when_the_machine_has_it() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("SKIPPED: this machine has no ::1");
+        return;
+    };
+    let port = l.local_addr().unwrap().port().to_string();
+    canreach().args(["--json", "::1", &port]).assert().code(0);
+    canreach().args([&format!("[::1]:{port}")]).assert().code(0);
+}

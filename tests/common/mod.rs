@@ -1,0 +1,335 @@
+//! A network lab for tests: three namespaces, client ─ router ─ server, joined by veth pairs.
+//!
+//! ```text
+//!  client  eth0 198.18.1.2/24 fd00:1::2/64
+//!     │
+//!  router  eth0 198.18.1.1/24 fd00:1::1/64   eth1 198.18.2.1/24 fd00:2::1/64   (forwarding)
+//!     │
+//!  server  eth0 198.18.2.2/24 fd00:2::2/64
+//! ```
+//!
+//! Only the RFC 2544 range and fd00::/8 are used, there is no route out of the lab, and every
+//! namespace is deleted when the [`Lab`] is dropped (also when the test panics). Listeners are
+//! opened *inside* a namespace by a helper thread that joins it with `setns`, so the test owns
+//! them and no process is left behind. Lab tests need root; without it they say they are
+//! skipped — and fail instead when `CANREACH_REQUIRE_LAB=1` (CI).
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const CLIENT_V4: &str = "198.18.1.2";
+pub const ROUTER_V4: &str = "198.18.1.1";
+pub const ROUTER_V4_SERVER_SIDE: &str = "198.18.2.1";
+pub const SERVER_V4: &str = "198.18.2.2";
+pub const ABSENT_V4: &str = "198.18.2.99";
+pub const CLIENT_V6: &str = "fd00:1::2";
+pub const ROUTER_V6: &str = "fd00:1::1";
+pub const SERVER_V6: &str = "fd00:2::2";
+pub const ABSENT_V6: &str = "fd00:2::99";
+/// Not routed anywhere in the lab.
+pub const NOWHERE_V4: &str = "198.19.255.1";
+
+/// Why a lab test cannot run here, or `None` when it can.
+pub fn lab_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (network namespaces)".into());
+    }
+    for tool in ["ip", "nft"] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            return Some(format!(
+                "needs `{tool}` (apt-get install iproute2 nftables)"
+            ));
+        }
+    }
+    None
+}
+
+/// Skip (loudly) or fail when the lab cannot run. Call first in every lab test.
+#[macro_export]
+macro_rules! require_lab {
+    () => {
+        if let Some(why) = common::lab_unavailable() {
+            if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") {
+                panic!("lab test cannot run but CANREACH_REQUIRE_LAB=1: {why}");
+            }
+            eprintln!("SKIPPED lab test {}: {why}", module_path!());
+            return;
+        }
+    };
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The three namespaces. Dropping it deletes them.
+pub struct Lab {
+    pub client: String,
+    pub router: String,
+    pub server: String,
+    files: Vec<PathBuf>,
+}
+
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let id = format!(
+            "cr{}x{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let lab = Lab {
+            client: format!("{id}c"),
+            router: format!("{id}r"),
+            server: format!("{id}s"),
+            files: vec![],
+        };
+        for ns in [&lab.client, &lab.router, &lab.server] {
+            sh(&["ip", "netns", "add", ns]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        // Create each veth pair directly inside its namespaces: no names in the root namespace.
+        sh(&[
+            "ip",
+            "-n",
+            &lab.client,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lab.router,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.router,
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lab.server,
+        ]);
+        let addrs = [
+            (&lab.client, "eth0", "198.18.1.2/24", "fd00:1::2/64"),
+            (&lab.router, "eth0", "198.18.1.1/24", "fd00:1::1/64"),
+            (&lab.router, "eth1", "198.18.2.1/24", "fd00:2::1/64"),
+            (&lab.server, "eth0", "198.18.2.2/24", "fd00:2::2/64"),
+        ];
+        for (ns, dev, v4, v6) in addrs {
+            sh(&["ip", "-n", ns, "addr", "add", v4, "dev", dev]);
+            sh(&["ip", "-n", ns, "-6", "addr", "add", v6, "dev", dev, "nodad"]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        // Routes to the other lab subnet only: nothing leads out of the lab.
+        sh(&[
+            "ip",
+            "-n",
+            &lab.client,
+            "route",
+            "add",
+            "198.18.2.0/24",
+            "via",
+            "198.18.1.1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.client,
+            "-6",
+            "route",
+            "add",
+            "fd00:2::/64",
+            "via",
+            "fd00:1::1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.server,
+            "route",
+            "add",
+            "198.18.1.0/24",
+            "via",
+            "198.18.2.1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.server,
+            "-6",
+            "route",
+            "add",
+            "fd00:1::/64",
+            "via",
+            "fd00:2::1",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
+        // The client's resolver points at the router, where nothing answers on port 53:
+        // a lookup fails fast inside the lab instead of leaving it.
+        lab.etc_file(
+            &lab.client.clone(),
+            "resolv.conf",
+            "nameserver 198.18.1.1\noptions timeout:1 attempts:1\n",
+        );
+        lab
+    }
+
+    /// Give namespace `ns` its own /etc/FILE (bind-mounted by `ip netns exec`).
+    pub fn etc_file(&self, ns: &str, file: &str, text: &str) {
+        let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+
+    /// Add one nftables rule in `hook` (input, forward, output) of namespace `ns`.
+    pub fn rule(&self, ns: &str, hook: &str, rule: &str) {
+        self.nft(
+            ns,
+            &format!(
+                "table inet lab_{hook} {{\n  chain c {{\n    type filter hook {hook} priority 0;\n    {rule}\n  }}\n}}\n"
+            ),
+        );
+    }
+
+    /// Load an nftables ruleset into a namespace.
+    pub fn nft(&self, ns: &str, rules: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A listening socket inside namespace `ns` (IPv6 sockets are v6-only).
+    pub fn listen(&self, ns: &str, addr: &str) -> TcpListener {
+        let ns = ns.to_string();
+        let addr: SocketAddr = addr.parse().unwrap();
+        std::thread::spawn(move || {
+            let f = File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: this thread only joins the namespace, opens a socket, and ends.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )
+            .unwrap();
+            if addr.is_ipv6() {
+                s.set_only_v6(true).unwrap();
+            }
+            s.set_reuse_address(true).unwrap();
+            s.bind(&addr.into()).unwrap();
+            s.listen(128).unwrap();
+            TcpListener::from(s)
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Run canreach in the client namespace.
+    pub fn canreach(&self, args: &[&str]) -> Run {
+        run_in(Some(&self.client), args)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.router, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+}
+
+/// One finished run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Run the binary, inside namespace `ns` if given.
+pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
+    let bin = env!("CARGO_BIN_EXE_canreach");
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    let start = Instant::now();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        took: start.elapsed(),
+    }
+}
