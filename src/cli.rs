@@ -48,6 +48,14 @@ pub struct Cli {
     /// Deadline for the whole check: seconds (2.5) or with a unit (500ms, 3s), at most 300s
     #[arg(long, short = 't', value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Walk the path (TTL-limited SYNs) even when the port answers
+    #[arg(long, conflicts_with = "no_trace")]
+    pub trace: bool,
+
+    /// Never walk the path (by default it is walked for filtered and unreachable verdicts)
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 /// `--color` values.
@@ -59,6 +67,16 @@ pub enum ColorChoice {
 }
 
 impl Cli {
+    /// `--trace` / `--no-trace` as the pipeline's mode.
+    pub fn trace_mode(&self) -> crate::pipeline::TraceMode {
+        use crate::pipeline::TraceMode;
+        match (self.trace, self.no_trace) {
+            (true, _) => TraceMode::Always,
+            (_, true) => TraceMode::Never,
+            _ => TraceMode::Auto,
+        }
+    }
+
     /// Parse `std::env::args`, or print the one-line error (or help/version) and exit.
     pub fn parse_or_exit() -> Cli {
         match Cli::try_parse() {

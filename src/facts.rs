@@ -11,6 +11,7 @@ use serde::Serializer;
 use crate::dns::DnsFacts;
 use crate::probe::ProbeFact;
 use crate::target::Target;
+use crate::trace::TraceFacts;
 
 /// Everything one check observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +20,36 @@ pub struct Facts {
     pub dns: DnsFacts,
     /// One probe per address, in the order the system would try them.
     pub probes: Vec<ProbeFact>,
+    /// For each address whose probe was slow: liveness of the host and the second SYN.
+    pub silence: Vec<Silence>,
+    /// The path walk, when one was made.
+    pub trace: Option<TraceFacts>,
     /// The deadline the check ran under.
     pub timeout: Duration,
     /// Wall time of the whole check.
     pub elapsed: Duration,
 }
 
+/// What was learnt while an address stayed silent (see `liveness`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    pub address: SocketAddr,
+    /// Probes of other ports of the same host: `(port, fact)`, `None` if unanswered when the
+    /// address's probing ended.
+    pub liveness: Vec<(u16, Option<ProbeFact>)>,
+    /// The second SYN to the same port, sent once the host's round-trip time was known.
+    pub second_syn: Option<ProbeFact>,
+    /// Set when `filtered` was concluded before the deadline: the silence bound that was
+    /// waited after the second SYN.
+    pub decided_after: Option<Duration>,
+}
+
 impl Facts {
+    /// The silence facts of one address, if it had any.
+    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
+        self.silence.iter().find(|s| s.address == address)
+    }
+
     /// The addresses probed, in order.
     pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.probes.iter().map(|p| p.spec.address)

@@ -15,11 +15,13 @@ pub mod cli;
 pub mod diagnosis;
 pub mod dns;
 pub mod facts;
+pub mod liveness;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
 pub mod services;
 pub mod target;
+pub mod trace;
 
 use std::io::Write;
 
@@ -51,6 +53,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
         .context("cannot start the async runtime")?;
     let opts = pipeline::Options {
         timeout: cli.timeout,
+        trace: cli.trace_mode(),
     };
     let facts = rt.block_on(pipeline::gather(
         target,

@@ -2,22 +2,34 @@
 //!
 //! ```text
 //! target ──► name stage ─┬─ system view (getaddrinfo) ──► probe every address (in parallel)
+//!                        │                                 └─ silent > 25 ms: liveness probes
+//!                        │                                    of other ports, a second SYN,
+//!                        │                                    `filtered` after a bound from RTT
 //!                        └─ DNS view (hickory) ─────────► (joined; never waited on past a grace)
+//!           silent or unreachable ──► path walk (TTL-limited SYNs, in parallel)
 //!                                                   └──► Facts ──► diagnosis ──► renderer
 //! ```
 //!
 //! Stages only gather [`Facts`]; nothing here decides or prints. The side effects come in
 //! through the [`Resolver`] and [`Connector`] seams.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
+use crate::diagnosis::{Evidence, Outcome, classify};
 use crate::dns::{DnsFacts, Lookup, Resolver};
-use crate::facts::Facts;
-use crate::probe::{Connector, ProbeSpec};
+use crate::facts::{Facts, Silence};
+use crate::liveness;
+use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::target::{Host, Target};
+use crate::trace;
 
 /// The default deadline for a whole check.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,17 +39,44 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// dead name server behind an /etc/hosts answer must not hold the check to its deadline.
 pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
 
+/// Silent addresses whose host gets liveness probes (the ones clients try first).
+pub const LIVENESS_ADDRESSES: usize = 2;
+
+/// When to walk the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceMode {
+    /// For `filtered` and `unreachable` outcomes of the first address.
+    Auto,
+    /// Always (the first address).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// What a check may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
+    pub trace: TraceMode,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             timeout: DEFAULT_TIMEOUT,
+            trace: TraceMode::Auto,
+        }
+    }
+}
+
+impl Options {
+    /// The time kept back from the probes for a path walk: a silent port waits until
+    /// `deadline - reserve`, so the walk still fits in the deadline.
+    fn trace_reserve(&self) -> Duration {
+        match self.trace {
+            TraceMode::Never => Duration::ZERO,
+            _ => trace::BUDGET.min(self.timeout / 5),
         }
     }
 }
@@ -51,29 +90,31 @@ pub async fn gather<R: Resolver, C: Connector>(
 ) -> Facts {
     let start = Instant::now();
     let deadline = start + opts.timeout;
+    let probe_deadline = deadline - opts.trace_reserve();
     let port = target.port.get();
+    let probe_all =
+        |addrs: Vec<SocketAddr>| {
+            join_all(addrs.into_iter().enumerate().map(move |(i, a)| {
+                probe_address(connector, a, probe_deadline, i < LIVENESS_ADDRESSES)
+            }))
+        };
 
-    let (dns, probes) = match &target.host {
-        Host::Ip(ip) => {
-            let probes = connector
-                .probe(ProbeSpec::to((*ip, port).into()), deadline)
-                .await;
-            (DnsFacts::default(), vec![probes])
-        }
+    let (dns, results) = match &target.host {
+        Host::Ip(ip) => (
+            DnsFacts::default(),
+            probe_all(vec![(*ip, port).into()]).await,
+        ),
         Host::Name(name) => {
             let direct = resolver.direct(name, deadline);
             let work = async {
                 let system = resolver.system(name, deadline).await;
-                let specs = system
-                    .addresses
-                    .iter()
-                    .map(|ip| ProbeSpec::to((*ip, port).into()));
-                let probes = join_all(specs.map(|s| connector.probe(s, deadline))).await;
-                (system, probes)
+                let addrs = system.addresses.iter().map(|ip| (*ip, port).into());
+                let results = probe_all(addrs.collect()).await;
+                (system, results)
             };
             tokio::pin!(direct, work);
             let mut direct_done: Option<Option<Lookup>> = None;
-            let (system, probes) = loop {
+            let (system, results) = loop {
                 tokio::select! {
                     d = &mut direct, if direct_done.is_none() => direct_done = Some(d),
                     w = &mut work => break w,
@@ -99,17 +140,149 @@ pub async fn gather<R: Resolver, C: Connector>(
                     system: Some(system),
                     direct,
                 },
-                probes,
+                results,
             )
         }
+    };
+    let (probes, silence): (Vec<ProbeFact>, Vec<Option<Silence>>) = results.into_iter().unzip();
+    let trace = match trace_target(&probes, opts.trace) {
+        Some(address) => Some(trace::walk(connector, address, deadline).await),
+        None => None,
     };
     Facts {
         target,
         dns,
         probes,
+        silence: silence.into_iter().flatten().collect(),
+        trace,
         timeout: opts.timeout,
         elapsed: start.elapsed(),
     }
+}
+
+/// Which address, if any, to walk the path to: the first one, when no address is open and it
+/// was silent or undeliverable (a walk cannot help with a reset, a reject, or no local route).
+fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
+    let first = probes.first()?;
+    match mode {
+        TraceMode::Never => None,
+        TraceMode::Always => Some(first.spec.address),
+        TraceMode::Auto => {
+            let any_open = probes.iter().any(|p| p.result == ConnectResult::Connected);
+            let r = classify(first);
+            let walkable = matches!(r.outcome, Outcome::Filtered | Outcome::Unreachable)
+                && !matches!(
+                    r.evidence,
+                    Evidence::NoRouteHere(_) | Evidence::LocalError(_)
+                );
+            (!any_open && walkable).then_some(first.spec.address)
+        }
+    }
+}
+
+type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeFact> + Send + 'a>>;
+
+/// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
+/// host concurrently (when `with_liveness`); once one of them proves the host up, send a
+/// second SYN and call the port filtered when both stay silent for
+/// [`liveness::silence_bound`] of the host's round-trip time. Without such evidence the probe
+/// waits until `deadline`.
+async fn probe_address<C: Connector>(
+    connector: &C,
+    address: SocketAddr,
+    deadline: Instant,
+    with_liveness: bool,
+) -> (ProbeFact, Option<Silence>) {
+    let start = Instant::now();
+    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
+    let quick = deadline.min(start + liveness::DELAY);
+    tokio::select! {
+        fact = &mut main => return (fact, None),
+        _ = tokio::time::sleep_until(quick) => {}
+    }
+    if !with_liveness {
+        return (main.await, None);
+    }
+
+    let ip = address.ip();
+    let mut others: FuturesUnordered<_> = liveness::PORTS
+        .iter()
+        .filter(|p| **p != address.port())
+        .map(|p| {
+            let spec = ProbeSpec::to((ip, *p).into());
+            async move { (*p, connector.probe(spec, deadline).await) }
+        })
+        .collect();
+    let mut silence = Silence {
+        address,
+        liveness: liveness::PORTS
+            .iter()
+            .filter(|p| **p != address.port())
+            .map(|p| (*p, None))
+            .collect(),
+        second_syn: None,
+        decided_after: None,
+    };
+    let mut second: Option<ProbeFuture<'_>> = None;
+    let mut decide_at: Option<(Instant, Duration)> = None;
+    let fact = loop {
+        let wake = decide_at.map_or(deadline, |(t, _)| t);
+        tokio::select! {
+            fact = &mut main => break fact,
+            Some((port, fact)) = others.next() => {
+                if second.is_none() && liveness::target_answered(&fact, ip) {
+                    let bound = liveness::silence_bound(fact.elapsed);
+                    second = Some(Box::pin(connector.probe(ProbeSpec::to(address), deadline)));
+                    decide_at = Some((deadline.min(Instant::now() + bound), bound));
+                }
+                if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
+                    slot.1 = Some(fact);
+                }
+            }
+            fact = async { second.as_mut().expect("guarded").await }, if second.is_some() => {
+                second = None;
+                silence.second_syn = Some(fact.clone());
+                if fact.result != ConnectResult::TimedOut {
+                    // The first SYN was lost and the second answered: that answer is the truth.
+                    break fact;
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let elapsed = start.elapsed();
+                if let Some((_, bound)) = decide_at {
+                    silence.decided_after = Some(bound);
+                }
+                break ProbeFact {
+                    spec: ProbeSpec::to(address),
+                    result: ConnectResult::TimedOut,
+                    elapsed,
+                    icmp: None,
+                };
+            }
+        }
+    };
+    if !liveness::target_answered(&fact, ip) {
+        // The host is not proven up: the other ports' answers were sent DELAY later than the
+        // main SYN, so give them as long again to arrive (an ARP failure answers them all).
+        let grace = deadline.min(Instant::now() + liveness::DELAY + liveness::DELAY / 2);
+        while let Ok(Some((port, f))) = tokio::time::timeout_at(grace, others.next()).await {
+            if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
+                slot.1 = Some(f);
+            }
+        }
+    }
+    if let Some(s) = second.take() {
+        // The second SYN's own fate at the moment of decision, for the report.
+        let now = ProbeFact {
+            spec: ProbeSpec::to(address),
+            result: ConnectResult::TimedOut,
+            elapsed: decide_at.map_or(Duration::ZERO, |(_, b)| b),
+            icmp: None,
+        };
+        drop(s);
+        silence.second_syn.get_or_insert(now);
+    }
+    (fact, Some(silence))
 }
 
 #[cfg(test)]
@@ -121,11 +294,16 @@ mod tests {
     use std::net::IpAddr;
     use std::sync::Mutex;
 
+    /// How the fake network answers a probe: `None` is silence, else (delay, result).
+    /// `n` counts earlier probes of the same address and port.
+    type Script = fn(&ProbeSpec, usize) -> Option<(Duration, ConnectResult)>;
+
     /// Answers from a script; records what was probed.
     struct Fake {
         system: Vec<IpAddr>,
         direct_delay: Duration,
         probed: Mutex<Vec<ProbeSpec>>,
+        script: Script,
     }
     impl Resolver for Fake {
         async fn system(&self, _: &str, _: Instant) -> Lookup {
@@ -152,21 +330,42 @@ mod tests {
         }
     }
     impl Connector for Fake {
-        async fn probe(&self, spec: ProbeSpec, _: Instant) -> ProbeFact {
-            self.probed.lock().unwrap().push(spec);
+        async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
+            let n = {
+                let mut p = self.probed.lock().unwrap();
+                let n = p.iter().filter(|s| s.address == spec.address).count();
+                p.push(spec);
+                n
+            };
+            let start = Instant::now();
+            let (result, until) = match (self.script)(&spec, n) {
+                Some((delay, r)) if start + delay < deadline => (r, start + delay),
+                _ => (ConnectResult::TimedOut, deadline),
+            };
+            tokio::time::sleep_until(until).await;
             ProbeFact {
                 spec,
-                result: ConnectResult::Connected,
-                elapsed: Duration::ZERO,
+                result,
+                elapsed: start.elapsed(),
                 icmp: None,
             }
         }
     }
+    fn open_at_once(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+        Some((Duration::ZERO, ConnectResult::Connected))
+    }
+    const REFUSED: ConnectResult = ConnectResult::Failed {
+        errno: libc::ECONNREFUSED,
+    };
     fn fake(system: &[&str], direct_delay: Duration) -> Fake {
+        scripted(system, direct_delay, open_at_once)
+    }
+    fn scripted(system: &[&str], direct_delay: Duration, script: Script) -> Fake {
         Fake {
             system: system.iter().map(|a| a.parse().unwrap()).collect(),
             direct_delay,
             probed: Mutex::new(vec![]),
+            script,
         }
     }
     fn target(s: &str) -> Target {
@@ -199,6 +398,7 @@ mod tests {
         let f = fake(&[], Duration::from_secs(2));
         let opts = Options {
             timeout: Duration::from_secs(3),
+            trace: TraceMode::Never,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(
@@ -217,5 +417,86 @@ mod tests {
         let facts = gather(target("198.18.0.2:22"), Options::default(), &f, &f).await;
         assert_eq!(facts.dns, DnsFacts::default());
         assert_eq!(facts.probes[0].spec.address.to_string(), "198.18.0.2:22");
+    }
+
+    /// Port 5432 silent; every other port resets after 1 ms (the host is up).
+    fn dropped_5432(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+        (spec.address.port() != 5432).then_some((Duration::from_millis(1), REFUSED))
+    }
+    fn no_trace() -> Options {
+        Options {
+            trace: TraceMode::Never,
+            ..Options::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_port_on_a_live_host_is_decided_from_its_rtt() {
+        let f = scripted(&[], Duration::ZERO, dropped_5432);
+        let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
+        let s = &facts.silence[0];
+        assert_eq!(facts.probes[0].result, ConnectResult::TimedOut);
+        assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
+        assert_eq!(
+            s.second_syn.as_ref().unwrap().result,
+            ConnectResult::TimedOut
+        );
+        // Liveness starts at DELAY, answers after 1 ms, then the second SYN gets the bound.
+        let expected = liveness::DELAY + Duration::from_millis(1) + liveness::MIN_SILENCE;
+        assert!(
+            facts.elapsed <= expected + Duration::from_millis(1),
+            "{:?}",
+            facts.elapsed
+        );
+        // Bounded: one main SYN, four liveness SYNs, one second SYN.
+        assert_eq!(f.probed.lock().unwrap().len(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_inside_the_bound_is_never_called_filtered() {
+        // The port resets after 150 ms: slower than the other ports, inside the bound.
+        fn slow(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            let ms = if spec.address.port() == 5432 { 150 } else { 1 };
+            Some((Duration::from_millis(ms), REFUSED))
+        }
+        let f = scripted(&[], Duration::ZERO, slow);
+        let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
+        assert_eq!(facts.probes[0].result, REFUSED);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_first_syn_is_rescued_by_the_second() {
+        fn lossy(spec: &ProbeSpec, n: usize) -> Option<(Duration, ConnectResult)> {
+            match (spec.address.port(), n) {
+                (5432, 0) => None,
+                _ => Some((Duration::from_millis(1), ConnectResult::Connected)),
+            }
+        }
+        let f = scripted(&[], Duration::ZERO, lossy);
+        let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
+        assert_eq!(facts.probes[0].result, ConnectResult::Connected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_evidence_the_probe_waits_for_the_deadline_less_the_walk() {
+        fn silent(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            None
+        }
+        let f = scripted(&[], Duration::ZERO, silent);
+        let opts = Options::default();
+        let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+        assert_eq!(facts.silence[0].decided_after, None);
+        assert_eq!(facts.probes[0].elapsed, opts.timeout - opts.trace_reserve());
+        let walk = facts.trace.as_ref().expect("silence is walked");
+        assert_eq!(walk.hops.len(), usize::from(trace::MAX_HOPS));
+        assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_answer_sends_nothing_else() {
+        let f = fake(&[], Duration::ZERO);
+        let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
+        assert!(facts.silence.is_empty() && facts.trace.is_none());
+        assert_eq!(f.probed.lock().unwrap().len(), 1);
     }
 }

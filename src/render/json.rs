@@ -8,6 +8,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::diagnosis::silence::{Liveness, Path};
 use crate::diagnosis::{Diagnosis, Finding, Outcome, Sender, Verdict, errno_name};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ms};
@@ -25,6 +26,10 @@ struct Report<'a> {
     summary: &'a str,
     dns: DnsView<'a>,
     probes: Vec<ProbeView>,
+    /// Present when the first address was slow to answer: is its host up?
+    liveness: Option<&'a Liveness>,
+    /// Present when the path was walked.
+    trace: Option<&'a Path>,
     findings: &'a [Finding],
     elapsed_ms: f64,
     timeout_ms: f64,
@@ -139,6 +144,8 @@ fn build<'a>(facts: &'a Facts, diag: &'a Diagnosis) -> Report<'a> {
             direct: facts.dns.direct.as_ref(),
         },
         probes,
+        liveness: diag.liveness.as_ref(),
+        trace: diag.path.as_ref(),
         findings: &diag.findings,
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use colored::{ColoredString, Colorize};
 
+use crate::diagnosis::silence::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
 use crate::dns::Lookup;
 use crate::facts::Facts;
@@ -69,6 +70,61 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             outcome_word(a.outcome),
             a.describe().dimmed()
         )?;
+    }
+
+    if let Some(l) = &diag.liveness {
+        let probes: Vec<String> = l
+            .probes
+            .iter()
+            .map(|p| match p.elapsed {
+                Some(e) => format!("port {} {} in {}", p.port, p.outcome, fmt_duration(e)),
+                None => format!("port {} no answer", p.port),
+            })
+            .collect();
+        let verdict = match l.alive {
+            Some(true) => "the host is up".green(),
+            Some(false) => "the host is unreachable".red(),
+            None => "no sign of the host".yellow(),
+        };
+        let line = format!("{verdict}: {}", probes.join(", "));
+        for (i, l) in wrap_lines(&line, WIDTH - 12).into_iter().enumerate() {
+            let label = if i == 0 { "liveness" } else { "" };
+            writeln!(w, "  {label:<9} {l}")?;
+        }
+        if let Some(second) = &l.second_syn {
+            let what = match second.elapsed {
+                Some(e) if second.outcome != "no_answer" => {
+                    format!("{} in {}", second.outcome, fmt_duration(e))
+                }
+                _ => match l.decided_after {
+                    Some(b) => format!("no answer in {}", fmt_duration(b)),
+                    None => "no answer".to_string(),
+                },
+            };
+            writeln!(w, "  {:<9} second SYN to port {}: {what}", "", t.port)?;
+        }
+    }
+    if let Some(p) = &diag.path {
+        for (i, h) in p.hops.iter().enumerate() {
+            let addr = h.address.map_or("*".to_string(), |a| a.to_string());
+            let took = h.elapsed.map(fmt_duration).unwrap_or_default();
+            let kind = match h.kind {
+                HopKind::TimeExceeded => "router".normal(),
+                HopKind::ReachedTarget => "the target".green(),
+                HopKind::Unreachable => "unreachable".red(),
+                HopKind::NoAnswer => "no answer".red(),
+            };
+            let note = match (h.kind.clone(), p.last_responding) {
+                (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => "  ← the SYN goes no further",
+                _ => "",
+            };
+            let label = if i == 0 { "path" } else { "" };
+            writeln!(
+                w,
+                "  {label:<9} hop {:<2} {addr:<width$}  {kind} {took}{note}",
+                h.ttl
+            )?;
+        }
     }
 
     let problems: Vec<_> = diag.findings.iter().collect();

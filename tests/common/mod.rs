@@ -105,6 +105,18 @@ impl Lab {
         for ns in [&lab.client, &lab.router, &lab.server] {
             sh(&["ip", "netns", "add", ns]);
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            // No duplicate-address detection, link-local addresses included: a tentative
+            // link-local address delays neighbour discovery by seconds in a fresh namespace.
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ]);
         }
         // Create each veth pair directly inside its namespaces: no names in the root namespace.
         sh(&[

@@ -6,6 +6,8 @@
 //! behind each rule is `shared/notes/linux-probing.md`; every verdict and finding is listed
 //! in `docs/verdicts.md`.
 
+pub mod silence;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -246,6 +248,10 @@ pub struct Diagnosis {
     pub summary: String,
     pub addresses: Vec<AddressResult>,
     pub findings: Vec<Finding>,
+    /// Is the host of the first address up? (Only when that address was slow to answer.)
+    pub liveness: Option<silence::Liveness>,
+    /// Where packets go on the way to the first address (when the path was walked).
+    pub path: Option<silence::Path>,
 }
 
 /// What the kernel's answer for one address means.
@@ -330,6 +336,15 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     if verdict != Verdict::Partial && seen.len() > 1 {
         findings.push(disagreement_finding(first, &addresses));
     }
+    let liveness = facts.silence_of(first.address).map(silence::liveness);
+    let path = facts.trace.as_ref().map(silence::path);
+    // Liveness and the path explain silence and undeliverable hosts; a reset or a reject
+    // already proves the host (or a firewall) answered.
+    if matches!(first.outcome, Outcome::Filtered | Outcome::Unreachable)
+        && verdict != Verdict::Partial
+    {
+        findings.extend(silence::findings(facts, liveness.as_ref(), path.as_ref()));
+    }
     findings.extend(dns_view_findings(facts));
 
     let summary = summarize(target, verdict, &addresses);
@@ -338,6 +353,8 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         summary,
         addresses,
         findings,
+        liveness,
+        path,
     }
 }
 
@@ -574,37 +591,53 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
                 "This is a problem on this machine, not the network: check its IPv4/IPv6 settings and open-file limits.",
             )],
         },
-        Evidence::Silence => Finding {
-            id: "silent_drop",
-            severity: Severity::Error,
-            message: format!(
-                "No answer from {at} port {port} within {}: something drops the packets without \
-                 a word — a firewall on the server, one on the way, or this machine's own output \
-                 firewall. A stopped service would have answered with a reset.",
-                fmt_duration(facts.timeout)
-            ),
-            advice: vec![
-                Advice::run(
+        Evidence::Silence => {
+            let silence = facts.silence_of(a.address);
+            let knows_liveness = silence.is_some_and(|s| s.liveness.iter().any(|(_, f)| f.is_some()));
+            let walked = facts.trace.as_ref().is_some_and(|t| t.address == a.address);
+            // A hop that answered a SYN to this very port proves this machine's output
+            // firewall let it out.
+            let left_this_machine = facts.trace.as_ref().is_some_and(|t| {
+                t.address == a.address && t.hops.iter().any(|(_, f)| f.as_ref().is_some_and(|f| f.icmp.is_some()))
+            });
+            let mut advice = Vec::new();
+            if !knows_liveness {
+                advice.push(Advice::run(
                     "Check whether the host answers on another port (a reset proves it is up)",
                     format!("canreach {} 22", hostish(target, a)),
                     "this machine",
-                ),
-                Advice::run(
+                ));
+            }
+            if !left_this_machine {
+                advice.push(Advice::run(
                     "Rule out this machine's own firewall",
                     "sudo nft list ruleset | grep -n -A3 'hook output'",
                     "this machine",
-                ),
-                Advice::run(
+                ));
+            }
+            if !walked {
+                advice.push(Advice::run(
                     "See where on the path the packets stop",
                     format!("sudo traceroute -T -p {port} {}", a.address.ip()),
                     "this machine",
-                ),
-                Advice::say(format!(
+                ));
+                advice.push(Advice::say(format!(
                     "Ask whoever runs {host}'s firewall (and the network team) whether TCP port \
                      {port} from this machine is allowed; send them this report."
-                )),
-            ],
-        },
+                )));
+            }
+            Finding {
+                id: "silent_drop",
+                severity: Severity::Error,
+                message: format!(
+                    "No answer from {at} port {port} in {}: something drops the packets without \
+                     a word — a firewall on the server, one on the way, or this machine's own \
+                     output firewall. A stopped service would have answered with a reset.",
+                    fmt_duration(a.elapsed)
+                ),
+                advice,
+            }
+        }
         Evidence::Handshake => unreachable_open(),
     }
 }
@@ -859,6 +892,8 @@ fn dns_failure(facts: &Facts) -> Diagnosis {
             message,
             advice,
         }],
+        liveness: None,
+        path: None,
     }
 }
 
@@ -970,6 +1005,8 @@ mod tests {
             target: t,
             dns: DnsFacts::default(),
             probes,
+            silence: vec![],
+            trace: None,
             timeout: Duration::from_secs(5),
             elapsed: Duration::from_millis(1),
         }

@@ -1,0 +1,450 @@
+//! What silence means: the host's liveness, the second SYN, and where on the path packets die.
+//!
+//! Reads the `Silence` and `TraceFacts` the pipeline gathered for a silent or undeliverable
+//! address and turns them into views (for the renderers) and findings (with advice).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Advice, Finding, Outcome, Severity, classify, fmt_duration};
+use crate::facts::{Facts, Silence};
+use crate::liveness::{router_says_unreachable, target_answered};
+use crate::probe::{ConnectResult, Icmp, ProbeFact};
+use crate::trace::TraceFacts;
+
+/// Is the host up, and on what evidence?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Liveness {
+    pub address: IpAddr,
+    /// `true`: some port of the host answered; `false`: a router reports it undeliverable;
+    /// `null`: nothing answered — down, or everything to it is dropped.
+    pub alive: Option<bool>,
+    pub probes: Vec<LivenessProbe>,
+    /// The second SYN to the silent port, sent once the host was seen up.
+    pub second_syn: Option<LivenessProbe>,
+    /// When `filtered` was concluded before the deadline: how long the second SYN was given.
+    #[serde(serialize_with = "ser_opt_ms", rename = "decided_after_ms")]
+    pub decided_after: Option<Duration>,
+}
+
+/// One liveness probe as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LivenessProbe {
+    pub port: u16,
+    /// `open`, `closed`, `rejected`, `filtered`, `unreachable`; `no_answer` when still silent
+    /// as probing ended.
+    pub outcome: &'static str,
+    #[serde(serialize_with = "ser_opt_ms", rename = "elapsed_ms")]
+    pub elapsed: Option<Duration>,
+    #[serde(skip)]
+    pub answered_by_target: bool,
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::facts::ser_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Open => "open",
+        Outcome::Closed => "closed",
+        Outcome::Rejected => "rejected",
+        Outcome::Filtered => "filtered",
+        Outcome::Unreachable => "unreachable",
+    }
+}
+
+fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> LivenessProbe {
+    match fact {
+        Some(f) if f.result != ConnectResult::TimedOut || f.icmp.is_some() => LivenessProbe {
+            port,
+            outcome: outcome_word(classify(f).outcome),
+            elapsed: Some(f.elapsed),
+            answered_by_target: target_answered(f, target),
+        },
+        _ => LivenessProbe {
+            port,
+            outcome: "no_answer",
+            elapsed: None,
+            answered_by_target: false,
+        },
+    }
+}
+
+/// Interpret one address's silence facts.
+pub fn liveness(s: &Silence) -> Liveness {
+    let ip = s.address.ip();
+    let probes: Vec<LivenessProbe> = s
+        .liveness
+        .iter()
+        .map(|(port, f)| liveness_probe(*port, f.as_ref(), ip))
+        .collect();
+    let answered: Vec<&ProbeFact> = s.liveness.iter().filter_map(|(_, f)| f.as_ref()).collect();
+    let alive = if probes.iter().any(|p| p.answered_by_target) {
+        Some(true)
+    } else if answered.iter().any(|f| router_says_unreachable(f, ip)) {
+        // A router that cannot deliver to the address at all (ARP/ND failed) settles it, even
+        // if ICMP rate limits left the other ports without an answer yet.
+        Some(false)
+    } else {
+        None
+    };
+    Liveness {
+        address: ip,
+        alive,
+        probes,
+        second_syn: s
+            .second_syn
+            .as_ref()
+            .map(|f| liveness_probe(s.address.port(), Some(f), ip)),
+        decided_after: s.decided_after,
+    }
+}
+
+/// What came back for one TTL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HopKind {
+    /// A router on the way: ICMP time-exceeded.
+    TimeExceeded,
+    /// The target itself answered (handshake, reset, or its own ICMP): the path ends here.
+    ReachedTarget,
+    /// A device reported the destination unreachable or prohibited.
+    Unreachable,
+    NoAnswer,
+}
+
+/// One hop as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    pub ttl: u8,
+    pub address: Option<IpAddr>,
+    #[serde(serialize_with = "ser_opt_ms", rename = "elapsed_ms")]
+    pub elapsed: Option<Duration>,
+    pub kind: HopKind,
+}
+
+/// A device on the path, by its hop number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Responder {
+    pub ttl: u8,
+    pub address: IpAddr,
+}
+
+/// The path walk as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Path {
+    pub address: SocketAddr,
+    /// Hops up to the first that reached the target, or one past the last that answered.
+    pub hops: Vec<Hop>,
+    /// The farthest device that answered, when the target was not reached.
+    pub last_responding: Option<Responder>,
+    /// The TTL at which the target itself answered.
+    pub reached_at: Option<u8>,
+    #[serde(serialize_with = "crate::facts::ser_ms", rename = "elapsed_ms")]
+    pub elapsed: Duration,
+}
+
+fn is_time_exceeded(i: &Icmp) -> bool {
+    (!i.v6 && i.kind == 11) || (i.v6 && i.kind == 3)
+}
+
+/// Interpret the raw walk.
+pub fn path(t: &TraceFacts) -> Path {
+    let target = t.address.ip();
+    let all: Vec<Hop> = t
+        .hops
+        .iter()
+        .map(|(ttl, f)| {
+            let Some(f) = f else {
+                return Hop {
+                    ttl: *ttl,
+                    address: None,
+                    elapsed: None,
+                    kind: HopKind::NoAnswer,
+                };
+            };
+            let (address, kind) = match f.icmp {
+                Some(i) if is_time_exceeded(&i) => (i.from, HopKind::TimeExceeded),
+                _ if target_answered(f, target) => (Some(target), HopKind::ReachedTarget),
+                Some(i) => (i.from, HopKind::Unreachable),
+                None if f.result == ConnectResult::TimedOut => (None, HopKind::NoAnswer),
+                // A local error (no route): nothing left this machine.
+                None => (None, HopKind::Unreachable),
+            };
+            Hop {
+                ttl: *ttl,
+                address,
+                elapsed: (kind != HopKind::NoAnswer).then_some(f.elapsed),
+                kind,
+            }
+        })
+        .collect();
+    let reached_at = all
+        .iter()
+        .find(|h| h.kind == HopKind::ReachedTarget)
+        .map(|h| h.ttl);
+    let last_responding = all
+        .iter()
+        .filter(|h| matches!(h.kind, HopKind::TimeExceeded | HopKind::Unreachable))
+        .filter(|h| reached_at.is_none_or(|r| h.ttl < r))
+        .filter_map(|h| {
+            h.address.map(|address| Responder {
+                ttl: h.ttl,
+                address,
+            })
+        })
+        .next_back();
+    let keep = match (reached_at, last_responding) {
+        (Some(r), _) => r,
+        (None, Some(r)) => r.ttl.saturating_add(1),
+        (None, None) => 1,
+    };
+    Path {
+        address: t.address,
+        hops: all.into_iter().filter(|h| h.ttl <= keep).collect(),
+        last_responding: if reached_at.is_some() {
+            None
+        } else {
+            last_responding
+        },
+        reached_at,
+        elapsed: t.elapsed,
+    }
+}
+
+/// Findings about a silent (or undeliverable) first address: is the host up, where packets die.
+pub fn findings(facts: &Facts, live: Option<&Liveness>, path: Option<&Path>) -> Vec<Finding> {
+    let t = &facts.target;
+    let port = t.port;
+    let mut out = Vec::new();
+    if let Some(l) = live {
+        let ip = l.address;
+        let answered: Vec<&LivenessProbe> =
+            l.probes.iter().filter(|p| p.answered_by_target).collect();
+        let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
+        match l.alive {
+            Some(true) => {
+                let p = answered[0];
+                let early = l.decided_after.map_or(String::new(), |b| {
+                    format!(
+                        " A second SYN to port {port} also went unanswered for {}, many times the \
+                         host's round-trip time, so this is not a lost packet.",
+                        fmt_duration(b)
+                    )
+                });
+                out.push(Finding {
+                    id: "host_up_port_dropped",
+                    severity: Severity::Error,
+                    message: format!(
+                        "The host {ip} is up (port {} answered: {} in {}) but port {port} gets no \
+                         answer: a firewall drops it — on the server, or on the way for this port \
+                         only.{early}",
+                        p.port,
+                        p.outcome,
+                        p.elapsed.map(fmt_duration).unwrap_or_default(),
+                    ),
+                    advice: vec![
+                        Advice::run(
+                            format!("Look for a rule that drops port {port} in the server's firewall"),
+                            format!("sudo nft list ruleset | grep -n -w -e {port} -e drop"),
+                            format!("the server ({})", t.host),
+                        ),
+                        Advice::run(
+                            "Check that the service listens at all (a drop hides a closed port too)",
+                            format!("sudo ss -ltnp 'sport = :{port}'"),
+                            format!("the server ({})", t.host),
+                        ),
+                    ],
+                });
+            }
+            Some(false) => out.push(Finding {
+                id: "host_down",
+                severity: Severity::Error,
+                message: format!(
+                    "A router reports {ip} unreachable on every port tried ({}): the host is down \
+                     or not at that address.",
+                    ports.join(", ")
+                ),
+                advice: vec![Advice::say(format!(
+                    "Check that {} is switched on and has the address {ip}.",
+                    t.host
+                ))],
+            }),
+            None => out.push(Finding {
+                id: "host_not_answering",
+                severity: Severity::Warning,
+                message: format!(
+                    "Nothing about {ip} answers: ports {} were silent too. The host is down, or a \
+                     firewall drops everything sent to it from here.",
+                    ports.join(", ")
+                ),
+                advice: vec![Advice::say(format!(
+                    "Ask whoever runs {} whether it is up, and whether its firewall (or the \
+                     network's) drops traffic from this machine.",
+                    t.host
+                ))],
+            }),
+        }
+    }
+    if let Some(p) = path {
+        let ip = p.address.ip();
+        if let Some(Responder { ttl, address: dev }) = p.last_responding {
+            out.push(Finding {
+                id: "path_ends_after",
+                severity: Severity::Error,
+                message: format!(
+                    "Your connection reaches {dev} (hop {ttl}) and goes no further: the block is \
+                     at that device's firewall or after it — on the server or just before it."
+                ),
+                advice: vec![
+                    Advice::say(format!(
+                        "Ask the team that runs {dev} and the network beyond it (the network \
+                         team), and whoever runs {}'s firewall, whether TCP port {port} from this \
+                         machine to {ip} is blocked; send them this report.",
+                        t.host
+                    )),
+                    Advice::run(
+                        "If you run that device, look for the rule",
+                        format!("sudo nft list ruleset | grep -n -w -e {port} -e drop"),
+                        dev.to_string(),
+                    ),
+                ],
+            });
+        } else if p.reached_at.is_none() {
+            out.push(Finding {
+                id: "path_no_answer",
+                severity: Severity::Warning,
+                message: "Not even the first hop answered the path walk: this machine's own \
+                          firewall (OUTPUT chain) or the first router drops the packets — or the \
+                          routers on the way do not send ICMP time-exceeded."
+                    .to_string(),
+                advice: vec![Advice::run(
+                    "Rule out this machine's own firewall",
+                    "sudo nft list ruleset | grep -n -A3 'hook output'",
+                    "this machine",
+                )],
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::ProbeSpec;
+
+    const T: &str = "198.18.2.2:5432";
+
+    fn fact(result: ConnectResult, icmp: Option<(u8, u8, &str)>, ttl: Option<u8>) -> ProbeFact {
+        ProbeFact {
+            spec: ProbeSpec {
+                address: T.parse().unwrap(),
+                ttl,
+            },
+            result,
+            elapsed: Duration::from_micros(400),
+            icmp: icmp.map(|(kind, code, from)| Icmp {
+                v6: false,
+                kind,
+                code,
+                from: Some(from.parse().unwrap()),
+            }),
+        }
+    }
+    fn refused() -> ConnectResult {
+        ConnectResult::Failed {
+            errno: libc::ECONNREFUSED,
+        }
+    }
+    fn unreach() -> ConnectResult {
+        ConnectResult::Failed {
+            errno: libc::EHOSTUNREACH,
+        }
+    }
+
+    #[test]
+    fn a_reset_on_another_port_means_alive() {
+        let s = Silence {
+            address: T.parse().unwrap(),
+            liveness: vec![(22, Some(fact(refused(), None, None))), (443, None)],
+            second_syn: Some(fact(ConnectResult::TimedOut, None, None)),
+            decided_after: Some(Duration::from_millis(200)),
+        };
+        let l = liveness(&s);
+        assert_eq!(l.alive, Some(true));
+        assert_eq!(l.probes[0].outcome, "closed");
+        assert_eq!(l.probes[1].outcome, "no_answer");
+        assert_eq!(l.second_syn.as_ref().unwrap().outcome, "no_answer");
+    }
+
+    #[test]
+    fn router_unreachable_on_every_port_means_down_and_silence_means_unknown() {
+        let ur = || Some(fact(unreach(), Some((3, 1, "198.18.1.1")), None));
+        let s = Silence {
+            address: T.parse().unwrap(),
+            liveness: vec![(22, ur()), (443, ur())],
+            second_syn: None,
+            decided_after: None,
+        };
+        assert_eq!(liveness(&s).alive, Some(false));
+        let s = Silence {
+            liveness: vec![(22, None), (443, ur())],
+            ..s
+        };
+        assert_eq!(
+            liveness(&s).alive,
+            Some(false),
+            "rate-limited ICMP leaves some unanswered"
+        );
+        let s = Silence {
+            liveness: vec![(22, None), (443, None)],
+            ..s
+        };
+        assert_eq!(liveness(&s).alive, None);
+    }
+
+    #[test]
+    fn path_names_the_last_router_and_trims_the_silence() {
+        let mut hops: Vec<(u8, Option<ProbeFact>)> = (1..=16).map(|t| (t, None)).collect();
+        hops[0].1 = Some(fact(unreach(), Some((11, 0, "198.18.1.1")), Some(1)));
+        let p = path(&TraceFacts {
+            address: T.parse().unwrap(),
+            hops,
+            elapsed: Duration::from_millis(200),
+        });
+        assert_eq!(
+            p.last_responding,
+            Some(Responder {
+                ttl: 1,
+                address: "198.18.1.1".parse().unwrap()
+            })
+        );
+        assert_eq!(p.reached_at, None);
+        assert_eq!(p.hops.len(), 2);
+        assert_eq!(p.hops[1].kind, HopKind::NoAnswer);
+    }
+
+    #[test]
+    fn path_that_reaches_the_target_stops_there() {
+        let mut hops: Vec<(u8, Option<ProbeFact>)> = (1..=16).map(|t| (t, None)).collect();
+        hops[0].1 = Some(fact(unreach(), Some((11, 0, "198.18.1.1")), Some(1)));
+        for (i, h) in hops.iter_mut().enumerate().skip(1) {
+            h.1 = Some(fact(refused(), None, Some(i as u8 + 1)));
+        }
+        let p = path(&TraceFacts {
+            address: T.parse().unwrap(),
+            hops,
+            elapsed: Duration::from_millis(1),
+        });
+        assert_eq!(p.reached_at, Some(2));
+        assert_eq!(p.last_responding, None);
+        assert_eq!(p.hops.len(), 2);
+    }
+}

@@ -1,0 +1,117 @@
+//! Stage 2b: when a port is silent, is the host there at all — and when may we stop waiting?
+//!
+//! A silent port proves nothing by itself: the host may be down, or a firewall may drop that
+//! one port. Other TCP ports of the same host answer just as well as ping (which an
+//! unprivileged process cannot send here): a reset from a closed port proves the host is up,
+//! and its round-trip time tells how long an answer from the silent port would have taken.
+//!
+//! This module holds the constants and the two pure rules the pipeline uses; the probes are
+//! ordinary [`crate::probe`] probes to other ports.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::probe::{ConnectResult, ProbeFact};
+
+/// Ports tried for liveness: common services, and a high port that is almost surely closed
+/// (its reset proves the host is up as well as any open port).
+pub const PORTS: [u16; 4] = [22, 443, 80, 65533];
+
+/// How long the main probe may stay silent before liveness probes start, concurrently with it.
+/// A LAN answers in well under a millisecond and most of the internet in under 25 ms, so
+/// a check that is going to answer rarely costs the extra packets.
+pub const DELAY: Duration = Duration::from_millis(25);
+
+/// Floor of the silence bound: scheduling noise and a busy server's SYN-ACK latency are in
+/// the milliseconds, so no port is called filtered sooner than this after the second SYN.
+pub const MIN_SILENCE: Duration = Duration::from_millis(200);
+
+/// How many round-trip times a second SYN is given before the port is called filtered.
+pub const RTT_FACTOR: u32 = 4;
+
+/// Did this probe get an answer from the target itself (so the host is up)?
+/// A handshake, a reset, or an ICMP error sent by the target's own address all count; an ICMP
+/// from a router does not: it proves only that the router is up.
+pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
+    match fact.result {
+        ConnectResult::Connected => true,
+        ConnectResult::Failed { errno } => match fact.icmp {
+            Some(icmp) => icmp.from == Some(target),
+            None => errno == libc::ECONNREFUSED,
+        },
+        ConnectResult::TimedOut => false,
+    }
+}
+
+/// Did a router report the target undeliverable (host/net unreachable)?
+pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
+    fact.icmp.is_some_and(|i| {
+        i.from != Some(target)
+            && matches!(
+                (i.v6, i.kind, i.code),
+                (false, 3, 0 | 1 | 6 | 7) | (true, 1, 0 | 3)
+            )
+    })
+}
+
+/// How long a second SYN must go unanswered, given the host's round-trip time, before the port
+/// is called `filtered`. Both SYNs would have to be lost for an open or closed port to be
+/// misjudged; and the wait is many RTTs, never less than [`MIN_SILENCE`].
+pub fn silence_bound(rtt: Duration) -> Duration {
+    (rtt * RTT_FACTOR).max(MIN_SILENCE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Icmp, ProbeSpec};
+
+    fn fact(result: ConnectResult, icmp_from: Option<&str>, code: u8) -> ProbeFact {
+        ProbeFact {
+            spec: ProbeSpec::to("198.18.2.2:22".parse().unwrap()),
+            result,
+            elapsed: Duration::from_millis(1),
+            icmp: icmp_from.map(|f| Icmp {
+                v6: false,
+                kind: 3,
+                code,
+                from: Some(f.parse().unwrap()),
+            }),
+        }
+    }
+    const T: &str = "198.18.2.2";
+
+    #[test]
+    fn a_reset_or_handshake_or_the_targets_own_icmp_proves_it_is_up() {
+        let t: IpAddr = T.parse().unwrap();
+        let refused = ConnectResult::Failed {
+            errno: libc::ECONNREFUSED,
+        };
+        let unreach = ConnectResult::Failed {
+            errno: libc::EHOSTUNREACH,
+        };
+        assert!(target_answered(&fact(ConnectResult::Connected, None, 0), t));
+        assert!(target_answered(&fact(refused, None, 0), t));
+        assert!(target_answered(&fact(unreach, Some(T), 13), t));
+        assert!(!target_answered(&fact(unreach, Some("198.18.1.1"), 13), t));
+        assert!(!target_answered(&fact(refused, Some("198.18.1.1"), 3), t));
+        assert!(!target_answered(&fact(ConnectResult::TimedOut, None, 0), t));
+        assert!(router_says_unreachable(
+            &fact(unreach, Some("198.18.1.1"), 1),
+            t
+        ));
+        assert!(!router_says_unreachable(
+            &fact(unreach, Some("198.18.1.1"), 13),
+            t
+        ));
+    }
+
+    #[test]
+    fn the_bound_is_several_rtts_and_never_below_the_floor() {
+        assert_eq!(silence_bound(Duration::from_micros(300)), MIN_SILENCE);
+        assert_eq!(
+            silence_bound(Duration::from_millis(120)),
+            Duration::from_millis(480)
+        );
+    }
+}
