@@ -21,6 +21,7 @@ Examples:
   canreach https://example.com/      a URL (port from the URL or its scheme)
   canreach postgres://u@db/app       (5432, PostgreSQL's usual port)
   canreach --json localhost ssh      JSON for scripts; ssh is a service name
+  canreach :5432                     what listens on 5432 here, and can a client reach it?
 
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
@@ -56,6 +57,10 @@ pub struct Cli {
     /// Never walk the path (by default it is walked for filtered and unreachable verdicts)
     #[arg(long)]
     pub no_trace: bool,
+
+    /// Inspect this machine's listeners even when the target is not one of its addresses
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// `--color` values.

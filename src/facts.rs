@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serializer;
 
 use crate::dns::DnsFacts;
+use crate::local::{Firewall, LocalFacts};
 use crate::probe::ProbeFact;
 use crate::target::Target;
 use crate::trace::TraceFacts;
@@ -24,6 +25,11 @@ pub struct Facts {
     pub silence: Vec<Silence>,
     /// The path walk, when one was made.
     pub trace: Option<TraceFacts>,
+    /// Listeners and owners on this machine, when the target is this machine (or `--local`).
+    pub local: Option<LocalFacts>,
+    /// This machine's firewall rules for the port, when inspected (local targets, and silent
+    /// or locally refused remote ones: an OUTPUT drop looks like remote silence).
+    pub firewall: Option<Firewall>,
     /// The deadline the check ran under.
     pub timeout: Duration,
     /// Wall time of the whole check.

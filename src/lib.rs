@@ -16,6 +16,7 @@ pub mod diagnosis;
 pub mod dns;
 pub mod facts;
 pub mod liveness;
+pub mod local;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
@@ -54,6 +55,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
     let opts = pipeline::Options {
         timeout: cli.timeout,
         trace: cli.trace_mode(),
+        local: cli.local,
     };
     let facts = rt.block_on(pipeline::gather(
         target,

@@ -27,6 +27,7 @@ use crate::diagnosis::{Evidence, Outcome, classify};
 use crate::dns::{DnsFacts, Lookup, Resolver};
 use crate::facts::{Facts, Silence};
 use crate::liveness;
+use crate::local;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::target::{Host, Target};
 use crate::trace;
@@ -59,6 +60,8 @@ pub struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
     pub trace: TraceMode,
+    /// Inspect this machine's listeners whatever the target.
+    pub local: bool,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
         Options {
             timeout: DEFAULT_TIMEOUT,
             trace: TraceMode::Auto,
+            local: false,
         }
     }
 }
@@ -92,14 +96,35 @@ pub async fn gather<R: Resolver, C: Connector>(
     let deadline = start + opts.timeout;
     let probe_deadline = deadline - opts.trace_reserve();
     let port = target.port.get();
-    let probe_all =
-        |addrs: Vec<SocketAddr>| {
-            join_all(addrs.into_iter().enumerate().map(move |(i, a)| {
-                probe_address(connector, a, probe_deadline, i < LIVENESS_ADDRESSES)
-            }))
+    let inspect_here = opts.local || target.here;
+    let probe_all = |addrs: Vec<SocketAddr>| async move {
+        // Local inspection is file reading and one `nft` run: it goes on a blocking thread,
+        // concurrently with the probes, and only for this machine's addresses.
+        let here = inspect_here || {
+            let mine = local::interface_addresses();
+            addrs.iter().any(|a| local::is_local(a.ip(), &mine))
         };
+        let inspection = here.then(|| {
+            (
+                tokio::task::spawn_blocking(move || local::inspect(port)),
+                tokio::task::spawn_blocking(move || local::firewall(port)),
+            )
+        });
+        let results = join_all(addrs.into_iter().enumerate().map(move |(i, a)| {
+            probe_address(connector, a, probe_deadline, i < LIVENESS_ADDRESSES)
+        }))
+        .await;
+        let inspected = match inspection {
+            Some((listeners, firewall)) => {
+                let both = async { (listeners.await.ok(), firewall.await.ok()) };
+                tokio::time::timeout_at(deadline, both).await.ok()
+            }
+            None => None,
+        };
+        (results, inspected)
+    };
 
-    let (dns, results) = match &target.host {
+    let (dns, (results, inspected)) = match &target.host {
         Host::Ip(ip) => (
             DnsFacts::default(),
             probe_all(vec![(*ip, port).into()]).await,
@@ -145,6 +170,14 @@ pub async fn gather<R: Resolver, C: Connector>(
         }
     };
     let (probes, silence): (Vec<ProbeFact>, Vec<Option<Silence>>) = results.into_iter().unzip();
+    let (local, mut firewall) = inspected.unwrap_or_default();
+    if firewall.is_none() && needs_firewall(&probes) {
+        let task = tokio::task::spawn_blocking(move || local::firewall(port));
+        firewall = tokio::time::timeout_at(deadline, task)
+            .await
+            .ok()
+            .and_then(Result::ok);
+    }
     let trace = match trace_target(&probes, opts.trace) {
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
@@ -155,9 +188,21 @@ pub async fn gather<R: Resolver, C: Connector>(
         probes,
         silence: silence.into_iter().flatten().collect(),
         trace,
+        local,
+        firewall,
         timeout: opts.timeout,
         elapsed: start.elapsed(),
     }
+}
+
+/// Should this machine's firewall be read for a remote target? When the first address was
+/// silent (an OUTPUT-chain drop looks exactly like remote silence) or this machine refused to
+/// send.
+fn needs_firewall(probes: &[ProbeFact]) -> bool {
+    probes.first().is_some_and(|p| {
+        let r = classify(p);
+        r.outcome == Outcome::Filtered || matches!(r.evidence, Evidence::LocalPolicy(_))
+    })
 }
 
 /// Which address, if any, to walk the path to: the first one, when no address is open and it
@@ -399,6 +444,7 @@ mod tests {
         let opts = Options {
             timeout: Duration::from_secs(3),
             trace: TraceMode::Never,
+            local: false,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(

@@ -76,6 +76,9 @@ pub struct Target {
     pub port_source: PortSource,
     /// The port's service name (/etc/services), for the report: "5432 (postgresql)".
     pub service: Option<String>,
+    /// `canreach :PORT`: "what listens on PORT here?" — checks `localhost` and inspects this
+    /// machine.
+    pub here: bool,
 }
 
 impl Target {
@@ -138,7 +141,15 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
     let target = target.trim();
     let explicit = port.map(|p| parse_port(p.trim(), services)).transpose()?;
 
-    let (host, embedded) = if target.contains("://") {
+    let here_port = target
+        .strip_prefix(':')
+        .filter(|p| !p.is_empty() && !p.contains(':'));
+    let (host, embedded) = if let Some(p) = here_port {
+        (
+            Host::Name("localhost".into()),
+            Some(parse_port(p, services)?),
+        )
+    } else if target.contains("://") {
         let (h, p) = parse_url(target, services)?;
         (h, Some(p))
     } else {
@@ -160,6 +171,7 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
         port,
         port_source,
         service: services.name_of(port).map(str::to_string),
+        here: here_port.is_some(),
     })
 }
 
@@ -391,6 +403,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_port_means_this_machine() {
+        let t = p(":5432", None).unwrap();
+        assert_eq!(
+            (t.host, t.port.get(), t.here),
+            (name("localhost"), 5432, true)
+        );
+        assert!(!p("localhost:5432", None).unwrap().here);
+    }
+
+    #[test]
     fn service_names_resolve_through_etc_services() {
         let t = p("h", Some("postgres")).unwrap();
         assert_eq!((t.port.get(), t.port_source), (5432, PortSource::Service));
@@ -428,7 +450,8 @@ mod tests {
     #[test]
     fn rejects_bad_hosts() {
         assert_eq!(p("", Some("1")), Err(TargetError::EmptyHost));
-        assert_eq!(p(":22", None), Err(TargetError::EmptyHost));
+        assert_eq!(p(":", None), Err(TargetError::EmptyHost));
+        assert_eq!(p(":", Some("22")), Err(TargetError::EmptyHost));
         assert!(matches!(
             p("a..b", Some("1")),
             Err(TargetError::InvalidName { .. })

@@ -33,7 +33,7 @@ fn bad_input_is_one_line_on_stderr_and_exit_2() {
         (&["host", "70000"], "out of range"),
         (&["host:99999"], "out of range"),
         (&["", "80"], "no host"),
-        (&[":80"], "no host"),
+        (&[":", "80"], "no host"),
         (&["bad..name", "80"], "not a valid host name"),
         (&["bad_host!", "80"], "not a valid host name"),
         (&["http://"], "not a valid URL"),
@@ -130,8 +130,10 @@ fn closed_port_exits_4_and_explains() {
     let f = &v["findings"][0];
     assert_eq!(f["id"], "port_closed");
     assert_eq!(f["severity"], "error");
-    assert!(f["advice"][0]["command"].as_str().unwrap().contains(&port));
-    assert_eq!(f["advice"][0]["on"], "this machine");
+    // 127.0.0.1 is this machine: its socket table was read, and says why.
+    assert!(v["local"]["listeners"].as_array().unwrap().is_empty());
+    assert_eq!(v["findings"][1]["id"], "nothing_listens_here");
+    assert!(!v["findings"][1]["advice"].as_array().unwrap().is_empty());
 }
 
 #[test]
@@ -146,11 +148,28 @@ fn text_report_has_headline_steps_and_evidence() {
         )))
         .stdout(predicate::str::contains("What was checked"))
         .stdout(predicate::str::contains("TCP reset after"))
-        .stdout(predicate::str::contains("Next steps"))
         .stdout(predicate::str::contains(format!(
-            "sudo ss -ltnp 'sport = :{port}'"
+            "nothing listens on port {port}"
         )))
+        .stdout(predicate::str::contains("Next steps"))
         .stdout(predicate::str::contains("\x1b[").not());
+}
+
+#[test]
+fn a_bare_port_shows_who_listens_here() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let out = canreach()
+        .args(["--json", &format!(":{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = &v["local"]["listeners"][0];
+    assert_eq!(mine["address"], "127.0.0.1");
+    assert_eq!(mine["port"], port);
+    // This test process owns the socket; its process is visible to its own user.
+    assert_eq!(mine["process"]["pid"], std::process::id());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! behind each rule is `shared/notes/linux-probing.md`; every verdict and finding is listed
 //! in `docs/verdicts.md`.
 
+pub mod local;
 pub mod silence;
 
 use std::net::{IpAddr, SocketAddr};
@@ -345,6 +346,14 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     {
         findings.extend(silence::findings(facts, liveness.as_ref(), path.as_ref()));
     }
+    if verdict != Verdict::Open {
+        if let Some(l) = &facts.local {
+            findings.extend(local::listener_findings(facts, l, &addresses));
+        }
+        if first.outcome != Outcome::Open {
+            findings.extend(local::firewall_findings(facts, facts.local.is_some()));
+        }
+    }
     findings.extend(dns_view_findings(facts));
 
     let summary = summarize(target, verdict, &addresses);
@@ -412,7 +421,14 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
     let port = target.port;
     let host = host_label(target);
     let at = list(same);
-    let local = is_this_machine(a.address.ip());
+    let inspected_here = facts
+        .local
+        .as_ref()
+        .is_some_and(|l| crate::local::is_local(a.address.ip(), &l.addresses));
+    let local = is_this_machine(a.address.ip()) || inspected_here;
+    // When this machine's firewall was read, the local findings name any rule; no need to
+    // send the user looking.
+    let firewall_read = facts.firewall.as_ref().is_some_and(|f| f.inspected);
     let server = if local {
         "this machine".to_string()
     } else {
@@ -427,7 +443,7 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
                  listens on that port there — or a firewall imitates that with `reject with tcp reset`."
             ),
             advice: [
-                Some(Advice::run(
+                (!inspected_here).then(|| Advice::run(
                     "Check that the service is running and which addresses and ports it listens on",
                     format!("sudo ss -ltnp 'sport = :{port}'"),
                     &server,
@@ -435,7 +451,7 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
                 (!local).then(|| Advice::say(format!(
                     "If it listens only on 127.0.0.1 or ::1, configure it to listen on {at} (or 0.0.0.0 / ::) and restart it."
                 ))),
-                Some(Advice::run(
+                (!(inspected_here && firewall_read)).then(|| Advice::run(
                     "If it does listen there, look for a firewall rule that answers with a reset",
                     format!("sudo nft list ruleset | grep -n -w {port}"),
                     &server,
@@ -982,6 +998,7 @@ mod tests {
             port: Port::new(port).unwrap(),
             port_source: PortSource::Number,
             service: None,
+            here: false,
         }
     }
     fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
@@ -1007,6 +1024,8 @@ mod tests {
             probes,
             silence: vec![],
             trace: None,
+            local: None,
+            firewall: None,
             timeout: Duration::from_secs(5),
             elapsed: Duration::from_millis(1),
         }

@@ -12,6 +12,7 @@ use crate::diagnosis::silence::{Liveness, Path};
 use crate::diagnosis::{Diagnosis, Finding, Outcome, Sender, Verdict, errno_name};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ms};
+use crate::local::{Firewall, LocalFacts};
 use crate::probe::{ConnectResult, Icmp};
 use crate::target::{Host, PortSource};
 
@@ -30,9 +31,20 @@ struct Report<'a> {
     liveness: Option<&'a Liveness>,
     /// Present when the path was walked.
     trace: Option<&'a Path>,
+    /// Present when this machine was inspected (listeners and/or firewall).
+    local: Option<LocalView<'a>>,
     findings: &'a [Finding],
     elapsed_ms: f64,
     timeout_ms: f64,
+}
+
+#[derive(Serialize)]
+struct LocalView<'a> {
+    /// Listeners, owners and usual servers, when this machine is the target (or `--local`).
+    #[serde(flatten)]
+    listeners: Option<&'a LocalFacts>,
+    /// This machine's firewall rules for the port, when read.
+    firewall: Option<&'a Firewall>,
 }
 
 #[derive(Serialize)]
@@ -146,6 +158,10 @@ fn build<'a>(facts: &'a Facts, diag: &'a Diagnosis) -> Report<'a> {
         probes,
         liveness: diag.liveness.as_ref(),
         trace: diag.path.as_ref(),
+        local: (facts.local.is_some() || facts.firewall.is_some()).then_some(LocalView {
+            listeners: facts.local.as_ref(),
+            firewall: facts.firewall.as_ref(),
+        }),
         findings: &diag.findings,
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),

@@ -127,6 +127,61 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         }
     }
 
+    if let Some(l) = &facts.local {
+        if l.listeners.is_empty() {
+            writeln!(
+                w,
+                "  {:<9} {}",
+                "here",
+                format!("nothing listens on port {}", l.port).red()
+            )?;
+        }
+        for (i, x) in l.listeners.iter().enumerate() {
+            let addr = match x.address {
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", x.port),
+                a => format!("{a}:{}", x.port),
+            };
+            let user = x.user.clone().unwrap_or_else(|| format!("uid {}", x.uid));
+            let who = match &x.process {
+                Some(p) => format!("{} (pid {}, {user}): {}", p.name, p.pid, p.cmdline),
+                None => format!("a process of {user} (run with sudo to see which)"),
+            };
+            let label = if i == 0 { "listening" } else { "" };
+            writeln!(w, "  {label:<9} {addr}  {}", who.dimmed())?;
+        }
+        if !l.owner_other_listeners.is_empty() {
+            let others: Vec<String> = l
+                .owner_other_listeners
+                .iter()
+                .map(|x| format!("{}:{}", x.address, x.port))
+                .collect();
+            writeln!(
+                w,
+                "  {:<9} the same process also listens on {}",
+                "",
+                others.join(", ")
+            )?;
+        }
+    }
+    if let Some(fw) = &facts.firewall {
+        let line = if !fw.inspected {
+            format!(
+                "not inspected: {}",
+                fw.reason.as_deref().unwrap_or("unknown")
+            )
+        } else if fw.rules.is_empty() {
+            format!("no rule of this machine drops or rejects port {}", t.port)
+        } else {
+            let rules: Vec<String> = fw
+                .rules
+                .iter()
+                .map(|r| format!("{}: {}", r.hook, r.text))
+                .collect();
+            rules.join("; ")
+        };
+        writeln!(w, "  {:<9} {}", "firewall", line)?;
+    }
+
     let problems: Vec<_> = diag.findings.iter().collect();
     if !problems.is_empty() {
         writeln!(w)?;

@@ -1,0 +1,143 @@
+//! Well-known servers as data: which ports they serve, their process names, their service
+//! unit, and the setting that chooses the addresses they listen on. The diagnosis quotes the
+//! setting when a server listens on loopback only; the local stage looks for the processes.
+
+/// One kind of server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownServer {
+    pub name: &'static str,
+    pub ports: &'static [u16],
+    /// Process names (`/proc/PID/comm`, at most 15 characters).
+    pub processes: &'static [&'static str],
+    /// systemd unit to inspect or start it.
+    pub unit: Option<&'static str>,
+    /// Where the listening address is set, in the server's own words.
+    pub listen_setting: &'static str,
+}
+
+pub const SERVERS: &[KnownServer] = &[
+    KnownServer {
+        name: "PostgreSQL",
+        ports: &[5432],
+        processes: &["postgres", "postmaster"],
+        unit: Some("postgresql"),
+        listen_setting: "listen_addresses = '*' (or the address) in postgresql.conf, and a host line in pg_hba.conf",
+    },
+    KnownServer {
+        name: "MySQL/MariaDB",
+        ports: &[3306],
+        processes: &["mysqld", "mariadbd"],
+        unit: Some("mysql"),
+        listen_setting: "bind-address = 0.0.0.0 (or the address) under [mysqld] in my.cnf",
+    },
+    KnownServer {
+        name: "Redis",
+        ports: &[6379],
+        processes: &["redis-server"],
+        unit: Some("redis-server"),
+        listen_setting: "bind 0.0.0.0 (or the address) in redis.conf; and protected-mode",
+    },
+    KnownServer {
+        name: "MongoDB",
+        ports: &[27017],
+        processes: &["mongod"],
+        unit: Some("mongod"),
+        listen_setting: "net.bindIp: 0.0.0.0 (or the address) in mongod.conf",
+    },
+    KnownServer {
+        name: "OpenSSH",
+        ports: &[22],
+        processes: &["sshd"],
+        unit: Some("ssh"),
+        listen_setting: "ListenAddress in /etc/ssh/sshd_config",
+    },
+    KnownServer {
+        name: "nginx",
+        ports: &[80, 443],
+        processes: &["nginx"],
+        unit: Some("nginx"),
+        listen_setting: "the `listen` directive in the server block (listen 80; not listen 127.0.0.1:80;)",
+    },
+    KnownServer {
+        name: "Apache httpd",
+        ports: &[80, 443],
+        processes: &["apache2", "httpd"],
+        unit: Some("apache2"),
+        listen_setting: "the `Listen` directive in ports.conf / httpd.conf",
+    },
+    KnownServer {
+        name: "Caddy",
+        ports: &[80, 443],
+        processes: &["caddy"],
+        unit: Some("caddy"),
+        listen_setting: "the site address and `bind` directive in the Caddyfile",
+    },
+    KnownServer {
+        name: "RabbitMQ",
+        ports: &[5672],
+        processes: &["beam.smp"],
+        unit: Some("rabbitmq-server"),
+        listen_setting: "listeners.tcp.default in rabbitmq.conf",
+    },
+    KnownServer {
+        name: "memcached",
+        ports: &[11211],
+        processes: &["memcached"],
+        unit: Some("memcached"),
+        listen_setting: "-l 0.0.0.0 (or the address) in /etc/memcached.conf",
+    },
+    KnownServer {
+        name: "a development server",
+        ports: &[3000, 4200, 5000, 5173, 8000, 8080, 8888],
+        processes: &[
+            "node", "python3", "python", "ruby", "php", "java", "deno", "bun",
+        ],
+        unit: None,
+        listen_setting: "its host option: `--host 0.0.0.0` (Vite, Angular, Rails `-b 0.0.0.0`), HOST=0.0.0.0 (Next.js, CRA), `--bind 0.0.0.0` (python -m http.server), `0.0.0.0:8000` (Django runserver)",
+    },
+];
+
+/// Processes that own a port on behalf of a container: the real server is inside it.
+pub const CONTAINER_PROXIES: &[&str] = &[
+    "docker-proxy",
+    "rootlessport",
+    "rootlesskit",
+    "slirp4netns",
+    "pasta",
+    "conmon",
+    "containerd-shim",
+];
+
+/// The servers that usually serve `port`.
+pub fn for_port(port: u16) -> impl Iterator<Item = &'static KnownServer> {
+    SERVERS.iter().filter(move |s| s.ports.contains(&port))
+}
+
+/// The server a process name belongs to, if any.
+pub fn for_process(comm: &str) -> Option<&'static KnownServer> {
+    SERVERS.iter().find(|s| s.processes.contains(&comm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(for_port(5432).next().unwrap().name, "PostgreSQL");
+        assert_eq!(for_port(443).count(), 3);
+        assert_eq!(
+            for_process("redis-server").unwrap().unit,
+            Some("redis-server")
+        );
+        assert!(for_process("bash").is_none());
+        // /proc/PID/comm is cut at 15 characters: every name must fit.
+        assert!(
+            SERVERS
+                .iter()
+                .flat_map(|s| s.processes)
+                .all(|p| p.len() <= 15)
+        );
+        assert!(CONTAINER_PROXIES.iter().all(|p| p.len() <= 15));
+    }
+}

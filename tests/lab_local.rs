@@ -1,0 +1,259 @@
+//! The local side against a real kernel: listeners started by the test inside a namespace,
+//! canreach run in that same namespace (as root, and as `nobody`), and an OUTPUT-chain drop.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn finding<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {:?}", ids(v)))
+}
+
+/// Kills (by pid) and reaps a process the test started.
+struct Started(Child);
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn loopback_only_listener_dialled_on_the_lan_address() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = lab.listen(&lab.server, "127.0.0.1:8080");
+    let r = run_in(Some(&lab.server), &["--json", SERVER_V4, "8080"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    let listeners = v["local"]["listeners"].as_array().unwrap();
+    assert_eq!(listeners.len(), 1);
+    assert_eq!(listeners[0]["address"], "127.0.0.1");
+    // The test process itself owns the socket (it opened it inside the namespace).
+    assert_eq!(listeners[0]["process"]["pid"], std::process::id());
+    assert_eq!(listeners[0]["user"], "root");
+    let f = finding(&v, "listens_on_loopback_only");
+    assert!(f["message"].as_str().unwrap().contains(SERVER_V4));
+    assert!(
+        f["advice"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("--host 0.0.0.0"),
+        "8080: dev server setting"
+    );
+}
+
+#[test]
+fn ipv4_only_listener_when_localhost_gives_ipv6_first() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.server, "hosts", "::1 localhost\n127.0.0.1 localhost\n");
+    let _l = lab.listen(&lab.server, "127.0.0.1:3000");
+    let r = run_in(Some(&lab.server), &["--json", "localhost", "3000"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "partial", "{}", r.stdout);
+    assert_eq!(
+        v["dns"]["addresses"][0], "::1",
+        "the system tries ::1 first"
+    );
+    let ids = ids(&v);
+    assert_eq!(ids[0], "partial_reachability");
+    assert!(
+        finding(&v, "partial_reachability")["message"]
+            .as_str()
+            .unwrap()
+            .contains("localhost` trap")
+    );
+    let f = finding(&v, "listens_on_other_family");
+    assert!(f["message"].as_str().unwrap().contains("IPv4 only"), "{f}");
+}
+
+#[test]
+fn listener_bound_to_another_interface_address() {
+    require_lab!();
+    let lab = Lab::new();
+    sh(&[
+        "ip",
+        "-n",
+        &lab.server,
+        "addr",
+        "add",
+        "198.18.2.3/24",
+        "dev",
+        "eth0",
+    ]);
+    let _l = lab.listen(&lab.server, "198.18.2.3:5432");
+    let r = run_in(Some(&lab.server), &["--json", SERVER_V4, "5432"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    let f = finding(&v, "bound_to_other_address");
+    assert!(f["message"].as_str().unwrap().contains("198.18.2.3:5432"));
+    assert!(
+        f["advice"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("listen_addresses"),
+        "PostgreSQL's setting"
+    );
+}
+
+#[test]
+fn bare_port_with_nothing_listening_names_the_usual_server() {
+    require_lab!();
+    let lab = Lab::new();
+    let r = run_in(Some(&lab.server), &["--json", ":5432"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    assert_eq!(v["target"]["host"], "localhost");
+    assert!(v["local"]["listeners"].as_array().unwrap().is_empty());
+    let ids = ids(&v);
+    assert!(ids.contains(&"nothing_listens_here".into()), "{ids:?}");
+    let f = finding(&v, "usual_server_not_running");
+    assert_eq!(f["advice"][0]["command"], "systemctl status postgresql");
+}
+
+#[test]
+fn the_usual_server_running_on_another_port_is_found() {
+    require_lab!();
+    // A process named redis-server (a copy of nc) listening on 6380, while 6379 is dialled.
+    let dir = std::env::temp_dir().join(format!("canreach-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("redis-server");
+    let Ok(_) = std::fs::copy("/usr/bin/nc.openbsd", &fake) else {
+        if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") {
+            panic!("needs /usr/bin/nc.openbsd (apt-get install netcat-openbsd)");
+        }
+        eprintln!("SKIPPED: needs /usr/bin/nc.openbsd");
+        return;
+    };
+    let lab = Lab::new();
+    let server = Started(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.server])
+            .arg(&fake)
+            .args(["-k", "-l", "127.0.0.1", "6380"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until it listens.
+    for _ in 0..100 {
+        if run_in(
+            Some(&lab.server),
+            &["--json", "--no-trace", "127.0.0.1", "6380"],
+        )
+        .code
+            == 0
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = run_in(Some(&lab.server), &["--json", ":6379"]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    let f = finding(&v, "usual_server_elsewhere");
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.starts_with("Redis is running"), "{msg}");
+    assert!(msg.contains("127.0.0.1:6380"), "{msg}");
+}
+
+#[test]
+fn unprivileged_run_degrades_with_a_clear_message() {
+    require_lab!();
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("needs setpriv (util-linux)");
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(&lab.server, "127.0.0.1:8080");
+    let bin = env!("CARGO_BIN_EXE_canreach");
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin,
+        ])
+        .args(["--json", SERVER_V4, "8080"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed");
+    assert_eq!(v["local"]["privileged"], false);
+    let l = &v["local"]["listeners"][0];
+    assert_eq!(l["uid"], 0, "the socket's owner is still known by uid");
+    assert!(l["process"].is_null(), "but not its process, without root");
+    assert!(
+        finding(&v, "owner_hidden")["message"]
+            .as_str()
+            .unwrap()
+            .contains("without root")
+    );
+    assert_eq!(v["local"]["firewall"]["inspected"], false);
+    assert!(
+        finding(&v, "firewall_not_inspected")["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs root")
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_output_chain_drop_on_this_machine_is_found_and_named() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = lab.listen(&lab.server, "198.18.2.2:5432");
+    lab.rule(&lab.client, "output", "tcp dport 5432 drop");
+    let r = lab.canreach(&["--json", SERVER_V4, "5432"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+    let rules = v["local"]["firewall"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["hook"], "output");
+    assert_eq!(rules[0]["text"], "tcp dport 5432 drop");
+    let f = finding(&v, "local_firewall_output");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("tcp dport 5432 drop")
+    );
+    assert!(
+        f["advice"][1]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("sudo nft delete rule inet lab_output c handle")
+    );
+    // The path walk's SYNs to the same port die here too: not even hop 1 answers.
+    assert!(ids(&v).contains(&"path_no_answer".into()), "{:?}", ids(&v));
+}
