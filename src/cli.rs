@@ -59,8 +59,12 @@ pub struct Cli {
     pub no_trace: bool,
 
     /// Inspect this machine's listeners even when the target is not one of its addresses
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_local")]
     pub local: bool,
+
+    /// Do not inspect this machine (its listeners and firewall)
+    #[arg(long)]
+    pub no_local: bool,
 }
 
 /// `--color` values.
@@ -72,6 +76,16 @@ pub enum ColorChoice {
 }
 
 impl Cli {
+    /// `--local` / `--no-local` as the pipeline's mode.
+    pub fn local_mode(&self) -> crate::pipeline::LocalMode {
+        use crate::pipeline::LocalMode;
+        match (self.local, self.no_local) {
+            (true, _) => LocalMode::Always,
+            (_, true) => LocalMode::Never,
+            _ => LocalMode::Auto,
+        }
+    }
+
     /// `--trace` / `--no-trace` as the pipeline's mode.
     pub fn trace_mode(&self) -> crate::pipeline::TraceMode {
         use crate::pipeline::TraceMode;

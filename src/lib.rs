@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
     let opts = pipeline::Options {
         timeout: cli.timeout,
         trace: cli.trace_mode(),
-        local: cli.local,
+        local: cli.local_mode(),
     };
     let facts = rt.block_on(pipeline::gather(
         target,

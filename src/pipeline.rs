@@ -60,8 +60,19 @@ pub struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
     pub trace: TraceMode,
-    /// Inspect this machine's listeners whatever the target.
-    pub local: bool,
+    /// When to inspect this machine's listeners and firewall.
+    pub local: LocalMode,
+}
+
+/// When to inspect this machine (listeners, owners, firewall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalMode {
+    /// When the target is one of this machine's addresses (and the firewall for silence).
+    Auto,
+    /// Always (`--local`).
+    Always,
+    /// Never (`--no-local`).
+    Never,
 }
 
 impl Default for Options {
@@ -69,7 +80,7 @@ impl Default for Options {
         Options {
             timeout: DEFAULT_TIMEOUT,
             trace: TraceMode::Auto,
-            local: false,
+            local: LocalMode::Auto,
         }
     }
 }
@@ -96,13 +107,18 @@ pub async fn gather<R: Resolver, C: Connector>(
     let deadline = start + opts.timeout;
     let probe_deadline = deadline - opts.trace_reserve();
     let port = target.port.get();
-    let inspect_here = opts.local || target.here;
+    let local_mode = opts.local;
+    let here = target.here;
     let probe_all = |addrs: Vec<SocketAddr>| async move {
-        // Local inspection is file reading and one `nft` run: it goes on a blocking thread,
-        // concurrently with the probes, and only for this machine's addresses.
-        let here = inspect_here || {
-            let mine = local::interface_addresses();
-            addrs.iter().any(|a| local::is_local(a.ip(), &mine))
+        // Local inspection is a netlink dump, a /proc scan and one `nft` run: it goes on
+        // blocking threads, concurrently with the probes, and only for this machine's addresses.
+        let here = match local_mode {
+            LocalMode::Never => false,
+            LocalMode::Always => true,
+            LocalMode::Auto => here || {
+                let mine = local::interface_addresses();
+                addrs.iter().any(|a| local::is_local(a.ip(), &mine))
+            },
         };
         let inspection = here.then(|| {
             (
@@ -171,7 +187,7 @@ pub async fn gather<R: Resolver, C: Connector>(
     };
     let (probes, silence): (Vec<ProbeFact>, Vec<Option<Silence>>) = results.into_iter().unzip();
     let (local, mut firewall) = inspected.unwrap_or_default();
-    if firewall.is_none() && needs_firewall(&probes) {
+    if firewall.is_none() && opts.local != LocalMode::Never && needs_firewall(&probes) {
         let task = tokio::task::spawn_blocking(move || local::firewall(port));
         firewall = tokio::time::timeout_at(deadline, task)
             .await
@@ -444,7 +460,7 @@ mod tests {
         let opts = Options {
             timeout: Duration::from_secs(3),
             trace: TraceMode::Never,
-            local: false,
+            local: LocalMode::Auto,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(
