@@ -24,7 +24,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, classify};
-use crate::dns::{DnsFacts, Lookup, Resolver};
+use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
 use crate::facts::{Facts, Silence};
 use crate::liveness;
 use crate::local;
@@ -39,6 +39,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// for the verdict. The DNS view only adds comparisons when the system lookup succeeded, and a
 /// dead name server behind an /etc/hosts answer must not hold the check to its deadline.
 pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
+
+/// How long the system lookup is still waited for once every name server was found silent.
+pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
 /// Silent addresses whose host gets liveness probes (the ones clients try first).
 pub const LIVENESS_ADDRESSES: usize = 2;
@@ -115,10 +118,12 @@ pub async fn gather<R: Resolver, C: Connector>(
         let here = match local_mode {
             LocalMode::Never => false,
             LocalMode::Always => true,
-            LocalMode::Auto => here || {
-                let mine = local::interface_addresses();
-                addrs.iter().any(|a| local::is_local(a.ip(), &mine))
-            },
+            LocalMode::Auto => {
+                here || {
+                    let mine = local::interface_addresses();
+                    addrs.iter().any(|a| local::is_local(a.ip(), &mine))
+                }
+            }
         };
         let inspection = here.then(|| {
             (
@@ -147,24 +152,51 @@ pub async fn gather<R: Resolver, C: Connector>(
         ),
         Host::Name(name) => {
             let direct = resolver.direct(name, deadline);
-            let work = async {
-                let system = resolver.system(name, deadline).await;
-                let addrs = system.addresses.iter().map(|ip| (*ip, port).into());
-                let results = probe_all(addrs.collect()).await;
-                (system, results)
-            };
-            tokio::pin!(direct, work);
-            let mut direct_done: Option<Option<Lookup>> = None;
-            let (system, results) = loop {
+            let system = resolver.system(name, deadline);
+            tokio::pin!(direct, system);
+            let mut view: Option<Option<DnsView>> = None;
+            let mut cutoff = deadline;
+            // 1. The system view, which the probes need. If every name server is silent, the
+            //    system resolver (asking the same servers) will not answer either: stop
+            //    waiting for it shortly after, instead of at its own retries' end.
+            let system = loop {
                 tokio::select! {
-                    d = &mut direct, if direct_done.is_none() => direct_done = Some(d),
-                    w = &mut work => break w,
-                };
+                    s = &mut system => break s,
+                    d = &mut direct, if view.is_none() => {
+                        if d.as_ref().is_some_and(DnsView::all_silent) {
+                            cutoff = deadline.min(Instant::now() + SYSTEM_GRACE);
+                        }
+                        view = Some(d);
+                    }
+                    _ = tokio::time::sleep_until(cutoff) => break Lookup {
+                        addresses: vec![],
+                        elapsed: start.elapsed(),
+                        error: Some(LookupError {
+                            kind: DnsErrorKind::Timeout,
+                            text: "the system resolver gave no answer: its name servers do not answer".into(),
+                        }),
+                    },
+                }
             };
-            let direct = match direct_done {
-                Some(d) => d,
+            // 2. Probe, while the DNS view may still be on its way.
+            let addrs = system
+                .addresses
+                .iter()
+                .map(|ip| (*ip, port).into())
+                .collect();
+            let probing = probe_all(addrs);
+            tokio::pin!(probing);
+            let results = loop {
+                tokio::select! {
+                    r = &mut probing => break r,
+                    d = &mut direct, if view.is_none() => view = Some(d),
+                }
+            };
+            // 3. The DNS view: needed for the error kind when the system failed; otherwise
+            //    only for comparisons, so not waited for past a short grace.
+            let view = match view {
+                Some(v) => v,
                 None => {
-                    // A failed system lookup needs DNS's precise error kind: wait for it.
                     let wait_until = if system.error.is_some() {
                         deadline
                     } else {
@@ -176,10 +208,17 @@ pub async fn gather<R: Resolver, C: Connector>(
                         .flatten()
                 }
             };
+            let (resolv, servers, direct) = match view {
+                Some(v) => (v.resolv, v.servers, Some(v.combined)),
+                None => (None, vec![], None),
+            };
             (
                 DnsFacts {
                     system: Some(system),
                     direct,
+                    servers,
+                    resolv,
+                    hosts: crate::dns::files::hosts_lines(name),
                 },
                 results,
             )
@@ -349,7 +388,6 @@ async fn probe_address<C: Connector>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{DnsErrorKind, LookupError};
     use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use std::net::IpAddr;
@@ -377,16 +415,20 @@ mod tests {
                 }),
             }
         }
-        async fn direct(&self, _: &str, deadline: Instant) -> Option<Lookup> {
+        async fn direct(&self, _: &str, deadline: Instant) -> Option<DnsView> {
             let until = deadline.min(Instant::now() + self.direct_delay);
             tokio::time::sleep_until(until).await;
-            Some(Lookup {
-                addresses: vec![],
-                elapsed: self.direct_delay,
-                error: Some(LookupError {
-                    kind: DnsErrorKind::Servfail,
-                    text: "servfail".into(),
-                }),
+            Some(DnsView {
+                resolv: None,
+                servers: vec![],
+                combined: Lookup {
+                    addresses: vec![],
+                    elapsed: self.direct_delay,
+                    error: Some(LookupError {
+                        kind: DnsErrorKind::Servfail,
+                        text: "servfail".into(),
+                    }),
+                },
             })
         }
     }

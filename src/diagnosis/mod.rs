@@ -6,6 +6,7 @@
 //! behind each rule is `shared/notes/linux-probing.md`; every verdict and finding is listed
 //! in `docs/verdicts.md`.
 
+pub mod dns;
 pub mod local;
 pub mod silence;
 
@@ -76,6 +77,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as a word, as in the JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Closed => "closed",
+            Outcome::Rejected => "rejected",
+            Outcome::Filtered => "filtered",
+            Outcome::Unreachable => "unreachable",
+        }
+    }
+
     fn verdict(self) -> Verdict {
         match self {
             Outcome::Open => Verdict::Open,
@@ -354,7 +366,7 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
             findings.extend(local::firewall_findings(facts, facts.local.is_some()));
         }
     }
-    findings.extend(dns_view_findings(facts));
+    findings.extend(dns::view_findings(facts, &addresses));
 
     let summary = summarize(target, verdict, &addresses);
     Diagnosis {
@@ -764,156 +776,18 @@ fn disagreement_finding(first: &AddressResult, addrs: &[AddressResult]) -> Findi
     }
 }
 
-/// Findings from comparing the system's answer with DNS's (the pipeline's share; deeper
-/// comparisons live with the DNS stage's issue).
-fn dns_view_findings(facts: &Facts) -> Vec<Finding> {
-    let (Some(sys), Some(direct)) = (&facts.dns.system, &facts.dns.direct) else {
-        return vec![];
-    };
-    if sys.error.is_some() || direct.error.is_some() || direct.addresses.is_empty() {
-        return vec![];
-    }
-    let missing: Vec<String> = sys
-        .addresses
-        .iter()
-        .filter(|a| !direct.addresses.contains(a))
-        .map(|a| a.to_string())
-        .collect();
-    if missing.is_empty() {
-        return vec![];
-    }
-    let dns: Vec<String> = direct.addresses.iter().map(|a| a.to_string()).collect();
-    vec![Finding {
-        id: "system_differs_from_dns",
-        severity: Severity::Warning,
-        message: format!(
-            "Applications get {} for {}, but DNS says {}: something local (/etc/hosts, \
-             nsswitch, a cache) overrides DNS.",
-            missing.join(", "),
-            facts.target.host,
-            dns.join(", ")
-        ),
-        advice: vec![Advice::run(
-            "Look for the name in the hosts file",
-            format!("grep -n -w '{}' /etc/hosts", facts.target.host),
-            "this machine",
-        )],
-    }]
-}
-
 fn dns_failure(facts: &Facts) -> Diagnosis {
-    let name = facts.target.host.to_string();
-    let sys = facts.dns.system.as_ref();
-    let direct = facts.dns.direct.as_ref();
-    let kind = dns_error_kind(sys, direct);
-    let check = Advice::run(
-        "See what applications get for the name",
-        format!("getent ahosts {name}"),
-        "this machine",
-    );
-    let (message, advice) = match kind {
-        DnsErrorKind::Nxdomain => (
-            format!("The name {name} does not exist in DNS (NXDOMAIN)."),
-            vec![
-                Advice::say(format!("Check the spelling of {name}.")),
-                Advice::say(
-                    "If it is an internal name, connect to the VPN or use the company's name \
-                     server: public DNS does not know internal names.",
-                ),
-                check,
-            ],
-        ),
-        DnsErrorKind::Nodata => (
-            format!("The name {name} exists but has no address record (A or AAAA) (NODATA)."),
-            vec![
-                Advice::run(
-                    "See which records the name does have",
-                    format!("dig {name} ANY +noall +answer"),
-                    "this machine",
-                ),
-                Advice::say(
-                    "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
-                ),
-            ],
-        ),
-        DnsErrorKind::Servfail => (
-            format!(
-                "The name server failed to answer for {name} (SERVFAIL): often a broken upstream \
-                 server or a DNSSEC failure."
-            ),
-            vec![
-                Advice::run(
-                    "Ask the name server directly and look at the status",
-                    format!("dig {name}"),
-                    "this machine",
-                ),
-                Advice::say("Try again in a minute; if it persists, tell whoever runs your DNS."),
-            ],
-        ),
-        DnsErrorKind::Refused => (
-            format!(
-                "The name server refused to answer for {name} (REFUSED): it does not serve this client."
-            ),
-            vec![
-                Advice::run(
-                    "See which name servers this machine uses",
-                    "cat /etc/resolv.conf",
-                    "this machine",
-                ),
-                Advice::say("Use a name server that serves you (the VPN's or the company's)."),
-            ],
-        ),
-        DnsErrorKind::Timeout => (
-            format!(
-                "No name server answered for {name} in time: the name server is down or unreachable."
-            ),
-            vec![
-                Advice::run(
-                    "See which name servers this machine uses",
-                    "cat /etc/resolv.conf",
-                    "this machine",
-                ),
-                Advice::run(
-                    "Check that the first of them answers on port 53",
-                    "canreach NAMESERVER 53",
-                    "this machine",
-                ),
-            ],
-        ),
-        DnsErrorKind::NoNameservers => (
-            format!("This machine has no name server configured, so {name} cannot be looked up."),
-            vec![
-                Advice::run(
-                    "Look at the resolver configuration",
-                    "cat /etc/resolv.conf",
-                    "this machine",
-                ),
-                Advice::say(
-                    "Add a `nameserver` line, or fix the network settings that should write it.",
-                ),
-            ],
-        ),
-        DnsErrorKind::Other => (
-            format!("Looking up {name} failed: {}.", dns_error_text(sys, direct)),
-            vec![check],
-        ),
-    };
     Diagnosis {
         verdict: Verdict::DnsError,
         summary: summarize(&facts.target, Verdict::DnsError, &[]),
         addresses: vec![],
-        findings: vec![Finding {
-            id: dns_finding_id(kind),
-            severity: Severity::Error,
-            message,
-            advice,
-        }],
+        findings: dns::failure_findings(facts),
         liveness: None,
         path: None,
     }
 }
 
-fn dns_finding_id(kind: DnsErrorKind) -> &'static str {
+pub(crate) fn dns_finding_id(kind: DnsErrorKind) -> &'static str {
     match kind {
         DnsErrorKind::Nxdomain => "dns_nxdomain",
         DnsErrorKind::Nodata => "dns_nodata",
@@ -939,7 +813,7 @@ pub fn dns_error_kind(sys: Option<&Lookup>, direct: Option<&Lookup>) -> DnsError
     }
 }
 
-fn dns_error_text(sys: Option<&Lookup>, direct: Option<&Lookup>) -> String {
+pub(crate) fn dns_error_text(sys: Option<&Lookup>, direct: Option<&Lookup>) -> String {
     sys.and_then(|s| s.error.as_ref())
         .or(direct.and_then(|d| d.error.as_ref()))
         .map_or_else(|| "no address".to_string(), |e| e.text.clone())

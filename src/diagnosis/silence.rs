@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Advice, Finding, Outcome, Severity, classify, fmt_duration};
+use super::{Advice, Finding, Severity, classify, fmt_duration};
 use crate::facts::{Facts, Silence};
 use crate::liveness::{router_says_unreachable, target_answered};
 use crate::probe::{ConnectResult, Icmp, ProbeFact};
@@ -49,21 +49,11 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Open => "open",
-        Outcome::Closed => "closed",
-        Outcome::Rejected => "rejected",
-        Outcome::Filtered => "filtered",
-        Outcome::Unreachable => "unreachable",
-    }
-}
-
 fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> LivenessProbe {
     match fact {
         Some(f) if f.result != ConnectResult::TimedOut || f.icmp.is_some() => LivenessProbe {
             port,
-            outcome: outcome_word(classify(f).outcome),
+            outcome: classify(f).outcome.word(),
             elapsed: Some(f.elapsed),
             answered_by_target: target_answered(f, target),
         },

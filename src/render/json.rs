@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::diagnosis::silence::{Liveness, Path};
 use crate::diagnosis::{Diagnosis, Finding, Outcome, Sender, Verdict, errno_name};
+use crate::dns::files::{HostsLine, ResolvConf};
+use crate::dns::servers::ServerView;
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ms};
 use crate::local::{Firewall, LocalFacts};
@@ -69,6 +71,12 @@ struct DnsView<'a> {
     system: Option<&'a Lookup>,
     /// What the name servers say; null when not asked or not finished.
     direct: Option<&'a Lookup>,
+    /// Each configured name server's own answer.
+    servers: &'a [ServerView],
+    /// /etc/resolv.conf as read.
+    resolv: Option<&'a ResolvConf>,
+    /// /etc/hosts lines naming the target.
+    hosts: &'a [HostsLine],
 }
 
 #[derive(Serialize)]
@@ -154,6 +162,9 @@ fn build<'a>(facts: &'a Facts, diag: &'a Diagnosis) -> Report<'a> {
             error,
             system: facts.dns.system.as_ref(),
             direct: facts.dns.direct.as_ref(),
+            servers: &facts.dns.servers,
+            resolv: facts.dns.resolv.as_ref(),
+            hosts: &facts.dns.hosts,
         },
         probes,
         liveness: diag.liveness.as_ref(),

@@ -46,7 +46,35 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 lookup_line(name, sys, "system resolver")
             )?;
         }
-        if let Some(direct) = &facts.dns.direct {
+        for h in &facts.dns.hosts {
+            let line = format!("{} line {}: {}", h.file, h.line, h.text);
+            writeln!(w, "  {:<9} {}", "", line.dimmed())?;
+        }
+        for sv in &facts.dns.servers {
+            let who = match sv.stub {
+                Some(kind) => format!("DNS {}, {kind}", sv.server.ip()),
+                None => format!("DNS {}", sv.server.ip()),
+            };
+            let shown = sv.name_used.as_deref().unwrap_or(name);
+            writeln!(w, "  {:<9} {}", "", lookup_line(shown, &sv.lookup, &who))?;
+            let chain: Vec<String> = sv
+                .records
+                .iter()
+                .filter(|r| r.kind == "CNAME")
+                .map(|r| {
+                    let from = r.name.trim_end_matches('.');
+                    format!("{from} → {} (TTL {}s)", r.data.trim_end_matches('.'), r.ttl)
+                })
+                .collect();
+            if !chain.is_empty() {
+                writeln!(w, "  {:<9}   {}", "", chain.join(", ").dimmed())?;
+            }
+            if let Some(p) = &sv.port53 {
+                let udp = p.udp.replace('_', " ");
+                writeln!(w, "  {:<9}   port 53: TCP {}, UDP {udp}", "", p.tcp)?;
+            }
+        }
+        if let (true, Some(direct)) = (facts.dns.servers.is_empty(), &facts.dns.direct) {
             writeln!(
                 w,
                 "  {:<9} {}",

@@ -8,12 +8,17 @@
 //! Both run concurrently and under the check's deadline; `getaddrinfo` cannot be cancelled, so it
 //! runs on a blocking thread that is abandoned (not waited for) when the deadline passes.
 //! Names under `localhost` never go to DNS (RFC 6761), and IP literals skip this stage.
+//!
+//! The DNS view asks every configured server on its own ([`servers`]), so a report can say
+//! which server said what; the resolver's files are read and parsed in [`files`].
+
+pub mod files;
+pub mod servers;
 
 use std::ffi::{CStr, CString};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use serde::Serialize;
@@ -61,16 +66,64 @@ pub struct Lookup {
 pub struct DnsFacts {
     /// What applications see (`getaddrinfo`). `None` when the target was an IP literal.
     pub system: Option<Lookup>,
-    /// What the name servers say. `None` when not asked (literal, `localhost`) or not finished.
+    /// What the name servers say, taken together as a resolver would: the first server that
+    /// gave an answer (addresses, NXDOMAIN or NODATA), else the first server's failure.
+    /// `None` when not asked (literal, `localhost`) or not finished.
     pub direct: Option<Lookup>,
+    /// Each configured server's own answer.
+    pub servers: Vec<servers::ServerView>,
+    /// /etc/resolv.conf as read for the DNS view.
+    pub resolv: Option<files::ResolvConf>,
+    /// The lines of /etc/hosts that name the target.
+    pub hosts: Vec<files::HostsLine>,
+}
+
+/// The DNS view of a name: every server's answer, and the resolver's combined one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsView {
+    pub resolv: Option<files::ResolvConf>,
+    pub servers: Vec<servers::ServerView>,
+    pub combined: Lookup,
+}
+
+impl DnsView {
+    /// No server answered at all (all timed out, or none is configured).
+    pub fn all_silent(&self) -> bool {
+        self.servers.iter().all(|s| {
+            s.lookup
+                .error
+                .as_ref()
+                .is_some_and(|e| e.kind == DnsErrorKind::Timeout)
+        })
+    }
+
+    /// The resolver's reading of the servers' answers, in server order.
+    pub fn combine(servers: &[servers::ServerView]) -> Lookup {
+        let settled = |s: &&servers::ServerView| match &s.lookup.error {
+            None => true,
+            Some(e) => matches!(e.kind, DnsErrorKind::Nxdomain | DnsErrorKind::Nodata),
+        };
+        match servers.iter().find(settled).or(servers.first()) {
+            Some(s) => s.lookup.clone(),
+            None => Lookup {
+                addresses: vec![],
+                elapsed: Duration::ZERO,
+                error: Some(LookupError {
+                    kind: DnsErrorKind::NoNameservers,
+                    text: "no nameserver line in /etc/resolv.conf".into(),
+                }),
+            },
+        }
+    }
 }
 
 /// The seam for name resolution, so the pipeline can be exercised with canned answers.
 pub trait Resolver: Sync {
     /// The system view, in the system's order.
     fn system(&self, name: &str, deadline: Instant) -> impl Future<Output = Lookup> + Send;
-    /// The direct DNS view; `None` when DNS is not to be asked for this name.
-    fn direct(&self, name: &str, deadline: Instant) -> impl Future<Output = Option<Lookup>> + Send;
+    /// The DNS view; `None` when DNS is not to be asked for this name.
+    fn direct(&self, name: &str, deadline: Instant)
+    -> impl Future<Output = Option<DnsView>> + Send;
 }
 
 /// The real resolvers: glibc and hickory-resolver with /etc/resolv.conf.
@@ -96,19 +149,29 @@ impl Resolver for SystemResolver {
         lookup_from(result, start)
     }
 
-    async fn direct(&self, name: &str, deadline: Instant) -> Option<Lookup> {
+    async fn direct(&self, name: &str, deadline: Instant) -> Option<DnsView> {
         if is_localhost(name) {
             return None;
         }
-        let start = Instant::now();
-        let result = match tokio::time::timeout_at(deadline, hickory_lookup(name)).await {
-            Ok(r) => r,
-            Err(_) => Err(LookupError {
-                kind: DnsErrorKind::Timeout,
-                text: "no name server answered before the deadline".into(),
-            }),
+        let Some(resolv) = files::read_resolv_conf() else {
+            return Some(DnsView {
+                resolv: None,
+                servers: vec![],
+                combined: DnsView::combine(&[]),
+            });
         };
-        Some(lookup_from(result, start))
+        let servers = futures_util::future::join_all(
+            resolv
+                .nameservers
+                .iter()
+                .map(|ip| servers::query(SocketAddr::new(*ip, 53), name, &resolv, deadline)),
+        )
+        .await;
+        Some(DnsView {
+            combined: DnsView::combine(&servers),
+            resolv: Some(resolv),
+            servers,
+        })
     }
 }
 
@@ -132,39 +195,6 @@ fn lookup_from(result: Result<Vec<IpAddr>, LookupError>, start: Instant) -> Look
 pub fn is_localhost(name: &str) -> bool {
     let n = name.trim_end_matches('.').to_ascii_lowercase();
     n == "localhost" || n.ends_with(".localhost")
-}
-
-async fn hickory_lookup(name: &str) -> Result<Vec<IpAddr>, LookupError> {
-    let mut builder =
-        hickory_resolver::TokioResolver::builder_tokio().map_err(|e| LookupError {
-            kind: classify_build_error(&e),
-            text: e.to_string(),
-        })?;
-    let opts = builder.options_mut();
-    // The direct view must not read /etc/hosts: comparing it with the system view is the point.
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    opts.cache_size = 0;
-    let resolver = builder.build().map_err(|e| LookupError {
-        kind: classify_build_error(&e),
-        text: e.to_string(),
-    })?;
-    match resolver.lookup_ip(name).await {
-        Ok(l) => Ok(l.iter().collect()),
-        Err(e) => Err(LookupError {
-            kind: classify(&e),
-            text: e.to_string(),
-        }),
-    }
-}
-
-fn classify_build_error(e: &NetError) -> DnsErrorKind {
-    // hickory refuses to build from a resolv.conf with no `nameserver` line.
-    if e.to_string().contains("no nameservers") {
-        DnsErrorKind::NoNameservers
-    } else {
-        classify(e)
-    }
 }
 
 /// Map hickory's error to the contract's kinds (table in `shared/notes/linux-probing.md`).

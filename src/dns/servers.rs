@@ -1,0 +1,266 @@
+//! Which name server said what: each configured server asked on its own, A and AAAA at once.
+//!
+//! A resolver built on the whole server list hides which server answered; one resolver per
+//! server (same search list and `ndots`, one attempt, no cache, no hosts file) shows each
+//! server's answer, its CNAME chain with TTLs, the name that finally answered (after search
+//! domains), and how long it took. A server that does not answer gets its port 53 probed
+//! over TCP and UDP, to tell "down" from "unreachable" from "not a name server".
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::{Resolver, lookup::Lookup as HLookup};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::files::ResolvConf;
+use super::{DnsErrorKind, Lookup, LookupError, classify};
+
+/// One record of an answer, as shown to people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ttl: u32,
+    pub data: String,
+}
+
+/// One server's view of the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerView {
+    pub server: SocketAddr,
+    /// What kind of local resolver this is, for loopback servers.
+    pub stub: Option<&'static str>,
+    /// Addresses (A then AAAA), time, or the error.
+    #[serde(flatten)]
+    pub lookup: Lookup,
+    /// The answer: CNAME chain and address records, with TTLs.
+    pub records: Vec<RecordView>,
+    /// The name that answered, when a search domain was appended to get it.
+    pub name_used: Option<String>,
+    /// When the server did not answer: what its port 53 does.
+    pub port53: Option<Port53>,
+}
+
+/// What a silent name server's port 53 does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port53 {
+    /// `open`, `closed`, `rejected`, `filtered`, `unreachable`, with the evidence.
+    pub tcp: String,
+    /// `answered`, `refused` (ICMP port-unreachable), or `no_answer`.
+    pub udp: &'static str,
+}
+
+/// How long the port-53 probes of a silent server may take.
+pub const PORT53_BUDGET: Duration = Duration::from_millis(100);
+
+/// Recognise a local stub resolver by its address.
+pub fn stub_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54] => {
+            Some("systemd-resolved")
+        }
+        ip if ip.is_loopback() => Some("a local resolver (dnsmasq, unbound, …)"),
+        _ => None,
+    }
+}
+
+/// Ask one server about `name` (A and AAAA at once), within `deadline`.
+pub async fn query(
+    server: SocketAddr,
+    name: &str,
+    conf: &ResolvConf,
+    deadline: Instant,
+) -> ServerView {
+    let start = Instant::now();
+    let result = tokio::time::timeout_at(deadline, ask(server, name, conf)).await;
+    let (lookup_result, records, name_used) = match result {
+        Ok(r) => r,
+        Err(_) => (
+            Err(LookupError {
+                kind: DnsErrorKind::Timeout,
+                text: "no answer before the deadline".into(),
+            }),
+            vec![],
+            None,
+        ),
+    };
+    let elapsed = start.elapsed();
+    let (addresses, error) = match lookup_result {
+        Ok(a) => (a, None),
+        Err(e) => (vec![], Some(e)),
+    };
+    let timed_out = error
+        .as_ref()
+        .is_some_and(|e| e.kind == DnsErrorKind::Timeout);
+    let port53 = if timed_out {
+        Some(probe_port53(server, deadline.min(Instant::now() + PORT53_BUDGET)).await)
+    } else {
+        None
+    };
+    ServerView {
+        server,
+        stub: stub_kind(server.ip()),
+        lookup: Lookup {
+            addresses,
+            elapsed,
+            error,
+        },
+        records,
+        name_used,
+        port53,
+    }
+}
+
+type Asked = (
+    Result<Vec<IpAddr>, LookupError>,
+    Vec<RecordView>,
+    Option<String>,
+);
+
+async fn ask(server: SocketAddr, name: &str, conf: &ResolvConf) -> Asked {
+    // UDP only: a TCP fallback would double the time a dead server costs.
+    let mut ns = NameServerConfig::udp(server.ip());
+    for c in &mut ns.connections {
+        c.port = server.port();
+    }
+    let search = conf
+        .search
+        .iter()
+        .filter_map(|s| Name::from_str(s).ok())
+        .collect();
+    let config = ResolverConfig::from_parts(None, search, vec![ns]);
+    let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
+    let opts = builder.options_mut();
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.cache_size = 0;
+    // hickory counts retries after the first try; one try per server is what we want.
+    opts.attempts = 0;
+    opts.ndots = conf.ndots;
+    opts.timeout = conf.timeout;
+    opts.preserve_intermediates = true;
+    let resolver = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            let err = LookupError {
+                kind: classify(&e),
+                text: e.to_string(),
+            };
+            return (Err(err), vec![], None);
+        }
+    };
+    let (a, aaaa) = tokio::join!(
+        resolver.lookup(name, RecordType::A),
+        resolver.lookup(name, RecordType::AAAA)
+    );
+    merge(name, a, aaaa)
+}
+
+/// Combine the A and AAAA answers into one view.
+fn merge(name: &str, a: Result<HLookup, NetError>, aaaa: Result<HLookup, NetError>) -> Asked {
+    let mut records = Vec::new();
+    let mut addresses = Vec::new();
+    let mut name_used = None;
+    for l in [&a, &aaaa].into_iter().flatten() {
+        let used = l.query().name().to_string();
+        if used.trim_end_matches('.') != name.trim_end_matches('.') {
+            name_used.get_or_insert(used.trim_end_matches('.').to_string());
+        }
+        for r in l.answers() {
+            let view = RecordView {
+                name: r.name.to_string(),
+                kind: r.record_type().to_string(),
+                ttl: r.ttl,
+                data: r.data.to_string(),
+            };
+            if !records.contains(&view) {
+                records.push(view);
+            }
+            let is_address = matches!(r.record_type(), RecordType::A | RecordType::AAAA);
+            if let Some(ip) = IpAddr::from_str(&r.data.to_string())
+                .ok()
+                .filter(|ip| is_address && !addresses.contains(ip))
+            {
+                addresses.push(ip);
+            }
+        }
+    }
+    if !addresses.is_empty() {
+        return (Ok(addresses), records, name_used);
+    }
+    let err = |e: &NetError| LookupError {
+        kind: classify(e),
+        text: e.to_string(),
+    };
+    let nodata = |e: &NetError| matches!(e, NetError::Dns(DnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NoError);
+    let error = match (&a, &aaaa) {
+        (Err(x), Err(y)) if nodata(x) && !nodata(y) => err(y),
+        (Err(x), _) => err(x),
+        (Ok(_), Err(y)) => err(y),
+        // Answers, but no address records (a CNAME to nowhere): no data for this name.
+        (Ok(_), Ok(_)) => LookupError {
+            kind: DnsErrorKind::Nodata,
+            text: "the answer has no address records".into(),
+        },
+    };
+    (Err(error), records, name_used)
+}
+
+/// A silent server: does anything answer on its port 53?
+async fn probe_port53(server: SocketAddr, deadline: Instant) -> Port53 {
+    use crate::probe::{Connector, KernelConnector, ProbeSpec};
+    let tcp_addr = SocketAddr::new(server.ip(), server.port());
+    let (tcp, udp) = tokio::join!(
+        KernelConnector.probe(ProbeSpec::to(tcp_addr), deadline),
+        udp_probe(server, deadline)
+    );
+    let r = crate::diagnosis::classify(&tcp);
+    Port53 {
+        tcp: format!("{} ({})", r.outcome.word(), r.describe()),
+        udp,
+    }
+}
+
+/// Send one DNS query on a connected UDP socket: an ICMP port-unreachable comes back as
+/// ECONNREFUSED on the next receive.
+async fn udp_probe(server: SocketAddr, deadline: Instant) -> &'static str {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let Ok(std_sock) = UdpSocket::bind(bind) else {
+        return "no_answer";
+    };
+    let _ = std_sock.set_nonblocking(true);
+    let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
+        return "no_answer";
+    };
+    if sock.connect(server).await.is_err() {
+        return "no_answer";
+    }
+    // A minimal query: id 0x6361, RD, one question "." type NS class IN.
+    let query = [
+        0x63, 0x61, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1,
+    ];
+    if let Err(e) = sock.send(&query).await {
+        return if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            "refused"
+        } else {
+            "no_answer"
+        };
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+        Ok(Ok(_)) => "answered",
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+        _ => "no_answer",
+    }
+}
