@@ -15,6 +15,8 @@
 //! skipped — and fail instead when `CANREACH_REQUIRE_LAB=1` (CI).
 #![allow(dead_code)]
 
+pub mod fake_dns;
+
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -285,6 +287,21 @@ impl Lab {
             s.bind(&addr.into()).unwrap();
             s.listen(128).unwrap();
             TcpListener::from(s)
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// A UDP socket bound inside namespace `ns`.
+    pub fn udp(&self, ns: &str, addr: &str) -> std::net::UdpSocket {
+        let ns = ns.to_string();
+        let addr: SocketAddr = addr.parse().unwrap();
+        std::thread::spawn(move || {
+            let f = File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: this thread only joins the namespace, opens a socket, and ends.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            std::net::UdpSocket::bind(addr).unwrap()
         })
         .join()
         .unwrap()

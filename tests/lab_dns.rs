@@ -1,0 +1,224 @@
+//! The name stage against a real DNS server: dnsmasq (started by the test in the server
+//! namespace) answering the client namespace, whose /etc/netns/…/{resolv.conf,hosts} the test
+//! writes. NXDOMAIN, NODATA, SERVFAIL from a broken upstream, a dead server, a stale /etc/hosts
+//! entry, and a search-domain expansion.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::fake_dns::{Script, serve_on};
+use common::*;
+use hickory_proto::op::ResponseCode;
+use serde_json::Value;
+
+/// Kills (by pid) and reaps a process the test started.
+struct Started(Child);
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn finding<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {:?}", ids(v)))
+}
+
+const RESOLV: &str = "nameserver 198.18.2.2\noptions timeout:1 attempts:1\n";
+
+/// dnsmasq on 198.18.2.2:53 in the server namespace, authoritative for `lab`:
+/// app.lab → 198.18.2.2, txtonly.lab has only a TXT record, broken.lab is forwarded to an
+/// upstream at 198.18.2.2:5353.
+fn dnsmasq(lab: &Lab) -> Started {
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        panic!("needs dnsmasq (apt-get install dnsmasq-base)");
+    }
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+        ])
+        .args([
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--pid-file=",
+            "--bind-interfaces",
+        ])
+        .args([
+            "--listen-address=198.18.2.2",
+            "--local=/lab/",
+            "--host-record=app.lab,198.18.2.2",
+        ])
+        .args([
+            "--txt-record=txtonly.lab,hello",
+            "--server=/broken.lab/198.18.2.2#5353",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Started(child);
+    // Ready when it answers.
+    for _ in 0..100 {
+        let r = lab.canreach(&["--json", "--no-trace", "--timeout", "1", "app.lab", "9"]);
+        if r.json()["dns"]["servers"][0]["error"].is_null() {
+            return started;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("dnsmasq did not start");
+}
+
+#[test]
+fn nxdomain_and_nodata_are_told_apart_with_the_server_named() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    let _dns = dnsmasq(&lab);
+    let v = lab.canreach(&["--json", "nosuch.lab", "80"]).json();
+    assert_eq!(v["verdict"], "dns_error");
+    assert_eq!(v["dns"]["error"]["kind"], "nxdomain");
+    assert_eq!(v["dns"]["servers"][0]["server"], "198.18.2.2:53");
+    assert_eq!(v["dns"]["servers"][0]["error"]["kind"], "nxdomain");
+    assert!(
+        finding(&v, "dns_nxdomain")["message"]
+            .as_str()
+            .unwrap()
+            .contains("198.18.2.2 → NXDOMAIN")
+    );
+
+    let v = lab.canreach(&["--json", "txtonly.lab", "80"]).json();
+    assert_eq!(v["verdict"], "dns_error");
+    assert_eq!(v["dns"]["error"]["kind"], "nodata");
+    assert_eq!(ids(&v)[0], "dns_nodata");
+}
+
+#[test]
+fn servfail_from_a_broken_upstream() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    // The upstream dnsmasq forwards broken.lab to: a fake server that answers SERVFAIL.
+    let socket = lab.udp(&lab.server, "198.18.2.2:5353");
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let upstream = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            socket.set_nonblocking(true).unwrap();
+            let sock = tokio::net::UdpSocket::from_std(socket).unwrap();
+            let script = Script {
+                rcode: ResponseCode::ServFail,
+                records: vec![],
+                delay: Duration::ZERO,
+            };
+            let _server = serve_on(script, sock);
+            tokio::task::spawn_blocking(move || stopped.recv())
+                .await
+                .ok();
+        });
+    });
+    let _dns = dnsmasq(&lab);
+    let v = lab.canreach(&["--json", "broken.lab", "80"]).json();
+    let _ = stop.send(());
+    upstream.join().unwrap();
+    assert_eq!(v["verdict"], "dns_error", "{v}");
+    assert_eq!(v["dns"]["error"]["kind"], "servfail");
+    assert!(
+        finding(&v, "dns_servfail")["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream")
+    );
+}
+
+#[test]
+fn a_dead_name_server_is_diagnosed_within_its_timeout() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    // No dnsmasq: the server's port 53 is closed.
+    let r = lab.canreach(&["--json", "app.lab", "80"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "dns_error");
+    assert_eq!(v["dns"]["error"]["kind"], "timeout");
+    let p = &v["dns"]["servers"][0]["port53"];
+    assert!(p["tcp"].as_str().unwrap().starts_with("closed"), "{p}");
+    assert_eq!(p["udp"], "refused");
+    // resolv.conf says timeout:1; the whole process, start-up included, is done soon after.
+    assert!(
+        v["elapsed_ms"].as_f64().unwrap() < 1200.0,
+        "{}",
+        v["elapsed_ms"]
+    );
+    assert!(r.took < Duration::from_millis(1500), "took {:?}", r.took);
+}
+
+#[test]
+fn a_stale_hosts_entry_is_named_with_its_line_and_what_dns_says() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    // The hosts file pins app.lab to the router's address; DNS says 198.18.2.2.
+    lab.etc_file(
+        &lab.client,
+        "hosts",
+        "127.0.0.1 localhost\n198.18.2.1 app.lab\n",
+    );
+    let _dns = dnsmasq(&lab);
+    let v = lab.canreach(&["--json", "app.lab", "80"]).json();
+    assert_eq!(
+        v["dns"]["addresses"][0], "198.18.2.1",
+        "the address applications use is probed"
+    );
+    let f = finding(&v, "hosts_override");
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/etc/hosts line 2") && msg.contains("198.18.2.2"),
+        "{msg}"
+    );
+    assert_eq!(v["dns"]["hosts"][0]["line"], 2);
+}
+
+#[test]
+fn a_name_that_resolves_only_with_a_search_domain() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", &format!("{RESOLV}search lab\n"));
+    let _l = lab.listen(&lab.server, "198.18.2.2:80");
+    let _dns = dnsmasq(&lab);
+    let v = lab.canreach(&["--json", "app", "80"]).json();
+    assert_eq!(v["verdict"], "open", "{v}");
+    assert_eq!(v["dns"]["servers"][0]["name_used"], "app.lab");
+    let f = finding(&v, "search_domain_used");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("app resolved only as app.lab")
+    );
+}
