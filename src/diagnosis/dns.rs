@@ -434,3 +434,186 @@ fn search_findings(facts: &Facts) -> Option<Finding> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::files::{HostsLine, ResolvConf};
+    use crate::dns::{DnsFacts, LookupError};
+    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::target::{Host, Port, PortSource, Target};
+    use std::time::Duration;
+
+    fn ok(addrs: &[&str]) -> Lookup {
+        Lookup {
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            elapsed: Duration::from_millis(1),
+            error: None,
+        }
+    }
+    fn failed(kind: DnsErrorKind) -> Lookup {
+        Lookup {
+            addresses: vec![],
+            elapsed: Duration::from_millis(1),
+            error: Some(LookupError {
+                kind,
+                text: "x".into(),
+            }),
+        }
+    }
+    fn server(ip: &str, lookup: Lookup) -> ServerView {
+        ServerView {
+            server: (ip.parse::<IpAddr>().unwrap(), 53).into(),
+            stub: crate::dns::servers::stub_kind(ip.parse().unwrap()),
+            lookup,
+            records: vec![],
+            name_used: None,
+            port53: None,
+        }
+    }
+    fn facts(name: &str, dns: DnsFacts, probes: Vec<ProbeFact>) -> Facts {
+        Facts {
+            target: Target {
+                input: format!("{name} 443"),
+                host: Host::Name(name.into()),
+                port: Port::new(443).unwrap(),
+                port_source: PortSource::Number,
+                service: None,
+                here: false,
+            },
+            dns,
+            probes,
+            silence: vec![],
+            trace: None,
+            local: None,
+            firewall: None,
+            timeout: Duration::from_secs(5),
+            elapsed: Duration::from_millis(2),
+        }
+    }
+    fn hosts(line: usize, addr: &str) -> HostsLine {
+        HostsLine {
+            file: "/etc/hosts",
+            line,
+            address: addr.parse().unwrap(),
+            text: format!("{addr} app.lab"),
+        }
+    }
+    fn ids(fs: &[Finding]) -> Vec<&str> {
+        fs.iter().map(|f| f.id).collect()
+    }
+    fn resolv(search: &[&str], ndots: usize) -> ResolvConf {
+        ResolvConf {
+            nameservers: vec![],
+            search: search.iter().map(|s| s.to_string()).collect(),
+            ndots,
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_name_only_in_the_hosts_file() {
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.9"])),
+            direct: Some(failed(DnsErrorKind::Nxdomain)),
+            hosts: vec![hosts(3, "198.18.2.9")],
+            ..DnsFacts::default()
+        };
+        let f = view_findings(&facts("app.lab", dns, vec![]), &[]);
+        assert_eq!(ids(&f), ["name_only_in_hosts"]);
+        assert!(f[0].message.contains("line 3"));
+    }
+
+    #[test]
+    fn a_hosts_line_that_agrees_with_dns_is_no_finding() {
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            hosts: vec![hosts(2, "198.18.2.2")],
+            ..DnsFacts::default()
+        };
+        assert!(view_findings(&facts("app.lab", dns, vec![]), &[]).is_empty());
+    }
+
+    #[test]
+    fn ndots_made_the_resolver_try_search_names_first() {
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            resolv: Some(resolv(&["corp.example", "lab"], 3)),
+            ..DnsFacts::default()
+        };
+        let f = view_findings(&facts("db.internal", dns, vec![]), &[]);
+        assert_eq!(ids(&f), ["ndots_search_first"]);
+        assert!(
+            f[0].message
+                .contains("db.internal.corp.example, db.internal.lab")
+        );
+        // A trailing dot means "no search list": nothing to say.
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            resolv: Some(resolv(&["lab"], 3)),
+            ..DnsFacts::default()
+        };
+        assert!(view_findings(&facts("db.internal.", dns, vec![]), &[]).is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_only_name_on_a_machine_without_ipv6() {
+        let dns = DnsFacts {
+            system: Some(ok(&["fd00:2::2"])),
+            direct: Some(ok(&["fd00:2::2"])),
+            ..DnsFacts::default()
+        };
+        let probe = ProbeFact {
+            spec: ProbeSpec::to("[fd00:2::2]:443".parse().unwrap()),
+            result: ConnectResult::Failed {
+                errno: libc::ENETUNREACH,
+            },
+            elapsed: Duration::from_micros(20),
+            icmp: None,
+        };
+        let f = facts("v6only.lab", dns, vec![probe]);
+        let d = crate::diagnosis::diagnose(&f);
+        assert_eq!(d.verdict.as_str(), "unreachable");
+        assert!(d.findings.iter().any(|f| f.id == "ipv6_only_name"));
+    }
+
+    #[test]
+    fn a_local_stub_resolver_gets_its_own_advice() {
+        let dns = DnsFacts {
+            system: Some(failed(DnsErrorKind::Timeout)),
+            direct: Some(failed(DnsErrorKind::Servfail)),
+            servers: vec![server("127.0.0.53", failed(DnsErrorKind::Servfail))],
+            ..DnsFacts::default()
+        };
+        let f = failure_findings(&facts("app.lab", dns, vec![]));
+        assert_eq!(f[0].id, "dns_servfail");
+        assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
+        let cmds: Vec<&str> = f[0]
+            .advice
+            .iter()
+            .filter_map(|a| a.command.as_deref())
+            .collect();
+        assert!(
+            cmds.contains(&"resolvectl status; resolvectl query app.lab"),
+            "{cmds:?}"
+        );
+        assert!(cmds.contains(&"dig @127.0.0.53 app.lab"), "{cmds:?}");
+    }
+
+    #[test]
+    fn servers_that_agree_are_no_finding_and_failures_are_not_opinions() {
+        let dns = DnsFacts {
+            servers: vec![
+                server("198.18.2.2", ok(&["198.18.2.2"])),
+                server("198.18.2.3", ok(&["198.18.2.2"])),
+                server("198.18.2.4", failed(DnsErrorKind::Timeout)),
+            ],
+            ..DnsFacts::default()
+        };
+        assert!(disagreement(&facts("app.lab", dns, vec![])).is_none());
+    }
+}

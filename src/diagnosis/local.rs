@@ -424,4 +424,100 @@ mod tests {
                 .contains("listen_addresses")
         );
     }
+
+    fn facts_for(local: LocalFacts, firewall: Option<crate::local::Firewall>) -> Facts {
+        use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+        Facts {
+            target: crate::target::Target {
+                input: "127.0.0.1 5432".into(),
+                host: crate::target::Host::Ip("127.0.0.1".parse().unwrap()),
+                port: crate::target::Port::new(5432).unwrap(),
+                port_source: crate::target::PortSource::Number,
+                service: None,
+                here: false,
+            },
+            dns: Default::default(),
+            probes: vec![ProbeFact {
+                spec: ProbeSpec::to("127.0.0.1:5432".parse().unwrap()),
+                result: ConnectResult::Failed {
+                    errno: libc::ECONNREFUSED,
+                },
+                elapsed: std::time::Duration::from_micros(50),
+                icmp: None,
+            }],
+            silence: vec![],
+            trace: None,
+            local: Some(local),
+            firewall,
+            timeout: std::time::Duration::from_secs(5),
+            elapsed: std::time::Duration::from_millis(1),
+        }
+    }
+
+    fn local_with(listeners: Vec<Listener>) -> LocalFacts {
+        LocalFacts {
+            port: 5432,
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            listeners,
+            owner_other_listeners: vec![],
+            usual_servers: vec![],
+            usual_server_names: vec!["PostgreSQL"],
+            privileged: true,
+        }
+    }
+
+    #[test]
+    fn a_container_proxy_owner_is_named() {
+        let f = facts_for(
+            local_with(vec![listener("0.0.0.0", Some("docker-proxy"))]),
+            None,
+        );
+        let d = crate::diagnosis::diagnose(&f);
+        let c = d
+            .findings
+            .iter()
+            .find(|f| f.id == "container_proxy")
+            .expect("container_proxy");
+        assert!(c.message.contains("docker-proxy, pid 812"));
+        assert_eq!(
+            c.advice[0].command.as_deref(),
+            Some("docker ps --filter publish=5432")
+        );
+    }
+
+    #[test]
+    fn an_input_rule_is_reported_for_a_local_target_only() {
+        let fw = crate::local::Firewall {
+            inspected: true,
+            reason: None,
+            rules: vec![crate::local::nft::FirewallRule {
+                family: "inet".into(),
+                table: "filter".into(),
+                chain: "input".into(),
+                hook: "input".into(),
+                verdict: "reject".into(),
+                text: "tcp dport 5432 reject with tcp reset".into(),
+                handle: Some(7),
+            }],
+        };
+        let f = facts_for(
+            local_with(vec![listener("0.0.0.0", Some("postgres"))]),
+            Some(fw),
+        );
+        let found = firewall_findings(&f, true);
+        assert_eq!(found[0].id, "local_firewall_input");
+        assert!(
+            found[0]
+                .message
+                .contains("tcp dport 5432 reject with tcp reset")
+        );
+        assert_eq!(
+            found[0].advice[1].command.as_deref(),
+            Some("sudo nft delete rule inet filter input handle 7")
+        );
+        assert!(
+            firewall_findings(&f, false).is_empty(),
+            "input rules do not concern remote targets"
+        );
+    }
 }
