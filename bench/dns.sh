@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# What the name stage costs: a check of a name against the same check of its address, with
+# dnsmasq as the name server in a lab (client and server namespaces, 198.18.0.0/15 only), and
+# how fast a dead name server is diagnosed, next to `getent ahosts` and `nc -z` in the same run.
+# Needs root, iproute2, dnsmasq-base, hyperfine, netcat-openbsd, python3.
+# Usage: sudo bench/dns.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-100}
+cargo build --release --quiet
+bin=$PWD/target/release/canreach
+out=bench/results; mkdir -p "$out"
+id="crd$$"; c=${id}c; s=${id}s
+pids=()
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  for ns in $c $s; do ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"; done
+}
+trap cleanup EXIT
+for ns in $c $s; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+ip -n $c link add eth0 type veth peer name eth0 netns $s
+ip -n $c addr add 198.18.2.1/24 dev eth0; ip -n $c link set eth0 up
+ip -n $s addr add 198.18.2.2/24 dev eth0; ip -n $s link set eth0 up
+mkdir -p /etc/netns/$c
+printf 'nameserver 198.18.2.2\noptions timeout:1 attempts:1\n' > /etc/netns/$c/resolv.conf
+printf '127.0.0.1 localhost\n' > /etc/netns/$c/hosts
+
+ip netns exec $s python3 - <<'PY' &
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.2.2", 80)); s.listen(4096)
+while True:
+    c, _ = s.accept(); c.close()
+PY
+pids+=($!)
+ip netns exec $s dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --user=root --pid-file= --bind-interfaces --listen-address=198.18.2.2 --local=/lab/ \
+  --host-record=app.lab,198.18.2.2 2>/dev/null &
+pids+=($!)
+sleep 0.5
+inc="ip netns exec $c"
+
+hyperfine -N --warmup 10 --runs "$runs" --style none --export-json "$out/dns-live.json" \
+  -n "canreach 198.18.2.2 80 (address)" "$inc $bin 198.18.2.2 80" \
+  -n "canreach app.lab 80 (name)" "$inc $bin app.lab 80" \
+  -n "getent ahosts app.lab (system lookup alone)" "$inc getent ahosts app.lab" \
+  -n "nc -z app.lab 80" "$inc nc -z app.lab 80" >/dev/null
+rtt=$($inc "$bin" --json app.lab 80 | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["dns"]["servers"][0]["elapsed_ms"])')
+# In-process timings (canreach's own elapsed_ms), medians of 50 runs: what the DNS view adds
+# beyond the system lookup a name needs anyway.
+inproc=$(python3 - "$inc" "$bin" <<'PY'
+import json, statistics as st, subprocess, sys
+inc, bin_ = sys.argv[1].split(), sys.argv[2]
+def runs(args, n=50):
+    return [json.loads(subprocess.run(inc + [bin_, "--json"] + args, capture_output=True).stdout) for _ in range(n)]
+name, addr = runs(["app.lab", "80"]), runs(["198.18.2.2", "80"])
+med = lambda xs: st.median(xs)
+total_n = med([v["elapsed_ms"] for v in name]); total_a = med([v["elapsed_ms"] for v in addr])
+sys_ms = med([v["dns"]["system"]["elapsed_ms"] for v in name])
+srv_ms = med([v["dns"]["servers"][0]["elapsed_ms"] for v in name])
+print(f"in-process medians: name check {total_n:.3f} ms, address check {total_a:.3f} ms, system lookup {sys_ms:.3f} ms, "
+      f"DNS view (A+AAAA to the server) {srv_ms:.3f} ms; name − address − system lookup = {total_n - total_a - sys_ms:+.3f} ms")
+PY
+)
+
+kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true   # the name server dies: port 53 closed
+# A second between runs, as between independent checks: the server's kernel rate-limits the
+# ICMP port-unreachable it sends to one peer, and back-to-back runs would measure that limit.
+hyperfine -N --runs 10 -i --style none --prepare "sleep 1" --export-json "$out/dns-closed.json" \
+  -n "canreach app.lab 80 (port 53 closed)" "$inc $bin app.lab 80" \
+  -n "getent ahosts app.lab (port 53 closed)" "$inc getent ahosts app.lab" \
+  -n "nc -z -w 5 app.lab 80 (port 53 closed)" "$inc nc -z -w 5 app.lab 80" >/dev/null
+# …and now it is silent: its firewall drops port 53.
+ip netns exec $s nft -f - <<'NFT'
+table inet bench {
+  chain c {
+    type filter hook input priority 0;
+    meta l4proto { tcp, udp } th dport 53 drop
+  }
+}
+NFT
+hyperfine -N --runs 10 -i --style none --export-json "$out/dns-silent.json" \
+  -n "canreach app.lab 80 (silent server, timeout:1)" "$inc $bin app.lab 80" \
+  -n "getent ahosts app.lab (silent server)" "$inc getent ahosts app.lab" \
+  -n "nc -z -w 5 app.lab 80 (silent server)" "$inc nc -z -w 5 app.lab 80" >/dev/null
+
+echo "| command | median | mean ± σ |"
+echo "|---|---|---|"
+python3 - "$out/dns-live.json" "$out/dns-closed.json" "$out/dns-silent.json" "$rtt" <<'PY'
+import json, sys
+live = json.load(open(sys.argv[1]))["results"]
+rest = json.load(open(sys.argv[2]))["results"] + json.load(open(sys.argv[3]))["results"]
+for r in live + rest:
+    print(f"| `{r['command']}` | {r['median']*1000:.2f} ms | {r['mean']*1000:.2f} ± {r['stddev']*1000:.2f} ms |")
+name = [r["median"] for r in live if "(name)" in r["command"]][0]
+addr = [r["median"] for r in live if "(address)" in r["command"]][0]
+print(f"\nname − address (medians): {(name-addr)*1000:+.2f} ms; one query to the name server as canreach timed it: {float(sys.argv[4]):.2f} ms")
+PY
+echo "$inproc"
