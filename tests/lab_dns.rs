@@ -5,40 +5,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fake_dns::{Script, serve_on};
 use common::*;
 use hickory_proto::op::ResponseCode;
-use serde_json::Value;
-
-/// Kills (by pid) and reaps a process the test started.
-struct Started(Child);
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn finding<'a>(v: &'a Value, id: &str) -> &'a Value {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == id)
-        .unwrap_or_else(|| panic!("no finding {id} in {:?}", ids(v)))
-}
 
 const RESOLV: &str = "nameserver 198.18.2.2\noptions timeout:1 attempts:1\n";
 

@@ -11,15 +11,6 @@ fn probe(v: &Value) -> &Value {
     &v["probes"][0]
 }
 
-fn finding_ids(v: &Value) -> Vec<String> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn open_port_through_a_router_v4_and_v6() {
     require_lab!();
@@ -47,7 +38,7 @@ fn closed_port_is_a_tcp_reset_v4_and_v6() {
         assert_eq!(v["verdict"], "closed");
         assert_eq!(probe(&v)["error"], "ECONNREFUSED");
         assert!(probe(&v).get("icmp").is_none(), "a reset queues no ICMP");
-        assert_eq!(finding_ids(&v), ["port_closed"]);
+        assert_eq!(ids(&v), ["port_closed"]);
     }
 }
 
@@ -84,7 +75,7 @@ fn icmp_port_unreachable_from_the_server_is_rejected_not_closed() {
         assert_eq!(v["verdict"], "rejected");
         assert_eq!(probe(&v)["icmp"]["from"], from);
         assert_eq!(probe(&v)["icmp"]["sender"], "target");
-        assert_eq!(finding_ids(&v), ["firewall_reject_on_host"]);
+        assert_eq!(ids(&v), ["firewall_reject_on_host"]);
     }
 }
 
@@ -116,7 +107,7 @@ fn admin_prohibited_on_the_server_and_on_the_router() {
         assert_eq!(v["verdict"], "rejected");
         assert_eq!(probe(&v)["icmp"]["from"], router);
         assert_eq!(probe(&v)["icmp"]["sender"], "on_the_way");
-        assert_eq!(finding_ids(&v), ["firewall_reject_on_path"]);
+        assert_eq!(ids(&v), ["firewall_reject_on_path"]);
         assert!(
             v["findings"][0]["message"]
                 .as_str()
@@ -137,7 +128,7 @@ fn silent_drop_on_the_server_is_filtered_within_the_deadline() {
     assert_eq!(r.code, 6, "{}", r.stdout);
     assert_eq!(v["verdict"], "filtered");
     assert_eq!(probe(&v)["outcome"], "filtered");
-    assert!(finding_ids(&v).contains(&"silent_drop".to_string()));
+    assert!(ids(&v).contains(&"silent_drop".to_string()));
     // The deadline holds: the whole process, start-up included, ends soon after 1.5 s.
     assert!(r.took.as_secs_f64() < 2.5, "took {:?}", r.took);
 }
@@ -152,7 +143,7 @@ fn absent_host_behind_a_router_is_unreachable_and_names_the_router() {
         assert_eq!(r.code, 7, "{}", r.stdout);
         assert_eq!(v["verdict"], "unreachable");
         assert_eq!(probe(&v)["icmp"]["from"], router);
-        assert_eq!(finding_ids(&v)[0], "host_unreachable");
+        assert_eq!(ids(&v)[0], "host_unreachable");
     }
 }
 
@@ -165,7 +156,7 @@ fn no_route_on_this_machine_is_unreachable_at_once() {
     assert_eq!(r.code, 7, "{}", r.stdout);
     assert_eq!(v["verdict"], "unreachable");
     assert_eq!(probe(&v)["error"], "ENETUNREACH");
-    assert_eq!(finding_ids(&v), ["no_route"]);
+    assert_eq!(ids(&v), ["no_route"]);
     assert!(probe(&v)["elapsed_ms"].as_f64().unwrap() < 100.0);
 }
 
@@ -202,7 +193,7 @@ fn a_name_with_a_and_aaaa_where_only_ipv4_listens_is_partial() {
     };
     assert_eq!(outcome_of(SERVER_V4), "open");
     assert_eq!(outcome_of(SERVER_V6), "closed");
-    let ids = finding_ids(&v);
+    let ids = ids(&v);
     assert_eq!(ids[0], "partial_reachability");
     assert!(
         v["findings"][0]["message"]

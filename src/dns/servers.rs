@@ -90,16 +90,16 @@ pub async fn query(
             _ => std::future::pending::<()>().await,
         }
     };
-    let result = tokio::select! {
-        r = asking => r.ok(),
-        () = closed => Some((
+    let (result, udp_refused) = tokio::select! {
+        r = asking => (r.ok(), false),
+        () = closed => (Some((
             Err(LookupError {
                 kind: DnsErrorKind::Timeout,
                 text: "nothing answers on port 53 (ICMP port-unreachable): no name server runs there".into(),
             }),
             vec![],
             None,
-        )),
+        )), true),
     };
     let (lookup_result, records, name_used) = result.unwrap_or_else(|| {
         (
@@ -120,7 +120,8 @@ pub async fn query(
         .as_ref()
         .is_some_and(|e| e.kind == DnsErrorKind::Timeout);
     let port53 = if timed_out {
-        Some(probe_port53(server, deadline.min(Instant::now() + PORT53_BUDGET)).await)
+        let until = deadline.min(Instant::now() + PORT53_BUDGET);
+        Some(probe_port53(server, until, udp_refused).await)
     } else {
         None
     };
@@ -232,14 +233,18 @@ fn merge(name: &str, a: Result<HLookup, NetError>, aaaa: Result<HLookup, NetErro
     (Err(error), records, name_used)
 }
 
-/// A silent server: does anything answer on its port 53?
-async fn probe_port53(server: SocketAddr, deadline: Instant) -> Port53 {
+/// A silent server: does anything answer on its port 53? (`udp_refused`: the UDP side is
+/// already known to be closed; asking again would only spend the server's ICMP rate limit.)
+async fn probe_port53(server: SocketAddr, deadline: Instant, udp_refused: bool) -> Port53 {
     use crate::probe::{Connector, KernelConnector, ProbeSpec};
-    let tcp_addr = SocketAddr::new(server.ip(), server.port());
-    let (tcp, udp) = tokio::join!(
-        KernelConnector.probe(ProbeSpec::to(tcp_addr), deadline),
-        udp_probe(server, deadline)
-    );
+    let udp = async {
+        if udp_refused {
+            "refused"
+        } else {
+            udp_probe(server, deadline).await
+        }
+    };
+    let (tcp, udp) = tokio::join!(KernelConnector.probe(ProbeSpec::to(server), deadline), udp);
     let r = crate::diagnosis::classify(&tcp);
     Port53 {
         tcp: format!("{} ({})", r.outcome.word(), r.describe()),

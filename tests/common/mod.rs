@@ -267,13 +267,8 @@ impl Lab {
 
     /// A listening socket inside namespace `ns` (IPv6 sockets are v6-only).
     pub fn listen(&self, ns: &str, addr: &str) -> TcpListener {
-        let ns = ns.to_string();
         let addr: SocketAddr = addr.parse().unwrap();
-        std::thread::spawn(move || {
-            let f = File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: this thread only joins the namespace, opens a socket, and ends.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        in_namespace(ns, move || {
             let s = socket2::Socket::new(
                 socket2::Domain::for_address(addr),
                 socket2::Type::STREAM,
@@ -288,23 +283,12 @@ impl Lab {
             s.listen(128).unwrap();
             TcpListener::from(s)
         })
-        .join()
-        .unwrap()
     }
 
     /// A UDP socket bound inside namespace `ns`.
     pub fn udp(&self, ns: &str, addr: &str) -> std::net::UdpSocket {
-        let ns = ns.to_string();
         let addr: SocketAddr = addr.parse().unwrap();
-        std::thread::spawn(move || {
-            let f = File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: this thread only joins the namespace, opens a socket, and ends.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            std::net::UdpSocket::bind(addr).unwrap()
-        })
-        .join()
-        .unwrap()
+        in_namespace(ns, move || std::net::UdpSocket::bind(addr).unwrap())
     }
 
     /// Run canreach in the client namespace.
@@ -320,6 +304,51 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
         }
     }
+}
+
+/// Run `f` on a helper thread that has joined network namespace `ns`: sockets it opens belong
+/// to that namespace (and stay there), while the test process stays where it is.
+fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(path).unwrap();
+        // SAFETY: only this short-lived thread changes namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A process a test started: killed (by pid) and reaped when dropped, even on panic.
+pub struct Started(pub std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The finding ids of a JSON report, in order.
+pub fn ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The finding `id` of a JSON report; panics naming the ones present.
+pub fn finding<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {:?}", ids(v)))
 }
 
 /// One finished run of the binary.
