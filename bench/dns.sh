@@ -1,42 +1,20 @@
 #!/usr/bin/env bash
 # What the name stage costs: a check of a name against the same check of its address, with
-# dnsmasq as the name server in a lab (client and server namespaces, 198.18.0.0/15 only), and
+# dnsmasq as the name server in a lab (client, router, server namespaces; 198.18.0.0/15), and
 # how fast a dead name server is diagnosed, next to `getent ahosts` and `nc -z` in the same run.
 # Needs root, iproute2, dnsmasq-base, hyperfine, netcat-openbsd, python3.
 # Usage: sudo bench/dns.sh [RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-100}
-cargo build --release --quiet
-bin=$PWD/target/release/canreach
-out=bench/results; mkdir -p "$out"
-id="crd$$"; c=${id}c; s=${id}s
-pids=()
-cleanup() {
-  kill "${pids[@]}" 2>/dev/null || true
-  for ns in $c $s; do ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"; done
-}
-trap cleanup EXIT
-for ns in $c $s; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n $c link add eth0 type veth peer name eth0 netns $s
-ip -n $c addr add 198.18.2.1/24 dev eth0; ip -n $c link set eth0 up
-ip -n $s addr add 198.18.2.2/24 dev eth0; ip -n $s link set eth0 up
-mkdir -p /etc/netns/$c
-printf 'nameserver 198.18.2.2\noptions timeout:1 attempts:1\n' > /etc/netns/$c/resolv.conf
+source "$(dirname "$0")/lib.sh"
+lab_up "crd$$"
+printf 'nameserver 198.18.2.2\noptions timeout:1 attempts:1\n' | install -D /dev/stdin /etc/netns/$c/resolv.conf
 printf '127.0.0.1 localhost\n' > /etc/netns/$c/hosts
-
-ip netns exec $s python3 - <<'PY' &
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.18.2.2", 80)); s.listen(4096)
-while True:
-    c, _ = s.accept(); c.close()
-PY
-pids+=($!)
+accept_loop 198.18.2.2 80 $s
 ip netns exec $s dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
   --user=root --pid-file= --bind-interfaces --listen-address=198.18.2.2 --local=/lab/ \
   --host-record=app.lab,198.18.2.2 2>/dev/null &
-pids+=($!)
+dnsmasq_pid=$!
+bench_pids+=($dnsmasq_pid)
 sleep 0.5
 inc="ip netns exec $c"
 
@@ -63,7 +41,7 @@ print(f"in-process medians: name check {total_n:.3f} ms, address check {total_a:
 PY
 )
 
-kill "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true   # the name server dies: port 53 closed
+kill $dnsmasq_pid; wait $dnsmasq_pid 2>/dev/null || true   # the name server dies: port 53 closed
 # A second between runs, as between independent checks: the server's kernel rate-limits the
 # ICMP port-unreachable it sends to one peer, and back-to-back runs would measure that limit.
 hyperfine -N --runs 10 -i --style none --prepare "sleep 1" --export-json "$out/dns-closed.json" \

@@ -4,25 +4,11 @@
 # few fds, started and killed here by pid). canreach with and without inspection, and `nc -z`,
 # side by side in one hyperfine run per process count. Loopback only.
 # Usage: bench/local.sh [RUNS]   (root shows the firewall part too)
-set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-200}
-cargo build --release --quiet
-bin=$PWD/target/release/canreach
-out=bench/results; mkdir -p "$out"
-
-python3 - <<'PY' &
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 47011)); s.listen(4096)
-while True:
-    c, _ = s.accept(); c.close()
-PY
-listener=$!
-pids=()
-cleanup() { kill $listener "${pids[@]}" 2>/dev/null || true; }
-trap cleanup EXIT
-sleep 0.3
+source "$(dirname "$0")/lib.sh"
+accept_loop 127.0.0.1 47011
+sleeps=()
+trap 'kill "${sleeps[@]}" 2>/dev/null || true; bench_cleanup' EXIT
 
 measure() {
   local label=$1
@@ -44,5 +30,5 @@ PY
 echo "| command | processes | median | mean ± σ |"
 echo "|---|---|---|---|"
 measure base
-for i in $(seq 300); do sleep 600 & pids+=($!); done
+for i in $(seq 300); do sleep 600 & sleeps+=($!); done
 measure plus300

@@ -3,24 +3,9 @@
 # by side with `nc -z` and `nmap -sT`, in one hyperfine run each; plus peak memory.
 # Traffic goes to loopback only. Needs: hyperfine, netcat-openbsd, nmap, python3.
 # Usage: bench/loopback.sh [RUNS]   (writes bench/results/loopback-*.md and prints a summary)
-set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-300}
-cargo build --release --quiet
-bin=$PWD/target/release/canreach
-out=bench/results; mkdir -p "$out"
-
-# A listener that accepts and closes at once, so the backlog never fills.
-python3 - <<'PY' &
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 47001)); s.listen(4096)
-while True:
-    c, _ = s.accept(); c.close()
-PY
-listener=$!
-trap 'kill $listener 2>/dev/null' EXIT
-sleep 0.3
+source "$(dirname "$0")/lib.sh"
+accept_loop 127.0.0.1 47001
 open=47001
 closed=47002   # nothing listens here (checked below)
 if nc -z 127.0.0.1 $closed 2>/dev/null; then echo "port $closed is in use; pick another" >&2; exit 1; fi

@@ -6,30 +6,9 @@
 #   case "router": the router's forward chain drops the port
 # Needs root, iproute2, nftables, hyperfine, nmap, netcat-openbsd.
 # Usage: sudo bench/silence.sh [RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-10}
-cargo build --release --quiet
-bin=$PWD/target/release/canreach
-out=bench/results; mkdir -p "$out"
-id="crb$$"; c=${id}c; r=${id}r; s=${id}s
-cleanup() { for ns in $c $r $s; do ip netns del "$ns" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-for ns in $c $r $s; do
-  ip netns add "$ns"; ip -n "$ns" link set lo up
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-done
-ip -n $c link add eth0 type veth peer name eth0 netns $r
-ip -n $r link add eth1 type veth peer name eth0 netns $s
-ip -n $c addr add 198.18.1.2/24 dev eth0; ip -n $c -6 addr add fd00:1::2/64 dev eth0 nodad
-ip -n $r addr add 198.18.1.1/24 dev eth0; ip -n $r -6 addr add fd00:1::1/64 dev eth0 nodad
-ip -n $r addr add 198.18.2.1/24 dev eth1; ip -n $r -6 addr add fd00:2::1/64 dev eth1 nodad
-ip -n $s addr add 198.18.2.2/24 dev eth0; ip -n $s -6 addr add fd00:2::2/64 dev eth0 nodad
-for l in "$c eth0" "$r eth0" "$r eth1" "$s eth0"; do set -- $l; ip -n "$1" link set "$2" up; done
-ip -n $c route add 198.18.2.0/24 via 198.18.1.1; ip -n $c -6 route add fd00:2::/64 via fd00:1::1
-ip -n $s route add 198.18.1.0/24 via 198.18.2.1; ip -n $s -6 route add fd00:1::/64 via fd00:2::1
-ip netns exec $r sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+source "$(dirname "$0")/lib.sh"
+lab_up "crb$$"
 ip netns exec $s nft -f - <<'NFT'
 table inet bench {
   chain c {

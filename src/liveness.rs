@@ -77,6 +77,7 @@ mod tests {
                 code,
                 from: Some(f.parse().unwrap()),
             }),
+            local: None,
         }
     }
     const T: &str = "198.18.2.2";

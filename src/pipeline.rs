@@ -23,7 +23,7 @@ use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::diagnosis::{Evidence, Outcome, classify};
+use crate::diagnosis::{Evidence, Outcome, Sender, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
 use crate::facts::{Facts, Silence};
 use crate::liveness;
@@ -256,7 +256,10 @@ pub async fn gather<R: Resolver, C: Connector>(
 fn needs_firewall(probes: &[ProbeFact]) -> bool {
     probes.first().is_some_and(|p| {
         let r = classify(p);
-        r.outcome == Outcome::Filtered || matches!(r.evidence, Evidence::LocalPolicy(_))
+        r.outcome == Outcome::Filtered
+            || matches!(r.evidence, Evidence::LocalPolicy(_))
+            || (r.outcome == Outcome::Rejected
+                && matches!(r.sender(), Some((Sender::ThisMachine, _))))
     })
 }
 
@@ -357,6 +360,7 @@ async fn probe_address<C: Connector>(
                     result: ConnectResult::TimedOut,
                     elapsed,
                     icmp: None,
+                    local: None,
                 };
             }
         }
@@ -378,6 +382,7 @@ async fn probe_address<C: Connector>(
             result: ConnectResult::TimedOut,
             elapsed: decide_at.map_or(Duration::ZERO, |(_, b)| b),
             icmp: None,
+            local: None,
         };
         drop(s);
         silence.second_syn.get_or_insert(now);
@@ -451,6 +456,7 @@ mod tests {
                 result,
                 elapsed: start.elapsed(),
                 icmp: None,
+                local: None,
             }
         }
     }

@@ -68,6 +68,9 @@ pub struct ProbeFact {
     pub elapsed: Duration,
     /// The first ICMP error queued for the socket, if any.
     pub icmp: Option<Icmp>,
+    /// This side's address, as the kernel chose it: an ICMP "from" it was sent by this
+    /// machine itself (its own firewall, or its own failed neighbour lookup).
+    pub local: Option<SocketAddr>,
 }
 
 /// The seam between the pipeline and the network: the real one is [`KernelConnector`];
@@ -83,13 +86,14 @@ pub struct KernelConnector;
 impl Connector for KernelConnector {
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
         let start = Instant::now();
-        let (result, icmp) = match attempt(spec, deadline).await {
+        let (result, icmp, local) = match attempt(spec, deadline).await {
             Ok(r) => r,
             // Socket creation or setup failed (EMFILE, EAFNOSUPPORT when IPv6 is off, …).
             Err(e) => (
                 ConnectResult::Failed {
                     errno: e.raw_os_error().unwrap_or(libc::EIO),
                 },
+                None,
                 None,
             ),
         };
@@ -98,11 +102,14 @@ impl Connector for KernelConnector {
             result,
             elapsed: start.elapsed(),
             icmp,
+            local,
         }
     }
 }
 
-async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResult, Option<Icmp>)> {
+type Attempt = (ConnectResult, Option<Icmp>, Option<SocketAddr>);
+
+async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     let addr = spec.address;
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -118,14 +125,17 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResul
             socket.set_ttl_v4(u32::from(ttl))?;
         }
     }
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => return Ok((ConnectResult::Connected, None)),
+    let connecting = socket.connect(&SockAddr::from(addr));
+    // The source address is chosen by connect(); read it before a failure can reset it.
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    match connecting {
+        Ok(()) => return Ok((ConnectResult::Connected, None, local)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let icmp = read_error_queue(socket.as_raw_fd());
-            return Ok((ConnectResult::Failed { errno }, icmp));
+            return Ok((ConnectResult::Failed { errno }, icmp, local));
         }
     }
     // SAFETY: the AsyncFd owns the socket2::Socket, whose fd stays open and unchanged until
@@ -139,10 +149,10 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResul
             if let Some(e) = sock.take_error()? {
                 let icmp = read_error_queue(sock.as_raw_fd());
                 let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                return Ok::<_, io::Error>((ConnectResult::Failed { errno }, icmp));
+                return Ok::<_, io::Error>((ConnectResult::Failed { errno }, icmp, local));
             }
             match sock.peer_addr() {
-                Ok(_) => return Ok((ConnectResult::Connected, None)),
+                Ok(_) => return Ok((ConnectResult::Connected, None, local)),
                 // Spurious wake-up: still in SYN_SENT.
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => guard.clear_ready(),
                 Err(e) => return Err(e),
@@ -156,6 +166,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<(ConnectResul
         Err(_) => Ok((
             ConnectResult::TimedOut,
             read_error_queue(fd.get_ref().as_raw_fd()),
+            local,
         )),
     }
 }

@@ -230,3 +230,23 @@ fn an_output_chain_drop_on_this_machine_is_found_and_named() {
     // The path walk's SYNs to the same port die here too: not even hop 1 answers.
     assert!(ids(&v).contains(&"path_no_answer".into()), "{:?}", ids(&v));
 }
+
+#[test]
+fn an_output_chain_reject_is_this_machines_own_firewall() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(&lab.client, "output", "tcp dport 5432 reject");
+    let r = lab.canreach(&["--json", SERVER_V4, "5432"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "rejected", "{}", r.stdout);
+    assert_eq!(v["probes"][0]["icmp"]["sender"], "this_machine");
+    assert_eq!(v["probes"][0]["icmp"]["from"], CLIENT_V4);
+    let ids = ids(&v);
+    assert_eq!(ids[0], "local_policy_reject", "{ids:?}");
+    assert!(
+        finding(&v, "local_firewall_output")["message"]
+            .as_str()
+            .unwrap()
+            .contains("tcp dport 5432 reject")
+    );
+}

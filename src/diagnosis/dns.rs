@@ -574,6 +574,7 @@ mod tests {
             },
             elapsed: Duration::from_micros(20),
             icmp: None,
+            local: None,
         };
         let f = facts("v6only.lab", dns, vec![probe]);
         let d = crate::diagnosis::diagnose(&f);

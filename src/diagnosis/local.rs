@@ -351,7 +351,7 @@ pub fn firewall_findings(facts: &Facts, local_target: bool) -> Vec<Finding> {
                 "this machine",
             ));
         }
-        let extra = if hook == "output" {
+        let extra = if hook == "output" && shown.iter().any(|r| r.verdict == "drop") {
             " A drop there looks exactly like silence from the remote side."
         } else {
             ""
@@ -444,6 +444,7 @@ mod tests {
                 },
                 elapsed: std::time::Duration::from_micros(50),
                 icmp: None,
+                local: None,
             }],
             silence: vec![],
             trace: None,

@@ -140,7 +140,9 @@ impl Evidence {
 pub enum Sender {
     /// The target address itself.
     Target,
-    /// Another device: a router or firewall on the way (or this machine).
+    /// This machine: its own firewall, or its own failed neighbour (ARP/ND) lookup.
+    ThisMachine,
+    /// Another device: a router or firewall on the way.
     OnTheWay,
     /// The ICMP carried no sender address.
     Unknown,
@@ -153,6 +155,8 @@ pub struct AddressResult {
     pub outcome: Outcome,
     pub evidence: Evidence,
     pub elapsed: Duration,
+    /// This machine's source address for the attempt.
+    pub local: Option<IpAddr>,
 }
 
 impl AddressResult {
@@ -161,6 +165,7 @@ impl AddressResult {
         let icmp = self.evidence.icmp()?;
         Some(match icmp.from {
             Some(ip) if ip == self.address.ip() => (Sender::Target, Some(ip)),
+            Some(ip) if Some(ip) == self.local => (Sender::ThisMachine, Some(ip)),
             Some(ip) => (Sender::OnTheWay, Some(ip)),
             None => (Sender::Unknown, None),
         })
@@ -171,6 +176,7 @@ impl AddressResult {
         let t = fmt_duration(self.elapsed);
         let from = |i: &Icmp| match i.from {
             Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
+            Some(ip) if Some(ip) == self.local => format!("from this machine ({ip})"),
             Some(ip) => format!("from {ip}"),
             None => "from an unknown sender".to_string(),
         };
@@ -292,6 +298,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
         outcome,
         evidence,
         elapsed: p.elapsed,
+        local: p.local.map(|a| a.ip()),
     }
 }
 
@@ -343,7 +350,7 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
                 .iter()
                 .filter(|b| b.outcome == a.outcome)
                 .collect();
-            findings.push(failure_finding(facts, a, &same));
+            findings.extend(failure_finding(facts, a, &same));
         }
     }
     if verdict != Verdict::Partial && seen.len() > 1 {
@@ -398,6 +405,11 @@ fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> Stri
             Some((Sender::Target, _)) => {
                 format!("{t} is rejected: the server's own firewall refused the connection.")
             }
+            Some((Sender::ThisMachine, _)) => {
+                format!(
+                    "{t} is rejected: this machine's own firewall refused to send the connection."
+                )
+            }
             Some((Sender::OnTheWay, Some(dev))) => {
                 format!("{t} is rejected: a firewall on the way, at {dev}, refused the connection.")
             }
@@ -407,6 +419,9 @@ fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> Stri
             format!("{t} is filtered: nothing answered, so something drops the packets silently.")
         }
         Verdict::Unreachable => match addrs.first().and_then(AddressResult::sender) {
+            Some((Sender::ThisMachine, _)) => {
+                format!("{t} is unreachable: this machine cannot find the host on its own network.")
+            }
             Some((_, Some(dev))) => {
                 format!("{t} is unreachable: {dev} reports that it cannot reach the host.")
             }
@@ -428,7 +443,8 @@ fn list(addrs: &[&AddressResult]) -> String {
         .join(", ")
 }
 
-fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) -> Finding {
+/// The finding for one kind of failure; `None` for an open address (nothing to explain).
+fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) -> Option<Finding> {
     let target = &facts.target;
     let port = target.port;
     let host = host_label(target);
@@ -446,7 +462,7 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
     } else {
         format!("the server ({host})")
     };
-    match a.evidence {
+    Some(match a.evidence {
         Evidence::TcpReset => Finding {
             id: "port_closed",
             severity: Severity::Error,
@@ -473,6 +489,11 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
             .flatten()
             .collect(),
         },
+        Evidence::IcmpPortUnreachable(_) | Evidence::IcmpProhibited(_)
+            if matches!(a.sender(), Some((Sender::ThisMachine, _))) =>
+        {
+            local_policy_finding(a, port)
+        }
         Evidence::IcmpPortUnreachable(_) | Evidence::IcmpProhibited(_) => {
             let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
             let kind = if matches!(a.evidence, Evidence::IcmpPortUnreachable(_)) {
@@ -536,20 +557,7 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
                 advice,
             }
         }
-        Evidence::LocalPolicy(_) => Finding {
-            id: "local_policy_reject",
-            severity: Severity::Error,
-            message: format!(
-                "This machine refused to send the connection to {at} port {port} \
-                 ({}): its own firewall (OUTPUT chain) or a security policy blocks it.",
-                a.describe()
-            ),
-            advice: vec![Advice::run(
-                "Look for a rule in this machine's output path",
-                "sudo nft list ruleset | grep -n -B3 -w reject",
-                "this machine",
-            )],
-        },
+        Evidence::LocalPolicy(_) => local_policy_finding(a, port),
         Evidence::IcmpHostUnreachable(_) | Evidence::IcmpNetUnreachable(_) | Evidence::IcmpOther(_) => {
             let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
             let dev = ip.map_or("a device".to_string(), |s| s.to_string());
@@ -560,6 +568,12 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
             };
             let message = if who == Sender::Target {
                 format!("{at} answered with ICMP {what}: a firewall there rejects the connection this way.")
+            } else if who == Sender::ThisMachine {
+                format!(
+                    "This machine could not deliver to {at} on its own network ({what} from its \
+                     own address {dev}): nothing answered its ARP/neighbour lookup, so the host is \
+                     down, disconnected, or not at that address."
+                )
             } else {
                 format!(
                     "{dev} reported {what} for {at}: it could not deliver the connection. The \
@@ -666,24 +680,33 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
                 advice,
             }
         }
-        Evidence::Handshake => unreachable_open(),
+        Evidence::Handshake => return None,
+    })
+}
+
+/// This machine refused to send: its own firewall's reject (an ICMP from its own address) or
+/// a security policy (EACCES/EPERM with no ICMP).
+fn local_policy_finding(a: &AddressResult, port: crate::target::Port) -> Finding {
+    Finding {
+        id: "local_policy_reject",
+        severity: Severity::Error,
+        message: format!(
+            "This machine refused to send the connection to {} port {port} ({}): its own \
+             firewall (OUTPUT chain) or a security policy blocks it. Nothing left this machine.",
+            a.address.ip(),
+            a.describe()
+        ),
+        advice: vec![Advice::run(
+            "Look for a rule in this machine's output path",
+            "sudo nft list ruleset | grep -n -B3 -w reject",
+            "this machine",
+        )],
     }
 }
 
 /// Loopback addresses are this machine; advice for them says so instead of "the server".
 fn is_this_machine(ip: IpAddr) -> bool {
     ip.is_loopback() || ip.to_canonical().is_loopback()
-}
-
-#[cold]
-fn unreachable_open() -> Finding {
-    // `diagnose` only asks for findings about failures.
-    Finding {
-        id: "open",
-        severity: Severity::Info,
-        message: String::new(),
-        advice: vec![],
-    }
 }
 
 fn hostish(target: &Target, a: &AddressResult) -> String {
@@ -881,6 +904,7 @@ mod tests {
             result,
             elapsed: Duration::from_micros(300),
             icmp,
+            local: None,
         }
     }
     fn icmp4(code: u8, from: &str) -> Option<Icmp> {
@@ -1119,5 +1143,86 @@ mod tests {
         f.dns.system = Some(ok("198.18.0.9"));
         f.dns.direct = Some(ok("198.18.0.2"));
         assert_eq!(ids(&diagnose(&f)), ["system_differs_from_dns"]);
+    }
+
+    #[test]
+    fn an_icmp_from_this_machines_own_address_is_its_own_firewall() {
+        let mut p = probe(
+            "198.18.2.2:5440",
+            failed(libc::ECONNREFUSED),
+            icmp4(3, "198.18.1.2"),
+        );
+        p.local = Some("198.18.1.2:40000".parse().unwrap());
+        let d = diagnose(&facts(target("198.18.2.2", 5440), vec![p]));
+        assert_eq!(d.verdict, Verdict::Rejected);
+        assert_eq!(ids(&d), ["local_policy_reject"]);
+        assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+        assert!(
+            d.summary.contains("this machine's own firewall"),
+            "{}",
+            d.summary
+        );
+    }
+
+    #[test]
+    fn a_failed_neighbour_lookup_here_is_this_machine_not_a_router() {
+        let mut p = probe(
+            "198.18.1.99:22",
+            failed(libc::EHOSTUNREACH),
+            icmp4(1, "198.18.1.2"),
+        );
+        p.local = Some("198.18.1.2:40000".parse().unwrap());
+        let d = diagnose(&facts(target("198.18.1.99", 22), vec![p]));
+        assert_eq!(d.verdict, Verdict::Unreachable);
+        assert!(
+            d.findings[0].message.contains("ARP/neighbour lookup"),
+            "{}",
+            d.findings[0].message
+        );
+        assert!(
+            d.summary
+                .contains("cannot find the host on its own network")
+        );
+    }
+
+    #[test]
+    fn local_errors_without_icmp() {
+        let d = diagnose(&facts(
+            target("198.18.2.2", 22),
+            vec![probe("198.18.2.2:22", failed(libc::EPERM), None)],
+        ));
+        assert_eq!(
+            (d.verdict, ids(&d)),
+            (Verdict::Rejected, vec!["local_policy_reject"])
+        );
+        let d = diagnose(&facts(
+            target("fd00::2", 22),
+            vec![probe("[fd00::2]:22", failed(libc::EAFNOSUPPORT), None)],
+        ));
+        assert_eq!(
+            (d.verdict, ids(&d)),
+            (Verdict::Unreachable, vec!["local_error"])
+        );
+        assert!(d.findings[0].message.contains("EAFNOSUPPORT"));
+    }
+
+    #[test]
+    fn every_dns_failure_kind_has_its_finding() {
+        for (kind, id) in [
+            (DnsErrorKind::Nxdomain, "dns_nxdomain"),
+            (DnsErrorKind::Nodata, "dns_nodata"),
+            (DnsErrorKind::Servfail, "dns_servfail"),
+            (DnsErrorKind::Refused, "dns_refused"),
+            (DnsErrorKind::Timeout, "dns_timeout"),
+            (DnsErrorKind::NoNameservers, "dns_no_nameservers"),
+            (DnsErrorKind::Other, "dns_failed"),
+        ] {
+            let mut f = facts(target("app.example", 80), vec![]);
+            f.dns.system = lookup_err(kind);
+            let d = diagnose(&f);
+            assert_eq!(d.verdict, Verdict::DnsError);
+            assert_eq!(ids(&d)[0], id, "{kind:?}");
+            assert!(!d.findings[0].advice.is_empty(), "{id} gives advice");
+        }
     }
 }

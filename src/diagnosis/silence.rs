@@ -257,8 +257,9 @@ pub fn findings(facts: &Facts, live: Option<&Liveness>, path: Option<&Path>) -> 
                 id: "host_down",
                 severity: Severity::Error,
                 message: format!(
-                    "A router reports {ip} unreachable on every port tried ({}): the host is down \
-                     or not at that address.",
+                    "{ip} is reported unreachable (ICMP host-unreachable from a router, or from \
+                     this machine's own failed neighbour lookup) on the ports tried ({}): the \
+                     host is down or not at that address.",
                     ports.join(", ")
                 ),
                 advice: vec![Advice::say(format!(
@@ -346,6 +347,7 @@ mod tests {
                 code,
                 from: Some(from.parse().unwrap()),
             }),
+            local: None,
         }
     }
     fn refused() -> ConnectResult {
