@@ -118,6 +118,34 @@ fn admin_prohibited_on_the_server_and_on_the_router() {
 }
 
 #[test]
+fn rejects_on_the_router_tcp_reset_and_port_unreachable() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = lab.listen(&lab.server, "198.18.2.2:5432");
+    let _l2 = lab.listen(&lab.server, "198.18.2.2:5433");
+    lab.nft(
+        &lab.router,
+        "table inet lab_fwd {\n  chain c {\n    type filter hook forward priority 0;\n    \
+         tcp dport 5432 reject with tcp reset\n    \
+         tcp dport 5433 reject with icmpx port-unreachable\n  }\n}\n",
+    );
+    // A reset forged by the router looks exactly like a closed port: the report says both.
+    let v = lab.canreach(&["--json", SERVER_V4, "5432"]).json();
+    assert_eq!(v["verdict"], "closed");
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reject with tcp reset")
+    );
+    // An ICMP port-unreachable names the router, not the server.
+    let v = lab.canreach(&["--json", SERVER_V4, "5433"]).json();
+    assert_eq!(v["verdict"], "rejected");
+    assert_eq!(v["probes"][0]["icmp"]["from"], ROUTER_V4);
+    assert_eq!(ids(&v), ["firewall_reject_on_path"]);
+}
+
+#[test]
 fn silent_drop_on_the_server_is_filtered_within_the_deadline() {
     require_lab!();
     let lab = Lab::new();
