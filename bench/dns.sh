@@ -42,9 +42,10 @@ PY
 )
 
 kill $dnsmasq_pid; wait $dnsmasq_pid 2>/dev/null || true   # the name server dies: port 53 closed
-# A second between runs, as between independent checks: the server's kernel rate-limits the
-# ICMP port-unreachable it sends to one peer, and back-to-back runs would measure that limit.
-hyperfine -N --runs 10 -i --style none --prepare "sleep 1" --export-json "$out/dns-closed.json" \
+# Six seconds between runs, as between independent checks: the server's kernel rate-limits
+# the ICMP port-unreachable it sends to one peer (a burst of 6, then one a second), and each
+# run of each tool spends several; back-to-back runs would measure that limit, not the tools.
+hyperfine -N --runs 10 -i --style none --prepare "sleep 6" --export-json "$out/dns-closed.json" \
   -n "canreach app.lab 80 (port 53 closed)" "$inc $bin app.lab 80" \
   -n "getent ahosts app.lab (port 53 closed)" "$inc getent ahosts app.lab" \
   -n "nc -z -w 5 app.lab 80 (port 53 closed)" "$inc nc -z -w 5 app.lab 80" >/dev/null

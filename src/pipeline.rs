@@ -125,21 +125,13 @@ pub async fn gather<R: Resolver, C: Connector>(
                 }
             }
         };
-        let inspection = here.then(|| {
-            (
-                tokio::task::spawn_blocking(move || local::inspect(port)),
-                tokio::task::spawn_blocking(move || local::firewall(port)),
-            )
-        });
+        let inspection = here.then(|| tokio::task::spawn_blocking(move || local::inspect(port)));
         let results = join_all(addrs.into_iter().enumerate().map(move |(i, a)| {
             probe_address(connector, a, probe_deadline, i < LIVENESS_ADDRESSES)
         }))
         .await;
         let inspected = match inspection {
-            Some((listeners, firewall)) => {
-                let both = async { (listeners.await.ok(), firewall.await.ok()) };
-                tokio::time::timeout_at(deadline, both).await.ok()
-            }
+            Some(task) => tokio::time::timeout_at(deadline, task).await.ok().and_then(Result::ok),
             None => None,
         };
         (results, inspected)
@@ -225,14 +217,14 @@ pub async fn gather<R: Resolver, C: Connector>(
         }
     };
     let (probes, silence): (Vec<ProbeFact>, Vec<Option<Silence>>) = results.into_iter().unzip();
-    let (local, mut firewall) = inspected.unwrap_or_default();
-    if firewall.is_none() && opts.local != LocalMode::Never && needs_firewall(&probes) {
+    let local = inspected;
+    // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
+    let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
         let task = tokio::task::spawn_blocking(move || local::firewall(port));
-        firewall = tokio::time::timeout_at(deadline, task)
-            .await
-            .ok()
-            .and_then(Result::ok);
-    }
+        tokio::time::timeout_at(deadline, task).await.ok().and_then(Result::ok)
+    } else {
+        None
+    };
     let trace = match trace_target(&probes, opts.trace) {
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
@@ -250,13 +242,14 @@ pub async fn gather<R: Resolver, C: Connector>(
     }
 }
 
-/// Should this machine's firewall be read for a remote target? When the first address was
-/// silent (an OUTPUT-chain drop looks exactly like remote silence) or this machine refused to
-/// send.
-fn needs_firewall(probes: &[ProbeFact]) -> bool {
+/// Should this machine's firewall be read? For a local target whose first address failed (its
+/// input chain may be why); for any target whose first address was silent (an OUTPUT-chain
+/// drop looks exactly like remote silence) or that this machine refused to send.
+fn needs_firewall(probes: &[ProbeFact], local_target: bool) -> bool {
     probes.first().is_some_and(|p| {
         let r = classify(p);
-        r.outcome == Outcome::Filtered
+        (local_target && r.outcome != Outcome::Open)
+            || r.outcome == Outcome::Filtered
             || matches!(r.evidence, Evidence::LocalPolicy(_))
             || (r.outcome == Outcome::Rejected
                 && matches!(r.sender(), Some((Sender::ThisMachine, _))))
