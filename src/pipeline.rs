@@ -131,7 +131,10 @@ pub async fn gather<R: Resolver, C: Connector>(
         }))
         .await;
         let inspected = match inspection {
-            Some(task) => tokio::time::timeout_at(deadline, task).await.ok().and_then(Result::ok),
+            Some(task) => tokio::time::timeout_at(deadline, task)
+                .await
+                .ok()
+                .and_then(Result::ok),
             None => None,
         };
         (results, inspected)
@@ -221,7 +224,10 @@ pub async fn gather<R: Resolver, C: Connector>(
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
         let task = tokio::task::spawn_blocking(move || local::firewall(port));
-        tokio::time::timeout_at(deadline, task).await.ok().and_then(Result::ok)
+        tokio::time::timeout_at(deadline, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
     } else {
         None
     };

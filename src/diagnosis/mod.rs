@@ -449,11 +449,10 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
     let port = target.port;
     let host = host_label(target);
     let at = list(same);
-    let inspected_here = facts
-        .local
-        .as_ref()
-        .is_some_and(|l| crate::local::is_local(a.address.ip(), &l.addresses));
-    let local = is_this_machine(a.address.ip()) || inspected_here;
+    let addresses_here = facts.local.as_ref().map_or(&[][..], |l| &l.addresses[..]);
+    // Loopback counts as this machine even when its interfaces were not read.
+    let local = crate::local::is_local(a.address.ip(), addresses_here);
+    let inspected_here = local && facts.local.is_some();
     // When this machine's firewall was read, the local findings name any rule; no need to
     // send the user looking.
     let firewall_read = facts.firewall.as_ref().is_some_and(|f| f.inspected);
@@ -702,11 +701,6 @@ fn local_policy_finding(a: &AddressResult, port: crate::target::Port) -> Finding
             "this machine",
         )],
     }
-}
-
-/// Loopback addresses are this machine; advice for them says so instead of "the server".
-fn is_this_machine(ip: IpAddr) -> bool {
-    ip.is_loopback() || ip.to_canonical().is_loopback()
 }
 
 fn hostish(target: &Target, a: &AddressResult) -> String {
