@@ -51,6 +51,21 @@ pub struct Silence {
 }
 
 impl Facts {
+    /// The facts of a check of `target` before any stage has run: no lookup, no probe.
+    pub fn new(target: Target, timeout: Duration) -> Facts {
+        Facts {
+            target,
+            dns: DnsFacts::default(),
+            probes: vec![],
+            silence: vec![],
+            trace: None,
+            local: None,
+            firewall: None,
+            timeout,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// The silence facts of one address, if it had any.
     pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.silence.iter().find(|s| s.address == address)

@@ -236,15 +236,14 @@ pub async fn gather<R: Resolver, C: Connector>(
         None => None,
     };
     Facts {
-        target,
         dns,
         probes,
         silence: silence.into_iter().flatten().collect(),
         trace,
         local,
         firewall,
-        timeout: opts.timeout,
         elapsed: start.elapsed(),
+        ..Facts::new(target, opts.timeout)
     }
 }
 

@@ -12,7 +12,7 @@ use canreach::dns::files::ResolvConf;
 use canreach::dns::servers::{ServerView, query};
 use canreach::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError};
 use canreach::facts::Facts;
-use canreach::target::{Host, Port, PortSource, Target};
+use canreach::services::Services;
 mod common;
 
 use common::fake_dns::{Script, serve};
@@ -134,30 +134,16 @@ async fn a_slow_server_times_out_within_the_configured_timeout() {
 }
 
 fn facts_with(servers: Vec<ServerView>, system: Lookup) -> Facts {
-    let combined = DnsView::combine(&servers);
+    let target = canreach::target::parse("app.test", Some("443"), &Services::parse("")).unwrap();
     Facts {
-        target: Target {
-            input: "app.test 443".into(),
-            host: Host::Name("app.test".into()),
-            port: Port::new(443).unwrap(),
-            port_source: PortSource::Number,
-            service: None,
-            here: false,
-        },
         dns: DnsFacts {
             system: Some(system),
-            direct: Some(combined),
+            direct: Some(DnsView::combine(&servers)),
             servers,
             resolv: None,
             hosts: vec![],
         },
-        probes: vec![],
-        silence: vec![],
-        trace: None,
-        local: None,
-        firewall: None,
-        timeout: Duration::from_secs(5),
-        elapsed: Duration::from_millis(3),
+        ..Facts::new(target, Duration::from_secs(5))
     }
 }
 

@@ -441,7 +441,7 @@ mod tests {
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
     use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
-    use crate::target::{Host, Port, PortSource, Target};
+    use crate::services::Services;
     use std::time::Duration;
 
     fn ok(addrs: &[&str]) -> Lookup {
@@ -472,23 +472,11 @@ mod tests {
         }
     }
     fn facts(name: &str, dns: DnsFacts, probes: Vec<ProbeFact>) -> Facts {
+        let target = crate::target::parse(name, Some("443"), &Services::parse("")).unwrap();
         Facts {
-            target: Target {
-                input: format!("{name} 443"),
-                host: Host::Name(name.into()),
-                port: Port::new(443).unwrap(),
-                port_source: PortSource::Number,
-                service: None,
-                here: false,
-            },
             dns,
             probes,
-            silence: vec![],
-            trace: None,
-            local: None,
-            firewall: None,
-            timeout: Duration::from_secs(5),
-            elapsed: Duration::from_millis(2),
+            ..Facts::new(target, Duration::from_secs(5))
         }
     }
     fn hosts(line: usize, addr: &str) -> HostsLine {

@@ -427,16 +427,9 @@ mod tests {
 
     fn facts_for(local: LocalFacts, firewall: Option<crate::local::Firewall>) -> Facts {
         use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+        let services = crate::services::Services::parse("");
+        let target = crate::target::parse("127.0.0.1:5432", None, &services).unwrap();
         Facts {
-            target: crate::target::Target {
-                input: "127.0.0.1 5432".into(),
-                host: crate::target::Host::Ip("127.0.0.1".parse().unwrap()),
-                port: crate::target::Port::new(5432).unwrap(),
-                port_source: crate::target::PortSource::Number,
-                service: None,
-                here: false,
-            },
-            dns: Default::default(),
             probes: vec![ProbeFact {
                 spec: ProbeSpec::to("127.0.0.1:5432".parse().unwrap()),
                 result: ConnectResult::Failed {
@@ -446,12 +439,9 @@ mod tests {
                 icmp: None,
                 local: None,
             }],
-            silence: vec![],
-            trace: None,
             local: Some(local),
             firewall,
-            timeout: std::time::Duration::from_secs(5),
-            elapsed: std::time::Duration::from_millis(1),
+            ..Facts::new(target, std::time::Duration::from_secs(5))
         }
     }
 

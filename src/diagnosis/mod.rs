@@ -876,7 +876,7 @@ pub fn errno_text(e: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{DnsFacts, LookupError};
+    use crate::dns::LookupError;
     use crate::probe::ProbeSpec;
     use crate::target::{Port, PortSource};
 
@@ -911,15 +911,8 @@ mod tests {
     }
     fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
         Facts {
-            target: t,
-            dns: DnsFacts::default(),
             probes,
-            silence: vec![],
-            trace: None,
-            local: None,
-            firewall: None,
-            timeout: Duration::from_secs(5),
-            elapsed: Duration::from_millis(1),
+            ..Facts::new(t, Duration::from_secs(5))
         }
     }
     fn failed(e: i32) -> ConnectResult {

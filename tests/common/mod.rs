@@ -79,6 +79,13 @@ pub struct Lab {
     files: Vec<PathBuf>,
 }
 
+/// A veth pair from `a`'s interface `a_if` to `b`'s interface `b_if`.
+fn veth(a: &str, a_if: &str, b: &str, b_if: &str) {
+    sh(&[
+        "ip", "-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b,
+    ]);
+}
+
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -121,36 +128,8 @@ impl Lab {
             ]);
         }
         // Create each veth pair directly inside its namespaces: no names in the root namespace.
-        sh(&[
-            "ip",
-            "-n",
-            &lab.client,
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &lab.router,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &lab.router,
-            "link",
-            "add",
-            "eth1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &lab.server,
-        ]);
+        veth(&lab.client, "eth0", &lab.router, "eth0");
+        veth(&lab.router, "eth1", &lab.server, "eth0");
         let addrs = [
             (&lab.client, "eth0", "198.18.1.2/24", "fd00:1::2/64"),
             (&lab.router, "eth0", "198.18.1.1/24", "fd00:1::1/64"),
