@@ -96,8 +96,12 @@ impl Target {
 pub enum TargetError {
     #[error("no host given: write a name or address, e.g. `canreach db.example.com 5432`")]
     EmptyHost,
-    #[error("no port given for {0}: add one, e.g. `canreach {0} 443` or `canreach {0}:443`")]
-    MissingPort(String),
+    #[error("no port given for {host}: add one, e.g. `canreach {host} 443` or `canreach {joined}`")]
+    MissingPort {
+        host: String,
+        /// `host:443`, or `[v6]:443`.
+        joined: String,
+    },
     #[error("port 0 cannot be connected to: ports go from 1 to 65535")]
     PortZero,
     #[error("port {0} is out of range: ports go from 1 to 65535")]
@@ -163,7 +167,16 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
         // An explicit PORT wins over a scheme's usual port (`canreach https://h 8443`).
         (Some(a), _) => a,
         (None, Some(b)) => b,
-        (None, None) => return Err(TargetError::MissingPort(host.to_string())),
+        (None, None) => {
+            let joined = match host {
+                Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:443"),
+                _ => format!("{host}:443"),
+            };
+            return Err(TargetError::MissingPort {
+                host: host.to_string(),
+                joined,
+            });
+        }
     };
     Ok(Target {
         input,
@@ -439,7 +452,16 @@ mod tests {
             Err(TargetError::UnknownService("nosuch".into()))
         );
         assert_eq!(p("h:", None), Err(TargetError::UnknownService("".into())));
-        assert_eq!(p("h", None), Err(TargetError::MissingPort("h".into())));
+        assert_eq!(
+            p("h", None).unwrap_err().to_string(),
+            "no port given for h: add one, e.g. `canreach h 443` or `canreach h:443`"
+        );
+        assert!(
+            p("::1", None)
+                .unwrap_err()
+                .to_string()
+                .ends_with("`canreach [::1]:443`")
+        );
         assert_eq!(
             p("h:22", Some("23")),
             Err(TargetError::ConflictingPorts(22, 23))
