@@ -3,3 +3,6 @@
 
 pub mod json;
 pub mod text;
+
+#[cfg(test)]
+mod tests;

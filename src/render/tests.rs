@@ -1,0 +1,150 @@
+//! Renderers on fixtures: hand-built facts (no network), diagnosed, then rendered; the output
+//! is compared with reviewed snapshots (`insta`), so any change to what people or scripts read
+//! shows up in review.
+
+use std::time::Duration;
+
+use crate::diagnosis::diagnose;
+use crate::dns::servers::{Port53, ServerView};
+use crate::dns::{DnsErrorKind, DnsFacts, Lookup, LookupError};
+use crate::facts::{Facts, Silence};
+use crate::probe::{ConnectResult, Icmp, ProbeFact, ProbeSpec};
+use crate::services::Services;
+use crate::trace::TraceFacts;
+
+fn target(args: &str) -> crate::target::Target {
+    let (t, p) = args.split_once(' ').unwrap();
+    crate::target::parse(t, Some(p), &Services::parse("postgresql 5432/tcp\n")).unwrap()
+}
+
+fn fact(addr: &str, result: ConnectResult, us: u64, icmp: Option<(u8, u8, &str)>) -> ProbeFact {
+    ProbeFact {
+        spec: ProbeSpec::to(addr.parse().unwrap()),
+        result,
+        elapsed: Duration::from_micros(us),
+        icmp: icmp.map(|(kind, code, from)| Icmp {
+            v6: false,
+            kind,
+            code,
+            from: Some(from.parse().unwrap()),
+        }),
+        local: Some("198.18.1.2:40000".parse().unwrap()),
+    }
+}
+
+fn render(facts: &Facts, json: bool) -> String {
+    colored::control::set_override(false);
+    let d = diagnose(facts);
+    let mut out = Vec::new();
+    if json {
+        super::json::render(facts, &d, &mut out).unwrap();
+    } else {
+        super::text::render(facts, &d, &mut out).unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn rejected_on_path() -> Facts {
+    Facts {
+        probes: vec![fact(
+            "198.18.2.2:5432",
+            ConnectResult::Failed {
+                errno: libc::EHOSTUNREACH,
+            },
+            310,
+            Some((3, 13, "198.18.1.1")),
+        )],
+        elapsed: Duration::from_micros(420),
+        ..Facts::new(target("198.18.2.2 5432"), Duration::from_secs(5))
+    }
+}
+
+#[test]
+fn text_rejected_by_a_router() {
+    insta::assert_snapshot!(render(&rejected_on_path(), false));
+}
+
+#[test]
+fn json_rejected_by_a_router() {
+    insta::assert_snapshot!(render(&rejected_on_path(), true));
+}
+
+#[test]
+fn text_filtered_with_liveness_and_path() {
+    let silent = |us| fact("198.18.2.2:5433", ConnectResult::TimedOut, us, None);
+    let refused = ConnectResult::Failed {
+        errno: libc::ECONNREFUSED,
+    };
+    let mut hops: Vec<(u8, Option<ProbeFact>)> = (1..=16).map(|t| (t, None)).collect();
+    let mut hop1 = fact(
+        "198.18.2.2:5433",
+        ConnectResult::Failed {
+            errno: libc::EHOSTUNREACH,
+        },
+        300,
+        Some((11, 0, "198.18.1.1")),
+    );
+    hop1.spec.ttl = Some(1);
+    hops[0].1 = Some(hop1);
+    let facts = Facts {
+        probes: vec![silent(228_000)],
+        silence: vec![Silence {
+            address: "198.18.2.2:5433".parse().unwrap(),
+            liveness: vec![
+                (22, Some(fact("198.18.2.2:22", refused, 200, None))),
+                (443, Some(fact("198.18.2.2:443", refused, 150, None))),
+                (80, None),
+                (65533, Some(fact("198.18.2.2:65533", refused, 100, None))),
+            ],
+            second_syn: Some(silent(200_000)),
+            decided_after: Some(Duration::from_millis(200)),
+        }],
+        trace: Some(TraceFacts {
+            address: "198.18.2.2:5433".parse().unwrap(),
+            hops,
+            elapsed: Duration::from_millis(200),
+        }),
+        elapsed: Duration::from_millis(431),
+        ..Facts::new(target("198.18.2.2 5433"), Duration::from_secs(5))
+    };
+    insta::assert_snapshot!(render(&facts, false));
+}
+
+#[test]
+fn text_dns_timeout_names_the_silent_server() {
+    let failed = |kind, text: &str, ms| Lookup {
+        addresses: vec![],
+        elapsed: Duration::from_millis(ms),
+        error: Some(LookupError {
+            kind,
+            text: text.into(),
+        }),
+    };
+    let server = ServerView {
+        server: "198.18.2.2:53".parse().unwrap(),
+        stub: None,
+        lookup: failed(DnsErrorKind::Timeout, "request timed out", 1000),
+        records: vec![],
+        name_used: None,
+        port53: Some(Port53 {
+            tcp: "filtered (no answer in 100 ms)".into(),
+            udp: "no_answer",
+        }),
+    };
+    let facts = Facts {
+        dns: DnsFacts {
+            system: Some(failed(
+                DnsErrorKind::Timeout,
+                "the system resolver gave no answer: its name servers do not answer",
+                1050,
+            )),
+            direct: Some(server.lookup.clone()),
+            servers: vec![server],
+            resolv: None,
+            hosts: vec![],
+        },
+        elapsed: Duration::from_millis(1108),
+        ..Facts::new(target("app.lab 80"), Duration::from_secs(5))
+    };
+    insta::assert_snapshot!(render(&facts, false));
+}
