@@ -159,7 +159,14 @@ fn unprivileged_run_degrades_with_a_clear_message() {
     }
     let lab = Lab::new();
     let _l = lab.listen(&lab.server, "127.0.0.1:8080");
-    let bin = env!("CARGO_BIN_EXE_canreach");
+    // A copy that `nobody` can execute, wherever the build directory is.
+    let dir = std::env::temp_dir().join(format!("canreach-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("canreach");
+    std::fs::copy(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new("ip")
         .args([
             "netns",
@@ -169,12 +176,13 @@ fn unprivileged_run_degrades_with_a_clear_message() {
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            bin,
         ])
+        .arg(&bin)
         .args(["--json", SERVER_V4, "8080"])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(v["verdict"], "closed");
