@@ -95,12 +95,10 @@ fn an_all_dropping_host_is_filtered_with_liveness_unknown_within_the_deadline() 
             "no evidence: no early verdict"
         );
         assert!(ids(&v).contains(&"host_not_answering".into()));
-        // The verdict never comes later than the deadline (plus process start-up).
-        assert!(
-            v["elapsed_ms"].as_f64().unwrap() <= 1500.0,
-            "{}",
-            v["elapsed_ms"]
-        );
+        // The verdict never comes later than the deadline (plus process start-up); tokio's
+        // timers have millisecond granularity, hence the 2 ms.
+        let elapsed = v["elapsed_ms"].as_f64().unwrap();
+        assert!(elapsed <= 1502.0, "{elapsed}");
         assert!(r.took.as_secs_f64() < 2.0, "took {:?}", r.took);
     }
 }
