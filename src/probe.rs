@@ -341,8 +341,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(2);
         let f = KernelConnector.probe(ProbeSpec::to(open), deadline).await;
         assert_eq!(f.result, ConnectResult::Connected);
-        drop(l);
-        let f = KernelConnector.probe(ProbeSpec::to(open), deadline).await;
+        assert_eq!(f.local.map(|a| a.ip()), Some(open.ip()));
+        // A bound socket that does not listen holds its port (no SO_REUSEADDR, so no other
+        // test can take it) and answers with a reset.
+        let held = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        held.bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        let closed = held.local_addr().unwrap().as_socket().unwrap();
+        let f = KernelConnector.probe(ProbeSpec::to(closed), deadline).await;
         assert_eq!(
             f.result,
             ConnectResult::Failed {

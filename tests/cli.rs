@@ -15,13 +15,15 @@ fn canreach() -> Command {
     c
 }
 
-/// A port on 127.0.0.1 that was just free (nothing listens on it now).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port on 127.0.0.1 where nothing listens, held for as long as the returned socket lives:
+/// bound without SO_REUSEADDR and not listening, so no other test can take it, and a connection
+/// to it gets a reset.
+fn closed_port() -> (socket2::Socket, String) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port.to_string())
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn open_port_exits_0_with_the_json_contract() {
 
 #[test]
 fn closed_port_exits_4_and_explains() {
-    let port = closed_port().to_string();
+    let (_held, port) = closed_port();
     let out = canreach()
         .args(["--json", "127.0.0.1", &port])
         .output()
@@ -138,7 +140,7 @@ fn closed_port_exits_4_and_explains() {
 
 #[test]
 fn text_report_has_headline_steps_and_evidence() {
-    let port = closed_port().to_string();
+    let (_held, port) = closed_port();
     canreach()
         .args(["127.0.0.1", &port])
         .assert()
@@ -174,7 +176,7 @@ fn a_bare_port_shows_who_listens_here() {
 
 #[test]
 fn color_is_on_only_when_asked_or_on_a_terminal() {
-    let port = closed_port().to_string();
+    let (_held, port) = closed_port();
     canreach()
         .args(["--color", "always", "127.0.0.1", &port])
         .assert()
