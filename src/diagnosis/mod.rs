@@ -375,6 +375,7 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     }
     findings.extend(dns::view_findings(facts, &addresses));
 
+    dedupe_advice(&mut findings);
     let summary = summarize(target, verdict, &addresses);
     Diagnosis {
         verdict,
@@ -383,6 +384,27 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         findings,
         liveness,
         path,
+    }
+}
+
+/// Several findings can suggest the same command on the same machine (`ss -ltnp` for a closed
+/// port and for a partial result): each step is kept where it first appears, so the numbered
+/// list never repeats.
+fn dedupe_advice(findings: &mut [Finding]) {
+    // The same command on another machine is another step.
+    let mut seen: Vec<(Option<String>, Option<String>, String)> = Vec::new();
+    for f in findings.iter_mut() {
+        f.advice.retain(|a| {
+            let key = match &a.command {
+                Some(c) => (Some(c.clone()), a.on.clone(), String::new()),
+                None => (None, None, a.text.clone()),
+            };
+            let fresh = !seen.contains(&key);
+            if fresh {
+                seen.push(key);
+            }
+            fresh
+        });
     }
 }
 
@@ -1211,5 +1233,27 @@ mod tests {
             assert_eq!(ids(&d)[0], id, "{kind:?}");
             assert!(!d.findings[0].advice.is_empty(), "{id} gives advice");
         }
+    }
+
+    #[test]
+    fn a_command_is_advised_once() {
+        let d = diagnose(&facts(
+            target("dual.lab", 8080),
+            vec![
+                probe("[fd00:2::2]:8080", failed(libc::ECONNREFUSED), None),
+                probe("198.18.2.2:8080", ConnectResult::Connected, None),
+            ],
+        ));
+        let cmds: Vec<&str> = d
+            .findings
+            .iter()
+            .flat_map(|f| &f.advice)
+            .filter_map(|a| a.command.as_deref())
+            .collect();
+        let mut unique = cmds.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(cmds.len(), unique.len(), "{cmds:?}");
+        assert!(cmds.contains(&"sudo ss -ltnp 'sport = :8080'"));
     }
 }
