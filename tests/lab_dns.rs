@@ -85,6 +85,10 @@ fn nxdomain_and_nodata_are_told_apart_with_the_server_named() {
     assert_eq!(v["verdict"], "dns_error");
     assert_eq!(v["dns"]["error"]["kind"], "nodata");
     assert_eq!(ids(&v)[0], "dns_nodata");
+    // The server said which records the name does have.
+    assert_eq!(v["dns"]["servers"][0]["records"][0]["type"], "TXT");
+    let msg = finding(&v, "dns_nodata")["message"].as_str().unwrap();
+    assert!(msg.contains("It has TXT records only."), "{msg}");
 }
 
 #[test]

@@ -83,6 +83,25 @@ fn stub_advice(facts: &Facts, name: &str) -> Option<Advice> {
     })
 }
 
+/// " It has MX and TXT records only." — the non-address types the servers showed for the name.
+fn other_types(facts: &Facts) -> String {
+    let mut kinds: Vec<&str> = facts
+        .dns
+        .servers
+        .iter()
+        .flat_map(|s| &s.records)
+        .map(|r| r.kind.as_str())
+        .filter(|k| !matches!(*k, "A" | "AAAA" | "CNAME"))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    match kinds.as_slice() {
+        [] => String::new(),
+        [one] => format!(" It has {one} records only."),
+        [rest @ .., last] => format!(" It has {} and {last} records only.", rest.join(", ")),
+    }
+}
+
 /// The finding(s) for a name that gave no address.
 pub fn failure_findings(facts: &Facts) -> Vec<Finding> {
     let name = facts.target.host.to_string();
@@ -118,7 +137,10 @@ pub fn failure_findings(facts: &Facts) -> Vec<Finding> {
             ],
         ),
         DnsErrorKind::Nodata => (
-            format!("The name {name} exists but has no address record (A or AAAA) (NODATA).{said}"),
+            format!(
+                "The name {name} exists but has no address record (A or AAAA) (NODATA).{}{said}",
+                other_types(facts)
+            ),
             vec![
                 Advice::run(
                     "See which records the name does have",

@@ -180,7 +180,36 @@ async fn ask(server: SocketAddr, name: &str, conf: &ResolvConf) -> Asked {
         resolver.lookup(name, RecordType::A),
         resolver.lookup(name, RecordType::AAAA)
     );
-    merge(name, a, aaaa)
+    let mut asked = merge(name, a, aaaa);
+    // NODATA: the name exists. Which records does it have? (ANY is refused by many servers,
+    // RFC 8482; a few common types, asked at once, cost one more round trip on failure only.)
+    if matches!(&asked.0, Err(e) if e.kind == DnsErrorKind::Nodata) {
+        let types = [
+            RecordType::MX,
+            RecordType::TXT,
+            RecordType::NS,
+            RecordType::CAA,
+        ];
+        let others = futures_util::future::join_all(types.map(|t| resolver.lookup(name, t))).await;
+        for l in others.iter().flatten() {
+            for r in l.answers() {
+                let view = record_view(r);
+                if !asked.1.contains(&view) {
+                    asked.1.push(view);
+                }
+            }
+        }
+    }
+    asked
+}
+
+fn record_view(r: &hickory_resolver::proto::rr::Record) -> RecordView {
+    RecordView {
+        name: r.name.to_string(),
+        kind: r.record_type().to_string(),
+        ttl: r.ttl,
+        data: r.data.to_string(),
+    }
 }
 
 /// Combine the A and AAAA answers into one view.
@@ -194,12 +223,7 @@ fn merge(name: &str, a: Result<HLookup, NetError>, aaaa: Result<HLookup, NetErro
             name_used.get_or_insert(used.trim_end_matches('.').to_string());
         }
         for r in l.answers() {
-            let view = RecordView {
-                name: r.name.to_string(),
-                kind: r.record_type().to_string(),
-                ttl: r.ttl,
-                data: r.data.to_string(),
-            };
+            let view = record_view(r);
             if !records.contains(&view) {
                 records.push(view);
             }
