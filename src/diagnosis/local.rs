@@ -511,4 +511,22 @@ mod tests {
             "input rules do not concern remote targets"
         );
     }
+
+    #[test]
+    fn a_read_firewall_with_no_rule_rules_out_a_forged_reset() {
+        let clean = crate::local::Firewall {
+            inspected: true,
+            reason: None,
+            rules: vec![],
+        };
+        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), Some(clean)));
+        assert_eq!(d.findings[0].id, "port_closed");
+        assert!(
+            !d.findings[0].message.contains("imitates"),
+            "{}",
+            d.findings[0].message
+        );
+        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), None));
+        assert!(d.findings[0].message.contains("reject with tcp reset"));
+    }
 }

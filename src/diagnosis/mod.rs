@@ -489,7 +489,18 @@ fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) ->
             severity: Severity::Error,
             message: format!(
                 "{at} answered port {port} with a TCP reset: the host is up, but no program \
-                 listens on that port there — or a firewall imitates that with `reject with tcp reset`."
+                 listens on that port there{}.",
+                // This machine's own ruleset was read and stops nothing on this port.
+                if inspected_here
+                    && facts
+                        .firewall
+                        .as_ref()
+                        .is_some_and(|f| f.inspected && f.rules.is_empty())
+                {
+                    ""
+                } else {
+                    " — or a firewall imitates that with `reject with tcp reset`"
+                }
             ),
             advice: [
                 (!inspected_here).then(|| Advice::run(
