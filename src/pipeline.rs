@@ -113,8 +113,8 @@ pub async fn gather<R: Resolver, C: Connector>(
     let local_mode = opts.local;
     let here = target.here;
     let probe_all = |addrs: Vec<SocketAddr>| async move {
-        // Local inspection is a netlink dump, a /proc scan and one `nft` run: it goes on
-        // blocking threads, concurrently with the probes, and only for this machine's addresses.
+        // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
+        // concurrently with the probes, and only for this machine's addresses.
         let here = match local_mode {
             LocalMode::Never => false,
             LocalMode::Always => true,
