@@ -5,7 +5,7 @@
 //! | part | module | does |
 //! |---|---|---|
 //! | input | [`cli`], [`target`], [`services`] | arguments → a [`target::Target`] |
-//! | stages | [`dns`], [`probe`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
+//! | stages | [`dns`], [`probe`], [`liveness`], [`trace`], [`local`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
 //! | knowledge | [`diagnosis`] | facts → verdict, findings, advice (pure) |
 //! | output | [`render`] | diagnosis → text or JSON on any `io::Write` |
 //!

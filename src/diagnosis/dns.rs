@@ -4,12 +4,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{
-    AddressResult, Advice, Evidence, Finding, Severity, dns_error_kind, dns_error_text,
-    dns_finding_id,
-};
+use super::{AddressResult, Advice, Evidence, Finding, Severity, dns_finding_id};
 use crate::dns::servers::ServerView;
-use crate::dns::{DnsErrorKind, Lookup};
+use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::Facts;
 
 const HERE: &str = "this machine";
@@ -103,11 +100,9 @@ fn other_types(facts: &Facts) -> String {
 }
 
 /// The finding(s) for a name that gave no address.
-pub fn failure_findings(facts: &Facts) -> Vec<Finding> {
+pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
     let name = facts.target.host.to_string();
-    let sys = facts.dns.system.as_ref();
-    let direct = facts.dns.direct.as_ref();
-    let kind = dns_error_kind(sys, direct);
+    let kind = error.kind;
     let said = if facts.dns.servers.is_empty() {
         String::new()
     } else {
@@ -205,10 +200,7 @@ pub fn failure_findings(facts: &Facts) -> Vec<Finding> {
             ],
         ),
         DnsErrorKind::Other => (
-            format!(
-                "Looking up {name} failed: {}.{said}",
-                dns_error_text(sys, direct)
-            ),
+            format!("Looking up {name} failed: {}.{said}", error.text),
             vec![getent],
         ),
     };
@@ -600,7 +592,7 @@ mod tests {
             servers: vec![server("127.0.0.53", failed(DnsErrorKind::Servfail))],
             ..DnsFacts::default()
         };
-        let f = failure_findings(&facts("app.lab", dns, vec![]));
+        let f = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![])).findings;
         assert_eq!(f[0].id, "dns_servfail");
         assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
         let cmds: Vec<&str> = f[0]

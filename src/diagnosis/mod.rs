@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::dns::{DnsErrorKind, Lookup};
+use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ms};
 use crate::probe::{ConnectResult, Icmp, ProbeFact};
 use crate::target::{Host, Target};
@@ -271,6 +271,8 @@ pub struct Diagnosis {
     pub liveness: Option<silence::Liveness>,
     /// Where packets go on the way to the first address (when the path was walked).
     pub path: Option<silence::Path>,
+    /// Why the name gave no address (only with `dns_error`).
+    pub dns_error: Option<LookupError>,
 }
 
 /// What the kernel's answer for one address means.
@@ -384,6 +386,7 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         findings,
         liveness,
         path,
+        dns_error: None,
     }
 }
 
@@ -827,13 +830,15 @@ fn disagreement_finding(first: &AddressResult, addrs: &[AddressResult]) -> Findi
 }
 
 fn dns_failure(facts: &Facts) -> Diagnosis {
+    let error = dns_failure_of(facts.dns.system.as_ref(), facts.dns.direct.as_ref());
     Diagnosis {
         verdict: Verdict::DnsError,
         summary: summarize(&facts.target, Verdict::DnsError, &[]),
         addresses: vec![],
-        findings: dns::failure_findings(facts),
+        findings: dns::failure_findings(facts, &error),
         liveness: None,
         path: None,
+        dns_error: Some(error),
     }
 }
 
@@ -849,24 +854,21 @@ pub(crate) fn dns_finding_id(kind: DnsErrorKind) -> &'static str {
     }
 }
 
-/// The kind of a name failure. The direct DNS view is more precise than `getaddrinfo`'s
-/// `EAI_*` codes, so it wins when it failed too; when DNS answered but the system did not,
-/// the system's own kind stands.
-pub fn dns_error_kind(sys: Option<&Lookup>, direct: Option<&Lookup>) -> DnsErrorKind {
-    let d = direct.and_then(|d| d.error.as_ref()).map(|e| e.kind);
-    let s = sys.and_then(|s| s.error.as_ref()).map(|e| e.kind);
-    match (d, s) {
-        (Some(k), _) if k != DnsErrorKind::Other => k,
-        (_, Some(k)) => k,
-        (Some(k), None) => k,
-        (None, None) => DnsErrorKind::Other,
-    }
-}
-
-pub(crate) fn dns_error_text(sys: Option<&Lookup>, direct: Option<&Lookup>) -> String {
-    sys.and_then(|s| s.error.as_ref())
-        .or(direct.and_then(|d| d.error.as_ref()))
-        .map_or_else(|| "no address".to_string(), |e| e.text.clone())
+/// Why a name failed, as one error. The direct DNS view is more precise than `getaddrinfo`'s
+/// `EAI_*` codes, so its kind wins when it failed too; when DNS answered but the system did not,
+/// the system's own kind stands. The text is that of the view the kind came from.
+pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupError {
+    let d = direct.and_then(|d| d.error.as_ref());
+    let s = sys.and_then(|s| s.error.as_ref());
+    let chosen = match (d, s) {
+        (Some(e), _) if e.kind != DnsErrorKind::Other => Some(e),
+        (_, Some(e)) => Some(e),
+        (d, None) => d,
+    };
+    chosen.cloned().unwrap_or_else(|| LookupError {
+        kind: DnsErrorKind::Other,
+        text: "no address".into(),
+    })
 }
 
 /// "0.3 ms", "12 ms", "1.50 s".

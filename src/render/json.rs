@@ -12,7 +12,7 @@ use crate::diagnosis::silence::{Liveness, Path};
 use crate::diagnosis::{Diagnosis, Finding, Outcome, Sender, Verdict, errno_name};
 use crate::dns::files::{HostsLine, ResolvConf};
 use crate::dns::servers::ServerView;
-use crate::dns::{DnsErrorKind, Lookup, LookupError};
+use crate::dns::{Lookup, LookupError};
 use crate::facts::{Facts, ms};
 use crate::local::{Firewall, LocalFacts};
 use crate::probe::{ConnectResult, Icmp};
@@ -66,7 +66,7 @@ struct DnsView<'a> {
     addresses: Vec<String>,
     /// Why there is no address (present only on failure).
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<LookupError>,
+    error: Option<&'a LookupError>,
     /// What applications see (getaddrinfo).
     system: Option<&'a Lookup>,
     /// What the name servers say; null when not asked or not finished.
@@ -111,18 +111,6 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
 fn build<'a>(facts: &'a Facts, diag: &'a Diagnosis) -> Report<'a> {
     let t = &facts.target;
     let literal = matches!(t.host, Host::Ip(_));
-    let error = (diag.verdict == Verdict::DnsError).then(|| {
-        let sys = facts.dns.system.as_ref();
-        let direct = facts.dns.direct.as_ref();
-        let kind = crate::diagnosis::dns_error_kind(sys, direct);
-        let text = [direct, sys]
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l.error.as_ref())
-            .find(|e| e.kind == kind || kind == DnsErrorKind::Other)
-            .map_or_else(|| "no address".to_string(), |e| e.text.clone());
-        LookupError { kind, text }
-    });
     let probes = facts
         .probes
         .iter()
@@ -159,7 +147,7 @@ fn build<'a>(facts: &'a Facts, diag: &'a Diagnosis) -> Report<'a> {
         dns: DnsView {
             source: if literal { "literal" } else { "resolver" },
             addresses: facts.addresses().map(|a| a.ip().to_string()).collect(),
-            error,
+            error: diag.dns_error.as_ref(),
             system: facts.dns.system.as_ref(),
             direct: facts.dns.direct.as_ref(),
             servers: &facts.dns.servers,

@@ -262,7 +262,7 @@ fn headline(v: Verdict) -> (ColoredString, ColoredString) {
 }
 
 fn outcome_word(o: Outcome) -> ColoredString {
-    let s = format!("{:<8}", format!("{o:?}").to_lowercase());
+    let s = format!("{:<8}", o.word());
     match o {
         Outcome::Open => s.green(),
         _ => s.red(),
