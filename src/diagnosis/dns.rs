@@ -4,12 +4,24 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{AddressResult, Advice, Evidence, Finding, Severity, dns_finding_id};
+use super::{AddressResult, Advice, Evidence, Finding, Severity, classify, dns_finding_id};
 use crate::dns::servers::ServerView;
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::Facts;
+use crate::probe::ProbeFact;
 
 const HERE: &str = "this machine";
+
+/// A silent name server's TCP port 53, in words: `closed (TCP reset after 0.2 ms)`.
+pub fn port53_tcp(p: &ProbeFact) -> String {
+    let r = classify(p);
+    format!("{} ({})", r.outcome.word(), r.describe())
+}
+
+/// `serialize_with` for `Port53::tcp`: the JSON carries the words, not the raw attempt.
+pub fn ser_port53_tcp<S: serde::Serializer>(p: &ProbeFact, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&port53_tcp(p))
+}
 
 fn servers_said(servers: &[ServerView]) -> String {
     servers
@@ -31,7 +43,7 @@ fn servers_said(servers: &[ServerView]) -> String {
                     DnsErrorKind::Timeout => match &s.port53 {
                         Some(p) => format!(
                             "no answer (port 53: TCP {}, UDP {})",
-                            p.tcp,
+                            port53_tcp(&p.tcp),
                             p.udp.replace('_', " ")
                         ),
                         None => "no answer".into(),

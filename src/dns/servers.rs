@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::files::ResolvConf;
 use super::{DnsErrorKind, Lookup, LookupError, classify};
+use crate::probe::ProbeFact;
 
 /// One record of an answer, as shown to people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,8 +53,10 @@ pub struct ServerView {
 /// What a silent name server's port 53 does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Port53 {
-    /// `open`, `closed`, `rejected`, `filtered`, `unreachable`, with the evidence.
-    pub tcp: String,
+    /// The TCP connection attempt to port 53, as probed. In JSON: its outcome with the
+    /// evidence, as the diagnosis words it (`closed (TCP reset after 0.2 ms)`).
+    #[serde(serialize_with = "crate::diagnosis::dns::ser_port53_tcp")]
+    pub tcp: ProbeFact,
     /// `answered`, `refused` (ICMP port-unreachable), or `no_answer`.
     pub udp: &'static str,
 }
@@ -269,11 +272,7 @@ async fn probe_port53(server: SocketAddr, deadline: Instant, udp_refused: bool) 
         }
     };
     let (tcp, udp) = tokio::join!(KernelConnector.probe(ProbeSpec::to(server), deadline), udp);
-    let r = crate::diagnosis::classify(&tcp);
-    Port53 {
-        tcp: format!("{} ({})", r.outcome.word(), r.describe()),
-        udp,
-    }
+    Port53 { tcp, udp }
 }
 
 /// Send one DNS query on a connected UDP socket: an ICMP port-unreachable comes back as

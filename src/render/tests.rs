@@ -127,7 +127,7 @@ fn text_dns_timeout_names_the_silent_server() {
         records: vec![],
         name_used: None,
         port53: Some(Port53 {
-            tcp: "filtered (no answer in 100 ms)".into(),
+            tcp: fact("198.18.2.2:53", ConnectResult::TimedOut, 100_000, None),
             udp: "no_answer",
         }),
     };

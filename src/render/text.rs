@@ -71,7 +71,8 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             }
             if let Some(p) = &sv.port53 {
                 let udp = p.udp.replace('_', " ");
-                writeln!(w, "  {:<9}   port 53: TCP {}, UDP {udp}", "", p.tcp)?;
+                let tcp = crate::diagnosis::dns::port53_tcp(&p.tcp);
+                writeln!(w, "  {:<9}   port 53: TCP {tcp}, UDP {udp}", "")?;
             }
         }
         if let (true, Some(direct)) = (facts.dns.servers.is_empty(), &facts.dns.direct) {
