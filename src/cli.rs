@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Exit code for usage errors (bad arguments, bad target).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code for internal errors (the check itself could not run).
-pub const EXIT_INTERNAL: i32 = 1;
+use crate::exit_codes::ExitCode;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -107,13 +104,13 @@ impl Cli {
                 }
                 if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
                     let _ = e.print();
-                    std::process::exit(EXIT_USAGE)
+                    std::process::exit(ExitCode::Usage.code())
                 }
                 eprintln!(
                     "canreach: {} (see `canreach --help`)",
                     first_line(&e.to_string())
                 );
-                std::process::exit(EXIT_USAGE)
+                std::process::exit(ExitCode::Usage.code())
             }
         }
     }

@@ -2,11 +2,11 @@
 //!
 //! Every stage writes into [`Facts`]; [`crate::diagnosis::diagnose`] reads them. Because this is
 //! plain data, diagnosis and rendering are tested on hand-written fixtures without a network.
+//! Facts carry no serialisation: the JSON contract is its own model (`render::json`), so that
+//! renaming a field here cannot change what scripts read.
 
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use serde::Serializer;
 
 use crate::dns::DnsFacts;
 use crate::local::{Firewall, LocalFacts};
@@ -19,10 +19,8 @@ use crate::trace::TraceFacts;
 pub struct Facts {
     pub target: Target,
     pub dns: DnsFacts,
-    /// One probe per address, in the order the system would try them.
-    pub probes: Vec<ProbeFact>,
-    /// For each address whose probe was slow: liveness of the host and the second SYN.
-    pub silence: Vec<Silence>,
+    /// One record per address probed, in the order the system would try them.
+    pub addresses: Vec<AddressFacts>,
     /// The path walk, when one was made.
     pub trace: Option<TraceFacts>,
     /// Listeners and owners on this machine, when the target is this machine (or `--local`).
@@ -30,16 +28,40 @@ pub struct Facts {
     /// This machine's firewall rules for the port, when inspected (local targets, and silent
     /// or locally refused remote ones: an OUTPUT drop looks like remote silence).
     pub firewall: Option<Firewall>,
+    /// canreach ran as root: advice for this machine needs no `sudo`.
+    pub privileged: bool,
     /// The deadline the check ran under.
     pub timeout: Duration,
     /// Wall time of the whole check.
     pub elapsed: Duration,
 }
 
-/// What was learnt while an address stayed silent (see `liveness`).
+/// Everything learnt about one address. Room for what comes after `connect()` as well.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressFacts {
+    /// The main connection attempt.
+    pub probe: ProbeFact,
+    /// What was learnt while the address stayed silent, when it did (see `liveness`).
+    pub silence: Option<Silence>,
+}
+
+impl AddressFacts {
+    /// An address that answered (or failed) without a silence phase.
+    pub fn probed(probe: ProbeFact) -> AddressFacts {
+        AddressFacts {
+            probe,
+            silence: None,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.probe.spec.address
+    }
+}
+
+/// What was learnt while an address stayed silent (see `liveness`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Silence {
-    pub address: SocketAddr,
     /// Probes of other ports of the same host: `(port, fact)`, `None` if unanswered when the
     /// address's probing ended.
     pub liveness: Vec<(u16, Option<ProbeFact>)>,
@@ -56,33 +78,31 @@ impl Facts {
         Facts {
             target,
             dns: DnsFacts::default(),
-            probes: vec![],
-            silence: vec![],
+            addresses: vec![],
             trace: None,
             local: None,
             firewall: None,
+            privileged: false,
             timeout,
             elapsed: Duration::ZERO,
         }
     }
 
-    /// The silence facts of one address, if it had any.
-    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
-        self.silence.iter().find(|s| s.address == address)
+    /// The main probes, in order.
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeFact> + '_ {
+        self.addresses.iter().map(|a| &a.probe)
     }
 
-    /// The addresses probed, in order.
-    pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.probes.iter().map(|p| p.spec.address)
+    /// The silence facts of one address, if it had any.
+    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
+        self.addresses
+            .iter()
+            .find(|a| a.address() == address)
+            .and_then(|a| a.silence.as_ref())
     }
 }
 
 /// Milliseconds with microsecond resolution, the unit of every `*_ms` field in the JSON.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// `serialize_with` helper for durations as `ms`.
-pub fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(ms(*d))
 }

@@ -6,21 +6,25 @@
 //! |---|---|---|
 //! | input | [`cli`], [`target`], [`services`] | arguments → a [`target::Target`] |
 //! | stages | [`dns`], [`probe`], [`liveness`], [`trace`], [`local`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
-//! | knowledge | [`diagnosis`] | facts → verdict, findings, advice (pure) |
-//! | output | [`render`] | diagnosis → text or JSON on any `io::Write` |
+//! | shared meaning | [`icmp`] | the one ICMP table |
+//! | knowledge | [`diagnosis`] | facts → verdict, findings, planned steps (pure) |
+//! | output | [`render`], [`exit_codes`] | diagnosis → text or JSON on any `io::Write`; the exit code |
 //!
 //! [`run`] ties them together for `main`.
 
 pub mod cli;
 pub mod diagnosis;
 pub mod dns;
+pub mod exit_codes;
 pub mod facts;
+pub mod icmp;
 pub mod liveness;
 pub mod local;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
 pub mod services;
+pub mod sys;
 pub mod target;
 pub mod trace;
 
@@ -42,8 +46,16 @@ pub enum RunError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Parse the target, run the pipeline, diagnose, render to `out`; return the exit code.
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
+/// A check that ran: the verdict's exit code, and whether the report could be written.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: i32,
+    /// Writing the report failed (a closed pipe, a full disk): the verdict stands regardless.
+    pub write_error: Option<std::io::Error>,
+}
+
+/// Parse the target, run the pipeline, diagnose, render to `out`.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     let services = services::Services::load();
     let target = target::parse(&cli.target, cli.port.as_deref(), &services)?;
     // One thread is enough: the work is waiting on the network, and a multi-threaded runtime
@@ -66,12 +78,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32, RunError> {
     // getaddrinfo may still be running on a blocking thread past the deadline: do not wait.
     rt.shutdown_background();
     let diag = diagnosis::diagnose(&facts);
-    if cli.json {
+    let written = if cli.json {
         render::json::render(&facts, &diag, out)
     } else {
         render::text::render(&facts, &diag, out)
     }
-    .and_then(|()| out.flush())
-    .context("cannot write the report")?;
-    Ok(diag.verdict.exit_code())
+    .and_then(|()| out.flush());
+    Ok(Finished {
+        code: diag.verdict.exit_code(),
+        write_error: written.err(),
+    })
 }

@@ -45,13 +45,8 @@ pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
 
 /// Did a router report the target undeliverable (host/net unreachable)?
 pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
-    fact.icmp.is_some_and(|i| {
-        i.from != Some(target)
-            && matches!(
-                (i.v6, i.kind, i.code),
-                (false, 3, 0 | 1 | 6 | 7) | (true, 1, 0 | 3)
-            )
-    })
+    fact.icmp
+        .is_some_and(|i| i.from != Some(target) && i.meaning().undeliverable())
 }
 
 /// How long a second SYN must go unanswered, given the host's round-trip time, before the port

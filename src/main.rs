@@ -1,28 +1,30 @@
 //! canreach's entry point: parse arguments, run the check, exit with the verdict's code.
 
-use canreach::RunError;
-use canreach::cli::{Cli, EXIT_INTERNAL, EXIT_USAGE};
+use canreach::cli::Cli;
+use canreach::exit_codes::ExitCode;
+use canreach::{Finished, RunError};
 
 fn main() {
     let cli = Cli::parse_or_exit();
     colored::control::set_override(!cli.json && cli.use_color());
     let code = match canreach::run(&cli, &mut std::io::stdout().lock()) {
-        Ok(code) => code,
+        Ok(Finished { code, write_error }) => {
+            // A closed pipe (`canreach … | head -1`) is not worth a message, and the verdict
+            // still stands: exit with its code (ripgrep's convention).
+            if let Some(e) = write_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
+                eprintln!("canreach: error: cannot write the report: {e}");
+                ExitCode::Internal.code()
+            } else {
+                code
+            }
+        }
         Err(RunError::Usage(e)) => {
             eprintln!("canreach: {e}");
-            EXIT_USAGE
+            ExitCode::Usage.code()
         }
         Err(RunError::Internal(e)) => {
-            // A closed pipe (`canreach … | head -1`) is not worth a message.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                EXIT_INTERNAL
-            } else {
-                eprintln!("canreach: error: {e:#}");
-                EXIT_INTERNAL
-            }
+            eprintln!("canreach: error: {e:#}");
+            ExitCode::Internal.code()
         }
     };
     std::process::exit(code);

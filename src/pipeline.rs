@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, Sender, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
-use crate::facts::{Facts, Silence};
+use crate::facts::{AddressFacts, Facts, Silence};
 use crate::liveness;
 use crate::local;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
@@ -166,10 +166,7 @@ pub async fn gather<R: Resolver, C: Connector>(
                     _ = tokio::time::sleep_until(cutoff) => break Lookup {
                         addresses: vec![],
                         elapsed: start.elapsed(),
-                        error: Some(LookupError {
-                            kind: DnsErrorKind::Timeout,
-                            text: "the system resolver gave no answer: its name servers do not answer".into(),
-                        }),
+                        error: Some(LookupError::new(DnsErrorKind::Timeout)),
                     },
                 }
             };
@@ -219,7 +216,11 @@ pub async fn gather<R: Resolver, C: Connector>(
             )
         }
     };
-    let (probes, silence): (Vec<ProbeFact>, Vec<Option<Silence>>) = results.into_iter().unzip();
+    let addresses: Vec<AddressFacts> = results
+        .into_iter()
+        .map(|(probe, silence)| AddressFacts { probe, silence })
+        .collect();
+    let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
@@ -237,11 +238,11 @@ pub async fn gather<R: Resolver, C: Connector>(
     };
     Facts {
         dns,
-        probes,
-        silence: silence.into_iter().flatten().collect(),
+        addresses,
         trace,
         local,
         firewall,
+        privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
     }
@@ -315,7 +316,6 @@ async fn probe_address<C: Connector>(
         })
         .collect();
     let mut silence = Silence {
-        address,
         liveness: liveness::PORTS
             .iter()
             .filter(|p| **p != address.port())
@@ -412,10 +412,7 @@ mod tests {
             Lookup {
                 addresses: self.system.clone(),
                 elapsed: Duration::ZERO,
-                error: (self.system.is_empty()).then(|| LookupError {
-                    kind: DnsErrorKind::Nxdomain,
-                    text: "not found".into(),
-                }),
+                error: (self.system.is_empty()).then(|| LookupError::new(DnsErrorKind::Nxdomain)),
             }
         }
         async fn direct(&self, _: &str, deadline: Instant) -> Option<DnsView> {
@@ -427,10 +424,7 @@ mod tests {
                 combined: Lookup {
                     addresses: vec![],
                     elapsed: self.direct_delay,
-                    error: Some(LookupError {
-                        kind: DnsErrorKind::Servfail,
-                        text: "servfail".into(),
-                    }),
+                    error: Some(LookupError::new(DnsErrorKind::Servfail)),
                 },
             })
         }
@@ -483,7 +477,11 @@ mod tests {
     async fn probes_every_address_in_system_order() {
         let f = fake(&["fd00::2", "198.18.0.2"], Duration::from_millis(1));
         let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
-        let probed: Vec<String> = facts.addresses().map(|a| a.to_string()).collect();
+        let probed: Vec<String> = facts
+            .addresses
+            .iter()
+            .map(|a| a.address().to_string())
+            .collect();
         assert_eq!(probed, ["[fd00::2]:5432", "198.18.0.2:5432"]);
         assert_eq!(f.probed.lock().unwrap().len(), 2);
     }
@@ -513,7 +511,7 @@ mod tests {
             facts.dns.direct.unwrap().error.unwrap().kind,
             DnsErrorKind::Servfail
         );
-        assert!(facts.probes.is_empty());
+        assert!(facts.addresses.is_empty());
         let f = fake(&[], Duration::from_secs(60));
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
@@ -524,7 +522,10 @@ mod tests {
         let f = fake(&["198.18.0.9"], Duration::ZERO);
         let facts = gather(target("198.18.0.2:22"), Options::default(), &f, &f).await;
         assert_eq!(facts.dns, DnsFacts::default());
-        assert_eq!(facts.probes[0].spec.address.to_string(), "198.18.0.2:22");
+        assert_eq!(
+            facts.addresses[0].probe.spec.address.to_string(),
+            "198.18.0.2:22"
+        );
     }
 
     /// Port 5432 silent; every other port resets after 1 ms (the host is up).
@@ -542,8 +543,8 @@ mod tests {
     async fn a_silent_port_on_a_live_host_is_decided_from_its_rtt() {
         let f = scripted(&[], Duration::ZERO, dropped_5432);
         let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
-        let s = &facts.silence[0];
-        assert_eq!(facts.probes[0].result, ConnectResult::TimedOut);
+        let s = facts.addresses[0].silence.as_ref().unwrap();
+        assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
         assert_eq!(
             s.second_syn.as_ref().unwrap().result,
@@ -569,7 +570,7 @@ mod tests {
         }
         let f = scripted(&[], Duration::ZERO, slow);
         let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
-        assert_eq!(facts.probes[0].result, REFUSED);
+        assert_eq!(facts.addresses[0].probe.result, REFUSED);
     }
 
     #[tokio::test(start_paused = true)]
@@ -582,7 +583,7 @@ mod tests {
         }
         let f = scripted(&[], Duration::ZERO, lossy);
         let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
-        assert_eq!(facts.probes[0].result, ConnectResult::Connected);
+        assert_eq!(facts.addresses[0].probe.result, ConnectResult::Connected);
     }
 
     #[tokio::test(start_paused = true)]
@@ -593,8 +594,14 @@ mod tests {
         let f = scripted(&[], Duration::ZERO, silent);
         let opts = Options::default();
         let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
-        assert_eq!(facts.silence[0].decided_after, None);
-        assert_eq!(facts.probes[0].elapsed, opts.timeout - opts.trace_reserve());
+        assert_eq!(
+            facts.addresses[0].silence.as_ref().unwrap().decided_after,
+            None
+        );
+        assert_eq!(
+            facts.addresses[0].probe.elapsed,
+            opts.timeout - opts.trace_reserve()
+        );
         let walk = facts.trace.as_ref().expect("silence is walked");
         assert_eq!(walk.hops.len(), usize::from(trace::MAX_HOPS));
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
@@ -604,7 +611,7 @@ mod tests {
     async fn a_quick_answer_sends_nothing_else() {
         let f = fake(&[], Duration::ZERO);
         let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
-        assert!(facts.silence.is_empty() && facts.trace.is_none());
+        assert!(facts.addresses.iter().all(|a| a.silence.is_none()) && facts.trace.is_none());
         assert_eq!(f.probed.lock().unwrap().len(), 1);
     }
 }

@@ -16,11 +16,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
+
+pub use crate::icmp::Icmp;
 
 /// One connection attempt to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,7 @@ impl ProbeSpec {
 }
 
 /// How `connect()` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectResult {
     /// The three-way handshake completed.
     Connected,
@@ -46,18 +46,6 @@ pub enum ConnectResult {
     Failed { errno: i32 },
     /// Nothing came back before the deadline.
     TimedOut,
-}
-
-/// An ICMP / ICMPv6 error the kernel queued for the socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Icmp {
-    /// `true` for ICMPv6 (type numbers differ between the two).
-    pub v6: bool,
-    #[serde(rename = "type")]
-    pub kind: u8,
-    pub code: u8,
-    /// Who sent it: the device that rejected or could not forward the SYN.
-    pub from: Option<IpAddr>,
 }
 
 /// Everything observed about one attempt.

@@ -103,7 +103,7 @@ fn open_port_exits_0_with_the_json_contract() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["verdict"], "open");
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["target"]["host"], "127.0.0.1");
@@ -135,7 +135,18 @@ fn closed_port_exits_4_and_explains() {
     // 127.0.0.1 is this machine: its socket table was read, and says why.
     assert!(v["local"]["listeners"].as_array().unwrap().is_empty());
     assert_eq!(v["findings"][1]["id"], "nothing_listens_here");
-    assert!(!v["findings"][1]["advice"].as_array().unwrap().is_empty());
+    // Its steps are planned once, at the top level, and point back at it.
+    let steps = v["findings"][1]["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    let n = steps[0].as_u64().unwrap() as usize;
+    let step = &v["advice"][n - 1];
+    assert_eq!(step["step"], n);
+    assert!(
+        step["findings"]
+            .as_array()
+            .unwrap()
+            .contains(&"nothing_listens_here".into())
+    );
 }
 
 #[test]

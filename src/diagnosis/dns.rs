@@ -1,26 +1,60 @@
 //! What the name stage's facts mean: the failure kinds told apart, which server said what,
-//! /etc/hosts against DNS, search domains, and local stub resolvers.
+//! /etc/hosts against DNS, search domains, and local stub resolvers. One function per finding;
+//! every library error reaches people in canreach's words ([`kind_words`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{AddressResult, Advice, Evidence, Finding, Severity, classify, dns_finding_id};
-use crate::dns::servers::ServerView;
+use super::advice::{Machine, Step, StepKind};
+use super::commands::{Command, DigMode};
+use super::finding::{Finding, Severity};
+use super::{Ctx, Evidence, classify, dns_finding_id};
+use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::Facts;
 use crate::probe::ProbeFact;
 
-const HERE: &str = "this machine";
+/// A failure kind in words: what a report says where a resolver would print its error.
+pub fn kind_words(kind: DnsErrorKind) -> &'static str {
+    match kind {
+        DnsErrorKind::Nxdomain => "the name does not exist (NXDOMAIN)",
+        DnsErrorKind::Nodata => "no A/AAAA record (NODATA)",
+        DnsErrorKind::Servfail => "the server failed (SERVFAIL)",
+        DnsErrorKind::Refused => "the server refused (REFUSED)",
+        DnsErrorKind::Timeout => "no answer in time",
+        DnsErrorKind::NoNameservers => "no name server configured",
+        DnsErrorKind::Other => "the lookup failed",
+    }
+}
+
+/// A lookup failure in words, with the system's own detail when it has one.
+pub fn error_words(e: &LookupError) -> String {
+    match &e.detail {
+        Some(d) => format!("{} ({d})", kind_words(e.kind)),
+        None => kind_words(e.kind).to_string(),
+    }
+}
+
+/// What kind of stub a local name server is, in words.
+pub fn stub_words(s: Stub) -> &'static str {
+    match s {
+        Stub::SystemdResolved => "systemd-resolved",
+        Stub::Local => "a local resolver (dnsmasq, unbound, …)",
+    }
+}
+
+/// A UDP port-53 probe's answer in words.
+pub fn udp53_words(u: Udp53) -> &'static str {
+    match u {
+        Udp53::Answered => "answered",
+        Udp53::Refused => "refused",
+        Udp53::NoAnswer => "no answer",
+    }
+}
 
 /// A silent name server's TCP port 53, in words: `closed (TCP reset after 0.2 ms)`.
 pub fn port53_tcp(p: &ProbeFact) -> String {
     let r = classify(p);
     format!("{} ({})", r.outcome.word(), r.describe())
-}
-
-/// `serialize_with` for `Port53::tcp`: the JSON carries the words, not the raw attempt.
-pub fn ser_port53_tcp<S: serde::Serializer>(p: &ProbeFact, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&port53_tcp(p))
 }
 
 fn servers_said(servers: &[ServerView]) -> String {
@@ -44,11 +78,11 @@ fn servers_said(servers: &[ServerView]) -> String {
                         Some(p) => format!(
                             "no answer (port 53: TCP {}, UDP {})",
                             port53_tcp(&p.tcp),
-                            p.udp.replace('_', " ")
+                            udp53_words(p.udp)
                         ),
                         None => "no answer".into(),
                     },
-                    _ => e.text.clone(),
+                    _ => error_words(e),
                 },
             };
             format!("{} → {what}", s.server.ip())
@@ -58,43 +92,52 @@ fn servers_said(servers: &[ServerView]) -> String {
 }
 
 /// `dig @SERVER NAME` for the first server, the exact way to see its answer.
-fn dig(facts: &Facts, name: &str) -> Advice {
-    let at = facts
-        .dns
-        .servers
-        .first()
-        .map(|s| format!("@{} ", s.server.ip()))
-        .unwrap_or_default();
-    Advice::run(
+fn dig(cx: &Ctx, name: &str) -> Step {
+    let server = cx.facts.dns.servers.first().map(|s| s.server.ip());
+    Step::run(
+        StepKind::AskNameServer,
         "Ask the name server directly and read the status line",
-        format!("dig {at}{name}"),
-        HERE,
+        Command::Dig {
+            server,
+            name: name.to_string(),
+            mode: DigMode::Plain,
+        },
+        Machine::This,
     )
 }
 
-fn stub_advice(facts: &Facts, name: &str) -> Option<Advice> {
-    let s = facts.dns.servers.iter().find(|s| s.stub.is_some())?;
+fn stub_step(cx: &Ctx, name: &str) -> Option<Step> {
+    let s = cx.facts.dns.servers.iter().find(|s| s.stub.is_some())?;
     Some(match s.stub {
-        Some("systemd-resolved") => Advice::run(
+        Some(Stub::SystemdResolved) => Step::run(
+            StepKind::AskStubResolver,
             format!(
-                "{} is systemd-resolved, a local stub: the real servers are its upstreams; see them and ask through it",
+                "{} is systemd-resolved, a local stub: the real servers are its upstreams; see \
+                 them and ask through it",
                 s.server.ip()
             ),
-            format!("resolvectl status; resolvectl query {name}"),
-            HERE,
+            Command::Resolvectl {
+                name: name.to_string(),
+            },
+            Machine::This,
         ),
-        _ => Advice::say(format!(
-            "{} is a resolver on this machine (dnsmasq, unbound, …): its own configuration \
-             names the upstream servers that really answer (e.g. /etc/dnsmasq.conf, \
-             /etc/unbound/unbound.conf).",
-            s.server.ip()
-        )),
+        _ => Step::about(
+            StepKind::AskStubResolver,
+            format!(
+                "{} is a resolver on this machine (dnsmasq, unbound, …): its own configuration \
+                 names the upstream servers that really answer (e.g. /etc/dnsmasq.conf, \
+                 /etc/unbound/unbound.conf).",
+                s.server.ip()
+            ),
+            Machine::This,
+        ),
     })
 }
 
 /// " It has MX and TXT records only." — the non-address types the servers showed for the name.
-fn other_types(facts: &Facts) -> String {
-    let mut kinds: Vec<&str> = facts
+fn other_types(cx: &Ctx) -> String {
+    let mut kinds: Vec<&str> = cx
+        .facts
         .dns
         .servers
         .iter()
@@ -111,50 +154,62 @@ fn other_types(facts: &Facts) -> String {
     }
 }
 
-/// The finding(s) for a name that gave no address.
-pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
-    let name = facts.target.host.to_string();
-    let kind = error.kind;
-    let said = if facts.dns.servers.is_empty() {
+/// The finding for a name that gave no address, when it failed with `kind`.
+pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
+    let error = cx.dns_error.filter(|e| e.kind == kind)?;
+    let name = cx.target().host.to_string();
+    let said = if cx.facts.dns.servers.is_empty() {
         String::new()
     } else {
-        format!(" Name servers: {}.", servers_said(&facts.dns.servers))
+        format!(" Name servers: {}.", servers_said(&cx.facts.dns.servers))
     };
-    let getent = Advice::run(
+    let getent = Step::run(
+        StepKind::SeeApplicationView,
         "See what applications get for the name",
-        format!("getent ahosts {name}"),
-        HERE,
+        Command::Getent { name: name.clone() },
+        Machine::This,
     );
-    let resolv = Advice::run(
+    let resolv = Step::run(
+        StepKind::SeeResolvers,
         "See which name servers this machine uses",
-        "cat /etc/resolv.conf",
-        HERE,
+        Command::ResolvConf,
+        Machine::This,
     );
-    let (message, mut advice) = match kind {
+    let (message, mut steps) = match kind {
         DnsErrorKind::Nxdomain => (
             format!("The name {name} does not exist in DNS (NXDOMAIN).{said}"),
             vec![
-                Advice::say(format!("Check the spelling of {name}.")),
-                Advice::say(
+                Step::say(
+                    StepKind::CheckSpelling,
+                    format!("Check the spelling of {name}."),
+                ),
+                Step::say(
+                    StepKind::UseInternalResolver,
                     "If it is an internal name, connect to the VPN or use the company's name \
                      server: public DNS does not know internal names.",
                 ),
-                dig(facts, &name),
+                dig(cx, &name),
                 getent,
             ],
         ),
         DnsErrorKind::Nodata => (
             format!(
                 "The name {name} exists but has no address record (A or AAAA) (NODATA).{}{said}",
-                other_types(facts)
+                other_types(cx)
             ),
             vec![
-                Advice::run(
+                Step::run(
+                    StepKind::SeeRecords,
                     "See which records the name does have",
-                    format!("dig {name} ANY +noall +answer"),
-                    HERE,
+                    Command::Dig {
+                        server: None,
+                        name: name.clone(),
+                        mode: DigMode::Any,
+                    },
+                    Machine::This,
                 ),
-                Advice::say(
+                Step::say(
+                    StepKind::AddRecord,
                     "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
                 ),
             ],
@@ -165,13 +220,21 @@ pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
                  servers are broken or unreachable, or DNSSEC validation failed.{said}"
             ),
             vec![
-                dig(facts, &name),
-                Advice::run(
+                dig(cx, &name),
+                Step::run(
+                    StepKind::CheckDnssec,
                     "If the name is DNSSEC-signed, see whether validation is the problem",
-                    format!("dig +cd {name}"),
-                    HERE,
+                    Command::Dig {
+                        server: None,
+                        name: name.clone(),
+                        mode: DigMode::NoDnssecCheck,
+                    },
+                    Machine::This,
                 ),
-                Advice::say("Try again in a minute; if it persists, tell whoever runs your DNS."),
+                Step::say(
+                    StepKind::RetryLater,
+                    "Try again in a minute; if it persists, tell whoever runs your DNS.",
+                ),
             ],
         ),
         DnsErrorKind::Refused => (
@@ -181,7 +244,10 @@ pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
             ),
             vec![
                 resolv,
-                Advice::say("Use a name server that serves you (the VPN's or the company's)."),
+                Step::say(
+                    StepKind::UseInternalResolver,
+                    "Use a name server that serves you (the VPN's or the company's).",
+                ),
             ],
         ),
         DnsErrorKind::Timeout => (
@@ -191,8 +257,9 @@ pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
             ),
             vec![
                 resolv,
-                dig(facts, &name),
-                Advice::say(
+                dig(cx, &name),
+                Step::say(
+                    StepKind::FixResolverConfig,
                     "If its port 53 is closed or refused, it runs no name server (any more): fix \
                      /etc/resolv.conf or the network settings that write it (DHCP, VPN client).",
                 ),
@@ -201,171 +268,198 @@ pub fn failure_findings(facts: &Facts, error: &LookupError) -> Vec<Finding> {
         DnsErrorKind::NoNameservers => (
             format!("This machine has no name server configured, so {name} cannot be looked up."),
             vec![
-                Advice::run(
-                    "Look at the resolver configuration",
-                    "cat /etc/resolv.conf",
-                    HERE,
-                ),
-                Advice::say(
+                resolv,
+                Step::say(
+                    StepKind::FixResolverConfig,
                     "Add a `nameserver` line, or fix the network settings that should write it.",
                 ),
             ],
         ),
         DnsErrorKind::Other => (
-            format!("Looking up {name} failed: {}.{said}", error.text),
+            format!("Looking up {name} failed: {}.{said}", error_words(error)),
             vec![getent],
         ),
     };
-    advice.extend(stub_advice(facts, &name));
-    let mut out = vec![Finding {
-        id: dns_finding_id(kind),
-        severity: Severity::Error,
-        message,
-        advice,
-    }];
-    out.extend(disagreement(facts));
-    out.extend(search_findings(facts));
-    out
+    steps.extend(stub_step(cx, &name));
+    Some(Finding::new(dns_finding_id(kind), Severity::Error, message).steps(steps))
 }
 
-/// Findings from comparing the system view, /etc/hosts and the name servers, for a name that
-/// resolved.
-pub fn view_findings(facts: &Facts, addrs: &[AddressResult]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let name = facts.target.host.to_string();
-    let (Some(sys), direct) = (&facts.dns.system, facts.dns.direct.as_ref()) else {
-        return out;
-    };
-    if sys.error.is_some() {
-        return out;
-    }
-    out.extend(hosts_findings(facts, sys, direct));
-    out.extend(disagreement(facts));
-    out.extend(search_findings(facts));
-    // The IPv6-only name on a machine without IPv6.
+/// The system view, when the name resolved.
+fn resolved<'a>(cx: &'a Ctx) -> Option<&'a Lookup> {
+    cx.facts.dns.system.as_ref().filter(|s| s.error.is_none())
+}
+
+/// The IPv6-only name on a machine without IPv6.
+pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
+    let sys = resolved(cx)?;
     let only_v6 = !sys.addresses.is_empty() && sys.addresses.iter().all(IpAddr::is_ipv6);
-    if only_v6
-        && addrs
-            .first()
-            .is_some_and(|a| matches!(a.evidence, Evidence::NoRouteHere(_)))
-    {
-        out.push(Finding {
-            id: "ipv6_only_name",
-            severity: Severity::Error,
-            message: format!(
+    let no_route = cx
+        .first()
+        .is_some_and(|a| matches!(a.evidence, Evidence::NoRouteHere(_)));
+    if !(only_v6 && no_route) {
+        return None;
+    }
+    let name = cx.target().host.to_string();
+    Some(
+        Finding::new(
+            super::FindingId::Ipv6OnlyName,
+            Severity::Error,
+            format!(
                 "{name} has only IPv6 addresses (no A record), and this machine has no IPv6 \
                  route: it cannot reach the name at all."
             ),
-            advice: vec![
-                Advice::say(format!(
+        )
+        .steps([
+            Step::say(
+                StepKind::AddRecord,
+                format!(
                     "Ask the owner of {name} to add an A (IPv4) record, or give this machine IPv6 \
                      connectivity."
-                )),
-                Advice::run(
-                    "Confirm which records exist",
-                    format!("dig {name} A; dig {name} AAAA"),
-                    HERE,
                 ),
-            ],
-        });
-    }
-    out
+            ),
+            Step::run(
+                StepKind::SeeRecords,
+                "Confirm which records exist",
+                Command::Dig {
+                    server: None,
+                    name,
+                    mode: DigMode::AddressRecords,
+                },
+                Machine::This,
+            ),
+        ]),
+    )
 }
 
-fn hosts_findings(facts: &Facts, sys: &Lookup, direct: Option<&Lookup>) -> Vec<Finding> {
-    let name = facts.target.host.to_string();
-    let hosts = &facts.dns.hosts;
-    let Some(direct) = direct else {
-        return vec![];
-    };
-    let dns: BTreeSet<IpAddr> = direct.addresses.iter().copied().collect();
-    if let Some(h) = hosts.first() {
-        if direct
-            .error
-            .as_ref()
-            .is_some_and(|e| e.kind == DnsErrorKind::Nxdomain)
-        {
-            return vec![Finding {
-                id: "name_only_in_hosts",
-                severity: Severity::Warning,
-                message: format!(
-                    "{name} exists only in {} (line {}: `{}`): DNS says it does not exist \
-                     (NXDOMAIN). Only this machine can use the name.",
-                    h.file, h.line, h.text
-                ),
-                advice: vec![Advice::say(format!(
-                    "If other machines need {name}, add it to DNS; if the entry is left over, remove line {} of {}.",
-                    h.line, h.file
-                ))],
-            }];
-        }
-        if !dns.is_empty() && !dns.contains(&h.address) {
-            let dns_list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
-            return vec![Finding {
-                id: "hosts_override",
-                severity: Severity::Warning,
-                message: format!(
-                    "{} line {} pins {name} to {} (`{}`), but DNS says {}: applications use the \
-                     hosts file's address, and that entry may be stale. The address probed is \
-                     the one applications use.",
-                    h.file,
-                    h.line,
-                    h.address,
-                    h.text,
-                    dns_list.join(", ")
-                ),
-                advice: vec![
-                    Advice::run(
-                        format!(
-                            "If the entry is stale, remove or correct line {} of {}",
-                            h.line, h.file
-                        ),
-                        format!("sudo sed -n '{}p' {}", h.line, h.file),
-                        HERE,
-                    ),
-                    Advice::run(
-                        "Compare what applications get with what DNS says",
-                        format!("getent ahosts {name}; dig +short {name}"),
-                        HERE,
-                    ),
-                ],
-            }];
-        }
-        return vec![];
+/// The name is in /etc/hosts; DNS says it does not exist.
+pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
+    resolved(cx)?;
+    let direct = cx.facts.dns.direct.as_ref()?;
+    let h = cx.facts.dns.hosts.first()?;
+    if !direct
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == DnsErrorKind::Nxdomain)
+    {
+        return None;
     }
-    // No hosts line, yet the system's answer is not DNS's: nsswitch, mDNS, a cache.
+    let name = cx.target().host.to_string();
+    Some(
+        Finding::new(
+            super::FindingId::NameOnlyInHosts,
+            Severity::Warning,
+            format!(
+                "{name} exists only in {} (line {}: `{}`): DNS says it does not exist (NXDOMAIN). \
+                 Only this machine can use the name.",
+                h.file, h.line, h.text
+            ),
+        )
+        .steps([Step::about(
+            StepKind::FixHostsFile,
+            format!(
+                "If other machines need {name}, add it to DNS; if the entry is left over, remove \
+                 line {} of {}.",
+                h.line, h.file
+            ),
+            Machine::This,
+        )]),
+    )
+}
+
+/// An /etc/hosts line gives the name an address DNS does not.
+pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
+    resolved(cx)?;
+    let direct = cx.facts.dns.direct.as_ref()?;
+    let h = cx.facts.dns.hosts.first()?;
+    let dns: BTreeSet<IpAddr> = direct.addresses.iter().copied().collect();
+    if dns.is_empty() || dns.contains(&h.address) {
+        return None;
+    }
+    let name = cx.target().host.to_string();
+    let dns_list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
+    Some(
+        Finding::new(
+            super::FindingId::HostsOverride,
+            Severity::Warning,
+            format!(
+                "{} line {} pins {name} to {} (`{}`), but DNS says {}: applications use the hosts \
+                 file's address, and that entry may be stale. The address probed is the one \
+                 applications use.",
+                h.file,
+                h.line,
+                h.address,
+                h.text,
+                dns_list.join(", ")
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::FixHostsFile,
+                format!(
+                    "If the entry is stale, remove or correct line {} of {}",
+                    h.line, h.file
+                ),
+                Command::ShowLine {
+                    file: h.file.to_string(),
+                    line: h.line,
+                },
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::SeeApplicationView,
+                "Compare what applications get with what DNS says",
+                Command::GetentAndDig { name },
+                Machine::This,
+            ),
+        ]),
+    )
+}
+
+/// No hosts line, yet the system's answer is not DNS's: nsswitch, mDNS, a cache.
+pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
+    let sys = resolved(cx)?;
+    let direct = cx.facts.dns.direct.as_ref()?;
+    if !cx.facts.dns.hosts.is_empty() || direct.error.is_some() {
+        return None;
+    }
+    let dns: BTreeSet<IpAddr> = direct.addresses.iter().copied().collect();
     let missing: Vec<String> = sys
         .addresses
         .iter()
         .filter(|a| !dns.contains(a))
         .map(|a| a.to_string())
         .collect();
-    if direct.error.is_some() || dns.is_empty() || missing.is_empty() {
-        return vec![];
+    if dns.is_empty() || missing.is_empty() {
+        return None;
     }
-    vec![Finding {
-        id: "system_differs_from_dns",
-        severity: Severity::Warning,
-        message: format!(
-            "Applications get {} for {name}, but DNS says {}: something local (nsswitch, mDNS, \
-             a cache) answers instead of DNS.",
-            missing.join(", "),
-            dns.iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        advice: vec![Advice::run(
+    let name = cx.target().host.to_string();
+    Some(
+        Finding::new(
+            super::FindingId::SystemDiffersFromDns,
+            Severity::Warning,
+            format!(
+                "Applications get {} for {name}, but DNS says {}: something local (nsswitch, \
+                 mDNS, a cache) answers instead of DNS.",
+                missing.join(", "),
+                dns.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .steps([Step::run(
+            StepKind::SeeNameSources,
             "See which sources the system consults, in order",
-            "grep '^hosts:' /etc/nsswitch.conf",
-            HERE,
-        )],
-    }]
+            Command::NsswitchHosts,
+            Machine::This,
+        )]),
+    )
 }
 
 /// Servers that answered differently: split horizon, or a stale secondary.
-fn disagreement(facts: &Facts) -> Option<Finding> {
-    let answers: Vec<(&ServerView, String)> = facts
+pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
+    let answers: Vec<(&ServerView, String)> = cx
+        .facts
         .dns
         .servers
         .iter()
@@ -387,78 +481,111 @@ fn disagreement(facts: &Facts) -> Option<Finding> {
     if distinct.len() < 2 {
         return None;
     }
-    let name = facts.target.host.to_string();
+    let name = cx.target().host.to_string();
     let said: Vec<String> = answers
         .iter()
         .map(|(s, k)| format!("{} says {k}", s.server.ip()))
         .collect();
-    Some(Finding {
-        id: "servers_disagree",
-        severity: Severity::Warning,
-        message: format!(
-            "The configured name servers disagree about {name}: {}. Clients get whichever \
-             answers first — a split-horizon setup or a stale secondary.",
-            said.join("; ")
-        ),
-        advice: answers
-            .iter()
-            .map(|(s, _)| {
-                Advice::run(
-                    format!("Ask {} directly", s.server.ip()),
-                    format!("dig @{} {name}", s.server.ip()),
-                    HERE,
-                )
-            })
-            .collect(),
-    })
+    Some(
+        Finding::new(
+            super::FindingId::ServersDisagree,
+            Severity::Warning,
+            format!(
+                "The configured name servers disagree about {name}: {}. Clients get whichever \
+                 answers first — a split-horizon setup or a stale secondary.",
+                said.join("; ")
+            ),
+        )
+        .steps(answers.iter().map(|(s, _)| {
+            Step::run(
+                StepKind::AskNameServer,
+                format!("Ask {} directly", s.server.ip()),
+                Command::Dig {
+                    server: Some(s.server.ip()),
+                    name: name.clone(),
+                    mode: DigMode::Plain,
+                },
+                Machine::This,
+            )
+        })),
+    )
 }
 
-/// Search domains: the name only resolved with one appended, or `ndots` made the resolver try
-/// search names first.
-fn search_findings(facts: &Facts) -> Option<Finding> {
-    let name = facts.target.host.to_string();
-    let resolv = facts.dns.resolv.as_ref()?;
-    if name.ends_with('.') || resolv.search.is_empty() {
-        return None;
-    }
-    let used = facts.dns.servers.iter().find_map(|s| s.name_used.clone());
-    if let Some(full) = used {
-        return Some(Finding {
-            id: "search_domain_used",
-            severity: Severity::Info,
-            message: format!(
-                "{name} resolved only as {full}: the search domain from /etc/resolv.conf \
-                 ({}) was appended. Machines with other search domains will not find it.",
+/// The search list applies to the name (it has no final dot and a list exists).
+fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
+    let name = cx.target().host.to_string();
+    let resolv = cx.facts.dns.resolv.as_ref()?;
+    (!name.ends_with('.') && !resolv.search.is_empty()).then_some(resolv)
+}
+
+/// The name resolved only with a search domain appended.
+pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
+    let resolv = searched(cx)?;
+    let name = cx.target().host.to_string();
+    let full = cx
+        .facts
+        .dns
+        .servers
+        .iter()
+        .find_map(|s| s.name_used.clone())?;
+    Some(
+        Finding::new(
+            super::FindingId::SearchDomainUsed,
+            Severity::Info,
+            format!(
+                "{name} resolved only as {full}: the search domain from /etc/resolv.conf ({}) was \
+                 appended. Machines with other search domains will not find it.",
                 resolv.search.join(", ")
             ),
-            advice: vec![Advice::say(format!(
-                "Use the full name {full} in configurations."
-            ))],
-        });
+        )
+        .steps([Step::say(
+            StepKind::UseFullName,
+            format!("Use the full name {full} in configurations."),
+        )]),
+    )
+}
+
+/// ndots made the resolver try search names first.
+pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
+    let resolv = searched(cx)?;
+    if cx.facts.dns.servers.iter().any(|s| s.name_used.is_some()) {
+        return None;
     }
+    let name = cx.target().host.to_string();
     let dots = name.matches('.').count();
-    let resolved = facts.dns.direct.as_ref().is_some_and(|d| d.error.is_none());
-    if resolved && dots < resolv.ndots {
-        let tried: Vec<String> = resolv
-            .search
-            .iter()
-            .map(|s| format!("{name}.{s}"))
-            .collect();
-        return Some(Finding {
-            id: "ndots_search_first",
-            severity: Severity::Info,
-            message: format!(
+    let resolved = cx
+        .facts
+        .dns
+        .direct
+        .as_ref()
+        .is_some_and(|d| d.error.is_none());
+    if !(resolved && dots < resolv.ndots) {
+        return None;
+    }
+    let tried: Vec<String> = resolv
+        .search
+        .iter()
+        .map(|s| format!("{name}.{s}"))
+        .collect();
+    Some(
+        Finding::new(
+            super::FindingId::NdotsSearchFirst,
+            Severity::Info,
+            format!(
                 "{name} has fewer dots than ndots:{}, so the resolver first tried {} (a round \
                  trip each) before {name} itself.",
                 resolv.ndots,
                 tried.join(", ")
             ),
-            advice: vec![Advice::say(format!(
-                "Write {name}. (with a final dot) to skip the search list, or lower `options ndots` in /etc/resolv.conf."
-            ))],
-        });
-    }
-    None
+        )
+        .steps([Step::say(
+            StepKind::UseFullName,
+            format!(
+                "Write {name}. (with a final dot) to skip the search list, or lower `options \
+                 ndots` in /etc/resolv.conf."
+            ),
+        )]),
+    )
 }
 
 #[cfg(test)]
@@ -466,6 +593,7 @@ mod tests {
     use super::*;
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
+    use crate::facts::{AddressFacts, Facts};
     use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
     use crate::services::Services;
     use std::time::Duration;
@@ -481,10 +609,7 @@ mod tests {
         Lookup {
             addresses: vec![],
             elapsed: Duration::from_millis(1),
-            error: Some(LookupError {
-                kind,
-                text: "x".into(),
-            }),
+            error: Some(LookupError::new(kind)),
         }
     }
     fn server(ip: &str, lookup: Lookup) -> ServerView {
@@ -501,7 +626,7 @@ mod tests {
         let target = crate::target::parse(name, Some("443"), &Services::parse("")).unwrap();
         Facts {
             dns,
-            probes,
+            addresses: probes.into_iter().map(AddressFacts::probed).collect(),
             ..Facts::new(target, Duration::from_secs(5))
         }
     }
@@ -514,7 +639,21 @@ mod tests {
         }
     }
     fn ids(fs: &[Finding]) -> Vec<&str> {
-        fs.iter().map(|f| f.id).collect()
+        fs.iter().map(|f| f.id.as_str()).collect()
+    }
+    /// The findings of a name that resolved and whose address answered.
+    fn view_findings(f: &Facts) -> Vec<Finding> {
+        let mut f = f.clone();
+        if f.addresses.is_empty() {
+            f.addresses.push(AddressFacts::probed(ProbeFact {
+                spec: ProbeSpec::to("198.18.2.9:443".parse().unwrap()),
+                result: ConnectResult::Connected,
+                elapsed: Duration::from_micros(20),
+                icmp: None,
+                local: None,
+            }));
+        }
+        crate::diagnosis::diagnose(&f).findings
     }
     fn resolv(search: &[&str], ndots: usize) -> ResolvConf {
         ResolvConf {
@@ -534,7 +673,7 @@ mod tests {
             hosts: vec![hosts(3, "198.18.2.9")],
             ..DnsFacts::default()
         };
-        let f = view_findings(&facts("app.lab", dns, vec![]), &[]);
+        let f = view_findings(&facts("app.lab", dns, vec![]));
         assert_eq!(ids(&f), ["name_only_in_hosts"]);
         assert!(f[0].message.contains("line 3"));
     }
@@ -547,7 +686,7 @@ mod tests {
             hosts: vec![hosts(2, "198.18.2.2")],
             ..DnsFacts::default()
         };
-        assert!(view_findings(&facts("app.lab", dns, vec![]), &[]).is_empty());
+        assert!(view_findings(&facts("app.lab", dns, vec![])).is_empty());
     }
 
     #[test]
@@ -558,7 +697,7 @@ mod tests {
             resolv: Some(resolv(&["corp.example", "lab"], 3)),
             ..DnsFacts::default()
         };
-        let f = view_findings(&facts("db.internal", dns, vec![]), &[]);
+        let f = view_findings(&facts("db.internal", dns, vec![]));
         assert_eq!(ids(&f), ["ndots_search_first"]);
         assert!(
             f[0].message
@@ -571,7 +710,7 @@ mod tests {
             resolv: Some(resolv(&["lab"], 3)),
             ..DnsFacts::default()
         };
-        assert!(view_findings(&facts("db.internal.", dns, vec![]), &[]).is_empty());
+        assert!(view_findings(&facts("db.internal.", dns, vec![])).is_empty());
     }
 
     #[test]
@@ -604,11 +743,12 @@ mod tests {
             servers: vec![server("127.0.0.53", failed(DnsErrorKind::Servfail))],
             ..DnsFacts::default()
         };
-        let f = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![])).findings;
+        let d = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![]));
+        let f = &d.findings;
         assert_eq!(f[0].id, "dns_servfail");
         assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
-        let cmds: Vec<&str> = f[0]
-            .advice
+        let cmds: Vec<&str> = d
+            .steps
             .iter()
             .filter_map(|a| a.command.as_deref())
             .collect();
@@ -629,6 +769,7 @@ mod tests {
             ],
             ..DnsFacts::default()
         };
-        assert!(disagreement(&facts("app.lab", dns, vec![])).is_none());
+        let f = view_findings(&facts("app.lab", dns, vec![]));
+        assert!(!ids(&f).contains(&"servers_disagree"), "{:?}", ids(&f));
     }
 }

@@ -1,13 +1,16 @@
 //! What this machine's listeners and firewall say about a failed connection.
 //!
-//! Reads `LocalFacts` and `Firewall` and writes the findings of docs/verdicts.md's "local side":
-//! nothing listening (and whether the usual server runs elsewhere), loopback-only, the other
-//! family, another address, a container's proxy, hidden owners, and firewall rules.
+//! Reads `LocalFacts` and `Firewall`: nothing listening (and whether the usual server runs
+//! elsewhere), loopback-only, the other family, another address, a container's proxy, hidden
+//! owners, and this machine's own firewall rules. One function per finding.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{AddressResult, Advice, Finding, Outcome, Severity};
-use crate::facts::Facts;
+use super::advice::{Machine, Step, StepKind};
+use super::commands::Command;
+use super::finding::{Finding, FindingId, Severity};
+use super::{AddressResult, Ctx, Outcome, Verdict};
+use crate::local::nft::FirewallRule;
 use crate::local::servers::{self, CONTAINER_PROXIES};
 use crate::local::{Listener, LocalFacts, is_local};
 
@@ -39,6 +42,13 @@ fn owner(l: &Listener) -> String {
     }
 }
 
+/// The listener facts, when the verdict is a failure worth explaining with them.
+fn failed_here<'a>(cx: &'a Ctx) -> Option<&'a LocalFacts> {
+    (cx.verdict != Verdict::Open)
+        .then_some(cx.facts.local.as_ref())
+        .flatten()
+}
+
 /// The setting that moves the listening address, for the owner (or the port's usual server).
 fn listen_setting(l: &LocalFacts, listener: &Listener) -> Option<&'static str> {
     listener
@@ -49,32 +59,79 @@ fn listen_setting(l: &LocalFacts, listener: &Listener) -> Option<&'static str> {
         .map(|s| s.listen_setting)
 }
 
-/// Findings about listeners on this machine.
-pub fn listener_findings(facts: &Facts, l: &LocalFacts, addrs: &[AddressResult]) -> Vec<Finding> {
-    let port = l.port;
-    let mut out = Vec::new();
-    let ss = Advice::run(
-        "See every listener on the port with its process",
-        format!("sudo ss -ltnp 'sport = :{port}'"),
-        "this machine",
-    );
-    if l.listeners.is_empty() {
-        let usual = &l.usual_server_names;
-        out.push(Finding {
-            id: "nothing_listens_here",
-            severity: Severity::Error,
-            message: format!("Nothing on this machine listens on TCP port {port}."),
-            // With a usual server, the next finding says how to find and start it.
-            advice: if usual.is_empty() {
-                vec![Advice::say(
-                    "Start the program that should serve this port, or check the port number \
-                     the client uses.",
-                )]
+/// The wildcard of `ip`'s family: listening there covers `ip` (`::` covers IPv4 too).
+fn wildcard_for(ip: IpAddr) -> IpAddr {
+    if ip.to_canonical().is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    }
+}
+
+/// An address a client can connect to that `l` accepts: never a wildcard.
+fn connectable(l: &Listener, dialled: IpAddr, here: &[IpAddr]) -> Option<String> {
+    let ip = if l.address.is_unspecified() {
+        let v4 = l.address.is_ipv4();
+        if dialled.is_loopback() || dialled.to_canonical().is_loopback() {
+            if v4 {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
             } else {
-                vec![]
-            },
-        });
-        for s in &l.usual_servers {
+                IpAddr::V6(Ipv6Addr::LOCALHOST)
+            }
+        } else {
+            *here
+                .iter()
+                .find(|a| a.is_ipv4() == v4 && !a.is_loopback() && !is_link_local(**a))?
+        }
+    } else {
+        l.address
+    };
+    Some(match ip {
+        IpAddr::V6(a) => format!("[{a}]:{}", l.port),
+        a => format!("{a}:{}", l.port),
+    })
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Nothing on this machine listens on the port.
+pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
+    let l = failed_here(cx).filter(|l| l.listeners.is_empty())?;
+    // With a usual server, the next findings say how to find and start it.
+    let steps = l.usual_server_names.is_empty().then(|| {
+        Step::about(
+            StepKind::StartServer,
+            "Start the program that should serve this port, or check the port number the \
+             client uses.",
+            Machine::This,
+        )
+    });
+    Some(
+        Finding::new(
+            FindingId::NothingListensHere,
+            Severity::Error,
+            format!("Nothing on this machine listens on TCP port {}.", l.port),
+        )
+        .steps(steps)
+        // The socket table was read: there is nothing to list, and no rule to forge a reset.
+        .rules_out(&[StepKind::CheckListening]),
+    )
+}
+
+/// The port's usual server runs, but not on this port.
+pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
+    let Some(l) = failed_here(cx).filter(|l| l.listeners.is_empty()) else {
+        return vec![];
+    };
+    let port = l.port;
+    l.usual_servers
+        .iter()
+        .map(|s| {
             let known = servers::SERVERS.iter().find(|k| k.name == s.server);
             let where_ = match &s.listening {
                 Some(socks) if socks.is_empty() => "but listens on no TCP port".to_string(),
@@ -88,178 +145,261 @@ pub fn listener_findings(facts: &Facts, l: &LocalFacts, addrs: &[AddressResult])
                 ),
                 None => "(where it listens cannot be seen without root)".to_string(),
             };
-            let mut advice = vec![Advice::say(format!(
-                "Point the client at the port it really listens on, or change the server's port \
-                 setting to {port} and restart it."
-            ))];
+            let mut steps = vec![Step::about(
+                StepKind::PointClient,
+                format!(
+                    "Point the client at the port it really listens on, or change the server's \
+                     port setting to {port} and restart it."
+                ),
+                Machine::This,
+            )];
             if s.listening.is_none() {
-                advice.push(Advice::run(
+                steps.push(Step::run(
+                    StepKind::CheckListening,
                     "See its listening sockets",
-                    format!("sudo ss -ltnp | grep -w 'pid={}'", s.process.pid),
-                    "this machine",
+                    Command::SsOfPid { pid: s.process.pid },
+                    Machine::This,
                 ));
             }
             if let Some(unit) = known.and_then(|k| k.unit) {
-                advice.push(Advice::run(
+                steps.push(Step::run(
+                    StepKind::ServiceStatus,
                     "Look at its service status and configuration",
-                    format!("systemctl status {unit}"),
-                    "this machine",
+                    Command::SystemctlStatus { unit },
+                    Machine::This,
                 ));
             }
-            out.push(Finding {
-                id: "usual_server_elsewhere",
-                severity: Severity::Warning,
-                message: format!(
+            Finding::new(
+                FindingId::UsualServerElsewhere,
+                Severity::Warning,
+                format!(
                     "{} is running ({} pid {}: {}) {where_}.",
                     s.server, s.process.name, s.process.pid, s.process.cmdline
                 ),
-                advice,
-            });
-        }
-        if l.usual_servers.is_empty() {
-            let units: Vec<&servers::KnownServer> = servers::for_port(port)
-                .filter(|k| k.unit.is_some())
-                .collect();
-            if let Some(k) = units.first() {
-                let unit = k.unit.unwrap_or_default();
-                out.push(Finding {
-                    id: "usual_server_not_running",
-                    severity: Severity::Warning,
-                    message: format!(
-                        "{}, which usually serves port {port}, is not running on this machine.",
-                        units.iter().map(|k| k.name).collect::<Vec<_>>().join(" / ")
-                    ),
-                    advice: vec![
-                        Advice::run(
-                            "See whether it is installed and why it stopped",
-                            format!("systemctl status {unit}"),
-                            "this machine",
-                        ),
-                        Advice::run(
-                            "Start it",
-                            format!("sudo systemctl start {unit}"),
-                            "this machine",
-                        ),
-                        Advice::run(
-                            "Read its last log lines",
-                            format!("journalctl -u {unit} -n 50"),
-                            "this machine",
-                        ),
-                    ],
-                });
-            }
-        }
-    }
-
-    // Addresses of this machine that were dialled and not accepted.
-    for a in addrs.iter().filter(|a| a.outcome != Outcome::Open) {
-        let dialled = a.address.ip();
-        if !is_local(dialled, &l.addresses) || l.listeners.is_empty() {
-            continue;
-        }
-        if l.listeners.iter().any(|x| accepts(x, dialled)) {
-            continue; // something listens there: a firewall or the backlog is the story
-        }
-        let list: Vec<String> = l.listeners.iter().map(show).collect();
-        let list = list.join(", ");
-        let first = &l.listeners[0];
-        let setting = listen_setting(l, first);
-        let all_loopback = l.listeners.iter().all(|x| x.address.is_loopback());
-        let other_family = l
-            .listeners
-            .iter()
-            .all(|x| x.address.is_ipv4() != dialled.to_canonical().is_ipv4());
-        let (id, message) = if all_loopback && !dialled.is_loopback() {
-            (
-                "listens_on_loopback_only",
-                format!(
-                    "{} listens on port {port} only on loopback ({list}), so connections to \
-                     {dialled} — this machine's other address — are refused. Only programs on \
-                     this machine can reach it.",
-                    owner(first)
-                ),
             )
-        } else if other_family {
-            let fam = if dialled.to_canonical().is_ipv4() {
-                "IPv6"
+            .steps(steps)
+        })
+        .collect()
+}
+
+/// The port's usual server (with a systemd unit) is not running.
+pub fn usual_server_not_running(cx: &Ctx) -> Option<Finding> {
+    let l = failed_here(cx).filter(|l| l.listeners.is_empty() && l.usual_servers.is_empty())?;
+    let port = l.port;
+    let units: Vec<&servers::KnownServer> = servers::for_port(port)
+        .filter(|k| k.unit.is_some())
+        .collect();
+    let unit = units.first()?.unit?;
+    Some(
+        Finding::new(
+            FindingId::UsualServerNotRunning,
+            Severity::Warning,
+            format!(
+                "{}, which usually serves port {port}, is not running on this machine.",
+                units.iter().map(|k| k.name).collect::<Vec<_>>().join(" / ")
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::ServiceStatus,
+                "See whether it is installed and why it stopped",
+                Command::SystemctlStatus { unit },
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::StartServer,
+                "Start it",
+                Command::SystemctlStart { unit },
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::ReadLogs,
+                "Read its last log lines",
+                Command::Journal { unit },
+                Machine::This,
+            ),
+        ]),
+    )
+}
+
+/// How the listeners on the port miss an address of this machine that was dialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    LoopbackOnly,
+    OtherFamily,
+    OtherAddress,
+}
+
+/// The dialled local addresses no listener accepts, with how they are missed.
+fn misses<'a>(cx: &'a Ctx, l: &LocalFacts) -> Vec<(&'a AddressResult, Miss)> {
+    if l.listeners.is_empty() {
+        return vec![];
+    }
+    cx.addresses
+        .iter()
+        .filter(|a| a.outcome != Outcome::Open)
+        .filter(|a| is_local(a.address.ip(), &l.addresses))
+        // Something listens there: a firewall or the backlog is the story.
+        .filter(|a| !l.listeners.iter().any(|x| accepts(x, a.address.ip())))
+        .map(|a| {
+            let dialled = a.address.ip();
+            let all_loopback = l.listeners.iter().all(|x| x.address.is_loopback());
+            let other_family = l
+                .listeners
+                .iter()
+                .all(|x| x.address.is_ipv4() != dialled.to_canonical().is_ipv4());
+            let miss = if all_loopback && !dialled.is_loopback() {
+                Miss::LoopbackOnly
+            } else if other_family {
+                Miss::OtherFamily
             } else {
-                "IPv4"
+                Miss::OtherAddress
             };
-            (
-                "listens_on_other_family",
-                format!(
-                    "{} listens on port {port} on {fam} only ({list}), but {dialled} was dialled. \
-                     Clients that get {dialled} first (as `localhost` often gives ::1) fail.",
-                    owner(first)
-                ),
-            )
-        } else {
-            (
-                "bound_to_other_address",
-                format!(
-                    "{} listens on port {port} only on {list}, not on {dialled}: it is bound to \
-                     another interface's address.",
-                    owner(first)
-                ),
-            )
-        };
-        let mut advice = vec![Advice::say(match setting {
-            Some(s) => format!(
-                "Make it listen on {dialled} (or on all addresses) — set {s} — and restart it; \
-                 or point the client at {list}."
-            ),
-            None => format!(
-                "Make it listen on {dialled} (or on all addresses: 0.0.0.0 / ::) and restart \
-                 it; or point the client at {list}."
-            ),
-        })];
-        advice.push(ss.clone());
-        out.push(Finding {
-            id,
-            severity: Severity::Error,
-            message,
-            advice,
-        });
-    }
+            (a, miss)
+        })
+        .collect()
+}
 
-    for x in &l.listeners {
-        if let Some(p) = x
-            .process
+/// The finding for each dialled address missed in the way `want`.
+fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
+    let Some(l) = failed_here(cx) else {
+        return vec![];
+    };
+    let port = l.port;
+    misses(cx, l)
+        .into_iter()
+        .filter(|(_, m)| *m == want)
+        .map(|(a, _)| {
+            let dialled = a.address.ip();
+            let list = l.listeners.iter().map(show).collect::<Vec<_>>().join(", ");
+            let first = &l.listeners[0];
+            let (id, message) = match want {
+                Miss::LoopbackOnly => (
+                    FindingId::ListensOnLoopbackOnly,
+                    format!(
+                        "{} listens on port {port} only on loopback ({list}), so connections to \
+                         {dialled} — this machine's other address — are refused. Only programs \
+                         on this machine can reach it.",
+                        owner(first)
+                    ),
+                ),
+                Miss::OtherFamily => {
+                    let fam = if dialled.to_canonical().is_ipv4() {
+                        "IPv6"
+                    } else {
+                        "IPv4"
+                    };
+                    (
+                        FindingId::ListensOnOtherFamily,
+                        format!(
+                            "{} listens on port {port} on {fam} only ({list}), but {dialled} was \
+                             dialled. Clients that get {dialled} first (as `localhost` often \
+                             gives ::1) fail.",
+                            owner(first)
+                        ),
+                    )
+                }
+                Miss::OtherAddress => (
+                    FindingId::BoundToOtherAddress,
+                    format!(
+                        "{} listens on port {port} only on {list}, not on {dialled}: it is bound \
+                         to another interface's address.",
+                        owner(first)
+                    ),
+                ),
+            };
+            let any = wildcard_for(dialled);
+            let listen = match listen_setting(l, first) {
+                Some(s) => format!(
+                    "Make it listen on {dialled} too, or on all addresses ({any}) — {} — and \
+                     restart it.",
+                    s.replace("{addr}", &any.to_string())
+                ),
+                None => format!(
+                    "Make it listen on {dialled} too, or on all addresses ({any}), and restart it."
+                ),
+            };
+            let mut steps = vec![Step::about(StepKind::ListenAddress, listen, Machine::This)];
+            if let Some(c) = connectable(first, dialled, &l.addresses) {
+                steps.push(Step::about(
+                    StepKind::PointClient,
+                    format!("Or point the client at {c}, where it does listen."),
+                    Machine::This,
+                ));
+            }
+            Finding::new(id, Severity::Error, message)
+                .steps(steps)
+                // The listeners are in the report: no need to send people to `ss`.
+                .rules_out(&[StepKind::CheckListening])
+        })
+        .collect()
+}
+
+pub fn listens_on_loopback_only(cx: &Ctx) -> Vec<Finding> {
+    miss_findings(cx, Miss::LoopbackOnly)
+}
+
+pub fn listens_on_other_family(cx: &Ctx) -> Vec<Finding> {
+    miss_findings(cx, Miss::OtherFamily)
+}
+
+pub fn bound_to_other_address(cx: &Ctx) -> Vec<Finding> {
+    miss_findings(cx, Miss::OtherAddress)
+}
+
+/// The port is published by a container runtime's proxy.
+pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
+    let l = failed_here(cx)?;
+    let port = l.port;
+    let (x, p) = l.listeners.iter().find_map(|x| {
+        x.process
             .as_ref()
             .filter(|p| CONTAINER_PROXIES.contains(&p.name.as_str()))
-        {
-            out.push(Finding {
-                id: "container_proxy",
-                severity: Severity::Info,
-                message: format!(
-                    "Port {port} on {} is published by a container runtime's proxy ({}, pid {}): \
-                     the real server runs inside a container.",
-                    show(x),
-                    p.name,
-                    p.pid
+            .map(|p| (x, p))
+    })?;
+    Some(
+        Finding::new(
+            FindingId::ContainerProxy,
+            Severity::Info,
+            format!(
+                "Port {port} on {} is published by a container runtime's proxy ({}, pid {}): \
+                 the real server runs inside a container.",
+                show(x),
+                p.name,
+                p.pid
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::FindContainer,
+                "Find the container that publishes the port",
+                Command::DockerPublishing { port },
+                Machine::This,
+            ),
+            Step::about(
+                StepKind::ListenAddress,
+                format!(
+                    "Inside the container the server must listen on 0.0.0.0 (or ::), not \
+                     127.0.0.1; and `-p 127.0.0.1:{port}:…` publishes it to this machine only."
                 ),
-                advice: vec![
-                    Advice::run(
-                        "Find the container that publishes the port",
-                        format!("docker ps --filter publish={port}"),
-                        "this machine",
-                    ),
-                    Advice::say(format!(
-                        "Inside the container the server must listen on 0.0.0.0, not 127.0.0.1; \
-                         and `-p 127.0.0.1:{port}:…` publishes it to this machine only."
-                    )),
-                ],
-            });
-            break;
-        }
-    }
+                Machine::This,
+            ),
+        ]),
+    )
+}
 
+/// A listener's process cannot be seen without root.
+pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
+    let l = failed_here(cx)?;
     let hidden: Vec<&Listener> = l.listeners.iter().filter(|x| x.process.is_none()).collect();
-    if !hidden.is_empty() && !l.privileged {
-        out.push(Finding {
-            id: "owner_hidden",
-            severity: Severity::Info,
-            message: format!(
+    if hidden.is_empty() || l.privileged {
+        return None;
+    }
+    Some(
+        Finding::new(
+            FindingId::OwnerHidden,
+            Severity::Info,
+            format!(
                 "{} listens on {}, but which program it is cannot be seen without root.",
                 owner(hidden[0]),
                 hidden
@@ -268,110 +408,163 @@ pub fn listener_findings(facts: &Facts, l: &LocalFacts, addrs: &[AddressResult])
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            advice: vec![Advice::run(
-                "Run again with sudo to see the process",
-                format!("sudo canreach {}", facts.target.input),
-                "this machine",
-            )],
-        });
-    }
-    out
+        )
+        .steps([Step::run(
+            StepKind::RerunAsRoot,
+            "Run again with sudo to see the process",
+            Command::CanreachAsRoot {
+                args: cx.target().input.clone(),
+            },
+            Machine::This,
+        )]),
+    )
 }
 
-/// Findings about this machine's firewall rules for the port.
-pub fn firewall_findings(facts: &Facts, local_target: bool) -> Vec<Finding> {
-    let Some(fw) = &facts.firewall else {
-        return vec![];
-    };
-    let port = facts.target.port;
-    if !fw.inspected {
-        return vec![Finding {
-            id: "firewall_not_inspected",
-            severity: Severity::Info,
-            message: format!(
+/// This machine's firewall could not be read, and it might explain the failure.
+pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
+    cx.failed_first()?;
+    let fw = cx.facts.firewall.as_ref().filter(|f| !f.inspected)?;
+    Some(
+        Finding::new(
+            FindingId::FirewallNotInspected,
+            Severity::Info,
+            format!(
                 "This machine's firewall was not inspected: {}.",
                 fw.reason.as_deref().unwrap_or("unknown reason")
             ),
-            advice: vec![Advice::run(
-                "Include it by running as root",
-                format!("sudo canreach {}", facts.target.input),
-                "this machine",
-            )],
-        }];
+        )
+        .steps([Step::run(
+            StepKind::RerunAsRoot,
+            "Include it by running as root",
+            Command::CanreachAsRoot {
+                args: cx.target().input.clone(),
+            },
+            Machine::This,
+        )]),
+    )
+}
+
+/// The rules of one hook that stop the port, when the first address failed: the explicit
+/// rules, else a drop policy (still worth naming: an accept rule may be missing).
+fn hook_rules<'a>(cx: &'a Ctx, hook: &str) -> Vec<&'a FirewallRule> {
+    if cx.failed_first().is_none() {
+        return vec![];
     }
-    let mut out = Vec::new();
-    for (hook, id, whose) in [
-        (
-            "output",
-            "local_firewall_output",
-            "in its output path (what this machine sends)",
-        ),
-        (
-            "input",
-            "local_firewall_input",
-            "in its input path (what this machine receives)",
-        ),
-    ] {
-        if hook == "input" && !local_target {
-            continue;
-        }
-        let rules: Vec<_> = fw.rules.iter().filter(|r| r.hook == hook).collect();
-        let explicit: Vec<_> = rules.iter().filter(|r| r.handle.is_some()).collect();
-        // A drop policy alone only matters when nothing more specific was found; it is still
-        // worth naming because an accept rule may not exist.
-        let shown: Vec<_> = if explicit.is_empty() {
-            rules.clone()
-        } else {
-            explicit.into_iter().copied().collect()
-        };
-        if shown.is_empty() {
-            continue;
-        }
-        let texts: Vec<String> = shown
-            .iter()
-            .map(|r| {
-                format!(
-                    "`{}` (table {} {}, chain {})",
-                    r.text, r.family, r.table, r.chain
-                )
-            })
-            .collect();
-        let mut advice = vec![Advice::run(
-            "Show the chain with rule handles",
+    let Some(fw) = cx.facts.firewall.as_ref().filter(|f| f.inspected) else {
+        return vec![];
+    };
+    let rules: Vec<&FirewallRule> = fw.rules.iter().filter(|r| r.hook == hook).collect();
+    let explicit: Vec<&FirewallRule> = rules
+        .iter()
+        .copied()
+        .filter(|r| r.handle.is_some())
+        .collect();
+    if explicit.is_empty() { rules } else { explicit }
+}
+
+fn firewall_finding(
+    cx: &Ctx,
+    id: FindingId,
+    shown: &[&FirewallRule],
+    whose: &str,
+    extra: &str,
+) -> Finding {
+    let texts: Vec<String> = shown
+        .iter()
+        .map(|r| {
             format!(
-                "sudo nft -a list chain {} {} {}",
-                shown[0].family, shown[0].table, shown[0].chain
-            ),
-            "this machine",
-        )];
-        if let Some(h) = shown[0].handle {
-            advice.push(Advice::run(
-                "If the rule is not wanted, delete it (and fix wherever it is configured, so it does not return)",
-                format!("sudo nft delete rule {} {} {} handle {h}", shown[0].family, shown[0].table, shown[0].chain),
-                "this machine",
-            ));
-        }
-        let extra = if hook == "output" && shown.iter().any(|r| r.verdict == "drop") {
-            " A drop there looks exactly like silence from the remote side."
-        } else {
-            ""
-        };
-        out.push(Finding {
-            id,
-            severity: Severity::Error,
-            message: format!(
-                "This machine's own firewall stops TCP port {port} {whose}: {}.{extra}",
-                texts.join("; ")
-            ),
-            advice,
-        });
+                "`{}` (table {} {}, chain {})",
+                r.text, r.family, r.table, r.chain
+            )
+        })
+        .collect();
+    let r = shown[0];
+    let mut steps = vec![Step::run(
+        StepKind::ShowRule,
+        "Show the chain with rule handles",
+        Command::NftChain {
+            family: r.family.clone(),
+            table: r.table.clone(),
+            chain: r.chain.clone(),
+        },
+        Machine::This,
+    )];
+    if let Some(handle) = r.handle {
+        steps.push(Step::run(
+            StepKind::DeleteRule,
+            "If the rule is not wanted, delete it (and fix wherever it is configured, so it does \
+             not return)",
+            Command::NftDeleteRule {
+                family: r.family.clone(),
+                table: r.table.clone(),
+                chain: r.chain.clone(),
+                handle,
+            },
+            Machine::This,
+        ));
     }
-    out
+    Finding::new(
+        id,
+        Severity::Error,
+        format!(
+            "This machine's own firewall stops TCP port {} {whose}: {}.{extra}",
+            cx.port(),
+            texts.join("; ")
+        ),
+    )
+    .steps(steps)
+    // The cause is here, named: no hunt elsewhere, no walk, no other port.
+    .rules_out(&[
+        StepKind::CheckLocalOutput,
+        StepKind::FindDropRule,
+        StepKind::FindRejectRule,
+        StepKind::FindResetRule,
+        StepKind::TracePath,
+        StepKind::TryOtherPort,
+        StepKind::AskOwners,
+    ])
+}
+
+/// A rule of this machine's output chain stops the port.
+pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
+    let shown = hook_rules(cx, "output");
+    if shown.is_empty() {
+        return None;
+    }
+    let extra = if shown.iter().any(|r| r.verdict == "drop") {
+        " A drop there looks exactly like silence from the remote side."
+    } else {
+        ""
+    };
+    Some(firewall_finding(
+        cx,
+        FindingId::LocalFirewallOutput,
+        &shown,
+        "in its output path (what this machine sends)",
+        extra,
+    ))
+}
+
+/// A rule of this machine's input chain stops the port (local targets only).
+pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
+    cx.facts.local.as_ref()?;
+    let shown = hook_rules(cx, "input");
+    if shown.is_empty() {
+        return None;
+    }
+    Some(firewall_finding(
+        cx,
+        FindingId::LocalFirewallInput,
+        &shown,
+        "in its input path (what this machine receives)",
+        "",
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::{AddressFacts, Facts};
     use crate::local::Process;
 
     fn listener(addr: &str, name: Option<&str>) -> Listener {
@@ -430,7 +623,7 @@ mod tests {
         let services = crate::services::Services::parse("");
         let target = crate::target::parse("127.0.0.1:5432", None, &services).unwrap();
         Facts {
-            probes: vec![ProbeFact {
+            addresses: vec![AddressFacts::probed(ProbeFact {
                 spec: ProbeSpec::to("127.0.0.1:5432".parse().unwrap()),
                 result: ConnectResult::Failed {
                     errno: libc::ECONNREFUSED,
@@ -438,7 +631,7 @@ mod tests {
                 elapsed: std::time::Duration::from_micros(50),
                 icmp: None,
                 local: None,
-            }],
+            })],
             local: Some(local),
             firewall,
             ..Facts::new(target, std::time::Duration::from_secs(5))
@@ -470,8 +663,9 @@ mod tests {
             .find(|f| f.id == "container_proxy")
             .expect("container_proxy");
         assert!(c.message.contains("docker-proxy, pid 812"));
+        let step = d.steps.iter().find(|s| s.findings.contains(&c.id)).unwrap();
         assert_eq!(
-            c.advice[0].command.as_deref(),
+            step.command.as_deref(),
             Some("docker ps --filter publish=5432")
         );
     }
@@ -495,19 +689,38 @@ mod tests {
             local_with(vec![listener("0.0.0.0", Some("postgres"))]),
             Some(fw),
         );
-        let found = firewall_findings(&f, true);
+        let d = crate::diagnosis::diagnose(&f);
+        let found = &d.findings;
         assert_eq!(found[0].id, "local_firewall_input");
         assert!(
             found[0]
                 .message
                 .contains("tcp dport 5432 reject with tcp reset")
         );
-        assert_eq!(
-            found[0].advice[1].command.as_deref(),
-            Some("sudo nft delete rule inet filter input handle 7")
-        );
         assert!(
-            firewall_findings(&f, false).is_empty(),
+            d.summary.contains("this machine's own firewall"),
+            "{}",
+            d.summary
+        );
+        // The rule is named and the fix is given; nothing sends people hunting elsewhere.
+        let cmds: Vec<&str> = d
+            .steps
+            .iter()
+            .filter_map(|s| s.command.as_deref())
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                "sudo nft -a list chain inet filter input",
+                "sudo nft delete rule inet filter input handle 7"
+            ]
+        );
+        let remote = Facts { local: None, ..f };
+        assert!(
+            !crate::diagnosis::diagnose(&remote)
+                .findings
+                .iter()
+                .any(|f| f.id == "local_firewall_input"),
             "input rules do not concern remote targets"
         );
     }

@@ -1,28 +1,42 @@
 //! Facts in, diagnosis out: the one place where canreach's knowledge lives.
 //!
-//! [`diagnose`] is a pure function: it reads [`Facts`], decides what happened to each address
-//! ([`classify`]), folds that into one [`Verdict`], and writes the findings and advice a person
-//! acts on. No I/O happens here, so every rule is unit-tested on fixtures below. The evidence
-//! behind each rule is `shared/notes/linux-probing.md`; every verdict and finding is listed
-//! in `docs/verdicts.md`.
+//! [`diagnose`] is a pure function. It classifies each address ([`classify`]), folds the
+//! outcomes into one [`Verdict`], then asks every finding rule, strongest first
+//! ([`FindingId::ALL`]), whether its evidence is there ([`rule`]: one function per id), and
+//! finally plans the steps once ([`advice::plan`]). No I/O happens here, so every rule is
+//! unit-tested on fixtures. The evidence behind the rules is in `shared/notes/`; every verdict
+//! and finding is listed in `docs/verdicts.md`.
+//!
+//! | module | findings about |
+//! |---|---|
+//! | [`address`] | what the kernel said for each address: reset, reject, unreachable, silence |
+//! | [`silence`] | a silent or undeliverable address: is the host up, where packets die |
+//! | [`local`] | this machine: listeners, owners, usual servers, its firewall |
+//! | [`dns`] | the name: failure kinds, hosts file against DNS, servers, search domains |
 
+pub mod address;
+pub mod advice;
+pub mod commands;
 pub mod dns;
+pub mod finding;
 pub mod local;
 pub mod silence;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
+use crate::exit_codes::ExitCode;
 use crate::facts::{Facts, ms};
-use crate::probe::{ConnectResult, Icmp, ProbeFact};
+use crate::icmp::Icmp;
+use crate::probe::{ConnectResult, ProbeFact};
 use crate::target::{Host, Target};
 
+pub use advice::{Machine, PlannedStep, Step, StepKind};
+pub use finding::{Finding, FindingId, Severity};
+
 /// The answer to "can I reach it?". Each has its own exit code (see [`Verdict::exit_code`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Open,
     Partial,
@@ -34,17 +48,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// 0 only for `open`; 1 is an internal error, 2 a usage error (see `docs/verdicts.md`).
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Open,
+        Verdict::Partial,
+        Verdict::Closed,
+        Verdict::Rejected,
+        Verdict::Filtered,
+        Verdict::Unreachable,
+        Verdict::DnsError,
+    ];
+
+    /// The process exit code (all of them are in `exit_codes`).
     pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Open => 0,
-            Verdict::Partial => 3,
-            Verdict::Closed => 4,
-            Verdict::Rejected => 5,
-            Verdict::Filtered => 6,
-            Verdict::Unreachable => 7,
-            Verdict::DnsError => 8,
-        }
+        ExitCode::from(self).code()
     }
 
     pub fn as_str(self) -> &'static str {
@@ -61,8 +77,7 @@ impl Verdict {
 }
 
 /// What happened to one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Handshake completed.
     Open,
@@ -104,14 +119,8 @@ impl Outcome {
 pub enum Evidence {
     Handshake,
     TcpReset,
-    /// ICMP port-unreachable for TCP: only a firewall sends that (a host answers with a reset).
-    IcmpPortUnreachable(Icmp),
-    /// ICMP administratively prohibited (v4 3/9, 3/10, 3/13; v6 1/1, 1/5, 1/6).
-    IcmpProhibited(Icmp),
-    IcmpHostUnreachable(Icmp),
-    IcmpNetUnreachable(Icmp),
-    /// Another ICMP error (TTL exceeded, fragmentation needed, …).
-    IcmpOther(Icmp),
+    /// An ICMP error; its meaning comes from the one table (`crate::icmp`).
+    Icmp(Icmp),
     /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
     NoRouteHere(i32),
     /// EACCES/EPERM with no ICMP: this machine's own policy refused to send.
@@ -124,19 +133,14 @@ pub enum Evidence {
 impl Evidence {
     pub fn icmp(&self) -> Option<&Icmp> {
         match self {
-            Evidence::IcmpPortUnreachable(i)
-            | Evidence::IcmpProhibited(i)
-            | Evidence::IcmpHostUnreachable(i)
-            | Evidence::IcmpNetUnreachable(i)
-            | Evidence::IcmpOther(i) => Some(i),
+            Evidence::Icmp(i) => Some(i),
             _ => None,
         }
     }
 }
 
 /// Who sent an ICMP error, relative to the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {
     /// The target address itself.
     Target,
@@ -146,6 +150,17 @@ pub enum Sender {
     OnTheWay,
     /// The ICMP carried no sender address.
     Unknown,
+}
+
+impl Sender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::Target => "target",
+            Sender::ThisMachine => "this_machine",
+            Sender::OnTheWay => "on_the_way",
+            Sender::Unknown => "unknown",
+        }
+    }
 }
 
 /// One address's classification.
@@ -174,34 +189,26 @@ impl AddressResult {
     /// One line of evidence for people: "TCP reset after 0.3 ms".
     pub fn describe(&self) -> String {
         let t = fmt_duration(self.elapsed);
-        let from = |i: &Icmp| match i.from {
-            Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
-            Some(ip) if Some(ip) == self.local => format!("from this machine ({ip})"),
-            Some(ip) => format!("from {ip}"),
-            None => "from an unknown sender".to_string(),
-        };
         match &self.evidence {
             Evidence::Handshake => format!("connected in {t}"),
             Evidence::TcpReset => format!("TCP reset after {t}"),
-            Evidence::IcmpPortUnreachable(i) => {
-                format!("ICMP port-unreachable {} after {t}", from(i))
+            Evidence::Icmp(i) => {
+                let from = match i.from {
+                    Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
+                    Some(ip) if Some(ip) == self.local => format!("from this machine ({ip})"),
+                    Some(ip) => format!("from {ip}"),
+                    None => "from an unknown sender".to_string(),
+                };
+                match i.meaning() {
+                    crate::icmp::Meaning::Other => format!(
+                        "ICMP{} type {} code {} {from} after {t}",
+                        if i.v6 { "v6" } else { "" },
+                        i.kind,
+                        i.code
+                    ),
+                    m => format!("ICMP {} {from} after {t}", m.words()),
+                }
             }
-            Evidence::IcmpProhibited(i) => {
-                format!("ICMP administratively-prohibited {} after {t}", from(i))
-            }
-            Evidence::IcmpHostUnreachable(i) => {
-                format!("ICMP host-unreachable {} after {t}", from(i))
-            }
-            Evidence::IcmpNetUnreachable(i) => {
-                format!("ICMP network-unreachable {} after {t}", from(i))
-            }
-            Evidence::IcmpOther(i) => format!(
-                "ICMP{} type {} code {} {} after {t}",
-                if i.v6 { "v6" } else { "" },
-                i.kind,
-                i.code,
-                from(i)
-            ),
             Evidence::NoRouteHere(e) => {
                 format!("{} at once: no route on this machine", errno_name(*e))
             }
@@ -214,51 +221,6 @@ impl AddressResult {
     }
 }
 
-/// How loud a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-/// One step a person can take; `command` is exact, `on` says on which machine to run it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Advice {
-    pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub on: Option<String>,
-}
-
-impl Advice {
-    fn say(text: impl Into<String>) -> Advice {
-        Advice {
-            text: text.into(),
-            command: None,
-            on: None,
-        }
-    }
-    fn run(text: impl Into<String>, command: impl Into<String>, on: impl Into<String>) -> Advice {
-        Advice {
-            text: text.into(),
-            command: Some(command.into()),
-            on: Some(on.into()),
-        }
-    }
-}
-
-/// Something the check found, with what to do about it. `id` is stable (docs/verdicts.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    pub advice: Vec<Advice>,
-}
-
 /// The conclusion of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
@@ -266,12 +228,15 @@ pub struct Diagnosis {
     /// One plain sentence.
     pub summary: String,
     pub addresses: Vec<AddressResult>,
+    /// Strongest first.
     pub findings: Vec<Finding>,
+    /// The numbered next steps, planned once over all findings.
+    pub steps: Vec<PlannedStep>,
     /// Is the host of the first address up? (Only when that address was slow to answer.)
     pub liveness: Option<silence::Liveness>,
     /// Where packets go on the way to the first address (when the path was walked).
     pub path: Option<silence::Path>,
-    /// Why the name gave no address (only with `dns_error`).
+    /// Why the name gave no address (only with `dns_error`), in canreach's words.
     pub dns_error: Option<LookupError>,
 }
 
@@ -280,8 +245,15 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
         // An ICMP error decides, whatever errno it was mapped to (ECONNREFUSED, EHOSTUNREACH,
-        // EACCES for ICMPv6 prohibited …).
-        (ConnectResult::Failed { .. }, Some(icmp)) => classify_icmp(icmp),
+        // EACCES for ICMPv6 prohibited …); so does a late ICMP that arrived as we gave up.
+        (ConnectResult::Failed { .. } | ConnectResult::TimedOut, Some(icmp)) => {
+            let outcome = if icmp.meaning().is_reject() {
+                Outcome::Rejected
+            } else {
+                Outcome::Unreachable
+            };
+            (outcome, Evidence::Icmp(icmp))
+        }
         (ConnectResult::Failed { errno }, None) => match errno {
             libc::ECONNREFUSED => (Outcome::Closed, Evidence::TcpReset),
             libc::ENETUNREACH | libc::EHOSTUNREACH => {
@@ -291,8 +263,6 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
             libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
             _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
         },
-        // A late ICMP that arrived as we gave up still says more than silence.
-        (ConnectResult::TimedOut, Some(icmp)) => classify_icmp(icmp),
         (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),
     };
     AddressResult {
@@ -304,118 +274,222 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
     }
 }
 
-fn classify_icmp(i: Icmp) -> (Outcome, Evidence) {
-    use Evidence::*;
-    match (i.v6, i.kind, i.code) {
-        // ICMPv4 destination unreachable.
-        (false, 3, 3) | (true, 1, 4) => (Outcome::Rejected, IcmpPortUnreachable(i)),
-        (false, 3, 9 | 10 | 13) | (true, 1, 1 | 5 | 6) => (Outcome::Rejected, IcmpProhibited(i)),
-        (false, 3, 1 | 7) | (true, 1, 3) => (Outcome::Unreachable, IcmpHostUnreachable(i)),
-        (false, 3, 0 | 6 | 11 | 12) | (true, 1, 0 | 2) => {
-            (Outcome::Unreachable, IcmpNetUnreachable(i))
+/// What every rule reads: the facts and what was already concluded from them.
+pub struct Ctx<'a> {
+    pub facts: &'a Facts,
+    pub addresses: &'a [AddressResult],
+    pub verdict: Verdict,
+    pub liveness: Option<&'a silence::Liveness>,
+    pub path: Option<&'a silence::Path>,
+    pub dns_error: Option<&'a LookupError>,
+}
+
+impl Ctx<'_> {
+    pub fn target(&self) -> &Target {
+        &self.facts.target
+    }
+
+    pub fn port(&self) -> u16 {
+        self.facts.target.port.get()
+    }
+
+    /// The address clients try first.
+    pub fn first(&self) -> Option<&AddressResult> {
+        self.addresses.first()
+    }
+
+    /// Is `ip` this machine? Loopback counts even when the interfaces were not read.
+    pub fn is_here(&self, ip: IpAddr) -> bool {
+        let mine = self
+            .facts
+            .local
+            .as_ref()
+            .map_or(&[][..], |l| &l.addresses[..]);
+        crate::local::is_local(ip, mine)
+    }
+
+    /// Where the server's side of a step runs: this machine for a local address.
+    pub fn server_of(&self, ip: IpAddr) -> Machine {
+        if self.is_here(ip) {
+            Machine::This
+        } else {
+            Machine::Server(self.facts.target.host.to_string())
         }
-        (false, 3, 2) => (Outcome::Rejected, IcmpProhibited(i)),
-        _ => (Outcome::Unreachable, IcmpOther(i)),
+    }
+
+    /// The failed addresses whose evidence satisfies `pred`.
+    pub fn failed_where(&self, pred: impl Fn(&AddressResult) -> bool) -> Vec<&AddressResult> {
+        self.addresses
+            .iter()
+            .filter(|a| a.outcome != Outcome::Open && pred(a))
+            .collect()
+    }
+
+    /// The outcome of the first address, when no address is open (the verdict's evidence).
+    pub fn failed_first(&self) -> Option<&AddressResult> {
+        self.first().filter(|a| a.outcome != Outcome::Open)
     }
 }
 
-/// Fold per-address results into one verdict with findings and advice.
+/// The one rule of each finding id.
+fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
+    use FindingId::*;
+    let one = |f: Option<Finding>| f.into_iter().collect::<Vec<_>>();
+    match id {
+        LocalFirewallOutput => one(local::local_firewall_output(cx)),
+        LocalFirewallInput => one(local::local_firewall_input(cx)),
+        LocalPolicyReject => one(address::local_policy_reject(cx)),
+        PartialReachability => one(address::partial_reachability(cx)),
+        PortClosed => one(address::port_closed(cx)),
+        FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
+        FirewallRejectOnPath => one(address::firewall_reject_on_path(cx)),
+        HostUnreachable => one(address::host_unreachable(cx)),
+        NoRoute => one(address::no_route(cx)),
+        LocalError => one(address::local_error(cx)),
+        HostUpPortDropped => one(silence::host_up_port_dropped(cx)),
+        HostDown => one(silence::host_down(cx)),
+        SilentDrop => one(address::silent_drop(cx)),
+        HostNotAnswering => one(silence::host_not_answering(cx)),
+        PathEndsAfter => one(silence::path_ends_after(cx)),
+        PathNoAnswer => one(silence::path_no_answer(cx)),
+        NothingListensHere => one(local::nothing_listens_here(cx)),
+        UsualServerElsewhere => local::usual_server_elsewhere(cx),
+        UsualServerNotRunning => one(local::usual_server_not_running(cx)),
+        ListensOnLoopbackOnly => local::listens_on_loopback_only(cx),
+        ListensOnOtherFamily => local::listens_on_other_family(cx),
+        BoundToOtherAddress => local::bound_to_other_address(cx),
+        ContainerProxy => one(local::container_proxy(cx)),
+        OwnerHidden => one(local::owner_hidden(cx)),
+        FirewallNotInspected => one(local::firewall_not_inspected(cx)),
+        AddressesDisagree => one(address::addresses_disagree(cx)),
+        DnsNxdomain => one(dns::failure(cx, DnsErrorKind::Nxdomain)),
+        DnsNodata => one(dns::failure(cx, DnsErrorKind::Nodata)),
+        DnsServfail => one(dns::failure(cx, DnsErrorKind::Servfail)),
+        DnsRefused => one(dns::failure(cx, DnsErrorKind::Refused)),
+        DnsTimeout => one(dns::failure(cx, DnsErrorKind::Timeout)),
+        DnsNoNameservers => one(dns::failure(cx, DnsErrorKind::NoNameservers)),
+        DnsFailed => one(dns::failure(cx, DnsErrorKind::Other)),
+        Ipv6OnlyName => one(dns::ipv6_only_name(cx)),
+        NameOnlyInHosts => one(dns::name_only_in_hosts(cx)),
+        HostsOverride => one(dns::hosts_override(cx)),
+        SystemDiffersFromDns => one(dns::system_differs_from_dns(cx)),
+        ServersDisagree => one(dns::servers_disagree(cx)),
+        SearchDomainUsed => one(dns::search_domain_used(cx)),
+        NdotsSearchFirst => one(dns::ndots_search_first(cx)),
+    }
+}
+
+/// Fold per-address results into one verdict with findings and planned steps.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
-    let addresses: Vec<AddressResult> = facts.probes.iter().map(classify).collect();
-    let target = &facts.target;
+    let addresses: Vec<AddressResult> = facts.probes().map(classify).collect();
+    let verdict = verdict_of(&addresses);
+    let first = addresses.first().map(|a| a.address);
+    let liveness = first.and_then(|a| facts.silence_of(a).map(|s| silence::liveness(a, s)));
+    let path = facts.trace.as_ref().map(silence::path);
+    let dns_error = (verdict == Verdict::DnsError)
+        .then(|| dns_failure_of(facts.dns.system.as_ref(), facts.dns.direct.as_ref()));
+    let cx = Ctx {
+        facts,
+        addresses: &addresses,
+        verdict,
+        liveness: liveness.as_ref(),
+        path: path.as_ref(),
+        dns_error: dns_error.as_ref(),
+    };
+    let mut findings: Vec<Finding> = FindingId::ALL
+        .iter()
+        .flat_map(|id| rule(*id, &cx))
+        .collect();
+    order_by_address(&mut findings, &addresses);
+    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), facts.privileged);
+    let summary = summarize(&cx, &findings);
+    Diagnosis {
+        verdict,
+        summary,
+        findings,
+        steps,
+        liveness,
+        path,
+        dns_error,
+        addresses,
+    }
+}
+
+/// Findings about the kernel's answers keep the places the strength order gives them as a
+/// group, but among themselves follow the order clients try the addresses: the first address
+/// decides the verdict, so its explanation comes first.
+fn order_by_address(findings: &mut [Finding], addresses: &[AddressResult]) {
+    let index = |f: &Finding| {
+        f.about
+            .and_then(|a| addresses.iter().position(|r| r.address == a))
+    };
+    let slots: Vec<usize> = (0..findings.len())
+        .filter(|i| index(&findings[*i]).is_some())
+        .collect();
+    let mut group: Vec<Finding> = slots.iter().map(|i| findings[*i].clone()).collect();
+    group.sort_by_key(|f| index(f));
+    for (slot, f) in slots.into_iter().zip(group) {
+        findings[slot] = f;
+    }
+}
+
+fn verdict_of(addresses: &[AddressResult]) -> Verdict {
     let Some(first) = addresses.first() else {
-        return dns_failure(facts);
+        return Verdict::DnsError;
     };
     let open = addresses
         .iter()
         .filter(|a| a.outcome == Outcome::Open)
         .count();
-    let verdict = if open == addresses.len() {
+    if open == addresses.len() {
         Verdict::Open
     } else if open > 0 {
         Verdict::Partial
     } else {
         // When the failures disagree, the address the system tries first decides.
         first.outcome.verdict()
-    };
-
-    let mut findings = Vec::new();
-    if verdict == Verdict::Partial {
-        findings.push(partial_finding(target, &addresses));
-    }
-    // One finding per distinct failure, explained at the first address that shows it.
-    let mut seen: Vec<Outcome> = Vec::new();
-    for a in addresses.iter().filter(|a| a.outcome != Outcome::Open) {
-        if !seen.contains(&a.outcome) {
-            seen.push(a.outcome);
-            let same: Vec<&AddressResult> = addresses
-                .iter()
-                .filter(|b| b.outcome == a.outcome)
-                .collect();
-            findings.extend(failure_finding(facts, a, &same));
-        }
-    }
-    if verdict != Verdict::Partial && seen.len() > 1 {
-        findings.push(disagreement_finding(first, &addresses));
-    }
-    let liveness = facts.silence_of(first.address).map(silence::liveness);
-    let path = facts.trace.as_ref().map(silence::path);
-    // Liveness and the path explain silence and undeliverable hosts; a reset or a reject
-    // already proves the host (or a firewall) answered.
-    if matches!(first.outcome, Outcome::Filtered | Outcome::Unreachable)
-        && verdict != Verdict::Partial
-    {
-        findings.extend(silence::findings(facts, liveness.as_ref(), path.as_ref()));
-    }
-    if verdict != Verdict::Open {
-        if let Some(l) = &facts.local {
-            findings.extend(local::listener_findings(facts, l, &addresses));
-        }
-        if first.outcome != Outcome::Open {
-            findings.extend(local::firewall_findings(facts, facts.local.is_some()));
-        }
-    }
-    findings.extend(dns::view_findings(facts, &addresses));
-
-    dedupe_advice(&mut findings);
-    let summary = summarize(target, verdict, &addresses);
-    Diagnosis {
-        verdict,
-        summary,
-        addresses,
-        findings,
-        liveness,
-        path,
-        dns_error: None,
     }
 }
 
-/// Several findings can suggest the same command on the same machine (`ss -ltnp` for a closed
-/// port and for a partial result): each step is kept where it first appears, so the numbered
-/// list never repeats.
-fn dedupe_advice(findings: &mut [Finding]) {
-    // The same command on another machine is another step.
-    let mut seen: Vec<(Option<String>, Option<String>, String)> = Vec::new();
-    for f in findings.iter_mut() {
-        f.advice.retain(|a| {
-            let key = match &a.command {
-                Some(c) => (Some(c.clone()), a.on.clone(), String::new()),
-                None => (None, None, a.text.clone()),
-            };
-            let fresh = !seen.contains(&key);
-            if fresh {
-                seen.push(key);
-            }
-            fresh
-        });
+/// Steps that what was already done makes pointless, whichever finding proposes them.
+fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
+    let mut out = Vec::new();
+    // The walk ran: its hops are in the report.
+    if cx.path.is_some() {
+        out.push(StepKind::TracePath);
     }
+    // The host's other ports were probed and one answered or a router spoke for it.
+    if cx.liveness.is_some_and(|l| l.alive.is_some()) {
+        out.push(StepKind::TryOtherPort);
+    }
+    // This machine's ruleset was read: its rules, if any, are named by a finding.
+    if cx.facts.firewall.as_ref().is_some_and(|f| f.inspected) {
+        out.push(StepKind::CheckLocalOutput);
+    }
+    out
 }
 
-fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> String {
+fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
+    let target = cx.target();
     let t = target.display();
+    let addrs = cx.addresses;
     let n = addrs.len();
     let count = |o: Outcome| addrs.iter().filter(|a| a.outcome == o).count();
-    match verdict {
+    let has = |id: FindingId| findings.iter().any(|f| f.id == id);
+    // This machine's own firewall, when it explains a failure, is the headline.
+    if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallOutput) {
+        return format!(
+            "{t} is {}: this machine's own firewall stops the connection on its way out.",
+            cx.verdict.as_str()
+        );
+    }
+    if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallInput) {
+        return format!(
+            "{t} is {}: this machine's own firewall stops the connection on its way in.",
+            cx.verdict.as_str()
+        );
+    }
+    match cx.verdict {
         Verdict::Open if n == 1 => format!("{t} is open: the connection was accepted."),
         Verdict::Open => format!("{t} is open: all {n} addresses accepted the connection."),
         Verdict::Partial => format!(
@@ -438,6 +512,15 @@ fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> Stri
             Some((Sender::OnTheWay, Some(dev))) => {
                 format!("{t} is rejected: a firewall on the way, at {dev}, refused the connection.")
             }
+            _ if matches!(
+                addrs.first().map(|a| a.evidence),
+                Some(Evidence::LocalPolicy(_))
+            ) =>
+            {
+                format!(
+                    "{t} is rejected: this machine's own firewall refused to send the connection."
+                )
+            }
             _ => format!("{t} is rejected: a firewall refused the connection."),
         },
         Verdict::Filtered => {
@@ -456,407 +539,22 @@ fn summarize(target: &Target, verdict: Verdict, addrs: &[AddressResult]) -> Stri
     }
 }
 
-fn host_label(target: &Target) -> String {
-    target.host.to_string()
-}
-
-fn list(addrs: &[&AddressResult]) -> String {
-    addrs
-        .iter()
-        .map(|a| a.address.ip().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The finding for one kind of failure; `None` for an open address (nothing to explain).
-fn failure_finding(facts: &Facts, a: &AddressResult, same: &[&AddressResult]) -> Option<Finding> {
-    let target = &facts.target;
-    let port = target.port;
-    let host = host_label(target);
-    let at = list(same);
-    let addresses_here = facts.local.as_ref().map_or(&[][..], |l| &l.addresses[..]);
-    // Loopback counts as this machine even when its interfaces were not read.
-    let local = crate::local::is_local(a.address.ip(), addresses_here);
-    let inspected_here = local && facts.local.is_some();
-    // When this machine's firewall was read, the local findings name any rule; no need to
-    // send the user looking.
-    let firewall_read = facts.firewall.as_ref().is_some_and(|f| f.inspected);
-    let server = if local {
-        "this machine".to_string()
-    } else {
-        format!("the server ({host})")
-    };
-    Some(match a.evidence {
-        Evidence::TcpReset => Finding {
-            id: "port_closed",
-            severity: Severity::Error,
-            message: format!(
-                "{at} answered port {port} with a TCP reset: the host is up, but no program \
-                 listens on that port there{}.",
-                // This machine's own ruleset was read and stops nothing on this port.
-                if inspected_here
-                    && facts
-                        .firewall
-                        .as_ref()
-                        .is_some_and(|f| f.inspected && f.rules.is_empty())
-                {
-                    ""
-                } else {
-                    " — or a firewall imitates that with `reject with tcp reset`"
-                }
-            ),
-            advice: [
-                (!inspected_here).then(|| Advice::run(
-                    "Check that the service is running and which addresses and ports it listens on",
-                    format!("sudo ss -ltnp 'sport = :{port}'"),
-                    &server,
-                )),
-                (!local).then(|| Advice::say(format!(
-                    "If it listens only on 127.0.0.1 or ::1, configure it to listen on {at} (or 0.0.0.0 / ::) and restart it."
-                ))),
-                (!(inspected_here && firewall_read)).then(|| Advice::run(
-                    "If it does listen there, look for a firewall rule that answers with a reset",
-                    format!("sudo nft list ruleset | grep -n -w {port}"),
-                    &server,
-                )),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        },
-        Evidence::IcmpPortUnreachable(_) | Evidence::IcmpProhibited(_)
-            if matches!(a.sender(), Some((Sender::ThisMachine, _))) =>
-        {
-            local_policy_finding(a, port)
-        }
-        Evidence::IcmpPortUnreachable(_) | Evidence::IcmpProhibited(_) => {
-            let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
-            let kind = if matches!(a.evidence, Evidence::IcmpPortUnreachable(_)) {
-                "ICMP port-unreachable"
-            } else {
-                "ICMP administratively-prohibited"
-            };
-            let (message, advice) = match (who, ip) {
-                (Sender::Target, _) => (
-                    format!(
-                        "The firewall on {at} itself rejected port {port} ({kind}). A host with \
-                         nothing listening answers with a TCP reset, so this is a firewall rule, \
-                         not a stopped service."
-                    ),
-                    vec![
-                        Advice::run(
-                            format!("Find the rule that rejects port {port}"),
-                            format!("sudo nft list ruleset | grep -n -w -e {port} -e reject"),
-                            &server,
-                        ),
-                        Advice::run(
-                            "On hosts with iptables rules, look there too",
-                            "sudo iptables -S; sudo ip6tables -S",
-                            &server,
-                        ),
-                        Advice::say(format!(
-                            "Allow port {port} from this machine in that firewall (or ask its owner to)."
-                        )),
-                    ],
-                ),
-                (_, sender) => {
-                    let dev = sender.map_or("an unknown device".to_string(), |s| s.to_string());
-                    (
-                        format!(
-                            "A device on the way, {dev}, rejected the connection to {at} port \
-                             {port} ({kind}): a firewall between this machine and the server \
-                             blocks it. The server itself was never asked."
-                        ),
-                        vec![
-                            Advice::say(format!(
-                                "Ask the team that runs {dev} (network or firewall team) to allow \
-                                 TCP port {port} from this machine to {at}; send them this report."
-                            )),
-                            Advice::run(
-                                "If you run that device, find the rule",
-                                format!("sudo nft list ruleset | grep -n -w -e {port} -e reject"),
-                                dev,
-                            ),
-                        ],
-                    )
-                }
-            };
-            Finding {
-                id: if who == Sender::Target {
-                    "firewall_reject_on_host"
-                } else {
-                    "firewall_reject_on_path"
-                },
-                severity: Severity::Error,
-                message,
-                advice,
-            }
-        }
-        Evidence::LocalPolicy(_) => local_policy_finding(a, port),
-        Evidence::IcmpHostUnreachable(_) | Evidence::IcmpNetUnreachable(_) | Evidence::IcmpOther(_) => {
-            let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
-            let dev = ip.map_or("a device".to_string(), |s| s.to_string());
-            let what = match a.evidence {
-                Evidence::IcmpHostUnreachable(_) => "host-unreachable",
-                Evidence::IcmpNetUnreachable(_) => "network-unreachable",
-                _ => "an ICMP error",
-            };
-            let message = if who == Sender::Target {
-                format!("{at} answered with ICMP {what}: a firewall there rejects the connection this way.")
-            } else if who == Sender::ThisMachine {
-                format!(
-                    "This machine could not deliver to {at} on its own network ({what} from its \
-                     own address {dev}): nothing answered its ARP/neighbour lookup, so the host is \
-                     down, disconnected, or not at that address."
-                )
-            } else {
-                format!(
-                    "{dev} reported {what} for {at}: it could not deliver the connection. The \
-                     host is down, its address is wrong, or a firewall at {dev} answers this way."
-                )
-            };
-            Finding {
-                id: "host_unreachable",
-                severity: Severity::Error,
-                message,
-                advice: vec![
-                    Advice::say(format!(
-                        "Check that {host} is switched on and has the address {at} (a stale DNS record or a changed address gives exactly this)."
-                    )),
-                    Advice::run(
-                        "See how far the connection gets",
-                        format!("traceroute -T -p {port} {}", a.address.ip()),
-                        "this machine",
-                    ),
-                    Advice::say(format!(
-                        "If {dev} is a firewall, ask its owners whether it rejects this traffic; send them this report."
-                    )),
-                ],
-            }
-        }
-        Evidence::NoRouteHere(_) => {
-            let v6 = a.address.is_ipv6();
-            Finding {
-                id: "no_route",
-                severity: Severity::Error,
-                message: if v6 {
-                    format!("This machine has no IPv6 route to {at}: it cannot use IPv6 to get there.")
-                } else {
-                    format!("This machine has no route to {at}: the packets never left.")
-                },
-                advice: vec![
-                    Advice::run(
-                        "See which route the system would use",
-                        format!("ip route get {}", a.address.ip()),
-                        "this machine",
-                    ),
-                    Advice::say(
-                        "If the address is on a private network, connect the VPN or network it is on; otherwise check this machine's network settings.",
-                    ),
-                ],
-            }
-        }
-        Evidence::LocalError(e) => Finding {
-            id: "local_error",
-            severity: Severity::Error,
-            message: format!(
-                "This machine could not start a connection to {at}: {} ({}).",
-                errno_text(e),
-                errno_name(e)
-            ),
-            advice: vec![Advice::say(
-                "This is a problem on this machine, not the network: check its IPv4/IPv6 settings and open-file limits.",
-            )],
-        },
-        Evidence::Silence => {
-            let silence = facts.silence_of(a.address);
-            let knows_liveness = silence.is_some_and(|s| s.liveness.iter().any(|(_, f)| f.is_some()));
-            let walked = facts.trace.as_ref().is_some_and(|t| t.address == a.address);
-            // A hop that answered a SYN to this very port proves this machine's output
-            // firewall let it out.
-            let left_this_machine = facts.trace.as_ref().is_some_and(|t| {
-                t.address == a.address && t.hops.iter().any(|(_, f)| f.as_ref().is_some_and(|f| f.icmp.is_some()))
-            });
-            let mut advice = Vec::new();
-            if !knows_liveness {
-                advice.push(Advice::run(
-                    "Check whether the host answers on another port (a reset proves it is up)",
-                    format!("canreach {} 22", hostish(target, a)),
-                    "this machine",
-                ));
-            }
-            if !left_this_machine {
-                advice.push(Advice::run(
-                    "Rule out this machine's own firewall",
-                    "sudo nft list ruleset | grep -n -A3 'hook output'",
-                    "this machine",
-                ));
-            }
-            if !walked {
-                advice.push(Advice::run(
-                    "See where on the path the packets stop",
-                    format!("sudo traceroute -T -p {port} {}", a.address.ip()),
-                    "this machine",
-                ));
-                advice.push(Advice::say(format!(
-                    "Ask whoever runs {host}'s firewall (and the network team) whether TCP port \
-                     {port} from this machine is allowed; send them this report."
-                )));
-            }
-            Finding {
-                id: "silent_drop",
-                severity: Severity::Error,
-                message: format!(
-                    "No answer from {at} port {port} in {}: something drops the packets without \
-                     a word — a firewall on the server, one on the way, or this machine's own \
-                     output firewall. A stopped service would have answered with a reset.",
-                    fmt_duration(a.elapsed)
-                ),
-                advice,
-            }
-        }
-        Evidence::Handshake => return None,
-    })
-}
-
-/// This machine refused to send: its own firewall's reject (an ICMP from its own address) or
-/// a security policy (EACCES/EPERM with no ICMP).
-fn local_policy_finding(a: &AddressResult, port: crate::target::Port) -> Finding {
-    Finding {
-        id: "local_policy_reject",
-        severity: Severity::Error,
-        message: format!(
-            "This machine refused to send the connection to {} port {port} ({}): its own \
-             firewall (OUTPUT chain) or a security policy blocks it. Nothing left this machine.",
-            a.address.ip(),
-            a.describe()
-        ),
-        advice: vec![Advice::run(
-            "Look for a rule in this machine's output path",
-            "sudo nft list ruleset | grep -n -B3 -w reject",
-            "this machine",
-        )],
-    }
-}
-
-fn hostish(target: &Target, a: &AddressResult) -> String {
-    match &target.host {
-        Host::Name(n) => n.clone(),
-        Host::Ip(_) => a.address.ip().to_string(),
-    }
-}
-
-fn partial_finding(target: &Target, addrs: &[AddressResult]) -> Finding {
-    let ok: Vec<&AddressResult> = addrs
-        .iter()
-        .filter(|a| a.outcome == Outcome::Open)
-        .collect();
-    let bad: Vec<&AddressResult> = addrs
-        .iter()
-        .filter(|a| a.outcome != Outcome::Open)
-        .collect();
-    let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
-    let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
-    let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
-    let localhost = matches!(&target.host, Host::Name(n) if crate::dns::is_localhost(n));
-    let port = target.port;
-    let mut message = format!(
-        "{} accepted the connection but {} did not.",
-        list(&ok),
-        list(&bad)
-    );
-    if first_fails {
-        message.push_str(
-            " The failing address is the one clients try first, so many will fail or stall \
-             before falling back (if they fall back at all).",
-        );
-    }
-    let mut advice = Vec::new();
-    if localhost && v4_ok && v6_bad {
-        message.push_str(
-            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
-             server listens on IPv4 only.",
-        );
-        advice.push(Advice::say(format!(
-            "Make the server listen on ::1 too (e.g. bind to `::` or list both addresses), or \
-             point the client at 127.0.0.1:{port} instead of localhost."
-        )));
-    } else if v4_ok && v6_bad {
-        message.push_str(
-            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
-        );
-        advice.push(Advice::say(format!(
-            "Make the service listen on IPv6 too and allow port {port} for IPv6 in its firewall, \
-             or remove the AAAA record if the host is not meant to be reached over IPv6."
-        )));
-    } else {
-        advice.push(Advice::say(
-            "Every address of a name should serve the same thing: fix the failing ones, or remove \
-             them from DNS.",
-        ));
-    }
-    advice.push(Advice::run(
-        "Compare the listening addresses on the server",
-        format!("sudo ss -ltnp 'sport = :{port}'"),
-        format!("the server ({})", target.host),
-    ));
-    Finding {
-        id: "partial_reachability",
-        severity: Severity::Warning,
-        message,
-        advice,
-    }
-}
-
-fn disagreement_finding(first: &AddressResult, addrs: &[AddressResult]) -> Finding {
-    let others: Vec<String> = addrs
-        .iter()
-        .skip(1)
-        .filter(|a| a.outcome != first.outcome)
-        .map(|a| format!("{} is {}", a.address.ip(), a.outcome.verdict().as_str()))
-        .collect();
-    Finding {
-        id: "addresses_disagree",
-        severity: Severity::Warning,
-        message: format!(
-            "The addresses disagree: the verdict is that of {}, which clients try first; {}.",
-            first.address.ip(),
-            others.join(", ")
-        ),
-        advice: vec![Advice::say(
-            "Each address is explained above; fix them in the order clients try them.",
-        )],
-    }
-}
-
-fn dns_failure(facts: &Facts) -> Diagnosis {
-    let error = dns_failure_of(facts.dns.system.as_ref(), facts.dns.direct.as_ref());
-    Diagnosis {
-        verdict: Verdict::DnsError,
-        summary: summarize(&facts.target, Verdict::DnsError, &[]),
-        addresses: vec![],
-        findings: dns::failure_findings(facts, &error),
-        liveness: None,
-        path: None,
-        dns_error: Some(error),
-    }
-}
-
-pub(crate) fn dns_finding_id(kind: DnsErrorKind) -> &'static str {
+/// The kind of a DNS failure, as a finding id.
+pub fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
     match kind {
-        DnsErrorKind::Nxdomain => "dns_nxdomain",
-        DnsErrorKind::Nodata => "dns_nodata",
-        DnsErrorKind::Servfail => "dns_servfail",
-        DnsErrorKind::Refused => "dns_refused",
-        DnsErrorKind::Timeout => "dns_timeout",
-        DnsErrorKind::NoNameservers => "dns_no_nameservers",
-        DnsErrorKind::Other => "dns_failed",
+        DnsErrorKind::Nxdomain => FindingId::DnsNxdomain,
+        DnsErrorKind::Nodata => FindingId::DnsNodata,
+        DnsErrorKind::Servfail => FindingId::DnsServfail,
+        DnsErrorKind::Refused => FindingId::DnsRefused,
+        DnsErrorKind::Timeout => FindingId::DnsTimeout,
+        DnsErrorKind::NoNameservers => FindingId::DnsNoNameservers,
+        DnsErrorKind::Other => FindingId::DnsFailed,
     }
 }
 
-/// Why a name failed, as one error. The direct DNS view is more precise than `getaddrinfo`'s
-/// `EAI_*` codes, so its kind wins when it failed too; when DNS answered but the system did not,
-/// the system's own kind stands. The text is that of the view the kind came from.
+/// Why a name failed, as one error in canreach's words. The direct DNS view is more precise
+/// than `getaddrinfo`'s `EAI_*` codes, so its kind wins when it failed too; when DNS answered
+/// but the system did not, the system's own kind stands.
 pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupError {
     let d = direct.and_then(|d| d.error.as_ref());
     let s = sys.and_then(|s| s.error.as_ref());
@@ -865,10 +563,9 @@ pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupEr
         (_, Some(e)) => Some(e),
         (d, None) => d,
     };
-    chosen.cloned().unwrap_or_else(|| LookupError {
-        kind: DnsErrorKind::Other,
-        text: "no address".into(),
-    })
+    chosen
+        .cloned()
+        .unwrap_or_else(|| LookupError::new(DnsErrorKind::Other))
 }
 
 /// "0.3 ms", "12 ms", "1.50 s".
@@ -887,6 +584,7 @@ pub fn fmt_duration(d: Duration) -> String {
 pub fn errno_name(e: i32) -> &'static str {
     match e {
         libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
         libc::EHOSTUNREACH => "EHOSTUNREACH",
         libc::ENETUNREACH => "ENETUNREACH",
         libc::ETIMEDOUT => "ETIMEDOUT",
@@ -908,365 +606,22 @@ pub fn errno_text(e: i32) -> String {
     s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dns::LookupError;
-    use crate::probe::ProbeSpec;
-    use crate::target::{Port, PortSource};
-
-    fn target(host: &str, port: u16) -> Target {
-        Target {
-            input: format!("{host} {port}"),
-            host: host
-                .parse::<IpAddr>()
-                .map_or_else(|_| Host::Name(host.into()), Host::Ip),
-            port: Port::new(port).unwrap(),
-            port_source: PortSource::Number,
-            service: None,
-            here: false,
-        }
-    }
-    fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
-        ProbeFact {
-            spec: ProbeSpec::to(addr.parse().unwrap()),
-            result,
-            elapsed: Duration::from_micros(300),
-            icmp,
-            local: None,
-        }
-    }
-    fn icmp4(code: u8, from: &str) -> Option<Icmp> {
-        Some(Icmp {
-            v6: false,
-            kind: 3,
-            code,
-            from: Some(from.parse().unwrap()),
-        })
-    }
-    fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
-        Facts {
-            probes,
-            ..Facts::new(t, Duration::from_secs(5))
-        }
-    }
-    fn failed(e: i32) -> ConnectResult {
-        ConnectResult::Failed { errno: e }
-    }
-    fn ids(d: &Diagnosis) -> Vec<&str> {
-        d.findings.iter().map(|f| f.id).collect()
-    }
-
-    #[test]
-    fn handshake_is_open_and_exits_zero() {
-        let d = diagnose(&facts(
-            target("198.18.0.2", 80),
-            vec![probe("198.18.0.2:80", ConnectResult::Connected, None)],
-        ));
-        assert_eq!(d.verdict, Verdict::Open);
-        assert_eq!(d.verdict.exit_code(), 0);
-        assert!(d.findings.is_empty());
-    }
-
-    #[test]
-    fn reset_without_icmp_is_closed() {
-        let d = diagnose(&facts(
-            target("198.18.0.2", 5432),
-            vec![probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None)],
-        ));
-        assert_eq!(d.verdict, Verdict::Closed);
-        assert_eq!(ids(&d), ["port_closed"]);
-        assert!(d.findings[0].message.contains("reject with tcp reset"));
-    }
-
-    #[test]
-    fn econnrefused_with_icmp_port_unreachable_is_a_firewall_not_closed() {
-        let d = diagnose(&facts(
-            target("198.18.0.2", 5432),
-            vec![probe(
-                "198.18.0.2:5432",
-                failed(libc::ECONNREFUSED),
-                icmp4(3, "198.18.0.2"),
-            )],
-        ));
-        assert_eq!(d.verdict, Verdict::Rejected);
-        assert_eq!(ids(&d), ["firewall_reject_on_host"]);
-    }
-
-    #[test]
-    fn admin_prohibited_from_a_router_names_the_router() {
-        let d = diagnose(&facts(
-            target("198.18.2.2", 443),
-            vec![probe(
-                "198.18.2.2:443",
-                failed(libc::EHOSTUNREACH),
-                icmp4(13, "198.18.1.1"),
-            )],
-        ));
-        assert_eq!(d.verdict, Verdict::Rejected);
-        assert_eq!(ids(&d), ["firewall_reject_on_path"]);
-        assert!(d.findings[0].message.contains("198.18.1.1"));
-        assert_eq!(
-            d.addresses[0].sender(),
-            Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap())))
-        );
-    }
-
-    #[test]
-    fn icmpv6_prohibited_arrives_as_eacces_and_is_rejected() {
-        let icmp = Some(Icmp {
-            v6: true,
-            kind: 1,
-            code: 1,
-            from: Some("fd00::2".parse().unwrap()),
-        });
-        let d = diagnose(&facts(
-            target("fd00::2", 22),
-            vec![probe("[fd00::2]:22", failed(libc::EACCES), icmp)],
-        ));
-        assert_eq!(d.verdict, Verdict::Rejected);
-        assert_eq!(ids(&d), ["firewall_reject_on_host"]);
-    }
-
-    #[test]
-    fn host_unreachable_from_router_is_unreachable() {
-        let d = diagnose(&facts(
-            target("198.18.2.99", 22),
-            vec![probe(
-                "198.18.2.99:22",
-                failed(libc::EHOSTUNREACH),
-                icmp4(1, "198.18.1.1"),
-            )],
-        ));
-        assert_eq!(d.verdict, Verdict::Unreachable);
-        assert_eq!(ids(&d), ["host_unreachable"]);
-        assert!(
-            d.findings[0]
-                .message
-                .contains("198.18.1.1 reported host-unreachable")
-        );
-    }
-
-    #[test]
-    fn enetunreach_without_icmp_is_no_route_here() {
-        let d = diagnose(&facts(
-            target("198.19.9.9", 22),
-            vec![probe("198.19.9.9:22", failed(libc::ENETUNREACH), None)],
-        ));
-        assert_eq!(d.verdict, Verdict::Unreachable);
-        assert_eq!(ids(&d), ["no_route"]);
-        assert_eq!(
-            d.findings[0].advice[0].command.as_deref(),
-            Some("ip route get 198.19.9.9")
-        );
-    }
-
-    #[test]
-    fn silence_is_filtered() {
-        let d = diagnose(&facts(
-            target("198.18.0.2", 5432),
-            vec![probe("198.18.0.2:5432", ConnectResult::TimedOut, None)],
-        ));
-        assert_eq!(d.verdict, Verdict::Filtered);
-        assert_eq!(d.verdict.exit_code(), 6);
-        assert_eq!(ids(&d), ["silent_drop"]);
-    }
-
-    #[test]
-    fn localhost_trap_is_partial_with_its_own_explanation() {
-        let d = diagnose(&facts(
-            target("localhost", 8080),
-            vec![
-                probe("[::1]:8080", failed(libc::ECONNREFUSED), None),
-                probe("127.0.0.1:8080", ConnectResult::Connected, None),
-            ],
-        ));
-        assert_eq!(d.verdict, Verdict::Partial);
-        assert_eq!(ids(&d), ["partial_reachability", "port_closed"]);
-        assert!(d.findings[0].message.contains("localhost` trap"));
-        assert!(d.findings[0].message.contains("clients try first"));
-    }
-
-    #[test]
-    fn disagreeing_failures_take_the_first_address_and_name_the_others() {
-        let d = diagnose(&facts(
-            target("db", 5432),
-            vec![
-                probe("[fd00::2]:5432", ConnectResult::TimedOut, None),
-                probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None),
-            ],
-        ));
-        assert_eq!(d.verdict, Verdict::Filtered);
-        assert_eq!(
-            ids(&d),
-            ["silent_drop", "port_closed", "addresses_disagree"]
-        );
-        assert!(d.findings[2].message.contains("198.18.0.2 is closed"));
-    }
-
-    #[test]
-    fn every_verdict_has_a_distinct_exit_code() {
-        let all = [
-            Verdict::Open,
-            Verdict::Partial,
-            Verdict::Closed,
-            Verdict::Rejected,
-            Verdict::Filtered,
-            Verdict::Unreachable,
-            Verdict::DnsError,
-        ];
-        let mut codes: Vec<i32> = all.iter().map(|v| v.exit_code()).collect();
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), all.len());
-        assert!(
-            !codes.contains(&1) && !codes.contains(&2),
-            "1 and 2 are errors, not verdicts"
-        );
-    }
-
-    fn lookup_err(kind: DnsErrorKind) -> Option<crate::dns::Lookup> {
-        Some(crate::dns::Lookup {
-            addresses: vec![],
-            elapsed: Duration::from_millis(3),
-            error: Some(LookupError {
-                kind,
-                text: "x".into(),
-            }),
-        })
-    }
-
-    #[test]
-    fn dns_failures_prefer_the_precise_direct_kind() {
-        let mut f = facts(target("nosuch.example", 80), vec![]);
-        f.dns.system = lookup_err(DnsErrorKind::Timeout); // EAI_AGAIN folds SERVFAIL in
-        f.dns.direct = lookup_err(DnsErrorKind::Servfail);
-        let d = diagnose(&f);
-        assert_eq!(d.verdict, Verdict::DnsError);
-        assert_eq!(d.verdict.exit_code(), 8);
-        assert_eq!(ids(&d), ["dns_servfail"]);
-        f.dns.direct = None;
-        assert_eq!(ids(&diagnose(&f)), ["dns_timeout"]);
-        f.dns.system = lookup_err(DnsErrorKind::Nxdomain);
-        assert_eq!(ids(&diagnose(&f)), ["dns_nxdomain"]);
-    }
-
-    #[test]
-    fn hosts_file_override_is_noticed() {
-        let mut f = facts(
-            target("app.example", 80),
-            vec![probe("198.18.0.9:80", ConnectResult::Connected, None)],
-        );
-        let ok = |a: &str| crate::dns::Lookup {
-            addresses: vec![a.parse().unwrap()],
-            elapsed: Duration::from_millis(1),
-            error: None,
-        };
-        f.dns.system = Some(ok("198.18.0.9"));
-        f.dns.direct = Some(ok("198.18.0.2"));
-        assert_eq!(ids(&diagnose(&f)), ["system_differs_from_dns"]);
-    }
-
-    #[test]
-    fn an_icmp_from_this_machines_own_address_is_its_own_firewall() {
-        let mut p = probe(
-            "198.18.2.2:5440",
-            failed(libc::ECONNREFUSED),
-            icmp4(3, "198.18.1.2"),
-        );
-        p.local = Some("198.18.1.2:40000".parse().unwrap());
-        let d = diagnose(&facts(target("198.18.2.2", 5440), vec![p]));
-        assert_eq!(d.verdict, Verdict::Rejected);
-        assert_eq!(ids(&d), ["local_policy_reject"]);
-        assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
-        assert!(
-            d.summary.contains("this machine's own firewall"),
-            "{}",
-            d.summary
-        );
-    }
-
-    #[test]
-    fn a_failed_neighbour_lookup_here_is_this_machine_not_a_router() {
-        let mut p = probe(
-            "198.18.1.99:22",
-            failed(libc::EHOSTUNREACH),
-            icmp4(1, "198.18.1.2"),
-        );
-        p.local = Some("198.18.1.2:40000".parse().unwrap());
-        let d = diagnose(&facts(target("198.18.1.99", 22), vec![p]));
-        assert_eq!(d.verdict, Verdict::Unreachable);
-        assert!(
-            d.findings[0].message.contains("ARP/neighbour lookup"),
-            "{}",
-            d.findings[0].message
-        );
-        assert!(
-            d.summary
-                .contains("cannot find the host on its own network")
-        );
-    }
-
-    #[test]
-    fn local_errors_without_icmp() {
-        let d = diagnose(&facts(
-            target("198.18.2.2", 22),
-            vec![probe("198.18.2.2:22", failed(libc::EPERM), None)],
-        ));
-        assert_eq!(
-            (d.verdict, ids(&d)),
-            (Verdict::Rejected, vec!["local_policy_reject"])
-        );
-        let d = diagnose(&facts(
-            target("fd00::2", 22),
-            vec![probe("[fd00::2]:22", failed(libc::EAFNOSUPPORT), None)],
-        ));
-        assert_eq!(
-            (d.verdict, ids(&d)),
-            (Verdict::Unreachable, vec!["local_error"])
-        );
-        assert!(d.findings[0].message.contains("EAFNOSUPPORT"));
-    }
-
-    #[test]
-    fn every_dns_failure_kind_has_its_finding() {
-        for (kind, id) in [
-            (DnsErrorKind::Nxdomain, "dns_nxdomain"),
-            (DnsErrorKind::Nodata, "dns_nodata"),
-            (DnsErrorKind::Servfail, "dns_servfail"),
-            (DnsErrorKind::Refused, "dns_refused"),
-            (DnsErrorKind::Timeout, "dns_timeout"),
-            (DnsErrorKind::NoNameservers, "dns_no_nameservers"),
-            (DnsErrorKind::Other, "dns_failed"),
-        ] {
-            let mut f = facts(target("app.example", 80), vec![]);
-            f.dns.system = lookup_err(kind);
-            let d = diagnose(&f);
-            assert_eq!(d.verdict, Verdict::DnsError);
-            assert_eq!(ids(&d)[0], id, "{kind:?}");
-            assert!(!d.findings[0].advice.is_empty(), "{id} gives advice");
-        }
-    }
-
-    #[test]
-    fn a_command_is_advised_once() {
-        let d = diagnose(&facts(
-            target("dual.lab", 8080),
-            vec![
-                probe("[fd00:2::2]:8080", failed(libc::ECONNREFUSED), None),
-                probe("198.18.2.2:8080", ConnectResult::Connected, None),
-            ],
-        ));
-        let cmds: Vec<&str> = d
-            .findings
-            .iter()
-            .flat_map(|f| &f.advice)
-            .filter_map(|a| a.command.as_deref())
-            .collect();
-        let mut unique = cmds.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(cmds.len(), unique.len(), "{cmds:?}");
-        assert!(cmds.contains(&"sudo ss -ltnp 'sport = :8080'"));
+/// The host as people named it, or the address when they gave one.
+pub fn host_or(target: &Target, ip: IpAddr) -> String {
+    match &target.host {
+        Host::Name(n) => n.clone(),
+        Host::Ip(_) => ip.to_string(),
     }
 }
+
+/// "198.18.0.2, fd00::2".
+pub fn list(addrs: &[&AddressResult]) -> String {
+    addrs
+        .iter()
+        .map(|a| a.address.ip().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,65 +1,57 @@
 //! What silence means: the host's liveness, the second SYN, and where on the path packets die.
 //!
 //! Reads the `Silence` and `TraceFacts` the pipeline gathered for a silent or undeliverable
-//! address and turns them into views (for the renderers) and findings (with advice).
+//! address and turns them into views (for the renderers) and findings (with steps).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::{Advice, Finding, Severity, classify, fmt_duration};
-use crate::facts::{Facts, Silence};
+use super::advice::{Machine, Step, StepKind};
+use super::commands::Command;
+use super::finding::{Finding, FindingId, Severity};
+use super::{Ctx, Outcome, Verdict, classify, fmt_duration};
+use crate::facts::Silence;
+use crate::icmp::Meaning;
 use crate::liveness::{router_says_unreachable, target_answered};
-use crate::probe::{ConnectResult, Icmp, ProbeFact};
+use crate::probe::{ConnectResult, ProbeFact};
 use crate::trace::TraceFacts;
 
 /// Is the host up, and on what evidence?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Liveness {
     pub address: IpAddr,
-    /// `true`: some port of the host answered; `false`: a router reports it undeliverable;
-    /// `null`: nothing answered — down, or everything to it is dropped.
+    /// `Some(true)`: some port of the host answered; `Some(false)`: a router reports it
+    /// undeliverable; `None`: nothing answered — down, or everything to it is dropped.
     pub alive: Option<bool>,
     pub probes: Vec<LivenessProbe>,
     /// The second SYN to the silent port, sent once the host was seen up.
     pub second_syn: Option<LivenessProbe>,
     /// When `filtered` was concluded before the deadline: how long the second SYN was given.
-    #[serde(serialize_with = "ser_opt_ms", rename = "decided_after_ms")]
     pub decided_after: Option<Duration>,
 }
 
 /// One liveness probe as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivenessProbe {
     pub port: u16,
-    /// `open`, `closed`, `rejected`, `filtered`, `unreachable`; `no_answer` when still silent
-    /// as probing ended.
-    pub outcome: &'static str,
-    #[serde(serialize_with = "ser_opt_ms", rename = "elapsed_ms")]
+    /// `None`: still no answer when probing ended.
+    pub outcome: Option<Outcome>,
     pub elapsed: Option<Duration>,
-    #[serde(skip)]
+    /// The answer came from the target itself (so the host is up).
     pub answered_by_target: bool,
-}
-
-fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => crate::facts::ser_ms(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> LivenessProbe {
     match fact {
         Some(f) if f.result != ConnectResult::TimedOut || f.icmp.is_some() => LivenessProbe {
             port,
-            outcome: classify(f).outcome.word(),
+            outcome: Some(classify(f).outcome),
             elapsed: Some(f.elapsed),
             answered_by_target: target_answered(f, target),
         },
         _ => LivenessProbe {
             port,
-            outcome: "no_answer",
+            outcome: None,
             elapsed: None,
             answered_by_target: false,
         },
@@ -67,8 +59,8 @@ fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> Livene
 }
 
 /// Interpret one address's silence facts.
-pub fn liveness(s: &Silence) -> Liveness {
-    let ip = s.address.ip();
+pub fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
+    let ip = address.ip();
     let probes: Vec<LivenessProbe> = s
         .liveness
         .iter()
@@ -91,14 +83,13 @@ pub fn liveness(s: &Silence) -> Liveness {
         second_syn: s
             .second_syn
             .as_ref()
-            .map(|f| liveness_probe(s.address.port(), Some(f), ip)),
+            .map(|f| liveness_probe(address.port(), Some(f), ip)),
         decided_after: s.decided_after,
     }
 }
 
 /// What came back for one TTL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HopKind {
     /// A router on the way: ICMP time-exceeded.
     TimeExceeded,
@@ -110,24 +101,23 @@ pub enum HopKind {
 }
 
 /// One hop as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hop {
     pub ttl: u8,
     pub address: Option<IpAddr>,
-    #[serde(serialize_with = "ser_opt_ms", rename = "elapsed_ms")]
     pub elapsed: Option<Duration>,
     pub kind: HopKind,
 }
 
 /// A device on the path, by its hop number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Responder {
     pub ttl: u8,
     pub address: IpAddr,
 }
 
 /// The path walk as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
     pub address: SocketAddr,
     /// Hops up to the first that reached the target, or one past the last that answered.
@@ -136,12 +126,7 @@ pub struct Path {
     pub last_responding: Option<Responder>,
     /// The TTL at which the target itself answered.
     pub reached_at: Option<u8>,
-    #[serde(serialize_with = "crate::facts::ser_ms", rename = "elapsed_ms")]
     pub elapsed: Duration,
-}
-
-fn is_time_exceeded(i: &Icmp) -> bool {
-    (!i.v6 && i.kind == 11) || (i.v6 && i.kind == 3)
 }
 
 /// Interpret the raw walk.
@@ -160,7 +145,7 @@ pub fn path(t: &TraceFacts) -> Path {
                 };
             };
             let (address, kind) = match f.icmp {
-                Some(i) if is_time_exceeded(&i) => (i.from, HopKind::TimeExceeded),
+                Some(i) if i.meaning() == Meaning::TimeExceeded => (i.from, HopKind::TimeExceeded),
                 _ if target_answered(f, target) => (Some(target), HopKind::ReachedTarget),
                 Some(i) => (i.from, HopKind::Unreachable),
                 None if f.result == ConnectResult::TimedOut => (None, HopKind::NoAnswer),
@@ -208,128 +193,203 @@ pub fn path(t: &TraceFacts) -> Path {
     }
 }
 
-/// Findings about a silent (or undeliverable) first address: is the host up, where packets die.
-pub fn findings(facts: &Facts, live: Option<&Liveness>, path: Option<&Path>) -> Vec<Finding> {
-    let t = &facts.target;
-    let port = t.port;
-    let mut out = Vec::new();
-    if let Some(l) = live {
-        let ip = l.address;
-        let answered: Vec<&LivenessProbe> =
-            l.probes.iter().filter(|p| p.answered_by_target).collect();
-        let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
-        match l.alive {
-            Some(true) => {
-                let p = answered[0];
-                let early = l.decided_after.map_or(String::new(), |b| {
-                    format!(
-                        " A second SYN to port {port} also went unanswered for {}, many times the \
-                         host's round-trip time, so this is not a lost packet.",
-                        fmt_duration(b)
-                    )
-                });
-                out.push(Finding {
-                    id: "host_up_port_dropped",
-                    severity: Severity::Error,
-                    message: format!(
-                        "The host {ip} is up (port {} answered: {} in {}) but port {port} gets no \
-                         answer: a firewall drops it — on the server, or on the way for this port \
-                         only.{early}",
-                        p.port,
-                        p.outcome,
-                        p.elapsed.map(fmt_duration).unwrap_or_default(),
-                    ),
-                    advice: vec![
-                        Advice::run(
-                            format!("Look for a rule that drops port {port} in the server's firewall"),
-                            format!("sudo nft list ruleset | grep -n -w -e {port} -e drop"),
-                            format!("the server ({})", t.host),
-                        ),
-                        Advice::run(
-                            "Check that the service listens at all (a drop hides a closed port too)",
-                            format!("sudo ss -ltnp 'sport = :{port}'"),
-                            format!("the server ({})", t.host),
-                        ),
-                    ],
-                });
-            }
-            Some(false) => out.push(Finding {
-                id: "host_down",
-                severity: Severity::Error,
-                message: format!(
-                    "{ip} is reported unreachable (ICMP host-unreachable from a router, or from \
-                     this machine's own failed neighbour lookup) on the ports tried ({}): the \
-                     host is down or not at that address.",
-                    ports.join(", ")
+/// The liveness of the first address, when the verdict rests on its silence (or on a device
+/// that could not deliver to it).
+fn silent_liveness<'a>(cx: &'a Ctx) -> Option<&'a Liveness> {
+    let first = cx.failed_first()?;
+    let silent = matches!(first.outcome, Outcome::Filtered | Outcome::Unreachable);
+    (silent && cx.verdict != Verdict::Partial)
+        .then_some(cx.liveness)
+        .flatten()
+}
+
+/// The host answers on other ports; this one is quiet.
+pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
+    let l = silent_liveness(cx).filter(|l| l.alive == Some(true))?;
+    let p = l.probes.iter().find(|p| p.answered_by_target)?;
+    let port = cx.port();
+    let early = l.decided_after.map_or(String::new(), |b| {
+        format!(
+            " A second SYN to port {port} also went unanswered for {}, many times the host's \
+             round-trip time, so this is not a lost packet.",
+            fmt_duration(b)
+        )
+    });
+    let server = cx.server_of(l.address);
+    Some(
+        Finding::new(
+            FindingId::HostUpPortDropped,
+            Severity::Error,
+            format!(
+                "The host {} is up (port {} answered: {} in {}) but port {port} gets no answer: \
+                 a firewall drops it — on the server, or on the way for this port only.{early}",
+                l.address,
+                p.port,
+                p.outcome.map_or("answered", |o| o.word()),
+                p.elapsed.map(fmt_duration).unwrap_or_default(),
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::FindDropRule,
+                format!("Look for a rule that drops port {port} in the server's firewall"),
+                Command::NftGrep {
+                    port,
+                    verdict: Some("drop"),
+                },
+                server.clone(),
+            ),
+            Step::run(
+                StepKind::CheckListening,
+                "Check that the service listens at all (a drop hides a closed port too)",
+                Command::SsListening { port },
+                server,
+            ),
+        ])
+        .rules_out(&[StepKind::TryOtherPort]),
+    )
+}
+
+/// A router reports the host undeliverable on the liveness ports.
+pub fn host_down(cx: &Ctx) -> Option<Finding> {
+    let l = silent_liveness(cx).filter(|l| l.alive == Some(false))?;
+    let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
+    Some(
+        Finding::new(
+            FindingId::HostDown,
+            Severity::Error,
+            format!(
+                "{} is reported unreachable (ICMP host-unreachable from a router, or from this \
+                 machine's own failed neighbour lookup) on the ports tried ({}): the host is \
+                 down or not at that address.",
+                l.address,
+                ports.join(", ")
+            ),
+        )
+        .steps([Step::about(
+            StepKind::CheckHostUp,
+            format!(
+                "Check that {} is switched on and has the address {}.",
+                cx.target().host,
+                l.address
+            ),
+            cx.server_of(l.address),
+        )])
+        // A host that is not there has no firewall rule or listener to hunt for.
+        .rules_out(&[
+            StepKind::FindDropRule,
+            StepKind::FindRejectRule,
+            StepKind::CheckListening,
+            StepKind::TryOtherPort,
+        ]),
+    )
+}
+
+/// Neither the port nor any other port of the host answered.
+pub fn host_not_answering(cx: &Ctx) -> Option<Finding> {
+    let l = silent_liveness(cx).filter(|l| l.alive.is_none())?;
+    let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
+    Some(
+        Finding::new(
+            FindingId::HostNotAnswering,
+            Severity::Warning,
+            format!(
+                "Nothing about {} answers: ports {} were silent too. The host is down, or a \
+                 firewall drops everything sent to it from here.",
+                l.address,
+                ports.join(", ")
+            ),
+        )
+        .steps([Step::about(
+            StepKind::CheckHostUp,
+            format!(
+                "Ask whoever runs {} whether it is up, and whether its firewall (or the \
+                 network's) drops traffic from this machine.",
+                cx.target().host
+            ),
+            cx.server_of(l.address),
+        )])
+        .rules_out(&[StepKind::TryOtherPort]),
+    )
+}
+
+/// The walk's path when the verdict rests on silence or an undeliverable host.
+fn silent_path<'a>(cx: &'a Ctx) -> Option<&'a Path> {
+    let first = cx.failed_first()?;
+    let silent = matches!(first.outcome, Outcome::Filtered | Outcome::Unreachable);
+    (silent && cx.verdict != Verdict::Partial)
+        .then_some(cx.path)
+        .flatten()
+}
+
+/// The last device the SYN reached.
+pub fn path_ends_after(cx: &Ctx) -> Option<Finding> {
+    let p = silent_path(cx)?;
+    let Responder { ttl, address: dev } = p.last_responding?;
+    let port = cx.port();
+    let ip = p.address.ip();
+    Some(
+        Finding::new(
+            FindingId::PathEndsAfter,
+            Severity::Error,
+            format!(
+                "Your connection reaches {dev} (hop {ttl}) and goes no further: the block is at \
+                 that device's firewall or after it — on the server or just before it."
+            ),
+        )
+        .steps([
+            Step::about(
+                StepKind::AskOwners,
+                format!(
+                    "Ask the team that runs {dev} and the network beyond it (the network team), \
+                     and whoever runs {}'s firewall, whether TCP port {port} from this machine \
+                     to {ip} is blocked; send them this report.",
+                    cx.target().host
                 ),
-                advice: vec![Advice::say(format!(
-                    "Check that {} is switched on and has the address {ip}.",
-                    t.host
-                ))],
-            }),
-            None => out.push(Finding {
-                id: "host_not_answering",
-                severity: Severity::Warning,
-                message: format!(
-                    "Nothing about {ip} answers: ports {} were silent too. The host is down, or a \
-                     firewall drops everything sent to it from here.",
-                    ports.join(", ")
-                ),
-                advice: vec![Advice::say(format!(
-                    "Ask whoever runs {} whether it is up, and whether its firewall (or the \
-                     network's) drops traffic from this machine.",
-                    t.host
-                ))],
-            }),
-        }
+                Machine::Device(dev),
+            ),
+            Step::run(
+                StepKind::FindDropRule,
+                "If you run that device, look for the rule",
+                Command::NftGrep {
+                    port,
+                    verdict: Some("drop"),
+                },
+                Machine::Device(dev),
+            ),
+        ])
+        // A hop answered a SYN to this very port: this machine's output chain let it out.
+        .rules_out(&[StepKind::CheckLocalOutput]),
+    )
+}
+
+/// Not even the first hop answered.
+pub fn path_no_answer(cx: &Ctx) -> Option<Finding> {
+    let p = silent_path(cx)?;
+    if p.last_responding.is_some() || p.reached_at.is_some() {
+        return None;
     }
-    if let Some(p) = path {
-        let ip = p.address.ip();
-        if let Some(Responder { ttl, address: dev }) = p.last_responding {
-            out.push(Finding {
-                id: "path_ends_after",
-                severity: Severity::Error,
-                message: format!(
-                    "Your connection reaches {dev} (hop {ttl}) and goes no further: the block is \
-                     at that device's firewall or after it — on the server or just before it."
-                ),
-                advice: vec![
-                    Advice::say(format!(
-                        "Ask the team that runs {dev} and the network beyond it (the network \
-                         team), and whoever runs {}'s firewall, whether TCP port {port} from this \
-                         machine to {ip} is blocked; send them this report.",
-                        t.host
-                    )),
-                    Advice::run(
-                        "If you run that device, look for the rule",
-                        format!("sudo nft list ruleset | grep -n -w -e {port} -e drop"),
-                        dev.to_string(),
-                    ),
-                ],
-            });
-        } else if p.reached_at.is_none() {
-            out.push(Finding {
-                id: "path_no_answer",
-                severity: Severity::Warning,
-                message: "Not even the first hop answered the path walk: this machine's own \
-                          firewall (OUTPUT chain) or the first router drops the packets — or the \
-                          routers on the way do not send ICMP time-exceeded."
-                    .to_string(),
-                advice: vec![Advice::run(
-                    "Rule out this machine's own firewall",
-                    "sudo nft list ruleset | grep -n -A3 'hook output'",
-                    "this machine",
-                )],
-            });
-        }
-    }
-    out
+    Some(
+        Finding::new(
+            FindingId::PathNoAnswer,
+            Severity::Warning,
+            "Not even the first hop answered the path walk: this machine's own firewall (OUTPUT \
+             chain) or the first router drops the packets — or the routers on the way do not \
+             send ICMP time-exceeded.",
+        )
+        .steps([Step::run(
+            StepKind::CheckLocalOutput,
+            "Rule out this machine's own firewall",
+            Command::NftOutputChains,
+            Machine::This,
+        )]),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::ProbeSpec;
+    use crate::probe::{Icmp, ProbeSpec};
 
     const T: &str = "198.18.2.2:5432";
 
@@ -364,34 +424,32 @@ mod tests {
     #[test]
     fn a_reset_on_another_port_means_alive() {
         let s = Silence {
-            address: T.parse().unwrap(),
             liveness: vec![(22, Some(fact(refused(), None, None))), (443, None)],
             second_syn: Some(fact(ConnectResult::TimedOut, None, None)),
             decided_after: Some(Duration::from_millis(200)),
         };
-        let l = liveness(&s);
+        let l = liveness(T.parse().unwrap(), &s);
         assert_eq!(l.alive, Some(true));
-        assert_eq!(l.probes[0].outcome, "closed");
-        assert_eq!(l.probes[1].outcome, "no_answer");
-        assert_eq!(l.second_syn.as_ref().unwrap().outcome, "no_answer");
+        assert_eq!(l.probes[0].outcome, Some(Outcome::Closed));
+        assert_eq!(l.probes[1].outcome, None);
+        assert_eq!(l.second_syn.as_ref().unwrap().outcome, None);
     }
 
     #[test]
     fn router_unreachable_on_every_port_means_down_and_silence_means_unknown() {
         let ur = || Some(fact(unreach(), Some((3, 1, "198.18.1.1")), None));
         let s = Silence {
-            address: T.parse().unwrap(),
             liveness: vec![(22, ur()), (443, ur())],
             second_syn: None,
             decided_after: None,
         };
-        assert_eq!(liveness(&s).alive, Some(false));
+        assert_eq!(liveness(T.parse().unwrap(), &s).alive, Some(false));
         let s = Silence {
             liveness: vec![(22, None), (443, ur())],
             ..s
         };
         assert_eq!(
-            liveness(&s).alive,
+            liveness(T.parse().unwrap(), &s).alive,
             Some(false),
             "rate-limited ICMP leaves some unanswered"
         );
@@ -399,7 +457,7 @@ mod tests {
             liveness: vec![(22, None), (443, None)],
             ..s
         };
-        assert_eq!(liveness(&s).alive, None);
+        assert_eq!(liveness(T.parse().unwrap(), &s).alive, None);
     }
 
     #[test]

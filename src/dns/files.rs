@@ -6,13 +6,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
-
 pub const HOSTS_PATH: &str = "/etc/hosts";
 pub const RESOLV_PATH: &str = "/etc/resolv.conf";
 
 /// A line of /etc/hosts that names the target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostsLine {
     pub file: &'static str,
     /// 1-based.
@@ -52,12 +50,11 @@ pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
 }
 
 /// What resolv.conf says, in the form the report needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvConf {
     pub nameservers: Vec<IpAddr>,
     pub search: Vec<String>,
     pub ndots: usize,
-    #[serde(serialize_with = "crate::facts::ser_ms", rename = "timeout_ms")]
     pub timeout: Duration,
     pub attempts: usize,
 }

@@ -21,12 +21,10 @@ use std::time::Duration;
 
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use serde::Serialize;
 use tokio::time::Instant;
 
-/// Why a lookup gave no address, in the words of the JSON contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a lookup gave no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsErrorKind {
     /// The name does not exist.
     Nxdomain,
@@ -45,18 +43,24 @@ pub enum DnsErrorKind {
 }
 
 /// One lookup's failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupError {
     pub kind: DnsErrorKind,
-    /// The resolver's own words.
-    pub text: String,
+    /// The system's own words, when they add to the kind (`gai_strerror`, an errno); library
+    /// debug text never goes here. `None`: the kind says it all.
+    pub detail: Option<String>,
+}
+
+impl LookupError {
+    pub fn new(kind: DnsErrorKind) -> LookupError {
+        LookupError { kind, detail: None }
+    }
 }
 
 /// One view of the name: the addresses, or why there are none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
     pub addresses: Vec<IpAddr>,
-    #[serde(serialize_with = "crate::facts::ser_ms", rename = "elapsed_ms")]
     pub elapsed: Duration,
     pub error: Option<LookupError>,
 }
@@ -108,10 +112,7 @@ impl DnsView {
             None => Lookup {
                 addresses: vec![],
                 elapsed: Duration::ZERO,
-                error: Some(LookupError {
-                    kind: DnsErrorKind::NoNameservers,
-                    text: "no nameserver line in /etc/resolv.conf".into(),
-                }),
+                error: Some(LookupError::new(DnsErrorKind::NoNameservers)),
             },
         }
     }
@@ -137,14 +138,8 @@ impl Resolver for SystemResolver {
         let task = tokio::task::spawn_blocking(move || getaddrinfo(&owned));
         let result = match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(r)) => r,
-            Ok(Err(join)) => Err(LookupError {
-                kind: DnsErrorKind::Other,
-                text: join.to_string(),
-            }),
-            Err(_) => Err(LookupError {
-                kind: DnsErrorKind::Timeout,
-                text: "the system resolver gave no answer before the deadline".into(),
-            }),
+            Ok(Err(_)) => Err(LookupError::new(DnsErrorKind::Other)),
+            Err(_) => Err(LookupError::new(DnsErrorKind::Timeout)),
         };
         lookup_from(result, start)
     }
@@ -218,7 +213,7 @@ pub fn classify(e: &NetError) -> DnsErrorKind {
 fn getaddrinfo(name: &str) -> Result<Vec<IpAddr>, LookupError> {
     let c_name = CString::new(name).map_err(|_| LookupError {
         kind: DnsErrorKind::Other,
-        text: "the name contains a NUL byte".into(),
+        detail: Some("the name contains a NUL byte".into()),
     })?;
     // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the fields we need.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
@@ -284,7 +279,10 @@ fn gai_error(rc: i32, errno: std::io::Error) -> LookupError {
     } else {
         text
     };
-    LookupError { kind, text }
+    LookupError {
+        kind,
+        detail: Some(text),
+    }
 }
 
 #[cfg(test)]

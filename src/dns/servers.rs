@@ -16,7 +16,6 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RecordType};
 use hickory_resolver::{Resolver, lookup::Lookup as HLookup};
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::files::ResolvConf;
@@ -24,23 +23,21 @@ use super::{DnsErrorKind, Lookup, LookupError, classify};
 use crate::probe::ProbeFact;
 
 /// One record of an answer, as shown to people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordView {
     pub name: String,
-    #[serde(rename = "type")]
     pub kind: String,
     pub ttl: u32,
     pub data: String,
 }
 
 /// One server's view of the name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerView {
     pub server: SocketAddr,
     /// What kind of local resolver this is, for loopback servers.
-    pub stub: Option<&'static str>,
+    pub stub: Option<Stub>,
     /// Addresses (A then AAAA), time, or the error.
-    #[serde(flatten)]
     pub lookup: Lookup,
     /// The answer: CNAME chain and address records, with TTLs.
     pub records: Vec<RecordView>,
@@ -51,26 +48,41 @@ pub struct ServerView {
 }
 
 /// What a silent name server's port 53 does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port53 {
-    /// The TCP connection attempt to port 53, as probed. In JSON: its outcome with the
-    /// evidence, as the diagnosis words it (`closed (TCP reset after 0.2 ms)`).
-    #[serde(serialize_with = "crate::diagnosis::dns::ser_port53_tcp")]
+    /// The TCP connection attempt to port 53, as probed (the diagnosis says what it means).
     pub tcp: ProbeFact,
-    /// `answered`, `refused` (ICMP port-unreachable), or `no_answer`.
-    pub udp: &'static str,
+    pub udp: Udp53,
+}
+
+/// What one DNS query on a connected UDP socket got back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Udp53 {
+    Answered,
+    /// ICMP port-unreachable: nothing listens on UDP port 53.
+    Refused,
+    NoAnswer,
+}
+
+/// A name server on this machine: a stub that forwards to the real servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stub {
+    /// 127.0.0.53 / 127.0.0.54.
+    SystemdResolved,
+    /// Another loopback address: dnsmasq, unbound, …
+    Local,
 }
 
 /// How long the port-53 probes of a silent server may take.
 pub const PORT53_BUDGET: Duration = Duration::from_millis(100);
 
 /// Recognise a local stub resolver by its address.
-pub fn stub_kind(ip: IpAddr) -> Option<&'static str> {
+pub fn stub_kind(ip: IpAddr) -> Option<Stub> {
     match ip {
         IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54] => {
-            Some("systemd-resolved")
+            Some(Stub::SystemdResolved)
         }
-        ip if ip.is_loopback() => Some("a local resolver (dnsmasq, unbound, …)"),
+        ip if ip.is_loopback() => Some(Stub::Local),
         _ => None,
     }
 }
@@ -89,31 +101,20 @@ pub async fn query(
     let asking = tokio::time::timeout_at(deadline, ask(server, name, conf));
     let closed = async {
         match udp_probe(server, deadline).await {
-            "refused" => {}
+            Udp53::Refused => {}
             _ => std::future::pending::<()>().await,
         }
     };
     let (result, udp_refused) = tokio::select! {
         r = asking => (r.ok(), false),
         () = closed => (Some((
-            Err(LookupError {
-                kind: DnsErrorKind::Timeout,
-                text: "nothing answers on port 53 (ICMP port-unreachable): no name server runs there".into(),
-            }),
+            Err(LookupError::new(DnsErrorKind::Timeout)),
             vec![],
             None,
         )), true),
     };
-    let (lookup_result, records, name_used) = result.unwrap_or_else(|| {
-        (
-            Err(LookupError {
-                kind: DnsErrorKind::Timeout,
-                text: "no answer before the deadline".into(),
-            }),
-            vec![],
-            None,
-        )
-    });
+    let (lookup_result, records, name_used) =
+        result.unwrap_or_else(|| (Err(LookupError::new(DnsErrorKind::Timeout)), vec![], None));
     let elapsed = start.elapsed();
     let (addresses, error) = match lookup_result {
         Ok(a) => (a, None),
@@ -172,10 +173,7 @@ async fn ask(server: SocketAddr, name: &str, conf: &ResolvConf) -> Asked {
     let resolver = match builder.build() {
         Ok(r) => r,
         Err(e) => {
-            let err = LookupError {
-                kind: classify(&e),
-                text: e.to_string(),
-            };
+            let err = LookupError::new(classify(&e));
             return (Err(err), vec![], None);
         }
     };
@@ -242,20 +240,16 @@ fn merge(name: &str, a: Result<HLookup, NetError>, aaaa: Result<HLookup, NetErro
     if !addresses.is_empty() {
         return (Ok(addresses), records, name_used);
     }
-    let err = |e: &NetError| LookupError {
-        kind: classify(e),
-        text: e.to_string(),
-    };
+    // hickory's texts carry its debug output (`Query { name: Name(…) … }`): only the kind
+    // goes on; the diagnosis words it.
+    let err = |e: &NetError| LookupError::new(classify(e));
     let nodata = |e: &NetError| matches!(e, NetError::Dns(DnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NoError);
     let error = match (&a, &aaaa) {
         (Err(x), Err(y)) if nodata(x) && !nodata(y) => err(y),
         (Err(x), _) => err(x),
         (Ok(_), Err(y)) => err(y),
         // Answers, but no address records (a CNAME to nowhere): no data for this name.
-        (Ok(_), Ok(_)) => LookupError {
-            kind: DnsErrorKind::Nodata,
-            text: "the answer has no address records".into(),
-        },
+        (Ok(_), Ok(_)) => LookupError::new(DnsErrorKind::Nodata),
     };
     (Err(error), records, name_used)
 }
@@ -266,7 +260,7 @@ async fn probe_port53(server: SocketAddr, deadline: Instant, udp_refused: bool) 
     use crate::probe::{Connector, KernelConnector, ProbeSpec};
     let udp = async {
         if udp_refused {
-            "refused"
+            Udp53::Refused
         } else {
             udp_probe(server, deadline).await
         }
@@ -277,21 +271,21 @@ async fn probe_port53(server: SocketAddr, deadline: Instant, udp_refused: bool) 
 
 /// Send one DNS query on a connected UDP socket: an ICMP port-unreachable comes back as
 /// ECONNREFUSED on the next receive.
-async fn udp_probe(server: SocketAddr, deadline: Instant) -> &'static str {
+async fn udp_probe(server: SocketAddr, deadline: Instant) -> Udp53 {
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {
         "[::]:0".parse().expect("literal")
     };
     let Ok(std_sock) = UdpSocket::bind(bind) else {
-        return "no_answer";
+        return Udp53::NoAnswer;
     };
     let _ = std_sock.set_nonblocking(true);
     let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
-        return "no_answer";
+        return Udp53::NoAnswer;
     };
     if sock.connect(server).await.is_err() {
-        return "no_answer";
+        return Udp53::NoAnswer;
     }
     // A minimal query: id 0x6361, RD, one question "." type NS class IN.
     let query = [
@@ -299,15 +293,15 @@ async fn udp_probe(server: SocketAddr, deadline: Instant) -> &'static str {
     ];
     if let Err(e) = sock.send(&query).await {
         return if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            "refused"
+            Udp53::Refused
         } else {
-            "no_answer"
+            Udp53::NoAnswer
         };
     }
     let mut buf = [0u8; 512];
     match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-        Ok(Ok(_)) => "answered",
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
-        _ => "no_answer",
+        Ok(Ok(_)) => Udp53::Answered,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Udp53::Refused,
+        _ => Udp53::NoAnswer,
     }
 }

@@ -11,7 +11,8 @@ pub struct KnownServer {
     pub processes: &'static [&'static str],
     /// systemd unit to inspect or start it.
     pub unit: Option<&'static str>,
-    /// Where the listening address is set, in the server's own words.
+    /// Where the listening address is set, in the server's own words; `{addr}` stands for
+    /// the address to listen on (the diagnosis fills in one that covers the address dialled).
     pub listen_setting: &'static str,
 }
 
@@ -21,42 +22,42 @@ pub const SERVERS: &[KnownServer] = &[
         ports: &[5432],
         processes: &["postgres", "postmaster"],
         unit: Some("postgresql"),
-        listen_setting: "listen_addresses = '*' (or the address) in postgresql.conf, and a host line in pg_hba.conf",
+        listen_setting: "listen_addresses = '{addr}' in postgresql.conf, and a host line in pg_hba.conf",
     },
     KnownServer {
         name: "MySQL/MariaDB",
         ports: &[3306],
         processes: &["mysqld", "mariadbd"],
         unit: Some("mysql"),
-        listen_setting: "bind-address = 0.0.0.0 (or the address) under [mysqld] in my.cnf",
+        listen_setting: "bind-address = {addr} under [mysqld] in my.cnf",
     },
     KnownServer {
         name: "Redis",
         ports: &[6379],
         processes: &["redis-server"],
         unit: Some("redis-server"),
-        listen_setting: "bind 0.0.0.0 (or the address) in redis.conf; and protected-mode",
+        listen_setting: "bind {addr} in redis.conf (and protected-mode)",
     },
     KnownServer {
         name: "MongoDB",
         ports: &[27017],
         processes: &["mongod"],
         unit: Some("mongod"),
-        listen_setting: "net.bindIp: 0.0.0.0 (or the address) in mongod.conf",
+        listen_setting: "net.bindIp: {addr} in mongod.conf",
     },
     KnownServer {
         name: "OpenSSH",
         ports: &[22],
         processes: &["sshd"],
         unit: Some("ssh"),
-        listen_setting: "ListenAddress in /etc/ssh/sshd_config",
+        listen_setting: "ListenAddress {addr} in /etc/ssh/sshd_config",
     },
     KnownServer {
         name: "nginx",
         ports: &[80, 443],
         processes: &["nginx"],
         unit: Some("nginx"),
-        listen_setting: "the `listen` directive in the server block (listen 80; not listen 127.0.0.1:80;)",
+        listen_setting: "the `listen` directive in the server block (no address in it means all IPv4 addresses; `[::]` all IPv6 ones)",
     },
     KnownServer {
         name: "Apache httpd",
@@ -84,7 +85,7 @@ pub const SERVERS: &[KnownServer] = &[
         ports: &[11211],
         processes: &["memcached"],
         unit: Some("memcached"),
-        listen_setting: "-l 0.0.0.0 (or the address) in /etc/memcached.conf",
+        listen_setting: "-l {addr} in /etc/memcached.conf",
     },
     KnownServer {
         name: "a development server",
@@ -93,7 +94,7 @@ pub const SERVERS: &[KnownServer] = &[
             "node", "python3", "python", "ruby", "php", "java", "deno", "bun",
         ],
         unit: None,
-        listen_setting: "its host option: `--host 0.0.0.0` (Vite, Angular, Rails `-b 0.0.0.0`), HOST=0.0.0.0 (Next.js, CRA), `--bind 0.0.0.0` (python -m http.server), `0.0.0.0:8000` (Django runserver)",
+        listen_setting: "its host option: `--host {addr}` (Vite, Angular; Rails `-b {addr}`), HOST={addr} (Next.js, CRA), `--bind {addr}` (python -m http.server)",
     },
 ];
 

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use crate::diagnosis::diagnose;
-use crate::dns::servers::{Port53, ServerView};
+use crate::dns::servers::{Port53, ServerView, Udp53};
 use crate::dns::{DnsErrorKind, DnsFacts, Lookup, LookupError};
-use crate::facts::{Facts, Silence};
+use crate::facts::{AddressFacts, Facts, Silence};
 use crate::probe::{ConnectResult, Icmp, ProbeFact, ProbeSpec};
 use crate::services::Services;
 use crate::trace::TraceFacts;
@@ -46,14 +46,14 @@ fn render(facts: &Facts, json: bool) -> String {
 
 fn rejected_on_path() -> Facts {
     Facts {
-        probes: vec![fact(
+        addresses: vec![AddressFacts::probed(fact(
             "198.18.2.2:5432",
             ConnectResult::Failed {
                 errno: libc::EHOSTUNREACH,
             },
             310,
             Some((3, 13, "198.18.1.1")),
-        )],
+        ))],
         elapsed: Duration::from_micros(420),
         ..Facts::new(target("198.18.2.2 5432"), Duration::from_secs(5))
     }
@@ -87,17 +87,18 @@ fn text_filtered_with_liveness_and_path() {
     hop1.spec.ttl = Some(1);
     hops[0].1 = Some(hop1);
     let facts = Facts {
-        probes: vec![silent(228_000)],
-        silence: vec![Silence {
-            address: "198.18.2.2:5433".parse().unwrap(),
-            liveness: vec![
-                (22, Some(fact("198.18.2.2:22", refused, 200, None))),
-                (443, Some(fact("198.18.2.2:443", refused, 150, None))),
-                (80, None),
-                (65533, Some(fact("198.18.2.2:65533", refused, 100, None))),
-            ],
-            second_syn: Some(silent(200_000)),
-            decided_after: Some(Duration::from_millis(200)),
+        addresses: vec![AddressFacts {
+            probe: silent(228_000),
+            silence: Some(Silence {
+                liveness: vec![
+                    (22, Some(fact("198.18.2.2:22", refused, 200, None))),
+                    (443, Some(fact("198.18.2.2:443", refused, 150, None))),
+                    (80, None),
+                    (65533, Some(fact("198.18.2.2:65533", refused, 100, None))),
+                ],
+                second_syn: Some(silent(200_000)),
+                decided_after: Some(Duration::from_millis(200)),
+            }),
         }],
         trace: Some(TraceFacts {
             address: "198.18.2.2:5433".parse().unwrap(),
@@ -112,32 +113,25 @@ fn text_filtered_with_liveness_and_path() {
 
 #[test]
 fn text_dns_timeout_names_the_silent_server() {
-    let failed = |kind, text: &str, ms| Lookup {
+    let failed = |kind, ms| Lookup {
         addresses: vec![],
         elapsed: Duration::from_millis(ms),
-        error: Some(LookupError {
-            kind,
-            text: text.into(),
-        }),
+        error: Some(LookupError::new(kind)),
     };
     let server = ServerView {
         server: "198.18.2.2:53".parse().unwrap(),
         stub: None,
-        lookup: failed(DnsErrorKind::Timeout, "request timed out", 1000),
+        lookup: failed(DnsErrorKind::Timeout, 1000),
         records: vec![],
         name_used: None,
         port53: Some(Port53 {
             tcp: fact("198.18.2.2:53", ConnectResult::TimedOut, 100_000, None),
-            udp: "no_answer",
+            udp: Udp53::NoAnswer,
         }),
     };
     let facts = Facts {
         dns: DnsFacts {
-            system: Some(failed(
-                DnsErrorKind::Timeout,
-                "the system resolver gave no answer: its name servers do not answer",
-                1050,
-            )),
+            system: Some(failed(DnsErrorKind::Timeout, 1050)),
             direct: Some(server.lookup.clone()),
             servers: vec![server],
             resolv: None,

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use colored::{ColoredString, Colorize};
 
+use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
 use crate::diagnosis::silence::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
 use crate::dns::Lookup;
@@ -52,7 +53,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         }
         for sv in &facts.dns.servers {
             let who = match sv.stub {
-                Some(kind) => format!("DNS {}, {kind}", sv.server.ip()),
+                Some(kind) => format!("DNS {}, {}", sv.server.ip(), stub_words(kind)),
                 None => format!("DNS {}", sv.server.ip()),
             };
             let shown = sv.name_used.as_deref().unwrap_or(name);
@@ -70,8 +71,8 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 writeln!(w, "  {:<9}   {}", "", chain.join(", ").dimmed())?;
             }
             if let Some(p) = &sv.port53 {
-                let udp = p.udp.replace('_', " ");
-                let tcp = crate::diagnosis::dns::port53_tcp(&p.tcp);
+                let udp = udp53_words(p.udp);
+                let tcp = port53_tcp(&p.tcp);
                 writeln!(w, "  {:<9}   port 53: TCP {tcp}, UDP {udp}", "")?;
             }
         }
@@ -105,9 +106,11 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         let probes: Vec<String> = l
             .probes
             .iter()
-            .map(|p| match p.elapsed {
-                Some(e) => format!("port {} {} in {}", p.port, p.outcome, fmt_duration(e)),
-                None => format!("port {} no answer", p.port),
+            .map(|p| match (p.outcome, p.elapsed) {
+                (Some(o), Some(e)) => {
+                    format!("port {} {} in {}", p.port, o.word(), fmt_duration(e))
+                }
+                _ => format!("port {} no answer", p.port),
             })
             .collect();
         let verdict = match l.alive {
@@ -121,10 +124,8 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             writeln!(w, "  {label:<9} {l}")?;
         }
         if let Some(second) = &l.second_syn {
-            let what = match second.elapsed {
-                Some(e) if second.outcome != "no_answer" => {
-                    format!("{} in {}", second.outcome, fmt_duration(e))
-                }
+            let what = match (second.outcome, second.elapsed) {
+                (Some(o), Some(e)) => format!("{} in {}", o.word(), fmt_duration(e)),
                 _ => match l.decided_after {
                     Some(b) => format!("no answer in {}", fmt_duration(b)),
                     None => "no answer".to_string(),
@@ -143,7 +144,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 HopKind::Unreachable => "unreachable".red(),
                 HopKind::NoAnswer => "no answer".red(),
             };
-            let note = match (h.kind.clone(), p.last_responding) {
+            let note = match (h.kind, p.last_responding) {
                 (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => "  ← the SYN goes no further",
                 _ => "",
             };
@@ -223,19 +224,18 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             };
             wrap_bullet(w, &bullet.to_string(), &f.message)?;
         }
-        let steps: Vec<_> = problems.iter().flat_map(|f| &f.advice).collect();
-        if !steps.is_empty() {
-            writeln!(w)?;
-            writeln!(w, "{}", "Next steps".bold())?;
-            for (i, a) in steps.iter().enumerate() {
-                let text = match &a.on {
-                    Some(on) if a.command.is_some() => format!("{} — on {on}:", a.text),
-                    _ => a.text.clone(),
-                };
-                wrap_bullet(w, &format!("{}.", i + 1), &text)?;
-                if let Some(cmd) = &a.command {
-                    writeln!(w, "       {}", cmd.cyan())?;
-                }
+    }
+    if !diag.steps.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "{}", "Next steps".bold())?;
+        for (i, a) in diag.steps.iter().enumerate() {
+            let text = match &a.on {
+                Some(on) if a.command.is_some() => format!("{} — on {on}:", a.text),
+                _ => a.text.clone(),
+            };
+            wrap_bullet(w, &format!("{}.", i + 1), &text)?;
+            if let Some(cmd) = &a.command {
+                writeln!(w, "       {}", cmd.cyan())?;
             }
         }
     }
@@ -273,7 +273,7 @@ fn outcome_word(o: Outcome) -> ColoredString {
 fn lookup_line(name: &str, l: &Lookup, who: &str) -> String {
     let took = fmt_duration(l.elapsed);
     match &l.error {
-        Some(e) => format!("{name} → no address: {} ({who}, {took})", e.text),
+        Some(e) => format!("{name} → no address: {} ({who}, {took})", error_words(e)),
         None => {
             let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
             format!("{name} → {}  ({who}, {took})", addrs.join(", "))

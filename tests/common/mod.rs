@@ -330,6 +330,72 @@ pub fn finding<'a>(v: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no finding {id} in {:?}", ids(v)))
 }
 
+/// The planned steps (`advice[]`) a finding proposed, in plan order.
+pub fn steps_for<'a>(v: &'a Value, id: &str) -> Vec<&'a Value> {
+    v["advice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == id)
+        })
+        .collect()
+}
+
+/// What no report may contain: a library's debug text.
+const DEBUG_TEXT: [&str; 6] = ["Query {", "Name(\"", "NetError", "Some(", "None,", "{ name:"];
+
+/// Every report must be consistent by construction: no finding twice, no step twice, only
+/// documented finding ids, no library debug text. Checked for every run of the binary.
+pub fn check_report(stdout: &str) {
+    if let Ok(v) = serde_json::from_str::<Value>(stdout) {
+        let findings = v["findings"].as_array().expect("findings[]");
+        let mut seen = Vec::new();
+        for f in findings {
+            let id = f["id"].as_str().unwrap();
+            assert!(
+                canreach::diagnosis::FindingId::ALL
+                    .iter()
+                    .any(|k| k.as_str() == id),
+                "undocumented finding id {id}"
+            );
+            let key = (id.to_string(), f["message"].to_string());
+            assert!(!seen.contains(&key), "finding {id} twice: {stdout}");
+            seen.push(key);
+        }
+        let mut steps = Vec::new();
+        for s in v["advice"].as_array().expect("advice[]") {
+            let key = (s["text"].to_string(), s["command"].to_string(), s["on"].to_string());
+            assert!(!steps.contains(&key), "step twice: {key:?}\n{stdout}");
+            if !s["command"].is_null() {
+                let cmd = (s["command"].to_string(), s["on"].to_string());
+                assert!(
+                    !steps.iter().any(|(_, c, o)| (c.clone(), o.clone()) == cmd),
+                    "command twice: {cmd:?}"
+                );
+            }
+            steps.push(key);
+        }
+    } else if let Some(next) = stdout.split("\nNext steps\n").nth(1) {
+        let cmds: Vec<&str> = next
+            .lines()
+            .filter(|l| l.starts_with("       "))
+            .map(str::trim)
+            .collect();
+        let mut unique = cmds.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(cmds.len(), unique.len(), "a command twice in:\n{stdout}");
+    }
+    for d in DEBUG_TEXT {
+        assert!(!stdout.contains(d), "library debug text `{d}` in:\n{stdout}");
+    }
+}
+
 /// One finished run of the binary.
 pub struct Run {
     pub code: i32,
@@ -363,9 +429,11 @@ pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
         stdout,
         stderr,
     } = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    check_report(&stdout);
     Run {
         code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         took: start.elapsed(),
     }

@@ -1,0 +1,520 @@
+//! Findings from what the kernel said for each address: a reset, a firewall's reject (and
+//! whose), a device that could not deliver, no route here, a local error, silence; and how
+//! several addresses of one name compare.
+//!
+//! Each function is one finding: it looks for its own evidence among the addresses and explains
+//! every address that shows it, at once.
+
+use super::advice::{Machine, Step, StepKind};
+use super::commands::Command;
+use super::finding::{Finding, FindingId, Severity};
+use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, errno_text};
+use super::{fmt_duration, host_or, list};
+use crate::icmp::Meaning;
+
+fn is_reject(a: &AddressResult) -> bool {
+    a.evidence.icmp().is_some_and(|i| i.meaning().is_reject())
+}
+
+fn sender(a: &AddressResult) -> Sender {
+    a.sender().map_or(Sender::Unknown, |s| s.0)
+}
+
+/// A TCP reset: nothing listens there, or a firewall imitates that.
+pub fn port_closed(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.evidence == Evidence::TcpReset);
+    let a = *same.first()?;
+    let port = cx.port();
+    let at = list(&same);
+    let local = cx.is_here(a.address.ip());
+    let inspected_here = local && cx.facts.local.is_some();
+    let firewall_read = cx.facts.firewall.as_ref().is_some_and(|f| f.inspected);
+    // This machine's own ruleset was read and stops nothing on this port: no forged reset.
+    let no_rule_here = inspected_here
+        && cx
+            .facts
+            .firewall
+            .as_ref()
+            .is_some_and(|f| f.inspected && f.rules.is_empty());
+    let server = cx.server_of(a.address.ip());
+    let mut steps = Vec::new();
+    if !inspected_here {
+        steps.push(Step::run(
+            StepKind::CheckListening,
+            "Check that the service is running and which addresses and ports it listens on",
+            Command::SsListening { port },
+            server.clone(),
+        ));
+    }
+    if !local {
+        steps.push(Step::about(
+            StepKind::ListenAddress,
+            format!(
+                "If it listens only on 127.0.0.1 or ::1, configure it to listen on {at} (or on \
+                 all addresses) and restart it."
+            ),
+            server.clone(),
+        ));
+    }
+    if !(inspected_here && firewall_read) {
+        steps.push(Step::run(
+            StepKind::FindResetRule,
+            "If it does listen there, look for a firewall rule that answers with a reset",
+            Command::NftGrep {
+                port,
+                verdict: None,
+            },
+            server,
+        ));
+    }
+    Some(
+        Finding::new(
+            FindingId::PortClosed,
+            Severity::Error,
+            format!(
+                "{at} answered port {port} with a TCP reset: the host is up, but no program \
+                 listens on that port there{}.",
+                if no_rule_here {
+                    ""
+                } else {
+                    " — or a firewall imitates that with `reject with tcp reset`"
+                }
+            ),
+        )
+        .about(a.address)
+        .steps(steps),
+    )
+}
+
+fn reject_kind(a: &AddressResult) -> &'static str {
+    match a.evidence.icmp().map(|i| i.meaning()) {
+        Some(Meaning::PortUnreachable) => "ICMP port-unreachable",
+        _ => "ICMP administratively-prohibited",
+    }
+}
+
+/// The target's own firewall rejected the port with an ICMP error.
+pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| is_reject(a) && sender(a) == Sender::Target);
+    let a = *same.first()?;
+    let port = cx.port();
+    let at = list(&same);
+    let server = cx.server_of(a.address.ip());
+    Some(
+        Finding::new(
+            FindingId::FirewallRejectOnHost,
+            Severity::Error,
+            format!(
+                "The firewall on {at} itself rejected port {port} ({}). A host with nothing \
+                 listening answers with a TCP reset, so this is a firewall rule, not a stopped \
+                 service.",
+                reject_kind(a)
+            ),
+        )
+        .about(a.address)
+        .steps([
+            Step::run(
+                StepKind::FindRejectRule,
+                format!("Find the rule that rejects port {port}"),
+                Command::NftGrep {
+                    port,
+                    verdict: Some("reject"),
+                },
+                server.clone(),
+            ),
+            Step::run(
+                StepKind::FindRejectRule,
+                "On hosts with iptables rules, look there too",
+                Command::IptablesRules,
+                server.clone(),
+            ),
+            Step::about(
+                StepKind::AllowPort,
+                format!(
+                    "Allow port {port} from this machine in that firewall (or ask its owner to)."
+                ),
+                server,
+            ),
+        ])
+        .rules_out(&[StepKind::TracePath, StepKind::TryOtherPort]),
+    )
+}
+
+/// A device on the way rejected the connection with an ICMP error.
+pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
+    let same = cx
+        .failed_where(|a| is_reject(a) && matches!(sender(a), Sender::OnTheWay | Sender::Unknown));
+    let a = *same.first()?;
+    let port = cx.port();
+    let at = list(&same);
+    let dev = a.sender().and_then(|s| s.1);
+    let dev_words = dev.map_or("an unknown device".to_string(), |d| d.to_string());
+    let ask = format!(
+        "Ask the team that runs {dev_words} (network or firewall team) to allow TCP port {port} \
+         from this machine to {at}; send them this report."
+    );
+    let mut steps = vec![match dev {
+        Some(d) => Step::about(StepKind::AskOwners, ask, Machine::Device(d)),
+        None => Step::say(StepKind::AskOwners, ask),
+    }];
+    if let Some(d) = dev {
+        steps.push(Step::run(
+            StepKind::FindRejectRule,
+            "If you run that device, find the rule",
+            Command::NftGrep {
+                port,
+                verdict: Some("reject"),
+            },
+            Machine::Device(d),
+        ));
+    }
+    Some(
+        Finding::new(
+            FindingId::FirewallRejectOnPath,
+            Severity::Error,
+            format!(
+                "A device on the way, {dev_words}, rejected the connection to {at} port {port} \
+                 ({}): a firewall between this machine and the server blocks it. The server \
+                 itself was never asked.",
+                reject_kind(a)
+            ),
+        )
+        .about(a.address)
+        .steps(steps)
+        .rules_out(&[StepKind::TracePath]),
+    )
+}
+
+/// This machine refused to send: its own firewall's reject (an ICMP from its own address) or a
+/// security policy (EACCES/EPERM with no ICMP).
+pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| {
+        matches!(a.evidence, Evidence::LocalPolicy(_))
+            || (is_reject(a) && sender(a) == Sender::ThisMachine)
+    });
+    let a = *same.first()?;
+    Some(
+        Finding::new(
+            FindingId::LocalPolicyReject,
+            Severity::Error,
+            format!(
+                "This machine refused to send the connection to {} port {} ({}): its own \
+                 firewall (OUTPUT chain) or a security policy blocks it. Nothing left this \
+                 machine.",
+                list(&same),
+                cx.port(),
+                a.describe()
+            ),
+        )
+        .about(a.address)
+        .steps([Step::run(
+            StepKind::CheckLocalOutput,
+            "Look for a rule in this machine's output path",
+            Command::NftRejectRules,
+            Machine::This,
+        )])
+        .rules_out(&[StepKind::TracePath, StepKind::AskOwners]),
+    )
+}
+
+/// A device (or this machine's own neighbour lookup) could not deliver to the address.
+pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.evidence.icmp().is_some() && !is_reject(a));
+    let a = *same.first()?;
+    let at = list(&same);
+    let port = cx.port();
+    let host = cx.target().host.to_string();
+    let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
+    let dev = ip.map_or("a device".to_string(), |s| s.to_string());
+    let what = match a.evidence.icmp().map(|i| i.meaning()) {
+        Some(m @ (Meaning::HostUnreachable | Meaning::NetUnreachable)) => m.words(),
+        _ => "an ICMP error",
+    };
+    let message = match who {
+        Sender::Target => format!(
+            "{at} answered with ICMP {what}: a firewall there rejects the connection this way."
+        ),
+        Sender::ThisMachine => format!(
+            "This machine could not deliver to {at} on its own network ({what} from its own \
+             address {dev}): nothing answered its ARP/neighbour lookup, so the host is down, \
+             disconnected, or not at that address."
+        ),
+        _ => format!(
+            "{dev} reported {what} for {at}: it could not deliver the connection. The host is \
+             down, its address is wrong, or a firewall at {dev} answers this way."
+        ),
+    };
+    let mut steps = vec![
+        Step::about(
+            StepKind::CheckHostUp,
+            format!(
+                "Check that {host} is switched on and has the address {at} (a stale DNS record or \
+                 a changed address gives exactly this)."
+            ),
+            cx.server_of(a.address.ip()),
+        ),
+        Step::run(
+            StepKind::TracePath,
+            "See how far the connection gets",
+            Command::Traceroute {
+                port,
+                address: a.address.ip(),
+            },
+            Machine::This,
+        ),
+    ];
+    if let (Sender::OnTheWay, Some(d)) = (who, ip) {
+        steps.push(Step::about(
+            StepKind::AskOwners,
+            format!(
+                "If {dev} is a firewall, ask its owners whether it rejects this traffic; send \
+                 them this report."
+            ),
+            Machine::Device(d),
+        ));
+    }
+    Some(
+        Finding::new(FindingId::HostUnreachable, Severity::Error, message)
+            .about(a.address)
+            .steps(steps),
+    )
+}
+
+/// No route on this machine.
+pub fn no_route(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| matches!(a.evidence, Evidence::NoRouteHere(_)));
+    let a = *same.first()?;
+    let at = list(&same);
+    Some(
+        Finding::new(
+            FindingId::NoRoute,
+            Severity::Error,
+            if a.address.is_ipv6() {
+                format!("This machine has no IPv6 route to {at}: it cannot use IPv6 to get there.")
+            } else {
+                format!("This machine has no route to {at}: the packets never left.")
+            },
+        )
+        .about(a.address)
+        .steps([
+            Step::run(
+                StepKind::CheckRoute,
+                "See which route the system would use",
+                Command::IpRouteGet(a.address.ip()),
+                Machine::This,
+            ),
+            Step::say(
+                StepKind::ConnectNetwork,
+                "If the address is on a private network, connect the VPN or network it is on; \
+                 otherwise check this machine's network settings.",
+            ),
+        ])
+        .rules_out(&[StepKind::TracePath, StepKind::AskOwners]),
+    )
+}
+
+/// Any other local error at `connect()`.
+pub fn local_error(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| matches!(a.evidence, Evidence::LocalError(_)));
+    let a = *same.first()?;
+    let Evidence::LocalError(e) = a.evidence else {
+        return None;
+    };
+    Some(
+        Finding::new(
+            FindingId::LocalError,
+            Severity::Error,
+            format!(
+                "This machine could not start a connection to {}: {} ({}).",
+                list(&same),
+                errno_text(e),
+                errno_name(e)
+            ),
+        )
+        .about(a.address)
+        .steps([Step::say(
+            StepKind::CheckLocalSettings,
+            "This is a problem on this machine, not the network: check its IPv4/IPv6 settings \
+             and open-file limits.",
+        )]),
+    )
+}
+
+/// Nothing answered: something drops the packets.
+pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.evidence == Evidence::Silence);
+    let a = *same.first()?;
+    let port = cx.port();
+    let target = cx.target();
+    let host = target.host.to_string();
+    let walked = cx.path.is_some_and(|p| p.address == a.address);
+    Some(
+        Finding::new(
+            FindingId::SilentDrop,
+            Severity::Error,
+            format!(
+                "No answer from {} port {port} in {}: something drops the packets without a word \
+                 — a firewall on the server, one on the way, or this machine's own output \
+                 firewall. A stopped service would have answered with a reset.",
+                list(&same),
+                fmt_duration(a.elapsed)
+            ),
+        )
+        .about(a.address)
+        .steps([
+            Step::run(
+                StepKind::TryOtherPort,
+                "Check whether the host answers on another port (a reset proves it is up)",
+                Command::CanreachPort {
+                    host: host_or(target, a.address.ip()),
+                    port: if port == 22 { 443 } else { 22 },
+                },
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::CheckLocalOutput,
+                "Rule out this machine's own firewall",
+                Command::NftOutputChains,
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::TracePath,
+                "See where on the path the packets stop",
+                Command::Traceroute {
+                    port,
+                    address: a.address.ip(),
+                },
+                Machine::This,
+            ),
+        ])
+        .steps((!walked).then(|| {
+            Step::about(
+                StepKind::AskOwners,
+                format!(
+                    "Ask whoever runs {host}'s firewall (and the network team) whether TCP port \
+                     {port} from this machine is allowed; send them this report."
+                ),
+                cx.server_of(a.address.ip()),
+            )
+        })),
+    )
+}
+
+/// Some addresses of the name accepted, some did not.
+pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
+    if cx.verdict != Verdict::Partial {
+        return None;
+    }
+    let addrs = cx.addresses;
+    let ok: Vec<&AddressResult> = addrs
+        .iter()
+        .filter(|a| a.outcome == Outcome::Open)
+        .collect();
+    let bad: Vec<&AddressResult> = addrs
+        .iter()
+        .filter(|a| a.outcome != Outcome::Open)
+        .collect();
+    let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
+    let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
+    let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
+    let target = cx.target();
+    let localhost =
+        matches!(&target.host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
+    let port = cx.port();
+    let server = bad
+        .first()
+        .map_or(Machine::Server(target.host.to_string()), |a| {
+            cx.server_of(a.address.ip())
+        });
+    let mut message = format!(
+        "{} accepted the connection but {} did not.",
+        list(&ok),
+        list(&bad)
+    );
+    if first_fails {
+        message.push_str(
+            " The failing address is the one clients try first, so many will fail or stall \
+             before falling back (if they fall back at all).",
+        );
+    }
+    let mut steps = Vec::new();
+    if localhost && v4_ok && v6_bad {
+        message.push_str(
+            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
+             server listens on IPv4 only.",
+        );
+        steps.push(Step::about(
+            StepKind::ListenAddress,
+            "Make the server listen on ::1 too: bind it to `::` (IPv6 and IPv4 at once) or list \
+             both 127.0.0.1 and ::1.",
+            server.clone(),
+        ));
+        steps.push(Step::about(
+            StepKind::PointClient,
+            format!("Or point the client at 127.0.0.1:{port} instead of localhost."),
+            Machine::This,
+        ));
+    } else if v4_ok && v6_bad {
+        message.push_str(
+            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
+        );
+        steps.push(Step::about(
+            StepKind::ListenAddress,
+            format!(
+                "Make the service listen on IPv6 too and allow port {port} for IPv6 in its \
+                 firewall, or remove the AAAA record if the host is not meant to be reached over \
+                 IPv6."
+            ),
+            server.clone(),
+        ));
+    } else {
+        steps.push(Step::say(
+            StepKind::FixAddresses,
+            "Every address of a name should serve the same thing: fix the failing ones, or \
+             remove them from DNS.",
+        ));
+    }
+    // On this machine the listeners are in the report already.
+    if !(server == Machine::This && cx.facts.local.is_some()) {
+        steps.push(Step::run(
+            StepKind::CheckListening,
+            "Compare the listening addresses on the server",
+            Command::SsListening { port },
+            server,
+        ));
+    }
+    Some(Finding::new(FindingId::PartialReachability, Severity::Warning, message).steps(steps))
+}
+
+/// No address is open and their failures differ: the verdict follows the first.
+pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
+    let first = cx.failed_first()?;
+    if cx.verdict == Verdict::Partial {
+        return None;
+    }
+    let others: Vec<String> = cx
+        .addresses
+        .iter()
+        .skip(1)
+        .filter(|a| a.outcome != first.outcome)
+        .map(|a| format!("{} is {}", a.address.ip(), a.outcome.verdict().as_str()))
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some(
+        Finding::new(
+            FindingId::AddressesDisagree,
+            Severity::Warning,
+            format!(
+                "The addresses disagree: the verdict is that of {}, which clients try first; {}.",
+                first.address.ip(),
+                others.join(", ")
+            ),
+        )
+        .steps([Step::say(
+            StepKind::FixAddresses,
+            "Each address is explained above; fix them in the order clients try them.",
+        )]),
+    )
+}

@@ -1,0 +1,277 @@
+//! Advice as data, planned once.
+//!
+//! Findings propose [`Step`]s: what to do (its [`StepKind`]), the exact [`Command`] and the
+//! [`Machine`] it runs on. [`plan`] walks the findings strongest first and writes the numbered
+//! list a person follows: the same step is given once (the later finding is credited on it),
+//! and a step that some finding's evidence rules out is not given at all.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::commands::Command;
+use super::finding::{Finding, FindingId};
+
+/// Where a step is carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Machine {
+    /// The machine canreach ran on.
+    This,
+    /// The server behind the target (its host as given: a name or an address).
+    Server(String),
+    /// A device on the way (a router or firewall), by address.
+    Device(IpAddr),
+    /// A name server, by address.
+    NameServer(IpAddr),
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Machine::This => write!(f, "this machine"),
+            Machine::Server(host) => write!(f, "the server ({host})"),
+            Machine::Device(ip) => write!(f, "{ip}"),
+            Machine::NameServer(ip) => write!(f, "the name server {ip}"),
+        }
+    }
+}
+
+/// What a step is for. Two steps of the same kind on the same machine with the same command
+/// are one step; a finding can rule a kind out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// See who listens on the port.
+    CheckListening,
+    /// Move the server's listening address.
+    ListenAddress,
+    /// Point the client elsewhere.
+    PointClient,
+    /// Start the program that should serve the port.
+    StartServer,
+    /// Look at a service's status / logs.
+    ServiceStatus,
+    ReadLogs,
+    /// Find the container publishing the port.
+    FindContainer,
+    /// Hunt for a firewall rule answering with a reset.
+    FindResetRule,
+    /// Hunt for a firewall rule that rejects.
+    FindRejectRule,
+    /// Hunt for a firewall rule that drops.
+    FindDropRule,
+    /// Allow the port in a firewall.
+    AllowPort,
+    /// Ask the people who run a device or the network.
+    AskOwners,
+    /// Check that the host is on and has the address.
+    CheckHostUp,
+    /// Walk the path (traceroute).
+    TracePath,
+    /// Probe another port of the host.
+    TryOtherPort,
+    /// Look at this machine's output chain.
+    CheckLocalOutput,
+    /// Show / delete a rule of this machine's firewall.
+    ShowRule,
+    DeleteRule,
+    /// Routes and networks of this machine.
+    CheckRoute,
+    ConnectNetwork,
+    /// This machine's own settings and limits.
+    CheckLocalSettings,
+    /// Run canreach again as root.
+    RerunAsRoot,
+    /// Fix several addresses of a name.
+    FixAddresses,
+    /// DNS: spelling, the right resolver, the zone, the files.
+    CheckSpelling,
+    UseInternalResolver,
+    AskNameServer,
+    CheckDnssec,
+    RetryLater,
+    SeeApplicationView,
+    SeeResolvers,
+    FixResolverConfig,
+    AddRecord,
+    SeeRecords,
+    AskStubResolver,
+    FixHostsFile,
+    SeeNameSources,
+    UseFullName,
+}
+
+/// One proposed step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub text: String,
+    pub command: Option<Command>,
+    /// Where it runs (or, for a step without a command, who acts).
+    pub on: Option<Machine>,
+}
+
+impl Step {
+    /// A step in words only.
+    pub fn say(kind: StepKind, text: impl Into<String>) -> Step {
+        Step {
+            kind,
+            text: text.into(),
+            command: None,
+            on: None,
+        }
+    }
+
+    /// A step in words about one machine, without a command.
+    pub fn about(kind: StepKind, text: impl Into<String>, on: Machine) -> Step {
+        Step {
+            on: Some(on),
+            ..Step::say(kind, text)
+        }
+    }
+
+    /// A command to run on a machine.
+    pub fn run(kind: StepKind, text: impl Into<String>, command: Command, on: Machine) -> Step {
+        Step {
+            kind,
+            text: text.into(),
+            command: Some(command),
+            on: Some(on),
+        }
+    }
+}
+
+/// A step as given to the person, numbered by its place in the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStep {
+    pub kind: StepKind,
+    pub text: String,
+    /// The exact command, `sudo` included where needed.
+    pub command: Option<String>,
+    pub on: Option<Machine>,
+    /// The findings that proposed it, first the one it was planned for.
+    pub findings: Vec<FindingId>,
+}
+
+/// Plan the steps of `findings` (already in order of strength). `ruled_out` adds kinds the
+/// facts themselves rule out (a walk that ran needs no traceroute); `privileged` says
+/// canreach is root here, so commands on this machine need no `sudo`.
+pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> Vec<PlannedStep> {
+    // A finding's evidence rules a kind out for the others' proposals, not for its own.
+    let ruled = |kind: StepKind, by: FindingId| {
+        ruled_out.contains(&kind)
+            || findings
+                .iter()
+                .any(|f| f.id != by && f.rules_out.contains(&kind))
+    };
+    let mut planned: Vec<PlannedStep> = Vec::new();
+    let mut keys: Vec<(StepKind, Option<Machine>, Option<Command>)> = Vec::new();
+    for f in findings {
+        for s in &f.steps {
+            if ruled(s.kind, f.id) {
+                continue;
+            }
+            // A step in words is the same step whatever its wording: "bind to ::" and
+            // "--host 0.0.0.0" from two findings must not both be given.
+            let key = (s.kind, s.on.clone(), s.command.clone());
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                if !planned[i].findings.contains(&f.id) {
+                    planned[i].findings.push(f.id);
+                }
+                continue;
+            }
+            keys.push(key);
+            let as_root = privileged && s.on == Some(Machine::This);
+            planned.push(PlannedStep {
+                kind: s.kind,
+                text: s.text.clone(),
+                command: s.command.as_ref().map(|c| c.render(as_root)),
+                on: s.on.clone(),
+                findings: vec![f.id],
+            });
+        }
+    }
+    planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::finding::Severity;
+    use super::*;
+
+    fn finding(id: FindingId, steps: Vec<Step>) -> Finding {
+        Finding::new(id, Severity::Error, "m").steps(steps)
+    }
+
+    #[test]
+    fn a_step_is_given_once_and_credited_to_both() {
+        let ss = || {
+            Step::run(
+                StepKind::CheckListening,
+                "See who listens",
+                Command::SsListening { port: 80 },
+                Machine::This,
+            )
+        };
+        let fs = [
+            finding(FindingId::PortClosed, vec![ss()]),
+            finding(FindingId::PartialReachability, vec![ss()]),
+        ];
+        let p = plan(&fs, &[], false);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].command.as_deref(), Some("sudo ss -ltnp 'sport = :80'"));
+        assert_eq!(
+            p[0].findings,
+            [FindingId::PortClosed, FindingId::PartialReachability]
+        );
+        // As root on this machine: no sudo.
+        assert_eq!(
+            plan(&fs, &[], true)[0].command.as_deref(),
+            Some("ss -ltnp 'sport = :80'")
+        );
+    }
+
+    #[test]
+    fn words_of_the_same_kind_on_the_same_machine_are_one_step() {
+        let fs = [
+            finding(
+                FindingId::ListensOnOtherFamily,
+                vec![Step::about(
+                    StepKind::ListenAddress,
+                    "bind to ::",
+                    Machine::This,
+                )],
+            ),
+            finding(
+                FindingId::PartialReachability,
+                vec![Step::about(
+                    StepKind::ListenAddress,
+                    "--host 0.0.0.0",
+                    Machine::This,
+                )],
+            ),
+        ];
+        let p = plan(&fs, &[], false);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].text, "bind to ::");
+    }
+
+    #[test]
+    fn a_stronger_finding_rules_a_kind_out() {
+        let hunt = Step::run(
+            StepKind::FindDropRule,
+            "look for the rule",
+            Command::NftGrep {
+                port: 80,
+                verdict: Some("drop"),
+            },
+            Machine::Server("h".into()),
+        );
+        let fs = [
+            Finding::new(FindingId::HostDown, Severity::Error, "down")
+                .rules_out(&[StepKind::FindDropRule]),
+            finding(FindingId::PathEndsAfter, vec![hunt.clone()]),
+        ];
+        assert!(plan(&fs, &[], false).is_empty());
+        let fs = [finding(FindingId::SilentDrop, vec![hunt])];
+        assert!(plan(&fs, &[StepKind::FindDropRule], false).is_empty());
+    }
+}

@@ -1,0 +1,256 @@
+//! Every command canreach advises, built in one place from typed parameters.
+//!
+//! Findings name a [`Command`]; only [`Command::render`] turns it into the text a person pastes.
+//! That keeps the same check worded the same way everywhere (the planner can then tell two
+//! steps are one), quotes whatever came from outside, and adds `sudo` only where it is needed
+//! and canreach is not already root.
+
+use std::net::IpAddr;
+
+/// A command template with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Every listener on a port, with its process.
+    SsListening {
+        port: u16,
+    },
+    /// The listening sockets of one process.
+    SsOfPid {
+        pid: u32,
+    },
+    /// nftables rules mentioning the port (and a verdict word, when given).
+    NftGrep {
+        port: u16,
+        verdict: Option<&'static str>,
+    },
+    /// The output-hook chains of the ruleset.
+    NftOutputChains,
+    /// Every `reject` rule, with the lines before it (its chain).
+    NftRejectRules,
+    /// One chain with rule handles.
+    NftChain {
+        family: String,
+        table: String,
+        chain: String,
+    },
+    /// Delete one rule by handle.
+    NftDeleteRule {
+        family: String,
+        table: String,
+        chain: String,
+        handle: u64,
+    },
+    /// The iptables rules, both families.
+    IptablesRules,
+    /// The route the system would take.
+    IpRouteGet(IpAddr),
+    /// A TCP traceroute to the port.
+    Traceroute {
+        port: u16,
+        address: IpAddr,
+    },
+    /// canreach itself, on another port of the host.
+    CanreachPort {
+        host: String,
+        port: u16,
+    },
+    /// canreach again, as root.
+    CanreachAsRoot {
+        args: String,
+    },
+    /// `dig` as a name server sees it.
+    Dig {
+        server: Option<IpAddr>,
+        name: String,
+        mode: DigMode,
+    },
+    /// What applications get for a name.
+    Getent {
+        name: String,
+    },
+    /// What applications get against what DNS says.
+    GetentAndDig {
+        name: String,
+    },
+    /// The resolver configuration.
+    ResolvConf,
+    /// The order of name sources.
+    NsswitchHosts,
+    /// systemd-resolved's view.
+    Resolvectl {
+        name: String,
+    },
+    /// One line of a file.
+    ShowLine {
+        file: String,
+        line: usize,
+    },
+    SystemctlStatus {
+        unit: &'static str,
+    },
+    SystemctlStart {
+        unit: &'static str,
+    },
+    Journal {
+        unit: &'static str,
+    },
+    /// The container that publishes a port.
+    DockerPublishing {
+        port: u16,
+    },
+}
+
+/// What a `dig` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigMode {
+    /// The full answer with its status line.
+    Plain,
+    /// With DNSSEC checking disabled (`+cd`).
+    NoDnssecCheck,
+    /// The records the name has.
+    Any,
+    /// The A and the AAAA records.
+    AddressRecords,
+}
+
+impl Command {
+    /// Does the command need root to say everything (process names, firewall rules)?
+    fn needs_root(&self) -> bool {
+        use Command::*;
+        matches!(
+            self,
+            SsListening { .. }
+                | SsOfPid { .. }
+                | NftGrep { .. }
+                | NftOutputChains
+                | NftRejectRules
+                | NftChain { .. }
+                | NftDeleteRule { .. }
+                | IptablesRules
+                | Traceroute { .. }
+                | SystemctlStart { .. }
+                | ShowLine { .. }
+                | CanreachAsRoot { .. }
+        )
+    }
+
+    /// The command as a person types it; `sudo` in front when it needs root and `as_root` is
+    /// false (canreach not root here, or a machine where we cannot know).
+    pub fn render(&self, as_root: bool) -> String {
+        use Command::*;
+        let body = match self {
+            SsListening { port } => format!("ss -ltnp 'sport = :{port}'"),
+            SsOfPid { pid } => format!("ss -ltnp | grep -w 'pid={pid}'"),
+            NftGrep { port, verdict } => match verdict {
+                Some(v) => format!("nft list ruleset | grep -n -w -e {port} -e {v}"),
+                None => format!("nft list ruleset | grep -n -w {port}"),
+            },
+            NftOutputChains => "nft list ruleset | grep -n -A3 'hook output'".into(),
+            NftRejectRules => "nft list ruleset | grep -n -B3 -w reject".into(),
+            NftChain {
+                family,
+                table,
+                chain,
+            } => format!(
+                "nft -a list chain {} {} {}",
+                quote(family),
+                quote(table),
+                quote(chain)
+            ),
+            NftDeleteRule {
+                family,
+                table,
+                chain,
+                handle,
+            } => format!(
+                "nft delete rule {} {} {} handle {handle}",
+                quote(family),
+                quote(table),
+                quote(chain)
+            ),
+            IptablesRules => {
+                return if as_root {
+                    "iptables -S; ip6tables -S".into()
+                } else {
+                    "sudo iptables -S; sudo ip6tables -S".into()
+                };
+            }
+            IpRouteGet(a) => format!("ip route get {a}"),
+            Traceroute { port, address } => format!("traceroute -T -p {port} {address}"),
+            CanreachPort { host, port } => format!("canreach {} {port}", quote(host)),
+            CanreachAsRoot { args } => format!("canreach {args}"),
+            Dig { server, name, mode } => {
+                let at = server.map(|s| format!("@{s} ")).unwrap_or_default();
+                let n = quote(name);
+                match mode {
+                    DigMode::Plain => format!("dig {at}{n}"),
+                    DigMode::NoDnssecCheck => format!("dig {at}+cd {n}"),
+                    DigMode::Any => format!("dig {at}{n} ANY +noall +answer"),
+                    DigMode::AddressRecords => format!("dig {at}{n} A; dig {at}{n} AAAA"),
+                }
+            }
+            Getent { name } => format!("getent ahosts {}", quote(name)),
+            GetentAndDig { name } => {
+                let n = quote(name);
+                format!("getent ahosts {n}; dig +short {n}")
+            }
+            ResolvConf => "cat /etc/resolv.conf".into(),
+            NsswitchHosts => "grep '^hosts:' /etc/nsswitch.conf".into(),
+            Resolvectl { name } => format!("resolvectl status; resolvectl query {}", quote(name)),
+            ShowLine { file, line } => format!("sed -n '{line}p' {}", quote(file)),
+            SystemctlStatus { unit } => format!("systemctl status {unit}"),
+            SystemctlStart { unit } => format!("systemctl start {unit}"),
+            Journal { unit } => format!("journalctl -u {unit} -n 50"),
+            DockerPublishing { port } => format!("docker ps --filter publish={port}"),
+        };
+        if self.needs_root() && !as_root {
+            format!("sudo {body}")
+        } else {
+            body
+        }
+    }
+}
+
+/// Quote a word for a POSIX shell when it holds anything but the characters of names and
+/// addresses: a name from DNS or a file is not trusted to be harmless.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:/@%+=,[]".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_only_when_needed_and_not_root() {
+        let ss = Command::SsListening { port: 5432 };
+        assert_eq!(ss.render(false), "sudo ss -ltnp 'sport = :5432'");
+        assert_eq!(ss.render(true), "ss -ltnp 'sport = :5432'");
+        let route = Command::IpRouteGet("198.18.0.1".parse().unwrap());
+        assert_eq!(route.render(false), "ip route get 198.18.0.1");
+        assert_eq!(
+            Command::IptablesRules.render(false),
+            "sudo iptables -S; sudo ip6tables -S"
+        );
+    }
+
+    #[test]
+    fn names_from_outside_are_quoted() {
+        assert_eq!(quote("db.internal"), "db.internal");
+        assert_eq!(quote("a;rm -rf /"), "'a;rm -rf /'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        let dig = Command::Dig {
+            server: Some("198.18.0.53".parse().unwrap()),
+            name: "$(x)".into(),
+            mode: DigMode::Plain,
+        };
+        assert_eq!(dig.render(false), "dig @198.18.0.53 '$(x)'");
+    }
+}

@@ -1,0 +1,236 @@
+//! The typed findings: every id canreach can report, in the order of the strength of their
+//! evidence, and the shape of a finding.
+//!
+//! The id list is the stable contract (snake_case in JSON, one section each in
+//! `docs/verdicts.md`; a test fails when the two differ). Each id has exactly one rule in
+//! [`super::rule`]: the `match` there is exhaustive, so an id without a rule does not compile.
+
+use std::net::SocketAddr;
+
+use super::advice::{Step, StepKind};
+
+macro_rules! finding_ids {
+    ($($(#[$doc:meta])* $variant:ident => $id:literal,)*) => {
+        /// What a finding is about. The order is the order of strength: findings are reported,
+        /// and their steps planned, in this order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum FindingId {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl FindingId {
+            /// Every id, strongest first.
+            pub const ALL: &'static [FindingId] = &[$(FindingId::$variant,)*];
+
+            /// The id as in the JSON contract and docs/verdicts.md.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(FindingId::$variant => $id,)*
+                }
+            }
+        }
+    };
+}
+
+finding_ids! {
+    /// This machine's own output chain stops the port: the cause, whatever else is seen.
+    LocalFirewallOutput => "local_firewall_output",
+    /// This machine's input chain stops the port (local targets).
+    LocalFirewallInput => "local_firewall_input",
+    /// This machine refused to send (its reject ICMP, EACCES/EPERM).
+    LocalPolicyReject => "local_policy_reject",
+    /// Some addresses of the name work, some do not.
+    PartialReachability => "partial_reachability",
+    /// A TCP reset.
+    PortClosed => "port_closed",
+    /// A reject ICMP from the target itself.
+    FirewallRejectOnHost => "firewall_reject_on_host",
+    /// A reject ICMP from a device on the way.
+    FirewallRejectOnPath => "firewall_reject_on_path",
+    /// Host/network unreachable from a device, or this machine's failed neighbour lookup.
+    HostUnreachable => "host_unreachable",
+    /// No route on this machine.
+    NoRoute => "no_route",
+    /// Another local error at connect().
+    LocalError => "local_error",
+    /// The port is quiet on a host that answers on other ports.
+    HostUpPortDropped => "host_up_port_dropped",
+    /// A router reports the host unreachable on the liveness ports.
+    HostDown => "host_down",
+    /// Nothing answered before the deadline or the silence bound.
+    SilentDrop => "silent_drop",
+    /// Nothing about the host answers.
+    HostNotAnswering => "host_not_answering",
+    /// The walk's last answering hop.
+    PathEndsAfter => "path_ends_after",
+    /// Not even the first hop answered the walk.
+    PathNoAnswer => "path_no_answer",
+    /// Nothing listens on the port on this machine.
+    NothingListensHere => "nothing_listens_here",
+    /// The port's usual server runs, on another port.
+    UsualServerElsewhere => "usual_server_elsewhere",
+    /// The port's usual server is not running.
+    UsualServerNotRunning => "usual_server_not_running",
+    /// Listeners on loopback only; another address of this machine was dialled.
+    ListensOnLoopbackOnly => "listens_on_loopback_only",
+    /// Listeners of the other address family only.
+    ListensOnOtherFamily => "listens_on_other_family",
+    /// Listeners on another specific address of this machine.
+    BoundToOtherAddress => "bound_to_other_address",
+    /// The port's owner is a container runtime's proxy.
+    ContainerProxy => "container_proxy",
+    /// A listener's process cannot be seen without root.
+    OwnerHidden => "owner_hidden",
+    /// This machine's firewall could not be read.
+    FirewallNotInspected => "firewall_not_inspected",
+    /// The addresses' failures differ.
+    AddressesDisagree => "addresses_disagree",
+    /// The name does not exist.
+    DnsNxdomain => "dns_nxdomain",
+    /// The name has no address record.
+    DnsNodata => "dns_nodata",
+    /// The name server failed.
+    DnsServfail => "dns_servfail",
+    /// The name server refused.
+    DnsRefused => "dns_refused",
+    /// No name server answered.
+    DnsTimeout => "dns_timeout",
+    /// No name server is configured.
+    DnsNoNameservers => "dns_no_nameservers",
+    /// Any other resolver failure.
+    DnsFailed => "dns_failed",
+    /// The name has only IPv6 addresses and this machine no IPv6 route.
+    Ipv6OnlyName => "ipv6_only_name",
+    /// The name is only in /etc/hosts.
+    NameOnlyInHosts => "name_only_in_hosts",
+    /// An /etc/hosts line overrides DNS.
+    HostsOverride => "hosts_override",
+    /// Something local (nsswitch, mDNS, a cache) answers instead of DNS.
+    SystemDiffersFromDns => "system_differs_from_dns",
+    /// The configured name servers disagree.
+    ServersDisagree => "servers_disagree",
+    /// The name resolved only with a search domain appended.
+    SearchDomainUsed => "search_domain_used",
+    /// ndots made the resolver try search names first.
+    NdotsSearchFirst => "ndots_search_first",
+}
+
+/// How loud a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// Something the check found: what it means, and the steps it proposes. The steps are a
+/// proposal: the planner ([`super::advice::plan`]) decides which are given, once each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub id: FindingId,
+    pub severity: Severity,
+    pub message: String,
+    pub steps: Vec<Step>,
+    /// Kinds of step this finding's evidence makes pointless, whoever proposes them (a host
+    /// proven down needs no hunt for a firewall rule).
+    pub rules_out: Vec<StepKind>,
+    /// For a finding about what the kernel said for some addresses: the first of them. Such
+    /// findings are reported in the order clients try their addresses, so the verdict's own
+    /// evidence comes first.
+    pub about: Option<SocketAddr>,
+}
+
+impl Finding {
+    pub fn new(id: FindingId, severity: Severity, message: impl Into<String>) -> Finding {
+        Finding {
+            id,
+            severity,
+            message: message.into(),
+            steps: vec![],
+            rules_out: vec![],
+            about: None,
+        }
+    }
+
+    /// Say which address (the first of those it explains) the finding is about.
+    pub fn about(mut self, address: SocketAddr) -> Finding {
+        self.about = Some(address);
+        self
+    }
+
+    /// Add proposed steps.
+    pub fn steps(mut self, steps: impl IntoIterator<Item = Step>) -> Finding {
+        self.steps.extend(steps);
+        self
+    }
+
+    /// Add step kinds this finding rules out.
+    pub fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
+        self.rules_out.extend_from_slice(kinds);
+        self
+    }
+}
+
+impl PartialEq<&str> for FindingId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for id in FindingId::ALL {
+            let s = id.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+                "{s}"
+            );
+        }
+    }
+
+    /// docs/verdicts.md documents exactly the ids that exist: every id has its row, and every
+    /// id-looking name in the findings table exists.
+    #[test]
+    fn docs_name_exactly_the_ids_that_exist() {
+        let docs = include_str!("../../docs/verdicts.md");
+        let table = docs
+            .split("## Findings")
+            .nth(1)
+            .expect("docs/verdicts.md has a `## Findings` section");
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        for id in FindingId::ALL {
+            assert!(
+                documented.contains(&id.as_str()),
+                "finding {} is not documented in docs/verdicts.md",
+                id.as_str()
+            );
+        }
+        for d in &documented {
+            assert!(
+                FindingId::ALL.iter().any(|id| id.as_str() == *d),
+                "docs/verdicts.md documents `{d}`, which is no finding id"
+            );
+        }
+    }
+}

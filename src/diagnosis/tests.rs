@@ -1,0 +1,340 @@
+//! The diagnosis on fixtures: facts in, verdict, findings and planned steps out.
+
+use super::*;
+use crate::dns::LookupError;
+use crate::facts::AddressFacts;
+use crate::probe::ProbeSpec;
+use crate::target::{Port, PortSource};
+
+fn target(host: &str, port: u16) -> Target {
+    Target {
+        input: format!("{host} {port}"),
+        host: host
+            .parse::<IpAddr>()
+            .map_or_else(|_| Host::Name(host.into()), Host::Ip),
+        port: Port::new(port).unwrap(),
+        port_source: PortSource::Number,
+        service: None,
+        here: false,
+    }
+}
+fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
+    ProbeFact {
+        spec: ProbeSpec::to(addr.parse().unwrap()),
+        result,
+        elapsed: Duration::from_micros(300),
+        icmp,
+        local: None,
+    }
+}
+fn icmp4(code: u8, from: &str) -> Option<Icmp> {
+    Some(Icmp {
+        v6: false,
+        kind: 3,
+        code,
+        from: Some(from.parse().unwrap()),
+    })
+}
+fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
+    Facts {
+        addresses: probes.into_iter().map(AddressFacts::probed).collect(),
+        ..Facts::new(t, Duration::from_secs(5))
+    }
+}
+fn failed(e: i32) -> ConnectResult {
+    ConnectResult::Failed { errno: e }
+}
+fn ids(d: &Diagnosis) -> Vec<&str> {
+    d.findings.iter().map(|f| f.id.as_str()).collect()
+}
+
+#[test]
+fn handshake_is_open_and_exits_zero() {
+    let d = diagnose(&facts(
+        target("198.18.0.2", 80),
+        vec![probe("198.18.0.2:80", ConnectResult::Connected, None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Open);
+    assert_eq!(d.verdict.exit_code(), 0);
+    assert!(d.findings.is_empty());
+}
+
+#[test]
+fn reset_without_icmp_is_closed() {
+    let d = diagnose(&facts(
+        target("198.18.0.2", 5432),
+        vec![probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Closed);
+    assert_eq!(ids(&d), ["port_closed"]);
+    assert!(d.findings[0].message.contains("reject with tcp reset"));
+}
+
+#[test]
+fn econnrefused_with_icmp_port_unreachable_is_a_firewall_not_closed() {
+    let d = diagnose(&facts(
+        target("198.18.0.2", 5432),
+        vec![probe(
+            "198.18.0.2:5432",
+            failed(libc::ECONNREFUSED),
+            icmp4(3, "198.18.0.2"),
+        )],
+    ));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+}
+
+#[test]
+fn admin_prohibited_from_a_router_names_the_router() {
+    let d = diagnose(&facts(
+        target("198.18.2.2", 443),
+        vec![probe(
+            "198.18.2.2:443",
+            failed(libc::EHOSTUNREACH),
+            icmp4(13, "198.18.1.1"),
+        )],
+    ));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_path"]);
+    assert!(d.findings[0].message.contains("198.18.1.1"));
+    assert_eq!(
+        d.addresses[0].sender(),
+        Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap())))
+    );
+}
+
+#[test]
+fn icmpv6_prohibited_arrives_as_eacces_and_is_rejected() {
+    let icmp = Some(Icmp {
+        v6: true,
+        kind: 1,
+        code: 1,
+        from: Some("fd00::2".parse().unwrap()),
+    });
+    let d = diagnose(&facts(
+        target("fd00::2", 22),
+        vec![probe("[fd00::2]:22", failed(libc::EACCES), icmp)],
+    ));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+}
+
+#[test]
+fn host_unreachable_from_router_is_unreachable() {
+    let d = diagnose(&facts(
+        target("198.18.2.99", 22),
+        vec![probe(
+            "198.18.2.99:22",
+            failed(libc::EHOSTUNREACH),
+            icmp4(1, "198.18.1.1"),
+        )],
+    ));
+    assert_eq!(d.verdict, Verdict::Unreachable);
+    assert_eq!(ids(&d), ["host_unreachable"]);
+    assert!(
+        d.findings[0]
+            .message
+            .contains("198.18.1.1 reported host-unreachable")
+    );
+}
+
+#[test]
+fn enetunreach_without_icmp_is_no_route_here() {
+    let d = diagnose(&facts(
+        target("198.19.9.9", 22),
+        vec![probe("198.19.9.9:22", failed(libc::ENETUNREACH), None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Unreachable);
+    assert_eq!(ids(&d), ["no_route"]);
+    assert_eq!(
+        d.steps[0].command.as_deref(),
+        Some("ip route get 198.19.9.9")
+    );
+}
+
+#[test]
+fn silence_is_filtered() {
+    let d = diagnose(&facts(
+        target("198.18.0.2", 5432),
+        vec![probe("198.18.0.2:5432", ConnectResult::TimedOut, None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(d.verdict.exit_code(), 6);
+    assert_eq!(ids(&d), ["silent_drop"]);
+}
+
+#[test]
+fn localhost_trap_is_partial_with_its_own_explanation() {
+    let d = diagnose(&facts(
+        target("localhost", 8080),
+        vec![
+            probe("[::1]:8080", failed(libc::ECONNREFUSED), None),
+            probe("127.0.0.1:8080", ConnectResult::Connected, None),
+        ],
+    ));
+    assert_eq!(d.verdict, Verdict::Partial);
+    assert_eq!(ids(&d), ["partial_reachability", "port_closed"]);
+    assert!(d.findings[0].message.contains("localhost` trap"));
+    assert!(d.findings[0].message.contains("clients try first"));
+}
+
+#[test]
+fn disagreeing_failures_take_the_first_address_and_name_the_others() {
+    let d = diagnose(&facts(
+        target("db", 5432),
+        vec![
+            probe("[fd00::2]:5432", ConnectResult::TimedOut, None),
+            probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None),
+        ],
+    ));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(
+        ids(&d),
+        ["silent_drop", "port_closed", "addresses_disagree"]
+    );
+    assert!(d.findings[2].message.contains("198.18.0.2 is closed"));
+}
+
+fn lookup_err(kind: DnsErrorKind) -> Option<crate::dns::Lookup> {
+    Some(crate::dns::Lookup {
+        addresses: vec![],
+        elapsed: Duration::from_millis(3),
+        error: Some(LookupError::new(kind)),
+    })
+}
+
+#[test]
+fn dns_failures_prefer_the_precise_direct_kind() {
+    let mut f = facts(target("nosuch.example", 80), vec![]);
+    f.dns.system = lookup_err(DnsErrorKind::Timeout); // EAI_AGAIN folds SERVFAIL in
+    f.dns.direct = lookup_err(DnsErrorKind::Servfail);
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::DnsError);
+    assert_eq!(d.verdict.exit_code(), 8);
+    assert_eq!(ids(&d), ["dns_servfail"]);
+    f.dns.direct = None;
+    assert_eq!(ids(&diagnose(&f)), ["dns_timeout"]);
+    f.dns.system = lookup_err(DnsErrorKind::Nxdomain);
+    assert_eq!(ids(&diagnose(&f)), ["dns_nxdomain"]);
+}
+
+#[test]
+fn hosts_file_override_is_noticed() {
+    let mut f = facts(
+        target("app.example", 80),
+        vec![probe("198.18.0.9:80", ConnectResult::Connected, None)],
+    );
+    let ok = |a: &str| crate::dns::Lookup {
+        addresses: vec![a.parse().unwrap()],
+        elapsed: Duration::from_millis(1),
+        error: None,
+    };
+    f.dns.system = Some(ok("198.18.0.9"));
+    f.dns.direct = Some(ok("198.18.0.2"));
+    assert_eq!(ids(&diagnose(&f)), ["system_differs_from_dns"]);
+}
+
+#[test]
+fn an_icmp_from_this_machines_own_address_is_its_own_firewall() {
+    let mut p = probe(
+        "198.18.2.2:5440",
+        failed(libc::ECONNREFUSED),
+        icmp4(3, "198.18.1.2"),
+    );
+    p.local = Some("198.18.1.2:40000".parse().unwrap());
+    let d = diagnose(&facts(target("198.18.2.2", 5440), vec![p]));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["local_policy_reject"]);
+    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+    assert!(
+        d.summary.contains("this machine's own firewall"),
+        "{}",
+        d.summary
+    );
+}
+
+#[test]
+fn a_failed_neighbour_lookup_here_is_this_machine_not_a_router() {
+    let mut p = probe(
+        "198.18.1.99:22",
+        failed(libc::EHOSTUNREACH),
+        icmp4(1, "198.18.1.2"),
+    );
+    p.local = Some("198.18.1.2:40000".parse().unwrap());
+    let d = diagnose(&facts(target("198.18.1.99", 22), vec![p]));
+    assert_eq!(d.verdict, Verdict::Unreachable);
+    assert!(
+        d.findings[0].message.contains("ARP/neighbour lookup"),
+        "{}",
+        d.findings[0].message
+    );
+    assert!(
+        d.summary
+            .contains("cannot find the host on its own network")
+    );
+}
+
+#[test]
+fn local_errors_without_icmp() {
+    let d = diagnose(&facts(
+        target("198.18.2.2", 22),
+        vec![probe("198.18.2.2:22", failed(libc::EPERM), None)],
+    ));
+    assert_eq!(
+        (d.verdict, ids(&d)),
+        (Verdict::Rejected, vec!["local_policy_reject"])
+    );
+    let d = diagnose(&facts(
+        target("fd00::2", 22),
+        vec![probe("[fd00::2]:22", failed(libc::EAFNOSUPPORT), None)],
+    ));
+    assert_eq!(
+        (d.verdict, ids(&d)),
+        (Verdict::Unreachable, vec!["local_error"])
+    );
+    assert!(d.findings[0].message.contains("EAFNOSUPPORT"));
+}
+
+#[test]
+fn every_dns_failure_kind_has_its_finding() {
+    for (kind, id) in [
+        (DnsErrorKind::Nxdomain, "dns_nxdomain"),
+        (DnsErrorKind::Nodata, "dns_nodata"),
+        (DnsErrorKind::Servfail, "dns_servfail"),
+        (DnsErrorKind::Refused, "dns_refused"),
+        (DnsErrorKind::Timeout, "dns_timeout"),
+        (DnsErrorKind::NoNameservers, "dns_no_nameservers"),
+        (DnsErrorKind::Other, "dns_failed"),
+    ] {
+        let mut f = facts(target("app.example", 80), vec![]);
+        f.dns.system = lookup_err(kind);
+        let d = diagnose(&f);
+        assert_eq!(d.verdict, Verdict::DnsError);
+        assert_eq!(ids(&d)[0], id, "{kind:?}");
+        assert!(
+            d.steps.iter().any(|s| s.findings[0] == d.findings[0].id),
+            "{id} gives advice"
+        );
+    }
+}
+
+#[test]
+fn a_command_is_advised_once() {
+    let d = diagnose(&facts(
+        target("dual.lab", 8080),
+        vec![
+            probe("[fd00:2::2]:8080", failed(libc::ECONNREFUSED), None),
+            probe("198.18.2.2:8080", ConnectResult::Connected, None),
+        ],
+    ));
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|a| a.command.as_deref())
+        .collect();
+    let mut unique = cmds.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(cmds.len(), unique.len(), "{cmds:?}");
+    assert!(cmds.contains(&"sudo ss -ltnp 'sport = :8080'"));
+}
