@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod diagnosis;
 pub mod dns;
+pub mod escape;
 pub mod facts;
 pub mod liveness;
 pub mod local;
