@@ -190,12 +190,12 @@ pub fn inspect(port: u16) -> LocalFacts {
     }
 }
 
-/// Read this machine's firewall for `port` (blocking: runs `nft`). Never fails: what could
-/// not be read is said in `reason`.
-pub fn firewall(port: u16) -> Firewall {
+/// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
+/// Never fails: what could not be read is said in `reason`.
+pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     // SAFETY: geteuid has no preconditions.
     let privileged = unsafe { libc::geteuid() } == 0;
-    match nft::read(port) {
+    match nft::read(port, deadline) {
         Ok(rules) => Firewall {
             inspected: true,
             reason: None,
