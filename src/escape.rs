@@ -74,6 +74,22 @@ pub fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
+/// `s` as one word for a POSIX shell, for advice the user will paste (`sudo nft delete rule
+/// inet TABLE …`, `sudo canreach TARGET`): unchanged when it is made only of characters no
+/// shell treats specially (`A-Z a-z 0-9 _ . / : @ % + = , -`, not starting with `-`), else in
+/// single quotes (a `'` inside written `'\''`). Names from nft or DNS are not constrained to
+/// identifiers: a table can be named `x;$(id)` through `nft -j -f`.
+///
+/// Apply [`escape`] to the result when printing it; control characters inside the quotes then
+/// show as `\x1b` (a pasted command then names nothing, rather than something else).
+pub fn shell_word(s: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
+    if !s.is_empty() && !s.starts_with('-') && s.chars().all(plain) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(format!("'{}'", s.replace('\'', "'\\''")))
+}
+
 /// A DNS name for display: always the ASCII form (`xn--…` for internationalised labels), so
 /// what is shown is what was asked for, with the Unicode form appended in parentheses only when
 /// it is safe to show: `xn--bcher-kva.example (bücher.example)`.
@@ -206,6 +222,19 @@ mod tests {
         assert!(display_name("пример.com").ends_with("(пример.com)"));
         assert_eq!(display_name("a\x1bb.com"), "a\\x1bb.com");
         assert!(!display_name("a\u{202e}b.com").contains('\u{202e}'));
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("inet"), "inet");
+        assert_eq!(shell_word("db.example.com:5432"), "db.example.com:5432");
+        assert_eq!(shell_word("x;$(id)"), "'x;$(id)'");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("https://h/?a=1&b=2"), "'https://h/?a=1&b=2'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("-rf"), "'-rf'");
+        assert_eq!(escape(&shell_word("a\x1b[31m")), "'a\\x1b[31m'");
     }
 
     proptest::proptest! {
