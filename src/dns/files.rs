@@ -26,6 +26,21 @@ pub const RESOLV_PATH: &str = "/etc/resolv.conf";
 /// reach a few hundred.
 pub const MAX_FILE: u64 = 1 << 20;
 
+/// Most /etc/hosts lines naming the target kept: more say nothing new, and a hostile file
+/// (1 MiB of the same name) must not make a report of tens of thousands of lines.
+pub const MAX_HOSTS_LINES: usize = 64;
+
+/// glibc's limits on what it takes from resolv.conf (`resolv.h`): only the first `MAXNS`
+/// name servers are asked, `ndots`, `timeout` and `attempts` are capped. The facts keep what
+/// the system actually uses, and a hostile file cannot make the DNS view ask ten thousand
+/// servers. Search domains have no limit in glibc ≥ 2.26; each one is a query per server, so
+/// they are bounded too.
+pub const MAXNS: usize = 3;
+const MAX_SEARCH: usize = 32;
+const MAX_NDOTS: usize = 15;
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_ATTEMPTS: usize = 5;
+
 /// Why a resolver file was not read.
 #[derive(Debug, Error)]
 pub enum FileError {
@@ -111,23 +126,26 @@ pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
 
 /// [`parse_hosts`] on the file's bytes, decoded line by line: a line with bytes that are not
 /// UTF-8 is decoded lossily (U+FFFD), so it neither hides the other lines nor shifts their
-/// numbers. (Such a line never names a valid host, but its neighbours may.)
+/// numbers. (Such a line never names a valid host, but its neighbours may.) At most
+/// [`MAX_HOSTS_LINES`].
 pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
         .filter_map(|(i, raw)| hosts_line(i, &String::from_utf8_lossy(raw), &want))
+        .take(MAX_HOSTS_LINES)
         .collect()
 }
 
 /// The lines of a hosts(5) text that give an address for `name` (case-insensitive, trailing
-/// dot ignored), in file order — the order glibc uses.
+/// dot ignored), in file order — the order glibc uses. At most [`MAX_HOSTS_LINES`].
 pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     text.lines()
         .enumerate()
         .filter_map(|(i, raw)| hosts_line(i, raw, &want))
+        .take(MAX_HOSTS_LINES)
         .collect()
 }
 
@@ -172,7 +190,8 @@ pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
     let (config, opts) =
         hickory_resolver::system_conf::parse_resolv_conf(clean_resolv_conf(text)).ok()?;
     let mut nameservers: Vec<IpAddr> = Vec::new();
-    for ns in config.name_servers() {
+    // glibc takes the first MAXNS `nameserver` lines (repeats included), then ignores the rest.
+    for ns in config.name_servers().iter().take(MAXNS) {
         if !nameservers.contains(&ns.ip) {
             nameservers.push(ns.ip);
         }
@@ -180,15 +199,16 @@ pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
     let mut search: Vec<String> = config.domain().map(|d| d.to_string()).into_iter().collect();
     search.extend(config.search().iter().map(|n| n.to_string()));
     search.dedup();
+    search.truncate(MAX_SEARCH);
     Some(ResolvConf {
         nameservers,
         search: search
             .iter()
             .map(|s| s.trim_end_matches('.').to_string())
             .collect(),
-        ndots: opts.ndots,
-        timeout: opts.timeout,
-        attempts: opts.attempts,
+        ndots: opts.ndots.min(MAX_NDOTS),
+        timeout: opts.timeout.min(MAX_TIMEOUT),
+        attempts: opts.attempts.min(MAX_ATTEMPTS),
     })
 }
 
@@ -343,6 +363,39 @@ mod tests {
         let r = parse_resolv_conf(b"domain a..b\nnameserver 198.18.2.2\n").unwrap();
         assert_eq!(r.nameservers.len(), 1);
         assert!(r.search.is_empty());
+    }
+
+    #[test]
+    fn resolv_conf_is_taken_as_glibc_takes_it() {
+        let mut text = String::new();
+        for i in 1..=10 {
+            text.push_str(&format!("nameserver 198.18.2.{i}\n"));
+        }
+        text.push_str("options ndots:99 timeout:100000 attempts:1000\n");
+        text.push_str(&format!(
+            "search {}\n",
+            (0..100)
+                .map(|i| format!("d{i}.lab"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let r = parse_resolv_conf(text.as_bytes()).unwrap();
+        assert_eq!(r.nameservers.len(), MAXNS);
+        assert_eq!(r.nameservers[2].to_string(), "198.18.2.3");
+        assert_eq!(
+            (r.ndots, r.timeout, r.attempts),
+            (15, Duration::from_secs(30), 5)
+        );
+        assert_eq!(r.search.len(), MAX_SEARCH);
+    }
+
+    #[test]
+    fn a_hosts_file_repeating_the_name_gives_a_bounded_list() {
+        let text = "198.18.2.9 app.lab\n".repeat(50_000);
+        assert_eq!(
+            parse_hosts_bytes(text.as_bytes(), "app.lab").len(),
+            MAX_HOSTS_LINES
+        );
     }
 
     proptest::proptest! {
