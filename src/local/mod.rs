@@ -329,7 +329,8 @@ fn cmdline(pid: u32) -> String {
 /// * options named like a secret ([`is_secret_name`]: `--requirepass X`, `--password=X`,
 ///   `--token X`, `--api-key X`, `--secret X`): the value, attached or next (a next word
 ///   starting with `-` is another option: `mongod --auth --port 1`);
-/// * `-pX` for mysql-like programs (for others `-p8080` is a port), `-a X` for redis-like ones;
+/// * `-pX` for mysql-like programs, `-pX` and `-p X` for sshpass and the mongo tools (for
+///   others `-p8080` is a port), `-a X` for redis-like ones;
 /// * `NAME=VALUE` words named like a secret (`PASSWORD=X`, `GITHUB_TOKEN=X`, `AWS_…_KEY=X`,
 ///   libpq's `password=X`), inside an argument too;
 /// * URLs with a password or secret parameters anywhere ([`mask_secrets`]);
@@ -342,7 +343,10 @@ pub fn mask_cmdline(args: &[String]) -> String {
         .and_then(|a| a.split(' ').next())
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_ascii_lowercase())
         .unwrap_or_default();
+    // Programs whose `-p` is a password, not a port: attached only for mysql (`-p dbname`
+    // asks for the password), attached or next for sshpass and the mongo tools.
     let mysql_like = prog.contains("mysql") || prog.contains("mariadb");
+    let p_next = prog == "sshpass" || prog.starts_with("mongo");
     let redis_like = prog.starts_with("redis");
     let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(args.len());
     let mut i = 0;
@@ -354,7 +358,10 @@ pub fn mask_cmdline(args: &[String]) -> String {
             continue;
         };
         let name = flag.trim_start_matches('-');
-        if let Some((n, _)) = name.split_once('=') {
+        if (mysql_like || p_next) && flag.len() > 1 && flag.starts_with('p') {
+            // `-pX` (mysql reads `-p=X` as the password `=X`).
+            out.push(Cow::Owned(format!("-p{MASK}")));
+        } else if let Some((n, _)) = name.split_once('=') {
             if is_secret_name(n) {
                 out.push(Cow::Owned(format!(
                     "{}={MASK}",
@@ -363,13 +370,14 @@ pub fn mask_cmdline(args: &[String]) -> String {
             } else {
                 out.push(mask_words(arg));
             }
-        } else if mysql_like && flag.len() > 1 && flag.starts_with('p') && !flag.starts_with("p=") {
-            out.push(Cow::Owned(format!("-p{MASK}")));
-        } else if (is_secret_name(name) && !name.is_empty()) || (redis_like && arg == "-a") {
+        } else if (is_secret_name(name) && !name.is_empty())
+            || (redis_like && arg == "-a")
+            || (p_next && arg == "-p")
+        {
+            // A short password option always takes the next word, even one starting with `-`.
+            let short = arg == "-a" || arg == "-p";
             out.push(Cow::Borrowed(arg));
-            let value_next = args
-                .get(i)
-                .is_some_and(|v| !v.starts_with('-') || (redis_like && arg == "-a"));
+            let value_next = args.get(i).is_some_and(|v| !v.starts_with('-') || short);
             if value_next {
                 out.push(Cow::Borrowed(MASK));
                 i += 1;
@@ -502,6 +510,19 @@ mod tests {
             ),
             ("mysql\u{1}-p\u{1}dbname", "mysql -p dbname"),
             ("nc\u{1}-p8080", "nc -p8080"),
+            (
+                "mysql\u{1}-p=hunter2\u{1}--port=3306",
+                "mysql -p*** --port=3306",
+            ),
+            ("sshpass\u{1}-phunter2\u{1}ssh\u{1}h", "sshpass -p*** ssh h"),
+            (
+                "/usr/bin/sshpass\u{1}-p\u{1}-hunter2\u{1}ssh\u{1}h",
+                "/usr/bin/sshpass -p *** ssh h",
+            ),
+            (
+                "mongosh\u{1}-u\u{1}app\u{1}-p\u{1}hunter2",
+                "mongosh -u app -p ***",
+            ),
             (
                 "redis-cli\u{1}-a\u{1}hunter2\u{1}ping",
                 "redis-cli -a *** ping",
