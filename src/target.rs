@@ -170,11 +170,15 @@ pub fn is_secret_name(name: &str) -> bool {
     PARTS.iter().any(|p| lower.contains(p))
 }
 
+/// A URL user name this long, without a password, is taken for a token.
+const TOKEN_USER_LEN: usize = 20;
+
 /// What replaces a secret.
 pub const MASK: &str = "***";
 
 /// `s` with the secrets of every URL in it masked: the password of the userinfo
-/// (`postgres://u:***@db/x`) and the values of query or fragment parameters whose name
+/// (`postgres://u:***@db/x`), a user name of 20 characters or more without a password (a
+/// token: `https://***@github.com/`) and the values of query or fragment parameters whose name
 /// [`is_secret_name`] (`?api_key=***&page=2`). Works on text that is not a valid URL too (an
 /// error message must not echo the password of a URL that failed to parse), and on a URL
 /// inside a longer text (a command line). Borrowed when nothing was masked.
@@ -213,6 +217,9 @@ fn mask_url_tail(u: &str, out: &mut String) {
                     out.push(':');
                     out.push_str(MASK);
                 }
+                // `https://ghp_…@github.com`: a token standing as the user name. A long user
+                // name with no password is taken for one.
+                None if userinfo.chars().count() >= TOKEN_USER_LEN => out.push_str(MASK),
                 None => out.push_str(userinfo),
             }
             out.push_str(host);
@@ -689,6 +696,10 @@ mod tests {
         for (typed, masked) in [
             ("postgres://u:pw@db:6543/x", "postgres://u:***@db:6543/x"),
             ("postgres://u@db/x", "postgres://u@db/x"),
+            (
+                "https://ghp_0123456789abcdefghij@github.com/o/r",
+                "https://***@github.com/o/r",
+            ),
             ("redis://:hunter2@cache", "redis://:***@cache"),
             ("https://u:p@ss@h/", "https://u:***@h/"),
             (
