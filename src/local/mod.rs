@@ -16,7 +16,6 @@ pub mod sock_diag;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
@@ -94,46 +93,12 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
 
 /// This machine's interface addresses (`getifaddrs`).
 pub fn interface_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return out;
-    }
-    let mut p = ifap;
-    while !p.is_null() {
-        // SAFETY: p walks the list getifaddrs returned.
-        let ifa = unsafe { &*p };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr points to a sockaddr whose family says its size.
-            let ip = unsafe {
-                match i32::from((*ifa.ifa_addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
-                        Some(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
-                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
-                out.push(ip);
-            }
-        }
-        p = ifa.ifa_next;
-    }
-    // SAFETY: ifap came from a successful getifaddrs.
-    unsafe { libc::freeifaddrs(ifap) };
-    out
+    crate::sys::interface_addresses()
 }
 
 /// Gather the local facts for `port` (blocking: file reads and one `nft` run).
 pub fn inspect(port: u16) -> LocalFacts {
-    // SAFETY: geteuid has no preconditions.
-    let privileged = unsafe { libc::geteuid() } == 0;
+    let privileged = crate::sys::is_root();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
     let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
@@ -197,8 +162,7 @@ pub fn inspect(port: u16) -> LocalFacts {
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
 /// Never fails: what could not be read is said in `reason`.
 pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
-    // SAFETY: geteuid has no preconditions.
-    let privileged = unsafe { libc::geteuid() } == 0;
+    let privileged = crate::sys::is_root();
     match nft::read(port, deadline) {
         Ok(rules) => Firewall {
             inspected: true,
@@ -446,21 +410,7 @@ impl UserNames {
 }
 
 fn lookup_user(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: zeroed passwd is valid for getpwuid_r to fill.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are valid for the call; result points into pwd/buf on success.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    // SAFETY: pw_name is a NUL-terminated string inside buf.
-    Some(
-        unsafe { CStr::from_ptr(pwd.pw_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    crate::sys::user_name(uid)
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ fn pump(child: &mut Child, deadline: Instant, limit: usize) -> Result<Output, Nf
         return Err(NftError::Io("no pipes".into()));
     };
     for fd in [out.as_raw_fd(), err.as_raw_fd()] {
-        set_nonblocking(fd).map_err(|e| NftError::Io(e.to_string()))?;
+        crate::sys::set_nonblocking(fd).map_err(|e| NftError::Io(e.to_string()))?;
     }
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -231,34 +231,22 @@ fn pump(child: &mut Child, deadline: Instant, limit: usize) -> Result<Output, Nf
     let mut buf = vec![0u8; 64 << 10];
     while out_open || err_open {
         let ms = remaining_ms(deadline).ok_or(NftError::TimedOut)?;
-        let mut fds = [
-            libc::pollfd {
-                fd: if out_open { out.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if err_open { err.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
+        let fds = [
+            out_open.then(|| out.as_raw_fd()),
+            err_open.then(|| err.as_raw_fd()),
         ];
-        // SAFETY: fds is a valid array of two pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(NftError::Io(e.to_string()));
-        }
-        if fds[0].revents != 0 {
+        let ready = match crate::sys::poll_readable(fds, ms) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(NftError::Io(e.to_string())),
+        };
+        if ready[0] {
             out_open = drain(&mut out, &mut buf, &mut stdout, limit)?;
             if stdout.len() > limit {
                 return Err(NftError::TooLarge(limit));
             }
         }
-        if fds[1].revents != 0 {
+        if ready[1] {
             err_open = drain(&mut err, &mut buf, &mut stderr, MAX_STDERR)?;
             stderr.truncate(MAX_STDERR);
         }
@@ -308,17 +296,6 @@ fn remaining_ms(deadline: Instant) -> Option<i32> {
         return None;
     }
     Some(i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1))
-}
-
-fn set_nonblocking(fd: i32) -> std::io::Result<()> {
-    // SAFETY: fcntl on a file descriptor we own; F_GETFL/F_SETFL have no memory effects.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// A chain's identity: (family, table, name).
