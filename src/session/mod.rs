@@ -17,6 +17,7 @@
 //! Everything the peer sends is hostile input: every read is bounded in size and by the
 //! caller's deadline, and no parser panics on garbage.
 
+pub mod first;
 pub mod tls;
 
 use std::io;
