@@ -18,6 +18,7 @@
 //! caller's deadline, and no parser panics on garbage.
 
 pub mod first;
+pub mod http;
 pub mod tls;
 
 use std::io;
