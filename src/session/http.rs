@@ -110,6 +110,8 @@ pub struct HttpResponse {
     pub content_length: Option<u64>,
     /// The server said `Connection: close` (or HTTP/1.0 without keep-alive).
     pub closes: bool,
+    /// `Proxy-Authenticate` challenges (a proxy's 407): the schemes and realms it accepts.
+    pub proxy_authenticate: Vec<String>,
     /// The first bytes of the body (≤ 512), only for a 5xx answer to `GET`; raw (a chunked
     /// body keeps its chunk-size lines).
     pub body_start: Option<Vec<u8>>,
@@ -397,6 +399,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpF
             location: one("location"),
             content_length: one("content-length").and_then(|v| v.trim().parse().ok()),
             closes,
+            proxy_authenticate: get("proxy-authenticate"),
             body_start: None,
         },
         len,
