@@ -19,6 +19,7 @@
 
 pub mod first;
 pub mod http;
+pub mod mss;
 pub mod proxy;
 pub mod tls;
 
