@@ -164,6 +164,19 @@ async fn server_that_closes_after_head_keeps_the_head_answer() {
 }
 
 #[tokio::test]
+async fn informational_answers_are_skipped() {
+    let (addr, _) = http_server(|_| {
+        Some(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 204 No Content\r\nServer: h\r\n\r\n"
+                .to_vec(),
+        )
+    })
+    .await;
+    let r = ask(addr).await.response.unwrap();
+    assert_eq!((r.status, r.server.as_deref()), (204, Some("h")));
+}
+
+#[tokio::test]
 async fn not_http() {
     let (addr, _) = http_server(|_| Some(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec())).await;
     let f = ask(addr).await;

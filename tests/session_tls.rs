@@ -86,6 +86,8 @@ struct ServerSpec {
     key: PrivateKeyDer<'static>,
     versions: &'static [&'static SupportedProtocolVersion],
     client_ca: Option<CertificateDer<'static>>,
+    /// With `client_ca`: a client certificate is asked for but not required.
+    client_optional: bool,
     alpn: Vec<Vec<u8>>,
 }
 
@@ -95,6 +97,7 @@ fn spec(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Ser
         key,
         versions: rustls::ALL_VERSIONS,
         client_ca: None,
+        client_optional: false,
         alpn: vec![],
     }
 }
@@ -109,11 +112,11 @@ async fn tls_server(s: ServerSpec) -> SocketAddr {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             roots.add(ca).unwrap();
-            builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .unwrap(),
-            )
+            let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if s.client_optional {
+                v = v.allow_unauthenticated();
+            }
+            builder.with_client_cert_verifier(v.build().unwrap())
         }
         None => builder.with_no_client_auth(),
     };
@@ -176,6 +179,7 @@ async fn valid_chain_gives_version_suite_alpn_and_chain() {
     assert_eq!(&leaf.sha256[..], digest.as_ref());
     assert!(leaf.not_after > leaf.not_before);
     assert_eq!(f.client_cert, None);
+    assert_eq!(f.trust_anchors, 1);
 }
 
 #[tokio::test]
@@ -340,6 +344,23 @@ async fn client_cert_required_tls12() {
 }
 
 #[tokio::test]
+async fn client_cert_optional_is_not_a_failure() {
+    let p = pki("Opt");
+    let clients = ca("Optional Client CA", None);
+    let l = leaf(&p.int);
+    let mut s = spec(vec![l.der, p.int.der().clone()], l.key);
+    s.client_ca = Some(clients.der().clone());
+    s.client_optional = true;
+    let addr = tls_server(s).await;
+    let f = client(addr, "localhost", &trust(&p.root), Versions::Any).await;
+    assert_eq!(f.failure, None, "{f:?}");
+    assert_eq!(f.after, Some(AfterHandshake::Quiet));
+    let req = f.client_cert.unwrap();
+    assert_eq!(req.issuers, vec!["CN=Optional Client CA".to_string()]);
+    assert!(req.went_on_without);
+}
+
+#[tokio::test]
 async fn protocol_mismatch() {
     let p = pki("Ver");
     let l = leaf(&p.int);
@@ -370,6 +391,24 @@ async fn plain_http_server_is_not_tls_and_its_words_are_kept() {
         Some(TlsFailure::NotTls { first_bytes }) => {
             assert!(first_bytes.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
         }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ssh_port_is_not_tls() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(b"Invalid SSH identification string.\r\n").await;
+    });
+    let f = client(addr, "localhost", &TrustStore::system(), Versions::Any).await;
+    match f.failure {
+        Some(TlsFailure::NotTls { first_bytes }) => assert!(first_bytes.starts_with(b"SSH-2.0-")),
         other => panic!("{other:?}"),
     }
 }

@@ -231,7 +231,15 @@ where
         Ok(Err(e)) => return Err(io_failure(&e)),
         Ok(Ok(())) => {}
     }
-    let (mut response, rest) = read_head(stream, deadline, Response).await?;
+    let (mut response, mut rest) = read_head(stream, deadline, Response, Vec::new()).await?;
+    // Informational answers (103 Early Hints, a stray 100 Continue) come before the real
+    // one; 101 would be a protocol switch, which this request never asks for. Bounded, so a
+    // server sending them forever cannot hold the stage past a few.
+    let mut informational = 0;
+    while (100..200).contains(&response.status) && response.status != 101 && informational < 8 {
+        (response, rest) = read_head(stream, deadline, Response, rest).await?;
+        informational += 1;
+    }
     if method == Method::Get && (500..600).contains(&response.status) {
         response.body_start = Some(read_body_start(stream, rest, &response, deadline).await);
     }
@@ -288,22 +296,43 @@ impl HeadParser for Response {
 }
 
 /// Read a head: bounded by [`HEAD_MAX`] and `deadline`; returns it and the bytes after it.
+/// `buf` holds bytes already read (after a previous head), parsed before reading more.
 ///
 /// Reads in chunks, so bytes after the head may be read too: they are returned, never lost.
 pub(crate) async fn read_head<S, P>(
     stream: &mut S,
     deadline: Instant,
     parser: P,
+    mut buf: Vec<u8>,
 ) -> Result<(P::Out, Vec<u8>), HttpFailure>
 where
     S: AsyncRead + Unpin,
     P: HeadParser,
 {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 4096];
     loop {
-        let room = HEAD_MAX - buf.len();
-        let want = room.min(chunk.len());
+        if !buf.is_empty() {
+            if looks_like_tls_record(&buf) {
+                return Err(HttpFailure::ExpectsTls {
+                    first_bytes: first(&buf),
+                });
+            }
+            // Fail fast on a reply that cannot become HTTP, without waiting for more.
+            let prefix = b"HTTP/";
+            let k = buf.len().min(prefix.len());
+            if buf[..k] != prefix[..k] {
+                return Err(HttpFailure::NotHttp {
+                    first_bytes: first(&buf),
+                });
+            }
+            if let Some((out, len)) = parser.parse(&buf)? {
+                return Ok((out, buf.split_off(len)));
+            }
+            if buf.len() >= HEAD_MAX {
+                return Err(HttpFailure::TooLarge);
+            }
+        }
+        let want = (HEAD_MAX - buf.len()).min(chunk.len());
         let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])).await {
             Err(_) if buf.is_empty() => return Err(HttpFailure::NoReply),
             Err(_) => return Err(truncated(&buf)),
@@ -324,25 +353,6 @@ where
             });
         }
         buf.extend_from_slice(&chunk[..n]);
-        if looks_like_tls_record(&buf) {
-            return Err(HttpFailure::ExpectsTls {
-                first_bytes: first(&buf),
-            });
-        }
-        // Fail fast on a reply that cannot become HTTP, without waiting for more.
-        let prefix = b"HTTP/";
-        let k = buf.len().min(prefix.len());
-        if buf[..k] != prefix[..k] {
-            return Err(HttpFailure::NotHttp {
-                first_bytes: first(&buf),
-            });
-        }
-        if let Some((out, len)) = parser.parse(&buf)? {
-            return Ok((out, buf.split_off(len)));
-        }
-        if buf.len() >= HEAD_MAX {
-            return Err(HttpFailure::TooLarge);
-        }
     }
 }
 

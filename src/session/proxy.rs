@@ -394,7 +394,7 @@ where
     match sent {
         Err(_) => facts.failure = Some(HttpFailure::NoReply),
         Ok(Err(e)) => facts.failure = Some(HttpFailure::Io(e.to_string())),
-        Ok(Ok(())) => match http::read_head(stream, deadline, http::Response).await {
+        Ok(Ok(())) => match http::read_head(stream, deadline, http::Response, Vec::new()).await {
             Ok((r, rest)) => {
                 // After a refusal the rest is the proxy's error page, not the destination.
                 if r.status / 100 == 2 {

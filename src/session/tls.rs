@@ -290,6 +290,9 @@ pub struct TlsFacts {
     pub chain: Vec<CertFacts>,
     /// rustls's own words for a verification failure, kept for the record.
     pub verify_error: Option<String>,
+    /// How many trust anchors the chain was checked against (0: this machine trusts nothing,
+    /// which explains every unknown issuer).
+    pub trust_anchors: usize,
     /// Set when the server asked for a client certificate.
     pub client_cert: Option<ClientCertRequest>,
     /// Set when a post-handshake read was made (a client certificate was asked for).
@@ -493,6 +496,7 @@ pub async fn handshake_session(
         alpn: None,
         chain: vec![],
         verify_error: None,
+        trust_anchors: req.roots.len(),
         client_cert: None,
         after: None,
         failure: None,
