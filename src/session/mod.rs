@@ -8,20 +8,43 @@
 //!
 //! | part | module | facts |
 //! |---|---|---|
-//! | first moments (nothing written) | [`first`] | [`first::FirstFacts`]: reset, closed, banner (SSH, SMTP, MySQL …), silent |
+//! | the stage as one call | [`after`] | [`SessionFacts`]: first moments, then TLS (+ MSS retry), then HTTP |
+//! | first moments (nothing written) | [`first`] | [`first::First`]: reset, closed, banner (SSH, SMTP, MySQL …), silent |
 //! | TLS handshake | [`tls`] | [`tls::TlsFacts`]: version, suite, ALPN, chain, [`tls::TlsFailure`] |
 //! | one HTTP request | [`http`] | [`http::HttpFacts`]: status, `Server`, `Via`, `Location` …, [`http::HttpFailure`] |
 //! | proxy environment, CONNECT | [`proxy`] | [`proxy::ProxyChoice`], [`proxy::ConnectFacts`] |
-//! | reduced-MSS retry | [`mss`] | a connected stream, or the connect error |
+//! | reduced-MSS retry | [`mss`] | a connected stream, or [`mss::MssError`] |
+//!
+//! ## For the pipeline
+//!
+//! After a probe connected to an address, connect again (the probe's socket is not kept) and
+//! hand the stream to [`after_connect`] with the connect time as the round-trip estimate:
+//!
+//! ```ignore
+//! let req = SessionRequest {
+//!     host: target.host.to_string(),                       // SNI and Host header
+//!     application: application_for(target.service.as_deref(), &host, port),
+//!     roots: TrustStore::system(),                         // loaded once per process
+//!     mss_retry: true,
+//! };
+//! let facts: SessionFacts = after_connect(stream, address, rtt, &req, deadline).await;
+//! ```
+//!
+//! A completed connect that reported ECONNRESET never gets here: [`first::accepted_then_reset`]
+//! says what that fact means. [`proxy::proxy_for`] is independent of any connection (pure, from
+//! the environment).
 //!
 //! Everything the peer sends is hostile input: every read is bounded in size and by the
 //! caller's deadline, and no parser panics on garbage.
 
+pub mod after;
 pub mod first;
 pub mod http;
 pub mod mss;
 pub mod proxy;
 pub mod tls;
+
+pub use after::{Application, SessionFacts, SessionRequest, after_connect, application_for};
 
 use std::io;
 use std::pin::Pin;

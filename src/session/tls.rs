@@ -3,10 +3,10 @@
 //!
 //! rustls 0.23 with the *ring* provider. Two hooks keep what rustls would otherwise drop:
 //!
-//! - [`RecordingVerifier`] delegates to rustls's `WebPkiServerVerifier` but first records the
+//! - `RecordingVerifier` delegates to rustls's `WebPkiServerVerifier` but first records the
 //!   chain (DER) and then the error. After a failed verification rustls's
 //!   `peer_certificates()` is `None`, so without it an expired certificate could not be shown.
-//! - [`RecordingClientAuth`] records the issuers a server asking for a client certificate
+//! - `RecordingClientAuth` records the issuers a server asking for a client certificate
 //!   accepts (`certificate_authorities`), and sends none.
 //!
 //! The TCP stream is wrapped in [`super::Recording`], which keeps the first bytes the server
