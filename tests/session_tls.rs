@@ -9,7 +9,8 @@ use canreach::session::tls::{
     self, AfterHandshake, TlsFacts, TlsFailure, TlsRequest, TlsVersion, TrustStore, Versions,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+    date_time_ymd,
 };
 use rustls::crypto::ring;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -289,6 +290,32 @@ async fn unknown_issuer() {
 }
 
 #[tokio::test]
+async fn unknown_issuer_named_like_a_public_root() {
+    // A CA with the distinguished name of a public root (not its key): the second opinion
+    // knows the name, so the issuer is reported as a public CA this machine does not trust.
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CountryName, "US");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Internet Security Research Group");
+    p.distinguished_name
+        .push(DnType::CommonName, "ISRG Root X1");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let fake = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let l = leaf(&fake);
+    let trusted = pki("Local");
+    let addr = tls_server(spec(vec![l.der], l.key)).await;
+    let f = client(addr, "localhost", &trust(&trusted.root), Versions::Any).await;
+    assert_eq!(
+        f.failure,
+        Some(TlsFailure::UnknownIssuer {
+            issuer: "C=US, O=Internet Security Research Group, CN=ISRG Root X1".into(),
+            public_ca_elsewhere: true
+        })
+    );
+}
+
+#[tokio::test]
 async fn missing_intermediate() {
     let p = pki("Half");
     let l = leaf(&p.int);
@@ -433,6 +460,35 @@ async fn silent_server_is_no_reply_within_the_deadline() {
     )
     .await;
     assert_eq!(f.failure, Some(TlsFailure::NoReply));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn handshake_that_stops_midway_is_stalled() {
+    // The start of a ServerHello record, then nothing: what a path-MTU black hole looks like
+    // when the first segments pass and the full-size ones do not.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(&[0x16, 0x03, 0x03, 0x10, 0x00, 0x02, 0x00])
+            .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    let f = tls::handshake(
+        stream,
+        "[::1]",
+        &[],
+        &TrustStore::system(),
+        start + Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(f.failure, Some(TlsFailure::Stalled { received: 7 }));
     assert!(start.elapsed() < Duration::from_secs(1));
 }
 

@@ -501,7 +501,13 @@ pub async fn handshake_session(
         after: None,
         failure: None,
     };
-    let name = match ServerName::try_from(req.server_name.to_owned()) {
+    // `[::1]` as written in URLs is the IP literal `::1`.
+    let bare = req
+        .server_name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(req.server_name);
+    let name = match ServerName::try_from(bare.to_owned()) {
         Ok(n) => n,
         Err(e) => {
             facts.failure = Some(TlsFailure::Other(format!("invalid server name: {e}")));
