@@ -105,7 +105,7 @@ impl TrustStore {
             .filter_map(|dn| {
                 X509Name::from_der(dn.as_ref())
                     .ok()
-                    .map(|(_, n)| n.to_string())
+                    .map(|(_, n)| clean(&n.to_string()))
             })
             .collect();
         TrustStore {
@@ -913,15 +913,16 @@ pub fn parse_cert(der: &[u8]) -> CertFacts {
             return facts;
         }
     };
-    facts.subject = cert.subject().to_string();
-    facts.issuer = cert.issuer().to_string();
+    facts.subject = clean(&cert.subject().to_string());
+    facts.issuer = clean(&cert.issuer().to_string());
     facts.not_before = cert.validity().not_before.timestamp();
     facts.not_after = cert.validity().not_after.timestamp();
     facts.is_ca = cert.is_ca();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
-                GeneralName::DNSName(n) => facts.dns_names.push((*n).to_owned()),
+                _ if facts.dns_names.len() + facts.ip_addresses.len() >= SANS_MAX => break,
+                GeneralName::DNSName(n) => facts.dns_names.push(clean(n)),
                 GeneralName::IPAddress(b) => {
                     if let Ok(a) = <[u8; 4]>::try_from(*b) {
                         facts.ip_addresses.push(IpAddr::from(a));
@@ -938,10 +939,26 @@ pub fn parse_cert(der: &[u8]) -> CertFacts {
     facts
 }
 
+/// The most names kept from one certificate's subjectAltName (CDN certificates carry
+/// hundreds; a hostile one could carry thousands).
+const SANS_MAX: usize = 500;
+/// The longest name kept.
+const NAME_MAX: usize = 512;
+
+/// A name from a certificate, fit to keep: the server chose its bytes, so control characters
+/// (terminal escapes) are dropped and the length is bounded. Applied to every name alike, so
+/// names still compare equal when they were equal.
+fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(NAME_MAX)
+        .collect()
+}
+
 /// A DER distinguished name (from a CertificateRequest) as text; hex when unparsable.
 fn dn_to_string(der: &[u8]) -> String {
     match X509Name::from_der(der) {
-        Ok((_, n)) => n.to_string(),
+        Ok((_, n)) => clean(&n.to_string()),
         Err(_) => der.iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
