@@ -354,6 +354,7 @@ async fn client_cert_required_tls13() {
     );
     // The refusal came after the handshake, on the first read.
     assert!(matches!(f.after, Some(AfterHandshake::Alert(ref a)) if a == "CertificateRequired"));
+    assert_eq!(f.version, Some(TlsVersion::Tls13));
     assert!(!f.client_cert.unwrap().went_on_without);
 }
 

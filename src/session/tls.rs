@@ -223,7 +223,8 @@ pub struct ClientCertRequest {
 pub enum AfterHandshake {
     /// Nothing within the window: it waits for the client (normal).
     Quiet,
-    /// It sent application data first (the bytes, ≤ 1 KiB).
+    /// It sent application data first (the bytes, ≤ 1 KiB; read from the session, so the
+    /// next reader does not see them again).
     Data(Vec<u8>),
     /// It closed the connection.
     Closed,
@@ -534,6 +535,20 @@ pub async fn handshake_session(
         Err(_) => error = Some(HandshakeError::Timeout),
     }
 
+    // What was negotiated, before a refusal after the handshake can take the session away.
+    if let Some(s) = &session {
+        let (_, conn) = s.get_ref();
+        facts.version = conn.protocol_version().map(|v| match u16::from(v) {
+            0x0303 => TlsVersion::Tls12,
+            0x0304 => TlsVersion::Tls13,
+            n => TlsVersion::Other(n),
+        });
+        facts.cipher_suite = conn
+            .negotiated_cipher_suite()
+            .map(|s| s.suite().as_str().unwrap_or("unknown").to_owned());
+        facts.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+    }
+
     // A client certificate was asked for and the handshake "succeeded": the refusal, if any,
     // comes on the first read (TLS 1.3).
     let asked = lock(&seen).client_cert_issuers.is_some();
@@ -561,19 +576,6 @@ pub async fn handshake_session(
             session = None;
         }
         facts.after = Some(after);
-    }
-
-    if let Some(s) = &session {
-        let (_, conn) = s.get_ref();
-        facts.version = conn.protocol_version().map(|v| match u16::from(v) {
-            0x0303 => TlsVersion::Tls12,
-            0x0304 => TlsVersion::Tls13,
-            n => TlsVersion::Other(n),
-        });
-        facts.cipher_suite = conn
-            .negotiated_cipher_suite()
-            .map(|s| s.suite().as_str().unwrap_or("unknown").to_owned());
-        facts.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     }
 
     let (chain_der, verify_error, now, issuers) = {
