@@ -3,6 +3,8 @@
 //! dropped. The TCP handshake and the ClientHello pass; the server's full-size certificate
 //! flight does not, so the TLS handshake gets nothing. The reduced-MSS retry completes it:
 //! the fact the diagnosis turns into "path-MTU black hole".
+// The client joins a namespace (setns): a test-only libc call.
+#![allow(unsafe_code)]
 
 mod common;
 

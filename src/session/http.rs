@@ -286,6 +286,7 @@ pub(crate) trait HeadParser {
 }
 
 /// Parses an HTTP response head.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Response;
 
 impl HeadParser for Response {

@@ -213,7 +213,9 @@ impl CertFacts {
 pub struct ClientCertRequest {
     /// The accepted issuers' names (may be empty: "any").
     pub issuers: Vec<String>,
-    /// `true` when the server went on without one (optional client authentication).
+    /// `true` when the handshake completed and the server went on without one (optional
+    /// client authentication); `false` when it refused, or the handshake failed first for
+    /// another reason (then see [`TlsFacts::failure`]).
     pub went_on_without: bool,
 }
 
