@@ -152,6 +152,28 @@ async fn envoy_without_upstream() {
 }
 
 #[tokio::test]
+async fn endless_5xx_body_does_not_hold_the_stage() {
+    // No length, no chunked end, no close: only the first bytes and a bounded wait.
+    let (addr, _) = http_server(|m| {
+        Some(match m {
+            "HEAD" => b"HTTP/1.1 502 Bad Gateway\r\nServer: edge\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 502 Bad Gateway\r\nServer: edge\r\n\r\nupstream connect error".to_vec(),
+        })
+    })
+    .await;
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let f = http::request(&mut s, &target(addr), start + Duration::from_secs(5)).await;
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let r = f.response.unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        r.body_start.as_deref(),
+        Some(&b"upstream connect error"[..])
+    );
+}
+
+#[tokio::test]
 async fn server_that_closes_after_head_keeps_the_head_answer() {
     let (addr, _) = http_server(|m| match m {
         "HEAD" => Some(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n".to_vec()),

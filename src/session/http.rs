@@ -23,6 +23,8 @@ use super::{FIRST_BYTES_MAX, looks_like_tls_record};
 pub const HEAD_MAX: usize = 64 * 1024;
 /// The most of a 5xx body kept.
 pub const BODY_START_MAX: usize = 512;
+/// The longest wait for a 5xx body's first bytes after its head.
+const BODY_WAIT: Duration = Duration::from_millis(500);
 /// The longest header value kept (a `Location` or `Server` longer than this is cut).
 const VALUE_MAX: usize = 512;
 /// Headers parsed at most; more is [`HttpFailure::TooLarge`].
@@ -256,11 +258,15 @@ async fn read_body_start<S: AsyncRead + Unpin>(
         .content_length
         .map_or(BODY_START_MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
         .min(BODY_START_MAX);
+    // The body of an error page comes with, or right after, its head. A server that neither
+    // says how long it is nor closes (ignoring `Connection: close`) must not hold the stage
+    // until the deadline.
+    let until = (Instant::now() + BODY_WAIT).min(deadline);
     let mut buf = [0u8; BODY_START_MAX];
-    while body.len() < want {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+    while body.len() < want && !body.ends_with(b"0\r\n\r\n") {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => body.extend_from_slice(&buf[..n]),
-            // End of body, error, or the deadline: what came is the fact.
+            // End of body, error, or time's up: what came is the fact.
             _ => break,
         }
     }
