@@ -63,6 +63,25 @@ pub struct Cli {
     /// Do not inspect this machine (its listeners and firewall)
     #[arg(long)]
     pub no_local: bool,
+
+    /// What to speak once connected: auto (from the URL or the port's usual service), tcp,
+    /// tls, http, https
+    #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto, value_name = "PROTO")]
+    pub protocol: ProtocolChoice,
+
+    /// Stop after the TCP handshake and its first moments (same as --protocol tcp)
+    #[arg(long, conflicts_with = "protocol")]
+    pub tcp: bool,
+}
+
+/// `--protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    Auto,
+    Tcp,
+    Tls,
+    Http,
+    Https,
 }
 
 /// `--color` values.
@@ -81,6 +100,21 @@ impl Cli {
             (true, _) => LocalMode::Always,
             (_, true) => LocalMode::Never,
             _ => LocalMode::Auto,
+        }
+    }
+
+    /// `--protocol` / `--tcp` as the pipeline's protocol.
+    pub fn protocol(&self) -> crate::pipeline::Protocol {
+        use crate::pipeline::Protocol;
+        if self.tcp {
+            return Protocol::Tcp;
+        }
+        match self.protocol {
+            ProtocolChoice::Auto => Protocol::Auto,
+            ProtocolChoice::Tcp => Protocol::Tcp,
+            ProtocolChoice::Tls => Protocol::Tls,
+            ProtocolChoice::Http => Protocol::Http,
+            ProtocolChoice::Https => Protocol::Https,
         }
     }
 

@@ -21,6 +21,9 @@ pub enum ExitCode {
     Unreachable,
     DnsError,
     Inconclusive,
+    ServiceError,
+    TlsError,
+    MtuBlackhole,
 }
 
 impl ExitCode {
@@ -36,6 +39,9 @@ impl ExitCode {
             ExitCode::Unreachable => 7,
             ExitCode::DnsError => 8,
             ExitCode::Inconclusive => 9,
+            ExitCode::ServiceError => 10,
+            ExitCode::TlsError => 11,
+            ExitCode::MtuBlackhole => 12,
         }
     }
 }
@@ -51,6 +57,9 @@ impl From<Verdict> for ExitCode {
             Verdict::Unreachable => ExitCode::Unreachable,
             Verdict::DnsError => ExitCode::DnsError,
             Verdict::Inconclusive => ExitCode::Inconclusive,
+            Verdict::ServiceError => ExitCode::ServiceError,
+            Verdict::TlsError => ExitCode::TlsError,
+            Verdict::MtuBlackhole => ExitCode::MtuBlackhole,
         }
     }
 }

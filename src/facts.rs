@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::dns::DnsFacts;
 use crate::local::{Firewall, LocalFacts};
 use crate::probe::ProbeFact;
+use crate::session::SessionFacts;
 use crate::target::Target;
 use crate::trace::TraceFacts;
 
@@ -28,6 +29,9 @@ pub struct Facts {
     /// This machine's firewall rules for the port, when inspected (local targets, and silent
     /// or locally refused remote ones: an OUTPUT drop looks like remote silence).
     pub firewall: Option<Firewall>,
+    /// The proxy an HTTP(S) client would use for this target, from the environment (`None`
+    /// for other targets).
+    pub proxy: Option<crate::session::proxy::ProxyChoice>,
     /// canreach ran as root: advice for this machine needs no `sudo`.
     pub privileged: bool,
     /// The deadline the check ran under.
@@ -45,6 +49,8 @@ pub struct AddressFacts {
     pub silence: Option<Silence>,
     /// The address is this machine's own (loopback or a local interface's).
     pub here: bool,
+    /// After a connect: the first moments, TLS, HTTP (`session`), when the address was open.
+    pub session: Option<SessionFacts>,
 }
 
 impl AddressFacts {
@@ -55,6 +61,7 @@ impl AddressFacts {
             probe,
             silence: None,
             here,
+            session: None,
         }
     }
 
@@ -86,6 +93,7 @@ impl Facts {
             trace: None,
             local: None,
             firewall: None,
+            proxy: None,
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,

@@ -70,6 +70,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
         timeout: cli.timeout,
         trace: cli.trace_mode(),
         local: cli.local_mode(),
+        protocol: cli.protocol(),
     };
     let facts = rt.block_on(pipeline::gather(
         target,

@@ -29,6 +29,9 @@ use crate::facts::{AddressFacts, Facts, Silence};
 use crate::liveness;
 use crate::local;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
+use crate::session::http::HttpTarget;
+use crate::session::tls::TrustStore;
+use crate::session::{Application, SessionFacts, SessionRequest, after_connect};
 use crate::target::{Host, Target};
 use crate::trace;
 
@@ -57,6 +60,23 @@ pub enum TraceMode {
     Never,
 }
 
+/// What to speak once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// From the URL's scheme, else the port's usual service (443 → HTTPS, 993 → TLS, …),
+    /// else only the first moments.
+    #[default]
+    Auto,
+    /// Only the first moments: reset, close, greeting or silence.
+    Tcp,
+    /// A TLS handshake.
+    Tls,
+    /// One HTTP request.
+    Http,
+    /// A TLS handshake, then one HTTP request.
+    Https,
+}
+
 /// What a check may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -65,6 +85,8 @@ pub struct Options {
     pub trace: TraceMode,
     /// When to inspect this machine's listeners and firewall.
     pub local: LocalMode,
+    /// What to speak after the connect.
+    pub protocol: Protocol,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -84,6 +106,7 @@ impl Default for Options {
             timeout: DEFAULT_TIMEOUT,
             trace: TraceMode::Auto,
             local: LocalMode::Auto,
+            protocol: Protocol::Auto,
         }
     }
 }
@@ -159,6 +182,7 @@ pub async fn gather<R: Resolver, C: Connector>(
                     probe,
                     silence,
                     here: local,
+                    session: None,
                 }
             }
         }))
@@ -248,7 +272,13 @@ pub async fn gather<R: Resolver, C: Connector>(
             )
         }
     };
-    let addresses: Vec<AddressFacts> = results;
+    let mut addresses: Vec<AddressFacts> = results;
+    // After the connect: what the application would meet on every open address.
+    let app = application(&target, opts.protocol);
+    let sessions = follow_sessions(&addresses, &target, app, deadline).await;
+    for (a, s) in addresses.iter_mut().zip(sessions) {
+        a.session = s;
+    }
     let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
@@ -268,16 +298,86 @@ pub async fn gather<R: Resolver, C: Connector>(
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
     };
+    let proxy = target.url.as_ref().map(|u| {
+        let env = |k: &str| std::env::var(k).ok();
+        crate::session::proxy::proxy_for(&u.scheme, &target.host.to_string(), port, &env)
+    });
     Facts {
         dns,
         addresses,
         trace,
+        proxy,
         local,
         firewall,
         privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
     }
+}
+
+/// What to speak on an open port: the flag, else the URL's scheme, else the usual service.
+fn application(target: &Target, protocol: Protocol) -> Application {
+    let host = target.host.to_string();
+    let port = target.port.get();
+    let http = |default: u16| {
+        let root = HttpTarget::root(&host, port, default);
+        match &target.url {
+            Some(u) => HttpTarget {
+                path: u.path.clone(),
+                ..root
+            },
+            None => root,
+        }
+    };
+    match protocol {
+        Protocol::Tcp => Application::Watch,
+        Protocol::Tls => Application::Tls,
+        Protocol::Http => Application::Http(http(80)),
+        Protocol::Https => Application::Https(http(443)),
+        Protocol::Auto => match target.url.as_ref().map(|u| u.scheme.as_str()) {
+            Some("https" | "wss") => Application::Https(http(443)),
+            Some("http" | "ws") => Application::Http(http(80)),
+            _ => crate::session::application_for(target.service.as_deref(), &host, port),
+        },
+    }
+}
+
+/// Run the session stage on every open address, concurrently, within the deadline. The
+/// probe's socket is not kept, so each gets a new connection (one more round trip).
+async fn follow_sessions(
+    addresses: &[AddressFacts],
+    target: &Target,
+    app: Application,
+    deadline: Instant,
+) -> Vec<Option<SessionFacts>> {
+    let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
+    if !addresses.iter().any(open) {
+        return addresses.iter().map(|_| None).collect();
+    }
+    let tls = matches!(app, Application::Tls | Application::Https(_));
+    let req = SessionRequest {
+        host: target.host.to_string(),
+        application: app,
+        roots: if tls {
+            TrustStore::system()
+        } else {
+            TrustStore::empty()
+        },
+        mss_retry: true,
+    };
+    let req = &req;
+    join_all(addresses.iter().map(|a| async move {
+        if !open(a) {
+            return None;
+        }
+        let address = a.address();
+        let stream = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
+            .await
+            .ok()?
+            .ok()?;
+        Some(after_connect(stream, address, a.probe.elapsed, req, deadline).await)
+    }))
+    .await
 }
 
 /// The addresses `:PORT` checks besides what `localhost` resolves to: 127.0.0.1, ::1 (when this

@@ -66,6 +66,18 @@ pub struct Target {
     /// `canreach :PORT`: "what listens on PORT here?" — checks `localhost` and inspects this
     /// machine.
     pub here: bool,
+    /// For a URL target: its scheme and path (never the user, password, query or fragment:
+    /// the path is what an HTTP check asks for, and a query may carry a token).
+    pub url: Option<UrlParts>,
+}
+
+/// What an application-level check needs of a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParts {
+    /// Lower-case, as the URL parser gives it (`https`, `postgres`).
+    pub scheme: String,
+    /// The path, `/` at least.
+    pub path: String,
 }
 
 impl Target {
@@ -264,13 +276,15 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
     let here_port = target
         .strip_prefix(':')
         .filter(|p| !p.is_empty() && !p.contains(':'));
+    let mut url_parts = None;
     let (host, embedded) = if let Some(p) = here_port {
         (
             Host::Name("localhost".into()),
             Some(parse_port(p, services)?),
         )
     } else if target.contains("://") {
-        let (h, p) = parse_url(target, services)?;
+        let (h, p, parts) = parse_url(target, services)?;
+        url_parts = Some(parts);
         (h, Some(p))
     } else {
         split_host_port(target, services)?
@@ -301,6 +315,7 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
         port_source,
         service: services.name_of(port).map(str::to_string),
         here: here_port.is_some(),
+        url: url_parts,
     })
 }
 
@@ -451,8 +466,18 @@ fn validate_name(s: &str) -> Result<(), TargetError> {
 }
 
 /// A URL: host from the authority, port from the URL or the scheme's usual port.
-fn parse_url(s: &str, services: &Services) -> Result<(Host, (Port, PortSource)), TargetError> {
+fn parse_url(
+    s: &str,
+    services: &Services,
+) -> Result<(Host, (Port, PortSource), UrlParts), TargetError> {
     let url = url::Url::parse(s).map_err(|e| TargetError::BadUrl(shown(s), e.to_string()))?;
+    let parts = UrlParts {
+        scheme: url.scheme().to_string(),
+        path: match url.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
+        },
+    };
     let host = match url.host() {
         Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
@@ -463,13 +488,13 @@ fn parse_url(s: &str, services: &Services) -> Result<(Host, (Port, PortSource)),
     };
     if let Some(p) = url.port() {
         let port = Port::new(p).ok_or(TargetError::PortZero)?;
-        return Ok((host, (port, PortSource::Number)));
+        return Ok((host, (port, PortSource::Number), parts));
     }
     let scheme = url.scheme();
     let port = services
         .scheme_port(scheme)
         .ok_or_else(|| TargetError::UnknownScheme(shown(scheme)))?;
-    Ok((host, (port, PortSource::Scheme)))
+    Ok((host, (port, PortSource::Scheme), parts))
 }
 
 /// A character no host, port or URL typed on purpose contains: C0/C1 controls, DEL, bidi and

@@ -87,6 +87,10 @@ pub enum StepKind {
     RerunAsRoot,
     /// Run canreach again with a longer deadline.
     RerunLonger,
+    /// Fix the server's TLS certificate or configuration.
+    FixCertificate,
+    /// Check the proxy an application would use.
+    CheckProxy,
     /// Fix several addresses of a name.
     FixAddresses,
     /// DNS: spelling, the right resolver, the zone, the files.

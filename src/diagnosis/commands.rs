@@ -114,6 +114,10 @@ pub enum Command {
     Journal {
         unit: &'static str,
     },
+    /// This machine's clock and its synchronisation.
+    Timedatectl,
+    /// Refresh this machine's CA certificates.
+    UpdateCaCertificates,
     /// The container that publishes a port.
     DockerPublishing {
         port: u16,
@@ -152,6 +156,7 @@ impl Command {
                 | SystemctlRestart { .. }
                 | ShowLine { .. }
                 | CanreachAsRoot { .. }
+                | UpdateCaCertificates
         )
     }
 
@@ -227,6 +232,8 @@ impl Command {
             SystemctlRestart { unit } => format!("systemctl restart {unit}"),
             Journal { unit } => format!("journalctl -u {unit} -n 50"),
             DockerPublishing { port } => format!("docker ps --filter publish={port}"),
+            Timedatectl => "timedatectl".into(),
+            UpdateCaCertificates => "update-ca-certificates".into(),
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")

@@ -43,6 +43,48 @@ finding_ids! {
     ListenerNotAccepting => "listener_not_accepting",
     /// A silent probe could not wait long enough to conclude: the verdict is `inconclusive`.
     OutOfTime => "out_of_time",
+    /// Large packets vanish on the way: the handshake completed only with a smaller MSS.
+    MtuBlackhole => "mtu_blackhole",
+    /// The kernel accepted, then the program reset the connection at once.
+    AcceptedThenReset => "accepted_then_reset",
+    /// The kernel accepted, then the program closed the connection without a word.
+    AcceptedThenClosed => "accepted_then_closed",
+    /// The server's greeting is a refusal (MySQL error packet, SMTP 421/554 …).
+    ServiceRefuses => "service_refuses",
+    /// Nothing came back after the client's first message.
+    NoReply => "no_reply",
+    /// A certificate of the chain has expired.
+    TlsExpired => "tls_expired",
+    /// A certificate of the chain is not valid yet.
+    TlsNotYetValid => "tls_not_yet_valid",
+    /// The certificate does not name the host.
+    TlsWrongName => "tls_wrong_name",
+    /// The server sent a self-signed certificate.
+    TlsSelfSigned => "tls_self_signed",
+    /// The chain ends at an issuer this machine does not trust.
+    TlsUnknownIssuer => "tls_unknown_issuer",
+    /// The server does not send its intermediate certificate.
+    TlsMissingIntermediate => "tls_missing_intermediate",
+    /// The server wants a client certificate.
+    TlsClientCertRequired => "tls_client_cert_required",
+    /// No common TLS version or cipher suite.
+    TlsProtocolMismatch => "tls_protocol_mismatch",
+    /// The port answered in something other than TLS.
+    NotTls => "not_tls",
+    /// Another TLS failure (an alert, a hang-up during the handshake).
+    TlsFailed => "tls_failed",
+    /// Plain HTTP was sent to a port that speaks TLS.
+    ExpectsTls => "expects_tls",
+    /// The port answered in something other than HTTP.
+    NotHttp => "not_http",
+    /// HTTP 5xx: the server, or the proxy in front of it, failed.
+    HttpServerError => "http_server_error",
+    /// HTTP 4xx for the path asked.
+    HttpClientError => "http_client_error",
+    /// The server's greeting, identified.
+    ServiceBanner => "service_banner",
+    /// An HTTP(S) client here would go through a proxy (or be exempted from it).
+    ProxyApplies => "proxy_applies",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
     /// A TCP reset.

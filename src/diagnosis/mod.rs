@@ -20,6 +20,7 @@ pub mod commands;
 pub mod dns;
 pub mod finding;
 pub mod local;
+pub mod session;
 pub mod silence;
 
 use std::net::{IpAddr, SocketAddr};
@@ -47,10 +48,16 @@ pub enum Verdict {
     DnsError,
     /// The deadline ended the check before the evidence was in.
     Inconclusive,
+    /// TCP connected, then the program behind the port failed.
+    ServiceError,
+    /// The TLS handshake failed, or the certificate is not valid for this name.
+    TlsError,
+    /// Small packets pass, large ones vanish: proven by a reduced-MSS retry.
+    MtuBlackhole,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Open,
         Verdict::Partial,
         Verdict::Closed,
@@ -59,6 +66,9 @@ impl Verdict {
         Verdict::Unreachable,
         Verdict::DnsError,
         Verdict::Inconclusive,
+        Verdict::ServiceError,
+        Verdict::TlsError,
+        Verdict::MtuBlackhole,
     ];
 
     /// The process exit code (all of them are in `exit_codes`).
@@ -76,6 +86,9 @@ impl Verdict {
             Verdict::Unreachable => "unreachable",
             Verdict::DnsError => "dns_error",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::ServiceError => "service_error",
+            Verdict::TlsError => "tls_error",
+            Verdict::MtuBlackhole => "mtu_blackhole",
         }
     }
 }
@@ -95,6 +108,12 @@ pub enum Outcome {
     Unreachable,
     /// Silent, but the probe could not wait long enough for silence to mean a drop.
     Inconclusive,
+    /// Connected, then the program failed (hung up, never replied, HTTP 5xx, refused us).
+    ServiceError,
+    /// Connected, then the TLS handshake or the certificate failed.
+    TlsError,
+    /// Connected; the handshake stalled and completed with a smaller MSS.
+    MtuBlackhole,
 }
 
 impl Outcome {
@@ -107,6 +126,9 @@ impl Outcome {
             Outcome::Filtered => "filtered",
             Outcome::Unreachable => "unreachable",
             Outcome::Inconclusive => "inconclusive",
+            Outcome::ServiceError => "service_error",
+            Outcome::TlsError => "tls_error",
+            Outcome::MtuBlackhole => "mtu_blackhole",
         }
     }
 
@@ -118,6 +140,9 @@ impl Outcome {
             Outcome::Filtered => Verdict::Filtered,
             Outcome::Unreachable => Verdict::Unreachable,
             Outcome::Inconclusive => Verdict::Inconclusive,
+            Outcome::ServiceError => Verdict::ServiceError,
+            Outcome::TlsError => Verdict::TlsError,
+            Outcome::MtuBlackhole => Verdict::MtuBlackhole,
         }
     }
 }
@@ -131,6 +156,9 @@ pub enum Evidence {
     Icmp(Icmp),
     /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
     NoRouteHere(i32),
+    /// ECONNRESET as the connect completed: the kernel accepted, then the program (or a
+    /// proxy in front of it) reset the connection at once (`shared/notes/beyond-connect.md`).
+    AcceptedThenReset,
     /// EACCES/EPERM with no ICMP: this machine's own policy refused to send.
     LocalPolicy(i32),
     /// Any other local error (EAFNOSUPPORT, EADDRNOTAVAIL, …).
@@ -220,6 +248,7 @@ impl AddressResult {
             Evidence::NoRouteHere(e) => {
                 format!("{} at once: no route on this machine", errno_name(*e))
             }
+            Evidence::AcceptedThenReset => format!("accepted, then reset (ECONNRESET) in {t}"),
             Evidence::LocalPolicy(e) => {
                 format!("{} at once: this machine refused to send", errno_name(*e))
             }
@@ -264,6 +293,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
         }
         (ConnectResult::Failed { errno }, None) => match errno {
             libc::ECONNREFUSED => (Outcome::Closed, Evidence::TcpReset),
+            libc::ECONNRESET => (Outcome::ServiceError, Evidence::AcceptedThenReset),
             libc::ENETUNREACH | libc::EHOSTUNREACH => {
                 (Outcome::Unreachable, Evidence::NoRouteHere(errno))
             }
@@ -301,6 +331,11 @@ pub fn judge(a: &AddressFacts) -> AddressResult {
             || (a.here && waited >= crate::liveness::LOCAL_SILENCE);
         if !fair {
             r.outcome = Outcome::Inconclusive;
+        }
+    }
+    if r.outcome == Outcome::Open {
+        if let Some(s) = &a.session {
+            r.outcome = session::outcome(s);
         }
     }
     let alive = liveness.as_ref().and_then(|l| l.alive) == Some(true);
@@ -381,6 +416,27 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         LocalPolicyReject => one(address::local_policy_reject(cx)),
         ListenerNotAccepting => local::listener_not_accepting(cx),
         OutOfTime => one(address::out_of_time(cx)),
+        MtuBlackhole => one(session::mtu_blackhole(cx)),
+        AcceptedThenReset => one(session::accepted_then_reset(cx)),
+        AcceptedThenClosed => one(session::accepted_then_closed(cx)),
+        ServiceRefuses => one(session::service_refuses(cx)),
+        NoReply => one(session::no_reply(cx)),
+        TlsExpired
+        | TlsNotYetValid
+        | TlsWrongName
+        | TlsSelfSigned
+        | TlsUnknownIssuer
+        | TlsMissingIntermediate
+        | TlsClientCertRequired
+        | TlsProtocolMismatch
+        | NotTls
+        | TlsFailed => one(session::tls_failure(cx, id)),
+        ExpectsTls => one(session::expects_tls(cx)),
+        NotHttp => one(session::not_http(cx)),
+        HttpServerError => one(session::http_server_error(cx)),
+        HttpClientError => one(session::http_client_error(cx)),
+        ServiceBanner => one(session::service_banner(cx)),
+        ProxyApplies => one(session::proxy_applies(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
@@ -581,6 +637,24 @@ fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
         Verdict::Inconclusive => {
             format!("{t} is inconclusive: the check ran out of time before the evidence was in.")
         }
+        Verdict::ServiceError => format!(
+            "{t} accepts connections, but the program behind the port fails: {}.",
+            findings
+                .iter()
+                .find_map(|f| session::headline(f.id))
+                .unwrap_or("it does not serve")
+        ),
+        Verdict::TlsError => format!(
+            "{t} accepts connections, but TLS fails: {}.",
+            findings
+                .iter()
+                .find_map(|f| session::headline(f.id))
+                .unwrap_or("the handshake did not complete")
+        ),
+        Verdict::MtuBlackhole => format!(
+            "{t} accepts connections, but large packets vanish on the way (a path-MTU black \
+             hole): the handshake stalled, and completed with smaller segments."
+        ),
     }
 }
 

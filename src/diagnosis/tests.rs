@@ -16,6 +16,7 @@ fn target(host: &str, port: u16) -> Target {
         port_source: PortSource::Number,
         service: None,
         here: false,
+        url: None,
     }
 }
 fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
+use crate::diagnosis::session::utc;
 use crate::diagnosis::silence::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
@@ -19,6 +20,11 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
+use crate::session::SessionFacts;
+use crate::session::first::{BannerKind, First};
+use crate::session::http::HttpFailure;
+use crate::session::proxy::ProxyChoice;
+use crate::session::tls::{TlsFacts, TlsFailure, TlsVersion};
 use crate::target::{Host, PortSource};
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -38,6 +44,8 @@ struct Report {
     trace: Option<TraceJ>,
     /// Present when this machine was inspected (listeners and/or firewall).
     local: Option<LocalJ>,
+    /// For URL targets: the proxy an HTTP client here would use.
+    proxy: Option<ProxyJ>,
     findings: Vec<FindingJ>,
     advice: Vec<StepJ>,
     elapsed_ms: f64,
@@ -135,6 +143,90 @@ struct ProbeJ {
     error: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp: Option<IcmpJ>,
+    /// After the connect (open addresses only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<SessionJ>,
+}
+
+#[derive(Serialize)]
+struct SessionJ {
+    window_ms: f64,
+    first: FirstJ,
+    tls: Option<TlsJ>,
+    mss_retry: Option<MssJ>,
+    http: Option<HttpJ>,
+}
+
+#[derive(Serialize)]
+struct FirstJ {
+    /// `silent`, `reset`, `closed`, `banner`, `error`.
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    banner: Option<String>,
+    /// `ssh`, `smtp`, `ftp`, `pop3`, `imap`, `coded`, `mysql`, `mysql_error`, `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct TlsJ {
+    server_name: String,
+    version: Option<String>,
+    cipher_suite: Option<String>,
+    alpn: Option<String>,
+    elapsed_ms: f64,
+    /// The finding id of the failure (`tls_expired`, `not_tls`, …), or `no_reply`,
+    /// `stalled`, `closed`, `reset`.
+    failure: Option<&'static str>,
+    chain: Vec<CertJ>,
+    client_cert_issuers: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct CertJ {
+    subject: String,
+    issuer: String,
+    dns_names: Vec<String>,
+    ip_addresses: Vec<String>,
+    not_before: String,
+    not_after: String,
+    sha256: String,
+    self_signed: bool,
+    is_ca: bool,
+}
+
+#[derive(Serialize)]
+struct MssJ {
+    mss: u32,
+    connect_error: Option<String>,
+    completed: bool,
+    elapsed_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct HttpJ {
+    method: &'static str,
+    status: Option<u16>,
+    reason: Option<String>,
+    server: Option<String>,
+    via: Option<String>,
+    location: Option<String>,
+    content_type: Option<String>,
+    /// `no_reply`, `closed`, `reset`, `expects_tls`, `not_http`, `truncated`, `too_large`, `io`.
+    failure: Option<&'static str>,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ProxyJ {
+    /// `proxy`, `exempt`, `direct`, `invalid`.
+    choice: &'static str,
+    variable: Option<String>,
+    /// The proxy URL with credentials masked.
+    proxy: Option<String>,
+    no_proxy_entry: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -480,13 +572,165 @@ fn step(i: usize, s: &PlannedStep) -> StepJ {
     }
 }
 
+fn session(s: &SessionFacts) -> SessionJ {
+    let (kind, banner, service, error_code) = match &s.first {
+        First::Silent => ("silent", None, None, None),
+        First::Reset => ("reset", None, None, None),
+        First::Closed => ("closed", None, None, None),
+        First::Error { .. } => ("error", None, None, None),
+        First::Banner { bytes, kind } => {
+            let (service, code) = match kind {
+                BannerKind::Ssh { .. } => ("ssh", None),
+                BannerKind::Smtp { .. } => ("smtp", None),
+                BannerKind::Ftp { .. } => ("ftp", None),
+                BannerKind::Pop3 { .. } => ("pop3", None),
+                BannerKind::Imap { .. } => ("imap", None),
+                BannerKind::Coded { code, .. } => ("coded", Some(*code)),
+                BannerKind::MySql { .. } => ("mysql", None),
+                BannerKind::MySqlError { code, .. } => ("mysql_error", Some(*code)),
+                BannerKind::Unknown => ("unknown", None),
+            };
+            (
+                "banner",
+                Some(String::from_utf8_lossy(bytes).into_owned()),
+                Some(service),
+                code,
+            )
+        }
+    };
+    SessionJ {
+        window_ms: ms(s.window),
+        first: FirstJ {
+            kind,
+            banner,
+            service,
+            error_code,
+        },
+        tls: s.tls.as_ref().map(tls),
+        mss_retry: s.mss_retry.as_ref().map(|r| MssJ {
+            mss: r.mss,
+            connect_error: r.connect_error.clone(),
+            completed: r.tls.as_ref().is_some_and(|t| {
+                !matches!(
+                    t.failure,
+                    Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+                )
+            }),
+            elapsed_ms: r.tls.as_ref().map(|t| ms(t.elapsed)),
+        }),
+        http: s.http.as_ref().map(|h| HttpJ {
+            method: h.method.as_str(),
+            status: h.response.as_ref().map(|r| r.status),
+            reason: h.response.as_ref().map(|r| r.reason.clone()),
+            server: h.response.as_ref().and_then(|r| r.server.clone()),
+            via: h.response.as_ref().and_then(|r| r.via.clone()),
+            location: h.response.as_ref().and_then(|r| r.location.clone()),
+            content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
+            failure: h.failure.as_ref().map(|f| match f {
+                HttpFailure::NoReply => "no_reply",
+                HttpFailure::Closed => "closed",
+                HttpFailure::Reset => "reset",
+                HttpFailure::ExpectsTls { .. } => "expects_tls",
+                HttpFailure::NotHttp { .. } => "not_http",
+                HttpFailure::Truncated { .. } => "truncated",
+                HttpFailure::TooLarge => "too_large",
+                HttpFailure::Io(_) => "io",
+            }),
+            elapsed_ms: ms(h.elapsed),
+        }),
+    }
+}
+
+fn tls(t: &TlsFacts) -> TlsJ {
+    TlsJ {
+        server_name: t.server_name.clone(),
+        version: t.version.map(|v| match v {
+            TlsVersion::Tls12 => "1.2".to_string(),
+            TlsVersion::Tls13 => "1.3".to_string(),
+            TlsVersion::Other(n) => format!("0x{n:04x}"),
+        }),
+        cipher_suite: t.cipher_suite.clone(),
+        alpn: t
+            .alpn
+            .as_ref()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
+        elapsed_ms: ms(t.elapsed),
+        failure: t.failure.as_ref().map(|f| match f {
+            TlsFailure::Expired { .. } => "tls_expired",
+            TlsFailure::NotYetValid { .. } => "tls_not_yet_valid",
+            TlsFailure::WrongName { .. } => "tls_wrong_name",
+            TlsFailure::SelfSigned => "tls_self_signed",
+            TlsFailure::UnknownIssuer { .. } => "tls_unknown_issuer",
+            TlsFailure::MissingIntermediate { .. } => "tls_missing_intermediate",
+            TlsFailure::ClientCertRequired { .. } => "tls_client_cert_required",
+            TlsFailure::ProtocolMismatch { .. } => "tls_protocol_mismatch",
+            TlsFailure::NotTls { .. } => "not_tls",
+            TlsFailure::Alert { .. } | TlsFailure::Other(_) => "tls_failed",
+            TlsFailure::NoReply => "no_reply",
+            TlsFailure::Stalled { .. } => "stalled",
+            TlsFailure::Closed => "closed",
+            TlsFailure::Reset => "reset",
+        }),
+        chain: t
+            .chain
+            .iter()
+            .map(|c| CertJ {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                dns_names: c.dns_names.clone(),
+                ip_addresses: strings(&c.ip_addresses),
+                not_before: utc(c.not_before),
+                not_after: utc(c.not_after),
+                sha256: c.fingerprint_hex(),
+                self_signed: c.self_signed,
+                is_ca: c.is_ca,
+            })
+            .collect(),
+        client_cert_issuers: t.client_cert.as_ref().map(|c| c.issuers.clone()),
+    }
+}
+
+fn proxy(p: &ProxyChoice) -> ProxyJ {
+    match p {
+        ProxyChoice::Proxy(p) => ProxyJ {
+            choice: "proxy",
+            variable: Some(p.variable.clone()),
+            proxy: Some(p.masked.clone()),
+            no_proxy_entry: None,
+        },
+        ProxyChoice::Exempt {
+            variable, entry, ..
+        } => ProxyJ {
+            choice: "exempt",
+            variable: Some(variable.clone()),
+            proxy: None,
+            no_proxy_entry: Some(entry.clone()),
+        },
+        ProxyChoice::Direct { .. } => ProxyJ {
+            choice: "direct",
+            variable: None,
+            proxy: None,
+            no_proxy_entry: None,
+        },
+        ProxyChoice::Invalid { .. } => ProxyJ {
+            choice: "invalid",
+            variable: None,
+            proxy: None,
+            no_proxy_entry: None,
+        },
+    }
+}
+
 fn build(facts: &Facts, diag: &Diagnosis) -> Report {
     let t = &facts.target;
     let literal = matches!(t.host, Host::Ip(_));
     let probes = facts
-        .probes()
+        .addresses
+        .iter()
         .zip(&diag.addresses)
-        .map(|(p, a)| ProbeJ {
+        .map(|(f, a)| (&f.probe, f.session.as_ref(), a))
+        .map(|(p, sess, a)| ProbeJ {
+            session: sess.map(session),
             address: a.address.ip().to_string(),
             port: a.address.port(),
             family: family(a.address.ip()),
@@ -574,6 +818,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         trace: diag.path.as_ref().map(trace),
         local: (facts.local.is_some() || facts.firewall.is_some())
             .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
+        proxy: facts.proxy.as_ref().map(proxy),
         findings,
         advice: diag
             .steps

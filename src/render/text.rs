@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use colored::{ColoredString, Colorize};
 
 use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
+use crate::diagnosis::session::lines as session_lines;
 use crate::diagnosis::silence::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
 use crate::dns::Lookup;
@@ -109,7 +110,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         .map(|a| a.address.ip().to_string().len())
         .max()
         .unwrap_or(0);
-    for a in &diag.addresses {
+    for (a, f) in diag.addresses.iter().zip(&facts.addresses) {
         writeln!(
             w,
             "  {:<9} {:<width$}  {}  {}",
@@ -118,6 +119,12 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             outcome_word(a.outcome),
             a.describe().dimmed()
         )?;
+        for (label, line) in f.session.as_ref().map(session_lines).unwrap_or_default() {
+            for (i, l) in wrap_lines(&x(&line), WIDTH - 12).into_iter().enumerate() {
+                let label = if i == 0 { label } else { "" };
+                writeln!(w, "  {label:<9} {l}")?;
+            }
+        }
     }
 
     if let Some(l) = &diag.liveness {
@@ -275,7 +282,7 @@ fn headline(v: Verdict) -> (ColoredString, ColoredString) {
     let word = v.as_str().replace('_', " ").to_uppercase();
     match v {
         Verdict::Open => ("✓".green().bold(), word.green().bold()),
-        Verdict::Partial => ("!".yellow().bold(), word.yellow().bold()),
+        Verdict::Partial | Verdict::Inconclusive => ("!".yellow().bold(), word.yellow().bold()),
         _ => ("✗".red().bold(), word.red().bold()),
     }
 }

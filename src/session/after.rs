@@ -134,6 +134,10 @@ pub async fn after_connect(
     facts
 }
 
+/// How long a first TLS handshake may stay silent or stalled before the reduced-MSS retry
+/// (at least; sixteen round trips on a slower path).
+pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
+
 /// The handshake, and the reduced-MSS retry when it got nothing or stalled; the usable
 /// session, if any.
 async fn tls_with_retry(
@@ -150,9 +154,13 @@ async fn tls_with_retry(
         roots: &req.roots,
         versions: Versions::Any,
     };
+    // A handshake takes a few round trips and the server's signing: a second, or sixteen
+    // round trips on a slow path, is plenty. Past that (and never more than half of what is
+    // left, so the retry fits), a silent or stalled handshake is retried with a smaller MSS.
     let first_deadline = if req.mss_retry {
         let now = Instant::now();
-        now + deadline.saturating_duration_since(now) / 2
+        let fair = HANDSHAKE_WAIT.max(facts.window.saturating_mul(2));
+        now + fair.min(deadline.saturating_duration_since(now) / 2)
     } else {
         deadline
     };

@@ -23,18 +23,20 @@ use tokio::time::Instant;
 use super::FIRST_BYTES_MAX;
 use crate::probe::ConnectResult;
 
-/// The shortest watch: a server on the same LAN greets within a few milliseconds, but a busy
-/// one (SSH does a reverse lookup first) takes longer.
-pub const WINDOW_MIN: Duration = Duration::from_millis(150);
+/// The shortest watch. A reset or close from a proxy whose backend is down, and most
+/// greetings, come within a few milliseconds on a LAN; a greeting that comes later is not lost
+/// information (silence is normal: the client speaks first on most protocols), while every
+/// millisecond here is added to every open check (budget: within 15 ms of `nc -z`).
+pub const WINDOW_MIN: Duration = Duration::from_millis(8);
 /// The longest watch: past a second, waiting for a greeting costs more than it tells (a slow
 /// SSH greeting is still caught by the client that speaks next).
 pub const WINDOW_MAX: Duration = Duration::from_secs(1);
 
 /// How long to watch, from the connect round-trip time: a greeting sent at `accept()` arrives
-/// about one round trip after the handshake completed; four round trips leave room for a
+/// about one round trip after the handshake completed; eight round trips leave room for a
 /// server that does a little work first. Between [`WINDOW_MIN`] and [`WINDOW_MAX`].
 pub fn window_for(connect_rtt: Duration) -> Duration {
-    connect_rtt.saturating_mul(4).clamp(WINDOW_MIN, WINDOW_MAX)
+    connect_rtt.saturating_mul(8).clamp(WINDOW_MIN, WINDOW_MAX)
 }
 
 /// What the server did in the first moments.
@@ -280,7 +282,7 @@ mod tests {
         assert_eq!(window_for(Duration::from_micros(50)), WINDOW_MIN);
         assert_eq!(
             window_for(Duration::from_millis(100)),
-            Duration::from_millis(400)
+            Duration::from_millis(800)
         );
         assert_eq!(window_for(Duration::from_secs(2)), WINDOW_MAX);
         assert_eq!(window_for(Duration::MAX), WINDOW_MAX);

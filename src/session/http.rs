@@ -89,7 +89,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Head => "HEAD",
             Method::Get => "GET",

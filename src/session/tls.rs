@@ -79,6 +79,11 @@ impl TrustStore {
         }))
     }
 
+    /// A store trusting nothing: for a session that speaks no TLS.
+    pub fn empty() -> Arc<TrustStore> {
+        Arc::new(TrustStore::from_root_store(RootCertStore::empty(), vec![]))
+    }
+
     /// A store trusting exactly `certs` (tests; a `--cacert` option).
     pub fn from_certs<'a>(
         certs: impl IntoIterator<Item = CertificateDer<'a>>,
