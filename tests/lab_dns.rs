@@ -107,11 +107,7 @@ fn servfail_from_a_broken_upstream() {
         rt.block_on(async move {
             socket.set_nonblocking(true).unwrap();
             let sock = tokio::net::UdpSocket::from_std(socket).unwrap();
-            let script = Script {
-                rcode: ResponseCode::ServFail,
-                records: vec![],
-                delay: Duration::ZERO,
-            };
+            let script = Script::new(ResponseCode::ServFail, vec![]);
             let _server = serve_on(script, sock);
             tokio::task::spawn_blocking(move || stopped.recv())
                 .await
