@@ -624,7 +624,9 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
 /// ndots made the resolver try search names first.
 pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
-    if cx.facts.dns.servers.iter().any(|s| s.name_used.is_some()) {
+    // A search name that answered is `search_domain_used`'s; one that failed says nothing here.
+    let search_answered = |s: &ServerView| s.name_used.is_some() && s.lookup.error.is_none();
+    if cx.facts.dns.servers.iter().any(search_answered) {
         return None;
     }
     let name = cx.target().host.to_string();
@@ -779,6 +781,19 @@ mod tests {
             f[0].message
                 .contains("db.internal.corp.example, db.internal.lab")
         );
+        // Another server's NODATA for a search name does not hide it.
+        let mut failed_search = server("198.18.2.3", failed(DnsErrorKind::Nodata));
+        failed_search.name_used = Some("db.internal.lab".into());
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            servers: vec![server("198.18.2.2", ok(&["198.18.2.2"])), failed_search],
+            resolv: Some(resolv(&["corp.example", "lab"], 3)),
+            ..DnsFacts::default()
+        };
+        let f = view_findings(&facts("db.internal", dns, vec![]));
+        assert!(ids(&f).contains(&"ndots_search_first"), "{:?}", ids(&f));
+        assert!(!ids(&f).contains(&"search_domain_used"), "{:?}", ids(&f));
         // A trailing dot means "no search list": nothing to say.
         let dns = DnsFacts {
             system: Some(ok(&["198.18.2.2"])),
