@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod diagnosis;
 pub mod dns;
+pub mod escape;
 pub mod exit_codes;
 pub mod facts;
 pub mod icmp;

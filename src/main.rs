@@ -1,4 +1,5 @@
 //! canreach's entry point: parse arguments, run the check, exit with the verdict's code.
+//! The one place (with `cli`'s usage errors) that writes to stderr.
 
 use canreach::cli::Cli;
 use canreach::exit_codes::ExitCode;

@@ -224,7 +224,8 @@ pub async fn gather<R: Resolver, C: Connector>(
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
-        let task = tokio::task::spawn_blocking(move || local::firewall(port));
+        let until = deadline.into_std();
+        let task = tokio::task::spawn_blocking(move || local::firewall(port, until));
         tokio::time::timeout_at(deadline, task)
             .await
             .ok()

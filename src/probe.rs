@@ -17,8 +17,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 pub use crate::icmp::Icmp;
@@ -126,10 +124,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             return Ok((ConnectResult::Failed { errno }, icmp, local));
         }
     }
-    // SAFETY: the AsyncFd owns the socket2::Socket, whose fd stays open and unchanged until
-    // the AsyncFd drops it.
-    let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) }
-        .map_err(|e| e.into_parts().1)?;
+    let fd = crate::sys::async_socket(socket)?;
     let outcome = tokio::time::timeout_at(deadline, async {
         loop {
             let mut guard = fd.writable().await?;
@@ -165,62 +160,15 @@ fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
     } else {
         (libc::SOL_IP, libc::IP_RECVERR)
     };
-    let one: libc::c_int = 1;
-    // SAFETY: valid fd, pointer to a c_int of the stated length.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::set_int_option(fd, level, name, 1)
 }
 
-/// Drain the socket's error queue; return the first ICMP entry.
+/// Drain the socket's error queue; return the first ICMP entry. Bounded: a SYN_SENT socket
+/// collects at most a handful of entries.
 fn read_error_queue(fd: RawFd) -> Option<Icmp> {
-    let mut first = None;
-    // Bounded: a SYN_SENT socket collects at most a handful of entries.
-    for _ in 0..8 {
-        let mut data = [0u8; 256];
-        let mut control = [0u64; 64]; // u64 for cmsg alignment
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
-        // SAFETY: zeroed msghdr is valid; fields set below point into live buffers.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: msg points to valid buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-        if n < 0 {
-            break;
-        }
-        // SAFETY: standard cmsg walk over the control buffer the kernel filled.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                let hdr = &*c;
-                let data_ptr = libc::CMSG_DATA(c);
-                let len = hdr.cmsg_len as usize - (data_ptr as usize - c as usize);
-                let bytes = std::slice::from_raw_parts(data_ptr, len);
-                if first.is_none() {
-                    first = parse_recverr(hdr.cmsg_level, hdr.cmsg_type, bytes);
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-    }
-    first
+    crate::sys::error_queue(fd, 8)
+        .iter()
+        .find_map(|(level, kind, bytes)| parse_recverr(*level, *kind, bytes))
 }
 
 const SOCK_EXTENDED_ERR_LEN: usize = 16;

@@ -1,11 +1,322 @@
 //! The few calls into libc that have no safe wrapper, each behind a safe function.
 //!
 //! `unsafe` is denied in the rest of the crate (`[lints]` in Cargo.toml): a reviewer finds every
-//! raw call here, next to the reason it is sound.
+//! raw call here, next to the reason it is sound. Parsing what these calls return (socket
+//! tables, error-queue messages) happens in the stages, on plain bytes.
 #![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Is this process root (so it sees every process and can read the firewall)?
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The name of user `uid` (`getpwuid_r`), if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: zeroed passwd is valid for getpwuid_r to fill.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: buffers are valid for the call; result points into pwd/buf on success.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside buf, alive until buf drops.
+    Some(
+        unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// This machine's interface addresses (`getifaddrs`), each once.
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
+        return out;
+    }
+    let mut p = ifap;
+    while !p.is_null() {
+        // SAFETY: p walks the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*p };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family says its size.
+            let ip = unsafe {
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
+                        Some(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
+                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
+                out.push(ip);
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: ifap came from a successful getifaddrs.
+    unsafe { libc::freeifaddrs(ifap) };
+    out
+}
+
+/// A failed `getaddrinfo`: its `EAI_*` code, its text, and errno for `EAI_SYSTEM`.
+#[derive(Debug)]
+pub struct GaiError {
+    pub code: i32,
+    pub text: String,
+    pub errno: io::Error,
+}
+
+/// glibc's resolver, the way applications call it: any family, stream sockets, no flags
+/// (like Rust's std and Python's `socket.create_connection`). Addresses in its order, each
+/// once.
+pub fn getaddrinfo(name: &CStr) -> Result<Vec<IpAddr>, GaiError> {
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the fields we need.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string and out-pointer; freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 {
+        let errno = io::Error::last_os_error();
+        // SAFETY: gai_strerror returns a static string.
+        let text = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }
+            .to_string_lossy()
+            .into_owned();
+        return Err(GaiError {
+            code: rc,
+            text,
+            errno,
+        });
+    }
+    let mut out = Vec::new();
+    let mut p = res;
+    while !p.is_null() {
+        // SAFETY: p walks the list getaddrinfo returned, valid until freeaddrinfo.
+        let ai = unsafe { &*p };
+        // SAFETY: ai_addr/ai_addrlen describe a sockaddr owned by the list.
+        let ip = unsafe { sockaddr_to_ip(ai.ai_addr, ai.ai_addrlen) };
+        if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
+            out.push(ip);
+        }
+        p = ai.ai_next;
+    }
+    // SAFETY: res came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// # Safety
+/// `sa` must point to a sockaddr of `len` bytes, as getaddrinfo returns.
+unsafe fn sockaddr_to_ip(sa: *const libc::sockaddr, len: libc::socklen_t) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller guarantees the pointer and length.
+    let storage = unsafe {
+        socket2::SockAddr::try_init(|s, l| {
+            std::ptr::copy_nonoverlapping(sa.cast::<u8>(), s.cast::<u8>(), len as usize);
+            *l = len;
+            Ok(())
+        })
+    };
+    storage.ok()?.1.as_socket().map(|s| s.ip())
+}
+
+/// Set an `int` socket option.
+pub fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: valid pointer to a c_int of the stated length; a bad fd is an error return.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One control message as the kernel wrote it: `(level, type, data)`.
+pub type Cmsg = (i32, i32, Vec<u8>);
+
+/// Drain a socket's error queue (`recvmsg(MSG_ERRQUEUE)`), at most `max` entries, returning
+/// every control message of each.
+pub fn error_queue(fd: RawFd, max: usize) -> Vec<Cmsg> {
+    let mut out = Vec::new();
+    for _ in 0..max {
+        let mut data = [0u8; 256];
+        let mut control = [0u64; 64]; // u64 for cmsg alignment
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: zeroed msghdr is valid; fields set below point into live buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points to valid buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            break;
+        }
+        // SAFETY: the standard cmsg walk over the control buffer the kernel filled; every
+        // pointer stays inside `control`, whose length msg_controllen says.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let hdr = &*c;
+                let data_ptr = libc::CMSG_DATA(c);
+                let len = (hdr.cmsg_len as usize).saturating_sub(data_ptr as usize - c as usize);
+                let bytes = std::slice::from_raw_parts(data_ptr, len);
+                out.push((hdr.cmsg_level, hdr.cmsg_type, bytes.to_vec()));
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+    }
+    out
+}
+
+/// Make a descriptor non-blocking.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor; no memory is passed.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Wait up to `ms` milliseconds for the given descriptors (`None`: not watched) to be readable
+/// or closed; which ones are.
+pub fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[bool; 2]> {
+    let mut p = fds.map(|fd| libc::pollfd {
+        fd: fd.unwrap_or(-1),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: p is a valid array of two pollfd for the duration of the call.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok([p[0].revents != 0, p[1].revents != 0])
+}
+
+/// A netlink socket of `protocol` (`NETLINK_SOCK_DIAG` …).
+#[derive(Debug)]
+pub struct Netlink(OwnedFd);
+
+impl Netlink {
+    pub fn open(protocol: i32) -> io::Result<Netlink> {
+        // SAFETY: plain socket(2); the fd is owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                protocol,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+        Ok(Netlink(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Send one request to the kernel (netlink pid 0).
+    pub fn send_to_kernel(&self, req: &[u8]) -> io::Result<()> {
+        // SAFETY: zeroed sockaddr_nl addresses the kernel (pid 0).
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: req and kernel are valid for the given lengths.
+        let sent = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                req.as_ptr().cast(),
+                req.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Receive one datagram into `buf`; its length.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+/// Register a non-blocking socket with tokio's reactor, for readiness waits.
+pub fn async_socket(
+    socket: socket2::Socket,
+) -> io::Result<tokio::io::unix::AsyncFd<socket2::Socket>> {
+    // SAFETY: the AsyncFd takes the socket2::Socket by value and owns it, so its fd stays open
+    // and unchanged until the AsyncFd drops it.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(socket, tokio::io::Interest::WRITABLE)
+    }
+    .map_err(|e| e.into_parts().1)
+}
+
+/// `name` as a C string, or `None` when it holds a NUL byte.
+pub fn c_string(name: &str) -> Option<CString> {
+    CString::new(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getaddrinfo_answers_localhost_from_etc_hosts() {
+        let addrs = getaddrinfo(&c_string("localhost").unwrap()).unwrap();
+        assert!(
+            !addrs.is_empty() && addrs.iter().all(|a| a.is_loopback()),
+            "{addrs:?}"
+        );
+    }
+
+    #[test]
+    fn interfaces_include_loopback() {
+        assert!(interface_addresses().iter().any(|a| a.is_loopback()));
+    }
 }

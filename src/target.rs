@@ -4,7 +4,16 @@
 //! (`postgres://u@db:5432/x`, `https://h/`). Every rejection is a [`TargetError`]
 //! whose `Display` is the one line the user sees before exit code 2, so each
 //! message says what was wrong *and* what was expected.
+//!
+//! The argument is untrusted text: it may hold credentials (`postgres://u:pw@db`,
+//! `https://h/?token=…`) and terminal control sequences. Nothing of a `Target` or a
+//! `TargetError` keeps either: secrets are masked ([`mask_secrets`]) and control characters
+//! escaped ([`crate::escape`]) wherever the typed text is kept for display, and a target with
+//! control characters is refused. `Target` keeps no copy of the URL as typed: no stage needs
+//! it (the check is TCP only); a future HTTP check should take it from the command line, in a
+//! type that is neither `Serialize` nor `Debug`-printed.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU16;
@@ -12,6 +21,7 @@ use std::num::NonZeroU16;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::escape::{escape, needs_escape};
 use crate::services::Services;
 
 /// A TCP port one can connect to: 1..=65535. Port 0 is a wildcard for `bind`,
@@ -69,7 +79,8 @@ pub enum PortSource {
 /// What to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The words as typed, for the report.
+    /// The words as typed, for the report — with secrets masked (`postgres://u:***@db/x`,
+    /// `?token=***`), control characters escaped, and at most [`MAX_ECHO`] characters.
     pub input: String,
     pub host: Host,
     pub port: Port,
@@ -130,6 +141,125 @@ pub enum TargetError {
     UnknownScheme(String),
     #[error("IPv6 zone `%{0}` is not supported: use a global or unique-local address")]
     ZoneUnsupported(String),
+    #[error(
+        "`{0}` contains a control or invisible character: type the host and port as plain text"
+    )]
+    ControlCharacter(String),
+}
+
+/// Longest echo of typed text kept for the report or an error message, in characters.
+pub const MAX_ECHO: usize = 200;
+
+/// Typed text as it may be shown: secrets masked, control characters escaped, cut to
+/// [`MAX_ECHO`] characters (`…` when cut). Every `TargetError` holding typed text holds this.
+pub fn shown(s: &str) -> String {
+    let masked = mask_secrets(s);
+    let escaped = escape(&masked);
+    match escaped.char_indices().nth(MAX_ECHO) {
+        Some((i, _)) => format!("{}…", &escaped[..i]),
+        None => escaped.into_owned(),
+    }
+}
+
+/// Is a parameter or option name one whose value is a secret? Case-insensitive substrings, so
+/// `access_token`, `X-Api-Key`, `client_secret`, `PGPASSWORD` and `sig` all count. A few
+/// harmless names (`keyword`) are masked too: showing a secret is the worse mistake.
+pub fn is_secret_name(name: &str) -> bool {
+    const PARTS: [&str; 7] = ["token", "key", "pass", "pwd", "secret", "sig", "auth"];
+    let lower = name.to_ascii_lowercase();
+    PARTS.iter().any(|p| lower.contains(p))
+}
+
+/// A URL user name this long, without a password, is taken for a token.
+const TOKEN_USER_LEN: usize = 20;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// `s` with the secrets of every URL in it masked: the password of the userinfo
+/// (`postgres://u:***@db/x`), a user name of 20 characters or more without a password (a
+/// token: `https://***@github.com/`) and the values of query or fragment parameters whose name
+/// [`is_secret_name`] (`?api_key=***&page=2`). Works on text that is not a valid URL too (an
+/// error message must not echo the password of a URL that failed to parse), and on a URL
+/// inside a longer text (a command line). Borrowed when nothing was masked.
+pub fn mask_secrets(s: &str) -> Cow<'_, str> {
+    if !s.contains("://") {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        mask_url_tail(&tail[..end], &mut out);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if out == s {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+/// Mask what follows a `scheme://`: authority, path, `?query`, `#fragment`.
+fn mask_url_tail(u: &str, out: &mut String) {
+    let auth_end = u.find(['/', '?', '#']).unwrap_or(u.len());
+    let (authority, rest) = u.split_at(auth_end);
+    // The last `@` ends the userinfo, as URL parsers read it.
+    match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(MASK);
+                }
+                // `https://ghp_…@github.com`: a token standing as the user name. A long user
+                // name with no password is taken for one.
+                None if userinfo.chars().count() >= TOKEN_USER_LEN => out.push_str(MASK),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let (before_fragment, fragment) = match rest.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (rest, None),
+    };
+    match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            mask_params(query, out);
+        }
+        None => out.push_str(before_fragment),
+    }
+    if let Some(f) = fragment {
+        // OAuth's implicit flow puts `access_token=` in the fragment.
+        out.push('#');
+        mask_params(f, out);
+    }
+}
+
+/// `a=1&token=x` → `a=1&token=***`.
+fn mask_params(params: &str, out: &mut String) {
+    for (i, pair) in params.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((k, _)) if is_secret_name(k) => {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(MASK);
+            }
+            _ => out.push_str(pair),
+        }
+    }
 }
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
@@ -138,11 +268,21 @@ const MAX_LABEL: usize = 63;
 
 /// Parse the command line's TARGET and optional PORT.
 pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Target, TargetError> {
-    let input = match port {
+    let input = shown(&match port {
         Some(p) => format!("{target} {p}"),
         None => target.to_string(),
-    };
+    });
     let target = target.trim();
+    // Refused before anything else: no message should have to show such text, and a URL
+    // parser would silently drop tabs and newlines (WHATWG), checking another name than the
+    // one on screen.
+    if target
+        .chars()
+        .chain(port.unwrap_or("").trim().chars())
+        .any(is_control_like)
+    {
+        return Err(TargetError::ControlCharacter(input));
+    }
     let explicit = port.map(|p| parse_port(p.trim(), services)).transpose()?;
 
     let here_port = target
@@ -191,23 +331,23 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
 /// A port number or service name.
 pub fn parse_port(s: &str, services: &Services) -> Result<(Port, PortSource), TargetError> {
     if s.is_empty() {
-        return Err(TargetError::UnknownService(s.to_string()));
+        return Err(TargetError::UnknownService(shown(s)));
     }
     let numeric = s.strip_prefix(['-', '+']).unwrap_or(s);
     if !numeric.is_empty() && numeric.bytes().all(|b| b.is_ascii_digit()) {
         if s.starts_with('-') {
-            return Err(TargetError::PortOutOfRange(s.to_string()));
+            return Err(TargetError::PortOutOfRange(shown(s)));
         }
         return match numeric.parse::<u32>() {
             Ok(0) => Err(TargetError::PortZero),
             Ok(n) if n <= 65535 => Ok((Port::new(n as u16).expect("non-zero"), PortSource::Number)),
-            _ => Err(TargetError::PortOutOfRange(s.to_string())),
+            _ => Err(TargetError::PortOutOfRange(shown(s))),
         };
     }
     services
         .port_of(s)
         .map(|p| (p, PortSource::Service))
-        .ok_or_else(|| TargetError::UnknownService(s.to_string()))
+        .ok_or_else(|| TargetError::UnknownService(shown(s)))
 }
 
 type Embedded = Option<(Port, PortSource)>;
@@ -216,24 +356,24 @@ type Embedded = Option<(Port, PortSource)>;
 fn split_host_port(s: &str, services: &Services) -> Result<(Host, Embedded), TargetError> {
     if let Some(rest) = s.strip_prefix('[') {
         let Some(end) = rest.find(']') else {
-            return Err(TargetError::UnclosedBracket(s.to_string()));
+            return Err(TargetError::UnclosedBracket(shown(s)));
         };
         let inside = &rest[..end];
         let after = &rest[end + 1..];
         let host = parse_v6_with_zone(inside)
-            .map_err(|e| e.unwrap_or_else(|| TargetError::BadBracketAddress(inside.to_string())))?;
+            .map_err(|e| e.unwrap_or_else(|| TargetError::BadBracketAddress(shown(inside))))?;
         let port = match after {
             "" => None,
             _ => match after.strip_prefix(':') {
                 Some(p) => Some(parse_port(p, services)?),
-                None => return Err(TargetError::AfterBracket(after.to_string())),
+                None => return Err(TargetError::AfterBracket(shown(after))),
             },
         };
         return Ok((host, port));
     }
     if s.contains(']') {
         return Err(TargetError::InvalidName {
-            name: s.to_string(),
+            name: shown(s),
             why: "a `]` without a matching `[`",
         });
     }
@@ -251,7 +391,7 @@ fn split_host_port(s: &str, services: &Services) -> Result<(Host, Embedded), Tar
             Ok(h) => Ok((h, None)),
             Err(Some(e)) => Err(e),
             Err(None) => Err(TargetError::InvalidName {
-                name: s.to_string(),
+                name: shown(s),
                 why: "too many `:` for host:port, and not an IPv6 address (write [v6addr]:port)",
             }),
         },
@@ -262,7 +402,7 @@ fn split_host_port(s: &str, services: &Services) -> Result<(Host, Embedded), Tar
 fn parse_v6_with_zone(s: &str) -> Result<Host, Option<TargetError>> {
     if let Some((addr, zone)) = s.split_once('%') {
         if addr.parse::<Ipv6Addr>().is_ok() {
-            return Err(Some(TargetError::ZoneUnsupported(zone.to_string())));
+            return Err(Some(TargetError::ZoneUnsupported(shown(zone))));
         }
         return Err(None);
     }
@@ -285,9 +425,12 @@ pub fn parse_host(s: &str) -> Result<Host, TargetError> {
 
 fn validate_name(s: &str) -> Result<(), TargetError> {
     let invalid = |why| TargetError::InvalidName {
-        name: s.to_string(),
+        name: shown(s),
         why,
     };
+    if s.chars().any(is_control_like) {
+        return Err(invalid("it contains a control or invisible character"));
+    }
     let body = s.strip_suffix('.').unwrap_or(s);
     if body.len() > MAX_NAME {
         return Err(TargetError::NameTooLong(body.len()));
@@ -333,12 +476,12 @@ fn validate_name(s: &str) -> Result<(), TargetError> {
 
 /// A URL: host from the authority, port from the URL or the scheme's usual port.
 fn parse_url(s: &str, services: &Services) -> Result<(Host, (Port, PortSource)), TargetError> {
-    let url = url::Url::parse(s).map_err(|e| TargetError::BadUrl(s.to_string(), e.to_string()))?;
+    let url = url::Url::parse(s).map_err(|e| TargetError::BadUrl(shown(s), e.to_string()))?;
     let host = match url.host() {
         Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
         Some(url::Host::Domain("")) | None => {
-            return Err(TargetError::UrlWithoutHost(s.to_string()));
+            return Err(TargetError::UrlWithoutHost(shown(s)));
         }
         Some(url::Host::Domain(d)) => parse_host(d)?,
     };
@@ -349,8 +492,14 @@ fn parse_url(s: &str, services: &Services) -> Result<(Host, (Port, PortSource)),
     let scheme = url.scheme();
     let port = services
         .scheme_port(scheme)
-        .ok_or_else(|| TargetError::UnknownScheme(scheme.to_string()))?;
+        .ok_or_else(|| TargetError::UnknownScheme(shown(scheme)))?;
     Ok((host, (port, PortSource::Scheme)))
+}
+
+/// A character no host, port or URL typed on purpose contains: C0/C1 controls, DEL, bidi and
+/// invisible format characters.
+fn is_control_like(c: char) -> bool {
+    c.is_control() || needs_escape(c)
 }
 
 #[cfg(test)]
@@ -542,12 +691,109 @@ mod tests {
         }
     }
 
+    #[test]
+    fn secrets_in_urls_are_masked() {
+        for (typed, masked) in [
+            ("postgres://u:pw@db:6543/x", "postgres://u:***@db:6543/x"),
+            ("postgres://u@db/x", "postgres://u@db/x"),
+            (
+                "https://ghp_0123456789abcdefghij@github.com/o/r",
+                "https://***@github.com/o/r",
+            ),
+            ("redis://:hunter2@cache", "redis://:***@cache"),
+            ("https://u:p@ss@h/", "https://u:***@h/"),
+            (
+                "https://h/a?token=abc&page=2&X-Api-Key=k#x",
+                "https://h/a?token=***&page=2&X-Api-Key=***#x",
+            ),
+            (
+                "https://h/?access_token=1&apikey=2&api_key=3&password=4&passwd=5&pwd=6&secret=7&sig=8&signature=9&auth=10&key=11",
+                "https://h/?access_token=***&apikey=***&api_key=***&password=***&passwd=***&pwd=***&secret=***&sig=***&signature=***&auth=***&key=***",
+            ),
+            (
+                "https://h/cb#access_token=t&state=s",
+                "https://h/cb#access_token=***&state=s",
+            ),
+            ("https://h/?q=token", "https://h/?q=token"),
+            ("db.example.com 5432", "db.example.com 5432"),
+            (
+                "--url=mysql://root:pw@h/db other://a:b@c",
+                "--url=mysql://root:***@h/db other://a:***@c",
+            ),
+        ] {
+            assert_eq!(mask_secrets(typed), masked, "{typed}");
+        }
+        assert!(matches!(mask_secrets("https://h/?a=1"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn no_field_of_a_target_holds_a_secret() {
+        for typed in [
+            "postgres://app:s3cr3tpw@db:6543/x",
+            "https://db/?token=s3cr3tpw",
+            "https://db/#access_token=s3cr3tpw",
+        ] {
+            let t = p(typed, None).unwrap();
+            let all = format!("{t:?} {} {}", t.input, t.display());
+            assert!(!all.contains("s3cr3tpw"), "{all}");
+            assert!(t.input.contains("***"), "{}", t.input);
+        }
+        let t = p("postgres://app:s3cr3tpw@db/x", Some("6543")).unwrap();
+        assert_eq!(t.input, "postgres://app:***@db/x 6543");
+    }
+
+    #[test]
+    fn no_error_echoes_a_secret_or_a_control_character() {
+        for (typed, port) in [
+            ("postgres://u:s3cr3tpw@db:99999/x", None),
+            ("postgres://u:s3cr3tpw@/x", None),
+            ("nosuchscheme://u:s3cr3tpw@h/?token=s3cr3tpw", None),
+            ("https://u:s3cr3tpw@h:bad/", None),
+            ("a\x1b[31mb", Some("80")),
+            ("db", Some("\x1b]0;pwned\x07")),
+            ("exe\u{202e}txt.example", Some("1")),
+            ("http://ex\nample.com", None),
+            ("[::1\x1b", None),
+        ] {
+            let e = p(typed, port).unwrap_err().to_string();
+            assert!(!e.contains("s3cr3tpw"), "{e}");
+            assert!(!e.chars().any(is_control_like), "{e:?}");
+        }
+        assert_eq!(
+            p("a\x1b[31mb", Some("80")),
+            Err(TargetError::ControlCharacter("a\\x1b[31mb 80".into()))
+        );
+        // Directly, a name with a control character is refused with a reason.
+        assert_eq!(
+            parse_host("a\x1bb").unwrap_err().to_string(),
+            "`a\\x1bb` is not a valid host name: it contains a control or invisible character"
+        );
+        // Whitespace around the words is still forgiven.
+        assert!(p(" db\n", Some("5432\n")).is_ok());
+    }
+
+    #[test]
+    fn long_echoes_are_cut() {
+        let e = p("h", Some(&"x".repeat(5000))).unwrap_err().to_string();
+        assert!(e.len() < 400, "{}", e.len());
+        assert!(e.contains('…'));
+        let t = p(&format!("https://h/{}", "a".repeat(5000)), None).unwrap();
+        assert_eq!(t.input.chars().count(), MAX_ECHO + 1);
+    }
+
     proptest::proptest! {
         // Whatever is typed, parsing returns (never panics), and a success names a real port.
         #[test]
-        fn never_panics(t in "\\PC{0,80}", port in proptest::option::of("\\PC{0,12}")) {
-            if let Ok(t) = p(&t, port.as_deref()) {
-                proptest::prop_assert!(t.port.get() >= 1);
+        fn never_panics(t in "\\PC{0,80}|[\\x00-\\x{300}]{0,20}", port in proptest::option::of("\\PC{0,12}")) {
+            match p(&t, port.as_deref()) {
+                Ok(t) => {
+                    proptest::prop_assert!(t.port.get() >= 1);
+                    proptest::prop_assert!(!t.input.chars().any(is_control_like));
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    proptest::prop_assert!(!e.chars().any(is_control_like), "{e:?}");
+                }
             }
         }
         #[test]

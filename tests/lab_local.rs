@@ -256,7 +256,11 @@ fn an_output_chain_reject_is_this_machines_own_firewall() {
     assert_eq!(v["probes"][0]["icmp"]["from"], CLIENT_V4);
     // This machine's own rule is the cause: it is the headline and comes first.
     let ids = ids(&v);
-    assert_eq!(ids[..2], ["local_firewall_output", "local_policy_reject"], "{ids:?}");
+    assert_eq!(
+        ids[..2],
+        ["local_firewall_output", "local_policy_reject"],
+        "{ids:?}"
+    );
     assert!(
         v["summary"]
             .as_str()

@@ -2,10 +2,13 @@
 //!
 //! Findings name a [`Command`]; only [`Command::render`] turns it into the text a person pastes.
 //! That keeps the same check worded the same way everywhere (the planner can then tell two
-//! steps are one), quotes whatever came from outside, and adds `sudo` only where it is needed
-//! and canreach is not already root.
+//! steps are one), quotes whatever came from outside (`escape::shell_word`: a table can be
+//! named `a b;$(id)` through `nft -j -f`), and adds `sudo` only where it is needed and canreach
+//! is not already root.
 
 use std::net::IpAddr;
+
+use crate::escape::shell_word as quote;
 
 /// A command template with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,7 +181,13 @@ impl Command {
             IpRouteGet(a) => format!("ip route get {a}"),
             Traceroute { port, address } => format!("traceroute -T -p {port} {address}"),
             CanreachPort { host, port } => format!("canreach {} {port}", quote(host)),
-            CanreachAsRoot { args } => format!("canreach {args}"),
+            CanreachAsRoot { args } => {
+                let words: Vec<String> = args
+                    .split_whitespace()
+                    .map(|w| quote(w).into_owned())
+                    .collect();
+                format!("canreach {}", words.join(" "))
+            }
             Dig { server, name, mode } => {
                 let at = server.map(|s| format!("@{s} ")).unwrap_or_default();
                 let n = quote(name);
@@ -211,19 +220,6 @@ impl Command {
     }
 }
 
-/// Quote a word for a POSIX shell when it holds anything but the characters of names and
-/// addresses: a name from DNS or a file is not trusted to be harmless.
-pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._:/@%+=,[]".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,14 +239,20 @@ mod tests {
 
     #[test]
     fn names_from_outside_are_quoted() {
-        assert_eq!(quote("db.internal"), "db.internal");
-        assert_eq!(quote("a;rm -rf /"), "'a;rm -rf /'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
         let dig = Command::Dig {
             server: Some("198.18.0.53".parse().unwrap()),
             name: "$(x)".into(),
             mode: DigMode::Plain,
         };
         assert_eq!(dig.render(false), "dig @198.18.0.53 '$(x)'");
+        let table = Command::NftChain {
+            family: "inet".into(),
+            table: "a b;$(id)".into(),
+            chain: "input".into(),
+        };
+        assert_eq!(
+            table.render(true),
+            "nft -a list chain inet 'a b;$(id)' input"
+        );
     }
 }

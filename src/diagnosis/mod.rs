@@ -275,6 +275,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
 }
 
 /// What every rule reads: the facts and what was already concluded from them.
+#[derive(Debug)]
 pub struct Ctx<'a> {
     pub facts: &'a Facts,
     pub addresses: &'a [AddressResult],

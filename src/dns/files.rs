@@ -2,12 +2,107 @@
 //!
 //! `ip netns exec` bind-mounts /etc/netns/NAME/{hosts,resolv.conf} over these paths, so the lab
 //! tests give each namespace its own.
+//!
+//! Reading is defensive ([`read_bounded`]): these paths are not always plain files (a FIFO or
+//! a device put there — by mistake, a container image or someone with write access — would
+//! block or never end a naive read), they may be huge, and one line of bad bytes must not hide
+//! the good lines around it. Text read here is raw: renderers escape it when printing.
 
+use std::fs::File;
+use std::io::Read;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::time::Duration;
+
+use hickory_resolver::proto::rr::Name;
+use thiserror::Error;
 
 pub const HOSTS_PATH: &str = "/etc/hosts";
 pub const RESOLV_PATH: &str = "/etc/resolv.conf";
+
+/// Largest resolver file read. Real ones are a few KiB; a hosts file of ad-blocking lists can
+/// reach a few hundred.
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// Most /etc/hosts lines naming the target kept: more say nothing new, and a hostile file
+/// (1 MiB of the same name) must not make a report of tens of thousands of lines.
+pub const MAX_HOSTS_LINES: usize = 64;
+
+/// glibc's limits on what it takes from resolv.conf (`resolv.h`): only the first `MAXNS`
+/// name servers are asked, `ndots`, `timeout` and `attempts` are capped. The facts keep what
+/// the system actually uses, and a hostile file cannot make the DNS view ask ten thousand
+/// servers. Search domains have no limit in glibc ≥ 2.26; each one is a query per server, so
+/// they are bounded too.
+pub const MAXNS: usize = 3;
+const MAX_SEARCH: usize = 32;
+const MAX_NDOTS: usize = 15;
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_ATTEMPTS: usize = 5;
+
+/// Why a resolver file was not read.
+#[derive(Debug, Error)]
+pub enum FileError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a regular file")]
+    NotRegular { path: String },
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Read `path` whole, at most `limit` bytes, only if it is a regular file.
+///
+/// Opened with `O_NONBLOCK` so that opening a FIFO (which otherwise waits for a writer) returns
+/// at once; then `fstat` on the open descriptor (no race with a swap of the path) must say
+/// regular file. Symbolic links are followed: /etc/resolv.conf is usually one.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+    let name = || path.display().to_string();
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|source| FileError::Open {
+            path: name(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| FileError::Read {
+        path: name(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(FileError::NotRegular { path: name() });
+    }
+    if meta.len() > limit {
+        return Err(FileError::TooLarge {
+            path: name(),
+            limit,
+        });
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // The file may grow between fstat and read: read one byte past the limit to notice.
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|source| FileError::Read {
+            path: name(),
+            source,
+        })?;
+    if out.len() as u64 > limit {
+        return Err(FileError::TooLarge {
+            path: name(),
+            limit,
+        });
+    }
+    Ok(out)
+}
 
 /// A line of /etc/hosts that names the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,33 +115,52 @@ pub struct HostsLine {
     pub text: String,
 }
 
-/// Read /etc/hosts and find `name` in it (missing file: no lines).
+/// Read /etc/hosts and find `name` in it (missing, unreadable, not a file or too large: no
+/// lines).
 pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
-    std::fs::read_to_string(HOSTS_PATH)
-        .map(|t| parse_hosts(&t, name))
+    read_bounded(Path::new(HOSTS_PATH), MAX_FILE)
+        .map(|b| parse_hosts_bytes(&b, name))
         .unwrap_or_default()
 }
 
+/// [`parse_hosts`] on the file's bytes, decoded line by line: a line with bytes that are not
+/// UTF-8 is decoded lossily (U+FFFD), so it neither hides the other lines nor shifts their
+/// numbers. (Such a line never names a valid host, but its neighbours may.) At most
+/// [`MAX_HOSTS_LINES`].
+pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
+    let want = name.trim_end_matches('.').to_ascii_lowercase();
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, raw)| hosts_line(i, &String::from_utf8_lossy(raw), &want))
+        .take(MAX_HOSTS_LINES)
+        .collect()
+}
+
 /// The lines of a hosts(5) text that give an address for `name` (case-insensitive, trailing
-/// dot ignored), in file order — the order glibc uses.
+/// dot ignored), in file order — the order glibc uses. At most [`MAX_HOSTS_LINES`].
 pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     text.lines()
         .enumerate()
-        .filter_map(|(i, raw)| {
-            let line = raw.split('#').next().unwrap_or("");
-            let mut words = line.split_whitespace();
-            let address: IpAddr = words.next()?.parse().ok()?;
-            words
-                .any(|w| w.trim_end_matches('.').eq_ignore_ascii_case(&want))
-                .then(|| HostsLine {
-                    file: HOSTS_PATH,
-                    line: i + 1,
-                    address,
-                    text: raw.trim().to_string(),
-                })
-        })
+        .filter_map(|(i, raw)| hosts_line(i, raw, &want))
+        .take(MAX_HOSTS_LINES)
         .collect()
+}
+
+/// Line `i` (0-based) if it gives an address for `want` (lowercase, no trailing dot).
+fn hosts_line(i: usize, raw: &str, want: &str) -> Option<HostsLine> {
+    let line = raw.split('#').next().unwrap_or("");
+    let mut words = line.split_whitespace();
+    let address: IpAddr = words.next()?.parse().ok()?;
+    words
+        .any(|w| w.trim_end_matches('.').eq_ignore_ascii_case(want))
+        .then(|| HostsLine {
+            file: HOSTS_PATH,
+            line: i + 1,
+            address,
+            text: raw.trim().to_string(),
+        })
 }
 
 /// What resolv.conf says, in the form the report needs.
@@ -59,16 +173,23 @@ pub struct ResolvConf {
     pub attempts: usize,
 }
 
-/// Read and parse /etc/resolv.conf. `None` when it cannot be read or has no `nameserver`.
+/// Read and parse /etc/resolv.conf. `None` when it cannot be read (see [`read_bounded`]) or
+/// has no `nameserver`.
 pub fn read_resolv_conf() -> Option<ResolvConf> {
-    parse_resolv_conf(&std::fs::read(RESOLV_PATH).ok()?)
+    parse_resolv_conf(&read_bounded(Path::new(RESOLV_PATH), MAX_FILE).ok()?)
 }
 
 /// Parse resolv.conf text with hickory's parser (the same reading the DNS view uses).
+///
+/// Cleaned line by line first, as glibc reads it — a bad line is skipped, never the file:
+/// lines that are not UTF-8 are dropped, and from `search`/`domain` lines the names hickory
+/// cannot parse (hickory fails the whole file on one, losing every `nameserver`).
 pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
-    let (config, opts) = hickory_resolver::system_conf::parse_resolv_conf(text).ok()?;
+    let (config, opts) =
+        hickory_resolver::system_conf::parse_resolv_conf(clean_resolv_conf(text)).ok()?;
     let mut nameservers: Vec<IpAddr> = Vec::new();
-    for ns in config.name_servers() {
+    // glibc takes the first MAXNS `nameserver` lines (repeats included), then ignores the rest.
+    for ns in config.name_servers().iter().take(MAXNS) {
         if !nameservers.contains(&ns.ip) {
             nameservers.push(ns.ip);
         }
@@ -76,16 +197,44 @@ pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
     let mut search: Vec<String> = config.domain().map(|d| d.to_string()).into_iter().collect();
     search.extend(config.search().iter().map(|n| n.to_string()));
     search.dedup();
+    search.truncate(MAX_SEARCH);
     Some(ResolvConf {
         nameservers,
         search: search
             .iter()
             .map(|s| s.trim_end_matches('.').to_string())
             .collect(),
-        ndots: opts.ndots,
-        timeout: opts.timeout,
-        attempts: opts.attempts,
+        ndots: opts.ndots.min(MAX_NDOTS),
+        timeout: opts.timeout.min(MAX_TIMEOUT),
+        attempts: opts.attempts.min(MAX_ATTEMPTS),
     })
+}
+
+/// The lines of resolv.conf that can be read, with unparseable search names left out.
+fn clean_resolv_conf(text: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for raw in text.split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        let body = line.split(['#', ';']).next().unwrap_or("");
+        let mut words = body.split_whitespace();
+        match words.next() {
+            Some(kw @ ("search" | "domain")) => {
+                let good: Vec<&str> = words
+                    .filter(|w| *w == "--" || Name::from_str_relaxed(w).is_ok())
+                    .collect();
+                if !good.is_empty() {
+                    out.push_str(kw);
+                    out.push(' ');
+                    out.push_str(&good.join(" "));
+                }
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -120,5 +269,140 @@ mod tests {
             (2, Duration::from_secs(1), 3)
         );
         assert_eq!(parse_resolv_conf(b"search lab\n"), None, "no nameserver");
+    }
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("canreach-files-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_not_waited_on() {
+        let d = temp_dir("fifo");
+        let fifo = d.join("hosts");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let start = std::time::Instant::now();
+        let r = read_bounded(&fifo, MAX_FILE);
+        assert!(matches!(r, Err(FileError::NotRegular { .. })), "{r:?}");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // A directory and a device are not files either.
+        assert!(matches!(
+            read_bounded(&d, MAX_FILE),
+            Err(FileError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            read_bounded(Path::new("/dev/zero"), MAX_FILE),
+            Err(FileError::NotRegular { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_and_a_missing_one_is_an_error() {
+        let d = temp_dir("big");
+        let big = d.join("hosts");
+        std::fs::write(&big, vec![b'#'; 4097]).unwrap();
+        assert!(matches!(
+            read_bounded(&big, 4096),
+            Err(FileError::TooLarge { limit: 4096, .. })
+        ));
+        assert_eq!(read_bounded(&big, 4097).unwrap().len(), 4097);
+        assert!(matches!(
+            read_bounded(&d.join("nosuch"), MAX_FILE),
+            Err(FileError::Open { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_to_a_file_is_followed() {
+        let d = temp_dir("link");
+        std::fs::write(d.join("real"), b"nameserver 198.18.2.2\n").unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("resolv.conf")).unwrap();
+        let b = read_bounded(&d.join("resolv.conf"), MAX_FILE).unwrap();
+        assert_eq!(parse_resolv_conf(&b).unwrap().nameservers.len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    const HOSTILE_HOSTS: &[u8] = include_bytes!("../../tests/fixtures/hosts_non_utf8");
+
+    #[test]
+    fn a_non_utf8_line_does_not_hide_the_others() {
+        let lines = parse_hosts_bytes(HOSTILE_HOSTS, "app.lab");
+        let found: Vec<(usize, String)> = lines
+            .iter()
+            .map(|l| (l.line, l.address.to_string()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (3, "198.18.2.9".to_string()),
+                (5, "198.18.2.10".to_string())
+            ]
+        );
+        // The bad line itself is decoded lossily, its number kept.
+        let bad = parse_hosts_bytes(HOSTILE_HOSTS, "caf\u{fffd}.lab");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
+    }
+
+    #[test]
+    fn one_bad_resolv_conf_line_does_not_lose_the_servers() {
+        let r = parse_resolv_conf(
+            b"nameserver 198.18.2.2\nsearch \xff\xfe.lab\nsearch good.lab a..b\nnameserver 198.18.2.3\n",
+        )
+        .unwrap();
+        assert_eq!(r.nameservers.len(), 2);
+        assert_eq!(r.search, ["good.lab"]);
+        let r = parse_resolv_conf(b"domain a..b\nnameserver 198.18.2.2\n").unwrap();
+        assert_eq!(r.nameservers.len(), 1);
+        assert!(r.search.is_empty());
+    }
+
+    #[test]
+    fn resolv_conf_is_taken_as_glibc_takes_it() {
+        let mut text = String::new();
+        for i in 1..=10 {
+            text.push_str(&format!("nameserver 198.18.2.{i}\n"));
+        }
+        text.push_str("options ndots:99 timeout:100000 attempts:1000\n");
+        text.push_str(&format!(
+            "search {}\n",
+            (0..100)
+                .map(|i| format!("d{i}.lab"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let r = parse_resolv_conf(text.as_bytes()).unwrap();
+        assert_eq!(r.nameservers.len(), MAXNS);
+        assert_eq!(r.nameservers[2].to_string(), "198.18.2.3");
+        assert_eq!(
+            (r.ndots, r.timeout, r.attempts),
+            (15, Duration::from_secs(30), 5)
+        );
+        assert_eq!(r.search.len(), MAX_SEARCH);
+    }
+
+    #[test]
+    fn a_hosts_file_repeating_the_name_gives_a_bounded_list() {
+        let text = "198.18.2.9 app.lab\n".repeat(50_000);
+        assert_eq!(
+            parse_hosts_bytes(text.as_bytes(), "app.lab").len(),
+            MAX_HOSTS_LINES
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse_resolv_conf(&b);
+            let _ = parse_hosts_bytes(&b, "a");
+        }
     }
 }

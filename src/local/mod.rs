@@ -14,21 +14,24 @@ pub mod proc_net;
 pub mod servers;
 pub mod sock_diag;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
 use self::nft::{FirewallRule, NftError};
 use self::proc_net::{LISTEN, SocketEntry};
+use crate::target::{MASK, is_secret_name, mask_secrets};
 
 /// A process, as far as this user can see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Process {
     pub pid: u32,
-    /// `/proc/PID/comm`.
+    /// `/proc/PID/comm` (decoded lossily; raw: escape it when printing).
     pub name: String,
+    /// `/proc/PID/cmdline`, arguments joined by spaces, secrets masked ([`mask_cmdline`]), at
+    /// most [`MAX_CMDLINE`] characters. Raw otherwise: escape it when printing.
     pub cmdline: String,
 }
 
@@ -90,46 +93,12 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
 
 /// This machine's interface addresses (`getifaddrs`).
 pub fn interface_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return out;
-    }
-    let mut p = ifap;
-    while !p.is_null() {
-        // SAFETY: p walks the list getifaddrs returned.
-        let ifa = unsafe { &*p };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr points to a sockaddr whose family says its size.
-            let ip = unsafe {
-                match i32::from((*ifa.ifa_addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
-                        Some(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
-                        Some(IpAddr::from(sin6.sin6_addr.s6_addr))
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
-                out.push(ip);
-            }
-        }
-        p = ifa.ifa_next;
-    }
-    // SAFETY: ifap came from a successful getifaddrs.
-    unsafe { libc::freeifaddrs(ifap) };
-    out
+    crate::sys::interface_addresses()
 }
 
 /// Gather the local facts for `port` (blocking: file reads and one `nft` run).
 pub fn inspect(port: u16) -> LocalFacts {
-    // SAFETY: geteuid has no preconditions.
-    let privileged = unsafe { libc::geteuid() } == 0;
+    let privileged = crate::sys::is_root();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
     let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
@@ -190,12 +159,11 @@ pub fn inspect(port: u16) -> LocalFacts {
     }
 }
 
-/// Read this machine's firewall for `port` (blocking: runs `nft`). Never fails: what could
-/// not be read is said in `reason`.
-pub fn firewall(port: u16) -> Firewall {
-    // SAFETY: geteuid has no preconditions.
-    let privileged = unsafe { libc::geteuid() } == 0;
-    match nft::read(port) {
+/// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
+/// Never fails: what could not be read is said in `reason`.
+pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
+    let privileged = crate::sys::is_root();
+    match nft::read(port, deadline) {
         Ok(rules) => Firewall {
             inspected: true,
             reason: None,
@@ -240,8 +208,11 @@ fn scan_processes(wanted: &HashSet<u64>, usual: &[&servers::KnownServer]) -> Sca
         else {
             continue;
         };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let comm = comm.trim_end();
+        // Lossy: a process may name itself with any bytes (prctl PR_SET_NAME), and a name that
+        // is not UTF-8 must not read as no name at all.
+        let comm = read_proc(pid, "comm", 64);
+        let comm = String::from_utf8_lossy(&comm);
+        let comm = comm.trim_end_matches('\n');
         let usual_server = usual.iter().find(|s| s.processes.contains(&comm));
         let need_owner = scan.owner.len() < wanted.len();
         if !need_owner && usual_server.is_none() {
@@ -288,13 +259,138 @@ fn socket_inodes(pid: u32) -> HashSet<u64> {
         .collect()
 }
 
+/// Longest command line kept, in characters (`…` when cut).
+pub const MAX_CMDLINE: usize = 512;
+
+/// Most of /proc/PID/cmdline read: far more than is shown, enough for the options that come
+/// first; a process may have megabytes of arguments.
+const CMDLINE_READ: u64 = 64 << 10;
+
+/// At most `limit` bytes of `/proc/PID/FILE` (empty when unreadable).
+fn read_proc(pid: u32, file: &str, limit: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/{file}")) {
+        let _ = f.take(limit).read_to_end(&mut out);
+    }
+    out
+}
+
 fn cmdline(pid: u32) -> String {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|b| *b == 0)
+    let raw = read_proc(pid, "cmdline", CMDLINE_READ);
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect();
+    mask_cmdline(&args)
+}
+
+/// A command line for the report: `args` joined by spaces, with the values of secret-looking
+/// options masked, cut to [`MAX_CMDLINE`] characters. The report is read by people and pasted
+/// into tickets, and a server's command line is a common place for its password:
+///
+/// * options named like a secret ([`is_secret_name`]: `--requirepass X`, `--password=X`,
+///   `--token X`, `--api-key X`, `--secret X`): the value, attached or next (a next word
+///   starting with `-` is another option: `mongod --auth --port 1`);
+/// * `-pX` for mysql-like programs, `-pX` and `-p X` for sshpass and the mongo tools (for
+///   others `-p8080` is a port), `-a X` for redis-like ones;
+/// * `NAME=VALUE` words named like a secret (`PASSWORD=X`, `GITHUB_TOKEN=X`, `AWS_…_KEY=X`,
+///   libpq's `password=X`), inside an argument too;
+/// * URLs with a password or secret parameters anywhere ([`mask_secrets`]);
+/// * an `Authorization:` header's value.
+///
+/// Nothing is escaped here (that is done when printing).
+pub fn mask_cmdline(args: &[String]) -> String {
+    let prog = args
+        .first()
+        .and_then(|a| a.split(' ').next())
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_ascii_lowercase())
+        .unwrap_or_default();
+    // Programs whose `-p` is a password, not a port: attached only for mysql (`-p dbname`
+    // asks for the password), attached or next for sshpass and the mongo tools.
+    let mysql_like = prog.contains("mysql") || prog.contains("mariadb");
+    let p_next = prog == "sshpass" || prog.starts_with("mongo");
+    let redis_like = prog.starts_with("redis");
+    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        i += 1;
+        let Some(flag) = arg.strip_prefix('-').filter(|_| !out.is_empty()) else {
+            out.push(mask_words(arg));
+            continue;
+        };
+        let name = flag.trim_start_matches('-');
+        if (mysql_like || p_next) && flag.len() > 1 && flag.starts_with('p') {
+            // `-pX` (mysql reads `-p=X` as the password `=X`).
+            out.push(Cow::Owned(format!("-p{MASK}")));
+        } else if let Some((n, _)) = name.split_once('=') {
+            if is_secret_name(n) {
+                out.push(Cow::Owned(format!(
+                    "{}={MASK}",
+                    &arg[..arg.len() - name.len() + n.len()]
+                )));
+            } else {
+                out.push(mask_words(arg));
+            }
+        } else if (is_secret_name(name) && !name.is_empty())
+            || (redis_like && arg == "-a")
+            || (p_next && arg == "-p")
+        {
+            // A short password option always takes the next word, even one starting with `-`.
+            let short = arg == "-a" || arg == "-p";
+            out.push(Cow::Borrowed(arg));
+            let value_next = args.get(i).is_some_and(|v| !v.starts_with('-') || short);
+            if value_next {
+                out.push(Cow::Borrowed(MASK));
+                i += 1;
+            }
+        } else {
+            out.push(mask_words(arg));
+        }
+    }
+    let joined = out.join(" ");
+    match joined.char_indices().nth(MAX_CMDLINE) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
+
+/// One argument with its secret words masked: URLs, `NAME=VALUE`, `Authorization: …`.
+fn mask_words(arg: &str) -> Cow<'_, str> {
+    if let Some(at) = arg.to_ascii_lowercase().find("authorization:") {
+        let end = at + "authorization:".len();
+        return Cow::Owned(format!("{} {MASK}", &arg[..end]));
+    }
+    if !arg.contains(['=', ':']) {
+        return Cow::Borrowed(arg);
+    }
+    let words: Vec<Cow<'_, str>> = arg
+        .split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                return mask_secrets(w);
+            }
+            match w.split_once('=') {
+                Some((k, _))
+                    if !k.is_empty()
+                        && k.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+                        })
+                        && is_secret_name(k) =>
+                {
+                    Cow::Owned(format!("{k}={MASK}"))
+                }
+                _ => Cow::Borrowed(w),
+            }
+        })
+        .collect();
+    if words.iter().all(|w| matches!(w, Cow::Borrowed(_))) {
+        Cow::Borrowed(arg)
+    } else {
+        Cow::Owned(words.join(" "))
+    }
 }
 
 /// uid → user name through the system's user database (NSS), cached.
@@ -314,21 +410,7 @@ impl UserNames {
 }
 
 fn lookup_user(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: zeroed passwd is valid for getpwuid_r to fill.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are valid for the call; result points into pwd/buf on success.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    // SAFETY: pw_name is a NUL-terminated string inside buf.
-    Some(
-        unsafe { CStr::from_ptr(pwd.pw_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    crate::sys::user_name(uid)
 }
 
 #[cfg(test)]
@@ -353,6 +435,110 @@ mod tests {
         assert!(is_local("127.0.0.2".parse().unwrap(), &addrs));
         assert!(is_local("::1".parse().unwrap(), &addrs));
         assert!(!is_local("198.18.99.99".parse().unwrap(), &[]));
+    }
+
+    fn masked(line: &str) -> String {
+        let args: Vec<String> = line.split('\u{1}').map(str::to_string).collect();
+        mask_cmdline(&args)
+    }
+
+    #[test]
+    fn secrets_in_command_lines_are_masked() {
+        // Arguments are separated by \u{1} here, as NULs in /proc/PID/cmdline.
+        for (argv, shown) in [
+            (
+                "redis-server\u{1}--requirepass\u{1}hunter2\u{1}--port\u{1}6379",
+                "redis-server --requirepass *** --port 6379",
+            ),
+            (
+                "/usr/sbin/mysqld\u{1}--password=hunter2\u{1}--user=mysql",
+                "/usr/sbin/mysqld --password=*** --user=mysql",
+            ),
+            (
+                "mysql\u{1}-uroot\u{1}-phunter2\u{1}-h\u{1}db",
+                "mysql -uroot -p*** -h db",
+            ),
+            ("mysql\u{1}-p\u{1}dbname", "mysql -p dbname"),
+            ("nc\u{1}-p8080", "nc -p8080"),
+            (
+                "mysql\u{1}-p=hunter2\u{1}--port=3306",
+                "mysql -p*** --port=3306",
+            ),
+            ("sshpass\u{1}-phunter2\u{1}ssh\u{1}h", "sshpass -p*** ssh h"),
+            (
+                "/usr/bin/sshpass\u{1}-p\u{1}-hunter2\u{1}ssh\u{1}h",
+                "/usr/bin/sshpass -p *** ssh h",
+            ),
+            (
+                "mongosh\u{1}-u\u{1}app\u{1}-p\u{1}hunter2",
+                "mongosh -u app -p ***",
+            ),
+            (
+                "redis-cli\u{1}-a\u{1}hunter2\u{1}ping",
+                "redis-cli -a *** ping",
+            ),
+            ("app\u{1}--token\u{1}hunter2", "app --token ***"),
+            (
+                "app\u{1}--api-key\u{1}hunter2\u{1}--secret=x",
+                "app --api-key *** --secret=***",
+            ),
+            (
+                "mongod\u{1}--auth\u{1}--port\u{1}27017",
+                "mongod --auth --port 27017",
+            ),
+            ("app\u{1}--token", "app --token"),
+            (
+                "env\u{1}PASSWORD=hunter2\u{1}GITHUB_TOKEN=ghp_x\u{1}AWS_SECRET_ACCESS_KEY=y\u{1}LANG=C\u{1}app",
+                "env PASSWORD=*** GITHUB_TOKEN=*** AWS_SECRET_ACCESS_KEY=*** LANG=C app",
+            ),
+            (
+                "worker\u{1}--db\u{1}postgres://app:hunter2@db:5432/x",
+                "worker --db postgres://app:***@db:5432/x",
+            ),
+            (
+                "worker\u{1}--db=postgres://app:hunter2@db/x",
+                "worker --db=postgres://app:***@db/x",
+            ),
+            (
+                "psql\u{1}host=db user=app password=hunter2 dbname=x",
+                "psql host=db user=app password=*** dbname=x",
+            ),
+            (
+                "curl\u{1}-H\u{1}Authorization: Bearer hunter2\u{1}https://h/?api_key=hunter2",
+                "curl -H Authorization: *** https://h/?api_key=***",
+            ),
+            (
+                "postgres: app db 127.0.0.1(5432) idle",
+                "postgres: app db 127.0.0.1(5432) idle",
+            ),
+            (
+                "nginx: master process /usr/sbin/nginx\u{1}-g\u{1}daemon off;",
+                "nginx: master process /usr/sbin/nginx -g daemon off;",
+            ),
+        ] {
+            let got = masked(argv);
+            assert_eq!(got, shown, "{argv:?}");
+            assert!(!got.contains("hunter2"), "{got}");
+        }
+        assert_eq!(mask_cmdline(&[]), "");
+    }
+
+    #[test]
+    fn command_lines_are_bounded() {
+        let args: Vec<String> = (0..1000).map(|i| format!("arg{i}")).collect();
+        let line = mask_cmdline(&args);
+        assert_eq!(line.chars().count(), MAX_CMDLINE + 1);
+        assert!(line.ends_with('…'));
+        let one = vec!["ü".repeat(2000)];
+        assert_eq!(mask_cmdline(&one).chars().count(), MAX_CMDLINE + 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mask_cmdline_never_panics_and_stays_bounded(args in proptest::collection::vec("\\PC{0,40}", 0..30)) {
+            let line = mask_cmdline(&args);
+            proptest::prop_assert!(line.chars().count() <= MAX_CMDLINE + 1);
+        }
     }
 
     #[test]

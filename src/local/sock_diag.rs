@@ -8,7 +8,6 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::proc_net::{LISTEN, SocketEntry};
 
@@ -29,46 +28,13 @@ pub fn read() -> io::Result<Vec<SocketEntry>> {
 }
 
 fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
-    // SAFETY: plain socket(2); the fd is owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_SOCK_DIAG,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let req = request(family);
-    // SAFETY: zeroed sockaddr_nl addresses the kernel (pid 0).
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as u16;
-    // SAFETY: req and kernel are valid for the given lengths.
-    let sent = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            req.as_ptr().cast(),
-            req.len(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
+    nl.send_to_kernel(&request(family))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        match parse(&buf[..n as usize], &mut out)? {
+        let n = nl.recv(&mut buf)?;
+        match parse(&buf[..n], &mut out)? {
             Done::Yes => return Ok(out),
             Done::No if n == 0 => return Ok(out),
             Done::No => {}

@@ -4,6 +4,11 @@
 //! each address's outcome and evidence), what it means, and numbered next steps with the
 //! exact command and the machine to run it on. Colour comes from `colored`, whose global
 //! switch `main` sets from `--color` / `NO_COLOR`; this module never decides it.
+//!
+//! Every string that can carry text from outside (names, records, files, process command
+//! lines, nft output — and the findings' messages that quote them) goes through
+//! [`crate::escape::escape`] before it is written: a terminal never receives a raw control
+//! character from anyone but canreach. Escaping happens before colouring.
 
 use std::io::{self, Write};
 
@@ -13,6 +18,7 @@ use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
 use crate::diagnosis::silence::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
 use crate::dns::Lookup;
+use crate::escape::escape as x;
 use crate::facts::Facts;
 use crate::target::{Host, PortSource};
 
@@ -22,7 +28,7 @@ const WIDTH: usize = 78;
 pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
     let t = &facts.target;
     let (mark, word) = headline(diag.verdict);
-    writeln!(w, "{mark} {}  {}", word, t.display().bold())?;
+    writeln!(w, "{mark} {}  {}", word, x(&t.display()).bold())?;
     wrap(w, &diag.summary, 2)?;
 
     writeln!(w)?;
@@ -37,19 +43,26 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         PortSource::Service => format!("{service}, from the service name"),
         PortSource::Scheme => format!("{service}, the URL scheme's usual port"),
     };
-    writeln!(w, "  {:<9} {} port {}{port_note}", "target", t.host, t.port)?;
+    let host = t.host.to_string();
+    writeln!(
+        w,
+        "  {:<9} {} port {}{port_note}",
+        "target",
+        x(&host),
+        t.port
+    )?;
     if let Host::Name(name) = &t.host {
         if let Some(sys) = &facts.dns.system {
             writeln!(
                 w,
                 "  {:<9} {}",
                 "name",
-                lookup_line(name, sys, "system resolver")
+                x(&lookup_line(name, sys, "system resolver"))
             )?;
         }
         for h in &facts.dns.hosts {
             let line = format!("{} line {}: {}", h.file, h.line, h.text);
-            writeln!(w, "  {:<9} {}", "", line.dimmed())?;
+            writeln!(w, "  {:<9} {}", "", x(&line).dimmed())?;
         }
         for sv in &facts.dns.servers {
             let who = match sv.stub {
@@ -57,7 +70,12 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 None => format!("DNS {}", sv.server.ip()),
             };
             let shown = sv.name_used.as_deref().unwrap_or(name);
-            writeln!(w, "  {:<9} {}", "", lookup_line(shown, &sv.lookup, &who))?;
+            writeln!(
+                w,
+                "  {:<9} {}",
+                "",
+                x(&lookup_line(shown, &sv.lookup, &who))
+            )?;
             let chain: Vec<String> = sv
                 .records
                 .iter()
@@ -68,7 +86,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 })
                 .collect();
             if !chain.is_empty() {
-                writeln!(w, "  {:<9}   {}", "", chain.join(", ").dimmed())?;
+                writeln!(w, "  {:<9}   {}", "", x(&chain.join(", ")).dimmed())?;
             }
             if let Some(p) = &sv.port53 {
                 let udp = udp53_words(p.udp);
@@ -81,7 +99,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 w,
                 "  {:<9} {}",
                 "",
-                lookup_line(name, direct, "DNS servers")
+                x(&lookup_line(name, direct, "DNS servers"))
             )?;
         }
     }
@@ -166,24 +184,24 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 format!("nothing listens on port {}", l.port).red()
             )?;
         }
-        for (i, x) in l.listeners.iter().enumerate() {
-            let addr = match x.address {
-                std::net::IpAddr::V6(a) => format!("[{a}]:{}", x.port),
-                a => format!("{a}:{}", x.port),
+        for (i, li) in l.listeners.iter().enumerate() {
+            let addr = match li.address {
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", li.port),
+                a => format!("{a}:{}", li.port),
             };
-            let user = x.user.clone().unwrap_or_else(|| format!("uid {}", x.uid));
-            let who = match &x.process {
+            let user = li.user.clone().unwrap_or_else(|| format!("uid {}", li.uid));
+            let who = match &li.process {
                 Some(p) => format!("{} (pid {}, {user}): {}", p.name, p.pid, p.cmdline),
                 None => format!("a process of {user} (run with sudo to see which)"),
             };
             let label = if i == 0 { "listening" } else { "" };
-            writeln!(w, "  {label:<9} {addr}  {}", who.dimmed())?;
+            writeln!(w, "  {label:<9} {addr}  {}", x(&who).dimmed())?;
         }
         if !l.owner_other_listeners.is_empty() {
             let others: Vec<String> = l
                 .owner_other_listeners
                 .iter()
-                .map(|x| format!("{}:{}", x.address, x.port))
+                .map(|li| format!("{}:{}", li.address, li.port))
                 .collect();
             writeln!(
                 w,
@@ -209,7 +227,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 .collect();
             rules.join("; ")
         };
-        writeln!(w, "  {:<9} {}", "firewall", line)?;
+        writeln!(w, "  {:<9} {}", "firewall", x(&line))?;
     }
 
     let problems: Vec<_> = diag.findings.iter().collect();
@@ -235,7 +253,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             };
             wrap_bullet(w, &format!("{}.", i + 1), &text)?;
             if let Some(cmd) = &a.command {
-                writeln!(w, "       {}", cmd.cyan())?;
+                writeln!(w, "       {}", x(cmd).cyan())?;
             }
         }
     }
@@ -282,7 +300,7 @@ fn lookup_line(name: &str, l: &Lookup, who: &str) -> String {
 }
 
 fn wrap(w: &mut dyn Write, text: &str, indent: usize) -> io::Result<()> {
-    for line in wrap_lines(text, WIDTH - indent) {
+    for line in wrap_lines(&x(text), WIDTH - indent) {
         writeln!(w, "{:indent$}{line}", "")?;
     }
     Ok(())
@@ -293,7 +311,7 @@ fn wrap_bullet(w: &mut dyn Write, bullet: &str, text: &str) -> io::Result<()> {
     // Width of the bullet as shown, without colour codes.
     let shown = strip_ansi(bullet).chars().count();
     let indent = 2 + shown + 1;
-    for (i, line) in wrap_lines(text, WIDTH - indent).into_iter().enumerate() {
+    for (i, line) in wrap_lines(&x(text), WIDTH - indent).into_iter().enumerate() {
         if i == 0 {
             writeln!(w, "  {bullet} {line}")?;
         } else {

@@ -14,6 +14,8 @@
 //! them and no process is left behind. Lab tests need root; without it they say they are
 //! skipped — and fail instead when `CANREACH_REQUIRE_LAB=1` (CI).
 #![allow(dead_code)]
+// The lab joins namespaces (setns) and checks for root: test-only libc calls.
+#![allow(unsafe_code)]
 
 pub mod fake_dns;
 
@@ -336,18 +338,14 @@ pub fn steps_for<'a>(v: &'a Value, id: &str) -> Vec<&'a Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| {
-            s["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f == id)
-        })
+        .filter(|s| s["findings"].as_array().unwrap().iter().any(|f| f == id))
         .collect()
 }
 
 /// What no report may contain: a library's debug text.
-const DEBUG_TEXT: [&str; 6] = ["Query {", "Name(\"", "NetError", "Some(", "None,", "{ name:"];
+const DEBUG_TEXT: [&str; 6] = [
+    "Query {", "Name(\"", "NetError", "Some(", "None,", "{ name:",
+];
 
 /// Every report must be consistent by construction: no finding twice, no step twice, only
 /// documented finding ids, no library debug text. Checked for every run of the binary.
@@ -369,7 +367,11 @@ pub fn check_report(stdout: &str) {
         }
         let mut steps = Vec::new();
         for s in v["advice"].as_array().expect("advice[]") {
-            let key = (s["text"].to_string(), s["command"].to_string(), s["on"].to_string());
+            let key = (
+                s["text"].to_string(),
+                s["command"].to_string(),
+                s["on"].to_string(),
+            );
             assert!(!steps.contains(&key), "step twice: {key:?}\n{stdout}");
             if !s["command"].is_null() {
                 let cmd = (s["command"].to_string(), s["on"].to_string());
@@ -392,7 +394,10 @@ pub fn check_report(stdout: &str) {
         assert_eq!(cmds.len(), unique.len(), "a command twice in:\n{stdout}");
     }
     for d in DEBUG_TEXT {
-        assert!(!stdout.contains(d), "library debug text `{d}` in:\n{stdout}");
+        assert!(
+            !stdout.contains(d),
+            "library debug text `{d}` in:\n{stdout}"
+        );
     }
 }
 
