@@ -493,3 +493,39 @@ async fn record_data_is_presentation_text() {
         );
     }
 }
+
+/// TCP is for truncated answers only: a server silent over UDP but answering over TCP is "no
+/// answer" — hickory does not fall back to TCP on a timeout, so a dead server costs one UDP
+/// timeout, not a TCP attempt on top.
+#[tokio::test]
+async fn a_udp_timeout_is_not_retried_over_tcp() {
+    // A silent UDP socket and a TCP listener on the same port (a few tries for a free pair).
+    let mut pair = None;
+    for _ in 0..20 {
+        let (addr, udp) = silent().await;
+        if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
+            pair = Some((addr, udp, listener));
+            break;
+        }
+    }
+    let (addr, _udp, listener) = pair.expect("a free UDP+TCP port pair");
+    let mut server = hickory_server::Server::new(script(
+        ResponseCode::NoError,
+        vec![a("x.test.", 60, [198, 18, 0, 1])],
+    ));
+    server.register_listener(listener, Duration::from_secs(5), 4096);
+    let start = Instant::now();
+    let v = query(
+        addr,
+        "x.test.",
+        &conf(300),
+        Instant::now() + Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(kind(&v), Some(DnsErrorKind::Timeout), "{v:?}");
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(300 + 200), "took {took:?}");
+    // Its TCP port 53 is open: the port-53 probe says so.
+    let tcp = canreach::diagnosis::dns::port53_tcp(&v.port53.unwrap().tcp);
+    assert!(tcp.starts_with("open"), "{tcp}");
+}
