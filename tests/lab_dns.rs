@@ -281,6 +281,15 @@ fn nodata_as_given_is_not_hidden_by_the_search_line() {
     assert_eq!(v["dns"]["servers"][0]["error"]["kind"], "nodata", "{v}");
     assert!(v["dns"]["servers"][0]["name_used"].is_null(), "{v}");
     assert_eq!(ids(&v)[0], "dns_nodata");
+    // Too few dots: the search name comes first, and its NODATA is the one that matters.
+    let v = lab.canreach(&["--json", "txtonly", "80"]).json();
+    assert_eq!(v["dns"]["error"]["kind"], "nodata", "{v}");
+    assert_eq!(v["dns"]["servers"][0]["name_used"], "txtonly.lab", "{v}");
+    let msg = finding(&v, "dns_nodata")["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The name txtonly.lab (txtonly with the search domain) exists"),
+        "{msg}"
+    );
 }
 
 /// `localhost.` is `localhost` (RFC 6761): loopback from the system view even though glibc would

@@ -115,6 +115,26 @@ fn first_server_dead<'a>(cx: &'a Ctx) -> Option<&'a ServerView> {
     (silent(first) && answered).then_some(first)
 }
 
+/// The search-expanded name a NODATA is for, from the first server that said NODATA (the
+/// resolver's reading), when it is not the name as given.
+fn nodata_name(cx: &Ctx) -> Option<String> {
+    let first = cx
+        .facts
+        .dns
+        .servers
+        .iter()
+        .find(|s| match &s.lookup.error {
+            None => true,
+            Some(e) => matches!(e.kind, DnsErrorKind::Nxdomain | DnsErrorKind::Nodata),
+        })?;
+    let nodata = first
+        .lookup
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == DnsErrorKind::Nodata);
+    first.name_used.clone().filter(|_| nodata)
+}
+
 /// `dig @SERVER NAME` for the first server, the exact way to see its answer.
 fn dig(cx: &Ctx, name: &str) -> Step {
     let server = cx.facts.dns.servers.first().map(|s| s.server.ip());
@@ -216,28 +236,37 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
                 getent,
             ],
         ),
-        DnsErrorKind::Nodata => (
-            format!(
-                "The name {name} exists but has no address record (A or AAAA) (NODATA).{}{said}",
-                other_types(cx)
-            ),
-            vec![
-                Step::run(
-                    StepKind::SeeRecords,
-                    "See which records the name does have",
-                    Command::Dig {
-                        server: None,
-                        name: name.clone(),
-                        mode: DigMode::Any,
-                    },
-                    Machine::This,
+        DnsErrorKind::Nodata => {
+            // The name the NODATA is for: with the search list, maybe NAME.domain.
+            let full = nodata_name(cx).unwrap_or_else(|| name.clone());
+            let which = if full == name {
+                format!("The name {name}")
+            } else {
+                format!("The name {full} ({name} with the search domain)")
+            };
+            (
+                format!(
+                    "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
+                    other_types(cx)
                 ),
-                Step::say(
-                    StepKind::AddRecord,
-                    "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
-                ),
-            ],
-        ),
+                vec![
+                    Step::run(
+                        StepKind::SeeRecords,
+                        "See which records the name does have",
+                        Command::Dig {
+                            server: None,
+                            name: full,
+                            mode: DigMode::Any,
+                        },
+                        Machine::This,
+                    ),
+                    Step::say(
+                        StepKind::AddRecord,
+                        "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
+                    ),
+                ],
+            )
+        }
         DnsErrorKind::Servfail => (
             format!(
                 "The name server failed to answer for {name} (SERVFAIL): its own upstream \
@@ -895,12 +924,20 @@ mod tests {
         };
         let d = crate::diagnosis::diagnose(&facts("app", dns, vec![]));
         assert_eq!(ids(&d.findings), ["dns_nodata"]);
+        let msg = &d.findings[0].message;
         assert!(
-            d.findings[0]
-                .message
-                .contains("198.18.2.2 → no A/AAAA record (NODATA) for app.lab"),
-            "{}",
-            d.findings[0].message
+            msg.starts_with("The name app.lab (app with the search domain) exists")
+                && msg.contains("198.18.2.2 → no A/AAAA record (NODATA) for app.lab"),
+            "{msg}"
+        );
+        let cmds: Vec<&str> = d
+            .steps
+            .iter()
+            .filter_map(|a| a.command.as_deref())
+            .collect();
+        assert!(
+            cmds.iter().any(|c| c.starts_with("dig app.lab ANY")),
+            "{cmds:?}"
         );
     }
 
