@@ -84,8 +84,10 @@ pub struct DnsFacts {
 }
 
 impl DnsFacts {
-    /// The `nameserver` lines of resolv.conf beyond the first [`MAXNS`]: glibc ignores them, and
-    /// so does the DNS view.
+    /// The `nameserver`s of resolv.conf beyond the first [`MAXNS`]: glibc ignores them, and so
+    /// does the DNS view ([`view`] asks the first [`MAXNS`] only). Read from the resolv.conf
+    /// facts: empty when those keep only the servers used ([`files::parse_resolv_conf`] stops
+    /// at [`MAXNS`]; it would need to keep the rest, bounded, for this to name them).
     pub fn ignored_servers(&self) -> &[IpAddr] {
         self.resolv
             .as_ref()

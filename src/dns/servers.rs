@@ -8,7 +8,7 @@
 //!
 //! The rules are glibc's, because the system view (what applications get) is glibc's:
 //!
-//! * **Search list** ([`search`]): the walk of `res_search` — the name as given first when it
+//! * **Search list** (`search`): the walk of `res_search` — the name as given first when it
 //!   has at least `ndots` dots (or a final dot), then each search domain, then the name as given
 //!   if not yet tried. When nothing gives an answer, the failure reported is the one glibc
 //!   reports: the as-given name's, if it was tried first; else NODATA if any name had NODATA;
@@ -221,7 +221,7 @@ async fn ask(
     for c in &mut ns.connections {
         c.port = server.port();
     }
-    // No search list here: [`search`] walks it the way glibc does and asks absolute names.
+    // No search list here: `search` walks it the way glibc does and asks absolute names.
     let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
     let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
     let opts = builder.options_mut();
