@@ -22,6 +22,7 @@ Examples:
 
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
+  9 inconclusive (the deadline ended the check before the evidence was in)
   1 internal error   2 usage error";
 
 /// Can I reach this host and port? If not, why, and what do I do about it?

@@ -20,6 +20,7 @@ pub enum ExitCode {
     Filtered,
     Unreachable,
     DnsError,
+    Inconclusive,
 }
 
 impl ExitCode {
@@ -34,6 +35,7 @@ impl ExitCode {
             ExitCode::Filtered => 6,
             ExitCode::Unreachable => 7,
             ExitCode::DnsError => 8,
+            ExitCode::Inconclusive => 9,
         }
     }
 }
@@ -48,6 +50,7 @@ impl From<Verdict> for ExitCode {
             Verdict::Filtered => ExitCode::Filtered,
             Verdict::Unreachable => ExitCode::Unreachable,
             Verdict::DnsError => ExitCode::DnsError,
+            Verdict::Inconclusive => ExitCode::Inconclusive,
         }
     }
 }

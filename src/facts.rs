@@ -43,14 +43,18 @@ pub struct AddressFacts {
     pub probe: ProbeFact,
     /// What was learnt while the address stayed silent, when it did (see `liveness`).
     pub silence: Option<Silence>,
+    /// The address is this machine's own (loopback or a local interface's).
+    pub here: bool,
 }
 
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
     pub fn probed(probe: ProbeFact) -> AddressFacts {
+        let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
             probe,
             silence: None,
+            here,
         }
     }
 

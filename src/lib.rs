@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod render;
 pub mod services;
+pub mod session;
 pub mod sys;
 pub mod target;
 pub mod trace;

@@ -29,6 +29,34 @@ pub const MIN_SILENCE: Duration = Duration::from_millis(200);
 /// How many round-trip times a second SYN is given before the port is called filtered.
 pub const RTT_FACTOR: u32 = 4;
 
+/// How long an address of this machine may stay silent before it is called filtered: loopback
+/// and local addresses answer in microseconds (the kernel completes or refuses the handshake
+/// inside `connect()`), so silence there is this machine's own firewall or a listener that does
+/// not accept — never a slow network.
+pub const LOCAL_SILENCE: Duration = Duration::from_millis(200);
+
+/// How long a silent probe must have waited, without liveness evidence, before its silence
+/// counts as a drop (`filtered`) rather than as a probe that ran out of time
+/// (`inconclusive`): the kernel's first SYN retransmission is at 1 s, and round trips above
+/// a second do not happen on working paths.
+pub const FAIR_WAIT: Duration = Duration::from_secs(1);
+
+/// A router's "host unreachable" for a host that is really absent comes after its neighbour
+/// discovery gives up: about 3 s (shared/notes/linux-probing.md). One much sooner is a firewall
+/// rule answering that way, unless the host is down — which the liveness probes tell.
+pub const NEIGHBOUR_BOUND: Duration = Duration::from_millis(2500);
+
+/// Did a device on the way report the target undeliverable sooner than its neighbour discovery
+/// could have failed? Then it is worth asking other ports whether the host is up.
+pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
+    fact.elapsed < NEIGHBOUR_BOUND
+        && fact.icmp.is_some_and(|i| {
+            i.meaning().undeliverable()
+                && i.from
+                    .is_some_and(|f| f != target && Some(f) != fact.local.map(|l| l.ip()))
+        })
+}
+
 /// Did this probe get an answer from the target itself (so the host is up)?
 /// A handshake, a reset, or an ICMP error sent by the target's own address all count; an ICMP
 /// from a router does not: it proves only that the router is up.

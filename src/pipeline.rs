@@ -112,31 +112,63 @@ pub async fn gather<R: Resolver, C: Connector>(
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
-    let probe_all = |addrs: Vec<SocketAddr>| async move {
-        // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
-        // concurrently with the probes, and only for this machine's addresses.
-        let here = match local_mode {
+    let probe_all = |mut addrs: Vec<SocketAddr>| async move {
+        // This machine's addresses, read once: for the local inspection and to know which
+        // probes go to this machine (no liveness, no walk, a short silence bound).
+        let mine = local::interface_addresses();
+        let inspect_here = match local_mode {
             LocalMode::Never => false,
             LocalMode::Always => true,
-            LocalMode::Auto => {
-                here || {
-                    let mine = local::interface_addresses();
-                    addrs.iter().any(|a| local::is_local(a.ip(), &mine))
+            LocalMode::Auto => here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
+        };
+        // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
+        // concurrently with the probes, and only for this machine's addresses.
+        let mut inspection = inspect_here.then(|| {
+            let mine = mine.clone();
+            tokio::task::spawn_blocking(move || local::inspect(port, mine))
+        });
+        let mut inspected = None;
+        if here {
+            // `:PORT` asks about this machine: every loopback address and every address a
+            // listener of the port is bound to is checked, which needs the listeners first.
+            if let Some(task) = inspection.take() {
+                inspected = tokio::time::timeout_at(deadline, task)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            }
+            for ip in here_addresses(&mine, inspected.as_ref()) {
+                let sa = SocketAddr::new(ip, port);
+                if !addrs.contains(&sa) {
+                    addrs.push(sa);
                 }
             }
-        };
-        let inspection = here.then(|| tokio::task::spawn_blocking(move || local::inspect(port)));
-        let results = join_all(addrs.into_iter().enumerate().map(move |(i, a)| {
-            probe_address(connector, a, probe_deadline, i < LIVENESS_ADDRESSES)
+        }
+        let results = join_all(addrs.into_iter().enumerate().map(|(i, a)| {
+            let local = local::is_local(a.ip(), &mine);
+            async move {
+                let (probe, silence) = probe_address(
+                    connector,
+                    a,
+                    probe_deadline,
+                    i < LIVENESS_ADDRESSES && !local,
+                    local,
+                )
+                .await;
+                AddressFacts {
+                    probe,
+                    silence,
+                    here: local,
+                }
+            }
         }))
         .await;
-        let inspected = match inspection {
-            Some(task) => tokio::time::timeout_at(deadline, task)
+        if let Some(task) = inspection {
+            inspected = tokio::time::timeout_at(deadline, task)
                 .await
                 .ok()
-                .and_then(Result::ok),
-            None => None,
-        };
+                .and_then(Result::ok);
+        }
         (results, inspected)
     };
 
@@ -216,10 +248,7 @@ pub async fn gather<R: Resolver, C: Connector>(
             )
         }
     };
-    let addresses: Vec<AddressFacts> = results
-        .into_iter()
-        .map(|(probe, silence)| AddressFacts { probe, silence })
-        .collect();
+    let addresses: Vec<AddressFacts> = results;
     let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
@@ -233,7 +262,9 @@ pub async fn gather<R: Resolver, C: Connector>(
     } else {
         None
     };
-    let trace = match trace_target(&probes, opts.trace) {
+    // A path to this machine does not exist: its listeners and firewall explain it.
+    let to_self = addresses.first().is_some_and(|a| a.here);
+    let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
     };
@@ -247,6 +278,25 @@ pub async fn gather<R: Resolver, C: Connector>(
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
     }
+}
+
+/// The addresses `:PORT` checks besides what `localhost` resolves to: 127.0.0.1, ::1 (when this
+/// machine has it), and every specific address a listener of the port is bound to.
+fn here_addresses(
+    mine: &[std::net::IpAddr],
+    inspected: Option<&local::LocalFacts>,
+) -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if mine.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST)) {
+        out.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    for l in inspected.map_or(&[][..], |l| &l.listeners[..]) {
+        if !l.address.is_unspecified() && !out.contains(&l.address) {
+            out.push(l.address);
+        }
+    }
+    out
 }
 
 /// Should this machine's firewall be read? For a local target whose first address failed (its
@@ -283,24 +333,75 @@ fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
     }
 }
 
+/// Probe the host's other ports until one answers from the host itself, or `until`.
+async fn check_liveness<C: Connector>(
+    connector: &C,
+    address: SocketAddr,
+    until: Instant,
+) -> Silence {
+    let ip = address.ip();
+    let ports: Vec<u16> = liveness::PORTS
+        .iter()
+        .copied()
+        .filter(|p| *p != address.port())
+        .collect();
+    let mut others: FuturesUnordered<_> = ports
+        .iter()
+        .map(|p| {
+            let spec = ProbeSpec::to((ip, *p).into());
+            async move { (spec.address.port(), connector.probe(spec, until).await) }
+        })
+        .collect();
+    let mut silence = Silence {
+        liveness: ports.iter().map(|p| (*p, None)).collect(),
+        ..Silence::default()
+    };
+    while let Ok(Some((port, f))) = tokio::time::timeout_at(until, others.next()).await {
+        let answered = liveness::target_answered(&f, ip);
+        if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
+            slot.1 = Some(f);
+        }
+        if answered {
+            break;
+        }
+    }
+    silence
+}
+
 type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeFact> + Send + 'a>>;
 
 /// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
 /// host concurrently (when `with_liveness`); once one of them proves the host up, send a
 /// second SYN and call the port filtered when both stay silent for
 /// [`liveness::silence_bound`] of the host's round-trip time. Without such evidence the probe
-/// waits until `deadline`.
+/// waits until `deadline`. An address of this machine (`here`) answers in microseconds or
+/// not at all: it is given [`liveness::LOCAL_SILENCE`]. A fast "host unreachable" from a device
+/// on the way gets the liveness probes too: a host that answers on other ports is not
+/// unreachable, and that device is a firewall.
 async fn probe_address<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,
     with_liveness: bool,
+    here: bool,
 ) -> (ProbeFact, Option<Silence>) {
     let start = Instant::now();
+    let deadline = if here {
+        deadline.min(start + liveness::LOCAL_SILENCE)
+    } else {
+        deadline
+    };
     let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
     let quick = deadline.min(start + liveness::DELAY);
     tokio::select! {
-        fact = &mut main => return (fact, None),
+        fact = &mut main => {
+            if with_liveness && liveness::too_fast_to_be_unreachable(&fact, address.ip()) {
+                let until = deadline.min(Instant::now() + liveness::silence_bound(fact.elapsed));
+                let s = check_liveness(connector, address, until).await;
+                return (fact, Some(s));
+            }
+            return (fact, None);
+        }
         _ = tokio::time::sleep_until(quick) => {}
     }
     if !with_liveness {

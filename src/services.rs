@@ -7,7 +7,28 @@
 
 use std::collections::HashMap;
 
-use crate::target::Port;
+use std::fmt;
+use std::num::NonZeroU16;
+
+/// A TCP port one can connect to: 1..=65535. Port 0 is a wildcard for `bind`,
+/// never a destination, so the type cannot hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port(NonZeroU16);
+
+impl Port {
+    pub fn new(n: u16) -> Option<Port> {
+        NonZeroU16::new(n).map(Port)
+    }
+    pub fn get(self) -> u16 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Where the system's service table lives.
 pub const SERVICES_PATH: &str = "/etc/services";

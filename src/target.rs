@@ -16,38 +16,15 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU16;
 
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::escape::{escape, needs_escape};
+pub use crate::services::Port;
 use crate::services::Services;
 
-/// A TCP port one can connect to: 1..=65535. Port 0 is a wildcard for `bind`,
-/// never a destination, so the type cannot hold it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Port(NonZeroU16);
-
-impl Port {
-    pub fn new(n: u16) -> Option<Port> {
-        NonZeroU16::new(n).map(Port)
-    }
-    pub fn get(self) -> u16 {
-        self.0.get()
-    }
-}
-
-impl fmt::Display for Port {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// The host half of a target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// An address literal: no DNS is involved.
     Ip(IpAddr),
@@ -65,8 +42,7 @@ impl fmt::Display for Host {
 }
 
 /// How the port was chosen; shown so "why 5432?" never needs asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortSource {
     /// A number the user typed.
     Number,

@@ -176,13 +176,47 @@ fn a_bare_port_shows_who_listens_here() {
         .args(["--json", &format!(":{port}")])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mine = &v["local"]["listeners"][0];
     assert_eq!(mine["address"], "127.0.0.1");
     assert_eq!(mine["port"], port);
     // This test process owns the socket; its process is visible to its own user.
     assert_eq!(mine["process"]["pid"], std::process::id());
+    // `:PORT` checks every loopback address: ::1 too, where this machine has it, and a
+    // listener on 127.0.0.1 only leaves it refused.
+    let probed: Vec<&str> = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    assert!(probed.contains(&"127.0.0.1"), "{probed:?}");
+    if probed.contains(&"::1") {
+        assert_eq!(out.status.code(), Some(3), "{}", v["summary"]);
+        let ids: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"listens_on_other_family"), "{ids:?}");
+    } else {
+        assert_eq!(out.status.code(), Some(0));
+    }
+}
+
+#[test]
+fn a_bare_port_with_a_dual_stack_listener_is_open_everywhere() {
+    let Ok(l) = TcpListener::bind("[::]:0") else {
+        return; // no IPv6 on this machine: nothing to show
+    };
+    let port = l.local_addr().unwrap().port();
+    let out = canreach()
+        .args(["--json", &format!(":{port}")])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", v["summary"]);
 }
 
 #[test]

@@ -12,8 +12,18 @@ use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, 
 use super::{fmt_duration, host_or, list};
 use crate::icmp::Meaning;
 
+/// A firewall's reject by ICMP: a reject message, or an unreachable one that `judge` found to
+/// be a firewall's (far too fast, and the host answers on other ports).
 fn is_reject(a: &AddressResult) -> bool {
-    a.evidence.icmp().is_some_and(|i| i.meaning().is_reject())
+    a.evidence.icmp().is_some() && a.outcome == Outcome::Rejected
+}
+
+/// An unreachable message judged a reject: "host unreachable" sent in 0.3 ms for a live host.
+fn forged_unreachable(a: &AddressResult) -> bool {
+    is_reject(a)
+        && a.evidence
+            .icmp()
+            .is_some_and(|i| i.meaning().undeliverable())
 }
 
 fn sender(a: &AddressResult) -> Sender {
@@ -86,10 +96,16 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-fn reject_kind(a: &AddressResult) -> &'static str {
+fn reject_kind(a: &AddressResult) -> String {
     match a.evidence.icmp().map(|i| i.meaning()) {
-        Some(Meaning::PortUnreachable) => "ICMP port-unreachable",
-        _ => "ICMP administratively-prohibited",
+        Some(Meaning::PortUnreachable) => "ICMP port-unreachable".into(),
+        Some(m) if forged_unreachable(a) => format!(
+            "ICMP {} after {} — far sooner than a failed address lookup takes (about 3 s) — \
+             while the host answers on other ports",
+            m.words(),
+            fmt_duration(a.elapsed)
+        ),
+        _ => "ICMP administratively-prohibited".into(),
     }
 }
 
@@ -219,7 +235,8 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
 
 /// A device (or this machine's own neighbour lookup) could not deliver to the address.
 pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| a.evidence.icmp().is_some() && !is_reject(a));
+    let same =
+        cx.failed_where(|a| a.evidence.icmp().is_some() && a.outcome == Outcome::Unreachable);
     let a = *same.first()?;
     let at = list(&same);
     let port = cx.port();
@@ -342,7 +359,8 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
 
 /// Nothing answered: something drops the packets.
 pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| a.evidence == Evidence::Silence);
+    let same =
+        cx.failed_where(|a| a.evidence == Evidence::Silence && a.outcome == Outcome::Filtered);
     let a = *same.first()?;
     let port = cx.port();
     let target = cx.target();
@@ -516,5 +534,47 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
             StepKind::FixAddresses,
             "Each address is explained above; fix them in the order clients try them.",
         )]),
+    )
+}
+
+/// A silent probe that could not wait long enough for its silence to mean anything.
+pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.outcome == Outcome::Inconclusive);
+    let a = *same.first()?;
+    let facts = cx.facts;
+    let deadline = fmt_duration(facts.timeout);
+    let ate = match facts.dns.system.as_ref().map(|s| s.elapsed) {
+        Some(name) if name * 4 >= facts.timeout => format!(
+            "looking up the name took {} of the {deadline} deadline",
+            fmt_duration(name)
+        ),
+        _ => format!("the deadline ({deadline}) is shorter than a fair wait"),
+    };
+    let input = &cx.target().input;
+    Some(
+        Finding::new(
+            FindingId::OutOfTime,
+            Severity::Warning,
+            format!(
+                "The check ran out of time before the evidence was in: {ate}, so the probe of \
+                 {} could wait only {} for an answer. Silence is called a drop only after {} \
+                 (or sooner, when other ports of the host prove it up); this says nothing about \
+                 the port yet.",
+                list(&same),
+                fmt_duration(a.elapsed),
+                fmt_duration(crate::liveness::FAIR_WAIT)
+            ),
+        )
+        .about(a.address)
+        .steps([Step::run(
+            StepKind::RerunLonger,
+            "Check again with a longer deadline",
+            Command::Canreach {
+                options: "--timeout 10s",
+                args: input.clone(),
+            },
+            Machine::This,
+        )])
+        .rules_out(&[StepKind::TracePath, StepKind::TryOtherPort]),
     )
 }

@@ -47,6 +47,11 @@ pub enum StepKind {
     PointClient,
     /// Start the program that should serve the port.
     StartServer,
+    /// Look at what a program is doing, and at its accept queue.
+    InspectProgram,
+    WatchQueue,
+    /// Restart a program that stopped working.
+    RestartServer,
     /// Look at a service's status / logs.
     ServiceStatus,
     ReadLogs,
@@ -80,6 +85,8 @@ pub enum StepKind {
     CheckLocalSettings,
     /// Run canreach again as root.
     RerunAsRoot,
+    /// Run canreach again with a longer deadline.
+    RerunLonger,
     /// Fix several addresses of a name.
     FixAddresses,
     /// DNS: spelling, the right resolver, the zone, the files.

@@ -17,6 +17,15 @@ pub enum Command {
     SsListening {
         port: u16,
     },
+    /// A listener's accept queue (Recv-Q) against its limit (Send-Q); no process names, so no
+    /// root needed.
+    SsQueue {
+        port: u16,
+    },
+    /// What a process is doing: its state, how long it runs, where it waits.
+    ProcessState {
+        pid: u32,
+    },
     /// The listening sockets of one process.
     SsOfPid {
         pid: u32,
@@ -61,6 +70,11 @@ pub enum Command {
     CanreachAsRoot {
         args: String,
     },
+    /// canreach again with these options (canreach's own, not quoted) before the arguments.
+    Canreach {
+        options: &'static str,
+        args: String,
+    },
     /// `dig` as a name server sees it.
     Dig {
         server: Option<IpAddr>,
@@ -92,6 +106,9 @@ pub enum Command {
         unit: &'static str,
     },
     SystemctlStart {
+        unit: &'static str,
+    },
+    SystemctlRestart {
         unit: &'static str,
     },
     Journal {
@@ -132,6 +149,7 @@ impl Command {
                 | IptablesRules
                 | Traceroute { .. }
                 | SystemctlStart { .. }
+                | SystemctlRestart { .. }
                 | ShowLine { .. }
                 | CanreachAsRoot { .. }
         )
@@ -144,6 +162,8 @@ impl Command {
         let body = match self {
             SsListening { port } => format!("ss -ltnp 'sport = :{port}'"),
             SsOfPid { pid } => format!("ss -ltnp | grep -w 'pid={pid}'"),
+            SsQueue { port } => format!("ss -ltn 'sport = :{port}'"),
+            ProcessState { pid } => format!("ps -o pid,stat,etime,wchan:32,args -p {pid}"),
             NftGrep { port, verdict } => match verdict {
                 Some(v) => format!("nft list ruleset | grep -n -w -e {port} -e {v}"),
                 None => format!("nft list ruleset | grep -n -w {port}"),
@@ -181,13 +201,8 @@ impl Command {
             IpRouteGet(a) => format!("ip route get {a}"),
             Traceroute { port, address } => format!("traceroute -T -p {port} {address}"),
             CanreachPort { host, port } => format!("canreach {} {port}", quote(host)),
-            CanreachAsRoot { args } => {
-                let words: Vec<String> = args
-                    .split_whitespace()
-                    .map(|w| quote(w).into_owned())
-                    .collect();
-                format!("canreach {}", words.join(" "))
-            }
+            CanreachAsRoot { args } => format!("canreach {}", quote_all(args)),
+            Canreach { options, args } => format!("canreach {options} {}", quote_all(args)),
             Dig { server, name, mode } => {
                 let at = server.map(|s| format!("@{s} ")).unwrap_or_default();
                 let n = quote(name);
@@ -209,6 +224,7 @@ impl Command {
             ShowLine { file, line } => format!("sed -n '{line}p' {}", quote(file)),
             SystemctlStatus { unit } => format!("systemctl status {unit}"),
             SystemctlStart { unit } => format!("systemctl start {unit}"),
+            SystemctlRestart { unit } => format!("systemctl restart {unit}"),
             Journal { unit } => format!("journalctl -u {unit} -n 50"),
             DockerPublishing { port } => format!("docker ps --filter publish={port}"),
         };
@@ -218,6 +234,14 @@ impl Command {
             body
         }
     }
+}
+
+/// Each word of a user's arguments, quoted where needed.
+fn quote_all(args: &str) -> String {
+    args.split_whitespace()
+        .map(|w| quote(w).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

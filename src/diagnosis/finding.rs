@@ -39,6 +39,10 @@ finding_ids! {
     LocalFirewallInput => "local_firewall_input",
     /// This machine refused to send (its reject ICMP, EACCES/EPERM).
     LocalPolicyReject => "local_policy_reject",
+    /// A listener here whose accept queue is full: the kernel drops new SYNs.
+    ListenerNotAccepting => "listener_not_accepting",
+    /// A silent probe could not wait long enough to conclude: the verdict is `inconclusive`.
+    OutOfTime => "out_of_time",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
     /// A TCP reset.

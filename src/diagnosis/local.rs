@@ -10,7 +10,8 @@ use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
 use super::{AddressResult, Ctx, Outcome, Verdict};
-use crate::local::nft::FirewallRule;
+use crate::local::Firewall;
+use crate::local::nft::{FirewallRule, NftError};
 use crate::local::servers::{self, CONTAINER_PROXIES};
 use crate::local::{Listener, LocalFacts, is_local};
 
@@ -121,6 +122,90 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
         // The socket table was read: there is nothing to list, and no rule to forge a reset.
         .rules_out(&[StepKind::CheckListening]),
     )
+}
+
+/// A listener that accepts the address dialled has a full accept queue: the program is not
+/// accepting connections, and the kernel drops new SYNs silently (a silence that looks exactly
+/// like a firewall's drop). `shared/notes/beyond-connect.md`.
+pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
+    let Some(l) = failed_here(cx) else {
+        return vec![];
+    };
+    let dialled: Vec<IpAddr> = cx
+        .addresses
+        .iter()
+        .filter(|a| a.outcome != Outcome::Open)
+        .map(|a| a.address.ip())
+        .collect();
+    l.listeners
+        .iter()
+        .filter(|x| x.queue_full() && dialled.iter().any(|d| accepts(x, *d)))
+        .map(|x| {
+            let backlog = x.backlog.unwrap_or_default();
+            let drops = l.listen_drops.map_or(String::new(), |c| {
+                format!(
+                    " This machine has dropped {} connection attempts at full accept queues                      since it started (ListenOverflows).",
+                    c.overflows
+                )
+            });
+            let mut steps = Vec::new();
+            if let Some(p) = &x.process {
+                steps.push(Step::run(
+                    StepKind::InspectProgram,
+                    "See what the program is doing (a state of D or T, or a long wait, means                      it is stuck)",
+                    Command::ProcessState { pid: p.pid },
+                    Machine::This,
+                ));
+            }
+            steps.push(Step::run(
+                StepKind::WatchQueue,
+                "Watch its queue: Recv-Q above Send-Q means it is full",
+                Command::SsQueue { port: x.port },
+                Machine::This,
+            ));
+            let unit = x
+                .process
+                .as_ref()
+                .and_then(|p| servers::for_process(&p.name))
+                .and_then(|k| k.unit);
+            steps.push(match unit {
+                Some(unit) => Step::run(
+                    StepKind::RestartServer,
+                    "Restart it once you know why it hung (its logs say more)",
+                    Command::SystemctlRestart { unit },
+                    Machine::This,
+                ),
+                None => Step::about(
+                    StepKind::RestartServer,
+                    "Restart the program once you know why it hung (its logs say more); if it \
+                     is only overloaded, give it more workers or a larger backlog.",
+                    Machine::This,
+                ),
+            });
+            Finding::new(
+                FindingId::ListenerNotAccepting,
+                Severity::Error,
+                format!(
+                    "{} listens on {} but is not accepting connections: its accept queue is \
+                     full ({} waiting, room for {backlog}), so the kernel drops new connection \
+                     attempts without a word — the program is hung or overloaded. A firewall is \
+                     not needed to explain the silence.{drops}",
+                    owner(x),
+                    show(x),
+                    x.queued
+                ),
+            )
+            .steps(steps)
+            .rules_out(&[
+                StepKind::FindDropRule,
+                StepKind::CheckLocalOutput,
+                StepKind::TracePath,
+                StepKind::TryOtherPort,
+                StepKind::AskOwners,
+                StepKind::CheckListening,
+            ])
+        })
+        .collect()
 }
 
 /// The port's usual server runs, but not on this port.
@@ -420,6 +505,30 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// Why this machine's firewall could not be read, in words.
+pub fn unread_words(fw: &Firewall) -> String {
+    match &fw.reason {
+        None => "unknown reason".into(),
+        Some(NftError::NotPermitted(_)) if !fw.privileged => {
+            "reading the firewall needs root: run with sudo to include it".into()
+        }
+        Some(NftError::NotPermitted(said)) => {
+            format!("nft was not permitted to read it, even as root ({said})")
+        }
+        Some(NftError::Missing) => "nft is not installed".into(),
+        Some(NftError::Failed(said)) => format!("nft failed ({said})"),
+        Some(NftError::BadJson(_)) => "nft's output could not be read".into(),
+        Some(NftError::TooLarge(limit)) => {
+            format!(
+                "the ruleset is too large to read (over {} MiB)",
+                limit >> 20
+            )
+        }
+        Some(NftError::TimedOut) => "nft did not finish before the deadline".into(),
+        Some(NftError::Io(e)) => format!("nft could not be run ({e})"),
+    }
+}
+
 /// This machine's firewall could not be read, and it might explain the failure.
 pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
     cx.failed_first()?;
@@ -430,7 +539,7 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
             Severity::Info,
             format!(
                 "This machine's firewall was not inspected: {}.",
-                fw.reason.as_deref().unwrap_or("unknown reason")
+                unread_words(fw)
             ),
         )
         .steps([Step::run(
@@ -571,7 +680,8 @@ mod tests {
         Listener {
             address: addr.parse().unwrap(),
             port: 5432,
-            family: "ipv4",
+            queued: 0,
+            backlog: Some(128),
             uid: 105,
             user: Some("postgres".into()),
             process: name.map(|n| Process {
@@ -605,6 +715,7 @@ mod tests {
             usual_servers: vec![],
             usual_server_names: vec![],
             privileged: true,
+            listen_drops: None,
         };
         let redis = Listener {
             port: 6379,
@@ -647,6 +758,7 @@ mod tests {
             usual_servers: vec![],
             usual_server_names: vec!["PostgreSQL"],
             privileged: true,
+            listen_drops: None,
         }
     }
 
@@ -675,6 +787,7 @@ mod tests {
         let fw = crate::local::Firewall {
             inspected: true,
             reason: None,
+            privileged: true,
             rules: vec![crate::local::nft::FirewallRule {
                 family: "inet".into(),
                 table: "filter".into(),
@@ -730,6 +843,7 @@ mod tests {
         let clean = crate::local::Firewall {
             inspected: true,
             reason: None,
+            privileged: true,
             rules: vec![],
         };
         let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), Some(clean)));

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::exit_codes::ExitCode;
-use crate::facts::{Facts, ms};
+use crate::facts::{AddressFacts, Facts, ms};
 use crate::icmp::Icmp;
 use crate::probe::{ConnectResult, ProbeFact};
 use crate::target::{Host, Target};
@@ -45,10 +45,12 @@ pub enum Verdict {
     Filtered,
     Unreachable,
     DnsError,
+    /// The deadline ended the check before the evidence was in.
+    Inconclusive,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 7] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Open,
         Verdict::Partial,
         Verdict::Closed,
@@ -56,6 +58,7 @@ impl Verdict {
         Verdict::Filtered,
         Verdict::Unreachable,
         Verdict::DnsError,
+        Verdict::Inconclusive,
     ];
 
     /// The process exit code (all of them are in `exit_codes`).
@@ -72,6 +75,7 @@ impl Verdict {
             Verdict::Filtered => "filtered",
             Verdict::Unreachable => "unreachable",
             Verdict::DnsError => "dns_error",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 }
@@ -89,6 +93,8 @@ pub enum Outcome {
     Filtered,
     /// Host/network unreachable, or no route here.
     Unreachable,
+    /// Silent, but the probe could not wait long enough for silence to mean a drop.
+    Inconclusive,
 }
 
 impl Outcome {
@@ -100,6 +106,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Filtered => "filtered",
             Outcome::Unreachable => "unreachable",
+            Outcome::Inconclusive => "inconclusive",
         }
     }
 
@@ -110,6 +117,7 @@ impl Outcome {
             Outcome::Rejected => Verdict::Rejected,
             Outcome::Filtered => Verdict::Filtered,
             Outcome::Unreachable => Verdict::Unreachable,
+            Outcome::Inconclusive => Verdict::Inconclusive,
         }
     }
 }
@@ -274,6 +282,37 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
     }
 }
 
+/// What the kernel's answer for one address means, given what else was learnt about it: a
+/// silence the probe could not wait out is `inconclusive`, not a drop; a "host unreachable" from
+/// a device on the way that came far sooner than neighbour discovery fails, while the host
+/// answers on other ports, is that device's firewall rejecting the port.
+pub fn judge(a: &AddressFacts) -> AddressResult {
+    let mut r = classify(&a.probe);
+    let liveness = a.silence.as_ref().map(|s| silence::liveness(r.address, s));
+    if r.evidence == Evidence::Silence && r.outcome == Outcome::Filtered {
+        let decided = a
+            .silence
+            .as_ref()
+            .is_some_and(|s| s.decided_after.is_some());
+        // The probe's own clock starts a hair after the pipeline's: allow for it.
+        let waited = r.elapsed + Duration::from_millis(10);
+        let fair = decided
+            || waited >= crate::liveness::FAIR_WAIT
+            || (a.here && waited >= crate::liveness::LOCAL_SILENCE);
+        if !fair {
+            r.outcome = Outcome::Inconclusive;
+        }
+    }
+    let alive = liveness.as_ref().and_then(|l| l.alive) == Some(true);
+    if alive
+        && r.outcome == Outcome::Unreachable
+        && crate::liveness::too_fast_to_be_unreachable(&a.probe, r.address.ip())
+    {
+        r.outcome = Outcome::Rejected;
+    }
+    r
+}
+
 /// What every rule reads: the facts and what was already concluded from them.
 #[derive(Debug)]
 pub struct Ctx<'a> {
@@ -340,6 +379,8 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         LocalFirewallOutput => one(local::local_firewall_output(cx)),
         LocalFirewallInput => one(local::local_firewall_input(cx)),
         LocalPolicyReject => one(address::local_policy_reject(cx)),
+        ListenerNotAccepting => local::listener_not_accepting(cx),
+        OutOfTime => one(address::out_of_time(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
@@ -383,7 +424,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
 
 /// Fold per-address results into one verdict with findings and planned steps.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
-    let addresses: Vec<AddressResult> = facts.probes().map(classify).collect();
+    let addresses: Vec<AddressResult> = facts.addresses.iter().map(judge).collect();
     let verdict = verdict_of(&addresses);
     let first = addresses.first().map(|a| a.address);
     let liveness = first.and_then(|a| facts.silence_of(a).map(|s| silence::liveness(a, s)));
@@ -538,6 +579,9 @@ fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
             _ => format!("{t} is unreachable: the host cannot be reached from here."),
         },
         Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
+        Verdict::Inconclusive => {
+            format!("{t} is inconclusive: the check ran out of time before the evidence was in.")
+        }
     }
 }
 

@@ -222,7 +222,9 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
             Severity::Error,
             format!(
                 "The host {} is up (port {} answered: {} in {}) but port {port} gets no answer: \
-                 a firewall drops it — on the server, or on the way for this port only.{early}",
+                 a firewall drops it — on the server, or on the way for this port only — or the \
+                 program listening there is not accepting connections (a full accept queue drops \
+                 new connections silently too).{early}",
                 l.address,
                 p.port,
                 p.outcome.map_or("answered", |o| o.word()),
@@ -241,7 +243,8 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
             ),
             Step::run(
                 StepKind::CheckListening,
-                "Check that the service listens at all (a drop hides a closed port too)",
+                "Check that the service listens at all (a drop hides a closed port too), and \
+                 that it accepts: Recv-Q above Send-Q means its accept queue is full",
                 Command::SsListening { port },
                 server,
             ),

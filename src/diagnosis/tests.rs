@@ -22,7 +22,12 @@ fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
     ProbeFact {
         spec: ProbeSpec::to(addr.parse().unwrap()),
         result,
-        elapsed: Duration::from_micros(300),
+        // A silent probe waited for most of the default deadline.
+        elapsed: if result == ConnectResult::TimedOut {
+            Duration::from_secs(4)
+        } else {
+            Duration::from_micros(300)
+        },
         icmp,
         local: None,
     }
@@ -337,4 +342,67 @@ fn a_command_is_advised_once() {
     unique.dedup();
     assert_eq!(cmds.len(), unique.len(), "{cmds:?}");
     assert!(cmds.contains(&"sudo ss -ltnp 'sport = :8080'"));
+}
+
+#[test]
+fn a_probe_without_a_fair_chance_is_inconclusive_not_filtered() {
+    // The name took 4.9 s of a 5 s deadline; the probe then waited 0.1 ms.
+    let mut p = probe("198.18.0.2:443", ConnectResult::TimedOut, None);
+    p.elapsed = Duration::from_micros(100);
+    let mut f = facts(target("app.example", 443), vec![p]);
+    f.dns.system = Some(crate::dns::Lookup {
+        addresses: vec!["198.18.0.2".parse().unwrap()],
+        elapsed: Duration::from_millis(4900),
+        error: None,
+    });
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(d.verdict.exit_code(), 9);
+    assert_eq!(ids(&d), ["out_of_time"]);
+    assert!(
+        d.findings[0]
+            .message
+            .contains("4.90 s of the 5.00 s deadline")
+    );
+    assert_eq!(
+        d.steps[0].command.as_deref(),
+        Some("canreach --timeout 10s app.example 443")
+    );
+    // This machine's own address answers in microseconds: 200 ms of silence is fair there.
+    let mut p = probe("127.0.0.1:443", ConnectResult::TimedOut, None);
+    p.elapsed = Duration::from_millis(200);
+    let mut f = facts(target("127.0.0.1", 443), vec![p]);
+    assert!(f.addresses[0].here);
+    assert_eq!(diagnose(&f).verdict, Verdict::Filtered);
+    f.addresses[0].here = false;
+    assert_eq!(diagnose(&f).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn a_host_unreachable_far_too_fast_for_a_live_host_is_a_firewall_on_the_way() {
+    let mut p = probe(
+        "198.18.2.2:5432",
+        failed(libc::EHOSTUNREACH),
+        icmp4(1, "198.18.1.1"),
+    );
+    p.elapsed = Duration::from_micros(400);
+    let reset = probe("198.18.2.2:22", failed(libc::ECONNREFUSED), None);
+    let mut f = facts(target("198.18.2.2", 5432), vec![p]);
+    f.addresses[0].silence = Some(crate::facts::Silence {
+        liveness: vec![(22, Some(reset)), (443, None)],
+        ..Default::default()
+    });
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_path"]);
+    assert!(
+        d.findings[0]
+            .message
+            .contains("far sooner than a failed address lookup"),
+        "{}",
+        d.findings[0].message
+    );
+    // Without the host's answer on another port, it is what it says: unreachable.
+    f.addresses[0].silence = None;
+    assert_eq!(diagnose(&f).verdict, Verdict::Unreachable);
 }

@@ -9,6 +9,7 @@
 //! without root, other users' sockets show a uid but no process, and the firewall is reported
 //! as not inspected.
 
+pub mod netstat;
 pub mod nft;
 pub mod proc_net;
 pub mod servers;
@@ -18,14 +19,12 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
-
 use self::nft::{FirewallRule, NftError};
 use self::proc_net::{LISTEN, SocketEntry};
 use crate::target::{MASK, is_secret_name, mask_secrets};
 
 /// A process, as far as this user can see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
     pub pid: u32,
     /// `/proc/PID/comm` (decoded lossily; raw: escape it when printing).
@@ -36,19 +35,31 @@ pub struct Process {
 }
 
 /// A listening socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: IpAddr,
     pub port: u16,
-    pub family: &'static str,
     pub uid: u32,
+    /// Connections the kernel completed that the program has not accepted yet (`ss`'s
+    /// Recv-Q of a listener; `idiag_rqueue`).
+    pub queued: u32,
+    /// The most the accept queue holds (`ss`'s Send-Q; `idiag_wqueue`). `None` where the
+    /// socket table does not say (the /proc/net/tcp fallback). Past it, SYNs are dropped.
+    pub backlog: Option<u32>,
     pub user: Option<String>,
     /// `None` when the owner could not be seen (another user's process, without root).
     pub process: Option<Process>,
 }
 
+impl Listener {
+    /// Is its accept queue full, so that the kernel drops new SYNs (Recv-Q > Send-Q)?
+    pub fn queue_full(&self) -> bool {
+        self.backlog.is_some_and(|b| self.queued > b)
+    }
+}
+
 /// A process of a server that usually serves the port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningServer {
     pub server: &'static str,
     pub process: Process,
@@ -57,16 +68,18 @@ pub struct RunningServer {
 }
 
 /// What the firewall inspection found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firewall {
     pub inspected: bool,
-    /// Why not, when not.
-    pub reason: Option<String>,
+    /// Why not, when not (the diagnosis words it).
+    pub reason: Option<NftError>,
+    /// canreach was root when it tried.
+    pub privileged: bool,
     pub rules: Vec<FirewallRule>,
 }
 
 /// Everything the local stage learnt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFacts {
     pub port: u16,
     /// This machine's addresses (all interfaces).
@@ -81,6 +94,8 @@ pub struct LocalFacts {
     pub usual_server_names: Vec<&'static str>,
     /// Whether this ran as root (sees every process).
     pub privileged: bool,
+    /// SYNs this network namespace dropped at full accept queues since boot.
+    pub listen_drops: Option<netstat::ListenCounters>,
 }
 
 /// Is `ip` an address of this machine?
@@ -96,8 +111,9 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     crate::sys::interface_addresses()
 }
 
-/// Gather the local facts for `port` (blocking: file reads and one `nft` run).
-pub fn inspect(port: u16) -> LocalFacts {
+/// Gather the local facts for `port`, given this machine's interface addresses (blocking: a
+/// netlink dump and /proc reads).
+pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
     let privileged = crate::sys::is_root();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
@@ -116,7 +132,8 @@ pub fn inspect(port: u16) -> LocalFacts {
     let listener = |e: &SocketEntry| Listener {
         address: e.local.ip(),
         port: e.local.port(),
-        family: if e.local.is_ipv4() { "ipv4" } else { "ipv6" },
+        queued: e.queued,
+        backlog: e.backlog,
         uid: e.uid,
         user: users.name(e.uid),
         process: scan.owner.get(&e.inode).cloned(),
@@ -150,33 +167,36 @@ pub fn inspect(port: u16) -> LocalFacts {
         .collect();
     LocalFacts {
         port,
-        addresses: interface_addresses(),
-        listeners,
+        addresses,
         owner_other_listeners,
         usual_servers,
         usual_server_names: usual.iter().map(|s| s.name).collect(),
         privileged,
+        // Only worth a read when a listener's queue is full: it then says how often.
+        listen_drops: listeners
+            .iter()
+            .any(Listener::queue_full)
+            .then(netstat::read)
+            .flatten(),
+        listeners,
     }
 }
 
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
-/// Never fails: what could not be read is said in `reason`.
+/// Never fails: why it could not be read is kept in `reason`.
 pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     let privileged = crate::sys::is_root();
     match nft::read(port, deadline) {
         Ok(rules) => Firewall {
             inspected: true,
             reason: None,
+            privileged,
             rules,
         },
         Err(e) => Firewall {
             inspected: false,
-            reason: Some(match e {
-                NftError::NotPermitted(_) if !privileged => {
-                    "reading the firewall needs root: run with sudo to include it".to_string()
-                }
-                other => other.to_string(),
-            }),
+            reason: Some(e),
+            privileged,
             rules: vec![],
         },
     }
@@ -421,7 +441,7 @@ mod tests {
     fn finds_its_own_listener_and_owner() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = inspect(port);
+        let f = inspect(port, interface_addresses());
         assert_eq!(f.listeners.len(), 1, "{f:?}");
         let mine = &f.listeners[0];
         assert_eq!(mine.address, IpAddr::from([127, 0, 0, 1]));

@@ -16,6 +16,10 @@ pub struct SocketEntry {
     pub state: u8,
     pub uid: u32,
     pub inode: u64,
+    /// For a listener: connections waiting to be accepted (the `rx_queue` column).
+    pub queued: u32,
+    /// For a listener: the accept queue's limit; not in /proc/net/tcp (`None` there).
+    pub backlog: Option<u32>,
 }
 
 /// Read both tables. A missing or unreadable file (no IPv6, a restricted /proc) gives no rows.
@@ -58,11 +62,18 @@ fn parse_row(line: &str) -> Option<SocketEntry> {
     let state = u8::from_str_radix(f[3], 16).ok()?;
     let uid = f[7].parse().ok()?;
     let inode = f[9].parse().ok()?;
+    // tx_queue:rx_queue; for a listener rx_queue is its accept queue's length.
+    let queued = f[4]
+        .split_once(':')
+        .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
+        .unwrap_or(0);
     Some(SocketEntry {
         local,
         state,
         uid,
         inode,
+        queued,
+        backlog: None,
     })
 }
 
@@ -102,6 +113,11 @@ mod tests {
             (LISTEN, 105, 23456)
         );
         assert_eq!(rows[1].local, "0.0.0.0:22".parse().unwrap());
+        assert_eq!(
+            (rows[0].queued, rows[1].queued),
+            (0, 1),
+            "rx_queue of a listener"
+        );
         assert_eq!(rows[2].state, 0x01, "an established connection");
     }
 

@@ -114,6 +114,10 @@ fn parse_msg(m: &[u8]) -> Option<SocketEntry> {
         state,
         uid: u32_at(64),
         inode: u64::from(u32_at(68)),
+        // For a listener: the accept queue's length and its limit (what `ss -ltn` shows as
+        // Recv-Q and Send-Q).
+        queued: u32_at(56),
+        backlog: Some(u32_at(60)),
     })
 }
 
@@ -190,5 +194,29 @@ mod tests {
         let procfs = super::super::proc_net::read();
         let same = procfs.iter().find(|e| e.local == addr).unwrap();
         assert_eq!((found.uid, found.inode), (same.uid, same.inode));
+    }
+
+    /// `listen(0)` holds one connection; once it waits unaccepted, the queue is full
+    /// (queued > backlog) and the kernel drops the next SYN.
+    #[test]
+    fn sees_a_full_accept_queue() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SockAddr::from(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            0,
+        ))))
+        .unwrap();
+        s.listen(0).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        let _waiting = std::net::TcpStream::connect(addr).unwrap();
+        let mine = read()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.local == addr)
+            .unwrap();
+        assert_eq!((mine.queued, mine.backlog), (1, Some(0)));
+        let procfs = super::super::proc_net::read();
+        assert_eq!(procfs.iter().find(|e| e.local == addr).unwrap().queued, 1);
     }
 }

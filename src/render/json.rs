@@ -421,7 +421,7 @@ fn listener(l: &Listener) -> ListenerJ {
 fn firewall(f: &Firewall) -> FirewallJ {
     FirewallJ {
         inspected: f.inspected,
-        reason: f.reason.clone(),
+        reason: (!f.inspected).then(|| crate::diagnosis::local::unread_words(f)),
         rules: f
             .rules
             .iter()

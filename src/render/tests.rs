@@ -88,6 +88,7 @@ fn text_filtered_with_liveness_and_path() {
     hops[0].1 = Some(hop1);
     let facts = Facts {
         addresses: vec![AddressFacts {
+            here: false,
             probe: silent(228_000),
             silence: Some(Silence {
                 liveness: vec![

@@ -215,7 +215,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         let line = if !fw.inspected {
             format!(
                 "not inspected: {}",
-                fw.reason.as_deref().unwrap_or("unknown")
+                crate::diagnosis::local::unread_words(fw)
             )
         } else if fw.rules.is_empty() {
             format!("no rule of this machine drops or rejects port {}", t.port)

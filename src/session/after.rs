@@ -1,0 +1,219 @@
+//! The session stage as one call: what a pipeline runs after a successful connect.
+//!
+//! Order, and why:
+//! 1. **First moments** ([`first::watch`]): a reset, a close or a greeting ends the stage —
+//!    speaking TLS or HTTP to an SSH server or a dead backend would only blur the fact.
+//! 2. **TLS**, when the application is TLS: the handshake. A handshake that got no reply, or
+//!    stalled after part of the server's flight, is tried once more on a new connection with a
+//!    reduced MSS ([`mss`]): success there is the proof of a path-MTU black hole. The first
+//!    attempt gets half the remaining time so that the retry fits before the deadline.
+//! 3. **HTTP**, when the application is HTTP(S): one request over the plain stream or the TLS
+//!    session.
+//!
+//! Which application a port speaks is the caller's choice; [`application_for`] gives the usual
+//! answer from the service name and port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::first::{self, First};
+use super::http::{self, HttpFacts, HttpTarget};
+use super::mss;
+use super::tls::{self, TlsFacts, TlsFailure, TlsRequest, TrustStore, Versions};
+
+/// What to speak after the first moments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Application {
+    /// Only watch the first moments (databases, SSH, anything unknown).
+    Watch,
+    /// A TLS handshake, then nothing (implicit-TLS mail and directory ports, unknown TLS).
+    Tls,
+    /// One plain HTTP request.
+    Http(HttpTarget),
+    /// A TLS handshake (ALPN `http/1.1`), then one HTTP request over it.
+    Https(HttpTarget),
+}
+
+/// The usual application for a service name (`/etc/services` or a URL scheme) and port; the
+/// HTTP request is for `/` on `host`.
+pub fn application_for(service: Option<&str>, host: &str, port: u16) -> Application {
+    let by_name = match service.map(str::to_ascii_lowercase).as_deref() {
+        Some("https" | "wss") => Some(443),
+        Some("http" | "ws" | "http-alt") => Some(80),
+        Some("imaps" | "pop3s" | "submissions" | "smtps" | "ldaps" | "ftps" | "amqps") => Some(0),
+        _ => None,
+    };
+    match (by_name, port) {
+        (Some(443), _) | (None, 443 | 8443 | 6443) => {
+            Application::Https(HttpTarget::root(host, port, 443))
+        }
+        (Some(80), _) | (None, 80 | 8080 | 8000) => {
+            Application::Http(HttpTarget::root(host, port, 80))
+        }
+        (Some(_), _) | (None, 993 | 995 | 465 | 636 | 990 | 5671) => Application::Tls,
+        (None, _) => Application::Watch,
+    }
+}
+
+/// What to do after the connect.
+#[derive(Debug, Clone)]
+pub struct SessionRequest {
+    /// The host as the user wrote it: the TLS server name (SNI; an IP literal is allowed).
+    pub host: String,
+    pub application: Application,
+    pub roots: Arc<TrustStore>,
+    /// Retry a silent or stalled TLS handshake with a reduced MSS.
+    pub mss_retry: bool,
+}
+
+/// The reduced-MSS retry of a TLS handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MssRetry {
+    pub mss: u32,
+    /// The new connection failed (its error, in the OS's words).
+    pub connect_error: Option<String>,
+    /// The handshake over it.
+    pub tls: Option<TlsFacts>,
+}
+
+/// Everything the session stage saw for one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub address: SocketAddr,
+    /// How long the first moments were watched.
+    pub window: Duration,
+    pub first: First,
+    pub tls: Option<TlsFacts>,
+    pub mss_retry: Option<MssRetry>,
+    pub http: Option<HttpFacts>,
+}
+
+/// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
+pub async fn after_connect(
+    stream: TcpStream,
+    address: SocketAddr,
+    connect_rtt: Duration,
+    req: &SessionRequest,
+    deadline: Instant,
+) -> SessionFacts {
+    let window = first::window_for(connect_rtt);
+    let first = first::watch(&stream, window, deadline).await;
+    let mut facts = SessionFacts {
+        address,
+        window,
+        first,
+        tls: None,
+        mss_retry: None,
+        http: None,
+    };
+    if facts.first != First::Silent {
+        return facts;
+    }
+    match &req.application {
+        Application::Watch => {}
+        Application::Http(target) => {
+            let mut stream = stream;
+            facts.http = Some(http::request(&mut stream, target, deadline).await);
+        }
+        Application::Tls => {
+            let _ = tls_with_retry(stream, address, &[], req, deadline, &mut facts).await;
+        }
+        Application::Https(target) => {
+            let alpn: &[&[u8]] = &[b"http/1.1"];
+            if let Some(mut session) =
+                tls_with_retry(stream, address, alpn, req, deadline, &mut facts).await
+            {
+                facts.http = Some(http::request(&mut session, target, deadline).await);
+            }
+        }
+    }
+    facts
+}
+
+/// The handshake, and the reduced-MSS retry when it got nothing or stalled; the usable
+/// session, if any.
+async fn tls_with_retry(
+    stream: TcpStream,
+    address: SocketAddr,
+    alpn: &[&[u8]],
+    req: &SessionRequest,
+    deadline: Instant,
+    facts: &mut SessionFacts,
+) -> Option<tls::TlsSession> {
+    let treq = TlsRequest {
+        server_name: &req.host,
+        alpn,
+        roots: &req.roots,
+        versions: Versions::Any,
+    };
+    let first_deadline = if req.mss_retry {
+        let now = Instant::now();
+        now + deadline.saturating_duration_since(now) / 2
+    } else {
+        deadline
+    };
+    let (tls_facts, session) = tls::handshake_session(stream, &treq, first_deadline).await;
+    let silent = matches!(
+        tls_facts.failure,
+        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+    );
+    facts.tls = Some(tls_facts);
+    if !(silent && req.mss_retry) {
+        return session;
+    }
+    let mss = mss::reduced_mss(&address);
+    let mut retry = MssRetry {
+        mss,
+        connect_error: None,
+        tls: None,
+    };
+    let mut usable = None;
+    match mss::connect_with_mss(address, mss, deadline).await {
+        Err(e) => retry.connect_error = Some(e.to_string()),
+        Ok(s) => {
+            let (f, session) = tls::handshake_session(s, &treq, deadline).await;
+            retry.tls = Some(f);
+            usable = session;
+        }
+    }
+    facts.mss_retry = Some(retry);
+    usable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usual_applications() {
+        assert_eq!(
+            application_for(Some("https"), "example.com", 443),
+            Application::Https(HttpTarget::root("example.com", 443, 443))
+        );
+        assert_eq!(
+            application_for(None, "example.com", 8443),
+            Application::Https(HttpTarget {
+                host_header: "example.com:8443".into(),
+                path: "/".into()
+            })
+        );
+        assert_eq!(
+            application_for(Some("http"), "::1", 8081),
+            Application::Http(HttpTarget {
+                host_header: "[::1]:8081".into(),
+                path: "/".into()
+            })
+        );
+        assert_eq!(application_for(Some("imaps"), "h", 993), Application::Tls);
+        assert_eq!(application_for(None, "h", 636), Application::Tls);
+        assert_eq!(
+            application_for(Some("postgresql"), "h", 5432),
+            Application::Watch
+        );
+        assert_eq!(application_for(None, "h", 22), Application::Watch);
+    }
+}

@@ -1,0 +1,410 @@
+//! The first moments of an accepted connection: watch, without writing, what the server does.
+//!
+//! The kernel completes the TCP handshake before the program calls `accept()`, so "connected"
+//! proves a listening socket, not a working program (`shared/notes/beyond-connect.md`). In the
+//! first moments a server shows which it is:
+//!
+//! - it resets ([`First::Reset`]): accepted by a proxy (docker-proxy, kube-proxy, a load
+//!   balancer) for a backend that is down, or a program that refuses this client;
+//! - it closes ([`First::Closed`]): the same, more politely (`tcpwrappers`, a full server);
+//! - it greets ([`First::Banner`]): SSH, SMTP, FTP, POP3, IMAP and MySQL speak first, and a
+//!   MySQL server that refuses this client's address says so in its first packet (error 1130);
+//! - it waits ([`First::Silent`]): normal for HTTP, TLS, PostgreSQL, Redis — the client speaks
+//!   first.
+//!
+//! The watch uses `peek`, so a banner stays in the socket for the next stage to read.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::FIRST_BYTES_MAX;
+use crate::probe::ConnectResult;
+
+/// The shortest watch: a server on the same LAN greets within a few milliseconds, but a busy
+/// one (SSH does a reverse lookup first) takes longer.
+pub const WINDOW_MIN: Duration = Duration::from_millis(150);
+/// The longest watch: past a second, waiting for a greeting costs more than it tells (a slow
+/// SSH greeting is still caught by the client that speaks next).
+pub const WINDOW_MAX: Duration = Duration::from_secs(1);
+
+/// How long to watch, from the connect round-trip time: a greeting sent at `accept()` arrives
+/// about one round trip after the handshake completed; four round trips leave room for a
+/// server that does a little work first. Between [`WINDOW_MIN`] and [`WINDOW_MAX`].
+pub fn window_for(connect_rtt: Duration) -> Duration {
+    connect_rtt.saturating_mul(4).clamp(WINDOW_MIN, WINDOW_MAX)
+}
+
+/// What the server did in the first moments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum First {
+    /// It reset the connection (ECONNRESET).
+    Reset,
+    /// It closed the connection without a word (EOF, no bytes).
+    Closed,
+    /// It spoke first: the bytes (≤ 1 KiB) and what they look like.
+    Banner { bytes: Vec<u8>, kind: BannerKind },
+    /// Nothing in the window: it waits for the client (normal for most protocols).
+    Silent,
+    /// The socket reported another error.
+    Error { errno: Option<i32>, text: String },
+}
+
+/// What a greeting looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BannerKind {
+    /// `SSH-2.0-OpenSSH_9.2p1 Debian-2`: protocol and software.
+    Ssh { protocol: String, software: String },
+    /// `220 mail.example ESMTP Postfix`: the text after the code.
+    Smtp { greeting: String },
+    /// `220 (vsFTPd 3.0.3)`: a 220 greeting that names FTP.
+    Ftp { greeting: String },
+    /// `+OK Dovecot ready.`
+    Pop3 { greeting: String },
+    /// `* OK [CAPABILITY …] Dovecot ready.` (`* PREAUTH` too).
+    Imap { greeting: String },
+    /// Another three-digit reply, e.g. SMTP's `421 Too many connections` or `554 No SMTP
+    /// service here`.
+    Coded { code: u16, text: String },
+    /// A MySQL / MariaDB handshake (protocol 10) with the server's version.
+    MySql { server_version: String },
+    /// A MySQL error packet instead of a greeting, e.g. 1130 "Host '…' is not allowed to
+    /// connect to this MySQL server", 1040 "Too many connections".
+    MySqlError { code: u16, message: String },
+    /// Bytes, but none of the above.
+    Unknown,
+}
+
+/// Watch `stream` for `window` (never past `deadline`) without writing to it.
+pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> First {
+    let until = (Instant::now() + window).min(deadline);
+    let mut buf = vec![0u8; FIRST_BYTES_MAX];
+    loop {
+        // `peek` returns at once while bytes are queued, so once something was seen the
+        // timeout cannot fire: the window's end is decided below.
+        match tokio::time::timeout_at(until, stream.peek(&mut buf)).await {
+            Err(_) => return First::Silent,
+            Ok(Ok(0)) => return First::Closed,
+            Ok(Ok(n)) => {
+                // A greeting may arrive in pieces: wait briefly for a whole line or packet,
+                // and report what there is when the window ends.
+                if n < buf.len() && !complete(&buf[..n]) && Instant::now() < until {
+                    tokio::time::sleep_until((Instant::now() + PIECE_WAIT).min(until)).await;
+                    continue;
+                }
+                return banner(&buf[..n]);
+            }
+            Ok(Err(e)) => return from_error(&e),
+        }
+    }
+}
+
+/// Between looks at a greeting that arrived in part.
+const PIECE_WAIT: Duration = Duration::from_millis(10);
+
+fn from_error(e: &io::Error) -> First {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET) => First::Reset,
+        errno => First::Error {
+            errno,
+            text: e.to_string(),
+        },
+    }
+}
+
+/// Whether `bytes` hold a whole greeting: a line, or a whole MySQL packet.
+fn complete(bytes: &[u8]) -> bool {
+    if bytes.contains(&b'\n') {
+        return true;
+    }
+    match mysql_packet(bytes) {
+        Some((len, _)) => bytes.len() >= 4 + len,
+        None => false,
+    }
+}
+
+/// A completed `connect()` that reported ECONNRESET: the server's kernel accepted the
+/// handshake and the program (or a proxy in front of it) then reset the connection before
+/// this side looked — *accepted then reset*, not a network failure.
+/// (`shared/notes/beyond-connect.md`: the RST often lands before `SO_ERROR` is read.)
+pub fn accepted_then_reset(result: &ConnectResult) -> bool {
+    matches!(result, ConnectResult::Failed { errno } if *errno == libc::ECONNRESET)
+}
+
+/// Identify a greeting. Never panics, whatever the bytes.
+pub fn banner(bytes: &[u8]) -> First {
+    let bytes = &bytes[..bytes.len().min(FIRST_BYTES_MAX)];
+    First::Banner {
+        bytes: bytes.to_vec(),
+        kind: identify(bytes),
+    }
+}
+
+/// What a greeting looks like (see [`BannerKind`]).
+pub fn identify(bytes: &[u8]) -> BannerKind {
+    if let Some(kind) = mysql(bytes) {
+        return kind;
+    }
+    let line = first_line(bytes);
+    if let Some(rest) = line.strip_prefix("SSH-") {
+        let (protocol, software) = rest.split_once('-').unwrap_or((rest, ""));
+        return BannerKind::Ssh {
+            protocol: protocol.to_owned(),
+            software: software.to_owned(),
+        };
+    }
+    if let Some(rest) = line.strip_prefix("+OK") {
+        return BannerKind::Pop3 {
+            greeting: rest.trim().to_owned(),
+        };
+    }
+    if line.starts_with("* OK") || line.starts_with("* PREAUTH") {
+        return BannerKind::Imap {
+            greeting: line[2..].trim().to_owned(),
+        };
+    }
+    if let Some((code, text)) = coded(&line) {
+        if code == 220 {
+            // 220 is both SMTP's and FTP's greeting. FTP servers name themselves somewhere in
+            // the (possibly multi-line) greeting (vsFTPd, ProFTPD, Pure-FTPd, FileZilla,
+            // "FTP server ready") and mail servers say (E)SMTP; otherwise it is mail.
+            let greeting = text.to_owned();
+            let all = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+            let ftp = !all.contains("smtp") && (all.contains("ftp") || all.contains("filezilla"));
+            return if ftp {
+                BannerKind::Ftp { greeting }
+            } else {
+                BannerKind::Smtp { greeting }
+            };
+        }
+        return BannerKind::Coded {
+            code,
+            text: text.to_owned(),
+        };
+    }
+    BannerKind::Unknown
+}
+
+/// The first line, as text: invalid UTF-8 replaced, control characters dropped.
+fn first_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// `NNN text` or `NNN-text` (a multi-line reply's first line).
+fn coded(line: &str) -> Option<(u16, &str)> {
+    let b = line.as_bytes();
+    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b.len() > 3 && b[3] != b' ' && b[3] != b'-' {
+        return None;
+    }
+    let code: u16 = line[..3].parse().ok()?;
+    if !(100..600).contains(&code) {
+        return None;
+    }
+    Some((code, line.get(4..).unwrap_or("").trim()))
+}
+
+/// A MySQL packet header: payload length (3 bytes, little-endian) and sequence number, which
+/// is 0 for the server's first packet. The length must be plausible for a greeting.
+fn mysql_packet(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    if bytes.len() < 5 {
+        return None;
+    }
+    let len = usize::from(bytes[0]) | usize::from(bytes[1]) << 8 | usize::from(bytes[2]) << 16;
+    if bytes[3] != 0 || len == 0 || len > 0x4000 {
+        return None;
+    }
+    let payload = &bytes[4..bytes.len().min(4 + len)];
+    Some((len, payload))
+}
+
+fn mysql(bytes: &[u8]) -> Option<BannerKind> {
+    let (_, payload) = mysql_packet(bytes)?;
+    match payload.first()? {
+        // Protocol 10: the version string, NUL-terminated, follows.
+        0x0a => {
+            let rest = &payload[1..];
+            let end = rest.iter().position(|&b| b == 0)?;
+            let version = &rest[..end];
+            // A real version starts with a digit ("8.0.36", "5.5.5-10.11.6-MariaDB").
+            if version.is_empty()
+                || !version[0].is_ascii_digit()
+                || !version.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+            {
+                return None;
+            }
+            Some(BannerKind::MySql {
+                server_version: String::from_utf8_lossy(version).into_owned(),
+            })
+        }
+        // An error packet: 0xff, the code (2 bytes LE), maybe `#` and a 5-character SQL
+        // state, then the message.
+        0xff if payload.len() >= 3 => {
+            let code = u16::from_le_bytes([payload[1], payload[2]]);
+            let mut msg = &payload[3..];
+            if msg.first() == Some(&b'#') && msg.len() >= 6 {
+                msg = &msg[6..];
+            }
+            let message: String = String::from_utf8_lossy(msg)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            // Guard against text that happens to start with a plausible header: a MySQL
+            // error message is printable.
+            if message.is_empty() {
+                return None;
+            }
+            Some(BannerKind::MySqlError { code, message })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_from_rtt() {
+        assert_eq!(window_for(Duration::from_micros(50)), WINDOW_MIN);
+        assert_eq!(
+            window_for(Duration::from_millis(100)),
+            Duration::from_millis(400)
+        );
+        assert_eq!(window_for(Duration::from_secs(2)), WINDOW_MAX);
+        assert_eq!(window_for(Duration::MAX), WINDOW_MAX);
+    }
+
+    #[test]
+    fn reset_on_connect() {
+        assert!(accepted_then_reset(&ConnectResult::Failed {
+            errno: libc::ECONNRESET
+        }));
+        assert!(!accepted_then_reset(&ConnectResult::Failed {
+            errno: libc::ECONNREFUSED
+        }));
+        assert!(!accepted_then_reset(&ConnectResult::Connected));
+    }
+
+    #[test]
+    fn greetings() {
+        assert_eq!(
+            identify(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+            BannerKind::Ssh {
+                protocol: "2.0".into(),
+                software: "OpenSSH_9.2p1 Debian-2+deb12u3".into()
+            }
+        );
+        assert_eq!(
+            identify(b"220 mx.example.org ESMTP Postfix (Debian/GNU)\r\n"),
+            BannerKind::Smtp {
+                greeting: "mx.example.org ESMTP Postfix (Debian/GNU)".into()
+            }
+        );
+        assert_eq!(
+            identify(b"220 (vsFTPd 3.0.3)\r\n"),
+            BannerKind::Ftp {
+                greeting: "(vsFTPd 3.0.3)".into()
+            }
+        );
+        assert_eq!(
+            identify(b"220-FileZilla Server 1.8\r\n220 Please visit\r\n"),
+            BannerKind::Ftp {
+                greeting: "FileZilla Server 1.8".into()
+            }
+        );
+        assert_eq!(
+            identify(b"+OK Dovecot (Debian) ready.\r\n"),
+            BannerKind::Pop3 {
+                greeting: "Dovecot (Debian) ready.".into()
+            }
+        );
+        assert_eq!(
+            identify(b"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n"),
+            BannerKind::Imap {
+                greeting: "OK [CAPABILITY IMAP4rev1] Dovecot ready.".into()
+            }
+        );
+        assert_eq!(
+            identify(b"421 4.7.0 Too many connections\r\n"),
+            BannerKind::Coded {
+                code: 421,
+                text: "4.7.0 Too many connections".into()
+            }
+        );
+        assert_eq!(identify(b"hello\n"), BannerKind::Unknown);
+        assert_eq!(identify(b"1234 x\n"), BannerKind::Unknown);
+    }
+
+    #[test]
+    fn mysql_greeting_and_error() {
+        let mut g = vec![0x4a, 0, 0, 0, 0x0a];
+        g.extend_from_slice(b"8.0.36\0");
+        g.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0]);
+        assert_eq!(
+            identify(&g),
+            BannerKind::MySql {
+                server_version: "8.0.36".into()
+            }
+        );
+        let msg = b"Host '10.1.2.3' is not allowed to connect to this MySQL server";
+        let mut e = vec![(msg.len() + 3) as u8, 0, 0, 0, 0xff, 0x6a, 0x04];
+        e.extend_from_slice(msg);
+        assert_eq!(
+            identify(&e),
+            BannerKind::MySqlError {
+                code: 1130,
+                message: String::from_utf8(msg.to_vec()).unwrap()
+            }
+        );
+        // With an SQL state marker.
+        let mut e = vec![0x20, 0, 0, 0, 0xff, 0x10, 0x04, b'#'];
+        e.extend_from_slice(b"08004Too many connections");
+        assert_eq!(
+            identify(&e),
+            BannerKind::MySqlError {
+                code: 1040,
+                message: "Too many connections".into()
+            }
+        );
+        // A truncated greeting is not claimed.
+        assert_eq!(identify(&[0x4a, 0, 0, 0, 0x0a, b'8']), BannerKind::Unknown);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let samples: [&[u8]; 9] = [
+            b"",
+            &[0xff],
+            &[0, 0, 0, 0],
+            &[1, 0, 0, 0, 0xff],
+            &[3, 0, 0, 0, 0xff, 1],
+            &[0xff, 0xff, 0xff, 0, 0x0a, 0],
+            b"SSH-",
+            b"22",
+            &[0xe2, 0x82, b'\n'],
+        ];
+        for s in samples {
+            let _ = banner(s);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = banner(&bytes);
+            let _ = complete(&bytes);
+        }
+    }
+}

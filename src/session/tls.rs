@@ -1,0 +1,1076 @@
+//! The TLS handshake, and everything it showed: version, suite, ALPN, the certificate chain the
+//! server presented, and — when it failed — why, as a typed [`TlsFailure`].
+//!
+//! rustls 0.23 with the *ring* provider. Two hooks keep what rustls would otherwise drop:
+//!
+//! - `RecordingVerifier` delegates to rustls's `WebPkiServerVerifier` but first records the
+//!   chain (DER) and then the error. After a failed verification rustls's
+//!   `peer_certificates()` is `None`, so without it an expired certificate could not be shown.
+//! - `RecordingClientAuth` records the issuers a server asking for a client certificate
+//!   accepts (`certificate_authorities`), and sends none.
+//!
+//! The TCP stream is wrapped in [`super::Recording`], which keeps the first bytes the server
+//! sent: a plain-text server answering a ClientHello with `HTTP/1.1 400 …` is recognised
+//! ([`TlsFailure::NotTls`]) and its words kept.
+//!
+//! With TLS 1.3 a server that *requires* a client certificate completes the handshake and
+//! sends its refusal (`certificate_required` alert) after it read the client's Finished, so
+//! when a certificate was asked for, a short bounded read follows the handshake (see
+//! [`post_handshake_window`]).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WantsClientCert};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, ConfigBuilder, DigitallySignedStruct,
+    RootCertStore, SignatureScheme,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
+
+use super::{FIRST_BYTES_MAX, Recorded, Recording, looks_like_tls_record, snapshot};
+
+/// An established TLS session over the recorded TCP stream: hand it to [`super::http`].
+pub type TlsSession = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
+
+/// Why a trust store could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TrustError {
+    /// None of the certificates given could be used as a trust anchor.
+    #[error("no usable trust anchor among {given} certificate(s)")]
+    NoAnchors { given: usize },
+}
+
+/// The certificates this client trusts, and how they were loaded.
+#[derive(Debug, Clone)]
+pub struct TrustStore {
+    roots: Arc<RootCertStore>,
+    /// Subjects of the anchors, as x509-parser prints them, to match against issuers.
+    subjects: Vec<String>,
+    /// Problems met while loading (unreadable files, unparsable certificates): facts, since
+    /// an empty store explains every "unknown issuer".
+    pub load_errors: Vec<String>,
+}
+
+impl TrustStore {
+    /// This machine's trust store, loaded once per process with `rustls-native-certs`, which
+    /// honours `SSL_CERT_FILE` / `SSL_CERT_DIR` as OpenSSL does (and so curl on this machine).
+    pub fn system() -> Arc<TrustStore> {
+        static SYSTEM: OnceLock<Arc<TrustStore>> = OnceLock::new();
+        Arc::clone(SYSTEM.get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
+            let mut load_errors: Vec<String> =
+                loaded.errors.iter().map(|e| e.to_string()).collect();
+            if ignored > 0 {
+                load_errors.push(format!("{ignored} certificate(s) could not be parsed"));
+            }
+            Arc::new(TrustStore::from_root_store(roots, load_errors))
+        }))
+    }
+
+    /// A store trusting exactly `certs` (tests; a `--cacert` option).
+    pub fn from_certs<'a>(
+        certs: impl IntoIterator<Item = CertificateDer<'a>>,
+    ) -> Result<TrustStore, TrustError> {
+        let certs: Vec<_> = certs.into_iter().collect();
+        let given = certs.len();
+        let mut roots = RootCertStore::empty();
+        let (_, ignored) = roots.add_parsable_certificates(certs);
+        if roots.is_empty() {
+            return Err(TrustError::NoAnchors { given });
+        }
+        let errors = if ignored > 0 {
+            vec![format!("{ignored} certificate(s) could not be parsed")]
+        } else {
+            vec![]
+        };
+        Ok(TrustStore::from_root_store(roots, errors))
+    }
+
+    fn from_root_store(roots: RootCertStore, load_errors: Vec<String>) -> TrustStore {
+        let subjects = roots
+            .subjects()
+            .iter()
+            .filter_map(|dn| {
+                X509Name::from_der(dn.as_ref())
+                    .ok()
+                    .map(|(_, n)| clean(&n.to_string()))
+            })
+            .collect();
+        TrustStore {
+            roots: Arc::new(roots),
+            subjects,
+            load_errors,
+        }
+    }
+
+    /// Number of trust anchors.
+    pub fn len(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Whether the store has no anchor at all (nothing will verify).
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty()
+    }
+
+    /// Whether `name` (as x509-parser prints it) is the subject of a trust anchor.
+    pub fn has_subject(&self, name: &str) -> bool {
+        self.subjects.iter().any(|s| s == name)
+    }
+}
+
+/// The public web PKI (Mozilla's list, from `webpki-roots`): the second opinion that tells a
+/// public CA this machine does not trust from a private CA.
+fn public_roots() -> &'static TrustStore {
+    static PUBLIC: OnceLock<TrustStore> = OnceLock::new();
+    PUBLIC.get_or_init(|| {
+        let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        TrustStore::from_root_store(roots, vec![])
+    })
+}
+
+/// Which protocol versions to offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Versions {
+    /// TLS 1.2 and 1.3 (the normal client).
+    #[default]
+    Any,
+    /// TLS 1.2 only: a retry that tells "the server needs TLS 1.2" apart.
+    Only12,
+    /// TLS 1.3 only.
+    Only13,
+}
+
+/// What to ask for in a handshake.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsRequest<'a> {
+    /// Sent as SNI and verified against the certificate; an IP literal is allowed (no SNI is
+    /// sent then, and the certificate must name the address).
+    pub server_name: &'a str,
+    /// ALPN protocols to offer (`b"h2"`, `b"http/1.1"`); empty offers none.
+    pub alpn: &'a [&'a [u8]],
+    pub roots: &'a TrustStore,
+    pub versions: Versions,
+}
+
+/// A negotiated protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+    /// Anything else, by its wire number.
+    Other(u16),
+}
+
+/// One certificate of the presented chain, as parsed (never trusted: the server chose it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// RFC 4514-style distinguished names, e.g. `CN=example.com, O=Example`.
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names in the subjectAltName extension.
+    pub dns_names: Vec<String>,
+    /// IP addresses in the subjectAltName extension.
+    pub ip_addresses: Vec<IpAddr>,
+    /// Validity, unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` shows it (without colons).
+    pub sha256: [u8; 32],
+    /// Subject equals issuer and the signature verifies with the certificate's own key.
+    pub self_signed: bool,
+    /// basicConstraints CA:TRUE.
+    pub is_ca: bool,
+    /// Set when the DER could not be parsed (the other fields are then empty / zero).
+    pub parse_error: Option<String>,
+}
+
+impl CertFacts {
+    /// The SHA-256 fingerprint as upper-case hex pairs separated by colons.
+    pub fn fingerprint_hex(&self) -> String {
+        self.sha256
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}
+
+/// What a server asking for a client certificate accepts, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertRequest {
+    /// The accepted issuers' names (may be empty: "any").
+    pub issuers: Vec<String>,
+    /// `true` when the handshake completed and the server went on without one (optional
+    /// client authentication); `false` when it refused, or the handshake failed first for
+    /// another reason (then see [`TlsFacts::failure`]).
+    pub went_on_without: bool,
+}
+
+/// What the server did right after a handshake in which it asked for a client certificate
+/// (the only case where this client reads before speaking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterHandshake {
+    /// Nothing within the window: it waits for the client (normal).
+    Quiet,
+    /// It sent application data first (the bytes, ≤ 1 KiB; read from the session, so the
+    /// next reader does not see them again).
+    Data(Vec<u8>),
+    /// It closed the connection.
+    Closed,
+    /// It reset the connection.
+    Reset,
+    /// It sent an alert (rustls's name for it).
+    Alert(String),
+}
+
+/// Why the handshake did not give a usable, verified session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// A certificate of the chain had expired (`subject` names which).
+    Expired { not_after: i64, subject: String },
+    /// A certificate of the chain is not valid yet (clock, or a certificate issued early).
+    NotYetValid { not_before: i64, subject: String },
+    /// The leaf does not name the host asked for; what it names instead.
+    WrongName { presented: Vec<String> },
+    /// The server sent a self-signed leaf.
+    SelfSigned,
+    /// The chain ends at an issuer this machine does not trust. `public_ca_elsewhere`: the
+    /// public web PKI would have accepted it (this machine's store lacks a public CA).
+    UnknownIssuer {
+        issuer: String,
+        public_ca_elsewhere: bool,
+    },
+    /// The leaf's issuer is neither among the certificates sent nor trusted: most likely the
+    /// server does not send its intermediate certificate (see [`chain_failure`] for the rule).
+    MissingIntermediate { issuer: String },
+    /// The server wants a client certificate, from one of these issuers.
+    ClientCertRequired { issuers: Vec<String> },
+    /// No common version or cipher suite, or a protocol-level refusal.
+    ProtocolMismatch {
+        alert: Option<String>,
+        detail: String,
+    },
+    /// The server sent another alert (e.g. `UnrecognisedName`, `AccessDenied`).
+    Alert { alert: String },
+    /// The server does not speak TLS: what it sent instead (≤ 1 KiB).
+    NotTls { first_bytes: Vec<u8> },
+    /// Nothing at all came back before the deadline.
+    NoReply,
+    /// Part of the server's handshake came, then nothing before the deadline: the signature
+    /// of a path-MTU black hole (small packets pass, the large certificate flight does not).
+    Stalled { received: u64 },
+    /// The server closed the connection during the handshake.
+    Closed,
+    /// The server reset the connection during the handshake.
+    Reset,
+    /// Anything else, in rustls's or the OS's words.
+    Other(String),
+}
+
+/// Everything one handshake showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    pub server_name: String,
+    pub elapsed: Duration,
+    pub version: Option<TlsVersion>,
+    /// rustls's name of the suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: Option<String>,
+    pub alpn: Option<Vec<u8>>,
+    /// The chain as presented, leaf first (also when verification failed).
+    pub chain: Vec<CertFacts>,
+    /// rustls's own words for a verification failure, kept for the record.
+    pub verify_error: Option<String>,
+    /// How many trust anchors the chain was checked against (0: this machine trusts nothing,
+    /// which explains every unknown issuer).
+    pub trust_anchors: usize,
+    /// Set when the server asked for a client certificate.
+    pub client_cert: Option<ClientCertRequest>,
+    /// Set when a post-handshake read was made (a client certificate was asked for).
+    pub after: Option<AfterHandshake>,
+    pub failure: Option<TlsFailure>,
+}
+
+impl TlsFacts {
+    /// The handshake completed and the chain verified.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// What the two hooks saw during one handshake.
+#[derive(Debug, Default)]
+struct Seen {
+    chain: Vec<CertificateDer<'static>>,
+    error: Option<rustls::Error>,
+    now: Option<UnixTime>,
+    /// `Some` once the server asked for a client certificate: the raw issuer names.
+    client_cert_issuers: Option<Vec<Vec<u8>>>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Seen> {
+    match s.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Delegates to `WebPkiServerVerifier`; records the chain and the verdict.
+#[derive(Debug)]
+struct RecordingVerifier {
+    /// `None` when the trust store is empty (rustls refuses to build a verifier then): every
+    /// chain is then of an unknown issuer.
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    algs: WebPkiSupportedAlgorithms,
+    seen: Shared,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        {
+            let mut seen = lock(&self.seen);
+            seen.chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+            seen.now = Some(now);
+        }
+        let verdict = match &self.inner {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        };
+        if let Err(e) = &verdict {
+            lock(&self.seen).error = Some(e.clone());
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Records the issuers a server accepts for a client certificate; never sends one.
+#[derive(Debug)]
+struct RecordingClientAuth {
+    seen: Shared,
+}
+
+impl ResolvesClientCert for RecordingClientAuth {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        lock(&self.seen).client_cert_issuers =
+            Some(root_hint_subjects.iter().map(|s| s.to_vec()).collect());
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        // Only tells rustls whether to keep the transcript for a client signature: none is
+        // ever made.
+        false
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(ring::default_provider())))
+}
+
+fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::Error> {
+    let provider = provider();
+    let inner = if req.roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(
+                Arc::clone(&req.roots.roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?,
+        )
+    };
+    let verifier = Arc::new(RecordingVerifier {
+        inner,
+        algs: provider.signature_verification_algorithms,
+        seen: Arc::clone(seen),
+    });
+    let builder = ClientConfig::builder_with_provider(provider);
+    let builder = match req.versions {
+        Versions::Any => builder.with_protocol_versions(rustls::ALL_VERSIONS),
+        Versions::Only12 => builder.with_protocol_versions(&[&rustls::version::TLS12]),
+        Versions::Only13 => builder.with_protocol_versions(&[&rustls::version::TLS13]),
+    }?;
+    let builder: ConfigBuilder<ClientConfig, WantsClientCert> = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = builder.with_client_cert_resolver(Arc::new(RecordingClientAuth {
+        seen: Arc::clone(seen),
+    }));
+    cfg.alpn_protocols = req.alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
+/// How long to wait for a refusal after a TLS 1.3 handshake in which a client certificate was
+/// asked for: the server sends it after reading our Finished, one round trip after the
+/// handshake ended, so the handshake's own duration (≥ one round trip) is a fair bound;
+/// at least 100 ms (scheduling), at most 1 s; never past `deadline`.
+pub fn post_handshake_window(handshake: Duration) -> Duration {
+    handshake.clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// Handshake over `stream` offering TLS 1.2 and 1.3; facts only (the session is closed).
+pub async fn handshake(
+    stream: TcpStream,
+    server_name: &str,
+    alpn: &[&[u8]],
+    roots: &TrustStore,
+    deadline: Instant,
+) -> TlsFacts {
+    let req = TlsRequest {
+        server_name,
+        alpn,
+        roots,
+        versions: Versions::Any,
+    };
+    handshake_session(stream, &req, deadline).await.0
+}
+
+/// Handshake as asked; the facts, and the session when it is usable (verified, and not
+/// refused after the handshake) — for an HTTP request over it ([`super::http::request`]).
+pub async fn handshake_session(
+    stream: TcpStream,
+    req: &TlsRequest<'_>,
+    deadline: Instant,
+) -> (TlsFacts, Option<TlsSession>) {
+    let start = Instant::now();
+    let seen: Shared = Arc::default();
+    let mut facts = TlsFacts {
+        server_name: req.server_name.to_owned(),
+        elapsed: Duration::ZERO,
+        version: None,
+        cipher_suite: None,
+        alpn: None,
+        chain: vec![],
+        verify_error: None,
+        trust_anchors: req.roots.len(),
+        client_cert: None,
+        after: None,
+        failure: None,
+    };
+    // `[::1]` as written in URLs is the IP literal `::1`.
+    let bare = req
+        .server_name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(req.server_name);
+    let name = match ServerName::try_from(bare.to_owned()) {
+        Ok(n) => n,
+        Err(e) => {
+            facts.failure = Some(TlsFailure::Other(format!("invalid server name: {e}")));
+            return (facts, None);
+        }
+    };
+    let cfg = match config(req, &seen) {
+        Ok(c) => c,
+        Err(e) => {
+            facts.failure = Some(TlsFailure::Other(e.to_string()));
+            return (facts, None);
+        }
+    };
+    let recording = Recording::new(stream);
+    let received = recording.handle();
+    let connector = TlsConnector::from(Arc::new(cfg));
+    let outcome = tokio::time::timeout_at(deadline, connector.connect(name, recording)).await;
+
+    let mut session = None;
+    let mut error: Option<HandshakeError> = None;
+    match outcome {
+        Ok(Ok(s)) => session = Some(s),
+        Ok(Err(e)) => error = Some(HandshakeError::from_io(e)),
+        Err(_) => error = Some(HandshakeError::Timeout),
+    }
+
+    // What was negotiated, before a refusal after the handshake can take the session away.
+    if let Some(s) = &session {
+        let (_, conn) = s.get_ref();
+        facts.version = conn.protocol_version().map(|v| match u16::from(v) {
+            0x0303 => TlsVersion::Tls12,
+            0x0304 => TlsVersion::Tls13,
+            n => TlsVersion::Other(n),
+        });
+        facts.cipher_suite = conn
+            .negotiated_cipher_suite()
+            .map(|s| s.suite().as_str().unwrap_or("unknown").to_owned());
+        facts.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+    }
+
+    // A client certificate was asked for and the handshake "succeeded": the refusal, if any,
+    // comes on the first read (TLS 1.3).
+    let asked = lock(&seen).client_cert_issuers.is_some();
+    if let (Some(s), true) = (session.as_mut(), asked) {
+        let window = post_handshake_window(start.elapsed());
+        let until = (Instant::now() + window).min(deadline);
+        let mut buf = vec![0u8; FIRST_BYTES_MAX];
+        let after = match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Err(_) => AfterHandshake::Quiet,
+            Ok(Ok(0)) => AfterHandshake::Closed,
+            Ok(Ok(n)) => AfterHandshake::Data(buf[..n].to_vec()),
+            Ok(Err(e)) => match HandshakeError::from_io(e) {
+                HandshakeError::Tls(rustls::Error::AlertReceived(a)) => {
+                    AfterHandshake::Alert(format!("{a:?}"))
+                }
+                HandshakeError::Reset => AfterHandshake::Reset,
+                HandshakeError::Closed => AfterHandshake::Closed,
+                other => AfterHandshake::Alert(other.describe()),
+            },
+        };
+        if matches!(
+            after,
+            AfterHandshake::Alert(_) | AfterHandshake::Closed | AfterHandshake::Reset
+        ) {
+            session = None;
+        }
+        facts.after = Some(after);
+    }
+
+    let (chain_der, verify_error, now, issuers) = {
+        let s = lock(&seen);
+        (
+            s.chain.clone(),
+            s.error.clone(),
+            s.now,
+            s.client_cert_issuers.clone(),
+        )
+    };
+    facts.chain = chain_der.iter().map(|c| parse_cert(c)).collect();
+    facts.verify_error = verify_error.as_ref().map(|e| e.to_string());
+    let issuer_names: Option<Vec<String>> =
+        issuers.map(|list| list.iter().map(|n| dn_to_string(n)).collect());
+
+    let recorded = snapshot(&received);
+    facts.failure = match (&error, &facts.after) {
+        (Some(e), _) => Some(classify(
+            e,
+            &recorded,
+            &facts.chain,
+            &chain_der,
+            now,
+            issuer_names.as_deref(),
+            req,
+        )),
+        (None, Some(AfterHandshake::Alert(_) | AfterHandshake::Closed | AfterHandshake::Reset)) => {
+            Some(TlsFailure::ClientCertRequired {
+                issuers: issuer_names.clone().unwrap_or_default(),
+            })
+        }
+        (None, _) => None,
+    };
+    facts.client_cert = issuer_names.map(|issuers| ClientCertRequest {
+        issuers,
+        went_on_without: facts.failure.is_none(),
+    });
+    facts.elapsed = start.elapsed();
+    (facts, session)
+}
+
+/// A handshake error, with rustls's error taken back out of the `io::Error` tokio-rustls wraps
+/// it in.
+#[derive(Debug)]
+enum HandshakeError {
+    Tls(rustls::Error),
+    Reset,
+    Closed,
+    Timeout,
+    Io(std::io::Error),
+}
+
+impl HandshakeError {
+    fn from_io(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return HandshakeError::Tls(t.clone());
+        }
+        match e.kind() {
+            K::ConnectionReset | K::ConnectionAborted => HandshakeError::Reset,
+            // A write after the peer closed: EPIPE.
+            K::UnexpectedEof | K::BrokenPipe => HandshakeError::Closed,
+            _ => HandshakeError::Io(e),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            HandshakeError::Tls(e) => e.to_string(),
+            HandshakeError::Reset => "connection reset".into(),
+            HandshakeError::Closed => "connection closed".into(),
+            HandshakeError::Timeout => "timed out".into(),
+            HandshakeError::Io(e) => e.to_string(),
+        }
+    }
+}
+
+/// Turn a failed handshake into a [`TlsFailure`]. Order matters:
+/// 1. the server sent something that is not TLS → `NotTls` (whatever rustls called it);
+/// 2. a client certificate was asked for and the server then ended the handshake (alert,
+///    close, reset) → `ClientCertRequired`;
+/// 3. certificate errors → [`cert_failure`];
+/// 4. alerts, incompatibility, connection ends, the deadline.
+fn classify(
+    err: &HandshakeError,
+    recorded: &Recorded,
+    chain: &[CertFacts],
+    chain_der: &[CertificateDer<'static>],
+    now: Option<UnixTime>,
+    client_cert_issuers: Option<&[String]>,
+    req: &TlsRequest<'_>,
+) -> TlsFailure {
+    if !recorded.first.is_empty() && !looks_like_tls_record(&recorded.first) {
+        return TlsFailure::NotTls {
+            first_bytes: recorded.first.clone(),
+        };
+    }
+    if let Some(issuers) = client_cert_issuers {
+        let refused = matches!(
+            err,
+            HandshakeError::Tls(rustls::Error::AlertReceived(_))
+                | HandshakeError::Closed
+                | HandshakeError::Reset
+        );
+        if refused {
+            return TlsFailure::ClientCertRequired {
+                issuers: issuers.to_vec(),
+            };
+        }
+    }
+    match err {
+        HandshakeError::Tls(rustls::Error::InvalidCertificate(ce)) => {
+            cert_failure(ce, chain, chain_der, now, req)
+        }
+        HandshakeError::Tls(rustls::Error::AlertReceived(a)) => match a {
+            AlertDescription::ProtocolVersion
+            | AlertDescription::HandshakeFailure
+            | AlertDescription::InsufficientSecurity
+            | AlertDescription::IllegalParameter => TlsFailure::ProtocolMismatch {
+                alert: Some(format!("{a:?}")),
+                detail: err.describe(),
+            },
+            AlertDescription::CertificateRequired => {
+                TlsFailure::ClientCertRequired { issuers: vec![] }
+            }
+            _ => TlsFailure::Alert {
+                alert: format!("{a:?}"),
+            },
+        },
+        HandshakeError::Tls(rustls::Error::PeerIncompatible(_)) => TlsFailure::ProtocolMismatch {
+            alert: None,
+            detail: err.describe(),
+        },
+        HandshakeError::Reset => TlsFailure::Reset,
+        HandshakeError::Closed => TlsFailure::Closed,
+        HandshakeError::Timeout if recorded.total == 0 => TlsFailure::NoReply,
+        HandshakeError::Timeout => TlsFailure::Stalled {
+            received: recorded.total,
+        },
+        HandshakeError::Tls(_) | HandshakeError::Io(_) => TlsFailure::Other(err.describe()),
+    }
+}
+
+/// A certificate error, made precise with the chain itself.
+fn cert_failure(
+    ce: &CertificateError,
+    chain: &[CertFacts],
+    chain_der: &[CertificateDer<'static>],
+    now: Option<UnixTime>,
+    req: &TlsRequest<'_>,
+) -> TlsFailure {
+    let secs = |t: &UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    let now_s = now.as_ref().map(secs);
+    match ce {
+        CertificateError::ExpiredContext { not_after, .. } => {
+            let not_after = secs(not_after);
+            TlsFailure::Expired {
+                not_after,
+                subject: subject_where(chain, |c| c.not_after == not_after),
+            }
+        }
+        CertificateError::Expired => {
+            let c = chain
+                .iter()
+                .find(|c| now_s.is_some_and(|n| c.not_after < n));
+            TlsFailure::Expired {
+                not_after: c.map_or(0, |c| c.not_after),
+                subject: c.map(|c| c.subject.clone()).unwrap_or_default(),
+            }
+        }
+        CertificateError::NotValidYetContext { not_before, .. } => {
+            let not_before = secs(not_before);
+            TlsFailure::NotYetValid {
+                not_before,
+                subject: subject_where(chain, |c| c.not_before == not_before),
+            }
+        }
+        CertificateError::NotValidYet => {
+            let c = chain
+                .iter()
+                .find(|c| now_s.is_some_and(|n| c.not_before > n));
+            TlsFailure::NotYetValid {
+                not_before: c.map_or(0, |c| c.not_before),
+                subject: c.map(|c| c.subject.clone()).unwrap_or_default(),
+            }
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            TlsFailure::WrongName {
+                presented: chain.first().map(presented_names).unwrap_or_default(),
+            }
+        }
+        // webpki says UnknownIssuer for a missing intermediate too, and
+        // `Other(CaUsedAsEndEntity)` for a self-signed CA certificate used as a leaf.
+        CertificateError::UnknownIssuer | CertificateError::Other(_) => {
+            if chain.first().is_some_and(|c| c.self_signed) {
+                return TlsFailure::SelfSigned;
+            }
+            if matches!(ce, CertificateError::UnknownIssuer) {
+                let public = public_opinion(chain_der, req.server_name, now);
+                chain_failure(chain, req.roots, public_roots(), public)
+            } else {
+                TlsFailure::Other(rustls::Error::InvalidCertificate(ce.clone()).to_string())
+            }
+        }
+        other => TlsFailure::Other(rustls::Error::InvalidCertificate(other.clone()).to_string()),
+    }
+}
+
+fn subject_where(chain: &[CertFacts], f: impl Fn(&CertFacts) -> bool) -> String {
+    chain
+        .iter()
+        .find(|c| f(c))
+        .map(|c| c.subject.clone())
+        .unwrap_or_default()
+}
+
+/// The names a leaf is valid for: its DNS and IP subjectAltNames (what webpki matches; the
+/// common name is not consulted, so it is not listed).
+fn presented_names(c: &CertFacts) -> Vec<String> {
+    c.dns_names
+        .iter()
+        .cloned()
+        .chain(c.ip_addresses.iter().map(|a| a.to_string()))
+        .collect()
+}
+
+/// Would the public web PKI accept this chain (any verdict but "unknown issuer")?
+fn public_opinion(
+    chain_der: &[CertificateDer<'static>],
+    server_name: &str,
+    now: Option<UnixTime>,
+) -> bool {
+    let (Some((leaf, rest)), Some(now)) = (chain_der.split_first(), now) else {
+        return false;
+    };
+    let Ok(name) = ServerName::try_from(server_name.to_owned()) else {
+        return false;
+    };
+    let Ok(v) =
+        WebPkiServerVerifier::builder_with_provider(Arc::clone(&public_roots().roots), provider())
+            .build()
+    else {
+        return false;
+    };
+    !matches!(
+        v.verify_server_cert(leaf, rest, &name, &[], now),
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+        ))
+    )
+}
+
+/// Tell an unknown issuer from a missing intermediate, as far as the presented chain allows.
+///
+/// The rule: follow the chain from the leaf through the certificates the server sent (each
+/// step: a sent certificate whose subject is the current issuer). Let *top* be where it stops.
+/// - The leaf's issuer is not among the certificates sent, is not a trust anchor of this
+///   machine, is not a public root, and is not the leaf itself → `MissingIntermediate`.
+///   (A private CA that signed the leaf directly, with its root not installed, looks the same
+///   on the wire; "the server does not send its intermediate" is the common case and the
+///   advice — send the full chain, or install the CA — covers both.)
+/// - Otherwise → `UnknownIssuer { issuer: top's issuer }`; when top is itself self-signed (the
+///   server sent its root), the unknown issuer is top's own subject.
+///
+/// `public_ca_elsewhere` is the second opinion: the public web PKI accepts the chain, or the
+/// issuer is one of its roots.
+pub fn chain_failure(
+    chain: &[CertFacts],
+    local: &TrustStore,
+    public: &TrustStore,
+    public_accepts: bool,
+) -> TlsFailure {
+    let Some(leaf) = chain.first() else {
+        return TlsFailure::UnknownIssuer {
+            issuer: String::new(),
+            public_ca_elsewhere: false,
+        };
+    };
+    let mut top = leaf;
+    // At most one step per certificate sent, so a loop of names cannot hang it.
+    for _ in 1..chain.len() {
+        if top.self_signed {
+            break;
+        }
+        match chain
+            .iter()
+            .find(|c| !std::ptr::eq(*c, top) && c.subject == top.issuer)
+        {
+            Some(next) => top = next,
+            None => break,
+        }
+    }
+    let issuer = if top.self_signed {
+        top.subject.clone()
+    } else {
+        top.issuer.clone()
+    };
+    let public_ca_elsewhere = public_accepts || public.has_subject(&issuer);
+    let leaf_issuer_sent = chain.iter().skip(1).any(|c| c.subject == leaf.issuer);
+    if !leaf_issuer_sent
+        && leaf.issuer != leaf.subject
+        && !local.has_subject(&leaf.issuer)
+        && !public_ca_elsewhere
+    {
+        return TlsFailure::MissingIntermediate {
+            issuer: leaf.issuer.clone(),
+        };
+    }
+    TlsFailure::UnknownIssuer {
+        issuer,
+        public_ca_elsewhere,
+    }
+}
+
+/// Parse one certificate; never panics, whatever the bytes.
+pub fn parse_cert(der: &[u8]) -> CertFacts {
+    let digest = ::ring::digest::digest(&::ring::digest::SHA256, der);
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(digest.as_ref());
+    let mut facts = CertFacts {
+        subject: String::new(),
+        issuer: String::new(),
+        dns_names: vec![],
+        ip_addresses: vec![],
+        not_before: 0,
+        not_after: 0,
+        sha256,
+        self_signed: false,
+        is_ca: false,
+        parse_error: None,
+    };
+    let cert = match X509Certificate::from_der(der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            facts.parse_error = Some(e.to_string());
+            return facts;
+        }
+    };
+    facts.subject = clean(&cert.subject().to_string());
+    facts.issuer = clean(&cert.issuer().to_string());
+    facts.not_before = cert.validity().not_before.timestamp();
+    facts.not_after = cert.validity().not_after.timestamp();
+    facts.is_ca = cert.is_ca();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                _ if facts.dns_names.len() + facts.ip_addresses.len() >= SANS_MAX => break,
+                GeneralName::DNSName(n) => facts.dns_names.push(clean(n)),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        facts.ip_addresses.push(IpAddr::from(a));
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        facts.ip_addresses.push(IpAddr::from(a));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    facts.self_signed =
+        cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok();
+    facts
+}
+
+/// The most names kept from one certificate's subjectAltName (CDN certificates carry
+/// hundreds; a hostile one could carry thousands).
+const SANS_MAX: usize = 500;
+/// The longest name kept.
+const NAME_MAX: usize = 512;
+
+/// A name from a certificate, fit to keep: the server chose its bytes, so control characters
+/// (terminal escapes) are dropped and the length is bounded. Applied to every name alike, so
+/// names still compare equal when they were equal.
+fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(NAME_MAX)
+        .collect()
+}
+
+/// A DER distinguished name (from a CertificateRequest) as text; hex when unparsable.
+fn dn_to_string(der: &[u8]) -> String {
+    match X509Name::from_der(der) {
+        Ok((_, n)) => clean(&n.to_string()),
+        Err(_) => der.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_certificates_do_not_panic() {
+        for bytes in [
+            &b""[..],
+            &[0x30][..],
+            &[0x30, 0x82, 0xff, 0xff][..],
+            &[0u8; 64][..],
+            b"-----BEGIN CERTIFICATE-----",
+        ] {
+            let c = parse_cert(bytes);
+            assert!(c.parse_error.is_some());
+            assert!(!c.self_signed);
+        }
+    }
+
+    #[test]
+    fn window_is_bounded() {
+        assert_eq!(
+            post_handshake_window(Duration::from_millis(2)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            post_handshake_window(Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            post_handshake_window(Duration::from_secs(9)),
+            Duration::from_secs(1)
+        );
+    }
+
+    fn cert(subject: &str, issuer: &str, self_signed: bool) -> CertFacts {
+        let mut c = parse_cert(b"");
+        c.subject = subject.into();
+        c.issuer = issuer.into();
+        c.self_signed = self_signed;
+        c.parse_error = None;
+        c
+    }
+
+    fn empty_store() -> TrustStore {
+        TrustStore::from_root_store(RootCertStore::empty(), vec![])
+    }
+
+    #[test]
+    fn chain_rule() {
+        let none = empty_store();
+        // Only the leaf, issuer elsewhere: missing intermediate.
+        assert_eq!(
+            chain_failure(&[cert("CN=leaf", "CN=Int", false)], &none, &none, false),
+            TlsFailure::MissingIntermediate {
+                issuer: "CN=Int".into()
+            }
+        );
+        // Leaf + intermediate whose issuer is unknown.
+        assert_eq!(
+            chain_failure(
+                &[
+                    cert("CN=leaf", "CN=Int", false),
+                    cert("CN=Int", "CN=Root", false)
+                ],
+                &none,
+                &none,
+                false
+            ),
+            TlsFailure::UnknownIssuer {
+                issuer: "CN=Root".into(),
+                public_ca_elsewhere: false
+            }
+        );
+        // The server sends its own (untrusted) root too.
+        assert_eq!(
+            chain_failure(
+                &[
+                    cert("CN=leaf", "CN=Int", false),
+                    cert("CN=Int", "CN=Root", false),
+                    cert("CN=Root", "CN=Root", true)
+                ],
+                &none,
+                &none,
+                true
+            ),
+            TlsFailure::UnknownIssuer {
+                issuer: "CN=Root".into(),
+                public_ca_elsewhere: true
+            }
+        );
+        // A loop of names does not hang.
+        let looped = [
+            cert("CN=leaf", "CN=A", false),
+            cert("CN=A", "CN=B", false),
+            cert("CN=B", "CN=A", false),
+        ];
+        assert!(matches!(
+            chain_failure(&looped, &none, &none, false),
+            TlsFailure::UnknownIssuer { .. }
+        ));
+        assert!(matches!(
+            chain_failure(&[], &none, &none, false),
+            TlsFailure::UnknownIssuer { .. }
+        ));
+    }
+}

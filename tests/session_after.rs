@@ -1,0 +1,190 @@
+//! The session stage as one call, against loopback servers: a greeting ends it, HTTP and HTTPS
+//! get one request, and a silent TLS port gets the reduced-MSS retry within the deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canreach::session::first::{BannerKind, First};
+use canreach::session::http::HttpTarget;
+use canreach::session::tls::{TlsFailure, TrustStore};
+use canreach::session::{Application, SessionRequest, after_connect};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nServer: after-test\r\nContent-Length: 0\r\n\r\n";
+
+/// Answer every request head with 200.
+async fn answer_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(n) = s.read(&mut chunk).await {
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            if s.write_all(OK).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Accept up to `n` connections; each handled by `act`, within 3 s.
+async fn server<F, Fut>(n: usize, act: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(tokio::time::timeout(Duration::from_secs(3), act(s)));
+        }
+    });
+    addr
+}
+
+fn request(app: Application, roots: Arc<TrustStore>) -> SessionRequest {
+    SessionRequest {
+        host: "localhost".into(),
+        application: app,
+        roots,
+        mss_retry: true,
+    }
+}
+
+async fn run(
+    addr: SocketAddr,
+    req: &SessionRequest,
+    budget: Duration,
+) -> canreach::session::SessionFacts {
+    let start = Instant::now();
+    let s = TcpStream::connect(addr).await.unwrap();
+    let rtt = start.elapsed();
+    after_connect(s, addr, rtt, req, start + budget).await
+}
+
+#[tokio::test]
+async fn greeting_ends_the_stage() {
+    let addr = server(1, |mut s| async move {
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    })
+    .await;
+    let app = Application::Https(HttpTarget::root("localhost", addr.port(), 443));
+    let f = run(
+        addr,
+        &request(app, TrustStore::system()),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(matches!(
+        f.first,
+        First::Banner {
+            kind: BannerKind::Ssh { .. },
+            ..
+        }
+    ));
+    assert_eq!((f.tls, f.http), (None, None));
+}
+
+#[tokio::test]
+async fn plain_http() {
+    let addr = server(1, answer_http::<TcpStream>).await;
+    let app = Application::Http(HttpTarget::root("localhost", addr.port(), 80));
+    let f = run(
+        addr,
+        &request(app, TrustStore::system()),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(f.first, First::Silent);
+    assert_eq!(f.http.unwrap().response.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn https() {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "After CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let root = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &root)
+        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let addr = server(1, move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(tls) = acceptor.accept(s).await {
+                answer_http(tls).await;
+            }
+        }
+    })
+    .await;
+    let roots = Arc::new(TrustStore::from_certs([root.der().clone()]).unwrap());
+    let app = Application::Https(HttpTarget::root("localhost", addr.port(), 443));
+    let f = run(addr, &request(app, roots), Duration::from_secs(3)).await;
+    assert!(f.tls.as_ref().unwrap().ok(), "{f:?}");
+    assert_eq!(f.mss_retry, None);
+    let r = f.http.unwrap().response.unwrap();
+    assert_eq!((r.status, r.server.as_deref()), (200, Some("after-test")));
+}
+
+#[tokio::test]
+async fn silent_tls_port_gets_the_mss_retry_within_the_deadline() {
+    let addr = server(2, |s| async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(s);
+    })
+    .await;
+    let start = Instant::now();
+    let f = run(
+        addr,
+        &request(Application::Tls, TrustStore::system()),
+        Duration::from_millis(800),
+    )
+    .await;
+    assert!(start.elapsed() < Duration::from_millis(1500));
+    assert_eq!(f.first, First::Silent);
+    assert_eq!(f.tls.unwrap().failure, Some(TlsFailure::NoReply));
+    let retry = f.mss_retry.unwrap();
+    assert_eq!(retry.mss, 1200);
+    assert_eq!(retry.connect_error, None);
+    assert_eq!(retry.tls.unwrap().failure, Some(TlsFailure::NoReply));
+}
+
+#[tokio::test]
+async fn closed_ends_the_stage() {
+    let addr = server(1, |s| async move { drop(s) }).await;
+    let f = run(
+        addr,
+        &request(Application::Tls, TrustStore::system()),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(matches!(f.first, First::Closed | First::Reset));
+    assert_eq!(f.tls, None);
+}
