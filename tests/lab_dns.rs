@@ -1,7 +1,8 @@
 //! The name stage against a real DNS server: dnsmasq (started by the test in the server
 //! namespace) answering the client namespace, whose /etc/netns/…/{resolv.conf,hosts} the test
-//! writes. NXDOMAIN, NODATA, SERVFAIL from a broken upstream, a dead server, a stale /etc/hosts
-//! entry, and a search-domain expansion.
+//! writes. NXDOMAIN, NODATA (also behind a search line), SERVFAIL from a broken upstream, a dead
+//! server (also a dead first server under default options), a stale /etc/hosts entry, a
+//! search-domain expansion, and `localhost.`.
 
 mod common;
 
@@ -107,11 +108,7 @@ fn servfail_from_a_broken_upstream() {
         rt.block_on(async move {
             socket.set_nonblocking(true).unwrap();
             let sock = tokio::net::UdpSocket::from_std(socket).unwrap();
-            let script = Script {
-                rcode: ResponseCode::ServFail,
-                records: vec![],
-                delay: Duration::ZERO,
-            };
+            let script = Script::new(ResponseCode::ServFail, vec![]);
             let _server = serve_on(script, sock);
             tokio::task::spawn_blocking(move || stopped.recv())
                 .await
@@ -220,4 +217,91 @@ fn a_name_that_resolves_only_with_a_search_domain() {
             .unwrap()
             .contains("app resolved only as app.lab")
     );
+}
+
+/// resolv.conf with default options (`timeout:5`, `attempts:2`) whose first server is dead
+/// (its port 53 dropped): glibc is still waiting on it at the check's 5 s deadline, but the DNS
+/// view gives each server its own budget, so the report names the dead server, probes its port
+/// 53, and says what the other server answered.
+#[test]
+fn a_dead_first_server_with_default_options_is_named() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    let _dns = dnsmasq(&lab);
+    // Then the configuration under test: the router (port 53 dropped) first.
+    lab.etc_file(
+        &lab.client,
+        "resolv.conf",
+        &format!("nameserver {ROUTER_V4_SERVER_SIDE}\nnameserver {SERVER_V4}\n"),
+    );
+    lab.rule(
+        &lab.router,
+        "input",
+        "meta l4proto { tcp, udp } th dport 53 drop",
+    );
+    let r = lab.canreach(&["--json", "--no-trace", "app.lab", "80"]);
+    let v = r.json();
+    assert!(r.took < Duration::from_secs(7), "took {:?}", r.took);
+    let first = &v["dns"]["servers"][0];
+    assert_eq!(first["server"], "198.18.2.1:53", "{v}");
+    assert_eq!(first["error"]["kind"], "timeout", "{first}");
+    assert!(
+        first["port53"]["tcp"]
+            .as_str()
+            .unwrap()
+            .starts_with("filtered"),
+        "{first}"
+    );
+    let second = &v["dns"]["servers"][1];
+    assert_eq!(second["addresses"][0], "198.18.2.2", "{v}");
+    // Half the 5 s left, not resolv.conf's 5 s.
+    let waited = first["elapsed_ms"].as_f64().unwrap();
+    assert!((2000.0..3000.0).contains(&waited), "{waited}");
+    assert_eq!(v["verdict"], "dns_error", "{v}");
+    let msg = finding(&v, "dns_timeout")["message"].as_str().unwrap();
+    assert!(
+        msg.contains("The first name server, 198.18.2.1,")
+            && msg.contains("198.18.2.2 → 198.18.2.2"),
+        "{msg}"
+    );
+}
+
+/// With a `search` line, a name that has only a TXT record is NODATA as given (what glibc
+/// reports), not the NXDOMAIN of the search-expanded name tried after it.
+#[test]
+fn nodata_as_given_is_not_hidden_by_the_search_line() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", &format!("{RESOLV}search lab\n"));
+    let _dns = dnsmasq(&lab);
+    let v = lab.canreach(&["--json", "txtonly.lab", "80"]).json();
+    assert_eq!(v["verdict"], "dns_error");
+    assert_eq!(v["dns"]["error"]["kind"], "nodata", "{v}");
+    assert_eq!(v["dns"]["servers"][0]["error"]["kind"], "nodata", "{v}");
+    assert!(v["dns"]["servers"][0]["name_used"].is_null(), "{v}");
+    assert_eq!(ids(&v)[0], "dns_nodata");
+    // Too few dots: the search name comes first, and its NODATA is the one that matters.
+    let v = lab.canreach(&["--json", "txtonly", "80"]).json();
+    assert_eq!(v["dns"]["error"]["kind"], "nodata", "{v}");
+    assert_eq!(v["dns"]["servers"][0]["name_used"], "txtonly.lab", "{v}");
+    let msg = finding(&v, "dns_nodata")["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The name txtonly.lab (txtonly with the search domain) exists"),
+        "{msg}"
+    );
+}
+
+/// `localhost.` is `localhost` (RFC 6761): loopback from the system view even though glibc would
+/// miss the final-dot form in /etc/hosts and ask DNS (here: a server with port 53 closed).
+#[test]
+fn localhost_with_a_final_dot_is_loopback() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    lab.etc_file(&lab.client, "hosts", "127.0.0.1 localhost\n");
+    let v = lab.canreach(&["--json", "localhost.", "9"]).json();
+    assert_ne!(v["verdict"], "dns_error", "{v}");
+    assert_eq!(v["dns"]["addresses"][0], "127.0.0.1", "{v}");
+    assert!(v["dns"]["servers"].as_array().unwrap().is_empty(), "{v}");
 }

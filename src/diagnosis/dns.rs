@@ -1,6 +1,7 @@
-//! What the name stage's facts mean: the failure kinds told apart, which server said what,
-//! /etc/hosts against DNS, search domains, and local stub resolvers. One function per finding;
-//! every library error reaches people in canreach's words ([`kind_words`]).
+//! What the name stage's facts mean: the failure kinds told apart, which server said what (a
+//! dead first server named), /etc/hosts against DNS, search domains, name servers glibc ignores,
+//! and local stub resolvers. One function per finding; every library error reaches people in
+//! canreach's words ([`kind_words`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -10,7 +11,7 @@ use super::commands::{Command, DigMode};
 use super::finding::{Finding, Severity};
 use super::{Ctx, Evidence, classify, dns_finding_id};
 use crate::dns::servers::{ServerView, Stub, Udp53};
-use crate::dns::{DnsErrorKind, Lookup, LookupError};
+use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
 use crate::probe::ProbeFact;
 
 /// A failure kind in words: what a report says where a resolver would print its error.
@@ -85,10 +86,53 @@ fn servers_said(servers: &[ServerView]) -> String {
                     _ => error_words(e),
                 },
             };
-            format!("{} → {what}", s.server.ip())
+            // The name the answer is for, when the search list made it another one.
+            let name = match (&s.name_used, &s.lookup.error) {
+                (Some(n), Some(e)) if e.kind != DnsErrorKind::Timeout => format!(" for {n}"),
+                _ => String::new(),
+            };
+            format!("{} → {what}{name}", s.server.ip())
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The first server said nothing while another gave an answer: applications wait resolv.conf's
+/// whole `timeout` on the first server before they ask the next.
+fn first_server_dead<'a>(cx: &'a Ctx) -> Option<&'a ServerView> {
+    let servers = &cx.facts.dns.servers;
+    let first = servers.first()?;
+    let silent = |s: &ServerView| {
+        s.lookup
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == DnsErrorKind::Timeout)
+    };
+    let answered = servers[1..].iter().any(|s| match &s.lookup.error {
+        None => true,
+        Some(e) => matches!(e.kind, DnsErrorKind::Nxdomain | DnsErrorKind::Nodata),
+    });
+    (silent(first) && answered).then_some(first)
+}
+
+/// The search-expanded name a NODATA is for, from the first server that said NODATA (the
+/// resolver's reading), when it is not the name as given.
+fn nodata_name(cx: &Ctx) -> Option<String> {
+    let first = cx
+        .facts
+        .dns
+        .servers
+        .iter()
+        .find(|s| match &s.lookup.error {
+            None => true,
+            Some(e) => matches!(e.kind, DnsErrorKind::Nxdomain | DnsErrorKind::Nodata),
+        })?;
+    let nodata = first
+        .lookup
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == DnsErrorKind::Nodata);
+    first.name_used.clone().filter(|_| nodata)
 }
 
 /// `dig @SERVER NAME` for the first server, the exact way to see its answer.
@@ -192,28 +236,37 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
                 getent,
             ],
         ),
-        DnsErrorKind::Nodata => (
-            format!(
-                "The name {name} exists but has no address record (A or AAAA) (NODATA).{}{said}",
-                other_types(cx)
-            ),
-            vec![
-                Step::run(
-                    StepKind::SeeRecords,
-                    "See which records the name does have",
-                    Command::Dig {
-                        server: None,
-                        name: name.clone(),
-                        mode: DigMode::Any,
-                    },
-                    Machine::This,
+        DnsErrorKind::Nodata => {
+            // The name the NODATA is for: with the search list, maybe NAME.domain.
+            let full = nodata_name(cx).unwrap_or_else(|| name.clone());
+            let which = if full == name {
+                format!("The name {name}")
+            } else {
+                format!("The name {full} ({name} with the search domain)")
+            };
+            (
+                format!(
+                    "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
+                    other_types(cx)
                 ),
-                Step::say(
-                    StepKind::AddRecord,
-                    "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
-                ),
-            ],
-        ),
+                vec![
+                    Step::run(
+                        StepKind::SeeRecords,
+                        "See which records the name does have",
+                        Command::Dig {
+                            server: None,
+                            name: full,
+                            mode: DigMode::Any,
+                        },
+                        Machine::This,
+                    ),
+                    Step::say(
+                        StepKind::AddRecord,
+                        "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
+                    ),
+                ],
+            )
+        }
         DnsErrorKind::Servfail => (
             format!(
                 "The name server failed to answer for {name} (SERVFAIL): its own upstream \
@@ -251,10 +304,29 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
             ],
         ),
         DnsErrorKind::Timeout => (
-            format!(
-                "No name server answered for {name} in time: the name server is down or \
-                 unreachable.{said}"
-            ),
+            match first_server_dead(cx) {
+                Some(first) => {
+                    let wait = cx
+                        .facts
+                        .dns
+                        .resolv
+                        .as_ref()
+                        .map(|r| format!(" ({} s)", r.timeout.as_secs_f64()))
+                        .unwrap_or_default();
+                    format!(
+                        "The first name server, {}, does not answer for {name} (nothing in \
+                         {}): applications ask it first and wait resolv.conf's timeout{wait} \
+                         for it before they ask the next, so the lookup did not finish in \
+                         time. The other servers answered.{said}",
+                        first.server.ip(),
+                        super::fmt_duration(first.lookup.elapsed)
+                    )
+                }
+                None => format!(
+                    "No name server answered for {name} in time: the name server is down or \
+                     unreachable.{said}"
+                ),
+            },
             vec![
                 resolv,
                 dig(cx, &name),
@@ -511,6 +583,37 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// resolv.conf lists more than [`MAXNS`] name servers: glibc uses the first three only.
+pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
+    let ignored = cx.facts.dns.ignored_servers();
+    if ignored.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = ignored.iter().map(|a| a.to_string()).collect();
+    Some(
+        Finding::new(
+            super::FindingId::ExtraNameserversIgnored,
+            Severity::Info,
+            format!(
+                "/etc/resolv.conf lists {} name servers, but the system resolver (glibc) uses \
+                 only the first {MAXNS}: {} {} never asked, by applications or by this check.",
+                MAXNS + ignored.len(),
+                list.join(", "),
+                if ignored.len() == 1 { "is" } else { "are" }
+            ),
+        )
+        .steps([Step::run(
+            StepKind::SeeResolvers,
+            format!(
+                "Keep at most {MAXNS} `nameserver` lines, the ones that matter first (or fix \
+                 what writes the file: DHCP, VPN client)"
+            ),
+            Command::ResolvConf,
+            Machine::This,
+        )]),
+    )
+}
+
 /// The search list applies to the name (it has no final dot and a list exists).
 fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
     let name = cx.target().host.to_string();
@@ -522,11 +625,13 @@ fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
 pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
     let name = cx.target().host.to_string();
+    // Only an answer with addresses: a search name's NODATA is said by the failure finding.
     let full = cx
         .facts
         .dns
         .servers
         .iter()
+        .filter(|s| s.lookup.error.is_none())
         .find_map(|s| s.name_used.clone())?;
     Some(
         Finding::new(
@@ -548,7 +653,9 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
 /// ndots made the resolver try search names first.
 pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
-    if cx.facts.dns.servers.iter().any(|s| s.name_used.is_some()) {
+    // A search name that answered is `search_domain_used`'s; one that failed says nothing here.
+    let search_answered = |s: &ServerView| s.name_used.is_some() && s.lookup.error.is_none();
+    if cx.facts.dns.servers.iter().any(search_answered) {
         return None;
     }
     let name = cx.target().host.to_string();
@@ -703,6 +810,19 @@ mod tests {
             f[0].message
                 .contains("db.internal.corp.example, db.internal.lab")
         );
+        // Another server's NODATA for a search name does not hide it.
+        let mut failed_search = server("198.18.2.3", failed(DnsErrorKind::Nodata));
+        failed_search.name_used = Some("db.internal.lab".into());
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            servers: vec![server("198.18.2.2", ok(&["198.18.2.2"])), failed_search],
+            resolv: Some(resolv(&["corp.example", "lab"], 3)),
+            ..DnsFacts::default()
+        };
+        let f = view_findings(&facts("db.internal", dns, vec![]));
+        assert!(ids(&f).contains(&"ndots_search_first"), "{:?}", ids(&f));
+        assert!(!ids(&f).contains(&"search_domain_used"), "{:?}", ids(&f));
         // A trailing dot means "no search list": nothing to say.
         let dns = DnsFacts {
             system: Some(ok(&["198.18.2.2"])),
@@ -757,6 +877,68 @@ mod tests {
             "{cmds:?}"
         );
         assert!(cmds.contains(&"dig @127.0.0.53 app.lab"), "{cmds:?}");
+    }
+
+    #[test]
+    fn more_than_three_servers_are_named_as_ignored() {
+        let mut r = resolv(&[], 1);
+        r.nameservers = ["198.18.0.1", "198.18.0.2", "198.18.0.3", "198.18.0.4"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            resolv: Some(r.clone()),
+            ..DnsFacts::default()
+        };
+        let f = view_findings(&facts("app.lab", dns, vec![]));
+        assert_eq!(ids(&f), ["extra_nameservers_ignored"]);
+        assert!(
+            f[0].message.contains("lists 4 name servers")
+                && f[0].message.contains("198.18.0.4 is never asked"),
+            "{}",
+            f[0].message
+        );
+        r.nameservers.truncate(3);
+        let dns = DnsFacts {
+            system: Some(ok(&["198.18.2.2"])),
+            direct: Some(ok(&["198.18.2.2"])),
+            resolv: Some(r),
+            ..DnsFacts::default()
+        };
+        assert!(view_findings(&facts("app.lab", dns, vec![])).is_empty());
+    }
+
+    /// A search name's NODATA is not "resolved only as": the failure says which name it is for.
+    #[test]
+    fn a_search_name_that_failed_is_not_search_domain_used() {
+        let mut sv = server("198.18.2.2", failed(DnsErrorKind::Nodata));
+        sv.name_used = Some("app.lab".into());
+        let dns = DnsFacts {
+            system: Some(failed(DnsErrorKind::Nodata)),
+            direct: Some(failed(DnsErrorKind::Nodata)),
+            servers: vec![sv],
+            resolv: Some(resolv(&["lab"], 1)),
+            ..DnsFacts::default()
+        };
+        let d = crate::diagnosis::diagnose(&facts("app", dns, vec![]));
+        assert_eq!(ids(&d.findings), ["dns_nodata"]);
+        let msg = &d.findings[0].message;
+        assert!(
+            msg.starts_with("The name app.lab (app with the search domain) exists")
+                && msg.contains("198.18.2.2 → no A/AAAA record (NODATA) for app.lab"),
+            "{msg}"
+        );
+        let cmds: Vec<&str> = d
+            .steps
+            .iter()
+            .filter_map(|a| a.command.as_deref())
+            .collect();
+        assert!(
+            cmds.iter().any(|c| c.starts_with("dig app.lab ANY")),
+            "{cmds:?}"
+        );
     }
 
     #[test]

@@ -155,6 +155,8 @@ finding_ids! {
     SystemDiffersFromDns => "system_differs_from_dns",
     /// The configured name servers disagree.
     ServersDisagree => "servers_disagree",
+    /// resolv.conf lists more name servers than glibc uses (MAXNS = 3).
+    ExtraNameserversIgnored => "extra_nameservers_ignored",
     /// The name resolved only with a search domain appended.
     SearchDomainUsed => "search_domain_used",
     /// ndots made the resolver try search names first.

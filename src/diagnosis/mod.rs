@@ -472,6 +472,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         HostsOverride => one(dns::hosts_override(cx)),
         SystemDiffersFromDns => one(dns::system_differs_from_dns(cx)),
         ServersDisagree => one(dns::servers_disagree(cx)),
+        ExtraNameserversIgnored => one(dns::extra_nameservers_ignored(cx)),
         SearchDomainUsed => one(dns::search_domain_used(cx)),
         NdotsSearchFirst => one(dns::ndots_search_first(cx)),
     }

@@ -7,10 +7,12 @@
 //!
 //! Both run concurrently and under the check's deadline; `getaddrinfo` cannot be cancelled, so it
 //! runs on a blocking thread that is abandoned (not waited for) when the deadline passes.
-//! Names under `localhost` never go to DNS (RFC 6761), and IP literals skip this stage.
+//! Names under `localhost` (with or without the final dot) never go to DNS (RFC 6761), and IP
+//! literals skip this stage.
 //!
-//! The DNS view asks every configured server on its own ([`servers`]), so a report can say
-//! which server said what; the resolver's files are read and parsed in [`files`].
+//! The DNS view asks every server glibc uses (the first [`MAXNS`] of resolv.conf) on its own
+//! ([`servers`]), so a report can say which server said what, the way glibc would read each
+//! answer (search list, CNAME chain); the resolver's files are read and parsed in [`files`].
 
 pub mod files;
 pub mod servers;
@@ -73,12 +75,25 @@ pub struct DnsFacts {
     /// gave an answer (addresses, NXDOMAIN or NODATA), else the first server's failure.
     /// `None` when not asked (literal, `localhost`) or not finished.
     pub direct: Option<Lookup>,
-    /// Each configured server's own answer.
+    /// Each configured server's own answer (the first [`MAXNS`] servers: the ones used).
     pub servers: Vec<servers::ServerView>,
     /// /etc/resolv.conf as read for the DNS view.
     pub resolv: Option<files::ResolvConf>,
     /// The lines of /etc/hosts that name the target.
     pub hosts: Vec<files::HostsLine>,
+}
+
+impl DnsFacts {
+    /// The `nameserver`s of resolv.conf beyond the first [`MAXNS`]: glibc ignores them, and so
+    /// does the DNS view ([`view`] asks the first [`MAXNS`] only). Read from the resolv.conf
+    /// facts: empty when those keep only the servers used ([`files::parse_resolv_conf`] stops
+    /// at [`MAXNS`]; it would need to keep the rest, bounded, for this to name them).
+    pub fn ignored_servers(&self) -> &[IpAddr] {
+        self.resolv
+            .as_ref()
+            .and_then(|r| r.nameservers.get(MAXNS..))
+            .unwrap_or(&[])
+    }
 }
 
 /// The DNS view of a name: every server's answer, and the resolver's combined one.
@@ -133,7 +148,7 @@ pub struct SystemResolver;
 impl Resolver for SystemResolver {
     async fn system(&self, name: &str, deadline: Instant) -> Lookup {
         let start = Instant::now();
-        let owned = name.to_string();
+        let owned = system_name(name).to_string();
         let task = tokio::task::spawn_blocking(move || getaddrinfo(&owned));
         let result = match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(r)) => r,
@@ -154,18 +169,39 @@ impl Resolver for SystemResolver {
                 combined: DnsView::combine(&[]),
             });
         };
-        let servers = futures_util::future::join_all(
-            resolv
-                .nameservers
-                .iter()
-                .map(|ip| servers::query(SocketAddr::new(*ip, 53), name, &resolv, deadline)),
-        )
-        .await;
-        Some(DnsView {
-            combined: DnsView::combine(&servers),
-            resolv: Some(resolv),
-            servers,
-        })
+        let servers: Vec<SocketAddr> = resolv
+            .nameservers
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, 53))
+            .collect();
+        Some(view(name, resolv, &servers, deadline).await)
+    }
+}
+
+/// glibc's `MAXNS` (3): only the first `nameserver` lines of resolv.conf are used; the rest are
+/// silently ignored by every glibc program. One constant, [`files`]'s.
+pub use files::MAXNS;
+
+/// The DNS view of `name`: the first [`MAXNS`] of `servers` (resolv.conf's, in its order, at
+/// port 53 — tests give others) asked at once, each within its own budget
+/// ([`servers::server_budget`]), with `resolv`'s search list and options.
+pub async fn view(
+    name: &str,
+    resolv: files::ResolvConf,
+    servers: &[SocketAddr],
+    deadline: Instant,
+) -> DnsView {
+    let servers = futures_util::future::join_all(
+        servers
+            .iter()
+            .take(MAXNS)
+            .map(|s| servers::query(*s, name, &resolv, deadline)),
+    )
+    .await;
+    DnsView {
+        combined: DnsView::combine(&servers),
+        resolv: Some(resolv),
+        servers,
     }
 }
 
@@ -185,7 +221,20 @@ fn lookup_from(result: Result<Vec<IpAddr>, LookupError>, start: Instant) -> Look
     }
 }
 
-/// RFC 6761: `localhost` and names below it are answered locally, never by DNS.
+/// The name given to `getaddrinfo`. `localhost.` is `localhost` (RFC 6761: localhost names are
+/// always loopback), but glibc looks the final-dot form up in /etc/hosts literally, misses, and
+/// asks DNS: the final dot of a localhost name is dropped so the system view is the loopback
+/// answer applications get for `localhost`.
+pub fn system_name(name: &str) -> &str {
+    if is_localhost(name) {
+        name.trim_end_matches('.')
+    } else {
+        name
+    }
+}
+
+/// RFC 6761: `localhost` and names below it (with or without the final dot) are answered
+/// locally, never by DNS.
 pub fn is_localhost(name: &str) -> bool {
     let n = name.trim_end_matches('.').to_ascii_lowercase();
     n == "localhost" || n.ends_with(".localhost")
@@ -282,5 +331,51 @@ mod tests {
         assert!(is_localhost("LOCALHOST."));
         assert!(is_localhost("app.localhost"));
         assert!(!is_localhost("localhost.example.com"));
+    }
+
+    #[test]
+    fn localhost_with_a_final_dot_is_localhost() {
+        assert!(is_localhost("localhost."));
+        assert_eq!(system_name("localhost."), "localhost");
+        assert_eq!(system_name("Db.LocalHost."), "Db.LocalHost");
+        assert_eq!(
+            system_name("example.com."),
+            "example.com.",
+            "others keep their dot"
+        );
+    }
+
+    /// glibc misses `localhost.` in /etc/hosts and asks DNS; the system view must still be the
+    /// loopback answer of `localhost`, and the DNS view is not asked.
+    #[tokio::test]
+    async fn the_system_view_of_localhost_dot_is_loopback() {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let l = SystemResolver.system("localhost.", deadline).await;
+        assert_eq!(l.error, None, "{l:?}");
+        assert!(!l.addresses.is_empty() && l.addresses.iter().all(IpAddr::is_loopback));
+        assert_eq!(SystemResolver.direct("localhost.", deadline).await, None);
+    }
+
+    #[test]
+    fn only_maxns_servers_are_used() {
+        let resolv = |n: usize| files::ResolvConf {
+            nameservers: (1..=n as u8)
+                .map(|i| IpAddr::from([198, 18, 0, i]))
+                .collect(),
+            search: vec![],
+            ndots: 1,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+        };
+        let facts = |n| DnsFacts {
+            resolv: Some(resolv(n)),
+            ..DnsFacts::default()
+        };
+        assert!(facts(3).ignored_servers().is_empty());
+        assert_eq!(
+            facts(5).ignored_servers(),
+            [IpAddr::from([198, 18, 0, 4]), IpAddr::from([198, 18, 0, 5])]
+        );
+        assert!(DnsFacts::default().ignored_servers().is_empty());
     }
 }
