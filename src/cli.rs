@@ -23,6 +23,7 @@ Examples:
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
   9 inconclusive (the deadline ended the check before the evidence was in)
+  10 service_error   11 tls_error   12 mtu_blackhole   (after the connect)
   1 internal error   2 usage error";
 
 /// Can I reach this host and port? If not, why, and what do I do about it?

@@ -29,6 +29,7 @@ use crate::facts::{AddressFacts, Facts, Silence};
 use crate::liveness;
 use crate::local;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
+use crate::session::first::First;
 use crate::session::http::HttpTarget;
 use crate::session::tls::TrustStore;
 use crate::session::{Application, SessionFacts, SessionRequest, after_connect};
@@ -275,7 +276,7 @@ pub async fn gather<R: Resolver, C: Connector>(
     let mut addresses: Vec<AddressFacts> = results;
     // After the connect: what the application would meet on every open address.
     let app = application(&target, opts.protocol);
-    let sessions = follow_sessions(&addresses, &target, app, deadline).await;
+    let sessions = follow_sessions(connector, &addresses, &target, app, deadline).await;
     for (a, s) in addresses.iter_mut().zip(sessions) {
         a.session = s;
     }
@@ -344,7 +345,8 @@ fn application(target: &Target, protocol: Protocol) -> Application {
 
 /// Run the session stage on every open address, concurrently, within the deadline. The
 /// probe's socket is not kept, so each gets a new connection (one more round trip).
-async fn follow_sessions(
+async fn follow_sessions<C: Connector>(
+    connector: &C,
     addresses: &[AddressFacts],
     target: &Target,
     app: Application,
@@ -371,11 +373,22 @@ async fn follow_sessions(
             return None;
         }
         let address = a.address();
-        let stream = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
-            .await
-            .ok()?
-            .ok()?;
-        Some(after_connect(stream, address, a.probe.elapsed, req, deadline).await)
+        match connector.stream(address, deadline).await {
+            Ok(stream) => {
+                Some(after_connect(stream, address, a.probe.elapsed, req, deadline).await)
+            }
+            // The second connect met the reset itself: the program accepts and resets at once
+            // (the RST often lands before the connect is seen to complete).
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Some(SessionFacts {
+                address,
+                window: Duration::ZERO,
+                first: First::Reset,
+                tls: None,
+                mss_retry: None,
+                http: None,
+            }),
+            Err(_) => None,
+        }
     }))
     .await
 }
@@ -632,6 +645,14 @@ mod tests {
         }
     }
     impl Connector for Fake {
+        /// The fake network has no streams: the session stage is tested on its own.
+        async fn stream(
+            &self,
+            _: SocketAddr,
+            _: Instant,
+        ) -> std::io::Result<tokio::net::TcpStream> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
         async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
             let n = {
                 let mut p = self.probed.lock().unwrap();
@@ -707,6 +728,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             trace: TraceMode::Never,
             local: LocalMode::Auto,
+            protocol: Protocol::Auto,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(

@@ -63,6 +63,14 @@ pub struct ProbeFact {
 /// tests substitute one that replays facts.
 pub trait Connector: Sync {
     fn probe(&self, spec: ProbeSpec, deadline: Instant) -> impl Future<Output = ProbeFact> + Send;
+
+    /// A connected stream to `address`, for what comes after the handshake (the probe's own
+    /// socket is not kept); the error when it cannot be had by `deadline`.
+    fn stream(
+        &self,
+        address: SocketAddr,
+        deadline: Instant,
+    ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send;
 }
 
 /// Probes with real sockets.
@@ -70,6 +78,16 @@ pub trait Connector: Sync {
 pub struct KernelConnector;
 
 impl Connector for KernelConnector {
+    async fn stream(
+        &self,
+        address: SocketAddr,
+        deadline: Instant,
+    ) -> io::Result<tokio::net::TcpStream> {
+        tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
         let start = Instant::now();
         let (result, icmp, local) = match attempt(spec, deadline).await {

@@ -333,10 +333,8 @@ pub fn judge(a: &AddressFacts) -> AddressResult {
             r.outcome = Outcome::Inconclusive;
         }
     }
-    if r.outcome == Outcome::Open {
-        if let Some(s) = &a.session {
-            r.outcome = session::outcome(s);
-        }
+    if let (Outcome::Open, Some(s)) = (r.outcome, &a.session) {
+        r.outcome = session::outcome(s);
     }
     let alive = liveness.as_ref().and_then(|l| l.alive) == Some(true);
     if alive

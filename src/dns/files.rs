@@ -35,6 +35,9 @@ pub const MAX_HOSTS_LINES: usize = 64;
 /// servers. Search domains have no limit in glibc ≥ 2.26; each one is a query per server, so
 /// they are bounded too.
 pub const MAXNS: usize = 3;
+/// `nameserver` lines kept at the most (the first [`MAXNS`] count; the others are reported as
+/// ignored).
+const MAX_LISTED: usize = 16;
 const MAX_SEARCH: usize = 32;
 const MAX_NDOTS: usize = 15;
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -188,8 +191,10 @@ pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
     let (config, opts) =
         hickory_resolver::system_conf::parse_resolv_conf(clean_resolv_conf(text)).ok()?;
     let mut nameservers: Vec<IpAddr> = Vec::new();
-    // glibc takes the first MAXNS `nameserver` lines (repeats included), then ignores the rest.
-    for ns in config.name_servers().iter().take(MAXNS) {
+    // glibc takes the first MAXNS `nameserver` lines and ignores the rest; the rest is kept
+    // here (bounded) so that the report can say which lines are ignored. The DNS view asks
+    // only the first MAXNS (`dns::view`).
+    for ns in config.name_servers().iter().take(MAX_LISTED) {
         if !nameservers.contains(&ns.ip) {
             nameservers.push(ns.ip);
         }
@@ -380,7 +385,8 @@ mod tests {
                 .join(" ")
         ));
         let r = parse_resolv_conf(text.as_bytes()).unwrap();
-        assert_eq!(r.nameservers.len(), MAXNS);
+        // All are kept (bounded); the first MAXNS are the ones asked (`dns::view`).
+        assert_eq!(r.nameservers.len(), 10);
         assert_eq!(r.nameservers[2].to_string(), "198.18.2.3");
         assert_eq!(
             (r.ndots, r.timeout, r.attempts),

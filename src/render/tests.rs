@@ -89,6 +89,7 @@ fn text_filtered_with_liveness_and_path() {
     let facts = Facts {
         addresses: vec![AddressFacts {
             here: false,
+            session: None,
             probe: silent(228_000),
             silence: Some(Silence {
                 liveness: vec![

@@ -418,6 +418,11 @@ impl Run {
 
 /// Run the binary, inside namespace `ns` if given.
 pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
+    run_in_env(ns, args, &[])
+}
+
+/// The same, with environment variables set for the run.
+pub fn run_in_env(ns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let bin = env!("CARGO_BIN_EXE_canreach");
     let mut cmd = match ns {
         Some(ns) => {
@@ -428,6 +433,9 @@ pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
         None => Command::new(bin),
     };
     cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let start = Instant::now();
     let Output {
         status,
