@@ -265,7 +265,8 @@ fn accept_then_close_and_accept_then_reset_are_service_errors_not_open() {
     assert_eq!((code, v["verdict"].as_str()), (10, Some("service_error")));
     assert!(ids(&v).contains(&"accepted_then_closed".to_string()));
     let reset = server(|s| async move {
-        let _ = s.set_linger(Some(Duration::ZERO));
+        // SO_LINGER {1, 0}: close sends a reset.
+        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
         drop(s);
     });
     let (code, v) = check(None, &[&reset.to_string()]);
