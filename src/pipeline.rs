@@ -136,6 +136,9 @@ pub async fn gather<R: Resolver, C: Connector>(
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
+    // What the application would speak once connected (used by the session stage).
+    let app = application(&target, opts.protocol);
+    let (target_ref, app_ref) = (&target, &app);
     let probe_all = |mut addrs: Vec<SocketAddr>| async move {
         // This machine's addresses, read once: for the local inspection and to know which
         // probes go to this machine (no liveness, no walk, a short silence bound).
@@ -188,13 +191,24 @@ pub async fn gather<R: Resolver, C: Connector>(
             }
         }))
         .await;
-        if let Some(task) = inspection {
-            inspected = tokio::time::timeout_at(deadline, task)
-                .await
-                .ok()
-                .and_then(Result::ok);
+        // After the connect, on every open address, while the local inspection finishes.
+        let (sessions, late) = tokio::join!(
+            follow_sessions(connector, &results, target_ref, app_ref, deadline),
+            async {
+                match inspection {
+                    Some(task) => tokio::time::timeout_at(deadline, task)
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                }
+            }
+        );
+        let mut results = results;
+        for (a, s) in results.iter_mut().zip(sessions) {
+            a.session = s;
         }
-        (results, inspected)
+        (results, inspected.or(late))
     };
 
     let (dns, (results, inspected)) = match &target.host {
@@ -273,13 +287,7 @@ pub async fn gather<R: Resolver, C: Connector>(
             )
         }
     };
-    let mut addresses: Vec<AddressFacts> = results;
-    // After the connect: what the application would meet on every open address.
-    let app = application(&target, opts.protocol);
-    let sessions = follow_sessions(connector, &addresses, &target, app, deadline).await;
-    for (a, s) in addresses.iter_mut().zip(sessions) {
-        a.session = s;
-    }
+    let addresses: Vec<AddressFacts> = results;
     let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
@@ -349,7 +357,7 @@ async fn follow_sessions<C: Connector>(
     connector: &C,
     addresses: &[AddressFacts],
     target: &Target,
-    app: Application,
+    app: &Application,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -359,7 +367,7 @@ async fn follow_sessions<C: Connector>(
     let tls = matches!(app, Application::Tls | Application::Https(_));
     let req = SessionRequest {
         host: target.host.to_string(),
-        application: app,
+        application: app.clone(),
         roots: if tls {
             TrustStore::system()
         } else {

@@ -272,9 +272,18 @@ impl Lab {
         in_namespace(ns, move || std::net::UdpSocket::bind(addr).unwrap())
     }
 
-    /// Run canreach in the client namespace.
+    /// Run canreach in the client namespace. The lab's listeners accept in the kernel and
+    /// never answer, so the network tests stop at the first moments (`--tcp`) unless they
+    /// choose a protocol: what comes after the connect has its own tests (`app_cli`, `lab_app`).
     pub fn canreach(&self, args: &[&str]) -> Run {
-        run_in(Some(&self.client), args)
+        let mut all: Vec<&str> = args.to_vec();
+        if !args
+            .iter()
+            .any(|a| a.starts_with("--protocol") || *a == "--tcp")
+        {
+            all.insert(0, "--tcp");
+        }
+        run_in(Some(&self.client), &all)
     }
 }
 
