@@ -3,7 +3,7 @@
 //!
 //! Before this table there were three, and they disagreed (v4 codes 11 and 12, v6 code 2).
 //! Sources: RFC 792 and RFC 1812 §5.2.7.1 (v4), RFC 4443 §3 (v6), and what Linux sends for each
-//! nftables `reject with …` (`shared/notes/linux-probing.md`).
+//! nftables `reject with …` (`docs/ground-truth/linux-probing.md`).
 
 use std::net::IpAddr;
 

@@ -81,6 +81,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     // getaddrinfo may still be running on a blocking thread past the deadline: do not wait.
     rt.shutdown_background();
     let diag = diagnosis::diagnose(&facts);
+    if let Some(why) = diagnosis::resource_failure(&diag) {
+        return Err(RunError::Internal(anyhow::anyhow!(why)));
+    }
     let written = if cli.json {
         render::json::render(&facts, &diag, out)
     } else {

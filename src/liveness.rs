@@ -42,7 +42,7 @@ pub const LOCAL_SILENCE: Duration = Duration::from_millis(200);
 pub const FAIR_WAIT: Duration = Duration::from_secs(1);
 
 /// A router's "host unreachable" for a host that is really absent comes after its neighbour
-/// discovery gives up: about 3 s (shared/notes/linux-probing.md). One much sooner is a firewall
+/// discovery gives up: about 3 s (docs/ground-truth/linux-probing.md). One much sooner is a firewall
 /// rule answering that way, unless the host is down — which the liveness probes tell.
 pub const NEIGHBOUR_BOUND: Duration = Duration::from_millis(2500);
 

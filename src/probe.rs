@@ -4,7 +4,7 @@
 //! `IPV6_RECVERR` set before `connect()`, so that an ICMP error arriving while the socket is in
 //! SYN_SENT is queued with the address of the device that sent it. `ECONNREFUSED` alone cannot
 //! tell a TCP reset from a firewall's ICMP port-unreachable; the error queue can (see
-//! `shared/notes/linux-probing.md`). This module only records facts ([`ProbeFact`]); what they
+//! `docs/ground-truth/linux-probing.md`). This module only records facts ([`ProbeFact`]); what they
 //! mean is decided in `diagnosis`.
 //!
 //! An optional TTL (hop limit) turns the same probe into one step of a TCP traceroute: hop N

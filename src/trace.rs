@@ -3,7 +3,7 @@
 //! Every hop is probed at once with a SYN to the target port whose TTL (IPv6: hop limit) is the
 //! hop number, on an ordinary socket with `IP_RECVERR`: hop N answers with ICMP time-exceeded,
 //! which lands in the socket's error queue with the hop's address (Linux ≥ 5.8; see
-//! `shared/notes/linux-probing.md`). A router sends time-exceeded before its forward-chain
+//! `docs/ground-truth/linux-probing.md`). A router sends time-exceeded before its forward-chain
 //! firewall runs, so the last hop that answers is the last device the SYN reached.
 //!
 //! Packets: at most [`MAX_HOPS`] SYNs (plus the kernel's own SYN retransmissions for hops that

@@ -263,3 +263,19 @@ fn ipv6_loopback_works_when_the_machine_has_it() {
     canreach().args(["--json", "::1", &port]).assert().code(0);
     canreach().args([&format!("[::1]:{port}")]).assert().code(0);
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_an_internal_error_not_a_verdict() {
+    // Six descriptors: the runtime starts, the probe's socket() fails with EMFILE.
+    let Ok(out) = std::process::Command::new("prlimit")
+        .args(["--nofile=6", env!("CARGO_BIN_EXE_canreach"), "--no-local", "127.0.0.1", "1"])
+        .output()
+    else {
+        eprintln!("SKIPPED: no prlimit (util-linux)");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("EMFILE") && stderr.lines().count() == 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+}

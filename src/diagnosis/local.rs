@@ -126,7 +126,7 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
 
 /// A listener that accepts the address dialled has a full accept queue: the program is not
 /// accepting connections, and the kernel drops new SYNs silently (a silence that looks exactly
-/// like a firewall's drop). `shared/notes/beyond-connect.md`.
+/// like a firewall's drop). `docs/ground-truth/beyond-connect.md`.
 pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
     let Some(l) = failed_here(cx) else {
         return vec![];

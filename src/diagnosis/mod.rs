@@ -4,7 +4,7 @@
 //! outcomes into one [`Verdict`], then asks every finding rule, strongest first
 //! ([`FindingId::ALL`]), whether its evidence is there ([`rule`]: one function per id), and
 //! finally plans the steps once ([`advice::plan`]). No I/O happens here, so every rule is
-//! unit-tested on fixtures. The evidence behind the rules is in `shared/notes/`; every verdict
+//! unit-tested on fixtures. The evidence behind the rules is in `docs/ground-truth/`; every verdict
 //! and finding is listed in `docs/verdicts.md`.
 //!
 //! | module | findings about |
@@ -157,7 +157,7 @@ pub enum Evidence {
     /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
     NoRouteHere(i32),
     /// ECONNRESET as the connect completed: the kernel accepted, then the program (or a
-    /// proxy in front of it) reset the connection at once (`shared/notes/beyond-connect.md`).
+    /// proxy in front of it) reset the connection at once (`docs/ground-truth/beyond-connect.md`).
     AcceptedThenReset,
     /// EACCES/EPERM with no ICMP: this machine's own policy refused to send.
     LocalPolicy(i32),
@@ -476,6 +476,27 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
     }
 }
 
+/// A failure that says nothing about the network: this machine could not even make a socket
+/// (out of file descriptors, of buffer memory). It is no verdict about the target; the run is
+/// an internal error, with this line. (`local_error` keeps the rest: an address family this
+/// machine lacks, no free local port.)
+pub fn resource_failure(d: &Diagnosis) -> Option<String> {
+    d.addresses.iter().find_map(|a| match a.evidence {
+        Evidence::LocalError(e)
+            if matches!(e, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) =>
+        {
+            Some(format!(
+                "this machine could not open a socket to {}: {} ({}) — raise the open-file \
+                 limit (ulimit -n) or free resources, then check again",
+                a.address,
+                errno_text(e),
+                errno_name(e)
+            ))
+        }
+        _ => None,
+    })
+}
+
 /// Fold per-address results into one verdict with findings and planned steps.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
     let addresses: Vec<AddressResult> = facts.addresses.iter().map(judge).collect();
@@ -712,6 +733,8 @@ pub fn errno_name(e: i32) -> &'static str {
         libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         libc::EMFILE => "EMFILE",
         libc::ENFILE => "ENFILE",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ENOMEM => "ENOMEM",
         libc::EINVAL => "EINVAL",
         _ => "error",
     }

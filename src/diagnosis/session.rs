@@ -1,6 +1,6 @@
 //! What happened after the connect: hang-ups, greetings, TLS, HTTP, path-MTU black holes and
 //! proxies. Reads the session stage's facts (`crate::session`); ground truth is
-//! `shared/notes/beyond-connect.md`. One function per finding (the TLS failure kinds share one,
+//! `docs/ground-truth/beyond-connect.md`. One function per finding (the TLS failure kinds share one,
 //! as the DNS failure kinds do: one kind, one id).
 
 use std::time::{SystemTime, UNIX_EPOCH};

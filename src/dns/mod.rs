@@ -240,7 +240,7 @@ pub fn is_localhost(name: &str) -> bool {
     n == "localhost" || n.ends_with(".localhost")
 }
 
-/// Map hickory's error to the contract's kinds (table in `shared/notes/linux-probing.md`).
+/// Map hickory's error to the contract's kinds (table in `docs/ground-truth/linux-probing.md`).
 pub fn classify(e: &NetError) -> DnsErrorKind {
     match e {
         NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {

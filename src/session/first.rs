@@ -1,7 +1,7 @@
 //! The first moments of an accepted connection: watch, without writing, what the server does.
 //!
 //! The kernel completes the TCP handshake before the program calls `accept()`, so "connected"
-//! proves a listening socket, not a working program (`shared/notes/beyond-connect.md`). In the
+//! proves a listening socket, not a working program (`docs/ground-truth/beyond-connect.md`). In the
 //! first moments a server shows which it is:
 //!
 //! - it resets ([`First::Reset`]): accepted by a proxy (docker-proxy, kube-proxy, a load
@@ -130,7 +130,7 @@ fn complete(bytes: &[u8]) -> bool {
 /// A completed `connect()` that reported ECONNRESET: the server's kernel accepted the
 /// handshake and the program (or a proxy in front of it) then reset the connection before
 /// this side looked — *accepted then reset*, not a network failure.
-/// (`shared/notes/beyond-connect.md`: the RST often lands before `SO_ERROR` is read.)
+/// (`docs/ground-truth/beyond-connect.md`: the RST often lands before `SO_ERROR` is read.)
 pub fn accepted_then_reset(result: &ConnectResult) -> bool {
     matches!(result, ConnectResult::Failed { errno } if *errno == libc::ECONNRESET)
 }

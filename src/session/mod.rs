@@ -1,7 +1,7 @@
 //! The session stage: what happens *after* the TCP handshake.
 //!
 //! "Open" proves only that a listening socket exists: the kernel completes the handshake before
-//! the program calls `accept()` (see `shared/notes/beyond-connect.md`). This stage looks at the
+//! the program calls `accept()` (see `docs/ground-truth/beyond-connect.md`). This stage looks at the
 //! first moments of the connection and at the application protocols on top of it, and records
 //! what it saw as typed facts. Like every stage it never prints and never decides: the words
 //! ("the certificate expired on …", "the server answered plain HTTP") belong to the diagnosis.

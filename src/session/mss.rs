@@ -6,7 +6,7 @@
 //! ClientHello goes out — but the server's full-size segments (the certificate flight) never
 //! arrive, and the TLS handshake stalls. The same client with `TCP_MAXSEG` set *before*
 //! `connect()` advertises a smaller MSS in its SYN; the server then sends smaller segments and
-//! the handshake completes (`shared/notes/beyond-connect.md`). A stalled handshake that
+//! the handshake completes (`docs/ground-truth/beyond-connect.md`). A stalled handshake that
 //! succeeds over [`connect_with_mss`] is the fact; the diagnosis words it.
 
 use std::io;
