@@ -268,7 +268,13 @@ fn ipv6_loopback_works_when_the_machine_has_it() {
 fn running_out_of_file_descriptors_is_an_internal_error_not_a_verdict() {
     // Six descriptors: the runtime starts, the probe's socket() fails with EMFILE.
     let Ok(out) = std::process::Command::new("prlimit")
-        .args(["--nofile=6", env!("CARGO_BIN_EXE_canreach"), "--no-local", "127.0.0.1", "1"])
+        .args([
+            "--nofile=6",
+            env!("CARGO_BIN_EXE_canreach"),
+            "--no-local",
+            "127.0.0.1",
+            "1",
+        ])
         .output()
     else {
         eprintln!("SKIPPED: no prlimit (util-linux)");
@@ -276,6 +282,9 @@ fn running_out_of_file_descriptors_is_an_internal_error_not_a_verdict() {
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("EMFILE") && stderr.lines().count() == 1, "{stderr}");
+    assert!(
+        stderr.contains("EMFILE") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }

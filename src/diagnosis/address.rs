@@ -359,8 +359,12 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
 
 /// Nothing answered: something drops the packets.
 pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
-    let same =
-        cx.failed_where(|a| a.evidence == Evidence::Silence && a.outcome == Outcome::Filtered);
+    // A listener here with a full accept queue explains its silence (listener_not_accepting).
+    let same = cx.failed_where(|a| {
+        a.evidence == Evidence::Silence
+            && a.outcome == Outcome::Filtered
+            && !super::local::full_queue_for(cx, a.address.ip())
+    });
     let a = *same.first()?;
     let port = cx.port();
     let target = cx.target();

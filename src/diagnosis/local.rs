@@ -124,6 +124,15 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// Does a listener on this machine that takes `ip` have a full accept queue (so the silence of
+/// `ip` is explained by it)?
+pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
+    cx.facts
+        .local
+        .as_ref()
+        .is_some_and(|l| l.listeners.iter().any(|x| x.queue_full() && accepts(x, ip)))
+}
+
 /// A listener that accepts the address dialled has a full accept queue: the program is not
 /// accepting connections, and the kernel drops new SYNs silently (a silence that looks exactly
 /// like a firewall's drop). `docs/ground-truth/beyond-connect.md`.

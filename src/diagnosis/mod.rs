@@ -483,7 +483,10 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
 pub fn resource_failure(d: &Diagnosis) -> Option<String> {
     d.addresses.iter().find_map(|a| match a.evidence {
         Evidence::LocalError(e)
-            if matches!(e, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) =>
+            if matches!(
+                e,
+                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+            ) =>
         {
             Some(format!(
                 "this machine could not open a socket to {}: {} ({}) — raise the open-file \
@@ -599,6 +602,12 @@ fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
         return format!(
             "{t} is {}: this machine's own firewall stops the connection on its way out.",
             cx.verdict.as_str()
+        );
+    }
+    if cx.verdict == Verdict::Filtered && has(FindingId::ListenerNotAccepting) {
+        return format!(
+            "{t} is filtered: the program listening there is not accepting connections (its \
+             accept queue is full), so the kernel drops new ones silently."
         );
     }
     if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallInput) {

@@ -248,6 +248,17 @@ impl Lab {
 
     /// A listening socket inside namespace `ns` (IPv6 sockets are v6-only).
     pub fn listen(&self, ns: &str, addr: &str) -> TcpListener {
+        self.listen_backlog(ns, addr, 128)
+    }
+
+    /// A TCP connection made from inside namespace `ns` (kept open by the caller).
+    pub fn connect(&self, ns: &str, addr: &str) -> std::net::TcpStream {
+        let addr: SocketAddr = addr.parse().unwrap();
+        in_namespace(ns, move || std::net::TcpStream::connect(addr).unwrap())
+    }
+
+    /// The same with a chosen accept-queue length (`listen(backlog)`).
+    pub fn listen_backlog(&self, ns: &str, addr: &str, backlog: i32) -> TcpListener {
         let addr: SocketAddr = addr.parse().unwrap();
         in_namespace(ns, move || {
             let s = socket2::Socket::new(
@@ -261,7 +272,7 @@ impl Lab {
             }
             s.set_reuse_address(true).unwrap();
             s.bind(&addr.into()).unwrap();
-            s.listen(128).unwrap();
+            s.listen(backlog).unwrap();
             TcpListener::from(s)
         })
     }
