@@ -27,18 +27,41 @@ hyperfine -N --warmup 20 --runs "$runs" -i --style none --export-json "$out/app-
   -n "canreach (open, first moments)" "$bin 127.0.0.1 47011" \
   -n "nc -z (open)" "nc -z 127.0.0.1 47011"
 
-# 2. A TLS server with a certificate for 127.0.0.1, trusted through SSL_CERT_FILE / --cacert.
+# 2. A TLS server with a certificate for 127.0.0.1 from a CA made here, trusted through
+#    SSL_CERT_FILE / --cacert / -CAfile (webpki, like browsers, takes no self-signed leaf).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-openssl s_server -quiet -www -accept 47012 -cert "$tmp/cert.pem" -key "$tmp/key.pem" >/dev/null 2>&1 &
+  -subj "/CN=bench CA" -addext basicConstraints=critical,CA:TRUE \
+  -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$tmp/key.pem" -out "$tmp/req.pem" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$tmp/ext"
+openssl x509 -req -in "$tmp/req.pem" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+  -days 2 -extfile "$tmp/ext" -out "$tmp/cert.pem" 2>/dev/null
+# A threaded HTTPS server that answers HEAD and GET (`openssl s_server -www` never answers
+# HEAD, which canreach meets with a GET on a new connection after 1 s).
+python3 -c '
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        if self.command == "GET": self.wfile.write(b"ok")
+    do_HEAD = do_GET
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 47012), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+' "$tmp/cert.pem" "$tmp/key.pem" &
 bench_pids+=($!)
 sleep 0.5
-export SSL_CERT_FILE=$tmp/cert.pem
+export SSL_CERT_FILE=$tmp/ca.pem
+$bin https://127.0.0.1:47012/ >/dev/null || { echo "canreach does not call the server open" >&2; exit 1; }
 hyperfine -N --warmup 10 --runs "$runs" -i --style none --export-json "$out/app-https.json" \
   -n "canreach https://127.0.0.1:47012/" "$bin https://127.0.0.1:47012/" \
-  -n "curl -so /dev/null" "curl -so /dev/null --cacert $tmp/cert.pem https://127.0.0.1:47012/" \
-  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:47012 -CAfile $tmp/cert.pem -verify_return_error -brief </dev/null"
+  -n "canreach --protocol tls (handshake only)" "$bin --protocol tls 127.0.0.1:47012" \
+  -n "curl -so /dev/null" "curl -so /dev/null --cacert $tmp/ca.pem https://127.0.0.1:47012/" \
+  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:47012 -CAfile $tmp/ca.pem -verify_return_error -brief </dev/null"
 
 echo
 echo "| command | median | mean ± σ |"

@@ -253,12 +253,16 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
                 Some(HttpFailure::NoReply)
             ))
     })?;
-    let said = if s.tls.is_some() {
+    let tls_silent = matches!(
+        s.tls.as_ref().and_then(|t| t.failure.as_ref()),
+        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+    );
+    let said = if tls_silent {
         "its TLS ClientHello"
     } else {
-        "its HTTP request"
+        "its HTTP request (HEAD, then GET on a new connection)"
     };
-    let retried = if s.mss_retry.is_some() {
+    let retried = if tls_silent && s.mss_retry.is_some() {
         " A second try with smaller segments (a path-MTU black hole test) got nothing either."
     } else {
         ""

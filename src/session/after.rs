@@ -100,6 +100,10 @@ pub async fn after_connect(
     req: &SessionRequest,
     deadline: Instant,
 ) -> SessionFacts {
+    // Requests go out whole: without TCP_NODELAY a request written in two TLS records waits
+    // on the server's delayed ACK (40 ms a time). curl sets it too.
+    let _ = stream.set_nodelay(true);
+    quickack(&stream);
     let window = first::window_for(connect_rtt);
     let first = first::watch(&stream, window, deadline).await;
     let mut facts = SessionFacts {
@@ -117,7 +121,21 @@ pub async fn after_connect(
         Application::Watch => {}
         Application::Http(target) => {
             let mut stream = stream;
-            facts.http = Some(http::request(&mut stream, target, deadline).await);
+            let head_by = head_deadline(window, deadline);
+            let mut h = http::request(&mut stream, target, head_by).await;
+            // Closed first: a one-connection-at-a-time server would not take the next.
+            drop(stream);
+            if unanswered_head(&h) {
+                // Some servers never answer HEAD (`openssl s_server -www`): ask once with GET
+                // on a new connection before calling the program silent.
+                if let Ok(Ok(mut s)) =
+                    tokio::time::timeout_at(deadline, TcpStream::connect(address)).await
+                {
+                    let _ = s.set_nodelay(true);
+                    h = get_instead(&mut s, target, h, deadline).await;
+                }
+            }
+            facts.http = Some(h);
         }
         Application::Tls => {
             let _ = tls_with_retry(stream, address, &[], req, deadline, &mut facts).await;
@@ -127,11 +145,73 @@ pub async fn after_connect(
             if let Some(mut session) =
                 tls_with_retry(stream, address, alpn, req, deadline, &mut facts).await
             {
-                facts.http = Some(http::request(&mut session, target, deadline).await);
+                let head_by = head_deadline(window, deadline);
+                let mut h = http::request(&mut session, target, head_by).await;
+                drop(session);
+                if unanswered_head(&h) {
+                    let treq = TlsRequest {
+                        server_name: &req.host,
+                        alpn,
+                        roots: &req.roots,
+                        versions: Versions::Any,
+                    };
+                    if let Ok(Ok(s)) =
+                        tokio::time::timeout_at(deadline, TcpStream::connect(address)).await
+                    {
+                        let _ = s.set_nodelay(true);
+                        if let (_, Some(mut again)) =
+                            tls::handshake_session(s, &treq, deadline).await
+                        {
+                            h = get_instead(&mut again, target, h, deadline).await;
+                        }
+                    }
+                }
+                facts.http = Some(h);
             }
         }
     }
     facts
+}
+
+/// Acknowledge at once rather than after the delayed-ACK timer: a server whose small reply
+/// waits behind its own unacknowledged segment (Nagle) would otherwise wait 40 ms for us.
+fn quickack(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+}
+
+/// How long a `HEAD` may go unanswered before a `GET` is tried instead (at least; sixteen
+/// round trips on a slower path): a server that never answers HEAD is not a silent program.
+pub const HEAD_WAIT: Duration = Duration::from_secs(1);
+
+fn head_deadline(window: Duration, deadline: Instant) -> Instant {
+    let now = Instant::now();
+    let fair = HEAD_WAIT.max(window.saturating_mul(2));
+    now + fair.min(deadline.saturating_duration_since(now) / 2)
+}
+
+fn unanswered_head(h: &HttpFacts) -> bool {
+    h.method == http::Method::Head && h.failure == Some(http::HttpFailure::NoReply)
+}
+
+/// The `GET` on a new connection after an unanswered `HEAD`; its answer (or failure) stands.
+async fn get_instead<S>(
+    stream: &mut S,
+    target: &HttpTarget,
+    head: HttpFacts,
+    deadline: Instant,
+) -> HttpFacts
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let got = http::exchange(stream, target, http::Method::Get, deadline).await;
+    HttpFacts {
+        method: http::Method::Get,
+        head_status: None,
+        response: got.as_ref().ok().cloned(),
+        failure: got.err(),
+        elapsed: head.elapsed + started.elapsed(),
+    }
 }
 
 /// How long a first TLS handshake may stay silent or stalled before the reduced-MSS retry
@@ -183,6 +263,7 @@ async fn tls_with_retry(
     match mss::connect_with_mss(address, mss, deadline).await {
         Err(e) => retry.connect_error = Some(e.to_string()),
         Ok(s) => {
+            let _ = s.set_nodelay(true);
             let (f, session) = tls::handshake_session(s, &treq, deadline).await;
             retry.tls = Some(f);
             usable = session;
