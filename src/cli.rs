@@ -19,26 +19,48 @@ Examples:
   canreach postgres://u@db/app       (5432, PostgreSQL's usual port)
   canreach --json localhost ssh      JSON for scripts; ssh is a service name
   canreach :5432                     what listens on 5432 here, and can a client reach it?
+  canreach db 5432 cache:6379 https://api/health    several targets, checked at once
+  canreach -f targets.txt            targets from a file (one a line, # comments; - for stdin)
+  canreach --wait 60s db 5432 -- ./migrate           wait until open, then run a command
 
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
   9 inconclusive (the deadline ended the check before the evidence was in)
-  1 internal error   2 usage error";
+  1 internal error   2 usage error   130 interrupted (Ctrl-C)
+  Several targets: the code of the most severe verdict, in this order (least first):
+  open, partial, inconclusive, closed, rejected, filtered, unreachable, dns_error";
 
 /// Can I reach this host and port? If not, why, and what do I do about it?
 #[derive(Debug, Parser)]
-#[command(name = "canreach", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "canreach",
+    version,
+    about,
+    after_help = AFTER_HELP,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
-    /// What to check: HOST, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL
-    pub target: String,
+    /// What to check: HOST PORT, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL; several
+    /// targets are checked at once (a port number, or a service name after a word without a
+    /// port, is the port of the word before it)
+    #[arg(
+        value_name = "TARGET",
+        required_unless_present_any = ["file", "completions", "man"]
+    )]
+    pub targets: Vec<String>,
 
-    /// Port number (1-65535) or service name (ssh, https, postgresql, ...)
-    #[arg(allow_hyphen_values = true)]
-    pub port: Option<String>,
+    /// Read targets from FILE, one a line (`#` comments, blank lines); `-` reads stdin
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 
-    /// Print one JSON object (schema in docs/json.md) instead of text
-    #[arg(long)]
+    /// Print one JSON object (schema in docs/json.md) instead of text; JSON Lines for several
+    /// targets or with --wait
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
 
     /// When to use colour in text output
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
@@ -47,6 +69,23 @@ pub struct Cli {
     /// Deadline for the whole check: seconds (2.5) or with a unit (500ms, 3s), at most 300s
     #[arg(long, short = 't', value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Retry until every target is open or TIME has passed (100ms, doubling up to 2s, between
+    /// attempts): 30s, 5m, 1h; at most 24h
+    #[arg(long, short = 'w', value_name = "TIME", value_parser = parse_wait)]
+    pub wait: Option<Duration>,
+
+    /// Nothing on stdout: the exit code says it all
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Only IPv4 addresses
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 addresses
+    #[arg(short = '6')]
+    pub ipv6: bool,
 
     /// Walk the path (TTL-limited SYNs) even when the port answers
     #[arg(long, conflicts_with = "no_trace")]
@@ -63,6 +102,29 @@ pub struct Cli {
     /// Do not inspect this machine (its listeners and firewall)
     #[arg(long)]
     pub no_local: bool,
+
+    /// Print a completion script for SHELL to stdout
+    #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) to stdout
+    #[arg(long, exclusive = true)]
+    pub man: bool,
+
+    /// Run COMMAND once every target is open (it replaces canreach; its exit code is ours)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The human report (a table first for several targets)
+    Text,
+    /// JSON (docs/json.md)
+    Json,
+    /// A ticket: the report in Markdown, with where it was run from
+    Markdown,
 }
 
 /// `--color` values.
@@ -74,6 +136,25 @@ pub enum ColorChoice {
 }
 
 impl Cli {
+    /// The output format: `--format`, or `--json`.
+    pub fn output_format(&self) -> Format {
+        match (self.json, self.format) {
+            (true, _) => Format::Json,
+            (_, Some(f)) => f,
+            _ => Format::Text,
+        }
+    }
+
+    /// `-4` / `-6`.
+    pub fn family(&self) -> Option<crate::workflow::Family> {
+        use crate::workflow::Family;
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        }
+    }
+
     /// `--local` / `--no-local` as the pipeline's mode.
     pub fn local_mode(&self) -> crate::pipeline::LocalMode {
         use crate::pipeline::LocalMode;
@@ -97,6 +178,13 @@ impl Cli {
     /// Parse `std::env::args`, or print the one-line error (or help/version) and exit.
     pub fn parse_or_exit() -> Cli {
         match Cli::try_parse() {
+            // `--` ends canreach's arguments and starts a command: it must be followed by one.
+            Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => {
+                eprintln!(
+                    "canreach: `--` must be followed by a command to run once the targets are open, e.g. `-- ./migrate`"
+                );
+                std::process::exit(ExitCode::Usage.code())
+            }
             Ok(c) => c,
             Err(e) => {
                 use clap::error::ErrorKind::*;
@@ -164,6 +252,34 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix('m').filter(|n| !n.ends_with('m')) {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        return match parse_timeout(t) {
+            Ok(d) => Ok(d),
+            Err(_) => parse_number(t, 1.0, s),
+        };
+    };
+    parse_number(num, scale, s)
+}
+
+fn parse_number(num: &str, scale: f64, s: &str) -> Result<Duration, String> {
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write 30s, 500ms, 5m or 1h"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range: from 1ms to 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +294,18 @@ mod tests {
         assert!(parse_timeout("301").is_err());
         assert!(parse_timeout("NaN").is_err());
         assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn waits() {
+        assert_eq!(parse_wait("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_wait("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_wait("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_wait("400"), Ok(Duration::from_secs(400)));
+        assert!(parse_wait("25h").is_err());
+        assert!(parse_wait("0").is_err());
+        assert!(parse_wait("later").is_err());
     }
 
     #[test]
