@@ -36,8 +36,7 @@ Exit codes:
     name = "canreach",
     version,
     about,
-    after_help = AFTER_HELP,
-    allow_negative_numbers = true
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// What to check: HOST PORT, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL; several
@@ -193,6 +192,20 @@ impl Cli {
                 }
                 if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
                     let _ = e.print();
+                    std::process::exit(ExitCode::Usage.code())
+                }
+                // `canreach host -1`: a negative port, not an unknown flag (`-4`/`-6` are
+                // flags, so negative numbers cannot be values).
+                if let Some(clap::error::ContextValue::String(arg)) =
+                    e.get(clap::error::ContextKind::InvalidArg)
+                    && e.kind() == UnknownArgument
+                    && arg.len() > 1
+                    && arg[1..].bytes().all(|b| b.is_ascii_digit())
+                {
+                    eprintln!(
+                        "canreach: {}",
+                        crate::target::TargetError::PortOutOfRange(arg.clone())
+                    );
                     std::process::exit(ExitCode::Usage.code())
                 }
                 eprintln!(
