@@ -367,3 +367,59 @@ fn completions_and_man_page_go_to_stdout() {
     assert!(man.contains(".TH canreach 1"), "{man}");
     assert!(man.contains("wait"));
 }
+
+#[test]
+fn ctrl_c_during_a_wait_stops_at_once_and_says_where_each_target_stood() {
+    let (_c, closed) = closed_port();
+    let (_o, open) = open_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_canreach"))
+        .args([
+            "--wait",
+            "60s",
+            &format!("127.0.0.1:{closed}"),
+            &format!("127.0.0.1:{open}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed and reaped on drop, should an assertion fail first.
+    let mut guard = common::Started(child);
+    std::thread::sleep(Duration::from_millis(1200));
+    // SAFETY: signalling the child this test started (and has not reaped), by its pid.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(guard.0.id() as i32, libc::SIGINT);
+    }
+    let start = Instant::now();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    use std::io::Read;
+    guard
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = guard.0.wait().unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130));
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{closed}  closed (last of")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{open}  open (1 check)")),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty());
+}
