@@ -55,7 +55,8 @@ impl Progress {
             return std::future::pending().await;
         }
         tokio::time::sleep(DELAY).await;
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let bar = ProgressBar::new_spinner();
+        bar.set_draw_target(ProgressDrawTarget::stderr());
         *self.bar.borrow_mut() = Some(bar.clone());
         loop {
             bar.set_message(message(inputs, slots, start, until));
