@@ -455,3 +455,50 @@ fn write_reports(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::Services;
+
+    fn key(s: &str) -> Option<String> {
+        let w: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+        let inputs = input::collect(&w, None, None, &Services::parse("")).unwrap();
+        host_key(&inputs[0].target)
+    }
+
+    #[test]
+    fn only_remote_hosts_are_checked_one_port_at_a_time() {
+        assert_eq!(key("DB.Example. 5432"), Some("db.example".into()));
+        assert_eq!(key("198.18.2.2:22"), Some("198.18.2.2".into()));
+        assert_eq!(key("localhost 22"), None);
+        assert_eq!(key("127.0.0.1:22"), None);
+        assert_eq!(key("[::1]:22"), None);
+        assert_eq!(key(":22"), None);
+    }
+
+    #[test]
+    fn a_runner_locks_only_hosts_named_more_than_once() {
+        let w: Vec<String> = [
+            "a.example:1",
+            "a.example:2",
+            "b.example:1",
+            "localhost:1",
+            "localhost:2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let inputs = input::collect(&w, None, None, &Services::parse("")).unwrap();
+        let r = Runner::new(pipeline::Options::default(), None, &inputs);
+        let mut hosts: Vec<&String> = r.hosts.keys().collect();
+        hosts.sort();
+        assert_eq!(hosts, ["a.example"]);
+    }
+
+    #[test]
+    fn json_reports_fold_onto_one_line_in_order() {
+        let pretty = "{\n  \"b\": 1,\n  \"a\": \"x  y\"\n}\n";
+        assert_eq!(one_line(pretty), "{\"b\": 1,\"a\": \"x  y\"}");
+    }
+}
