@@ -4,12 +4,14 @@
 # one on a name whose only name server is silent (getaddrinfo never returns in time, inside a
 # namespace built here), sampled from /proc/PID/status every few seconds.
 # Traffic: loopback and the bench's own namespaces only. Needs: hyperfine, netcat-openbsd, python3.
-# Usage: bench/workflow.sh [RUNS] [WAIT_SECONDS]   (writes bench/results/workflow-*)
+# Usage: bench/workflow.sh [RUNS] [WAIT_SECONDS]   (writes bench/results/workflow-*; RUNS=0
+# skips part 1)
 runs=${1:-20}
 wait_s=${2:-180}
 source "$(dirname "$0")/lib.sh"
 
 # --- 1. 50 targets at once against 50 sequential nc -z -----------------------------------
+if [ "$runs" -gt 0 ]; then
 python3 -c '
 import socket, select
 ls = []
@@ -41,6 +43,7 @@ echo
 echo "| command | median | mean ± σ |"
 echo "|---|---|---|"
 medians "$out/workflow-many.json"
+fi
 
 # --- 2. RSS and threads of a long --wait ---------------------------------------------------
 closed=47150
@@ -50,7 +53,13 @@ mkdir -p /etc/netns/$c
 printf 'nameserver 198.18.1.1\noptions timeout:5 attempts:2\n' > /etc/netns/$c/resolv.conf
 # The router drops DNS: every lookup of a name not in /etc/hosts hangs for its full timeout.
 ip netns exec $r nft -f - <<'NFT'
-table inet bench { chain c { type filter hook input priority 0; udp dport 53 drop; tcp dport 53 drop; } }
+table inet bench {
+  chain c {
+    type filter hook input priority 0;
+    udp dport 53 drop
+    tcp dport 53 drop
+  }
+}
 NFT
 
 "$bin" -q --wait "${wait_s}s" 127.0.0.1 $closed &
