@@ -19,27 +19,49 @@ Examples:
   canreach postgres://u@db/app       (5432, PostgreSQL's usual port)
   canreach --json localhost ssh      JSON for scripts; ssh is a service name
   canreach :5432                     what listens on 5432 here, and can a client reach it?
+  canreach db 5432 cache:6379 https://api/health    several targets, checked at once
+  canreach -f targets.txt            targets from a file (one a line, # comments; - for stdin)
+  canreach --wait 60s db 5432 -- ./migrate           wait until open, then run a command
 
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
   9 inconclusive (the deadline ended the check before the evidence was in)
   10 service_error   11 tls_error   12 mtu_blackhole   (after the connect)
-  1 internal error   2 usage error";
+  1 internal error   2 usage error   130 interrupted (Ctrl-C)
+  Several targets: the code of the most severe verdict, in this order (least first):
+  open, partial, inconclusive, service_error, tls_error, mtu_blackhole, closed, rejected,
+  filtered, unreachable, dns_error";
 
 /// Can I reach this host and port? If not, why, and what do I do about it?
 #[derive(Debug, Parser)]
-#[command(name = "canreach", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "canreach",
+    version,
+    about,
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
-    /// What to check: HOST, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL
-    pub target: String,
+    /// What to check: HOST PORT, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL; several
+    /// targets are checked at once (a port number, or a service name after a word without a
+    /// port, is the port of the word before it)
+    #[arg(
+        value_name = "TARGET",
+        required_unless_present_any = ["file", "completions", "man"]
+    )]
+    pub targets: Vec<String>,
 
-    /// Port number (1-65535) or service name (ssh, https, postgresql, ...)
-    #[arg(allow_hyphen_values = true)]
-    pub port: Option<String>,
+    /// Read targets from FILE, one a line (`#` comments, blank lines); `-` reads stdin
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 
-    /// Print one JSON object (schema in docs/json.md) instead of text
-    #[arg(long)]
+    /// Print one JSON object (schema in docs/json.md) instead of text; JSON Lines for several
+    /// targets or with --wait
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
 
     /// When to use colour in text output
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
@@ -48,6 +70,23 @@ pub struct Cli {
     /// Deadline for the whole check: seconds (2.5) or with a unit (500ms, 3s), at most 300s
     #[arg(long, short = 't', value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Retry until every target is open or TIME has passed (100ms, doubling up to 2s, between
+    /// attempts): 30s, 5m, 1h; at most 24h
+    #[arg(long, short = 'w', value_name = "TIME", value_parser = parse_wait)]
+    pub wait: Option<Duration>,
+
+    /// Nothing on stdout: the exit code says it all
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Only IPv4 addresses
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 addresses
+    #[arg(short = '6')]
+    pub ipv6: bool,
 
     /// Walk the path (TTL-limited SYNs) even when the port answers
     #[arg(long, conflicts_with = "no_trace")]
@@ -73,6 +112,18 @@ pub struct Cli {
     /// Stop after the TCP handshake and its first moments (same as --protocol tcp)
     #[arg(long, conflicts_with = "protocol")]
     pub tcp: bool,
+
+    /// Print a completion script for SHELL to stdout
+    #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) to stdout
+    #[arg(long, exclusive = true)]
+    pub man: bool,
+
+    /// Run COMMAND once every target is open (it replaces canreach; its exit code is ours)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `--protocol` values.
@@ -85,6 +136,17 @@ pub enum ProtocolChoice {
     Https,
 }
 
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The human report (a table first for several targets)
+    Text,
+    /// JSON (docs/json.md)
+    Json,
+    /// A ticket: the report in Markdown, with where it was run from
+    Markdown,
+}
+
 /// `--color` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -94,6 +156,25 @@ pub enum ColorChoice {
 }
 
 impl Cli {
+    /// The output format: `--format`, or `--json`.
+    pub fn output_format(&self) -> Format {
+        match (self.json, self.format) {
+            (true, _) => Format::Json,
+            (_, Some(f)) => f,
+            _ => Format::Text,
+        }
+    }
+
+    /// `-4` / `-6`.
+    pub fn family(&self) -> Option<crate::workflow::Family> {
+        use crate::workflow::Family;
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        }
+    }
+
     /// `--local` / `--no-local` as the pipeline's mode.
     pub fn local_mode(&self) -> crate::pipeline::LocalMode {
         use crate::pipeline::LocalMode;
@@ -132,6 +213,13 @@ impl Cli {
     /// Parse `std::env::args`, or print the one-line error (or help/version) and exit.
     pub fn parse_or_exit() -> Cli {
         match Cli::try_parse() {
+            // `--` ends canreach's arguments and starts a command: it must be followed by one.
+            Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => {
+                eprintln!(
+                    "canreach: `--` must be followed by a command to run once the targets are open, e.g. `-- ./migrate`"
+                );
+                std::process::exit(ExitCode::Usage.code())
+            }
             Ok(c) => c,
             Err(e) => {
                 use clap::error::ErrorKind::*;
@@ -140,6 +228,20 @@ impl Cli {
                 }
                 if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
                     let _ = e.print();
+                    std::process::exit(ExitCode::Usage.code())
+                }
+                // `canreach host -1`: a negative port, not an unknown flag (`-4`/`-6` are
+                // flags, so negative numbers cannot be values).
+                if let Some(clap::error::ContextValue::String(arg)) =
+                    e.get(clap::error::ContextKind::InvalidArg)
+                    && e.kind() == UnknownArgument
+                    && arg.len() > 1
+                    && arg[1..].bytes().all(|b| b.is_ascii_digit())
+                {
+                    eprintln!(
+                        "canreach: {}",
+                        crate::target::TargetError::PortOutOfRange(arg.clone())
+                    );
                     std::process::exit(ExitCode::Usage.code())
                 }
                 eprintln!(
@@ -199,6 +301,34 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix('m').filter(|n| !n.ends_with('m')) {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        return match parse_timeout(t) {
+            Ok(d) => Ok(d),
+            Err(_) => parse_number(t, 1.0, s),
+        };
+    };
+    parse_number(num, scale, s)
+}
+
+fn parse_number(num: &str, scale: f64, s: &str) -> Result<Duration, String> {
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write 30s, 500ms, 5m or 1h"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range: from 1ms to 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +343,18 @@ mod tests {
         assert!(parse_timeout("301").is_err());
         assert!(parse_timeout("NaN").is_err());
         assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn waits() {
+        assert_eq!(parse_wait("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_wait("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_wait("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_wait("400"), Ok(Duration::from_secs(400)));
+        assert!(parse_wait("25h").is_err());
+        assert!(parse_wait("0").is_err());
+        assert!(parse_wait("later").is_err());
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum ExitCode {
     ServiceError,
     TlsError,
     MtuBlackhole,
+    /// Ctrl-C during a wait or a run of several targets (128 + SIGINT, as shells report it).
+    Interrupted,
 }
 
 impl ExitCode {
@@ -42,6 +44,7 @@ impl ExitCode {
             ExitCode::ServiceError => 10,
             ExitCode::TlsError => 11,
             ExitCode::MtuBlackhole => 12,
+            ExitCode::Interrupted => 130,
         }
     }
 }
@@ -64,9 +67,49 @@ impl From<Verdict> for ExitCode {
     }
 }
 
+/// Verdicts from the least to the most severe. A run of several targets exits with the code
+/// of its most severe verdict: `open` only when all are open; a target that works for some
+/// clients (`partial`) or whose check was cut short (`inconclusive`) ranks below one known to
+/// fail; among failures, the further from the service the cause, the more severe (a reset
+/// from the host, a reject, silence, no route, no address at all).
+pub const SEVERITY: [Verdict; 11] = [
+    Verdict::Open,
+    Verdict::Partial,
+    Verdict::Inconclusive,
+    Verdict::ServiceError,
+    Verdict::TlsError,
+    Verdict::MtuBlackhole,
+    Verdict::Closed,
+    Verdict::Rejected,
+    Verdict::Filtered,
+    Verdict::Unreachable,
+    Verdict::DnsError,
+];
+
+/// The most severe of `verdicts` ([`SEVERITY`]); `open` for none.
+pub fn most_severe(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    let rank = |v: &Verdict| SEVERITY.iter().position(|s| s == v).unwrap_or(0);
+    verdicts
+        .into_iter()
+        .max_by_key(rank)
+        .unwrap_or(Verdict::Open)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn severity_ranks_every_verdict_once() {
+        for v in Verdict::ALL {
+            assert_eq!(SEVERITY.iter().filter(|s| **s == v).count(), 1, "{v:?}");
+        }
+        use Verdict::*;
+        assert_eq!(most_severe([Open, Closed, Partial]), Closed);
+        assert_eq!(most_severe([Filtered, DnsError, Open]), DnsError);
+        assert_eq!(most_severe([Inconclusive, Partial]), Inconclusive);
+        assert_eq!(most_severe([Open, Open]), Open);
+    }
 
     #[test]
     fn every_verdict_has_its_own_code_and_none_is_an_error_code() {

@@ -8,7 +8,8 @@
 //! | stages | [`dns`], [`probe`], [`liveness`], [`trace`], [`local`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
 //! | shared meaning | [`icmp`] | the one ICMP table |
 //! | knowledge | [`diagnosis`] | facts → verdict, findings, planned steps (pure) |
-//! | output | [`render`], [`exit_codes`] | diagnosis → text or JSON on any `io::Write`; the exit code |
+//! | output | [`render`], [`exit_codes`] | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
+//! | workflows | [`workflow`], [`hostinfo`] | many targets, `--wait`, `-q`, `-4`/`-6`, progress; where a ticket was made |
 //!
 //! [`run`] ties them together for `main`.
 
@@ -18,6 +19,7 @@ pub mod dns;
 pub mod escape;
 pub mod exit_codes;
 pub mod facts;
+pub mod hostinfo;
 pub mod icmp;
 pub mod liveness;
 pub mod local;
@@ -29,26 +31,37 @@ pub mod session;
 pub mod sys;
 pub mod target;
 pub mod trace;
+pub mod workflow;
 
 use std::io::Write;
 
-use anyhow::Context;
-
 use crate::cli::Cli;
 use crate::target::TargetError;
+use crate::workflow::input::InputError;
 
 /// Why a run did not produce a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The input was wrong: exit 2.
+    /// The input was wrong (a target, the targets file, a duplicate): exit 2.
     #[error(transparent)]
-    Usage(#[from] TargetError),
+    Usage(#[from] InputError),
     /// The check could not run at all: exit 1.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-/// A check that ran: the verdict's exit code, and whether the report could be written.
+impl From<TargetError> for RunError {
+    fn from(e: TargetError) -> RunError {
+        RunError::Usage(InputError::Target(e))
+    }
+}
+
+/// The fewest open-file descriptors a run needs (stdio, the runtime and its signal pipe, a
+/// socket per address, netlink, /proc reads).
+const MIN_FILES: u64 = 16;
+
+/// A check that ran: the exit code (the most severe verdict's), and whether the report could
+/// be written.
 #[derive(Debug)]
 pub struct Finished {
     pub code: i32,
@@ -56,42 +69,23 @@ pub struct Finished {
     pub write_error: Option<std::io::Error>,
 }
 
-/// Parse the target, run the pipeline, diagnose, render to `out`.
+/// Read the targets (arguments and `-f FILE`), check them all (waiting if asked), diagnose,
+/// render to `out` (see [`workflow`]).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
+    // The runtime, its signal driver, the sockets and the local inspection need a handful of
+    // descriptors each; below this the runtime itself cannot start (tokio panics then).
+    if let Some(n) = sys::open_file_limit().filter(|n| *n < MIN_FILES) {
+        return Err(RunError::Internal(anyhow::anyhow!(
+            "the open-file limit (ulimit -n) is {n}: canreach needs at least {MIN_FILES} \
+             descriptors (EMFILE otherwise); raise it and check again"
+        )));
+    }
     let services = services::Services::load();
-    let target = target::parse(&cli.target, cli.port.as_deref(), &services)?;
-    // One thread is enough: the work is waiting on the network, and a multi-threaded runtime
-    // costs start-up time on every check.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let opts = pipeline::Options {
-        timeout: cli.timeout,
-        trace: cli.trace_mode(),
-        local: cli.local_mode(),
-        protocol: cli.protocol(),
-    };
-    let facts = rt.block_on(pipeline::gather(
-        target,
-        opts,
-        &dns::SystemResolver,
-        &probe::KernelConnector,
-    ));
-    // getaddrinfo may still be running on a blocking thread past the deadline: do not wait.
-    rt.shutdown_background();
-    let diag = diagnosis::diagnose(&facts);
-    if let Some(why) = diagnosis::resource_failure(&diag) {
-        return Err(RunError::Internal(anyhow::anyhow!(why)));
-    }
-    let written = if cli.json {
-        render::json::render(&facts, &diag, out)
-    } else {
-        render::text::render(&facts, &diag, out)
-    }
-    .and_then(|()| out.flush());
+    let inputs =
+        workflow::input::collect(&cli.targets, cli.file.as_deref(), cli.family(), &services)?;
+    let ended = workflow::run(cli, inputs, out)?;
     Ok(Finished {
-        code: diag.verdict.exit_code(),
-        write_error: written.err(),
+        code: ended.code,
+        write_error: ended.write_error,
     })
 }

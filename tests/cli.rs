@@ -47,7 +47,7 @@ fn bad_input_is_one_line_on_stderr_and_exit_2() {
         (&["host:22", "23"], "two different ports"),
         (&["--timeout", "0", "host", "22"], "out of range"),
         (&["--nosuchflag", "host", "22"], "unexpected argument"),
-        (&["host", "22", "extra"], "unexpected argument"),
+        (&["host", "22", "extra"], "no port given for extra"),
         (&["--color", "sometimes", "host", "22"], "invalid value"),
     ];
     for (args, says) in cases {

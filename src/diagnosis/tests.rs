@@ -407,3 +407,22 @@ fn a_host_unreachable_far_too_fast_for_a_live_host_is_a_firewall_on_the_way() {
     f.addresses[0].silence = None;
     assert_eq!(diagnose(&f).verdict, Verdict::Unreachable);
 }
+
+#[test]
+fn out_of_descriptors_is_no_verdict_about_the_target() {
+    let d = diagnose(&facts(
+        target("198.18.0.2", 443),
+        vec![probe("198.18.0.2:443", failed(libc::EMFILE), None)],
+    ));
+    let why = resource_failure(&d).expect("an internal error");
+    assert!(why.contains("EMFILE") && why.contains("ulimit -n"), "{why}");
+    let d = diagnose(&facts(
+        target("fd00::2", 443),
+        vec![probe("[fd00::2]:443", failed(libc::EAFNOSUPPORT), None)],
+    ));
+    assert_eq!(
+        resource_failure(&d),
+        None,
+        "a missing family is this machine's setting"
+    );
+}

@@ -2,6 +2,8 @@
 //! bytes on any `io::Write`. They decide nothing and never touch the network.
 
 pub mod json;
+pub mod markdown;
+pub mod table;
 pub mod text;
 
 #[cfg(test)]

@@ -1,0 +1,64 @@
+//! The summary table of a run of several targets: one row per target, in input order —
+//! verdict, first address, time, and the one-line reason (the diagnosis's summary).
+
+use std::io::{self, Write};
+
+use colored::Colorize;
+
+use crate::diagnosis::{Diagnosis, Verdict, fmt_duration};
+use crate::escape::escape as x;
+use crate::facts::Facts;
+
+/// Write the table.
+pub fn render(rows: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()> {
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|(f, d)| {
+            let address = match d.addresses.as_slice() {
+                [] => "-".to_string(),
+                [a] => a.address.ip().to_string(),
+                [a, rest @ ..] => format!("{} +{}", a.address.ip(), rest.len()),
+            };
+            [
+                x(&f.target.display()).into_owned(),
+                d.verdict.as_str().to_string(),
+                address,
+                fmt_duration(f.elapsed),
+                x(&d.summary).into_owned(),
+            ]
+        })
+        .collect();
+    let head = ["TARGET", "VERDICT", "ADDRESS", "TIME", "WHY"];
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .chain([head[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    writeln!(
+        w,
+        "{}",
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {}",
+            head[0], head[1], head[2], head[3], head[4]
+        )
+        .bold()
+    )?;
+    for (c, (_, d)) in cells.iter().zip(rows) {
+        let verdict = format!("{:<w1$}", c[1]);
+        let verdict = if d.verdict == Verdict::Open {
+            verdict.green()
+        } else {
+            verdict.red().bold()
+        };
+        writeln!(
+            w,
+            "{:<w0$}  {verdict}  {:<w2$}  {:>w3$}  {}",
+            c[0], c[2], c[3], c[4]
+        )?;
+    }
+    Ok(())
+}
