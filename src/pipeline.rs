@@ -146,6 +146,10 @@ pub async fn gather<R: Resolver, C: Connector>(
         }
         let walked = std::cell::RefCell::new(None);
         let walked_ref = &walked;
+        // The firewall (one `nft` run, a few ms) is read as soon as the first address's result
+        // shows it can explain it, concurrently with the local inspection's /proc scan.
+        let firewall_task = std::cell::RefCell::new(None);
+        let firewall_ref = &firewall_task;
         let results = join_all(addrs.into_iter().enumerate().map(|(i, a)| {
             let local = local::is_local(a.ip(), &mine);
             let role = Role {
@@ -162,6 +166,15 @@ pub async fn gather<R: Resolver, C: Connector>(
                 if walk.is_some() {
                     *walked_ref.borrow_mut() = walk;
                 }
+                if i == 0
+                    && local_mode != LocalMode::Never
+                    && needs_firewall(std::slice::from_ref(&probe), inspect_here)
+                {
+                    let until = deadline.into_std();
+                    *firewall_ref.borrow_mut() = Some(tokio::task::spawn_blocking(move || {
+                        local::firewall(port, until)
+                    }));
+                }
                 AddressFacts {
                     probe,
                     silence,
@@ -171,16 +184,17 @@ pub async fn gather<R: Resolver, C: Connector>(
         }))
         .await;
         let walked = walked.into_inner();
+        let firewall_task = firewall_task.into_inner();
         if let Some(task) = inspection {
             inspected = tokio::time::timeout_at(deadline, task)
                 .await
                 .ok()
                 .and_then(Result::ok);
         }
-        (results, inspected, walked)
+        (results, inspected, walked, firewall_task)
     };
 
-    let (dns, (results, inspected, walked)) = match &target.host {
+    let (dns, (results, inspected, walked, firewall_task)) = match &target.host {
         Host::Ip(ip) => (
             DnsFacts::default(),
             probe_all(vec![(*ip, port).into()]).await,
@@ -260,7 +274,12 @@ pub async fn gather<R: Resolver, C: Connector>(
     let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
-    let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
+    let firewall = if let Some(task) = firewall_task {
+        tokio::time::timeout_at(deadline, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
         let until = deadline.into_std();
         let task = tokio::task::spawn_blocking(move || local::firewall(port, until));
         tokio::time::timeout_at(deadline, task)

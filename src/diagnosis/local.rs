@@ -716,6 +716,7 @@ mod tests {
             usual_server_names: vec![],
             privileged: true,
             listen_drops: None,
+            owner_search_incomplete: false,
         };
         let redis = Listener {
             port: 6379,
@@ -759,6 +760,7 @@ mod tests {
             usual_server_names: vec!["PostgreSQL"],
             privileged: true,
             listen_drops: None,
+            owner_search_incomplete: false,
         }
     }
 
