@@ -161,8 +161,26 @@ pub async fn gather<R: Resolver, C: Connector>(
                 walk: (i == 0 && !local && opts.trace != TraceMode::Never).then_some(deadline),
             };
             async move {
-                let (probe, silence, walk) =
-                    probe_address(connector, a, probe_deadline, role).await;
+                let read_firewall = move || {
+                    let until = deadline.into_std();
+                    tokio::task::spawn_blocking(move || local::firewall(port, until))
+                };
+                let probing = probe_address(connector, a, probe_deadline, role);
+                tokio::pin!(probing);
+                // A first address still silent after DELAY may well be `filtered`, which the
+                // firewall can explain: start reading it now (a process, no packets), so that
+                // it is ready with the verdict; it is kept only if the result needs it.
+                let mut early = None;
+                let silent_at = Instant::now() + liveness::DELAY;
+                let (probe, silence, walk) = tokio::select! {
+                    r = &mut probing => r,
+                    _ = tokio::time::sleep_until(silent_at),
+                        if i == 0 && local_mode != LocalMode::Never && !local =>
+                    {
+                        early = Some(read_firewall());
+                        probing.await
+                    }
+                };
                 if walk.is_some() {
                     *walked_ref.borrow_mut() = walk;
                 }
@@ -170,10 +188,7 @@ pub async fn gather<R: Resolver, C: Connector>(
                     && local_mode != LocalMode::Never
                     && needs_firewall(std::slice::from_ref(&probe), inspect_here)
                 {
-                    let until = deadline.into_std();
-                    *firewall_ref.borrow_mut() = Some(tokio::task::spawn_blocking(move || {
-                        local::firewall(port, until)
-                    }));
+                    *firewall_ref.borrow_mut() = Some(early.unwrap_or_else(read_firewall));
                 }
                 AddressFacts {
                     probe,
