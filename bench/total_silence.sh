@@ -23,22 +23,33 @@ table inet bench {
   }
 }
 NFT
-ip netns exec $r nft -f - <<'NFT'
-table inet count {
-  chain c {
-    type filter hook prerouting priority -300;
-    iifname "eth0" tcp flags & (syn | ack) == syn counter
+counting() { # (re)create the router's SYN counters
+  ip netns exec $r nft delete table inet count 2>/dev/null || true
+  ip netns exec $r nft -f - <<'NFT'
+  table inet count {
+    chain c {
+      type filter hook prerouting priority -300;
+      iifname "eth0" tcp flags & (syn | ack) == syn ip ttl < 4 counter comment "walk v4 (TTL<4)"
+      iifname "eth0" tcp flags & (syn | ack) == syn ip6 hoplimit < 4 counter comment "walk v6 (hop limit<4)"
+      iifname "eth0" tcp flags & (syn | ack) == syn ip ttl >= 4 ip daddr 198.18.2.10 counter comment "to 198.18.2.10"
+      iifname "eth0" tcp flags & (syn | ack) == syn ip ttl >= 4 ip daddr != 198.18.2.10 counter comment "other v4 addresses"
+      iifname "eth0" tcp flags & (syn | ack) == syn ip6 hoplimit >= 4 counter comment "v6 addresses"
+    }
   }
-}
 NFT
+}
+counting
 inc="ip netns exec $c"
-syns() { ip netns exec $r nft -j list table inet count | python3 -c 'import json,sys; print(sum(o["rule"]["expr"][-1]["counter"]["packets"] for o in json.load(sys.stdin)["nftables"] if "rule" in o))'; }
-reset() { ip netns exec $r nft reset counters table inet count >/dev/null; }
+syns() { ip netns exec $r nft -j list table inet count | python3 -c 'import json,sys
+rules=[o["rule"] for o in json.load(sys.stdin)["nftables"] if "rule" in o]
+n={r.get("comment"): next(e["counter"]["packets"] for e in r["expr"] if "counter" in e) for r in rules}
+print(sum(n.values()), "(" + ", ".join(f"{k} {v}" for k, v in n.items() if v) + ")")'; }
+reset() { counting; }
 one() { # label command...: one run, its verdict/time, and the SYNs it sent
-  reset; local t0=$(date +%s.%N); local v; v=$("${@:2}" 2>&1 | tail -c 2000 | python3 -c 'import json,sys
+  reset; local t0=$(date +%s.%N); local v; v=$("${@:2}" 2>/dev/null | tee "$out/total-$(echo "$1" | tr -c "a-z0-9" _).json" | python3 -c 'import json,sys
 try:
   v=json.load(sys.stdin); print(v["verdict"], "· alive:", v["liveness"]["alive"], "· last hop:", (v["trace"] or {}).get("last_responding"), "· addresses:", len(v["probes"]), "·", v["elapsed_ms"], "ms")
-except Exception: print("-")'); local t1=$(date +%s.%N)
+except Exception: print("-")' || true); local t1=$(date +%s.%N)
   sleep 5; echo "| $1 | $v | $(python3 -c "print(f'{$t1-$t0:.3f} s')") | $(syns) SYNs |"
 }
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -47,6 +58,7 @@ echo "|---|---|---|---|"
 one "canreach 198.18.2.10 5432" $inc "$bin" --json 198.18.2.10 5432
 one "nmap -sT -Pn 198.18.2.10 5432" $inc nmap -sT -Pn -n -p 5432 198.18.2.10
 one "canreach many.lab 5432 (32 addresses)" $inc "$bin" --json many.lab 5432
+[ "$runs" = 0 ] && exit 0
 hyperfine -N --runs "$runs" -i --style none --prepare "sleep 1" --export-json "$out/total-silence.json" \
   -n "canreach (1 address)" "$inc $bin 198.18.2.10 5432" \
   -n "canreach (32 addresses)" "$inc $bin many.lab 5432" \

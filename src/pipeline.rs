@@ -590,7 +590,13 @@ async fn probe_address<C: Connector>(
             // the main SYN, so give them as long again to arrive (an ARP failure answers them
             // all).
             let grace = deadline.min(Instant::now() + liveness::DELAY + liveness::DELAY / 2);
+            let mut grace = grace;
             while let Ok(Some((port, f))) = tokio::time::timeout_at(grace, others.next()).await {
+                // One router's host-unreachable settles it (the host is down), whatever ICMP
+                // rate limits do to the others' answers: take only those already arriving.
+                if liveness::router_says_unreachable(&f, ip) {
+                    grace = grace.min(Instant::now() + SETTLED_GRACE);
+                }
                 if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
                     slot.1 = Some(f);
                 }
@@ -613,6 +619,10 @@ async fn probe_address<C: Connector>(
     }
     (fact, Some(silence), walked)
 }
+
+/// How long the other ports' answers are still taken once one of them is a router's
+/// host-unreachable (the ARP/ND failure answers them all at the same moment).
+const SETTLED_GRACE: Duration = Duration::from_millis(2);
 
 /// How long a walk running alongside the probes may go on once the verdict is in: its hops
 /// answer within the same round trips as the probes, so what has not come back by then is
