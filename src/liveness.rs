@@ -44,9 +44,10 @@ pub const FAIR_WAIT: Duration = Duration::from_secs(1);
 /// How long the first address waits for an answer when nothing at all answers (no liveness
 /// evidence, no ICMP): a router's neighbour discovery for an absent host gives up after ~3 s
 /// (three solicitations 1 s apart) and its host-unreachable then arrives at once, and the
-/// kernel's second retransmission (at 3 s) is answered within a round trip if at all. Past
-/// this nothing new can arrive that the probes' retransmissions (every 2ⁿ s) would not have
-/// met earlier, so waiting for the deadline would only add time.
+/// kernel's retransmissions (1 s and 3 s; 1, 2 and 3 s with Linux ≥ 6.x's
+/// `tcp_syn_linear_timeouts`) are answered within a round trip if at all. Past this nothing
+/// new can arrive that an earlier SYN would not have met, so waiting for the deadline would
+/// only add time.
 pub const NEIGHBOUR_WAIT: Duration = Duration::from_millis(3100);
 
 /// How long an address other than the first (which decides the verdict) waits without

@@ -51,21 +51,19 @@ pub struct TraceFacts {
     pub elapsed: Duration,
 }
 
-/// The kernel's SYN retransmissions, as offsets from `connect()` (initial RTO 1 s, doubling).
-const RETRANSMISSIONS: [Duration; 4] = [
-    Duration::from_secs(15),
-    Duration::from_secs(7),
-    Duration::from_secs(3),
-    Duration::from_secs(1),
-];
+/// The kernel's first SYN retransmission, after `connect()` (the initial RTO). Later ones come
+/// at 3 s (exponential backoff) or 2 s (Linux ≥ 6.x's `tcp_syn_linear_timeouts`, default 4):
+/// a walk never lasts that long ([`BUDGET`]).
+const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
 
 /// The round-trip time of an answer that came `elapsed` after `connect()`: timed from the
-/// latest SYN (first or retransmitted) sent before it.
+/// SYN it answered — the first one, or the retransmission at 1 s.
 pub fn round_trip(elapsed: Duration) -> Duration {
-    RETRANSMISSIONS
-        .iter()
-        .find(|r| elapsed >= **r)
-        .map_or(elapsed, |r| elapsed - *r)
+    if elapsed >= FIRST_RETRANSMISSION && elapsed < BUDGET + FIRST_RETRANSMISSION {
+        elapsed - FIRST_RETRANSMISSION
+    } else {
+        elapsed
+    }
 }
 
 /// Did anything come back for this probe?
@@ -188,6 +186,5 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(round_trip(ms(3)), ms(3));
         assert_eq!(round_trip(ms(1002)), ms(2));
-        assert_eq!(round_trip(ms(3001)), ms(1));
     }
 }
