@@ -41,6 +41,26 @@ pub const LOCAL_SILENCE: Duration = Duration::from_millis(200);
 /// a second do not happen on working paths.
 pub const FAIR_WAIT: Duration = Duration::from_secs(1);
 
+/// How long the first address waits for an answer when nothing at all answers (no liveness
+/// evidence, no ICMP): a router's neighbour discovery for an absent host gives up after ~3 s
+/// (three solicitations 1 s apart) and its host-unreachable then arrives at once, and the
+/// kernel's retransmissions (1 s and 3 s; 1, 2 and 3 s with Linux ≥ 6.x's
+/// `tcp_syn_linear_timeouts`) are answered within a round trip if at all. Past this nothing
+/// new can arrive that an earlier SYN would not have met, so waiting for the deadline would
+/// only add time.
+pub const NEIGHBOUR_WAIT: Duration = Duration::from_millis(3100);
+
+/// How long an address other than the first (which decides the verdict) waits without
+/// evidence: just under the kernel's first SYN retransmission at 1 s (which still counts as a
+/// fair wait, see [`FAIR_WAIT`] and the diagnosis' 10 ms allowance), so that 32 silent
+/// addresses cost 32 SYNs, not 96.
+pub const OTHER_WAIT: Duration = Duration::from_millis(990);
+
+/// When the first address's path walk starts if the host has not been proven up: liveness
+/// probes silent for [`MIN_SILENCE`] mean the host is absent or drops everything, and the walk
+/// then finishes long before [`NEIGHBOUR_WAIT`] and before its SYNs' first retransmission.
+pub const WALK_AFTER: Duration = Duration::from_millis(225);
+
 /// A router's "host unreachable" for a host that is really absent comes after its neighbour
 /// discovery gives up: about 3 s (docs/ground-truth/linux-probing.md). One much sooner is a firewall
 /// rule answering that way, unless the host is down — which the liveness probes tell.

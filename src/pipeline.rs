@@ -171,17 +171,52 @@ pub async fn gather<R: Resolver, C: Connector>(
                 }
             }
         }
+        let walked = std::cell::RefCell::new(None);
+        let walked_ref = &walked;
+        // The firewall (one `nft` run, a few ms) is read as soon as the first address's result
+        // shows it can explain it, concurrently with the local inspection's /proc scan.
+        let firewall_task = std::cell::RefCell::new(None);
+        let firewall_ref = &firewall_task;
         let results = join_all(addrs.into_iter().enumerate().map(|(i, a)| {
             let local = local::is_local(a.ip(), &mine);
+            let role = Role {
+                liveness: i < LIVENESS_ADDRESSES && !local,
+                here: local,
+                first: i == 0,
+                // The first address's walk runs alongside its probes, from the moment the
+                // silence is worth explaining; `trace_target` decides later whether it is kept.
+                walk: (i == 0 && !local && opts.trace != TraceMode::Never).then_some(deadline),
+            };
             async move {
-                let (probe, silence) = probe_address(
-                    connector,
-                    a,
-                    probe_deadline,
-                    i < LIVENESS_ADDRESSES && !local,
-                    local,
-                )
-                .await;
+                let read_firewall = move || {
+                    let until = deadline.into_std();
+                    tokio::task::spawn_blocking(move || local::firewall(port, until))
+                };
+                let probing = probe_address(connector, a, probe_deadline, role);
+                tokio::pin!(probing);
+                // A first address still silent after DELAY may well be `filtered`, which the
+                // firewall can explain: start reading it now (a process, no packets), so that
+                // it is ready with the verdict; it is kept only if the result needs it.
+                let mut early = None;
+                let silent_at = Instant::now() + liveness::DELAY;
+                let (probe, silence, walk) = tokio::select! {
+                    r = &mut probing => r,
+                    _ = tokio::time::sleep_until(silent_at),
+                        if i == 0 && local_mode != LocalMode::Never && !local =>
+                    {
+                        early = Some(read_firewall());
+                        probing.await
+                    }
+                };
+                if walk.is_some() {
+                    *walked_ref.borrow_mut() = walk;
+                }
+                if i == 0
+                    && local_mode != LocalMode::Never
+                    && needs_firewall(std::slice::from_ref(&probe), inspect_here)
+                {
+                    *firewall_ref.borrow_mut() = Some(early.unwrap_or_else(read_firewall));
+                }
                 AddressFacts {
                     probe,
                     silence,
@@ -191,6 +226,8 @@ pub async fn gather<R: Resolver, C: Connector>(
             }
         }))
         .await;
+        let walked = walked.into_inner();
+        let firewall_task = firewall_task.into_inner();
         // After the connect, on every open address, while the local inspection finishes.
         let (sessions, late) = tokio::join!(
             follow_sessions(connector, &results, target_ref, app_ref, deadline),
@@ -208,10 +245,10 @@ pub async fn gather<R: Resolver, C: Connector>(
         for (a, s) in results.iter_mut().zip(sessions) {
             a.session = s;
         }
-        (results, inspected.or(late))
+        (results, inspected.or(late), walked, firewall_task)
     };
 
-    let (dns, (results, inspected)) = match &target.host {
+    let (dns, (results, inspected, walked, firewall_task)) = match &target.host {
         Host::Ip(ip) => (
             DnsFacts::default(),
             probe_all(vec![(*ip, port).into()]).await,
@@ -291,7 +328,12 @@ pub async fn gather<R: Resolver, C: Connector>(
     let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
-    let firewall = if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
+    let firewall = if let Some(task) = firewall_task {
+        tokio::time::timeout_at(deadline, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
         let until = deadline.into_std();
         let task = tokio::task::spawn_blocking(move || local::firewall(port, until));
         tokio::time::timeout_at(deadline, task)
@@ -304,6 +346,8 @@ pub async fn gather<R: Resolver, C: Connector>(
     // A path to this machine does not exist: its listeners and firewall explain it.
     let to_self = addresses.first().is_some_and(|a| a.here);
     let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
+        // Walked alongside the probes already.
+        Some(address) if walked.as_ref().is_some_and(|w| w.address == address) => walked,
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
     };
@@ -444,11 +488,14 @@ fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
         TraceMode::Auto => {
             let any_open = probes.iter().any(|p| p.result == ConnectResult::Connected);
             let r = classify(first);
+            // A device on the way that says it cannot deliver to the host has already named the
+            // last device reached: a walk cannot add to that.
             let walkable = matches!(r.outcome, Outcome::Filtered | Outcome::Unreachable)
                 && !matches!(
                     r.evidence,
                     Evidence::NoRouteHere(_) | Evidence::LocalError(_)
-                );
+                )
+                && !liveness::router_says_unreachable(first, first.spec.address.ip());
             (!any_open && walkable).then_some(first.spec.address)
         }
     }
@@ -490,44 +537,103 @@ async fn check_liveness<C: Connector>(
 }
 
 type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeFact> + Send + 'a>>;
+type WalkFuture<'a> = Pin<Box<dyn Future<Output = trace::TraceFacts> + Send + 'a>>;
+
+/// What one address's probing may do.
+#[derive(Debug, Clone, Copy)]
+struct Role {
+    /// Probe other ports of the host when the port is silent (the first addresses only).
+    liveness: bool,
+    /// This machine's own address.
+    here: bool,
+    /// The address that decides the verdict.
+    first: bool,
+    /// Walk the path alongside the probes, within this deadline.
+    walk: Option<Instant>,
+}
+
+/// A walk running alongside an address's probes, and the means to cut it short.
+struct Walk<'a> {
+    running: Option<WalkFuture<'a>>,
+    cut: tokio::sync::watch::Sender<Instant>,
+    done: Option<trace::TraceFacts>,
+}
+
+impl<'a> Walk<'a> {
+    fn start<C: Connector>(&mut self, connector: &'a C, address: SocketAddr, deadline: Instant) {
+        if self.running.is_none() && self.done.is_none() {
+            let cut = self.cut.subscribe();
+            self.running = Some(Box::pin(trace::walk_until(
+                connector, address, deadline, cut,
+            )));
+        }
+    }
+
+    /// The walk's result, waiting for it at most until `until`.
+    async fn finish(mut self, until: Instant) -> Option<trace::TraceFacts> {
+        if let Some(w) = self.running.take() {
+            let _ = self.cut.send(until);
+            self.done = Some(w.await);
+        }
+        self.done
+    }
+}
 
 /// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
-/// host concurrently (when `with_liveness`); once one of them proves the host up, send a
+/// host concurrently (when `role.liveness`); once one of them proves the host up, send a
 /// second SYN and call the port filtered when both stay silent for
-/// [`liveness::silence_bound`] of the host's round-trip time. Without such evidence the probe
-/// waits until `deadline`. An address of this machine (`here`) answers in microseconds or
-/// not at all: it is given [`liveness::LOCAL_SILENCE`]. A fast "host unreachable" from a device
-/// on the way gets the liveness probes too: a host that answers on other ports is not
-/// unreachable, and that device is a firewall.
+/// [`liveness::silence_bound`] of the host's round-trip time. Without such evidence the first
+/// address waits [`liveness::NEIGHBOUR_WAIT`] (after which nothing new can arrive), the others
+/// [`liveness::OTHER_WAIT`] (just before the kernel's first retransmission: they cannot change
+/// the verdict, and their retransmissions would multiply the packets by the addresses); never
+/// past `deadline`. An address of this machine (`here`) answers in microseconds or not at all:
+/// it is given [`liveness::LOCAL_SILENCE`]. A fast "host unreachable" from a device on the way
+/// gets the liveness probes too: a host that answers on other ports is not unreachable, and that
+/// device is a firewall.
+///
+/// With `role.walk`, the path walk runs alongside: from the moment the host is proven up (with
+/// the second SYN), or after [`liveness::WALK_AFTER`] of silence without evidence; once the
+/// verdict is in it gets at most [`WALK_GRACE`] more.
 async fn probe_address<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,
-    with_liveness: bool,
-    here: bool,
-) -> (ProbeFact, Option<Silence>) {
+    role: Role,
+) -> (ProbeFact, Option<Silence>, Option<trace::TraceFacts>) {
     let start = Instant::now();
-    let deadline = if here {
+    let deadline = if role.here {
         deadline.min(start + liveness::LOCAL_SILENCE)
+    } else if role.first {
+        deadline.min(start + liveness::NEIGHBOUR_WAIT)
     } else {
-        deadline
+        deadline.min(start + liveness::OTHER_WAIT)
     };
     let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
     let quick = deadline.min(start + liveness::DELAY);
     tokio::select! {
         fact = &mut main => {
-            if with_liveness && liveness::too_fast_to_be_unreachable(&fact, address.ip()) {
+            if role.liveness && liveness::too_fast_to_be_unreachable(&fact, address.ip()) {
                 let until = deadline.min(Instant::now() + liveness::silence_bound(fact.elapsed));
                 let s = check_liveness(connector, address, until).await;
-                return (fact, Some(s));
+                return (fact, Some(s), None);
             }
-            return (fact, None);
+            return (fact, None, None);
         }
         _ = tokio::time::sleep_until(quick) => {}
     }
-    if !with_liveness {
-        return (main.await, None);
+    if !role.liveness {
+        return (main.await, None, None);
     }
+
+    let walk_deadline = role.walk.unwrap_or(deadline);
+    let mut walk = Walk {
+        running: None,
+        cut: tokio::sync::watch::channel(walk_deadline).0,
+        done: None,
+    };
+    let walk_at = role
+        .walk
+        .map(|_| deadline.min(start + liveness::WALK_AFTER));
 
     let ip = address.ip();
     let mut others: FuturesUnordered<_> = liveness::PORTS
@@ -551,6 +657,7 @@ async fn probe_address<C: Connector>(
     let mut decide_at: Option<(Instant, Duration)> = None;
     let fact = loop {
         let wake = decide_at.map_or(deadline, |(t, _)| t);
+        let walk_pending = walk_at.is_some() && walk.running.is_none() && walk.done.is_none();
         tokio::select! {
             fact = &mut main => break fact,
             Some((port, fact)) = others.next() => {
@@ -558,6 +665,9 @@ async fn probe_address<C: Connector>(
                     let bound = liveness::silence_bound(fact.elapsed);
                     second = Some(Box::pin(connector.probe(ProbeSpec::to(address), deadline)));
                     decide_at = Some((deadline.min(Instant::now() + bound), bound));
+                    if role.walk.is_some() {
+                        walk.start(connector, address, walk_deadline);
+                    }
                 }
                 if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
                     slot.1 = Some(fact);
@@ -570,6 +680,13 @@ async fn probe_address<C: Connector>(
                     // The first SYN was lost and the second answered: that answer is the truth.
                     break fact;
                 }
+            }
+            t = async { walk.running.as_mut().expect("guarded").await }, if walk.running.is_some() => {
+                walk.running = None;
+                walk.done = Some(t);
+            }
+            _ = tokio::time::sleep_until(walk_at.unwrap_or(deadline)), if walk_pending => {
+                walk.start(connector, address, walk_deadline);
             }
             _ = tokio::time::sleep_until(wake) => {
                 let elapsed = start.elapsed();
@@ -586,16 +703,29 @@ async fn probe_address<C: Connector>(
             }
         }
     };
-    if !liveness::target_answered(&fact, ip) {
-        // The host is not proven up: the other ports' answers were sent DELAY later than the
-        // main SYN, so give them as long again to arrive (an ARP failure answers them all).
-        let grace = deadline.min(Instant::now() + liveness::DELAY + liveness::DELAY / 2);
-        while let Ok(Some((port, f))) = tokio::time::timeout_at(grace, others.next()).await {
-            if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
-                slot.1 = Some(f);
+    let walking = walk.finish(walk_deadline.min(Instant::now() + WALK_GRACE));
+    let answered = liveness::target_answered(&fact, ip);
+    let others_grace = async {
+        if !answered {
+            // The host is not proven up: the other ports' answers were sent DELAY later than
+            // the main SYN, so give them as long again to arrive (an ARP failure answers them
+            // all).
+            let grace = deadline.min(Instant::now() + liveness::DELAY + liveness::DELAY / 2);
+            let mut grace = grace;
+            while let Ok(Some((port, f))) = tokio::time::timeout_at(grace, others.next()).await {
+                // One router's host-unreachable settles it (the host is down), whatever ICMP
+                // rate limits do to the others' answers: take only those already arriving.
+                if liveness::router_says_unreachable(&f, ip) {
+                    grace = grace.min(Instant::now() + SETTLED_GRACE);
+                }
+                if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
+                    slot.1 = Some(f);
+                }
             }
         }
-    }
+    };
+    let (walked, ()) = tokio::join!(walking, others_grace);
+    drop(others);
     if let Some(s) = second.take() {
         // The second SYN's own fate at the moment of decision, for the report.
         let now = ProbeFact {
@@ -608,8 +738,17 @@ async fn probe_address<C: Connector>(
         drop(s);
         silence.second_syn.get_or_insert(now);
     }
-    (fact, Some(silence))
+    (fact, Some(silence), walked)
 }
+
+/// How long the other ports' answers are still taken once one of them is a router's
+/// host-unreachable (the ARP/ND failure answers them all at the same moment).
+const SETTLED_GRACE: Duration = Duration::from_millis(2);
+
+/// How long a walk running alongside the probes may go on once the verdict is in: its hops
+/// answer within the same round trips as the probes, so what has not come back by then is
+/// not coming (a router's spent ICMP budget, a dropping device).
+pub const WALK_GRACE: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
 mod tests {
@@ -818,11 +957,12 @@ mod tests {
         assert_eq!(facts.addresses[0].probe.result, ConnectResult::Connected);
     }
 
+    fn silent(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+        None
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn with_no_evidence_the_probe_waits_for_the_deadline_less_the_walk() {
-        fn silent(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
-            None
-        }
+    async fn with_no_evidence_the_probe_waits_for_neighbour_discovery_not_the_deadline() {
         let f = scripted(&[], Duration::ZERO, silent);
         let opts = Options::default();
         let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
@@ -830,13 +970,65 @@ mod tests {
             facts.addresses[0].silence.as_ref().unwrap().decided_after,
             None
         );
-        assert_eq!(
-            facts.addresses[0].probe.elapsed,
-            opts.timeout - opts.trace_reserve()
-        );
+        assert_eq!(facts.addresses[0].probe.elapsed, liveness::NEIGHBOUR_WAIT);
         let walk = facts.trace.as_ref().expect("silence is walked");
-        assert_eq!(walk.hops.len(), usize::from(trace::MAX_HOPS));
-        assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
+        // One wave, nothing answered: no further TTLs.
+        assert_eq!(walk.hops.len(), usize::from(trace::WAVE));
+        assert!(
+            facts.elapsed <= liveness::NEIGHBOUR_WAIT + liveness::DELAY * 2,
+            "{:?}",
+            facts.elapsed
+        );
+        // The walk ran alongside: 1 main + 4 liveness + one wave.
+        assert_eq!(f.probed.lock().unwrap().len(), 5 + usize::from(trace::WAVE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_silent_addresses_cost_one_syn_each_past_the_first_two() {
+        let addrs: Vec<String> = (1..=16)
+            .map(|i| format!("198.18.2.{i}"))
+            .chain((1..=16).map(|i| format!("fd00:2::{i}")))
+            .collect();
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let f = scripted(&refs, Duration::ZERO, silent);
+        let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
+        assert_eq!(facts.addresses.len(), 32);
+        assert!(
+            facts.elapsed <= liveness::NEIGHBOUR_WAIT + DNS_VIEW_GRACE,
+            "{:?}",
+            facts.elapsed
+        );
+        for a in &facts.addresses[1..] {
+            assert!(a.probe.elapsed <= liveness::OTHER_WAIT, "{:?}", a.probe);
+        }
+        // 32 main SYNs, 4 liveness probes for each of the first two, one wave of the walk.
+        let sent = f.probed.lock().unwrap().len();
+        assert_eq!(sent, 32 + 8 + usize::from(trace::WAVE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_walk_runs_alongside_the_second_syn_and_stops_at_the_target() {
+        // Hop 1 answers time-exceeded at once; the target resets a SYN with TTL ≥ 2 to any
+        // other port, and drops 5432.
+        fn path(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            match spec.ttl {
+                Some(1) => Some((Duration::from_micros(300), ConnectResult::TimedOut)),
+                Some(_) => None,
+                None => dropped_5432(spec, 0),
+            }
+        }
+        let f = scripted(&[], Duration::ZERO, path);
+        let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
+        assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
+        // The verdict's time is the second SYN's bound, not that plus a walk.
+        let expected = liveness::DELAY + Duration::from_millis(1) + liveness::MIN_SILENCE;
+        assert!(
+            facts.elapsed <= expected + WALK_GRACE,
+            "{:?}",
+            facts.elapsed
+        );
+        let walk = facts.trace.as_ref().expect("walked");
+        assert_eq!(walk.hops.len(), usize::from(trace::WAVE));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,26 +1,41 @@
 //! Stage 3: where on the path do the packets die? A TCP traceroute without root.
 //!
-//! Every hop is probed at once with a SYN to the target port whose TTL (IPv6: hop limit) is the
-//! hop number, on an ordinary socket with `IP_RECVERR`: hop N answers with ICMP time-exceeded,
-//! which lands in the socket's error queue with the hop's address (Linux ≥ 5.8; see
-//! `docs/ground-truth/linux-probing.md`). A router sends time-exceeded before its forward-chain
-//! firewall runs, so the last hop that answers is the last device the SYN reached.
+//! Hops are probed in waves of [`WAVE`] TTLs with a SYN to the target port whose TTL (IPv6:
+//! hop limit) is the hop number, on an ordinary socket with `IP_RECVERR`: hop N answers with
+//! ICMP time-exceeded, which lands in the socket's error queue with the hop's address (Linux ≥
+//! 5.8; see `docs/ground-truth/linux-probing.md`). A router sends time-exceeded before its
+//! forward-chain firewall runs, so the last hop that answers is the last device the SYN reached.
 //!
-//! Packets: at most [`MAX_HOPS`] SYNs (plus the kernel's own SYN retransmissions for hops that
-//! stay silent past one second, which the budget below rarely allows).
+//! The walk sends no more TTLs than it needs: the next wave goes out only when the last TTL of
+//! the previous one answered time-exceeded, and the walk stops at the first hop that answers
+//! with anything else (the target's handshake or reset, an unreachable) — TTLs past it would
+//! only meet the same device again. An unreachable from a device already seen as an earlier hop
+//! is that hop refusing to forward, not a new hop: it ends the walk without being numbered as
+//! one. Routers rate-limit the ICMP they send to one peer (a burst of ~6, then 1/s), so every
+//! TTL sent beyond the path's end spends some of the budget the next check needs.
+//!
+//! Packets: at most [`MAX_HOPS`] SYNs, [`WAVE`] for a path that ends at the first router or the
+//! target behind it. A hop that answers only the kernel's retransmission (1 s, 3 s…) is timed
+//! from that retransmission.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::icmp::Meaning;
 use crate::liveness::silence_bound;
-use crate::probe::{Connector, ProbeFact, ProbeSpec};
+use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 
-/// Hops probed. Paths inside an organisation are short; the internet's median is ~15.
+/// Hops probed at most. Paths inside an organisation are short; the internet's median is ~15.
 pub const MAX_HOPS: u8 = 16;
+
+/// TTLs sent at once: most paths a check walks end within the first few hops, and each TTL
+/// past the end costs a router ICMP from its rate-limit budget.
+pub const WAVE: u8 = 3;
 
 /// The longest a trace may take (it also ends at the check's deadline).
 pub const BUDGET: Duration = Duration::from_millis(1500);
@@ -29,49 +44,129 @@ pub const BUDGET: Duration = Duration::from_millis(1500);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceFacts {
     pub address: SocketAddr,
-    /// One entry per TTL, 1..=MAX_HOPS; `None` where nothing came back before the walk ended.
+    /// One entry per TTL sent, from 1; `None` where nothing came back before the walk ended.
+    /// A hop's `elapsed` is timed from the SYN it answered (the kernel's retransmission, when
+    /// that is what it answered).
     pub hops: Vec<(u8, Option<ProbeFact>)>,
     pub elapsed: Duration,
 }
 
-/// Walk the path to `address`. Ends when every hop has answered, or once some hop has answered
-/// and the rest stayed silent for [`silence_bound`] of the slowest answer, or at `deadline`.
+/// The kernel's first SYN retransmission, after `connect()` (the initial RTO). Later ones come
+/// at 3 s (exponential backoff) or 2 s (Linux ≥ 6.x's `tcp_syn_linear_timeouts`, default 4):
+/// a walk never lasts that long ([`BUDGET`]).
+const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
+
+/// The round-trip time of an answer that came `elapsed` after `connect()`: timed from the
+/// SYN it answered — the first one, or the retransmission at 1 s.
+pub fn round_trip(elapsed: Duration) -> Duration {
+    if elapsed >= FIRST_RETRANSMISSION && elapsed < BUDGET + FIRST_RETRANSMISSION {
+        elapsed - FIRST_RETRANSMISSION
+    } else {
+        elapsed
+    }
+}
+
+/// Did anything come back for this probe?
+fn answered(f: &ProbeFact) -> bool {
+    f.result != ConnectResult::TimedOut || f.icmp.is_some()
+}
+
+fn time_exceeded(f: &ProbeFact) -> bool {
+    f.icmp.is_some_and(|i| i.meaning() == Meaning::TimeExceeded)
+}
+
+/// Walk the path to `address` until `deadline` (see [`walk_until`]).
 pub async fn walk<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,
 ) -> TraceFacts {
+    let (_keep, cut) = watch::channel(deadline);
+    walk_until(connector, address, deadline, cut).await
+}
+
+/// Walk the path to `address`. Ends when every TTL up to the path's end has answered, or once
+/// the TTLs still silent have been so for [`silence_bound`] of the slowest answer since their
+/// wave went out, or after [`BUDGET`], or at `deadline` — or at whatever earlier instant `cut`
+/// is set to (the pipeline cuts a walk short once the verdict is in).
+pub async fn walk_until<C: Connector>(
+    connector: &C,
+    address: SocketAddr,
+    deadline: Instant,
+    mut cut: watch::Receiver<Instant>,
+) -> TraceFacts {
     let start = Instant::now();
     let deadline = deadline.min(start + BUDGET);
-    let mut pending: FuturesUnordered<_> = (1..=MAX_HOPS)
-        .map(|ttl| async move {
-            let spec = ProbeSpec {
-                address,
-                ttl: Some(ttl),
-            };
-            (ttl, connector.probe(spec, deadline).await)
-        })
-        .collect();
-    let mut hops: Vec<(u8, Option<ProbeFact>)> = (1..=MAX_HOPS).map(|t| (t, None)).collect();
-    let mut quiet_until: Option<Instant> = None;
+    let probe = move |ttl: u8, until: Instant| async move {
+        let spec = ProbeSpec {
+            address,
+            ttl: Some(ttl),
+        };
+        (ttl, connector.probe(spec, until).await)
+    };
+    let mut pending = FuturesUnordered::new();
+    let mut hops: Vec<(u8, Option<ProbeFact>)> = Vec::new();
+    // The TTL at which the path ends (the first answer other than time-exceeded).
+    let mut end: Option<u8> = None;
+    let mut wave_start = start;
+    let mut slowest: Option<Duration> = None;
+    let mut cut_open = true;
     loop {
-        let stop = quiet_until.unwrap_or(deadline).min(deadline);
+        let sent = hops.len() as u8;
+        let wave_done = sent > 0
+            && hops[usize::from(sent - 1)]
+                .1
+                .as_ref()
+                .is_some_and(time_exceeded);
+        if end.is_none() && sent < MAX_HOPS && (sent == 0 || wave_done) {
+            wave_start = Instant::now();
+            for ttl in sent + 1..=(sent + WAVE).min(MAX_HOPS) {
+                hops.push((ttl, None));
+                pending.push(probe(ttl, deadline));
+            }
+            continue;
+        }
+        let limit = end.unwrap_or(sent);
+        if hops[..usize::from(limit)].iter().all(|(_, f)| f.is_some()) {
+            break;
+        }
+        let quiet = slowest.map_or(deadline, |s| wave_start + silence_bound(s));
+        let stop = quiet.min(deadline).min(*cut.borrow());
         tokio::select! {
+            biased;
             next = pending.next() => match next {
-                Some((ttl, fact)) => {
-                    if fact.result != crate::probe::ConnectResult::TimedOut || fact.icmp.is_some() {
-                        let slowest = hops
-                            .iter()
-                            .filter_map(|(_, f)| f.as_ref().map(|f| f.elapsed))
-                            .chain([fact.elapsed])
-                            .max()
-                            .unwrap_or_default();
-                        quiet_until = Some(start + silence_bound(slowest));
-                        hops[usize::from(ttl - 1)].1 = Some(fact);
+                Some((ttl, mut fact)) => {
+                    if !answered(&fact) || end.is_some_and(|e| ttl > e) {
+                        continue;
                     }
+                    fact.elapsed = round_trip(fact.elapsed);
+                    slowest = Some(slowest.map_or(fact.elapsed, |s| s.max(fact.elapsed)));
+                    if time_exceeded(&fact) {
+                        hops[usize::from(ttl - 1)].1 = Some(fact);
+                        continue;
+                    }
+                    let from: Option<IpAddr> = fact.icmp.and_then(|i| i.from);
+                    let seen = hops.iter().position(|(t, f)| {
+                        *t < ttl && f.as_ref().is_some_and(|f| time_exceeded(f) && f.icmp.and_then(|i| i.from) == from)
+                    });
+                    let keep = match (from, seen) {
+                        // An earlier hop refusing to forward: the path ends after that hop.
+                        (Some(_), Some(i)) => {
+                            let hop = hops[i].0;
+                            end = Some(end.map_or(hop, |e| e.min(hop)));
+                            hop + 1
+                        }
+                        _ => {
+                            hops[usize::from(ttl - 1)].1 = Some(fact);
+                            end = Some(end.map_or(ttl, |e| e.min(ttl)));
+                            ttl
+                        }
+                    };
+                    hops.truncate(usize::from(keep.max(end.unwrap_or(keep))));
                 }
                 None => break,
             },
+            r = cut.changed(), if cut_open => cut_open = r.is_ok(),
             _ = tokio::time::sleep_until(stop) => break,
         }
     }
@@ -79,5 +174,17 @@ pub async fn walk<C: Connector>(
         address,
         hops,
         elapsed: start.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hop_is_timed_from_the_syn_it_answered() {
+        let ms = Duration::from_millis;
+        assert_eq!(round_trip(ms(3)), ms(3));
+        assert_eq!(round_trip(ms(1002)), ms(2));
     }
 }

@@ -486,32 +486,47 @@ pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
 pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx)?;
     let hidden: Vec<&Listener> = l.listeners.iter().filter(|x| x.process.is_none()).collect();
-    if hidden.is_empty() || l.privileged {
+    // As root every process is visible: a missing owner then means the owner search ran out
+    // of its time budget (many processes), which the report admits to.
+    if hidden.is_empty() || (l.privileged && !l.owner_search_incomplete) {
         return None;
     }
-    Some(
-        Finding::new(
-            FindingId::OwnerHidden,
-            Severity::Info,
+    let on = hidden
+        .iter()
+        .map(|x| show(x))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (message, step) = if l.owner_search_incomplete {
+        (
             format!(
-                "{} listens on {}, but which program it is cannot be seen without root.",
-                owner(hidden[0]),
-                hidden
-                    .iter()
-                    .map(|x| show(x))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{} listens on {on}; which program it is was not found within the owner \
+                 search's time budget (this machine runs many processes).",
+                owner(hidden[0])
+            ),
+            Step::run(
+                StepKind::CheckListening,
+                "See the listener's process",
+                Command::SsListening { port: l.port },
+                Machine::This,
             ),
         )
-        .steps([Step::run(
-            StepKind::RerunAsRoot,
-            "Run again with sudo to see the process",
-            Command::CanreachAsRoot {
-                args: cx.target().input.clone(),
-            },
-            Machine::This,
-        )]),
-    )
+    } else {
+        (
+            format!(
+                "{} listens on {on}, but which program it is cannot be seen without root.",
+                owner(hidden[0])
+            ),
+            Step::run(
+                StepKind::RerunAsRoot,
+                "Run again with sudo to see the process",
+                Command::CanreachAsRoot {
+                    args: cx.target().input.clone(),
+                },
+                Machine::This,
+            ),
+        )
+    };
+    Some(Finding::new(FindingId::OwnerHidden, Severity::Info, message).steps([step]))
 }
 
 /// Why this machine's firewall could not be read, in words.
@@ -725,6 +740,7 @@ mod tests {
             usual_server_names: vec![],
             privileged: true,
             listen_drops: None,
+            owner_search_incomplete: false,
         };
         let redis = Listener {
             port: 6379,
@@ -768,6 +784,7 @@ mod tests {
             usual_server_names: vec!["PostgreSQL"],
             privileged: true,
             listen_drops: None,
+            owner_search_incomplete: false,
         }
     }
 

@@ -96,6 +96,41 @@ pub struct LocalFacts {
     pub privileged: bool,
     /// SYNs this network namespace dropped at full accept queues since boot.
     pub listen_drops: Option<netstat::ListenCounters>,
+    /// The search for the listeners' owning processes ran out of its time budget
+    /// ([`OWNER_SEARCH_BUDGET`]) before every owner was found: a listener without a process
+    /// may then have an owner this user could see.
+    pub owner_search_incomplete: bool,
+}
+
+/// The most the search for owning processes (`/proc/PID/fd` of every process) may take. On a
+/// machine with thousands of processes the scan costs tens of milliseconds, in /proc's order,
+/// so the owner is found fast or slowly depending on its pid; past this budget the report says
+/// the search was cut short rather than hold a check that takes a few milliseconds.
+/// Counted in this thread's CPU time (the scan is system calls), so that a machine busy with
+/// other work slows the scan down without cutting it short. A debug build (the tests') spends
+/// about ten times as long per process, and gets ten times the budget.
+pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
+    std::time::Duration::from_millis(50)
+} else {
+    std::time::Duration::from_millis(5)
+};
+
+/// This thread's CPU time so far (user and system).
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Is `ip` an address of this machine?
@@ -126,7 +161,9 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
     let usual: Vec<&servers::KnownServer> = servers::for_port(port).collect();
 
     let wanted: HashSet<u64> = on_port.iter().map(|e| e.inode).collect();
-    let scan = scan_processes(&wanted, &usual);
+    let uids: HashSet<u32> = on_port.iter().map(|e| e.uid).collect();
+    let budget = thread_cpu_time() + OWNER_SEARCH_BUDGET;
+    let scan = scan_processes(&wanted, &uids, &usual, budget);
 
     let users = UserNames::default();
     let listener = |e: &SocketEntry| Listener {
@@ -179,6 +216,7 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
             .then(netstat::read)
             .flatten(),
         listeners,
+        owner_search_incomplete: scan.incomplete,
     }
 }
 
@@ -210,73 +248,153 @@ struct Scan {
     inodes_of: HashMap<u32, HashSet<u64>>,
     /// Running processes of the usual servers.
     usual: Vec<(&'static str, Process)>,
+    /// The budget ran out before every wanted inode's owner was found.
+    incomplete: bool,
 }
 
-/// One pass over /proc: find the owners of `wanted` socket inodes and the processes of the
-/// `usual` servers. Unreadable entries (other users without root, processes that exit) are
-/// skipped.
-fn scan_processes(wanted: &HashSet<u64>, usual: &[&servers::KnownServer]) -> Scan {
+/// Find the owners of `wanted` socket inodes and the processes of the `usual` servers in
+/// /proc. Reads only what can change the report: a process's name only when usual servers are
+/// looked for or it owns a wanted socket; fds only while an owner is missing (or of a usual
+/// server), first of the processes running as one of the sockets' `uids` (the socket's uid is
+/// its creator's; /proc/PID belongs to the process's user), then — only if an owner is still
+/// missing — of the others (a process that changed user, a non-dumpable one whose /proc entry
+/// is root's). A process's fd scan stops at its first EACCES. The owner search stops at
+/// `budget`, this thread's CPU time (`incomplete` then); the usual servers' names are still read.
+fn scan_processes(
+    wanted: &HashSet<u64>,
+    uids: &HashSet<u32>,
+    usual: &[&servers::KnownServer],
+    budget: std::time::Duration,
+) -> Scan {
+    use std::os::unix::fs::MetadataExt;
     let mut scan = Scan::default();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return scan;
     };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // Lossy: a process may name itself with any bytes (prctl PR_SET_NAME), and a name that
-        // is not UTF-8 must not read as no name at all.
-        let comm = read_proc(pid, "comm", 64);
-        let comm = String::from_utf8_lossy(&comm);
-        let comm = comm.trim_end_matches('\n');
-        let usual_server = usual.iter().find(|s| s.processes.contains(&comm));
-        let need_owner = scan.owner.len() < wanted.len();
-        if !need_owner && usual_server.is_none() {
-            continue;
+    let mut later: Vec<u32> = Vec::new();
+    let mut out_of_time = false;
+    let pids = dir.flatten().filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        Some((pid, entry))
+    });
+    for (pid, entry) in pids {
+        let need_owner = scan.owner.len() < wanted.len() && !out_of_time;
+        if !need_owner && usual.is_empty() {
+            break;
         }
-        let inodes = socket_inodes(pid);
-        let owns: Vec<u64> = inodes
-            .iter()
-            .copied()
-            .filter(|i| wanted.contains(i))
-            .collect();
-        if owns.is_empty() && usual_server.is_none() {
-            continue;
+        let mine = need_owner
+            && entry
+                .metadata()
+                .is_ok_and(|m| uids.is_empty() || uids.contains(&m.uid()));
+        if need_owner && !mine {
+            later.push(pid);
         }
-        let process = Process {
-            pid,
-            name: comm.to_string(),
-            cmdline: cmdline(pid),
-        };
-        for i in owns {
-            scan.owner.insert(i, process.clone());
-        }
-        if let Some(s) = usual_server {
-            scan.usual.push((s.name, process.clone()));
-        }
-        if !inodes.is_empty() {
-            scan.inodes_of.insert(pid, inodes);
-        }
+        visit(&mut scan, pid, wanted, usual, mine);
+        out_of_time = out_of_time || thread_cpu_time() >= budget;
     }
+    for pid in later {
+        if scan.owner.len() >= wanted.len() {
+            break;
+        }
+        if out_of_time || thread_cpu_time() >= budget {
+            out_of_time = true;
+            break;
+        }
+        visit_fds(&mut scan, pid, wanted, None, None);
+    }
+    scan.incomplete = out_of_time && scan.owner.len() < wanted.len();
     scan
 }
 
-/// The socket inodes a process holds (empty when its fds cannot be read).
-fn socket_inodes(pid: u32) -> HashSet<u64> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return HashSet::new();
+/// One process of the first pass: its name when usual servers are looked for, its fds when
+/// it may own a wanted socket (`scan_fds`) or is a usual server.
+fn visit(
+    scan: &mut Scan,
+    pid: u32,
+    wanted: &HashSet<u64>,
+    usual: &[&servers::KnownServer],
+    scan_fds: bool,
+) {
+    let comm = if usual.is_empty() {
+        None
+    } else {
+        Some(comm(pid))
     };
-    fds.flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter_map(|target| {
-            let t = target.to_str()?;
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
+    let usual_server = comm
+        .as_deref()
+        .and_then(|c| usual.iter().find(|s| s.processes.contains(&c)))
+        .map(|s| s.name);
+    if !scan_fds && usual_server.is_none() {
+        return;
+    }
+    visit_fds(scan, pid, wanted, comm, usual_server);
+}
+
+/// Read a process's socket inodes; record it as the owner of the wanted ones it holds, and as
+/// a usual server.
+fn visit_fds(
+    scan: &mut Scan,
+    pid: u32,
+    wanted: &HashSet<u64>,
+    comm: Option<String>,
+    usual_server: Option<&'static str>,
+) {
+    let inodes = socket_inodes(pid);
+    let owns: Vec<u64> = inodes
+        .iter()
+        .copied()
+        .filter(|i| wanted.contains(i))
+        .collect();
+    if owns.is_empty() && usual_server.is_none() {
+        return;
+    }
+    let process = Process {
+        pid,
+        name: comm.unwrap_or_else(|| self::comm(pid)),
+        cmdline: cmdline(pid),
+    };
+    for i in owns {
+        scan.owner.insert(i, process.clone());
+    }
+    if let Some(s) = usual_server {
+        scan.usual.push((s, process.clone()));
+    }
+    if !inodes.is_empty() {
+        scan.inodes_of.insert(pid, inodes);
+    }
+}
+
+/// `/proc/PID/comm`, decoded lossily: a process may name itself with any bytes (prctl
+/// PR_SET_NAME), and a name that is not UTF-8 must not read as no name at all.
+fn comm(pid: u32) -> String {
+    let raw = read_proc(pid, "comm", 64);
+    String::from_utf8_lossy(&raw)
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+/// The socket inodes a process holds (empty when its fds cannot be read). Stops at the first
+/// fd it may not read (EACCES): the rest are not readable either.
+fn socket_inodes(pid: u32) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for fd in fds.flatten() {
+        match std::fs::read_link(fd.path()) {
+            Ok(target) => {
+                let inode = target
+                    .to_str()
+                    .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
+                    .and_then(|n| n.parse::<u64>().ok());
+                out.extend(inode);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => break,
+            // The fd was closed meanwhile.
+            Err(_) => {}
+        }
+    }
+    out
 }
 
 /// Longest command line kept, in characters (`…` when cut).

@@ -295,6 +295,9 @@ struct LocalJ {
     usual_server_names: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     privileged: Option<bool>,
+    /// The owner search ran out of its time budget (processes may lack their owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_search_incomplete: Option<bool>,
     firewall: Option<FirewallJ>,
 }
 
@@ -548,6 +551,7 @@ fn local(l: Option<&LocalFacts>, fw: Option<&Firewall>) -> LocalJ {
         }),
         usual_server_names: l.map(|l| l.usual_server_names.clone()),
         privileged: l.map(|l| l.privileged),
+        owner_search_incomplete: l.map(|l| l.owner_search_incomplete),
         firewall: fw.map(firewall),
     }
 }
