@@ -288,3 +288,32 @@ fn running_out_of_file_descriptors_is_an_internal_error_not_a_verdict() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_closed_pipe_keeps_the_verdicts_exit_code() {
+    let (_held, port) = closed_port();
+    // `true` exits at once: canreach's report meets a closed pipe (EPIPE), which is no reason
+    // to change the answer a script reads from the exit code.
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "sleep 0.05 | {} --json 127.0.0.1 {port} | true; echo ${{PIPESTATUS[1]}}",
+                env!("CARGO_BIN_EXE_canreach")
+            ),
+        ])
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(
+        code,
+        "4",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -372,13 +372,28 @@ pub fn path_no_answer(cx: &Ctx) -> Option<Finding> {
     if p.last_responding.is_some() || p.reached_at.is_some() {
         return None;
     }
+    // The host answered on other ports, so packets do reach it: a router that stays silent on
+    // every TTL may only have spent its ICMP budget (about 6 errors a second per peer) on
+    // checks just before this one — and then a reject of this port would have been held
+    // back too.
+    let host_up = cx.liveness.is_some_and(|l| l.alive == Some(true));
+    let rate_limit = if host_up {
+        " The host answers on other ports, so packets reach it: routers send only about six \
+         ICMP errors a second to one machine, and a check run right after others may find that \
+         budget spent — then a router's reject of this port is held back too, and silence is \
+         what remains. Run the check again after a few seconds' pause before blaming a drop."
+    } else {
+        ""
+    };
     Some(
         Finding::new(
             FindingId::PathNoAnswer,
             Severity::Warning,
-            "Not even the first hop answered the path walk: this machine's own firewall (OUTPUT \
-             chain) or the first router drops the packets — or the routers on the way do not \
-             send ICMP time-exceeded.",
+            format!(
+                "Not even the first hop answered the path walk: this machine's own firewall \
+                 (OUTPUT chain) or the first router drops the packets — or the routers on the way \
+                 do not send ICMP time-exceeded.{rate_limit}"
+            ),
         )
         .steps([Step::run(
             StepKind::CheckLocalOutput,

@@ -144,3 +144,32 @@ fn text_dns_timeout_names_the_silent_server() {
     };
     insta::assert_snapshot!(render(&facts, false));
 }
+
+/// Every fixture's report is consistent by construction: no finding twice, no step twice (the
+/// same command on the same machine), only documented ids — the lab checks the same of every
+/// real report (`tests/common::check_report`).
+#[test]
+fn fixture_reports_have_no_step_or_finding_twice() {
+    use crate::diagnosis::FindingId;
+    let fixtures = [rejected_on_path()];
+    for f in fixtures {
+        let d = diagnose(&f);
+        let mut seen = std::collections::HashSet::new();
+        for x in &d.findings {
+            assert!(FindingId::ALL.contains(&x.id));
+            assert!(seen.insert((x.id, x.message.clone())), "{:?} twice", x.id);
+        }
+        let mut steps = std::collections::HashSet::new();
+        for s in &d.steps {
+            assert!(
+                steps.insert((s.command.clone(), format!("{:?}", s.on), s.kind)),
+                "step twice: {s:?}"
+            );
+        }
+        let json = render(&f, true);
+        assert!(
+            !json.contains("Query {") && !json.contains("Some("),
+            "{json}"
+        );
+    }
+}
