@@ -118,3 +118,37 @@ impl Facts {
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
+
+/// A unix time as a UTC date and time to the minute (`2026-11-26 06:04 UTC`), without a date
+/// crate: Howard Hinnant's civil-from-days.
+pub fn utc(t: i64) -> String {
+    let (date, secs) = civil(t);
+    format!("{date} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// The same to the second (`2026-11-26 06:04:05 UTC`).
+pub fn utc_seconds(t: i64) -> String {
+    let (date, secs) = civil(t);
+    format!(
+        "{date} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `YYYY-MM-DD` and the seconds into that day.
+fn civil(t: i64) -> (String, i64) {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (format!("{y:04}-{m:02}-{d:02}"), secs)
+}

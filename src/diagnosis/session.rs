@@ -10,6 +10,7 @@ use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
 use super::{AddressResult, Ctx, Evidence, Outcome, fmt_duration};
 use crate::escape::escape_bytes;
+pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
 use crate::session::SessionFacts;
 use crate::session::first::{BannerKind, First};
@@ -350,27 +351,6 @@ fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// A unix time as a UTC date and time (`2026-11-26 06:04 UTC`), without a date crate.
-pub fn utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
 }
 
 fn names(c: &CertFacts) -> String {
