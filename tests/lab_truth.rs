@@ -139,3 +139,23 @@ fn a_tiny_deadline_is_never_a_drop() {
         }
     }
 }
+
+/// A name server that is not there (its address on this machine's own network, where ARP
+/// fails after ~3 s): the connected UDP probe hears "host unreachable" and ends the wait then,
+/// as glibc does, instead of at resolv.conf's timeout; its port 53 is described at once.
+#[test]
+fn an_absent_name_server_is_named_when_arp_gives_up() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(
+        &lab.client,
+        "resolv.conf",
+        "nameserver 198.18.1.99\noptions timeout:8 attempts:1\n",
+    );
+    let r = lab.canreach(&["--json", "--timeout", "20", "app.lab", "80"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "dns_error", "{}", r.stdout);
+    let s = &v["dns"]["servers"][0];
+    assert_eq!(s["port53"]["udp"], "unreachable", "{s}");
+    assert!(r.took < Duration::from_secs(6), "{:?}", r.took);
+}

@@ -48,6 +48,7 @@ pub fn udp53_words(u: Udp53) -> &'static str {
     match u {
         Udp53::Answered => "answered",
         Udp53::Refused => "refused",
+        Udp53::Unreachable => "host unreachable",
         Udp53::NoAnswer => "no answer",
     }
 }

@@ -85,6 +85,8 @@ pub enum Udp53 {
     Answered,
     /// ICMP port-unreachable: nothing listens on UDP port 53.
     Refused,
+    /// ICMP host/network unreachable: the server is not there (a failed ARP on its network).
+    Unreachable,
     NoAnswer,
 }
 
@@ -130,18 +132,35 @@ pub async fn query(
     let budget = server_budget(conf.timeout, deadline.saturating_duration_since(start));
     let until = start + budget;
     // hickory's UDP socket is not connected, so it never hears the ICMP port-unreachable of a
-    // server where nothing listens on port 53; it would wait its full timeout. A connected
-    // UDP probe, sent at the same time, hears it at once.
+    // server where nothing listens on port 53 (or a "host unreachable" for one that is not
+    // there); it would wait its full timeout. A connected UDP probe, sent at the same time,
+    // hears it at once. A TCP connection to port 53 is tried alongside too, so that a silent
+    // server's port 53 is described when the timeout ends, not 100 ms after it.
+    use crate::probe::{Connector, KernelConnector, ProbeSpec};
     let asking = ask(server, name, conf, budget, until);
-    let closed = async {
-        match udp_probe(server, until).await {
-            Udp53::Refused => {}
-            _ => std::future::pending::<()>().await,
+    let udp = udp_probe(server, until);
+    let tcp = KernelConnector.probe(ProbeSpec::to(server), until);
+    tokio::pin!(asking, udp, tcp);
+    let (mut udp_seen, mut tcp_seen) = (None, None);
+    let answer = loop {
+        tokio::select! {
+            a = &mut asking => break a,
+            u = &mut udp, if udp_seen.is_none() => {
+                udp_seen = Some(u);
+                if matches!(u, Udp53::Refused | Udp53::Unreachable) {
+                    break Answer::failed(DnsErrorKind::Timeout, name);
+                }
+            }
+            t = &mut tcp, if tcp_seen.is_none() => {
+                // "Host unreachable" on port 53 over TCP: the server is not there (its
+                // neighbour lookup failed), so no UDP answer can come either.
+                let gone = t.icmp.is_some_and(|i| i.meaning().undeliverable());
+                tcp_seen = Some(t);
+                if gone {
+                    break Answer::failed(DnsErrorKind::Timeout, name);
+                }
+            }
         }
-    };
-    let (answer, udp_refused) = tokio::select! {
-        a = asking => (a, false),
-        () = closed => (Answer::failed(DnsErrorKind::Timeout, name), true),
     };
     let elapsed = start.elapsed();
     let bare = name.trim_end_matches('.');
@@ -154,8 +173,30 @@ pub async fn query(
         .as_ref()
         .is_some_and(|e| e.kind == DnsErrorKind::Timeout);
     let port53 = if timed_out {
+        // Both probes end by `until`, which has passed or nearly (or UDP already settled it):
+        // what they saw is ready; a TCP attempt still pending gets at most PORT53_BUDGET.
         let probe_until = deadline.min(Instant::now() + PORT53_BUDGET);
-        Some(probe_port53(server, probe_until, udp_refused).await)
+        let udp = match udp_seen {
+            Some(u) => u,
+            None => tokio::time::timeout_at(probe_until, &mut udp)
+                .await
+                .unwrap_or(Udp53::NoAnswer),
+        };
+        let tcp = match tcp_seen {
+            Some(t) => t,
+            None => match tokio::time::timeout_at(probe_until, &mut tcp).await {
+                Ok(t) => t,
+                // Still no answer: that is what it did.
+                Err(_) => crate::probe::ProbeFact {
+                    spec: ProbeSpec::to(server),
+                    result: crate::probe::ConnectResult::TimedOut,
+                    elapsed: start.elapsed(),
+                    icmp: None,
+                    local: None,
+                },
+            },
+        };
+        Some(Port53 { tcp, udp })
     } else {
         None
     };
@@ -486,21 +527,6 @@ fn merge(
     (Err(error), records)
 }
 
-/// A silent server: does anything answer on its port 53? (`udp_refused`: the UDP side is
-/// already known to be closed; asking again would only spend the server's ICMP rate limit.)
-async fn probe_port53(server: SocketAddr, deadline: Instant, udp_refused: bool) -> Port53 {
-    use crate::probe::{Connector, KernelConnector, ProbeSpec};
-    let udp = async {
-        if udp_refused {
-            Udp53::Refused
-        } else {
-            udp_probe(server, deadline).await
-        }
-    };
-    let (tcp, udp) = tokio::join!(KernelConnector.probe(ProbeSpec::to(server), deadline), udp);
-    Port53 { tcp, udp }
-}
-
 /// Send one DNS query on a connected UDP socket: an ICMP port-unreachable comes back as
 /// ECONNREFUSED on the next receive.
 async fn udp_probe(server: SocketAddr, deadline: Instant) -> Udp53 {
@@ -513,6 +539,14 @@ async fn udp_probe(server: SocketAddr, deadline: Instant) -> Udp53 {
         return Udp53::NoAnswer;
     };
     let _ = std_sock.set_nonblocking(true);
+    // Without IP_RECVERR a UDP socket ignores ICMP errors that are not "fatal" (host
+    // unreachable is not): with it, a failed neighbour lookup comes back as EHOSTUNREACH.
+    let (level, opt) = if server.is_ipv4() {
+        (libc::SOL_IP, libc::IP_RECVERR)
+    } else {
+        (libc::SOL_IPV6, libc::IPV6_RECVERR)
+    };
+    let _ = crate::sys::set_int_option(std::os::fd::AsRawFd::as_raw_fd(&std_sock), level, opt, 1);
     let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
         return Udp53::NoAnswer;
     };
@@ -524,16 +558,21 @@ async fn udp_probe(server: SocketAddr, deadline: Instant) -> Udp53 {
         0x63, 0x61, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1,
     ];
     if let Err(e) = sock.send(&query).await {
-        return if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            Udp53::Refused
-        } else {
-            Udp53::NoAnswer
-        };
+        return udp_error(&e);
     }
     let mut buf = [0u8; 512];
     match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
         Ok(Ok(_)) => Udp53::Answered,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Udp53::Refused,
+        Ok(Err(e)) => udp_error(&e),
+        Err(_) => Udp53::NoAnswer,
+    }
+}
+
+/// What an error on the connected UDP socket says about the server.
+fn udp_error(e: &std::io::Error) -> Udp53 {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => Udp53::Refused,
+        Some(libc::EHOSTUNREACH | libc::ENETUNREACH) => Udp53::Unreachable,
         _ => Udp53::NoAnswer,
     }
 }

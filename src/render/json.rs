@@ -443,6 +443,7 @@ fn server(s: &ServerView) -> ServerJ {
             udp: match p.udp {
                 Udp53::Answered => "answered",
                 Udp53::Refused => "refused",
+                Udp53::Unreachable => "unreachable",
                 Udp53::NoAnswer => "no_answer",
             },
         }),
