@@ -19,18 +19,18 @@ sleep 0.5
 inc="ip netns exec $c"
 
 hyperfine -N --warmup 10 --runs "$runs" --style none --export-json "$out/dns-live.json" \
-  -n "canreach 198.18.2.2 80 (address)" "$inc $bin 198.18.2.2 80" \
-  -n "canreach app.lab 80 (name)" "$inc $bin app.lab 80" \
+  -n "canreach 198.18.2.2 80 (address)" "$inc $bin --tcp 198.18.2.2 80" \
+  -n "canreach app.lab 80 (name)" "$inc $bin --tcp app.lab 80" \
   -n "getent ahosts app.lab (system lookup alone)" "$inc getent ahosts app.lab" \
   -n "nc -z app.lab 80" "$inc nc -z app.lab 80" >/dev/null
-rtt=$($inc "$bin" --json app.lab 80 | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["dns"]["servers"][0]["elapsed_ms"])')
+rtt=$($inc "$bin" --json --tcp app.lab 80 | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["dns"]["servers"][0]["elapsed_ms"])')
 # In-process timings (canreach's own elapsed_ms), medians of 50 runs: what the DNS view adds
 # beyond the system lookup a name needs anyway.
 inproc=$(python3 - "$inc" "$bin" <<'PY'
 import json, statistics as st, subprocess, sys
 inc, bin_ = sys.argv[1].split(), sys.argv[2]
 def runs(args, n=50):
-    return [json.loads(subprocess.run(inc + [bin_, "--json"] + args, capture_output=True).stdout) for _ in range(n)]
+    return [json.loads(subprocess.run(inc + [bin_, "--json", "--tcp"] + args, capture_output=True).stdout) for _ in range(n)]
 name, addr = runs(["app.lab", "80"]), runs(["198.18.2.2", "80"])
 med = lambda xs: st.median(xs)
 total_n = med([v["elapsed_ms"] for v in name]); total_a = med([v["elapsed_ms"] for v in addr])
@@ -46,7 +46,7 @@ kill $dnsmasq_pid; wait $dnsmasq_pid 2>/dev/null || true   # the name server die
 # the ICMP port-unreachable it sends to one peer (a burst of 6, then one a second), and each
 # run of each tool spends several; back-to-back runs would measure that limit, not the tools.
 hyperfine -N --runs 10 -i --style none --prepare "sleep 6" --export-json "$out/dns-closed.json" \
-  -n "canreach app.lab 80 (port 53 closed)" "$inc $bin app.lab 80" \
+  -n "canreach app.lab 80 (port 53 closed)" "$inc $bin --tcp app.lab 80" \
   -n "getent ahosts app.lab (port 53 closed)" "$inc getent ahosts app.lab" \
   -n "nc -z -w 5 app.lab 80 (port 53 closed)" "$inc nc -z -w 5 app.lab 80" >/dev/null
 # …and now it is silent: its firewall drops port 53.
@@ -59,7 +59,7 @@ table inet bench {
 }
 NFT
 hyperfine -N --runs 10 -i --style none --export-json "$out/dns-silent.json" \
-  -n "canreach app.lab 80 (silent server, timeout:1)" "$inc $bin app.lab 80" \
+  -n "canreach app.lab 80 (silent server, timeout:1)" "$inc $bin --tcp app.lab 80" \
   -n "getent ahosts app.lab (silent server)" "$inc getent ahosts app.lab" \
   -n "nc -z -w 5 app.lab 80 (silent server)" "$inc nc -z -w 5 app.lab 80" >/dev/null
 

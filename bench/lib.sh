@@ -17,8 +17,9 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-# accept_loop ADDR PORT [NETNS]: a listener that accepts and closes at once (so its backlog
-# never fills), in the background; its pid is the last of bench_pids.
+# accept_loop ADDR PORT [NETNS]: a listener that accepts at once (so its backlog never fills)
+# and holds each connection (a server waiting for its client: a close at once would be, rightly,
+# a `service_error`), in the background; its pid is the last of bench_pids.
 accept_loop() {
   local pre=()
   [ -n "${3:-}" ] && pre=(ip netns exec "$3")
@@ -27,8 +28,10 @@ import socket, sys
 s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4096)
+held = []
 while True:
-    c, _ = s.accept(); c.close()
+    c, _ = s.accept(); held.append(c)
+    if len(held) > 2000: held.pop(0).close()
 ' "$1" "$2" &
   bench_pids+=($!)
   sleep 0.3
