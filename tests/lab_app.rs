@@ -6,41 +6,10 @@
 mod common;
 
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::AsyncReadExt;
-
-/// A TLS acceptor whose certificate is large (many names: several full-size segments), and
-/// the CA as PEM.
-fn big_cert_server() -> (tokio_rustls::TlsAcceptor, String) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "Lab MTU CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let root = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let mut names = vec![SERVER_V4.to_string(), SERVER_V6.to_string()];
-    names.extend((0..150).map(|i| format!("name-{i}.a-rather-long-domain.lab.example")));
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &root)
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    (tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), root.pem())
-}
 
 #[test]
 fn a_path_mtu_black_hole_is_named_v4_and_v6() {
@@ -61,7 +30,8 @@ fn a_path_mtu_black_hole_is_named_v4_and_v6() {
         "output",
         "icmp type destination-unreachable drop\n    icmpv6 type packet-too-big drop",
     );
-    let (acceptor, ca_pem) = big_cert_server();
+    let tls = common::tls::ca_signed("Lab MTU CA", common::tls::many_names());
+    let (acceptor, ca_pem) = (tls.acceptor, tls.ca_pem);
     let ca = std::env::temp_dir().join(format!("canreach-lab-app-{}.pem", std::process::id()));
     std::fs::File::create(&ca)
         .unwrap()

@@ -1,6 +1,8 @@
 //! The session stage as one call, against loopback servers: a greeting ends it, HTTP and HTTPS
 //! get one request, and a silent TLS port gets the reduced-MSS retry within the deadline.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,6 @@ use canreach::session::first::{BannerKind, First};
 use canreach::session::http::HttpTarget;
 use canreach::session::tls::{TlsFailure, TrustStore};
 use canreach::session::{Application, SessionRequest, after_connect};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -114,27 +114,8 @@ async fn plain_http() {
 
 #[tokio::test]
 async fn https() {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "After CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let root = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &root)
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let tls = common::tls::ca_signed("After CA", vec!["localhost".to_string()]);
+    let acceptor = tls.acceptor;
     let addr = server(1, move |s| {
         let acceptor = acceptor.clone();
         async move {
@@ -144,7 +125,7 @@ async fn https() {
         }
     })
     .await;
-    let roots = Arc::new(TrustStore::from_certs([root.der().clone()]).unwrap());
+    let roots = Arc::new(TrustStore::from_certs([tls.ca_der]).unwrap());
     let app = Application::Https(HttpTarget::root("localhost", addr.port(), 443));
     let f = run(addr, &request(app, roots), Duration::from_secs(3)).await;
     assert!(f.tls.as_ref().unwrap().ok(), "{f:?}");

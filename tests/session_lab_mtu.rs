@@ -16,8 +16,6 @@ use std::time::Duration;
 use canreach::session::tls::{TlsFailure, TrustStore};
 use canreach::session::{Application, SessionRequest, after_connect};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -46,32 +44,8 @@ fn in_ns<T: Send + 'static>(
 
 /// A TLS server whose certificate flight is several full-size segments (many names).
 fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, TrustStore) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "Lab MTU CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let root = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-    let mut names = vec!["198.18.2.2".to_string(), "fd00:2::2".to_string()];
-    names.extend((0..150).map(|i| format!("name-{i}.a-rather-long-domain.lab.example")));
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &root)
-        .unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
-    .unwrap();
-    (
-        tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
-        TrustStore::from_certs([root.der().clone()]).unwrap(),
-    )
+    let tls = common::tls::ca_signed("Lab MTU CA", common::tls::many_names());
+    (tls.acceptor, TrustStore::from_certs([tls.ca_der]).unwrap())
 }
 
 #[test]

@@ -18,6 +18,7 @@
 #![allow(unsafe_code)]
 
 pub mod fake_dns;
+pub mod tls;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
