@@ -5,7 +5,7 @@
 # namespace built here), sampled from /proc/PID/status every few seconds.
 # Traffic: loopback and the bench's own namespaces only. Needs: hyperfine, netcat-openbsd, python3.
 # Usage: bench/workflow.sh [RUNS] [WAIT_SECONDS]   (writes bench/results/workflow-*; RUNS=0
-# skips part 1)
+# skips part 1, WAIT_SECONDS=0 part 2)
 runs=${1:-20}
 wait_s=${2:-180}
 source "$(dirname "$0")/lib.sh"
@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 if [ "$runs" -gt 0 ]; then
 python3 -c '
 import socket, select
-ls = []
+ls, held = [], []
 for p in range(47100, 47125):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", p)); s.listen(4096); s.setblocking(False); ls.append(s)
@@ -22,7 +22,8 @@ while True:
     r, _, _ = select.select(ls, [], [])
     for s in r:
         try:
-            c, _ = s.accept(); c.close()
+            c, _ = s.accept(); held.append(c)
+            if len(held) > 4000: held.pop(0).close()
         except BlockingIOError:
             pass
 ' &
@@ -46,6 +47,7 @@ medians "$out/workflow-many.json"
 fi
 
 # --- 2. RSS and threads of a long --wait ---------------------------------------------------
+[ "$wait_s" -gt 0 ] || exit 0
 closed=47150
 if nc -z 127.0.0.1 $closed 2>/dev/null; then echo "port $closed is in use" >&2; exit 1; fi
 lab_up crwfb

@@ -28,6 +28,7 @@ use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver}
 use crate::facts::{AddressFacts, Facts, Silence};
 use crate::liveness;
 use crate::local;
+use crate::local::shared::Inspector;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::First;
 use crate::session::http::HttpTarget;
@@ -130,6 +131,18 @@ pub async fn gather<R: Resolver, C: Connector>(
     resolver: &R,
     connector: &C,
 ) -> Facts {
+    gather_with(target, opts, resolver, connector, &local::shared::Fresh).await
+}
+
+/// [`gather`], with this machine's listeners and firewall read through `inspector` (a run of
+/// many targets shares its reads: [`local::shared::PerRun`]).
+pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
+    target: Target,
+    opts: Options,
+    resolver: &R,
+    connector: &C,
+    inspector: &I,
+) -> Facts {
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let probe_deadline = deadline - opts.trace_reserve();
@@ -142,7 +155,7 @@ pub async fn gather<R: Resolver, C: Connector>(
     let probe_all = |mut addrs: Vec<SocketAddr>| async move {
         // This machine's addresses, read once: for the local inspection and to know which
         // probes go to this machine (no liveness, no walk, a short silence bound).
-        let mine = local::interface_addresses();
+        let mine = inspector.addresses();
         let inspect_here = match local_mode {
             LocalMode::Never => false,
             LocalMode::Always => true,
@@ -150,19 +163,13 @@ pub async fn gather<R: Resolver, C: Connector>(
         };
         // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
         // concurrently with the probes, and only for this machine's addresses.
-        let mut inspection = inspect_here.then(|| {
-            let mine = mine.clone();
-            tokio::task::spawn_blocking(move || local::inspect(port, mine))
-        });
+        let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()));
         let mut inspected = None;
         if here {
             // `:PORT` asks about this machine: every loopback address and every address a
             // listener of the port is bound to is checked, which needs the listeners first.
             if let Some(task) = inspection.take() {
-                inspected = tokio::time::timeout_at(deadline, task)
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
+                inspected = tokio::time::timeout_at(deadline, task).await.ok().flatten();
             }
             for ip in here_addresses(&mine, inspected.as_ref()) {
                 let sa = SocketAddr::new(ip, port);
@@ -188,10 +195,7 @@ pub async fn gather<R: Resolver, C: Connector>(
                 walk: (i == 0 && !local && opts.trace != TraceMode::Never).then_some(deadline),
             };
             async move {
-                let read_firewall = move || {
-                    let until = deadline.into_std();
-                    tokio::task::spawn_blocking(move || local::firewall(port, until))
-                };
+                let read_firewall = move || inspector.firewall(port, deadline.into_std());
                 let probing = probe_address(connector, a, probe_deadline, role);
                 tokio::pin!(probing);
                 // A first address still silent after DELAY may well be `filtered`, which the
@@ -233,10 +237,7 @@ pub async fn gather<R: Resolver, C: Connector>(
             follow_sessions(connector, &results, target_ref, app_ref, deadline),
             async {
                 match inspection {
-                    Some(task) => tokio::time::timeout_at(deadline, task)
-                        .await
-                        .ok()
-                        .and_then(Result::ok),
+                    Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
                     None => None,
                 }
             }
@@ -329,17 +330,10 @@ pub async fn gather<R: Resolver, C: Connector>(
     let local = inspected;
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if let Some(task) = firewall_task {
-        tokio::time::timeout_at(deadline, task)
-            .await
-            .ok()
-            .and_then(Result::ok)
+        tokio::time::timeout_at(deadline, task).await.ok().flatten()
     } else if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
-        let until = deadline.into_std();
-        let task = tokio::task::spawn_blocking(move || local::firewall(port, until));
-        tokio::time::timeout_at(deadline, task)
-            .await
-            .ok()
-            .and_then(Result::ok)
+        let task = inspector.firewall(port, deadline.into_std());
+        tokio::time::timeout_at(deadline, task).await.ok().flatten()
     } else {
         None
     };

@@ -168,6 +168,28 @@ pub fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
     }
 }
 
+/// The kernel's smoothed round-trip time of a connected TCP socket (`TCP_INFO`'s `tcpi_rtt`):
+/// right after the handshake, the SYN to SYN-ACK time as the kernel saw it, free of this
+/// process's own scheduling delays. `None` when it is not known (0) or the call fails.
+pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
+    // SAFETY: all-zero bytes are a valid `tcp_info` (plain integers).
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: valid pointer and length of a writable `tcp_info`; the kernel writes at most
+    // `len` bytes and updates `len`; a bad fd is an error return.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && info.tcpi_rtt > 0)
+        .then(|| std::time::Duration::from_micros(u64::from(info.tcpi_rtt)))
+}
+
 /// One control message as the kernel wrote it: `(level, type, data)`.
 pub type Cmsg = (i32, i32, Vec<u8>);
 

@@ -108,7 +108,8 @@ async fn plain_http() {
         Duration::from_secs(3),
     )
     .await;
-    assert_eq!(f.first, First::Silent);
+    // HTTP's client speaks first: no watch, the request goes out at once.
+    assert_eq!((f.first, f.window), (First::Unwatched, Duration::ZERO));
     assert_eq!(f.http.unwrap().response.unwrap().status, 200);
 }
 
@@ -149,7 +150,7 @@ async fn silent_tls_port_gets_the_mss_retry_within_the_deadline() {
     )
     .await;
     assert!(start.elapsed() < Duration::from_millis(1500));
-    assert_eq!(f.first, First::Silent);
+    assert_eq!(f.first, First::Unwatched);
     assert_eq!(f.tls.unwrap().failure, Some(TlsFailure::NoReply));
     let retry = f.mss_retry.unwrap();
     assert_eq!(retry.mss, 1200);
@@ -159,7 +160,9 @@ async fn silent_tls_port_gets_the_mss_retry_within_the_deadline() {
 
 #[tokio::test]
 async fn closed_ends_the_stage() {
-    let addr = server(1, |s| async move { drop(s) }).await;
+    // Two connections: the handshake's, then the one that is watched to tell a hang-up on
+    // every client from one on the ClientHello.
+    let addr = server(2, |s| async move { drop(s) }).await;
     let f = run(
         addr,
         &request(Application::Tls, TrustStore::system()),
@@ -168,4 +171,29 @@ async fn closed_ends_the_stage() {
     .await;
     assert!(matches!(f.first, First::Closed | First::Reset));
     assert_eq!(f.tls, None);
+}
+
+#[tokio::test]
+async fn a_hang_up_on_the_client_hello_only_is_the_handshake_s_failure() {
+    // Closes a connection once it has read something: silent to a client that waits.
+    let addr = server(2, |mut s| async move {
+        let mut b = [0u8; 1];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut b).await;
+        drop(s);
+    })
+    .await;
+    let f = run(
+        addr,
+        &request(Application::Tls, TrustStore::system()),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(f.first, First::Unwatched);
+    assert!(
+        matches!(
+            f.tls.as_ref().and_then(|t| t.failure.clone()),
+            Some(TlsFailure::Closed | TlsFailure::Reset)
+        ),
+        "{f:?}"
+    );
 }

@@ -836,7 +836,7 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
             out.push(("greeting", escape_bytes(&line[..line.len().min(100)])));
         }
         First::Error { text, .. } => out.push(("after", format!("socket error: {text}"))),
-        First::Silent => {}
+        First::Silent | First::Unwatched => {}
     }
     if let Some(t) = &s.tls {
         out.push(("tls", tls_line(t)));

@@ -13,6 +13,7 @@ pub mod netstat;
 pub mod nft;
 pub mod proc_net;
 pub mod servers;
+pub mod shared;
 pub mod sock_diag;
 
 use std::borrow::Cow;
@@ -86,7 +87,8 @@ pub struct LocalFacts {
     pub addresses: Vec<IpAddr>,
     /// Listeners on the port.
     pub listeners: Vec<Listener>,
-    /// Other ports the same processes listen on.
+    /// Other ports the same processes listen on (among their fds up to [`FDS_AFTER_OWNER`]
+    /// past the one on the port).
     pub owner_other_listeners: Vec<Listener>,
     /// Processes of the servers that usually serve the port (empty when none runs).
     pub usual_servers: Vec<RunningServer>,
@@ -149,19 +151,33 @@ pub fn interface_addresses() -> Vec<IpAddr> {
 /// Gather the local facts for `port`, given this machine's interface addresses (blocking: a
 /// netlink dump and /proc reads).
 pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
+    inspect_ports(&[port], addresses)
+        .pop()
+        .expect("one port asked, one answer")
+}
+
+/// The local facts of several ports from one socket-table read and one /proc scan (a run of
+/// many targets on this machine shares them, see [`shared`]): one [`LocalFacts`] per port, in
+/// the order of `ports` (blocking).
+pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
     let privileged = crate::sys::is_root();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
     let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
-    let on_port: Vec<&SocketEntry> = listening
+    let asked: Vec<&SocketEntry> = listening
         .iter()
         .copied()
-        .filter(|e| e.local.port() == port)
+        .filter(|e| ports.contains(&e.local.port()))
         .collect();
-    let usual: Vec<&servers::KnownServer> = servers::for_port(port).collect();
+    let mut usual: Vec<&servers::KnownServer> = Vec::new();
+    for s in ports.iter().flat_map(|p| servers::for_port(*p)) {
+        if !usual.iter().any(|u| u.name == s.name) {
+            usual.push(s);
+        }
+    }
 
-    let wanted: HashSet<u64> = on_port.iter().map(|e| e.inode).collect();
-    let uids: HashSet<u32> = on_port.iter().map(|e| e.uid).collect();
+    let wanted: HashSet<u64> = asked.iter().map(|e| e.inode).collect();
+    let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
     let budget = thread_cpu_time() + OWNER_SEARCH_BUDGET;
     let scan = scan_processes(&wanted, &uids, &usual, budget);
 
@@ -175,56 +191,77 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
         user: users.name(e.uid),
         process: scan.owner.get(&e.inode).cloned(),
     };
-    let listeners: Vec<Listener> = on_port.iter().map(|e| listener(e)).collect();
-    let owner_pids: HashSet<u32> = scan.owner.values().map(|p| p.pid).collect();
-    let owner_other_listeners = listening
+    // Only worth a read when a listener's queue is full: it then says how often.
+    let listen_drops = asked
         .iter()
-        .filter(|e| e.local.port() != port)
-        .filter(|e| {
-            scan.inodes_of
+        .any(|e| listener(e).queue_full())
+        .then(netstat::read)
+        .flatten();
+    ports
+        .iter()
+        .map(|&port| {
+            let listeners: Vec<Listener> = asked
                 .iter()
-                .any(|(pid, inodes)| owner_pids.contains(pid) && inodes.contains(&e.inode))
+                .filter(|e| e.local.port() == port)
+                .map(|e| listener(e))
+                .collect();
+            let owner_pids: HashSet<u32> = listeners
+                .iter()
+                .filter_map(|l| l.process.as_ref().map(|p| p.pid))
+                .collect();
+            let owner_other_listeners = listening
+                .iter()
+                .filter(|e| e.local.port() != port)
+                .filter(|e| {
+                    scan.inodes_of
+                        .iter()
+                        .any(|(pid, inodes)| owner_pids.contains(pid) && inodes.contains(&e.inode))
+                })
+                .map(|e| listener(e))
+                .collect();
+            let usual_here: Vec<&servers::KnownServer> = servers::for_port(port).collect();
+            let usual_servers = scan
+                .usual
+                .iter()
+                .filter(|(server, _)| usual_here.iter().any(|s| s.name == *server))
+                .map(|(server, proc_)| RunningServer {
+                    server,
+                    process: proc_.clone(),
+                    listening: scan.inodes_of.get(&proc_.pid).map(|inodes| {
+                        listening
+                            .iter()
+                            .filter(|e| inodes.contains(&e.inode))
+                            .map(|e| e.local)
+                            .collect()
+                    }),
+                })
+                .collect();
+            let incomplete = scan.incomplete && listeners.iter().any(|l| l.process.is_none());
+            LocalFacts {
+                port,
+                addresses: addresses.clone(),
+                owner_other_listeners,
+                usual_servers,
+                usual_server_names: usual_here.iter().map(|s| s.name).collect(),
+                privileged,
+                listen_drops: listen_drops.filter(|_| listeners.iter().any(Listener::queue_full)),
+                listeners,
+                owner_search_incomplete: incomplete,
+            }
         })
-        .map(|e| listener(e))
-        .collect();
-    let usual_servers = scan
-        .usual
-        .iter()
-        .map(|(server, proc_)| RunningServer {
-            server,
-            process: proc_.clone(),
-            listening: scan.inodes_of.get(&proc_.pid).map(|inodes| {
-                listening
-                    .iter()
-                    .filter(|e| inodes.contains(&e.inode))
-                    .map(|e| e.local)
-                    .collect()
-            }),
-        })
-        .collect();
-    LocalFacts {
-        port,
-        addresses,
-        owner_other_listeners,
-        usual_servers,
-        usual_server_names: usual.iter().map(|s| s.name).collect(),
-        privileged,
-        // Only worth a read when a listener's queue is full: it then says how often.
-        listen_drops: listeners
-            .iter()
-            .any(Listener::queue_full)
-            .then(netstat::read)
-            .flatten(),
-        listeners,
-        owner_search_incomplete: scan.incomplete,
-    }
+        .collect()
 }
 
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
 /// Never fails: why it could not be read is kept in `reason`.
 pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
+    firewall_from(nft::read(port, deadline))
+}
+
+/// The firewall facts from what reading the ruleset gave.
+pub fn firewall_from(read: Result<Vec<FirewallRule>, NftError>) -> Firewall {
     let privileged = crate::sys::is_root();
-    match nft::read(port, deadline) {
+    match read {
         Ok(rules) => Firewall {
             inspected: true,
             reason: None,
@@ -339,7 +376,7 @@ fn visit_fds(
     comm: Option<String>,
     usual_server: Option<&'static str>,
 ) {
-    let inodes = socket_inodes(pid);
+    let inodes = socket_inodes(pid, wanted);
     let owns: Vec<u64> = inodes
         .iter()
         .copied()
@@ -373,20 +410,36 @@ fn comm(pid: u32) -> String {
         .to_string()
 }
 
+/// How many more fds of a process are read once it has shown to own a wanted socket: enough
+/// for the other ports it listens on (opened at start, so among its first fds), without
+/// reading every connection of a server that holds thousands (a readlink each).
+const FDS_AFTER_OWNER: usize = 256;
+
 /// The socket inodes a process holds (empty when its fds cannot be read). Stops at the first
-/// fd it may not read (EACCES): the rest are not readable either.
-fn socket_inodes(pid: u32) -> HashSet<u64> {
+/// fd it may not read (EACCES): the rest are not readable either; and [`FDS_AFTER_OWNER`] fds
+/// after the first `wanted` one (its other listeners are then those among them).
+fn socket_inodes(pid: u32, wanted: &HashSet<u64>) -> HashSet<u64> {
     let mut out = HashSet::new();
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return out;
     };
+    let mut left: Option<usize> = None;
     for fd in fds.flatten() {
+        if let Some(n) = left.as_mut() {
+            if *n == 0 {
+                break;
+            }
+            *n -= 1;
+        }
         match std::fs::read_link(fd.path()) {
             Ok(target) => {
                 let inode = target
                     .to_str()
                     .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
                     .and_then(|n| n.parse::<u64>().ok());
+                if left.is_none() && inode.is_some_and(|i| wanted.contains(&i)) {
+                    left = Some(FDS_AFTER_OWNER);
+                }
                 out.extend(inode);
             }
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => break,

@@ -159,6 +159,12 @@ fn nft_path() -> Option<&'static Path> {
 /// and parse it for `port`. Killed and reaped at `deadline`; output over [`MAX_RULESET`] is
 /// refused.
 pub fn read(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
+    parse(&read_ruleset(deadline)?, port)
+}
+
+/// The ruleset as `nft -t -j list ruleset` prints it (bounded, killed at `deadline`): one run
+/// serves every port (see `local::shared`).
+pub fn read_ruleset(deadline: Instant) -> Result<Vec<u8>, NftError> {
     let nft = nft_path().ok_or(NftError::Missing)?;
     let mut cmd = Command::new(nft);
     // `-t` (terse) leaves set elements out: a 500k-element set made 7.5 MB and 6.3 s of output.
@@ -180,7 +186,7 @@ pub fn read(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError>
             NftError::Failed(msg)
         });
     }
-    parse(&out.stdout, port)
+    Ok(out.stdout)
 }
 
 /// What a bounded run gathered.

@@ -580,6 +580,7 @@ fn step(i: usize, s: &PlannedStep) -> StepJ {
 fn session(s: &SessionFacts) -> SessionJ {
     let (kind, banner, service, error_code) = match &s.first {
         First::Silent => ("silent", None, None, None),
+        First::Unwatched => ("not_watched", None, None, None),
         First::Reset => ("reset", None, None, None),
         First::Closed => ("closed", None, None, None),
         First::Error { .. } => ("error", None, None, None),

@@ -84,7 +84,7 @@ pub struct MssRetry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionFacts {
     pub address: SocketAddr,
-    /// How long the first moments were watched.
+    /// How long the first moments were watched (zero when they were not: [`First::Unwatched`]).
     pub window: Duration,
     pub first: First,
     pub tls: Option<TlsFacts>,
@@ -104,8 +104,22 @@ pub async fn after_connect(
     // on the server's delayed ACK (40 ms a time). curl sets it too.
     let _ = stream.set_nodelay(true);
     quickack(&stream);
-    let window = first::window_for(connect_rtt);
-    let first = first::watch(&stream, window, deadline).await;
+    // The probe's connect time includes this process's own delays (many targets in one
+    // runtime, a busy machine): the kernel's round-trip time is the network's.
+    let rtt = {
+        use std::os::fd::AsRawFd;
+        crate::sys::tcp_rtt(stream.as_raw_fd()).map_or(connect_rtt, |k| k.min(connect_rtt))
+    };
+    let window = first::window_for(rtt);
+    // TLS and HTTP clients speak first: send at once rather than watch a silence that is
+    // normal for them (the watch was most of a TLS check on a fast path). What the watch
+    // would have shown comes back as the protocol's answer instead.
+    let client_first = !matches!(req.application, Application::Watch);
+    let first = if client_first {
+        First::Unwatched
+    } else {
+        first::watch(&stream, window, deadline).await
+    };
     let mut facts = SessionFacts {
         address,
         window,
@@ -114,7 +128,7 @@ pub async fn after_connect(
         mss_retry: None,
         http: None,
     };
-    if facts.first != First::Silent {
+    if !matches!(facts.first, First::Silent | First::Unwatched) {
         return facts;
     }
     match &req.application {
@@ -170,7 +184,78 @@ pub async fn after_connect(
             }
         }
     }
+    if client_first {
+        settle_first(&mut facts, address, window, deadline).await;
+        if facts.first == First::Unwatched {
+            facts.window = Duration::ZERO;
+        }
+    }
     facts
+}
+
+/// A reply in another protocol that is a known greeting (SSH, SMTP, …: servers that speak
+/// first, whatever the client sent) is the first moments' banner, as a watch would have
+/// seen it.
+///
+/// After a hang-up without a byte in answer to the first message (TLS or HTTP): did the
+/// program hang up on that message, or on every connection as soon as it is accepted (a
+/// proxy whose backend is down)? A new connection, watched without a word, tells: if it is
+/// closed or reset too, the first moments say so (`accepted_then_closed`/`_reset`) in place of
+/// the protocol's failure. Otherwise the protocol's failure stands.
+async fn settle_first(
+    facts: &mut SessionFacts,
+    address: SocketAddr,
+    window: Duration,
+    deadline: Instant,
+) {
+    let tls_unheard = facts.tls.as_ref().is_some_and(|t| {
+        matches!(t.failure, Some(tls::TlsFailure::Closed | tls::TlsFailure::Reset))
+            && t.chain.is_empty()
+            && t.version.is_none()
+    });
+    let http_unheard = facts.http.as_ref().is_some_and(|h| {
+        h.response.is_none()
+            && matches!(
+                h.failure,
+                Some(http::HttpFailure::Closed | http::HttpFailure::Reset)
+            )
+    });
+    let other = match (&facts.tls, &facts.http) {
+        (Some(t), _) => match &t.failure {
+            Some(tls::TlsFailure::NotTls { first_bytes }) => Some(first_bytes),
+            _ => None,
+        },
+        (None, Some(h)) => match &h.failure {
+            Some(http::HttpFailure::NotHttp { first_bytes }) => Some(first_bytes),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(bytes) = other {
+        let banner = first::banner(bytes);
+        if matches!(&banner, First::Banner { kind, .. } if *kind != first::BannerKind::Unknown) {
+            facts.first = banner;
+            facts.tls = None;
+            facts.http = None;
+            facts.mss_retry = None;
+            return;
+        }
+    }
+    if !(tls_unheard || http_unheard) {
+        return;
+    }
+    let first = match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
+        Ok(Ok(s)) => first::watch(&s, window, deadline).await,
+        Ok(Err(e)) if e.raw_os_error() == Some(libc::ECONNRESET) => First::Reset,
+        _ => return,
+    };
+    if matches!(first, First::Closed | First::Reset) {
+        facts.first = first;
+        facts.window = window;
+        facts.tls = None;
+        facts.http = None;
+        facts.mss_retry = None;
+    }
 }
 
 /// Acknowledge at once rather than after the delayed-ACK timer: a server whose small reply

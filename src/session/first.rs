@@ -50,6 +50,10 @@ pub enum First {
     Banner { bytes: Vec<u8>, kind: BannerKind },
     /// Nothing in the window: it waits for the client (normal for most protocols).
     Silent,
+    /// Not watched: the client speaks first (TLS, HTTP), so the protocol's own answer shows a
+    /// hang-up; one with not a byte is then watched on a new connection (see
+    /// `session::after_connect`), and only then recorded as [`First::Closed`]/[`First::Reset`].
+    Unwatched,
     /// The socket reported another error.
     Error { errno: Option<i32>, text: String },
 }

@@ -35,6 +35,7 @@ use crate::diagnosis::{self, Diagnosis, Verdict};
 use crate::escape::escape;
 use crate::exit_codes::{ExitCode, most_severe};
 use crate::facts::Facts;
+use crate::local;
 use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::render;
@@ -48,6 +49,12 @@ use resolver::{Lookups, WorkflowResolver};
 /// liveness probes and walk sockets; 16 keeps a run of hundreds of targets well inside the
 /// default 1024 open files and away from bursts a firewall would take for a scan.
 pub const CONCURRENCY: usize = 16;
+
+/// The most checks of this machine's own addresses running at once. They cross no network and
+/// no firewall but this machine's (nothing to look like a scan to), and each holds two or three
+/// sockets while it watches the connection's first moments: 64 of them keep well inside 1024
+/// open files, and 50 loopback targets are watched at once instead of in four waves.
+pub const LOCAL_CONCURRENCY: usize = 64;
 
 /// An address family (`-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +173,11 @@ pub struct Runner {
     family: Option<Family>,
     lookups: Lookups,
     permits: Semaphore,
+    /// Permits for this machine's targets ([`LOCAL_CONCURRENCY`]).
+    local_permits: Semaphore,
     hosts: HashMap<String, tokio::sync::Mutex<()>>,
+    /// This machine's listeners and firewall, read once for the checks running together.
+    local: local::shared::PerRun,
 }
 
 /// The key by which targets share a remote host; `None` for this machine.
@@ -195,6 +206,8 @@ impl Runner {
             family,
             lookups: Lookups::default(),
             permits: Semaphore::new(CONCURRENCY),
+            local_permits: Semaphore::new(LOCAL_CONCURRENCY),
+            local: local::shared::PerRun::new(targets.iter().map(|t| t.target.port.get())),
             hosts: count
                 .into_iter()
                 .filter(|(_, n)| *n > 1)
@@ -205,11 +218,15 @@ impl Runner {
 
     /// One check of `target` under `timeout`.
     pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Checked {
-        let _host = match host_key(target).and_then(|k| self.hosts.get(&k)) {
+        let key = host_key(target);
+        let _host = match key.as_ref().and_then(|k| self.hosts.get(k)) {
             Some(m) => Some(m.lock().await),
             None => None,
         };
-        let _permit = self.permits.acquire().await;
+        let _permit = match key {
+            Some(_) => self.permits.acquire().await,
+            None => self.local_permits.acquire().await,
+        };
         slot.set_phase(match target.host {
             Host::Ip(_) => Phase::Probing,
             Host::Name(_) => Phase::Resolving,
@@ -223,7 +240,14 @@ impl Runner {
             timeout,
             ..self.opts
         };
-        let facts = pipeline::gather(target.clone(), opts, &resolver, &KernelConnector).await;
+        let facts = pipeline::gather_with(
+            target.clone(),
+            opts,
+            &resolver,
+            &KernelConnector,
+            &self.local,
+        )
+        .await;
         let diag = diagnosis::diagnose(&facts);
         slot.record(diag.verdict);
         Checked { facts, diag }
