@@ -407,7 +407,7 @@ async fn follow_sessions<C: Connector>(
         host: target.host.to_string(),
         application: app.clone(),
         roots: if tls {
-            TrustStore::system()
+            TrustStore::system_quick()
         } else {
             TrustStore::empty()
         },

@@ -329,7 +329,25 @@ async fn tls_with_retry(
     } else {
         deadline
     };
-    let (tls_facts, session) = tls::handshake_session(stream, &treq, first_deadline).await;
+    let (mut tls_facts, mut session) = tls::handshake_session(stream, &treq, first_deadline).await;
+    // The quick store (the bundle file alone) did not know the issuer: ask again, on a new
+    // connection, with the whole store (its directories too), where OpenSSL would have looked.
+    let about_issuer = matches!(
+        tls_facts.failure,
+        Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::MissingIntermediate { .. })
+            | Some(TlsFailure::SelfSigned)
+    );
+    if about_issuer && req.roots.is_partial() {
+        let full = TrustStore::system();
+        let treq = TlsRequest {
+            roots: &full,
+            ..treq
+        };
+        if let Ok(Ok(s)) = tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
+            let _ = s.set_nodelay(true);
+            (tls_facts, session) = tls::handshake_session(s, &treq, first_deadline).await;
+        }
+    }
     let silent = matches!(
         tls_facts.failure,
         Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })

@@ -59,6 +59,9 @@ pub struct TrustStore {
     /// Problems met while loading (unreadable files, unparsable certificates): facts, since
     /// an empty store explains every "unknown issuer".
     pub load_errors: Vec<String>,
+    /// Only the bundle file of a store that has directories too ([`TrustStore::system_quick`]):
+    /// an unknown issuer must be asked of [`TrustStore::system`] before it is reported.
+    partial: bool,
 }
 
 impl TrustStore {
@@ -77,6 +80,52 @@ impl TrustStore {
             }
             Arc::new(TrustStore::from_root_store(roots, load_errors))
         }))
+    }
+
+    /// The system store's bundle file alone, when the system store also has certificate
+    /// directories to read; else [`TrustStore::system`] itself.
+    ///
+    /// rustls-native-certs reads every file of every directory (on Debian, `/etc/ssl/certs`:
+    /// ~150 files besides the bundle that holds the same certificates) where OpenSSL looks a
+    /// directory up lazily, by hash, only for an issuer it did not find: reading them all was
+    /// most of a TLS check of a local server. So the bundle is read first, and the whole store
+    /// only when the bundle did not know the issuer (`session::after` then asks again).
+    /// Which file and directories: `SSL_CERT_FILE`/`SSL_CERT_DIR` as rustls-native-certs reads
+    /// them (a file alone when only the file is set), else OpenSSL's usual places
+    /// (openssl-probe, as rustls-native-certs does).
+    pub fn system_quick() -> Arc<TrustStore> {
+        static QUICK: OnceLock<Arc<TrustStore>> = OnceLock::new();
+        Arc::clone(QUICK.get_or_init(|| {
+            let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+            let (file, dirs) = match (env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) {
+                (file, Some(_)) => (file.map(std::path::PathBuf::from), true),
+                (Some(_), None) => (None, false),
+                (None, None) => {
+                    let p = openssl_probe::probe();
+                    (p.cert_file, !p.cert_dir.is_empty())
+                }
+            };
+            match file {
+                Some(file) if dirs => {
+                    let loaded = rustls_native_certs::load_certs_from_paths(Some(&file), None);
+                    let mut roots = RootCertStore::empty();
+                    let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
+                    if roots.is_empty() || !loaded.errors.is_empty() || ignored > 0 {
+                        // Nothing quick to gain from a bundle that does not load cleanly.
+                        return TrustStore::system();
+                    }
+                    let mut store = TrustStore::from_root_store(roots, vec![]);
+                    store.partial = true;
+                    Arc::new(store)
+                }
+                _ => TrustStore::system(),
+            }
+        }))
+    }
+
+    /// Is this the bundle file alone ([`TrustStore::system_quick`])?
+    pub fn is_partial(&self) -> bool {
+        self.partial
     }
 
     /// A store trusting nothing: for a session that speaks no TLS.
@@ -117,6 +166,7 @@ impl TrustStore {
             roots: Arc::new(roots),
             subjects,
             load_errors,
+            partial: false,
         }
     }
 
