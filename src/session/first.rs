@@ -50,8 +50,9 @@ pub enum First {
     Banner { bytes: Vec<u8>, kind: BannerKind },
     /// Nothing in the window: it waits for the client (normal for most protocols).
     Silent,
-    /// The socket reported another error.
-    Error { errno: Option<i32>, text: String },
+    /// The socket reported another error: its errno (the diagnosis words it), when the OS
+    /// gave one.
+    Error { errno: Option<i32> },
 }
 
 /// What a greeting looks like.
@@ -109,10 +110,7 @@ const PIECE_WAIT: Duration = Duration::from_millis(10);
 fn from_error(e: &io::Error) -> First {
     match e.raw_os_error() {
         Some(libc::ECONNRESET) => First::Reset,
-        errno => First::Error {
-            errno,
-            text: e.to_string(),
-        },
+        errno => First::Error { errno },
     }
 }
 
