@@ -260,8 +260,8 @@ pub const ALERTS: &[AlertRow] = &[
     row(
         112,
         "unrecognized_name",
-        "it does not know the name this client asked for (SNI): no site is configured for it \
-         there",
+        "it does not know the name this client asked for (SNI), so no site there is \
+         configured for it",
         Fixer::Either,
         "Connect with a name the server is configured for, or configure the server (its \
          virtual hosts, its certificates) for this name.",
