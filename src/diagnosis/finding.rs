@@ -125,6 +125,8 @@ finding_ids! {
     BoundToOtherAddress => "bound_to_other_address",
     /// The port's owner is a container runtime's proxy.
     ContainerProxy => "container_proxy",
+    /// A listener's process calls itself a known server but runs another executable.
+    OwnerNameMismatch => "owner_name_mismatch",
     /// A listener's process cannot be seen without root.
     OwnerHidden => "owner_hidden",
     /// This machine's firewall could not be read.

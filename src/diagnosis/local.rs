@@ -13,7 +13,7 @@ use super::{AddressResult, Ctx, Outcome, Verdict};
 use crate::local::Firewall;
 use crate::local::nft::{FirewallRule, NftError};
 use crate::local::servers::{self, CONTAINER_PROXIES};
-use crate::local::{Listener, LocalFacts, is_local};
+use crate::local::{Listener, LocalFacts, Process, is_local};
 
 /// Does a socket listening on `l` accept a connection to `dialled`?
 /// `0.0.0.0` takes any IPv4 address of the machine; `::` any address, IPv4 included (Linux's
@@ -38,9 +38,109 @@ fn show(l: &Listener) -> String {
 fn owner(l: &Listener) -> String {
     let user = l.user.clone().unwrap_or_else(|| format!("uid {}", l.uid));
     match &l.process {
-        Some(p) => format!("{} (pid {}, user {user})", p.name, p.pid),
+        Some(p) => format!(
+            "{} (pid {}, user {user}, {})",
+            p.name,
+            p.pid,
+            p.exe.as_deref().unwrap_or("executable unknown")
+        ),
         None => format!("a process of user {user}"),
     }
+}
+
+/// The file name of an executable path, without the kernel's ` (deleted)` mark (a server
+/// upgraded under a running process keeps running the old, deleted file).
+fn exe_file_name(exe: &str) -> &str {
+    let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The names a process gives itself that are a known server's: its `comm` and the file name
+/// of its `argv[0]` (which `exec -a` sets freely; servers that retitle themselves write
+/// `postgres: checkpointer`, hence the `:`).
+fn claimed_server_names(p: &Process) -> Vec<&str> {
+    let argv0 = p.cmdline.split(' ').next().unwrap_or("");
+    let argv0 = argv0
+        .rsplit('/')
+        .next()
+        .unwrap_or(argv0)
+        .trim_end_matches(':');
+    let mut names: Vec<&str> = [p.name.as_str(), argv0]
+        .into_iter()
+        .filter(|n| servers::for_process(n).is_some())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// Does the executable's file name fit the name claimed? The same name; the name cut at
+/// `comm`'s 15 characters; the name with a version after it (`python3` runs `python3.11`
+/// through a symlink); or another process name of the same server (`mysqld` is a link to
+/// `mariadbd`).
+fn exe_fits(claimed: &str, exe_name: &str) -> bool {
+    if exe_name == claimed || (claimed.len() == 15 && exe_name.starts_with(claimed)) {
+        return true;
+    }
+    let versioned = exe_name.strip_prefix(claimed).is_some_and(|rest| {
+        rest.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+    });
+    if versioned {
+        return true;
+    }
+    servers::for_process(claimed).is_some_and(|s| s.processes.contains(&exe_name))
+}
+
+/// A listener's process calls itself a known server (by `comm` or `argv[0]`) but the kernel
+/// says it runs another executable: `exec -a postgres /tmp/x/evil`, or a program renamed to
+/// pass for one. Reported whatever the verdict: it is about who answers on the port.
+pub fn owner_name_mismatch(cx: &Ctx) -> Vec<Finding> {
+    let Some(l) = cx.facts.local.as_ref() else {
+        return vec![];
+    };
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for x in &l.listeners {
+        let Some(p) = &x.process else { continue };
+        let Some(exe) = p.exe.as_deref() else {
+            continue;
+        };
+        if seen.contains(&p.pid) {
+            continue;
+        }
+        let exe_name = exe_file_name(exe);
+        let Some(claimed) = claimed_server_names(p)
+            .into_iter()
+            .find(|c| !exe_fits(c, exe_name))
+        else {
+            continue;
+        };
+        seen.push(p.pid);
+        let server = servers::for_process(claimed).map_or("a known server", |s| s.name);
+        out.push(
+            Finding::new(
+                FindingId::OwnerNameMismatch,
+                Severity::Warning,
+                format!(
+                    "The process listening on {} calls itself {claimed} (the name of {server}) \
+                     but runs {exe} (pid {}, user {}, named {} by the system). A program that \
+                     takes a known server's name is not that server: check what it is before \
+                     trusting what it answers.",
+                    show(x),
+                    p.pid,
+                    x.user.clone().unwrap_or_else(|| format!("uid {}", x.uid)),
+                    p.name,
+                ),
+            )
+            .steps([Step::run(
+                StepKind::InspectProgram,
+                "See what the process is and who started it",
+                Command::ProcessState { pid: p.pid },
+                Machine::This,
+            )]),
+        );
+    }
+    out
 }
 
 /// The listener facts, when the verdict is a failure worth explaining with them.
@@ -712,6 +812,7 @@ mod tests {
                 pid: 812,
                 name: n.into(),
                 cmdline: format!("/usr/bin/{n}"),
+                exe: Some(format!("/usr/bin/{n}")),
             }),
         }
     }
@@ -786,6 +887,104 @@ mod tests {
             listen_drops: None,
             owner_search_incomplete: false,
         }
+    }
+
+    fn owned_by(name: &str, cmdline: &str, exe: Option<&str>) -> Listener {
+        let mut l = listener("127.0.0.1", Some(name));
+        let p = l.process.as_mut().unwrap();
+        p.cmdline = cmdline.into();
+        p.exe = exe.map(Into::into);
+        l
+    }
+
+    /// The messages of `owner_name_mismatch` for one listener.
+    fn mismatches(l: Listener) -> Vec<String> {
+        let f = facts_for(local_with(vec![l.clone(), l]), None);
+        let d = crate::diagnosis::diagnose(&f);
+        d.findings
+            .iter()
+            .filter(|f| f.id == "owner_name_mismatch")
+            .map(|f| f.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_process_claiming_a_known_servers_name_is_named_with_its_executable() {
+        // `exec -a postgres /tmp/x/evil`: comm says evil, argv[0] postgres.
+        let f = mismatches(owned_by("evil", "postgres -D /data", Some("/tmp/x/evil")));
+        assert_eq!(f.len(), 1, "once per process");
+        let m = &f[0];
+        assert!(
+            m.contains("calls itself postgres (the name of PostgreSQL)"),
+            "{m}"
+        );
+        assert!(
+            m.contains("but runs /tmp/x/evil (pid 812, user postgres"),
+            "{m}"
+        );
+        // A renamed copy: comm and argv[0] say postgres, the kernel says python.
+        let f = mismatches(owned_by(
+            "postgres",
+            "/tmp/x/postgres -c pass",
+            Some("/usr/bin/python3.11"),
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("runs /usr/bin/python3.11"));
+    }
+
+    #[test]
+    fn real_servers_and_their_usual_shapes_are_not_flagged() {
+        for (comm, cmdline, exe) in [
+            (
+                "postgres",
+                "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
+                "/usr/lib/postgresql/15/bin/postgres",
+            ),
+            (
+                "postgres",
+                "postgres: checkpointer",
+                "/usr/lib/postgresql/15/bin/postgres",
+            ),
+            (
+                "nginx",
+                "nginx: master process /usr/sbin/nginx",
+                "/usr/sbin/nginx",
+            ),
+            ("python3", "python3 -m http.server", "/usr/bin/python3.11"),
+            ("mysqld", "/usr/sbin/mysqld", "/usr/sbin/mariadbd"),
+            (
+                "redis-server",
+                "/usr/bin/redis-server 127.0.0.1:6379",
+                "/usr/bin/redis-server (deleted)",
+            ),
+            // Not a known server's name: not a claim (node retitles itself freely).
+            ("myapp", "myapp --port 5432", "/usr/bin/node"),
+        ] {
+            assert!(
+                mismatches(owned_by(comm, cmdline, Some(exe))).is_empty(),
+                "{comm} {exe}"
+            );
+        }
+        // The executable could not be read: nothing to compare, nothing said.
+        assert!(mismatches(owned_by("evil", "postgres", None)).is_empty());
+    }
+
+    #[test]
+    fn an_owner_is_named_with_its_executable_or_unknown() {
+        let l = owned_by(
+            "postgres",
+            "postgres",
+            Some("/usr/lib/postgresql/15/bin/postgres"),
+        );
+        assert_eq!(
+            owner(&l),
+            "postgres (pid 812, user postgres, /usr/lib/postgresql/15/bin/postgres)"
+        );
+        let l = owned_by("postgres", "postgres", None);
+        assert_eq!(
+            owner(&l),
+            "postgres (pid 812, user postgres, executable unknown)"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod finding;
 pub mod local;
 pub mod session;
 pub mod silence;
+pub mod tls_words;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -455,6 +456,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ListensOnOtherFamily => local::listens_on_other_family(cx),
         BoundToOtherAddress => local::bound_to_other_address(cx),
         ContainerProxy => one(local::container_proxy(cx)),
+        OwnerNameMismatch => local::owner_name_mismatch(cx),
         OwnerHidden => one(local::owner_hidden(cx)),
         FirewallNotInspected => one(local::firewall_not_inspected(cx)),
         AddressesDisagree => one(address::addresses_disagree(cx)),

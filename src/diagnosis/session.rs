@@ -8,15 +8,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Evidence, Outcome, fmt_duration};
+use super::{AddressResult, Ctx, Evidence, Outcome, errno_name, errno_text, fmt_duration};
 use crate::escape::escape_bytes;
 pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
 use crate::session::SessionFacts;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFailure, HttpResponse};
+use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
-use crate::session::tls::{CertFacts, TlsFacts, TlsFailure};
+use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
+
+use super::tls_words::{self, Fixer};
 
 /// What the session facts make of an address whose TCP handshake completed.
 pub fn outcome(s: &SessionFacts) -> Outcome {
@@ -550,13 +553,11 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
                 Machine::This,
             )],
         ),
-        TlsFailure::ProtocolMismatch { alert, detail } => (
-            format!(
-                "The server and this client share no TLS version or cipher suite ({}). This \
-                 client speaks TLS 1.2 and 1.3; a server that speaks only TLS 1.0/1.1 or old \
-                 ciphers is out of date.",
-                alert.clone().unwrap_or_else(|| detail.clone())
-            ),
+        TlsFailure::ProtocolMismatch {
+            alert,
+            incompatible,
+        } => (
+            mismatch_words(*alert, *incompatible),
             vec![renew("Enable TLS 1.2 or 1.3 with current cipher suites")],
         ),
         TlsFailure::NotTls { first_bytes } => (
@@ -574,14 +575,8 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
                 Machine::This,
             )],
         ),
-        TlsFailure::Alert { alert } => (
-            format!("The server ended the handshake with the TLS alert {alert}."),
-            vec![read_logs(cx, r)],
-        ),
-        TlsFailure::Other(text) => (
-            format!("The TLS handshake failed: {text}."),
-            vec![read_logs(cx, r)],
-        ),
+        TlsFailure::Alert { alert } => tls_error_finding(cx, r, TlsError::Alert(*alert)),
+        TlsFailure::Other(e) => tls_error_finding(cx, r, *e),
         _ => return None,
     };
     Some(
@@ -590,6 +585,53 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
     )
+}
+
+/// `tls_protocol_mismatch`'s words: the server's alert (by its standard name) or what this
+/// client found missing.
+fn mismatch_words(alert: Option<TlsAlert>, incompatible: Option<Incompatible>) -> String {
+    let what = match (alert, incompatible) {
+        (Some(a), _) => {
+            let (w, _, _) = tls_words::alert_words(a);
+            format!("The server ended the handshake: {w}")
+        }
+        (None, Some(i)) => format!(
+            "The server and this client share {}",
+            tls_words::incompatible_words(i)
+        ),
+        (None, None) => "The server and this client share no TLS version or cipher suite".into(),
+    };
+    format!(
+        "{what}. This client speaks TLS 1.2 and 1.3 with current cipher suites; a server that \
+         speaks only TLS 1.0/1.1 or old ciphers is out of date."
+    )
+}
+
+/// `tls_failed`'s words and steps, from the one table (`tls_words`): what happened, and a step
+/// for whoever can fix it.
+fn tls_error_finding(cx: &Ctx, r: &AddressResult, e: TlsError) -> (String, Vec<Step>) {
+    let (words, fixer, fix) = tls_words::error_words(e);
+    let mut first = words.chars();
+    let words: String = first
+        .next()
+        .map(|c| c.to_uppercase().chain(first).collect())
+        .unwrap_or_default();
+    let server = cx.server_of(r.address.ip());
+    let steps = match fixer {
+        Fixer::Server => vec![Step::about(StepKind::ReadLogs, fix, server)],
+        Fixer::Client => vec![Step::about(
+            StepKind::CheckLocalSettings,
+            fix,
+            Machine::This,
+        )],
+        Fixer::Either => vec![Step::about(StepKind::ReadLogs, fix, server)],
+    };
+    let who = match fixer {
+        Fixer::Server => " The server's side must change.",
+        Fixer::Client => " This client's side must change.",
+        Fixer::Either => "",
+    };
+    (format!("{words}.{who}"), steps)
 }
 
 fn http_words(r: &HttpResponse) -> String {
@@ -835,7 +877,7 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
             let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
             out.push(("greeting", escape_bytes(&line[..line.len().min(100)])));
         }
-        First::Error { text, .. } => out.push(("after", format!("socket error: {text}"))),
+        First::Error { errno } => out.push(("after", socket_error_words(*errno))),
         First::Silent | First::Unwatched => {}
     }
     if let Some(t) = &s.tls {
@@ -843,7 +885,7 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     }
     if let Some(r) = &s.mss_retry {
         let what = match (&r.connect_error, &r.tls) {
-            (Some(e), _) => format!("could not connect: {e}"),
+            (Some(e), _) => mss_failure_words(*e),
             (None, Some(t)) if t.failure.is_none() => {
                 format!("handshake completed in {}", fmt_duration(t.elapsed))
             }
@@ -879,6 +921,30 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     out
 }
 
+/// A socket error in the first moments, from the one errno table.
+fn socket_error_words(errno: Option<i32>) -> String {
+    match errno {
+        Some(e) => format!("socket error: {} ({})", errno_text(e), errno_name(e)),
+        None => "socket error (the system gave no error number)".into(),
+    }
+}
+
+/// Why the reduced-MSS connection was not made.
+fn mss_failure_words(f: MssFailure) -> String {
+    let errno = |e: Option<i32>| match e {
+        Some(e) => format!("{} ({})", errno_text(e), errno_name(e)),
+        None => "no error number".into(),
+    };
+    match f {
+        MssFailure::Socket { errno: e } => format!("could not create a socket: {}", errno(e)),
+        MssFailure::SetMss { errno: e } => {
+            format!("this machine's kernel refused the MSS: {}", errno(e))
+        }
+        MssFailure::Connect { errno: e } => format!("could not connect: {}", errno(e)),
+        MssFailure::TimedOut => "could not connect before the deadline".into(),
+    }
+}
+
 fn tls_line(t: &TlsFacts) -> String {
     use crate::session::tls::TlsVersion;
     let version = match t.version {
@@ -910,6 +976,45 @@ fn tls_line(t: &TlsFacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_errors_are_worded_from_the_errno_table() {
+        assert_eq!(
+            socket_error_words(Some(libc::EHOSTUNREACH)),
+            "socket error: No route to host (EHOSTUNREACH)"
+        );
+        assert!(socket_error_words(None).starts_with("socket error"));
+        assert_eq!(
+            mss_failure_words(MssFailure::Connect {
+                errno: Some(libc::ECONNREFUSED)
+            }),
+            "could not connect: Connection refused (ECONNREFUSED)"
+        );
+        assert_eq!(
+            mss_failure_words(MssFailure::TimedOut),
+            "could not connect before the deadline"
+        );
+        assert!(
+            mss_failure_words(MssFailure::SetMss {
+                errno: Some(libc::EINVAL)
+            })
+            .contains("EINVAL")
+        );
+    }
+
+    #[test]
+    fn tls_error_findings_name_who_fixes_it() {
+        use crate::session::tls::TlsAlert;
+        assert!(
+            mismatch_words(Some(TlsAlert(70)), None)
+                .starts_with("The server ended the handshake: it does not speak a TLS version")
+        );
+        assert!(mismatch_words(Some(TlsAlert(70)), None).contains("alert protocol_version"));
+        assert!(
+            mismatch_words(None, Some(Incompatible::CipherSuite))
+                .starts_with("The server and this client share no cipher suite.")
+        );
+    }
 
     #[test]
     fn dates_in_utc() {

@@ -199,8 +199,10 @@ pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
             nameservers.push(ns.ip);
         }
     }
-    let mut search: Vec<String> = config.domain().map(|d| d.to_string()).into_iter().collect();
-    search.extend(config.search().iter().map(|n| n.to_string()));
+    // The ASCII form (`xn--…`): hickory's `Display` would decode it to Unicode, which is
+    // shown only when safe, at print time (`escape::display_name`).
+    let mut search: Vec<String> = config.domain().map(|d| d.to_ascii()).into_iter().collect();
+    search.extend(config.search().iter().map(|n| n.to_ascii()));
     search.dedup();
     search.truncate(MAX_SEARCH);
     Some(ResolvConf {

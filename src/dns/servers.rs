@@ -439,9 +439,13 @@ pub fn chain<'a>(query: &Name, answers: &'a [Record], want: RecordType) -> Vec<&
     out
 }
 
+/// Names are kept in their ASCII form (`xn--…` labels as sent, other bytes as `\DDD`):
+/// hickory's `Display` decodes `xn--` labels to Unicode, which may hide look-alike letters or
+/// carry characters a terminal obeys. What is shown is decided when printing
+/// (`escape::display_name`: the ASCII form, with the Unicode one only when it is safe).
 fn record_view(r: &Record) -> RecordView {
     RecordView {
-        name: r.name.to_string(),
+        name: r.name.to_ascii(),
         kind: r.record_type().to_string(),
         ttl: r.ttl,
         data: rdata_text(&r.data),
@@ -469,10 +473,11 @@ pub fn rdata_text(data: &RData) -> String {
     match data {
         RData::A(a) => a.0.to_string(),
         RData::AAAA(a) => a.0.to_string(),
-        RData::CNAME(n) => n.0.to_string(),
-        RData::NS(n) => n.0.to_string(),
-        RData::PTR(n) => n.0.to_string(),
-        RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange),
+        // Names in data in their ASCII form too (see `record_view`).
+        RData::CNAME(n) => n.0.to_ascii(),
+        RData::NS(n) => n.0.to_ascii(),
+        RData::PTR(n) => n.0.to_ascii(),
+        RData::MX(mx) => format!("{} {}", mx.preference, mx.exchange.to_ascii()),
         RData::TXT(txt) => txt
             .txt_data
             .iter()

@@ -33,6 +33,13 @@ pub struct Process {
     /// `/proc/PID/cmdline`, arguments joined by spaces, secrets masked ([`mask_cmdline`]), at
     /// most [`MAX_CMDLINE`] characters. Raw otherwise: escape it when printing.
     pub cmdline: String,
+    /// The executable it runs (`readlink /proc/PID/exe`, decoded lossily; ` (deleted)` at the
+    /// end when the file was replaced or removed since). Read only for a listener's owner
+    /// (one readlink: the scan of every process must stay cheap); `None` when not read, or
+    /// when it could not be (another user's process without root: EACCES). The name a process
+    /// shows (`comm`, `argv[0]`) is its own choice; this path is the kernel's. Raw: escape it
+    /// when printing.
+    pub exe: Option<String>,
 }
 
 /// A listening socket.
@@ -389,6 +396,7 @@ fn visit_fds(
         pid,
         name: comm.unwrap_or_else(|| self::comm(pid)),
         cmdline: cmdline(pid),
+        exe: if owns.is_empty() { None } else { exe(pid) },
     };
     for i in owns {
         scan.owner.insert(i, process.clone());
@@ -414,6 +422,14 @@ fn comm(pid: u32) -> String {
 /// for the other ports it listens on (opened at start, so among its first fds), without
 /// reading every connection of a server that holds thousands (a readlink each).
 const FDS_AFTER_OWNER: usize = 256;
+
+/// `/proc/PID/exe`'s target, decoded lossily (`None` when it cannot be read: EACCES for
+/// another user's process without root, ENOENT for a kernel thread or a process gone).
+fn exe(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
 
 /// The socket inodes a process holds (empty when its fds cannot be read). Stops at the first
 /// fd it may not read (EACCES): the rest are not readable either; and [`FDS_AFTER_OWNER`] fds

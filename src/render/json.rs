@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::diagnosis::dns::{error_words, port53_tcp};
 use crate::diagnosis::session::utc;
 use crate::diagnosis::silence::{HopKind, Liveness, LivenessProbe, Path};
+use crate::diagnosis::tls_words::alert_name;
 use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
@@ -23,8 +24,9 @@ use crate::probe::ConnectResult;
 use crate::session::SessionFacts;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::HttpFailure;
+use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
-use crate::session::tls::{TlsFacts, TlsFailure, TlsVersion};
+use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
 use crate::target::{Host, PortSource};
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -168,6 +170,9 @@ struct FirstJ {
     service: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<u16>,
+    /// For `error`: the errno's name (`EHOSTUNREACH`), when the system gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -180,6 +185,9 @@ struct TlsJ {
     /// The finding id of the failure (`tls_expired`, `not_tls`, …), or `no_reply`,
     /// `stalled`, `closed`, `reset`.
     failure: Option<&'static str>,
+    /// The TLS alert the server ended the handshake with, by its standard name
+    /// (`unrecognized_name`), or `alert N` outside the registry.
+    alert: Option<String>,
     chain: Vec<CertJ>,
     client_cert_issuers: Option<Vec<String>>,
 }
@@ -200,7 +208,8 @@ struct CertJ {
 #[derive(Serialize)]
 struct MssJ {
     mss: u32,
-    connect_error: Option<String>,
+    /// `null`, the errno's name (`ECONNREFUSED`), `timed_out`, or `error` without an errno.
+    connect_error: Option<&'static str>,
     completed: bool,
     elapsed_ms: Option<f64>,
 }
@@ -316,6 +325,9 @@ struct ProcessJ {
     pid: u32,
     name: String,
     cmdline: String,
+    /// `readlink /proc/PID/exe`; null when not read (only a listener's owner's is) or not
+    /// readable (another user's process without root).
+    exe: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -500,6 +512,7 @@ fn process(p: &Process) -> ProcessJ {
         pid: p.pid,
         name: p.name.clone(),
         cmdline: p.cmdline.clone(),
+        exe: p.exe.clone(),
     }
 }
 
@@ -611,11 +624,19 @@ fn session(s: &SessionFacts) -> SessionJ {
             banner,
             service,
             error_code,
+            errno: match s.first {
+                First::Error { errno: Some(e) } => Some(errno_name(e)),
+                _ => None,
+            },
         },
         tls: s.tls.as_ref().map(tls),
         mss_retry: s.mss_retry.as_ref().map(|r| MssJ {
             mss: r.mss,
-            connect_error: r.connect_error.clone(),
+            connect_error: r.connect_error.map(|e| match e.errno() {
+                Some(errno) => errno_name(errno),
+                None if e == MssFailure::TimedOut => "timed_out",
+                None => "error",
+            }),
             completed: r.tls.as_ref().is_some_and(|t| {
                 !matches!(
                     t.failure,
@@ -677,6 +698,18 @@ fn tls(t: &TlsFacts) -> TlsJ {
             TlsFailure::Closed => "closed",
             TlsFailure::Reset => "reset",
         }),
+        alert: t
+            .failure
+            .as_ref()
+            .and_then(|f| match f {
+                TlsFailure::Alert { alert }
+                | TlsFailure::ProtocolMismatch {
+                    alert: Some(alert), ..
+                }
+                | TlsFailure::Other(TlsError::Alert(alert)) => Some(*alert),
+                _ => None,
+            })
+            .map(alert_name),
         chain: t
             .chain
             .iter()

@@ -19,7 +19,7 @@ use crate::diagnosis::session::lines as session_lines;
 use crate::diagnosis::silence::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
 use crate::dns::Lookup;
-use crate::escape::escape as x;
+use crate::escape::{display_name, escape as x};
 use crate::facts::Facts;
 use crate::target::{Host, PortSource};
 
@@ -70,20 +70,26 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 Some(kind) => format!("DNS {}, {}", sv.server.ip(), stub_words(kind)),
                 None => format!("DNS {}", sv.server.ip()),
             };
-            let shown = sv.name_used.as_deref().unwrap_or(name);
+            // A name from DNS or resolv.conf is shown by `display_name` (its ASCII form, the
+            // Unicode one only when safe); the name as typed is the user's own.
+            let shown = sv
+                .name_used
+                .as_deref()
+                .map_or_else(|| name.clone(), display_name);
             writeln!(
                 w,
                 "  {:<9} {}",
                 "",
-                x(&lookup_line(shown, &sv.lookup, &who))
+                x(&lookup_line(&shown, &sv.lookup, &who))
             )?;
             let chain: Vec<String> = sv
                 .records
                 .iter()
                 .filter(|r| r.kind == "CNAME")
                 .map(|r| {
-                    let from = r.name.trim_end_matches('.');
-                    format!("{from} → {} (TTL {}s)", r.data.trim_end_matches('.'), r.ttl)
+                    let from = display_name(r.name.trim_end_matches('.'));
+                    let to = display_name(r.data.trim_end_matches('.'));
+                    format!("{from} → {to} (TTL {}s)", r.ttl)
                 })
                 .collect();
             if !chain.is_empty() {
@@ -198,7 +204,13 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             };
             let user = li.user.clone().unwrap_or_else(|| format!("uid {}", li.uid));
             let who = match &li.process {
-                Some(p) => format!("{} (pid {}, {user}): {}", p.name, p.pid, p.cmdline),
+                // The executable, unless the command line already starts with it.
+                Some(p) => match p.exe.as_deref() {
+                    Some(exe) if !p.cmdline.starts_with(exe) => {
+                        format!("{} (pid {}, {user}, {exe}): {}", p.name, p.pid, p.cmdline)
+                    }
+                    _ => format!("{} (pid {}, {user}): {}", p.name, p.pid, p.cmdline),
+                },
                 None => format!("a process of {user} (run with sudo to see which)"),
             };
             let label = if i == 0 { "listening" } else { "" };

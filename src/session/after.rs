@@ -74,8 +74,8 @@ pub struct SessionRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MssRetry {
     pub mss: u32,
-    /// The new connection failed (its error, in the OS's words).
-    pub connect_error: Option<String>,
+    /// The new connection failed: which step, and the OS's errno.
+    pub connect_error: Option<mss::MssFailure>,
     /// The handshake over it.
     pub tls: Option<TlsFacts>,
 }
@@ -364,7 +364,7 @@ async fn tls_with_retry(
     };
     let mut usable = None;
     match mss::connect_with_mss(address, mss, deadline).await {
-        Err(e) => retry.connect_error = Some(e.to_string()),
+        Err(e) => retry.connect_error = Some(mss::MssFailure::from(&e)),
         Ok(s) => {
             let _ = s.set_nodelay(true);
             let (f, session) = tls::handshake_session(s, &treq, deadline).await;

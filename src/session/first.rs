@@ -54,8 +54,9 @@ pub enum First {
     /// hang-up; one with not a byte is then watched on a new connection (see
     /// `session::after_connect`), and only then recorded as [`First::Closed`]/[`First::Reset`].
     Unwatched,
-    /// The socket reported another error.
-    Error { errno: Option<i32>, text: String },
+    /// The socket reported another error: its errno (the diagnosis words it), when the OS
+    /// gave one.
+    Error { errno: Option<i32> },
 }
 
 /// What a greeting looks like.
@@ -113,10 +114,7 @@ const PIECE_WAIT: Duration = Duration::from_millis(10);
 fn from_error(e: &io::Error) -> First {
     match e.raw_os_error() {
         Some(libc::ECONNRESET) => First::Reset,
-        errno => First::Error {
-            errno,
-            text: e.to_string(),
-        },
+        errno => First::Error { errno },
     }
 }
 

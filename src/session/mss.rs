@@ -48,6 +48,50 @@ pub enum MssError {
     TimedOut,
 }
 
+/// Why the reduced-MSS connection was not made, as a fact kept in the session's facts: the
+/// step that failed and the OS's errno (the diagnosis words it; [`MssError`]'s text is not
+/// kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MssFailure {
+    /// The socket could not be created.
+    Socket { errno: Option<i32> },
+    /// The kernel refused the MSS.
+    SetMss { errno: Option<i32> },
+    /// `connect()` failed.
+    Connect { errno: Option<i32> },
+    /// No answer before the deadline.
+    TimedOut,
+}
+
+impl From<&MssError> for MssFailure {
+    fn from(e: &MssError) -> Self {
+        match e {
+            MssError::Socket(e) => MssFailure::Socket {
+                errno: e.raw_os_error(),
+            },
+            MssError::SetMss { source, .. } => MssFailure::SetMss {
+                errno: source.raw_os_error(),
+            },
+            MssError::Connect(e) => MssFailure::Connect {
+                errno: e.raw_os_error(),
+            },
+            MssError::TimedOut => MssFailure::TimedOut,
+        }
+    }
+}
+
+impl MssFailure {
+    /// The OS's errno, when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            MssFailure::Socket { errno }
+            | MssFailure::SetMss { errno }
+            | MssFailure::Connect { errno } => *errno,
+            MssFailure::TimedOut => None,
+        }
+    }
+}
+
 /// Connect to `addr` advertising `mss` (see [`reduced_mss`]), within `deadline`.
 pub async fn connect_with_mss(
     addr: SocketAddr,
@@ -80,6 +124,28 @@ pub fn mss_of(stream: &TcpStream) -> io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_keep_the_step_and_the_errno_only() {
+        let refused = MssError::Connect(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert_eq!(
+            MssFailure::from(&refused),
+            MssFailure::Connect {
+                errno: Some(libc::ECONNREFUSED)
+            }
+        );
+        let mss = MssError::SetMss {
+            mss: 1,
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        };
+        assert_eq!(MssFailure::from(&mss).errno(), Some(libc::EINVAL));
+        assert_eq!(MssFailure::from(&MssError::TimedOut), MssFailure::TimedOut);
+        let synthetic = MssError::Socket(io::Error::other("made up"));
+        assert_eq!(
+            MssFailure::from(&synthetic),
+            MssFailure::Socket { errno: None }
+        );
+    }
 
     #[test]
     fn per_family() {

@@ -287,8 +287,10 @@ pub enum AfterHandshake {
     Closed,
     /// It reset the connection.
     Reset,
-    /// It sent an alert (rustls's name for it).
-    Alert(String),
+    /// It sent an alert.
+    Alert(TlsAlert),
+    /// The read failed otherwise.
+    Failed(TlsError),
 }
 
 /// Why the handshake did not give a usable, verified session.
@@ -313,13 +315,14 @@ pub enum TlsFailure {
     MissingIntermediate { issuer: String },
     /// The server wants a client certificate, from one of these issuers.
     ClientCertRequired { issuers: Vec<String> },
-    /// No common version or cipher suite, or a protocol-level refusal.
+    /// No common version or cipher suite, or a protocol-level refusal: the server's alert, or
+    /// what this client found missing in the server's answer.
     ProtocolMismatch {
-        alert: Option<String>,
-        detail: String,
+        alert: Option<TlsAlert>,
+        incompatible: Option<Incompatible>,
     },
-    /// The server sent another alert (e.g. `UnrecognisedName`, `AccessDenied`).
-    Alert { alert: String },
+    /// The server sent another alert (e.g. `unrecognized_name`, `access_denied`).
+    Alert { alert: TlsAlert },
     /// The server does not speak TLS: what it sent instead (≤ 1 KiB).
     NotTls { first_bytes: Vec<u8> },
     /// Nothing at all came back before the deadline.
@@ -331,8 +334,175 @@ pub enum TlsFailure {
     Closed,
     /// The server reset the connection during the handshake.
     Reset,
-    /// Anything else, in rustls's or the OS's words.
-    Other(String),
+    /// Anything else, as a kind (rustls's and the OS's own words are not kept).
+    Other(TlsError),
+}
+
+/// A TLS alert, by its number in the IANA "TLS Alerts" registry. The diagnosis knows each
+/// one's standard name (`unrecognized_name`) and meaning; a number it does not know is kept as
+/// it came, so nothing the server said is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TlsAlert(pub u8);
+
+impl From<AlertDescription> for TlsAlert {
+    fn from(a: AlertDescription) -> Self {
+        TlsAlert(u8::from(a))
+    }
+}
+
+/// What a handshake that failed for none of the named reasons ran into, as a kind mapped from
+/// rustls's error (see [`tls_error`]). The diagnosis words each kind and says who fixes it;
+/// rustls's Display/Debug text is not kept, so a report never carries a library's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsError {
+    /// The server sent a malformed or unexpected TLS message (`InvalidMessage`).
+    InvalidMessage,
+    /// The server broke the protocol's rules (`PeerMisbehaved`).
+    PeerMisbehaved,
+    /// The server lacks something this client requires (`PeerIncompatible`).
+    PeerIncompatible(Incompatible),
+    /// The server sent an alert (when no named failure fits).
+    Alert(TlsAlert),
+    /// A certificate problem other than the named failures.
+    Certificate(CertProblem),
+    /// The server presented no certificate at all.
+    NoCertificate,
+    /// A record from the server could not be decrypted (`DecryptError`).
+    DecryptError,
+    /// The server sent a record over the protocol's size limit.
+    OversizedRecord,
+    /// No application protocol (ALPN) in common.
+    NoApplicationProtocol,
+    /// The connection ended before the handshake completed (`HandshakeNotComplete`).
+    HandshakeNotComplete,
+    /// The name asked for is not a valid TLS server name.
+    InvalidServerName,
+    /// This client could not set itself up (configuration, clock, random numbers).
+    LocalSetup,
+    /// The socket failed, with the OS's errno when there is one.
+    Io(Option<i32>),
+    /// Anything else rustls reports (`General`, `Other`, …).
+    Unclassified,
+}
+
+/// What the server lacks (rustls's `PeerIncompatible`, grouped by what a person changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incompatible {
+    /// No TLS version in common (the server speaks neither 1.2 nor 1.3).
+    Version,
+    /// No cipher suite in common.
+    CipherSuite,
+    /// No key-exchange group in common.
+    KeyExchange,
+    /// No signature scheme in common.
+    SignatureScheme,
+    /// The server left out or misused an extension the protocol requires.
+    Extension,
+    /// The server refused encrypted ClientHello.
+    EncryptedClientHello,
+    /// Something else rustls found missing.
+    Other,
+}
+
+/// A certificate problem, by kind (rustls's `CertificateError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertProblem {
+    Expired,
+    NotYetValid,
+    WrongName,
+    UnknownIssuer,
+    Revoked,
+    /// Revocation was asked for and could not be decided.
+    RevocationUnknown,
+    BadSignature,
+    /// The certificate could not be decoded.
+    BadEncoding,
+    /// Signed with an algorithm this client does not support.
+    UnsupportedAlgorithm,
+    /// Not issued for server authentication (extended key usage).
+    WrongPurpose,
+    /// It carries a critical extension this client does not understand.
+    UnhandledCriticalExtension,
+    /// Another problem (e.g. a CA certificate used as the server's own).
+    Other,
+}
+
+/// rustls's error as a kind; the one mapping from rustls's errors to canreach's facts.
+pub fn tls_error(e: &rustls::Error) -> TlsError {
+    use rustls::Error as E;
+    match e {
+        E::InvalidMessage(_) => TlsError::InvalidMessage,
+        E::PeerMisbehaved(_) => TlsError::PeerMisbehaved,
+        E::PeerIncompatible(p) => TlsError::PeerIncompatible(incompatible(p)),
+        E::AlertReceived(a) => TlsError::Alert(TlsAlert::from(*a)),
+        E::InvalidCertificate(c) => TlsError::Certificate(cert_problem(c)),
+        E::NoCertificatesPresented => TlsError::NoCertificate,
+        E::DecryptError => TlsError::DecryptError,
+        E::PeerSentOversizedRecord => TlsError::OversizedRecord,
+        E::NoApplicationProtocol => TlsError::NoApplicationProtocol,
+        E::HandshakeNotComplete => TlsError::HandshakeNotComplete,
+        E::UnsupportedNameType => TlsError::InvalidServerName,
+        E::FailedToGetCurrentTime
+        | E::FailedToGetRandomBytes
+        | E::EncryptError
+        | E::BadMaxFragmentSize
+        | E::InconsistentKeys(_) => TlsError::LocalSetup,
+        _ => TlsError::Unclassified,
+    }
+}
+
+fn incompatible(p: &rustls::PeerIncompatible) -> Incompatible {
+    use rustls::PeerIncompatible as P;
+    match p {
+        P::ServerDoesNotSupportTls12Or13
+        | P::Tls12NotOffered
+        | P::Tls12NotOfferedOrEnabled
+        | P::ServerTlsVersionIsDisabledByOurConfig
+        | P::SupportedVersionsExtensionRequired
+        | P::Tls13RequiredForQuic => Incompatible::Version,
+        P::NoCipherSuitesInCommon => Incompatible::CipherSuite,
+        P::NoKxGroupsInCommon
+        | P::NoEcPointFormatsInCommon
+        | P::UncompressedEcPointsRequired
+        | P::KeyShareExtensionRequired
+        | P::NamedGroupsExtensionRequired
+        | P::EcPointsExtensionRequired => Incompatible::KeyExchange,
+        P::NoSignatureSchemesInCommon
+        | P::NoCertificateRequestSignatureSchemesInCommon
+        | P::SignatureAlgorithmsExtensionRequired => Incompatible::SignatureScheme,
+        P::ExtendedMasterSecretExtensionRequired
+        | P::IncorrectCertificateTypeExtension
+        | P::UnsolicitedCertificateTypeExtension
+        | P::NullCompressionRequired
+        | P::ServerSentHelloRetryRequestWithUnknownExtension => Incompatible::Extension,
+        P::ServerRejectedEncryptedClientHello(_) => Incompatible::EncryptedClientHello,
+        _ => Incompatible::Other,
+    }
+}
+
+#[allow(deprecated)] // `UnsupportedSignatureAlgorithm` is deprecated but still sent by older paths
+fn cert_problem(c: &CertificateError) -> CertProblem {
+    use CertificateError as C;
+    match c {
+        C::Expired | C::ExpiredContext { .. } => CertProblem::Expired,
+        C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::NotYetValid,
+        C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
+        C::UnknownIssuer => CertProblem::UnknownIssuer,
+        C::Revoked => CertProblem::Revoked,
+        C::UnknownRevocationStatus
+        | C::ExpiredRevocationList
+        | C::ExpiredRevocationListContext { .. } => CertProblem::RevocationUnknown,
+        C::BadSignature => CertProblem::BadSignature,
+        C::BadEncoding => CertProblem::BadEncoding,
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            CertProblem::UnsupportedAlgorithm
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => CertProblem::WrongPurpose,
+        C::UnhandledCriticalExtension => CertProblem::UnhandledCriticalExtension,
+        _ => CertProblem::Other,
+    }
 }
 
 /// Everything one handshake showed.
@@ -346,8 +516,8 @@ pub struct TlsFacts {
     pub alpn: Option<Vec<u8>>,
     /// The chain as presented, leaf first (also when verification failed).
     pub chain: Vec<CertFacts>,
-    /// rustls's own words for a verification failure, kept for the record.
-    pub verify_error: Option<String>,
+    /// What the verification of the chain said, as a kind (when it failed).
+    pub verify_error: Option<TlsError>,
     /// How many trust anchors the chain was checked against (0: this machine trusts nothing,
     /// which explains every unknown issuer).
     pub trust_anchors: usize,
@@ -567,15 +737,15 @@ pub async fn handshake_session(
         .unwrap_or(req.server_name);
     let name = match ServerName::try_from(bare.to_owned()) {
         Ok(n) => n,
-        Err(e) => {
-            facts.failure = Some(TlsFailure::Other(format!("invalid server name: {e}")));
+        Err(_) => {
+            facts.failure = Some(TlsFailure::Other(TlsError::InvalidServerName));
             return (facts, None);
         }
     };
     let cfg = match config(req, &seen) {
         Ok(c) => c,
-        Err(e) => {
-            facts.failure = Some(TlsFailure::Other(e.to_string()));
+        Err(_) => {
+            facts.failure = Some(TlsFailure::Other(TlsError::LocalSetup));
             return (facts, None);
         }
     };
@@ -619,16 +789,19 @@ pub async fn handshake_session(
             Ok(Ok(n)) => AfterHandshake::Data(buf[..n].to_vec()),
             Ok(Err(e)) => match HandshakeError::from_io(e) {
                 HandshakeError::Tls(rustls::Error::AlertReceived(a)) => {
-                    AfterHandshake::Alert(format!("{a:?}"))
+                    AfterHandshake::Alert(TlsAlert::from(a))
                 }
                 HandshakeError::Reset => AfterHandshake::Reset,
                 HandshakeError::Closed => AfterHandshake::Closed,
-                other => AfterHandshake::Alert(other.describe()),
+                other => AfterHandshake::Failed(other.kind()),
             },
         };
         if matches!(
             after,
-            AfterHandshake::Alert(_) | AfterHandshake::Closed | AfterHandshake::Reset
+            AfterHandshake::Alert(_)
+                | AfterHandshake::Failed(_)
+                | AfterHandshake::Closed
+                | AfterHandshake::Reset
         ) {
             session = None;
         }
@@ -645,7 +818,7 @@ pub async fn handshake_session(
         )
     };
     facts.chain = chain_der.iter().map(|c| parse_cert(c)).collect();
-    facts.verify_error = verify_error.as_ref().map(|e| e.to_string());
+    facts.verify_error = verify_error.as_ref().map(tls_error);
     let issuer_names: Option<Vec<String>> =
         issuers.map(|list| list.iter().map(|n| dn_to_string(n)).collect());
 
@@ -660,11 +833,17 @@ pub async fn handshake_session(
             issuer_names.as_deref(),
             req,
         )),
-        (None, Some(AfterHandshake::Alert(_) | AfterHandshake::Closed | AfterHandshake::Reset)) => {
-            Some(TlsFailure::ClientCertRequired {
-                issuers: issuer_names.clone().unwrap_or_default(),
-            })
-        }
+        (
+            None,
+            Some(
+                AfterHandshake::Alert(_)
+                | AfterHandshake::Failed(_)
+                | AfterHandshake::Closed
+                | AfterHandshake::Reset,
+            ),
+        ) => Some(TlsFailure::ClientCertRequired {
+            issuers: issuer_names.clone().unwrap_or_default(),
+        }),
         (None, _) => None,
     };
     facts.client_cert = issuer_names.map(|issuers| ClientCertRequest {
@@ -700,13 +879,14 @@ impl HandshakeError {
         }
     }
 
-    fn describe(&self) -> String {
+    /// The error as a kind (a reset, a close or the deadline have their own failures; here
+    /// they are socket errors without an errno).
+    fn kind(&self) -> TlsError {
         match self {
-            HandshakeError::Tls(e) => e.to_string(),
-            HandshakeError::Reset => "connection reset".into(),
-            HandshakeError::Closed => "connection closed".into(),
-            HandshakeError::Timeout => "timed out".into(),
-            HandshakeError::Io(e) => e.to_string(),
+            HandshakeError::Tls(e) => tls_error(e),
+            HandshakeError::Reset => TlsError::Io(Some(libc::ECONNRESET)),
+            HandshakeError::Closed | HandshakeError::Timeout => TlsError::HandshakeNotComplete,
+            HandshakeError::Io(e) => TlsError::Io(e.raw_os_error()),
         }
     }
 }
@@ -753,19 +933,19 @@ fn classify(
             | AlertDescription::HandshakeFailure
             | AlertDescription::InsufficientSecurity
             | AlertDescription::IllegalParameter => TlsFailure::ProtocolMismatch {
-                alert: Some(format!("{a:?}")),
-                detail: err.describe(),
+                alert: Some(TlsAlert::from(*a)),
+                incompatible: None,
             },
             AlertDescription::CertificateRequired => {
                 TlsFailure::ClientCertRequired { issuers: vec![] }
             }
             _ => TlsFailure::Alert {
-                alert: format!("{a:?}"),
+                alert: TlsAlert::from(*a),
             },
         },
-        HandshakeError::Tls(rustls::Error::PeerIncompatible(_)) => TlsFailure::ProtocolMismatch {
+        HandshakeError::Tls(rustls::Error::PeerIncompatible(p)) => TlsFailure::ProtocolMismatch {
             alert: None,
-            detail: err.describe(),
+            incompatible: Some(incompatible(p)),
         },
         HandshakeError::Reset => TlsFailure::Reset,
         HandshakeError::Closed => TlsFailure::Closed,
@@ -773,7 +953,7 @@ fn classify(
         HandshakeError::Timeout => TlsFailure::Stalled {
             received: recorded.total,
         },
-        HandshakeError::Tls(_) | HandshakeError::Io(_) => TlsFailure::Other(err.describe()),
+        HandshakeError::Tls(_) | HandshakeError::Io(_) => TlsFailure::Other(err.kind()),
     }
 }
 
@@ -835,10 +1015,10 @@ fn cert_failure(
                 let public = public_opinion(chain_der, req.server_name, now);
                 chain_failure(chain, req.roots, public_roots(), public)
             } else {
-                TlsFailure::Other(rustls::Error::InvalidCertificate(ce.clone()).to_string())
+                TlsFailure::Other(TlsError::Certificate(cert_problem(ce)))
             }
         }
-        other => TlsFailure::Other(rustls::Error::InvalidCertificate(other.clone()).to_string()),
+        other => TlsFailure::Other(TlsError::Certificate(cert_problem(other))),
     }
 }
 
