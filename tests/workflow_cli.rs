@@ -171,15 +171,48 @@ fn json_lines_one_report_per_target_in_input_order() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(reports.len(), 3);
+    common::check_report(&stdout);
     for (r, t) in reports.iter().zip(&targets) {
         assert_eq!(r["target"]["input"], t.as_str());
-        common::check_report(&serde_json::to_string(r).unwrap());
     }
     let verdicts: Vec<&str> = reports
         .iter()
         .map(|r| r["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["closed", "open", "closed"]);
+}
+
+#[test]
+fn targets_checked_together_each_get_their_own_port_s_listeners() {
+    // The run's checks share one read of this machine (local::shared): each report must
+    // still describe its own port, and the listener's owner (this test process).
+    let listeners: Vec<(TcpListener, String)> = (0..6).map(|_| open_port()).collect();
+    let (_c, closed) = closed_port();
+    let mut args = vec!["--json".to_string()];
+    args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
+    args.push(format!("127.0.0.1:{closed}"));
+    let out = canreach().args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    common::check_report(&stdout);
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 7);
+    let me = std::process::id();
+    for (r, (_, port)) in reports.iter().zip(&listeners) {
+        let local = &r["local"];
+        assert_eq!(local["port"].to_string(), *port, "{r}");
+        let l = &local["listeners"].as_array().unwrap()[..];
+        assert_eq!(l.len(), 1, "{r}");
+        assert_eq!(l[0]["port"].to_string(), *port);
+        assert_eq!(l[0]["process"]["pid"], me, "{r}");
+    }
+    let last = &reports[6];
+    assert_eq!(last["verdict"], "closed");
+    assert_eq!(last["local"]["port"].to_string(), closed);
+    assert_eq!(last["local"]["listeners"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]

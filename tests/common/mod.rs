@@ -371,6 +371,21 @@ const DEBUG_TEXT: [&str; 6] = [
 /// Every report must be consistent by construction: no finding twice, no step twice, only
 /// documented finding ids, no library debug text. Checked for every run of the binary.
 pub fn check_report(stdout: &str) {
+    // JSON Lines (several targets, `--wait`): every line is a report or a change record.
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > 1
+        && lines
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+    {
+        for l in lines {
+            let v: Value = serde_json::from_str(l).unwrap();
+            if v.get("findings").is_some() {
+                check_report(l);
+            }
+        }
+        return;
+    }
     if let Ok(v) = serde_json::from_str::<Value>(stdout) {
         let findings = v["findings"].as_array().expect("findings[]");
         let mut seen = Vec::new();
