@@ -304,15 +304,17 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 /// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.
 pub fn parse_wait(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix('m').filter(|n| !n.ends_with('m')) {
+    // Longest suffix first: `ms` before `m` and `s`.
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
     } else if let Some(n) = t.strip_suffix('h') {
         (n, 3600.0)
     } else {
-        return match parse_timeout(t) {
-            Ok(d) => Ok(d),
-            Err(_) => parse_number(t, 1.0, s),
-        };
+        (t, 1.0)
     };
     parse_number(num, scale, s)
 }
@@ -352,6 +354,10 @@ mod tests {
         assert_eq!(parse_wait("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_wait("400"), Ok(Duration::from_secs(400)));
+        // Past --timeout's 300 s cap, with a unit too (was refused: "not a duration").
+        assert_eq!(parse_wait("600s"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_wait("90000s").map_err(|e| e.contains("out of range")), Err(true));
+        assert!(parse_wait("5mm").is_err());
         assert!(parse_wait("25h").is_err());
         assert!(parse_wait("0").is_err());
         assert!(parse_wait("later").is_err());
