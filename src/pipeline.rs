@@ -668,6 +668,10 @@ async fn probe_address<C: Connector>(
         let wake = decide_at.map_or(deadline, |(t, _)| t);
         let walk_pending = walk_at.is_some() && walk.running.is_none() && walk.done.is_none();
         tokio::select! {
+            // In this order: the second SYN is sent before the walk's TTLs that start with it,
+            // so a router's ICMP token that refilled since the first SYN goes to the probe that
+            // decides the verdict (its reject), not to the walk's time-exceeded.
+            biased;
             fact = &mut main => break fact,
             Some((port, fact)) = others.next() => {
                 if second.is_none() && liveness::target_answered(&fact, ip) {
@@ -754,6 +758,14 @@ async fn probe_address<C: Connector>(
             }
         }
     };
+    if fact.result == ConnectResult::TimedOut
+        && fact.icmp.is_none()
+        && silence.retransmit_wait.is_some()
+    {
+        // The wait for the retransmission ended at the deadline, where the main probe gives up
+        // at the same instant: the second SYN's bound had passed all the same.
+        silence.decided_after = decide_at.map(|(_, b)| b);
+    }
     let walking = walk.finish(walk_deadline.min(Instant::now() + WALK_GRACE));
     let answered = liveness::target_answered(&fact, ip);
     let others_grace = async {
