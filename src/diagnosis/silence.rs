@@ -267,24 +267,24 @@ fn rate_limit_words(l: &Liveness) -> String {
         // spent, so a reject of theirs would have come.
         return String::new();
     };
-    let budget = "Routers send only about six ICMP errors at once to one machine, then one a \
-                  second, and checks run just before this one may have spent them — a router's \
-                  reject of this port is then held back, and silence is what remains.";
+    let budget = "Not every router on the way answered the path walk, and routers send only \
+                  about six ICMP errors at once to one machine, then one a second: checks run \
+                  just before this one may have spent them, and a router's reject of this port \
+                  is then held back as silently as a drop.";
     // The probe's own clock starts a hair after the pipeline's: allow for it.
     if wait + Duration::from_millis(10) >= crate::liveness::retransmit_wait(Duration::ZERO) {
         format!(
-            " Not every router on the way was seen answering, and {budget} So the check waited \
-             for the kernel's retransmitted SYN ({} after the first), when such a budget has \
-             refilled: no reject came either, so this is most likely a drop — unless other \
-             checks from this machine keep that budget spent.",
+            " {budget} So the check waited for the kernel's retransmitted SYN ({} after the \
+             first), when such a budget has refilled: no reject came either, so this is most \
+             likely a drop — unless other checks from this machine keep that budget spent.",
             fmt_duration(wait)
         )
     } else {
         format!(
-            " Not every router on the way was seen answering, and {budget} The deadline came \
-             {} after the first SYN, before the kernel's retransmission ({} after it) could \
-             meet a refilled budget: this silence may hide such a reject. Check again after a \
-             few seconds' pause, with a longer deadline, before blaming a drop.",
+            " {budget} The deadline came {} after the first SYN, before the kernel's \
+             retransmission ({} after it) could meet a refilled budget: this silence may hide \
+             such a reject. Check again after a few seconds' pause, with a longer deadline, \
+             before blaming a drop.",
             fmt_duration(wait),
             fmt_duration(crate::liveness::FIRST_RETRANSMISSION)
         )
