@@ -81,6 +81,11 @@ pub struct Silence {
     /// Set when `filtered` was concluded before the deadline: the silence bound that was
     /// waited after the second SYN.
     pub decided_after: Option<Duration>,
+    /// Set when the silence may have been a router's spent ICMP budget (the walk did not show
+    /// every router up to where it ended answering, or no walk ran): how long after the first
+    /// SYN the port was given, so that the kernel's retransmitted SYN could meet a refilled
+    /// budget (`liveness::retransmit_wait`, cut by the deadline).
+    pub retransmit_wait: Option<Duration>,
 }
 
 impl Facts {

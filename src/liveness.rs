@@ -29,6 +29,10 @@ pub const MIN_SILENCE: Duration = Duration::from_millis(200);
 /// How many round-trip times a second SYN is given before the port is called filtered.
 pub const RTT_FACTOR: u32 = 4;
 
+/// The kernel's first SYN retransmission, after `connect()` (the initial RTO). Later ones come
+/// at 3 s (exponential backoff) or 2 s (Linux ≥ 6.x's `tcp_syn_linear_timeouts`).
+pub const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
+
 /// How long an address of this machine may stay silent before it is called filtered: loopback
 /// and local addresses answer in microseconds (the kernel completes or refuses the handshake
 /// inside `connect()`), so silence there is this machine's own firewall or a listener that does
@@ -104,6 +108,19 @@ pub fn silence_bound(rtt: Duration) -> Duration {
     (rtt * RTT_FACTOR).max(MIN_SILENCE)
 }
 
+/// How long after the first SYN a silent port on a live host is waited for when its silence
+/// may be a router's spent ICMP budget rather than a drop: until the kernel's retransmitted SYN
+/// has had the same [`silence_bound`] as the second SYN.
+///
+/// Routers send at most a burst of about six ICMP errors to one peer, then one a second
+/// (Linux: `icmp_ratelimit` 1000 ms, burst factor 6; IPv6 alike, faster for shorter routes).
+/// Checks run back to back spend that burst, and a reject of this port is then held back as
+/// silently as a drop. By the retransmission, one second on, a token has refilled and the
+/// reject arrives. The wait adds no packet: the kernel retransmits anyway.
+pub fn retransmit_wait(rtt: Duration) -> Duration {
+    FIRST_RETRANSMISSION + silence_bound(rtt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +170,10 @@ mod tests {
     #[test]
     fn the_bound_is_several_rtts_and_never_below_the_floor() {
         assert_eq!(silence_bound(Duration::from_micros(300)), MIN_SILENCE);
+        assert_eq!(
+            retransmit_wait(Duration::from_micros(300)),
+            FIRST_RETRANSMISSION + MIN_SILENCE
+        );
         assert_eq!(
             silence_bound(Duration::from_millis(120)),
             Duration::from_millis(480)

@@ -588,6 +588,12 @@ impl<'a> Walk<'a> {
 /// With `role.walk`, the path walk runs alongside: from the moment the host is proven up (with
 /// the second SYN), or after [`liveness::WALK_AFTER`] of silence without evidence; once the
 /// verdict is in it gets at most [`WALK_GRACE`] more.
+///
+/// Before the first address is called filtered at the second SYN's bound, the walk is cut and
+/// read: unless it shows every router up to where it ended answering
+/// ([`trace::routers_answered`]), the silence may be a router's spent ICMP budget holding back
+/// a reject, and the port is given until the kernel's retransmitted SYN has been answered
+/// ([`liveness::retransmit_wait`], recorded in `Silence::retransmit_wait`).
 async fn probe_address<C: Connector>(
     connector: &C,
     address: SocketAddr,
@@ -646,17 +652,25 @@ async fn probe_address<C: Connector>(
             .collect(),
         second_syn: None,
         decided_after: None,
+        retransmit_wait: None,
     };
     let mut second: Option<ProbeFuture<'_>> = None;
     let mut decide_at: Option<(Instant, Duration)> = None;
+    // The host's round-trip time, from the liveness answer that proved it up.
+    let mut rtt = Duration::ZERO;
     let fact = loop {
         let wake = decide_at.map_or(deadline, |(t, _)| t);
         let walk_pending = walk_at.is_some() && walk.running.is_none() && walk.done.is_none();
         tokio::select! {
+            // In this order: the second SYN is sent before the walk's TTLs that start with it,
+            // so a router's ICMP token that refilled since the first SYN goes to the probe that
+            // decides the verdict (its reject), not to the walk's time-exceeded.
+            biased;
             fact = &mut main => break fact,
             Some((port, fact)) = others.next() => {
                 if second.is_none() && liveness::target_answered(&fact, ip) {
-                    let bound = liveness::silence_bound(fact.elapsed);
+                    rtt = fact.elapsed;
+                    let bound = liveness::silence_bound(rtt);
                     second = Some(Box::pin(connector.probe(ProbeSpec::to(address), deadline)));
                     decide_at = Some((deadline.min(Instant::now() + bound), bound));
                     if role.walk.is_some() {
@@ -683,6 +697,47 @@ async fn probe_address<C: Connector>(
                 walk.start(connector, address, walk_deadline);
             }
             _ = tokio::time::sleep_until(wake) => {
+                if let Some((_, bound)) = decide_at
+                    && role.first
+                    && silence.retransmit_wait.is_none()
+                {
+                    // Before calling the port filtered: is this silence perhaps a router's
+                    // spent ICMP budget? The walk's answers so far tell whether the routers
+                    // still answer; cut it now and read them.
+                    if let Some(w) = walk.running.as_mut() {
+                        let _ = walk.cut.send(walk_deadline.min(Instant::now() + WALK_GRACE));
+                        tokio::select! {
+                            biased;
+                            fact = &mut main => break fact,
+                            t = w => {
+                                walk.running = None;
+                                walk.done = Some(t);
+                            }
+                        }
+                    }
+                    if !walk.done.as_ref().is_some_and(trace::routers_answered) {
+                        // They may not: wait for the kernel's retransmitted SYN, which meets a
+                        // refilled budget (no packet of ours: the kernel sends it anyway).
+                        let until = deadline.min(start + liveness::retransmit_wait(rtt));
+                        silence.retransmit_wait = Some(until - start);
+                        decide_at = Some((until, bound));
+                        // Only the main SYN's retransmission is waited for: the second SYN
+                        // has had its bound, and the other ports proved the host up. Their
+                        // sockets close now (a SYN_SENT socket closes without a packet), so
+                        // the wait adds nothing but that one retransmission.
+                        if second.take().is_some() {
+                            silence.second_syn.get_or_insert(ProbeFact {
+                                spec: ProbeSpec::to(address),
+                                result: ConnectResult::TimedOut,
+                                elapsed: bound,
+                                icmp: None,
+                                local: None,
+                            });
+                        }
+                        others.clear();
+                        continue;
+                    }
+                }
                 let elapsed = start.elapsed();
                 if let Some((_, bound)) = decide_at {
                     silence.decided_after = Some(bound);
@@ -697,6 +752,14 @@ async fn probe_address<C: Connector>(
             }
         }
     };
+    if fact.result == ConnectResult::TimedOut
+        && fact.icmp.is_none()
+        && silence.retransmit_wait.is_some()
+    {
+        // The wait for the retransmission ended at the deadline, where the main probe gives up
+        // at the same instant: the second SYN's bound had passed all the same.
+        silence.decided_after = decide_at.map(|(_, b)| b);
+    }
     let walking = walk.finish(walk_deadline.min(Instant::now() + WALK_GRACE));
     let answered = liveness::target_answered(&fact, ip);
     let others_grace = async {
@@ -807,11 +870,24 @@ mod tests {
                 _ => (ConnectResult::TimedOut, deadline),
             };
             tokio::time::sleep_until(until).await;
+            // A TTL-limited probe that "fails" with EHOSTUNREACH met hop TTL's time-exceeded
+            // (from 198.18.TTL.1), as the kernel reports it.
+            let icmp = match (spec.ttl, result) {
+                (Some(ttl), ConnectResult::Failed { errno }) if errno == libc::EHOSTUNREACH => {
+                    Some(crate::probe::Icmp {
+                        v6: false,
+                        kind: 11,
+                        code: 0,
+                        from: Some(IpAddr::from([198, 18, ttl, 1])),
+                    })
+                }
+                _ => None,
+            };
             ProbeFact {
                 spec,
                 result,
                 elapsed: start.elapsed(),
-                icmp: None,
+                icmp,
                 local: None,
             }
         }
@@ -904,10 +980,22 @@ mod tests {
         }
     }
 
+    /// Hop 1 answers time-exceeded at once; the target drops 5432 and resets any other port.
+    fn router_answers(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+        match spec.ttl {
+            Some(1) => Some((Duration::from_micros(300), UNREACH)),
+            Some(_) => None,
+            None => dropped_5432(spec, 0),
+        }
+    }
+    const UNREACH: ConnectResult = ConnectResult::Failed {
+        errno: libc::EHOSTUNREACH,
+    };
+
     #[tokio::test(start_paused = true)]
     async fn a_silent_port_on_a_live_host_is_decided_from_its_rtt() {
-        let f = scripted(&[], Duration::ZERO, dropped_5432);
-        let facts = gather(target("198.18.2.2:5432"), no_trace(), &f, &f).await;
+        let f = scripted(&[], Duration::ZERO, router_answers);
+        let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
         let s = facts.addresses[0].silence.as_ref().unwrap();
         assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
@@ -915,6 +1003,9 @@ mod tests {
             s.second_syn.as_ref().unwrap().result,
             ConnectResult::TimedOut
         );
+        // The walk showed the router answering: its ICMP budget is not spent, no wait for
+        // the kernel's retransmission.
+        assert_eq!(s.retransmit_wait, None);
         // Liveness starts at DELAY, answers after 1 ms, then the second SYN gets the bound.
         let expected = liveness::DELAY + Duration::from_millis(1) + liveness::MIN_SILENCE;
         assert!(
@@ -922,8 +1013,74 @@ mod tests {
             "{:?}",
             facts.elapsed
         );
-        // Bounded: one main SYN, four liveness SYNs, one second SYN.
-        assert_eq!(f.probed.lock().unwrap().len(), 6);
+        // Bounded: one main SYN, four liveness SYNs, one second SYN, one wave of the walk.
+        assert_eq!(f.probed.lock().unwrap().len(), 6 + usize::from(trace::WAVE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_routers_seen_answering_silence_waits_for_the_retransmission() {
+        // No walk (`--no-trace`), or a walk nothing answered: a router's spent ICMP budget
+        // may be holding back a reject, so the retransmitted SYN's answer is waited for.
+        for (opts, script) in [
+            (no_trace(), dropped_5432 as Script),
+            (Options::default(), dropped_5432 as Script),
+        ] {
+            let f = scripted(&[], Duration::ZERO, script);
+            let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+            let s = facts.addresses[0].silence.as_ref().unwrap();
+            assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
+            let wait = liveness::retransmit_wait(Duration::from_millis(1));
+            assert_eq!(s.retransmit_wait, Some(wait));
+            assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
+            assert_eq!(facts.addresses[0].probe.elapsed, wait);
+            // Still reported: the second SYN's silence.
+            assert_eq!(
+                s.second_syn.as_ref().unwrap().result,
+                ConnectResult::TimedOut
+            );
+            // The wait sends nothing new.
+            let walk = if opts.trace == TraceMode::Never {
+                0
+            } else {
+                usize::from(trace::WAVE)
+            };
+            assert_eq!(f.probed.lock().unwrap().len(), 6 + walk);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reject_held_back_by_a_spent_budget_is_met_by_the_retransmission() {
+        // The first SYN meets silence (the router's budget is spent); the kernel's
+        // retransmission, 1 s on, is answered. The walk's router is silent too.
+        fn limited(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            match (spec.ttl, spec.address.port()) {
+                (Some(_), _) => None,
+                (None, 5432) => Some((Duration::from_millis(1001), REFUSED)),
+                (None, _) => Some((Duration::from_millis(1), REFUSED)),
+            }
+        }
+        let f = scripted(&[], Duration::ZERO, limited);
+        let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
+        let a = &facts.addresses[0];
+        assert_eq!(
+            a.probe.result, REFUSED,
+            "the answer, not `filtered` at 0.23 s"
+        );
+        assert!(a.silence.as_ref().unwrap().retransmit_wait.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_before_the_retransmission_cuts_the_wait_short() {
+        let f = scripted(&[], Duration::ZERO, dropped_5432);
+        let opts = Options {
+            timeout: Duration::from_millis(900),
+            ..no_trace()
+        };
+        let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+        let s = facts.addresses[0].silence.as_ref().unwrap();
+        assert_eq!(s.retransmit_wait, Some(opts.timeout));
+        assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
+        assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1002,16 +1159,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_walk_runs_alongside_the_second_syn_and_stops_at_the_target() {
-        // Hop 1 answers time-exceeded at once; the target resets a SYN with TTL ≥ 2 to any
-        // other port, and drops 5432.
-        fn path(spec: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
-            match spec.ttl {
-                Some(1) => Some((Duration::from_micros(300), ConnectResult::TimedOut)),
-                Some(_) => None,
-                None => dropped_5432(spec, 0),
-            }
-        }
-        let f = scripted(&[], Duration::ZERO, path);
+        // Hop 1 answers time-exceeded at once; the target drops 5432.
+        let f = scripted(&[], Duration::ZERO, router_answers);
         let facts = gather(target("198.18.2.2:5432"), Options::default(), &f, &f).await;
         assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
         // The verdict's time is the second SYN's bound, not that plus a walk.

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::icmp::Meaning;
-use crate::liveness::silence_bound;
+use crate::liveness::{FIRST_RETRANSMISSION, silence_bound};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 
 /// Hops probed at most. Paths inside an organisation are short; the internet's median is ~15.
@@ -51,13 +51,9 @@ pub struct TraceFacts {
     pub elapsed: Duration,
 }
 
-/// The kernel's first SYN retransmission, after `connect()` (the initial RTO). Later ones come
-/// at 3 s (exponential backoff) or 2 s (Linux ≥ 6.x's `tcp_syn_linear_timeouts`, default 4):
-/// a walk never lasts that long ([`BUDGET`]).
-const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
-
 /// The round-trip time of an answer that came `elapsed` after `connect()`: timed from the
-/// SYN it answered — the first one, or the retransmission at 1 s.
+/// SYN it answered — the first one, or the retransmission at 1 s (a walk never lasts until
+/// the second one, [`BUDGET`]).
 pub fn round_trip(elapsed: Duration) -> Duration {
     if elapsed >= FIRST_RETRANSMISSION && elapsed < BUDGET + FIRST_RETRANSMISSION {
         elapsed - FIRST_RETRANSMISSION
@@ -73,6 +69,19 @@ fn answered(f: &ProbeFact) -> bool {
 
 fn time_exceeded(f: &ProbeFact) -> bool {
     f.icmp.is_some_and(|i| i.meaning() == Meaning::TimeExceeded)
+}
+
+/// Does the walk show that every router up to where it ended still answers — so that their
+/// ICMP budget (a burst of ~6 errors per peer, then 1 a second) was not spent when the check
+/// ran? True when some TTL answered and no TTL before the last that answered stayed silent.
+/// A silent hop before an answering one, or a walk where nothing answered, may be a router
+/// whose budget earlier checks spent: then a reject of the port may have been held back too.
+pub fn routers_answered(t: &TraceFacts) -> bool {
+    let answered = |f: &Option<ProbeFact>| f.as_ref().is_some_and(answered);
+    match t.hops.iter().rposition(|(_, f)| answered(f)) {
+        Some(last) => t.hops[..=last].iter().all(|(_, f)| answered(f)),
+        None => false,
+    }
 }
 
 /// Walk the path to `address` until `deadline` (see [`walk_until`]).
@@ -180,6 +189,51 @@ pub async fn walk_until<C: Connector>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hop(ttl: u8, te: bool) -> (u8, Option<ProbeFact>) {
+        let fact = te.then(|| ProbeFact {
+            spec: ProbeSpec {
+                address: "198.18.2.2:5432".parse().unwrap(),
+                ttl: Some(ttl),
+            },
+            result: ConnectResult::Failed {
+                errno: libc::EHOSTUNREACH,
+            },
+            elapsed: Duration::from_micros(300),
+            icmp: Some(crate::probe::Icmp {
+                v6: false,
+                kind: 11,
+                code: 0,
+                from: Some(format!("198.18.{ttl}.1").parse().unwrap()),
+            }),
+            local: None,
+        });
+        (ttl, fact)
+    }
+
+    fn walk(hops: &[bool]) -> TraceFacts {
+        TraceFacts {
+            address: "198.18.2.2:5432".parse().unwrap(),
+            hops: hops
+                .iter()
+                .enumerate()
+                .map(|(i, te)| hop(i as u8 + 1, *te))
+                .collect(),
+            elapsed: Duration::from_millis(200),
+        }
+    }
+
+    #[test]
+    fn routers_answer_when_no_hop_before_the_last_answer_is_silent() {
+        // The first router answered; what lies beyond it is silent (a drop there or after it).
+        assert!(routers_answered(&walk(&[true, false, false])));
+        assert!(routers_answered(&walk(&[true, true, false])));
+        // Nothing answered, or a router before an answering one was silent: its budget may
+        // be spent.
+        assert!(!routers_answered(&walk(&[false, false, false])));
+        assert!(!routers_answered(&walk(&[false, true, false])));
+        assert!(!routers_answered(&walk(&[])));
+    }
 
     #[test]
     fn a_hop_is_timed_from_the_syn_it_answered() {

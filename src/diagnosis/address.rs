@@ -201,6 +201,47 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// The reject came only for the kernel's retransmitted SYN: the first SYN went unanswered
+/// (checks just before this one had spent the sender's ICMP budget), and the check waited for
+/// the retransmission instead of calling the silence a drop.
+pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
+    let a = cx.failed_first().filter(|a| is_reject(a))?;
+    // The host had answered on other ports while this port stayed silent through the second
+    // SYN's bound, and the check was waiting for the retransmission when the reject came. (A
+    // reject that is merely late — a first SYN held up by neighbour discovery, with the
+    // other ports' answers as late — is not this.)
+    let waited = cx
+        .facts
+        .silence_of(a.address)
+        .is_some_and(|s| s.retransmit_wait.is_some());
+    if !waited || a.elapsed < crate::liveness::FIRST_RETRANSMISSION {
+        return None;
+    }
+    let dev = match a.sender() {
+        Some((Sender::Target, _)) => format!("the host {}", a.address.ip()),
+        Some((_, Some(d))) => d.to_string(),
+        _ => "the device that rejected it".to_string(),
+    };
+    Some(
+        Finding::new(
+            FindingId::IcmpRateLimited,
+            Severity::Info,
+            format!(
+                "The first SYN to {} port {} got no answer; the kernel's retransmission got the \
+                 reject from {dev}, {} after the first. {dev} limits the ICMP errors it sends \
+                 to one machine (about six at once, then one a second), and checks run just \
+                 before this one had spent them: a check run right after others meets silence \
+                 where this reject belongs, so canreach waits for the retransmission before \
+                 calling silence a drop.",
+                a.address.ip(),
+                cx.port(),
+                fmt_duration(a.elapsed)
+            ),
+        )
+        .about(a.address),
+    )
+}
+
 /// This machine refused to send: its own firewall's reject (an ICMP from its own address) or a
 /// security policy (EACCES/EPERM with no ICMP).
 pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {

@@ -93,6 +93,9 @@ finding_ids! {
     FirewallRejectOnHost => "firewall_reject_on_host",
     /// A reject ICMP from a device on the way.
     FirewallRejectOnPath => "firewall_reject_on_path",
+    /// The reject came only for the kernel's retransmitted SYN: the first met a spent ICMP
+    /// rate-limit budget.
+    IcmpRateLimited => "icmp_rate_limited",
     /// Host/network unreachable from a device, or this machine's failed neighbour lookup.
     HostUnreachable => "host_unreachable",
     /// No route on this machine.

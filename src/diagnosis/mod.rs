@@ -440,6 +440,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
         FirewallRejectOnPath => one(address::firewall_reject_on_path(cx)),
+        IcmpRateLimited => one(address::icmp_rate_limited(cx)),
         HostUnreachable => one(address::host_unreachable(cx)),
         NoRoute => one(address::no_route(cx)),
         LocalError => one(address::local_error(cx)),

@@ -28,6 +28,9 @@ pub struct Liveness {
     pub second_syn: Option<LivenessProbe>,
     /// When `filtered` was concluded before the deadline: how long the second SYN was given.
     pub decided_after: Option<Duration>,
+    /// When the silence may have been a router's spent ICMP budget: how long after the first
+    /// SYN the port was given, for the kernel's retransmission to meet a refilled budget.
+    pub retransmit_wait: Option<Duration>,
 }
 
 /// One liveness probe as reported.
@@ -85,6 +88,7 @@ pub fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
             .as_ref()
             .map(|f| liveness_probe(address.port(), Some(f), ip)),
         decided_after: s.decided_after,
+        retransmit_wait: s.retransmit_wait,
     }
 }
 
@@ -211,8 +215,9 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
     let early = l.decided_after.map_or(String::new(), |b| {
         format!(
             " A second SYN to port {port} also went unanswered for {}, many times the host's \
-             round-trip time, so this is not a lost packet.",
-            fmt_duration(b)
+             round-trip time, so this is not a lost packet.{}",
+            fmt_duration(b),
+            rate_limit_words(l)
         )
     });
     let server = cx.server_of(l.address);
@@ -251,6 +256,39 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
         ])
         .rules_out(&[StepKind::TryOtherPort]),
     )
+}
+
+/// What a router's ICMP rate limit may have to do with this silence, after the second SYN's
+/// verdict (see `liveness::retransmit_wait`): said once, here, for every silent port on a live
+/// host whose routers the walk could not show answering.
+fn rate_limit_words(l: &Liveness) -> String {
+    let Some(wait) = l.retransmit_wait else {
+        // The walk showed every router up to where it ended answering: their budget was not
+        // spent, so a reject of theirs would have come.
+        return String::new();
+    };
+    let budget = "Not every router on the way answered the path walk, and routers send only \
+                  about six ICMP errors at once to one machine, then one a second: checks run \
+                  just before this one may have spent them, and a router's reject of this port \
+                  is then held back as silently as a drop.";
+    // The probe's own clock starts a hair after the pipeline's: allow for it.
+    if wait + Duration::from_millis(10) >= crate::liveness::retransmit_wait(Duration::ZERO) {
+        format!(
+            " {budget} So the check waited for the kernel's retransmitted SYN ({} after the \
+             first), when such a budget has refilled: no reject came either, so this is most \
+             likely a drop — unless other checks from this machine keep that budget spent.",
+            fmt_duration(wait)
+        )
+    } else {
+        format!(
+            " {budget} The deadline came {} after the first SYN, before the kernel's \
+             retransmission ({} after it) could meet a refilled budget: this silence may hide \
+             such a reject. Check again after a few seconds' pause, with a longer deadline, \
+             before blaming a drop.",
+            fmt_duration(wait),
+            fmt_duration(crate::liveness::FIRST_RETRANSMISSION)
+        )
+    }
 }
 
 /// A router reports the host undeliverable on the liveness ports.
@@ -374,14 +412,14 @@ pub fn path_no_answer(cx: &Ctx) -> Option<Finding> {
     }
     // The host answered on other ports, so packets do reach it: a router that stays silent on
     // every TTL may only have spent its ICMP budget (about 6 errors a second per peer) on
-    // checks just before this one — and then a reject of this port would have been held
-    // back too.
-    let host_up = cx.liveness.is_some_and(|l| l.alive == Some(true));
+    // checks just before this one. What that means for the verdict (the wait for the kernel's
+    // retransmission, and what it found) is said once, by `host_up_port_dropped`.
+    let host_up = cx
+        .liveness
+        .is_some_and(|l| l.alive == Some(true) && l.retransmit_wait.is_some());
     let rate_limit = if host_up {
-        " The host answers on other ports, so packets reach it: routers send only about six \
-         ICMP errors a second to one machine, and a check run right after others may find that \
-         budget spent — then a router's reject of this port is held back too, and silence is \
-         what remains. Run the check again after a few seconds' pause before blaming a drop."
+        " The host answers on other ports, so packets reach it: the routers may only have \
+         spent their ICMP budget (see above)."
     } else {
         ""
     };
@@ -445,6 +483,7 @@ mod tests {
             liveness: vec![(22, Some(fact(refused(), None, None))), (443, None)],
             second_syn: Some(fact(ConnectResult::TimedOut, None, None)),
             decided_after: Some(Duration::from_millis(200)),
+            retransmit_wait: None,
         };
         let l = liveness(T.parse().unwrap(), &s);
         assert_eq!(l.alive, Some(true));
@@ -460,6 +499,7 @@ mod tests {
             liveness: vec![(22, ur()), (443, ur())],
             second_syn: None,
             decided_after: None,
+            retransmit_wait: None,
         };
         assert_eq!(liveness(T.parse().unwrap(), &s).alive, Some(false));
         let s = Silence {

@@ -426,3 +426,96 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
         "a missing family is this machine's setting"
     );
 }
+
+/// A silent first address on a live host: the liveness facts the pipeline gathers.
+fn live_host_silence(retransmit_wait: Option<Duration>) -> crate::facts::Silence {
+    let reset = probe("198.18.2.2:22", failed(libc::ECONNREFUSED), None);
+    crate::facts::Silence {
+        liveness: vec![(22, Some(reset)), (443, None)],
+        second_syn: None,
+        decided_after: Some(Duration::from_millis(200)),
+        retransmit_wait,
+    }
+}
+
+#[test]
+fn a_reject_that_answered_only_the_retransmission_names_the_rate_limit() {
+    // The first SYN met a router's spent ICMP budget; the kernel's retransmission, 1 s on,
+    // got the reject.
+    let mut p = probe(
+        "198.18.2.2:5432",
+        failed(libc::EHOSTUNREACH),
+        icmp4(13, "198.18.1.1"),
+    );
+    p.elapsed = Duration::from_millis(1002);
+    let mut f = facts(target("198.18.2.2", 5432), vec![p]);
+    f.addresses[0].silence = Some(live_host_silence(Some(Duration::from_millis(1200))));
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_path", "icmp_rate_limited"]);
+    let m = &d.findings[1].message;
+    assert!(
+        m.contains("198.18.1.1") && m.contains("retransmission") && m.contains("1.00 s"),
+        "{m}"
+    );
+    // A reject as late whose host had not been seen up before it (the first SYN held up by
+    // neighbour discovery, say): late, not rate-limited.
+    f.addresses[0].silence = Some(live_host_silence(None));
+    assert_eq!(ids(&diagnose(&f)), ["firewall_reject_on_path"]);
+    // The same reject answering the first SYN at once: no rate limit to speak of.
+    f.addresses[0].probe.elapsed = Duration::from_micros(400);
+    f.addresses[0].silence = None;
+    assert_eq!(ids(&diagnose(&f)), ["firewall_reject_on_path"]);
+    // A router's host-unreachable that came with the retransmission, while the host answers
+    // on other ports: still that router's firewall, and still rate-limited.
+    let mut p = probe(
+        "198.18.2.2:5432",
+        failed(libc::EHOSTUNREACH),
+        icmp4(1, "198.18.1.1"),
+    );
+    p.elapsed = Duration::from_millis(1002);
+    let mut f = facts(target("198.18.2.2", 5432), vec![p]);
+    f.addresses[0].silence = Some(live_host_silence(Some(Duration::from_millis(1200))));
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_path", "icmp_rate_limited"]);
+}
+
+#[test]
+fn silence_on_a_live_host_says_what_the_rate_limit_may_hide_once() {
+    let silent = || {
+        let mut p = probe("198.18.2.2:5432", ConnectResult::TimedOut, None);
+        p.elapsed = Duration::from_millis(1225);
+        p
+    };
+    let message = |wait: Option<Duration>| {
+        let mut f = facts(target("198.18.2.2", 5432), vec![silent()]);
+        f.addresses[0].silence = Some(live_host_silence(wait));
+        let d = diagnose(&f);
+        assert_eq!(d.verdict, Verdict::Filtered);
+        d.findings
+            .iter()
+            .find(|f| f.id == FindingId::HostUpPortDropped)
+            .unwrap()
+            .message
+            .clone()
+    };
+    // The walk showed the routers answering: nothing about budgets.
+    let m = message(None);
+    assert!(
+        m.contains("not a lost packet") && !m.contains("ICMP errors"),
+        "{m}"
+    );
+    // Waited for the retransmission: no reject came, most likely a drop.
+    let m = message(Some(Duration::from_millis(1200)));
+    assert!(
+        m.contains("retransmitted SYN (1.20 s after the first)") && m.contains("no reject came"),
+        "{m}"
+    );
+    // The deadline cut the wait short: the silence may hide a held-back reject.
+    let m = message(Some(Duration::from_millis(800)));
+    assert!(
+        m.contains("may hide such a reject") && !m.contains("no reject came"),
+        "{m}"
+    );
+}

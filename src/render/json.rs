@@ -256,6 +256,7 @@ struct LivenessJ {
     probes: Vec<LivenessProbeJ>,
     second_syn: Option<LivenessProbeJ>,
     decided_after_ms: Option<f64>,
+    retransmit_wait_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -477,6 +478,7 @@ fn liveness(l: &Liveness) -> LivenessJ {
         probes: l.probes.iter().map(liveness_probe).collect(),
         second_syn: l.second_syn.as_ref().map(liveness_probe),
         decided_after_ms: opt_ms(l.decided_after),
+        retransmit_wait_ms: opt_ms(l.retransmit_wait),
     }
 }
 

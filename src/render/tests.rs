@@ -100,6 +100,7 @@ fn text_filtered_with_liveness_and_path() {
                 ],
                 second_syn: Some(silent(200_000)),
                 decided_after: Some(Duration::from_millis(200)),
+                retransmit_wait: None,
             }),
         }],
         trace: Some(TraceFacts {
