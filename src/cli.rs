@@ -113,6 +113,11 @@ pub struct Cli {
     #[arg(long, conflicts_with = "protocol")]
     pub tcp: bool,
 
+    /// Ignore the proxy variables (https_proxy, http_proxy, all_proxy): check the direct path
+    /// (by default a URL target is checked through the proxy its application would use)
+    #[arg(long)]
+    pub no_proxy: bool,
+
     /// Print a completion script for SHELL to stdout
     #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
