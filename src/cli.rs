@@ -113,6 +113,11 @@ pub struct Cli {
     #[arg(long, conflicts_with = "protocol")]
     pub tcp: bool,
 
+    /// Ignore the proxy variables (https_proxy, http_proxy, all_proxy): check the direct path
+    /// (by default a URL target is checked through the proxy its application would use)
+    #[arg(long)]
+    pub no_proxy: bool,
+
     /// Print a completion script for SHELL to stdout
     #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
@@ -356,7 +361,10 @@ mod tests {
         assert_eq!(parse_wait("400"), Ok(Duration::from_secs(400)));
         // Past --timeout's 300 s cap, with a unit too (was refused: "not a duration").
         assert_eq!(parse_wait("600s"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_wait("90000s").map_err(|e| e.contains("out of range")), Err(true));
+        assert_eq!(
+            parse_wait("90000s").map_err(|e| e.contains("out of range")),
+            Err(true)
+        );
         assert!(parse_wait("5mm").is_err());
         assert!(parse_wait("25h").is_err());
         assert!(parse_wait("0").is_err());

@@ -32,6 +32,10 @@ pub struct Facts {
     /// The proxy an HTTP(S) client would use for this target, from the environment (`None`
     /// for other targets).
     pub proxy: Option<crate::session::proxy::ProxyChoice>,
+    /// Set when the check followed that proxy, as the application would: then `dns`,
+    /// `addresses`, `trace`, `local` and `firewall` are about the proxy ([`ProxyRoute::endpoint`]),
+    /// and the sessions went through it to `target`.
+    pub via: Option<ProxyRoute>,
     /// canreach ran as root: advice for this machine needs no `sudo`.
     pub privileged: bool,
     /// The deadline the check ran under.
@@ -70,6 +74,29 @@ impl AddressFacts {
     }
 }
 
+/// The path through an HTTP proxy, as checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRoute {
+    /// The proxy (its variable, its URL masked).
+    pub proxy: crate::session::proxy::Proxy,
+    /// The proxy as a target: what the name, probe and local stages checked. Its `input` is
+    /// the user's (commands that re-run the check re-run what was typed).
+    pub endpoint: Target,
+    /// The destination probed directly, alongside (it never changes the verdict).
+    pub direct: DirectPath,
+}
+
+/// A plain TCP connect to the destination, without the proxy: would the direct path work?
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirectPath {
+    /// The destination's name did not resolve here (within the direct path's wait).
+    pub lookup_error: Option<crate::dns::LookupError>,
+    /// One connect per address, in the system's order; each waited at most `waited`.
+    pub probes: Vec<ProbeFact>,
+    /// How long the direct path was given (a silence shorter than a fair wait proves little).
+    pub waited: Duration,
+}
+
 /// What was learnt while an address stayed silent (see `liveness`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Silence {
@@ -99,10 +126,17 @@ impl Facts {
             local: None,
             firewall: None,
             proxy: None,
+            via: None,
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,
         }
+    }
+
+    /// What the name, probe and local stages checked: the proxy when the check followed one,
+    /// else the target.
+    pub fn checked(&self) -> &Target {
+        self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
     }
 
     /// The main probes, in order.

@@ -25,15 +25,16 @@ use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, Sender, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
-use crate::facts::{AddressFacts, Facts, Silence};
+use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, Silence};
 use crate::liveness;
 use crate::local;
 use crate::local::shared::Inspector;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::First;
 use crate::session::http::HttpTarget;
+use crate::session::proxy::{Proxy, ProxyChoice};
 use crate::session::tls::TrustStore;
-use crate::session::{Application, SessionFacts, SessionRequest, after_connect};
+use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
 use crate::target::{Host, Target};
 use crate::trace;
 
@@ -89,6 +90,9 @@ pub struct Options {
     pub local: LocalMode,
     /// What to speak after the connect.
     pub protocol: Protocol,
+    /// Follow the proxy the environment names for a URL target, as the application would
+    /// (`--no-proxy`: check the direct path instead).
+    pub follow_proxy: bool,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -109,6 +113,7 @@ impl Default for Options {
             trace: TraceMode::Auto,
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
+            follow_proxy: true,
         }
     }
 }
@@ -125,6 +130,11 @@ impl Options {
 }
 
 /// Run every stage for `target` and collect the facts.
+///
+/// A URL target whose proxy variable names an HTTP proxy is checked the way the application
+/// reaches it: every stage runs on the proxy's host and port, the sessions go through it
+/// (`CONNECT`, or plain HTTP in absolute form), and the destination is probed directly
+/// alongside, for the record ([`crate::facts::ProxyRoute`]).
 pub async fn gather<R: Resolver, C: Connector>(
     target: Target,
     opts: Options,
@@ -145,13 +155,131 @@ pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
 ) -> Facts {
     let start = Instant::now();
     let deadline = start + opts.timeout;
+    let proxy = target.url.as_ref().map(|u| {
+        let env = |k: &str| std::env::var(k).ok();
+        crate::session::proxy::proxy_for(
+            &u.scheme,
+            &target.host.to_string(),
+            target.port.get(),
+            &env,
+        )
+    });
+    // What the application would speak once connected (used by the session stage).
+    let app = application(&target, opts.protocol);
+    let route = match &proxy {
+        Some(ProxyChoice::Proxy(p)) if opts.follow_proxy => proxy_endpoint(p, &target),
+        _ => None,
+    };
+    let Some((p, endpoint)) = route else {
+        let mut facts = gather_at(
+            target, None, &app, start, opts, resolver, connector, inspector,
+        )
+        .await;
+        facts.proxy = proxy;
+        return facts;
+    };
+    let dest = Destination {
+        host: target.host.to_string(),
+        port: target.port.get(),
+    };
+    // The direct path gets a fair wait, within the deadline; the proxy path runs meanwhile.
+    let direct_until = deadline.min(start + liveness::FAIR_WAIT);
+    let (mut facts, direct) = tokio::join!(
+        gather_at(
+            endpoint.clone(),
+            Some((&target, &dest)),
+            &app,
+            start,
+            opts,
+            resolver,
+            connector,
+            inspector
+        ),
+        direct_path(resolver, connector, &target, direct_until)
+    );
+    facts.target = target;
+    facts.proxy = proxy;
+    facts.via = Some(ProxyRoute {
+        proxy: p,
+        endpoint,
+        direct,
+    });
+    facts.elapsed = start.elapsed();
+    facts
+}
+
+/// The proxy as a target, when canreach can follow it: an `http://` proxy (what `CONNECT`
+/// and absolute-form requests are spoken to). SOCKS and TLS-wrapped proxies are reported,
+/// not followed.
+fn proxy_endpoint(p: &Proxy, destination: &Target) -> Option<(Proxy, Target)> {
+    if p.scheme != "http" {
+        return None;
+    }
+    let host = match p.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => Host::Ip(ip),
+        Err(_) => Host::Name(p.host.clone()),
+    };
+    let endpoint = Target {
+        input: destination.input.clone(),
+        host,
+        port: crate::services::Port::new(p.port)?,
+        port_source: crate::target::PortSource::Number,
+        service: None,
+        here: false,
+        url: None,
+    };
+    Some((p.clone(), endpoint))
+}
+
+/// A plain TCP connect to every address of the destination, without the proxy, until
+/// `until`: would the direct path work too?
+async fn direct_path<R: Resolver, C: Connector>(
+    resolver: &R,
+    connector: &C,
+    destination: &Target,
+    until: Instant,
+) -> DirectPath {
+    let start = Instant::now();
+    let port = destination.port.get();
+    let (ips, lookup_error) = match &destination.host {
+        Host::Ip(ip) => (vec![*ip], None),
+        Host::Name(name) => {
+            let l = resolver.system(name, until).await;
+            (l.addresses, l.error)
+        }
+    };
+    let probes = join_all(
+        ips.into_iter()
+            .map(|ip| connector.probe(ProbeSpec::to(SocketAddr::new(ip, port)), until)),
+    )
+    .await;
+    DirectPath {
+        lookup_error,
+        probes,
+        waited: until.saturating_duration_since(start),
+    }
+}
+
+/// Every stage for `target` (the proxy, when `via` names the destination behind it).
+#[allow(clippy::too_many_arguments)]
+async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
+    target: Target,
+    via: Option<(&Target, &Destination)>,
+    app: &Application,
+    start: Instant,
+    opts: Options,
+    resolver: &R,
+    connector: &C,
+    inspector: &I,
+) -> Facts {
+    let deadline = start + opts.timeout;
     let probe_deadline = deadline - opts.trace_reserve();
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
-    // What the application would speak once connected (used by the session stage).
-    let app = application(&target, opts.protocol);
-    let (target_ref, app_ref) = (&target, &app);
+    // The sessions speak to the destination: the target itself, or the one behind the proxy.
+    let (target_ref, app_ref) = (via.map_or(&target, |v| v.0), app);
+    let via_ref = via.map(|v| v.1);
     let probe_all = |mut addrs: Vec<SocketAddr>| async move {
         // This machine's addresses, read once: for the local inspection and to know which
         // probes go to this machine (no liveness, no walk, a short silence bound).
@@ -234,7 +362,7 @@ pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
         let firewall_task = firewall_task.into_inner();
         // After the connect, on every open address, while the local inspection finishes.
         let (sessions, late) = tokio::join!(
-            follow_sessions(connector, &results, target_ref, app_ref, deadline),
+            follow_sessions(connector, &results, target_ref, app_ref, via_ref, deadline),
             async {
                 match inspection {
                     Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
@@ -345,15 +473,10 @@ pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
         Some(address) => Some(trace::walk(connector, address, deadline).await),
         None => None,
     };
-    let proxy = target.url.as_ref().map(|u| {
-        let env = |k: &str| std::env::var(k).ok();
-        crate::session::proxy::proxy_for(&u.scheme, &target.host.to_string(), port, &env)
-    });
     Facts {
         dns,
         addresses,
         trace,
-        proxy,
         local,
         firewall,
         privileged: crate::sys::is_root(),
@@ -396,6 +519,7 @@ async fn follow_sessions<C: Connector>(
     addresses: &[AddressFacts],
     target: &Target,
     app: &Application,
+    via: Option<&Destination>,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -421,7 +545,7 @@ async fn follow_sessions<C: Connector>(
         let address = a.address();
         match connector.stream(address, deadline).await {
             Ok(stream) => {
-                Some(after_connect(stream, address, a.probe.elapsed, req, deadline).await)
+                Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
             // The second connect met the reset itself: the program accepts and resets at once
             // (the RST often lands before the connect is seen to complete).
@@ -429,9 +553,11 @@ async fn follow_sessions<C: Connector>(
                 address,
                 window: Duration::ZERO,
                 first: First::Reset,
+                via: None,
                 tls: None,
                 mss_retry: None,
                 http: None,
+                tls_confirm: None,
             }),
             Err(_) => None,
         }
@@ -946,6 +1072,7 @@ mod tests {
             trace: TraceMode::Never,
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
+            follow_proxy: true,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(
@@ -967,6 +1094,29 @@ mod tests {
             facts.addresses[0].probe.spec.address.to_string(),
             "198.18.0.2:22"
         );
+    }
+
+    #[test]
+    fn only_http_proxies_are_followed_and_the_endpoint_keeps_the_typed_input() {
+        let dest = target("https://api.example/v1");
+        let env = |v: &'static str| move |k: &str| (k == "https_proxy").then(|| v.to_string());
+        let choice = |v: &'static str| match crate::session::proxy::proxy_for(
+            "https",
+            "api.example",
+            443,
+            &env(v),
+        ) {
+            ProxyChoice::Proxy(p) => p,
+            other => panic!("{other:?}"),
+        };
+        let (p, endpoint) = proxy_endpoint(&choice("http://u:pw@[fd00::8]:3128"), &dest).unwrap();
+        assert_eq!(endpoint.host, Host::Ip("fd00::8".parse().unwrap()));
+        assert_eq!(endpoint.port.get(), 3128);
+        assert_eq!(endpoint.input, dest.input);
+        assert!(endpoint.url.is_none() && !endpoint.here);
+        assert_eq!(p.masked, "http://***@[fd00::8]:3128");
+        assert!(proxy_endpoint(&choice("socks5h://proxy.corp"), &dest).is_none());
+        assert!(proxy_endpoint(&choice("https://proxy.corp"), &dest).is_none());
     }
 
     /// Port 5432 silent; every other port resets after 1 ms (the host is up).

@@ -51,6 +51,14 @@ finding_ids! {
     AcceptedThenClosed => "accepted_then_closed",
     /// The server's greeting is a refusal (MySQL error packet, SMTP 421/554 …).
     ServiceRefuses => "service_refuses",
+    /// The proxy the application uses wants credentials (407).
+    ProxyAuthRequired => "proxy_auth_required",
+    /// The proxy refuses a tunnel to this destination (403).
+    ProxyForbidden => "proxy_forbidden",
+    /// The proxy could not reach the destination (502, 503, 504).
+    ProxyUpstreamFailed => "proxy_upstream_failed",
+    /// The proxy did not open a tunnel for another reason (another status, no HTTP answer).
+    ProxyConnectFailed => "proxy_connect_failed",
     /// Nothing came back after the client's first message.
     NoReply => "no_reply",
     /// A certificate of the chain has expired.
@@ -85,6 +93,8 @@ finding_ids! {
     ServiceBanner => "service_banner",
     /// An HTTP(S) client here would go through a proxy (or be exempted from it).
     ProxyApplies => "proxy_applies",
+    /// Through a proxy: what a direct connection to the destination got (never the verdict).
+    DirectPath => "direct_path",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
     /// A TCP reset.

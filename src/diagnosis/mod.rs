@@ -359,12 +359,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// What the name, probe and local stages checked: the target, or the proxy the check
+    /// followed (`Facts::checked`). The destination behind a proxy is `facts.target`.
     pub fn target(&self) -> &Target {
-        &self.facts.target
+        self.facts.checked()
     }
 
     pub fn port(&self) -> u16 {
-        self.facts.target.port.get()
+        self.facts.checked().port.get()
     }
 
     /// The address clients try first.
@@ -387,7 +389,7 @@ impl Ctx<'_> {
         if self.is_here(ip) {
             Machine::This
         } else {
-            Machine::Server(self.facts.target.host.to_string())
+            Machine::Server(self.facts.checked().host.to_string())
         }
     }
 
@@ -419,6 +421,9 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         AcceptedThenReset => one(session::accepted_then_reset(cx)),
         AcceptedThenClosed => one(session::accepted_then_closed(cx)),
         ServiceRefuses => one(session::service_refuses(cx)),
+        ProxyAuthRequired | ProxyForbidden | ProxyUpstreamFailed | ProxyConnectFailed => {
+            one(session::proxy_refusal(cx, id))
+        }
         NoReply => one(session::no_reply(cx)),
         TlsExpired
         | TlsNotYetValid
@@ -436,6 +441,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         HttpClientError => one(session::http_client_error(cx)),
         ServiceBanner => one(session::service_banner(cx)),
         ProxyApplies => one(session::proxy_applies(cx)),
+        DirectPath => one(session::direct_path(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
@@ -594,8 +600,44 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
 }
 
 fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
+    let plain = summarize_checked(cx, findings);
+    let refusal = findings.iter().find(|f| {
+        matches!(
+            f.id,
+            FindingId::ProxyAuthRequired
+                | FindingId::ProxyForbidden
+                | FindingId::ProxyUpstreamFailed
+                | FindingId::ProxyConnectFailed
+        )
+    });
+    match (&cx.facts.via, refusal) {
+        // The proxy answered, and did not open the way: that is the whole story.
+        (Some(v), Some(f)) if cx.verdict == Verdict::ServiceError => format!(
+            "{} goes through the proxy {} (from {}), which does not open the way: {}.",
+            cx.facts.target.display(),
+            v.endpoint.display(),
+            v.proxy.variable,
+            session::headline(f.id).unwrap_or("it refuses")
+        ),
+        // Through a proxy, say so first: the verdict is about the path the application takes.
+        (Some(v), _) => format!(
+            "{} goes through the proxy {} (from {}): {plain}",
+            cx.facts.target.display(),
+            v.endpoint.display(),
+            v.proxy.variable
+        ),
+        (None, _) => plain,
+    }
+}
+
+fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
     let target = cx.target();
-    let t = target.display();
+    // Past an open tunnel (or a forwarded request) the answers are the destination's.
+    let t = if session::through_proxy(cx) {
+        cx.facts.target.display()
+    } else {
+        target.display()
+    };
     let addrs = cx.addresses;
     let n = addrs.len();
     let count = |o: Outcome| addrs.iter().filter(|a| a.outcome == o).count();

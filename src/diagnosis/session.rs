@@ -8,11 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Evidence, Outcome, errno_name, errno_text, fmt_duration};
+use super::{
+    AddressResult, Ctx, Evidence, Outcome, classify, errno_name, errno_text, fmt_duration,
+};
 use crate::escape::escape_bytes;
+use crate::facts::ProxyRoute;
 pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
-use crate::session::SessionFacts;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::mss::MssFailure;
@@ -20,6 +22,7 @@ use crate::session::proxy::ProxyChoice;
 use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
 
 use super::tls_words::{self, Fixer};
+use crate::session::{SessionFacts, ViaProxy};
 
 /// What the session facts make of an address whose TCP handshake completed.
 pub fn outcome(s: &SessionFacts) -> Outcome {
@@ -34,6 +37,10 @@ pub fn outcome(s: &SessionFacts) -> Outcome {
             ..
         } if *code >= 400 => return Outcome::ServiceError,
         _ => {}
+    }
+    // The proxy did not open the way: the application's connection fails there.
+    if proxy_refusal_id(s).is_some() {
+        return Outcome::ServiceError;
     }
     if let Some(f) = s.tls.as_ref().and_then(|t| t.failure.as_ref()) {
         return match f {
@@ -64,6 +71,10 @@ pub fn headline(id: FindingId) -> Option<&'static str> {
         AcceptedThenReset => "it resets the connection as soon as it is accepted",
         AcceptedThenClosed => "it closes the connection as soon as it is accepted",
         ServiceRefuses => "it refuses this client",
+        ProxyAuthRequired => "the proxy wants credentials (407)",
+        ProxyForbidden => "the proxy refuses this destination (403)",
+        ProxyUpstreamFailed => "the proxy cannot reach the destination",
+        ProxyConnectFailed => "the proxy does not open a tunnel",
         NoReply => "it never replies",
         HttpServerError => "it answers with an HTTP server error",
         ExpectsTls => "it expects TLS, not plain HTTP",
@@ -105,6 +116,326 @@ fn first_where<'a>(
         .find_map(|(r, a)| a.session.as_ref().filter(|s| pred(r, s)).map(|s| (r, s)))
 }
 
+/// The first address's session went past the proxy (an open tunnel, or a forwarded
+/// request): what came back after that is the destination's.
+pub fn through_proxy(cx: &Ctx) -> bool {
+    cx.facts.via.is_some()
+        && cx
+            .facts
+            .addresses
+            .first()
+            .and_then(|a| a.session.as_ref())
+            .is_some_and(passed_proxy)
+}
+
+fn passed_proxy(s: &SessionFacts) -> bool {
+    match &s.via {
+        Some(ViaProxy::Forward) => proxy_refusal_id(s).is_none(),
+        Some(ViaProxy::Tunnel(c)) => c.open(),
+        None => false,
+    }
+}
+
+/// "the proxy 127.0.0.1:3128 (from https_proxy)".
+fn proxy_words(v: &ProxyRoute) -> String {
+    format!(
+        "the proxy {} (from {})",
+        v.endpoint.display(),
+        v.proxy.variable
+    )
+}
+
+/// Who answered on `r`'s session: the address itself, or the destination through the proxy.
+fn peer(cx: &Ctx, r: &AddressResult, s: &SessionFacts) -> String {
+    match (&cx.facts.via, passed_proxy(s)) {
+        (Some(v), true) => format!("{}, through {},", cx.facts.target.display(), proxy_words(v)),
+        _ => r.address.ip().to_string(),
+    }
+}
+
+/// The port the session's answers came from: the destination's past a proxy.
+fn peer_port(cx: &Ctx, s: &SessionFacts) -> u16 {
+    if cx.facts.via.is_some() && passed_proxy(s) {
+        cx.facts.target.port.get()
+    } else {
+        cx.port()
+    }
+}
+
+/// Where the server behind the session runs: the destination past a proxy.
+fn peer_machine(cx: &Ctx, r: &AddressResult, s: &SessionFacts) -> Machine {
+    if cx.facts.via.is_some() && passed_proxy(s) {
+        Machine::Server(cx.facts.target.host.to_string())
+    } else {
+        cx.server_of(r.address.ip())
+    }
+}
+
+/// The id for a proxy that did not let the session through.
+fn proxy_refusal_id(s: &SessionFacts) -> Option<FindingId> {
+    use FindingId::*;
+    match &s.via {
+        Some(ViaProxy::Tunnel(c)) => match &c.response {
+            Some(r) if r.status / 100 == 2 => None,
+            Some(r) => Some(match r.status {
+                407 => ProxyAuthRequired,
+                403 => ProxyForbidden,
+                502..=504 => ProxyUpstreamFailed,
+                _ => ProxyConnectFailed,
+            }),
+            None => Some(ProxyConnectFailed),
+        },
+        // A forwarded request answered 407 is the proxy's own answer: it names itself.
+        Some(ViaProxy::Forward) => s
+            .http
+            .as_ref()
+            .and_then(|h| h.response.as_ref())
+            .filter(|r| r.status == 407)
+            .map(|_| ProxyAuthRequired),
+        None => None,
+    }
+}
+
+/// At most `n` characters of outside text (escaped when rendered).
+fn bounded(text: &str, n: usize) -> String {
+    let mut out: String = text.chars().take(n).collect();
+    if text.chars().count() > n {
+        out.push('…');
+    }
+    out
+}
+
+/// The proxy did not let the session through: credentials (407), policy (403), its own path
+/// to the destination (502–504), or anything else.
+pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
+    let v = cx.facts.via.as_ref()?;
+    let (r, s) = first_where(cx, |_, s| proxy_refusal_id(s) == Some(id))?;
+    let who = proxy_words(v);
+    let dest = cx.facts.target.display();
+    let (asked, response, failure) = match &s.via {
+        Some(ViaProxy::Tunnel(c)) => (
+            format!("`CONNECT {}`", c.authority),
+            c.response.as_ref(),
+            c.failure.as_ref(),
+        ),
+        _ => (
+            format!("the request for http://{dest}"),
+            s.http.as_ref().and_then(|h| h.response.as_ref()),
+            None,
+        ),
+    };
+    let said = response.map(|r| format!("{} {}", r.status, bounded(&r.reason, 80)));
+    let proxy_host = Machine::Server(v.endpoint.host.to_string());
+    let proxy_logs = Step::about(
+        StepKind::ReadLogs,
+        "Read the proxy's access log for this request: it says which rule or upstream failed \
+         (ask the proxy's administrators).",
+        proxy_host.clone(),
+    );
+    let direct_open = direct_results(v)
+        .first()
+        .is_some_and(|a| a.outcome == Outcome::Open);
+    let (message, steps): (String, Vec<Step>) = match id {
+        FindingId::ProxyAuthRequired => {
+            let accepts = response
+                .map(|r| {
+                    r.proxy_authenticate
+                        .iter()
+                        .map(|c| bounded(c, 80))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|c| !c.is_empty())
+                .map(|c| format!(" (it accepts: {})", c.join("; ")))
+                .unwrap_or_default();
+            let creds = if v.proxy.has_credentials {
+                format!(
+                    " The proxy URL in {} carries credentials (masked here), which the \
+                     application may send: if it does and still fails, they are wrong; if it \
+                     works, only canreach was refused.",
+                    v.proxy.variable
+                )
+            } else {
+                format!(
+                    " The proxy URL in {} carries none, so the application is refused too \
+                     unless it has its own proxy settings.",
+                    v.proxy.variable
+                )
+            };
+            (
+                format!(
+                    "{who} wants credentials: it answered {asked} with {}{accepts}. canreach \
+                     never sends credentials.{creds}",
+                    said.unwrap_or_default()
+                ),
+                vec![Step::about(
+                    StepKind::CheckProxy,
+                    format!(
+                        "Give the application the proxy's credentials (in {} as \
+                         http://USER:PASSWORD@HOST:PORT, or in its own proxy settings), or ask \
+                         the proxy's administrators for access.",
+                        v.proxy.variable
+                    ),
+                    Machine::This,
+                )],
+            )
+        }
+        FindingId::ProxyForbidden => {
+            let mut steps = vec![Step::about(
+                StepKind::AskOwners,
+                format!(
+                    "Ask the proxy's administrators to allow {dest} (many proxies allow \
+                     CONNECT only to port 443, or only to listed domains)."
+                ),
+                proxy_host.clone(),
+            )];
+            if direct_open {
+                steps.push(Step::about(
+                    StepKind::PointClient,
+                    format!(
+                        "Or, since the direct path is open, exempt the host from the proxy: \
+                         add {} to no_proxy.",
+                        cx.facts.target.host
+                    ),
+                    Machine::This,
+                ));
+            }
+            (
+                format!(
+                    "{who} refuses to open the way to {dest}: it answered {asked} with {}. Its \
+                     policy does not allow this destination for this client.",
+                    said.unwrap_or_default()
+                ),
+                steps,
+            )
+        }
+        FindingId::ProxyUpstreamFailed => (
+            format!(
+                "{who} could not reach {dest}: it answered {asked} with {}. The proxy works; \
+                 its own way to the destination failed (the name does not resolve there, the \
+                 destination is down, or a firewall beyond the proxy drops it).",
+                said.unwrap_or_default()
+            ),
+            vec![
+                proxy_logs,
+                Step::run(
+                    StepKind::CheckProxy,
+                    "Check the destination from the proxy's machine",
+                    crate::diagnosis::commands::Command::CanreachPort {
+                        host: cx.facts.target.host.to_string(),
+                        port: cx.facts.target.port.get(),
+                    },
+                    proxy_host,
+                ),
+            ],
+        ),
+        _ => {
+            let what = match (said, failure) {
+                (Some(said), _) => format!("answered {asked} with {said}"),
+                (None, Some(f)) => match f {
+                    HttpFailure::NoReply => format!("sent nothing back to {asked}"),
+                    HttpFailure::Closed => format!("closed the connection after {asked}"),
+                    HttpFailure::Reset => format!("reset the connection after {asked}"),
+                    HttpFailure::ExpectsTls { .. } => format!(
+                        "answered {asked} with a TLS record: it is an HTTPS proxy (write \
+                         https:// in {})",
+                        v.proxy.variable
+                    ),
+                    HttpFailure::NotHttp { first_bytes } => format!(
+                        "answered {asked} with `{}`, which is not HTTP: this port is not an \
+                         HTTP proxy",
+                        first_line(first_bytes)
+                    ),
+                    HttpFailure::Truncated { .. } => {
+                        format!("sent part of an answer to {asked}, then stopped")
+                    }
+                    HttpFailure::TooLarge => "sent headers larger than 64 KiB".to_string(),
+                    HttpFailure::Io(e) => format!("failed ({e})"),
+                },
+                (None, None) => format!("did not answer {asked}"),
+            };
+            (
+                format!("{who} did not open the way to {dest}: it {what}."),
+                vec![
+                    Step::about(
+                        StepKind::CheckProxy,
+                        format!(
+                            "Check that {} names the right proxy (scheme, host and port).",
+                            v.proxy.variable
+                        ),
+                        Machine::This,
+                    ),
+                    proxy_logs,
+                ],
+            )
+        }
+    };
+    Some(
+        Finding::new(id, Severity::Error, message)
+            .about(r.address)
+            .steps(steps)
+            .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+    )
+}
+
+/// The direct path's probes, judged.
+fn direct_results(v: &ProxyRoute) -> Vec<AddressResult> {
+    v.direct.probes.iter().map(classify).collect()
+}
+
+/// Through a proxy: what a plain connect to the destination got. Words only; the verdict is
+/// the proxy path's.
+pub fn direct_path(cx: &Ctx) -> Option<Finding> {
+    let v = cx.facts.via.as_ref()?;
+    let dest = cx.facts.target.display();
+    let results = direct_results(v);
+    let what = if let Some(e) = &v.direct.lookup_error {
+        format!(
+            "{} does not resolve here ({}): only the proxy can reach it by name",
+            cx.facts.target.host,
+            super::dns::error_words(e)
+        )
+    } else if results.is_empty() {
+        format!("the direct path to {dest} was not tried")
+    } else {
+        let each: Vec<String> = results
+            .iter()
+            .map(|a| {
+                let word = match a.outcome {
+                    Outcome::Filtered
+                        if a.elapsed + std::time::Duration::from_millis(10)
+                            < crate::liveness::FAIR_WAIT =>
+                    {
+                        "not answered yet".to_string()
+                    }
+                    o => o.word().to_string(),
+                };
+                format!("{} {word} ({})", a.address.ip(), a.describe())
+            })
+            .collect();
+        let open = results.iter().any(|a| a.outcome == Outcome::Open);
+        let meaning = if open {
+            "the destination can be reached without the proxy too"
+        } else if each.iter().any(|e| e.contains("not answered yet")) {
+            "no proof either way in the time it was given"
+        } else {
+            "the direct path would not work either"
+        };
+        format!(
+            "the direct path to {dest} is {} — {meaning}",
+            each.join("; ")
+        )
+    };
+    Some(Finding::new(
+        FindingId::DirectPath,
+        Severity::Info,
+        format!(
+            "Without the proxy, {what}. This does not change the verdict: the application goes \
+             through {}.",
+            proxy_words(v)
+        ),
+    ))
+}
+
 /// Who accepted for the port on this machine, when the local stage saw a proxy own it.
 fn accepted_by(cx: &Ctx) -> String {
     let proxy = cx.facts.local.as_ref().and_then(|l| {
@@ -133,11 +464,15 @@ fn who_owns(cx: &Ctx, r: &AddressResult) -> Step {
 }
 
 fn read_logs(cx: &Ctx, r: &AddressResult) -> Step {
+    read_logs_on(cx.server_of(r.address.ip()))
+}
+
+fn read_logs_on(on: Machine) -> Step {
     Step::about(
         StepKind::ReadLogs,
         "Read the logs of the program behind the port (and of its backend, when it is a \
          proxy): they say why it drops connections.",
-        cx.server_of(r.address.ip()),
+        on,
     )
 }
 
@@ -271,20 +606,24 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
     } else {
         ""
     };
+    let (who, port) = (peer(cx, r, s), peer_port(cx, s));
+    let steps = if passed_proxy(s) {
+        vec![read_logs_on(peer_machine(cx, r, s))]
+    } else {
+        vec![who_owns(cx, r), read_logs(cx, r)]
+    };
     Some(
         Finding::new(
             FindingId::NoReply,
             Severity::Error,
             format!(
-                "{} accepted the connection, but nothing came back after {said}: the program \
-                 behind port {} is hung or overloaded, or speaks another protocol and waits for \
-                 it.{retried}",
-                r.address.ip(),
-                cx.port()
+                "{who} accepted the connection, but nothing came back after {said}: the program \
+                 behind port {port} is hung or overloaded, or speaks another protocol and waits \
+                 for it.{retried}"
             ),
         )
         .about(r.address)
-        .steps([who_owns(cx, r), read_logs(cx, r)])
+        .steps(steps)
         .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
     )
 }
@@ -390,10 +729,6 @@ fn tls_id(f: &TlsFailure) -> Option<FindingId> {
     })
 }
 
-fn cert_owner(cx: &Ctx, r: &AddressResult) -> Machine {
-    cx.server_of(r.address.ip())
-}
-
 /// The TLS failure of kind `id`.
 pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
     let (r, s) = first_where(cx, |_, s| {
@@ -405,9 +740,10 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
     })?;
     let t: &TlsFacts = s.tls.as_ref()?;
     let f = t.failure.as_ref()?;
-    let host = cx.target().host.to_string();
+    // The certificate is the destination's (through a tunnel too): its name is the target's.
+    let host = cx.facts.target.host.to_string();
     let leaf = t.chain.first();
-    let on = cert_owner(cx, r);
+    let on = peer_machine(cx, r, s);
     let renew = |what: &str| {
         Step::about(
             StepKind::FixCertificate,
@@ -565,7 +901,7 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
                 "Port {} does not speak TLS: it answered the TLS ClientHello with `{}`. The \
                  client should speak that protocol (plain HTTP?), or the TLS service is on \
                  another port.",
-                cx.port(),
+                peer_port(cx, s),
                 first_line(first_bytes)
             ),
             vec![Step::about(
@@ -644,47 +980,184 @@ fn http_words(r: &HttpResponse) -> String {
     format!("HTTP {} {}{by}", r.status, r.reason)
 }
 
-/// Plain HTTP sent to a port that speaks TLS.
+/// Plain HTTP sent to a port that speaks TLS; confirmed (or not) by a TLS handshake on a
+/// second connection.
 pub fn expects_tls(cx: &Ctx) -> Option<Finding> {
-    let (r, _) = first_where(cx, |_, s| {
+    let (r, s) = first_where(cx, |_, s| {
         matches!(
             s.http.as_ref().and_then(|h| h.failure.as_ref()),
             Some(HttpFailure::ExpectsTls { .. })
-        )
+        ) || hung_up_on_http_but_speaks_tls(s)
     })?;
-    Some(
-        Finding::new(
-            FindingId::ExpectsTls,
-            Severity::Error,
+    let port = peer_port(cx, s);
+    let url = https_url(cx);
+    if hung_up_on_http_but_speaks_tls(s) {
+        let t = s.tls_confirm.as_ref()?;
+        let hung = match s.http.as_ref().and_then(|h| h.failure.as_ref()) {
+            Some(HttpFailure::Reset) => "reset the connection",
+            _ => "closed the connection",
+        };
+        return Some(
+            Finding::new(
+                FindingId::ExpectsTls,
+                Severity::Error,
+                format!(
+                    "Port {port} speaks TLS: it {hung} without a word on a plain HTTP request, \
+                     and a second connection {} ({}). Use {url}, or the client's TLS option.",
+                    if t.ok() {
+                        "completed a TLS handshake"
+                    } else {
+                        "got the server's TLS handshake back"
+                    },
+                    tls_confirm_words(t)
+                ),
+            )
+            .about(r.address)
+            .steps([use_tls_step(cx)]),
+        );
+    }
+    let use_tls = use_tls_step(cx);
+    let (message, steps) = match &s.tls_confirm {
+        Some(t) if spoke_tls(t) => (
             format!(
-                "Port {} speaks TLS: it answered a plain HTTP request with a TLS record. Use \
-                 https:// (or the client's TLS option) for this port.",
-                cx.port()
+                "Port {port} speaks TLS: it answered a plain HTTP request with a TLS record. \
+                 Confirmed: a second connection {} ({}). Use {url}, or the client's TLS option.",
+                if t.ok() {
+                    "completed a TLS handshake"
+                } else {
+                    "got the server's TLS handshake back"
+                },
+                tls_confirm_words(t)
             ),
-        )
-        .about(r.address)
-        .steps([Step::about(
-            StepKind::PointClient,
-            "Use https:// for this port, or the port where plain HTTP is served.",
-            Machine::This,
-        )]),
+            vec![use_tls],
+        ),
+        Some(t) => (
+            format!(
+                "Port {port} answered a plain HTTP request with bytes that look like a TLS \
+                 record, but a TLS handshake on a second connection did not complete ({}): the \
+                 reply only looked like TLS, and the program there speaks something else.",
+                not_tls_words(t)
+            ),
+            vec![who_owns(cx, r), read_logs(cx, r)],
+        ),
+        None => (
+            format!(
+                "Port {port} speaks TLS: it answered a plain HTTP request with a TLS record \
+                 (not confirmed by a handshake: no second connection was made). Use {url}, or \
+                 the client's TLS option."
+            ),
+            vec![use_tls],
+        ),
+    };
+    Some(
+        Finding::new(FindingId::ExpectsTls, Severity::Error, message)
+            .about(r.address)
+            .steps(steps),
     )
+}
+
+/// The target as an https:// URL (its path kept).
+fn https_url(cx: &Ctx) -> String {
+    let path = cx
+        .facts
+        .target
+        .url
+        .as_ref()
+        .map_or("/", |u| u.path.as_str());
+    format!("https://{}{path}", cx.facts.target.display())
+}
+
+fn use_tls_step(cx: &Ctx) -> Step {
+    Step::about(
+        StepKind::PointClient,
+        format!(
+            "Use {} (TLS) for this port, or the port where plain HTTP is served.",
+            https_url(cx)
+        ),
+        Machine::This,
+    )
+}
+
+/// The server hung up on the plain HTTP request without a word, and answered a TLS handshake.
+fn hung_up_on_http_but_speaks_tls(s: &SessionFacts) -> bool {
+    matches!(
+        s.http.as_ref().and_then(|h| h.failure.as_ref()),
+        Some(HttpFailure::Closed | HttpFailure::Reset)
+    ) && s.tls_confirm.as_ref().is_some_and(spoke_tls)
+}
+
+/// The server answered a TLS handshake as a TLS server does: it completed, or the server
+/// sent its certificate, an alert, or a refusal in TLS.
+fn spoke_tls(t: &TlsFacts) -> bool {
+    t.failure.is_none()
+        || !t.chain.is_empty()
+        || matches!(
+            t.failure,
+            Some(
+                TlsFailure::Alert { .. }
+                    | TlsFailure::ProtocolMismatch { .. }
+                    | TlsFailure::ClientCertRequired { .. }
+            )
+        )
+}
+
+/// "TLS 1.3, certificate for localhost, 127.0.0.1, not trusted here".
+fn tls_confirm_words(t: &TlsFacts) -> String {
+    let mut parts = vec![];
+    if let Some(v) = version_words(t) {
+        parts.push(v);
+    }
+    if let Some(leaf) = t.chain.first() {
+        parts.push(format!("certificate for {}", names(leaf)));
+    }
+    if let Some(h) = t.failure.as_ref().and_then(tls_id).and_then(headline) {
+        parts.push(format!("not accepted here: {h}"));
+    }
+    if parts.is_empty() {
+        parts.push("a TLS answer".into());
+    }
+    parts.join(", ")
+}
+
+/// Why a handshake shows no TLS server.
+fn not_tls_words(t: &TlsFacts) -> String {
+    match &t.failure {
+        Some(TlsFailure::NotTls { first_bytes }) => {
+            format!("the port answered `{}`", first_line(first_bytes))
+        }
+        Some(TlsFailure::NoReply) => "nothing came back".into(),
+        Some(TlsFailure::Stalled { .. }) => "the answer stopped halfway".into(),
+        Some(TlsFailure::Closed) => "the port closed the connection".into(),
+        Some(TlsFailure::Reset) => "the port reset the connection".into(),
+        Some(TlsFailure::Other(e)) => tls_words::error_words(*e).0,
+        _ => "no TLS answer".into(),
+    }
+}
+
+fn version_words(t: &TlsFacts) -> Option<String> {
+    use crate::session::tls::TlsVersion;
+    Some(match t.version? {
+        TlsVersion::Tls12 => "TLS 1.2".to_string(),
+        TlsVersion::Tls13 => "TLS 1.3".to_string(),
+        TlsVersion::Other(v) => format!("TLS 0x{v:04x}"),
+    })
 }
 
 /// The port answered an HTTP request with something else, or hung up.
 pub fn not_http(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |_, s| {
-        matches!(
-            s.http.as_ref().and_then(|h| h.failure.as_ref()),
-            Some(
-                HttpFailure::NotHttp { .. }
-                    | HttpFailure::Closed
-                    | HttpFailure::Reset
-                    | HttpFailure::Truncated { .. }
-                    | HttpFailure::TooLarge
-                    | HttpFailure::Io(_)
+        !hung_up_on_http_but_speaks_tls(s)
+            && matches!(
+                s.http.as_ref().and_then(|h| h.failure.as_ref()),
+                Some(
+                    HttpFailure::NotHttp { .. }
+                        | HttpFailure::Closed
+                        | HttpFailure::Reset
+                        | HttpFailure::Truncated { .. }
+                        | HttpFailure::TooLarge
+                        | HttpFailure::Io(_)
+                )
             )
-        )
     })?;
     let what = match s.http.as_ref().and_then(|h| h.failure.as_ref())? {
         HttpFailure::NotHttp { first_bytes } => format!(
@@ -698,18 +1171,23 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
         HttpFailure::Io(e) => format!("failed ({e})"),
         _ => return None,
     };
+    let steps = if passed_proxy(s) {
+        vec![read_logs_on(peer_machine(cx, r, s))]
+    } else {
+        vec![who_owns(cx, r), read_logs(cx, r)]
+    };
     Some(
         Finding::new(
             FindingId::NotHttp,
             Severity::Error,
             format!(
                 "{} port {} {what}: the program there does not serve HTTP to this client.",
-                r.address.ip(),
-                cx.port()
+                peer(cx, r, s),
+                peer_port(cx, s)
             ),
         )
         .about(r.address)
-        .steps([who_owns(cx, r), read_logs(cx, r)]),
+        .steps(steps),
     )
 }
 
@@ -749,6 +1227,9 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
              application behind it does not.",
             lb, resp.status
         )
+    } else if matches!(s.via, Some(ViaProxy::Forward)) && (502..=504).contains(&resp.status) {
+        " Through a proxy, a 502–504 may be the proxy's own: it could not reach the destination."
+            .to_string()
     } else {
         " The server (or a proxy in front of it) reports its own failure.".to_string()
     };
@@ -756,10 +1237,10 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
         Finding::new(
             FindingId::HttpServerError,
             Severity::Error,
-            format!("{} answered {}.{meaning}", r.address.ip(), http_words(resp)),
+            format!("{} answered {}.{meaning}", peer(cx, r, s), http_words(resp)),
         )
         .about(r.address)
-        .steps([read_logs(cx, r)])
+        .steps([read_logs_on(peer_machine(cx, r, s))])
         .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
     )
 }
@@ -767,13 +1248,19 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
 /// HTTP 4xx: the service works; the request was not what it wants.
 pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |_, s| {
-        s.http
-            .as_ref()
-            .and_then(|h| h.response.as_ref())
-            .is_some_and(|r| (400..500).contains(&r.status))
+        proxy_refusal_id(s).is_none()
+            && s.http
+                .as_ref()
+                .and_then(|h| h.response.as_ref())
+                .is_some_and(|r| (400..500).contains(&r.status))
     })?;
     let resp = s.http.as_ref()?.response.as_ref()?;
-    let path = cx.target().url.as_ref().map_or("/", |u| u.path.as_str());
+    let path = cx
+        .facts
+        .target
+        .url
+        .as_ref()
+        .map_or("/", |u| u.path.as_str());
     Some(
         Finding::new(
             FindingId::HttpClientError,
@@ -781,7 +1268,7 @@ pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
             format!(
                 "{} answered {} for {path}: the service is up and answering; it refuses this \
                  request (wrong path, missing credentials, or a rule that blocks this client).",
-                r.address.ip(),
+                peer(cx, r, s),
                 http_words(resp)
             ),
         )
@@ -823,36 +1310,69 @@ pub fn service_banner(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-/// An HTTP(S) client here would go through a proxy, or be exempted from one.
+/// An HTTP(S) client here would go through a proxy, or be exempted from one; whether this
+/// check followed it.
 pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
     let choice = cx.facts.proxy.as_ref()?;
+    let dest = &cx.facts.target.host;
     let message = match choice {
-        ProxyChoice::Proxy(p) => format!(
-            "{} is set ({}): an HTTP client on this machine (curl, most libraries) would connect \
-             to the proxy {}:{} and not to {} directly. canreach checked the direct path; if the \
-             application fails while this report is clean, check the proxy{}.",
-            p.variable,
-            p.masked,
-            p.host,
-            p.port,
-            cx.target().host,
-            if p.has_credentials {
-                " (it carries credentials, masked here)"
+        ProxyChoice::Proxy(p) => {
+            let creds = if p.has_credentials {
+                " The proxy URL carries credentials (masked here); canreach never sends them."
             } else {
                 ""
-            }
-        ),
+            };
+            let ignored = if p.ignored_no_proxy.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " no_proxy entries with a port ({}) do not exempt it for curl, though some \
+                     other clients (Go programs) honour them.",
+                    p.ignored_no_proxy.join(", ")
+                )
+            };
+            let checked = match (&cx.facts.via, p.scheme.as_str()) {
+                (Some(_), _) => {
+                    // What went on past the proxy's first moments, when anything did.
+                    let session = cx.facts.addresses.first().and_then(|a| a.session.as_ref());
+                    let how = match session.and_then(|s| s.via.as_ref()) {
+                        Some(ViaProxy::Forward) => {
+                            ", and the HTTP request went to it in absolute form"
+                        }
+                        Some(ViaProxy::Tunnel(c)) if c.open() => {
+                            ", and the rest went through its CONNECT tunnel"
+                        }
+                        _ => "",
+                    };
+                    format!(
+                        " So did this check: the name, the connection and the first moments \
+                         above are the proxy's{how}."
+                    )
+                }
+                (None, "http") => " This check took the direct path (--no-proxy), as asked: if \
+                     the application fails while this report is clean, check the proxy."
+                    .to_string(),
+                (None, scheme) => format!(
+                    " canreach does not speak {scheme} proxies, so this check took the direct \
+                     path: if the application fails while this report is clean, check the proxy."
+                ),
+            };
+            format!(
+                "{} is set ({}): an HTTP client on this machine (curl, most libraries) connects \
+                 to the proxy {}:{}, not to {dest} directly.{checked}{creds}{ignored}",
+                p.variable, p.masked, p.host, p.port,
+            )
+        }
         ProxyChoice::Exempt {
             variable, entry, ..
         } => format!(
-            "A proxy is configured, but {variable} exempts {} (entry `{entry}`): clients connect \
-             directly, as this check did.",
-            cx.target().host
+            "A proxy is configured, but {variable} exempts {dest} (entry `{entry}`): clients \
+             connect directly, as this check did."
         ),
         _ => return None,
     };
     let step = match choice {
-        ProxyChoice::Proxy(p) => Some(Step::run(
+        ProxyChoice::Proxy(p) if cx.facts.via.is_none() => Some(Step::run(
             StepKind::CheckProxy,
             "Check the proxy itself",
             Command::CanreachPort {
@@ -880,6 +1400,27 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
         First::Error { errno } => out.push(("after", socket_error_words(*errno))),
         First::Silent | First::Unwatched => {}
     }
+    match &s.via {
+        Some(ViaProxy::Tunnel(c)) => {
+            let what = match (&c.response, &c.failure) {
+                (Some(r), _) => format!("{} {}", r.status, bounded(&r.reason, 80)),
+                (None, Some(f)) => http_failure_words(f),
+                (None, None) => "nothing".into(),
+            };
+            out.push((
+                "proxy",
+                format!(
+                    "CONNECT {} → {what} in {}",
+                    c.authority,
+                    fmt_duration(c.elapsed)
+                ),
+            ));
+        }
+        Some(ViaProxy::Forward) => {
+            out.push(("proxy", "request sent to the proxy in absolute form".into()));
+        }
+        None => {}
+    }
     if let Some(t) = &s.tls {
         out.push(("tls", tls_line(t)));
     }
@@ -897,16 +1438,7 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     if let Some(h) = &s.http {
         let what = match (&h.response, &h.failure) {
             (Some(r), _) => http_words(r),
-            (None, Some(f)) => match f {
-                HttpFailure::NoReply => "no answer".into(),
-                HttpFailure::Closed => "closed without an answer".into(),
-                HttpFailure::Reset => "reset instead of an answer".into(),
-                HttpFailure::ExpectsTls { .. } => "a TLS record: the port speaks TLS".into(),
-                HttpFailure::NotHttp { .. } => "not HTTP".into(),
-                HttpFailure::Truncated { .. } => "an answer cut short".into(),
-                HttpFailure::TooLarge => "headers over 64 KiB".into(),
-                HttpFailure::Io(e) => e.clone(),
-            },
+            (None, Some(f)) => http_failure_words(f),
             (None, None) => "nothing".into(),
         };
         out.push((
@@ -917,6 +1449,11 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
                 fmt_duration(h.elapsed)
             ),
         ));
+    }
+    if let Some(t) = &s.tls_confirm {
+        // Its verdict on the certificate is no finding here: only that TLS answered.
+        let line = tls_line(t).replace("failed (see below)", "not accepted here");
+        out.push(("tls check", format!("second connection: {line}")));
     }
     out
 }
@@ -942,6 +1479,19 @@ fn mss_failure_words(f: MssFailure) -> String {
         }
         MssFailure::Connect { errno: e } => format!("could not connect: {}", errno(e)),
         MssFailure::TimedOut => "could not connect before the deadline".into(),
+    }
+}
+
+fn http_failure_words(f: &HttpFailure) -> String {
+    match f {
+        HttpFailure::NoReply => "no answer".into(),
+        HttpFailure::Closed => "closed without an answer".into(),
+        HttpFailure::Reset => "reset instead of an answer".into(),
+        HttpFailure::ExpectsTls { .. } => "a TLS record: the port speaks TLS".into(),
+        HttpFailure::NotHttp { .. } => "not HTTP".into(),
+        HttpFailure::Truncated { .. } => "an answer cut short".into(),
+        HttpFailure::TooLarge => "headers over 64 KiB".into(),
+        HttpFailure::Io(e) => e.clone(),
     }
 }
 
@@ -976,6 +1526,288 @@ fn tls_line(t: &TlsFacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::diagnose;
+    use crate::facts::{AddressFacts, DirectPath, Facts};
+    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::services::Services;
+    use crate::session::http::{HttpFacts, Method, parse_response};
+    use crate::session::proxy::{ConnectFacts, proxy_for};
+    use crate::session::tls::TlsVersion;
+    use std::time::Duration;
+
+    fn probe(addr: &str, result: ConnectResult) -> ProbeFact {
+        ProbeFact {
+            spec: ProbeSpec::to(addr.parse().unwrap()),
+            result,
+            elapsed: if result == ConnectResult::TimedOut {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_micros(300)
+            },
+            icmp: None,
+            local: None,
+        }
+    }
+
+    fn response(raw: &[u8]) -> crate::session::http::HttpResponse {
+        parse_response(raw).unwrap().unwrap().0
+    }
+
+    fn session(via: Option<ViaProxy>, http: Option<HttpFacts>) -> SessionFacts {
+        SessionFacts {
+            address: "198.18.0.8:3128".parse().unwrap(),
+            window: Duration::from_millis(8),
+            first: First::Silent,
+            via,
+            tls: None,
+            mss_retry: None,
+            http,
+            tls_confirm: None,
+        }
+    }
+
+    fn tunnel(raw: &[u8]) -> Option<ViaProxy> {
+        Some(ViaProxy::Tunnel(Box::new(ConnectFacts {
+            authority: "api.example:443".into(),
+            response: Some(response(raw)),
+            leftover: vec![],
+            failure: None,
+            elapsed: Duration::from_millis(2),
+        })))
+    }
+
+    /// `https://api.example/` through `proxy.corp:3128` (198.18.0.8), whose session is `s`;
+    /// the direct path got `direct`.
+    fn through(s: SessionFacts, direct: ConnectResult) -> Facts {
+        let target =
+            crate::target::parse("https://api.example/", None, &Services::parse("")).unwrap();
+        let env = |k: &str| (k == "https_proxy").then(|| "http://u:pw@proxy.corp:3128".into());
+        let choice = proxy_for("https", "api.example", 443, &env);
+        let ProxyChoice::Proxy(p) = choice.clone() else {
+            panic!("{choice:?}")
+        };
+        let endpoint = crate::target::parse("proxy.corp:3128", None, &Services::parse("")).unwrap();
+        Facts {
+            addresses: vec![AddressFacts {
+                probe: probe("198.18.0.8:3128", ConnectResult::Connected),
+                silence: None,
+                here: false,
+                session: Some(s),
+            }],
+            proxy: Some(choice),
+            via: Some(ProxyRoute {
+                proxy: p,
+                endpoint,
+                direct: DirectPath {
+                    lookup_error: None,
+                    probes: vec![probe("198.18.0.9:443", direct)],
+                    waited: Duration::from_secs(1),
+                },
+            }),
+            ..Facts::new(target, Duration::from_secs(5))
+        }
+    }
+
+    fn ids(f: &Facts) -> (Outcome, Vec<&'static str>, String) {
+        let d = diagnose(f);
+        (
+            d.addresses[0].outcome,
+            d.findings.iter().map(|f| f.id.as_str()).collect(),
+            d.findings
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    }
+
+    #[test]
+    fn a_proxy_refusal_is_a_service_error_naming_the_proxy() {
+        let refused = ConnectResult::Failed {
+            errno: libc::ECONNREFUSED,
+        };
+        let cases: [(&[u8], &str, &str); 4] = [
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n\r\n",
+                "proxy_auth_required",
+                "Negotiate",
+            ),
+            (
+                b"HTTP/1.1 403 Forbidden\r\n\r\n",
+                "proxy_forbidden",
+                "403 Forbidden",
+            ),
+            (
+                b"HTTP/1.1 504 Gateway Timeout\r\n\r\n",
+                "proxy_upstream_failed",
+                "504 Gateway Timeout",
+            ),
+            (
+                b"HTTP/1.1 405 Method Not Allowed\r\n\r\n",
+                "proxy_connect_failed",
+                "405 Method Not Allowed",
+            ),
+        ];
+        for (raw, id, words) in cases {
+            let f = through(session(tunnel(raw), None), refused);
+            let (outcome, found, text) = ids(&f);
+            assert_eq!(outcome, Outcome::ServiceError, "{id}");
+            assert!(found.contains(&id), "{id}: {found:?}");
+            assert!(found.contains(&"direct_path"), "{found:?}");
+            assert!(!found.contains(&"http_client_error"), "{found:?}");
+            assert!(
+                text.contains("proxy.corp:3128 (from https_proxy)"),
+                "{text}"
+            );
+            assert!(text.contains(words), "{text}");
+            assert!(!text.contains("pw"), "{text}");
+            let d = diagnose(&f);
+            assert_eq!(d.verdict, crate::diagnosis::Verdict::ServiceError);
+            assert!(
+                d.summary.contains("which does not open the way"),
+                "{}",
+                d.summary
+            );
+        }
+    }
+
+    #[test]
+    fn a_forwarded_407_is_the_proxy_not_the_server() {
+        let h = HttpFacts {
+            method: Method::Head,
+            head_status: None,
+            response: Some(response(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+            )),
+            failure: None,
+            elapsed: Duration::from_millis(1),
+        };
+        let f = through(
+            session(Some(ViaProxy::Forward), Some(h)),
+            ConnectResult::Connected,
+        );
+        let (outcome, found, _) = ids(&f);
+        assert_eq!(outcome, Outcome::ServiceError);
+        assert!(found.contains(&"proxy_auth_required"), "{found:?}");
+        assert!(!found.contains(&"http_client_error"), "{found:?}");
+    }
+
+    #[test]
+    fn an_open_tunnel_leaves_the_verdict_to_the_destination_and_says_the_direct_path() {
+        let h = HttpFacts {
+            method: Method::Head,
+            head_status: None,
+            response: Some(response(b"HTTP/1.1 200 OK\r\n\r\n")),
+            failure: None,
+            elapsed: Duration::from_millis(1),
+        };
+        let mut s = session(
+            tunnel(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            Some(h),
+        );
+        s.tls = Some(TlsFacts {
+            server_name: "api.example".into(),
+            elapsed: Duration::from_millis(3),
+            version: Some(TlsVersion::Tls13),
+            cipher_suite: None,
+            alpn: None,
+            chain: vec![],
+            verify_error: None,
+            trust_anchors: 1,
+            client_cert: None,
+            after: None,
+            failure: None,
+        });
+        // A silent direct path does not change an open verdict.
+        let f = through(s, ConnectResult::TimedOut);
+        let d = diagnose(&f);
+        assert_eq!(d.verdict, crate::diagnosis::Verdict::Open);
+        let direct = d
+            .findings
+            .iter()
+            .find(|f| f.id == FindingId::DirectPath)
+            .unwrap();
+        assert!(
+            direct.message.contains("198.18.0.9 filtered"),
+            "{}",
+            direct.message
+        );
+        assert!(
+            d.summary.contains("api.example:443 is open"),
+            "{}",
+            d.summary
+        );
+        let applies = d
+            .findings
+            .iter()
+            .find(|f| f.id == FindingId::ProxyApplies)
+            .unwrap();
+        assert!(
+            applies.message.contains("CONNECT tunnel"),
+            "{}",
+            applies.message
+        );
+        // The proxy was checked already: no step to check it again.
+        assert!(applies.steps.is_empty());
+    }
+
+    #[test]
+    fn expects_tls_is_confirmed_or_not_by_the_second_connection() {
+        let target =
+            crate::target::parse("http://h.test:8443/", None, &Services::parse("")).unwrap();
+        let h = HttpFacts {
+            method: Method::Head,
+            head_status: None,
+            response: None,
+            failure: Some(HttpFailure::ExpectsTls {
+                first_bytes: vec![0x15, 0x03, 0x03, 0, 2, 2, 0x28],
+            }),
+            elapsed: Duration::from_millis(1),
+        };
+        let confirm = |failure: Option<TlsFailure>, version: Option<TlsVersion>| TlsFacts {
+            server_name: "h.test".into(),
+            elapsed: Duration::from_millis(3),
+            version,
+            cipher_suite: None,
+            alpn: None,
+            chain: vec![],
+            verify_error: None,
+            trust_anchors: 1,
+            client_cert: None,
+            after: None,
+            failure,
+        };
+        let facts_with = |c: TlsFacts| {
+            let mut s = session(None, Some(h.clone()));
+            s.tls_confirm = Some(c);
+            Facts {
+                addresses: vec![AddressFacts {
+                    probe: probe("198.18.0.7:8443", ConnectResult::Connected),
+                    silence: None,
+                    here: false,
+                    session: Some(s),
+                }],
+                ..Facts::new(target.clone(), Duration::from_secs(5))
+            }
+        };
+        let yes = facts_with(confirm(None, Some(TlsVersion::Tls13)));
+        let (_, found, text) = ids(&yes);
+        assert!(found.contains(&"expects_tls"));
+        assert!(
+            text.contains("Confirmed") && text.contains("TLS 1.3"),
+            "{text}"
+        );
+        assert!(text.contains("https://h.test:8443/"), "{text}");
+        let no = facts_with(confirm(
+            Some(TlsFailure::NotTls {
+                first_bytes: b"SSH-2.0-x".to_vec(),
+            }),
+            None,
+        ));
+        let (_, _, text) = ids(&no);
+        assert!(text.contains("only looked like TLS"), "{text}");
+        assert!(text.contains("SSH-2.0-x"), "{text}");
+    }
 
     #[test]
     fn socket_errors_are_worded_from_the_errno_table() {

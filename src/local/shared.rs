@@ -83,7 +83,9 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
         slot: &Mutex<Option<InFlight<T>>>,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Shared<BoxFuture<'static, Option<T>>> {
-        let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
             Some(f) if !f.done.load(Ordering::Acquire) => f.result.clone(),
             _ => {
@@ -96,12 +98,15 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
     }
 }
 
+/// What one `nft` run gave: the ruleset's JSON, or why not.
+type Ruleset = Result<Arc<Vec<u8>>, NftError>;
+
 /// One inspection and one ruleset read shared by the concurrent checks of a run; the ports
 /// of the run are inspected together (one scan finds every owner).
 pub struct PerRun {
     ports: Vec<u16>,
     inspection: Mutex<Option<InFlight<Arc<Vec<LocalFacts>>>>>,
-    ruleset: Mutex<Option<InFlight<Result<Arc<Vec<u8>>, NftError>>>>,
+    ruleset: Mutex<Option<InFlight<Ruleset>>>,
     /// The interface addresses and when they were read (a netlink dump: once per
     /// [`ADDRESSES_FRESH`], not once per target).
     addresses: Mutex<Option<(Instant, Vec<IpAddr>)>>,
@@ -128,7 +133,9 @@ impl PerRun {
 
 impl std::fmt::Debug for PerRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PerRun").field("ports", &self.ports).finish()
+        f.debug_struct("PerRun")
+            .field("ports", &self.ports)
+            .finish()
     }
 }
 
@@ -183,7 +190,8 @@ mod tests {
         let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let rx = Arc::new(Mutex::new(rx));
-        let work = |runs: Arc<std::sync::atomic::AtomicU32>, rx: Arc<Mutex<std::sync::mpsc::Receiver<()>>>| {
+        let work = |runs: Arc<std::sync::atomic::AtomicU32>,
+                    rx: Arc<Mutex<std::sync::mpsc::Receiver<()>>>| {
             move || {
                 let _ = rx.lock().unwrap().recv();
                 runs.fetch_add(1, Ordering::SeqCst) + 1

@@ -15,18 +15,18 @@ use crate::diagnosis::dns::{error_words, port53_tcp};
 use crate::diagnosis::session::utc;
 use crate::diagnosis::silence::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::tls_words::alert_name;
-use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, errno_name};
+use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{Facts, ms};
+use crate::facts::{Facts, ProxyRoute, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
-use crate::session::SessionFacts;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::HttpFailure;
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
 use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
+use crate::session::{SessionFacts, ViaProxy};
 use crate::target::{Host, PortSource};
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -157,6 +157,30 @@ struct SessionJ {
     tls: Option<TlsJ>,
     mss_retry: Option<MssJ>,
     http: Option<HttpJ>,
+    /// Through an HTTP proxy: the tunnel asked for, or a forwarded request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<ViaJ>,
+    /// After `expects_tls`: a TLS handshake on a second connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_confirm: Option<TlsJ>,
+}
+
+#[derive(Serialize)]
+struct ViaJ {
+    /// `tunnel` (CONNECT) or `forward` (the HTTP request in absolute form).
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    proxy_authenticate: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -236,6 +260,32 @@ struct ProxyJ {
     /// The proxy URL with credentials masked.
     proxy: Option<String>,
     no_proxy_entry: Option<String>,
+    /// The check went through the proxy: `dns`, `probes`, `liveness`, `trace` and `local`
+    /// are about it.
+    followed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// When followed: a plain connect to the destination, without the proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direct: Option<DirectJ>,
+}
+
+#[derive(Serialize)]
+struct DirectJ {
+    probes: Vec<DirectProbeJ>,
+    error: Option<ErrorJ>,
+    waited_ms: f64,
+}
+
+#[derive(Serialize)]
+struct DirectProbeJ {
+    address: String,
+    port: u16,
+    outcome: &'static str,
+    evidence: String,
+    elapsed_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -655,18 +705,47 @@ fn session(s: &SessionFacts) -> SessionJ {
             via: h.response.as_ref().and_then(|r| r.via.clone()),
             location: h.response.as_ref().and_then(|r| r.location.clone()),
             content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
-            failure: h.failure.as_ref().map(|f| match f {
-                HttpFailure::NoReply => "no_reply",
-                HttpFailure::Closed => "closed",
-                HttpFailure::Reset => "reset",
-                HttpFailure::ExpectsTls { .. } => "expects_tls",
-                HttpFailure::NotHttp { .. } => "not_http",
-                HttpFailure::Truncated { .. } => "truncated",
-                HttpFailure::TooLarge => "too_large",
-                HttpFailure::Io(_) => "io",
-            }),
+            failure: h.failure.as_ref().map(http_failure),
             elapsed_ms: ms(h.elapsed),
         }),
+        via: s.via.as_ref().map(|v| match v {
+            ViaProxy::Tunnel(c) => ViaJ {
+                kind: "tunnel",
+                authority: Some(c.authority.clone()),
+                status: c.response.as_ref().map(|r| r.status),
+                reason: c.response.as_ref().map(|r| r.reason.clone()),
+                proxy_authenticate: c
+                    .response
+                    .as_ref()
+                    .map(|r| r.proxy_authenticate.clone())
+                    .unwrap_or_default(),
+                failure: c.failure.as_ref().map(http_failure),
+                elapsed_ms: Some(ms(c.elapsed)),
+            },
+            ViaProxy::Forward => ViaJ {
+                kind: "forward",
+                authority: None,
+                status: None,
+                reason: None,
+                proxy_authenticate: vec![],
+                failure: None,
+                elapsed_ms: None,
+            },
+        }),
+        tls_confirm: s.tls_confirm.as_ref().map(tls),
+    }
+}
+
+fn http_failure(f: &HttpFailure) -> &'static str {
+    match f {
+        HttpFailure::NoReply => "no_reply",
+        HttpFailure::Closed => "closed",
+        HttpFailure::Reset => "reset",
+        HttpFailure::ExpectsTls { .. } => "expects_tls",
+        HttpFailure::NotHttp { .. } => "not_http",
+        HttpFailure::Truncated { .. } => "truncated",
+        HttpFailure::TooLarge => "too_large",
+        HttpFailure::Io(_) => "io",
     }
 }
 
@@ -731,40 +810,57 @@ fn tls(t: &TlsFacts) -> TlsJ {
     }
 }
 
-fn proxy(p: &ProxyChoice) -> ProxyJ {
+fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
+    let none = |choice, variable, entry| ProxyJ {
+        choice,
+        variable,
+        proxy: None,
+        no_proxy_entry: entry,
+        followed: false,
+        host: None,
+        port: None,
+        direct: None,
+    };
     match p {
         ProxyChoice::Proxy(p) => ProxyJ {
             choice: "proxy",
             variable: Some(p.variable.clone()),
             proxy: Some(p.masked.clone()),
             no_proxy_entry: None,
+            followed: via.is_some(),
+            host: Some(p.host.clone()),
+            port: Some(p.port),
+            direct: via.map(|v| DirectJ {
+                probes: v
+                    .direct
+                    .probes
+                    .iter()
+                    .map(|f| {
+                        let a = classify(f);
+                        DirectProbeJ {
+                            address: a.address.ip().to_string(),
+                            port: a.address.port(),
+                            outcome: a.outcome.word(),
+                            evidence: a.describe(),
+                            elapsed_ms: ms(a.elapsed),
+                        }
+                    })
+                    .collect(),
+                error: v.direct.lookup_error.as_ref().map(error),
+                waited_ms: ms(v.direct.waited),
+            }),
         },
         ProxyChoice::Exempt {
             variable, entry, ..
-        } => ProxyJ {
-            choice: "exempt",
-            variable: Some(variable.clone()),
-            proxy: None,
-            no_proxy_entry: Some(entry.clone()),
-        },
-        ProxyChoice::Direct { .. } => ProxyJ {
-            choice: "direct",
-            variable: None,
-            proxy: None,
-            no_proxy_entry: None,
-        },
-        ProxyChoice::Invalid { .. } => ProxyJ {
-            choice: "invalid",
-            variable: None,
-            proxy: None,
-            no_proxy_entry: None,
-        },
+        } => none("exempt", Some(variable.clone()), Some(entry.clone())),
+        ProxyChoice::Direct { .. } => none("direct", None, None),
+        ProxyChoice::Invalid { variable, .. } => none("invalid", Some(variable.clone()), None),
     }
 }
 
 fn build(facts: &Facts, diag: &Diagnosis) -> Report {
     let t = &facts.target;
-    let literal = matches!(t.host, Host::Ip(_));
+    let literal = matches!(facts.checked().host, Host::Ip(_));
     let probes = facts
         .addresses
         .iter()
@@ -859,7 +955,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         trace: diag.path.as_ref().map(trace),
         local: (facts.local.is_some() || facts.firewall.is_some())
             .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
-        proxy: facts.proxy.as_ref().map(proxy),
+        proxy: facts.proxy.as_ref().map(|p| proxy(p, facts.via.as_ref())),
         findings,
         advice: diag
             .steps

@@ -25,6 +25,30 @@ use crate::target::{Host, PortSource};
 
 const WIDTH: usize = 78;
 
+/// The direct path beside a proxy, in one line.
+fn direct_line(v: &crate::facts::ProxyRoute) -> String {
+    if let Some(e) = &v.direct.lookup_error {
+        return format!(
+            "without the proxy: the name does not resolve ({})",
+            error_words(e)
+        );
+    }
+    let each: Vec<String> = v
+        .direct
+        .probes
+        .iter()
+        .map(|p| {
+            let a = crate::diagnosis::classify(p);
+            format!("{} {} ({})", a.address.ip(), a.outcome.word(), a.describe())
+        })
+        .collect();
+    if each.is_empty() {
+        "without the proxy: not tried".into()
+    } else {
+        format!("without the proxy: {}", each.join("; "))
+    }
+}
+
 /// Write the human report.
 pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
     let t = &facts.target;
@@ -52,7 +76,17 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         x(&host),
         t.port
     )?;
-    if let Host::Name(name) = &t.host {
+    // Through a proxy, the name and the addresses below are the proxy's.
+    if let Some(v) = &facts.via {
+        let line = format!(
+            "{} port {} (from {}): the application's way, checked below",
+            v.endpoint.host, v.endpoint.port, v.proxy.variable
+        );
+        writeln!(w, "  {:<9} {}", "proxy", x(&line))?;
+        let direct = direct_line(v);
+        writeln!(w, "  {:<9} {}", "direct", x(&direct).dimmed())?;
+    }
+    if let Host::Name(name) = &facts.checked().host {
         if let Some(sys) = &facts.dns.system {
             writeln!(
                 w,
@@ -162,7 +196,12 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                     None => "no answer".to_string(),
                 },
             };
-            writeln!(w, "  {:<9} second SYN to port {}: {what}", "", t.port)?;
+            writeln!(
+                w,
+                "  {:<9} second SYN to port {}: {what}",
+                "",
+                facts.checked().port
+            )?;
         }
     }
     if let Some(p) = &diag.path {
@@ -237,7 +276,10 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                 crate::diagnosis::local::unread_words(fw)
             )
         } else if fw.rules.is_empty() {
-            format!("no rule of this machine drops or rejects port {}", t.port)
+            format!(
+                "no rule of this machine drops or rejects port {}",
+                facts.checked().port
+            )
         } else {
             let rules: Vec<String> = fw
                 .rules

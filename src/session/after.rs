@@ -12,6 +12,17 @@
 //!
 //! Which application a port speaks is the caller's choice; [`application_for`] gives the usual
 //! answer from the service name and port.
+//!
+//! **Through an HTTP proxy** ([`after_connect_via`]): the connected address is the proxy's.
+//! After its first moments, TLS and bare TCP go through a tunnel (`CONNECT host:port`, the
+//! proxy's answer kept as [`ViaProxy::Tunnel`]; a refusal ends the stage), and plain HTTP is
+//! asked of the proxy in absolute form (`HEAD http://host/path`, [`ViaProxy::Forward`]) — what
+//! curl does. No reduced-MSS retry then: the retry would go to the proxy without its tunnel.
+//!
+//! **`expects_tls`, confirmed**: when a plain HTTP request got a TLS record back (or the
+//! server hung up on it without a word, as OpenSSL-based servers do), a second connection
+//! tries a TLS handshake ([`SessionFacts::tls_confirm`]), so the diagnosis can say whether the
+//! port really speaks TLS or its reply only looked like it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +34,7 @@ use tokio::time::Instant;
 use super::first::{self, First};
 use super::http::{self, HttpFacts, HttpTarget};
 use super::mss;
+use super::proxy::{self, ConnectFacts};
 use super::tls::{self, TlsFacts, TlsFailure, TlsRequest, TrustStore, Versions};
 
 /// What to speak after the first moments.
@@ -80,6 +92,25 @@ pub struct MssRetry {
     pub tls: Option<TlsFacts>,
 }
 
+/// Where an HTTP proxy (the connected address) is asked to take the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The destination's host as the user wrote it (IPv6 without brackets is fine).
+    pub host: String,
+    pub port: u16,
+}
+
+/// How the session went through an HTTP proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViaProxy {
+    /// `CONNECT host:port` and what the proxy said; when it opened the tunnel, the TLS and
+    /// HTTP facts are the destination's, through it.
+    Tunnel(Box<ConnectFacts>),
+    /// The HTTP request went to the proxy in absolute form (`HEAD http://host/path`): the
+    /// answer is the destination's as relayed, or the proxy's own.
+    Forward,
+}
+
 /// Everything the session stage saw for one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionFacts {
@@ -87,9 +118,25 @@ pub struct SessionFacts {
     /// How long the first moments were watched (zero when they were not: [`First::Unwatched`]).
     pub window: Duration,
     pub first: First,
+    /// Set when the address is an HTTP proxy the session went through.
+    pub via: Option<ViaProxy>,
     pub tls: Option<TlsFacts>,
     pub mss_retry: Option<MssRetry>,
     pub http: Option<HttpFacts>,
+    /// After a plain HTTP request got a TLS record back, or a close or reset without an
+    /// answer: a TLS handshake on a second connection (this machine's trust store; the outcome
+    /// is kept whatever it is).
+    pub tls_confirm: Option<TlsFacts>,
+}
+
+impl SessionFacts {
+    /// The proxy's answer to `CONNECT`, when the session asked for a tunnel.
+    pub fn tunnel(&self) -> Option<&ConnectFacts> {
+        match &self.via {
+            Some(ViaProxy::Tunnel(c)) => Some(c.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
@@ -98,6 +145,19 @@ pub async fn after_connect(
     address: SocketAddr,
     connect_rtt: Duration,
     req: &SessionRequest,
+    deadline: Instant,
+) -> SessionFacts {
+    after_connect_via(stream, address, connect_rtt, req, None, deadline).await
+}
+
+/// The same, where `address` is an HTTP proxy when `via` is given: the session goes through
+/// it to `via` (see the module doc).
+pub async fn after_connect_via(
+    stream: TcpStream,
+    address: SocketAddr,
+    connect_rtt: Duration,
+    req: &SessionRequest,
+    via: Option<&Destination>,
     deadline: Instant,
 ) -> SessionFacts {
     // Requests go out whole: without TCP_NODELAY a request written in two TLS records waits
@@ -124,17 +184,49 @@ pub async fn after_connect(
         address,
         window,
         first,
+        via: None,
         tls: None,
         mss_retry: None,
         http: None,
+        tls_confirm: None,
     };
     if !matches!(facts.first, First::Silent | First::Unwatched) {
         return facts;
     }
+    let mut stream = stream;
+    // Through a proxy: plain HTTP is asked of the proxy in absolute form; everything else
+    // goes through a tunnel, which must open first.
+    let forward = via.is_some() && matches!(req.application, Application::Http(_));
+    if let (Some(dest), false) = (via, forward) {
+        let c = proxy::connect_tunnel(&mut stream, &dest.host, dest.port, deadline).await;
+        let open = c.open();
+        facts.via = Some(ViaProxy::Tunnel(Box::new(c)));
+        if !open {
+            return facts;
+        }
+    }
+    if forward {
+        facts.via = Some(ViaProxy::Forward);
+    }
+    // A retry with a smaller MSS would reach the proxy, not the destination.
+    let no_retry;
+    let req = if via.is_some() {
+        no_retry = SessionRequest {
+            mss_retry: false,
+            ..req.clone()
+        };
+        &no_retry
+    } else {
+        req
+    };
     match &req.application {
         Application::Watch => {}
         Application::Http(target) => {
-            let mut stream = stream;
+            let target = &if forward {
+                target.absolute_form()
+            } else {
+                target.clone()
+            };
             let head_by = head_deadline(window, deadline);
             let mut h = http::request(&mut stream, target, head_by).await;
             // Closed first: a one-connection-at-a-time server would not take the next.
@@ -149,7 +241,20 @@ pub async fn after_connect(
                     h = get_instead(&mut s, target, h, deadline).await;
                 }
             }
+            // A TLS record back, or a hang-up without a word (OpenSSL-based servers close on
+            // plain HTTP): does the port complete a TLS handshake?
+            let maybe_tls = matches!(
+                h.failure,
+                Some(
+                    http::HttpFailure::ExpectsTls { .. }
+                        | http::HttpFailure::Closed
+                        | http::HttpFailure::Reset
+                )
+            );
             facts.http = Some(h);
+            if maybe_tls && via.is_none() {
+                facts.tls_confirm = confirm_tls(address, &req.host, deadline).await;
+            }
         }
         Application::Tls => {
             let _ = tls_with_retry(stream, address, &[], req, deadline, &mut facts).await;
@@ -169,26 +274,23 @@ pub async fn after_connect(
                         roots: &req.roots,
                         versions: Versions::Any,
                     };
-                    if let Ok(Ok(s)) =
-                        tokio::time::timeout_at(deadline, TcpStream::connect(address)).await
-                    {
-                        let _ = s.set_nodelay(true);
-                        if let (_, Some(mut again)) =
+                    if let Some(s) = reconnect(address, via, deadline).await
+                        && let (_, Some(mut again)) =
                             tls::handshake_session(s, &treq, deadline).await
-                        {
-                            h = get_instead(&mut again, target, h, deadline).await;
-                        }
+                    {
+                        h = get_instead(&mut again, target, h, deadline).await;
                     }
                 }
                 facts.http = Some(h);
             }
         }
     }
-    if client_first {
+    // Through a proxy, a hang-up or a greeting is the proxy's or the tunnel's: not watched.
+    if client_first && via.is_none() {
         settle_first(&mut facts, address, window, deadline).await;
-        if facts.first == First::Unwatched {
-            facts.window = Duration::ZERO;
-        }
+    }
+    if client_first && facts.first == First::Unwatched {
+        facts.window = Duration::ZERO;
     }
     facts
 }
@@ -209,8 +311,10 @@ async fn settle_first(
     deadline: Instant,
 ) {
     let tls_unheard = facts.tls.as_ref().is_some_and(|t| {
-        matches!(t.failure, Some(tls::TlsFailure::Closed | tls::TlsFailure::Reset))
-            && t.chain.is_empty()
+        matches!(
+            t.failure,
+            Some(tls::TlsFailure::Closed | tls::TlsFailure::Reset)
+        ) && t.chain.is_empty()
             && t.version.is_none()
     });
     let http_unheard = facts.http.as_ref().is_some_and(|h| {
@@ -241,7 +345,12 @@ async fn settle_first(
             return;
         }
     }
-    if !(tls_unheard || http_unheard) {
+    // A port that completed a TLS handshake when asked (`expects_tls`) hung up on plain HTTP.
+    let speaks_tls = facts
+        .tls_confirm
+        .as_ref()
+        .is_some_and(|t| t.version.is_some());
+    if !(tls_unheard || http_unheard) || speaks_tls {
         return;
     }
     let first = match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
@@ -255,7 +364,48 @@ async fn settle_first(
         facts.tls = None;
         facts.http = None;
         facts.mss_retry = None;
+        facts.tls_confirm = None;
     }
+}
+
+/// A new connection to `address`, through a new tunnel when it is a proxy; `None` when either
+/// fails (the first connection's facts stand).
+async fn reconnect(
+    address: SocketAddr,
+    via: Option<&Destination>,
+    deadline: Instant,
+) -> Option<TcpStream> {
+    let mut s = tokio::time::timeout_at(deadline, TcpStream::connect(address))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = s.set_nodelay(true);
+    if let Some(dest) = via {
+        let c = proxy::connect_tunnel(&mut s, &dest.host, dest.port, deadline).await;
+        if !c.open() || !c.leftover.is_empty() {
+            return None;
+        }
+    }
+    Some(s)
+}
+
+/// A TLS handshake on a new connection to a port that answered plain HTTP with a TLS record:
+/// this machine's trust store, any outcome kept (a certificate this machine does not trust
+/// still proves the port speaks TLS).
+async fn confirm_tls(address: SocketAddr, host: &str, deadline: Instant) -> Option<TlsFacts> {
+    let s = tokio::time::timeout_at(deadline, TcpStream::connect(address))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = s.set_nodelay(true);
+    let roots = TrustStore::system_quick();
+    let treq = TlsRequest {
+        server_name: host,
+        alpn: &[],
+        roots: &roots,
+        versions: Versions::Any,
+    };
+    Some(tls::handshake_session(s, &treq, deadline).await.0)
 }
 
 /// Acknowledge at once rather than after the delayed-ACK timer: a server whose small reply

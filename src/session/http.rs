@@ -81,6 +81,18 @@ impl HttpTarget {
     }
 }
 
+impl HttpTarget {
+    /// The same request for an HTTP proxy: the target in absolute form
+    /// (`http://host:port/path`, RFC 9112 §3.2.2), the `Host` header unchanged. Never with
+    /// userinfo: the host header carries none.
+    pub fn absolute_form(&self) -> HttpTarget {
+        HttpTarget {
+            host_header: self.host_header.clone(),
+            path: format!("http://{}{}", self.host_header, self.path),
+        }
+    }
+}
+
 /// A request method this stage uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -458,6 +470,16 @@ mod tests {
         assert_eq!(
             HttpTarget::root("example.com", 443, 443).host_header,
             "example.com"
+        );
+    }
+
+    #[test]
+    fn absolute_form_for_a_proxy() {
+        let t = HttpTarget::root("::1", 8080, 80);
+        let req = String::from_utf8(request_bytes(&t.absolute_form(), Method::Head)).unwrap();
+        assert!(
+            req.starts_with("HEAD http://[::1]:8080/ HTTP/1.1\r\nHost: [::1]:8080\r\n"),
+            "{req}"
         );
     }
 

@@ -44,7 +44,10 @@ pub mod mss;
 pub mod proxy;
 pub mod tls;
 
-pub use after::{Application, SessionFacts, SessionRequest, after_connect, application_for};
+pub use after::{
+    Application, Destination, SessionFacts, SessionRequest, ViaProxy, after_connect,
+    after_connect_via, application_for,
+};
 
 use std::io;
 use std::pin::Pin;
