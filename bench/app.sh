@@ -57,11 +57,19 @@ bench_pids+=($!)
 sleep 0.5
 export SSL_CERT_FILE=$tmp/ca.pem
 $bin https://127.0.0.1:47012/ >/dev/null || { echo "canreach does not call the server open" >&2; exit 1; }
+# Every peer must really succeed: `hyperfine -N` runs no shell, so a `</dev/null` in a command
+# is an argument (an earlier version of this script made s_client exit at once with a usage
+# error, and compared canreach with that). Its stdin is already empty: s_client ends after the
+# handshake.
+openssl s_client -connect 127.0.0.1:47012 -CAfile "$tmp/ca.pem" -verify_return_error -brief \
+  </dev/null >/dev/null 2>&1 || { echo "openssl s_client fails against the server" >&2; exit 1; }
+curl -so /dev/null --cacert "$tmp/ca.pem" https://127.0.0.1:47012/ \
+  || { echo "curl fails against the server" >&2; exit 1; }
 hyperfine -N --warmup 10 --runs "$runs" -i --style none --export-json "$out/app-https.json" \
   -n "canreach https://127.0.0.1:47012/" "$bin https://127.0.0.1:47012/" \
   -n "canreach --protocol tls (handshake only)" "$bin --protocol tls 127.0.0.1:47012" \
   -n "curl -so /dev/null" "curl -so /dev/null --cacert $tmp/ca.pem https://127.0.0.1:47012/" \
-  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:47012 -CAfile $tmp/ca.pem -verify_return_error -brief </dev/null"
+  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:47012 -CAfile $tmp/ca.pem -verify_return_error -brief"
 
 echo
 echo "| command | median | mean ± σ |"

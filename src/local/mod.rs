@@ -294,6 +294,8 @@ struct Scan {
     usual: Vec<(&'static str, Process)>,
     /// The budget ran out before every wanted inode's owner was found.
     incomplete: bool,
+    /// Processes whose fds were read only up to [`FIRST_FDS`], none of them wanted.
+    deep: Vec<u32>,
 }
 
 /// Find the owners of `wanted` socket inodes and the processes of the `usual` servers in
@@ -346,6 +348,20 @@ fn scan_processes(
         }
         visit_fds(&mut scan, pid, wanted, None, None);
     }
+    // The fds past the first FIRST_FDS of the processes that have more, only while an owner
+    // is missing: a listener is opened early, and a server holding thousands of connections
+    // (a readlink each) is read in full only when no first look found the owner.
+    let deep = std::mem::take(&mut scan.deep);
+    for pid in deep {
+        if scan.owner.len() >= wanted.len() {
+            break;
+        }
+        if out_of_time || thread_cpu_time() >= budget {
+            out_of_time = true;
+            break;
+        }
+        visit_fds_from(&mut scan, pid, wanted, None, None, FIRST_FDS, usize::MAX);
+    }
     scan.incomplete = out_of_time && scan.owner.len() < wanted.len();
     scan
 }
@@ -383,7 +399,27 @@ fn visit_fds(
     comm: Option<String>,
     usual_server: Option<&'static str>,
 ) {
-    let inodes = socket_inodes(pid, wanted);
+    visit_fds_from(scan, pid, wanted, comm, usual_server, 0, FIRST_FDS);
+}
+
+/// [`visit_fds`] for at most `limit` fds from the `skip`th on; a process cut short without a
+/// wanted socket is put on `scan.deep` for a later look at the rest.
+fn visit_fds_from(
+    scan: &mut Scan,
+    pid: u32,
+    wanted: &HashSet<u64>,
+    comm: Option<String>,
+    usual_server: Option<&'static str>,
+    skip: usize,
+    limit: usize,
+) {
+    let (mut inodes, cut) = socket_inodes(pid, wanted, skip, limit);
+    if cut {
+        scan.deep.push(pid);
+    }
+    if let Some(earlier) = scan.inodes_of.get(&pid) {
+        inodes.extend(earlier);
+    }
     let owns: Vec<u64> = inodes
         .iter()
         .copied()
@@ -431,16 +467,33 @@ fn exe(pid: u32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// The socket inodes a process holds (empty when its fds cannot be read). Stops at the first
-/// fd it may not read (EACCES): the rest are not readable either; and [`FDS_AFTER_OWNER`] fds
-/// after the first `wanted` one (its other listeners are then those among them).
-fn socket_inodes(pid: u32, wanted: &HashSet<u64>) -> HashSet<u64> {
+/// How many fds of each process the first look reads (in fd order). A listening socket is
+/// opened when a server starts, among its first descriptors; the connections it then holds
+/// come after.
+const FIRST_FDS: usize = 64;
+
+/// The socket inodes a process holds (empty when its fds cannot be read), reading at most
+/// `limit` fds from the `skip`th on, and whether it stopped there with more to read and no
+/// `wanted` one seen. Stops at the first fd it may not read (EACCES): the rest are not readable
+/// either; and [`FDS_AFTER_OWNER`] fds after the first `wanted` one (its other listeners are
+/// then those among them).
+fn socket_inodes(
+    pid: u32,
+    wanted: &HashSet<u64>,
+    skip: usize,
+    limit: usize,
+) -> (HashSet<u64>, bool) {
     let mut out = HashSet::new();
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return out;
+        return (out, false);
     };
     let mut left: Option<usize> = None;
-    for fd in fds.flatten() {
+    let mut read = 0usize;
+    for fd in fds.flatten().skip(skip) {
+        if left.is_none() && read >= limit {
+            return (out, true);
+        }
+        read += 1;
         if let Some(n) = left.as_mut() {
             if *n == 0 {
                 break;
@@ -463,7 +516,7 @@ fn socket_inodes(pid: u32, wanted: &HashSet<u64>) -> HashSet<u64> {
             Err(_) => {}
         }
     }
-    out
+    (out, false)
 }
 
 /// Longest command line kept, in characters (`…` when cut).
@@ -633,6 +686,22 @@ mod tests {
         let mine = &f.listeners[0];
         assert_eq!(mine.address, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(mine.process.as_ref().unwrap().pid, std::process::id());
+    }
+
+    #[test]
+    fn an_owner_whose_listener_comes_after_many_fds_is_found_by_the_second_look() {
+        // More than FIRST_FDS descriptors before the listener: the first look at this process
+        // stops short of it, the look at the rest finds it.
+        let files: Vec<std::fs::File> = (0..FIRST_FDS + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let f = inspect(port, interface_addresses());
+        assert_eq!(f.listeners.len(), 1);
+        let p = f.listeners[0].process.as_ref().expect("owner found");
+        assert_eq!(p.pid, std::process::id());
+        drop(files);
     }
 
     #[test]
