@@ -552,6 +552,7 @@ async fn follow_sessions<C: Connector>(
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Some(SessionFacts {
                 address,
                 window: Duration::ZERO,
+                accepted: None,
                 first: First::Reset,
                 via: None,
                 tls: None,

@@ -197,3 +197,39 @@ async fn a_hang_up_on_the_client_hello_only_is_the_handshake_s_failure() {
         "{f:?}"
     );
 }
+
+#[tokio::test]
+async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
+    // A program that accepts and waits: watched until shortly after its accept().
+    let addr = server(1, |s| async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(s);
+    })
+    .await;
+    let f = run(
+        addr,
+        &request(Application::Watch, TrustStore::empty()),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(f.first, First::Silent);
+    let accepted = f.accepted.expect("the kernel showed the accept");
+    assert!(accepted <= f.window, "{f:?}");
+    assert!(
+        f.window < canreach::session::first::WINDOW_MIN,
+        "watched the whole window: {f:?}"
+    );
+
+    // A program that never accepts: the whole window, and no accept seen.
+    let idle = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = idle.local_addr().unwrap();
+    let f = run(
+        addr,
+        &request(Application::Watch, TrustStore::empty()),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!((f.first, f.accepted), (First::Silent, None));
+    assert_eq!(f.window, canreach::session::first::WINDOW_MIN);
+    drop(idle);
+}

@@ -1400,6 +1400,16 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
         First::Error { errno } => out.push(("after", socket_error_words(*errno))),
         First::Silent | First::Unwatched => {}
     }
+    if let Some(a) = s.accepted {
+        out.push((
+            "accepted",
+            format!(
+                "the program took the connection after {}, watched for {}",
+                fmt_duration(a),
+                fmt_duration(s.window)
+            ),
+        ));
+    }
     match &s.via {
         Some(ViaProxy::Tunnel(c)) => {
             let what = match (&c.response, &c.failure) {
@@ -1557,6 +1567,7 @@ mod tests {
         SessionFacts {
             address: "198.18.0.8:3128".parse().unwrap(),
             window: Duration::from_millis(8),
+            accepted: None,
             first: First::Silent,
             via,
             tls: None,

@@ -42,6 +42,73 @@ fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
     }
 }
 
+/// Has the program behind a listener on this machine accepted the connection `client` →
+/// `server`? Asks the kernel for the server's side of that one connection: a connection the
+/// kernel completed waits in the listener's accept queue without a socket file (inode 0)
+/// until the program calls `accept()`. `Some(true)`: accepted; `Some(false)`: still queued;
+/// `None`: not found (not on this machine, or gone).
+pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
+    let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
+    // A v4 client of a dual-stack listener is an IPv6 socket with mapped addresses.
+    let mut asks = vec![(server, client)];
+    if let (IpAddr::V4(s), IpAddr::V4(c)) = (server.ip(), client.ip()) {
+        asks.push((
+            SocketAddr::new(IpAddr::V6(s.to_ipv6_mapped()), server.port()),
+            SocketAddr::new(IpAddr::V6(c.to_ipv6_mapped()), client.port()),
+        ));
+    }
+    for (s, c) in asks {
+        nl.send_to_kernel(&one_request(s, c))?;
+        let mut buf = vec![0u8; 4096];
+        let n = nl.recv(&mut buf)?;
+        let mut out = Vec::new();
+        match parse(&buf[..n], &mut out) {
+            Ok(_) => {
+                if let Some(e) = out.first() {
+                    return Ok(Some(e.inode != 0));
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// An `inet_diag_req_v2` request for the one TCP socket bound to `local` and connected to
+/// `remote` (no dump: the kernel looks it up by its addresses).
+fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
+    let family = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    } as u8;
+    let len = NLMSG_HDR + 56;
+    let mut b = Vec::with_capacity(len);
+    b.extend_from_slice(&(len as u32).to_ne_bytes());
+    b.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    b.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    b.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    b.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
+    b.extend_from_slice(&u32::MAX.to_ne_bytes()); // idiag_states: any
+    b.extend_from_slice(&local.port().to_be_bytes());
+    b.extend_from_slice(&remote.port().to_be_bytes());
+    let addr = |ip: IpAddr| -> [u8; 16] {
+        let mut a = [0u8; 16];
+        match ip {
+            IpAddr::V4(v4) => a[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => a = v6.octets(),
+        }
+        a
+    };
+    b.extend_from_slice(&addr(local.ip()));
+    b.extend_from_slice(&addr(remote.ip()));
+    b.extend_from_slice(&0u32.to_ne_bytes()); // interface: any
+    b.extend_from_slice(&[0xff; 8]); // cookie: INET_DIAG_NOCOOKIE
+    b
+}
+
 /// An `inet_diag_req_v2` dump request for listening TCP sockets of `family`.
 fn request(family: u8) -> Vec<u8> {
     let len = NLMSG_HDR + 56;

@@ -153,6 +153,8 @@ struct ProbeJ {
 #[derive(Serialize)]
 struct SessionJ {
     window_ms: f64,
+    /// Connections to this machine: after how long the program took the connection.
+    accepted_ms: Option<f64>,
     first: FirstJ,
     tls: Option<TlsJ>,
     mss_retry: Option<MssJ>,
@@ -671,6 +673,7 @@ fn session(s: &SessionFacts) -> SessionJ {
     };
     SessionJ {
         window_ms: ms(s.window),
+        accepted_ms: s.accepted.map(ms),
         first: FirstJ {
             kind,
             banner,

@@ -117,6 +117,9 @@ pub struct SessionFacts {
     pub address: SocketAddr,
     /// How long the first moments were watched (zero when they were not: [`First::Unwatched`]).
     pub window: Duration,
+    /// For a connection to this machine: after how long the program took it (`accept()`),
+    /// when the kernel showed it within the watch (see [`first::watch_here`]).
+    pub accepted: Option<Duration>,
     pub first: First,
     /// Set when the address is an HTTP proxy the session went through.
     pub via: Option<ViaProxy>,
@@ -175,14 +178,23 @@ pub async fn after_connect_via(
     // normal for them (the watch was most of a TLS check on a fast path). What the watch
     // would have shown comes back as the protocol's answer instead.
     let client_first = !matches!(req.application, Application::Watch);
-    let first = if client_first {
-        First::Unwatched
+    // On this machine the kernel shows when the program takes the connection: watched until
+    // shortly after that rather than for the whole window.
+    let here = matches!(
+        (stream.local_addr(), stream.peer_addr()),
+        (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
+    );
+    let (first, watched, accepted) = if client_first {
+        (First::Unwatched, window, None)
+    } else if here {
+        first::watch_here(&stream, window, deadline).await
     } else {
-        first::watch(&stream, window, deadline).await
+        (first::watch(&stream, window, deadline).await, window, None)
     };
     let mut facts = SessionFacts {
         address,
-        window,
+        window: watched,
+        accepted,
         first,
         via: None,
         tls: None,

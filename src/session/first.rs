@@ -108,6 +108,55 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
     }
 }
 
+/// How long a program on this machine is watched after it accepted the connection: it has
+/// been scheduled and has taken the connection; a hang-up on every client (a proxy whose
+/// backend is down, a full server, a wrapper refusing this client) comes at once after that.
+pub const ACCEPTED_GRACE: Duration = Duration::from_millis(2);
+
+/// [`watch`] for a connection to this machine, where the kernel shows when the program takes
+/// the connection (`accept()`): the watch ends [`ACCEPTED_GRACE`] after that, or at the
+/// window's end as [`watch`] when it does not take it (still in the accept queue: a busy or
+/// hung program). Returns what was seen, how long it watched, and after how long the program
+/// had accepted (`None`: not within the watch, or the kernel could not say).
+pub async fn watch_here(
+    stream: &TcpStream,
+    window: Duration,
+    deadline: Instant,
+) -> (First, Duration, Option<Duration>) {
+    let start = Instant::now();
+    let until = (start + window).min(deadline);
+    let (Ok(client), Ok(server)) = (stream.local_addr(), stream.peer_addr()) else {
+        return (watch(stream, window, deadline).await, window, None);
+    };
+    let accepted_at = std::cell::Cell::new(None);
+    let accepted = async {
+        // Looks at growing intervals: a netlink round trip each (tens of microseconds).
+        let mut every = Duration::from_micros(100);
+        loop {
+            match crate::local::sock_diag::accepted(server, client) {
+                Ok(Some(true)) => break,
+                Ok(Some(false)) => {}
+                // Not to be seen (another namespace, no netlink): the whole window.
+                _ => return std::future::pending().await,
+            }
+            if Instant::now() + every >= until {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(every).await;
+            every = (every * 2).min(Duration::from_millis(1));
+        }
+        accepted_at.set(Some(start.elapsed()));
+        tokio::time::sleep(ACCEPTED_GRACE).await;
+    };
+    // Biased: what the server sent is read before the grace is called over.
+    let first = tokio::select! {
+        biased;
+        f = watch(stream, window, deadline) => f,
+        () = accepted => First::Silent,
+    };
+    (first, start.elapsed().min(window), accepted_at.get())
+}
+
 /// Between looks at a greeting that arrived in part.
 const PIECE_WAIT: Duration = Duration::from_millis(10);
 
