@@ -488,12 +488,10 @@ fn socket_inodes(
         return (out, false);
     };
     let mut left: Option<usize> = None;
-    let mut read = 0usize;
-    for fd in fds.flatten().skip(skip) {
+    for (read, fd) in fds.flatten().skip(skip).enumerate() {
         if left.is_none() && read >= limit {
             return (out, true);
         }
-        read += 1;
         if let Some(n) = left.as_mut() {
             if *n == 0 {
                 break;
