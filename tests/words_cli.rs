@@ -112,12 +112,23 @@ impl Impostor {
         use std::os::unix::process::CommandExt;
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let child = std::process::Command::new(program)
-            .arg0(argv0)
+        let mut cmd = std::process::Command::new(program);
+        cmd.arg0(argv0)
             .arg("60")
-            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(l)))
-            .spawn()
-            .unwrap();
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(l)));
+        // A freshly copied executable can be busy (ETXTBSY) while a child forked by another
+        // test thread still holds the copy's write descriptor until it execs: try again.
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
+        drop(cmd);
         // The test process no longer holds the socket: the Command (and its copy) is gone.
         Impostor { child, port, dir }
     }

@@ -649,7 +649,12 @@ pub fn unread_words(fw: &Firewall) -> String {
             )
         }
         Some(NftError::TimedOut) => "nft did not finish before the deadline".into(),
-        Some(NftError::Io(e)) => format!("nft could not be run ({e})"),
+        Some(NftError::Io { errno: Some(e) }) => format!(
+            "nft could not be run ({} ({}))",
+            super::errno_text(*e),
+            super::errno_name(*e)
+        ),
+        Some(NftError::Io { errno: None }) => "nft could not be run".into(),
     }
 }
 
@@ -1005,6 +1010,21 @@ mod tests {
             step.command.as_deref(),
             Some("docker ps --filter publish=5432")
         );
+    }
+
+    #[test]
+    fn nft_io_errors_are_worded_from_the_errno_table() {
+        let fw = |errno| crate::local::Firewall {
+            inspected: false,
+            reason: Some(NftError::Io { errno }),
+            privileged: true,
+            rules: vec![],
+        };
+        assert_eq!(
+            unread_words(&fw(Some(libc::EMFILE))),
+            "nft could not be run (Too many open files (EMFILE))"
+        );
+        assert_eq!(unread_words(&fw(None)), "nft could not be run");
     }
 
     #[test]

@@ -349,7 +349,7 @@ pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
                         format!("sent part of an answer to {asked}, then stopped")
                     }
                     HttpFailure::TooLarge => "sent headers larger than 64 KiB".to_string(),
-                    HttpFailure::Io(e) => format!("failed ({e})"),
+                    HttpFailure::Io { errno } => format!("failed ({})", io_words(*errno)),
                 },
                 (None, None) => format!("did not answer {asked}"),
             };
@@ -1155,7 +1155,7 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
                         | HttpFailure::Reset
                         | HttpFailure::Truncated { .. }
                         | HttpFailure::TooLarge
-                        | HttpFailure::Io(_)
+                        | HttpFailure::Io { .. }
                 )
             )
     })?;
@@ -1168,7 +1168,7 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
         HttpFailure::Reset => "reset the connection instead of answering".into(),
         HttpFailure::Truncated { .. } => "sent part of an answer, then stopped".into(),
         HttpFailure::TooLarge => "sent headers larger than 64 KiB".into(),
-        HttpFailure::Io(e) => format!("failed ({e})"),
+        HttpFailure::Io { errno } => format!("failed ({})", io_words(*errno)),
         _ => return None,
     };
     let steps = if passed_proxy(s) {
@@ -1468,6 +1468,16 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     out
 }
 
+/// An I/O error on an HTTP exchange, from the one errno table.
+fn io_words(errno: Option<i32>) -> String {
+    match errno {
+        // An errno outside the table has no name people search for: its text alone.
+        Some(e) if errno_name(e) == "error" => errno_text(e),
+        Some(e) => format!("{} ({})", errno_text(e), errno_name(e)),
+        None => "an I/O error without an error number".into(),
+    }
+}
+
 /// A socket error in the first moments, from the one errno table.
 fn socket_error_words(errno: Option<i32>) -> String {
     match errno {
@@ -1501,7 +1511,7 @@ fn http_failure_words(f: &HttpFailure) -> String {
         HttpFailure::NotHttp { .. } => "not HTTP".into(),
         HttpFailure::Truncated { .. } => "an answer cut short".into(),
         HttpFailure::TooLarge => "headers over 64 KiB".into(),
-        HttpFailure::Io(e) => e.clone(),
+        HttpFailure::Io { errno } => io_words(*errno),
     }
 }
 
@@ -1818,6 +1828,26 @@ mod tests {
         let (_, _, text) = ids(&no);
         assert!(text.contains("only looked like TLS"), "{text}");
         assert!(text.contains("SSH-2.0-x"), "{text}");
+    }
+
+    #[test]
+    fn http_io_errors_are_worded_from_the_errno_table() {
+        // The fact holds an errno, never the OS's sentence; the words come from the one table.
+        assert_eq!(
+            http_failure_words(&HttpFailure::Io {
+                errno: Some(libc::ENOBUFS)
+            }),
+            "No buffer space available (ENOBUFS)"
+        );
+        assert_eq!(
+            http_failure_words(&HttpFailure::Io {
+                errno: Some(libc::EPIPE)
+            }),
+            "Broken pipe"
+        );
+        let none = http_failure_words(&HttpFailure::Io { errno: None });
+        assert_eq!(none, "an I/O error without an error number");
+        assert!(!none.contains("os error"));
     }
 
     #[test]

@@ -143,8 +143,10 @@ pub enum NftError {
     TooLarge(usize),
     #[error("nft did not finish in time")]
     TimedOut,
-    #[error("nft could not be run: {0}")]
-    Io(String),
+    /// Running or reading nft failed: the OS's errno when there is one (the diagnosis words
+    /// it from its errno table; the OS's text is not a fact).
+    #[error("nft could not be run (errno {errno:?})")]
+    Io { errno: Option<i32> },
 }
 
 /// The first of [`NFT_PATHS`] that is a file.
@@ -209,7 +211,9 @@ fn run_bounded(cmd: &mut Command, deadline: Instant, limit: usize) -> Result<Out
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => NftError::Missing,
-            _ => NftError::Io(e.to_string()),
+            _ => NftError::Io {
+                errno: e.raw_os_error(),
+            },
         })?;
     let result = pump(&mut child, deadline, limit);
     if result.is_err() {
@@ -222,10 +226,12 @@ fn run_bounded(cmd: &mut Command, deadline: Instant, limit: usize) -> Result<Out
 
 fn pump(child: &mut Child, deadline: Instant, limit: usize) -> Result<Output, NftError> {
     let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(NftError::Io("no pipes".into()));
+        return Err(NftError::Io { errno: None });
     };
     for fd in [out.as_raw_fd(), err.as_raw_fd()] {
-        crate::sys::set_nonblocking(fd).map_err(|e| NftError::Io(e.to_string()))?;
+        crate::sys::set_nonblocking(fd).map_err(|e| NftError::Io {
+            errno: e.raw_os_error(),
+        })?;
     }
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -240,7 +246,11 @@ fn pump(child: &mut Child, deadline: Instant, limit: usize) -> Result<Output, Nf
         let ready = match crate::sys::poll_readable(fds, ms) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(NftError::Io(e.to_string())),
+            Err(e) => {
+                return Err(NftError::Io {
+                    errno: e.raw_os_error(),
+                });
+            }
         };
         if ready[0] {
             out_open = drain(&mut out, &mut buf, &mut stdout, limit)?;
@@ -255,7 +265,9 @@ fn pump(child: &mut Child, deadline: Instant, limit: usize) -> Result<Output, Nf
     }
     // Both pipes closed: the child has exited or is about to. Reap it, still bounded.
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| NftError::Io(e.to_string()))? {
+        if let Some(status) = child.try_wait().map_err(|e| NftError::Io {
+            errno: e.raw_os_error(),
+        })? {
             return Ok(Output {
                 success: status.success(),
                 stdout,
@@ -281,7 +293,11 @@ fn drain(
             Ok(n) => into.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(NftError::Io(e.to_string())),
+            Err(e) => {
+                return Err(NftError::Io {
+                    errno: e.raw_os_error(),
+                });
+            }
         }
         // Stop on a flood; the caller decides what over `cap` means.
         if into.len() > cap {

@@ -748,7 +748,7 @@ fn http_failure(f: &HttpFailure) -> &'static str {
         HttpFailure::NotHttp { .. } => "not_http",
         HttpFailure::Truncated { .. } => "truncated",
         HttpFailure::TooLarge => "too_large",
-        HttpFailure::Io(_) => "io",
+        HttpFailure::Io { .. } => "io",
     }
 }
 

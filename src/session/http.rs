@@ -148,8 +148,9 @@ pub enum HttpFailure {
     ExpectsTls { first_bytes: Vec<u8> },
     /// The head is larger than [`HEAD_MAX`] or has too many headers.
     TooLarge,
-    /// The request could not be sent, or another I/O error.
-    Io(String),
+    /// The request could not be sent, or another I/O error: the OS's errno when there is
+    /// one (the diagnosis words it from its errno table; the OS's text is not a fact).
+    Io { errno: Option<i32> },
 }
 
 /// What the HTTP stage learnt.
@@ -291,7 +292,9 @@ fn io_failure(e: &std::io::Error) -> HttpFailure {
     match e.kind() {
         K::ConnectionReset | K::ConnectionAborted => HttpFailure::Reset,
         K::UnexpectedEof | K::BrokenPipe => HttpFailure::Closed,
-        _ => HttpFailure::Io(e.to_string()),
+        _ => HttpFailure::Io {
+            errno: e.raw_os_error(),
+        },
     }
 }
 

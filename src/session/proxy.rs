@@ -52,8 +52,20 @@ pub enum ProxyChoice {
         variable: String,
         /// The value, credentials masked.
         masked: String,
-        error: String,
+        error: ProxyUrlError,
     },
+}
+
+/// Why a proxy variable's value is not a usable proxy URL (typed: the URL library's text
+/// is not a fact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyUrlError {
+    /// The value does not parse as a URL.
+    Unparsable,
+    /// A scheme no client here would use for a proxy (lower-cased, escaped when shown).
+    UnsupportedScheme(String),
+    /// The URL names no host.
+    NoHost,
 }
 
 /// A proxy from the environment.
@@ -275,23 +287,23 @@ fn port_entries_naming(host: &str, port: u16, no_proxy: &str) -> Vec<String> {
 
 /// Parse a proxy URL the way curl guesses it: no scheme means `http://`.
 /// Returns scheme, host (IPv6 without brackets), port, and whether it had credentials.
-fn parse_proxy_url(value: &str) -> Result<(String, String, u16, bool), String> {
+fn parse_proxy_url(value: &str) -> Result<(String, String, u16, bool), ProxyUrlError> {
     let with_scheme = if value.contains("://") {
         value.to_owned()
     } else {
         format!("http://{value}")
     };
-    let url = url::Url::parse(&with_scheme).map_err(|e| e.to_string())?;
+    let url = url::Url::parse(&with_scheme).map_err(|_| ProxyUrlError::Unparsable)?;
     let scheme = url.scheme().to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "https" => 443,
         "http" | "socks4" | "socks4a" | "socks5" | "socks5h" => 1080,
-        other => return Err(format!("unsupported proxy scheme {other:?}")),
+        other => return Err(ProxyUrlError::UnsupportedScheme(other.to_owned())),
     };
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| "no host".to_owned())?;
+        .ok_or(ProxyUrlError::NoHost)?;
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -393,7 +405,11 @@ where
     .await;
     match sent {
         Err(_) => facts.failure = Some(HttpFailure::NoReply),
-        Ok(Err(e)) => facts.failure = Some(HttpFailure::Io(e.to_string())),
+        Ok(Err(e)) => {
+            facts.failure = Some(HttpFailure::Io {
+                errno: e.raw_os_error(),
+            })
+        }
         Ok(Ok(())) => match http::read_head(stream, deadline, http::Response, Vec::new()).await {
             Ok((r, rest)) => {
                 // After a refusal the rest is the proxy's error page, not the destination.
@@ -521,9 +537,25 @@ mod tests {
             443,
             &env(&[("https_proxy", "gopher://u:pw@x")]),
         ) {
-            ProxyChoice::Invalid { masked, .. } => assert_eq!(masked, "gopher://***@x"),
+            ProxyChoice::Invalid { masked, error, .. } => {
+                assert_eq!(masked, "gopher://***@x");
+                assert_eq!(error, ProxyUrlError::UnsupportedScheme("gopher".into()));
+            }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn unusable_proxy_urls_are_typed() {
+        // The URL library's text is not kept: only why, as a variant.
+        assert_eq!(
+            parse_proxy_url("http://[::1"),
+            Err(ProxyUrlError::Unparsable)
+        );
+        assert_eq!(
+            parse_proxy_url("file:///x"),
+            Err(ProxyUrlError::UnsupportedScheme("file".into()))
+        );
     }
 
     #[test]

@@ -456,6 +456,20 @@ impl Run {
     }
 }
 
+/// The proxy variables, both cases. A URL target follows the proxy they name, so every run
+/// starts without them: the CI machine's proxy must not decide a test. A test that means to
+/// set one passes it in `env` (set after the clearing).
+pub const PROXY_VARS: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
 /// Run the binary, inside namespace `ns` if given.
 pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
     run_in_env(ns, args, &[])
@@ -473,6 +487,9 @@ pub fn run_in_env(ns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run 
         None => Command::new(bin),
     };
     cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    for k in PROXY_VARS {
+        cmd.env_remove(k);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
