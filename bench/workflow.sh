@@ -12,10 +12,12 @@ source "$(dirname "$0")/lib.sh"
 
 # --- 1. 50 targets at once against 50 sequential nc -z -----------------------------------
 if [ "$runs" -gt 0 ]; then
+# Ports below the ephemeral range (32768-60999): a client port of an earlier run's connection
+# that the server still holds (FIN_WAIT2) would otherwise make one of them unbindable.
 python3 -c '
 import socket, select
 ls, held = [], []
-for p in range(47100, 47125):
+for p in range(27100, 27125):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", p)); s.listen(4096); s.setblocking(False); ls.append(s)
 while True:
@@ -29,12 +31,16 @@ while True:
 ' &
 bench_pids+=($!)
 sleep 0.5
-for p in $(seq 47125 47149); do
+kill -0 "${bench_pids[-1]}" || { echo "the listener did not start" >&2; exit 1; }
+for p in $(seq 27100 27124); do
+  nc -z 127.0.0.1 "$p" || { echo "port $p is not open" >&2; exit 1; }
+done
+for p in $(seq 27125 27149); do
   if nc -z 127.0.0.1 "$p" 2>/dev/null; then echo "port $p is in use; pick another range" >&2; exit 1; fi
 done
-targets=$(for p in $(seq 47100 47149); do printf '127.0.0.1:%s ' "$p"; done)
+targets=$(for p in $(seq 27100 27149); do printf '127.0.0.1:%s ' "$p"; done)
 printf '%s\n' $targets > "$out/workflow-targets.txt"
-seq_nc="for p in \$(seq 47100 47149); do nc -z 127.0.0.1 \$p; done; true"
+seq_nc="for p in \$(seq 27100 27149); do nc -z 127.0.0.1 \$p; done; true"
 hyperfine --warmup 3 --runs "$runs" -i --style none --export-json "$out/workflow-many.json" \
   -n "canreach -q (50 targets)" "$bin -q $targets" \
   -n "canreach -q --no-local (50 targets)" "$bin -q --no-local $targets" \

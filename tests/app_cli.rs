@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
@@ -16,19 +16,6 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// One runtime for every server of this test binary, on its own thread.
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
 
 /// A server on 127.0.0.1 that runs `serve` for every connection.
 fn server<F, Fut>(serve: F) -> SocketAddr
@@ -36,17 +23,7 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let serve = Arc::new(serve);
-    rt().block_on(async move {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(serve(s));
-            }
-        });
-        addr
-    })
+    common::serve_each(serve)
 }
 
 /// Answer up to three requests on the connection (keep-alive, as real servers do) with

@@ -10,42 +10,19 @@ mod common;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-/// One runtime for every server of this test binary, on its own threads.
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-/// A server on 127.0.0.1 that runs `serve` for every connection (each within 5 s).
+/// A server on 127.0.0.1 that runs `serve` for every connection.
 fn server<F, Fut>(serve: F) -> SocketAddr
 where
-    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let serve = Arc::new(serve);
-    rt().block_on(async move {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(tokio::time::timeout(Duration::from_secs(5), serve(s)));
-            }
-        });
-        addr
-    })
+    common::serve_each(serve)
 }
 
 /// A request head, read byte by byte (so nothing after it is consumed).
@@ -188,24 +165,15 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-const PROXY_VARS: [&str; 10] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-];
-
 /// Run canreach with no proxy variable but `env`'s; the exit code and the JSON report.
 fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_canreach"));
     cmd.arg("--json").args(args).env("NO_COLOR", "1");
-    for k in PROXY_VARS {
+    // The trust store too: each test names its own CA.
+    for k in common::PROXY_VARS
+        .iter()
+        .chain(&["SSL_CERT_FILE", "SSL_CERT_DIR"])
+    {
         cmd.env_remove(k);
     }
     for (k, v) in env {

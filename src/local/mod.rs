@@ -314,24 +314,21 @@ fn scan_processes(
 ) -> Scan {
     use std::os::unix::fs::MetadataExt;
     let mut scan = Scan::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    // Read a few dozen pids at a time: the scan usually stops long before the end.
+    let Ok(pids) = crate::sys::proc_pids() else {
         return scan;
     };
     let mut later: Vec<u32> = Vec::new();
     let mut out_of_time = false;
-    let pids = dir.flatten().filter_map(|entry| {
-        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
-        Some((pid, entry))
-    });
-    for (pid, entry) in pids {
+    for pid in pids {
         let need_owner = scan.owner.len() < wanted.len() && !out_of_time;
         if !need_owner && usual.is_empty() {
             break;
         }
         let mine = need_owner
-            && entry
-                .metadata()
-                .is_ok_and(|m| uids.is_empty() || uids.contains(&m.uid()));
+            && (uids.is_empty()
+                || std::fs::metadata(format!("/proc/{pid}"))
+                    .is_ok_and(|m| uids.contains(&m.uid())));
         if need_owner && !mine {
             later.push(pid);
         }

@@ -111,7 +111,7 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 /// How long a program on this machine is watched after it accepted the connection: it has
 /// been scheduled and has taken the connection; a hang-up on every client (a proxy whose
 /// backend is down, a full server, a wrapper refusing this client) comes at once after that.
-pub const ACCEPTED_GRACE: Duration = Duration::from_millis(2);
+pub const ACCEPTED_GRACE: Duration = Duration::from_millis(5);
 
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
 /// the connection (`accept()`): the watch ends [`ACCEPTED_GRACE`] after that, or at the

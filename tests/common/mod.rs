@@ -470,6 +470,39 @@ pub const PROXY_VARS: [&str; 8] = [
     "NO_PROXY",
 ];
 
+/// One runtime for every in-process server of a test binary, on its own threads (the binary
+/// under test runs as a child process meanwhile).
+pub fn server_rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// A server on 127.0.0.1 that runs `serve` for every connection (each within 5 s), on
+/// [`server_rt`].
+pub fn serve_each<F, Fut>(serve: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
+    server_rt().block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(tokio::time::timeout(Duration::from_secs(5), serve(s)));
+            }
+        });
+        addr
+    })
+}
+
 /// Run the binary, inside namespace `ns` if given.
 pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
     run_in_env(ns, args, &[])
