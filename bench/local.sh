@@ -37,7 +37,11 @@ echo "|---|---|---|---|"
 accept_loop 127.0.0.1 47011          # owner before the extra processes
 measure usual 47011
 for _ in $(seq "$extra"); do sleep 600 & sleeps+=($!); done
+# pid_max is often 32768: the new pids may wrap around below the first listener's, which then
+# is not "first" in /proc's order. Say where each owner sits.
+echo "  pids: first listener ${bench_pids[0]}, sleeps ${sleeps[0]}…${sleeps[-1]} (pid_max $(cat /proc/sys/kernel/pid_max))"
 accept_loop 127.0.0.1 47012          # owner after them
+echo "  second listener ${bench_pids[-1]}"
 measure owner-first 47011
 measure owner-last 47012
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
