@@ -248,6 +248,11 @@ impl Iterator for ProcPids {
                         self.buf.len(),
                     )
                 };
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The end, or an error: the listing stops there (the owner search then
+                // reports what it found, and a missing owner as not found).
                 if n <= 0 {
                     self.done = true;
                     return None;

@@ -384,7 +384,14 @@ fn visit(
     if !scan_fds && usual_server.is_none() {
         return;
     }
-    visit_fds(scan, pid, wanted, comm, usual_server);
+    if usual_server.is_some() {
+        // A usual server's listeners are reported whole ("it listens on 5433 instead"); a
+        // database opens its files before its sockets, so its fds are read in full (few
+        // processes are usual servers).
+        visit_fds_from(scan, pid, wanted, comm, usual_server, 0, usize::MAX);
+    } else {
+        visit_fds(scan, pid, wanted, comm, usual_server);
+    }
 }
 
 /// Read a process's socket inodes; record it as the owner of the wanted ones it holds, and as
@@ -501,7 +508,9 @@ fn socket_inodes(
                     .to_str()
                     .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
                     .and_then(|n| n.parse::<u64>().ok());
-                if left.is_none() && inode.is_some_and(|i| wanted.contains(&i)) {
+                // The allowance starts again at each wanted socket: one process may own the
+                // listeners of several ports of a run, far apart.
+                if inode.is_some_and(|i| wanted.contains(&i)) {
                     left = Some(FDS_AFTER_OWNER);
                 }
                 out.extend(inode);

@@ -55,6 +55,15 @@ impl Inspector for Fresh {
     }
 }
 
+/// Marks a read finished when dropped.
+struct DoneOnDrop(Arc<AtomicBool>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// A read in flight that later callers may join, and whether it has finished (then they may
 /// not: it describes the past).
 struct InFlight<T: Clone> {
@@ -66,11 +75,12 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
     /// Start `work` on a blocking thread.
     fn start(work: impl FnOnce() -> T + Send + 'static) -> Self {
         let done = Arc::new(AtomicBool::new(false));
-        let flag = done.clone();
+        let flag = DoneOnDrop(done.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let out = work();
-            flag.store(true, Ordering::Release);
-            out
+            // Set when the work ends, also by a panic: a read that will never finish must
+            // not be joined by every later check of the run.
+            let _flag = flag;
+            work()
         })
         .map(Result::ok)
         .boxed()
@@ -207,6 +217,15 @@ mod tests {
         tx.send(()).unwrap();
         assert_eq!(c.await, Some(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panicked_is_not_joined_again() {
+        let slot: Mutex<Option<InFlight<u32>>> = Mutex::new(None);
+        let a = InFlight::join_or_start(&slot, || -> u32 { panic!("a read that fails") });
+        assert_eq!(a.await, None);
+        let b = InFlight::join_or_start(&slot, || 7);
+        assert_eq!(b.await, Some(7));
     }
 
     #[tokio::test]

@@ -49,30 +49,22 @@ fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
 /// `None`: not found (not on this machine, or gone).
 pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    // A v4 client of a dual-stack listener is an IPv6 socket with mapped addresses.
-    let mut asks = vec![(server, client)];
-    if let (IpAddr::V4(s), IpAddr::V4(c)) = (server.ip(), client.ip()) {
-        asks.push((
-            SocketAddr::new(IpAddr::V6(s.to_ipv6_mapped()), server.port()),
-            SocketAddr::new(IpAddr::V6(c.to_ipv6_mapped()), client.port()),
-        ));
+    // (A v4 client of a dual-stack listener is found by this AF_INET lookup too.)
+    nl.send_to_kernel(&one_request(server, client))?;
+    let mut buf = vec![0u8; 4096];
+    let n = nl.recv(&mut buf)?;
+    let mut out = Vec::new();
+    match parse(&buf[..n], &mut out) {
+        // With no connection of these addresses the kernel answers with the *listener* on
+        // the port (a redirect or DNAT on this machine makes the addresses differ): that says
+        // nothing about this connection.
+        Ok(_) => Ok(out
+            .first()
+            .filter(|e| e.state != LISTEN)
+            .map(|e| e.inode != 0)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
     }
-    for (s, c) in asks {
-        nl.send_to_kernel(&one_request(s, c))?;
-        let mut buf = vec![0u8; 4096];
-        let n = nl.recv(&mut buf)?;
-        let mut out = Vec::new();
-        match parse(&buf[..n], &mut out) {
-            Ok(_) => {
-                if let Some(e) = out.first() {
-                    return Ok(Some(e.inode != 0));
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
 }
 
 /// An `inet_diag_req_v2` request for the one TCP socket bound to `local` and connected to
@@ -265,6 +257,21 @@ mod tests {
 
     /// `listen(0)` holds one connection; once it waits unaccepted, the queue is full
     /// (queued > backlog) and the kernel drops the next SYN.
+    #[test]
+    fn a_connection_is_seen_queued_then_accepted_and_a_listener_is_not_a_connection() {
+        use std::net::{TcpListener, TcpStream};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = l.local_addr().unwrap();
+        let c = TcpStream::connect(server).unwrap();
+        let client = c.local_addr().unwrap();
+        assert_eq!(accepted(server, client).unwrap(), Some(false));
+        let (_s, _) = l.accept().unwrap();
+        assert_eq!(accepted(server, client).unwrap(), Some(true));
+        // No connection from this port: the kernel's answer would be the listener.
+        let nobody = SocketAddr::new(client.ip(), 1);
+        assert_eq!(accepted(server, nobody).unwrap(), None);
+    }
+
     #[test]
     fn sees_a_full_accept_queue() {
         use socket2::{Domain, SockAddr, Socket, Type};

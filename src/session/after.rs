@@ -269,12 +269,12 @@ pub async fn after_connect_via(
             }
         }
         Application::Tls => {
-            let _ = tls_with_retry(stream, address, &[], req, deadline, &mut facts).await;
+            let _ = tls_with_retry(stream, address, via, &[], req, deadline, &mut facts).await;
         }
         Application::Https(target) => {
             let alpn: &[&[u8]] = &[b"http/1.1"];
             if let Some(mut session) =
-                tls_with_retry(stream, address, alpn, req, deadline, &mut facts).await
+                tls_with_retry(stream, address, via, alpn, req, deadline, &mut facts).await
             {
                 let head_by = head_deadline(window, deadline);
                 let mut h = http::request(&mut session, target, head_by).await;
@@ -470,6 +470,7 @@ pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 async fn tls_with_retry(
     stream: TcpStream,
     address: SocketAddr,
+    via: Option<&Destination>,
     alpn: &[&[u8]],
     req: &SessionRequest,
     deadline: Instant,
@@ -505,9 +506,14 @@ async fn tls_with_retry(
             roots: &full,
             ..treq
         };
-        if let Ok(Ok(s)) = tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
-            let _ = s.set_nodelay(true);
-            (tls_facts, session) = tls::handshake_session(s, &treq, first_deadline).await;
+        // Through a proxy, the new connection goes through a new tunnel.
+        if let Some(s) = reconnect(address, via, deadline).await {
+            let (again, again_session) = tls::handshake_session(s, &treq, first_deadline).await;
+            // Only an answer in TLS replaces the first: a retry that met a hang-up or silence
+            // says nothing about the certificate.
+            if again.version.is_some() || !again.chain.is_empty() {
+                (tls_facts, session) = (again, again_session);
+            }
         }
     }
     let silent = matches!(
