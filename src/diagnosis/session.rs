@@ -128,6 +128,16 @@ pub fn through_proxy(cx: &Ctx) -> bool {
             .is_some_and(passed_proxy)
 }
 
+/// Who to ask about the program behind the port: its owner and logs, or, through a proxy, the
+/// logs of the destination the proxy reached.
+fn program_steps(cx: &Ctx, r: &AddressResult, s: &SessionFacts) -> Vec<Step> {
+    if passed_proxy(s) {
+        vec![read_logs_on(peer_machine(cx, r, s))]
+    } else {
+        vec![who_owns(cx, r), read_logs(cx, r)]
+    }
+}
+
 fn passed_proxy(s: &SessionFacts) -> bool {
     match &s.via {
         Some(ViaProxy::Forward) => proxy_refusal_id(s).is_none(),
@@ -607,11 +617,7 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
         ""
     };
     let (who, port) = (peer(cx, r, s), peer_port(cx, s));
-    let steps = if passed_proxy(s) {
-        vec![read_logs_on(peer_machine(cx, r, s))]
-    } else {
-        vec![who_owns(cx, r), read_logs(cx, r)]
-    };
+    let steps = program_steps(cx, r, s);
     Some(
         Finding::new(
             FindingId::NoReply,
@@ -1171,11 +1177,7 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
         HttpFailure::Io { errno } => format!("failed ({})", io_words(*errno)),
         _ => return None,
     };
-    let steps = if passed_proxy(s) {
-        vec![read_logs_on(peer_machine(cx, r, s))]
-    } else {
-        vec![who_owns(cx, r), read_logs(cx, r)]
-    };
+    let steps = program_steps(cx, r, s);
     Some(
         Finding::new(
             FindingId::NotHttp,
