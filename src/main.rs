@@ -35,7 +35,10 @@ fn main() {
         });
     }
     colored::control::set_override(cli.output_format() == Format::Text && cli.use_color());
-    let code = match canreach::run(&cli, &mut std::io::stdout().lock()) {
+    // One write for the report, not one per line (the run flushes it, and each line of a
+    // `--wait` log).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let code = match canreach::run(&cli, &mut out) {
         Ok(Finished { code, write_error }) => {
             // A closed pipe (`canreach … | head -1`) is not worth a message, and the verdict
             // still stands: exit with its code (ripgrep's convention).
@@ -55,6 +58,9 @@ fn main() {
             ExitCode::Internal.code()
         }
     };
+    // Whatever a path left in the buffer (the run flushes its report, and reports the error).
+    let _ = out.flush();
+    drop(out);
     if code == ExitCode::Open.code() && !cli.command.is_empty() {
         let _ = std::io::stdout().flush();
         let err = std::process::Command::new(&cli.command[0])

@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, Sender, classify};
@@ -28,9 +28,10 @@ use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver}
 use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, Silence};
 use crate::liveness;
 use crate::local;
+use crate::local::LocalFacts;
 use crate::local::shared::Inspector;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
-use crate::session::first::First;
+use crate::session::first::{self, First};
 use crate::session::http::HttpTarget;
 use crate::session::proxy::{Proxy, ProxyChoice};
 use crate::session::tls::TrustStore;
@@ -291,7 +292,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         };
         // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
         // concurrently with the probes, and only for this machine's addresses.
-        let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()));
+        let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
         let mut inspected = None;
         if here {
             // `:PORT` asks about this machine: every loopback address and every address a
@@ -361,8 +362,25 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         let walked = walked.into_inner();
         let firewall_task = firewall_task.into_inner();
         // After the connect, on every open address, while the local inspection finishes.
+        // The processes behind the port's listener, for the first moments to end once the
+        // program is back to waiting (from the inspection, as soon as it has them).
+        let program: Option<first::Program> = match (&inspection, &inspected) {
+            (Some(task), _) => Some(
+                task.clone()
+                    .map(|l| owner_pids(l.as_ref()))
+                    .boxed()
+                    .shared(),
+            ),
+            (None, Some(l)) => {
+                let pids = owner_pids(Some(l));
+                Some(async move { pids }.boxed().shared())
+            }
+            (None, None) => None,
+        };
         let (sessions, late) = tokio::join!(
-            follow_sessions(connector, &results, target_ref, app_ref, via_ref, deadline),
+            follow_sessions(
+                connector, &results, target_ref, app_ref, via_ref, program, deadline
+            ),
             async {
                 match inspection {
                     Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
@@ -520,6 +538,7 @@ async fn follow_sessions<C: Connector>(
     target: &Target,
     app: &Application,
     via: Option<&Destination>,
+    program: Option<first::Program>,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -536,6 +555,7 @@ async fn follow_sessions<C: Connector>(
             TrustStore::empty()
         },
         mss_retry: true,
+        program,
     };
     let req = &req;
     join_all(addresses.iter().map(|a| async move {
@@ -553,6 +573,7 @@ async fn follow_sessions<C: Connector>(
                 address,
                 window: Duration::ZERO,
                 accepted: None,
+                at_rest: None,
                 first: First::Reset,
                 via: None,
                 tls: None,
@@ -564,6 +585,18 @@ async fn follow_sessions<C: Connector>(
         }
     }))
     .await
+}
+
+/// The pids of the processes found holding the port's listeners.
+fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
+    let mut pids: Vec<u32> = local
+        .into_iter()
+        .flat_map(|l| &l.listeners)
+        .filter_map(|l| l.process.as_ref().map(|p| p.pid))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// The addresses `:PORT` checks besides what `localhost` resolves to: 127.0.0.1, ::1 (when this

@@ -199,15 +199,96 @@ pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
 #[derive(Debug)]
 pub struct ProcPids {
     fd: OwnedFd,
-    buf: Vec<u8>,
-    pos: usize,
-    len: usize,
-    done: bool,
+    entries: Entries,
 }
 
 /// Open /proc for [`ProcPids`].
 pub fn proc_pids() -> io::Result<ProcPids> {
-    let path = CString::new("/proc").expect("no NUL");
+    numbered("/proc")
+}
+
+/// The thread ids of a process (`/proc/PID/task`), as [`ProcPids`] lists pids.
+pub fn task_ids(pid: u32) -> io::Result<ProcPids> {
+    numbered(&format!("/proc/{pid}/task"))
+}
+
+fn numbered(path: &str) -> io::Result<ProcPids> {
+    Ok(ProcPids {
+        fd: open_dir(path)?,
+        // About 60 entries a read.
+        entries: Entries::new(2048),
+    })
+}
+
+impl Iterator for ProcPids {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        self.entries.next_number(&self.fd)
+    }
+}
+
+/// A process's open file descriptors (`/proc/PID/fd`), listed a few dozen at a time like
+/// [`ProcPids`]: listing builds an entry for every descriptor read, and a server may hold
+/// thousands of connections, while the listeners an owner search looks for are opened first.
+#[derive(Debug)]
+pub struct FdDir {
+    fd: OwnedFd,
+    entries: Entries,
+}
+
+/// Open `/proc/PID/fd` for [`FdDir`].
+pub fn fd_dir(pid: u32) -> io::Result<FdDir> {
+    Ok(FdDir {
+        fd: open_dir(&format!("/proc/{pid}/fd"))?,
+        // About 40 descriptors a read.
+        entries: Entries::new(1024),
+    })
+}
+
+impl FdDir {
+    /// The process's user: `/proc/PID/fd` belongs to it (as `/proc/PID` does), and an fstat of
+    /// the open directory walks no path.
+    pub fn owner_uid(&self) -> Option<u32> {
+        // SAFETY: zeroed `stat` is a valid value for fstat to overwrite.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid open fd and a valid `stat` to fill.
+        let rc = unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) };
+        (rc == 0).then_some(st.st_uid)
+    }
+
+    /// Where descriptor `n` points (`socket:[INODE]`, a path …): `readlinkat` relative to the
+    /// open directory, so no path is walked from the root for each descriptor.
+    pub fn link(&self, n: u32) -> io::Result<Vec<u8>> {
+        let name = CString::new(n.to_string()).expect("digits have no NUL");
+        let mut buf = [0u8; 256];
+        // SAFETY: a valid directory fd, a NUL-terminated name and a buffer valid for its
+        // length; readlinkat writes at most that many bytes and returns how many.
+        let len = unsafe {
+            libc::readlinkat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if len < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(buf[..usize::try_from(len).unwrap_or(0).min(buf.len())].to_vec())
+    }
+}
+
+impl Iterator for FdDir {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        self.entries.next_number(&self.fd)
+    }
+}
+
+fn open_dir(path: &str) -> io::Result<OwnedFd> {
+    let path = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: a valid NUL-terminated path; the result is checked before use.
     let fd = unsafe {
         libc::open(
@@ -218,21 +299,31 @@ pub fn proc_pids() -> io::Result<ProcPids> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(ProcPids {
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        // About 60 entries of /proc a read.
-        buf: vec![0u8; 2048],
-        pos: 0,
-        len: 0,
-        done: false,
-    })
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-impl Iterator for ProcPids {
-    type Item = u32;
+/// A directory read with `getdents64` into a small buffer, yielding the entries whose names
+/// are numbers.
+#[derive(Debug)]
+struct Entries {
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    done: bool,
+}
 
-    fn next(&mut self) -> Option<u32> {
+impl Entries {
+    fn new(size: usize) -> Self {
+        Entries {
+            buf: vec![0u8; size],
+            pos: 0,
+            len: 0,
+            done: false,
+        }
+    }
+
+    fn next_number(&mut self, dir: &OwnedFd) -> Option<u32> {
         loop {
             if self.pos >= self.len {
                 if self.done {
@@ -243,7 +334,7 @@ impl Iterator for ProcPids {
                 let n = unsafe {
                     libc::syscall(
                         libc::SYS_getdents64,
-                        self.fd.as_raw_fd(),
+                        dir.as_raw_fd(),
                         self.buf.as_mut_ptr(),
                         self.buf.len(),
                     )
@@ -276,8 +367,8 @@ impl Iterator for ProcPids {
             let name = &rec[19..reclen];
             let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
             self.pos += reclen;
-            if let Some(pid) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
-                return Some(pid);
+            if let Some(n) = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok()) {
+                return Some(n);
             }
         }
     }

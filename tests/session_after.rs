@@ -60,6 +60,7 @@ fn request(app: Application, roots: Arc<TrustStore>) -> SessionRequest {
         application: app,
         roots,
         mss_retry: true,
+        program: None,
     }
 }
 

@@ -102,6 +102,7 @@ fn mtu_black_hole_is_crossed_by_the_reduced_mss_v4_and_v6() {
                     application: Application::Tls,
                     roots: Arc::new(roots),
                     mss_retry: true,
+                    program: None,
                 };
                 let start = Instant::now();
                 let s = TcpStream::connect(addr).await.unwrap();

@@ -1402,15 +1402,25 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
         First::Error { errno } => out.push(("after", socket_error_words(*errno))),
         First::Silent | First::Unwatched => {}
     }
-    if let Some(a) = s.accepted {
-        out.push((
+    match (s.accepted, s.at_rest) {
+        (Some(a), Some(r)) => out.push((
+            "accepted",
+            format!(
+                "the program took the connection after {} and was back to waiting, \
+                 connection held, after {}",
+                fmt_duration(a),
+                fmt_duration(r)
+            ),
+        )),
+        (Some(a), None) => out.push((
             "accepted",
             format!(
                 "the program took the connection after {}, watched for {}",
                 fmt_duration(a),
                 fmt_duration(s.window)
             ),
-        ));
+        )),
+        _ => {}
     }
     match &s.via {
         Some(ViaProxy::Tunnel(c)) => {
@@ -1580,6 +1590,7 @@ mod tests {
             address: "198.18.0.8:3128".parse().unwrap(),
             window: Duration::from_millis(8),
             accepted: None,
+            at_rest: None,
             first: First::Silent,
             via,
             tls: None,

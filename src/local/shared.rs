@@ -141,6 +141,20 @@ impl PerRun {
     }
 }
 
+impl PerRun {
+    /// Start the shared inspection of the run's ports now, when the run's targets include
+    /// this machine for sure (a loopback address, `localhost`, `:PORT`): the /proc scan is
+    /// most of an open check of this machine, and started with the run it overlaps the rest
+    /// of start-up and the first probe instead of following them. The first check joins it.
+    pub fn start(&self) {
+        let ports = self.ports.clone();
+        // The read runs on its own; the result is joined by the checks.
+        drop(InFlight::join_or_start(&self.inspection, move || {
+            Arc::new(super::inspect_ports(&ports, Vec::new()))
+        }));
+    }
+}
+
 impl std::fmt::Debug for PerRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PerRun")
@@ -171,9 +185,15 @@ impl Inspector for PerRun {
         }
         let ports = self.ports.clone();
         let all = InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::inspect_ports(&ports, addresses))
+            Arc::new(super::inspect_ports(&ports, Vec::new()))
         });
-        async move { all.await?.iter().find(|l| l.port == port).cloned() }.boxed()
+        // The interface addresses are the check's own (the shared read may have begun
+        // before it asked).
+        async move {
+            let mine = all.await?.iter().find(|l| l.port == port).cloned()?;
+            Some(LocalFacts { addresses, ..mine })
+        }
+        .boxed()
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {

@@ -48,6 +48,22 @@ fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
 /// until the program calls `accept()`. `Some(true)`: accepted; `Some(false)`: still queued;
 /// `None`: not found (not on this machine, or gone).
 pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
+    Ok(server_side(server, client)?.map(|e| e.inode != 0))
+}
+
+/// Does a program still hold the server's side of `client` → `server` open: established, with
+/// a socket file? A program that closed it leaves an orphan (inode 0) in FIN_WAIT or CLOSE,
+/// one that reset it leaves nothing; either is `false`.
+pub fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
+    Ok(server_side(server, client)?.is_some_and(|e| e.state == ESTABLISHED && e.inode != 0))
+}
+
+/// TCP_ESTABLISHED.
+const ESTABLISHED: u8 = 1;
+
+/// The server's side of the connection `client` → `server` on this machine, as the kernel
+/// shows it (`None`: no such connection).
+fn server_side(server: SocketAddr, client: SocketAddr) -> io::Result<Option<SocketEntry>> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
     // (A v4 client of a dual-stack listener is found by this AF_INET lookup too.)
     nl.send_to_kernel(&one_request(server, client))?;
@@ -58,10 +74,7 @@ pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<boo
         // With no connection of these addresses the kernel answers with the *listener* on
         // the port (a redirect or DNAT on this machine makes the addresses differ): that says
         // nothing about this connection.
-        Ok(_) => Ok(out
-            .first()
-            .filter(|e| e.state != LISTEN)
-            .map(|e| e.inode != 0)),
+        Ok(_) => Ok(out.into_iter().next().filter(|e| e.state != LISTEN)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
     }

@@ -155,6 +155,9 @@ struct SessionJ {
     window_ms: f64,
     /// Connections to this machine: after how long the program took the connection.
     accepted_ms: Option<f64>,
+    /// Connections to this machine: after how long every thread of the program (and of its
+    /// children) was seen asleep with the connection still held; the watch ended there.
+    at_rest_ms: Option<f64>,
     first: FirstJ,
     tls: Option<TlsJ>,
     mss_retry: Option<MssJ>,
@@ -674,6 +677,7 @@ fn session(s: &SessionFacts) -> SessionJ {
     SessionJ {
         window_ms: ms(s.window),
         accepted_ms: s.accepted.map(ms),
+        at_rest_ms: s.at_rest.map(ms),
         first: FirstJ {
             kind,
             banner,

@@ -80,6 +80,10 @@ pub struct SessionRequest {
     pub roots: Arc<TrustStore>,
     /// Retry a silent or stalled TLS handshake with a reduced MSS.
     pub mss_retry: bool,
+    /// For a port on this machine: the processes behind its listener, from the local
+    /// inspection, so the first moments end when the program is back to waiting
+    /// ([`first::watch_here`]). `None`: not inspected.
+    pub program: Option<first::Program>,
 }
 
 /// The reduced-MSS retry of a TLS handshake.
@@ -120,6 +124,9 @@ pub struct SessionFacts {
     /// For a connection to this machine: after how long the program took it (`accept()`),
     /// when the kernel showed it within the watch (see [`first::watch_here`]).
     pub accepted: Option<Duration>,
+    /// After how long the program was seen back to waiting with the connection held (every
+    /// thread asleep, see [`crate::local::idle`]); the watch ended there.
+    pub at_rest: Option<Duration>,
     pub first: First,
     /// Set when the address is an HTTP proxy the session went through.
     pub via: Option<ViaProxy>,
@@ -184,17 +191,29 @@ pub async fn after_connect_via(
         (stream.local_addr(), stream.peer_addr()),
         (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
     );
-    let (first, watched, accepted) = if client_first {
-        (First::Unwatched, window, None)
+    let seen = if client_first {
+        first::HereWatch {
+            first: First::Unwatched,
+            watched: window,
+            accepted: None,
+            at_rest: None,
+        }
     } else if here {
-        first::watch_here(&stream, window, deadline).await
+        first::watch_here(&stream, window, deadline, req.program.clone()).await
     } else {
-        (first::watch(&stream, window, deadline).await, window, None)
+        first::HereWatch {
+            first: first::watch(&stream, window, deadline).await,
+            watched: window,
+            accepted: None,
+            at_rest: None,
+        }
     };
+    let first = seen.first;
     let mut facts = SessionFacts {
         address,
-        window: watched,
-        accepted,
+        window: seen.watched,
+        accepted: seen.accepted,
+        at_rest: seen.at_rest,
         first,
         via: None,
         tls: None,

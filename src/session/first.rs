@@ -15,12 +15,15 @@
 //! The watch uses `peek`, so a banner stays in the socket for the next stage to read.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, Shared};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::FIRST_BYTES_MAX;
+use crate::local;
 use crate::probe::ConnectResult;
 
 /// The shortest watch. A reset or close from a proxy whose backend is down, and most
@@ -108,53 +111,176 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
     }
 }
 
-/// How long a program on this machine is watched after it accepted the connection: it has
-/// been scheduled and has taken the connection; a hang-up on every client (a proxy whose
-/// backend is down, a full server, a wrapper refusing this client) comes at once after that.
+/// How long a program on this machine is watched after it accepted the connection when it
+/// cannot be seen going back to waiting ([`local::idle`]: its processes unknown, another
+/// user's without root, too many): it has been scheduled and has taken the connection; a
+/// hang-up on every client (a proxy whose backend is down, a full server, a wrapper refusing
+/// this client) comes at once after that.
 pub const ACCEPTED_GRACE: Duration = Duration::from_millis(5);
 
+/// The processes holding the listener a connection to this machine reached, as the local
+/// inspection finds them (empty: not found). A shared future: the inspection runs alongside.
+pub type Program = Shared<BoxFuture<'static, Vec<u32>>>;
+
+/// What [`watch_here`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HereWatch {
+    pub first: First,
+    /// How long it watched.
+    pub watched: Duration,
+    /// After how long the program took the connection (`None`: not within the watch, or the
+    /// kernel could not say).
+    pub accepted: Option<Duration>,
+    /// After how long every thread of the program (and of its children) was seen asleep with
+    /// the connection still held: it went back to waiting, and the watch ended there.
+    pub at_rest: Option<Duration>,
+}
+
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
-/// the connection (`accept()`): the watch ends [`ACCEPTED_GRACE`] after that, or at the
-/// window's end as [`watch`] when it does not take it (still in the accept queue: a busy or
-/// hung program). Returns what was seen, how long it watched, and after how long the program
-/// had accepted (`None`: not within the watch, or the kernel could not say).
+/// the connection (`accept()`) and when it has gone back to waiting ([`local::idle`]): the
+/// watch ends when the program is at rest with the connection held; [`ACCEPTED_GRACE`] after
+/// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
+/// still works or when it does not take the connection (still in the accept queue: a busy or
+/// hung program).
 pub async fn watch_here(
     stream: &TcpStream,
     window: Duration,
     deadline: Instant,
-) -> (First, Duration, Option<Duration>) {
+    program: Option<Program>,
+) -> HereWatch {
     let start = Instant::now();
     let until = (start + window).min(deadline);
     let (Ok(client), Ok(server)) = (stream.local_addr(), stream.peer_addr()) else {
-        return (watch(stream, window, deadline).await, window, None);
+        return HereWatch {
+            first: watch(stream, window, deadline).await,
+            watched: window,
+            accepted: None,
+            at_rest: None,
+        };
     };
     let accepted_at = std::cell::Cell::new(None);
-    let accepted = async {
-        // Looks at growing intervals: a netlink round trip each (tens of microseconds).
-        let mut every = Duration::from_micros(100);
-        loop {
-            match crate::local::sock_diag::accepted(server, client) {
-                Ok(Some(true)) => break,
-                Ok(Some(false)) => {}
-                // Not to be seen (another namespace, no netlink): the whole window.
-                _ => return std::future::pending().await,
+    let rest_at = std::cell::Cell::new(None);
+    let program_side = async {
+        // An idle program accepts within tens of microseconds, below the runtime's 1 ms
+        // timer: looked at once here, then at short intervals on a blocking thread.
+        let seen = match local::sock_diag::accepted(server, client) {
+            Ok(Some(true)) => true,
+            Ok(Some(false)) => {
+                let until = until.into_std();
+                tokio::task::spawn_blocking(move || poll_accepted(server, client, until))
+                    .await
+                    .unwrap_or(false)
             }
-            if Instant::now() + every >= until {
-                return std::future::pending().await;
-            }
-            tokio::time::sleep(every).await;
-            every = (every * 2).min(Duration::from_millis(1));
+            // Not to be seen (another namespace, no netlink): the whole window.
+            _ => false,
+        };
+        if !seen {
+            return std::future::pending().await;
         }
         accepted_at.set(Some(start.elapsed()));
-        tokio::time::sleep(ACCEPTED_GRACE).await;
+        // Watched until the program is seen back to waiting with the connection held; while
+        // it works (a thread or child still running) the watch goes on to the window's end.
+        // Only a program that cannot be seen (its processes unknown or unreadable) ends it
+        // by time, ACCEPTED_GRACE after the accept.
+        let pids = match program {
+            Some(p) => p.await,
+            None => Vec::new(),
+        };
+        let end = until.into_std();
+        // The first look here (a few reads of /proc); more, if needed, on a blocking thread.
+        let rest = match local::idle::seen_at_rest(&pids) {
+            None => Seen::Unknown,
+            Some(true) => match local::sock_diag::held_open(server, client) {
+                Ok(true) => Seen::Waiting,
+                _ => Seen::NotHeld,
+            },
+            Some(false) => {
+                tokio::task::spawn_blocking(move || wait_at_rest(&pids, server, client, end))
+                    .await
+                    .unwrap_or(Seen::Unknown)
+            }
+        };
+        match rest {
+            Seen::Waiting => rest_at.set(Some(start.elapsed())),
+            Seen::Unknown => {
+                let grace_end = start + accepted_at.get().unwrap_or_default() + ACCEPTED_GRACE;
+                tokio::time::sleep_until(grace_end.min(until)).await;
+            }
+            // The program closed it: the watch reads the hang-up. Still working at the
+            // window's end: the watch ends there too.
+            Seen::NotHeld | Seen::Working => std::future::pending().await,
+        }
     };
-    // Biased: what the server sent is read before the grace is called over.
+    // Biased: what the server sent is read before the watch is called over.
     let first = tokio::select! {
         biased;
         f = watch(stream, window, deadline) => f,
-        () = accepted => First::Silent,
+        () = program_side => First::Silent,
     };
-    (first, start.elapsed().min(window), accepted_at.get())
+    HereWatch {
+        first,
+        watched: start.elapsed().min(window),
+        accepted: accepted_at.get(),
+        at_rest: rest_at.get(),
+    }
+}
+
+/// Ask the kernel at growing intervals whether the program took the connection, until `until`
+/// (blocking). `false`: not seen (not within the time, or not to be seen).
+fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Instant) -> bool {
+    let mut every = Duration::from_micros(20);
+    loop {
+        match local::sock_diag::accepted(server, client) {
+            Ok(Some(true)) => return true,
+            Ok(Some(false)) => {}
+            _ => return false,
+        }
+        if std::time::Instant::now() + every >= until {
+            return false;
+        }
+        std::thread::sleep(every);
+        every = (every * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// What the looks at the program saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Back to waiting, the connection held.
+    Waiting,
+    /// At rest, but the connection is no longer held: it closed or reset it.
+    NotHeld,
+    /// Still working when the watch ended.
+    Working,
+    /// Not to be seen (gone, unreadable, too many threads).
+    Unknown,
+}
+
+/// Look at growing intervals for the program at rest, until `end` (blocking).
+fn wait_at_rest(
+    pids: &[u32],
+    server: SocketAddr,
+    client: SocketAddr,
+    end: std::time::Instant,
+) -> Seen {
+    let mut every = Duration::from_micros(50);
+    loop {
+        if std::time::Instant::now() + every >= end {
+            return Seen::Working;
+        }
+        std::thread::sleep(every);
+        match local::idle::seen_at_rest(pids) {
+            Some(true) => {
+                return match local::sock_diag::held_open(server, client) {
+                    Ok(true) => Seen::Waiting,
+                    _ => Seen::NotHeld,
+                };
+            }
+            Some(false) => {}
+            None => return Seen::Unknown,
+        }
+        every = (every * 2).min(Duration::from_micros(500));
+    }
 }
 
 /// Between looks at a greeting that arrived in part.

@@ -26,6 +26,7 @@
 //!     application: application_for(target.service.as_deref(), &host, port),
 //!     roots: TrustStore::system(),                         // loaded once per process
 //!     mss_retry: true,
+//!     program: None,                                       // this machine: the listener's processes
 //! };
 //! let facts: SessionFacts = after_connect(stream, address, rtt, &req, deadline).await;
 //! ```

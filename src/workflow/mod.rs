@@ -216,6 +216,16 @@ impl Runner {
         }
     }
 
+    /// Start reading this machine's listeners and owners when a target is surely this machine
+    /// and local inspection is not turned off (see [`local::shared::PerRun::start`]).
+    pub fn start_local_reads(&self, inputs: &[Input]) {
+        if self.opts.local != pipeline::LocalMode::Never
+            && inputs.iter().any(|i| host_key(&i.target).is_none())
+        {
+            self.local.start();
+        }
+    }
+
     /// One check of `target` under `timeout`.
     pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Checked {
         let key = host_key(target);
@@ -323,6 +333,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     let start = Instant::now();
 
     let checks = rt.block_on(async {
+        runner.start_local_reads(&inputs);
         let until = cli.wait.map(|w| Instant::now() + w);
         let all = futures_util::future::join_all(inputs.iter().zip(&slots).map(|(i, slot)| {
             let runner = &runner;

@@ -1,0 +1,232 @@
+//! Has a program on this machine gone back to waiting?
+//!
+//! The first moments of a connection to this machine are watched so that a program that takes
+//! the connection and hangs up (a proxy whose backend is down, a full server, a wrapper
+//! refusing this client) is not called open. Watching for a fixed time after `accept()` was
+//! most of an open check (5 ms against `nc -z`'s 1 ms), and a fixed time is a guess either way.
+//! The kernel can say instead when the program is done reacting: once every thread of the
+//! processes behind the listener (and of their children: a server may fork a process for each
+//! connection) has been asleep at one same instant after the accept, the program has gone back
+//! to waiting — for the client, for another connection, or for a timer — and whatever it did
+//! with the connection before sleeping has already reached the socket. A hang-up after that
+//! comes from something new (a timer, a backend's answer), which no short watch could promise
+//! to see either.
+//!
+//! One instant when all were asleep is shown by two looks: a thread seen asleep (`S`) in both,
+//! having run no time slice in between (`schedstat`'s count), slept throughout — a woken
+//! thread is runnable (`R`) until it has run. Two intervals of sleep, one per thread, that
+//! all overlap: the second look starts after the first ended. The thread and child lists are
+//! read again between the looks: a process that forked or started a thread ran, and so did
+//! its parent.
+//!
+//! [`tasks`] and [`look`] read /proc; [`parse_state`], [`parse_runs`] and [`parse_children`]
+//! read the bytes and are tested on captured lines.
+
+use std::collections::BTreeSet;
+
+/// The most threads looked at: a server of hundreds of worker processes is not worth the
+/// reads (~10 µs a thread); its watch ends by time instead.
+pub const MAX_TASKS: usize = 256;
+
+/// How deep children are followed: the processes a server forks for a connection
+/// (PostgreSQL's backends, sshd's session), and theirs.
+const CHILD_DEPTH: usize = 2;
+
+/// One thread: the process and the thread id.
+pub type TaskId = (u32, u32);
+
+/// What one look saw of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskState {
+    /// Interruptible sleep (`S`), or gone for good (`Z`, `X`): it does nothing until woken.
+    pub asleep: bool,
+    /// How many times it has been given a CPU (`schedstat`'s third number).
+    pub runs: u64,
+}
+
+/// Every thread of `pids` and of their children (down to [`CHILD_DEPTH`]), sorted; `None` when
+/// a process is gone or unreadable, or there are more than [`MAX_TASKS`].
+pub fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
+    let mut out = BTreeSet::new();
+    let mut level: Vec<u32> = pids.to_vec();
+    for depth in 0..=CHILD_DEPTH {
+        let mut next = Vec::new();
+        for pid in level {
+            for tid in crate::sys::task_ids(pid).ok()? {
+                if !out.insert((pid, tid)) {
+                    continue;
+                }
+                if out.len() > MAX_TASKS {
+                    return None;
+                }
+                if depth < CHILD_DEPTH {
+                    let children = read(&format!("/proc/{pid}/task/{tid}/children"))?;
+                    next.extend(parse_children(&children));
+                }
+            }
+        }
+        level = next;
+    }
+    Some(out)
+}
+
+/// Each thread's state and run count, in the order of `tasks`; `None` when one is gone or
+/// unreadable.
+pub fn look(tasks: &BTreeSet<TaskId>) -> Option<Vec<TaskState>> {
+    tasks
+        .iter()
+        .map(|(pid, tid)| {
+            let stat = read(&format!("/proc/{pid}/task/{tid}/stat"))?;
+            let sched = read(&format!("/proc/{pid}/task/{tid}/schedstat"))?;
+            Some(TaskState {
+                asleep: matches!(parse_state(&stat)?, b'S' | b'Z' | b'X'),
+                runs: parse_runs(&sched)?,
+            })
+        })
+        .collect()
+}
+
+/// Whether every thread slept from the first look to the second (see the module doc).
+pub fn at_rest(first: &[TaskState], second: &[TaskState]) -> bool {
+    first.len() == second.len()
+        && first
+            .iter()
+            .zip(second)
+            .all(|(a, b)| a.asleep && b.asleep && a.runs == b.runs)
+}
+
+/// Was the program behind `pids` seen at rest just now: two looks, the task list read again
+/// between them (blocking, a few reads per thread). `None` when it cannot be told.
+pub fn seen_at_rest(pids: &[u32]) -> Option<bool> {
+    if pids.is_empty() {
+        return None;
+    }
+    let ids = tasks(pids)?;
+    let first = look(&ids)?;
+    if !first.iter().all(|t| t.asleep) {
+        return Some(false);
+    }
+    if tasks(pids)? != ids {
+        return Some(false);
+    }
+    let second = look(&ids)?;
+    Some(at_rest(&first, &second))
+}
+
+/// The state letter of a `/proc/…/stat` line: the first field after the command name, which
+/// is in parentheses and may itself hold `)` and spaces, so the *last* `)` ends it.
+pub fn parse_state(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = stat.get(close + 1..)?;
+    rest.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// The run count of a `schedstat` line: `time_on_cpu_ns wait_ns timeslices`.
+pub fn parse_runs(schedstat: &[u8]) -> Option<u64> {
+    std::str::from_utf8(schedstat)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
+/// The pids of a `children` file: numbers separated by spaces.
+pub fn parse_children(bytes: &[u8]) -> Vec<u32> {
+    String::from_utf8_lossy(bytes)
+        .split_ascii_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn read(path: &str) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis() {
+        // Captured from a python3 listener, and a name holding ") R (".
+        let line = b"14366 (python3) S 1 14301 13557 0 -1 4194304 3006 6522 8 1 25 7 4 4 20 0 1 0";
+        assert_eq!(parse_state(line), Some(b'S'));
+        assert_eq!(parse_state(b"7 (a) R (b) D 1 2 3"), Some(b'D'));
+        assert_eq!(parse_state(b"no parenthesis"), None);
+        assert_eq!(parse_state(b"1 (x)"), None);
+    }
+
+    #[test]
+    fn run_counts_and_children_parse_and_bad_bytes_do_not() {
+        assert_eq!(parse_runs(b"328174253 83475553 1685\n"), Some(1685));
+        assert_eq!(parse_runs(b"328174253 83475553\n"), None);
+        assert_eq!(parse_runs(b"\xff\xfe"), None);
+        assert_eq!(parse_children(b"14366 18001 \n"), vec![14366, 18001]);
+        assert_eq!(parse_children(b""), Vec::<u32>::new());
+        assert_eq!(parse_children(b"12 x 13"), vec![12, 13]);
+    }
+
+    #[test]
+    fn rest_needs_both_looks_asleep_with_no_run_between() {
+        let s = |asleep, runs| TaskState { asleep, runs };
+        assert!(at_rest(
+            &[s(true, 5), s(true, 9)],
+            &[s(true, 5), s(true, 9)]
+        ));
+        // It ran in between (and fell asleep again).
+        assert!(!at_rest(&[s(true, 5)], &[s(true, 6)]));
+        // Woken, not yet run.
+        assert!(!at_rest(&[s(true, 5)], &[s(false, 5)]));
+        assert!(!at_rest(&[s(false, 5)], &[s(true, 5)]));
+        assert!(!at_rest(&[s(true, 5)], &[s(true, 5), s(true, 1)]));
+    }
+
+    #[test]
+    fn a_sleeping_process_is_at_rest_and_a_busy_one_is_not() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let mut busy = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh runs");
+        // Give both a moment to exec and settle.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let rest = (0..50).any(|_| seen_at_rest(&[sleeper.id()]) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()]) == Some(true));
+        let _ = sleeper.kill();
+        let _ = busy.kill();
+        let _ = sleeper.wait();
+        let _ = busy.wait();
+        assert!(rest, "a process in nanosleep is at rest");
+        assert!(!busy_rest, "a process spinning on a CPU is never at rest");
+        assert_eq!(seen_at_rest(&[u32::MAX]), None, "no such process");
+        assert_eq!(seen_at_rest(&[]), None, "no process known");
+    }
+
+    #[test]
+    fn a_parent_is_not_at_rest_while_its_child_works() {
+        // The shell sleeps in wait() while its child spins: the child is one of its tasks.
+        let mut parent = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'while :; do :; done'; :"])
+            .spawn()
+            .expect("sh runs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let ids = tasks(&[parent.id()]).expect("readable");
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()]) == Some(true));
+        // Kill the whole group: the child first.
+        for (pid, _) in &ids {
+            if *pid != parent.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        let _ = parent.kill();
+        let _ = parent.wait();
+        assert!(ids.len() >= 2, "the child is found: {ids:?}");
+        assert!(!busy_rest);
+    }
+}

@@ -1,0 +1,123 @@
+//! The first moments of a connection to this machine end when the program behind the port is
+//! back to waiting — every thread of it asleep, the connection held — and go on while any of
+//! its threads still works. The servers are separate processes (this test binary run again
+//! as a server), as a real server is: the program looked at is not the test harness.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ids, run_in};
+
+/// Names the behaviour when this binary runs as a server.
+const ROLE: &str = "CANREACH_TEST_SERVER_ROLE";
+
+/// The server side: runs only in the child started by [`Server::start`] (a no-op test
+/// otherwise). Listens on a free loopback port, prints it, and serves every connection.
+#[test]
+fn server_process() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("port {}", l.local_addr().unwrap().port());
+    let mut held = Vec::new();
+    for s in l.incoming().flatten() {
+        match role.as_str() {
+            // A server waiting for its client.
+            "hold" => held.push(s),
+            // Hands the connection to a worker that computes for a while, then hangs up: the
+            // accepting thread is asleep long before the worker is done.
+            "work_then_close" => {
+                std::thread::spawn(move || {
+                    let until = Instant::now() + Duration::from_millis(2);
+                    let mut x = 0u64;
+                    while Instant::now() < until {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                    drop(s);
+                });
+            }
+            _ => return,
+        }
+    }
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(role: &str) -> Server {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "server_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROLE, role)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the test binary runs again");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let port = out
+            .lines()
+            .map_while(Result::ok)
+            // (After libtest's "test server_process ... " on the same line.)
+            .find_map(|l| l.split("port ").nth(1).and_then(|p| p.trim().parse().ok()))
+            .expect("the server prints its port");
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_program_back_to_waiting_ends_the_watch_as_open() {
+    let server = Server::start("hold");
+    let target = format!("127.0.0.1:{}", server.port);
+    // The program is seen at rest only once the local inspection has found it; on a loaded
+    // machine that may come after the window, so one of three checks must show it.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = run_in(None, &["--json", &target]).json();
+        assert_eq!(v["verdict"], "open", "{v}");
+        let session = &v["probes"][0]["session"];
+        let (accepted, rest) = (
+            session["accepted_ms"].as_f64(),
+            session["at_rest_ms"].as_f64(),
+        );
+        if let (Some(a), Some(r)) = (accepted, rest) {
+            assert!(r >= a, "at rest after the accept: {session}");
+            assert!(
+                (session["window_ms"].as_f64().unwrap() - r).abs() < 0.5,
+                "the watch ended there: {session}"
+            );
+            return;
+        }
+        seen.push(session.clone());
+    }
+    panic!("never seen at rest: {seen:?}");
+}
+
+#[test]
+fn a_worker_still_busy_with_the_connection_is_waited_for() {
+    let server = Server::start("work_then_close");
+    let target = format!("127.0.0.1:{}", server.port);
+    let r = run_in(None, &["--json", &target]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{v}");
+    assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
+    assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+}
