@@ -587,13 +587,17 @@ async fn follow_sessions<C: Connector>(
     .await
 }
 
-/// The pids of the processes found holding the port's listeners.
+/// The pids of the processes found holding the port's listeners; none when a listener's
+/// owner was not found (the program that takes the connection may then be that one).
 fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
-    let mut pids: Vec<u32> = local
-        .into_iter()
-        .flat_map(|l| &l.listeners)
-        .filter_map(|l| l.process.as_ref().map(|p| p.pid))
-        .collect();
+    let listeners = local.map_or(&[][..], |l| &l.listeners[..]);
+    let Some(mut pids) = listeners
+        .iter()
+        .map(|l| l.process.as_ref().map(|p| p.pid))
+        .collect::<Option<Vec<u32>>>()
+    else {
+        return Vec::new();
+    };
     pids.sort_unstable();
     pids.dedup();
     pids

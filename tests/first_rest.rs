@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ids, run_in};
+use common::{Lab, ids, run_in};
 
 /// Names the behaviour when this binary runs as a server.
 const ROLE: &str = "CANREACH_TEST_SERVER_ROLE";
@@ -40,6 +40,14 @@ fn server_process() {
                     drop(s);
                 });
             }
+            // A proxy: dials its backend for each connection and hangs up when that fails.
+            r if r.starts_with("proxy_to=") => {
+                let backend: std::net::SocketAddr = r["proxy_to=".len()..].parse().unwrap();
+                std::thread::spawn(move || {
+                    let _ = std::net::TcpStream::connect_timeout(&backend, Duration::from_secs(3));
+                    drop(s);
+                });
+            }
             _ => return,
         }
     }
@@ -49,11 +57,37 @@ fn server_process() {
 struct Server {
     child: Child,
     port: u16,
+    exe: std::path::PathBuf,
 }
 
 impl Server {
     fn start(role: &str) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Server::start_in(None, role)
+    }
+
+    /// The same inside network namespace `ns`.
+    fn start_in(ns: Option<&str>, role: &str) -> Server {
+        // Under another name: a program whose parent runs the same program is watched with
+        // its parent (a pre-forking server's master), and the parent here is the test, busy.
+        let me = std::env::current_exe().unwrap();
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("rest-server-{}-{n}", std::process::id());
+        let exe = me.with_file_name(name);
+        let _ = std::fs::remove_file(&exe);
+        std::fs::hard_link(&me, &exe)
+            .or_else(|_| std::fs::copy(&me, &exe).map(|_| ()))
+            .expect("a copy of the test binary");
+        let mut cmd = match ns {
+            // `ip netns exec` execs the program: the child is the server.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let mut child = cmd
             .args([
                 "--exact",
                 "server_process",
@@ -72,7 +106,7 @@ impl Server {
             // (After libtest's "test server_process ... " on the same line.)
             .find_map(|l| l.split("port ").nth(1).and_then(|p| p.trim().parse().ok()))
             .expect("the server prints its port");
-        Server { child, port }
+        Server { child, port, exe }
     }
 }
 
@@ -80,6 +114,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.exe);
     }
 }
 
@@ -120,4 +155,21 @@ fn a_worker_still_busy_with_the_connection_is_waited_for() {
     assert_eq!(v["verdict"], "service_error", "{v}");
     assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
     assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+}
+
+#[test]
+fn a_proxy_dialling_its_backend_is_not_called_at_rest() {
+    require_lab!();
+    let lab = Lab::new();
+    // The backend's SYNs die in the namespace's own output chain: the proxy's connect stays in
+    // flight (SYN_SENT) while every thread of it sleeps. Its backend's refusal could still come
+    // and make it hang up: the watch must not end as if it were waiting for its client.
+    lab.rule(&lab.client, "output", "tcp dport 9 drop");
+    let server = Server::start_in(Some(&lab.client), "proxy_to=127.0.0.1:9");
+    let target = format!("127.0.0.1:{}", server.port);
+    let v = run_in(Some(&lab.client), &["--json", &target]).json();
+    let session = &v["probes"][0]["session"];
+    assert_eq!(v["verdict"], "open", "{v}");
+    assert!(session["accepted_ms"].is_number(), "{session}");
+    assert!(session["at_rest_ms"].is_null(), "{session}");
 }

@@ -25,8 +25,8 @@
 use std::collections::BTreeSet;
 
 /// The most threads looked at: a server of hundreds of worker processes is not worth the
-/// reads (~10 µs a thread); its watch ends by time instead.
-pub const MAX_TASKS: usize = 256;
+/// reads (~10 µs a thread, on the check's own thread); its watch ends by time instead.
+pub const MAX_TASKS: usize = 64;
 
 /// How deep children are followed: the processes a server forks for a connection
 /// (PostgreSQL's backends, sshd's session), and theirs.
@@ -71,19 +71,29 @@ pub fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
 }
 
 /// Each thread's state and run count, in the order of `tasks`; `None` when one is gone or
-/// unreadable.
-pub fn look(tasks: &BTreeSet<TaskId>) -> Option<Vec<TaskState>> {
-    tasks
+/// unreadable, or the kernel keeps no run counts (all zero). The first look reads the count
+/// before the state, the second the state before the count: a thread seen asleep twice with
+/// the same count then slept from the first read to the last (a thread woken and run between
+/// a first state and a first count would have its run hidden in the baseline).
+pub fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
+    let states: Option<Vec<TaskState>> = tasks
         .iter()
         .map(|(pid, tid)| {
-            let stat = read(&format!("/proc/{pid}/task/{tid}/stat"))?;
-            let sched = read(&format!("/proc/{pid}/task/{tid}/schedstat"))?;
+            let base = format!("/proc/{pid}/task/{tid}/");
+            let (stat, sched) = if second {
+                let stat = read(&format!("{base}stat"))?;
+                (stat, read(&format!("{base}schedstat"))?)
+            } else {
+                let sched = read(&format!("{base}schedstat"))?;
+                (read(&format!("{base}stat"))?, sched)
+            };
             Some(TaskState {
                 asleep: matches!(parse_state(&stat)?, b'S' | b'Z' | b'X'),
                 runs: parse_runs(&sched)?,
             })
         })
-        .collect()
+        .collect();
+    states.filter(|s| s.iter().any(|t| t.runs != 0))
 }
 
 /// Whether every thread slept from the first look to the second (see the module doc).
@@ -95,22 +105,54 @@ pub fn at_rest(first: &[TaskState], second: &[TaskState]) -> bool {
             .all(|(a, b)| a.asleep && b.asleep && a.runs == b.runs)
 }
 
+/// The processes to watch for `owners` (the processes found holding the listener): each
+/// owner, and its parent when that runs the same program (a pre-forking server's master, whose
+/// other workers may take the connection: they are its children, looked at through it).
+pub fn program(owners: &[u32]) -> Vec<u32> {
+    let mut out = owners.to_vec();
+    for pid in owners {
+        let Some((comm, ppid)) = read(&format!("/proc/{pid}/stat")).and_then(|s| parse_parent(&s))
+        else {
+            continue;
+        };
+        let same = read(&format!("/proc/{ppid}/stat"))
+            .and_then(|s| parse_parent(&s))
+            .is_some_and(|(parent_comm, _)| parent_comm == comm);
+        if ppid > 1 && same && !out.contains(&ppid) {
+            out.push(ppid);
+        }
+    }
+    out
+}
+
 /// Was the program behind `pids` seen at rest just now: two looks, the task list read again
-/// between them (blocking, a few reads per thread). `None` when it cannot be told.
-pub fn seen_at_rest(pids: &[u32]) -> Option<bool> {
+/// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
+/// cannot be told (also when `meanwhile` says so: `None`), `Some(false)` when a thread ran or
+/// `meanwhile` saw work in flight.
+pub fn seen_at_rest(pids: &[u32], meanwhile: impl Fn() -> Option<bool>) -> Option<bool> {
     if pids.is_empty() {
         return None;
     }
     let ids = tasks(pids)?;
-    let first = look(&ids)?;
+    let first = look(&ids, false)?;
     if !first.iter().all(|t| t.asleep) {
         return Some(false);
     }
-    if tasks(pids)? != ids {
+    if tasks(pids)? != ids || !meanwhile()? {
         return Some(false);
     }
-    let second = look(&ids)?;
+    let second = look(&ids, true)?;
     Some(at_rest(&first, &second))
+}
+
+/// The command name and the parent pid of a `/proc/PID/stat` line.
+pub fn parse_parent(stat: &[u8]) -> Option<(Vec<u8>, u32)> {
+    let open = stat.iter().position(|b| *b == b'(')?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let comm = stat.get(open + 1..close)?.to_vec();
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let ppid = rest.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some((comm, ppid))
 }
 
 /// The state letter of a `/proc/…/stat` line: the first field after the command name, which
@@ -168,6 +210,58 @@ mod tests {
     }
 
     #[test]
+    fn the_parent_and_command_name_parse_whatever_the_name() {
+        let line = b"14366 (python3) S 1 14301 13557 0 -1 4194304";
+        assert_eq!(parse_parent(line), Some((b"python3".to_vec(), 1)));
+        assert_eq!(
+            parse_parent(b"9 (a) b (c) S 812 1 1"),
+            Some((b"a) b (c".to_vec(), 812))
+        );
+        assert_eq!(parse_parent(b"9 (x) S"), None);
+    }
+
+    #[test]
+    fn a_worker_is_watched_with_its_master_but_not_with_a_shell() {
+        // `sleep` started by this test binary: a different program, so no parent added.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(program(&[child.id()]), vec![child.id()]);
+        let _ = child.kill();
+        let _ = child.wait();
+        // A process whose parent runs the same program: this test binary's own threads'
+        // process has init or the harness as parent, so build the case from /proc: a shell
+        // started by a shell is watched with its parent.
+        let mut outer = std::process::Command::new("sh")
+            .args(["-c", "sh -c 'sleep 30; :'; :"])
+            .spawn()
+            .expect("sh runs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let inner = tasks(&[outer.id()])
+            .expect("readable")
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|p| {
+                *p != outer.id()
+                    && read(&format!("/proc/{p}/comm")).as_deref() == Some(b"sh\n".as_slice())
+            })
+            .expect("the inner shell");
+        let watched = program(&[inner]);
+        for (pid, _) in tasks(&[outer.id()]).unwrap_or_default() {
+            if pid != outer.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        let _ = outer.kill();
+        let _ = outer.wait();
+        assert_eq!(watched, vec![inner, outer.id()]);
+    }
+
+    #[test]
     fn rest_needs_both_looks_asleep_with_no_run_between() {
         let s = |asleep, runs| TaskState { asleep, runs };
         assert!(at_rest(
@@ -194,16 +288,23 @@ mod tests {
             .expect("sh runs");
         // Give both a moment to exec and settle.
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let rest = (0..50).any(|_| seen_at_rest(&[sleeper.id()]) == Some(true));
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()]) == Some(true));
+        let rest = (0..50).any(|_| seen_at_rest(&[sleeper.id()], || Some(true)) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()], || Some(true)) == Some(true));
+        // Work in flight elsewhere (a connect): not at rest, or not to be told.
+        assert_eq!(seen_at_rest(&[sleeper.id()], || Some(false)), Some(false));
+        assert_eq!(seen_at_rest(&[sleeper.id()], || None), None);
         let _ = sleeper.kill();
         let _ = busy.kill();
         let _ = sleeper.wait();
         let _ = busy.wait();
         assert!(rest, "a process in nanosleep is at rest");
         assert!(!busy_rest, "a process spinning on a CPU is never at rest");
-        assert_eq!(seen_at_rest(&[u32::MAX]), None, "no such process");
-        assert_eq!(seen_at_rest(&[]), None, "no process known");
+        assert_eq!(
+            seen_at_rest(&[u32::MAX], || Some(true)),
+            None,
+            "no such process"
+        );
+        assert_eq!(seen_at_rest(&[], || Some(true)), None, "no process known");
     }
 
     #[test]
@@ -215,7 +316,7 @@ mod tests {
             .expect("sh runs");
         std::thread::sleep(std::time::Duration::from_millis(50));
         let ids = tasks(&[parent.id()]).expect("readable");
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()]) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()], || Some(true)) == Some(true));
         // Kill the whole group: the child first.
         for (pid, _) in &ids {
             if *pid != parent.id() {

@@ -10,6 +10,7 @@
 //! as not inspected. [`idle`] tells the session stage when the program behind a port has gone
 //! back to waiting.
 
+pub mod addresses;
 pub mod idle;
 pub mod netstat;
 pub mod nft;
@@ -152,9 +153,9 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
         || addresses.contains(&ip)
 }
 
-/// This machine's interface addresses (`getifaddrs`).
+/// This machine's interface addresses (one netlink dump, see [`addresses`]).
 pub fn interface_addresses() -> Vec<IpAddr> {
-    crate::sys::interface_addresses()
+    addresses::read()
 }
 
 /// Gather the local facts for `port`, given this machine's interface addresses (blocking: a
@@ -550,8 +551,9 @@ fn socket_inodes(
     let Some(mut fds) = dir.or_else(|| crate::sys::fd_dir(pid).ok()) else {
         return (out, false);
     };
-    // Listeners of other ports this process may also hold, not yet seen among its fds.
-    let mut other_listeners = sought.others.len();
+    // Listeners (wanted or not) this process may also hold, not yet seen among its fds: the
+    // v6 twin of a dual-stack listener, another port of the run, another port it serves.
+    let mut unseen = sought.wanted.len() + sought.others.len();
     let mut left: Option<usize> = None;
     let mut read = 0;
     while let Some(fd) = fds.next() {
@@ -563,8 +565,8 @@ fn socket_inodes(
             return (out, true);
         }
         if let Some(n) = left.as_mut() {
-            // Every listener of the machine is accounted for: nothing more to find.
-            if *n == 0 || other_listeners == 0 {
+            // Every listener of the machine is among its fds: nothing more to find.
+            if *n == 0 || unseen == 0 {
                 break;
             }
             *n -= 1;
@@ -579,12 +581,13 @@ fn socket_inodes(
                 if let Some(i) = inode {
                     // The allowance starts again at each wanted socket: one process may own
                     // the listeners of several ports of a run, far apart.
+                    let listener = sought.wanted.contains(&i) || sought.others.contains(&i);
+                    if out.insert(i) && listener {
+                        unseen = unseen.saturating_sub(1);
+                    }
                     if sought.wanted.contains(&i) {
                         left = Some(FDS_AFTER_OWNER);
-                    } else if sought.others.contains(&i) && !out.contains(&i) {
-                        other_listeners = other_listeners.saturating_sub(1);
                     }
-                    out.insert(i);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => break,

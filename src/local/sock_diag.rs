@@ -22,14 +22,29 @@ const INET_DIAG_MSG: usize = 72;
 pub fn read() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
-        out.extend(dump(family as u8)?);
+        out.extend(dump(family as u8, 1 << LISTEN)?);
     }
     Ok(out)
 }
 
-fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
+/// TCP_SYN_SENT.
+const SYN_SENT: u8 = 2;
+
+/// Is a TCP connect in flight on this machine (a socket in SYN_SENT)? A program that accepted
+/// and is waiting for its own connect — a proxy dialling its backend — is not done with the
+/// connection, though every thread of it sleeps: its backend's refusal is still to come.
+pub fn connecting() -> io::Result<bool> {
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        if !dump(family as u8, 1 << SYN_SENT)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn dump(family: u8, states: u32) -> io::Result<Vec<SocketEntry>> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    nl.send_to_kernel(&request(family))?;
+    nl.send_to_kernel(&request(family, states))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -114,8 +129,9 @@ fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     b
 }
 
-/// An `inet_diag_req_v2` dump request for listening TCP sockets of `family`.
-fn request(family: u8) -> Vec<u8> {
+/// An `inet_diag_req_v2` dump request for the TCP sockets of `family` in `states` (a bit per
+/// TCP state).
+fn request(family: u8, states: u32) -> Vec<u8> {
     let len = NLMSG_HDR + 56;
     let mut b = Vec::with_capacity(len);
     b.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -124,7 +140,7 @@ fn request(family: u8) -> Vec<u8> {
     b.extend_from_slice(&1u32.to_ne_bytes()); // seq
     b.extend_from_slice(&0u32.to_ne_bytes()); // pid
     b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    b.extend_from_slice(&(1u32 << LISTEN).to_ne_bytes()); // idiag_states
+    b.extend_from_slice(&states.to_ne_bytes()); // idiag_states
     b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
     b
 }

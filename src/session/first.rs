@@ -183,32 +183,31 @@ pub async fn watch_here(
         // Only a program that cannot be seen (its processes unknown or unreadable) ends it
         // by time, ACCEPTED_GRACE after the accept.
         let pids = match program {
-            Some(p) => p.await,
+            Some(p) => local::idle::program(&p.await),
             None => Vec::new(),
         };
         let end = until.into_std();
         // The first look here (a few reads of /proc); more, if needed, on a blocking thread.
-        let rest = match local::idle::seen_at_rest(&pids) {
+        let seen = match local::idle::seen_at_rest(&pids, nothing_in_flight) {
             None => Seen::Unknown,
-            Some(true) => match local::sock_diag::held_open(server, client) {
-                Ok(true) => Seen::Waiting,
-                _ => Seen::NotHeld,
-            },
+            Some(true) => held(server, client),
             Some(false) => {
                 tokio::task::spawn_blocking(move || wait_at_rest(&pids, server, client, end))
                     .await
                     .unwrap_or(Seen::Unknown)
             }
         };
-        match rest {
-            Seen::Waiting => rest_at.set(Some(start.elapsed())),
+        match seen {
+            // Whatever the program sent before it slept is in the socket, though the
+            // runtime may not have looked yet: the watch reads it first.
+            Seen::Waiting if !unread(stream) => rest_at.set(Some(start.elapsed())),
             Seen::Unknown => {
                 let grace_end = start + accepted_at.get().unwrap_or_default() + ACCEPTED_GRACE;
                 tokio::time::sleep_until(grace_end.min(until)).await;
             }
-            // The program closed it: the watch reads the hang-up. Still working at the
-            // window's end: the watch ends there too.
-            Seen::NotHeld | Seen::Working => std::future::pending().await,
+            // Bytes or a hang-up to read; the program closed it (the watch reads the
+            // hang-up); still working at the window's end: the watch ends there.
+            Seen::Waiting | Seen::NotHeld | Seen::Working => std::future::pending().await,
         }
     };
     // Biased: what the server sent is read before the watch is called over.
@@ -243,6 +242,31 @@ fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Insta
     }
 }
 
+/// Between the looks at the program: no connect of this machine in flight (a proxy dialling
+/// its backend sleeps until the backend answers, and may then hang up); `None` when the
+/// kernel cannot say.
+fn nothing_in_flight() -> Option<bool> {
+    local::sock_diag::connecting().ok().map(|c| !c)
+}
+
+/// At rest: is the connection still held by the program?
+fn held(server: SocketAddr, client: SocketAddr) -> Seen {
+    match local::sock_diag::held_open(server, client) {
+        Ok(true) => Seen::Waiting,
+        _ => Seen::NotHeld,
+    }
+}
+
+/// Is there something to read on `stream` — bytes, an end, an error — looked at directly
+/// (`MSG_PEEK`, not waiting)?
+fn unread(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    !matches!(
+        socket2::SockRef::from(stream).peek(&mut byte),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock
+    )
+}
+
 /// What the looks at the program saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
@@ -269,13 +293,8 @@ fn wait_at_rest(
             return Seen::Working;
         }
         std::thread::sleep(every);
-        match local::idle::seen_at_rest(pids) {
-            Some(true) => {
-                return match local::sock_diag::held_open(server, client) {
-                    Ok(true) => Seen::Waiting,
-                    _ => Seen::NotHeld,
-                };
-            }
+        match local::idle::seen_at_rest(pids, nothing_in_flight) {
+            Some(true) => return held(server, client),
             Some(false) => {}
             None => return Seen::Unknown,
         }
