@@ -364,7 +364,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         // After the connect, on every open address, while the local inspection finishes.
         // The processes behind the port's listener, for the first moments to end once the
         // program is back to waiting (from the inspection, as soon as it has them).
-        let program: Option<first::Program> = match (&inspection, &inspected) {
+        let owners = match (&inspection, &inspected) {
             (Some(task), _) => Some(
                 task.clone()
                     .map(|l| owner_pids(l.as_ref()))
@@ -377,6 +377,15 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
             }
             (None, None) => None,
         };
+        // Read before the sessions connect (one connect per open address).
+        let program = owners.map(|owners| first::Program {
+            owners,
+            connects_before: local::tcp_active_opens(),
+            own_connects: results
+                .iter()
+                .filter(|a| a.probe.result == ConnectResult::Connected)
+                .count() as u64,
+        });
         let (sessions, late) = tokio::join!(
             follow_sessions(
                 connector, &results, target_ref, app_ref, via_ref, program, deadline

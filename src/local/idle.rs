@@ -129,7 +129,7 @@ pub fn program(owners: &[u32]) -> Vec<u32> {
 /// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
 /// cannot be told (also when `meanwhile` says so: `None`), `Some(false)` when a thread ran or
 /// `meanwhile` saw work in flight.
-pub fn seen_at_rest(pids: &[u32], meanwhile: impl Fn() -> Option<bool>) -> Option<bool> {
+pub fn seen_at_rest(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Option<bool> {
     if pids.is_empty() {
         return None;
     }
@@ -288,11 +288,11 @@ mod tests {
             .expect("sh runs");
         // Give both a moment to exec and settle.
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let rest = (0..50).any(|_| seen_at_rest(&[sleeper.id()], || Some(true)) == Some(true));
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()], || Some(true)) == Some(true));
+        let rest = (0..50).any(|_| seen_at_rest(&[sleeper.id()], &|| Some(true)) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()], &|| Some(true)) == Some(true));
         // Work in flight elsewhere (a connect): not at rest, or not to be told.
-        assert_eq!(seen_at_rest(&[sleeper.id()], || Some(false)), Some(false));
-        assert_eq!(seen_at_rest(&[sleeper.id()], || None), None);
+        assert_eq!(seen_at_rest(&[sleeper.id()], &|| Some(false)), Some(false));
+        assert_eq!(seen_at_rest(&[sleeper.id()], &|| None), None);
         let _ = sleeper.kill();
         let _ = busy.kill();
         let _ = sleeper.wait();
@@ -300,11 +300,11 @@ mod tests {
         assert!(rest, "a process in nanosleep is at rest");
         assert!(!busy_rest, "a process spinning on a CPU is never at rest");
         assert_eq!(
-            seen_at_rest(&[u32::MAX], || Some(true)),
+            seen_at_rest(&[u32::MAX], &|| Some(true)),
             None,
             "no such process"
         );
-        assert_eq!(seen_at_rest(&[], || Some(true)), None, "no process known");
+        assert_eq!(seen_at_rest(&[], &|| Some(true)), None, "no process known");
     }
 
     #[test]
@@ -316,7 +316,7 @@ mod tests {
             .expect("sh runs");
         std::thread::sleep(std::time::Duration::from_millis(50));
         let ids = tasks(&[parent.id()]).expect("readable");
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()], || Some(true)) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()], &|| Some(true)) == Some(true));
         // Kill the whole group: the child first.
         for (pid, _) in &ids {
             if *pid != parent.id() {

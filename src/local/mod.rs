@@ -153,6 +153,21 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
         || addresses.contains(&ip)
 }
 
+/// How many TCP connects this machine (this network namespace) has begun: `ActiveOpens` in
+/// /proc/net/snmp, a counter that only grows (a few µs to read: no table is walked).
+pub fn tcp_active_opens() -> Option<u64> {
+    parse_active_opens(&std::fs::read("/proc/net/snmp").ok()?)
+}
+
+/// `ActiveOpens` from the text of /proc/net/snmp: the `Tcp:` line of names, then of values.
+pub fn parse_active_opens(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "ActiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// This machine's interface addresses (one netlink dump, see [`addresses`]).
 pub fn interface_addresses() -> Vec<IpAddr> {
     addresses::read()
@@ -771,6 +786,21 @@ fn passwd_name(text: &[u8], uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_opens_come_from_the_tcp_lines_of_snmp() {
+        let text = b"Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+            Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails\n\
+            Tcp: 1 200 120000 -1 134589 94384 40150\n\
+            Udp: InDatagrams\nUdp: 5\n";
+        assert_eq!(parse_active_opens(text), Some(134589));
+        assert_eq!(parse_active_opens(b"Tcp: ActiveOpens\n"), None);
+        assert_eq!(parse_active_opens(b"\xff"), None);
+        let before = tcp_active_opens().expect("readable here");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert!(tcp_active_opens().unwrap() > before);
+    }
 
     #[test]
     fn user_names_come_from_passwd_lines() {

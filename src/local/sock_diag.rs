@@ -27,21 +27,6 @@ pub fn read() -> io::Result<Vec<SocketEntry>> {
     Ok(out)
 }
 
-/// TCP_SYN_SENT.
-const SYN_SENT: u8 = 2;
-
-/// Is a TCP connect in flight on this machine (a socket in SYN_SENT)? A program that accepted
-/// and is waiting for its own connect — a proxy dialling its backend — is not done with the
-/// connection, though every thread of it sleeps: its backend's refusal is still to come.
-pub fn connecting() -> io::Result<bool> {
-    for family in [libc::AF_INET, libc::AF_INET6] {
-        if !dump(family as u8, 1 << SYN_SENT)?.is_empty() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 fn dump(family: u8, states: u32) -> io::Result<Vec<SocketEntry>> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
     nl.send_to_kernel(&request(family, states))?;

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Shared};
+
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -118,9 +119,27 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 /// this client) comes at once after that.
 pub const ACCEPTED_GRACE: Duration = Duration::from_millis(5);
 
-/// The processes holding the listener a connection to this machine reached, as the local
-/// inspection finds them (empty: not found). A shared future: the inspection runs alongside.
-pub type Program = Shared<BoxFuture<'static, Vec<u32>>>;
+/// The program behind the listener a connection to this machine reached.
+#[derive(Clone)]
+pub struct Program {
+    /// The processes found holding the port's listeners (empty: not found), as the local
+    /// inspection finds them: a shared future, the inspection runs alongside.
+    pub owners: Shared<BoxFuture<'static, Vec<u32>>>,
+    /// This machine's count of TCP connects (`ActiveOpens`), read before the session's own
+    /// connects, and how many those are: a connect beyond them may be the program's own, to a
+    /// backend (see [`nothing_in_flight`]).
+    pub connects_before: Option<u64>,
+    pub own_connects: u64,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("connects_before", &self.connects_before)
+            .field("own_connects", &self.own_connects)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What [`watch_here`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,20 +201,24 @@ pub async fn watch_here(
         // it works (a thread or child still running) the watch goes on to the window's end.
         // Only a program that cannot be seen (its processes unknown or unreadable) ends it
         // by time, ACCEPTED_GRACE after the accept.
-        let pids = match program {
-            Some(p) => local::idle::program(&p.await),
-            None => Vec::new(),
+        let (pids, connects) = match program {
+            Some(p) => (
+                local::idle::program(&p.owners.await),
+                p.connects_before.map(|c| c + p.own_connects),
+            ),
+            None => (Vec::new(), None),
         };
+        let meanwhile = move || nothing_in_flight(connects);
         let end = until.into_std();
         // The first look here (a few reads of /proc); more, if needed, on a blocking thread.
-        let seen = match local::idle::seen_at_rest(&pids, nothing_in_flight) {
+        let seen = match local::idle::seen_at_rest(&pids, &meanwhile) {
             None => Seen::Unknown,
             Some(true) => held(server, client),
-            Some(false) => {
-                tokio::task::spawn_blocking(move || wait_at_rest(&pids, server, client, end))
-                    .await
-                    .unwrap_or(Seen::Unknown)
-            }
+            Some(false) => tokio::task::spawn_blocking(move || {
+                wait_at_rest(&pids, server, client, end, meanwhile)
+            })
+            .await
+            .unwrap_or(Seen::Unknown),
         };
         match seen {
             // Whatever the program sent before it slept is in the socket, though the
@@ -242,11 +265,15 @@ fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Insta
     }
 }
 
-/// Between the looks at the program: no connect of this machine in flight (a proxy dialling
-/// its backend sleeps until the backend answers, and may then hang up); `None` when the
-/// kernel cannot say.
-fn nothing_in_flight() -> Option<bool> {
-    local::sock_diag::connecting().ok().map(|c| !c)
+/// Between the looks at the program: no TCP connect on this machine since the session's own
+/// (`expected`: the count they make). A proxy that accepted and dials its backend sleeps until
+/// the backend answers, and a refusal then makes it hang up; which connect is whose cannot be
+/// told cheaply (listing connects in flight walks the whole connection table: ~4 ms here),
+/// so any other connect since makes the program's rest unknown. `None` then, and when the
+/// count cannot be read.
+fn nothing_in_flight(expected: Option<u64>) -> Option<bool> {
+    let now = local::tcp_active_opens()?;
+    (now <= expected?).then_some(true)
 }
 
 /// At rest: is the connection still held by the program?
@@ -286,6 +313,7 @@ fn wait_at_rest(
     server: SocketAddr,
     client: SocketAddr,
     end: std::time::Instant,
+    meanwhile: impl Fn() -> Option<bool>,
 ) -> Seen {
     let mut every = Duration::from_micros(50);
     loop {
@@ -293,7 +321,7 @@ fn wait_at_rest(
             return Seen::Working;
         }
         std::thread::sleep(every);
-        match local::idle::seen_at_rest(pids, nothing_in_flight) {
+        match local::idle::seen_at_rest(pids, &meanwhile) {
             Some(true) => return held(server, client),
             Some(false) => {}
             None => return Seen::Unknown,
