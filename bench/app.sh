@@ -15,7 +15,7 @@ trap 'bench_cleanup; rm -rf "$bench_tmp"' EXIT
 python3 -c '
 import socket, threading, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 47011)); s.listen(4096)
+s.bind(("127.0.0.1", 27211)); s.listen(4096)
 held = []
 while True:
     c, _ = s.accept(); held.append(c)
@@ -24,8 +24,8 @@ while True:
 bench_pids+=($!)
 sleep 0.3
 hyperfine -N --warmup 20 --runs "$runs" -i --style none --export-json "$out/app-open.json" \
-  -n "canreach (open, first moments)" "$bin 127.0.0.1 47011" \
-  -n "nc -z (open)" "nc -z 127.0.0.1 47011"
+  -n "canreach (open, first moments)" "$bin 127.0.0.1 27211" \
+  -n "nc -z (open)" "nc -z 127.0.0.1 27211"
 
 # 2. A TLS server with a certificate for 127.0.0.1 from a CA made here, trusted through
 #    SSL_CERT_FILE / --cacert / -CAfile (webpki, like browsers, takes no self-signed leaf).
@@ -48,7 +48,7 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.command == "GET": self.wfile.write(b"ok")
     do_HEAD = do_GET
     def log_message(self, *a): pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 47012), H)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 27212), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
@@ -56,20 +56,20 @@ srv.serve_forever()
 bench_pids+=($!)
 sleep 0.5
 export SSL_CERT_FILE=$tmp/ca.pem
-$bin https://127.0.0.1:47012/ >/dev/null || { echo "canreach does not call the server open" >&2; exit 1; }
+$bin https://127.0.0.1:27212/ >/dev/null || { echo "canreach does not call the server open" >&2; exit 1; }
 # Every peer must really succeed: `hyperfine -N` runs no shell, so a `</dev/null` in a command
 # is an argument (an earlier version of this script made s_client exit at once with a usage
 # error, and compared canreach with that). Its stdin is already empty: s_client ends after the
 # handshake.
-openssl s_client -connect 127.0.0.1:47012 -CAfile "$tmp/ca.pem" -verify_return_error -brief \
+openssl s_client -connect 127.0.0.1:27212 -CAfile "$tmp/ca.pem" -verify_return_error -brief \
   </dev/null >/dev/null 2>&1 || { echo "openssl s_client fails against the server" >&2; exit 1; }
-curl -so /dev/null --cacert "$tmp/ca.pem" https://127.0.0.1:47012/ \
+curl -so /dev/null --cacert "$tmp/ca.pem" https://127.0.0.1:27212/ \
   || { echo "curl fails against the server" >&2; exit 1; }
 hyperfine -N --warmup 10 --runs "$runs" -i --style none --export-json "$out/app-https.json" \
-  -n "canreach https://127.0.0.1:47012/" "$bin https://127.0.0.1:47012/" \
-  -n "canreach --protocol tls (handshake only)" "$bin --protocol tls 127.0.0.1:47012" \
-  -n "curl -so /dev/null" "curl -so /dev/null --cacert $tmp/ca.pem https://127.0.0.1:47012/" \
-  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:47012 -CAfile $tmp/ca.pem -verify_return_error -brief"
+  -n "canreach https://127.0.0.1:27212/" "$bin https://127.0.0.1:27212/" \
+  -n "canreach --protocol tls (handshake only)" "$bin --protocol tls 127.0.0.1:27212" \
+  -n "curl -so /dev/null" "curl -so /dev/null --cacert $tmp/ca.pem https://127.0.0.1:27212/" \
+  -n "openssl s_client" "openssl s_client -connect 127.0.0.1:27212 -CAfile $tmp/ca.pem -verify_return_error -brief"
 
 echo
 echo "| command | median | mean ± σ |"

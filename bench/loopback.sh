@@ -5,9 +5,9 @@
 # Usage: bench/loopback.sh [RUNS]   (writes bench/results/loopback-*.md and prints a summary)
 runs=${1:-300}
 source "$(dirname "$0")/lib.sh"
-accept_loop 127.0.0.1 47001
-open=47001
-closed=47002   # nothing listens here (checked below)
+accept_loop 127.0.0.1 27201   # below the ephemeral range (see local.sh)
+open=27201
+closed=27202   # nothing listens here (checked below)
 if nc -z 127.0.0.1 $closed 2>/dev/null; then echo "port $closed is in use; pick another" >&2; exit 1; fi
 
 for case in open closed; do

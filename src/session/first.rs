@@ -201,24 +201,32 @@ pub async fn watch_here(
         // it works (a thread or child still running) the watch goes on to the window's end.
         // Only a program that cannot be seen (its processes unknown or unreadable) ends it
         // by time, ACCEPTED_GRACE after the accept.
-        let (pids, connects) = match program {
+        let (owners, connects) = match program {
             Some(p) => (
-                local::idle::program(&p.owners.await),
+                Some(p.owners),
                 p.connects_before.map(|c| c + p.own_connects),
             ),
-            None => (Vec::new(), None),
+            None => (None, None),
         };
         let meanwhile = move || nothing_in_flight(connects);
         let end = until.into_std();
-        // The first look here (a few reads of /proc); more, if needed, on a blocking thread.
-        let seen = match local::idle::seen_at_rest(&pids, &meanwhile) {
-            None => Seen::Unknown,
-            Some(true) => held(server, client),
-            Some(false) => tokio::task::spawn_blocking(move || {
-                wait_at_rest(&pids, server, client, end, meanwhile)
-            })
-            .await
-            .unwrap_or(Seen::Unknown),
+        let seen = match owners {
+            // Another connect on this machine since the check's own (the other checks of a
+            // run, often): the program's rest cannot be told, and nothing is read for it.
+            Some(owners) if meanwhile() == Some(true) => {
+                let pids = local::idle::program(&owners.await);
+                // The first look here (a few reads of /proc); more on a blocking thread.
+                match local::idle::seen_at_rest(&pids, &meanwhile) {
+                    None => Seen::Unknown,
+                    Some(true) => held(server, client),
+                    Some(false) => tokio::task::spawn_blocking(move || {
+                        wait_at_rest(&pids, server, client, end, meanwhile)
+                    })
+                    .await
+                    .unwrap_or(Seen::Unknown),
+                }
+            }
+            _ => Seen::Unknown,
         };
         match seen {
             // Whatever the program sent before it slept is in the socket, though the
