@@ -108,13 +108,17 @@ pub fn at_rest(first: &[TaskState], second: &[TaskState]) -> bool {
 /// The processes to watch for `owners` (the processes found holding the listener): each
 /// owner, and its parent when that runs the same program (a pre-forking server's master, whose
 /// other workers may take the connection: they are its children, looked at through it).
-pub fn program(owners: &[u32]) -> Vec<u32> {
+/// `None` when an owner is a forwarder (see [`FORWARDERS`]).
+pub fn program(owners: &[u32]) -> Option<Vec<u32>> {
     let mut out = owners.to_vec();
     for pid in owners {
         let Some((comm, ppid)) = read(&format!("/proc/{pid}/stat")).and_then(|s| parse_parent(&s))
         else {
             continue;
         };
+        if FORWARDERS.iter().any(|f| f.as_bytes() == comm.as_slice()) {
+            return None;
+        }
         let same = read(&format!("/proc/{ppid}/stat"))
             .and_then(|s| parse_parent(&s))
             .is_some_and(|(parent_comm, _)| parent_comm == comm);
@@ -122,8 +126,37 @@ pub fn program(owners: &[u32]) -> Vec<u32> {
             out.push(ppid);
         }
     }
-    out
+    Some(out)
 }
+
+/// Programs whose job is to pass a connection on, and whose dial cannot be seen from here: it
+/// happens at the far end of a tunnel (`ssh -L`, `kubectl port-forward`), in a container's
+/// own network namespace (rootless forwarders), or after a name lookup over UDP (`socat`).
+/// Asleep, such a program may be waiting for a backend that will refuse, and then hangs up:
+/// its rest proves nothing, and the watch keeps its 5 ms after the accept. (A forwarder that
+/// dials with `connect()` in this namespace — docker-proxy, haproxy — is seen by the connect
+/// count too.) Names as the kernel keeps them (`comm`, at most 15 bytes).
+pub const FORWARDERS: &[&str] = &[
+    "ssh",
+    "kubectl",
+    "oc",
+    "rootlessport",
+    "rootlesskit",
+    "slirp4netns",
+    "pasta",
+    "passt",
+    "socat",
+    "docker-proxy",
+    "kube-proxy",
+    "haproxy",
+    "envoy",
+    "sslh",
+    "stunnel",
+    "stunnel4",
+    "inetd",
+    "xinetd",
+    "systemd",
+];
 
 /// Was the program behind `pids` seen at rest just now: two looks, the task list read again
 /// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
@@ -134,15 +167,29 @@ pub fn seen_at_rest(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Opti
         return None;
     }
     let ids = tasks(pids)?;
-    let first = look(&ids, false)?;
+    // A thread gone between the listing and the look ran (it exited): not at rest.
+    let Some(first) = look(&ids, false) else {
+        return zero_counts(&ids).then_some(false);
+    };
     if !first.iter().all(|t| t.asleep) {
         return Some(false);
     }
-    if tasks(pids)? != ids || !meanwhile()? {
+    if tasks(pids).is_none_or(|again| again != ids) || !meanwhile()? {
         return Some(false);
     }
-    let second = look(&ids, true)?;
+    let Some(second) = look(&ids, true) else {
+        return Some(false);
+    };
     Some(at_rest(&first, &second))
+}
+
+/// `false` when the kernel keeps no run counts here (a look then always fails): whether a
+/// failed look may be a thread that went away.
+fn zero_counts(ids: &BTreeSet<TaskId>) -> bool {
+    ids.iter()
+        .find_map(|(pid, tid)| read(&format!("/proc/{pid}/task/{tid}/schedstat")))
+        .and_then(|s| parse_runs(&s))
+        .is_none_or(|runs| runs != 0)
 }
 
 /// The command name and the parent pid of a `/proc/PID/stat` line.
@@ -228,7 +275,7 @@ mod tests {
             .spawn()
             .expect("sleep runs");
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(program(&[child.id()]), vec![child.id()]);
+        assert_eq!(program(&[child.id()]), Some(vec![child.id()]));
         let _ = child.kill();
         let _ = child.wait();
         // A process whose parent runs the same program: this test binary's own threads'
@@ -248,7 +295,7 @@ mod tests {
                     && read(&format!("/proc/{p}/comm")).as_deref() == Some(b"sh\n".as_slice())
             })
             .expect("the inner shell");
-        let watched = program(&[inner]);
+        let watched = program(&[inner]).expect("not a forwarder");
         for (pid, _) in tasks(&[outer.id()]).unwrap_or_default() {
             if pid != outer.id() {
                 let _ = std::process::Command::new("kill")

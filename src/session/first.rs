@@ -214,16 +214,19 @@ pub async fn watch_here(
             // Another connect on this machine since the check's own (the other checks of a
             // run, often): the program's rest cannot be told, and nothing is read for it.
             Some(owners) if meanwhile() == Some(true) => {
-                let pids = local::idle::program(&owners.await);
-                // The first look here (a few reads of /proc); more on a blocking thread.
-                match local::idle::seen_at_rest(&pids, &meanwhile) {
+                match local::idle::program(&owners.await) {
+                    // The first look here (a few reads of /proc); more on a blocking thread.
+                    Some(pids) => match local::idle::seen_at_rest(&pids, &meanwhile) {
+                        None => Seen::Unknown,
+                        Some(true) => held(server, client),
+                        Some(false) => tokio::task::spawn_blocking(move || {
+                            wait_at_rest(&pids, server, client, end, meanwhile)
+                        })
+                        .await
+                        .unwrap_or(Seen::Unknown),
+                    },
+                    // A forwarder: its rest proves nothing.
                     None => Seen::Unknown,
-                    Some(true) => held(server, client),
-                    Some(false) => tokio::task::spawn_blocking(move || {
-                        wait_at_rest(&pids, server, client, end, meanwhile)
-                    })
-                    .await
-                    .unwrap_or(Seen::Unknown),
                 }
             }
             _ => Seen::Unknown,
@@ -332,7 +335,9 @@ fn wait_at_rest(
         match local::idle::seen_at_rest(pids, &meanwhile) {
             Some(true) => return held(server, client),
             Some(false) => {}
-            None => return Seen::Unknown,
+            // It was seen working, and is now out of sight (a connect of its own, threads
+            // past the limit): it may still hang up, so the watch goes on to the window.
+            None => return Seen::Working,
         }
         every = (every * 2).min(Duration::from_micros(500));
     }
@@ -508,6 +513,18 @@ fn mysql(bytes: &[u8]) -> Option<BannerKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connect_beyond_the_checks_own_makes_rest_unknown() {
+        let before = local::tcp_active_opens().expect("readable here");
+        // Nothing can have happened past the end of the counter.
+        assert_eq!(nothing_in_flight(Some(u64::MAX)), Some(true));
+        assert_eq!(nothing_in_flight(None), None, "no count read before");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        // One connect more than expected: unknown, never "nothing in flight".
+        assert_eq!(nothing_in_flight(Some(before)), None);
+    }
 
     #[test]
     fn window_from_rtt() {
