@@ -7,12 +7,11 @@
 use std::io;
 use std::net::IpAddr;
 
+use super::netlink::{self, NLMSG_HDR};
+
 const NETLINK_ROUTE: i32 = 0;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDR: usize = 16;
 /// `struct ifaddrmsg`: family, prefix length, flags, scope, interface index.
 const IFADDRMSG: usize = 8;
 const IFA_ADDRESS: u16 = 1;
@@ -25,12 +24,11 @@ pub fn read() -> Vec<IpAddr> {
 
 fn dump() -> io::Result<Vec<IpAddr>> {
     let nl = crate::sys::Netlink::open(NETLINK_ROUTE)?;
-    let mut req = Vec::with_capacity(NLMSG_HDR + IFADDRMSG);
-    req.extend_from_slice(&((NLMSG_HDR + IFADDRMSG) as u32).to_ne_bytes());
-    req.extend_from_slice(&RTM_GETADDR.to_ne_bytes());
-    req.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    req.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    let mut req = netlink::header(
+        NLMSG_HDR + IFADDRMSG,
+        RTM_GETADDR,
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+    );
     req.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
     req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
     nl.send_to_kernel(&req)?;
@@ -47,60 +45,54 @@ fn dump() -> io::Result<Vec<IpAddr>> {
 /// Parse one datagram of the reply, adding each address not yet in `out`; `true` at the end
 /// of the dump. An address is the interface's own: `IFA_LOCAL` where there is one (on a
 /// point-to-point link `IFA_ADDRESS` is the peer's), else `IFA_ADDRESS`.
-pub fn parse(mut b: &[u8], out: &mut Vec<IpAddr>) -> io::Result<bool> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message");
-    while b.len() >= NLMSG_HDR {
-        let len = u32::from_ne_bytes(b[0..4].try_into().expect("4 bytes")) as usize;
-        let kind = u16::from_ne_bytes(b[4..6].try_into().expect("2 bytes"));
-        if len < NLMSG_HDR || len > b.len() {
-            return Err(bad());
+pub fn parse(b: &[u8], out: &mut Vec<IpAddr>) -> io::Result<bool> {
+    let mut bad = false;
+    let end = netlink::messages(b, |kind, body| {
+        if kind != RTM_NEWADDR {
+            return;
         }
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = b
-                    .get(NLMSG_HDR..NLMSG_HDR + 4)
-                    .map(|e| i32::from_ne_bytes(e.try_into().expect("4 bytes")))
-                    .unwrap_or(0);
-                return Err(io::Error::from_raw_os_error(errno.saturating_abs()));
-            }
-            RTM_NEWADDR => {
-                let body = &b[NLMSG_HDR..len];
-                if body.len() < IFADDRMSG {
-                    return Err(bad());
-                }
-                let family = i32::from(body[0]);
-                let (mut address, mut local) = (None, None);
-                let mut attrs = &body[IFADDRMSG..];
-                while attrs.len() >= 4 {
-                    let alen = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-                    let atype = u16::from_ne_bytes([attrs[2], attrs[3]]);
-                    if alen < 4 || alen > attrs.len() {
-                        break;
-                    }
-                    let data = &attrs[4..alen];
-                    let ip = match (family, data.len()) {
-                        (libc::AF_INET, 4) => <[u8; 4]>::try_from(data).ok().map(IpAddr::from),
-                        (libc::AF_INET6, 16) => <[u8; 16]>::try_from(data).ok().map(IpAddr::from),
-                        _ => None,
-                    };
-                    match atype {
-                        IFA_ADDRESS => address = ip,
-                        IFA_LOCAL => local = ip,
-                        _ => {}
-                    }
-                    attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
-                }
-                if let Some(ip) = local.or(address).filter(|ip| !out.contains(ip)) {
-                    out.push(ip);
-                }
-            }
+        if body.len() < IFADDRMSG {
+            bad = true;
+            return;
+        }
+        if let Some(ip) = own_address(body).filter(|ip| !out.contains(ip)) {
+            out.push(ip);
+        }
+    })?;
+    if bad {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "truncated netlink message",
+        ));
+    }
+    Ok(end)
+}
+
+/// The address of one `RTM_NEWADDR` body (an `ifaddrmsg` and its attributes).
+fn own_address(body: &[u8]) -> Option<IpAddr> {
+    let family = i32::from(body[0]);
+    let (mut address, mut local) = (None, None);
+    let mut attrs = &body[IFADDRMSG..];
+    while attrs.len() >= 4 {
+        let alen = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let atype = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if alen < 4 || alen > attrs.len() {
+            break;
+        }
+        let data = &attrs[4..alen];
+        let ip = match (family, data.len()) {
+            (libc::AF_INET, 4) => <[u8; 4]>::try_from(data).ok().map(IpAddr::from),
+            (libc::AF_INET6, 16) => <[u8; 16]>::try_from(data).ok().map(IpAddr::from),
+            _ => None,
+        };
+        match atype {
+            IFA_ADDRESS => address = ip,
+            IFA_LOCAL => local = ip,
             _ => {}
         }
-        // Messages are 4-byte aligned.
-        b = b.get((len + 3) & !3..).unwrap_or(&[]);
+        attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
     }
-    Ok(false)
+    local.or(address)
 }
 
 #[cfg(test)]
@@ -127,7 +119,7 @@ mod tests {
 
     fn done() -> Vec<u8> {
         let mut m = (NLMSG_HDR as u32 + 4).to_ne_bytes().to_vec();
-        m.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        m.extend_from_slice(&netlink::NLMSG_DONE.to_ne_bytes());
         m.extend_from_slice(&[0; 14]);
         m
     }

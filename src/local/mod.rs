@@ -12,6 +12,7 @@
 
 pub mod addresses;
 pub mod idle;
+mod netlink;
 pub mod netstat;
 pub mod nft;
 pub mod proc_net;

@@ -9,27 +9,25 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::netlink::{self, NLMSG_HDR};
 use super::proc_net::{LISTEN, SocketEntry};
 
 const NETLINK_SOCK_DIAG: i32 = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDR: usize = 16;
 const INET_DIAG_MSG: usize = 72;
 
 /// Every listening TCP socket, IPv4 and IPv6.
 pub fn read() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
-        out.extend(dump(family as u8, 1 << LISTEN)?);
+        out.extend(dump(family as u8)?);
     }
     Ok(out)
 }
 
-fn dump(family: u8, states: u32) -> io::Result<Vec<SocketEntry>> {
+fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    nl.send_to_kernel(&request(family, states))?;
+    nl.send_to_kernel(&request(family))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -88,13 +86,11 @@ fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     } else {
         libc::AF_INET6
     } as u8;
-    let len = NLMSG_HDR + 56;
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&(len as u32).to_ne_bytes());
-    b.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    b.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
-    b.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    b.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    let mut b = netlink::header(
+        NLMSG_HDR + 56,
+        SOCK_DIAG_BY_FAMILY,
+        libc::NLM_F_REQUEST as u16,
+    );
     b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
     b.extend_from_slice(&u32::MAX.to_ne_bytes()); // idiag_states: any
     b.extend_from_slice(&local.port().to_be_bytes());
@@ -114,18 +110,15 @@ fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     b
 }
 
-/// An `inet_diag_req_v2` dump request for the TCP sockets of `family` in `states` (a bit per
-/// TCP state).
-fn request(family: u8, states: u32) -> Vec<u8> {
-    let len = NLMSG_HDR + 56;
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&(len as u32).to_ne_bytes());
-    b.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    b.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    b.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    b.extend_from_slice(&0u32.to_ne_bytes()); // pid
+/// An `inet_diag_req_v2` dump request for listening TCP sockets of `family`.
+fn request(family: u8) -> Vec<u8> {
+    let mut b = netlink::header(
+        NLMSG_HDR + 56,
+        SOCK_DIAG_BY_FAMILY,
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+    );
     b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    b.extend_from_slice(&states.to_ne_bytes()); // idiag_states
+    b.extend_from_slice(&(1u32 << LISTEN).to_ne_bytes()); // idiag_states
     b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
     b
 }
@@ -138,36 +131,16 @@ pub enum Done {
 }
 
 /// Parse one datagram of the dump reply, appending sockets to `out`.
-pub fn parse(mut b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
-    while b.len() >= NLMSG_HDR {
-        let len = u32::from_ne_bytes(b[0..4].try_into().expect("4 bytes")) as usize;
-        let kind = u16::from_ne_bytes(b[4..6].try_into().expect("2 bytes"));
-        if len < NLMSG_HDR || len > b.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated netlink message",
-            ));
+pub fn parse(b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
+    let end = netlink::messages(b, |kind, body| {
+        if kind == SOCK_DIAG_BY_FAMILY
+            && body.len() >= INET_DIAG_MSG
+            && let Some(e) = parse_msg(body)
+        {
+            out.push(e);
         }
-        let body = &b[NLMSG_HDR..len];
-        match kind {
-            NLMSG_DONE => return Ok(Done::Yes),
-            NLMSG_ERROR => {
-                let errno = body
-                    .get(0..4)
-                    .map_or(0, |e| i32::from_ne_bytes(e.try_into().expect("4 bytes")));
-                return Err(io::Error::from_raw_os_error(-errno));
-            }
-            SOCK_DIAG_BY_FAMILY if body.len() >= INET_DIAG_MSG => {
-                if let Some(e) = parse_msg(body) {
-                    out.push(e);
-                }
-            }
-            _ => {}
-        }
-        let aligned = (len + 3) & !3;
-        b = b.get(aligned..).unwrap_or(&[]);
-    }
-    Ok(Done::No)
+    })?;
+    Ok(if end { Done::Yes } else { Done::No })
 }
 
 /// One `inet_diag_msg`.
@@ -230,7 +203,7 @@ mod tests {
         );
         assert_eq!(out[1].local, "[fd00:2::2]:443".parse().unwrap());
         let mut done = 20u32.to_ne_bytes().to_vec();
-        done.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        done.extend_from_slice(&netlink::NLMSG_DONE.to_ne_bytes());
         done.extend_from_slice(&[0u8; 14]);
         assert_eq!(parse(&done, &mut out).unwrap(), Done::Yes);
     }
@@ -246,7 +219,7 @@ mod tests {
             .is_err()
         );
         let mut err = 20u32.to_ne_bytes().to_vec();
-        err.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        err.extend_from_slice(&netlink::NLMSG_ERROR.to_ne_bytes());
         err.extend_from_slice(&[0u8; 10]);
         err.extend_from_slice(&(-libc::EPERM).to_ne_bytes());
         assert_eq!(
