@@ -229,7 +229,7 @@ pub fn parse_children(bytes: &[u8]) -> Vec<u32> {
 }
 
 fn read(path: &str) -> Option<Vec<u8>> {
-    std::fs::read(path).ok()
+    super::read_proc_file(path, 1 << 16).ok()
 }
 
 #[cfg(test)]

@@ -157,7 +157,19 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
 /// How many TCP connects this machine (this network namespace) has begun: `ActiveOpens` in
 /// /proc/net/snmp, a counter that only grows (a few µs to read: no table is walked).
 pub fn tcp_active_opens() -> Option<u64> {
-    parse_active_opens(&std::fs::read("/proc/net/snmp").ok()?)
+    parse_active_opens(&read_proc_file("/proc/net/snmp", 1 << 16).ok()?)
+}
+
+/// At most `limit` bytes of a /proc file, in two reads when it fits a page: one into a
+/// page-sized buffer, one to see the end. `std::fs::read` asks the size first (0 for /proc)
+/// and then reads 32 bytes, 32, 64, …: six system calls for a /proc/PID/stat, at several µs
+/// each here, and a check makes dozens of these reads.
+pub(crate) fn read_proc_file(path: &str, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::with_capacity(usize::try_from(limit.min(4096)).unwrap_or(4096));
+    f.take(limit).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// `ActiveOpens` from the text of /proc/net/snmp: the `Tcp:` line of names, then of values.
@@ -572,6 +584,16 @@ fn socket_inodes(
     let mut unseen = sought.wanted.len() + sought.others.len();
     let mut left: Option<usize> = None;
     let mut read = 0;
+    // fd 0 is read before the listing: a process whose fds may not be read (another user's;
+    // without CAP_SYS_PTRACE, one that is not dumpable) fails there, and the listing, which
+    // builds an entry for every fd, is not made for nothing.
+    let mut fd0 = None;
+    if skip == 0 {
+        match fds.link(0) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return (out, false),
+            first => fd0 = Some(first),
+        }
+    }
     while let Some(fd) = fds.next() {
         if read < skip {
             read += 1;
@@ -588,7 +610,11 @@ fn socket_inodes(
             *n -= 1;
         }
         read += 1;
-        match fds.link(fd) {
+        let link = match fd0.take_if(|_| fd == 0) {
+            Some(first) => first,
+            None => fds.link(fd),
+        };
+        match link {
             Ok(target) => {
                 let inode = std::str::from_utf8(&target)
                     .ok()
@@ -623,12 +649,7 @@ const CMDLINE_READ: u64 = 64 << 10;
 
 /// At most `limit` bytes of `/proc/PID/FILE` (empty when unreadable).
 fn read_proc(pid: u32, file: &str, limit: u64) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/{file}")) {
-        let _ = f.take(limit).read_to_end(&mut out);
-    }
-    out
+    read_proc_file(&format!("/proc/{pid}/{file}"), limit).unwrap_or_default()
 }
 
 fn cmdline(pid: u32) -> String {
@@ -787,6 +808,24 @@ fn passwd_name(text: &[u8], uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proc_file_is_read_whole_or_up_to_its_limit() {
+        let whole = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(
+            read_proc_file("/proc/self/cmdline", 1 << 20).unwrap(),
+            whole
+        );
+        assert_eq!(read_proc_file("/proc/self/cmdline", 3).unwrap(), whole[..3]);
+        // Past the first page-sized read.
+        let path = std::env::temp_dir().join(format!("canreach-read-{}", std::process::id()));
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &big).unwrap();
+        let read = read_proc_file(path.to_str().unwrap(), 1 << 20);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read.unwrap(), big);
+        assert!(read_proc_file("/proc/self/no-such-file", 10).is_err());
+    }
 
     #[test]
     fn active_opens_come_from_the_tcp_lines_of_snmp() {

@@ -5,15 +5,15 @@
 //! firewall. A run of many targets on this machine (`canreach :5432 :6379 … `, `-f FILE`,
 //! `--wait`) would repeat those for every target although they read the same machine at the
 //! same moment: 50 loopback targets cost 50 /proc scans and up to 50 `nft` processes, as much
-//! as the checks themselves. [`PerRun`] shares them: a check that asks while an inspection (or
-//! a ruleset read) is *in flight* joins it; one that asks after it finished starts a new one.
-//! So no check is told about the machine as it was before the check began (give or take the
-//! few milliseconds of the read it joined), and a long `--wait` reads the machine afresh for
-//! each attempt, exactly as a single check would.
+//! as the checks themselves. [`PerRun`] shares them: a check joins a read that had not
+//! finished when the check began (one in flight when it asks, or the run's own inspection,
+//! started with the run, that finished while the check was starting); otherwise it starts a
+//! new one. So no check is told about the machine as it was before the check began (give or
+//! take the few milliseconds of the read it joined), and a long `--wait` reads the machine
+//! afresh for each attempt, exactly as a single check would.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -26,9 +26,15 @@ use super::{Firewall, LocalFacts};
 pub trait Inspector: Sync {
     /// This machine's interface addresses.
     fn addresses(&self) -> Vec<IpAddr>;
-    /// Start inspecting `port` now (the work begins at once, whether or not the future is
-    /// polled); `None` when the inspection could not run.
-    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>>;
+    /// Inspect `port` for a check that began at `since`: a read of this moment, begun now (the
+    /// work begins at once, whether or not the future is polled) or one still running at
+    /// `since`; `None` when the inspection could not run.
+    fn inspect(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        since: Instant,
+    ) -> BoxFuture<'static, Option<LocalFacts>>;
     /// Start reading the firewall for `port` now, the `nft` run killed at `until`.
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>>;
 }
@@ -42,7 +48,12 @@ impl Inspector for Fresh {
         super::interface_addresses()
     }
 
-    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
+    fn inspect(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        _since: Instant,
+    ) -> BoxFuture<'static, Option<LocalFacts>> {
         tokio::task::spawn_blocking(move || super::inspect(port, addresses))
             .map(Result::ok)
             .boxed()
@@ -55,27 +66,27 @@ impl Inspector for Fresh {
     }
 }
 
-/// Marks a read finished when dropped.
-struct DoneOnDrop(Arc<AtomicBool>);
+/// Marks a read finished, and when, when dropped.
+struct DoneOnDrop(Arc<OnceLock<Instant>>);
 
 impl Drop for DoneOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        let _ = self.0.set(Instant::now());
     }
 }
 
-/// A read in flight that later callers may join, and whether it has finished (then they may
-/// not: it describes the past).
+/// A read that later callers may join, and when it finished: a check that began after that
+/// may not (it describes the past).
 struct InFlight<T: Clone> {
-    done: Arc<AtomicBool>,
+    finished: Arc<OnceLock<Instant>>,
     result: Shared<BoxFuture<'static, Option<T>>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> InFlight<T> {
     /// Start `work` on a blocking thread.
     fn start(work: impl FnOnce() -> T + Send + 'static) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = DoneOnDrop(done.clone());
+        let finished = Arc::new(OnceLock::new());
+        let flag = DoneOnDrop(finished.clone());
         let result = tokio::task::spawn_blocking(move || {
             // Set when the work ends, also by a panic: a read that will never finish must
             // not be joined by every later check of the run.
@@ -85,19 +96,21 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
         .map(Result::ok)
         .boxed()
         .shared();
-        InFlight { done, result }
+        InFlight { finished, result }
     }
 
-    /// The read to use: the one in `slot` if it is still running, else a new one.
+    /// The read to use for a check that began at `since`: the one in `slot` if it had not
+    /// finished by then, else a new one.
     fn join_or_start(
         slot: &Mutex<Option<InFlight<T>>>,
+        since: Instant,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Shared<BoxFuture<'static, Option<T>>> {
         let mut slot = slot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
-            Some(f) if !f.done.load(Ordering::Acquire) => f.result.clone(),
+            Some(f) if f.finished.get().is_none_or(|at| *at >= since) => f.result.clone(),
             _ => {
                 let f = InFlight::start(work);
                 let result = f.result.clone();
@@ -149,9 +162,11 @@ impl PerRun {
     pub fn start(&self) {
         let ports = self.ports.clone();
         // The read runs on its own; the result is joined by the checks.
-        drop(InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::inspect_ports(&ports, Vec::new()))
-        }));
+        drop(InFlight::join_or_start(
+            &self.inspection,
+            Instant::now(),
+            move || Arc::new(super::inspect_ports(&ports, Vec::new())),
+        ));
     }
 }
 
@@ -179,12 +194,17 @@ impl Inspector for PerRun {
         }
     }
 
-    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
+    fn inspect(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        since: Instant,
+    ) -> BoxFuture<'static, Option<LocalFacts>> {
         if !self.ports.contains(&port) {
-            return Fresh.inspect(port, addresses);
+            return Fresh.inspect(port, addresses, since);
         }
         let ports = self.ports.clone();
-        let all = InFlight::join_or_start(&self.inspection, move || {
+        let all = InFlight::join_or_start(&self.inspection, since, move || {
             Arc::new(super::inspect_ports(&ports, Vec::new()))
         });
         // The interface addresses are the check's own (the shared read may have begun
@@ -197,7 +217,7 @@ impl Inspector for PerRun {
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
-        let ruleset = InFlight::join_or_start(&self.ruleset, move || {
+        let ruleset = InFlight::join_or_start(&self.ruleset, Instant::now(), move || {
             nft::read_ruleset(until).map(Arc::new)
         });
         async move {
@@ -213,6 +233,7 @@ impl Inspector for PerRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[tokio::test]
     async fn concurrent_checks_share_one_read_and_later_ones_start_anew() {
@@ -228,12 +249,17 @@ mod tests {
             }
         };
         // Two asks while the first read is running: one read.
-        let a = InFlight::join_or_start(&slot, work(runs.clone(), rx.clone()));
-        let b = InFlight::join_or_start(&slot, work(runs.clone(), rx.clone()));
+        let a = InFlight::join_or_start(&slot, Instant::now(), work(runs.clone(), rx.clone()));
+        let began = Instant::now();
+        let b = InFlight::join_or_start(&slot, began, work(runs.clone(), rx.clone()));
         tx.send(()).unwrap();
         assert_eq!((a.await, b.await), (Some(1), Some(1)));
-        // Once it has finished, the next ask reads again.
-        let c = InFlight::join_or_start(&slot, work(runs.clone(), rx.clone()));
+        // A check that began while it ran may still join it once it has finished (the run's
+        // own inspection, started before the first check asks).
+        let late = InFlight::join_or_start(&slot, began, work(runs.clone(), rx.clone()));
+        assert_eq!(late.await, Some(1));
+        // A check that began after it finished reads again.
+        let c = InFlight::join_or_start(&slot, Instant::now(), work(runs.clone(), rx.clone()));
         tx.send(()).unwrap();
         assert_eq!(c.await, Some(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -242,9 +268,11 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_panicked_is_not_joined_again() {
         let slot: Mutex<Option<InFlight<u32>>> = Mutex::new(None);
-        let a = InFlight::join_or_start(&slot, || -> u32 { panic!("a read that fails") });
+        let a = InFlight::join_or_start(&slot, Instant::now(), || -> u32 {
+            panic!("a read that fails")
+        });
         assert_eq!(a.await, None);
-        let b = InFlight::join_or_start(&slot, || 7);
+        let b = InFlight::join_or_start(&slot, Instant::now(), || 7);
         assert_eq!(b.await, Some(7));
     }
 
@@ -252,9 +280,15 @@ mod tests {
     async fn a_port_outside_the_run_is_inspected_on_its_own() {
         let run = PerRun::new([5432, 5432, 6379]);
         assert_eq!(run.ports, vec![5432, 6379]);
-        let facts = run.inspect(1, vec![]).await.expect("inspected");
+        let facts = run
+            .inspect(1, vec![], Instant::now())
+            .await
+            .expect("inspected");
         assert_eq!(facts.port, 1);
-        let facts = run.inspect(6379, vec![]).await.expect("inspected");
+        let facts = run
+            .inspect(6379, vec![], Instant::now())
+            .await
+            .expect("inspected");
         assert_eq!(facts.port, 6379);
     }
 }
