@@ -274,7 +274,6 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let deadline = start + opts.timeout;
-    let since = start.into_std();
     let probe_deadline = deadline - opts.trace_reserve();
     let port = target.port.get();
     let local_mode = opts.local;
@@ -293,8 +292,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         };
         // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
         // concurrently with the probes, and only for this machine's addresses.
-        let mut inspection =
-            inspect_here.then(|| inspector.inspect(port, mine.clone(), since).shared());
+        let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
         let mut inspected = None;
         if here {
             // `:PORT` asks about this machine: every loopback address and every address a

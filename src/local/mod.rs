@@ -168,8 +168,11 @@ pub(crate) fn read_proc_file(path: &str, limit: u64) -> std::io::Result<Vec<u8>>
     use std::io::Read;
     let f = std::fs::File::open(path)?;
     let mut out = Vec::with_capacity(usize::try_from(limit.min(4096)).unwrap_or(4096));
-    f.take(limit).read_to_end(&mut out)?;
-    Ok(out)
+    // A read cut short (the process exited meanwhile) keeps what it got.
+    match f.take(limit).read_to_end(&mut out) {
+        Err(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// `ActiveOpens` from the text of /proc/net/snmp: the `Tcp:` line of names, then of values.
@@ -585,8 +588,9 @@ fn socket_inodes(
     let mut left: Option<usize> = None;
     let mut read = 0;
     // fd 0 is read before the listing: a process whose fds may not be read (another user's;
-    // without CAP_SYS_PTRACE, one that is not dumpable) fails there, and the listing, which
-    // builds an entry for every fd, is not made for nothing.
+    // without CAP_SYS_PTRACE, one that is not dumpable) fails there when it has an fd 0, and
+    // the listing (the kernel builds an entry for each fd listed, a few dozen a call) is not
+    // made for nothing.
     let mut fd0 = None;
     if skip == 0 {
         match fds.link(0) {

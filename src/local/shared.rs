@@ -5,16 +5,15 @@
 //! firewall. A run of many targets on this machine (`canreach :5432 :6379 … `, `-f FILE`,
 //! `--wait`) would repeat those for every target although they read the same machine at the
 //! same moment: 50 loopback targets cost 50 /proc scans and up to 50 `nft` processes, as much
-//! as the checks themselves. [`PerRun`] shares them: a check joins a read that had not
-//! finished when the check began (one in flight when it asks, or the run's own inspection,
-//! started with the run, that finished while the check was starting); otherwise it starts a
-//! new one. So no check is told about the machine as it was before the check began (give or
-//! take the few milliseconds of the read it joined), and a long `--wait` reads the machine
-//! afresh for each attempt, exactly as a single check would.
+//! as the checks themselves. [`PerRun`] shares them: a check that asks while an inspection (or
+//! a ruleset read) is *in flight*, or within [`JOIN_AFTER_END`] of its end, joins it; one that
+//! asks later starts a new one. So no check is told about the machine as it was more than a
+//! read's few milliseconds before it asked, and a long `--wait` reads the machine afresh for
+//! each attempt, exactly as a single check would.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -26,15 +25,9 @@ use super::{Firewall, LocalFacts};
 pub trait Inspector: Sync {
     /// This machine's interface addresses.
     fn addresses(&self) -> Vec<IpAddr>;
-    /// Inspect `port` for a check that began at `since`: a read of this moment, begun now (the
-    /// work begins at once, whether or not the future is polled) or one still running at
-    /// `since`; `None` when the inspection could not run.
-    fn inspect(
-        &self,
-        port: u16,
-        addresses: Vec<IpAddr>,
-        since: Instant,
-    ) -> BoxFuture<'static, Option<LocalFacts>>;
+    /// Start inspecting `port` now (the work begins at once, whether or not the future is
+    /// polled); `None` when the inspection could not run.
+    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>>;
     /// Start reading the firewall for `port` now, the `nft` run killed at `until`.
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>>;
 }
@@ -48,12 +41,7 @@ impl Inspector for Fresh {
         super::interface_addresses()
     }
 
-    fn inspect(
-        &self,
-        port: u16,
-        addresses: Vec<IpAddr>,
-        _since: Instant,
-    ) -> BoxFuture<'static, Option<LocalFacts>> {
+    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
         tokio::task::spawn_blocking(move || super::inspect(port, addresses))
             .map(Result::ok)
             .boxed()
@@ -66,20 +54,37 @@ impl Inspector for Fresh {
     }
 }
 
-/// Marks a read finished, and when, when dropped.
-struct DoneOnDrop(Arc<OnceLock<Instant>>);
+/// How long after its end a read may still be joined. A read joined in flight may have begun
+/// up to its own duration (a few ms; the owner search stops at 5 ms of CPU) before the ask;
+/// one that ended at most 5 ms before it is about as recent. The run's own inspection starts
+/// just before its checks, and a check may ask for it a moment after it ended (the main thread
+/// descheduled for a millisecond): a whole second /proc scan, in 1 single check in 40, before.
+pub const JOIN_AFTER_END: Duration = Duration::from_millis(5);
+
+/// Marks a read finished when dropped: when, or that it failed (panicked) and is never joined.
+struct DoneOnDrop(Arc<OnceLock<Option<Instant>>>);
 
 impl Drop for DoneOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.set(Instant::now());
+        let _ = self.0.set((!std::thread::panicking()).then(Instant::now));
     }
 }
 
-/// A read that later callers may join, and when it finished: a check that began after that
-/// may not (it describes the past).
+/// A read that later callers may join, and when it finished.
 struct InFlight<T: Clone> {
-    finished: Arc<OnceLock<Instant>>,
+    finished: Arc<OnceLock<Option<Instant>>>,
     result: Shared<BoxFuture<'static, Option<T>>>,
+}
+
+impl<T: Clone> InFlight<T> {
+    /// Still running, or ended well at most [`JOIN_AFTER_END`] before `now`.
+    fn joinable(&self, now: Instant) -> bool {
+        match self.finished.get() {
+            None => true,
+            Some(Some(end)) => now.saturating_duration_since(*end) <= JOIN_AFTER_END,
+            Some(None) => false,
+        }
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> InFlight<T> {
@@ -99,18 +104,26 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
         InFlight { finished, result }
     }
 
-    /// The read to use for a check that began at `since`: the one in `slot` if it had not
-    /// finished by then, else a new one.
+    /// The read to use: the one in `slot` if it may be joined (still running, or just
+    /// ended), else a new one.
     fn join_or_start(
         slot: &Mutex<Option<InFlight<T>>>,
-        since: Instant,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Shared<BoxFuture<'static, Option<T>>> {
+        Self::join_or_start_at(slot, Instant::now(), work)
+    }
+
+    /// [`join_or_start`](Self::join_or_start), asked at `now`.
+    fn join_or_start_at(
+        slot: &Mutex<Option<InFlight<T>>>,
+        now: Instant,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Shared<BoxFuture<'static, Option<T>>> {
         let mut slot = slot
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
-            Some(f) if f.finished.get().is_none_or(|at| *at >= since) => f.result.clone(),
+            Some(f) if f.joinable(now) => f.result.clone(),
             _ => {
                 let f = InFlight::start(work);
                 let result = f.result.clone();
@@ -162,11 +175,9 @@ impl PerRun {
     pub fn start(&self) {
         let ports = self.ports.clone();
         // The read runs on its own; the result is joined by the checks.
-        drop(InFlight::join_or_start(
-            &self.inspection,
-            Instant::now(),
-            move || Arc::new(super::inspect_ports(&ports, Vec::new())),
-        ));
+        drop(InFlight::join_or_start(&self.inspection, move || {
+            Arc::new(super::inspect_ports(&ports, Vec::new()))
+        }));
     }
 }
 
@@ -194,17 +205,12 @@ impl Inspector for PerRun {
         }
     }
 
-    fn inspect(
-        &self,
-        port: u16,
-        addresses: Vec<IpAddr>,
-        since: Instant,
-    ) -> BoxFuture<'static, Option<LocalFacts>> {
+    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
         if !self.ports.contains(&port) {
-            return Fresh.inspect(port, addresses, since);
+            return Fresh.inspect(port, addresses);
         }
         let ports = self.ports.clone();
-        let all = InFlight::join_or_start(&self.inspection, since, move || {
+        let all = InFlight::join_or_start(&self.inspection, move || {
             Arc::new(super::inspect_ports(&ports, Vec::new()))
         });
         // The interface addresses are the check's own (the shared read may have begun
@@ -217,7 +223,7 @@ impl Inspector for PerRun {
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
-        let ruleset = InFlight::join_or_start(&self.ruleset, Instant::now(), move || {
+        let ruleset = InFlight::join_or_start(&self.ruleset, move || {
             nft::read_ruleset(until).map(Arc::new)
         });
         async move {
@@ -249,30 +255,47 @@ mod tests {
             }
         };
         // Two asks while the first read is running: one read.
-        let a = InFlight::join_or_start(&slot, Instant::now(), work(runs.clone(), rx.clone()));
-        let began = Instant::now();
-        let b = InFlight::join_or_start(&slot, began, work(runs.clone(), rx.clone()));
+        let a = InFlight::join_or_start(&slot, work(runs.clone(), rx.clone()));
+        let b = InFlight::join_or_start(&slot, work(runs.clone(), rx.clone()));
         tx.send(()).unwrap();
         assert_eq!((a.await, b.await), (Some(1), Some(1)));
-        // A check that began while it ran may still join it once it has finished (the run's
-        // own inspection, started before the first check asks).
-        let late = InFlight::join_or_start(&slot, began, work(runs.clone(), rx.clone()));
-        assert_eq!(late.await, Some(1));
-        // A check that began after it finished reads again.
-        let c = InFlight::join_or_start(&slot, Instant::now(), work(runs.clone(), rx.clone()));
+        let end = slot
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .finished
+            .get()
+            .copied();
+        let end = end.flatten().expect("ended well");
+        // Just after its end it is still joined (the run's inspection, ended a moment before
+        // its first check asked) …
+        let just_after = end + JOIN_AFTER_END;
+        let c = InFlight::join_or_start_at(&slot, just_after, work(runs.clone(), rx.clone()));
+        assert_eq!(c.await, Some(1));
+        // … later, the next ask reads again.
+        let later = end + JOIN_AFTER_END + Duration::from_millis(1);
+        let d = InFlight::join_or_start_at(&slot, later, work(runs.clone(), rx.clone()));
         tx.send(()).unwrap();
-        assert_eq!(c.await, Some(2));
+        assert_eq!(d.await, Some(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn a_read_that_panicked_is_not_joined_again() {
         let slot: Mutex<Option<InFlight<u32>>> = Mutex::new(None);
-        let a = InFlight::join_or_start(&slot, Instant::now(), || -> u32 {
-            panic!("a read that fails")
-        });
+        let a = InFlight::join_or_start(&slot, || -> u32 { panic!("a read that fails") });
         assert_eq!(a.await, None);
-        let b = InFlight::join_or_start(&slot, Instant::now(), || 7);
+        // Not even by a check asking at the moment it failed.
+        assert!(
+            !slot
+                .lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .joinable(Instant::now())
+        );
+        let b = InFlight::join_or_start(&slot, || 7);
         assert_eq!(b.await, Some(7));
     }
 
@@ -280,15 +303,9 @@ mod tests {
     async fn a_port_outside_the_run_is_inspected_on_its_own() {
         let run = PerRun::new([5432, 5432, 6379]);
         assert_eq!(run.ports, vec![5432, 6379]);
-        let facts = run
-            .inspect(1, vec![], Instant::now())
-            .await
-            .expect("inspected");
+        let facts = run.inspect(1, vec![]).await.expect("inspected");
         assert_eq!(facts.port, 1);
-        let facts = run
-            .inspect(6379, vec![], Instant::now())
-            .await
-            .expect("inspected");
+        let facts = run.inspect(6379, vec![]).await.expect("inspected");
         assert_eq!(facts.port, 6379);
     }
 }
