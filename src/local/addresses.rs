@@ -33,10 +33,10 @@ fn dump() -> io::Result<Vec<IpAddr>> {
     req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
     nl.send_to_kernel(&req)?;
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = Vec::with_capacity(super::sock_diag::DUMP_BUFFER);
     loop {
-        let n = nl.recv(&mut buf)?;
-        if n == 0 || parse(&buf[..n], &mut out)? {
+        let n = nl.recv_into(&mut buf)?;
+        if n == 0 || parse(&buf, &mut out)? {
             return Ok(out);
         }
     }

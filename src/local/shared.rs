@@ -88,18 +88,28 @@ impl<T: Clone> InFlight<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> InFlight<T> {
-    /// Start `work` on a blocking thread.
+    /// Start `work` on a thread of its own, not the runtime's blocking pool: a run whose
+    /// targets are surely this machine starts its inspection before the runtime exists.
     fn start(work: impl FnOnce() -> T + Send + 'static) -> Self {
         let finished = Arc::new(OnceLock::new());
         let flag = DoneOnDrop(finished.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            // Set when the work ends, also by a panic: a read that will never finish must
-            // not be joined by every later check of the run.
-            let _flag = flag;
-            work()
-        })
-        .map(Result::ok)
-        .boxed()
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("canreach-local".into())
+            .spawn(move || {
+                // Set when the work ends, also by a panic: a read that will never finish must
+                // not be joined by every later check of the run.
+                let _flag = flag;
+                let _ = tx.send(work());
+            });
+        let result = match spawned {
+            Ok(_) => rx.map(Result::ok).boxed(),
+            // No thread (a process limit): no read, and none to join.
+            Err(_) => {
+                let _ = finished.set(None);
+                async { None }.boxed()
+            }
+        }
         .shared();
         InFlight { finished, result }
     }

@@ -19,22 +19,25 @@ const INET_DIAG_MSG: usize = 72;
 /// Every listening TCP socket, IPv4 and IPv6.
 pub fn read() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
-        out.extend(dump(family as u8)?);
+        dump(family as u8, &mut buf, &mut out)?;
     }
     Ok(out)
 }
 
-fn dump(family: u8) -> io::Result<Vec<SocketEntry>> {
+/// Room for one datagram of a dump: the kernel makes a dump's datagrams at most 32 KiB
+/// (`netlink_recvmsg` caps the size it learns from the reader's buffer there).
+pub(crate) const DUMP_BUFFER: usize = 32 * 1024;
+
+fn dump(family: u8, buf: &mut Vec<u8>, out: &mut Vec<SocketEntry>) -> io::Result<()> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
     nl.send_to_kernel(&request(family))?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = nl.recv(&mut buf)?;
-        match parse(&buf[..n], &mut out)? {
-            Done::Yes => return Ok(out),
-            Done::No if n == 0 => return Ok(out),
+        let n = nl.recv_into(buf)?;
+        match parse(buf, out)? {
+            Done::Yes => return Ok(()),
+            Done::No if n == 0 => return Ok(()),
             Done::No => {}
         }
     }
@@ -65,10 +68,10 @@ fn server_side(server: SocketAddr, client: SocketAddr) -> io::Result<Option<Sock
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
     // (A v4 client of a dual-stack listener is found by this AF_INET lookup too.)
     nl.send_to_kernel(&one_request(server, client))?;
-    let mut buf = vec![0u8; 4096];
-    let n = nl.recv(&mut buf)?;
+    let mut buf = Vec::with_capacity(4096);
+    nl.recv_into(&mut buf)?;
     let mut out = Vec::new();
-    match parse(&buf[..n], &mut out) {
+    match parse(&buf, &mut out) {
         // With no connection of these addresses the kernel answers with the *listener* on
         // the port (a redirect or DNAT on this machine makes the addresses differ): that says
         // nothing about this connection.

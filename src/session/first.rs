@@ -184,12 +184,7 @@ pub async fn watch_here(
         // timer: looked at once here, then at short intervals on a blocking thread.
         let seen = match local::sock_diag::accepted(server, client) {
             Ok(Some(true)) => true,
-            Ok(Some(false)) => {
-                let until = until.into_std();
-                tokio::task::spawn_blocking(move || poll_accepted(server, client, until))
-                    .await
-                    .unwrap_or(false)
-            }
+            Ok(Some(false)) => wait_accepted(server, client, until.into_std()).await,
             // Not to be seen (another namespace, no netlink): the whole window.
             _ => false,
         };
@@ -258,10 +253,44 @@ pub async fn watch_here(
     }
 }
 
-/// Ask the kernel at growing intervals whether the program took the connection, until `until`
-/// (blocking). `false`: not seen (not within the time, or not to be seen).
+/// Ask the kernel at growing intervals, from 20 µs, whether the program took the connection,
+/// until `until`. `false`: not seen (not within the time, or not to be seen). The intervals
+/// are kept by a timer descriptor on the runtime's thread; without one (a descriptor limit),
+/// on a blocking thread.
+async fn wait_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Instant) -> bool {
+    let Ok(timer) = crate::sys::async_timer() else {
+        return tokio::task::spawn_blocking(move || poll_accepted(server, client, until))
+            .await
+            .unwrap_or(false);
+    };
+    let mut every = FIRST_ACCEPT_LOOK;
+    loop {
+        match local::sock_diag::accepted(server, client) {
+            Ok(Some(true)) => return true,
+            Ok(Some(false)) => {}
+            _ => return false,
+        }
+        if std::time::Instant::now() + every >= until || timer.get_ref().fire_in(every).is_err() {
+            return false;
+        }
+        match timer.readable().await {
+            Ok(mut ready) => {
+                ready.get_inner().consume();
+                ready.clear_ready();
+            }
+            Err(_) => return false,
+        }
+        every = (every * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// The first interval between looks for the accept: an idle program takes a connection within
+/// tens of microseconds.
+const FIRST_ACCEPT_LOOK: Duration = Duration::from_micros(20);
+
+/// [`wait_accepted`] on a blocking thread.
 fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Instant) -> bool {
-    let mut every = Duration::from_micros(20);
+    let mut every = FIRST_ACCEPT_LOOK;
     loop {
         match local::sock_diag::accepted(server, client) {
             Ok(Some(true)) => return true,

@@ -310,10 +310,6 @@ pub struct Ended {
 
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`.
 pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let opts = pipeline::Options {
         timeout: cli.timeout,
         trace: cli.trace_mode(),
@@ -324,6 +320,12 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     let format = cli.output_format();
     let single = inputs.len() == 1 && cli.wait.is_none();
     let runner = Runner::new(opts, cli.family(), &inputs);
+    // Before the runtime is built: the inspection's thread starts meanwhile.
+    runner.start_local_reads(&inputs);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
@@ -333,7 +335,6 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     let start = Instant::now();
 
     let checks = rt.block_on(async {
-        runner.start_local_reads(&inputs);
         let until = cli.wait.map(|w| Instant::now() + w);
         let all = futures_util::future::join_all(inputs.iter().zip(&slots).map(|(i, slot)| {
             let runner = &runner;
