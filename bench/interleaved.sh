@@ -10,7 +10,11 @@
 # or a file read back from disk (page-cache state, docs/benchmarks.md): both binaries are run
 # from fresh copies, so that an A/B compares code, not how each file sits in the page cache.
 rounds=${1:-300}
-other=${2:+$(realpath "$2")}   # before lib.sh moves to the project's root
+other=
+if [ -n "${2:-}" ]; then
+  # Resolved before lib.sh moves to the project's root.
+  other=$(realpath -e "$2") || { echo "no such binary: $2" >&2; exit 2; }
+fi
 source "$(dirname "$0")/lib.sh"
 accept_loop 127.0.0.1 27201   # below the ephemeral range (see local.sh)
 closed=27202
@@ -19,29 +23,42 @@ if nc -z 127.0.0.1 $closed 2>/dev/null; then echo "port $closed is in use; pick 
 copies=$(mktemp -d)
 trap 'rm -rf "$copies"; bench_cleanup' EXIT
 cp "$bin" "$copies/canreach"
-cmds=("$copies/canreach 127.0.0.1 27201")
+c="$copies/canreach"
+# Each command's words, commands separated by "::"; the expected exit code first.
+cmds=(0 "$c" 127.0.0.1 27201 ::)
 if [ -n "$other" ]; then
   cp "$other" "$copies/other"
-  cmds+=("$copies/other 127.0.0.1 27201")
+  cmds+=(0 "$copies/other" 127.0.0.1 27201 ::)
 fi
-c="$copies/canreach"
-cmds+=("$c --no-local 127.0.0.1 $closed" "$c --version" "$(command -v nc) -z 127.0.0.1 27201")
+cmds+=(4 "$c" --no-local 127.0.0.1 $closed :: 0 "$c" --version :: 0 "$(command -v nc)" -z 127.0.0.1 27201)
 
 python3 - "$rounds" "${cmds[@]}" <<'PY'
 import os, random, statistics, sys, time
-rounds, cmds = int(sys.argv[1]), [c.split() for c in sys.argv[2:]]
+rounds, words = int(sys.argv[1]), sys.argv[2:]
+cmds, cur = [], []
+for w in words + ["::"]:
+    if w == "::":
+        cmds.append(cur)
+        cur = []
+    else:
+        cur.append(w)
+expected = [int(c.pop(0)) for c in cmds]
 null = os.open(os.devnull, os.O_WRONLY)
 quiet = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
-def run(argv):
+def run(i):
     t = time.perf_counter_ns()
-    os.waitpid(os.posix_spawn(argv[0], argv, os.environ, file_actions=quiet), 0)
-    return (time.perf_counter_ns() - t) / 1e6
+    _, status = os.waitpid(os.posix_spawn(cmds[i][0], cmds[i], os.environ, file_actions=quiet), 0)
+    took = (time.perf_counter_ns() - t) / 1e6
+    # A run that did not give the expected answer (the listener gone, a crash) is not a time.
+    if os.waitstatus_to_exitcode(status) != expected[i]:
+        sys.exit(f"{' '.join(cmds[i])}: exit {os.waitstatus_to_exitcode(status)}, expected {expected[i]}")
+    return took
 for _ in range(20):                      # warm-up
-    for c in cmds: run(c)
+    for i in range(len(cmds)): run(i)
 times = [[] for _ in cmds]
 for _ in range(rounds):
     for i in random.sample(range(len(cmds)), len(cmds)):
-        times[i].append(run(cmds[i]))
+        times[i].append(run(i))
 nc = statistics.median(times[-1])
 print(f"{rounds} interleaved rounds\n\n| command | median | p25 – p75 | − nc |\n|---|---|---|---|")
 for c, t in zip(cmds, times):

@@ -494,25 +494,33 @@ impl Netlink {
 
     /// Receive one datagram into `buf`'s spare capacity (`buf` is cleared first, and holds the
     /// datagram after): a buffer never zeroed costs a page fault only for the pages the
-    /// kernel writes, where a zeroed 64 KiB one cost sixteen on every dump.
+    /// kernel writes, where a zeroed 64 KiB one cost sixteen on every dump. A datagram larger
+    /// than the capacity is an error, not a cut one (whose end of dump could be lost).
     pub fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         buf.clear();
         let spare = buf.spare_capacity_mut();
-        // SAFETY: spare is valid for writes of its length; recv writes at most that many bytes
-        // and returns how many it wrote.
+        let room = spare.len();
+        // SAFETY: spare is valid for writes of `room` bytes; recv writes at most that many
+        // (MSG_TRUNC only makes it *return* the datagram's full length, which may be more).
         let n = unsafe {
             libc::recv(
                 self.0.as_raw_fd(),
                 spare.as_mut_ptr().cast(),
-                spare.len(),
-                0,
+                room,
+                libc::MSG_TRUNC,
             )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
-        // SAFETY: the kernel initialised the first n bytes of the spare capacity.
+        if n > room {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a netlink datagram of {n} bytes, larger than the {room}-byte buffer"),
+            ));
+        }
+        // SAFETY: n <= room, and the kernel initialised the first n bytes of the spare capacity.
         unsafe { buf.set_len(n) };
         Ok(n)
     }
@@ -563,7 +571,7 @@ impl TimerFd {
             },
             it_value: libc::timespec {
                 tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::try_from(after.subsec_nanos()).unwrap_or(0),
+                tv_nsec: after.subsec_nanos().into(),
             },
         };
         // SAFETY: spec is a valid itimerspec for the call; no old value is asked for.

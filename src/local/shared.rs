@@ -92,14 +92,15 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
     /// targets are surely this machine starts its inspection before the runtime exists.
     fn start(work: impl FnOnce() -> T + Send + 'static) -> Self {
         let finished = Arc::new(OnceLock::new());
-        let flag = DoneOnDrop(finished.clone());
+        let mark = finished.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("canreach-local".into())
             .spawn(move || {
                 // Set when the work ends, also by a panic: a read that will never finish must
-                // not be joined by every later check of the run.
-                let _flag = flag;
+                // not be joined by every later check of the run. (Made here, not before the
+                // spawn: a spawn that fails drops the closure, which must not mark a read done.)
+                let _flag = DoneOnDrop(mark);
                 let _ = tx.send(work());
             });
         let result = match spawned {

@@ -16,6 +16,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Shared};
@@ -253,23 +254,24 @@ pub async fn watch_here(
     }
 }
 
-/// Ask the kernel at growing intervals, from 20 µs, whether the program took the connection,
-/// until `until`. `false`: not seen (not within the time, or not to be seen). The intervals
-/// are kept by a timer descriptor on the runtime's thread; without one (a descriptor limit),
-/// on a blocking thread.
+/// After a first look found the connection still queued: ask the kernel at growing intervals,
+/// from 20 µs, whether the program took it, until `until`. `false`: not seen (not within the
+/// time, or not to be seen). A single watch keeps the intervals with a timer descriptor on the
+/// runtime's thread (a blocking thread must first be started, ~0.2 ms here, against the tens
+/// of µs waited for). Among other watches (a run of many targets on this machine) the looks
+/// go to a blocking thread: each is a netlink round trip of tens of µs, and dozens of watches
+/// looking on the runtime's one thread would delay every check's timers and reads.
 async fn wait_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Instant) -> bool {
-    let Ok(timer) = crate::sys::async_timer() else {
+    let _watching = Watching::enter();
+    let alone = WATCHING.load(Ordering::Relaxed) == 1;
+    let timer = alone.then(crate::sys::async_timer).and_then(Result::ok);
+    let Some(timer) = timer else {
         return tokio::task::spawn_blocking(move || poll_accepted(server, client, until))
             .await
             .unwrap_or(false);
     };
     let mut every = FIRST_ACCEPT_LOOK;
     loop {
-        match local::sock_diag::accepted(server, client) {
-            Ok(Some(true)) => return true,
-            Ok(Some(false)) => {}
-            _ => return false,
-        }
         if std::time::Instant::now() + every >= until || timer.get_ref().fire_in(every).is_err() {
             return false;
         }
@@ -280,7 +282,31 @@ async fn wait_accepted(server: SocketAddr, client: SocketAddr, until: std::time:
             }
             Err(_) => return false,
         }
+        match local::sock_diag::accepted(server, client) {
+            Ok(Some(true)) => return true,
+            Ok(Some(false)) => {}
+            _ => return false,
+        }
         every = (every * 2).min(Duration::from_millis(1));
+    }
+}
+
+/// How many watches are waiting for an accept (see [`wait_accepted`]).
+static WATCHING: AtomicUsize = AtomicUsize::new(0);
+
+/// One watch waiting for an accept, counted in [`WATCHING`] while it lives.
+struct Watching;
+
+impl Watching {
+    fn enter() -> Watching {
+        WATCHING.fetch_add(1, Ordering::Relaxed);
+        Watching
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        WATCHING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
