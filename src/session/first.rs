@@ -182,7 +182,7 @@ pub async fn watch_here(
     let rest_at = std::cell::Cell::new(None);
     let program_side = async {
         // An idle program accepts within tens of microseconds, below the runtime's 1 ms
-        // timer: looked at once here, then at short intervals on a blocking thread.
+        // timer: looked at once here, then at short intervals (`wait_accepted`).
         let seen = match local::sock_diag::accepted(server, client) {
             Ok(Some(true)) => true,
             Ok(Some(false)) => wait_accepted(server, client, until.into_std()).await,
