@@ -100,8 +100,13 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
                 // Set when the work ends, also by a panic: a read that will never finish must
                 // not be joined by every later check of the run. (Made here, not before the
                 // spawn: a spawn that fails drops the closure, which must not mark a read done.)
-                let _flag = DoneOnDrop(mark);
-                let _ = tx.send(work());
+                // Marked finished before the askers are woken, whichever way it ends. (In
+                // `tx.send(work())` the sender is moved out first: a panic in `work` would drop
+                // it, waking the askers, before the flag marked the read failed.)
+                let flag = DoneOnDrop(mark);
+                let result = work();
+                drop(flag);
+                let _ = tx.send(result);
             });
         let result = match spawned {
             Ok(_) => rx.map(Result::ok).boxed(),
