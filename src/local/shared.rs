@@ -97,12 +97,11 @@ impl<T: Clone + Send + Sync + 'static> InFlight<T> {
         let spawned = std::thread::Builder::new()
             .name("canreach-local".into())
             .spawn(move || {
-                // Set when the work ends, also by a panic: a read that will never finish must
-                // not be joined by every later check of the run. (Made here, not before the
-                // spawn: a spawn that fails drops the closure, which must not mark a read done.)
-                // Marked finished before the askers are woken, whichever way it ends. (In
-                // `tx.send(work())` the sender is moved out first: a panic in `work` would drop
-                // it, waking the askers, before the flag marked the read failed.)
+                // The read is marked finished (or failed, by a panic: never to be joined)
+                // before its askers are woken, whichever way it ends. The flag is made here,
+                // not before the spawn: a spawn that fails drops the closure, which must not
+                // mark a read done. And `tx.send(work())` would move the sender out first, so
+                // that a panic in `work` dropped it, waking the askers, before the flag.
                 let flag = DoneOnDrop(mark);
                 let result = work();
                 drop(flag);
