@@ -290,7 +290,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
             LocalMode::Always => true,
             LocalMode::Auto => here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
         };
-        // Local inspection is a netlink dump and a /proc scan: it goes on a blocking thread,
+        // Local inspection is a netlink dump and a /proc scan: it goes on a thread of its own,
         // concurrently with the probes, and only for this machine's addresses.
         let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
         let mut inspected = None;

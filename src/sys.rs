@@ -249,8 +249,7 @@ pub fn fd_dir(pid: u32) -> io::Result<FdDir> {
 impl FdDir {
     /// The process's user: `/proc/PID/fd` belongs to it (to root for a process that is not
     /// dumpable, a daemon that changed user: such a process is looked at in the owner
-    /// search's second pass), and an fstat of
-    /// the open directory walks no path.
+    /// search's second pass), and an fstat of the open directory walks no path.
     pub fn owner_uid(&self) -> Option<u32> {
         // SAFETY: zeroed `stat` is a valid value for fstat to overwrite.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };

@@ -549,8 +549,9 @@ fn comm(pid: u32) -> String {
 
 /// How many more fds of a process are read once it has shown to own a wanted socket: enough
 /// for the other ports it listens on (opened at start, next to it), without reading the
-/// connections of a server that holds thousands (a readlink each, ~1 µs: 256 of them were a
-/// quarter of an open check's inspection). Fewer when every listener of the machine is seen.
+/// connections of a server that holds thousands (a readlink each, 5–10 µs on this project's
+/// machine: 256 of them were a quarter of an open check's inspection). Fewer when every
+/// listener of the machine is seen.
 const FDS_AFTER_OWNER: usize = 32;
 
 /// `/proc/PID/exe`'s target, decoded lossily (`None` when it cannot be read: EACCES for

@@ -192,21 +192,11 @@ pub async fn after_connect_via(
         (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
     );
     let seen = if client_first {
-        first::HereWatch {
-            first: First::Unwatched,
-            watched: window,
-            accepted: None,
-            at_rest: None,
-        }
+        first::HereWatch::connection_only(First::Unwatched, window)
     } else if here {
         first::watch_here(&stream, window, deadline, req.program.clone()).await
     } else {
-        first::HereWatch {
-            first: first::watch(&stream, window, deadline).await,
-            watched: window,
-            accepted: None,
-            at_rest: None,
-        }
+        first::HereWatch::connection_only(first::watch(&stream, window, deadline).await, window)
     };
     let first = seen.first;
     let mut facts = SessionFacts {

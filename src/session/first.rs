@@ -156,6 +156,19 @@ pub struct HereWatch {
     pub at_rest: Option<Duration>,
 }
 
+impl HereWatch {
+    /// A watch that saw only the connection, not the program behind it (a remote address, a
+    /// client-first protocol, a connection whose addresses cannot be read).
+    pub fn connection_only(first: First, window: Duration) -> HereWatch {
+        HereWatch {
+            first,
+            watched: window,
+            accepted: None,
+            at_rest: None,
+        }
+    }
+}
+
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
 /// the connection (`accept()`) and when it has gone back to waiting ([`local::idle`]): the
 /// watch ends when the program is at rest with the connection held; [`ACCEPTED_GRACE`] after
@@ -171,23 +184,18 @@ pub async fn watch_here(
     let start = Instant::now();
     let until = (start + window).min(deadline);
     let (Ok(client), Ok(server)) = (stream.local_addr(), stream.peer_addr()) else {
-        return HereWatch {
-            first: watch(stream, window, deadline).await,
-            watched: window,
-            accepted: None,
-            at_rest: None,
-        };
+        return HereWatch::connection_only(watch(stream, window, deadline).await, window);
     };
     let accepted_at = std::cell::Cell::new(None);
     let rest_at = std::cell::Cell::new(None);
     let program_side = async {
         // An idle program accepts within tens of microseconds, below the runtime's 1 ms
         // timer: looked at once here, then at short intervals (`wait_accepted`).
-        let seen = match local::sock_diag::accepted(server, client) {
-            Ok(Some(true)) => true,
-            Ok(Some(false)) => wait_accepted(server, client, until.into_std()).await,
+        let seen = match accepted(server, client) {
+            Some(true) => true,
+            Some(false) => wait_accepted(server, client, until.into_std()).await,
             // Not to be seen (another namespace, no netlink): the whole window.
-            _ => false,
+            None => false,
         };
         if !seen {
             return std::future::pending().await;
@@ -282,10 +290,10 @@ async fn wait_accepted(server: SocketAddr, client: SocketAddr, until: std::time:
             }
             Err(_) => return false,
         }
-        match local::sock_diag::accepted(server, client) {
-            Ok(Some(true)) => return true,
-            Ok(Some(false)) => {}
-            _ => return false,
+        match accepted(server, client) {
+            Some(true) => return true,
+            Some(false) => {}
+            None => return false,
         }
         every = (every * 2).min(Duration::from_millis(1));
     }
@@ -310,6 +318,11 @@ impl Drop for Watching {
     }
 }
 
+/// One look for the accept: taken, still queued, or `None` when the kernel cannot say.
+fn accepted(server: SocketAddr, client: SocketAddr) -> Option<bool> {
+    local::sock_diag::accepted(server, client).ok().flatten()
+}
+
 /// The first interval between looks for the accept: an idle program takes a connection within
 /// tens of microseconds.
 const FIRST_ACCEPT_LOOK: Duration = Duration::from_micros(20);
@@ -318,10 +331,10 @@ const FIRST_ACCEPT_LOOK: Duration = Duration::from_micros(20);
 fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Instant) -> bool {
     let mut every = FIRST_ACCEPT_LOOK;
     loop {
-        match local::sock_diag::accepted(server, client) {
-            Ok(Some(true)) => return true,
-            Ok(Some(false)) => {}
-            _ => return false,
+        match accepted(server, client) {
+            Some(true) => return true,
+            Some(false) => {}
+            None => return false,
         }
         if std::time::Instant::now() + every >= until {
             return false;
