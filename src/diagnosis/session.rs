@@ -1908,4 +1908,28 @@ mod tests {
         assert_eq!(utc(1_795_672_800), "2026-11-26 06:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
     }
+
+    #[test]
+    fn the_accept_line_says_when_the_program_was_back_to_waiting() {
+        let mut s = session(None, None);
+        s.accepted = Some(Duration::from_micros(300));
+        let line = |s: &SessionFacts| {
+            lines(s)
+                .into_iter()
+                .find(|(k, _)| *k == "accepted")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            line(&s).as_deref(),
+            Some("the program took the connection after 0.3 ms, watched for 8.0 ms")
+        );
+        s.at_rest = Some(Duration::from_micros(1200));
+        assert_eq!(
+            line(&s).as_deref(),
+            Some(
+                "the program took the connection after 0.3 ms and was back to waiting, \
+                 connection held, after 1.2 ms"
+            )
+        );
+    }
 }
