@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::exit_codes::ExitCode;
+use crate::session::status::StatusSet;
+use crate::session::tls::{Trust, TrustStore};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -118,6 +120,21 @@ pub struct Cli {
     #[arg(long)]
     pub no_proxy: bool,
 
+    /// Trust the CA certificates in FILE (PEM) for TLS checks, instead of this machine's
+    /// store (as curl --cacert)
+    #[arg(long, value_name = "FILE", value_parser = parse_cacert)]
+    pub cacert: Option<&'static TrustStore>,
+
+    /// Do not verify TLS certificates (as curl --insecure); the report says what
+    /// verification would have found
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// HTTP statuses that count as working: codes, classes and ranges, comma-separated
+    /// (404; 2xx,401; 200-299). Default: 2xx and 3xx; any other is a service error
+    #[arg(long, value_name = "LIST", value_parser = parse_expect_status)]
+    pub expect_status: Option<StatusSet>,
+
     /// Print a completion script for SHELL to stdout
     #[arg(long, value_enum, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
@@ -202,6 +219,14 @@ impl Cli {
             ProtocolChoice::Tls => Protocol::Tls,
             ProtocolChoice::Http => Protocol::Http,
             ProtocolChoice::Https => Protocol::Https,
+        }
+    }
+
+    /// `--cacert` / `--insecure` as what TLS checks trust.
+    pub fn trust(&self) -> Trust {
+        Trust {
+            cacert: self.cacert,
+            insecure: self.insecure,
         }
     }
 
@@ -304,6 +329,20 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is out of range: from 1ms to 300s"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--cacert FILE`: the file's certificates as a trust store, read once when the command line
+/// is parsed, so that a file that cannot be used is a usage error (exit 2) before any check.
+/// The store lives as long as the process: it is leaked once, which keeps the pipeline's
+/// options plain `Copy` values.
+fn parse_cacert(s: &str) -> Result<&'static TrustStore, String> {
+    let store = TrustStore::from_pem_file(std::path::Path::new(s)).map_err(|e| e.to_string())?;
+    Ok(Box::leak(Box::new(store)))
+}
+
+/// `--expect-status LIST`.
+fn parse_expect_status(s: &str) -> Result<StatusSet, String> {
+    StatusSet::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.

@@ -36,6 +36,8 @@ pub struct Facts {
     /// `addresses`, `trace`, `local` and `firewall` are about the proxy ([`ProxyRoute::endpoint`]),
     /// and the sessions went through it to `target`.
     pub via: Option<ProxyRoute>,
+    /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
+    pub expect_status: Option<crate::session::status::StatusSet>,
     /// canreach ran as root: advice for this machine needs no `sudo`.
     pub privileged: bool,
     /// The deadline the check ran under.
@@ -127,6 +129,7 @@ impl Facts {
             firewall: None,
             proxy: None,
             via: None,
+            expect_status: None,
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,

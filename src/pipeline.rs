@@ -34,7 +34,8 @@ use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::{self, First};
 use crate::session::http::HttpTarget;
 use crate::session::proxy::{Proxy, ProxyChoice};
-use crate::session::tls::TrustStore;
+use crate::session::status::StatusSet;
+use crate::session::tls::{Trust, TrustStore};
 use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
 use crate::target::{Host, Target};
 use crate::trace;
@@ -94,6 +95,10 @@ pub struct Options {
     /// Follow the proxy the environment names for a URL target, as the application would
     /// (`--no-proxy`: check the direct path instead).
     pub follow_proxy: bool,
+    /// What TLS handshakes trust (`--cacert`, `--insecure`).
+    pub trust: Trust,
+    /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
+    pub expect_status: Option<StatusSet>,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -115,6 +120,8 @@ impl Default for Options {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            trust: Trust::default(),
+            expect_status: None,
         }
     }
 }
@@ -388,7 +395,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         });
         let (sessions, late) = tokio::join!(
             follow_sessions(
-                connector, &results, target_ref, app_ref, via_ref, program, deadline
+                connector, &results, target_ref, app_ref, via_ref, program, opts.trust, deadline
             ),
             async {
                 match inspection {
@@ -507,6 +514,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         local,
         firewall,
         privileged: crate::sys::is_root(),
+        expect_status: opts.expect_status,
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
     }
@@ -541,6 +549,7 @@ fn application(target: &Target, protocol: Protocol) -> Application {
 
 /// Run the session stage on every open address, concurrently, within the deadline. The
 /// probe's socket is not kept, so each gets a new connection (one more round trip).
+#[allow(clippy::too_many_arguments)]
 async fn follow_sessions<C: Connector>(
     connector: &C,
     addresses: &[AddressFacts],
@@ -548,6 +557,7 @@ async fn follow_sessions<C: Connector>(
     app: &Application,
     via: Option<&Destination>,
     program: Option<first::Program>,
+    trust: Trust,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -559,7 +569,7 @@ async fn follow_sessions<C: Connector>(
         host: target.host.to_string(),
         application: app.clone(),
         roots: if tls {
-            TrustStore::system_quick()
+            trust.roots()
         } else {
             TrustStore::empty()
         },
@@ -1120,6 +1130,8 @@ mod tests {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            trust: Trust::default(),
+            expect_status: None,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(

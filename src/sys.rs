@@ -168,10 +168,9 @@ pub fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Resul
     }
 }
 
-/// The kernel's smoothed round-trip time of a connected TCP socket (`TCP_INFO`'s `tcpi_rtt`):
-/// right after the handshake, the SYN to SYN-ACK time as the kernel saw it, free of this
-/// process's own scheduling delays. `None` when it is not known (0) or the call fails.
-pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
+/// The kernel's `TCP_INFO` of a socket, and how many of its bytes the kernel filled in (an
+/// older kernel writes a shorter struct; the fields past it stay 0).
+fn raw_tcp_info(fd: RawFd) -> Option<(libc::tcp_info, usize)> {
     // SAFETY: all-zero bytes are a valid `tcp_info` (plain integers).
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -186,8 +185,53 @@ pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
             &mut len,
         )
     };
-    (rc == 0 && info.tcpi_rtt > 0)
-        .then(|| std::time::Duration::from_micros(u64::from(info.tcpi_rtt)))
+    (rc == 0).then_some((info, len as usize))
+}
+
+/// The kernel's smoothed round-trip time of a connected TCP socket (`TCP_INFO`'s `tcpi_rtt`):
+/// right after the handshake, the SYN to SYN-ACK time as the kernel saw it, free of this
+/// process's own scheduling delays. `None` when it is not known (0) or the call fails.
+pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
+    let (info, _) = raw_tcp_info(fd)?;
+    (info.tcpi_rtt > 0).then(|| std::time::Duration::from_micros(u64::from(info.tcpi_rtt)))
+}
+
+/// What the kernel knows of a connection's segments (`TCP_INFO`), as far as a client's side
+/// sees them: the evidence for or against a path-MTU black hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegments {
+    /// The MSS this side advertised (`tcpi_advmss`): the largest segment the peer may send.
+    pub advmss: u32,
+    /// The path MTU this side knows (`tcpi_pmtu`): the first hop's, unless an ICMP said less.
+    pub pmtu: u32,
+    /// Bytes received in order (`tcpi_bytes_received`, Linux ≥ 4.1).
+    pub bytes_received: u64,
+    /// Segments with data received, in order or not (`tcpi_data_segs_in`, Linux ≥ 4.6).
+    pub data_segs_in: u32,
+    /// Segments received out of order (`tcpi_rcv_ooopack`, Linux ≥ 5.4; `None` before): data
+    /// past a gap that never filled — what arrives of a flight whose full-sized segments were
+    /// lost while its short last one passed.
+    pub out_of_order: Option<u32>,
+    /// This side's retransmitted segments (`tcpi_total_retrans`).
+    pub retransmitted: u32,
+    /// This side's segments not yet acknowledged (`tcpi_unacked`).
+    pub unacked: u32,
+}
+
+/// [`TcpSegments`] of a TCP socket; `None` when the call fails.
+pub fn tcp_segments(fd: RawFd) -> Option<TcpSegments> {
+    let (info, len) = raw_tcp_info(fd)?;
+    let has_ooo =
+        len >= std::mem::offset_of!(libc::tcp_info, tcpi_rcv_ooopack) + std::mem::size_of::<u32>();
+    Some(TcpSegments {
+        advmss: info.tcpi_advmss,
+        pmtu: info.tcpi_pmtu,
+        bytes_received: info.tcpi_bytes_received,
+        data_segs_in: info.tcpi_data_segs_in,
+        out_of_order: has_ooo.then_some(info.tcpi_rcv_ooopack),
+        retransmitted: info.tcpi_total_retrans,
+        unacked: info.tcpi_unacked,
+    })
 }
 
 /// The process ids in /proc, in its order, read a few dozen at a time.

@@ -124,6 +124,12 @@ fn mtu_black_hole_is_crossed_by_the_reduced_mss_v4_and_v6() {
         assert_eq!(retry.mss, if server.contains(':') { 1220 } else { 1200 });
         let tls = retry.tls.as_ref().unwrap();
         assert!(tls.ok(), "{server}: {facts:?}");
+        // Opened beside the first after its wait, and through while the first still waited:
+        // the first was given up then, with the kernel's view of its segments.
+        assert!(retry.opened >= Duration::from_millis(900), "{facts:?}");
+        assert!(first.elapsed >= retry.opened + tls.elapsed, "{facts:?}");
+        let seen = first.given_up.expect("TCP_INFO of the first connection");
+        assert!(seen.advmss > retry.mss, "{seen:?}");
         assert!(took < Duration::from_millis(3500), "{took:?}");
     }
 }

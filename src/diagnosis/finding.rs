@@ -89,6 +89,15 @@ finding_ids! {
     HttpServerError => "http_server_error",
     /// HTTP 4xx for the path asked.
     HttpClientError => "http_client_error",
+    /// An HTTP status that `--expect-status` does not list (and no other finding explains).
+    HttpUnexpectedStatus => "http_unexpected_status",
+    /// The server answered the TLS handshake, but only after the retry's wait (≥ 1 s, more
+    /// on a slow path).
+    SlowHandshake => "slow_handshake",
+    /// `--insecure`: the certificate was not verified; what verification would have said.
+    TlsNotVerified => "tls_not_verified",
+    /// HTTP 3xx: a redirect, and where it points.
+    HttpRedirect => "http_redirect",
     /// The server's greeting, identified.
     ServiceBanner => "service_banner",
     /// An HTTP(S) client here would go through a proxy (or be exempted from it).

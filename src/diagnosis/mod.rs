@@ -32,6 +32,7 @@ use crate::exit_codes::ExitCode;
 use crate::facts::{AddressFacts, Facts, ms};
 use crate::icmp::Icmp;
 use crate::probe::{ConnectResult, ProbeFact};
+use crate::session::status::StatusSet;
 use crate::target::{Host, Target};
 
 pub use advice::{Machine, PlannedStep, Step, StepKind};
@@ -317,7 +318,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
 /// silence the probe could not wait out is `inconclusive`, not a drop; a "host unreachable" from
 /// a device on the way that came far sooner than neighbour discovery fails, while the host
 /// answers on other ports, is that device's firewall rejecting the port.
-pub fn judge(a: &AddressFacts) -> AddressResult {
+pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
     let mut r = classify(&a.probe);
     let liveness = a.silence.as_ref().map(|s| silence::liveness(r.address, s));
     if r.evidence == Evidence::Silence && r.outcome == Outcome::Filtered {
@@ -335,7 +336,7 @@ pub fn judge(a: &AddressFacts) -> AddressResult {
         }
     }
     if let (Outcome::Open, Some(s)) = (r.outcome, &a.session) {
-        r.outcome = session::outcome(s);
+        r.outcome = session::outcome(s, expect);
     }
     let alive = liveness.as_ref().and_then(|l| l.alive) == Some(true);
     if alive
@@ -439,6 +440,10 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         NotHttp => one(session::not_http(cx)),
         HttpServerError => one(session::http_server_error(cx)),
         HttpClientError => one(session::http_client_error(cx)),
+        HttpUnexpectedStatus => one(session::http_unexpected_status(cx)),
+        SlowHandshake => one(session::slow_handshake(cx)),
+        TlsNotVerified => one(session::tls_not_verified(cx)),
+        HttpRedirect => one(session::http_redirect(cx)),
         ServiceBanner => one(session::service_banner(cx)),
         ProxyApplies => one(session::proxy_applies(cx)),
         DirectPath => one(session::direct_path(cx)),
@@ -511,7 +516,11 @@ pub fn resource_failure(d: &Diagnosis) -> Option<String> {
 
 /// Fold per-address results into one verdict with findings and planned steps.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
-    let addresses: Vec<AddressResult> = facts.addresses.iter().map(judge).collect();
+    let addresses: Vec<AddressResult> = facts
+        .addresses
+        .iter()
+        .map(|a| judge(a, facts.expect_status))
+        .collect();
     let verdict = verdict_of(&addresses);
     let first = addresses.first().map(|a| a.address);
     let liveness = first.and_then(|a| facts.silence_of(a).map(|s| silence::liveness(a, s)));
@@ -715,15 +724,15 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             "{t} accepts connections, but the program behind the port fails: {}.",
             findings
                 .iter()
-                .find_map(|f| session::headline(f.id))
-                .unwrap_or("it does not serve")
+                .find_map(|f| session::clause(cx, f.id))
+                .unwrap_or_else(|| "it does not serve".into())
         ),
         Verdict::TlsError => format!(
             "{t} accepts connections, but TLS fails: {}.",
             findings
                 .iter()
-                .find_map(|f| session::headline(f.id))
-                .unwrap_or("the handshake did not complete")
+                .find_map(|f| session::clause(cx, f.id))
+                .unwrap_or_else(|| "the handshake did not complete".into())
         ),
         Verdict::MtuBlackhole => format!(
             "{t} accepts connections, but large packets vanish on the way (a path-MTU black \

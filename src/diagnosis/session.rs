@@ -15,17 +15,20 @@ use crate::escape::escape_bytes;
 use crate::facts::ProxyRoute;
 pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
+use crate::session::after::MssRetry;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
+use crate::session::status::StatusSet;
 use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
 
 use super::tls_words::{self, Fixer};
 use crate::session::{SessionFacts, ViaProxy};
 
-/// What the session facts make of an address whose TCP handshake completed.
-pub fn outcome(s: &SessionFacts) -> Outcome {
+/// What the session facts make of an address whose TCP handshake completed; `expect`: the
+/// HTTP statuses that count as working (`--expect-status`; `None`: 2xx and 3xx).
+pub fn outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
     match &s.first {
         First::Reset | First::Closed => return Outcome::ServiceError,
         First::Banner {
@@ -44,7 +47,7 @@ pub fn outcome(s: &SessionFacts) -> Outcome {
     }
     if let Some(f) = s.tls.as_ref().and_then(|t| t.failure.as_ref()) {
         return match f {
-            TlsFailure::NoReply | TlsFailure::Stalled { .. } if retry_worked(s) => {
+            TlsFailure::NoReply | TlsFailure::Stalled { .. } if black_hole(s).is_some() => {
                 Outcome::MtuBlackhole
             }
             TlsFailure::NoReply
@@ -56,7 +59,9 @@ pub fn outcome(s: &SessionFacts) -> Outcome {
     }
     if let Some(h) = &s.http {
         match (&h.response, &h.failure) {
-            (Some(r), _) if r.status >= 500 => return Outcome::ServiceError,
+            // The application that asked for the URL did not get it (a 404, a 503), or got
+            // something else than it expects (`--expect-status`).
+            (Some(r), _) if !expected(r.status, expect) => return Outcome::ServiceError,
             (None, Some(_)) => return Outcome::ServiceError,
             _ => {}
         }
@@ -77,6 +82,8 @@ pub fn headline(id: FindingId) -> Option<&'static str> {
         ProxyConnectFailed => "the proxy does not open a tunnel",
         NoReply => "it never replies",
         HttpServerError => "it answers with an HTTP server error",
+        HttpClientError => "it refuses the request (HTTP 4xx)",
+        HttpUnexpectedStatus => "it answers with a status --expect-status does not list",
         ExpectsTls => "it expects TLS, not plain HTTP",
         NotHttp => "it does not speak HTTP",
         TlsExpired => "the certificate has expired",
@@ -93,16 +100,46 @@ pub fn headline(id: FindingId) -> Option<&'static str> {
     })
 }
 
-fn retry_worked(s: &SessionFacts) -> bool {
-    s.mss_retry
-        .as_ref()
-        .and_then(|r| r.tls.as_ref())
-        .is_some_and(|t| {
-            !matches!(
-                t.failure,
-                Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-            )
-        })
+/// Is `status` a working answer: in `--expect-status`, or else 2xx or 3xx?
+fn expected(status: u16, expect: Option<StatusSet>) -> bool {
+    expect.unwrap_or_default().contains(status)
+}
+
+/// The evidence of a path-MTU black hole, when all of it is there.
+struct BlackHole<'a> {
+    first: &'a TlsFacts,
+    retry: &'a MssRetry,
+    second: &'a TlsFacts,
+}
+
+/// A black hole is proven only by evidence that fits one (`docs/verdicts.md`):
+/// - the first handshake got nothing, or stalled;
+/// - a second connection advertising a smaller MSS received the server's certificate flight
+///   (or its whole handshake): the large part of the answer came through in small segments;
+/// - within the same wait: when it did, the first connection, opened earlier to the same
+///   server, still had nothing — a slow server answers its first connection first;
+/// - a path that can be narrower than the first connection's segments: not this machine
+///   (loopback is one hop of 64 KiB), and the first connection allowed the server segments
+///   larger than the second's.
+fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
+    let first = s.tls.as_ref()?;
+    if !matches!(
+        first.failure,
+        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+    ) {
+        return None;
+    }
+    let retry = s.mss_retry.as_ref()?;
+    let second = retry.tls.as_ref()?;
+    let came_through = second.version.is_some() || !second.chain.is_empty();
+    let same_wait = first.elapsed >= retry.opened + second.elapsed;
+    let narrower_possible =
+        !s.address.ip().is_loopback() && first.given_up.is_none_or(|g| g.advmss > retry.mss);
+    (came_through && same_wait && narrower_possible).then_some(BlackHole {
+        first,
+        retry,
+        second,
+    })
 }
 
 /// The first address (in client order) whose session shows `pred`, with its session.
@@ -589,8 +626,8 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-/// Nothing came back after the client spoke (TLS ClientHello or HTTP request), and a smaller
-/// MSS did not help.
+/// Nothing came back after the client spoke (TLS ClientHello or HTTP request), or the TLS
+/// answer stopped halfway; and a smaller MSS did not help.
 pub fn no_reply(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |r, s| {
         r.outcome == Outcome::ServiceError
@@ -602,48 +639,104 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
                 Some(HttpFailure::NoReply)
             ))
     })?;
-    let tls_silent = matches!(
-        s.tls.as_ref().and_then(|t| t.failure.as_ref()),
-        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-    );
-    let said = if tls_silent {
-        "its TLS ClientHello"
-    } else {
-        "its HTTP request (HEAD, then GET on a new connection)"
-    };
-    let retried = if tls_silent && s.mss_retry.is_some() {
-        " A second try with smaller segments (a path-MTU black hole test) got nothing either."
-    } else {
-        ""
-    };
     let (who, port) = (peer(cx, r, s), peer_port(cx, s));
+    let tls = s.tls.as_ref().filter(|t| {
+        matches!(
+            t.failure,
+            Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+        )
+    });
+    let message = match tls.map(|t| (t, t.failure.as_ref())) {
+        Some((t, Some(TlsFailure::Stalled { received }))) => format!(
+            "{who} accepted the connection and began its answer to the TLS ClientHello \
+             ({received} bytes{}), then stopped: nothing more came in {}. The program behind \
+             port {port} (or a TLS terminator in front of it) hangs in the middle of its \
+             handshake.{}",
+            t.first_answer
+                .map(|a| format!(", after {}", fmt_duration(a)))
+                .unwrap_or_default(),
+            fmt_duration(t.elapsed),
+            retry_words(s)
+        ),
+        Some((t, _)) => format!(
+            "{who} accepted the connection, but nothing came back after its TLS ClientHello in \
+             {}: the program behind port {port} is hung or overloaded, or speaks another \
+             protocol and waits for it.{}",
+            fmt_duration(t.elapsed),
+            retry_words(s)
+        ),
+        None => format!(
+            "{who} accepted the connection, but nothing came back after its HTTP request \
+             (HEAD, then GET on a new connection): the program behind port {port} is hung or \
+             overloaded, or speaks another protocol and waits for it."
+        ),
+    };
     let steps = program_steps(cx, r, s);
     Some(
-        Finding::new(
-            FindingId::NoReply,
-            Severity::Error,
-            format!(
-                "{who} accepted the connection, but nothing came back after {said}: the program \
-                 behind port {port} is hung or overloaded, or speaks another protocol and waits \
-                 for it.{retried}"
-            ),
-        )
-        .about(r.address)
-        .steps(steps)
-        .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+        Finding::new(FindingId::NoReply, Severity::Error, message)
+            .about(r.address)
+            .steps(steps)
+            .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
     )
 }
 
-/// The handshake stalled, and completed with a smaller MSS.
+/// What the reduced-MSS retry showed, when it was made and the path is not to blame.
+fn retry_words(s: &SessionFacts) -> String {
+    let Some(retry) = &s.mss_retry else {
+        return String::new();
+    };
+    let fared = match (&retry.connect_error, &retry.tls) {
+        (Some(e), _) => format!("could not be made ({})", mss_failure_words(*e)),
+        (None, Some(t)) if t.version.is_some() || !t.chain.is_empty() => {
+            return format!(
+                " A second connection with smaller segments was answered in {}, while this \
+                 one was not: the server answers some connections and not others.",
+                fmt_duration(t.elapsed)
+            );
+        }
+        (None, Some(t)) => match &t.failure {
+            Some(TlsFailure::Stalled { .. }) => "stopped the same way".to_string(),
+            Some(TlsFailure::NoReply) => "got nothing either".to_string(),
+            Some(TlsFailure::Closed) => "was closed by the server".to_string(),
+            Some(TlsFailure::Reset) => "was reset by the server".to_string(),
+            _ => "failed too".to_string(),
+        },
+        (None, None) => "was not completed".to_string(),
+    };
+    format!(
+        " A second connection with smaller segments (the test for a path-MTU black hole), \
+         opened after {}, {fared}.",
+        fmt_duration(retry.opened)
+    )
+}
+
+/// The handshake stalled or got nothing, and a smaller MSS, beside it, got the server's
+/// certificates through (see [`black_hole`] for what that takes).
 pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |r, _| r.outcome == Outcome::MtuBlackhole)?;
-    let first = s.tls.as_ref()?;
-    let retry = s.mss_retry.as_ref()?;
+    let BlackHole {
+        first,
+        retry,
+        second,
+    } = black_hole(s)?;
     let got = match &first.failure {
         Some(TlsFailure::Stalled { received }) => {
             format!("{received} bytes of the server's handshake arrived, then nothing")
         }
         _ => "nothing of the server's handshake arrived".to_string(),
+    };
+    let done = if second.version.is_some() {
+        "completed the handshake"
+    } else {
+        "received the server's certificates"
+    };
+    let tail = match first.given_up.and_then(|g| g.out_of_order) {
+        Some(n) if n > 0 => format!(
+            " The first connection did receive {n} later segment(s) of the answer past a gap \
+             that never filled: its short end passed, the full-sized segments before it did \
+             not."
+        ),
+        _ => String::new(),
     };
     Some(
         Finding::new(
@@ -651,18 +744,16 @@ pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
             Severity::Error,
             format!(
                 "Large packets from {} vanish on the way: the connection opened and the \
-                 ClientHello went out, but {got} in {}. A second connection asking for segments \
-                 of at most {} bytes (TCP MSS) completed the handshake in {}. Somewhere on the \
-                 path a link has a smaller MTU, and the ICMP \"fragmentation needed\" (IPv6: \
-                 \"packet too big\") that should report it is dropped.",
+                 ClientHello went out, but {got} in {}. A second connection asking for \
+                 segments of at most {} bytes (TCP MSS), opened after {}, {done} in {} while \
+                 the first still had nothing.{tail} Somewhere on the path a link has a \
+                 smaller MTU, and the ICMP \"fragmentation needed\" (IPv6: \"packet too \
+                 big\") that should report it is dropped.",
                 r.address.ip(),
                 fmt_duration(first.elapsed),
                 retry.mss,
-                retry
-                    .tls
-                    .as_ref()
-                    .map(|t| fmt_duration(t.elapsed))
-                    .unwrap_or_default()
+                fmt_duration(retry.opened),
+                fmt_duration(second.elapsed),
             ),
         )
         .about(r.address)
@@ -1193,14 +1284,19 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// The status of an address's HTTP answer, when it is not one `--expect-status` (or the
+/// default, 2xx and 3xx) accepts.
+fn unexpected(cx: &Ctx, s: &SessionFacts) -> Option<u16> {
+    s.http
+        .as_ref()
+        .and_then(|h| h.response.as_ref())
+        .map(|r| r.status)
+        .filter(|st| !expected(*st, cx.facts.expect_status))
+}
+
 /// HTTP 5xx: the server, or the proxy or load balancer in front of it, failed.
 pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
-        s.http
-            .as_ref()
-            .and_then(|h| h.response.as_ref())
-            .is_some_and(|r| r.status >= 500)
-    })?;
+    let (r, s) = first_where(cx, |_, s| unexpected(cx, s).is_some_and(|st| st >= 500))?;
     let resp = s.http.as_ref()?.response.as_ref()?;
     let body = resp
         .body_start
@@ -1247,39 +1343,294 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-/// HTTP 4xx: the service works; the request was not what it wants.
+/// HTTP 4xx: the service answers, and refuses what was asked. The application that asked
+/// for this URL does not get it: a service error, worded by status.
 pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |_, s| {
         proxy_refusal_id(s).is_none()
-            && s.http
-                .as_ref()
-                .and_then(|h| h.response.as_ref())
-                .is_some_and(|r| (400..500).contains(&r.status))
+            && unexpected(cx, s).is_some_and(|st| (400..500).contains(&st))
     })?;
     let resp = s.http.as_ref()?.response.as_ref()?;
-    let path = cx
-        .facts
-        .target
-        .url
-        .as_ref()
-        .map_or("/", |u| u.path.as_str());
+    let path = target_path(cx);
+    let challenges = |c: &[String]| {
+        let c: Vec<String> = c.iter().take(4).map(|c| bounded(c, 80)).collect();
+        if c.is_empty() {
+            String::new()
+        } else {
+            format!(" (it accepts: {})", c.join("; "))
+        }
+    };
+    let meaning = match resp.status {
+        401 => format!(
+            "it wants credentials{}. The service is up; canreach never sends credentials, so \
+             an application that sends valid ones gets in, and one without them is refused",
+            challenges(&resp.www_authenticate)
+        ),
+        407 => format!(
+            "it is an HTTP proxy (or has one in front) that wants credentials{}. canreach \
+             never sends them",
+            challenges(&resp.proxy_authenticate)
+        ),
+        403 => "it refuses this client or this path: a rule on the server (an address \
+                allow-list, a web application firewall) or missing permissions"
+            .into(),
+        404 | 410 => format!(
+            "it has nothing at {path}: the service is up, but the path is wrong, or the \
+             application is not deployed there"
+        ),
+        429 => "it is limiting this client's rate (too many requests)".into(),
+        _ => "it is up and answering, and refuses this request".into(),
+    };
+    let expect = match cx.facts.expect_status {
+        Some(set) => format!(" (--expect-status asks for {set})"),
+        None => format!(
+            " If this answer is what the check should expect, say so: --expect-status {}.",
+            resp.status
+        ),
+    };
+    let step = match resp.status {
+        401 | 407 => Step::say(
+            StepKind::PointClient,
+            "Give the application its credentials (the service works); to accept this answer \
+             in a check, add --expect-status with its status.",
+        ),
+        _ => Step::say(
+            StepKind::PointClient,
+            "Check the URL's path and what the client sends (credentials, headers); the \
+             network is fine.",
+        ),
+    };
     Some(
         Finding::new(
             FindingId::HttpClientError,
-            Severity::Warning,
+            Severity::Error,
             format!(
-                "{} answered {} for {path}: the service is up and answering; it refuses this \
-                 request (wrong path, missing credentials, or a rule that blocks this client).",
+                "{} answered {} for {path}: {meaning}.{expect}",
                 peer(cx, r, s),
                 http_words(resp)
             ),
         )
         .about(r.address)
+        .steps([step])
+        .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+    )
+}
+
+/// The URL's path (`/` for a target without one).
+fn target_path(cx: &Ctx) -> String {
+    cx.facts
+        .target
+        .url
+        .as_ref()
+        .map_or("/".to_string(), |u| u.path.clone())
+}
+
+/// `--expect-status` lists other statuses than the one that came (a 1xx, 2xx or 3xx; 4xx
+/// and 5xx have findings of their own).
+pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
+    let set = cx.facts.expect_status?;
+    let (r, s) = first_where(cx, |_, s| {
+        proxy_refusal_id(s).is_none() && unexpected(cx, s).is_some_and(|st| st < 400)
+    })?;
+    let resp = s.http.as_ref()?.response.as_ref()?;
+    Some(
+        Finding::new(
+            FindingId::HttpUnexpectedStatus,
+            Severity::Error,
+            format!(
+                "{} answered {} for {}, and --expect-status asks for {set}: the service works, \
+                 but does not answer as this check expects.",
+                peer(cx, r, s),
+                http_words(resp),
+                target_path(cx)
+            ),
+        )
+        .about(r.address)
         .steps([Step::say(
             StepKind::PointClient,
-            "Check the path and the credentials the client sends; the network is fine.",
-        )]),
+            "Check the URL and the statuses the check expects.",
+        )])
+        .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
     )
+}
+
+/// HTTP 3xx: the server works and sends the client elsewhere; where, with its secrets masked.
+pub fn http_redirect(cx: &Ctx) -> Option<Finding> {
+    let (r, s) = first_where(cx, |_, s| {
+        s.http
+            .as_ref()
+            .and_then(|h| h.response.as_ref())
+            .is_some_and(|r| (300..400).contains(&r.status))
+    })?;
+    let resp = s.http.as_ref()?.response.as_ref()?;
+    let to = match &resp.location {
+        Some(l) => format!("to {}", bounded(&redirect_target(cx, l), 200)),
+        None => "but names no Location to go to".to_string(),
+    };
+    Some(
+        Finding::new(
+            FindingId::HttpRedirect,
+            Severity::Info,
+            format!(
+                "{} answered {} for {}: it redirects {to}. canreach does not follow redirects: \
+                 a client that does goes there next, which this check did not test.",
+                peer(cx, r, s),
+                http_words(resp),
+                target_path(cx)
+            ),
+        )
+        .about(r.address),
+    )
+}
+
+/// Where a `Location` points, as an absolute URL (a relative one is resolved against the
+/// target's), with its secrets masked (userinfo, token-like parameters).
+fn redirect_target(cx: &Ctx, location: &str) -> String {
+    let base = cx.facts.target.url.as_ref().and_then(|u| {
+        url::Url::parse(&format!(
+            "{}://{}{}",
+            u.scheme,
+            cx.facts.target.display(),
+            u.path
+        ))
+        .ok()
+    });
+    let absolute = base
+        .and_then(|b| b.join(location).ok())
+        .map_or_else(|| location.to_string(), String::from);
+    crate::target::mask_secrets(&absolute).into_owned()
+}
+
+/// The server answered the TLS handshake, but only after the wait that a black hole test
+/// allows (1 s): slow, not unreachable.
+pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
+    let (r, s) = first_where(cx, |r, s| s.tls.as_ref().is_some_and(|t| slow(t, r)))?;
+    let t = s.tls.as_ref()?;
+    let answered = t.first_answer.unwrap_or(t.elapsed);
+    let finished = if t.elapsed > answered + std::time::Duration::from_millis(100) {
+        format!(
+            " and finished the handshake after {}",
+            fmt_duration(t.elapsed)
+        )
+    } else {
+        String::new()
+    };
+    let connect = if passed_proxy(s) {
+        String::new()
+    } else {
+        format!(
+            ", while the connection itself took {}",
+            fmt_duration(r.elapsed)
+        )
+    };
+    Some(
+        Finding::new(
+            FindingId::SlowHandshake,
+            Severity::Warning,
+            format!(
+                "{} answered the TLS ClientHello only after {}{finished}{connect}: the program \
+                 behind port {} (or a TLS terminator in front of it) is slow or busy; the \
+                 network carried the connection. canreach waited for it; a client whose TLS \
+                 timeout is shorter fails.",
+                peer(cx, r, s),
+                fmt_duration(answered),
+                peer_port(cx, s)
+            ),
+        )
+        .about(r.address)
+        .steps([Step::about(
+            StepKind::ReadLogs,
+            "See why the server is slow to answer a handshake: its load, its number of \
+             workers, its logs (a full worker pool, a slow key store, reverse-DNS lookups of \
+             clients).",
+            peer_machine(cx, r, s),
+        )])
+        .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+    )
+}
+
+/// The handshake's answer came through (the certificates at least), but only after the wait
+/// the stage allows a handshake before it suspects the path (`max(1 s, 16 × rtt)`, the
+/// connect's time standing for the round trip).
+fn slow(t: &TlsFacts, r: &AddressResult) -> bool {
+    use crate::session::{after, first};
+    (t.version.is_some() || !t.chain.is_empty())
+        && t.elapsed >= after::handshake_wait(first::window_for(r.elapsed))
+}
+
+/// `--insecure`: verification was skipped; what it would have said.
+pub fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
+    let (r, s) = first_where(cx, |_, s| {
+        s.tls.as_ref().is_some_and(|t| t.unverified.is_some())
+    })?;
+    let u = s.tls.as_ref()?.unverified.as_ref()?;
+    let host = cx.facts.target.host.to_string();
+    let (message, steps) = match &u.would_fail {
+        Some(f) => (
+            format!(
+                "Certificate verification was SKIPPED (--insecure): the connection is \
+                 encrypted, but nothing proves the server is {host}'s. Verified, it would have \
+                 failed: {}. Clients that verify fail here.",
+                tls_id(f)
+                    .and_then(headline)
+                    .unwrap_or("the certificate is not accepted")
+            ),
+            vec![Step::about(
+                StepKind::FixCertificate,
+                "Fix the certificate (or trust its CA on purpose, with --cacert FILE) rather \
+                 than skip verification.",
+                peer_machine(cx, r, s),
+            )],
+        ),
+        None => (
+            format!(
+                "Certificate verification was SKIPPED (--insecure), though it would have \
+                 passed: the certificate is valid for {host} and trusted here. --insecure is \
+                 not needed."
+            ),
+            vec![],
+        ),
+    };
+    Some(
+        Finding::new(FindingId::TlsNotVerified, Severity::Warning, message)
+            .about(r.address)
+            .steps(steps),
+    )
+}
+
+/// The summary's clause for the finding that explains a service or TLS error, in words
+/// fitted to its facts where one fixed clause would say too much ([`headline`]).
+pub fn clause(cx: &Ctx, id: FindingId) -> Option<String> {
+    match id {
+        FindingId::NoReply => {
+            let stalled = first_where(cx, |r, s| {
+                r.outcome == Outcome::ServiceError
+                    && matches!(
+                        s.tls.as_ref().and_then(|t| t.failure.as_ref()),
+                        Some(TlsFailure::Stalled { .. })
+                    )
+            })
+            .is_some();
+            Some(if stalled {
+                "it begins its answer, then stops".into()
+            } else {
+                "it never replies".into()
+            })
+        }
+        FindingId::HttpClientError => {
+            let code = first_where(cx, |_, s| {
+                unexpected(cx, s).is_some_and(|st| (400..500).contains(&st))
+            })
+            .and_then(|(_, s)| unexpected(cx, s))?;
+            Some(match code {
+                401 => "it wants credentials (HTTP 401)".into(),
+                407 => "it wants proxy credentials (HTTP 407)".into(),
+                404 | 410 => format!("it has nothing at this path (HTTP {code})"),
+                _ => format!("it refuses the request (HTTP {code})"),
+            })
+        }
+        _ => headline(id).map(str::to_string),
+    }
 }
 
 /// The server's greeting, identified (an open port that speaks first).
@@ -1452,10 +1803,17 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
             (None, Some(t)) if t.failure.is_none() => {
                 format!("handshake completed in {}", fmt_duration(t.elapsed))
             }
-            (None, Some(t)) => format!("{} ({})", tls_line(t), fmt_duration(t.elapsed)),
+            (None, Some(t)) => tls_line(t),
             (None, None) => "not tried".into(),
         };
-        out.push(("mss", format!("second try with MSS {}: {what}", r.mss)));
+        out.push((
+            "mss",
+            format!(
+                "second try with MSS {}, opened after {}: {what}",
+                r.mss,
+                fmt_duration(r.opened)
+            ),
+        ));
     }
     if let Some(h) = &s.http {
         let what = match (&h.response, &h.failure) {
@@ -1551,6 +1909,9 @@ fn tls_line(t: &TlsFacts) -> String {
     }
     if t.failure.is_some() {
         parts.push("failed (see below)".into());
+    }
+    if t.unverified.is_some() {
+        parts.push("certificate NOT VERIFIED (--insecure)".into());
     }
     format!("{} in {}", parts.join("; "), fmt_duration(t.elapsed))
 }
@@ -1751,6 +2112,9 @@ mod tests {
             client_cert: None,
             after: None,
             failure: None,
+            first_answer: None,
+            given_up: None,
+            unverified: None,
         });
         // A silent direct path does not change an open verdict.
         let f = through(s, ConnectResult::TimedOut);
@@ -1810,6 +2174,9 @@ mod tests {
             client_cert: None,
             after: None,
             failure,
+            first_answer: None,
+            given_up: None,
+            unverified: None,
         };
         let facts_with = |c: TlsFacts| {
             let mut s = session(None, Some(h.clone()));
@@ -1907,6 +2274,199 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_672_800), "2026-11-26 06:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    fn tls_facts(elapsed_ms: u64, failure: Option<TlsFailure>, crossed: bool) -> TlsFacts {
+        TlsFacts {
+            server_name: "h.test".into(),
+            elapsed: Duration::from_millis(elapsed_ms),
+            version: crossed.then_some(TlsVersion::Tls13),
+            cipher_suite: None,
+            alpn: None,
+            chain: vec![],
+            verify_error: None,
+            trust_anchors: 1,
+            client_cert: None,
+            after: None,
+            failure,
+            first_answer: crossed.then(|| Duration::from_millis(elapsed_ms)),
+            given_up: None,
+            unverified: None,
+        }
+    }
+
+    /// A TLS check of `address` whose session is `s`.
+    fn tls_check(address: &str, s: SessionFacts) -> Facts {
+        let target = crate::target::parse("h.test:443", None, &Services::parse("")).unwrap();
+        Facts {
+            addresses: vec![AddressFacts {
+                probe: probe(address, ConnectResult::Connected),
+                silence: None,
+                here: false,
+                session: Some(SessionFacts {
+                    address: address.parse().unwrap(),
+                    ..s
+                }),
+            }],
+            ..Facts::new(target, Duration::from_secs(5))
+        }
+    }
+
+    fn with_retry(first: TlsFacts, opened_ms: u64, second: TlsFacts) -> SessionFacts {
+        let mut s = session(None, None);
+        s.tls = Some(first);
+        s.mss_retry = Some(MssRetry {
+            mss: 1200,
+            opened: Duration::from_millis(opened_ms),
+            connect_error: None,
+            tls: Some(second),
+        });
+        s
+    }
+
+    fn segments(advmss: u32, out_of_order: Option<u32>) -> crate::sys::TcpSegments {
+        crate::sys::TcpSegments {
+            advmss,
+            pmtu: 1500,
+            bytes_received: 0,
+            data_segs_in: out_of_order.unwrap_or(0),
+            out_of_order,
+            retransmitted: 0,
+            unacked: 0,
+        }
+    }
+
+    #[test]
+    fn a_black_hole_needs_all_of_its_evidence() {
+        let silent = || {
+            let mut t = tls_facts(1010, Some(TlsFailure::NoReply), false);
+            t.given_up = Some(segments(1448, Some(1)));
+            t
+        };
+        // All of it: the small one came through while the first, opened earlier, waited.
+        let proven = with_retry(silent(), 1000, tls_facts(7, None, true));
+        let (outcome, found, text) = ids(&tls_check("198.18.2.2:443", proven.clone()));
+        assert_eq!(outcome, Outcome::MtuBlackhole, "{text}");
+        assert!(found.contains(&"mtu_blackhole"), "{found:?}");
+        assert!(text.contains("while the first still had nothing"), "{text}");
+        assert!(text.contains("1 later segment(s)"), "{text}");
+
+        // The retry came through only after the first had given up: not the same wait.
+        let late = with_retry(silent(), 1000, tls_facts(300, None, true));
+        let (outcome, found, text) = ids(&tls_check("198.18.2.2:443", late));
+        assert_eq!(outcome, Outcome::ServiceError, "{text}");
+        assert!(!found.contains(&"mtu_blackhole"), "{found:?}");
+        assert!(text.contains("some connections and not others"), "{text}");
+
+        // Loopback: no narrower link can be on the way.
+        let (outcome, _, _) = ids(&tls_check("127.0.0.1:443", proven.clone()));
+        assert_eq!(outcome, Outcome::ServiceError);
+
+        // The first connection did not allow larger segments than the retry's.
+        let mut narrow = proven.clone();
+        narrow.tls.as_mut().unwrap().given_up = Some(segments(1188, None));
+        let (outcome, _, _) = ids(&tls_check("198.18.2.2:443", narrow));
+        assert_eq!(outcome, Outcome::ServiceError);
+
+        // The retry got nothing either: no reply, and said so.
+        let both = with_retry(
+            silent(),
+            1000,
+            tls_facts(3000, Some(TlsFailure::NoReply), false),
+        );
+        let (outcome, found, text) = ids(&tls_check("198.18.2.2:443", both));
+        assert_eq!(outcome, Outcome::ServiceError);
+        assert!(found.contains(&"no_reply"), "{found:?}");
+        assert!(text.contains("got nothing either"), "{text}");
+    }
+
+    #[test]
+    fn a_stall_is_a_begun_answer_and_a_late_one_is_slow() {
+        let mut stalled = session(None, None);
+        let mut t = tls_facts(2000, Some(TlsFailure::Stalled { received: 21 }), false);
+        t.first_answer = Some(Duration::from_micros(400));
+        stalled.tls = Some(t);
+        let f = tls_check("127.0.0.1:443", stalled);
+        let (outcome, _, text) = ids(&f);
+        assert_eq!(outcome, Outcome::ServiceError);
+        assert!(
+            text.contains("began its answer to the TLS ClientHello (21 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("nothing came back"), "{text}");
+        assert!(
+            diagnose(&f)
+                .summary
+                .contains("it begins its answer, then stops")
+        );
+
+        let mut slow = session(None, None);
+        slow.tls = Some(tls_facts(1300, None, true));
+        let (outcome, found, text) = ids(&tls_check("198.18.2.2:443", slow));
+        assert_eq!(outcome, Outcome::Open);
+        assert!(found.contains(&"slow_handshake"), "{found:?}");
+        assert!(text.contains("only after 1.30 s"), "{text}");
+        let mut quick = session(None, None);
+        quick.tls = Some(tls_facts(20, None, true));
+        let (_, found, _) = ids(&tls_check("198.18.2.2:443", quick));
+        assert!(!found.contains(&"slow_handshake"), "{found:?}");
+    }
+
+    #[test]
+    fn http_statuses_against_what_is_expected() {
+        let answered = |raw: &[u8], expect: Option<&str>| {
+            let h = HttpFacts {
+                method: Method::Head,
+                head_status: None,
+                response: Some(response(raw)),
+                failure: None,
+                elapsed: Duration::from_millis(1),
+            };
+            let target =
+                crate::target::parse("http://h.test/x", None, &Services::parse("")).unwrap();
+            let f = Facts {
+                addresses: vec![AddressFacts {
+                    probe: probe("198.18.0.7:80", ConnectResult::Connected),
+                    silence: None,
+                    here: false,
+                    session: Some(session(None, Some(h))),
+                }],
+                expect_status: expect.map(|e| StatusSet::parse(e).unwrap()),
+                ..Facts::new(target, Duration::from_secs(5))
+            };
+            ids(&f)
+        };
+        let (o, found, text) = answered(b"HTTP/1.1 404 Not Found\r\n\r\n", None);
+        assert_eq!(o, Outcome::ServiceError);
+        assert!(found.contains(&"http_client_error"), "{found:?}");
+        assert!(text.contains("--expect-status 404"), "{text}");
+        let (o, found, _) = answered(b"HTTP/1.1 404 Not Found\r\n\r\n", Some("404"));
+        assert_eq!(o, Outcome::Open);
+        assert!(!found.contains(&"http_client_error"), "{found:?}");
+        let (o, found, _) = answered(b"HTTP/1.1 200 OK\r\n\r\n", Some("404"));
+        assert_eq!(o, Outcome::ServiceError);
+        assert!(found.contains(&"http_unexpected_status"), "{found:?}");
+        let (o, found, text) = answered(
+            b"HTTP/1.1 301 Moved\r\nLocation: //u:pw@elsewhere.test/y?secret=s\r\n\r\n",
+            None,
+        );
+        assert_eq!(o, Outcome::Open);
+        assert!(found.contains(&"http_redirect"), "{found:?}");
+        assert!(
+            text.contains("http://u:***@elsewhere.test/y?secret=***"),
+            "{text}"
+        );
+        let (o, _, text) = answered(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+            None,
+        );
+        assert_eq!(o, Outcome::ServiceError);
+        assert!(
+            text.contains("HTTP proxy (or has one in front) that wants credentials"),
+            "{text}"
+        );
+        let (o, _, _) = answered(b"HTTP/1.1 503 Busy\r\n\r\n", Some("5xx"));
+        assert_eq!(o, Outcome::Open);
     }
 
     #[test]

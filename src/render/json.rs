@@ -219,6 +219,26 @@ struct TlsJ {
     alert: Option<String>,
     chain: Vec<CertJ>,
     client_cert_issuers: Option<Vec<String>>,
+    /// After how long the server's first byte came.
+    first_answer_ms: Option<f64>,
+    /// `passed`, `failed`, `skipped` (`--insecure`), or null when no certificate came.
+    verification: Option<&'static str>,
+    /// With `skipped`: the failure verification would have been (a TLS finding id), or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_fail: Option<&'static str>,
+    /// When the handshake was given up: the kernel's view of the connection's segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_up: Option<SegmentsJ>,
+}
+
+#[derive(Serialize)]
+struct SegmentsJ {
+    advmss: u32,
+    pmtu: u32,
+    bytes_received: u64,
+    data_segments_in: u32,
+    out_of_order: Option<u32>,
+    retransmitted: u32,
 }
 
 #[derive(Serialize)]
@@ -237,6 +257,8 @@ struct CertJ {
 #[derive(Serialize)]
 struct MssJ {
     mss: u32,
+    /// After how long (from the start of the first handshake) it was opened, beside it.
+    opened_ms: f64,
     /// `null`, the errno's name (`ECONNREFUSED`), `timed_out`, or `error` without an errno.
     connect_error: Option<&'static str>,
     completed: bool,
@@ -691,6 +713,7 @@ fn session(s: &SessionFacts) -> SessionJ {
         tls: s.tls.as_ref().map(tls),
         mss_retry: s.mss_retry.as_ref().map(|r| MssJ {
             mss: r.mss,
+            opened_ms: ms(r.opened),
             connect_error: r.connect_error.map(|e| match e.errno() {
                 Some(errno) => errno_name(errno),
                 None if e == MssFailure::TimedOut => "timed_out",
@@ -770,22 +793,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
             .as_ref()
             .map(|a| String::from_utf8_lossy(a).into_owned()),
         elapsed_ms: ms(t.elapsed),
-        failure: t.failure.as_ref().map(|f| match f {
-            TlsFailure::Expired { .. } => "tls_expired",
-            TlsFailure::NotYetValid { .. } => "tls_not_yet_valid",
-            TlsFailure::WrongName { .. } => "tls_wrong_name",
-            TlsFailure::SelfSigned => "tls_self_signed",
-            TlsFailure::UnknownIssuer { .. } => "tls_unknown_issuer",
-            TlsFailure::MissingIntermediate { .. } => "tls_missing_intermediate",
-            TlsFailure::ClientCertRequired { .. } => "tls_client_cert_required",
-            TlsFailure::ProtocolMismatch { .. } => "tls_protocol_mismatch",
-            TlsFailure::NotTls { .. } => "not_tls",
-            TlsFailure::Alert { .. } | TlsFailure::Other(_) => "tls_failed",
-            TlsFailure::NoReply => "no_reply",
-            TlsFailure::Stalled { .. } => "stalled",
-            TlsFailure::Closed => "closed",
-            TlsFailure::Reset => "reset",
-        }),
+        failure: t.failure.as_ref().map(tls_failure_id),
         alert: t
             .failure
             .as_ref()
@@ -814,6 +822,46 @@ fn tls(t: &TlsFacts) -> TlsJ {
             })
             .collect(),
         client_cert_issuers: t.client_cert.as_ref().map(|c| c.issuers.clone()),
+        first_answer_ms: t.first_answer.map(ms),
+        verification: match (&t.unverified, &t.verify_error) {
+            (Some(_), _) => Some("skipped"),
+            _ if t.chain.is_empty() => None,
+            (None, Some(_)) => Some("failed"),
+            (None, None) => Some("passed"),
+        },
+        would_fail: t
+            .unverified
+            .as_ref()
+            .and_then(|u| u.would_fail.as_ref())
+            .map(tls_failure_id),
+        given_up: t.given_up.map(|g| SegmentsJ {
+            advmss: g.advmss,
+            pmtu: g.pmtu,
+            bytes_received: g.bytes_received,
+            data_segments_in: g.data_segs_in,
+            out_of_order: g.out_of_order,
+            retransmitted: g.retransmitted,
+        }),
+    }
+}
+
+/// A TLS failure as in the JSON: its finding id, or the kind of silence or hang-up.
+fn tls_failure_id(f: &TlsFailure) -> &'static str {
+    match f {
+        TlsFailure::Expired { .. } => "tls_expired",
+        TlsFailure::NotYetValid { .. } => "tls_not_yet_valid",
+        TlsFailure::WrongName { .. } => "tls_wrong_name",
+        TlsFailure::SelfSigned => "tls_self_signed",
+        TlsFailure::UnknownIssuer { .. } => "tls_unknown_issuer",
+        TlsFailure::MissingIntermediate { .. } => "tls_missing_intermediate",
+        TlsFailure::ClientCertRequired { .. } => "tls_client_cert_required",
+        TlsFailure::ProtocolMismatch { .. } => "tls_protocol_mismatch",
+        TlsFailure::NotTls { .. } => "not_tls",
+        TlsFailure::Alert { .. } | TlsFailure::Other(_) => "tls_failed",
+        TlsFailure::NoReply => "no_reply",
+        TlsFailure::Stalled { .. } => "stalled",
+        TlsFailure::Closed => "closed",
+        TlsFailure::Reset => "reset",
     }
 }
 

@@ -86,10 +86,12 @@ pub struct SessionRequest {
     pub program: Option<first::Program>,
 }
 
-/// The reduced-MSS retry of a TLS handshake.
+/// The reduced-MSS retry of a TLS handshake, opened beside the first while it still waited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MssRetry {
     pub mss: u32,
+    /// After how long (from the start of the first handshake) the retry was opened.
+    pub opened: Duration,
     /// The new connection failed: which step, and the OS's errno.
     pub connect_error: Option<mss::MssFailure>,
     /// The handshake over it.
@@ -278,12 +280,13 @@ pub async fn after_connect_via(
             }
         }
         Application::Tls => {
-            let _ = tls_with_retry(stream, address, via, &[], req, deadline, &mut facts).await;
+            let _ =
+                tls_with_retry(stream, address, via, &[], req, here, deadline, &mut facts).await;
         }
         Application::Https(target) => {
             let alpn: &[&[u8]] = &[b"http/1.1"];
             if let Some(mut session) =
-                tls_with_retry(stream, address, via, alpn, req, deadline, &mut facts).await
+                tls_with_retry(stream, address, via, alpn, req, here, deadline, &mut facts).await
             {
                 let head_by = head_deadline(window, deadline);
                 let mut h = http::request(&mut session, target, head_by).await;
@@ -471,17 +474,57 @@ where
 }
 
 /// How long a first TLS handshake may stay silent or stalled before the reduced-MSS retry
-/// (at least; sixteen round trips on a slower path).
+/// is opened beside it (at least; sixteen round trips on a slower path).
 pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
-/// The handshake, and the reduced-MSS retry when it got nothing or stalled; the usable
-/// session, if any.
+/// The wait before the reduced-MSS retry for a connection whose first moments' window is
+/// `window` ([`first::window_for`]): a handshake takes a few round trips and the server's
+/// signing, so a second, or sixteen round trips on a slow path, is plenty. An answer later
+/// than this is a slow server's (the diagnosis says so).
+pub fn handshake_wait(window: Duration) -> Duration {
+    HANDSHAKE_WAIT.max(window.saturating_mul(2))
+}
+
+/// A handshake's outcome: its facts and the usable session.
+type Handshake = (TlsFacts, Option<tls::TlsSession>);
+
+/// Did the server's certificate flight (or its whole handshake) come through? Only that is
+/// the large part a black hole swallows; an alert or a hang-up is small.
+fn crossed(t: &TlsFacts) -> bool {
+    t.version.is_some() || !t.chain.is_empty()
+}
+
+fn about_issuer(t: &TlsFacts) -> bool {
+    matches!(
+        t.failure,
+        Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::MissingIntermediate { .. })
+            | Some(TlsFailure::SelfSigned)
+    )
+}
+
+/// The handshake, and the reduced-MSS retry beside it when it got nothing or stalled; the
+/// usable session, if any.
+///
+/// Why beside it, and not after: a server that is merely slow answers the first connection
+/// first (it came first, to the same server), while a path-MTU black hole never delivers the
+/// first connection's full-sized segments however long it waits, and delivers the small ones
+/// at once. So the first handshake keeps waiting, within the deadline, while the retry runs:
+/// - the first answers before the retry's certificate flight comes through: a slow server,
+///   waited for (no retry is recorded);
+/// - the retry's flight comes through while the first still has nothing: the first is given
+///   up at that moment (its facts say what the kernel had received) and both are recorded —
+///   the evidence the diagnosis weighs.
+///
+/// No retry to this machine (`here`): its path is one hop with a 64 KiB MTU (loopback) or the
+/// interface's own, so no narrower link can swallow anything; the handshake is waited for.
+#[allow(clippy::too_many_arguments)]
 async fn tls_with_retry(
     stream: TcpStream,
     address: SocketAddr,
     via: Option<&Destination>,
     alpn: &[&[u8]],
     req: &SessionRequest,
+    here: bool,
     deadline: Instant,
     facts: &mut SessionFacts,
 ) -> Option<tls::TlsSession> {
@@ -491,66 +534,120 @@ async fn tls_with_retry(
         roots: &req.roots,
         versions: Versions::Any,
     };
-    // A handshake takes a few round trips and the server's signing: a second, or sixteen
-    // round trips on a slow path, is plenty. Past that (and never more than half of what is
-    // left, so the retry fits), a silent or stalled handshake is retried with a smaller MSS.
-    let first_deadline = if req.mss_retry {
-        let now = Instant::now();
-        let fair = HANDSHAKE_WAIT.max(facts.window.saturating_mul(2));
-        now + fair.min(deadline.saturating_duration_since(now) / 2)
-    } else {
-        deadline
+    let started = Instant::now();
+    let wait_until =
+        started + handshake_wait(facts.window).min(deadline.saturating_duration_since(started) / 2);
+    let retry_allowed = req.mss_retry && !here;
+    // The first handshake is given up when `stop` is sent (the retry came through); the
+    // sender lives until then, so the first is never given up by accident.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tls::handshake_until(stream, &treq, deadline, async {
+        let _ = stopped.await;
+    });
+    tokio::pin!(first);
+    let mut retry = None;
+    let (mut tls_facts, mut session) = tokio::select! {
+        biased;
+        done = &mut first => done,
+        _ = tokio::time::sleep_until(wait_until), if retry_allowed => {
+            let (done, r) =
+                race_retry(first.as_mut(), stop, address, &treq, started, deadline).await;
+            retry = r;
+            done
+        }
     };
-    let (mut tls_facts, mut session) = tls::handshake_session(stream, &treq, first_deadline).await;
     // The quick store (the bundle file alone) did not know the issuer: ask again, on a new
     // connection, with the whole store (its directories too), where OpenSSL would have looked.
-    let about_issuer = matches!(
-        tls_facts.failure,
-        Some(TlsFailure::UnknownIssuer { .. } | TlsFailure::MissingIntermediate { .. })
-            | Some(TlsFailure::SelfSigned)
-    );
-    if about_issuer && req.roots.is_partial() {
+    if about_issuer(&tls_facts) && req.roots.is_partial() {
         let full = TrustStore::system();
-        let treq = TlsRequest {
+        let full_req = TlsRequest {
             roots: &full,
             ..treq
         };
         // Through a proxy, the new connection goes through a new tunnel.
         if let Some(s) = reconnect(address, via, deadline).await {
-            let (again, again_session) = tls::handshake_session(s, &treq, first_deadline).await;
+            let (again, again_session) = tls::handshake_session(s, &full_req, deadline).await;
             // Only an answer in TLS replaces the first: a retry that met a hang-up or silence
             // says nothing about the certificate.
-            if again.version.is_some() || !again.chain.is_empty() {
+            if crossed(&again) {
                 (tls_facts, session) = (again, again_session);
             }
         }
     }
-    let silent = matches!(
-        tls_facts.failure,
-        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-    );
     facts.tls = Some(tls_facts);
-    if !(silent && req.mss_retry) {
+    let Some((mut r, mut retry_session)) = retry else {
         return session;
-    }
-    let mss = mss::reduced_mss(&address);
-    let mut retry = MssRetry {
-        mss,
-        connect_error: None,
-        tls: None,
     };
-    let mut usable = None;
-    match mss::connect_with_mss(address, mss, deadline).await {
-        Err(e) => retry.connect_error = Some(mss::MssFailure::from(&e)),
-        Ok(s) => {
-            let _ = s.set_nodelay(true);
-            let (f, session) = tls::handshake_session(s, &treq, deadline).await;
-            retry.tls = Some(f);
-            usable = session;
+    // The same for the reduced-MSS connection's certificate, asked again the same way.
+    if r.tls
+        .as_ref()
+        .is_some_and(|t| about_issuer(t) && req.roots.is_partial())
+        && let Ok(s) = mss::connect_with_mss(address, r.mss, deadline).await
+    {
+        let _ = s.set_nodelay(true);
+        let full = TrustStore::system();
+        let full_req = TlsRequest {
+            roots: &full,
+            ..treq
+        };
+        let (again, again_session) = tls::handshake_session(s, &full_req, deadline).await;
+        if crossed(&again) {
+            (r.tls, retry_session) = (Some(again), again_session);
         }
     }
-    facts.mss_retry = Some(retry);
-    usable
+    facts.mss_retry = Some(r);
+    session.or(retry_session)
+}
+
+/// The reduced-MSS retry, run while `first` goes on waiting (see [`tls_with_retry`]). Returns
+/// the first's outcome, and the retry's when it was still of use (it came through while the
+/// first had nothing, or failed: both are evidence).
+async fn race_retry(
+    mut first: std::pin::Pin<&mut impl std::future::Future<Output = Handshake>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    address: SocketAddr,
+    treq: &TlsRequest<'_>,
+    started: Instant,
+    deadline: Instant,
+) -> (Handshake, Option<(MssRetry, Option<tls::TlsSession>)>) {
+    let mss = mss::reduced_mss(&address);
+    let opened = started.elapsed();
+    let retry = async {
+        match mss::connect_with_mss(address, mss, deadline).await {
+            Err(e) => (Some(mss::MssFailure::from(&e)), None),
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                (None, Some(tls::handshake_session(s, treq, deadline).await))
+            }
+        }
+    };
+    tokio::pin!(retry);
+    tokio::select! {
+        biased;
+        // The first answered (or failed) before the retry came through: the server is slow,
+        // and the path carried its segments. The retry proves nothing; it is dropped.
+        done = &mut first => (done, None),
+        (connect_error, got) = &mut retry => {
+            if got.as_ref().is_some_and(|(t, _)| crossed(t)) {
+                // The small segments came through while the first still has nothing: give the
+                // first up now; its facts say what it had received by this moment.
+                let _ = stop.send(());
+            }
+            // Else the first goes on waiting, within the deadline: it may yet answer.
+            let done = first.await;
+            let (tls, session) = match got {
+                Some((t, s)) => (Some(t), s),
+                None => (None, None),
+            };
+            let r = MssRetry {
+                mss,
+                opened,
+                connect_error,
+                tls,
+            };
+            (done, Some((r, session)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,8 @@ pub struct HttpResponse {
     pub closes: bool,
     /// `Proxy-Authenticate` challenges (a proxy's 407): the schemes and realms it accepts.
     pub proxy_authenticate: Vec<String>,
+    /// `WWW-Authenticate` challenges (a 401): the schemes and realms the server accepts.
+    pub www_authenticate: Vec<String>,
     /// The first bytes of the body (≤ 512), only for a 5xx answer to `GET`; raw (a chunked
     /// body keeps its chunk-size lines).
     pub body_start: Option<Vec<u8>>,
@@ -432,6 +434,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpF
             content_length: one("content-length").and_then(|v| v.trim().parse().ok()),
             closes,
             proxy_authenticate: get("proxy-authenticate"),
+            www_authenticate: get("www-authenticate"),
             body_start: None,
         },
         len,

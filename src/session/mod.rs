@@ -43,6 +43,7 @@ pub mod first;
 pub mod http;
 pub mod mss;
 pub mod proxy;
+pub mod status;
 pub mod tls;
 
 pub use after::{
@@ -68,6 +69,8 @@ pub struct Recorded {
     pub first: Vec<u8>,
     /// All bytes received, counted (not kept).
     pub total: u64,
+    /// When the first byte came.
+    pub first_at: Option<tokio::time::Instant>,
 }
 
 /// A stream wrapper that keeps the first bytes the peer sent.
@@ -128,6 +131,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Recording<S> {
                 let room = FIRST_BYTES_MAX.saturating_sub(seen.first.len());
                 seen.first.extend_from_slice(&new[..new.len().min(room)]);
                 seen.total += new.len() as u64;
+                if seen.first_at.is_none() {
+                    seen.first_at = Some(tokio::time::Instant::now());
+                }
             }
         }
         r

@@ -50,10 +50,32 @@ pub enum TrustError {
     NoAnchors { given: usize },
 }
 
+/// Why `--cacert FILE` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error(transparent)]
+    Read(#[from] crate::dns::files::FileError),
+    #[error("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificates { path: String },
+    #[error("{path} is not valid PEM: {problem}")]
+    Pem { path: String, problem: String },
+    #[error("none of the {given} certificate(s) in {path} can be trusted as a CA")]
+    NoAnchors { path: String, given: usize },
+}
+
+/// The largest `--cacert` bundle read (Debian's whole bundle is ~220 KB).
+pub const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
+
 /// The certificates this client trusts, and how they were loaded.
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     roots: Arc<RootCertStore>,
+    /// SHA-256 of every certificate the store was given, as given: a server certificate that
+    /// is one of them is trusted as it is, as OpenSSL (and so curl) trusts it (see
+    /// [`trusted_as_is`]).
+    anchor_hashes: Arc<[[u8; 32]]>,
+    /// `--insecure`: verify for the record, then go on whatever the outcome.
+    skip_verification: bool,
     /// Subjects of the anchors, as x509-parser prints them, to match against issuers.
     subjects: Vec<String>,
     /// Problems met while loading (unreadable files, unparsable certificates): facts, since
@@ -71,6 +93,7 @@ impl TrustStore {
         static SYSTEM: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(SYSTEM.get_or_init(|| {
             let loaded = rustls_native_certs::load_native_certs();
+            let hashes = hashes(&loaded.certs);
             let mut roots = RootCertStore::empty();
             let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
             let mut load_errors: Vec<String> =
@@ -78,7 +101,7 @@ impl TrustStore {
             if ignored > 0 {
                 load_errors.push(format!("{ignored} certificate(s) could not be parsed"));
             }
-            Arc::new(TrustStore::from_root_store(roots, load_errors))
+            Arc::new(TrustStore::from_root_store(roots, hashes, load_errors))
         }))
     }
 
@@ -108,13 +131,14 @@ impl TrustStore {
             match file {
                 Some(file) if dirs => {
                     let loaded = rustls_native_certs::load_certs_from_paths(Some(&file), None);
+                    let hashes = hashes(&loaded.certs);
                     let mut roots = RootCertStore::empty();
                     let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
                     if roots.is_empty() || !loaded.errors.is_empty() || ignored > 0 {
                         // Nothing quick to gain from a bundle that does not load cleanly.
                         return TrustStore::system();
                     }
-                    let mut store = TrustStore::from_root_store(roots, vec![]);
+                    let mut store = TrustStore::from_root_store(roots, hashes, vec![]);
                     store.partial = true;
                     Arc::new(store)
                 }
@@ -130,15 +154,20 @@ impl TrustStore {
 
     /// A store trusting nothing: for a session that speaks no TLS.
     pub fn empty() -> Arc<TrustStore> {
-        Arc::new(TrustStore::from_root_store(RootCertStore::empty(), vec![]))
+        Arc::new(TrustStore::from_root_store(
+            RootCertStore::empty(),
+            vec![],
+            vec![],
+        ))
     }
 
-    /// A store trusting exactly `certs` (tests; a `--cacert` option).
+    /// A store trusting exactly `certs` (tests; `--cacert`).
     pub fn from_certs<'a>(
         certs: impl IntoIterator<Item = CertificateDer<'a>>,
     ) -> Result<TrustStore, TrustError> {
         let certs: Vec<_> = certs.into_iter().collect();
         let given = certs.len();
+        let hashes = hashes(&certs);
         let mut roots = RootCertStore::empty();
         let (_, ignored) = roots.add_parsable_certificates(certs);
         if roots.is_empty() {
@@ -149,10 +178,51 @@ impl TrustStore {
         } else {
             vec![]
         };
-        Ok(TrustStore::from_root_store(roots, errors))
+        Ok(TrustStore::from_root_store(roots, hashes, errors))
     }
 
-    fn from_root_store(roots: RootCertStore, load_errors: Vec<String>) -> TrustStore {
+    /// `--cacert FILE`: the PEM certificates of FILE, and only them, as curl's `--cacert`
+    /// (read bounded, a regular file only: it must not block on a FIFO).
+    pub fn from_pem_file(path: &std::path::Path) -> Result<TrustStore, CaFileError> {
+        use rustls::pki_types::pem::PemObject;
+        let shown = || crate::escape::escape(&path.display().to_string()).into_owned();
+        let bytes = crate::dns::files::read_bounded(path, CA_FILE_MAX)?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CaFileError::Pem {
+                path: shown(),
+                problem: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(CaFileError::NoCertificates { path: shown() });
+        }
+        TrustStore::from_certs(certs).map_err(|e| match e {
+            TrustError::NoAnchors { given } => CaFileError::NoAnchors {
+                path: shown(),
+                given,
+            },
+        })
+    }
+
+    /// The same store, for `--insecure`: every chain is still verified, and the outcome
+    /// recorded ([`TlsFacts::unverified`]), but the handshake goes on whatever it is.
+    pub fn insecure(&self) -> TrustStore {
+        TrustStore {
+            skip_verification: true,
+            ..self.clone()
+        }
+    }
+
+    /// Is verification skipped (`--insecure`)?
+    pub fn skips_verification(&self) -> bool {
+        self.skip_verification
+    }
+
+    fn from_root_store(
+        roots: RootCertStore,
+        anchor_hashes: Vec<[u8; 32]>,
+        load_errors: Vec<String>,
+    ) -> TrustStore {
         let subjects = roots
             .subjects()
             .iter()
@@ -164,10 +234,18 @@ impl TrustStore {
             .collect();
         TrustStore {
             roots: Arc::new(roots),
+            anchor_hashes: anchor_hashes.into(),
             subjects,
             load_errors,
             partial: false,
+            skip_verification: false,
         }
+    }
+
+    /// Is `der` exactly one of the certificates this store was given?
+    fn holds(&self, der: &[u8]) -> bool {
+        let h = sha256(der);
+        self.anchor_hashes.contains(&h)
     }
 
     /// Number of trust anchors.
@@ -186,13 +264,48 @@ impl TrustStore {
     }
 }
 
+fn sha256(der: &[u8]) -> [u8; 32] {
+    let digest = ::ring::digest::digest(&::ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn hashes(certs: &[CertificateDer<'_>]) -> Vec<[u8; 32]> {
+    certs.iter().map(|c| sha256(c)).collect()
+}
+
+/// What a check's TLS handshakes trust: `--cacert` and `--insecure`. `Copy`, so the
+/// pipeline's options stay plain values; a `--cacert` store is loaded once per process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trust {
+    /// `--cacert FILE`: only these certificates (`None`: this machine's store).
+    pub cacert: Option<&'static TrustStore>,
+    /// `--insecure`: verify for the record, and go on whatever the outcome.
+    pub insecure: bool,
+}
+
+impl Trust {
+    /// The store a TLS check uses.
+    pub fn roots(&self) -> Arc<TrustStore> {
+        match (self.cacert, self.insecure) {
+            (Some(s), false) => Arc::new(s.clone()),
+            (Some(s), true) => Arc::new(s.insecure()),
+            (None, false) => TrustStore::system_quick(),
+            // What verification would say is reported: with the whole store, as OpenSSL
+            // would have looked (the bundle alone could miss an issuer).
+            (None, true) => Arc::new(TrustStore::system().insecure()),
+        }
+    }
+}
+
 /// The public web PKI (Mozilla's list, from `webpki-roots`): the second opinion that tells a
 /// public CA this machine does not trust from a private CA.
 fn public_roots() -> &'static TrustStore {
     static PUBLIC: OnceLock<TrustStore> = OnceLock::new();
     PUBLIC.get_or_init(|| {
         let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        TrustStore::from_root_store(roots, vec![])
+        TrustStore::from_root_store(roots, vec![], vec![])
     })
 }
 
@@ -526,6 +639,20 @@ pub struct TlsFacts {
     /// Set when a post-handshake read was made (a client certificate was asked for).
     pub after: Option<AfterHandshake>,
     pub failure: Option<TlsFailure>,
+    /// After how long the server's first byte came (from the start of the handshake).
+    pub first_answer: Option<Duration>,
+    /// When the handshake was given up (the deadline, or the caller stopped it): what the
+    /// kernel knew of the connection's segments at that moment.
+    pub given_up: Option<crate::sys::TcpSegments>,
+    /// Set when verification was skipped (`--insecure`): what it would have said.
+    pub unverified: Option<Unverified>,
+}
+
+/// `--insecure`: the chain was verified for the record only, and the handshake went on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    /// The failure verification would have been (`None`: the chain would have verified).
+    pub would_fail: Option<TlsFailure>,
 }
 
 impl TlsFacts {
@@ -560,6 +687,9 @@ struct RecordingVerifier {
     /// `None` when the trust store is empty (rustls refuses to build a verifier then): every
     /// chain is then of an unknown issuer.
     inner: Option<Arc<WebPkiServerVerifier>>,
+    /// The store, for a server certificate that is itself one of its certificates, and for
+    /// `--insecure`.
+    store: TrustStore,
     algs: WebPkiSupportedAlgorithms,
     seen: Shared,
 }
@@ -589,8 +719,21 @@ impl ServerCertVerifier for RecordingVerifier {
                 CertificateError::UnknownIssuer,
             )),
         };
+        // webpki refuses a CA certificate as the server's own (`CaUsedAsEndEntity`) even
+        // when it is trusted as it is: `openssl req -x509` makes such certificates (CA:TRUE),
+        // and OpenSSL, so curl, accepts one found in the trust store. So does this client.
+        let verdict = match verdict {
+            Err(rustls::Error::InvalidCertificate(_)) if self.store.holds(end_entity) => {
+                trusted_as_is(end_entity, server_name, now)
+            }
+            v => v,
+        };
         if let Err(e) = &verdict {
             lock(&self.seen).error = Some(e.clone());
+        }
+        if self.store.skip_verification {
+            // `--insecure`: the outcome is recorded above; the handshake goes on.
+            return Ok(ServerCertVerified::assertion());
         }
         verdict
     }
@@ -616,6 +759,47 @@ impl ServerCertVerifier for RecordingVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
     }
+}
+
+/// A server certificate that is itself one of the trusted certificates, checked as OpenSSL
+/// checks a chain of that one certificate: valid now, valid for the name (webpki's own name
+/// rules), and, when it limits its purposes, allowed to serve TLS. Its signature needs no
+/// check: the very bytes are trusted. Its CA flag does not matter, as it does not to OpenSSL.
+fn trusted_as_is(
+    der: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    use rustls::Error::InvalidCertificate;
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Err(InvalidCertificate(CertificateError::BadEncoding));
+    };
+    let at = |t: i64| UnixTime::since_unix_epoch(Duration::from_secs(t.max(0).unsigned_abs()));
+    let (not_before, not_after) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    let now_s = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now_s < not_before {
+        return Err(InvalidCertificate(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: at(not_before),
+        }));
+    }
+    if now_s > not_after {
+        return Err(InvalidCertificate(CertificateError::ExpiredContext {
+            time: now,
+            not_after: at(not_after),
+        }));
+    }
+    if let Ok(Some(eku)) = cert.extended_key_usage()
+        && !(eku.value.server_auth || eku.value.any)
+    {
+        return Err(InvalidCertificate(CertificateError::InvalidPurpose));
+    }
+    let parsed = rustls::server::ParsedCertificate::try_from(der)?;
+    rustls::client::verify_server_name(&parsed, server_name)?;
+    Ok(ServerCertVerified::assertion())
 }
 
 /// Records the issuers a server accepts for a client certificate; never sends one.
@@ -663,6 +847,7 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
     };
     let verifier = Arc::new(RecordingVerifier {
         inner,
+        store: req.roots.clone(),
         algs: provider.signature_verification_algorithms,
         seen: Arc::clone(seen),
     });
@@ -714,6 +899,17 @@ pub async fn handshake_session(
     req: &TlsRequest<'_>,
     deadline: Instant,
 ) -> (TlsFacts, Option<TlsSession>) {
+    handshake_until(stream, req, deadline, std::future::pending()).await
+}
+
+/// [`handshake_session`], given up when `stop` completes as if the deadline had come: the
+/// facts then say what had come back by that moment.
+pub async fn handshake_until(
+    stream: TcpStream,
+    req: &TlsRequest<'_>,
+    deadline: Instant,
+    stop: impl std::future::Future<Output = ()>,
+) -> (TlsFacts, Option<TlsSession>) {
     let start = Instant::now();
     let seen: Shared = Arc::default();
     let mut facts = TlsFacts {
@@ -728,6 +924,9 @@ pub async fn handshake_session(
         client_cert: None,
         after: None,
         failure: None,
+        first_answer: None,
+        given_up: None,
+        unverified: None,
     };
     // `[::1]` as written in URLs is the IP literal `::1`.
     let bare = req
@@ -749,17 +948,32 @@ pub async fn handshake_session(
             return (facts, None);
         }
     };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let recording = Recording::new(stream);
     let received = recording.handle();
     let connector = TlsConnector::from(Arc::new(cfg));
-    let outcome = tokio::time::timeout_at(deadline, connector.connect(name, recording)).await;
+    let outcome = {
+        let connect = connector.connect(name, recording);
+        tokio::pin!(connect, stop);
+        let outcome = tokio::select! {
+            r = &mut connect => Some(r),
+            _ = tokio::time::sleep_until(deadline) => None,
+            _ = &mut stop => None,
+        };
+        if outcome.is_none() {
+            // Read while the handshake (which owns the socket) is still alive: what the
+            // kernel had received by now, in order and out of it.
+            facts.given_up = crate::sys::tcp_segments(fd);
+        }
+        outcome
+    };
 
     let mut session = None;
     let mut error: Option<HandshakeError> = None;
     match outcome {
-        Ok(Ok(s)) => session = Some(s),
-        Ok(Err(e)) => error = Some(HandshakeError::from_io(e)),
-        Err(_) => error = Some(HandshakeError::Timeout),
+        Some(Ok(s)) => session = Some(s),
+        Some(Err(e)) => error = Some(HandshakeError::from_io(e)),
+        None => error = Some(HandshakeError::Timeout),
     }
 
     // What was negotiated, before a refusal after the handshake can take the session away.
@@ -819,10 +1033,22 @@ pub async fn handshake_session(
     };
     facts.chain = chain_der.iter().map(|c| parse_cert(c)).collect();
     facts.verify_error = verify_error.as_ref().map(tls_error);
+    if req.roots.skip_verification && !chain_der.is_empty() {
+        let would_fail = verify_error.as_ref().map(|e| match e {
+            rustls::Error::InvalidCertificate(ce) => {
+                cert_failure(ce, &facts.chain, &chain_der, now, req)
+            }
+            other => TlsFailure::Other(tls_error(other)),
+        });
+        facts.unverified = Some(Unverified { would_fail });
+    }
     let issuer_names: Option<Vec<String>> =
         issuers.map(|list| list.iter().map(|n| dn_to_string(n)).collect());
 
     let recorded = snapshot(&received);
+    facts.first_answer = recorded
+        .first_at
+        .map(|t| t.saturating_duration_since(start));
     facts.failure = match (&error, &facts.after) {
         (Some(e), _) => Some(classify(
             e,
@@ -1130,9 +1356,7 @@ pub fn chain_failure(
 
 /// Parse one certificate; never panics, whatever the bytes.
 pub fn parse_cert(der: &[u8]) -> CertFacts {
-    let digest = ::ring::digest::digest(&::ring::digest::SHA256, der);
-    let mut sha256 = [0u8; 32];
-    sha256.copy_from_slice(digest.as_ref());
+    let sha256 = sha256(der);
     let mut facts = CertFacts {
         subject: String::new(),
         issuer: String::new(),
@@ -1247,7 +1471,7 @@ mod tests {
     }
 
     fn empty_store() -> TrustStore {
-        TrustStore::from_root_store(RootCertStore::empty(), vec![])
+        TrustStore::from_root_store(RootCertStore::empty(), vec![], vec![])
     }
 
     #[test]
