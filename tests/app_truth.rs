@@ -165,7 +165,9 @@ fn a_slow_tls_server_is_slow_not_an_mtu_black_hole() {
         assert!(s["mss_retry"].is_null(), "{s}");
         assert_eq!(s["http"]["status"], 200, "{s}");
         let answered = s["tls"]["first_answer_ms"].as_f64().unwrap();
-        assert!(answered >= 1300.0, "{s}");
+        // Past the 1 s after which a remote path would get its reduced-MSS connection (the
+        // server's 1.3 s count from its accept, a little before the ClientHello left).
+        assert!(answered > 1000.0, "{s}");
     }
 }
 
@@ -429,7 +431,7 @@ fn http_errors_are_service_errors_unless_expected() {
     assert_eq!((code, v["verdict"].as_str()), (10, Some("service_error")));
     let m = message(&v, "http_client_error");
     assert!(
-        m.contains("404 Not Found") && m.contains("nothing at /nope"),
+        m.contains("404 Not Found") && m.contains("for /nope: there is nothing at that path"),
         "{m}"
     );
     assert!(m.contains("--expect-status 404"), "{m}");

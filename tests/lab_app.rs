@@ -96,10 +96,12 @@ fn lab_tls_server(
     delay: Duration,
 ) -> std::path::PathBuf {
     let tls = common::tls::ca_signed("Lab MTU CA", common::tls::many_names());
+    // One file per server: the tests of this binary run at once.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let ca = std::env::temp_dir().join(format!(
         "canreach-lab-app-{}-{}.pem",
         std::process::id(),
-        bind.replace([':', '[', ']'], "_")
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     ));
     std::fs::File::create(&ca)
         .unwrap()
@@ -163,7 +165,9 @@ fn a_slow_tls_server_across_the_lab_is_slow_not_a_black_hole() {
             "{target}: {m}"
         );
         assert!(
-            s["tls"]["first_answer_ms"].as_f64().unwrap() >= 1300.0,
+            // Past the 1 s after which the reduced-MSS connection is opened beside the first
+            // (the server's 1.3 s count from its accept, a little before the ClientHello left).
+            s["tls"]["first_answer_ms"].as_f64().unwrap() > 1000.0,
             "{s}"
         );
         assert!(!ids(&v).contains(&"mtu_blackhole".to_string()), "{target}");

@@ -1374,10 +1374,9 @@ pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
         403 => "it refuses this client or this path: a rule on the server (an address \
                 allow-list, a web application firewall) or missing permissions"
             .into(),
-        404 | 410 => format!(
-            "it has nothing at {path}: the service is up, but the path is wrong, or the \
-             application is not deployed there"
-        ),
+        404 | 410 => "there is nothing at that path: the service is up, but the path is \
+                       wrong, or the application is not deployed there"
+            .into(),
         429 => "it is limiting this client's rate (too many requests)".into(),
         _ => "it is up and answering, and refuses this request".into(),
     };
