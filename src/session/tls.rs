@@ -70,10 +70,11 @@ pub const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     roots: Arc<RootCertStore>,
-    /// SHA-256 of every certificate the store was given, as given: a server certificate that
-    /// is one of them is trusted as it is, as OpenSSL (and so curl) trusts it (see
-    /// [`trusted_as_is`]).
-    anchor_hashes: Arc<[[u8; 32]]>,
+    /// Every certificate the store was given, as given: a server certificate that is one of
+    /// them, byte for byte, is trusted as it is, as OpenSSL (and so curl) trusts it (see
+    /// [`trusted_as_is`]). Kept whole rather than hashed: the store is loaded on every run,
+    /// the comparison happens only after a verification failed.
+    given: Arc<[CertificateDer<'static>]>,
     /// `--insecure`: verify for the record, then go on whatever the outcome.
     skip_verification: bool,
     /// Subjects of the anchors, as x509-parser prints them, to match against issuers.
@@ -93,15 +94,18 @@ impl TrustStore {
         static SYSTEM: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(SYSTEM.get_or_init(|| {
             let loaded = rustls_native_certs::load_native_certs();
-            let hashes = hashes(&loaded.certs);
             let mut roots = RootCertStore::empty();
-            let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
+            let (_, ignored) = roots.add_parsable_certificates(borrowed(&loaded.certs));
             let mut load_errors: Vec<String> =
                 loaded.errors.iter().map(|e| e.to_string()).collect();
             if ignored > 0 {
                 load_errors.push(format!("{ignored} certificate(s) could not be parsed"));
             }
-            Arc::new(TrustStore::from_root_store(roots, hashes, load_errors))
+            Arc::new(TrustStore::from_root_store(
+                roots,
+                loaded.certs,
+                load_errors,
+            ))
         }))
     }
 
@@ -131,14 +135,13 @@ impl TrustStore {
             match file {
                 Some(file) if dirs => {
                     let loaded = rustls_native_certs::load_certs_from_paths(Some(&file), None);
-                    let hashes = hashes(&loaded.certs);
                     let mut roots = RootCertStore::empty();
-                    let (_, ignored) = roots.add_parsable_certificates(loaded.certs);
+                    let (_, ignored) = roots.add_parsable_certificates(borrowed(&loaded.certs));
                     if roots.is_empty() || !loaded.errors.is_empty() || ignored > 0 {
                         // Nothing quick to gain from a bundle that does not load cleanly.
                         return TrustStore::system();
                     }
-                    let mut store = TrustStore::from_root_store(roots, hashes, vec![]);
+                    let mut store = TrustStore::from_root_store(roots, loaded.certs, vec![]);
                     store.partial = true;
                     Arc::new(store)
                 }
@@ -165,11 +168,11 @@ impl TrustStore {
     pub fn from_certs<'a>(
         certs: impl IntoIterator<Item = CertificateDer<'a>>,
     ) -> Result<TrustStore, TrustError> {
-        let certs: Vec<_> = certs.into_iter().collect();
+        let certs: Vec<CertificateDer<'static>> =
+            certs.into_iter().map(|c| c.into_owned()).collect();
         let given = certs.len();
-        let hashes = hashes(&certs);
         let mut roots = RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(certs);
+        let (_, ignored) = roots.add_parsable_certificates(borrowed(&certs));
         if roots.is_empty() {
             return Err(TrustError::NoAnchors { given });
         }
@@ -178,7 +181,7 @@ impl TrustStore {
         } else {
             vec![]
         };
-        Ok(TrustStore::from_root_store(roots, hashes, errors))
+        Ok(TrustStore::from_root_store(roots, certs, errors))
     }
 
     /// `--cacert FILE`: the PEM certificates of FILE, and only them, as curl's `--cacert`
@@ -220,7 +223,7 @@ impl TrustStore {
 
     fn from_root_store(
         roots: RootCertStore,
-        anchor_hashes: Vec<[u8; 32]>,
+        given: Vec<CertificateDer<'static>>,
         load_errors: Vec<String>,
     ) -> TrustStore {
         let subjects = roots
@@ -234,7 +237,7 @@ impl TrustStore {
             .collect();
         TrustStore {
             roots: Arc::new(roots),
-            anchor_hashes: anchor_hashes.into(),
+            given: given.into(),
             subjects,
             load_errors,
             partial: false,
@@ -244,8 +247,7 @@ impl TrustStore {
 
     /// Is `der` exactly one of the certificates this store was given?
     fn holds(&self, der: &[u8]) -> bool {
-        let h = sha256(der);
-        self.anchor_hashes.contains(&h)
+        self.given.iter().any(|c| c.as_ref() == der)
     }
 
     /// Number of trust anchors.
@@ -271,8 +273,9 @@ fn sha256(der: &[u8]) -> [u8; 32] {
     out
 }
 
-fn hashes(certs: &[CertificateDer<'_>]) -> Vec<[u8; 32]> {
-    certs.iter().map(|c| sha256(c)).collect()
+/// Views of `certs` that borrow them (a trust store parses what it needs and keeps no DER).
+fn borrowed<'a>(certs: &'a [CertificateDer<'_>]) -> impl Iterator<Item = CertificateDer<'a>> {
+    certs.iter().map(|c| CertificateDer::from(c.as_ref()))
 }
 
 /// What a check's TLS handshakes trust: `--cacert` and `--insecure`. `Copy`, so the
