@@ -245,11 +245,6 @@ impl TrustStore {
         }
     }
 
-    /// Is `der` exactly one of the certificates this store was given?
-    fn holds(&self, der: &[u8]) -> bool {
-        self.given.iter().any(|c| c.as_ref() == der)
-    }
-
     /// Number of trust anchors.
     pub fn len(&self) -> usize {
         self.roots.len()
@@ -690,9 +685,11 @@ struct RecordingVerifier {
     /// `None` when the trust store is empty (rustls refuses to build a verifier then): every
     /// chain is then of an unknown issuer.
     inner: Option<Arc<WebPkiServerVerifier>>,
-    /// The store, for a server certificate that is itself one of its certificates, and for
+    /// The certificates the store was given: a server certificate that is one of them is
+    /// trusted as it is.
+    given: Arc<[CertificateDer<'static>]>,
     /// `--insecure`.
-    store: TrustStore,
+    skip_verification: bool,
     algs: WebPkiSupportedAlgorithms,
     seen: Shared,
 }
@@ -726,7 +723,9 @@ impl ServerCertVerifier for RecordingVerifier {
         // when it is trusted as it is: `openssl req -x509` makes such certificates (CA:TRUE),
         // and OpenSSL, so curl, accepts one found in the trust store. So does this client.
         let verdict = match verdict {
-            Err(rustls::Error::InvalidCertificate(_)) if self.store.holds(end_entity) => {
+            Err(rustls::Error::InvalidCertificate(_))
+                if self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
                 trusted_as_is(end_entity, server_name, now)
             }
             v => v,
@@ -734,7 +733,7 @@ impl ServerCertVerifier for RecordingVerifier {
         if let Err(e) = &verdict {
             lock(&self.seen).error = Some(e.clone());
         }
-        if self.store.skip_verification {
+        if self.skip_verification {
             // `--insecure`: the outcome is recorded above; the handshake goes on.
             return Ok(ServerCertVerified::assertion());
         }
@@ -850,7 +849,8 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
     };
     let verifier = Arc::new(RecordingVerifier {
         inner,
-        store: req.roots.clone(),
+        given: Arc::clone(&req.roots.given),
+        skip_verification: req.roots.skip_verification,
         algs: provider.signature_verification_algorithms,
         seen: Arc::clone(seen),
     });
