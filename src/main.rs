@@ -11,6 +11,12 @@ use canreach::{Finished, RunError};
 use clap::CommandFactory;
 
 fn main() {
+    // `canreach serve …` is the exporter (only as the first word: every other command line
+    // is the check, as before).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if canreach::serve::wanted(&args) {
+        std::process::exit(canreach::serve::main(args));
+    }
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
         // Generated into memory first: clap_complete panics on a write error (a closed pipe).

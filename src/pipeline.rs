@@ -82,7 +82,7 @@ pub enum Protocol {
 }
 
 /// What a check may do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
@@ -94,6 +94,10 @@ pub struct Options {
     /// Follow the proxy the environment names for a URL target, as the application would
     /// (`--no-proxy`: check the direct path instead).
     pub follow_proxy: bool,
+    /// What a prober asks of the session stage beyond the usual check (`canreach serve`'s
+    /// modules: a method and headers, a TLS name or trust store, a dialogue); `None` for the
+    /// CLI.
+    pub ask: Option<std::sync::Arc<crate::session::ask::Ask>>,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -115,6 +119,7 @@ impl Default for Options {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            ask: None,
         }
     }
 }
@@ -388,7 +393,14 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         });
         let (sessions, late) = tokio::join!(
             follow_sessions(
-                connector, &results, target_ref, app_ref, via_ref, program, deadline
+                connector,
+                &results,
+                target_ref,
+                app_ref,
+                via_ref,
+                program,
+                opts.ask.as_ref(),
+                deadline
             ),
             async {
                 match inspection {
@@ -541,6 +553,7 @@ fn application(target: &Target, protocol: Protocol) -> Application {
 
 /// Run the session stage on every open address, concurrently, within the deadline. The
 /// probe's socket is not kept, so each gets a new connection (one more round trip).
+#[allow(clippy::too_many_arguments)]
 async fn follow_sessions<C: Connector>(
     connector: &C,
     addresses: &[AddressFacts],
@@ -548,6 +561,7 @@ async fn follow_sessions<C: Connector>(
     app: &Application,
     via: Option<&Destination>,
     program: Option<first::Program>,
+    ask: Option<&std::sync::Arc<crate::session::ask::Ask>>,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -555,16 +569,20 @@ async fn follow_sessions<C: Connector>(
         return addresses.iter().map(|_| None).collect();
     }
     let tls = matches!(app, Application::Tls | Application::Https(_));
+    let asked_roots = ask.and_then(|a| a.roots.clone());
     let req = SessionRequest {
-        host: target.host.to_string(),
+        host: ask
+            .and_then(|a| a.server_name.clone())
+            .unwrap_or_else(|| target.host.to_string()),
         application: app.clone(),
-        roots: if tls {
-            TrustStore::system_quick()
-        } else {
-            TrustStore::empty()
+        roots: match asked_roots {
+            Some(r) if tls => r,
+            _ if tls => TrustStore::system_quick(),
+            _ => TrustStore::empty(),
         },
         mss_retry: true,
         program,
+        ask: ask.cloned(),
     };
     let req = &req;
     join_all(addresses.iter().map(|a| async move {
@@ -589,6 +607,7 @@ async fn follow_sessions<C: Connector>(
                 mss_retry: None,
                 http: None,
                 tls_confirm: None,
+                answered: None,
             }),
             Err(_) => None,
         }
@@ -1120,15 +1139,16 @@ mod tests {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            ask: None,
         };
-        let facts = gather(target("db:5432"), opts, &f, &f).await;
+        let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert_eq!(
             facts.dns.direct.unwrap().error.unwrap().kind,
             DnsErrorKind::Servfail
         );
         assert!(facts.addresses.is_empty());
         let f = fake(&[], Duration::from_secs(60));
-        let facts = gather(target("db:5432"), opts, &f, &f).await;
+        let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
     }
 
@@ -1223,7 +1243,7 @@ mod tests {
             (Options::default(), dropped_5432 as Script),
         ] {
             let f = scripted(&[], Duration::ZERO, script);
-            let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+            let facts = gather(target("198.18.2.2:5432"), opts.clone(), &f, &f).await;
             let s = facts.addresses[0].silence.as_ref().unwrap();
             assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
             let wait = liveness::retransmit_wait(Duration::from_millis(1));
@@ -1273,7 +1293,7 @@ mod tests {
             timeout: Duration::from_millis(900),
             ..no_trace()
         };
-        let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+        let facts = gather(target("198.18.2.2:5432"), opts.clone(), &f, &f).await;
         let s = facts.addresses[0].silence.as_ref().unwrap();
         assert_eq!(s.retransmit_wait, Some(opts.timeout));
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));

@@ -1597,6 +1597,7 @@ mod tests {
             mss_retry: None,
             http,
             tls_confirm: None,
+            answered: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct TrustStore {
     /// Only the bundle file of a store that has directories too ([`TrustStore::system_quick`]):
     /// an unknown issuer must be asked of [`TrustStore::system`] before it is reported.
     partial: bool,
+    /// Go on with a session whose chain does not verify (a prober's `insecure_skip_verify`):
+    /// the verification's failure is still recorded as a fact.
+    accept_any: bool,
 }
 
 impl TrustStore {
@@ -167,7 +170,15 @@ impl TrustStore {
             subjects,
             load_errors,
             partial: false,
+            accept_any: false,
         }
+    }
+
+    /// The same anchors, but a chain that does not verify still gives a session (its failure
+    /// is recorded all the same).
+    pub fn accepting_any(mut self) -> TrustStore {
+        self.accept_any = true;
+        self
     }
 
     /// Number of trust anchors.
@@ -562,6 +573,8 @@ struct RecordingVerifier {
     inner: Option<Arc<WebPkiServerVerifier>>,
     algs: WebPkiSupportedAlgorithms,
     seen: Shared,
+    /// [`TrustStore::accepting_any`].
+    accept_any: bool,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -591,6 +604,9 @@ impl ServerCertVerifier for RecordingVerifier {
         };
         if let Err(e) = &verdict {
             lock(&self.seen).error = Some(e.clone());
+            if self.accept_any {
+                return Ok(ServerCertVerified::assertion());
+            }
         }
         verdict
     }
@@ -665,6 +681,7 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
         inner,
         algs: provider.signature_verification_algorithms,
         seen: Arc::clone(seen),
+        accept_any: req.roots.accept_any,
     });
     let builder = ClientConfig::builder_with_provider(provider);
     let builder = match req.versions {
@@ -844,7 +861,14 @@ pub async fn handshake_session(
         ) => Some(TlsFailure::ClientCertRequired {
             issuers: issuer_names.clone().unwrap_or_default(),
         }),
-        (None, _) => None,
+        // A chain accepted without verification (`accept_any`): why it did not verify is
+        // still the fact.
+        (None, _) => match &verify_error {
+            Some(rustls::Error::InvalidCertificate(ce)) if req.roots.accept_any => {
+                Some(cert_failure(ce, &facts.chain, &chain_der, now, req))
+            }
+            _ => None,
+        },
     };
     facts.client_cert = issuer_names.map(|issuers| ClientCertRequest {
         issuers,

@@ -248,7 +248,7 @@ impl Runner {
         };
         let opts = pipeline::Options {
             timeout,
-            ..self.opts
+            ..self.opts.clone()
         };
         let facts = pipeline::gather_with(
             target.clone(),
@@ -316,10 +316,11 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         local: cli.local_mode(),
         protocol: cli.protocol(),
         follow_proxy: !cli.no_proxy,
+        ask: None,
     };
     let format = cli.output_format();
     let single = inputs.len() == 1 && cli.wait.is_none();
-    let runner = Runner::new(opts, cli.family(), &inputs);
+    let runner = Runner::new(opts.clone(), cli.family(), &inputs);
     // Before the runtime is built: the inspection's thread starts meanwhile.
     runner.start_local_reads(&inputs);
     let rt = tokio::runtime::Builder::new_current_thread()
