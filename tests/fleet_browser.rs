@@ -18,7 +18,15 @@ fn dump_dom(ns: &str, dir: &TempDir, url: &str) -> String {
     std::fs::create_dir_all(&profile).unwrap();
     let user_data = format!("--user-data-dir={}", profile.display());
     let out = dir.path("dom.html");
-    let mut p = spawn_in(
+    // Its caches and settings in the lab's directory too, not in this user's home.
+    let home = dir.path("chromium-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [
+        ("HOME", home.as_path()),
+        ("XDG_CONFIG_HOME", home.as_path()),
+        ("XDG_CACHE_HOME", home.as_path()),
+    ];
+    let mut p = spawn_in_env(
         ns,
         "chromium",
         &[
@@ -34,6 +42,7 @@ fn dump_dom(ns: &str, dir: &TempDir, url: &str) -> String {
             "--dump-dom",
             url,
         ],
+        &env,
         &dir.path("chromium.log"),
     );
     // The DOM goes to stdout, which spawn_in sends to the log with stderr: read it from

@@ -104,11 +104,23 @@ impl Drop for Proc {
 /// Start `program args` inside namespace `ns` (`ip netns exec` execs it: the pid is the
 /// program's), its output appended to `log`, in a new process group.
 pub fn spawn_in(ns: &str, program: &str, args: &[&str], log: &Path) -> Proc {
+    spawn_in_env(ns, program, args, &[], log)
+}
+
+/// The same, with environment variables set for it.
+pub fn spawn_in_env(
+    ns: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    log: &Path,
+) -> Proc {
     use std::os::unix::process::CommandExt;
     let out = std::fs::File::create(log).unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", ns, program])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
