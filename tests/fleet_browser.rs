@@ -140,6 +140,21 @@ fn first_href(html: &str) -> Option<String> {
 const HOSTILE: &str =
     "http://198.18.2.2:8080/<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">";
 
+/// A target with a terminal escape and a right-to-left override in its path: refused (400),
+/// and never raw in the answer or the page.
+const CONTROLS: &str = "http://198.18.2.2:8080/\u{1b}[31mred\u{202e}txt.exe";
+
+/// The text of each cell (`<td>`) of a row.
+fn cells(row: &str) -> Vec<String> {
+    row.split("<td")
+        .skip(1)
+        .map(|c| {
+            let inner = c.split_once('>').map_or("", |x| x.1);
+            text_of(inner.split("</td>").next().unwrap_or(""))
+        })
+        .collect()
+}
+
 /// Does the DOM hold markup made from [`HOSTILE`]: an `img` element, or the attribute its
 /// handler sets? (Shown as text, the same words appear only escaped: `&lt;img`.)
 fn hostile_markup(dom: &str) -> bool {
@@ -165,7 +180,7 @@ fn the_page_shows_the_last_probes_in_a_browser_and_a_hostile_target_as_text() {
         })
         .collect();
     shown.push(Case {
-        what: "hostile target",
+        what: "markup target",
         module: "http_2xx",
         target: HOSTILE.to_string(),
         success: true,
@@ -196,6 +211,16 @@ fn the_page_shows_the_last_probes_in_a_browser_and_a_hostile_target_as_text() {
         summaries.push(v["summary"].as_str().unwrap().to_string());
     }
 
+    let controls = Case {
+        what: "control characters",
+        target: CONTROLS.to_string(),
+        ..shown[shown.len() - 1].clone()
+    };
+    let r = fleet.probe(CANREACH, &controls);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body.trim_end().lines().count(), 1, "{}", r.body);
+    assert!(!r.body.contains(['\u{1b}', '\u{202e}']), "{:?}", r.body);
+
     let dom = dump_dom(
         &fleet.lab.client,
         &fleet.dir,
@@ -205,12 +230,19 @@ fn the_page_shows_the_last_probes_in_a_browser_and_a_hostile_target_as_text() {
         !hostile_markup(&dom),
         "the hostile target became markup:\n{dom}"
     );
+    assert!(
+        !dom.contains(['\u{1b}', '\u{202e}']),
+        "a raw control character in the page:\n{dom}"
+    );
     let rows = rows(&dom);
     let mut wrong = vec![];
     for (c, summary) in shown.iter().zip(&summaries) {
-        // The hostile target as typed, or as the URL parser normalised it (percent-encoded).
+        // The target as typed (escaped as everywhere in canreach), or as the URL parser
+        // normalised it (percent-encoded); one cell each for the module, the target, the
+        // verdict, the reason and the time.
+        let typed = canreach::escape::escape(&c.target).into_owned();
         let forms = [
-            c.target.clone(),
+            typed.clone(),
             c.target
                 .replace('<', "%3C")
                 .replace('>', "%3E")
@@ -218,21 +250,24 @@ fn the_page_shows_the_last_probes_in_a_browser_and_a_hostile_target_as_text() {
                 .replace(' ', "%20"),
         ];
         let Some(row) = rows.iter().find(|r| {
-            let t = text_of(r);
-            forms.iter().any(|f| t.contains(f.as_str())) && t.contains(c.module)
+            let cells = cells(r);
+            cells.iter().any(|x| forms.contains(x)) && cells.iter().any(|x| x == c.module)
         }) else {
             wrong.push(format!(
-                "{}: no row with {:?} and {}",
-                c.what, c.target, c.module
+                "{}: no row with a cell {:?} and a cell {}",
+                c.what, typed, c.module
             ));
             continue;
         };
-        let t = text_of(row);
-        if !t.contains(c.verdict) {
-            wrong.push(format!("{}: verdict {} not in row: {t}", c.what, c.verdict));
+        let cells = cells(row);
+        if !cells.iter().any(|x| x == c.verdict) {
+            wrong.push(format!("{}: no cell {}: {cells:?}", c.what, c.verdict));
         }
-        if !t.contains(summary.as_str()) {
-            wrong.push(format!("{}: reason {summary:?} not in row: {t}", c.what));
+        if !cells.iter().any(|x| x == summary) {
+            wrong.push(format!("{}: no cell {summary:?}: {cells:?}", c.what));
+        }
+        if !cells.iter().any(|x| x.ends_with(" UTC")) {
+            wrong.push(format!("{}: no time: {cells:?}", c.what));
         }
         // Its link leads to the full report of this probe (its summary, wrapped there).
         match first_href(row) {

@@ -58,8 +58,9 @@ fn the_lab_targets_are_what_the_table_says() {
 }
 
 /// The series that say the same thing in both exporters' output for one probe: their values
-/// must agree (times, hashes of the moment and dates computed per run are not among them).
-const SAME_VALUE: [&str; 9] = [
+/// must agree (times are not among them; the hash is of the address, the expiry is the
+/// certificate's, the lengths are the lab server's answer).
+const SAME_VALUE: [&str; 12] = [
     "probe_success",
     "probe_ip_protocol",
     "probe_ip_addr_hash",
@@ -69,6 +70,9 @@ const SAME_VALUE: [&str; 9] = [
     "probe_http_version",
     "probe_http_redirects",
     "probe_ssl_earliest_cert_expiry",
+    "probe_ssl_last_chain_expiry_timestamp_seconds",
+    "probe_http_content_length",
+    "probe_http_uncompressed_body_length",
 ];
 
 /// Every disagreement of one probe between blackbox_exporter (`b`) and canreach serve (`c`),
@@ -104,7 +108,8 @@ fn disagreements(case: &Case, b: &Reply, c: &Reply) -> Vec<String> {
             ));
         }
     }
-    // The same label names (and, for phases and TLS versions, the same values).
+    // The same label names (and, for phases, TLS versions and the certificate, the same
+    // values).
     for name in bm.names() {
         let keys = |m: &Metrics| -> std::collections::BTreeSet<Vec<String>> {
             m.all(name)
@@ -113,9 +118,9 @@ fn disagreements(case: &Case, b: &Reply, c: &Reply) -> Vec<String> {
                     s.labels
                         .iter()
                         .map(|(k, v)| match name {
-                            "probe_http_duration_seconds" | "probe_tls_version_info" => {
-                                format!("{k}={v}")
-                            }
+                            "probe_http_duration_seconds"
+                            | "probe_tls_version_info"
+                            | "probe_ssl_last_chain_info" => format!("{k}={v}"),
                             _ => k.clone(),
                         })
                         .collect()
