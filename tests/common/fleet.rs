@@ -8,7 +8,8 @@
 //!     │
 //!  server  198.18.2.2   8001 open · 8002 closed · 8004 dropped (its own firewall)
 //!                       8080 HTTP 200 · 8081 HTTP 503 · 8443 TLS good · 8444 TLS expired
-//!                       dnsmasq :53: app.lab → 198.18.2.2, any other name under lab NXDOMAIN
+//!                       dnsmasq :53: app.lab → 198.18.2.2, dual.lab → 198.18.2.2 and
+//!                       fd00:2::2 (8001 listens on IPv4 only), any other name under lab NXDOMAIN
 //! ```
 //!
 //! The test process reaches the exporters through sockets opened inside the client namespace
@@ -467,6 +468,17 @@ pub fn cases() -> Vec<Case> {
             "filtered",
             Some(("host_up_port_dropped", "connect")),
         ),
+        // blackbox_exporter prefers IPv6 (preferred_ip_protocol: ip6): for a name with both
+        // families it probes the IPv6 address, which is refused here; IPv4 would work.
+        c(
+            "dual-stack name, IPv4 only",
+            "tcp_connect",
+            "dual.lab:8001",
+            false,
+            None,
+            "partial",
+            Some(("port_closed", "connect")),
+        ),
         c(
             "NXDOMAIN",
             "tcp_connect",
@@ -588,6 +600,7 @@ impl FleetLab {
                 "--listen-address=198.18.2.2",
                 "--local=/lab/",
                 "--host-record=app.lab,198.18.2.2",
+                "--host-record=dual.lab,198.18.2.2,fd00:2::2",
             ],
             &dir.path("dnsmasq.log"),
         );
