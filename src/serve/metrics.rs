@@ -451,8 +451,13 @@ impl Collector for ProbeResult {
                      help: &str,
                      v: f64|
          -> Result<(), std::fmt::Error> {
-            enc.encode_descriptor(name, help, None, gauge)?
-                .encode_gauge(&v)
+            let mut m = enc.encode_descriptor(name, help, None, gauge)?;
+            // Whole numbers as blackbox_exporter writes them (`probe_success 1`, not `1.0`).
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                m.encode_gauge(&(v as i64))
+            } else {
+                m.encode_gauge(&v)
+            }
         };
         // Sorted by name, as blackbox_exporter's registry writes them.
         one(
@@ -704,7 +709,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("canreach_verdict_info{verdict=\"closed\"} 1\n"));
-        assert!(text.contains("probe_ip_addr_hash 3668918509.0\n"), "{text}");
+        assert!(text.contains("probe_ip_addr_hash 3668918509\n"), "{text}");
         // No `# EOF`, no `_total`: the 0.0.4 text format.
         assert!(!text.contains("EOF"));
     }
