@@ -1,7 +1,8 @@
-//! End to end: a real Prometheus (Debian's `prometheus`) scrapes `canreach serve` through
-//! blackbox_exporter's usual relabelling, beside blackbox_exporter itself on the same targets,
-//! in the namespace lab of `tests/common/fleet.rs`; the test then asks Prometheus's HTTP API
-//! what it stored.
+//! End to end: a real Prometheus (Debian's `prometheus`) scrapes `canreach serve` through the
+//! relabelling and evaluates the alert rules that docs/fleet.md gives (read from the doc),
+//! beside blackbox_exporter itself on the same targets, in the namespace lab of
+//! `tests/common/fleet.rs`; the test then asks Prometheus's HTTP API what it stored and which
+//! alerts it raised.
 
 mod common;
 
@@ -71,7 +72,10 @@ fn prometheus_stores_probe_success_and_the_reason_of_each_target() {
     let cr = fleet.canreach_serve();
     let cases = cases();
     let jobs = jobs(&cases, &[("blackbox", BLACKBOX), ("canreach", CANREACH)]);
-    let mut prom = fleet.prometheus(&prometheus_yaml(&jobs, RELABEL));
+    let rules = fleet.dir.path("rules.yml");
+    std::fs::write(&rules, rules_from_docs()).unwrap();
+    let config = prometheus_yaml(&jobs, &relabel_from_docs(), Some(&rules));
+    let mut prom = fleet.prometheus(&config);
     wait_two_scrapes(&fleet, cases.len() * 2, &mut prom);
 
     let up = by_instance(fleet.query("up"));
@@ -112,6 +116,66 @@ fn prometheus_stores_probe_success_and_the_reason_of_each_target() {
                     ));
                 }
             }
+        }
+    }
+
+    // docs/fleet.md's alert rules, evaluated on what was stored: every rule loads and
+    // evaluates, and each failing target raises TargetFails (pending for its `for:`) with its
+    // reason in the labels; a target that works raises none.
+    let start = Instant::now();
+    let alerts = loop {
+        let groups = fleet.api("/api/v1/rules")["groups"].clone();
+        let rules: Vec<serde_json::Value> = groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        let failing = cases.iter().filter(|c| !c.success).count();
+        let alerts = fleet.api("/api/v1/alerts")["alerts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let fails = alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "TargetFails")
+            .count();
+        if !rules.is_empty() && rules.iter().all(|r| r["health"] == "ok") && fails >= failing {
+            break alerts;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "docs/fleet.md's rules after 20 s: {rules:?}\nalerts: {alerts:?}\n{}",
+            prom.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for case in &cases {
+        let mine: Vec<&serde_json::Value> = alerts
+            .iter()
+            .filter(|a| {
+                a["labels"]["alertname"] == "TargetFails"
+                    && a["labels"]["instance"] == case.target.as_str()
+            })
+            .collect();
+        match (case.finding, mine.as_slice()) {
+            (None, []) => {}
+            (Some(finding), [a]) => {
+                let l = &a["labels"];
+                let got = (&l["verdict"], &l["finding"], &l["phase"], &l["job"]);
+                let job = job_name("canreach", case.module);
+                if got
+                    != (
+                        &case.verdict.into(),
+                        &finding.into(),
+                        &case.phase.into(),
+                        &job.into(),
+                    )
+                {
+                    wrong.push(format!("{}: TargetFails {l}", case.what));
+                }
+            }
+            (_, mine) => wrong.push(format!("{}: TargetFails alerts {mine:?}", case.what)),
         }
     }
     assert!(

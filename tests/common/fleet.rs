@@ -777,15 +777,20 @@ pub struct Job {
     pub targets: Vec<String>,
 }
 
-/// How often Prometheus scrapes, and its scrape timeout (sent to the exporter, which gives a
-/// probe 0.5 s less).
+/// How often Prometheus scrapes and evaluates rules, and its scrape timeout (sent to the
+/// exporter, which gives a probe 0.5 s less).
 pub const SCRAPE_INTERVAL_S: u32 = 2;
 
-/// A prometheus.yml for `jobs`, every scrape every [`SCRAPE_INTERVAL_S`].
-pub fn prometheus_yaml(jobs: &[Job], relabel: &str) -> String {
+/// A prometheus.yml for `jobs` with `relabel` (its exporter's address written `EXPORTER`),
+/// scraping and evaluating `rules` (a file) every [`SCRAPE_INTERVAL_S`].
+pub fn prometheus_yaml(jobs: &[Job], relabel: &str, rules: Option<&Path>) -> String {
     let mut y = format!(
-        "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: {SCRAPE_INTERVAL_S}s\nscrape_configs:\n"
+        "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: {SCRAPE_INTERVAL_S}s\n  evaluation_interval: {SCRAPE_INTERVAL_S}s\n"
     );
+    if let Some(r) = rules {
+        y.push_str(&format!("rule_files:\n  - {}\n", r.display()));
+    }
+    y.push_str("scrape_configs:\n");
     for j in jobs {
         y.push_str(&format!(
             "  - job_name: {}\n    metrics_path: /probe\n    params:\n      module: [{}]\n    static_configs:\n      - targets:\n",
@@ -799,16 +804,70 @@ pub fn prometheus_yaml(jobs: &[Job], relabel: &str) -> String {
     y
 }
 
-/// blackbox_exporter's documented relabelling: the target becomes the `target` parameter and
-/// the `instance` label, and the scrape goes to the exporter (`EXPORTER`, replaced per job).
-pub const RELABEL: &str = "    relabel_configs:
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: instance
-      - target_label: __address__
-        replacement: EXPORTER
-";
+/// The fenced `yaml` blocks of docs/fleet.md, in order.
+pub fn fleet_doc_yaml() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fleet.md"))
+        .expect("docs/fleet.md");
+    let mut blocks = vec![];
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```yaml") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => blocks.extend(current.take()),
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// The `relabel_configs` of docs/fleet.md's scrape config, as a job's key (indented 4), the
+/// exporter's address (the `replacement` that becomes `__address__`) written `EXPORTER`.
+pub fn relabel_from_docs() -> String {
+    let blocks = fleet_doc_yaml();
+    let config = blocks
+        .iter()
+        .find(|b| b.contains("scrape_configs:") && b.contains("__param_target"))
+        .expect("docs/fleet.md: a prometheus.yml block with scrape_configs and __param_target");
+    let lines: Vec<&str> = config.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("relabel_configs:"))
+        .expect("docs/fleet.md: relabel_configs");
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(lines[start]);
+    let mut out = String::new();
+    for l in std::iter::once(lines[start]).chain(
+        lines[start + 1..]
+            .iter()
+            .copied()
+            .take_while(|l| l.trim().is_empty() || indent(l) > base),
+    ) {
+        let l = match l.split_once("replacement:") {
+            Some((before, _)) => format!("{before}replacement: EXPORTER"),
+            None => l.to_string(),
+        };
+        out.push_str("    ");
+        out.push_str(&l[base.min(l.len())..]);
+        out.push('\n');
+    }
+    assert!(
+        out.contains("EXPORTER") && out.contains("target_label: instance"),
+        "docs/fleet.md's relabel_configs: {out}"
+    );
+    out
+}
+
+/// The alert rules file of docs/fleet.md (the block that starts with `groups:`).
+pub fn rules_from_docs() -> String {
+    fleet_doc_yaml()
+        .into_iter()
+        .find(|b| b.trim_start().starts_with("groups:"))
+        .expect("docs/fleet.md: an alert rules block (groups:)")
+}
 
 impl FleetLab {
     /// Start Prometheus on [`PROMETHEUS`] in the client namespace with `config`, its storage
@@ -852,22 +911,26 @@ impl FleetLab {
         }
     }
 
-    /// An instant query to Prometheus's HTTP API: the result vector, as
-    /// `(labels, value)`.
-    pub fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let path = format!("/api/v1/query?query={}", urlencode(q));
+    /// `GET path` of Prometheus's HTTP API: its `data`.
+    pub fn api(&self, path: &str) -> serde_json::Value {
         let r = http_get(
             &self.lab.client,
             PROMETHEUS,
-            &path,
+            path,
             &[],
             Duration::from_secs(5),
         )
-        .unwrap_or_else(|e| panic!("query {q}: {e}"));
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
         let v: serde_json::Value =
-            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("query {q}: {e}: {}", r.body));
-        assert_eq!(v["status"], "success", "query {q}: {}", r.body);
-        v["data"]["result"]
+            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", r.body));
+        assert_eq!(v["status"], "success", "{path}: {}", r.body);
+        v["data"].clone()
+    }
+
+    /// An instant query to Prometheus's HTTP API: the result vector, as
+    /// `(labels, value)`.
+    pub fn query(&self, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        self.api(&format!("/api/v1/query?query={}", urlencode(q)))["result"]
             .as_array()
             .unwrap()
             .iter()
