@@ -498,6 +498,15 @@ pub fn cases() -> Vec<Case> {
             None,
         ),
         c(
+            "HTTP to a closed port",
+            "http_2xx",
+            "http://198.18.2.2:8002/",
+            false,
+            Some(0),
+            "closed",
+            Some(("port_closed", "connect")),
+        ),
+        c(
             "HTTP 503",
             "http_2xx",
             "http://198.18.2.2:8081/",
