@@ -84,9 +84,20 @@ impl Proc {
         format!("--- {} log ---\n{s}", self.name)
     }
 
-    /// Still running?
+    /// Still running? Asked without reaping it (`WNOWAIT`): until [`Drop`] reaps it, its pid
+    /// stays taken, so the process group killed there by that id is surely its own.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        // SAFETY: a zeroed siginfo_t is valid; waitid(2) on our own child, not reaping it.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            rc == 0 && info.si_pid() == 0
+        }
     }
 }
 
@@ -116,15 +127,31 @@ pub fn spawn_in_env(
     env: &[(&str, &Path)],
     log: &Path,
 ) -> Proc {
+    spawn_full(ns, program, args, env, None, log)
+}
+
+/// The same, its stdout to the file `stdout` when given (else with stderr, to `log`).
+pub fn spawn_full(
+    ns: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    stdout: Option<&Path>,
+    log: &Path,
+) -> Proc {
     use std::os::unix::process::CommandExt;
-    let out = std::fs::File::create(log).unwrap();
+    let err = std::fs::File::create(log).unwrap();
+    let out = match stdout {
+        Some(p) => std::fs::File::create(p).unwrap(),
+        None => err.try_clone().unwrap(),
+    };
     let child = Command::new("ip")
         .args(["netns", "exec", ns, program])
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
+        .stdout(out)
+        .stderr(err)
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
