@@ -228,6 +228,32 @@ fn canreach_serve_gives_every_blackbox_metric_and_says_why() {
         let c = fleet.probe(CANREACH, &case);
         all.extend(disagreements(&case, &b, &c));
     }
+    // Requests both refuse: an unknown module, no target.
+    for (what, path) in [
+        (
+            "unknown module",
+            "/probe?target=198.18.2.2:8001&module=nosuch",
+        ),
+        ("no target", "/probe?module=tcp_connect"),
+    ] {
+        let get = |addr| {
+            http_get(
+                &fleet.lab.client,
+                addr,
+                path,
+                &[],
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap()
+        };
+        let (b, c) = (get(BLACKBOX), get(CANREACH));
+        if (b.status, c.status) != (400, 400) || c.body.trim_end().lines().count() != 1 {
+            all.push(format!(
+                "{what}: canreach {} {:?}, blackbox_exporter {}",
+                c.status, c.body, b.status
+            ));
+        }
+    }
     assert!(
         all.is_empty(),
         "canreach serve and blackbox_exporter disagree:\n  {}\n{}\n{}",
