@@ -121,8 +121,10 @@ fn prometheus_stores_probe_success_and_the_reason_of_each_target() {
 
     // docs/fleet.md's alert rules, evaluated on what was stored: every rule loads and
     // evaluates, and each failing target raises TargetFails (pending for its `for:`) with its
-    // reason in the labels; a target that works raises none.
+    // reason in the labels; a target that works raises none. Read once two evaluation rounds
+    // have begun since the scrapes were stored (a round evaluates the rules one by one).
     let start = Instant::now();
+    let rounds = Duration::from_secs(2 * u64::from(SCRAPE_INTERVAL_S));
     let alerts = loop {
         let groups = fleet.api("/api/v1/rules")["groups"].clone();
         let rules: Vec<serde_json::Value> = groups
@@ -140,7 +142,11 @@ fn prometheus_stores_probe_success_and_the_reason_of_each_target() {
             .iter()
             .filter(|a| a["labels"]["alertname"] == "TargetFails")
             .count();
-        if !rules.is_empty() && rules.iter().all(|r| r["health"] == "ok") && fails >= failing {
+        if start.elapsed() >= rounds
+            && !rules.is_empty()
+            && rules.iter().all(|r| r["health"] == "ok")
+            && fails >= failing
+        {
             break alerts;
         }
         assert!(
@@ -176,6 +182,29 @@ fn prometheus_stores_probe_success_and_the_reason_of_each_target() {
                 }
             }
             (_, mine) => wrong.push(format!("{}: TargetFails alerts {mine:?}", case.what)),
+        }
+        // The doc's other rules: a drop, and a probe that succeeds while canreach sees the
+        // service behind the port fail (reset after the accept).
+        for (rule, expected) in [
+            (
+                "TargetFiltered",
+                !case.success && case.verdict == "filtered",
+            ),
+            (
+                "ServiceBehindPortFails",
+                case.success && ["service_error", "tls_error"].contains(&case.verdict),
+            ),
+        ] {
+            let raised = alerts
+                .iter()
+                .filter(|a| {
+                    a["labels"]["alertname"] == rule
+                        && a["labels"]["instance"] == case.target.as_str()
+                })
+                .count();
+            if raised != usize::from(expected) {
+                wrong.push(format!("{}: {raised} {rule} alerts", case.what));
+            }
         }
     }
     assert!(

@@ -6,7 +6,8 @@
 //!     │                 Prometheus 127.0.0.1:9090, Chromium: all run here (`ip netns exec`)
 //!  router  198.18.1.1   rejects TCP 8003 (ICMP admin-prohibited); no ICMP rate limit
 //!     │
-//!  server  198.18.2.2   8001 open · 8002 closed · 8004 dropped (its own firewall)
+//!  server  198.18.2.2   8001 open · 8002 closed · 8004 dropped (its own firewall) ·
+//!                       8005 reset by the program 5 ms after the accept
 //!                       8080 HTTP 200 · 8081 HTTP 503 · 8443 TLS good · 8444 TLS expired
 //!                       dnsmasq :53: app.lab → 198.18.2.2, dual.lab → 198.18.2.2 and
 //!                       fd00:2::2 (8001 listens on IPv4 only), any other name under lab NXDOMAIN
@@ -495,6 +496,17 @@ pub fn cases() -> Vec<Case> {
             "filtered",
             Some(("host_up_port_dropped", "connect")),
         ),
+        // Connected, then reset by the program: blackbox_exporter's tcp_connect succeeds, and
+        // so must canreach's; its verdict still tells.
+        c(
+            "reset after the accept",
+            "tcp_connect",
+            "198.18.2.2:8005",
+            true,
+            None,
+            "service_error",
+            None,
+        ),
         // blackbox_exporter prefers IPv6 (preferred_ip_protocol: ip6): for a name with both
         // families it probes the IPv6 address, which is refused here; IPv4 would work.
         c(
@@ -683,6 +695,15 @@ impl FleetLab {
             let mut s = s;
             let mut b = [0u8; 64];
             let _ = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await;
+        }));
+        // Reset: the connection is taken, and closed with SO_LINGER 0 5 ms later. Not at once:
+        // a reset that can arrive before a client has read its connect's result makes the
+        // connect itself fail (ECONNRESET), for blackbox_exporter too, by timing alone.
+        let reset = lab.listen(&lab.server, "198.18.2.2:8005");
+        rt.spawn(serve(reset, |s| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            drop(s);
         }));
         // The dropped port has a listener behind the drop: the firewall alone hides it.
         let dropped = lab.listen(&lab.server, "198.18.2.2:8004");
