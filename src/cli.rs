@@ -167,6 +167,9 @@ pub enum Format {
     Json,
     /// A ticket: the report in Markdown, with where it was run from
     Markdown,
+    /// For Nagios, Icinga, Sensu: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+    // Monitoring Plugins output (src/render/nagios.rs); bad usage is UNKNOWN too.
+    Nagios,
 }
 
 /// `--color` values.
@@ -244,12 +247,9 @@ impl Cli {
     pub fn parse_or_exit() -> Cli {
         match Cli::try_parse() {
             // `--` ends canreach's arguments and starts a command: it must be followed by one.
-            Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => {
-                eprintln!(
-                    "canreach: `--` must be followed by a command to run once the targets are open, e.g. `-- ./migrate`"
-                );
-                std::process::exit(ExitCode::Usage.code())
-            }
+            Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => usage_exit(
+                "`--` must be followed by a command to run once the targets are open, e.g. `-- ./migrate`",
+            ),
             Ok(c) => c,
             Err(e) => {
                 use clap::error::ErrorKind::*;
@@ -268,17 +268,12 @@ impl Cli {
                     && arg.len() > 1
                     && arg[1..].bytes().all(|b| b.is_ascii_digit())
                 {
-                    eprintln!(
-                        "canreach: {}",
-                        crate::target::TargetError::PortOutOfRange(arg.clone())
-                    );
-                    std::process::exit(ExitCode::Usage.code())
+                    usage_exit(&crate::target::TargetError::PortOutOfRange(arg.clone()).to_string())
                 }
-                eprintln!(
-                    "canreach: {} (see `canreach --help`)",
+                usage_exit(&format!(
+                    "{} (see `canreach --help`)",
                     first_line(&e.to_string())
-                );
-                std::process::exit(ExitCode::Usage.code())
+                ))
             }
         }
     }
@@ -296,6 +291,39 @@ impl Cli {
             }
         }
     }
+}
+
+/// Was `--format nagios` asked for? Read from the raw arguments, so that a usage error is
+/// written in the plugin's terms even when the arguments did not parse (up to `--`, after
+/// which the words are a command's).
+pub fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut prev: Option<std::ffi::OsString> = None;
+    for a in args {
+        if a == "--" {
+            break;
+        }
+        if a == "--format=nagios" || (a == "nagios" && prev.as_deref() == Some("--format".as_ref()))
+        {
+            return true;
+        }
+        prev = Some(a);
+    }
+    false
+}
+
+/// A usage error: `canreach: WHAT` on stderr and exit 2; with `--format nagios`,
+/// `CANREACH UNKNOWN: WHAT` on stdout and exit 3 (the guidelines' UNKNOWN is for bad
+/// arguments, and a scheduler reads stdout only). One line either way.
+pub fn usage_exit(what: &str) -> ! {
+    if nagios_in_args(std::env::args_os().skip(1)) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", crate::render::nagios::unknown_line(what));
+        let _ = out.flush();
+        std::process::exit(crate::exit_codes::PluginState::Unknown.code())
+    }
+    eprintln!("canreach: {what}");
+    std::process::exit(ExitCode::Usage.code())
 }
 
 /// clap's message folded into one line: the text before the usage block, joined.
@@ -408,6 +436,17 @@ mod tests {
         assert!(parse_wait("25h").is_err());
         assert!(parse_wait("0").is_err());
         assert!(parse_wait("later").is_err());
+    }
+
+    #[test]
+    fn nagios_is_found_in_raw_arguments_before_a_command() {
+        let args =
+            |s: &str| -> Vec<std::ffi::OsString> { s.split_whitespace().map(Into::into).collect() };
+        assert!(nagios_in_args(args("--format nagios host 22")));
+        assert!(nagios_in_args(args("host 22 --format=nagios --bogus")));
+        assert!(!nagios_in_args(args("--format json host 22")));
+        assert!(!nagios_in_args(args("nagios 22")));
+        assert!(!nagios_in_args(args("host 22 -- cmd --format nagios")));
     }
 
     #[test]

@@ -67,6 +67,72 @@ impl From<Verdict> for ExitCode {
     }
 }
 
+/// A Monitoring Plugins state (`--format nagios`, for Nagios, Icinga, Sensu, Checkmk): the
+/// exit codes those schedulers read, 0 to 3, in place of canreach's own.
+///
+/// The development guidelines keep UNKNOWN for bad arguments and the plugin's own failures,
+/// and call a failed name lookup or a timeout CRITICAL: so every verdict but `open` and
+/// `partial` is CRITICAL, `inconclusive` included (no address connected within the deadline
+/// the check was given; its text still says the reason was not established).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PluginState {
+    Ok,
+    Warning,
+    /// Not a verdict's state: bad usage, an internal error, an interrupted run.
+    Unknown,
+    Critical,
+}
+
+impl PluginState {
+    /// The state of one verdict.
+    pub fn of(v: Verdict) -> PluginState {
+        match v {
+            Verdict::Open => PluginState::Ok,
+            // Some addresses work: clients that try the working one first get through.
+            Verdict::Partial => PluginState::Warning,
+            Verdict::Closed
+            | Verdict::Rejected
+            | Verdict::Filtered
+            | Verdict::Unreachable
+            | Verdict::DnsError
+            | Verdict::Inconclusive
+            | Verdict::ServiceError
+            | Verdict::TlsError
+            | Verdict::MtuBlackhole => PluginState::Critical,
+        }
+    }
+
+    /// The exit code the scheduler reads.
+    pub fn code(self) -> i32 {
+        match self {
+            PluginState::Ok => 0,
+            PluginState::Warning => 1,
+            PluginState::Critical => 2,
+            PluginState::Unknown => 3,
+        }
+    }
+
+    /// The word of the status line.
+    pub fn word(self) -> &'static str {
+        match self {
+            PluginState::Ok => "OK",
+            PluginState::Warning => "WARNING",
+            PluginState::Critical => "CRITICAL",
+            PluginState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The state of a run of several targets: the worst (CRITICAL above UNKNOWN above
+    /// WARNING above OK, as the Monitoring Plugins' own `max_state` ranks them).
+    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> PluginState {
+        verdicts
+            .into_iter()
+            .map(PluginState::of)
+            .max()
+            .unwrap_or(PluginState::Ok)
+    }
+}
+
 /// Verdicts from the least to the most severe. A run of several targets exits with the code
 /// of its most severe verdict: `open` only when all are open; a target that works for some
 /// clients (`partial`) or whose check was cut short (`inconclusive`) ranks below one known to
@@ -109,6 +175,36 @@ mod tests {
         assert_eq!(most_severe([Filtered, DnsError, Open]), DnsError);
         assert_eq!(most_severe([Inconclusive, Partial]), Inconclusive);
         assert_eq!(most_severe([Open, Open]), Open);
+    }
+
+    #[test]
+    fn plugin_states_follow_the_monitoring_plugins_guidelines() {
+        use PluginState as P;
+        use Verdict::*;
+        let codes: Vec<(Verdict, i32)> = Verdict::ALL
+            .iter()
+            .map(|v| (*v, P::of(*v).code()))
+            .collect();
+        for (v, code) in codes {
+            let want = match v {
+                Open => 0,
+                Partial => 1,
+                _ => 2,
+            };
+            assert_eq!(code, want, "{v:?}");
+        }
+        // UNKNOWN is never a verdict's: only bad usage and internal errors get 3.
+        assert!(Verdict::ALL.iter().all(|v| P::of(*v) != P::Unknown));
+        assert_eq!(P::Unknown.code(), 3);
+        assert_eq!(P::worst([Open, Partial]), P::Warning);
+        assert_eq!(P::worst([Partial, DnsError, Open]), P::Critical);
+        assert_eq!(P::worst([]), P::Ok);
+        // The state never ranks a run below the state of its most severe verdict.
+        for a in Verdict::ALL {
+            for b in Verdict::ALL {
+                assert_eq!(P::worst([a, b]), P::of(most_severe([a, b])), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

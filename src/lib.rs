@@ -10,6 +10,7 @@
 //! | knowledge | [`diagnosis`] | facts → verdict, findings, planned steps (pure) |
 //! | output | [`render`], [`exit_codes`] | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
 //! | workflows | [`workflow`], [`hostinfo`] | many targets, `--wait`, `-q`, `-4`/`-6`, progress; where a ticket was made |
+//! | exporter | [`serve`] | `canreach serve`: blackbox_exporter's `/probe`, and why |
 //!
 //! [`run`] ties them together for `main`.
 
@@ -26,6 +27,7 @@ pub mod local;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
+pub mod serve;
 pub mod services;
 pub mod session;
 pub mod sys;

@@ -6,11 +6,17 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 
 use canreach::cli::{Cli, Format};
-use canreach::exit_codes::ExitCode;
+use canreach::exit_codes::{ExitCode, PluginState};
 use canreach::{Finished, RunError};
 use clap::CommandFactory;
 
 fn main() {
+    // `canreach serve …` is the exporter (only as the first word: every other command line
+    // is the check, as before).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if canreach::serve::wanted(&args) {
+        std::process::exit(canreach::serve::main(args));
+    }
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
         // Generated into memory first: clap_complete panics on a write error (a closed pipe).
@@ -38,21 +44,34 @@ fn main() {
     // One write for the report, not one per line (the run flushes it, and each line of a
     // `--wait` log).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let nagios = cli.output_format() == Format::Nagios;
+    // With --format nagios, whatever gives no state is UNKNOWN: one line on stdout, exit 3.
+    let unknown = |out: &mut dyn Write, what: &str| {
+        let _ = writeln!(out, "{}", canreach::render::nagios::unknown_line(what));
+        PluginState::Unknown.code()
+    };
     let code = match canreach::run(&cli, &mut out) {
         Ok(Finished { code, write_error }) => {
             // A closed pipe (`canreach … | head -1`) is not worth a message, and the verdict
             // still stands: exit with its code (ripgrep's convention).
             if let Some(e) = write_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
                 eprintln!("canreach: error: cannot write the report: {e}");
-                ExitCode::Internal.code()
+                if nagios {
+                    PluginState::Unknown.code()
+                } else {
+                    ExitCode::Internal.code()
+                }
+            } else if nagios && code == ExitCode::Interrupted.code() {
+                unknown(&mut out, "interrupted before every target was checked")
             } else {
                 code
             }
         }
         Err(RunError::Usage(e)) => {
-            eprintln!("canreach: {e}");
-            ExitCode::Usage.code()
+            drop(out);
+            canreach::cli::usage_exit(&e.to_string())
         }
+        Err(RunError::Internal(e)) if nagios => unknown(&mut out, &format!("error: {e:#}")),
         Err(RunError::Internal(e)) => {
             eprintln!("canreach: error: {e:#}");
             ExitCode::Internal.code()

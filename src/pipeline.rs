@@ -83,7 +83,7 @@ pub enum Protocol {
 }
 
 /// What a check may do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
@@ -99,6 +99,10 @@ pub struct Options {
     pub trust: Trust,
     /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
     pub expect_status: Option<StatusSet>,
+    /// What a prober asks of the session stage beyond the usual check (`canreach serve`'s
+    /// modules: a method and headers, a TLS name or trust store, a dialogue); `None` for the
+    /// CLI.
+    pub ask: Option<std::sync::Arc<crate::session::ask::Ask>>,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -122,6 +126,7 @@ impl Default for Options {
             follow_proxy: true,
             trust: Trust::default(),
             expect_status: None,
+            ask: None,
         }
     }
 }
@@ -395,7 +400,15 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         });
         let (sessions, late) = tokio::join!(
             follow_sessions(
-                connector, &results, target_ref, app_ref, via_ref, program, opts.trust, deadline
+                connector,
+                &results,
+                target_ref,
+                app_ref,
+                via_ref,
+                program,
+                opts.trust,
+                opts.ask.as_ref(),
+                deadline
             ),
             async {
                 match inspection {
@@ -558,6 +571,7 @@ async fn follow_sessions<C: Connector>(
     via: Option<&Destination>,
     program: Option<first::Program>,
     trust: Trust,
+    ask: Option<&std::sync::Arc<crate::session::ask::Ask>>,
     deadline: Instant,
 ) -> Vec<Option<SessionFacts>> {
     let open = |a: &AddressFacts| a.probe.result == ConnectResult::Connected;
@@ -565,16 +579,21 @@ async fn follow_sessions<C: Connector>(
         return addresses.iter().map(|_| None).collect();
     }
     let tls = matches!(app, Application::Tls | Application::Https(_));
+    let asked_roots = ask.and_then(|a| a.roots.clone());
     let req = SessionRequest {
-        host: target.host.to_string(),
+        host: ask
+            .and_then(|a| a.server_name.clone())
+            .unwrap_or_else(|| target.host.to_string()),
         application: app.clone(),
-        roots: if tls {
-            trust.roots()
-        } else {
-            TrustStore::empty()
+        // A module's own store (`tls_config`) before the command line's.
+        roots: match asked_roots {
+            Some(r) if tls => r,
+            _ if tls => trust.roots(),
+            _ => TrustStore::empty(),
         },
         mss_retry: true,
         program,
+        ask: ask.cloned(),
     };
     let req = &req;
     join_all(addresses.iter().map(|a| async move {
@@ -599,6 +618,7 @@ async fn follow_sessions<C: Connector>(
                 mss_retry: None,
                 http: None,
                 tls_confirm: None,
+                answered: None,
             }),
             Err(_) => None,
         }
@@ -1132,15 +1152,16 @@ mod tests {
             follow_proxy: true,
             trust: Trust::default(),
             expect_status: None,
+            ask: None,
         };
-        let facts = gather(target("db:5432"), opts, &f, &f).await;
+        let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert_eq!(
             facts.dns.direct.unwrap().error.unwrap().kind,
             DnsErrorKind::Servfail
         );
         assert!(facts.addresses.is_empty());
         let f = fake(&[], Duration::from_secs(60));
-        let facts = gather(target("db:5432"), opts, &f, &f).await;
+        let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
     }
 
@@ -1235,7 +1256,7 @@ mod tests {
             (Options::default(), dropped_5432 as Script),
         ] {
             let f = scripted(&[], Duration::ZERO, script);
-            let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+            let facts = gather(target("198.18.2.2:5432"), opts.clone(), &f, &f).await;
             let s = facts.addresses[0].silence.as_ref().unwrap();
             assert_eq!(facts.addresses[0].probe.result, ConnectResult::TimedOut);
             let wait = liveness::retransmit_wait(Duration::from_millis(1));
@@ -1285,7 +1306,7 @@ mod tests {
             timeout: Duration::from_millis(900),
             ..no_trace()
         };
-        let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
+        let facts = gather(target("198.18.2.2:5432"), opts.clone(), &f, &f).await;
         let s = facts.addresses[0].silence.as_ref().unwrap();
         assert_eq!(s.retransmit_wait, Some(opts.timeout));
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));

@@ -27,6 +27,31 @@ pub fn open_file_limit() -> Option<u64> {
     (rc == 0).then_some(r.rlim_cur)
 }
 
+/// Raise the soft limit on open file descriptors to the hard limit (a long-running server
+/// with many probes at once needs more than the usual 1024; Go programs do the same at
+/// start). Returns the soft limit in force afterwards.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: r is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return None;
+    }
+    if r.rlim_cur < r.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: r.rlim_max,
+            rlim_max: r.rlim_max,
+        };
+        // SAFETY: raised is a valid rlimit; setrlimit only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Some(raised.rlim_cur);
+        }
+    }
+    Some(r.rlim_cur)
+}
+
 /// The name of user `uid` (`getpwuid_r`), if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];

@@ -61,6 +61,7 @@ fn request(app: Application, roots: Arc<TrustStore>) -> SessionRequest {
         roots,
         mss_retry: true,
         program: None,
+        ask: None,
     }
 }
 

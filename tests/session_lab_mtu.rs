@@ -103,6 +103,7 @@ fn mtu_black_hole_is_crossed_by_the_reduced_mss_v4_and_v6() {
                     roots: Arc::new(roots),
                     mss_retry: true,
                     program: None,
+                    ask: None,
                 };
                 let start = Instant::now();
                 let s = TcpStream::connect(addr).await.unwrap();

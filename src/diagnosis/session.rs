@@ -1957,6 +1957,7 @@ mod tests {
             mss_retry: None,
             http,
             tls_confirm: None,
+            answered: None,
         }
     }
 

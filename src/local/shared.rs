@@ -251,6 +251,93 @@ impl Inspector for PerRun {
     }
 }
 
+/// The reads of a process that checks for as long as it runs (`canreach serve`): like
+/// [`PerRun`], but for any port as it is asked. Checks of one port asking together share one
+/// inspection (each port its own, in flight or just ended); all checks share one ruleset read
+/// in flight and the interface addresses for [`ADDRESSES_FRESH`]. What it keeps is bounded:
+/// a port's entry is dropped once it can no longer be joined.
+#[derive(Default)]
+pub struct Lasting {
+    inspections: Mutex<std::collections::HashMap<u16, InFlight<Option<LocalFacts>>>>,
+    ruleset: Mutex<Option<InFlight<Ruleset>>>,
+    addresses: Mutex<Option<(Instant, Vec<IpAddr>)>>,
+}
+
+impl std::fmt::Debug for Lasting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lasting").finish_non_exhaustive()
+    }
+}
+
+impl Lasting {
+    /// Ports with an inspection kept (in flight, or just ended).
+    pub fn kept(&self) -> usize {
+        self.inspections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Inspector for Lasting {
+    fn addresses(&self) -> Vec<IpAddr> {
+        let mut slot = self
+            .addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some((at, a)) if at.elapsed() < ADDRESSES_FRESH => a.clone(),
+            _ => {
+                let a = super::interface_addresses();
+                *slot = Some((Instant::now(), a.clone()));
+                a
+            }
+        }
+    }
+
+    fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
+        let now = Instant::now();
+        let shared = {
+            let mut map = self
+                .inspections
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Entries that can no longer be joined go: the map holds only reads in flight or
+            // just ended, however many ports are asked over the process's life.
+            map.retain(|_, f| f.joinable(now));
+            match map.get(&port) {
+                Some(f) => f.result.clone(),
+                None => {
+                    let f = InFlight::start(move || {
+                        super::inspect_ports(&[port], Vec::new()).into_iter().next()
+                    });
+                    let r = f.result.clone();
+                    map.insert(port, f);
+                    r
+                }
+            }
+        };
+        async move {
+            let mine = shared.await.flatten()?;
+            Some(LocalFacts { addresses, ..mine })
+        }
+        .boxed()
+    }
+
+    fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
+        let ruleset = InFlight::join_or_start(&self.ruleset, move || {
+            nft::read_ruleset(until).map(Arc::new)
+        });
+        async move {
+            let read = ruleset.await?;
+            Some(super::firewall_from(
+                read.and_then(|bytes| nft::parse(&bytes, port)),
+            ))
+        }
+        .boxed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +399,20 @@ mod tests {
         );
         let b = InFlight::join_or_start(&slot, || 7);
         assert_eq!(b.await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_lasting_inspector_keeps_only_reads_that_can_be_joined() {
+        let l = Lasting::default();
+        let (a, b) = tokio::join!(l.inspect(7, vec![]), l.inspect(7, vec![]));
+        assert_eq!(a.map(|f| f.port), Some(7));
+        assert_eq!(b.map(|f| f.port), Some(7));
+        assert!(l.kept() <= 1);
+        std::thread::sleep(JOIN_AFTER_END + Duration::from_millis(2));
+        let c = l.inspect(8, vec![]).await;
+        assert_eq!(c.map(|f| f.port), Some(8));
+        // Port 7's read ended long ago: dropped when port 8 was asked.
+        assert_eq!(l.kept(), 1);
     }
 
     #[tokio::test]

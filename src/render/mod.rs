@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod markdown;
+pub mod nagios;
 pub mod table;
 pub mod text;
 

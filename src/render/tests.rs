@@ -146,6 +146,91 @@ fn text_dns_timeout_names_the_silent_server() {
     insta::assert_snapshot!(render(&facts, false));
 }
 
+/// The plugin output of checks (`--format nagios`).
+fn nagios(checks: &[Facts]) -> String {
+    let diags: Vec<_> = checks.iter().map(diagnose).collect();
+    let rows: Vec<_> = checks.iter().zip(&diags).collect();
+    let mut out = Vec::new();
+    super::nagios::render(&rows, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn nagios_rejected_by_a_router() {
+    insta::assert_snapshot!(nagios(&[rejected_on_path()]));
+}
+
+#[test]
+fn nagios_a_dns_timeout_is_critical_with_the_lookup_time() {
+    let timed_out = Lookup {
+        addresses: vec![],
+        elapsed: Duration::from_millis(1050),
+        error: Some(LookupError::new(DnsErrorKind::Timeout)),
+    };
+    let facts = Facts {
+        dns: DnsFacts {
+            system: Some(timed_out.clone()),
+            direct: Some(timed_out),
+            ..DnsFacts::default()
+        },
+        elapsed: Duration::from_millis(1108),
+        ..Facts::new(target("app.lab 80"), Duration::from_secs(5))
+    };
+    let out = nagios(&[facts]);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("CANREACH CRITICAL: app.lab does not resolve"),
+        "{out}"
+    );
+    assert!(
+        first.ends_with(" | 'time'=1.108s;;;0 'dns'=1.05s;;;0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn nagios_several_targets_one_status_line_worst_first_bounded() {
+    let open = |port: u16| Facts {
+        addresses: vec![AddressFacts::probed(fact(
+            &format!("198.18.2.2:{port}"),
+            ConnectResult::Connected,
+            200,
+            None,
+        ))],
+        elapsed: Duration::from_micros(300),
+        ..Facts::new(
+            target(&format!("198.18.2.2 {port}")),
+            Duration::from_secs(5),
+        )
+    };
+    let out = nagios(&[open(22), rejected_on_path(), open(80)]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "CANREACH CRITICAL: 3 targets: 198.18.2.2:5432 rejected, 198.18.2.2:22 open, \
+         198.18.2.2:80 open | '198.18.2.2:22 time'=0.0003s;;;0 \
+         '198.18.2.2:22 connect'=0.0002s;;;0 '198.18.2.2:5432 time'=0.00042s;;;0 \
+         '198.18.2.2:5432 connect'=0.00031s;;;0 '198.18.2.2:80 time'=0.0003s;;;0 \
+         '198.18.2.2:80 connect'=0.0002s;;;0"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("[CRITICAL] 198.18.2.2:5432 is rejected")
+    );
+    assert!(out.contains("\n[OK] 198.18.2.2:22 is open"), "{out}");
+    // No `|` past the first line's: a scheduler would read the rest as perfdata.
+    assert!(out.lines().skip(1).all(|l| !l.contains('|')), "{out}");
+
+    // 400 failing targets: cut before a scheduler's 8 KiB, saying so.
+    let many: Vec<Facts> = (0..400).map(|_| rejected_on_path()).collect();
+    let out = nagios(&many);
+    let long = out.split_once('\n').unwrap().1;
+    assert!(long.len() <= super::nagios::MAX_OUTPUT, "{}", long.len());
+    assert!(long.trim_end().ends_with("the whole report)"), "{long}");
+}
+
 /// Every fixture's report is consistent by construction: no finding twice, no step twice (the
 /// same command on the same machine), only documented ids — the lab checks the same of every
 /// real report (`tests/common::check_report`).

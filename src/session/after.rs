@@ -84,6 +84,9 @@ pub struct SessionRequest {
     /// inspection, so the first moments end when the program is back to waiting
     /// ([`first::watch_here`]). `None`: not inspected.
     pub program: Option<first::Program>,
+    /// What a prober asks beyond the usual check (`canreach serve`'s modules); `None` for
+    /// the CLI.
+    pub ask: Option<Arc<super::ask::Ask>>,
 }
 
 /// The reduced-MSS retry of a TLS handshake, opened beside the first while it still waited.
@@ -139,6 +142,8 @@ pub struct SessionFacts {
     /// answer: a TLS handshake on a second connection (this machine's trust store; the outcome
     /// is kept whatever it is).
     pub tls_confirm: Option<TlsFacts>,
+    /// What the prober's own questions gave ([`SessionRequest::ask`]).
+    pub answered: Option<super::ask::Answered>,
 }
 
 impl SessionFacts {
@@ -212,7 +217,24 @@ pub async fn after_connect_via(
         mss_retry: None,
         http: None,
         tls_confirm: None,
+        answered: None,
     };
+    let dialogue = req.ask.as_deref().map_or(&[][..], |a| &a.dialogue[..]);
+    // A dialogue asked of a plain connection: after the first moments (a greeting stays in
+    // the socket for it to read), unless the program already hung up.
+    if !dialogue.is_empty()
+        && via.is_none()
+        && matches!(req.application, Application::Watch)
+        && matches!(facts.first, First::Silent | First::Banner { .. })
+    {
+        let mut stream = stream;
+        let d = super::ask::dialogue(&mut stream, dialogue, deadline).await;
+        facts.answered = Some(super::ask::Answered {
+            http: None,
+            dialogue: Some(d),
+        });
+        return facts;
+    }
     if !matches!(facts.first, First::Silent | First::Unwatched) {
         return facts;
     }
@@ -250,6 +272,15 @@ pub async fn after_connect_via(
             } else {
                 target.clone()
             };
+            if let Some(asked) = req.ask.as_deref().and_then(|a| a.http.as_ref()) {
+                let x = super::ask::http_exchange(&mut stream, asked, target, deadline).await;
+                facts.http = Some(x.as_http_facts());
+                facts.answered = Some(super::ask::Answered {
+                    http: Some(x),
+                    dialogue: None,
+                });
+                return facts;
+            }
             let head_by = head_deadline(window, deadline);
             let mut h = http::request(&mut stream, target, head_by).await;
             // Closed first: a one-connection-at-a-time server would not take the next.
@@ -280,14 +311,30 @@ pub async fn after_connect_via(
             }
         }
         Application::Tls => {
-            let _ =
+            let session =
                 tls_with_retry(stream, address, via, &[], req, here, deadline, &mut facts).await;
+            if let (Some(mut session), false) = (session, dialogue.is_empty()) {
+                let d = super::ask::dialogue(&mut session, dialogue, deadline).await;
+                facts.answered = Some(super::ask::Answered {
+                    http: None,
+                    dialogue: Some(d),
+                });
+            }
         }
         Application::Https(target) => {
             let alpn: &[&[u8]] = &[b"http/1.1"];
             if let Some(mut session) =
                 tls_with_retry(stream, address, via, alpn, req, here, deadline, &mut facts).await
             {
+                if let Some(asked) = req.ask.as_deref().and_then(|a| a.http.as_ref()) {
+                    let x = super::ask::http_exchange(&mut session, asked, target, deadline).await;
+                    facts.http = Some(x.as_http_facts());
+                    facts.answered = Some(super::ask::Answered {
+                        http: Some(x),
+                        dialogue: None,
+                    });
+                    return facts;
+                }
                 let head_by = head_deadline(window, deadline);
                 let mut h = http::request(&mut session, target, head_by).await;
                 drop(session);

@@ -14,6 +14,7 @@
 //! | one HTTP request | [`http`] | [`http::HttpFacts`]: status, `Server`, `Via`, `Location` …, [`http::HttpFailure`] |
 //! | proxy environment, CONNECT | [`proxy`] | [`proxy::ProxyChoice`], [`proxy::ConnectFacts`] |
 //! | reduced-MSS retry | [`mss`] | a connected stream, or [`mss::MssError`] |
+//! | a prober's own questions | [`ask`] | [`ask::Answered`]: one HTTP exchange as a module asks it, a `query_response` dialogue |
 //!
 //! ## For the pipeline
 //!
@@ -39,6 +40,7 @@
 //! caller's deadline, and no parser panics on garbage.
 
 pub mod after;
+pub mod ask;
 pub mod first;
 pub mod http;
 pub mod mss;

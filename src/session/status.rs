@@ -42,6 +42,19 @@ impl StatusSet {
         s
     }
 
+    /// The codes given (a blackbox module's `valid_status_codes`), or every 2xx when none is:
+    /// blackbox_exporter's default. Codes outside 100–599 are left out.
+    pub fn valid_codes(codes: &[u16]) -> StatusSet {
+        let mut s = StatusSet::empty();
+        if codes.is_empty() {
+            s.insert_range(200, 299);
+        }
+        for &c in codes.iter().filter(|c| (LOWEST..=HIGHEST).contains(c)) {
+            s.insert_range(c, c);
+        }
+        s
+    }
+
     fn insert_range(&mut self, from: u16, to: u16) {
         for code in from..=to {
             let i = usize::from(code - LOWEST);

@@ -1073,6 +1073,8 @@ pub async fn handshake_until(
         ) => Some(TlsFailure::ClientCertRequired {
             issuers: issuer_names.clone().unwrap_or_default(),
         }),
+        // A chain accepted without verification (`--insecure`, a module's
+        // `insecure_skip_verify`): why it would have failed is in `facts.unverified`.
         (None, _) => None,
     };
     facts.client_cert = issuer_names.map(|issuers| ClientCertRequest {

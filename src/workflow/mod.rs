@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::cli::{Cli, Format};
 use crate::diagnosis::{self, Diagnosis, Verdict};
 use crate::escape::escape;
-use crate::exit_codes::{ExitCode, most_severe};
+use crate::exit_codes::{ExitCode, PluginState, most_severe};
 use crate::facts::Facts;
 use crate::local;
 use crate::pipeline;
@@ -248,7 +248,7 @@ impl Runner {
         };
         let opts = pipeline::Options {
             timeout,
-            ..self.opts
+            ..self.opts.clone()
         };
         let facts = pipeline::gather_with(
             target.clone(),
@@ -318,10 +318,11 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         follow_proxy: !cli.no_proxy,
         trust: cli.trust(),
         expect_status: cli.expect_status,
+        ask: None,
     };
     let format = cli.output_format();
     let single = inputs.len() == 1 && cli.wait.is_none();
-    let runner = Runner::new(opts, cli.family(), &inputs);
+    let runner = Runner::new(opts.clone(), cli.family(), &inputs);
     // Before the runtime is built: the inspection's thread starts meanwhile.
     runner.start_local_reads(&inputs);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -410,7 +411,12 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     {
         anyhow::bail!(why);
     }
-    let code = ExitCode::from(most_severe(checks.iter().map(|c| c.diag.verdict))).code();
+    let verdicts = checks.iter().map(|c| c.diag.verdict);
+    let code = match format {
+        // A scheduler reads 0–3 (src/exit_codes.rs, PluginState).
+        Format::Nagios => PluginState::worst(verdicts).code(),
+        _ => ExitCode::from(most_severe(verdicts)).code(),
+    };
     let out = out.into_inner();
     let written = write_reports(format, single, &checks, out).and_then(|()| out.flush());
     let write_error = write_error.into_inner().or(written.err());
@@ -488,6 +494,11 @@ fn write_reports(
                 writeln!(out, "{}", one_line(&String::from_utf8_lossy(&buf)))?;
             }
             Ok(())
+        }
+        Format::Nagios => {
+            let rows: Vec<(&Facts, &Diagnosis)> =
+                checks.iter().map(|c| (&c.facts, &c.diag)).collect();
+            render::nagios::render(&rows, out)
         }
         Format::Markdown => {
             let host = crate::hostinfo::HostInfo::gather();

@@ -23,7 +23,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// Should this run show a progress line?
 pub fn wanted(cli: &Cli) -> bool {
     !cli.quiet
-        && cli.output_format() != Format::Json
+        && !matches!(cli.output_format(), Format::Json | Format::Nagios)
         && std::io::stderr().is_terminal()
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }

@@ -1,0 +1,255 @@
+//! `canreach serve`: a Prometheus exporter that answers blackbox_exporter's `/probe` and says
+//! why a probe failed (docs/fleet.md).
+//!
+//! | module | does |
+//! |---|---|
+//! | [`config`] | the module file (blackbox_exporter's YAML), read strictly; the built-in modules |
+//! | [`probe`] | one probe: the target as the prober reads it, the deadline rule, the pipeline per redirect hop |
+//! | [`metrics`] | the result in blackbox_exporter's series, plus `probe_failure_info` and `canreach_verdict_info` |
+//! | [`server`] | axum: `/probe`, `/metrics`, `/`, `/report`; the slots and the queue |
+//! | [`own`] | the exporter's own metrics |
+//! | [`page`] | the HTML page of the last probes |
+//! | [`allow`] | `--allow` |
+//!
+//! Everything runs on one current-thread runtime: the HTTP server as tasks, the probes on a
+//! `LocalSet` beside them (see [`server`]).
+
+pub mod allow;
+pub mod config;
+pub mod metrics;
+pub mod own;
+pub mod page;
+pub mod probe;
+pub mod server;
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::exit_codes::ExitCode;
+
+/// The flags of `canreach serve`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "canreach serve",
+    version,
+    about = "A Prometheus exporter: blackbox_exporter's /probe, and why a probe failed",
+    after_help = "\
+Endpoints:
+  /probe?target=HOST:PORT&module=tcp_connect   blackbox_exporter's metrics, plus
+                                               probe_failure_info and canreach_verdict_info
+  /probe?...&debug=true                        the full report, then the metrics
+  /metrics                                     the exporter's own metrics
+  /                                            the last probes, each with its report
+
+Without --config the modules are tcp_connect, http_2xx and canreach (the whole check).
+Listening beyond 127.0.0.1 makes this machine a prober for whoever reaches the port:
+use --allow. See docs/fleet.md."
+)]
+pub struct ServeCli {
+    /// Address and port to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9115")]
+    pub listen: SocketAddr,
+
+    /// blackbox_exporter's module file (YAML); without it: tcp_connect, http_2xx, canreach
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Seconds kept back from Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds)
+    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_offset)]
+    pub timeout_offset: Duration,
+
+    /// Probes running at once; past it they wait (at most 4 per slot, then 503)
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrent: u32,
+
+    /// Probe only these targets: CIDRs, addresses and names (*.example.com), comma-separated
+    #[arg(long, value_name = "TARGETS")]
+    pub allow: Vec<String>,
+}
+
+fn parse_offset(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || !(0.0..=60.0).contains(&v) {
+        return Err(format!("`{s}` is out of range: from 0 to 60 seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Is this command line `canreach serve …`? Only the first argument counts, so every other
+/// command line means what it meant before; a host named `serve` is checked as
+/// `canreach serve:PORT`, or with any option first (`canreach -t 5s serve 22`).
+pub fn wanted(args: &[OsString]) -> bool {
+    args.get(1).is_some_and(|a| a == "serve")
+}
+
+/// `canreach serve`: parse the flags, read the modules, serve until SIGTERM or Ctrl-C.
+/// Returns the process's exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let rest = args.into_iter().skip(2);
+    let cli = match ServeCli::try_parse_from(
+        std::iter::once(OsString::from("canreach serve")).chain(rest),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                let _ = e.print();
+                return 0;
+            }
+            eprintln!(
+                "canreach serve: {} (see `canreach serve --help`)",
+                first_line(&e.to_string())
+            );
+            return ExitCode::Usage.code();
+        }
+    };
+    let modules = match &cli.config {
+        Some(path) => match config::load(path) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("canreach serve: {e}");
+                return ExitCode::Usage.code();
+            }
+        },
+        None => config::Modules::builtin(),
+    };
+    let allow = match allow::Allow::parse(&cli.allow) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("canreach serve: {e}");
+            return ExitCode::Usage.code();
+        }
+    };
+    let _ = crate::sys::raise_open_file_limit();
+    colored::control::set_override(false);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("canreach serve: error: cannot start the async runtime: {e}");
+            return ExitCode::Internal.code();
+        }
+    };
+    let (app, jobs) = server::App::new(
+        modules,
+        allow,
+        cli.timeout_offset,
+        cli.max_concurrent as usize,
+    );
+    let local = tokio::task::LocalSet::new();
+    let code = local.block_on(&rt, async move {
+        let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "canreach serve: error: cannot listen on {}: {}",
+                    cli.listen,
+                    io_words(&e)
+                );
+                return ExitCode::Internal.code();
+            }
+        };
+        let shown = listener.local_addr().map_or(cli.listen, |a| a);
+        let names: Vec<&str> = app.modules.modules.keys().map(String::as_str).collect();
+        eprintln!(
+            "canreach serve: listening on http://{shown}/ (modules: {}){}",
+            crate::escape::escape(&names.join(", ")),
+            if app.allow.is_open() {
+                "; every target may be probed (no --allow)"
+            } else {
+                ""
+            }
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let worker = tokio::task::spawn_local(server::run_jobs(app.clone(), jobs, stop_rx));
+        let served = axum::serve(listener, server::router(app))
+            .with_graceful_shutdown(shutdown())
+            .await;
+        // No new probes; the ones running end within their deadlines.
+        let _ = stop_tx.send(());
+        let _ = worker.await;
+        match served {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("canreach serve: error: {}", io_words(&e));
+                ExitCode::Internal.code()
+            }
+        }
+    });
+    // Name lookups abandoned at their deadline must not hold the exit.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    eprintln!("canreach serve: stopping: probes in flight finish within their deadlines");
+}
+
+fn io_words(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// clap's message folded into one line.
+fn first_line(msg: &str) -> String {
+    let text: Vec<&str> = msg
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let line = text.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_serve_as_the_first_word_is_the_exporter() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(wanted(&v(&["canreach", "serve"])));
+        assert!(wanted(&v(&[
+            "canreach",
+            "serve",
+            "--listen",
+            "127.0.0.1:0"
+        ])));
+        assert!(!wanted(&v(&["canreach", "serve:22"])));
+        assert!(!wanted(&v(&["canreach", "-t", "5s", "serve", "22"])));
+        assert!(!wanted(&v(&["canreach", "db", "serve"])));
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        ServeCli::command().debug_assert();
+    }
+}
