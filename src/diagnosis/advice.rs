@@ -121,11 +121,12 @@ pub struct Step {
 }
 
 impl Step {
-    /// A step in words only.
+    /// A step in words only. Its words are escaped like a finding's message (they may quote a
+    /// name or a command line).
     pub fn say(kind: StepKind, text: impl Into<String>) -> Step {
         Step {
             kind,
-            text: text.into(),
+            text: crate::escape::escape_owned(text.into()),
             command: None,
             on: None,
         }
@@ -143,14 +144,15 @@ impl Step {
     pub fn run(kind: StepKind, text: impl Into<String>, command: Command, on: Machine) -> Step {
         Step {
             kind,
-            text: text.into(),
+            text: crate::escape::escape_owned(text.into()),
             command: Some(command),
             on: Some(on),
         }
     }
 }
 
-/// A step as given to the person, numbered by its place in the plan.
+/// A step as given to the person, numbered by its place in the plan. `text` and `command` are
+/// escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStep {
     pub kind: StepKind,
@@ -194,7 +196,12 @@ pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> V
             planned.push(PlannedStep {
                 kind: s.kind,
                 text: s.text.clone(),
-                command: s.command.as_ref().map(|c| c.render(as_root)),
+                // Quoted for the shell by `render`; a control character inside the quotes is
+                // then shown escaped (the pasted command names nothing, not something else).
+                command: s
+                    .command
+                    .as_ref()
+                    .map(|c| crate::escape::escape_owned(c.render(as_root))),
                 on: s.on.clone(),
                 findings: vec![f.id],
             });

@@ -263,7 +263,7 @@ impl AddressResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
     pub verdict: Verdict,
-    /// One plain sentence.
+    /// One plain sentence, escaped.
     pub summary: String,
     pub addresses: Vec<AddressResult>,
     /// Strongest first.
@@ -532,7 +532,8 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         .collect();
     order_by_address(&mut findings, &addresses);
     let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), facts.privileged);
-    let summary = summarize(&cx, &findings);
+    // It names the target and may quote outside text: escaped once, for every format.
+    let summary = crate::escape::escape_owned(summarize(&cx, &findings));
     Diagnosis {
         verdict,
         summary,
