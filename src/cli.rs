@@ -235,6 +235,14 @@ impl Cli {
                     let _ = e.print();
                     std::process::exit(ExitCode::Usage.code())
                 }
+                // `-t -1s`: clap takes `-1s` for flags; it is a negative duration.
+                let args: Vec<String> = std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                if let Some(line) = negative_duration(&args) {
+                    eprintln!("canreach: {line}");
+                    std::process::exit(ExitCode::Usage.code())
+                }
                 // `canreach host -1`: a negative port, not an unknown flag (`-4`/`-6` are
                 // flags, so negative numbers cannot be values).
                 if let Some(clap::error::ContextValue::String(arg)) =
@@ -249,10 +257,7 @@ impl Cli {
                     );
                     std::process::exit(ExitCode::Usage.code())
                 }
-                eprintln!(
-                    "canreach: {} (see `canreach --help`)",
-                    first_line(&e.to_string())
-                );
+                eprintln!("canreach: {} (see `canreach --help`)", usage_line(&e));
                 std::process::exit(ExitCode::Usage.code())
             }
         }
@@ -271,6 +276,50 @@ impl Cli {
             }
         }
     }
+}
+
+/// A value a negative number after `-t`/`--timeout` or `-w`/`--wait` (`-t -1s`), which clap
+/// reads as flags: the one line that says so.
+fn negative_duration(args: &[String]) -> Option<String> {
+    args.windows(2).find_map(|w| {
+        let what = match w[0].as_str() {
+            "-t" | "--timeout" => "deadline (--timeout)",
+            "-w" | "--wait" => "wait (--wait)",
+            _ => return None,
+        };
+        let v = &w[1];
+        let negative = v
+            .strip_prefix('-')
+            .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit() || c == '.'));
+        negative.then(|| {
+            format!(
+                "`{}` is not a valid {what}: give a positive duration, e.g. 5s or 500ms",
+                crate::escape::line(v)
+            )
+        })
+    })
+}
+
+/// clap's error as one line, safe to print: the values the user typed (which clap quotes
+/// verbatim, control characters and all: `--completions $'zsh\rok'`) escaped before the
+/// message is folded, then the whole line escaped and masked (`escape::line`).
+fn usage_line(e: &clap::Error) -> String {
+    use clap::error::ContextValue;
+    let mut msg = e.to_string();
+    for (_, v) in e.context() {
+        let values: Vec<&String> = match v {
+            ContextValue::String(s) => vec![s],
+            ContextValue::Strings(v) => v.iter().collect(),
+            _ => vec![],
+        };
+        for s in values {
+            let shown = crate::escape::escape(s);
+            if shown != s.as_str() {
+                msg = msg.replace(s.as_str(), &shown);
+            }
+        }
+    }
+    crate::escape::line(&first_line(&msg))
 }
 
 /// clap's message folded into one line: the text before the usage block, joined.
@@ -369,6 +418,15 @@ mod tests {
         assert!(parse_wait("25h").is_err());
         assert!(parse_wait("0").is_err());
         assert!(parse_wait("later").is_err());
+    }
+
+    #[test]
+    fn a_negative_duration_is_named_as_one() {
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let line = negative_duration(&args("canreach -t -1s localhost 22")).unwrap();
+        assert!(line.starts_with("`-1s` is not a valid deadline"), "{line}");
+        assert!(negative_duration(&args("canreach --wait -5 db 1")).is_some());
+        assert_eq!(negative_duration(&args("canreach -t 5s db -1")), None);
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One line for stderr (or any line that repeats what the user or the machine gave):
+/// secrets masked ([`crate::secrets::mask`]), then every character [`needs_escape`] catches
+/// escaped, so the line is one line and cannot be overwritten, recoloured or reordered.
+pub fn line(s: &str) -> String {
+    escape(&crate::secrets::mask(s)).into_owned()
+}
+
 /// [`escape`] for an owned string: no copy when there is nothing to escape. Escaping twice
 /// changes nothing (the output holds no character [`needs_escape`] catches, and a backslash is
 /// kept), so text may be escaped where it is made and again where it is printed.

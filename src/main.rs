@@ -1,11 +1,13 @@
 //! canreach's entry point: parse arguments, run the check, exit with the verdict's code (or
 //! run the command given after `--` once every target is open).
-//! The one place (with `cli`'s usage errors) that writes to stderr.
+//! The one place (with `cli`'s usage errors) that writes to stderr; every line it writes goes
+//! through `escape::line` (secrets masked, control characters escaped).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 
 use canreach::cli::{Cli, Format};
+use canreach::escape::line;
 use canreach::exit_codes::ExitCode;
 use canreach::{Finished, RunError};
 use clap::CommandFactory;
@@ -28,7 +30,10 @@ fn main() {
         });
         std::process::exit(match written {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                eprintln!("canreach: error: cannot write to stdout: {}", io_words(&e));
+                eprintln!(
+                    "canreach: error: cannot write to stdout: {}",
+                    line(&io_words(&e))
+                );
                 ExitCode::Internal.code()
             }
             _ => 0,
@@ -43,18 +48,21 @@ fn main() {
             // A closed pipe (`canreach … | head -1`) is not worth a message, and the verdict
             // still stands: exit with its code (ripgrep's convention).
             if let Some(e) = write_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
-                eprintln!("canreach: error: cannot write the report: {e}");
+                eprintln!(
+                    "canreach: error: cannot write the report: {}",
+                    line(&e.to_string())
+                );
                 ExitCode::Internal.code()
             } else {
                 code
             }
         }
         Err(RunError::Usage(e)) => {
-            eprintln!("canreach: {e}");
+            eprintln!("canreach: {}", line(&e.to_string()));
             ExitCode::Usage.code()
         }
         Err(RunError::Internal(e)) => {
-            eprintln!("canreach: error: {e:#}");
+            eprintln!("canreach: error: {}", line(&format!("{e:#}")));
             ExitCode::Internal.code()
         }
     };
@@ -68,8 +76,11 @@ fn main() {
             .exec();
         // exec returns only on failure: 127 when there is no such command, 126 otherwise,
         // as shells do.
-        let shown = canreach::escape::escape(&cli.command[0]).into_owned();
-        eprintln!("canreach: cannot run `{shown}`: {}", io_words(&err));
+        eprintln!(
+            "canreach: cannot run `{}`: {}",
+            line(&cli.command[0]),
+            line(&io_words(&err))
+        );
         std::process::exit(if err.kind() == std::io::ErrorKind::NotFound {
             127
         } else {

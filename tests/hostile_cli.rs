@@ -333,3 +333,39 @@ fn a_user_and_password_before_the_host_are_never_echoed() {
     assert!(!stderr.contains("s3cr3tpw"), "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
 }
+
+/// clap's own errors repeat the value typed: one line, its control, bidi and invisible
+/// characters escaped (issue 21, item 13).
+#[test]
+fn usage_errors_from_the_argument_parser_are_escaped() {
+    for (args, shown) in [
+        (
+            &["--completions", "zsh\rcanreach: all good\u{c}"][..],
+            "zsh\\x0dcanreach: all good\\x0c",
+        ),
+        (
+            &["--completions", "zsh\u{202e}\u{200e}\u{9b}"],
+            "zsh\\u{202e}\\u{200e}\\u{9b}",
+        ),
+        (&["--format", "te\nxt", "db", "1"], "te\\x0axt"),
+        // clap drops a DEL from what it repeats: nothing raw either way.
+        (&["--color", "a\u{7f}b", "db", "1"], "--color"),
+    ] {
+        let os: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let stderr = one_usage_line(&os);
+        assert!(stderr.contains(shown), "{args:?}: {stderr}");
+    }
+}
+
+/// `-t -1s`: a negative deadline, not a port (issue 21, item 19).
+#[test]
+fn a_negative_timeout_is_named_as_a_timeout() {
+    let stderr = one_usage_line(&[
+        OsStr::new("-t"),
+        OsStr::new("-1s"),
+        OsStr::new("localhost"),
+        OsStr::new("22"),
+    ]);
+    assert!(stderr.contains("not a valid deadline"), "{stderr}");
+    assert!(!stderr.contains("port"), "{stderr}");
+}
