@@ -10,27 +10,50 @@ use clap::{Parser, ValueEnum};
 
 use crate::exit_codes::ExitCode;
 
-const AFTER_HELP: &str = "\
-Examples:
-  canreach db.internal 5432          a name and a port
-  canreach 127.0.0.1:8080            host:port
-  canreach '[::1]:22'                IPv6 with a port
-  canreach https://example.com/      a URL (port from the URL or its scheme)
-  canreach postgres://u@db/app       (5432, PostgreSQL's usual port)
-  canreach --json localhost ssh      JSON for scripts; ssh is a service name
-  canreach :5432                     what listens on 5432 here, and can a client reach it?
-  canreach db 5432 cache:6379 https://api/health    several targets, checked at once
-  canreach -f targets.txt            targets from a file (one a line, # comments; - for stdin)
-  canreach --wait 60s db 5432 -- ./migrate           wait until open, then run a command
+// The examples and exit codes, as literals: `--help` joins them with `concat!`, the man page
+// keeps each as a block of its own (`.nf`: laid out in columns, not to be filled).
+macro_rules! examples {
+    () => {
+        "  canreach db.internal 5432        a name and a port
+  canreach 127.0.0.1:8080          host:port
+  canreach '[::1]:22'              IPv6 with a port
+  canreach https://example.com/    a URL (port from the URL or its scheme)
+  canreach postgres://u@db/app     (5432, PostgreSQL's usual port)
+  canreach --json localhost ssh    JSON for scripts; ssh is a service name
+  canreach :5432                   what listens on 5432 here, and can a
+                                   client reach it?
+  canreach db 5432 cache:6379      several targets, checked at once
+  canreach -f targets.txt          targets from a file (one a line,
+                                   # comments; - for stdin)
+  canreach --wait 60s db 5432 -- ./migrate
+                                   wait until open, then run ./migrate"
+    };
+}
 
-Exit codes:
-  0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
-  9 inconclusive (the deadline ended the check before the evidence was in)
-  10 service_error   11 tls_error   12 mtu_blackhole   (after the connect)
+macro_rules! exit_codes {
+    () => {
+        "  0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable
+  8 dns_error   9 inconclusive (the deadline ended the check before the
+  evidence was in)   10 service_error   11 tls_error   12 mtu_blackhole
   1 internal error   2 usage error   130 interrupted (Ctrl-C)
-  Several targets: the code of the most severe verdict, in this order (least first):
-  open, partial, inconclusive, service_error, tls_error, mtu_blackhole, closed, rejected,
-  filtered, unreachable, dns_error";
+  Several targets: the code of the most severe verdict, in this order
+  (least first): open, partial, inconclusive, service_error, tls_error,
+  mtu_blackhole, closed, rejected, filtered, unreachable, dns_error"
+    };
+}
+
+/// The examples of `--help` and of the man page, two-space indented, in columns.
+pub const EXAMPLES: &str = examples!();
+
+/// The exit codes, as `--help` and the man page show them.
+pub const EXIT_CODES: &str = exit_codes!();
+
+const AFTER_HELP: &str = concat!(
+    "Examples:\n",
+    examples!(),
+    "\n\nExit codes:\n",
+    exit_codes!()
+);
 
 /// Can I reach this host and port? If not, why, and what do I do about it?
 #[derive(Debug, Parser)]
@@ -215,9 +238,20 @@ impl Cli {
         }
     }
 
-    /// Parse `std::env::args`, or print the one-line error (or help/version) and exit.
+    /// The command line's definition, its help laid out for `columns`.
+    pub fn command_for(columns: usize) -> clap::Command {
+        use clap::CommandFactory;
+        Cli::command().term_width(columns)
+    }
+
+    /// Parse `std::env::args`, or print the one-line error (or help/version) and exit. The
+    /// help fits the terminal, or 80 columns off one.
     pub fn parse_or_exit() -> Cli {
-        match Cli::try_parse() {
+        use clap::FromArgMatches;
+        let parsed = Cli::command_for(crate::render::stdout_width())
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m));
+        match parsed {
             // `--` ends canreach's arguments and starts a command: it must be followed by one.
             Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => {
                 eprintln!(
@@ -275,6 +309,44 @@ impl Cli {
                     && std::io::stdout().is_terminal()
             }
         }
+    }
+}
+
+/// The man page (roff): clap_mangen's sections, then the examples and the exit codes as
+/// preformatted blocks (`.nf`): they are laid out in columns, and `man` would otherwise fill
+/// them into run-on text.
+pub fn man_page(w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command().after_help(None::<&str>);
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    // Before VERSION, where clap_mangen would have put `--help`'s text as one paragraph.
+    let (head, tail) = page.split_at(page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1));
+    w.write_all(head.as_bytes())?;
+    for (title, block) in [("EXAMPLES", EXAMPLES), ("\"EXIT STATUS\"", EXIT_CODES)] {
+        writeln!(w, ".SH {title}\n.nf")?;
+        for line in block.lines() {
+            // The page is indented already: the examples' own two columns would only push
+            // them past 80.
+            writeln!(w, "{}", roff_line(line.strip_prefix("  ").unwrap_or(line)))?;
+        }
+        writeln!(w, ".fi")?;
+    }
+    w.write_all(tail.as_bytes())
+}
+
+/// One line of text for roff: backslashes, dashes and apostrophes escaped, a leading `.` or
+/// `'` (a request) neutralised.
+fn roff_line(s: &str) -> String {
+    let body = s
+        .replace('\\', "\\\\")
+        .replace('-', "\\-")
+        .replace('\'', "\\*(Aq");
+    if body.starts_with(['.', '\'']) {
+        format!("\\&{body}")
+    } else {
+        body
     }
 }
 

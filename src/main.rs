@@ -22,7 +22,7 @@ fn main() {
                 clap_complete::generate(shell, &mut Cli::command(), "canreach", &mut buf);
                 Ok(())
             }
-            None => clap_mangen::Man::new(Cli::command()).render(&mut buf),
+            None => canreach::cli::man_page(&mut buf),
         };
         let written = made.and_then(|()| {
             let mut out = std::io::stdout().lock();
@@ -40,6 +40,10 @@ fn main() {
         });
     }
     colored::control::set_override(cli.output_format() == Format::Text && cli.use_color());
+    if cli.output_format() == Format::Text {
+        // The terminal's width on a terminal; 80 in a file, a pipe or a ticket.
+        canreach::render::set_width(canreach::render::stdout_width());
+    }
     // One write for the report, not one per line (the run flushes it, and each line of a
     // `--wait` log).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

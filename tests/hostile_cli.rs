@@ -39,7 +39,7 @@ fn has_control(bytes: &[u8]) -> bool {
 }
 
 fn one_usage_line(args: &[&OsStr]) -> String {
-    let out = canreach().args(args).output().unwrap();
+    let out = canreach().args(args).output().map(common::checked).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "{args:?}");
@@ -106,7 +106,11 @@ fn reports_never_show_a_password_or_token() {
         if json {
             c.arg("--json");
         }
-        let out = c.args([&target, "--timeout", "2s"]).output().unwrap();
+        let out = c
+            .args([&target, "--timeout", "2s"])
+            .output()
+            .map(common::checked)
+            .unwrap();
         let all = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -48,7 +48,7 @@ fn one_usage_line(args: &[&str], stdin: Option<&str>) -> String {
     if let Some(s) = stdin {
         c.write_stdin(s);
     }
-    let out = c.output().unwrap();
+    let out = c.output().map(common::checked).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
@@ -139,13 +139,28 @@ fn several_targets_a_table_then_the_failing_reports_in_input_order() {
     let out = canreach()
         .args([&format!("127.0.0.1:{open}"), "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("TARGET"), "{stdout}");
-    assert!(lines[1].starts_with(&format!("127.0.0.1:{open}")) && lines[1].contains(" open "));
-    assert!(lines[2].starts_with(&format!("127.0.0.1:{closed}")) && lines[2].contains(" closed "));
+    // One row per target, in input order (a row's reason may wrap onto the lines below it).
+    let row = |t: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("no row for {t}: {stdout}"))
+    };
+    let (o, c) = (
+        row(&format!("127.0.0.1:{open}")),
+        row(&format!("127.0.0.1:{closed}")),
+    );
+    assert!(o == 1 && o < c, "{stdout}");
+    assert!(
+        lines[o].contains(" open ") && lines[c].contains(" closed "),
+        "{stdout}"
+    );
     // Only the closed target's full report follows.
     assert_eq!(stdout.matches("What was checked").count(), 1, "{stdout}");
     assert!(stdout.contains(&format!("✗ CLOSED  127.0.0.1:{closed}")));
@@ -167,6 +182,7 @@ fn json_lines_one_report_per_target_in_input_order() {
     let out = canreach()
         .args(["--json", &targets[0], "-f", file.to_str().unwrap()])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4));
@@ -195,7 +211,11 @@ fn targets_checked_together_each_get_their_own_port_s_listeners() {
     let mut args = vec!["--json".to_string()];
     args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
     args.push(format!("127.0.0.1:{closed}"));
-    let out = canreach().args(&args).output().unwrap();
+    let out = canreach()
+        .args(&args)
+        .output()
+        .map(common::checked)
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     common::check_report(&stdout);
@@ -227,12 +247,14 @@ fn all_open_exits_0_and_quiet_prints_nothing() {
     let out = canreach()
         .args(["-q", "127.0.0.1", &a, "localhost", &b])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let out = canreach()
         .args(["--quiet", "--json", &format!("127.0.0.1:{closed}")])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
@@ -244,6 +266,7 @@ fn family_flags_keep_only_that_family() {
     let out = canreach()
         .args(["--json", "-4", "localhost", &open])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for p in v["probes"].as_array().unwrap() {
@@ -255,6 +278,7 @@ fn family_flags_keep_only_that_family() {
     let out = canreach()
         .args(["--json", "-6", "localhost", &open])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(v["verdict"], "open", "{v}");
@@ -273,12 +297,14 @@ fn a_command_runs_only_when_every_target_is_open_and_its_code_is_ours() {
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{closed}"), "--", "sh", "-c", &cmd])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(!marker.exists(), "the command ran after a failure");
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{open}"), "--", "sh", "-c", &cmd])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(
         out.status.code(),
@@ -290,6 +316,7 @@ fn a_command_runs_only_when_every_target_is_open_and_its_code_is_ours() {
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{open}"), "--", "/nonexistent/cmd"])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(127));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
@@ -302,6 +329,7 @@ fn a_wait_that_gives_up_prints_the_last_diagnosis_and_its_code() {
     let out = canreach()
         .args(["--wait", "1500ms", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let took = start.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -339,6 +367,7 @@ fn a_wait_logs_one_change_when_the_port_opens() {
     let out = canreach()
         .args(["--json", "--wait", "5s", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -363,6 +392,7 @@ fn markdown_is_a_ticket_with_where_it_was_run_from_and_no_secret() {
         .env("NO_PROXY", "localhost,.internal")
         .args(["--format", "markdown", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let md = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4));
@@ -391,14 +421,22 @@ fn markdown_is_a_ticket_with_where_it_was_run_from_and_no_secret() {
 #[test]
 fn completions_and_man_page_go_to_stdout() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = canreach().args(["--completions", shell]).output().unwrap();
+        let out = canreach()
+            .args(["--completions", shell])
+            .output()
+            .map(common::checked)
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("canreach"), "{shell}");
         assert!(text.contains("--wait"), "{shell}: {text}");
         assert!(out.stderr.is_empty());
     }
-    let out = canreach().arg("--man").output().unwrap();
+    let out = canreach()
+        .arg("--man")
+        .output()
+        .map(common::checked)
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let man = String::from_utf8_lossy(&out.stdout);
     assert!(man.contains(".TH canreach 1"), "{man}");
