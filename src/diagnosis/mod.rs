@@ -531,7 +531,11 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         .flat_map(|id| rule(*id, &cx))
         .collect();
     order_by_address(&mut findings, &addresses);
-    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), facts.privileged);
+    let here = advice::Here {
+        privileged: facts.privileged,
+        systemd: facts.local.as_ref().map(|l| l.systemd),
+    };
+    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), here);
     // It names the target and may quote outside text: escaped once, for every format.
     let summary = crate::escape::escape_owned(summarize(&cx, &findings));
     Diagnosis {
@@ -596,6 +600,16 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     // This machine's ruleset was read: its rules, if any, are named by a finding.
     if cx.facts.firewall.as_ref().is_some_and(|f| f.inspected) {
         out.push(StepKind::CheckLocalOutput);
+    }
+    // Every address is this machine's, and the report names the program and pid of every
+    // listener on the port: `ss -ltnp` would show nothing more.
+    let here = !cx.addresses.is_empty() && cx.addresses.iter().all(|a| cx.is_here(a.address.ip()));
+    if here
+        && cx.facts.local.as_ref().is_some_and(|l| {
+            !l.listeners.is_empty() && l.listeners.iter().all(|x| x.process.is_some())
+        })
+    {
+        out.push(StepKind::CheckListening);
     }
     out
 }

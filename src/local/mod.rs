@@ -111,6 +111,16 @@ pub struct LocalFacts {
     /// ([`OWNER_SEARCH_BUDGET`]) before every owner was found: a listener without a process
     /// may then have an owner this user could see.
     pub owner_search_incomplete: bool,
+    /// This machine runs systemd ([`runs_systemd`]): advice may use `systemctl` and
+    /// `journalctl` here.
+    pub systemd: bool,
+}
+
+/// Does this machine run systemd? systemd's own test (`sd_booted`): the directory
+/// /run/systemd/system exists. A container or an init-less system has no units to start, so
+/// `systemctl` advice would fail there.
+pub fn runs_systemd() -> bool {
+    std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
 /// The most the search for owning processes (`/proc/PID/fd` of every process) may take. On a
@@ -200,6 +210,7 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
 /// the order of `ports` (blocking).
 pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
     let privileged = crate::sys::is_root();
+    let systemd = runs_systemd();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
     let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
@@ -291,6 +302,7 @@ pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
                 .collect();
             let incomplete = scan.incomplete && listeners.iter().any(|l| l.process.is_none());
             LocalFacts {
+                systemd,
                 port,
                 addresses: addresses.clone(),
                 owner_other_listeners,

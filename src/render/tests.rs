@@ -310,6 +310,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         privileged: true,
         listen_drops: None,
         owner_search_incomplete: false,
+        systemd: true,
     };
     let firewall = Firewall {
         inspected: true,
