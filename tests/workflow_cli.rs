@@ -346,11 +346,30 @@ fn a_wait_that_gives_up_prints_the_last_diagnosis_and_its_code() {
         took < Duration::from_millis(3000),
         "{took:?}: waited past --wait"
     );
+    // No change to log, but the end of the wait is said, with how long it took (issue 21).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        out.stderr.is_empty(),
-        "no change, no log: {:?}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.starts_with(&format!(
+            "canreach: 127.0.0.1:{closed}: still closed — the wait ended after 1."
+        )) && stderr.contains("checks; --wait 1500ms)"),
+        "{stderr}"
     );
+    // The last check's deadline is what the wait had left, and the footer says so.
+    assert!(
+        common::flat(&stdout).contains("what was left of --wait 1500ms)"),
+        "{stdout}"
+    );
+    let out = canreach()
+        .args(["--json", "--wait", "1500ms", "127.0.0.1", &closed])
+        .output()
+        .map(common::checked)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["wait"]["ended"], "time_up", "{v}");
+    assert_eq!(v["wait"]["wait_ms"], 1500.0);
+    assert_eq!(v["wait"]["timeout_ms"], 5000.0);
+    assert!(v["wait"]["checks"].as_u64().unwrap() > 1, "{v}");
 }
 
 #[test]

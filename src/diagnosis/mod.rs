@@ -788,6 +788,17 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// A duration as a person gives it on the command line: `3s`, `500ms`, `5m`, `1h`.
+pub fn fmt_given(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
+        _ if ms >= 3_600_000 && ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms >= 60_000 && ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ => format!("{}s", ms / 1000),
+    }
+}
+
 /// The symbolic name of an errno, as people search for it.
 pub fn errno_name(e: i32) -> &'static str {
     match e {
@@ -835,3 +846,16 @@ pub fn list(addrs: &[&AddressResult]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod given_tests {
+    #[test]
+    fn durations_as_typed() {
+        use std::time::Duration;
+        assert_eq!(super::fmt_given(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(super::fmt_given(Duration::from_secs(3)), "3s");
+        assert_eq!(super::fmt_given(Duration::from_secs(300)), "5m");
+        assert_eq!(super::fmt_given(Duration::from_secs(7200)), "2h");
+        assert_eq!(super::fmt_given(Duration::from_secs(90)), "90s");
+    }
+}

@@ -18,7 +18,7 @@ use crate::diagnosis::tls_words::alert_name;
 use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{Facts, ProxyRoute, ms};
+use crate::facts::{Facts, ProxyRoute, WaitEnd, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::first::{BannerKind, First};
@@ -52,6 +52,20 @@ struct Report {
     advice: Vec<StepJ>,
     elapsed_ms: f64,
     timeout_ms: f64,
+    /// With `--wait`: how the wait this check ended went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<WaitJ>,
+}
+
+#[derive(Serialize)]
+struct WaitJ {
+    /// `--wait` and `--timeout` as given.
+    wait_ms: f64,
+    timeout_ms: f64,
+    took_ms: f64,
+    checks: u32,
+    /// `open`, `will_not_change`, `time_up`.
+    ended: &'static str,
 }
 
 #[derive(Serialize)]
@@ -990,5 +1004,16 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             .collect(),
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),
+        wait: facts.waited.map(|w| WaitJ {
+            wait_ms: ms(w.wait),
+            timeout_ms: ms(w.timeout),
+            took_ms: ms(w.took),
+            checks: w.checks,
+            ended: match w.ended {
+                WaitEnd::Open => "open",
+                WaitEnd::WillNotChange => "will_not_change",
+                WaitEnd::TimeUp => "time_up",
+            },
+        }),
     }
 }

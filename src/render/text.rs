@@ -22,7 +22,7 @@ use colored::{ColoredString, Colorize};
 use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
 use crate::diagnosis::session::lines as session_lines;
 use crate::diagnosis::silence::HopKind;
-use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration};
+use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration, fmt_given};
 use crate::dns::Lookup;
 use crate::escape::{display_name, escape as x};
 use crate::facts::Facts;
@@ -315,8 +315,32 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         }
     }
     writeln!(w)?;
+    // With --wait, the last check's deadline may be what the wait had left: say so, and how
+    // the wait went.
+    let (cut, waited) = match &facts.waited {
+        Some(v) => {
+            let checks = if v.checks == 1 {
+                "1 check".to_string()
+            } else {
+                format!("{} checks", v.checks)
+            };
+            let wait = fmt_given(v.wait);
+            if facts.timeout < v.timeout {
+                (
+                    format!(", what was left of --wait {wait}"),
+                    format!(" · {checks} in {}", fmt_duration(v.took)),
+                )
+            } else {
+                (
+                    String::new(),
+                    format!(" · {checks} in {} of --wait {wait}", fmt_duration(v.took)),
+                )
+            }
+        }
+        None => (String::new(), String::new()),
+    };
     let footer = format!(
-        "checked in {} (deadline {}) · canreach {}",
+        "checked in {} (deadline {}{cut}){waited} · canreach {}",
         fmt_duration(facts.elapsed),
         fmt_duration(facts.timeout),
         env!("CARGO_PKG_VERSION")
