@@ -13,6 +13,11 @@ use canreach::{Finished, RunError};
 use clap::CommandFactory;
 
 fn main() {
+    // First, before any thread starts: a Ctrl-C from now on waits for the run's handler
+    // (workflow::run releases it once the handler is set up), so that even one before the
+    // first check says where each target stood. A path that does not go through
+    // `canreach::run` and lives on must call `sys::release_sigint` (the ones here exit).
+    canreach::sys::hold_sigint();
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
         // Generated into memory first: clap_complete panics on a write error (a closed pipe).

@@ -517,3 +517,46 @@ fn ctrl_c_during_a_wait_stops_at_once_and_says_where_each_target_stood() {
     );
     assert!(stdout.is_empty());
 }
+
+/// Ctrl-C before the first check (here while the targets are still being read from stdin)
+/// still says where each target stood, and exits 130 (issue 21, item 19).
+#[test]
+fn ctrl_c_before_the_first_check_still_says_where_each_target_stood() {
+    use std::io::{Read, Write};
+    let (_c, closed) = closed_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_canreach"))
+        .args(["--wait", "60s", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = common::Started(child);
+    // canreach is reading its targets: no check has started.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the child this test started (and has not reaped), by its pid.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(guard.0.id() as i32, libc::SIGINT);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // Then the targets come (to a process that is gone, without the fix: a broken pipe).
+    let mut stdin = guard.0.stdin.take().unwrap();
+    let _ = writeln!(stdin, "127.0.0.1:{closed}");
+    drop(stdin);
+    let mut stderr = String::new();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = guard.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{closed}  not checked yet")),
+        "{stderr}"
+    );
+}

@@ -343,6 +343,19 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let interruptible = cli.wait.is_some() || inputs.len() > 1;
+    // Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
+    // interrupted sets up its handler first, then lets a held one through to it; a single
+    // check ends by the default action, as before.
+    let sigint = if interruptible {
+        let _guard = rt.enter();
+        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
+        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+    } else {
+        None
+    };
+    crate::sys::release_sigint();
     let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
@@ -406,17 +419,16 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
                 }
             }
         }));
-        let interruptible = cli.wait.is_some() || inputs.len() > 1;
+        let mut sigint = sigint;
         tokio::select! {
             checks = all => Some(checks),
             _ = progress.run(&inputs, &slots, start, until) => None,
-            // Only built when asked for: tokio's signal driver panics when it cannot get a
-            // descriptor, and a single check out of descriptors must end in one clear line.
             _ = async {
-                if interruptible {
-                    let _ = tokio::signal::ctrl_c().await;
-                } else {
-                    std::future::pending::<()>().await;
+                match sigint.as_mut() {
+                    Some(s) => {
+                        let _ = s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
             } => None,
         }
