@@ -447,6 +447,22 @@ fn option_spans(text: &str, spans: &mut Vec<Range<usize>>) {
     }
 }
 
+/// A proxy's URL (or `host:port` with a user part) fit to show: the whole user part, user
+/// name included, replaced by [`MASK`] (`http://***@proxy:3128`): a proxy's user name is a
+/// credential as much as its password. The rest is [`mask`]ed.
+pub fn mask_user(value: &str) -> String {
+    let (prefix, rest) = match value.find("://") {
+        Some(i) => value.split_at(i + 3),
+        None => ("", value),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let shown = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{prefix}{MASK}{}", &rest[at..]),
+        None => value.to_owned(),
+    };
+    mask(&shown).into_owned()
+}
+
 /// A command line's arguments, joined by spaces, with secrets masked: every argument by
 /// [`mask`], and the argument after an option named like a secret whole (an argument can hold
 /// spaces: `--password 'a b'`), plus a few programs' own short options:
@@ -663,6 +679,20 @@ mod tests {
         ] {
             assert!(!is_secret_name(n), "{n}");
         }
+    }
+
+    #[test]
+    fn a_proxys_whole_user_part_is_masked() {
+        assert_eq!(
+            mask_user("http://alice:hunter2@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(mask_user("alice@proxy:3128"), "***@proxy:3128");
+        assert_eq!(mask_user("http://proxy:3128/"), "http://proxy:3128/");
+        assert_eq!(
+            mask_user("http://proxy:3128/?token=hunter2"),
+            "http://proxy:3128/?token=***"
+        );
     }
 
     fn masked_args(line: &str) -> String {
