@@ -12,27 +12,50 @@ use crate::exit_codes::ExitCode;
 use crate::session::status::StatusSet;
 use crate::session::tls::{Trust, TrustStore};
 
-const AFTER_HELP: &str = "\
-Examples:
-  canreach db.internal 5432          a name and a port
-  canreach 127.0.0.1:8080            host:port
-  canreach '[::1]:22'                IPv6 with a port
-  canreach https://example.com/      a URL (port from the URL or its scheme)
-  canreach postgres://u@db/app       (5432, PostgreSQL's usual port)
-  canreach --json localhost ssh      JSON for scripts; ssh is a service name
-  canreach :5432                     what listens on 5432 here, and can a client reach it?
-  canreach db 5432 cache:6379 https://api/health    several targets, checked at once
-  canreach -f targets.txt            targets from a file (one a line, # comments; - for stdin)
-  canreach --wait 60s db 5432 -- ./migrate           wait until open, then run a command
+// The examples and exit codes, as literals: `--help` joins them with `concat!`, the man page
+// keeps each as a block of its own (`.nf`: laid out in columns, not to be filled).
+macro_rules! examples {
+    () => {
+        "  canreach db.internal 5432        a name and a port
+  canreach 127.0.0.1:8080          host:port
+  canreach '[::1]:22'              IPv6 with a port
+  canreach https://example.com/    a URL (port from the URL or its scheme)
+  canreach postgres://u@db/app     (5432, PostgreSQL's usual port)
+  canreach --json localhost ssh    JSON for scripts; ssh is a service name
+  canreach :5432                   what listens on 5432 here, and can a
+                                   client reach it?
+  canreach db 5432 cache:6379      several targets, checked at once
+  canreach -f targets.txt          targets from a file (one a line,
+                                   # comments; - for stdin)
+  canreach --wait 60s db 5432 -- ./migrate
+                                   wait until open, then run ./migrate"
+    };
+}
 
-Exit codes:
-  0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error
-  9 inconclusive (the deadline ended the check before the evidence was in)
-  10 service_error   11 tls_error   12 mtu_blackhole   (after the connect)
+macro_rules! exit_codes {
+    () => {
+        "  0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable
+  8 dns_error   9 inconclusive (the deadline ended the check before the
+  evidence was in)   10 service_error   11 tls_error   12 mtu_blackhole
   1 internal error   2 usage error   130 interrupted (Ctrl-C)
-  Several targets: the code of the most severe verdict, in this order (least first):
-  open, partial, inconclusive, service_error, tls_error, mtu_blackhole, closed, rejected,
-  filtered, unreachable, dns_error";
+  Several targets: the code of the most severe verdict, in this order
+  (least first): open, partial, inconclusive, service_error, tls_error,
+  mtu_blackhole, closed, rejected, filtered, unreachable, dns_error"
+    };
+}
+
+/// The examples of `--help` and of the man page, two-space indented, in columns.
+pub const EXAMPLES: &str = examples!();
+
+/// The exit codes, as `--help` and the man page show them.
+pub const EXIT_CODES: &str = exit_codes!();
+
+const AFTER_HELP: &str = concat!(
+    "Examples:\n",
+    examples!(),
+    "\n\nExit codes:\n",
+    exit_codes!()
+);
 
 /// Can I reach this host and port? If not, why, and what do I do about it?
 #[derive(Debug, Parser)]
@@ -243,9 +266,20 @@ impl Cli {
         }
     }
 
-    /// Parse `std::env::args`, or print the one-line error (or help/version) and exit.
+    /// The command line's definition, its help laid out for `columns`.
+    pub fn command_for(columns: usize) -> clap::Command {
+        use clap::CommandFactory;
+        Cli::command().term_width(columns)
+    }
+
+    /// Parse `std::env::args`, or print the one-line error (or help/version) and exit. The
+    /// help fits the terminal, or 80 columns off one.
     pub fn parse_or_exit() -> Cli {
-        match Cli::try_parse() {
+        use clap::FromArgMatches;
+        let parsed = Cli::command_for(crate::render::stdout_width())
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m));
+        match parsed {
             // `--` ends canreach's arguments and starts a command: it must be followed by one.
             Ok(c) if c.command.is_empty() && std::env::args_os().any(|a| a == "--") => usage_exit(
                 "`--` must be followed by a command to run once the targets are open, e.g. `-- ./migrate`",
@@ -260,6 +294,13 @@ impl Cli {
                     let _ = e.print();
                     std::process::exit(ExitCode::Usage.code())
                 }
+                // `-t -1s`: clap takes `-1s` for flags; it is a negative duration.
+                let args: Vec<String> = std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                if let Some(line) = negative_duration(&args) {
+                    usage_exit(&line)
+                }
                 // `canreach host -1`: a negative port, not an unknown flag (`-4`/`-6` are
                 // flags, so negative numbers cannot be values).
                 if let Some(clap::error::ContextValue::String(arg)) =
@@ -270,10 +311,7 @@ impl Cli {
                 {
                     usage_exit(&crate::target::TargetError::PortOutOfRange(arg.clone()).to_string())
                 }
-                usage_exit(&format!(
-                    "{} (see `canreach --help`)",
-                    first_line(&e.to_string())
-                ))
+                usage_exit(&format!("{} (see `canreach --help`)", usage_line(&e)))
             }
         }
     }
@@ -313,7 +351,8 @@ pub fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> boo
 
 /// A usage error: `canreach: WHAT` on stderr and exit 2; with `--format nagios`,
 /// `CANREACH UNKNOWN: WHAT` on stdout and exit 3 (the guidelines' UNKNOWN is for bad
-/// arguments, and a scheduler reads stdout only). One line either way.
+/// arguments, and a scheduler reads stdout only). One line either way. `what` comes escaped
+/// (`usage_line`, `escape::line`).
 pub fn usage_exit(what: &str) -> ! {
     if nagios_in_args(std::env::args_os().skip(1)) {
         use std::io::Write;
@@ -324,6 +363,88 @@ pub fn usage_exit(what: &str) -> ! {
     }
     eprintln!("canreach: {what}");
     std::process::exit(ExitCode::Usage.code())
+}
+
+/// The man page (roff): clap_mangen's sections, then the examples and the exit codes as
+/// preformatted blocks (`.nf`): they are laid out in columns, and `man` would otherwise fill
+/// them into run-on text.
+pub fn man_page(w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command().after_help(None::<&str>);
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    // Before VERSION, where clap_mangen would have put `--help`'s text as one paragraph.
+    let (head, tail) = page.split_at(page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1));
+    w.write_all(head.as_bytes())?;
+    for (title, block) in [("EXAMPLES", EXAMPLES), ("\"EXIT STATUS\"", EXIT_CODES)] {
+        writeln!(w, ".SH {title}\n.nf")?;
+        for line in block.lines() {
+            // The page is indented already: the examples' own two columns would only push
+            // them past 80.
+            writeln!(w, "{}", roff_line(line.strip_prefix("  ").unwrap_or(line)))?;
+        }
+        writeln!(w, ".fi")?;
+    }
+    w.write_all(tail.as_bytes())
+}
+
+/// One line of text for roff: backslashes, dashes and apostrophes escaped, a leading `.` or
+/// `'` (a request) neutralised.
+fn roff_line(s: &str) -> String {
+    let body = s
+        .replace('\\', "\\\\")
+        .replace('-', "\\-")
+        .replace('\'', "\\*(Aq");
+    if body.starts_with(['.', '\'']) {
+        format!("\\&{body}")
+    } else {
+        body
+    }
+}
+
+/// A value a negative number after `-t`/`--timeout` or `-w`/`--wait` (`-t -1s`), which clap
+/// reads as flags: the one line that says so.
+fn negative_duration(args: &[String]) -> Option<String> {
+    args.windows(2).find_map(|w| {
+        let what = match w[0].as_str() {
+            "-t" | "--timeout" => "deadline (--timeout)",
+            "-w" | "--wait" => "wait (--wait)",
+            _ => return None,
+        };
+        let v = &w[1];
+        let negative = v
+            .strip_prefix('-')
+            .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit() || c == '.'));
+        negative.then(|| {
+            format!(
+                "`{}` is not a valid {what}: give a positive duration, e.g. 5s or 500ms",
+                crate::escape::line(v)
+            )
+        })
+    })
+}
+
+/// clap's error as one line, safe to print: the values the user typed (which clap quotes
+/// verbatim, control characters and all: `--completions $'zsh\rok'`) escaped before the
+/// message is folded, then the whole line escaped and masked (`escape::line`).
+fn usage_line(e: &clap::Error) -> String {
+    use clap::error::ContextValue;
+    let mut msg = e.to_string();
+    for (_, v) in e.context() {
+        let values: Vec<&String> = match v {
+            ContextValue::String(s) => vec![s],
+            ContextValue::Strings(v) => v.iter().collect(),
+            _ => vec![],
+        };
+        for s in values {
+            let shown = crate::escape::escape(s);
+            if shown != s.as_str() {
+                msg = msg.replace(s.as_str(), &shown);
+            }
+        }
+    }
+    crate::escape::line(&first_line(&msg))
 }
 
 /// clap's message folded into one line: the text before the usage block, joined.
@@ -447,6 +568,15 @@ mod tests {
         assert!(!nagios_in_args(args("--format json host 22")));
         assert!(!nagios_in_args(args("nagios 22")));
         assert!(!nagios_in_args(args("host 22 -- cmd --format nagios")));
+    }
+
+    #[test]
+    fn a_negative_duration_is_named_as_one() {
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let line = negative_duration(&args("canreach -t -1s localhost 22")).unwrap();
+        assert!(line.starts_with("`-1s` is not a valid deadline"), "{line}");
+        assert!(negative_duration(&args("canreach --wait -5 db 1")).is_some());
+        assert_eq!(negative_duration(&args("canreach -t 5s db -1")), None);
     }
 
     #[test]

@@ -48,6 +48,47 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One line for stderr (or any line that repeats what the user or the machine gave):
+/// secrets masked ([`crate::secrets::mask`]), then every character [`needs_escape`] catches
+/// escaped, so the line is one line and cannot be overwritten, recoloured or reordered.
+pub fn line(s: &str) -> String {
+    escape(&crate::secrets::mask(s)).into_owned()
+}
+
+/// [`escape`] for an owned string: no copy when there is nothing to escape. Escaping twice
+/// changes nothing (the output holds no character [`needs_escape`] catches, and a backslash is
+/// kept), so text may be escaped where it is made and again where it is printed.
+pub fn escape_owned(s: String) -> String {
+    match escape(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(e) => e,
+    }
+}
+
+/// JSON text with every character [`needs_escape`] catches that serde_json writes raw (DEL,
+/// C1 controls, bidi and invisible characters) written as a `\uXXXX` escape. The value a JSON
+/// reader gets is unchanged; the bytes on a terminal (`canreach --json | less`, a CI log) hold
+/// no such character. serde_json escapes every C0 control inside strings itself, so the C0
+/// characters left (newlines, indentation) are the document's own whitespace and are kept;
+/// every other such character is inside a string, where `\uXXXX` is valid.
+pub fn json_text(s: &str) -> Cow<'_, str> {
+    let raw = |c: char| c >= '\u{7f}' && needs_escape(c);
+    let Some(first) = s.find(raw) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 12);
+    out.push_str(&s[..first]);
+    for c in s[first..].chars() {
+        if raw(c) {
+            // Every such character is in the Basic Multilingual Plane: one escape each.
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn push_escaped(out: &mut String, c: char) {
     if !needs_escape(c) {
         out.push(c);
@@ -191,6 +232,30 @@ mod tests {
     }
 
     #[test]
+    fn escaping_twice_changes_nothing() {
+        for s in [
+            "a\x1b[31mb",
+            "x\u{202e}y\u{9b}\u{7f}",
+            "plain \\x1b",
+            "\u{2066}",
+        ] {
+            let once = escape_owned(s.to_string());
+            assert_eq!(escape(&once), once.as_str(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn json_text_escapes_what_serde_leaves_raw() {
+        let v = serde_json::json!({ "m": "a\u{202e}b\u{9b}c\u{7f}d\x1be ü" });
+        let raw = serde_json::to_string(&v).unwrap();
+        let safe = json_text(&raw);
+        assert_eq!(safe, r#"{"m":"a\u202eb\u009bc\u007fd\u001be ü"}"#);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v, "the value is unchanged");
+        assert!(matches!(json_text(r#"{"a":"ü"}"#), Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn bytes_keep_valid_text_and_show_invalid_bytes() {
         assert_eq!(escape_bytes(b"ok"), "ok");
         assert_eq!(escape_bytes(b"a\xffb"), "a\\xffb");
@@ -238,6 +303,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn json_text_keeps_the_value_and_shows_no_control(s in "[\\x00-\\x{3000}]{0,40}") {
+            let raw = serde_json::to_string_pretty(&vec![&s]).unwrap().replace('\n', "");
+            let safe = json_text(&raw);
+            proptest::prop_assert!(!safe.chars().any(|c| c.is_control() || needs_escape(c)), "{safe:?}");
+            let back: Vec<String> = serde_json::from_str(&safe).unwrap();
+            proptest::prop_assert_eq!(&back[0], &s);
+        }
         #[test]
         fn escape_output_has_no_control_or_bidi(s in "\\PC*|[\\x00-\\x{3000}]{0,40}") {
             let e = escape(&s);

@@ -177,6 +177,51 @@ mod tests {
         assert_eq!(most_severe([Open, Open]), Open);
     }
 
+    /// The verdicts in backquotes of `text` after `start`, up to the first `.` that ends a
+    /// sentence, in order.
+    fn listed(text: &str, start: &str) -> Vec<String> {
+        let from = text
+            .find(start)
+            .unwrap_or_else(|| panic!("`{start}` not found"));
+        let rest = &text[from + start.len()..];
+        let end = rest
+            .find(". ")
+            .or_else(|| rest.find(".\n"))
+            .unwrap_or(rest.len());
+        rest[..end]
+            .split(['`', ' ', ',', '<', '(', ')', '\n'])
+            .filter(|w| Verdict::ALL.iter().any(|v| v.as_str() == *w))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// README, docs/workflows.md and `--help` list the severity order: all of it, as here.
+    #[test]
+    fn the_documented_severity_order_is_this_one() {
+        let all: Vec<String> = SEVERITY.iter().map(|v| v.as_str().to_string()).collect();
+        let readme = include_str!("../README.md");
+        assert_eq!(
+            listed(readme, "most severe verdict:"),
+            all[1..],
+            "README.md's order"
+        );
+        let workflows = include_str!("../docs/workflows.md");
+        assert_eq!(
+            listed(workflows, "from least to most severe:"),
+            all,
+            "docs/workflows.md's order"
+        );
+        let help = <crate::cli::Cli as clap::CommandFactory>::command()
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            listed(&help.replace('\n', " "), "(least first):"),
+            all,
+            "--help's order"
+        );
+    }
+
     #[test]
     fn plugin_states_follow_the_monitoring_plugins_guidelines() {
         use PluginState as P;

@@ -44,6 +44,32 @@ pub struct Facts {
     pub timeout: Duration,
     /// Wall time of the whole check.
     pub elapsed: Duration,
+    /// With `--wait`: how the wait that this check ended went (set by the workflow).
+    pub waited: Option<Waited>,
+}
+
+/// How a `--wait` ended, for the report of its last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waited {
+    /// What the user gave: `--wait` and `--timeout`.
+    pub wait: Duration,
+    pub timeout: Duration,
+    /// From the first check's start to the end of the last.
+    pub took: Duration,
+    /// Checks made, the last included.
+    pub checks: u32,
+    pub ended: WaitEnd,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The target is open.
+    Open,
+    /// Its verdict will not change by waiting (a certificate, this machine's own reject).
+    WillNotChange,
+    /// The time given ran out (no check had time to start before it).
+    TimeUp,
 }
 
 /// Everything learnt about one address. Room for what comes after `connect()` as well.
@@ -133,6 +159,7 @@ impl Facts {
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,
+            waited: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::target::{MASK, mask_secrets};
+use crate::secrets::{MASK, mask as mask_secrets};
 
 /// The proxy variables curl, pip, apt and most HTTP clients read.
 pub const PROXY_VARIABLES: [&str; 10] = [

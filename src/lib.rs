@@ -8,7 +8,7 @@
 //! | stages | [`dns`], [`probe`], [`liveness`], [`trace`], [`local`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
 //! | shared meaning | [`icmp`] | the one ICMP table |
 //! | knowledge | [`diagnosis`] | facts → verdict, findings, planned steps (pure) |
-//! | output | [`render`], [`exit_codes`] | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
+//! | output | [`render`], [`exit_codes`], [`escape`], [`secrets`] | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
 //! | workflows | [`workflow`], [`hostinfo`] | many targets, `--wait`, `-q`, `-4`/`-6`, progress; where a ticket was made |
 //! | exporter | [`serve`] | `canreach serve`: blackbox_exporter's `/probe`, and why |
 //!
@@ -27,6 +27,7 @@ pub mod local;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
+pub mod secrets;
 pub mod serve;
 pub mod services;
 pub mod session;

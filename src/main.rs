@@ -1,22 +1,29 @@
 //! canreach's entry point: parse arguments, run the check, exit with the verdict's code (or
 //! run the command given after `--` once every target is open).
-//! The one place (with `cli`'s usage errors) that writes to stderr.
+//! The one place (with `cli`'s usage errors) that writes to stderr; every line it writes goes
+//! through `escape::line` (secrets masked, control characters escaped).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 
 use canreach::cli::{Cli, Format};
+use canreach::escape::line;
 use canreach::exit_codes::{ExitCode, PluginState};
 use canreach::{Finished, RunError};
 use clap::CommandFactory;
 
 fn main() {
     // `canreach serve …` is the exporter (only as the first word: every other command line
-    // is the check, as before).
+    // is the check, as before). It handles its own signals, so it comes before SIGINT is held.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if canreach::serve::wanted(&args) {
         std::process::exit(canreach::serve::main(args));
     }
+    // First, before any thread starts: a Ctrl-C from now on waits for the run's handler
+    // (workflow::run releases it once the handler is set up), so that even one before the
+    // first check says where each target stood. A path that does not go through
+    // `canreach::run` and lives on must call `sys::release_sigint` (the ones here exit).
+    canreach::sys::hold_sigint();
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
         // Generated into memory first: clap_complete panics on a write error (a closed pipe).
@@ -26,7 +33,7 @@ fn main() {
                 clap_complete::generate(shell, &mut Cli::command(), "canreach", &mut buf);
                 Ok(())
             }
-            None => clap_mangen::Man::new(Cli::command()).render(&mut buf),
+            None => canreach::cli::man_page(&mut buf),
         };
         let written = made.and_then(|()| {
             let mut out = std::io::stdout().lock();
@@ -34,13 +41,20 @@ fn main() {
         });
         std::process::exit(match written {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                eprintln!("canreach: error: cannot write to stdout: {}", io_words(&e));
+                eprintln!(
+                    "canreach: error: cannot write to stdout: {}",
+                    line(&io_words(&e))
+                );
                 ExitCode::Internal.code()
             }
             _ => 0,
         });
     }
     colored::control::set_override(cli.output_format() == Format::Text && cli.use_color());
+    if cli.output_format() == Format::Text {
+        // The terminal's width on a terminal; 80 in a file, a pipe or a ticket.
+        canreach::render::set_width(canreach::render::stdout_width());
+    }
     // One write for the report, not one per line (the run flushes it, and each line of a
     // `--wait` log).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -55,7 +69,10 @@ fn main() {
             // A closed pipe (`canreach … | head -1`) is not worth a message, and the verdict
             // still stands: exit with its code (ripgrep's convention).
             if let Some(e) = write_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
-                eprintln!("canreach: error: cannot write the report: {e}");
+                eprintln!(
+                    "canreach: error: cannot write the report: {}",
+                    line(&e.to_string())
+                );
                 if nagios {
                     PluginState::Unknown.code()
                 } else {
@@ -69,11 +86,11 @@ fn main() {
         }
         Err(RunError::Usage(e)) => {
             drop(out);
-            canreach::cli::usage_exit(&e.to_string())
+            canreach::cli::usage_exit(&line(&e.to_string()))
         }
         Err(RunError::Internal(e)) if nagios => unknown(&mut out, &format!("error: {e:#}")),
         Err(RunError::Internal(e)) => {
-            eprintln!("canreach: error: {e:#}");
+            eprintln!("canreach: error: {}", line(&format!("{e:#}")));
             ExitCode::Internal.code()
         }
     };
@@ -87,8 +104,11 @@ fn main() {
             .exec();
         // exec returns only on failure: 127 when there is no such command, 126 otherwise,
         // as shells do.
-        let shown = canreach::escape::escape(&cli.command[0]).into_owned();
-        eprintln!("canreach: cannot run `{shown}`: {}", io_words(&err));
+        eprintln!(
+            "canreach: cannot run `{}`: {}",
+            line(&cli.command[0]),
+            line(&io_words(&err))
+        );
         std::process::exit(if err.kind() == std::io::ErrorKind::NotFound {
             127
         } else {

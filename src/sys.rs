@@ -16,6 +16,30 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Hold back SIGINT in this thread (and the threads it starts from now on) until
+/// [`release_sigint`]: a Ctrl-C that comes before canreach's handler is set up stays pending
+/// instead of killing the process without a word, and is delivered to the handler once it is.
+pub fn hold_sigint() {
+    set_sigint_mask(libc::SIG_BLOCK);
+}
+
+/// Let SIGINT through again in this thread (a held one is delivered now: to canreach's
+/// handler when one is set up, else the default action ends the process).
+pub fn release_sigint() {
+    set_sigint_mask(libc::SIG_UNBLOCK);
+}
+
+fn set_sigint_mask(how: libc::c_int) {
+    // SAFETY: `set` is a sigset_t initialised by sigemptyset before use; pthread_sigmask reads
+    // it and may write no old mask (null). Neither can fail with these valid arguments.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
 /// The soft limit on open file descriptors (`ulimit -n`), when it can be read.
 pub fn open_file_limit() -> Option<u64> {
     let mut r = libc::rlimit {

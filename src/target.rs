@@ -13,7 +13,6 @@
 //! it (the check is TCP only); a future HTTP check should take it from the command line, in a
 //! type that is neither `Serialize` nor `Debug`-printed.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -133,6 +132,11 @@ pub enum TargetError {
         "`{0}` contains a control or invisible character: type the host and port as plain text"
     )]
     ControlCharacter(String),
+    /// `u:pw@host`, `root@db:22`: a user (and password) before the host, without a URL scheme.
+    #[error(
+        "`{typed}` names a user before `@`: a target is only a host and a port, e.g. `canreach {host}`"
+    )]
+    UserInfo { typed: String, host: String },
 }
 
 /// Longest echo of typed text kept for the report or an error message, in characters.
@@ -149,106 +153,9 @@ pub fn shown(s: &str) -> String {
     }
 }
 
-/// Is a parameter or option name one whose value is a secret? Case-insensitive substrings, so
-/// `access_token`, `X-Api-Key`, `client_secret`, `PGPASSWORD` and `sig` all count. A few
-/// harmless names (`keyword`) are masked too: showing a secret is the worse mistake.
-pub fn is_secret_name(name: &str) -> bool {
-    const PARTS: [&str; 7] = ["token", "key", "pass", "pwd", "secret", "sig", "auth"];
-    let lower = name.to_ascii_lowercase();
-    PARTS.iter().any(|p| lower.contains(p))
-}
-
-/// A URL user name this long, without a password, is taken for a token.
-const TOKEN_USER_LEN: usize = 20;
-
-/// What replaces a secret.
-pub const MASK: &str = "***";
-
-/// `s` with the secrets of every URL in it masked: the password of the userinfo
-/// (`postgres://u:***@db/x`), a user name of 20 characters or more without a password (a
-/// token: `https://***@github.com/`) and the values of query or fragment parameters whose name
-/// [`is_secret_name`] (`?api_key=***&page=2`). Works on text that is not a valid URL too (an
-/// error message must not echo the password of a URL that failed to parse), and on a URL
-/// inside a longer text (a command line). Borrowed when nothing was masked.
-pub fn mask_secrets(s: &str) -> Cow<'_, str> {
-    if !s.contains("://") {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
-        mask_url_tail(&tail[..end], &mut out);
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    if out == s {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(out)
-    }
-}
-
-/// Mask what follows a `scheme://`: authority, path, `?query`, `#fragment`.
-fn mask_url_tail(u: &str, out: &mut String) {
-    let auth_end = u.find(['/', '?', '#']).unwrap_or(u.len());
-    let (authority, rest) = u.split_at(auth_end);
-    // The last `@` ends the userinfo, as URL parsers read it.
-    match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, host) = authority.split_at(at);
-            match userinfo.split_once(':') {
-                Some((user, _password)) => {
-                    out.push_str(user);
-                    out.push(':');
-                    out.push_str(MASK);
-                }
-                // `https://ghp_…@github.com`: a token standing as the user name. A long user
-                // name with no password is taken for one.
-                None if userinfo.chars().count() >= TOKEN_USER_LEN => out.push_str(MASK),
-                None => out.push_str(userinfo),
-            }
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
-    }
-    let (before_fragment, fragment) = match rest.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (rest, None),
-    };
-    match before_fragment.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            mask_params(query, out);
-        }
-        None => out.push_str(before_fragment),
-    }
-    if let Some(f) = fragment {
-        // OAuth's implicit flow puts `access_token=` in the fragment.
-        out.push('#');
-        mask_params(f, out);
-    }
-}
-
-/// `a=1&token=x` → `a=1&token=***`.
-fn mask_params(params: &str, out: &mut String) {
-    for (i, pair) in params.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((k, _)) if is_secret_name(k) => {
-                out.push_str(k);
-                out.push('=');
-                out.push_str(MASK);
-            }
-            _ => out.push_str(pair),
-        }
-    }
-}
+// The masking of secrets lives in `crate::secrets`; these names stay for the callers that
+// knew them here.
+pub use crate::secrets::{MASK, is_secret_name, mask as mask_secrets};
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
 const MAX_NAME: usize = 253;
@@ -286,6 +193,13 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
         let (h, p, parts) = parse_url(target, services)?;
         url_parts = Some(parts);
         (h, Some(p))
+    } else if let Some((_, host)) = target.rsplit_once('@') {
+        // Split at `:` like `host:port`, `u:pw@host` would put the password in the port's
+        // error message; no stage needs the user, so none is accepted.
+        return Err(TargetError::UserInfo {
+            typed: shown(target),
+            host: shown(host),
+        });
     } else {
         split_host_port(target, services)?
     };
@@ -724,7 +638,10 @@ mod tests {
         ] {
             assert_eq!(mask_secrets(typed), masked, "{typed}");
         }
-        assert!(matches!(mask_secrets("https://h/?a=1"), Cow::Borrowed(_)));
+        assert!(matches!(
+            mask_secrets("https://h/?a=1"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -771,6 +688,23 @@ mod tests {
         );
         // Whitespace around the words is still forgiven.
         assert!(p(" db\n", Some("5432\n")).is_ok());
+    }
+
+    #[test]
+    fn a_user_before_the_host_is_refused_without_echoing_the_password() {
+        let e = p("u:s3cr3tpw@host", None).unwrap_err();
+        assert_eq!(
+            e,
+            TargetError::UserInfo {
+                typed: "u:***@host".into(),
+                host: "host".into()
+            }
+        );
+        assert!(!e.to_string().contains("s3cr3tpw"), "{e}");
+        let e = p("root@db:22", None).unwrap_err().to_string();
+        assert!(e.contains("`canreach db:22`"), "{e}");
+        // In a URL the user part is the URL's (masked in `input`).
+        assert!(p("ssh://u:s3cr3tpw@host/", None).is_ok());
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn check(pki: Option<&Pki>, args: &[&str]) -> (i32, Value) {
         cmd.env("SSL_CERT_FILE", &p.pem.0)
             .env_remove("SSL_CERT_DIR");
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.output().map(common::checked).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
@@ -309,6 +309,7 @@ fn a_proxy_in_the_environment_is_said_with_its_password_masked() {
         .args(["--json", &format!("http://127.0.0.1:{}/", addr.port())])
         .env("http_proxy", "http://user:s3cr3t@127.0.0.1:1")
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("s3cr3t"), "{stdout}");

@@ -6,6 +6,7 @@ mod common;
 use std::net::TcpListener;
 
 use assert_cmd::Command;
+use assert_cmd::assert::OutputAssertExt as _;
 use predicates::prelude::*;
 
 fn canreach() -> Command {
@@ -55,7 +56,11 @@ fn bad_input_is_one_line_on_stderr_and_exit_2() {
         (&["--color", "sometimes", "host", "22"], "invalid value"),
     ];
     for (args, says) in cases {
-        let out = canreach().args(*args).output().unwrap();
+        let out = canreach()
+            .args(*args)
+            .output()
+            .map(common::checked)
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
@@ -74,7 +79,7 @@ fn bad_input_is_one_line_on_stderr_and_exit_2() {
 
 #[test]
 fn no_arguments_names_what_is_missing_and_exits_2() {
-    let out = canreach().output().unwrap();
+    let out = canreach().output().map(common::checked).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -83,15 +88,31 @@ fn no_arguments_names_what_is_missing_and_exits_2() {
 
 #[test]
 fn help_lists_forms_and_exit_codes() {
-    let out = canreach().arg("--help").output().unwrap();
+    let out = canreach()
+        .arg("--help")
+        .output()
+        .map(common::checked)
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Off a terminal, the help is laid out for 80 columns (issue 21).
+    for l in help.lines() {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(l) <= 80,
+            "{} columns: {l}",
+            unicode_width::UnicodeWidthStr::width(l)
+        );
+    }
+    insta::assert_snapshot!(help);
 }
 
 #[test]
 fn version() {
     canreach()
         .arg("--version")
+        .output()
+        .map(common::checked)
+        .unwrap()
         .assert()
         .success()
         .stdout(predicate::str::starts_with("canreach "));
@@ -104,6 +125,7 @@ fn open_port_exits_0_with_the_json_contract() {
     let out = canreach()
         .args(["--json", "127.0.0.1", &port])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -129,6 +151,7 @@ fn closed_port_exits_4_and_explains() {
     let out = canreach()
         .args(["--json", "127.0.0.1", &port])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -158,6 +181,9 @@ fn text_report_has_headline_steps_and_evidence() {
     let (_held, port) = closed_port();
     canreach()
         .args(["127.0.0.1", &port])
+        .output()
+        .map(common::checked)
+        .unwrap()
         .assert()
         .code(4)
         .stdout(predicate::str::starts_with(format!(
@@ -179,6 +205,7 @@ fn a_bare_port_shows_who_listens_here() {
     let out = canreach()
         .args(["--json", &format!(":{port}")])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mine = &v["local"]["listeners"][0];
@@ -218,6 +245,7 @@ fn a_bare_port_with_a_dual_stack_listener_is_open_everywhere() {
     let out = canreach()
         .args(["--json", &format!(":{port}")])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", v["summary"]);
@@ -228,17 +256,26 @@ fn color_is_on_only_when_asked_or_on_a_terminal() {
     let (_held, port) = closed_port();
     canreach()
         .args(["--color", "always", "127.0.0.1", &port])
+        .output()
+        .map(common::checked)
+        .unwrap()
         .assert()
         .stdout(predicate::str::contains("\x1b["));
     // Not a terminal, auto: no colour, whatever NO_COLOR says.
     canreach()
         .env_remove("NO_COLOR")
         .args(["127.0.0.1", &port])
+        .output()
+        .map(common::checked)
+        .unwrap()
         .assert()
         .stdout(predicate::str::contains("\x1b[").not());
     // JSON never has colour.
     canreach()
         .args(["--color", "always", "--json", "127.0.0.1", &port])
+        .output()
+        .map(common::checked)
+        .unwrap()
         .assert()
         .stdout(predicate::str::contains("\x1b[").not());
 }
@@ -253,7 +290,14 @@ fn forms_of_the_target_reach_the_same_port() {
         // --tcp: this listener never answers HTTP (that is `service_error`, tested elsewhere).
         vec![format!("http://127.0.0.1:{port}/path?q=1"), "--tcp".into()],
     ] {
-        canreach().arg("--json").args(&args).assert().code(0);
+        canreach()
+            .arg("--json")
+            .args(&args)
+            .output()
+            .map(common::checked)
+            .unwrap()
+            .assert()
+            .code(0);
     }
 }
 
@@ -264,8 +308,20 @@ fn ipv6_loopback_works_when_the_machine_has_it() {
         return;
     };
     let port = l.local_addr().unwrap().port().to_string();
-    canreach().args(["--json", "::1", &port]).assert().code(0);
-    canreach().args([&format!("[::1]:{port}")]).assert().code(0);
+    canreach()
+        .args(["--json", "::1", &port])
+        .output()
+        .map(common::checked)
+        .unwrap()
+        .assert()
+        .code(0);
+    canreach()
+        .args([&format!("[::1]:{port}")])
+        .output()
+        .map(common::checked)
+        .unwrap()
+        .assert()
+        .code(0);
 }
 
 #[test]
@@ -280,6 +336,7 @@ fn running_out_of_file_descriptors_is_an_internal_error_not_a_verdict() {
             "1",
         ])
         .output()
+        .map(common::checked)
     else {
         eprintln!("SKIPPED: no prlimit (util-linux)");
         return;
@@ -320,4 +377,75 @@ fn a_closed_pipe_keeps_the_verdicts_exit_code() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The text report on a terminal `cols` wide (a pseudo-terminal made by `script`, util-linux):
+/// the report's lines, colour off.
+fn on_a_terminal(cols: u16, args: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty rows 40 cols {cols}; {} --color never {args}",
+                env!("CARGO_BIN_EXE_canreach")
+            ),
+            "/dev/null",
+        ])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+/// On a terminal the report wraps at its width; off one (a pipe, every other test) at 80
+/// (issue 21, item 16).
+#[test]
+fn the_report_wraps_at_the_terminals_width() {
+    let (_held, port) = closed_port();
+    let args = format!(
+        "--help; {} 127.0.0.1 {port}",
+        env!("CARGO_BIN_EXE_canreach")
+    );
+    let widest = |s: &str| {
+        s.lines()
+            .map(unicode_width::UnicodeWidthStr::width)
+            .max()
+            .unwrap_or(0)
+    };
+    let narrow = on_a_terminal(60, &args);
+    assert!(narrow.contains("What was checked"), "{narrow}");
+    assert!(widest(&narrow) <= 60, "{narrow}");
+    assert!(widest(&narrow) > 50, "the width is used: {narrow}");
+    let wide = on_a_terminal(150, &args);
+    assert!(widest(&wide) > 80, "a wide terminal is used: {wide}");
+    assert!(widest(&wide) <= 150, "{wide}");
+}
+
+/// `canreach --man | man -l -`: the examples and the exit codes stay in their lines and
+/// columns (preformatted), and the page fits 80 columns (issue 21, item 19). Read with groff
+/// (groff-base), as `man` does.
+#[test]
+fn the_man_page_keeps_the_examples_and_exit_codes_as_written() {
+    let man = canreach().arg("--man").output().unwrap();
+    assert_eq!(man.status.code(), Some(0));
+    let mut groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-rLL=80n", "-P-cbou"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff (groff-base) reads the page");
+    std::io::Write::write_all(groff.stdin.as_mut().unwrap(), &man.stdout).unwrap();
+    drop(groff.stdin.take());
+    let out = groff.wait_with_output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = page.lines().map(str::trim).collect();
+    for block in [canreach::cli::EXAMPLES, canreach::cli::EXIT_CODES] {
+        for want in block.lines().map(str::trim) {
+            assert!(lines.contains(&want), "{want:?} is not a line of:\n{page}");
+        }
+    }
+    for l in page.lines() {
+        assert!(unicode_width::UnicodeWidthStr::width(l) <= 80, "{l}");
+    }
 }

@@ -92,7 +92,7 @@ fn listener_bound_to_another_interface_address() {
 fn bare_port_with_nothing_listening_names_the_usual_server() {
     require_lab!();
     let lab = Lab::new();
-    let r = run_in(Some(&lab.server), &["--json", ":5432"]);
+    let r = run_with_init(&lab.server, Init::Systemd, &["--json", ":5432"]);
     let v = r.json();
     assert_eq!(v["verdict"], "closed", "{}", r.stdout);
     assert_eq!(v["target"]["host"], "localhost");
@@ -275,4 +275,127 @@ fn an_output_chain_reject_is_this_machines_own_firewall() {
             .unwrap()
             .contains("tcp dport 5432 reject")
     );
+}
+
+/// How the machine canreach runs on starts its services, as a test makes it: /run/systemd/system
+/// present (systemd's own test) or not.
+#[derive(Clone, Copy, PartialEq)]
+enum Init {
+    Systemd,
+    None,
+}
+
+/// canreach in namespace `ns`, in a mount namespace of its own whose /run is empty but for
+/// /run/systemd/system with [`Init::Systemd`]: the host's own init decides nothing.
+fn run_with_init(ns: &str, init: Init, args: &[&str]) -> Run {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "mount -t tmpfs canreach-test /run || exit 99; \
+             if [ \"$0\" = systemd ]; then mkdir -p /run/systemd/system; fi; exec \"$@\"",
+            if init == Init::Systemd {
+                "systemd"
+            } else {
+                "none"
+            },
+            env!("CARGO_BIN_EXE_canreach"),
+        ])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = checked(out);
+    assert_ne!(out.status.code(), Some(99), "tmpfs on /run");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: std::time::Duration::ZERO,
+    }
+}
+
+/// On a machine without systemd (a container), no `systemctl` or `journalctl` is advised for
+/// it, but the init scripts' `service` (issue 21, item 17).
+#[test]
+fn without_systemd_the_usual_server_is_started_with_service() {
+    require_lab!();
+    let lab = Lab::new();
+    let r = run_with_init(&lab.server, Init::None, &["--json", ":22"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    let cmds: Vec<&str> = steps_for(&v, "usual_server_not_running")
+        .iter()
+        .filter_map(|s| s["command"].as_str())
+        .collect();
+    assert_eq!(
+        cmds,
+        ["service ssh status", "service ssh start"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("systemctl") && !r.stdout.contains("journalctl"));
+    let r = run_with_init(&lab.server, Init::Systemd, &["--json", ":22"]);
+    assert!(r.stdout.contains("systemctl start ssh"), "{}", r.stdout);
+}
+
+/// As `nobody`, with nothing listening on the port: the report says so, and no step asks to
+/// look for a firewall rule "if it does listen there" (issue 21, item 17).
+#[test]
+fn as_nobody_nothing_listening_gives_no_firewall_hunt() {
+    require_lab!();
+    let lab = Lab::new();
+    let dir = std::env::temp_dir().join(format!("canreach-nobody2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("canreach");
+    std::fs::copy(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.server])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(&bin)
+        .args(["--json", "localhost", "21999"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = checked(out);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed");
+    assert_eq!(v["local"]["privileged"], false);
+    finding(&v, "nothing_listens_here");
+    let advice = v["advice"].as_array().unwrap();
+    assert!(
+        advice[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Start the program"),
+        "{advice:?}"
+    );
+    for s in advice {
+        let text = s["text"].as_str().unwrap();
+        assert!(!text.contains("If it does listen there"), "{text}");
+        assert!(
+            !s["command"].as_str().unwrap_or("").contains("nft list"),
+            "{s}"
+        );
+    }
 }

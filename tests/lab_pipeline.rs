@@ -261,8 +261,7 @@ fn text_report_names_the_device_and_the_next_steps() {
         r.stdout
     );
     assert!(
-        r.stdout
-            .contains("ICMP administratively-prohibited from 198.18.1.1"),
+        flat(&r.stdout).contains("ICMP administratively-prohibited from 198.18.1.1"),
         "{}",
         r.stdout
     );

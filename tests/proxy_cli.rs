@@ -179,7 +179,7 @@ fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.output().map(common::checked).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     common::check_report(&stdout);
     let v: Value =

@@ -48,7 +48,7 @@ fn one_usage_line(args: &[&str], stdin: Option<&str>) -> String {
     if let Some(s) = stdin {
         c.write_stdin(s);
     }
-    let out = c.output().unwrap();
+    let out = c.output().map(common::checked).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
@@ -139,13 +139,28 @@ fn several_targets_a_table_then_the_failing_reports_in_input_order() {
     let out = canreach()
         .args([&format!("127.0.0.1:{open}"), "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("TARGET"), "{stdout}");
-    assert!(lines[1].starts_with(&format!("127.0.0.1:{open}")) && lines[1].contains(" open "));
-    assert!(lines[2].starts_with(&format!("127.0.0.1:{closed}")) && lines[2].contains(" closed "));
+    // One row per target, in input order (a row's reason may wrap onto the lines below it).
+    let row = |t: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("no row for {t}: {stdout}"))
+    };
+    let (o, c) = (
+        row(&format!("127.0.0.1:{open}")),
+        row(&format!("127.0.0.1:{closed}")),
+    );
+    assert!(o == 1 && o < c, "{stdout}");
+    assert!(
+        lines[o].contains(" open ") && lines[c].contains(" closed "),
+        "{stdout}"
+    );
     // Only the closed target's full report follows.
     assert_eq!(stdout.matches("What was checked").count(), 1, "{stdout}");
     assert!(stdout.contains(&format!("✗ CLOSED  127.0.0.1:{closed}")));
@@ -167,6 +182,7 @@ fn json_lines_one_report_per_target_in_input_order() {
     let out = canreach()
         .args(["--json", &targets[0], "-f", file.to_str().unwrap()])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4));
@@ -195,7 +211,11 @@ fn targets_checked_together_each_get_their_own_port_s_listeners() {
     let mut args = vec!["--json".to_string()];
     args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
     args.push(format!("127.0.0.1:{closed}"));
-    let out = canreach().args(&args).output().unwrap();
+    let out = canreach()
+        .args(&args)
+        .output()
+        .map(common::checked)
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     common::check_report(&stdout);
@@ -227,12 +247,14 @@ fn all_open_exits_0_and_quiet_prints_nothing() {
     let out = canreach()
         .args(["-q", "127.0.0.1", &a, "localhost", &b])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let out = canreach()
         .args(["--quiet", "--json", &format!("127.0.0.1:{closed}")])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
@@ -244,6 +266,7 @@ fn family_flags_keep_only_that_family() {
     let out = canreach()
         .args(["--json", "-4", "localhost", &open])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for p in v["probes"].as_array().unwrap() {
@@ -255,6 +278,7 @@ fn family_flags_keep_only_that_family() {
     let out = canreach()
         .args(["--json", "-6", "localhost", &open])
         .output()
+        .map(common::checked)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(v["verdict"], "open", "{v}");
@@ -273,12 +297,14 @@ fn a_command_runs_only_when_every_target_is_open_and_its_code_is_ours() {
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{closed}"), "--", "sh", "-c", &cmd])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(!marker.exists(), "the command ran after a failure");
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{open}"), "--", "sh", "-c", &cmd])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(
         out.status.code(),
@@ -290,6 +316,7 @@ fn a_command_runs_only_when_every_target_is_open_and_its_code_is_ours() {
     let out = canreach()
         .args(["-q", &format!("127.0.0.1:{open}"), "--", "/nonexistent/cmd"])
         .output()
+        .map(common::checked)
         .unwrap();
     assert_eq!(out.status.code(), Some(127));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
@@ -302,6 +329,7 @@ fn a_wait_that_gives_up_prints_the_last_diagnosis_and_its_code() {
     let out = canreach()
         .args(["--wait", "1500ms", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let took = start.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -318,11 +346,30 @@ fn a_wait_that_gives_up_prints_the_last_diagnosis_and_its_code() {
         took < Duration::from_millis(3000),
         "{took:?}: waited past --wait"
     );
+    // No change to log, but the end of the wait is said, with how long it took (issue 21).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        out.stderr.is_empty(),
-        "no change, no log: {:?}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.starts_with(&format!(
+            "canreach: 127.0.0.1:{closed}: still closed — the wait ended after 1."
+        )) && stderr.contains("checks; --wait 1500ms)"),
+        "{stderr}"
     );
+    // The last check's deadline is what the wait had left, and the footer says so.
+    assert!(
+        common::flat(&stdout).contains("what was left of --wait 1500ms)"),
+        "{stdout}"
+    );
+    let out = canreach()
+        .args(["--json", "--wait", "1500ms", "127.0.0.1", &closed])
+        .output()
+        .map(common::checked)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["wait"]["ended"], "time_up", "{v}");
+    assert_eq!(v["wait"]["wait_ms"], 1500.0);
+    assert_eq!(v["wait"]["timeout_ms"], 5000.0);
+    assert!(v["wait"]["checks"].as_u64().unwrap() > 1, "{v}");
 }
 
 #[test]
@@ -339,6 +386,7 @@ fn a_wait_logs_one_change_when_the_port_opens() {
     let out = canreach()
         .args(["--json", "--wait", "5s", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -363,6 +411,7 @@ fn markdown_is_a_ticket_with_where_it_was_run_from_and_no_secret() {
         .env("NO_PROXY", "localhost,.internal")
         .args(["--format", "markdown", "127.0.0.1", &closed])
         .output()
+        .map(common::checked)
         .unwrap();
     let md = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4));
@@ -391,14 +440,22 @@ fn markdown_is_a_ticket_with_where_it_was_run_from_and_no_secret() {
 #[test]
 fn completions_and_man_page_go_to_stdout() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = canreach().args(["--completions", shell]).output().unwrap();
+        let out = canreach()
+            .args(["--completions", shell])
+            .output()
+            .map(common::checked)
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("canreach"), "{shell}");
         assert!(text.contains("--wait"), "{shell}: {text}");
         assert!(out.stderr.is_empty());
     }
-    let out = canreach().arg("--man").output().unwrap();
+    let out = canreach()
+        .arg("--man")
+        .output()
+        .map(common::checked)
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let man = String::from_utf8_lossy(&out.stdout);
     assert!(man.contains(".TH canreach 1"), "{man}");
@@ -459,4 +516,47 @@ fn ctrl_c_during_a_wait_stops_at_once_and_says_where_each_target_stood() {
         "{stderr}"
     );
     assert!(stdout.is_empty());
+}
+
+/// Ctrl-C before the first check (here while the targets are still being read from stdin)
+/// still says where each target stood, and exits 130 (issue 21, item 19).
+#[test]
+fn ctrl_c_before_the_first_check_still_says_where_each_target_stood() {
+    use std::io::{Read, Write};
+    let (_c, closed) = closed_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_canreach"))
+        .args(["--wait", "60s", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = common::Started(child);
+    // canreach is reading its targets: no check has started.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the child this test started (and has not reaped), by its pid.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(guard.0.id() as i32, libc::SIGINT);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // Then the targets come (to a process that is gone, without the fix: a broken pipe).
+    let mut stdin = guard.0.stdin.take().unwrap();
+    let _ = writeln!(stdin, "127.0.0.1:{closed}");
+    drop(stdin);
+    let mut stderr = String::new();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = guard.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{closed}  not checked yet")),
+        "{stderr}"
+    );
 }

@@ -89,6 +89,10 @@ pub enum StepKind {
     RerunLonger,
     /// Fix the server's TLS certificate or configuration.
     FixCertificate,
+    /// See the certificate chain a TLS server sends.
+    ShowCertificates,
+    /// Trust a CA (or a self-signed certificate) on this machine.
+    TrustCa,
     /// Check the proxy an application would use.
     CheckProxy,
     /// Fix several addresses of a name.
@@ -121,11 +125,12 @@ pub struct Step {
 }
 
 impl Step {
-    /// A step in words only.
+    /// A step in words only. Its words are escaped like a finding's message (they may quote a
+    /// name or a command line).
     pub fn say(kind: StepKind, text: impl Into<String>) -> Step {
         Step {
             kind,
-            text: text.into(),
+            text: crate::escape::escape_owned(text.into()),
             command: None,
             on: None,
         }
@@ -143,14 +148,15 @@ impl Step {
     pub fn run(kind: StepKind, text: impl Into<String>, command: Command, on: Machine) -> Step {
         Step {
             kind,
-            text: text.into(),
+            text: crate::escape::escape_owned(text.into()),
             command: Some(command),
             on: Some(on),
         }
     }
 }
 
-/// A step as given to the person, numbered by its place in the plan.
+/// A step as given to the person, numbered by its place in the plan. `text` and `command` are
+/// escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStep {
     pub kind: StepKind,
@@ -162,10 +168,21 @@ pub struct PlannedStep {
     pub findings: Vec<FindingId>,
 }
 
+/// What is known of the machine canreach runs on, for the commands planned for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Here {
+    /// canreach is root: commands need no `sudo`.
+    pub privileged: bool,
+    /// `Some(false)`: this machine does not run systemd (no `systemctl`, no journal); `None`
+    /// when not looked at.
+    pub systemd: Option<bool>,
+}
+
 /// Plan the steps of `findings` (already in order of strength). `ruled_out` adds kinds the
-/// facts themselves rule out (a walk that ran needs no traceroute); `privileged` says
-/// canreach is root here, so commands on this machine need no `sudo`.
-pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> Vec<PlannedStep> {
+/// facts themselves rule out (a walk that ran needs no traceroute); `here` says what commands
+/// on this machine can be: no `sudo` for root, `service` instead of `systemctl` without
+/// systemd (a step whose command has no such equivalent, the journal, is not given).
+pub fn plan(findings: &[Finding], ruled_out: &[StepKind], here: Here) -> Vec<PlannedStep> {
     // A finding's evidence rules a kind out for the others' proposals, not for its own.
     let ruled = |kind: StepKind, by: FindingId| {
         ruled_out.contains(&kind)
@@ -180,9 +197,17 @@ pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> V
             if ruled(s.kind, f.id) {
                 continue;
             }
+            let on_this = s.on == Some(Machine::This);
+            let command = match &s.command {
+                Some(c) if on_this && here.systemd == Some(false) => match c.without_systemd() {
+                    Some(c) => Some(c),
+                    None => continue,
+                },
+                c => c.clone(),
+            };
             // A step in words is the same step whatever its wording: "bind to ::" and
             // "--host 0.0.0.0" from two findings must not both be given.
-            let key = (s.kind, s.on.clone(), s.command.clone());
+            let key = (s.kind, s.on.clone(), command.clone());
             if let Some(i) = keys.iter().position(|k| *k == key) {
                 if !planned[i].findings.contains(&f.id) {
                     planned[i].findings.push(f.id);
@@ -190,11 +215,15 @@ pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> V
                 continue;
             }
             keys.push(key);
-            let as_root = privileged && s.on == Some(Machine::This);
+            let as_root = here.privileged && on_this;
             planned.push(PlannedStep {
                 kind: s.kind,
                 text: s.text.clone(),
-                command: s.command.as_ref().map(|c| c.render(as_root)),
+                // Quoted for the shell by `render`; a control character inside the quotes is
+                // then shown escaped (the pasted command names nothing, not something else).
+                command: command
+                    .as_ref()
+                    .map(|c| crate::escape::escape_owned(c.render(as_root))),
                 on: s.on.clone(),
                 findings: vec![f.id],
             });
@@ -207,6 +236,60 @@ pub fn plan(findings: &[Finding], ruled_out: &[StepKind], privileged: bool) -> V
 mod tests {
     use super::super::finding::Severity;
     use super::*;
+
+    const AS_USER: Here = Here {
+        privileged: false,
+        systemd: None,
+    };
+
+    #[test]
+    fn without_systemd_service_replaces_systemctl_and_the_journal_is_not_advised() {
+        let unit = "ssh";
+        let fs = [finding(
+            FindingId::UsualServerNotRunning,
+            vec![
+                Step::run(
+                    StepKind::StartServer,
+                    "Start it",
+                    Command::SystemctlStart { unit },
+                    Machine::This,
+                ),
+                Step::run(
+                    StepKind::ReadLogs,
+                    "Read its log",
+                    Command::Journal { unit },
+                    Machine::This,
+                ),
+                Step::run(
+                    StepKind::ServiceStatus,
+                    "On the server",
+                    Command::SystemctlStatus { unit },
+                    Machine::Server("db".into()),
+                ),
+            ],
+        )];
+        let none = Here {
+            privileged: true,
+            systemd: Some(false),
+        };
+        let cmds: Vec<Option<String>> = plan(&fs, &[], none)
+            .into_iter()
+            .map(|s| s.command)
+            .collect();
+        assert_eq!(
+            cmds,
+            [
+                Some("service ssh start".to_string()),
+                // Another machine's init is not known: systemd's command stays.
+                Some("systemctl status ssh".to_string())
+            ]
+        );
+        let with = Here {
+            systemd: Some(true),
+            ..none
+        };
+        assert_eq!(plan(&fs, &[], with).len(), 3);
+    }
 
     fn finding(id: FindingId, steps: Vec<Step>) -> Finding {
         Finding::new(id, Severity::Error, "m").steps(steps)
@@ -226,7 +309,7 @@ mod tests {
             finding(FindingId::PortClosed, vec![ss()]),
             finding(FindingId::PartialReachability, vec![ss()]),
         ];
-        let p = plan(&fs, &[], false);
+        let p = plan(&fs, &[], AS_USER);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].command.as_deref(), Some("sudo ss -ltnp 'sport = :80'"));
         assert_eq!(
@@ -235,7 +318,16 @@ mod tests {
         );
         // As root on this machine: no sudo.
         assert_eq!(
-            plan(&fs, &[], true)[0].command.as_deref(),
+            plan(
+                &fs,
+                &[],
+                Here {
+                    privileged: true,
+                    systemd: None
+                }
+            )[0]
+            .command
+            .as_deref(),
             Some("ss -ltnp 'sport = :80'")
         );
     }
@@ -260,7 +352,7 @@ mod tests {
                 )],
             ),
         ];
-        let p = plan(&fs, &[], false);
+        let p = plan(&fs, &[], AS_USER);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].text, "bind to ::");
     }
@@ -281,8 +373,8 @@ mod tests {
                 .rules_out(&[StepKind::FindDropRule]),
             finding(FindingId::PathEndsAfter, vec![hunt.clone()]),
         ];
-        assert!(plan(&fs, &[], false).is_empty());
+        assert!(plan(&fs, &[], AS_USER).is_empty());
         let fs = [finding(FindingId::SilentDrop, vec![hunt])];
-        assert!(plan(&fs, &[StepKind::FindDropRule], false).is_empty());
+        assert!(plan(&fs, &[StepKind::FindDropRule], AS_USER).is_empty());
     }
 }

@@ -122,6 +122,25 @@ pub enum Command {
     DockerPublishing {
         port: u16,
     },
+    /// The certificate chain a TLS server sends, as openssl shows it (`host` an address or a
+    /// name; `server_name` the name asked for, when there is one; through `proxy`, an HTTP
+    /// proxy's `host:port`, when the application uses one).
+    TlsChain {
+        host: String,
+        port: u16,
+        server_name: Option<String>,
+        proxy: Option<String>,
+    },
+    /// Trust a CA certificate (a PEM file) on this machine: Debian's and Ubuntu's store.
+    TrustCa {
+        file: &'static str,
+    },
+    /// `service UNIT status|start|restart`: the init scripts' wrapper, on a machine without
+    /// systemd.
+    Service {
+        unit: &'static str,
+        action: &'static str,
+    },
 }
 
 /// What a `dig` asks.
@@ -157,7 +176,22 @@ impl Command {
                 | ShowLine { .. }
                 | CanreachAsRoot { .. }
                 | UpdateCaCertificates
-        )
+                | TrustCa { .. }
+        ) || matches!(self, Service { action, .. } if *action != "status")
+    }
+
+    /// The same command for a machine without systemd: `service` for `systemctl`; `None` for
+    /// what has no equivalent there (the journal).
+    pub fn without_systemd(&self) -> Option<Command> {
+        use Command::*;
+        let service = |unit: &'static str, action| Some(Service { unit, action });
+        match self {
+            SystemctlStatus { unit } => service(unit, "status"),
+            SystemctlStart { unit } => service(unit, "start"),
+            SystemctlRestart { unit } => service(unit, "restart"),
+            Journal { .. } => None,
+            c => Some(c.clone()),
+        }
     }
 
     /// The command as a person types it; `sudo` in front when it needs root and `as_root` is
@@ -234,6 +268,37 @@ impl Command {
             DockerPublishing { port } => format!("docker ps --filter publish={port}"),
             Timedatectl => "timedatectl".into(),
             UpdateCaCertificates => "update-ca-certificates".into(),
+            TlsChain {
+                host,
+                port,
+                server_name,
+                proxy,
+            } => {
+                let at = match host.parse::<IpAddr>() {
+                    Ok(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+                    _ => format!("{host}:{port}"),
+                };
+                let name = server_name
+                    .as_deref()
+                    .map(|n| format!(" -servername {}", quote(n)))
+                    .unwrap_or_default();
+                let via = proxy
+                    .as_deref()
+                    .map(|p| format!(" -proxy {}", quote(p)))
+                    .unwrap_or_default();
+                format!(
+                    "openssl s_client -connect {}{name}{via} -showcerts </dev/null",
+                    quote(&at)
+                )
+            }
+            TrustCa { file } => {
+                let sudo = if as_root { "" } else { "sudo " };
+                return format!(
+                    "{sudo}cp {} /usr/local/share/ca-certificates/ && {sudo}update-ca-certificates",
+                    quote(file)
+                );
+            }
+            Service { unit, action } => format!("service {unit} {action}"),
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")
@@ -266,6 +331,50 @@ mod tests {
             Command::IptablesRules.render(false),
             "sudo iptables -S; sudo ip6tables -S"
         );
+    }
+
+    #[test]
+    fn tls_commands_show_the_chain_and_trust_a_ca() {
+        let chain = Command::TlsChain {
+            host: "db.example".into(),
+            port: 5433,
+            server_name: Some("db.example".into()),
+            proxy: None,
+        };
+        assert_eq!(
+            chain.render(false),
+            "openssl s_client -connect db.example:5433 -servername db.example -showcerts </dev/null"
+        );
+        let v6 = Command::TlsChain {
+            host: "fd00::2".into(),
+            port: 443,
+            server_name: None,
+            proxy: Some("proxy:3128".into()),
+        };
+        assert_eq!(
+            v6.render(true),
+            "openssl s_client -connect '[fd00::2]:443' -proxy proxy:3128 -showcerts </dev/null"
+        );
+        let trust = Command::TrustCa { file: "CA.crt" };
+        assert_eq!(
+            trust.render(false),
+            "sudo cp CA.crt /usr/local/share/ca-certificates/ && sudo update-ca-certificates"
+        );
+        assert_eq!(
+            trust.render(true),
+            "cp CA.crt /usr/local/share/ca-certificates/ && update-ca-certificates"
+        );
+    }
+
+    #[test]
+    fn without_systemd_service_replaces_systemctl() {
+        let start = Command::SystemctlStart { unit: "ssh" }.without_systemd();
+        assert_eq!(start.unwrap().render(false), "sudo service ssh start");
+        let status = Command::SystemctlStatus { unit: "ssh" }.without_systemd();
+        assert_eq!(status.unwrap().render(false), "service ssh status");
+        assert_eq!(Command::Journal { unit: "ssh" }.without_systemd(), None);
+        let ss = Command::SsListening { port: 22 };
+        assert_eq!(ss.without_systemd(), Some(ss));
     }
 
     #[test]

@@ -207,6 +207,7 @@ impl Severity {
 
 /// Something the check found: what it means, and the steps it proposes. The steps are a
 /// proposal: the planner ([`super::advice::plan`]) decides which are given, once each.
+/// `message` is escaped ([`Finding::new`]): no format shows a raw control or bidi character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub id: FindingId,
@@ -223,11 +224,15 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding saying `message`. The message is escaped here ([`crate::escape::escape`]), once
+    /// for every format: it quotes outside text (banners, certificate subjects, headers,
+    /// command lines), and canreach's own words have nothing to escape, so escaping the whole
+    /// sentence is escaping what it quotes.
     pub fn new(id: FindingId, severity: Severity, message: impl Into<String>) -> Finding {
         Finding {
             id,
             severity,
-            message: message.into(),
+            message: crate::escape::escape_owned(message.into()),
             steps: vec![],
             rules_out: vec![],
             about: None,

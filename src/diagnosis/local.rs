@@ -219,8 +219,9 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
             format!("Nothing on this machine listens on TCP port {}.", l.port),
         )
         .steps(steps)
-        // The socket table was read: there is nothing to list, and no rule to forge a reset.
-        .rules_out(&[StepKind::CheckListening]),
+        // The socket table was read: there is nothing to list, and with no program there a
+        // rule forging a reset would change nothing.
+        .rules_out(&[StepKind::CheckListening, StepKind::FindResetRule]),
     )
 }
 
@@ -847,6 +848,7 @@ mod tests {
             privileged: true,
             listen_drops: None,
             owner_search_incomplete: false,
+            systemd: true,
         };
         let redis = Listener {
             port: 6379,
@@ -891,6 +893,7 @@ mod tests {
             privileged: true,
             listen_drops: None,
             owner_search_incomplete: false,
+            systemd: true,
         }
     }
 

@@ -264,7 +264,7 @@ impl AddressResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
     pub verdict: Verdict,
-    /// One plain sentence.
+    /// One plain sentence, escaped.
     pub summary: String,
     pub addresses: Vec<AddressResult>,
     /// Strongest first.
@@ -540,8 +540,13 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         .flat_map(|id| rule(*id, &cx))
         .collect();
     order_by_address(&mut findings, &addresses);
-    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), facts.privileged);
-    let summary = summarize(&cx, &findings);
+    let here = advice::Here {
+        privileged: facts.privileged,
+        systemd: facts.local.as_ref().map(|l| l.systemd),
+    };
+    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), here);
+    // It names the target and may quote outside text: escaped once, for every format.
+    let summary = crate::escape::escape_owned(summarize(&cx, &findings));
     Diagnosis {
         verdict,
         summary,
@@ -604,6 +609,16 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     // This machine's ruleset was read: its rules, if any, are named by a finding.
     if cx.facts.firewall.as_ref().is_some_and(|f| f.inspected) {
         out.push(StepKind::CheckLocalOutput);
+    }
+    // Every address is this machine's, and the report names the program and pid of every
+    // listener on the port: `ss -ltnp` would show nothing more.
+    let here = !cx.addresses.is_empty() && cx.addresses.iter().all(|a| cx.is_here(a.address.ip()));
+    if here
+        && cx.facts.local.as_ref().is_some_and(|l| {
+            !l.listeners.is_empty() && l.listeners.iter().all(|x| x.process.is_some())
+        })
+    {
+        out.push(StepKind::CheckListening);
     }
     out
 }
@@ -782,6 +797,17 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// A duration as a person gives it on the command line: `3s`, `500ms`, `5m`, `1h`.
+pub fn fmt_given(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
+        _ if ms >= 3_600_000 && ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms >= 60_000 && ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ => format!("{}s", ms / 1000),
+    }
+}
+
 /// The symbolic name of an errno, as people search for it.
 pub fn errno_name(e: i32) -> &'static str {
     match e {
@@ -829,3 +855,16 @@ pub fn list(addrs: &[&AddressResult]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod given_tests {
+    #[test]
+    fn durations_as_typed() {
+        use std::time::Duration;
+        assert_eq!(super::fmt_given(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(super::fmt_given(Duration::from_secs(3)), "3s");
+        assert_eq!(super::fmt_given(Duration::from_secs(300)), "5m");
+        assert_eq!(super::fmt_given(Duration::from_secs(7200)), "2h");
+        assert_eq!(super::fmt_given(Duration::from_secs(90)), "90s");
+    }
+}

@@ -947,13 +947,7 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
                          trust: a private CA (install its root certificate on this machine if it \
                          is your organisation's) or an intercepting proxy."
                     ),
-                    vec![Step::about(
-                        StepKind::CheckLocalSettings,
-                        "If the CA is your organisation's, install its root certificate here \
-                         (copy it to /usr/local/share/ca-certificates/ and run \
-                         update-ca-certificates).",
-                        Machine::This,
-                    )],
+                    vec![trust_ca()],
                 )
             }
         }
@@ -1012,11 +1006,66 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
         TlsFailure::Other(e) => tls_error_finding(cx, r, *e),
         _ => return None,
     };
+    // A certificate's failure: the command that shows the chain as the server sends it (and,
+    // self-signed, how to trust it here on purpose).
+    let mut steps = steps;
+    if matches!(
+        f,
+        TlsFailure::Expired { .. }
+            | TlsFailure::NotYetValid { .. }
+            | TlsFailure::WrongName { .. }
+            | TlsFailure::SelfSigned
+            | TlsFailure::UnknownIssuer { .. }
+            | TlsFailure::MissingIntermediate { .. }
+    ) {
+        steps.insert(0, show_chain(cx, s));
+    }
+    if matches!(f, TlsFailure::SelfSigned) {
+        steps.push(trust_ca());
+    }
     Some(
         Finding::new(id, Severity::Error, message)
             .about(r.address)
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+    )
+}
+
+/// `openssl s_client … -showcerts`: the chain the server sends, from this machine (through
+/// the application's proxy, when the check went through one).
+fn show_chain(cx: &Ctx, s: &SessionFacts) -> Step {
+    let target = &cx.facts.target;
+    let proxy = cx
+        .facts
+        .via
+        .as_ref()
+        .filter(|_| passed_proxy(s))
+        .map(|v| v.endpoint.display());
+    Step::run(
+        StepKind::ShowCertificates,
+        "See the certificates the server sends (the chain, leaf first)",
+        Command::TlsChain {
+            host: target.host.to_string(),
+            port: peer_port(cx, s),
+            server_name: match &target.host {
+                crate::target::Host::Name(n) => Some(n.clone()),
+                crate::target::Host::Ip(_) => None,
+            },
+            proxy,
+        },
+        Machine::This,
+    )
+}
+
+/// Trust a CA here: Debian's and Ubuntu's store, or one client's option.
+fn trust_ca() -> Step {
+    Step::run(
+        StepKind::TrustCa,
+        "If you trust this CA (your organisation's, or a test server's own certificate), save \
+         its certificate as CA.crt (PEM) and add it to this machine's trust store (Debian, \
+         Ubuntu); for one client only, give it the file instead (curl --cacert CA.crt)",
+        Command::TrustCa { file: "CA.crt" },
+        Machine::This,
     )
 }
 

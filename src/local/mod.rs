@@ -20,13 +20,11 @@ pub mod servers;
 pub mod shared;
 pub mod sock_diag;
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use self::nft::{FirewallRule, NftError};
 use self::proc_net::{LISTEN, SocketEntry};
-use crate::target::{MASK, is_secret_name, mask_secrets};
 
 /// A process, as far as this user can see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +111,16 @@ pub struct LocalFacts {
     /// ([`OWNER_SEARCH_BUDGET`]) before every owner was found: a listener without a process
     /// may then have an owner this user could see.
     pub owner_search_incomplete: bool,
+    /// This machine runs systemd ([`runs_systemd`]): advice may use `systemctl` and
+    /// `journalctl` here.
+    pub systemd: bool,
+}
+
+/// Does this machine run systemd? systemd's own test (`sd_booted`): the directory
+/// /run/systemd/system exists. A container or an init-less system has no units to start, so
+/// `systemctl` advice would fail there.
+pub fn runs_systemd() -> bool {
+    std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
 /// The most the search for owning processes (`/proc/PID/fd` of every process) may take. On a
@@ -202,6 +210,7 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
 /// the order of `ports` (blocking).
 pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
     let privileged = crate::sys::is_root();
+    let systemd = runs_systemd();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
     let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
     let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
@@ -293,6 +302,7 @@ pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
                 .collect();
             let incomplete = scan.incomplete && listeners.iter().any(|l| l.process.is_none());
             LocalFacts {
+                systemd,
                 port,
                 addresses: addresses.clone(),
                 owner_other_listeners,
@@ -667,110 +677,15 @@ fn cmdline(pid: u32) -> String {
     mask_cmdline(&args)
 }
 
-/// A command line for the report: `args` joined by spaces, with the values of secret-looking
-/// options masked, cut to [`MAX_CMDLINE`] characters. The report is read by people and pasted
-/// into tickets, and a server's command line is a common place for its password:
-///
-/// * options named like a secret ([`is_secret_name`]: `--requirepass X`, `--password=X`,
-///   `--token X`, `--api-key X`, `--secret X`): the value, attached or next (a next word
-///   starting with `-` is another option: `mongod --auth --port 1`);
-/// * `-pX` for mysql-like programs, `-pX` and `-p X` for sshpass and the mongo tools (for
-///   others `-p8080` is a port), `-a X` for redis-like ones;
-/// * `NAME=VALUE` words named like a secret (`PASSWORD=X`, `GITHUB_TOKEN=X`, `AWS_…_KEY=X`,
-///   libpq's `password=X`), inside an argument too;
-/// * URLs with a password or secret parameters anywhere ([`mask_secrets`]);
-/// * an `Authorization:` header's value.
-///
-/// Nothing is escaped here (that is done when printing).
+/// A command line for the report: `args` joined by spaces, secrets masked
+/// ([`crate::secrets::mask_args`]: a server's command line is a common place for its
+/// password), cut to [`MAX_CMDLINE`] characters. Nothing is escaped here (that is done when
+/// printing).
 pub fn mask_cmdline(args: &[String]) -> String {
-    let prog = args
-        .first()
-        .and_then(|a| a.split(' ').next())
-        .map(|a| a.rsplit('/').next().unwrap_or(a).to_ascii_lowercase())
-        .unwrap_or_default();
-    // Programs whose `-p` is a password, not a port: attached only for mysql (`-p dbname`
-    // asks for the password), attached or next for sshpass and the mongo tools.
-    let mysql_like = prog.contains("mysql") || prog.contains("mariadb");
-    let p_next = prog == "sshpass" || prog.starts_with("mongo");
-    let redis_like = prog.starts_with("redis");
-    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(args.len());
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        i += 1;
-        let Some(flag) = arg.strip_prefix('-').filter(|_| !out.is_empty()) else {
-            out.push(mask_words(arg));
-            continue;
-        };
-        let name = flag.trim_start_matches('-');
-        if (mysql_like || p_next) && flag.len() > 1 && flag.starts_with('p') {
-            // `-pX` (mysql reads `-p=X` as the password `=X`).
-            out.push(Cow::Owned(format!("-p{MASK}")));
-        } else if let Some((n, _)) = name.split_once('=') {
-            if is_secret_name(n) {
-                out.push(Cow::Owned(format!(
-                    "{}={MASK}",
-                    &arg[..arg.len() - name.len() + n.len()]
-                )));
-            } else {
-                out.push(mask_words(arg));
-            }
-        } else if (is_secret_name(name) && !name.is_empty())
-            || (redis_like && arg == "-a")
-            || (p_next && arg == "-p")
-        {
-            // A short password option always takes the next word, even one starting with `-`.
-            let short = arg == "-a" || arg == "-p";
-            out.push(Cow::Borrowed(arg));
-            let value_next = args.get(i).is_some_and(|v| !v.starts_with('-') || short);
-            if value_next {
-                out.push(Cow::Borrowed(MASK));
-                i += 1;
-            }
-        } else {
-            out.push(mask_words(arg));
-        }
-    }
-    let joined = out.join(" ");
+    let joined = crate::secrets::mask_args(args);
     match joined.char_indices().nth(MAX_CMDLINE) {
         Some((cut, _)) => format!("{}…", &joined[..cut]),
         None => joined,
-    }
-}
-
-/// One argument with its secret words masked: URLs, `NAME=VALUE`, `Authorization: …`.
-fn mask_words(arg: &str) -> Cow<'_, str> {
-    if let Some(at) = arg.to_ascii_lowercase().find("authorization:") {
-        let end = at + "authorization:".len();
-        return Cow::Owned(format!("{} {MASK}", &arg[..end]));
-    }
-    if !arg.contains(['=', ':']) {
-        return Cow::Borrowed(arg);
-    }
-    let words: Vec<Cow<'_, str>> = arg
-        .split(' ')
-        .map(|w| {
-            if w.contains("://") {
-                return mask_secrets(w);
-            }
-            match w.split_once('=') {
-                Some((k, _))
-                    if !k.is_empty()
-                        && k.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
-                        })
-                        && is_secret_name(k) =>
-                {
-                    Cow::Owned(format!("{k}={MASK}"))
-                }
-                _ => Cow::Borrowed(w),
-            }
-        })
-        .collect();
-    if words.iter().all(|w| matches!(w, Cow::Borrowed(_))) {
-        Cow::Borrowed(arg)
-    } else {
-        Cow::Owned(words.join(" "))
     }
 }
 
@@ -900,89 +815,13 @@ mod tests {
         assert!(!is_local("198.18.99.99".parse().unwrap(), &[]));
     }
 
-    fn masked(line: &str) -> String {
-        let args: Vec<String> = line.split('\u{1}').map(str::to_string).collect();
-        mask_cmdline(&args)
-    }
-
     #[test]
-    fn secrets_in_command_lines_are_masked() {
-        // Arguments are separated by \u{1} here, as NULs in /proc/PID/cmdline.
-        for (argv, shown) in [
-            (
-                "redis-server\u{1}--requirepass\u{1}hunter2\u{1}--port\u{1}6379",
-                "redis-server --requirepass *** --port 6379",
-            ),
-            (
-                "/usr/sbin/mysqld\u{1}--password=hunter2\u{1}--user=mysql",
-                "/usr/sbin/mysqld --password=*** --user=mysql",
-            ),
-            (
-                "mysql\u{1}-uroot\u{1}-phunter2\u{1}-h\u{1}db",
-                "mysql -uroot -p*** -h db",
-            ),
-            ("mysql\u{1}-p\u{1}dbname", "mysql -p dbname"),
-            ("nc\u{1}-p8080", "nc -p8080"),
-            (
-                "mysql\u{1}-p=hunter2\u{1}--port=3306",
-                "mysql -p*** --port=3306",
-            ),
-            ("sshpass\u{1}-phunter2\u{1}ssh\u{1}h", "sshpass -p*** ssh h"),
-            (
-                "/usr/bin/sshpass\u{1}-p\u{1}-hunter2\u{1}ssh\u{1}h",
-                "/usr/bin/sshpass -p *** ssh h",
-            ),
-            (
-                "mongosh\u{1}-u\u{1}app\u{1}-p\u{1}hunter2",
-                "mongosh -u app -p ***",
-            ),
-            (
-                "redis-cli\u{1}-a\u{1}hunter2\u{1}ping",
-                "redis-cli -a *** ping",
-            ),
-            ("app\u{1}--token\u{1}hunter2", "app --token ***"),
-            (
-                "app\u{1}--api-key\u{1}hunter2\u{1}--secret=x",
-                "app --api-key *** --secret=***",
-            ),
-            (
-                "mongod\u{1}--auth\u{1}--port\u{1}27017",
-                "mongod --auth --port 27017",
-            ),
-            ("app\u{1}--token", "app --token"),
-            (
-                "env\u{1}PASSWORD=hunter2\u{1}GITHUB_TOKEN=ghp_x\u{1}AWS_SECRET_ACCESS_KEY=y\u{1}LANG=C\u{1}app",
-                "env PASSWORD=*** GITHUB_TOKEN=*** AWS_SECRET_ACCESS_KEY=*** LANG=C app",
-            ),
-            (
-                "worker\u{1}--db\u{1}postgres://app:hunter2@db:5432/x",
-                "worker --db postgres://app:***@db:5432/x",
-            ),
-            (
-                "worker\u{1}--db=postgres://app:hunter2@db/x",
-                "worker --db=postgres://app:***@db/x",
-            ),
-            (
-                "psql\u{1}host=db user=app password=hunter2 dbname=x",
-                "psql host=db user=app password=*** dbname=x",
-            ),
-            (
-                "curl\u{1}-H\u{1}Authorization: Bearer hunter2\u{1}https://h/?api_key=hunter2",
-                "curl -H Authorization: *** https://h/?api_key=***",
-            ),
-            (
-                "postgres: app db 127.0.0.1(5432) idle",
-                "postgres: app db 127.0.0.1(5432) idle",
-            ),
-            (
-                "nginx: master process /usr/sbin/nginx\u{1}-g\u{1}daemon off;",
-                "nginx: master process /usr/sbin/nginx -g daemon off;",
-            ),
-        ] {
-            let got = masked(argv);
-            assert_eq!(got, shown, "{argv:?}");
-            assert!(!got.contains("hunter2"), "{got}");
-        }
+    fn command_lines_are_masked() {
+        let args: Vec<String> = ["redis-server", "--requirepass", "hunter2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(mask_cmdline(&args), "redis-server --requirepass ***");
         assert_eq!(mask_cmdline(&[]), "");
     }
 

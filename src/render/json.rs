@@ -18,7 +18,7 @@ use crate::diagnosis::tls_words::alert_name;
 use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{Facts, ProxyRoute, ms};
+use crate::facts::{Facts, ProxyRoute, WaitEnd, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::first::{BannerKind, First};
@@ -52,6 +52,20 @@ struct Report {
     advice: Vec<StepJ>,
     elapsed_ms: f64,
     timeout_ms: f64,
+    /// With `--wait`: how the wait this check ended went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<WaitJ>,
+}
+
+#[derive(Serialize)]
+struct WaitJ {
+    /// `--wait` and `--timeout` as given.
+    wait_ms: f64,
+    timeout_ms: f64,
+    took_ms: f64,
+    checks: u32,
+    /// `open`, `will_not_change`, `time_up`.
+    ended: &'static str,
 }
 
 #[derive(Serialize)]
@@ -462,10 +476,23 @@ struct MachineJ {
 }
 
 /// Write the report as one JSON object and a newline.
+///
+/// Sentences (the summary, findings' messages, steps, evidence, error texts) are escaped as in
+/// the text report: a reader shows `\u{202e}` where a banner had U+202E. Data fields (a
+/// banner, a header, a command line, a certificate's subject) keep the value as received,
+/// secrets masked; in the bytes written, their control, bidi and invisible characters are
+/// `\uXXXX` escapes ([`crate::escape::json_text`]), so no format writes one raw.
 pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
     let report = build(facts, diag);
-    serde_json::to_writer_pretty(&mut *w, &report)?;
+    let text = serde_json::to_string_pretty(&report)?;
+    w.write_all(crate::escape::json_text(&text).as_bytes())?;
     writeln!(w)
+}
+
+/// A sentence for the JSON: escaped like the text report's (already so when the diagnosis
+/// made it; escaping twice changes nothing).
+fn sentence(s: impl Into<String>) -> String {
+    crate::escape::escape_owned(s.into())
 }
 
 fn opt_ms(d: Option<Duration>) -> Option<f64> {
@@ -495,7 +522,7 @@ fn kind_word(k: DnsErrorKind) -> &'static str {
 fn error(e: &LookupError) -> ErrorJ {
     ErrorJ {
         kind: kind_word(e.kind),
-        text: error_words(e),
+        text: sentence(error_words(e)),
     }
 }
 
@@ -609,7 +636,7 @@ fn listener(l: &Listener) -> ListenerJ {
 fn firewall(f: &Firewall) -> FirewallJ {
     FirewallJ {
         inspected: f.inspected,
-        reason: (!f.inspected).then(|| crate::diagnosis::local::unread_words(f)),
+        reason: (!f.inspected).then(|| sentence(crate::diagnosis::local::unread_words(f))),
         rules: f
             .rules
             .iter()
@@ -662,8 +689,8 @@ fn machine(m: &Machine) -> MachineJ {
 fn step(i: usize, s: &PlannedStep) -> StepJ {
     StepJ {
         step: i + 1,
-        text: s.text.clone(),
-        command: s.command.clone(),
+        text: sentence(s.text.as_str()),
+        command: s.command.as_deref().map(sentence),
         on: s.on.as_ref().map(machine),
         findings: s.findings.iter().map(|f| f.as_str()).collect(),
     }
@@ -733,7 +760,12 @@ fn session(s: &SessionFacts) -> SessionJ {
             reason: h.response.as_ref().map(|r| r.reason.clone()),
             server: h.response.as_ref().and_then(|r| r.server.clone()),
             via: h.response.as_ref().and_then(|r| r.via.clone()),
-            location: h.response.as_ref().and_then(|r| r.location.clone()),
+            // A redirect may carry credentials or a token (`https://u:pw@h/?token=…`).
+            location: h
+                .response
+                .as_ref()
+                .and_then(|r| r.location.as_deref())
+                .map(|l| crate::secrets::mask(l).into_owned()),
             content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
             failure: h.failure.as_ref().map(http_failure),
             elapsed_ms: ms(h.elapsed),
@@ -896,7 +928,7 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
                             address: a.address.ip().to_string(),
                             port: a.address.port(),
                             outcome: a.outcome.word(),
-                            evidence: a.describe(),
+                            evidence: sentence(a.describe()),
                             elapsed_ms: ms(a.elapsed),
                         }
                     })
@@ -927,7 +959,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             port: a.address.port(),
             family: family(a.address.ip()),
             outcome: a.outcome.word(),
-            evidence: a.describe(),
+            evidence: sentence(a.describe()),
             elapsed_ms: ms(a.elapsed),
             error: match p.result {
                 ConnectResult::Failed { errno } => Some(errno_name(errno)),
@@ -949,7 +981,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         .map(|f| FindingJ {
             id: f.id.as_str(),
             severity: f.severity.as_str(),
-            message: f.message.clone(),
+            message: sentence(f.message.as_str()),
             steps: diag
                 .steps
                 .iter()
@@ -974,7 +1006,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         },
         verdict: diag.verdict.as_str(),
         exit_code: diag.verdict.exit_code(),
-        summary: diag.summary.clone(),
+        summary: sentence(diag.summary.as_str()),
         dns: DnsJ {
             source: if literal { "literal" } else { "resolver" },
             addresses: facts
@@ -1020,5 +1052,16 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             .collect(),
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),
+        wait: facts.waited.map(|w| WaitJ {
+            wait_ms: ms(w.wait),
+            timeout_ms: ms(w.timeout),
+            took_ms: ms(w.took),
+            checks: w.checks,
+            ended: match w.ended {
+                WaitEnd::Open => "open",
+                WaitEnd::WillNotChange => "will_not_change",
+                WaitEnd::TimeUp => "time_up",
+            },
+        }),
     }
 }

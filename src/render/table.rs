@@ -1,5 +1,6 @@
 //! The summary table of a run of several targets: one row per target, in input order —
-//! verdict, first address, time, and the one-line reason (the diagnosis's summary).
+//! verdict, first address, time, and the reason (the diagnosis's summary), wrapped within the
+//! report's width ([`super::width`]).
 
 use std::io::{self, Write};
 
@@ -47,6 +48,10 @@ pub fn render(rows: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()
         )
         .bold()
     )?;
+    // WHY wraps in the columns left of the report's width; when fewer than 24 are left, it
+    // goes on the lines below its row instead.
+    let why_at = w0 + w1 + w2 + w3 + 8;
+    let below = super::width() < why_at + 24;
     for (c, (_, d)) in cells.iter().zip(rows) {
         let verdict = format!("{:<w1$}", c[1]);
         let verdict = if d.verdict == Verdict::Open {
@@ -54,11 +59,22 @@ pub fn render(rows: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()
         } else {
             verdict.red().bold()
         };
-        writeln!(
-            w,
-            "{:<w0$}  {verdict}  {:<w2$}  {:>w3$}  {}",
-            c[0], c[2], c[3], c[4]
-        )?;
+        let row = format!("{:<w0$}  {verdict}  {:<w2$}  {:>w3$}", c[0], c[2], c[3]);
+        if below {
+            writeln!(w, "{row}")?;
+            for l in super::text::wrap_hard(&c[4], super::width() - 4) {
+                writeln!(w, "    {l}")?;
+            }
+            continue;
+        }
+        let lines = super::text::wrap_hard(&c[4], super::width() - why_at);
+        for (i, l) in lines.iter().enumerate() {
+            if i == 0 {
+                writeln!(w, "{row}  {l}")?;
+            } else {
+                writeln!(w, "{:why_at$}{l}", "")?;
+            }
+        }
     }
     Ok(())
 }

@@ -259,3 +259,325 @@ fn fixture_reports_have_no_step_or_finding_twice() {
         );
     }
 }
+
+/// Outside text as hostile as it gets: every character class a terminal acts on or that
+/// reorders text (C0, DEL, C1, bidi, invisible), around plain words, a Markdown link and a
+/// secret-looking word.
+fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy;
+    proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::sample::select(vec![
+                "\u{1b}[31m",
+                "\r",
+                "\n",
+                "\t",
+                "\u{c}",
+                "\u{7f}",
+                "\u{9b}2J",
+                "\u{85}",
+                "\u{202e}",
+                "\u{2066}",
+                "\u{2069}",
+                "\u{200e}",
+                "\u{200b}",
+                "\u{feff}",
+                "\u{2028}",
+                "[x](https://evil)",
+                "`",
+                "*",
+            ])
+            .prop_map(str::to_string),
+            "[a-z ]{1,6}",
+        ],
+        1..8,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// Checks of one address's facts, each with `h` in every field of outside text it has: a
+/// greeting, an HTTP answer's head, a certificate, listeners' processes and users, a usual
+/// server elsewhere, firewall rules, /etc/hosts lines and DNS records.
+fn hostile_facts(h: &str) -> Vec<Facts> {
+    use crate::dns::files::HostsLine;
+    use crate::dns::servers::RecordView;
+    use crate::local::nft::{FirewallRule, Hook, RuleVerdict};
+    use crate::local::{Firewall, Listener, LocalFacts, Process, RunningServer};
+    use crate::session::SessionFacts;
+    use crate::session::first::{BannerKind, First};
+    use crate::session::http::{HttpFacts, HttpResponse, Method};
+    use crate::session::tls::{CertFacts, TlsFacts, TlsFailure};
+
+    let addr = "127.0.0.1:8443";
+    let session = |first, tls, http| SessionFacts {
+        address: addr.parse().unwrap(),
+        window: Duration::from_millis(10),
+        accepted: Some(Duration::from_micros(300)),
+        at_rest: None,
+        first,
+        via: None,
+        tls,
+        mss_retry: None,
+        http,
+        tls_confirm: None,
+        answered: None,
+    };
+    let open = |s: SessionFacts| {
+        let mut a = AddressFacts::probed(fact(addr, ConnectResult::Connected, 200, None));
+        a.session = Some(s);
+        a
+    };
+    let cert = CertFacts {
+        subject: format!("CN={h}"),
+        issuer: format!("CN={h} CA"),
+        dns_names: vec![h.to_string()],
+        ip_addresses: vec![],
+        not_before: 0,
+        not_after: 1,
+        sha256: [7; 32],
+        self_signed: false,
+        is_ca: false,
+        parse_error: None,
+    };
+    let tls = |failure| TlsFacts {
+        server_name: "app.lab".into(),
+        elapsed: Duration::from_millis(2),
+        version: None,
+        cipher_suite: None,
+        alpn: Some(h.as_bytes().to_vec()),
+        chain: vec![cert.clone()],
+        verify_error: None,
+        trust_anchors: 140,
+        client_cert: None,
+        after: None,
+        failure,
+        first_answer: None,
+        given_up: None,
+        unverified: None,
+    };
+    let http = HttpFacts {
+        method: Method::Get,
+        head_status: None,
+        response: Some(HttpResponse {
+            version: 1,
+            status: 503,
+            reason: h.to_string(),
+            server: Some(h.to_string()),
+            via: Some(h.to_string()),
+            content_type: Some(h.to_string()),
+            location: Some(format!("https://u:s3cr3t@{h}/?token=s3cr3t")),
+            content_length: None,
+            closes: true,
+            proxy_authenticate: vec![],
+            www_authenticate: vec![h.to_string()],
+            body_start: Some(h.as_bytes().to_vec()),
+        }),
+        failure: None,
+        elapsed: Duration::from_millis(3),
+    };
+    let process = Process {
+        pid: 4242,
+        name: h.to_string(),
+        cmdline: format!("{h} --port 8443 {h}"),
+        exe: Some(format!("/usr/bin/{h}")),
+    };
+    let listener = Listener {
+        address: "127.0.0.1".parse().unwrap(),
+        port: 8443,
+        uid: 1000,
+        queued: 0,
+        backlog: Some(128),
+        user: Some(h.to_string()),
+        process: Some(process.clone()),
+    };
+    let local = |listeners: Vec<Listener>, usual: Vec<RunningServer>| LocalFacts {
+        port: 8443,
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+        listeners,
+        owner_other_listeners: vec![],
+        usual_servers: usual,
+        usual_server_names: vec!["PostgreSQL"],
+        privileged: true,
+        listen_drops: None,
+        owner_search_incomplete: false,
+        systemd: true,
+    };
+    let firewall = Firewall {
+        inspected: true,
+        reason: None,
+        privileged: true,
+        rules: vec![FirewallRule {
+            family: "inet".into(),
+            table: h.to_string(),
+            chain: h.to_string(),
+            hook: Hook::Input,
+            verdict: RuleVerdict::Reject,
+            text: format!("tcp dport 8443 reject {h}"),
+            handle: Some(7),
+        }],
+    };
+    let name = |mut f: Facts| {
+        f.dns.system = Some(Lookup {
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            elapsed: Duration::from_micros(300),
+            error: None,
+        });
+        f.dns.hosts = vec![HostsLine {
+            file: "/etc/hosts",
+            line: 3,
+            address: "127.0.0.1".parse().unwrap(),
+            text: format!("127.0.0.1 app.lab {h}"),
+        }];
+        f.dns.servers = vec![ServerView {
+            server: "127.0.0.53:53".parse().unwrap(),
+            stub: None,
+            lookup: Lookup {
+                addresses: vec!["198.18.0.9".parse().unwrap()],
+                elapsed: Duration::from_millis(1),
+                error: None,
+            },
+            records: vec![RecordView {
+                name: "app.lab.".into(),
+                kind: "CNAME".into(),
+                ttl: 60,
+                data: format!("{h}."),
+            }],
+            name_used: Some(h.to_string()),
+            port53: None,
+        }];
+        f
+    };
+    let base = || Facts::new(target("app.lab 8443"), Duration::from_secs(5));
+    let banner = First::Banner {
+        bytes: h.as_bytes().to_vec(),
+        kind: BannerKind::Ssh {
+            protocol: "2.0".into(),
+            software: h.to_string(),
+        },
+    };
+    let unknown = First::Banner {
+        bytes: h.as_bytes().to_vec(),
+        kind: BannerKind::Unknown,
+    };
+    let closed = AddressFacts::probed(fact(
+        addr,
+        ConnectResult::Failed {
+            errno: libc::ECONNREFUSED,
+        },
+        100,
+        None,
+    ));
+    vec![
+        Facts {
+            addresses: vec![open(session(banner, None, Some(http.clone())))],
+            local: Some(local(vec![listener.clone()], vec![])),
+            firewall: Some(firewall.clone()),
+            ..name(base())
+        },
+        Facts {
+            addresses: vec![open(session(
+                unknown,
+                Some(tls(Some(TlsFailure::Expired {
+                    not_after: 1,
+                    subject: format!("CN={h}"),
+                }))),
+                None,
+            ))],
+            ..name(base())
+        },
+        Facts {
+            addresses: vec![open(session(
+                First::Unwatched,
+                Some(tls(Some(TlsFailure::WrongName {
+                    presented: vec![h.to_string()],
+                }))),
+                None,
+            ))],
+            ..base()
+        },
+        Facts {
+            addresses: vec![closed],
+            local: Some(local(
+                vec![],
+                vec![RunningServer {
+                    server: "PostgreSQL",
+                    process,
+                    listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
+                }],
+            )),
+            firewall: Some(firewall),
+            ..name(base())
+        },
+    ]
+}
+
+/// Every human sentence as the JSON has it, and as the text report's "What this means"
+/// bullets and numbered steps show it (lines joined, whitespace collapsed).
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn text_bullets(text: &str) -> Vec<String> {
+    let Some(means) = text.split("\nWhat this means\n").nth(1) else {
+        return vec![];
+    };
+    let means = means.split("\n\n").next().unwrap_or("");
+    means
+        .split("  • ")
+        .map(collapse)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// In every format — text, JSON, Markdown, the table of several targets — no control, bidi
+    /// or invisible character from outside reaches the output raw, no secret of a redirect is
+    /// shown, and the findings' sentences are escaped the same way in JSON as in text.
+    #[test]
+    fn no_format_writes_outside_text_raw(h in hostile_text()) {
+        use proptest::{prop_assert, prop_assert_eq};
+        colored::control::set_override(false);
+        let raw = |s: &str| s.chars().any(|c| c != '\n' && (c.is_control() || crate::escape::needs_escape(c)));
+        for facts in hostile_facts(&h) {
+            let d = diagnose(&facts);
+            let mut text = Vec::new();
+            super::text::render(&facts, &d, &mut text).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            let mut json = Vec::new();
+            super::json::render(&facts, &d, &mut json).unwrap();
+            let json = String::from_utf8(json).unwrap();
+            let mut md = Vec::new();
+            let host = crate::hostinfo::HostInfo {
+                host_name: Some(h.clone()),
+                interfaces: vec![(h.clone(), vec![h.clone()])],
+                ..Default::default()
+            };
+            super::markdown::render(&[(&facts, &d), (&facts, &d)], &host, &mut md).unwrap();
+            let md = String::from_utf8(md).unwrap();
+            let mut table = Vec::new();
+            super::table::render(&[(&facts, &d), (&facts, &d)], &mut table).unwrap();
+            let table = String::from_utf8(table).unwrap();
+            for (format, out) in [("text", &text), ("json", &json), ("markdown", &md), ("table", &table)] {
+                prop_assert!(!raw(out), "{format}: raw character in\n{out}");
+                prop_assert!(!out.contains("s3cr3t"), "{format}: a secret in\n{out}");
+            }
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let sentences = std::iter::once(&v["summary"])
+                .chain(v["findings"].as_array().unwrap().iter().map(|f| &f["message"]))
+                .chain(v["advice"].as_array().unwrap().iter().flat_map(|s| [&s["text"], &s["command"]]))
+                .chain(v["probes"].as_array().unwrap().iter().map(|p| &p["evidence"]));
+            for s in sentences.filter_map(|s| s.as_str()) {
+                prop_assert!(!raw(s) && !s.contains('\n'), "a sentence not escaped: {s:?}");
+            }
+            let messages: Vec<String> = v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| collapse(f["message"].as_str().unwrap()))
+                .collect();
+            prop_assert_eq!(text_bullets(&text), messages);
+        }
+    }
+}

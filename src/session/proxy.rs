@@ -328,17 +328,9 @@ fn explicit_default_port(text: &str, url: &url::Url) -> Option<u16> {
     (port.parse::<u16>().ok()? == default).then_some(default)
 }
 
-/// A proxy value fit to show: `user:pass@` replaced by `***@`.
+/// A proxy value fit to show: `user:pass@` replaced by `***@` ([`crate::secrets::mask_user`]).
 fn mask(value: &str) -> String {
-    let (prefix, rest) = match value.find("://") {
-        Some(i) => value.split_at(i + 3),
-        None => ("", value),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{prefix}***{}", &rest[at..]),
-        None => value.to_owned(),
-    }
+    crate::secrets::mask_user(value)
 }
 
 /// What a proxy said to `CONNECT host:port`.

@@ -34,7 +34,7 @@ use crate::cli::{Cli, Format};
 use crate::diagnosis::{self, Diagnosis, Verdict};
 use crate::escape::escape;
 use crate::exit_codes::{ExitCode, PluginState, most_severe};
-use crate::facts::Facts;
+use crate::facts::{Facts, WaitEnd, Waited};
 use crate::local;
 use crate::pipeline;
 use crate::probe::KernelConnector;
@@ -264,12 +264,14 @@ impl Runner {
     }
 
     /// Check `target` until it is open, will not change by waiting, or `until` (see [`wait`]).
-    /// `changed(from, to, after)` is told each change of verdict.
+    /// `changed(from, to, after)` is told each change of verdict. The last check's facts say
+    /// how the wait went (`Facts::waited`; `wait` is what the user gave).
     pub async fn wait_for(
         &self,
         target: &Target,
         slot: &Slot,
         until: Instant,
+        wait: Duration,
         changed: &dyn Fn(Verdict, Verdict, Duration),
     ) -> Checked {
         let start = Instant::now();
@@ -280,22 +282,37 @@ impl Runner {
         let mut last = self
             .check(target, first.max(Duration::from_millis(1)), slot)
             .await;
+        let mut checks = 1;
         let mut interval = wait::FIRST_INTERVAL;
-        while wait::worth_waiting(&last.diag) {
+        let ended = loop {
+            if last.diag.verdict == Verdict::Open {
+                break WaitEnd::Open;
+            }
+            if !wait::worth_waiting(&last.diag) {
+                break WaitEnd::WillNotChange;
+            }
             let Some((at, timeout)) =
                 wait::next_attempt(Instant::now(), until, interval, self.opts.timeout)
             else {
-                break;
+                break WaitEnd::TimeUp;
             };
             slot.set_phase(Phase::Waiting);
             tokio::time::sleep_until(at).await;
             let next = self.check(target, timeout, slot).await;
+            checks += 1;
             if next.diag.verdict != last.diag.verdict {
                 changed(last.diag.verdict, next.diag.verdict, start.elapsed());
             }
             last = next;
             interval = wait::next_interval(interval);
-        }
+        };
+        last.facts.waited = Some(Waited {
+            wait,
+            timeout: self.opts.timeout,
+            took: start.elapsed(),
+            checks,
+            ended,
+        });
         slot.set_phase(Phase::Done);
         last
     }
@@ -329,6 +346,19 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let interruptible = cli.wait.is_some() || inputs.len() > 1;
+    // Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
+    // interrupted sets up its handler first, then lets a held one through to it; a single
+    // check ends by the default action, as before.
+    let sigint = if interruptible {
+        let _guard = rt.enter();
+        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
+        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+    } else {
+        None
+    };
+    crate::sys::release_sigint();
     let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
@@ -373,22 +403,35 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
                                     write_error.borrow_mut().get_or_insert(e);
                                 }
                             };
-                        runner.wait_for(&i.target, slot, until, &changed).await
+                        let wait = cli.wait.unwrap_or_default();
+                        let c = runner
+                            .wait_for(&i.target, slot, until, wait, &changed)
+                            .await;
+                        // A wait that ends without the target open says so, whatever the
+                        // format (the report's footer says it too).
+                        if let (false, Some(line)) = (
+                            cli.quiet,
+                            c.facts
+                                .waited
+                                .and_then(|w| gave_up_line(&i.target, c.diag.verdict, &w)),
+                        ) {
+                            progress.println(&line);
+                        }
+                        c
                     }
                 }
             }
         }));
-        let interruptible = cli.wait.is_some() || inputs.len() > 1;
+        let mut sigint = sigint;
         tokio::select! {
             checks = all => Some(checks),
             _ = progress.run(&inputs, &slots, start, until) => None,
-            // Only built when asked for: tokio's signal driver panics when it cannot get a
-            // descriptor, and a single check out of descriptors must end in one clear line.
             _ = async {
-                if interruptible {
-                    let _ = tokio::signal::ctrl_c().await;
-                } else {
-                    std::future::pending::<()>().await;
+                match sigint.as_mut() {
+                    Some(s) => {
+                        let _ = s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
             } => None,
         }
@@ -450,6 +493,28 @@ fn log_change(
         ),
     };
     emit(&line)
+}
+
+/// The stderr line of a wait that ended without the target open: why, after how long and how
+/// many checks, and the time the user gave.
+fn gave_up_line(target: &Target, verdict: Verdict, w: &Waited) -> Option<String> {
+    let why = match w.ended {
+        WaitEnd::Open => return None,
+        WaitEnd::TimeUp => "the wait ended",
+        WaitEnd::WillNotChange => "stopped waiting: this verdict does not change by waiting",
+    };
+    let checks = if w.checks == 1 {
+        "1 check".to_string()
+    } else {
+        format!("{} checks", w.checks)
+    };
+    Some(format!(
+        "canreach: {}: still {} — {why} after {:.2} s ({checks}; --wait {})",
+        escape(&target.display()),
+        verdict.as_str(),
+        w.took.as_secs_f64(),
+        diagnosis::fmt_given(w.wait)
+    ))
 }
 
 /// A pretty-printed JSON document on one line, its keys in the contract's order. A JSON

@@ -419,7 +419,22 @@ pub fn check_report(stdout: &str) {
             }
             steps.push(key);
         }
-    } else if let Some(next) = stdout.split("\nNext steps\n").nth(1) {
+    } else if ["✓ ", "✗ ", "! ", "TARGET"]
+        .iter()
+        .any(|h| stdout.starts_with(h))
+    {
+        // A text report (its headline), or the table of several targets: off a terminal,
+        // every line of it fits 80 columns (issue 21).
+        for l in stdout.lines() {
+            let cols = unicode_width::UnicodeWidthStr::width(l);
+            assert!(cols <= 80, "a line of {cols} columns: {l}\nin:\n{stdout}");
+        }
+    }
+    if let Some(next) = stdout
+        .split("\nNext steps\n")
+        .nth(1)
+        .filter(|_| serde_json::from_str::<Value>(stdout).is_err())
+    {
         // A command with the line before it (which says where it runs): the same command on
         // two machines is two steps.
         let lines: Vec<&str> = next.lines().collect();
@@ -440,6 +455,18 @@ pub fn check_report(stdout: &str) {
             "library debug text `{d}` in:\n{stdout}"
         );
     }
+}
+
+/// `text` with its line breaks and runs of spaces as single spaces: a phrase of a text
+/// report, wherever the report wrapped it.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`check_report`] on the stdout of a run made another way (`assert_cmd`).
+pub fn checked(out: Output) -> Output {
+    check_report(&String::from_utf8_lossy(&out.stdout));
+    out
 }
 
 /// One finished run of the binary.
