@@ -83,7 +83,12 @@ kill $bbx_pid $serve_pid; wait $bbx_pid $serve_pid 2>/dev/null || true
 # 3: a filtered port, in a lab.
 lab_up crsb$$
 ip netns exec $s nft -f - <<'EOF'
-table inet drop5432 { chain c { type filter hook input priority 0; tcp dport 5432 drop; } }
+table inet drop5432 {
+  chain c {
+    type filter hook input priority 0;
+    tcp dport 5432 drop
+  }
+}
 EOF
 ip netns exec $c "$bbx" --config.file="$tmp/modules.yml" --web.listen-address=127.0.0.1:47115 >"$tmp/bbx2.log" 2>&1 &
 bench_pids+=($!)

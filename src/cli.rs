@@ -22,6 +22,8 @@ Examples:
   canreach db 5432 cache:6379 https://api/health    several targets, checked at once
   canreach -f targets.txt            targets from a file (one a line, # comments; - for stdin)
   canreach --wait 60s db 5432 -- ./migrate           wait until open, then run a command
+  canreach serve --config blackbox.yml               a Prometheus exporter (docs/fleet.md);
+                                                     a host named serve: canreach serve:PORT
 
 Exit codes:
   0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable   8 dns_error

@@ -740,6 +740,54 @@ fn sigterm(pid: u32) {
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
 }
 
+/// Past `--max-concurrent`, requests wait (at most 4 per slot); past that, 503 at once.
+#[test]
+fn past_the_slots_and_the_queue_a_probe_gets_503() {
+    let silent = holding_listener();
+    let srv = serve(&["--max-concurrent", "1"]);
+    let addr = srv.addr;
+    let slow: Vec<_> = (0..5)
+        .map(|_| {
+            std::thread::spawn(move || {
+                get(
+                    addr,
+                    &format!("/probe?module=http_2xx&target=http://{silent}/"),
+                    &[("X-Prometheus-Scrape-Timeout-Seconds", "2.5")],
+                )
+            })
+        })
+        .collect();
+    // One runs, four wait: the sixth finds the queue full.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let (status, body) = get(
+        addr,
+        &format!("/probe?module=tcp_connect&target={silent}"),
+        &[],
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("busy"), "{body}");
+    assert!(start.elapsed() < Duration::from_millis(300));
+    let answers: Vec<(u16, String)> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    // The first ran to its deadline (2 s); the others, queued behind it, got 503 when no
+    // slot came free before their own deadline.
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 503).count(),
+        4,
+        "{answers:?}"
+    );
+    let (_, own) = get(addr, "/metrics", &[]);
+    assert!(
+        own.contains("canreach_probes_refused_total{reason=\"busy\"} 5"),
+        "{own}"
+    );
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

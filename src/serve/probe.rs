@@ -236,8 +236,9 @@ pub async fn run(
             trace: TraceMode::Auto,
             local: LocalMode::Auto,
             protocol,
-            // Like blackbox_exporter, which uses no proxy unless a module names one.
-            follow_proxy: false,
+            // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
+            // one; canreach: the CLI's check, which follows the environment's proxy.
+            follow_proxy: module.prober == Prober::Canreach,
             ask,
         };
         let url = current.url.as_ref().map(|u| u.to_string());

@@ -274,13 +274,17 @@ async fn probe(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q): Raw
             }
             app.own.queued.inc();
             let _waiting = Waiting(&app);
-            match tokio::time::timeout_at(deadline, app.permits.clone().acquire_owned()).await {
+            // A slot that comes free too late would run a probe with no fair time left (a
+            // silence of a few milliseconds proves nothing): it must leave at least half the
+            // probe's time, or 1 s.
+            let latest = deadline - (timeout / 2).min(Duration::from_secs(1));
+            match tokio::time::timeout_at(latest, app.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,
                 _ => {
                     app.own.refused(Refusal::Busy);
                     return one_line(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "busy: no probe slot was free before the scrape's deadline (--max-concurrent)",
+                        "busy: no probe slot came free in time for a fair probe (--max-concurrent)",
                     );
                 }
             }
