@@ -82,7 +82,8 @@ pub trait Connector: Sync {
 /// process and not counted here only makes the watch longer, never shorter.
 static OWN_CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// See [`OWN_CONNECTS`].
+/// TCP connects this process has begun through [`KernelConnector`], as a watch subtracts them
+/// from the machine's count (see `OWN_CONNECTS`).
 pub fn own_connects() -> u64 {
     OWN_CONNECTS.load(std::sync::atomic::Ordering::Relaxed)
 }

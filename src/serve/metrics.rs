@@ -9,7 +9,7 @@
 //! answer of blackbox_exporter 0.23).
 //!
 //! Labels of what canreach adds come from fixed sets only: the verdict words
-//! ([`Verdict::as_str`]), the finding ids ([`FindingId::as_str`], or `none`) and the phases
+//! ([`Verdict::as_str`]), the finding ids (`FindingId::as_str`, or `none`) and the phases
 //! ([`Phase`]). They never carry an address, a name or a message.
 
 use std::net::IpAddr;
@@ -19,7 +19,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use crate::diagnosis::{Diagnosis, FindingId, Severity, Verdict};
+use crate::diagnosis::{Diagnosis, Severity, Verdict};
 use crate::facts::Facts;
 use crate::probe::ConnectResult;
 use crate::session::ask::BodyEnd;
@@ -46,6 +46,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    #[cfg(test)]
     pub const ALL: [Phase; 6] = [
         Phase::Resolve,
         Phase::Connect,
@@ -184,8 +185,9 @@ fn reason(diag: &Diagnosis) -> &'static str {
 }
 
 /// Every label value `probe_failure_info{finding}` can take.
+#[cfg(test)]
 pub fn finding_values() -> impl Iterator<Item = &'static str> {
-    FindingId::ALL
+    crate::diagnosis::FindingId::ALL
         .iter()
         .map(|f| f.as_str())
         .chain(std::iter::once("none"))
@@ -722,6 +724,25 @@ mod tests {
             ip_hash("::1".parse().unwrap()),
             ip_hash("127.0.0.1".parse().unwrap())
         );
+    }
+
+    /// docs/fleet.md's phase table names exactly the phases there are, and the verdict words.
+    #[test]
+    fn the_docs_name_every_label_value() {
+        let doc = include_str!("../../docs/fleet.md");
+        let table: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| phase | when |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .map(|l| l.split('`').nth(1).unwrap())
+            .collect();
+        let ours: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(table, ours);
+        for v in Verdict::ALL {
+            assert!(doc.contains(&format!("`{}`", v.as_str())), "{v:?}");
+        }
+        assert!(doc.contains("`none`"));
     }
 
     #[test]
