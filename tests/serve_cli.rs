@@ -641,6 +641,9 @@ fn query_response_expects_sends_and_says_when_the_pattern_failed() {
       query_response:
         - expect: \"^SSH-2.0-([a-z_]+)\"
           send: \"hello ${1}\"
+          labels:
+            - name: ssh_version
+              value: \"${1}\"
         - expect: \"^got hello test_server$\"
   ssh1:
     prober: tcp
@@ -653,6 +656,14 @@ fn query_response_expects_sends_and_says_when_the_pattern_failed() {
     let m = probe(&srv, "ssh_banner", &addr.to_string());
     assert_eq!(value(&m, "probe_success"), 1.0, "{m}");
     assert_eq!(value(&m, "probe_failed_due_to_regex"), 0.0);
+    assert!(
+        m.contains("# HELP probe_expect_info Explicit content matched\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("probe_expect_info{ssh_version=\"test_server\"} 1\n"),
+        "{m}"
+    );
     let m = probe(&srv, "ssh1", &banner_only.to_string());
     assert_eq!(value(&m, "probe_success"), 0.0, "{m}");
     assert_eq!(value(&m, "probe_failed_due_to_regex"), 1.0, "{m}");

@@ -115,6 +115,8 @@ pub struct ProbeResult {
     pub ip_protocol: u8,
     pub ip_hash: f64,
     pub failed_due_to_regex: bool,
+    /// `probe_expect_info`'s labels, when a `query_response` step with `labels` matched.
+    pub expect_labels: Vec<(String, String)>,
     pub http: Option<HttpSeries>,
     pub tls: Option<TlsSeries>,
     pub verdict: Verdict,
@@ -219,6 +221,10 @@ pub fn judge(
     let tls_ok = tls_facts.is_some_and(|t| t.ok() || (module.insecure && t.version.is_some()));
     let answered = session.and_then(|s| s.answered.as_ref());
     let mut failed_due_to_regex = false;
+    let expect_labels = answered
+        .and_then(|a| a.dialogue.as_ref())
+        .map(|d| d.labels.clone())
+        .unwrap_or_default();
     let mut phase: Option<Phase> = None;
     let fail = |p: Phase, phase: &mut Option<Phase>| {
         if phase.is_none() {
@@ -355,6 +361,7 @@ pub fn judge(
         },
         ip_hash: chosen.map_or(0.0, |ip| f64::from(ip_hash(ip))),
         failed_due_to_regex,
+        expect_labels,
         http,
         tls,
         verdict: last.diag.verdict,
@@ -423,6 +430,7 @@ pub mod help {
     pub const SSL_CHAIN_INFO: &str = "Contains SSL leaf certificate information";
     pub const TLS_VERSION: &str = "Returns the TLS version used or NaN when unknown";
     pub const TLS_CIPHER: &str = "Returns the TLS cipher negotiated during handshake";
+    pub const EXPECT: &str = "Explicit content matched";
     pub const FAILURE: &str = "Why the probe failed: canreach's verdict, the finding that explains it, and the phase it stopped in";
     pub const VERDICT: &str = "canreach's verdict on the target, whatever probe_success says";
 }
@@ -480,6 +488,14 @@ impl Collector for ProbeResult {
             help::DURATION,
             self.duration,
         )?;
+        if !self.expect_labels.is_empty() {
+            let labels: Vec<(&str, &str)> = self
+                .expect_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            one(&mut enc, "probe_expect_info", help::EXPECT, &labels)?;
+        }
         value(
             &mut enc,
             "probe_failed_due_to_regex",
@@ -645,6 +661,7 @@ mod tests {
             ip_protocol: 4,
             ip_hash: f64::from(ip_hash("127.0.0.1".parse().unwrap())),
             failed_due_to_regex: false,
+            expect_labels: vec![],
             http: Some(HttpSeries {
                 status: 200,
                 version: 1.1,
