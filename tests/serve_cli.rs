@@ -222,6 +222,27 @@ fn bad_requests_get_400_and_one_line() {
     }
 }
 
+/// A redirect to a host outside `--allow` is not followed (no lookup, no connect).
+#[test]
+fn a_redirect_outside_allow_is_not_followed() {
+    let web = http_server();
+    let srv = serve(&["--allow", "127.0.0.0/8"]);
+    let (status, dbg) = get(
+        srv.addr,
+        &format!("/probe?module=http_2xx&debug=true&target=http://{web}/away"),
+        &[],
+    );
+    assert_eq!(status, 200, "{dbg}");
+    assert!(
+        dbg.contains("a redirect to a target outside --allow"),
+        "{dbg}"
+    );
+    let m = &dbg[dbg.find("Metrics that would have been returned:").unwrap()..];
+    assert_eq!(value(m, "probe_success"), 0.0, "{m}");
+    assert_eq!(value(m, "probe_http_status_code"), 302.0, "{m}");
+    assert!(m.contains("phase=\"http\""), "{m}");
+}
+
 #[test]
 fn allow_refuses_what_it_does_not_list() {
     let open = holding_listener();
@@ -370,6 +391,7 @@ fn http_server() -> SocketAddr {
             "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".to_string(),
             "/moved" => "HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n".to_string(),
             "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_string(),
+            "/away" => "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 0\r\n\r\n".to_string(),
             "/echo" => {
                 let head = req.split("\r\n\r\n").next().unwrap_or("");
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}", head.len())
