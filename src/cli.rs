@@ -28,7 +28,10 @@ macro_rules! examples {
   canreach -f targets.txt          targets from a file (one a line,
                                    # comments; - for stdin)
   canreach --wait 60s db 5432 -- ./migrate
-                                   wait until open, then run ./migrate"
+                                   wait until open, then run ./migrate
+  canreach serve --config blackbox.yml
+                                   a Prometheus exporter (docs/fleet.md);
+                                   a host named serve: canreach serve:PORT"
     };
 }
 

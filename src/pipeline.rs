@@ -392,7 +392,10 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         // Read before the sessions connect (one connect per open address).
         let program = owners.map(|owners| first::Program {
             owners,
+            // The machine's count first: a connect of this process between the two reads is
+            // then taken for another program's (a longer watch), never the other way round.
             connects_before: local::tcp_active_opens(),
+            process_connects_before: crate::probe::own_connects(),
             own_connects: results
                 .iter()
                 .filter(|a| a.probe.result == ConnectResult::Connected)

@@ -73,6 +73,21 @@ pub trait Connector: Sync {
     ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send;
 }
 
+/// TCP connects this process has begun through [`KernelConnector`] (probes and session
+/// streams; counted once the `connect()` was issued, so that the count never runs ahead of
+/// the machine's). The machine's count of connects
+/// (`ActiveOpens`) moves with them too: a check that watches a program of this machine
+/// subtracts these, so that other checks of the same process (a run of many targets, the
+/// exporter) do not make the program's rest unknown. A connect made elsewhere in the
+/// process and not counted here only makes the watch longer, never shorter.
+static OWN_CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// TCP connects this process has begun through [`KernelConnector`], as a watch subtracts them
+/// from the machine's count (see `OWN_CONNECTS`).
+pub fn own_connects() -> u64 {
+    OWN_CONNECTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Probes with real sockets.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KernelConnector;
@@ -83,9 +98,15 @@ impl Connector for KernelConnector {
         address: SocketAddr,
         deadline: Instant,
     ) -> io::Result<tokio::net::TcpStream> {
-        tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
+        let connected = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
             .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut));
+        // Counted once the SYN is surely out (a connect abandoned at the deadline is not
+        // counted: the watch is then longer, never shorter).
+        if matches!(connected, Ok(Ok(_))) {
+            OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        connected?
     }
 
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
@@ -130,6 +151,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
         }
     }
     let connecting = socket.connect(&SockAddr::from(addr));
+    OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The source address is chosen by connect(); read it before a failure can reset it.
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
     match connecting {

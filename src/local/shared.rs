@@ -79,9 +79,14 @@ struct InFlight<T: Clone> {
 impl<T: Clone> InFlight<T> {
     /// Still running, or ended well at most [`JOIN_AFTER_END`] before `now`.
     fn joinable(&self, now: Instant) -> bool {
+        self.joinable_within(now, JOIN_AFTER_END)
+    }
+
+    /// Still running, or ended well at most `after_end` before `now`.
+    fn joinable_within(&self, now: Instant, after_end: Duration) -> bool {
         match self.finished.get() {
             None => true,
-            Some(Some(end)) => now.saturating_duration_since(*end) <= JOIN_AFTER_END,
+            Some(Some(end)) => now.saturating_duration_since(*end) <= after_end,
             Some(None) => false,
         }
     }
@@ -252,15 +257,27 @@ impl Inspector for PerRun {
 }
 
 /// The reads of a process that checks for as long as it runs (`canreach serve`): like
-/// [`PerRun`], but for any port as it is asked. Checks of one port asking together share one
-/// inspection (each port its own, in flight or just ended); all checks share one ruleset read
-/// in flight and the interface addresses for [`ADDRESSES_FRESH`]. What it keeps is bounded:
-/// a port's entry is dropped once it can no longer be joined.
-#[derive(Default)]
+/// [`PerRun`], but for any port as it is asked. Checks of one port share one inspection while
+/// it is in flight or for `after_end` after it ended (each port its own); all checks share one
+/// ruleset read in flight and the interface addresses for [`ADDRESSES_FRESH`]. What it keeps
+/// is bounded: a port's entry is dropped once it can no longer be joined.
 pub struct Lasting {
+    after_end: Duration,
     inspections: Mutex<std::collections::HashMap<u16, InFlight<Option<LocalFacts>>>>,
     ruleset: Mutex<Option<InFlight<Ruleset>>>,
     addresses: Mutex<Option<(Instant, Vec<IpAddr>)>>,
+}
+
+/// How long after its end the exporter's checks of a port still join its inspection
+/// ([`Lasting`]): a port probed hundreds of times a second (a load test, many scrapers) is
+/// then scanned ten times a second, not once per probe; a report may describe the port's
+/// listeners and owners as they were up to this long before its check.
+pub const LASTING_AFTER_END: Duration = Duration::from_millis(100);
+
+impl Default for Lasting {
+    fn default() -> Self {
+        Lasting::new(LASTING_AFTER_END)
+    }
 }
 
 impl std::fmt::Debug for Lasting {
@@ -270,6 +287,16 @@ impl std::fmt::Debug for Lasting {
 }
 
 impl Lasting {
+    /// Checks of a port join its inspection until `after_end` after it ended.
+    pub fn new(after_end: Duration) -> Lasting {
+        Lasting {
+            after_end,
+            inspections: Mutex::default(),
+            ruleset: Mutex::default(),
+            addresses: Mutex::default(),
+        }
+    }
+
     /// Ports with an inspection kept (in flight, or just ended).
     pub fn kept(&self) -> usize {
         self.inspections
@@ -304,7 +331,8 @@ impl Inspector for Lasting {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Entries that can no longer be joined go: the map holds only reads in flight or
             // just ended, however many ports are asked over the process's life.
-            map.retain(|_, f| f.joinable(now));
+            let after_end = self.after_end;
+            map.retain(|_, f| f.joinable_within(now, after_end));
             match map.get(&port) {
                 Some(f) => f.result.clone(),
                 None => {
@@ -403,7 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lasting_inspector_keeps_only_reads_that_can_be_joined() {
-        let l = Lasting::default();
+        let l = Lasting::new(JOIN_AFTER_END);
         let (a, b) = tokio::join!(l.inspect(7, vec![]), l.inspect(7, vec![]));
         assert_eq!(a.map(|f| f.port), Some(7));
         assert_eq!(b.map(|f| f.port), Some(7));

@@ -205,6 +205,15 @@ struct RawQuery {
     send: Option<Spanned<String>>,
     #[serde(default)]
     starttls: Option<Spanned<bool>>,
+    #[serde(default)]
+    labels: Option<Spanned<Vec<Spanned<RawLabel>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    name: String,
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,7 +437,17 @@ fn module(name: &str, raw: RawModule, file: &str) -> Result<Module, ConfigError>
                 ));
             }
             for step in q.value {
-                ask.dialogue.push(query_step(step, file)?);
+                let line = step.referenced.line();
+                let step = query_step(step, file)?;
+                if !step.labels.is_empty() && ask.dialogue.iter().any(|s| !s.labels.is_empty()) {
+                    // One set of labels: blackbox_exporter writes one probe_expect_info.
+                    return Err(at(
+                        file,
+                        line,
+                        "query_response: `labels` in more than one step",
+                    ));
+                }
+                ask.dialogue.push(step);
             }
         }
     }
@@ -690,6 +709,47 @@ fn query_step(step: Spanned<RawQuery>, file: &str) -> Result<Step, ConfigError> 
         Some(s) => Some(s.value.clone()),
         None => None,
     };
+    let mut labels = Vec::new();
+    if let Some(ls) = &q.labels {
+        if expect.is_none() {
+            return Err(at(
+                file,
+                ls.referenced.line(),
+                "query_response `labels` needs an `expect` in the same step",
+            ));
+        }
+        if ls.value.len() > 16 {
+            return Err(at(file, ls.referenced.line(), "more than 16 labels"));
+        }
+        for l in &ls.value {
+            let n = &l.value.name;
+            let ok = !n.is_empty()
+                && n.len() <= 64
+                && !n.starts_with("__")
+                && n.bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok || labels.iter().any(|(k, _): &(String, String)| k == n) {
+                return Err(at(
+                    file,
+                    l.referenced.line(),
+                    format!(
+                        "`{}` is not a Prometheus label name, or is given twice",
+                        short(n)
+                    ),
+                ));
+            }
+            if l.value.value.len() > STRING_MAX {
+                return Err(at(
+                    file,
+                    l.referenced.line(),
+                    format!("a label value is longer than {STRING_MAX} bytes"),
+                ));
+            }
+            labels.push((n.clone(), l.value.value.clone()));
+        }
+    }
     if expect.is_none() && send.is_none() {
         return Err(at(
             file,
@@ -697,7 +757,11 @@ fn query_step(step: Spanned<RawQuery>, file: &str) -> Result<Step, ConfigError> 
             "a query_response step needs `expect` or `send`",
         ));
     }
-    Ok(Step { expect, send })
+    Ok(Step {
+        expect,
+        send,
+        labels,
+    })
 }
 
 /// A Prometheus duration: `[0-9]+(ms|s|m|h|d|w|y)` units, in decreasing order (`1m30s`).
@@ -925,6 +989,21 @@ mod tests {
                 "modules:\n  a:\n    prober: tcp\n  a:\n    prober: http\n",
                 4,
                 "duplicate",
+            ),
+            (
+                "modules:\n  a:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: x\n          labels: [{name: v, value: x}]\n",
+                7,
+                "needs an `expect`",
+            ),
+            (
+                "modules:\n  a:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: x\n          labels: [{name: v, value: x}]\n        - expect: y\n          labels: [{name: w, value: y}]\n",
+                8,
+                "more than one step",
+            ),
+            (
+                "modules:\n  a:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: x\n          labels: [{name: __x, value: x}]\n",
+                7,
+                "not a Prometheus label name",
             ),
             ("modules: [\n", 1, ""),
         ];

@@ -9,7 +9,7 @@
 //! answer of blackbox_exporter 0.23).
 //!
 //! Labels of what canreach adds come from fixed sets only: the verdict words
-//! ([`Verdict::as_str`]), the finding ids ([`FindingId::as_str`], or `none`) and the phases
+//! ([`Verdict::as_str`]), the finding ids (`FindingId::as_str`, or `none`) and the phases
 //! ([`Phase`]). They never carry an address, a name or a message.
 
 use std::net::IpAddr;
@@ -19,7 +19,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use crate::diagnosis::{Diagnosis, FindingId, Severity, Verdict};
+use crate::diagnosis::{Diagnosis, Severity, Verdict};
 use crate::facts::Facts;
 use crate::probe::ConnectResult;
 use crate::session::ask::BodyEnd;
@@ -46,6 +46,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    #[cfg(test)]
     pub const ALL: [Phase; 6] = [
         Phase::Resolve,
         Phase::Connect,
@@ -114,6 +115,8 @@ pub struct ProbeResult {
     pub ip_protocol: u8,
     pub ip_hash: f64,
     pub failed_due_to_regex: bool,
+    /// `probe_expect_info`'s labels, when a `query_response` step with `labels` matched.
+    pub expect_labels: Vec<(String, String)>,
     pub http: Option<HttpSeries>,
     pub tls: Option<TlsSeries>,
     pub verdict: Verdict,
@@ -184,8 +187,9 @@ fn reason(diag: &Diagnosis) -> &'static str {
 }
 
 /// Every label value `probe_failure_info{finding}` can take.
+#[cfg(test)]
 pub fn finding_values() -> impl Iterator<Item = &'static str> {
-    FindingId::ALL
+    crate::diagnosis::FindingId::ALL
         .iter()
         .map(|f| f.as_str())
         .chain(std::iter::once("none"))
@@ -227,6 +231,10 @@ pub fn judge(
     let tls_ok = tls_facts.is_some_and(|t| t.ok() || (module.insecure && t.version.is_some()));
     let answered = session.and_then(|s| s.answered.as_ref());
     let mut failed_due_to_regex = false;
+    let expect_labels = answered
+        .and_then(|a| a.dialogue.as_ref())
+        .map(|d| d.labels.clone())
+        .unwrap_or_default();
     let mut phase: Option<Phase> = None;
     let fail = |p: Phase, phase: &mut Option<Phase>| {
         if phase.is_none() {
@@ -366,6 +374,7 @@ pub fn judge(
         },
         ip_hash: chosen.map_or(0.0, |ip| f64::from(ip_hash(ip))),
         failed_due_to_regex,
+        expect_labels,
         http,
         tls,
         verdict: last.diag.verdict,
@@ -434,6 +443,7 @@ pub mod help {
     pub const SSL_CHAIN_INFO: &str = "Contains SSL leaf certificate information";
     pub const TLS_VERSION: &str = "Returns the TLS version used or NaN when unknown";
     pub const TLS_CIPHER: &str = "Returns the TLS cipher negotiated during handshake";
+    pub const EXPECT: &str = "Explicit content matched";
     pub const FAILURE: &str = "Why the probe failed: canreach's verdict, the finding that explains it, and the phase it stopped in";
     pub const VERDICT: &str = "canreach's verdict on the target, whatever probe_success says";
 }
@@ -491,6 +501,14 @@ impl Collector for ProbeResult {
             help::DURATION,
             self.duration,
         )?;
+        if !self.expect_labels.is_empty() {
+            let labels: Vec<(&str, &str)> = self
+                .expect_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            one(&mut enc, "probe_expect_info", help::EXPECT, &labels)?;
+        }
         value(
             &mut enc,
             "probe_failed_due_to_regex",
@@ -656,6 +674,7 @@ mod tests {
             ip_protocol: 4,
             ip_hash: f64::from(ip_hash("127.0.0.1".parse().unwrap())),
             failed_due_to_regex: false,
+            expect_labels: vec![],
             http: Some(HttpSeries {
                 status: 200,
                 version: 1.1,
@@ -735,6 +754,25 @@ mod tests {
             ip_hash("::1".parse().unwrap()),
             ip_hash("127.0.0.1".parse().unwrap())
         );
+    }
+
+    /// docs/fleet.md's phase table names exactly the phases there are, and the verdict words.
+    #[test]
+    fn the_docs_name_every_label_value() {
+        let doc = include_str!("../../docs/fleet.md");
+        let table: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| phase | when |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .map(|l| l.split('`').nth(1).unwrap())
+            .collect();
+        let ours: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(table, ours);
+        for v in Verdict::ALL {
+            assert!(doc.contains(&format!("`{}`", v.as_str())), "{v:?}");
+        }
+        assert!(doc.contains("`none`"));
     }
 
     #[test]

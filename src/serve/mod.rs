@@ -3,24 +3,24 @@
 //!
 //! | module | does |
 //! |---|---|
-//! | [`config`] | the module file (blackbox_exporter's YAML), read strictly; the built-in modules |
-//! | [`probe`] | one probe: the target as the prober reads it, the deadline rule, the pipeline per redirect hop |
-//! | [`metrics`] | the result in blackbox_exporter's series, plus `probe_failure_info` and `canreach_verdict_info` |
-//! | [`server`] | axum: `/probe`, `/metrics`, `/`, `/report`; the slots and the queue |
-//! | [`own`] | the exporter's own metrics |
-//! | [`page`] | the HTML page of the last probes |
-//! | [`allow`] | `--allow` |
+//! | `config` | the module file (blackbox_exporter's YAML), read strictly; the built-in modules |
+//! | `probe` | one probe: the target as the prober reads it, the deadline rule, the pipeline per redirect hop |
+//! | `metrics` | the result in blackbox_exporter's series, plus `probe_failure_info` and `canreach_verdict_info` |
+//! | `server` | axum: `/probe`, `/metrics`, `/`, `/report`; the slots and the queue |
+//! | `own` | the exporter's own metrics |
+//! | `page` | the HTML page of the last probes |
+//! | `allow` | `--allow` |
 //!
 //! Everything runs on one current-thread runtime: the HTTP server as tasks, the probes on a
-//! `LocalSet` beside them (see [`server`]).
+//! `LocalSet` beside them (see `server`).
 
-pub mod allow;
-pub mod config;
-pub mod metrics;
-pub mod own;
-pub mod page;
-pub mod probe;
-pub mod server;
+pub(crate) mod allow;
+pub(crate) mod config;
+pub(crate) mod metrics;
+pub(crate) mod own;
+pub(crate) mod page;
+pub(crate) mod probe;
+pub(crate) mod server;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 pub const KEPT: usize = 100;
 
 /// One probe, as the page shows it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Entry {
     pub id: u64,
     /// Unix seconds.
@@ -21,8 +21,17 @@ pub struct Entry {
     pub success: bool,
     /// canreach's one-sentence summary.
     pub reason: String,
-    /// The full text report and the metrics.
-    pub report: String,
+    /// The full report and the metrics, written when asked for (most never are).
+    pub report: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The last [`KEPT`] probes.
@@ -45,8 +54,11 @@ impl Recent {
     }
 
     pub fn report(&self, id: u64) -> Option<String> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.1.iter().find(|e| e.id == id).map(|e| e.report.clone())
+        let write = {
+            let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            g.1.iter().find(|e| e.id == id).map(|e| e.report.clone())
+        };
+        write.map(|w| w())
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -121,7 +133,7 @@ mod tests {
             verdict: "closed",
             success: false,
             reason: "<b>nothing</b> listens".into(),
-            report: "report".into(),
+            report: std::sync::Arc::new(|| "report".to_string()),
         }
     }
 

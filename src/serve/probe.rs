@@ -237,8 +237,9 @@ pub async fn run(
             trace: TraceMode::Auto,
             local: LocalMode::Auto,
             protocol,
-            // Like blackbox_exporter, which uses no proxy unless a module names one.
-            follow_proxy: false,
+            // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
+            // one; canreach: the CLI's check, which follows the environment's proxy.
+            follow_proxy: module.prober == Prober::Canreach,
             trust: Default::default(),
             // The module's valid statuses make canreach's verdict agree with probe_success.
             expect_status: module

@@ -56,6 +56,7 @@ pub struct Job {
     parsed: Parsed,
     module: Module,
     target: String,
+    debug: bool,
     deadline: Instant,
     _permit: OwnedSemaphorePermit,
     reply: oneshot::Sender<Answer>,
@@ -273,13 +274,17 @@ async fn probe(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q): Raw
             }
             app.own.queued.inc();
             let _waiting = Waiting(&app);
-            match tokio::time::timeout_at(deadline, app.permits.clone().acquire_owned()).await {
+            // A slot that comes free too late would run a probe with no fair time left (a
+            // silence of a few milliseconds proves nothing): it must leave at least half the
+            // probe's time, or 1 s.
+            let latest = deadline - (timeout / 2).min(Duration::from_secs(1));
+            match tokio::time::timeout_at(latest, app.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,
                 _ => {
                     app.own.refused(Refusal::Busy);
                     return one_line(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "busy: no probe slot was free before the scrape's deadline (--max-concurrent)",
+                        "busy: no probe slot came free in time for a fair probe (--max-concurrent)",
                     );
                 }
             }
@@ -291,6 +296,7 @@ async fn probe(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q): Raw
         parsed,
         module,
         target,
+        debug: p.debug,
         deadline,
         _permit: permit,
         reply,
@@ -353,6 +359,54 @@ async fn run_job(app: &App, job: Job) {
     .await;
     app.own.in_flight.dec();
     let metrics_text = metrics::encode(&done.result);
+    let last = done
+        .hops
+        .last()
+        .map(|h| h.diag.summary.clone())
+        .unwrap_or_default();
+    app.own.probed(
+        &job.module.name,
+        done.result.verdict.as_str(),
+        done.result.success,
+        done.result.duration,
+    );
+    let success = done.result.success;
+    let verdict = done.result.verdict.as_str();
+    let module = job.module.name.clone();
+    let prober = job.module.prober;
+    let done = Arc::new(done);
+    let report = if job.debug {
+        report_text(&done, &module, prober)
+    } else {
+        String::new()
+    };
+    let kept = (done.clone(), module.clone(), metrics_text.clone());
+    app.recent.push(Entry {
+        id: 0,
+        at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+        target: job.target,
+        module,
+        verdict,
+        success,
+        reason: last,
+        report: Arc::new(move || {
+            let (done, module, metrics) = &kept;
+            format!(
+                "{}\nMetrics that were returned:\n{metrics}",
+                report_text(done, module, prober)
+            )
+        }),
+    });
+    let _ = job.reply.send(Answer {
+        metrics: metrics_text,
+        report,
+    });
+}
+
+/// canreach's text report of every hop, and how the probe ended.
+fn report_text(done: &probe::Done, module: &str, prober: super::config::Prober) -> String {
     let mut report = String::new();
     let many = done.hops.len() > 1;
     for (i, hop) in done.hops.iter().enumerate() {
@@ -376,36 +430,10 @@ async fn run_job(app: &App, job: Job) {
         report,
         "\nprobe_success {} (module {}, prober {})",
         u8::from(done.result.success),
-        crate::escape::escape(&job.module.name),
-        job.module.prober.as_str()
+        crate::escape::escape(module),
+        prober.as_str()
     );
-    let last = done
-        .hops
-        .last()
-        .map(|h| h.diag.summary.clone())
-        .unwrap_or_default();
-    app.own.probed(
-        &job.module.name,
-        done.result.verdict.as_str(),
-        done.result.success,
-        done.result.duration,
-    );
-    app.recent.push(Entry {
-        id: 0,
-        at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-        target: job.target,
-        module: job.module.name.clone(),
-        verdict: done.result.verdict.as_str(),
-        success: done.result.success,
-        reason: last,
-        report: format!("{report}\nMetrics that were returned:\n{metrics_text}"),
-    });
-    let _ = job.reply.send(Answer {
-        metrics: metrics_text,
-        report,
-    });
+    report
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct HttpAsk {
 pub struct Step {
     pub expect: Option<regex::bytes::Regex>,
     pub send: Option<String>,
+    /// Labels to report when `expect` matched: names, and values with `$1`, `${name}` from
+    /// the match (blackbox_exporter's `probe_expect_info`).
+    pub labels: Vec<(String, String)>,
 }
 
 /// What the asked-for work gave.
@@ -108,6 +111,23 @@ pub struct Dialogue {
     pub done: usize,
     /// Why the next step failed, if one did.
     pub failure: Option<DialogueFailure>,
+    /// The labels of the steps whose pattern matched, their values expanded from what the
+    /// peer sent (control characters dropped, at most [`LABEL_MAX`] characters each).
+    pub labels: Vec<(String, String)>,
+}
+
+/// The longest label value kept from a match (the peer's text).
+pub const LABEL_MAX: usize = 128;
+
+/// `template` expanded with `caps`, as a label value.
+fn label_value(caps: &regex::bytes::Captures<'_>, template: &str) -> String {
+    let mut out = Vec::new();
+    caps.expand(template.as_bytes(), &mut out);
+    String::from_utf8_lossy(&out)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(LABEL_MAX)
+        .collect()
 }
 
 /// Why a dialogue step failed.
@@ -155,6 +175,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf: Vec<u8> = Vec::new();
+    let mut labels = Vec::new();
     let mut read_total = 0usize;
     let mut chunk = [0u8; 4096];
     for (i, step) in steps.iter().enumerate() {
@@ -170,6 +191,9 @@ where
                         line.pop();
                     }
                     if let Some(caps) = re.captures(&line) {
+                        for (name, value) in &step.labels {
+                            labels.push((name.clone(), label_value(&caps, value)));
+                        }
                         if let Some(s) = &send {
                             let mut out = Vec::new();
                             caps.expand(s.as_bytes(), &mut out);
@@ -198,6 +222,9 @@ where
                         if !line.is_empty()
                             && let Some(caps) = re.captures(&line)
                         {
+                            for (name, value) in &step.labels {
+                                labels.push((name.clone(), label_value(&caps, value)));
+                            }
                             if let Some(s) = &send {
                                 let mut out = Vec::new();
                                 caps.expand(s.as_bytes(), &mut out);
@@ -220,6 +247,7 @@ where
                 return Dialogue {
                     done: i,
                     failure: Some(failure),
+                    labels,
                 };
             }
         }
@@ -239,13 +267,18 @@ where
                 Ok(Ok(())) => None,
             };
             if failure.is_some() {
-                return Dialogue { done: i, failure };
+                return Dialogue {
+                    done: i,
+                    failure,
+                    labels,
+                };
             }
         }
     }
     Dialogue {
         done: steps.len(),
         failure: None,
+        labels,
     }
 }
 
@@ -604,6 +637,7 @@ mod tests {
         Step {
             expect: expect.map(|e| regex::bytes::Regex::new(e).unwrap()),
             send: send.map(str::to_string),
+            labels: vec![],
         }
     }
 
@@ -620,20 +654,15 @@ mod tests {
             drop(server);
             got
         });
-        let d = dialogue(
-            &mut client,
-            &[
-                step(Some("PING :([^ ]+)"), Some("PONG ${1}")),
-                step(Some("^001"), None),
-            ],
-            deadline,
-        )
-        .await;
+        let mut ping = step(Some("PING :(?P<token>[^ ]+)"), Some("PONG ${1}"));
+        ping.labels = vec![("token".into(), "t=${token}\u{7}".into())];
+        let d = dialogue(&mut client, &[ping, step(Some("^001"), None)], deadline).await;
         assert_eq!(
             d,
             Dialogue {
                 done: 2,
-                failure: None
+                failure: None,
+                labels: vec![("token".into(), "t=abc".into())],
             }
         );
         assert_eq!(srv.await.unwrap(), b"PONG abc\n");

@@ -131,6 +131,9 @@ pub struct Program {
     /// backend (see [`nothing_in_flight`]).
     pub connects_before: Option<u64>,
     pub own_connects: u64,
+    /// This process's own connects ([`crate::probe::own_connects`]) when `connects_before`
+    /// was read: those made since by other checks of the process are not the program's.
+    pub process_connects_before: u64,
 }
 
 impl std::fmt::Debug for Program {
@@ -208,7 +211,8 @@ pub async fn watch_here(
         let (owners, connects) = match program {
             Some(p) => (
                 Some(p.owners),
-                p.connects_before.map(|c| c + p.own_connects),
+                p.connects_before
+                    .map(|c| (c, p.own_connects, p.process_connects_before)),
             ),
             None => (None, None),
         };
@@ -350,9 +354,15 @@ fn poll_accepted(server: SocketAddr, client: SocketAddr, until: std::time::Insta
 /// told cheaply (listing connects in flight walks the whole connection table: ~4 ms here),
 /// so any other connect since makes the program's rest unknown. `None` then, and when the
 /// count cannot be read.
-fn nothing_in_flight(expected: Option<u64>) -> Option<bool> {
+///
+/// `counts`: the machine's count before, this check's own connects, and this process's count
+/// of connects before; the process's connects since then (other checks' probes and
+/// sessions) are subtracted, as this check's own are.
+fn nothing_in_flight(counts: Option<(u64, u64, u64)>) -> Option<bool> {
+    let (before, own, process_before) = counts?;
+    let process = crate::probe::own_connects().saturating_sub(process_before);
     let now = local::tcp_active_opens()?;
-    (now <= expected?).then_some(true)
+    (now <= before.saturating_add(own.max(process))).then_some(true)
 }
 
 /// At rest: is the connection still held by the program?
@@ -586,12 +596,14 @@ mod tests {
     fn a_connect_beyond_the_checks_own_makes_rest_unknown() {
         let before = local::tcp_active_opens().expect("readable here");
         // Nothing can have happened past the end of the counter.
-        assert_eq!(nothing_in_flight(Some(u64::MAX)), Some(true));
+        let process = crate::probe::own_connects();
+        assert_eq!(nothing_in_flight(Some((u64::MAX, 0, process))), Some(true));
         assert_eq!(nothing_in_flight(None), None, "no count read before");
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         // One connect more than expected: unknown, never "nothing in flight".
-        assert_eq!(nothing_in_flight(Some(before)), None);
+        // (A connect of another program, as this process's own count did not move.)
+        assert_eq!(nothing_in_flight(Some((before, 0, u64::MAX))), None);
     }
 
     #[test]
