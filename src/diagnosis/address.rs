@@ -96,6 +96,58 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// The kernel connected the socket to itself: the port is in this machine's range of source
+/// ports, nothing listens on it, and the connect was handed that very port as its source, so
+/// the SYN met the socket that sent it (TCP's "simultaneous open"). A connection, but to no
+/// server: the port is closed. (Reproduced by `tests/lab_truth_local.rs`, in a namespace
+/// whose only source port is the one dialled.)
+pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.evidence == Evidence::ConnectedToItself);
+    let a = *same.first()?;
+    let port = cx.port();
+    Some(
+        Finding::new(
+            FindingId::ConnectedToItself,
+            Severity::Error,
+            format!(
+                "The connection to {} port {port} went from port {port} to port {port} of the \
+                 same address: the kernel connected canreach's socket to itself. That happens \
+                 when nothing listens on a port that lies in this machine's range of source \
+                 ports and a connection is given that very port as its source. No program \
+                 answered: the port is closed.",
+                list(&same)
+            ),
+        )
+        .about(a.address)
+        .steps([
+            Step::run(
+                StepKind::CheckLocalSettings,
+                "See the range of source ports this machine hands out",
+                Command::SysctlPortRange,
+                Machine::This,
+            ),
+            Step::about(
+                StepKind::CheckLocalSettings,
+                format!(
+                    "Give the server meant for port {port} a port outside that range, or keep \
+                     this one out of it (net.ipv4.ip_local_reserved_ports): a client that \
+                     retries the port while its server is down can end up connected to itself \
+                     the same way, and believe it is connected."
+                ),
+                Machine::This,
+            ),
+        ])
+        // No packet left this machine, nothing forged a reset: no rule to hunt, no path.
+        .rules_out(&[
+            StepKind::FindResetRule,
+            StepKind::FindDropRule,
+            StepKind::TracePath,
+            StepKind::TryOtherPort,
+            StepKind::AskOwners,
+        ]),
+    )
+}
+
 fn reject_kind(a: &AddressResult) -> String {
     match a.evidence.icmp().map(|i| i.meaning()) {
         Some(Meaning::PortUnreachable) => "ICMP port-unreachable".into(),

@@ -122,6 +122,8 @@ pub enum Command {
     DockerPublishing {
         port: u16,
     },
+    /// The range of source ports this machine hands out, and the ports kept out of it.
+    SysctlPortRange,
 }
 
 /// What a `dig` asks.
@@ -234,6 +236,9 @@ impl Command {
             DockerPublishing { port } => format!("docker ps --filter publish={port}"),
             Timedatectl => "timedatectl".into(),
             UpdateCaCertificates => "update-ca-certificates".into(),
+            SysctlPortRange => {
+                "sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports".into()
+            }
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")

@@ -97,6 +97,8 @@ finding_ids! {
     DirectPath => "direct_path",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
+    /// The kernel connected canreach's socket to itself: nothing listens on the port.
+    ConnectedToItself => "connected_to_itself",
     /// A TCP reset.
     PortClosed => "port_closed",
     /// A reject ICMP from the target itself.

@@ -153,6 +153,9 @@ impl Outcome {
 pub enum Evidence {
     Handshake,
     TcpReset,
+    /// The handshake completed between the socket and itself (same address and port on both
+    /// ends): nothing listens, and no server took part.
+    ConnectedToItself,
     /// An ICMP error; its meaning comes from the one table (`crate::icmp`).
     Icmp(Icmp),
     /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
@@ -215,9 +218,11 @@ impl AddressResult {
     /// Who sent the ICMP behind this result, if one did.
     pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
         let icmp = self.evidence.icmp()?;
+        // The plain and v4-mapped forms of one address are one sender (`icmp::same_host`).
+        let is = |a: Option<IpAddr>, b: IpAddr| a.is_some_and(|a| crate::icmp::same_host(a, b));
         Some(match icmp.from {
-            Some(ip) if ip == self.address.ip() => (Sender::Target, Some(ip)),
-            Some(ip) if Some(ip) == self.local => (Sender::ThisMachine, Some(ip)),
+            Some(ip) if is(Some(self.address.ip()), ip) => (Sender::Target, Some(ip)),
+            Some(ip) if is(self.local, ip) => (Sender::ThisMachine, Some(ip)),
             Some(ip) => (Sender::OnTheWay, Some(ip)),
             None => (Sender::Unknown, None),
         })
@@ -229,12 +234,13 @@ impl AddressResult {
         match &self.evidence {
             Evidence::Handshake => format!("connected in {t}"),
             Evidence::TcpReset => format!("TCP reset after {t}"),
+            Evidence::ConnectedToItself => format!("connected to itself in {t}"),
             Evidence::Icmp(i) => {
-                let from = match i.from {
-                    Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
-                    Some(ip) if Some(ip) == self.local => format!("from this machine ({ip})"),
-                    Some(ip) => format!("from {ip}"),
-                    None => "from an unknown sender".to_string(),
+                let from = match self.sender() {
+                    Some((Sender::Target, _)) => "from the host itself".to_string(),
+                    Some((Sender::ThisMachine, Some(ip))) => format!("from this machine ({ip})"),
+                    Some((_, Some(ip))) => format!("from {ip}"),
+                    _ => "from an unknown sender".to_string(),
                 };
                 match i.meaning() {
                     crate::icmp::Meaning::Other => format!(
@@ -282,6 +288,7 @@ pub struct Diagnosis {
 pub fn classify(p: &ProbeFact) -> AddressResult {
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
+        (ConnectResult::ConnectedToItself, _) => (Outcome::Closed, Evidence::ConnectedToItself),
         // An ICMP error decides, whatever errno it was mapped to (ECONNREFUSED, EHOSTUNREACH,
         // EACCES for ICMPv6 prohibited …); so does a late ICMP that arrived as we gave up.
         (ConnectResult::Failed { .. } | ConnectResult::TimedOut, Some(icmp)) => {
@@ -443,6 +450,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ProxyApplies => one(session::proxy_applies(cx)),
         DirectPath => one(session::direct_path(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
+        ConnectedToItself => one(address::connected_to_itself(cx)),
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
         FirewallRejectOnPath => one(address::firewall_reject_on_path(cx)),
@@ -668,6 +676,14 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             "{t} is only partly reachable: {} of {n} addresses accepted the connection.",
             count(Outcome::Open)
         ),
+        Verdict::Closed
+            if addrs.first().map(|a| a.evidence) == Some(Evidence::ConnectedToItself) =>
+        {
+            format!(
+                "{t} is closed: nothing listens there; the connection that seemed to succeed \
+                 was canreach's own socket, connected to itself by the kernel."
+            )
+        }
         Verdict::Closed => format!(
             "{t} is closed: the host answered, but nothing accepts connections on port {}.",
             target.port

@@ -519,3 +519,58 @@ fn silence_on_a_live_host_says_what_the_rate_limit_may_hide_once() {
         "{m}"
     );
 }
+
+#[test]
+fn a_socket_connected_to_itself_is_closed_and_says_why() {
+    let mut p = probe("127.0.0.1:40000", ConnectResult::ConnectedToItself, None);
+    p.local = Some("127.0.0.1:40000".parse().unwrap());
+    let d = diagnose(&facts(target("127.0.0.1", 40000), vec![p]));
+    assert_eq!(d.verdict, Verdict::Closed);
+    assert_eq!(ids(&d), ["connected_to_itself"]);
+    let m = &d.findings[0].message;
+    assert!(m.contains("connected canreach's socket to itself"), "{m}");
+    assert!(d.summary.contains("connected to itself"), "{}", d.summary);
+    assert!(d.addresses[0].describe().starts_with("connected to itself"));
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert_eq!(
+        cmds,
+        ["sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports"]
+    );
+    // A real handshake stays open.
+    let d = diagnose(&facts(
+        target("127.0.0.1", 40000),
+        vec![probe("127.0.0.1:40000", ConnectResult::Connected, None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Open);
+}
+
+/// `::ffff:198.18.2.2` is 198.18.2.2: the kernel names an ICMPv4 sender in the plain form,
+/// and when it is the target (or this machine), it is not "a device on the way".
+#[test]
+fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
+    let mut p = probe(
+        "[::ffff:198.18.2.2]:5432",
+        failed(libc::ECONNREFUSED),
+        icmp4(3, "198.18.2.2"),
+    );
+    p.local = Some("[::ffff:198.18.1.2]:40000".parse().unwrap());
+    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p.clone()]));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::Target);
+    assert!(d.addresses[0].describe().contains("from the host itself"));
+    assert!(
+        d.summary.contains("the server's own firewall"),
+        "{}",
+        d.summary
+    );
+    // Its own OUTPUT reject: the ICMP comes from this machine's plain address.
+    p.icmp = icmp4(3, "198.18.1.2");
+    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p]));
+    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+    assert_eq!(ids(&d), ["local_policy_reject"]);
+}

@@ -151,7 +151,7 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
         || ip.to_canonical().is_loopback()
         || ip.is_unspecified()
-        || addresses.contains(&ip)
+        || addresses.iter().any(|a| crate::icmp::same_host(*a, ip))
 }
 
 /// How many TCP connects this machine (this network namespace) has begun: `ActiveOpens` in

@@ -310,7 +310,7 @@ impl Drop for Lab {
 
 /// Run `f` on a helper thread that has joined network namespace `ns`: sockets it opens belong
 /// to that namespace (and stay there), while the test process stays where it is.
-fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = File::open(path).unwrap();
