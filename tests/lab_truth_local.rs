@@ -96,3 +96,131 @@ fn a_v4_mapped_target_rejected_by_the_host_itself_names_the_host() {
     assert_eq!(v["probes"][0]["icmp"]["sender"], "target", "{}", r.stdout);
     assert_eq!(ids(&v), ["firewall_reject_on_host"]);
 }
+
+/// Put a FIFO at /etc/netns/NS/FILE: `ip netns exec` bind-mounts it over /etc/FILE. (The Lab
+/// deletes /etc/netns/NS when dropped.)
+fn etc_fifo(ns: &str, file: &str) {
+    let path = format!("/etc/netns/{ns}/{file}");
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    sh(&["mkfifo", &path]);
+}
+
+/// Run canreach in `ns` with a hard bound of 10 s (the failure guarded against is a hang).
+fn bounded_run(ns: &str, args: &[&str]) -> (std::process::Output, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let out = assert_cmd::Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_canreach")])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
+    (out, start.elapsed())
+}
+
+/// /etc/services is read before anything else (service names in targets): a FIFO there must
+/// not hold the run in `openat` forever. Nor one at /etc/os-release (the Markdown ticket).
+#[test]
+fn fifos_as_etc_services_and_os_release_do_not_block_the_run() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "services");
+    let (out, took) = bounded_run(&lab.client, &["--json", "-t", "1s", "127.0.0.1:22200"]);
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed", "{v}");
+    // The built-in names still work without the file.
+    let (out, took) = bounded_run(&lab.client, &["--json", "-t", "1s", "127.0.0.1", "https"]);
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["target"]["port"], 443, "{v}");
+    // The Markdown ticket names the system from /etc/os-release (read by sysinfo).
+    etc_fifo(&lab.client, "os-release");
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--format", "markdown", "-t", "1s", "127.0.0.1:22200"],
+    );
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("- system: unknown"), "{md}");
+}
+
+/// The owner's user name comes from /etc/passwd, then from the system's user database (which
+/// reads /etc/nsswitch.conf and /etc/passwd itself): FIFOs there must cost the name, not the
+/// local facts or the deadline.
+#[test]
+fn fifos_as_passwd_and_nsswitch_conf_cost_the_user_name_only() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "passwd");
+    etc_fifo(&lab.client, "nsswitch.conf");
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22201"));
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--json", "--tcp", "-t", "2s", "127.0.0.1:22201"],
+    );
+    assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "open", "{v}");
+    let l = &v["local"]["listeners"][0];
+    assert_eq!(l["uid"], 0, "{v}");
+    assert_eq!(l["process"]["pid"], std::process::id(), "{v}");
+    assert!(l["user"].is_null(), "{v}");
+}
+
+/// A listener whose program accepts every connection (and holds it) until dropped.
+struct Accepting {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Accepting {
+    fn start(l: std::net::TcpListener) -> Accepting {
+        l.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+                }
+            }
+        });
+        Accepting {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The TLS check reads the system's certificate bundle (/etc/ssl/certs): a FIFO there must
+/// cost the trust store, not hang the check past its deadline.
+#[test]
+fn a_fifo_as_the_certificate_bundle_does_not_hang_the_tls_check() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "ssl/certs/ca-certificates.crt");
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22202"));
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--json", "--protocol", "tls", "-t", "1s", "127.0.0.1:22202"],
+    );
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["target"]["port"], 22202, "{v}");
+}

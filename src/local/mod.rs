@@ -793,10 +793,20 @@ impl UserNames {
 }
 
 fn lookup_user(uid: u32) -> Option<String> {
-    std::fs::read("/etc/passwd")
-        .ok()
-        .and_then(|text| passwd_name(&text, uid))
-        .or_else(|| crate::sys::user_name(uid))
+    use std::path::Path;
+    // Read as the resolver's files are: a FIFO or device at /etc/passwd must cost the name,
+    // not hold the inspection for ever.
+    let passwd =
+        crate::dns::files::read_bounded(Path::new("/etc/passwd"), crate::dns::files::MAX_FILE);
+    if let Some(name) = passwd.as_ref().ok().and_then(|text| passwd_name(text, uid)) {
+        return Some(name);
+    }
+    // glibc's user database opens both files with a blocking `open`: asked only when they
+    // would be read at once.
+    let readable = ["/etc/nsswitch.conf", "/etc/passwd"]
+        .iter()
+        .all(|p| crate::dns::files::regular_or_absent(Path::new(p)));
+    readable.then(|| crate::sys::user_name(uid)).flatten()
 }
 
 /// The name of `uid` in the text of a passwd(5) file (`name:x:uid:gid:…`); the first entry
