@@ -224,3 +224,81 @@ fn a_fifo_as_the_certificate_bundle_does_not_hang_the_tls_check() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(v["target"]["port"], 22202, "{v}");
 }
+
+/// A PostgreSQL-like process tree, in its own PID namespace (so the host's processes cannot
+/// change the test): a postmaster named `postgres` listening on 127.0.0.1:5433 (a copy of nc)
+/// and five workers, its children, named `postgres` and retitled as PostgreSQL's are
+/// (`postgres: checkpointer` …; copies of sleep). `canreach :5432` runs in the same PID and
+/// network namespaces, as root.
+const FAKE_POSTGRES: &str = r#"
+set -e
+D="$1"
+cat > "$D/postmaster.sh" <<EOS
+for role in checkpointer "background writer" walwriter "autovacuum launcher" "logical replication launcher"; do
+  (exec -a "postgres: \$role" "$D/w/postgres" 30) &
+done
+exec -a postgres "$D/l/postgres" -k -l 127.0.0.1 5433
+EOS
+"$D/bin/postgres" "$D/postmaster.sh" </dev/null >/dev/null 2>&1 &
+for i in $(seq 1 250); do
+  ss -Hltn 'sport = :5433' | grep -q . && break
+  sleep 0.02
+done
+# Every worker started (6 processes named postgres).
+for i in $(seq 1 250); do
+  [ "$(grep -lx postgres /proc/[0-9]*/comm 2>/dev/null | wc -l)" -ge 6 ] && break
+  sleep 0.02
+done
+"$2" --json :5432
+"#;
+
+#[test]
+fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
+    require_lab!();
+    let lab = Lab::new();
+    let dir = std::env::temp_dir().join(format!("canreach-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (sub, from) in [
+        ("l", "/usr/bin/nc.openbsd"),
+        ("w", "/usr/bin/sleep"),
+        ("bin", "/usr/bin/bash"),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(from, dir.join(sub).join("postgres"))
+            .unwrap_or_else(|e| panic!("{from}: {e} (apt-get install netcat-openbsd)"));
+    }
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.server])
+        .args(["unshare", "--pid", "--fork", "--mount-proc"])
+        .args(["bash", "-c", FAKE_POSTGRES, "fake-postgres"])
+        .arg(&dir)
+        .arg(env!("CARGO_BIN_EXE_canreach"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check_report(&stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed", "{v}");
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "usual_server_elsewhere")
+        .collect();
+    assert_eq!(found.len(), 1, "one server, one finding: {found:#?}");
+    let m = found[0]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("PostgreSQL is running (postgres pid ")
+            && m.contains(" and 5 worker processes: postgres -k -l 127.0.0.1 5433)")
+            && m.ends_with("and listens on 127.0.0.1:5433 — not on port 5432."),
+        "{m}"
+    );
+    assert!(!m.contains("without root"), "{m}");
+    let servers = v["local"]["usual_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{servers:#?}");
+    assert_eq!(servers[0]["listening"][0], "127.0.0.1:5433");
+    assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
+}

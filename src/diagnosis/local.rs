@@ -337,7 +337,13 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                None if l.privileged => "(where it listens could not be read)".to_string(),
                 None => "(where it listens cannot be seen without root)".to_string(),
+            };
+            let workers = match s.workers.len() {
+                0 => String::new(),
+                1 => " and 1 worker process".to_string(),
+                n => format!(" and {n} worker processes"),
             };
             let mut steps = vec![Step::about(
                 StepKind::PointClient,
@@ -347,7 +353,7 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                 ),
                 Machine::This,
             )];
-            if s.listening.is_none() {
+            if s.listening.is_none() && !l.privileged {
                 steps.push(Step::run(
                     StepKind::CheckListening,
                     "See its listening sockets",
@@ -367,7 +373,7 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                 FindingId::UsualServerElsewhere,
                 Severity::Warning,
                 format!(
-                    "{} is running ({} pid {}: {}) {where_}.",
+                    "{} is running ({} pid {}{workers}: {}) {where_}.",
                     s.server, s.process.name, s.process.pid, s.process.cmdline
                 ),
             )
@@ -1081,6 +1087,56 @@ mod tests {
                 .any(|f| f.id == "local_firewall_input"),
             "input rules do not concern remote targets"
         );
+    }
+
+    #[test]
+    fn one_server_with_its_workers_is_one_finding_and_root_sees_where_it_listens() {
+        let proc_ = |pid: u32, cmdline: &str| Process {
+            pid,
+            name: "postgres".into(),
+            cmdline: cmdline.into(),
+            exe: None,
+        };
+        let mut l = local_with(vec![]);
+        l.usual_servers = vec![crate::local::RunningServer {
+            server: "PostgreSQL",
+            process: proc_(812, "/usr/lib/postgresql/15/bin/postgres -D /d"),
+            listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
+            workers: vec![813, 814, 815, 816, 817],
+        }];
+        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let found: Vec<&Finding> = d
+            .findings
+            .iter()
+            .filter(|f| f.id == "usual_server_elsewhere")
+            .collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].message,
+            "PostgreSQL is running (postgres pid 812 and 5 worker processes: \
+             /usr/lib/postgresql/15/bin/postgres -D /d) and listens on 127.0.0.1:5433 — not on \
+             port 5432."
+        );
+        // Descriptors unreadable: as root that is no matter of permission.
+        l.usual_servers[0].listening = None;
+        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let m = &d
+            .findings
+            .iter()
+            .find(|f| f.id == "usual_server_elsewhere")
+            .unwrap()
+            .message;
+        assert!(m.ends_with("(where it listens could not be read)."), "{m}");
+        assert!(!d.steps.iter().any(|s| s.kind == StepKind::CheckListening));
+        l.privileged = false;
+        let d = crate::diagnosis::diagnose(&facts_for(l, None));
+        let m = &d
+            .findings
+            .iter()
+            .find(|f| f.id == "usual_server_elsewhere")
+            .unwrap()
+            .message;
+        assert!(m.ends_with("cannot be seen without root)."), "{m}");
     }
 
     #[test]

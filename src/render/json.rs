@@ -391,6 +391,7 @@ struct RunningJ {
     server: &'static str,
     process: ProcessJ,
     listening: Option<Vec<String>>,
+    workers: Vec<u32>,
 }
 
 #[derive(Serialize)]
@@ -617,6 +618,7 @@ fn local(l: Option<&LocalFacts>, fw: Option<&Firewall>) -> LocalJ {
                     server: s.server,
                     process: process(&s.process),
                     listening: s.listening.as_ref().map(|v| strings(v)),
+                    workers: s.workers.clone(),
                 })
                 .collect()
         }),
