@@ -583,6 +583,7 @@ async fn follow_sessions<C: Connector>(
                 window: Duration::ZERO,
                 accepted: None,
                 at_rest: None,
+                not_accepted: None,
                 first: First::Reset,
                 via: None,
                 tls: None,

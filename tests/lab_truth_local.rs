@@ -171,42 +171,6 @@ fn fifos_as_passwd_and_nsswitch_conf_cost_the_user_name_only() {
     assert!(l["user"].is_null(), "{v}");
 }
 
-/// A listener whose program accepts every connection (and holds it) until dropped.
-struct Accepting {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Accepting {
-    fn start(l: std::net::TcpListener) -> Accepting {
-        l.set_nonblocking(true).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((s, _)) => held.push(s),
-                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
-                }
-            }
-        });
-        Accepting {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Accepting {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The TLS check reads the system's certificate bundle (/etc/ssl/certs): a FIFO there must
 /// cost the trust store, not hang the check past its deadline.
 #[test]
@@ -301,4 +265,85 @@ fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
     assert_eq!(servers.len(), 1, "{servers:#?}");
     assert_eq!(servers[0]["listening"][0], "127.0.0.1:5433");
     assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
+}
+
+/// A program that listens but never calls accept(), its queue far from full: the kernel
+/// completes the handshake, clients connect and hang. Not open: `service_error`, naming the
+/// program (this test process), its pid and its queue — after the half-second watch for the
+/// accept, not after a few milliseconds.
+#[test]
+fn a_listener_that_never_accepts_is_a_service_error_not_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = lab.listen_backlog(&lab.client, "127.0.0.1:22400", 16);
+    let r = lab.canreach(&["--json", "127.0.0.1", "22400"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert_eq!(r.code, 10);
+    assert_eq!(ids(&v), ["program_not_accepting"], "{}", r.stdout);
+    let m = finding(&v, "program_not_accepting")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains(&format!("(pid {}, user root", std::process::id()))
+            && m.contains("listens on 127.0.0.1:22400, but did not take the connection")
+            && m.contains("waiting, this check's among them; room for 16)"),
+        "{m}"
+    );
+    let n = &v["probes"][0]["session"]["not_accepted"];
+    assert!(n["waited_ms"].as_f64().unwrap() >= 498.0, "{n}");
+    assert_eq!(n["backlog"], 16, "{n}");
+    assert_eq!(n["cut_short"], false, "{n}");
+    assert!(
+        r.took > std::time::Duration::from_millis(500)
+            && r.took < std::time::Duration::from_millis(1500),
+        "{:?}",
+        r.took
+    );
+    // The text report says it too.
+    let r = lab.canreach(&["127.0.0.1", "22400"]);
+    assert_eq!(r.code, 10, "{}", r.stdout);
+    assert!(r.stdout.contains("SERVICE ERROR"), "{}", r.stdout);
+}
+
+/// A program slow to accept (it takes each connection 200 ms after it arrived: busy) is waited
+/// for, and open.
+#[test]
+fn a_listener_slow_to_accept_is_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen(&lab.client, "127.0.0.1:22401");
+    l.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let slow = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let mut held = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            // Once a connection waits (the listener is readable), take it 200 ms later.
+            let mut p = libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            #[allow(unsafe_code)]
+            let ready = unsafe { libc::poll(&mut p, 1, 10) };
+            if ready > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                while let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+            }
+        }
+    });
+    let r = lab.canreach(&["--json", "127.0.0.1", "22401"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    slow.join().unwrap();
+    let v = r.json();
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    let s = &v["probes"][0]["session"];
+    assert!(s["not_accepted"].is_null(), "{s}");
+    assert!(s["accepted_ms"].as_f64().unwrap() >= 190.0, "{s}");
 }

@@ -45,6 +45,9 @@ finding_ids! {
     OutOfTime => "out_of_time",
     /// Large packets vanish on the way: the handshake completed only with a smaller MSS.
     MtuBlackhole => "mtu_blackhole",
+    /// A program on this machine did not take the connection (`accept()`) within the watch:
+    /// it waits in the accept queue, and clients hang.
+    ProgramNotAccepting => "program_not_accepting",
     /// The kernel accepted, then the program reset the connection at once.
     AcceptedThenReset => "accepted_then_reset",
     /// The kernel accepted, then the program closed the connection without a word.

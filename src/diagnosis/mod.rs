@@ -425,6 +425,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ListenerNotAccepting => local::listener_not_accepting(cx),
         OutOfTime => one(address::out_of_time(cx)),
         MtuBlackhole => one(session::mtu_blackhole(cx)),
+        ProgramNotAccepting => one(local::program_not_accepting(cx)),
         AcceptedThenReset => one(session::accepted_then_reset(cx)),
         AcceptedThenClosed => one(session::accepted_then_closed(cx)),
         ServiceRefuses => one(session::service_refuses(cx)),

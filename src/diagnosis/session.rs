@@ -26,6 +26,15 @@ use crate::session::{SessionFacts, ViaProxy};
 
 /// What the session facts make of an address whose TCP handshake completed.
 pub fn outcome(s: &SessionFacts) -> Outcome {
+    // The program behind a port of this machine did not take the connection: clients hang
+    // (`diagnosis::local::program_not_accepting`).
+    if let Some(n) = &s.not_accepted {
+        return if n.cut_short {
+            Outcome::Inconclusive
+        } else {
+            Outcome::ServiceError
+        };
+    }
     match &s.first {
         First::Reset | First::Closed => return Outcome::ServiceError,
         First::Banner {
@@ -68,6 +77,7 @@ pub fn outcome(s: &SessionFacts) -> Outcome {
 pub fn headline(id: FindingId) -> Option<&'static str> {
     use FindingId::*;
     Some(match id {
+        ProgramNotAccepting => "it does not take the connection (no accept)",
         AcceptedThenReset => "it resets the connection as soon as it is accepted",
         AcceptedThenClosed => "it closes the connection as soon as it is accepted",
         ServiceRefuses => "it refuses this client",
@@ -1591,6 +1601,7 @@ mod tests {
             window: Duration::from_millis(8),
             accepted: None,
             at_rest: None,
+            not_accepted: None,
             first: First::Silent,
             via,
             tls: None,

@@ -574,3 +574,120 @@ fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
     assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
     assert_eq!(ids(&d), ["local_policy_reject"]);
 }
+
+/// A connection to this machine that the program did not take within the watch: the kernel
+/// completed the handshake, so the probe says connected; the program is named with its queue.
+fn not_taken_facts(n: crate::session::first::NotAccepted) -> Facts {
+    use crate::local::{Listener, LocalFacts, Process};
+    use crate::session::first::First;
+    let mut f = facts(
+        target("127.0.0.1", 22300),
+        vec![probe("127.0.0.1:22300", ConnectResult::Connected, None)],
+    );
+    f.addresses[0].session = Some(crate::session::SessionFacts {
+        address: "127.0.0.1:22300".parse().unwrap(),
+        window: Duration::from_millis(500),
+        accepted: None,
+        at_rest: None,
+        not_accepted: Some(n),
+        first: First::Silent,
+        via: None,
+        tls: None,
+        mss_retry: None,
+        http: None,
+        tls_confirm: None,
+    });
+    f.local = Some(LocalFacts {
+        port: 22300,
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+        listeners: vec![Listener {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 22300,
+            uid: 0,
+            queued: 1,
+            backlog: Some(16),
+            user: Some("root".into()),
+            process: Some(Process {
+                pid: 4242,
+                name: "python3".into(),
+                cmdline: "python3 hung.py".into(),
+                exe: Some("/usr/bin/python3.11".into()),
+            }),
+        }],
+        owner_other_listeners: vec![],
+        usual_servers: vec![],
+        usual_server_names: vec![],
+        privileged: true,
+        listen_drops: None,
+        owner_search_incomplete: false,
+    });
+    f.privileged = true;
+    f
+}
+
+#[test]
+fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
+    let n = crate::session::first::NotAccepted {
+        waited: Duration::from_millis(501),
+        queued: Some(2),
+        backlog: Some(16),
+        asleep: Some(true),
+        cut_short: false,
+    };
+    let d = diagnose(&not_taken_facts(n.clone()));
+    assert_eq!(d.verdict, Verdict::ServiceError);
+    assert_eq!(ids(&d), ["program_not_accepting"]);
+    let m = &d.findings[0].message;
+    assert!(m.starts_with("python3 (pid 4242, user root, /usr/bin/python3.11) listens on 127.0.0.1:22300, but did not take the connection: it waited 501 ms"), "{m}");
+    assert!(
+        m.contains("(2 waiting, this check's among them; room for 16)"),
+        "{m}"
+    );
+    assert!(m.contains("not calling accept()"), "{m}");
+    assert!(
+        d.summary.contains("it does not take the connection"),
+        "{}",
+        d.summary
+    );
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "ps -o pid,stat,etime,wchan:32,args -p 4242",
+            "ss -ltn 'sport = :22300'"
+        ]
+    );
+    // Busy rather than asleep: said so.
+    let d = diagnose(&not_taken_facts(crate::session::first::NotAccepted {
+        asleep: Some(false),
+        ..n.clone()
+    }));
+    assert!(
+        d.findings[0].message.contains("too busy"),
+        "{}",
+        d.findings[0].message
+    );
+    // The deadline ended the watch first: no verdict on the program, and no word on silence.
+    let d = diagnose(&not_taken_facts(crate::session::first::NotAccepted {
+        waited: Duration::from_millis(290),
+        cut_short: true,
+        ..n
+    }));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["program_not_accepting"]);
+    assert_eq!(d.findings[0].severity, Severity::Warning);
+    assert!(
+        d.findings[0]
+            .message
+            .contains("when the deadline ended the watch after 290 ms")
+    );
+    assert!(
+        d.steps
+            .iter()
+            .any(|s| s.command.as_deref() == Some("canreach --timeout 10s 127.0.0.1 22300"))
+    );
+}

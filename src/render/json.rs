@@ -151,6 +151,15 @@ struct ProbeJ {
 }
 
 #[derive(Serialize)]
+struct NotAcceptedJ {
+    waited_ms: f64,
+    queued: Option<u32>,
+    backlog: Option<u32>,
+    asleep: Option<bool>,
+    cut_short: bool,
+}
+
+#[derive(Serialize)]
 struct SessionJ {
     window_ms: f64,
     /// Connections to this machine: after how long the program took the connection.
@@ -158,6 +167,9 @@ struct SessionJ {
     /// Connections to this machine: after how long every thread of the program (and of its
     /// children) was seen asleep with the connection still held; the watch ended there.
     at_rest_ms: Option<f64>,
+    /// Connections to this machine: the program did not take it within the watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_accepted: Option<NotAcceptedJ>,
     first: FirstJ,
     tls: Option<TlsJ>,
     mss_retry: Option<MssJ>,
@@ -680,6 +692,13 @@ fn session(s: &SessionFacts) -> SessionJ {
         window_ms: ms(s.window),
         accepted_ms: s.accepted.map(ms),
         at_rest_ms: s.at_rest.map(ms),
+        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
+            waited_ms: ms(n.waited),
+            queued: n.queued,
+            backlog: n.backlog,
+            asleep: n.asleep,
+            cut_short: n.cut_short,
+        }),
         first: FirstJ {
             kind,
             banner,

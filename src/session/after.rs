@@ -127,6 +127,9 @@ pub struct SessionFacts {
     /// After how long the program was seen back to waiting with the connection held (every
     /// thread asleep, see [`crate::local::idle`]); the watch ended there.
     pub at_rest: Option<Duration>,
+    /// For a connection to this machine: the program did not take it (`accept()`) within
+    /// [`first::ACCEPT_WAIT`] (see [`first::watch_here`]).
+    pub not_accepted: Option<first::NotAccepted>,
     pub first: First,
     /// Set when the address is an HTTP proxy the session went through.
     pub via: Option<ViaProxy>,
@@ -204,6 +207,7 @@ pub async fn after_connect_via(
         window: seen.watched,
         accepted: seen.accepted,
         at_rest: seen.at_rest,
+        not_accepted: seen.not_accepted,
         first,
         via: None,
         tls: None,
