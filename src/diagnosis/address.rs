@@ -460,6 +460,9 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
     });
     let a = *same.first()?;
     let port = cx.port();
+    if cx.is_here(a.address.ip()) {
+        return Some(silent_drop_here(cx, &same));
+    }
     let target = cx.target();
     let host = target.host.to_string();
     let walked = cx.path.is_some_and(|p| p.address == a.address);
@@ -513,6 +516,61 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
             )
         })),
     )
+}
+
+/// Silence from an address of this machine: no path, no other team. A SYN to it is answered
+/// in microseconds — by the listener, or with a reset when none listens — unless this
+/// machine's own firewall drops it, or the listener's accept queue is full (which
+/// `listener_not_accepting` says when the queue was seen full or drops were counted; here it
+/// had room and none was counted).
+fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
+    let a = same[0];
+    let port = cx.port();
+    let listened =
+        cx.facts.addresses.iter().any(|f| {
+            f.address() == a.address && f.queue.as_ref().is_some_and(|q| q.first.is_some())
+        });
+    let why = if listened {
+        " A program listens there with room in its accept queue, and no connection attempt was \
+         counted as dropped at a full queue meanwhile: the drop is not the program's."
+    } else {
+        " Nothing listening would have answered with a reset."
+    };
+    Finding::new(
+        FindingId::SilentDrop,
+        Severity::Error,
+        format!(
+            "No answer from {} port {port} in {}: on this machine only a firewall rule of its \
+             own (nftables, iptables — also the legacy backend, which canreach does not read — \
+             or another packet filter) drops a connection without a word.{why}",
+            list(same),
+            fmt_duration(a.elapsed)
+        ),
+    )
+    .about(a.address)
+    .steps([
+        Step::run(
+            StepKind::FindDropRule,
+            "Look for the rule in this machine's firewall",
+            Command::NftGrep {
+                port,
+                verdict: Some("drop"),
+            },
+            Machine::This,
+        ),
+        Step::run(
+            StepKind::FindDropRule,
+            "On machines with iptables rules, look there too",
+            Command::IptablesRules,
+            Machine::This,
+        ),
+    ])
+    // This machine is the far end: no path to walk, no other host or team to ask.
+    .rules_out(&[
+        StepKind::TracePath,
+        StepKind::TryOtherPort,
+        StepKind::AskOwners,
+    ])
 }
 
 /// Some addresses of the name accepted, some did not.

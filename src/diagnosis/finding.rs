@@ -98,6 +98,9 @@ finding_ids! {
     ProxyApplies => "proxy_applies",
     /// Through a proxy: what a direct connection to the destination got (never the verdict).
     DirectPath => "direct_path",
+    /// A port of this machine answered only the kernel's retried SYN: its listener's accept
+    /// queue was full at the first.
+    FirstSynDropped => "first_syn_dropped",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
     /// The kernel connected canreach's socket to itself: nothing listens on the port.

@@ -4,12 +4,13 @@
 //! elsewhere), loopback-only, the other family, another address, a container's proxy, hidden
 //! owners, and this machine's own firewall rules. One function per finding.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Outcome, Verdict};
+use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
+use crate::facts::QueueWatch;
 use crate::local::Firewall;
 use crate::local::nft::{FirewallRule, NftError};
 use crate::local::servers::{self, CONTAINER_PROXIES};
@@ -224,44 +225,156 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-/// Does a listener on this machine that takes `ip` have a full accept queue (so the silence of
-/// `ip` is explained by it)?
-pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
-    cx.facts
-        .local
-        .as_ref()
-        .is_some_and(|l| l.listeners.iter().any(|x| x.queue_full() && accepts(x, ip)))
+/// What shows that a listener's accept queue explains a silence: the queue full in the local
+/// inspection's table, or the address's own watch while it was silent (a look found it full,
+/// or the kernel counted SYNs dropped at full queues meanwhile).
+#[derive(Debug, Clone, Copy)]
+enum QueueEvidence<'a> {
+    /// The inspection's table: this listener's queue full.
+    Table(&'a Listener),
+    /// The silent address's own looks and counters.
+    Watch(&'a QueueWatch),
 }
 
-/// A listener that accepts the address dialled has a full accept queue: the program is not
-/// accepting connections, and the kernel drops new SYNs silently (a silence that looks exactly
-/// like a firewall's drop). `docs/ground-truth/beyond-connect.md`.
-pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
-    let Some(l) = failed_here(cx) else {
-        return vec![];
-    };
-    let dialled: Vec<IpAddr> = cx
+/// Does a silent address's watch show its listener's queue full, or drops counted?
+fn watch_shows_full(q: &QueueWatch) -> bool {
+    [q.first, q.last].iter().flatten().any(|l| l.full()) || q.overflows > Some(0)
+}
+
+/// The listeners whose queue explains a failed address's silence, with the evidence: first
+/// from the silent addresses' own watches (which need no socket table: under load the
+/// inspection may not finish in time), then from the table. One each; `None` for a listener
+/// the table does not show.
+fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, QueueEvidence<'a>)> {
+    let listeners = cx
+        .facts
+        .local
+        .as_ref()
+        .map_or(&[][..], |l| &l.listeners[..]);
+    // Only silence is a queue's doing: an address that connected in the end is not dropped.
+    let silent = |r: &AddressResult| r.outcome != Outcome::Open && r.evidence == Evidence::Silence;
+    let failed = |addr: SocketAddr| cx.addresses.iter().any(|r| r.address == addr && silent(r));
+    let mut out: Vec<(Option<&Listener>, SocketAddr, QueueEvidence)> = Vec::new();
+    for a in &cx.facts.addresses {
+        let Some(q) = a.queue.as_ref().filter(|q| watch_shows_full(q)) else {
+            continue;
+        };
+        if !failed(a.address()) {
+            continue;
+        }
+        let x = listeners.iter().find(|x| accepts(x, a.address().ip()));
+        let seen = out.iter().any(|(y, addr, _)| match (x, y) {
+            (Some(x), Some(y)) => x == *y,
+            _ => *addr == a.address(),
+        });
+        if !seen {
+            out.push((x, a.address(), QueueEvidence::Watch(q)));
+        }
+    }
+    for x in listeners.iter().filter(|x| x.queue_full()) {
+        let dialled = cx
+            .addresses
+            .iter()
+            .find(|r| silent(r) && accepts(x, r.address.ip()));
+        if let Some(r) = dialled
+            && !out.iter().any(|(y, _, _)| *y == Some(x))
+        {
+            out.push((Some(x), r.address, QueueEvidence::Table(x)));
+        }
+    }
+    out
+}
+
+/// Does a listener on this machine that takes `ip` have a full accept queue, or had it one
+/// while `ip` was silent (so the silence of `ip` is explained by it)?
+pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
+    let listeners = cx
+        .facts
+        .local
+        .as_ref()
+        .map_or(&[][..], |l| &l.listeners[..]);
+    let in_table = listeners.iter().any(|x| x.queue_full() && accepts(x, ip));
+    let watched = cx
+        .facts
         .addresses
         .iter()
-        .filter(|a| a.outcome != Outcome::Open)
-        .map(|a| a.address.ip())
-        .collect();
-    l.listeners
-        .iter()
-        .filter(|x| x.queue_full() && dialled.iter().any(|d| accepts(x, *d)))
-        .map(|x| {
-            let backlog = x.backlog.unwrap_or_default();
-            let drops = l.listen_drops.map_or(String::new(), |c| {
+        .any(|a| a.address().ip() == ip && a.queue.as_ref().is_some_and(watch_shows_full));
+    in_table || watched
+}
+
+/// A listener that accepts the address dialled has a full accept queue, or had one while the
+/// address was silent: the program does not take connections as fast as they come, and the
+/// kernel drops new SYNs silently (a silence that looks exactly like a firewall's drop).
+/// `docs/ground-truth/beyond-connect.md`.
+pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
+    if cx.verdict == Verdict::Open {
+        return vec![];
+    }
+    let since_boot = cx.facts.local.as_ref().and_then(|l| l.listen_drops);
+    queue_explained(cx)
+        .into_iter()
+        .map(|(x, address, evidence)| {
+            let who = x.map_or(format!("The program listening on {address}"), |x| {
+                format!("{} listens on {}, but it", owner(x), show(x))
+            });
+            let port = address.port();
+            let drops = since_boot.map_or(String::new(), |c| {
                 format!(
-                    " This machine has dropped {} connection attempts at full accept queues                      since it started (ListenOverflows).",
+                    " This machine has dropped {} connection attempts at full accept queues \
+                     since it started (ListenOverflows).",
                     c.overflows
                 )
             });
+            let figures = |q: u32, b: Option<u32>| match b {
+                Some(b) => format!("{q} waiting, room for {b}"),
+                None => format!("{q} waiting"),
+            };
+            let message = match evidence {
+                QueueEvidence::Table(x) => format!(
+                    "{who} is not accepting connections: its accept queue is full ({}), so \
+                     the kernel drops new connection attempts without a word — the program is \
+                     hung or overloaded. A firewall is not needed to explain the \
+                     silence.{drops}",
+                    figures(x.queued, x.backlog)
+                ),
+                QueueEvidence::Watch(q) => {
+                    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
+                    let counted = match q.overflows {
+                        Some(n) if n > 0 => format!(
+                            " While this check waited, the kernel dropped {n} connection \
+                             attempts at full accept queues on this machine \
+                             (ListenOverflows)."
+                        ),
+                        _ => String::new(),
+                    };
+                    match full_look.or(q.last) {
+                        Some(look) if look.full() => format!(
+                            "{who} is not accepting connections: its accept queue is full \
+                             ({}), so the kernel drops new connection attempts without a word \
+                             — the program is hung or overloaded. A firewall is not needed to \
+                             explain the silence.{counted}",
+                            figures(look.queued, look.backlog)
+                        ),
+                        room => format!(
+                            "{who} does not take connections as fast as they come: its \
+                             accept queue filled up, and the kernel dropped this connection \
+                             attempt without a word.{counted}{} The program is overloaded (or \
+                             was stuck for a moment). A firewall is not needed to explain the \
+                             silence.",
+                            room.map_or(String::new(), |r| format!(
+                                " It has room again now ({}).",
+                                figures(r.queued, r.backlog)
+                            ))
+                        ),
+                    }
+                }
+            };
             let mut steps = Vec::new();
-            if let Some(p) = &x.process {
+            if let Some(p) = x.and_then(|x| x.process.as_ref()) {
                 steps.push(Step::run(
                     StepKind::InspectProgram,
-                    "See what the program is doing (a state of D or T, or a long wait, means                      it is stuck)",
+                    "See what the program is doing (a state of D or T, or a long wait, means \
+                     it is stuck)",
                     Command::ProcessState { pid: p.pid },
                     Machine::This,
                 ));
@@ -269,12 +382,11 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
             steps.push(Step::run(
                 StepKind::WatchQueue,
                 "Watch its queue: Recv-Q above Send-Q means it is full",
-                Command::SsQueue { port: x.port },
+                Command::SsQueue { port },
                 Machine::This,
             ));
             let unit = x
-                .process
-                .as_ref()
+                .and_then(|x| x.process.as_ref())
                 .and_then(|p| servers::for_process(&p.name))
                 .and_then(|k| k.unit);
             steps.push(match unit {
@@ -291,30 +403,84 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
                     Machine::This,
                 ),
             });
-            Finding::new(
-                FindingId::ListenerNotAccepting,
-                Severity::Error,
-                format!(
-                    "{} listens on {} but is not accepting connections: its accept queue is \
-                     full ({} waiting, room for {backlog}), so the kernel drops new connection \
-                     attempts without a word — the program is hung or overloaded. A firewall is \
-                     not needed to explain the silence.{drops}",
-                    owner(x),
-                    show(x),
-                    x.queued
-                ),
-            )
-            .steps(steps)
-            .rules_out(&[
-                StepKind::FindDropRule,
-                StepKind::CheckLocalOutput,
-                StepKind::TracePath,
-                StepKind::TryOtherPort,
-                StepKind::AskOwners,
-                StepKind::CheckListening,
-            ])
+            Finding::new(FindingId::ListenerNotAccepting, Severity::Error, message)
+                .steps(steps)
+                .rules_out(&[
+                    StepKind::FindDropRule,
+                    StepKind::CheckLocalOutput,
+                    StepKind::TracePath,
+                    StepKind::TryOtherPort,
+                    StepKind::AskOwners,
+                    StepKind::CheckListening,
+                ])
         })
         .collect()
+}
+
+/// The first SYN to a port of this machine went unanswered and the kernel's retransmission,
+/// a second later, was accepted, while a program listens there: on this machine nothing but a
+/// full accept queue drops a SYN to a listener without a word (or a firewall rule that let the
+/// retry pass, which the firewall finding would name). The port works, slowly: each client
+/// waits a second or more while the program is this busy.
+pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
+    let a = cx.facts.addresses.iter().find(|a| {
+        a.queue.is_some()
+            && a.probe.result == crate::probe::ConnectResult::Connected
+            && a.probe.elapsed >= crate::liveness::FIRST_RETRANSMISSION
+    })?;
+    let q = a.queue.as_ref()?;
+    let listener = cx
+        .facts
+        .local
+        .as_ref()
+        .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.address().ip())));
+    let who = listener.map_or(format!("the program listening on {}", a.address()), |x| {
+        format!("{} on {}", owner(x), show(x))
+    });
+    let looked = q.first.map_or(String::new(), |f| match f.backlog {
+        Some(b) => format!(
+            " (its queue when looked at: {} waiting, room for {b})",
+            f.queued
+        ),
+        None => format!(" (its queue when looked at: {} waiting)", f.queued),
+    });
+    Some(
+        Finding::new(
+            FindingId::FirstSynDropped,
+            Severity::Warning,
+            format!(
+                "The first connection attempt to {} got no answer; the kernel's retry was \
+                 accepted, {} after the first. On this machine the kernel drops a connection \
+                 attempt to a listener without a word when the listener's accept queue is \
+                 full: {who} does not take connections as fast as they come{looked}. Each new \
+                 client waits a second or more while it is this busy.",
+                a.address(),
+                super::fmt_duration(a.probe.elapsed)
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::WatchQueue,
+                "Watch its queue: Recv-Q near Send-Q means connections wait to be accepted",
+                Command::SsQueue {
+                    port: a.address().port(),
+                },
+                Machine::This,
+            ),
+            Step::about(
+                StepKind::RestartServer,
+                "Give the program more workers or a larger backlog (its listen() backlog, and \
+                 net.core.somaxconn), or less load.",
+                Machine::This,
+            ),
+        ])
+        .rules_out(&[
+            StepKind::FindDropRule,
+            StepKind::TracePath,
+            StepKind::TryOtherPort,
+            StepKind::AskOwners,
+        ]),
+    )
 }
 
 /// A program on this machine did not take the connection within the watch for the accept

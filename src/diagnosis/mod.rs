@@ -334,9 +334,19 @@ pub fn judge(a: &AddressFacts) -> AddressResult {
             .is_some_and(|s| s.decided_after.is_some());
         // The probe's own clock starts a hair after the pipeline's: allow for it.
         let waited = r.elapsed + Duration::from_millis(10);
-        let fair = decided
-            || waited >= crate::liveness::FAIR_WAIT
-            || (a.here && waited >= crate::liveness::LOCAL_SILENCE);
+        // On this machine the local bound is fair, unless a listener there had room: then the
+        // first SYN may have met a queue that was full for a moment, and only the kernel's
+        // retransmission (or a drop counted, a full queue seen) tells that from a firewall.
+        let here_fair = a.here
+            && waited >= crate::liveness::LOCAL_SILENCE
+            && a.queue.as_ref().is_none_or(|q| {
+                let room = q.first.is_some_and(|f| !f.full());
+                !room
+                    || q.waited_retransmit
+                    || q.overflows > Some(0)
+                    || q.last.is_some_and(|l| l.full())
+            });
+        let fair = decided || waited >= crate::liveness::FAIR_WAIT || here_fair;
         if !fair {
             r.outcome = Outcome::Inconclusive;
         }
@@ -450,6 +460,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ServiceBanner => one(session::service_banner(cx)),
         ProxyApplies => one(session::proxy_applies(cx)),
         DirectPath => one(session::direct_path(cx)),
+        FirstSynDropped => one(local::first_syn_dropped(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
         ConnectedToItself => one(address::connected_to_itself(cx)),
         PortClosed => one(address::port_closed(cx)),
@@ -660,8 +671,9 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
     }
     if cx.verdict == Verdict::Filtered && has(FindingId::ListenerNotAccepting) {
         return format!(
-            "{t} is filtered: the program listening there is not accepting connections (its \
-             accept queue is full), so the kernel drops new ones silently."
+            "{t} is filtered: the program listening there is not accepting connections as \
+             fast as they come (its accept queue filled up), so the kernel drops new ones \
+             silently."
         );
     }
     if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallInput) {

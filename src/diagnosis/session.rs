@@ -603,7 +603,9 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
 /// MSS did not help.
 pub fn no_reply(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |r, s| {
+        // A connection this machine's program never took: `program_not_accepting` says why.
         r.outcome == Outcome::ServiceError
+            && s.not_accepted.is_none()
             && (matches!(
                 s.tls.as_ref().and_then(|t| t.failure.as_ref()),
                 Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
@@ -1638,6 +1640,7 @@ mod tests {
                 silence: None,
                 here: false,
                 session: Some(s),
+                queue: None,
             }],
             proxy: Some(choice),
             via: Some(ProxyRoute {
@@ -1831,6 +1834,7 @@ mod tests {
                     silence: None,
                     here: false,
                     session: Some(s),
+                    queue: None,
                 }],
                 ..Facts::new(target.clone(), Duration::from_secs(5))
             }

@@ -87,6 +87,36 @@ pub struct RunningServer {
     pub workers: Vec<u32>,
 }
 
+/// A listener's accept queue as `ss -ltn` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLook {
+    /// Connections waiting to be accepted (Recv-Q).
+    pub queued: u32,
+    /// Its room (Send-Q); past it new SYNs are dropped.
+    pub backlog: Option<u32>,
+}
+
+impl QueueLook {
+    /// Full: the kernel drops new SYNs (Recv-Q > Send-Q).
+    pub fn full(&self) -> bool {
+        self.backlog.is_some_and(|b| self.queued > b)
+    }
+}
+
+/// The listener that takes connections to `address` and its accept queue now (one netlink
+/// lookup), with this network namespace's listen-drop counters (/proc/net/netstat: a few
+/// hundred µs, so only for a probe already silent). Blocking.
+pub fn queue_look(address: SocketAddr) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
+    let listener = sock_diag::listener_at(address)
+        .ok()
+        .flatten()
+        .map(|e| QueueLook {
+            queued: e.queued,
+            backlog: e.backlog,
+        });
+    (listener, netstat::read())
+}
+
 /// A process of a usual server as the scan found it, before instances are told apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundServer {

@@ -148,6 +148,24 @@ struct ProbeJ {
     /// After the connect (open addresses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<SessionJ>,
+    /// An address of this machine silent past the first moments: its listener's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueWatchJ>,
+}
+
+#[derive(Serialize)]
+struct QueueLookJ {
+    queued: u32,
+    backlog: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct QueueWatchJ {
+    first: Option<QueueLookJ>,
+    last: Option<QueueLookJ>,
+    overflows: Option<u64>,
+    drops: Option<u64>,
+    waited_retransmit: bool,
 }
 
 #[derive(Serialize)]
@@ -386,6 +404,9 @@ struct ListenerJ {
     uid: u32,
     user: Option<String>,
     process: Option<ProcessJ>,
+    /// Its accept queue when the socket table was read (`ss -ltn`'s Recv-Q and Send-Q).
+    queued: u32,
+    backlog: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -594,6 +615,8 @@ fn listener(l: &Listener) -> ListenerJ {
         uid: l.uid,
         user: l.user.clone(),
         process: l.process.as_ref().map(process),
+        queued: l.queued,
+        backlog: l.backlog,
     }
 }
 
@@ -893,9 +916,22 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         .addresses
         .iter()
         .zip(&diag.addresses)
-        .map(|(f, a)| (&f.probe, f.session.as_ref(), a))
-        .map(|(p, sess, a)| ProbeJ {
+        .map(|(f, a)| (&f.probe, f.session.as_ref(), a, f.queue.as_ref()))
+        .map(|(p, sess, a, queue)| ProbeJ {
             session: sess.map(session),
+            queue: queue.map(|q| {
+                let look = |l: &crate::local::QueueLook| QueueLookJ {
+                    queued: l.queued,
+                    backlog: l.backlog,
+                };
+                QueueWatchJ {
+                    first: q.first.as_ref().map(look),
+                    last: q.last.as_ref().map(look),
+                    overflows: q.overflows,
+                    drops: q.drops,
+                    waited_retransmit: q.waited_retransmit,
+                }
+            }),
             address: a.address.ip().to_string(),
             port: a.address.port(),
             family: family(a.address.ip()),

@@ -250,6 +250,9 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                     }
                     _ => format!("{} (pid {}, {user}): {}", p.name, p.pid, p.cmdline),
                 },
+                // As root every process is visible: an owner not found is the owner search
+                // cut short (or a process gone meanwhile), not a matter of sudo.
+                None if l.privileged => format!("a process of {user} (not found)"),
                 None => format!("a process of {user} (run with sudo to see which)"),
             };
             let label = if i == 0 { "listening" } else { "" };

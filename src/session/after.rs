@@ -194,6 +194,8 @@ pub async fn after_connect_via(
         (stream.local_addr(), stream.peer_addr()),
         (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
     );
+    let ends = (stream.local_addr(), stream.peer_addr());
+    let connected_at = Instant::now();
     let seen = if client_first {
         first::HereWatch::connection_only(First::Unwatched, window)
     } else if here {
@@ -309,6 +311,19 @@ pub async fn after_connect_via(
                 facts.http = Some(h);
             }
         }
+    }
+    // On this machine, a first message that got nothing back: was the connection ever taken
+    // from the accept queue? (Still queued, the program does not take connections.)
+    let unanswered = matches!(
+        facts.tls.as_ref().and_then(|t| t.failure.as_ref()),
+        Some(tls::TlsFailure::NoReply)
+    ) || matches!(
+        facts.http.as_ref().and_then(|h| h.failure.as_ref()),
+        Some(http::HttpFailure::NoReply)
+    );
+    if let (true, true, None, (Ok(client), Ok(server))) = (here, unanswered, via, ends) {
+        facts.not_accepted =
+            first::still_queued(server, client, connected_at, req.program.as_ref(), deadline).await;
     }
     // Through a proxy, a hang-up or a greeting is the proxy's or the tunnel's: not watched.
     if client_first && via.is_none() {

@@ -144,13 +144,13 @@ impl std::fmt::Debug for Program {
 
 /// How long a connection to a program on this machine is watched waiting in the listener's
 /// accept queue before the program is said not to take connections. An idle program takes a
-/// connection within tens of microseconds; under load it waits for the scheduler: on this
-/// project's 2-vCPU machine with 200 checks running at once against one Python server, the
-/// slowest accept seen took tens of milliseconds (docs/verdicts.md, "A listener that does not
-/// take the connection"). Half a second is ten times that, and still under the second after
-/// which the kernel would retransmit a SYN: a program that has not called `accept()` by then
-/// leaves its clients hanging, busy or hung.
-pub const ACCEPT_WAIT: Duration = Duration::from_millis(500);
+/// connection within tens of microseconds; a busy one when the scheduler lets it: with 200 and
+/// 300 checks at once against one Python asyncio server on this project's 2-vCPU machine
+/// (load average near 20), the slowest of 700 accepts came after 472 ms (median 80–140 ms;
+/// docs/benchmarks.md). 900 ms is nearly twice that, and still under the second after which
+/// the kernel would retransmit a client's SYN: a program that has not called `accept()` by
+/// then leaves its clients hanging, busy or hung.
+pub const ACCEPT_WAIT: Duration = Duration::from_millis(900);
 
 /// A connection the program did not take: still in the listener's accept queue when the
 /// watch for the accept ended.
@@ -348,6 +348,27 @@ pub async fn watch_here(
 /// How much sooner than the end of the wait for the accept the looks may stop: they come at
 /// most 1 ms apart, and stop before a look would pass the end.
 const ACCEPT_LOOK_SLACK: Duration = Duration::from_millis(2);
+
+/// For a connection to this machine whose client spoke first (TLS, HTTP) and got no answer:
+/// is it still in the listener's accept queue, never taken since `since` (its connect)? Then
+/// the silence is the program's not taking it, however the protocol worded it (a handshake
+/// that got nothing, a retry that then completed: not the network). `None` when it was taken,
+/// or the kernel cannot say.
+pub async fn still_queued(
+    server: SocketAddr,
+    client: SocketAddr,
+    since: Instant,
+    program: Option<&Program>,
+    deadline: Instant,
+) -> Option<NotAccepted> {
+    if accepted(server, client) != Some(false) {
+        return None;
+    }
+    let waited = since.elapsed();
+    let cut_short = waited < ACCEPT_WAIT;
+    let owners = program.map(|p| p.owners.clone()).filter(|_| !cut_short);
+    Some(not_taken(server, waited, cut_short, owners, deadline).await)
+}
 
 /// What is known of a connection the program did not take within `waited`: the listener's
 /// queue now, and whether the program's threads are all asleep (a program that sleeps with
