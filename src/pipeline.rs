@@ -759,20 +759,20 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// How long an address of this machine whose listener had room in its accept queue is given
-/// when it stays silent: until the kernel's retransmitted SYN (1 s after the first,
-/// [`liveness::FIRST_RETRANSMISSION`]) has had its answer, which on this machine comes within
-/// microseconds of it (the 100 ms allow for the kernel's timer and this process's wake-up under
-/// load). A SYN dropped at a full queue is retried then: a busy program's queue has room again
-/// by then, and the retry is what a client's own meets.
+/// How long an address of this machine with a listener is given when it stays silent: until
+/// the kernel's retransmitted SYN (1 s after the first, [`liveness::FIRST_RETRANSMISSION`]) has
+/// had its answer, which on this machine comes within microseconds of it (the 100 ms allow for
+/// the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
+/// retried then: a busy program's queue may have room again by then, and the retry is what a
+/// client's own meets; a hung program's is still full.
 pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
 
 /// Probe an address of this machine. It answers in microseconds, or not at all: silent for
 /// [`liveness::DELAY`], the listener that takes it is looked up with its accept queue, and the
-/// listen-drop counters read. No listener, or one whose queue is full now (the kernel drops
-/// new SYNs: `listener_not_accepting`): the address is given [`liveness::LOCAL_SILENCE`], as
-/// before. A listener with room: the first SYN met a queue that was full and has drained
-/// since (a busy program), or a firewall rule of this machine dropped it; the kernel's
+/// listen-drop counters read. No listener: the address is given [`liveness::LOCAL_SILENCE`],
+/// as before (a SYN with no listener is answered with a reset: silence is a firewall rule).
+/// A listener: the first SYN met a full queue (a busy program, whose queue may have room again
+/// now, or a hung one, whose queue stays full) or a firewall rule of this machine; the kernel's
 /// retransmission tells, and the address is given [`LOCAL_RETRANSMIT_WAIT`]. The queue and the
 /// counters are looked at again when the probe ends ([`QueueWatch`]). Never past `deadline`.
 async fn probe_here<C: Connector, I: Inspector>(
@@ -790,7 +790,7 @@ async fn probe_here<C: Connector, I: Inspector>(
         return (fact, None);
     }
     let (first, before) = inspector.queue_look(address).await;
-    let wait_retransmit = first.is_some_and(|q| !q.full());
+    let wait_retransmit = first.is_some();
     let until = if wait_retransmit { long } else { short };
     let fact = match tokio::time::timeout_at(until, &mut main).await {
         Ok(fact) => fact,

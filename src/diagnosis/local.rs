@@ -36,6 +36,14 @@ fn show(l: &Listener) -> String {
     }
 }
 
+/// [`owner`] at the start of a sentence: a program's name as it is, "A process of …".
+fn owner_first(l: &Listener) -> String {
+    match &l.process {
+        Some(_) => owner(l),
+        None => owner(l).replacen("a process", "A process", 1),
+    }
+}
+
 fn owner(l: &Listener) -> String {
     let user = l.user.clone().unwrap_or_else(|| format!("uid {}", l.uid));
     match &l.process {
@@ -315,7 +323,7 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
         .into_iter()
         .map(|(x, address, evidence)| {
             let who = x.map_or(format!("The program listening on {address}"), |x| {
-                format!("{} listens on {}, but it", owner(x), show(x))
+                format!("{} listens on {}, but it", owner_first(x), show(x))
             });
             let port = address.port();
             let drops = since_boot.map_or(String::new(), |c| {
@@ -499,7 +507,7 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
         .as_ref()
         .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.ip())));
     let who = match listener {
-        Some(x) => format!("{} listens on {}", owner(x), show(x)),
+        Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
         None => format!("The program listening on {a}"),
     };
     let waited = super::fmt_duration(n.waited);
@@ -515,7 +523,8 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
              stuck waiting on something else."
         }
         Some(false) => {
-            "Its threads were running meanwhile: it is too busy to take new connections."
+            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
+             connections."
         }
         None => "It is hung or too busy.",
     };

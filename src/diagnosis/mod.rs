@@ -334,17 +334,16 @@ pub fn judge(a: &AddressFacts) -> AddressResult {
             .is_some_and(|s| s.decided_after.is_some());
         // The probe's own clock starts a hair after the pipeline's: allow for it.
         let waited = r.elapsed + Duration::from_millis(10);
-        // On this machine the local bound is fair, unless a listener there had room: then the
-        // first SYN may have met a queue that was full for a moment, and only the kernel's
-        // retransmission (or a drop counted, a full queue seen) tells that from a firewall.
+        // On this machine the local bound is fair when nothing listens there (a reset would
+        // have come). With a listener, the first SYN may have met a queue full for a moment:
+        // only the kernel's retransmission, a full queue seen or a drop counted tells.
         let here_fair = a.here
             && waited >= crate::liveness::LOCAL_SILENCE
             && a.queue.as_ref().is_none_or(|q| {
-                let room = q.first.is_some_and(|f| !f.full());
-                !room
+                q.first.is_none()
                     || q.waited_retransmit
                     || q.overflows > Some(0)
-                    || q.last.is_some_and(|l| l.full())
+                    || [q.first, q.last].iter().flatten().any(|l| l.full())
             });
         let fair = decided || waited >= crate::liveness::FAIR_WAIT || here_fair;
         if !fair {
