@@ -144,12 +144,13 @@ impl std::fmt::Debug for Program {
 
 /// How long a connection to a program on this machine is watched waiting in the listener's
 /// accept queue before the program is said not to take connections. An idle program takes a
-/// connection within tens of microseconds; a busy one when the scheduler lets it: with 200 and
+/// connection within tens of microseconds; a busy one when the scheduler lets it: with 200 to
 /// 300 checks at once against one Python asyncio server on this project's 2-vCPU machine
-/// (load average near 20), the slowest of 700 accepts came after 472 ms (median 80–140 ms;
-/// docs/benchmarks.md). 900 ms is nearly twice that, and still under the second after which
-/// the kernel would retransmit a client's SYN: a program that has not called `accept()` by
-/// then leaves its clients hanging, busy or hung.
+/// (`bench/busy.sh`, load averages up to 46 with other builds running), the slowest of 2,700
+/// accepts came after 695 ms (medians 21–205 ms; docs/benchmarks.md). 900 ms stays above that
+/// and under the second after which the kernel would retransmit a client's SYN: a program
+/// that has not called `accept()` by then leaves its clients hanging — hung (its threads
+/// asleep), or too busy, it or the machine (its threads running: the finding says which).
 pub const ACCEPT_WAIT: Duration = Duration::from_millis(900);
 
 /// A connection the program did not take: still in the listener's accept queue when the
