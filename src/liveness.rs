@@ -76,8 +76,9 @@ pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.elapsed < NEIGHBOUR_BOUND
         && fact.icmp.is_some_and(|i| {
             i.meaning().undeliverable()
-                && i.from
-                    .is_some_and(|f| f != target && Some(f) != fact.local.map(|l| l.ip()))
+                && i.from.is_some()
+                && !i.sent_by(target)
+                && !fact.local.is_some_and(|l| i.sent_by(l.ip()))
         })
 }
 
@@ -87,8 +88,10 @@ pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
 pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
     match fact.result {
         ConnectResult::Connected => true,
+        // Its own socket answered, not the host.
+        ConnectResult::ConnectedToItself => false,
         ConnectResult::Failed { errno } => match fact.icmp {
-            Some(icmp) => icmp.from == Some(target),
+            Some(icmp) => icmp.sent_by(target),
             None => errno == libc::ECONNREFUSED,
         },
         ConnectResult::TimedOut => false,
@@ -98,7 +101,7 @@ pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
 /// Did a router report the target undeliverable (host/net unreachable)?
 pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.icmp
-        .is_some_and(|i| i.from != Some(target) && i.meaning().undeliverable())
+        .is_some_and(|i| !i.sent_by(target) && i.meaning().undeliverable())
 }
 
 /// How long a second SYN must go unanswered, given the host's round-trip time, before the port

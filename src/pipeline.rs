@@ -25,10 +25,11 @@ use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, Sender, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
-use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, Silence};
+use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, QueueWatch, Silence};
 use crate::liveness;
 use crate::local;
 use crate::local::LocalFacts;
+use crate::local::netstat::ListenCounters;
 use crate::local::shared::Inspector;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::{self, First};
@@ -337,14 +338,24 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
             };
             async move {
                 let read_firewall = move || inspector.firewall(port, deadline.into_std());
-                let probing = probe_address(connector, a, probe_deadline, role);
+                let probing = async {
+                    if role.here {
+                        let (fact, queue) =
+                            probe_here(connector, inspector, a, probe_deadline).await;
+                        (fact, None, None, queue)
+                    } else {
+                        let (fact, silence, walk) =
+                            probe_address(connector, a, probe_deadline, role).await;
+                        (fact, silence, walk, None)
+                    }
+                };
                 tokio::pin!(probing);
                 // A first address still silent after DELAY may well be `filtered`, which the
                 // firewall can explain: start reading it now (a process, no packets), so that
                 // it is ready with the verdict; it is kept only if the result needs it.
                 let mut early = None;
                 let silent_at = Instant::now() + liveness::DELAY;
-                let (probe, silence, walk) = tokio::select! {
+                let (probe, silence, walk, queue) = tokio::select! {
                     r = &mut probing => r,
                     _ = tokio::time::sleep_until(silent_at),
                         if i == 0 && local_mode != LocalMode::Never && !local =>
@@ -367,6 +378,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                     silence,
                     here: local,
                     session: None,
+                    queue,
                 }
             }
         }))
@@ -615,6 +627,7 @@ async fn follow_sessions<C: Connector>(
                 window: Duration::ZERO,
                 accepted: None,
                 at_rest: None,
+                not_accepted: None,
                 first: First::Reset,
                 via: None,
                 tls: None,
@@ -779,6 +792,63 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// How long an address of this machine with a listener is given when it stays silent: until
+/// the kernel's retransmitted SYN (1 s after the first, [`liveness::FIRST_RETRANSMISSION`]) has
+/// had its answer, which on this machine comes within microseconds of it (the 100 ms allow for
+/// the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
+/// retried then: a busy program's queue may have room again by then, and the retry is what a
+/// client's own meets; a hung program's is still full.
+pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
+
+/// Probe an address of this machine. It answers in microseconds, or not at all: silent for
+/// [`liveness::DELAY`], the listener that takes it is looked up with its accept queue, and the
+/// listen-drop counters read. No listener: the address is given [`liveness::LOCAL_SILENCE`],
+/// as before (a SYN with no listener is answered with a reset: silence is a firewall rule).
+/// A listener: the first SYN met a full queue (a busy program, whose queue may have room again
+/// now, or a hung one, whose queue stays full) or a firewall rule of this machine; the kernel's
+/// retransmission tells, and the address is given [`LOCAL_RETRANSMIT_WAIT`]. The queue and the
+/// counters are looked at again when the probe ends ([`QueueWatch`]). Never past `deadline`.
+async fn probe_here<C: Connector, I: Inspector>(
+    connector: &C,
+    inspector: &I,
+    address: SocketAddr,
+    deadline: Instant,
+) -> (ProbeFact, Option<QueueWatch>) {
+    let start = Instant::now();
+    let long = deadline.min(start + LOCAL_RETRANSMIT_WAIT);
+    let short = deadline.min(start + liveness::LOCAL_SILENCE);
+    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), long));
+    let quick = short.min(start + liveness::DELAY);
+    if let Ok(fact) = tokio::time::timeout_at(quick, &mut main).await {
+        return (fact, None);
+    }
+    let (first, before) = inspector.queue_look(address).await;
+    let wait_retransmit = first.is_some();
+    let until = if wait_retransmit { long } else { short };
+    let fact = match tokio::time::timeout_at(until, &mut main).await {
+        Ok(fact) => fact,
+        Err(_) => ProbeFact {
+            spec: ProbeSpec::to(address),
+            result: ConnectResult::TimedOut,
+            elapsed: start.elapsed(),
+            icmp: None,
+            local: None,
+        },
+    };
+    let (last, after) = inspector.queue_look(address).await;
+    let delta = |f: fn(&ListenCounters) -> u64| {
+        Some(f(after.as_ref()?).saturating_sub(f(before.as_ref()?)))
+    };
+    let queue = QueueWatch {
+        first,
+        last,
+        overflows: delta(|c| c.overflows),
+        drops: delta(|c| c.drops),
+        waited_retransmit: wait_retransmit && long >= start + LOCAL_RETRANSMIT_WAIT,
+    };
+    (fact, Some(queue))
+}
+
 /// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
 /// host concurrently (when `role.liveness`); once one of them proves the host up, send a
 /// second SYN and call the port filtered when both stay silent for
@@ -786,8 +856,8 @@ impl<'a> Walk<'a> {
 /// address waits [`liveness::NEIGHBOUR_WAIT`] (after which nothing new can arrive), the others
 /// [`liveness::OTHER_WAIT`] (just before the kernel's first retransmission: they cannot change
 /// the verdict, and their retransmissions would multiply the packets by the addresses); never
-/// past `deadline`. An address of this machine (`here`) answers in microseconds or not at all:
-/// it is given [`liveness::LOCAL_SILENCE`]. A fast "host unreachable" from a device on the way
+/// past `deadline`. (An address of this machine is probed by [`probe_here`].) A fast "host
+/// unreachable" from a device on the way
 /// gets the liveness probes too: a host that answers on other ports is not unreachable, and that
 /// device is a firewall.
 ///
@@ -807,9 +877,7 @@ async fn probe_address<C: Connector>(
     role: Role,
 ) -> (ProbeFact, Option<Silence>, Option<trace::TraceFacts>) {
     let start = Instant::now();
-    let deadline = if role.here {
-        deadline.min(start + liveness::LOCAL_SILENCE)
-    } else if role.first {
+    let deadline = if role.first {
         deadline.min(start + liveness::NEIGHBOUR_WAIT)
     } else {
         deadline.min(start + liveness::OTHER_WAIT)

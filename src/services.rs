@@ -82,9 +82,17 @@ pub struct Services {
 }
 
 impl Services {
-    /// Read /etc/services; a missing or unreadable file leaves only the built-in table.
+    /// Read /etc/services; a missing or unreadable file leaves only the built-in table. Read
+    /// as the resolver's files are ([`crate::dns::files::read_bounded`]): a FIFO or a device
+    /// put there would otherwise hold the run in `open` or `read` for ever, before any
+    /// deadline applies; a file of bad bytes is decoded lossily, line by line.
     pub fn load() -> Services {
-        Services::parse(&std::fs::read_to_string(SERVICES_PATH).unwrap_or_default())
+        let bytes = crate::dns::files::read_bounded(
+            std::path::Path::new(SERVICES_PATH),
+            crate::dns::files::MAX_FILE,
+        )
+        .unwrap_or_default();
+        Services::parse(&String::from_utf8_lossy(&bytes))
     }
 
     /// The table of the text of a services(5) file: `name port/proto [aliases…] [# comment]`.

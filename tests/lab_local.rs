@@ -39,7 +39,7 @@ fn ipv4_only_listener_when_localhost_gives_ipv6_first() {
     require_lab!();
     let lab = Lab::new();
     lab.etc_file(&lab.server, "hosts", "::1 localhost\n127.0.0.1 localhost\n");
-    let _l = lab.listen(&lab.server, "127.0.0.1:3000");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
     let r = run_in(Some(&lab.server), &["--json", "localhost", "3000"]);
     let v = r.json();
     assert_eq!(v["verdict"], "partial", "{}", r.stdout);

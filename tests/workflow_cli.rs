@@ -28,10 +28,11 @@ fn closed_port() -> (socket2::Socket, String) {
     (s, port.to_string())
 }
 
-fn open_port() -> (TcpListener, String) {
+/// A listener whose program takes its connections (one that never does is not open).
+fn open_port() -> (common::Accepting, String) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
-    (l, port)
+    (common::Accepting::start(l), port)
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -206,7 +207,7 @@ fn json_lines_one_report_per_target_in_input_order() {
 fn targets_checked_together_each_get_their_own_port_s_listeners() {
     // The run's checks share one read of this machine (local::shared): each report must
     // still describe its own port, and the listener's owner (this test process).
-    let listeners: Vec<(TcpListener, String)> = (0..6).map(|_| open_port()).collect();
+    let listeners: Vec<(common::Accepting, String)> = (0..6).map(|_| open_port()).collect();
     let (_c, closed) = closed_port();
     let mut args = vec!["--json".to_string()];
     args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
@@ -379,7 +380,7 @@ fn a_wait_logs_one_change_when_the_port_opens() {
     let child = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(700));
         drop(c);
-        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let l = common::Accepting::start(TcpListener::bind(("127.0.0.1", port)).unwrap());
         std::thread::sleep(Duration::from_secs(6));
         drop(l);
     });

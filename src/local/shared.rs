@@ -30,6 +30,23 @@ pub trait Inspector: Sync {
     fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>>;
     /// Start reading the firewall for `port` now, the `nft` run killed at `until`.
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>>;
+    /// The listener that takes `address` with its accept queue, and this machine's
+    /// listen-drop counters, now (for a silent address of this machine; see
+    /// [`super::queue_look`]), on a blocking thread.
+    fn queue_look(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> BoxFuture<
+        'static,
+        (
+            Option<super::QueueLook>,
+            Option<super::netstat::ListenCounters>,
+        ),
+    > {
+        tokio::task::spawn_blocking(move || super::queue_look(address))
+            .map(|r| r.unwrap_or((None, None)))
+            .boxed()
+    }
 }
 
 /// Every call inspects anew (one check).
