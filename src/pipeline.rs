@@ -119,17 +119,6 @@ impl Default for Options {
     }
 }
 
-impl Options {
-    /// The time kept back from the probes for a path walk: a silent port waits until
-    /// `deadline - reserve`, so the walk still fits in the deadline.
-    fn trace_reserve(&self) -> Duration {
-        match self.trace {
-            TraceMode::Never => Duration::ZERO,
-            _ => trace::BUDGET.min(self.timeout / 5),
-        }
-    }
-}
-
 /// Run every stage for `target` and collect the facts.
 ///
 /// A URL target whose proxy variable names an HTTP proxy is checked the way the application
@@ -274,7 +263,13 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let deadline = start + opts.timeout;
-    let probe_deadline = deadline - opts.trace_reserve();
+    // The probes get all the time that is left: a name that resolved late (a dead first name
+    // server, `options timeout:4` of a 5 s deadline) must not leave the probe a fraction of a
+    // millisecond. No time is kept back for the path walk: the first address's walk runs
+    // alongside its probes (from the moment its host is proven up, or after
+    // `liveness::WALK_AFTER` of silence) within the same deadline, and a walk that follows
+    // the probes follows a quick answer.
+    let probe_deadline = deadline;
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
@@ -995,15 +990,18 @@ mod tests {
     /// Answers from a script; records what was probed.
     struct Fake {
         system: Vec<IpAddr>,
+        /// How long the system lookup takes (within the deadline).
+        system_delay: Duration,
         direct_delay: Duration,
         probed: Mutex<Vec<ProbeSpec>>,
         script: Script,
     }
     impl Resolver for Fake {
-        async fn system(&self, _: &str, _: Instant) -> Lookup {
+        async fn system(&self, _: &str, deadline: Instant) -> Lookup {
+            tokio::time::sleep_until(deadline.min(Instant::now() + self.system_delay)).await;
             Lookup {
                 addresses: self.system.clone(),
-                elapsed: Duration::ZERO,
+                elapsed: self.system_delay,
                 error: (self.system.is_empty()).then(|| LookupError::new(DnsErrorKind::Nxdomain)),
             }
         }
@@ -1077,6 +1075,7 @@ mod tests {
     fn scripted(system: &[&str], direct_delay: Duration, script: Script) -> Fake {
         Fake {
             system: system.iter().map(|a| a.parse().unwrap()).collect(),
+            system_delay: Duration::ZERO,
             direct_delay,
             probed: Mutex::new(vec![]),
             script,
@@ -1369,6 +1368,34 @@ mod tests {
         );
         let walk = facts.trace.as_ref().expect("walked");
         assert_eq!(walk.hops.len(), usize::from(trace::WAVE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_name_leaves_the_probe_the_time_that_is_left() {
+        // The name resolves at 4.00 s of the 5 s deadline: a dead first name server and
+        // `options timeout:4`. A second is left, and the probe gets it.
+        fn open_soon(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            Some((Duration::from_millis(1), ConnectResult::Connected))
+        }
+        let late = Duration::from_secs(4);
+        for (script, verdict) in [
+            (open_soon as Script, crate::diagnosis::Verdict::Open),
+            // A port the live host drops: the second SYN's bound, ~0.23 s, fits as well.
+            (
+                router_answers as Script,
+                crate::diagnosis::Verdict::Filtered,
+            ),
+        ] {
+            let f = Fake {
+                system_delay: late,
+                // The DNS view never comes (it is not what is tested here).
+                ..scripted(&["198.18.2.2"], Duration::from_secs(60), script)
+            };
+            let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
+            let d = crate::diagnosis::diagnose(&facts);
+            assert_eq!(d.verdict, verdict, "{:?}", facts.addresses[0].probe);
+            assert!(facts.elapsed > late && facts.elapsed <= DEFAULT_TIMEOUT);
+        }
     }
 
     #[tokio::test(start_paused = true)]
