@@ -584,7 +584,9 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
 
 /// A silent probe that could not wait long enough for its silence to mean anything.
 pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| a.outcome == Outcome::Inconclusive);
+    let same = cx.failed_where(|a| {
+        a.outcome == Outcome::Inconclusive && !matches!(a.evidence, Evidence::LocalError(_))
+    });
     let a = *same.first()?;
     let facts = cx.facts;
     let deadline = fmt_duration(facts.timeout);
