@@ -156,7 +156,7 @@ type Ruleset = Result<Arc<Vec<u8>>, NftError>;
 /// of the run are inspected together (one scan finds every owner).
 pub struct PerRun {
     ports: Vec<u16>,
-    inspection: Mutex<Option<InFlight<Arc<Vec<LocalFacts>>>>>,
+    inspection: Mutex<Option<InFlight<Arc<super::Inspection>>>>,
     ruleset: Mutex<Option<InFlight<Ruleset>>>,
     /// The interface addresses and when they were read (a netlink dump: once per
     /// [`ADDRESSES_FRESH`], not once per target).
@@ -191,7 +191,7 @@ impl PerRun {
         let ports = self.ports.clone();
         // The read runs on its own; the result is joined by the checks.
         drop(InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::inspect_ports(&ports, Vec::new()))
+            Arc::new(super::Inspection::read(&ports))
         }));
     }
 }
@@ -226,19 +226,12 @@ impl Inspector for PerRun {
             return Fresh.inspect(port, addresses);
         }
         let ports = self.ports.clone();
-        let all = InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::inspect_ports(&ports, Vec::new()))
+        let read = InFlight::join_or_start(&self.inspection, move || {
+            Arc::new(super::Inspection::read(&ports))
         });
-        // The interface addresses are the check's own (the shared read may have begun
-        // before it asked).
-        async move {
-            // One entry per port, in the sorted order of `ports`.
-            let all = all.await?;
-            let at = all.binary_search_by_key(&port, |l| l.port).ok()?;
-            let mine = all[at].clone();
-            Some(LocalFacts { addresses, ..mine })
-        }
-        .boxed()
+        // The port's facts, built from the shared read for this check alone; the interface
+        // addresses are the check's own (the shared read may have begun before it asked).
+        async move { Some(read.await?.facts_for(port, addresses)) }.boxed()
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
