@@ -94,6 +94,10 @@ pub struct Options {
     /// Follow the proxy the environment names for a URL target, as the application would
     /// (`--no-proxy`: check the direct path instead).
     pub follow_proxy: bool,
+    /// The facts are for a report someone reads; `false` (`-q`): only the verdict counts, and
+    /// facts that only explain one are not gathered (this machine's firewall: see
+    /// [`needs_firewall`]).
+    pub report: bool,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -115,6 +119,7 @@ impl Default for Options {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            report: true,
         }
     }
 }
@@ -320,7 +325,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                 let (probe, silence, walk) = tokio::select! {
                     r = &mut probing => r,
                     _ = tokio::time::sleep_until(silent_at),
-                        if i == 0 && local_mode != LocalMode::Never && !local =>
+                        if i == 0 && local_mode != LocalMode::Never && opts.report && !local =>
                     {
                         early = Some(read_firewall());
                         probing.await
@@ -331,6 +336,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                 }
                 if i == 0
                     && local_mode != LocalMode::Never
+                    && opts.report
                     && needs_firewall(std::slice::from_ref(&probe), inspect_here)
                 {
                     *firewall_ref.borrow_mut() = Some(early.unwrap_or_else(read_firewall));
@@ -467,7 +473,10 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if let Some(task) = firewall_task {
         tokio::time::timeout_at(deadline, task).await.ok().flatten()
-    } else if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
+    } else if opts.local != LocalMode::Never
+        && opts.report
+        && needs_firewall(&probes, local.is_some())
+    {
         let task = inspector.firewall(port, deadline.into_std());
         tokio::time::timeout_at(deadline, task).await.ok().flatten()
     } else {
@@ -595,7 +604,10 @@ fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
 
 /// Should this machine's firewall be read? For a local target whose first address failed (its
 /// input chain may be why); for any target whose first address was silent (an OUTPUT-chain
-/// drop looks exactly like remote silence) or that this machine refused to send.
+/// drop looks exactly like remote silence) or that this machine refused to send. Only for a
+/// report (`Options::report`): the rules name why, the probes' answers alone give the verdict
+/// (`diagnosis::verdict_of`), so `-q` reads no ruleset (a sweep of 10,000 loopback ports ran
+/// `nft` ~100 times, a sixth of its CPU time).
 fn needs_firewall(probes: &[ProbeFact], local_target: bool) -> bool {
     probes.first().is_some_and(|p| {
         let r = classify(p);
@@ -1086,6 +1098,7 @@ mod tests {
             local: LocalMode::Auto,
             protocol: Protocol::Auto,
             follow_proxy: true,
+            report: true,
         };
         let facts = gather(target("db:5432"), opts, &f, &f).await;
         assert_eq!(
@@ -1363,6 +1376,53 @@ mod tests {
             assert_eq!(d.verdict, verdict, "{:?}", facts.addresses[0].probe);
             assert!(facts.elapsed > late && facts.elapsed <= DEFAULT_TIMEOUT);
         }
+    }
+
+    /// This machine seen through a seam that reads nothing and counts the firewall reads.
+    #[derive(Default)]
+    struct CountingInspector {
+        firewall_reads: std::sync::atomic::AtomicUsize,
+    }
+    impl Inspector for CountingInspector {
+        fn addresses(&self) -> Vec<IpAddr> {
+            Vec::new()
+        }
+        fn inspect(
+            &self,
+            _: u16,
+            _: Vec<IpAddr>,
+        ) -> futures_util::future::BoxFuture<'static, Option<LocalFacts>> {
+            async { None }.boxed()
+        }
+        fn firewall(
+            &self,
+            _: u16,
+            _: std::time::Instant,
+        ) -> futures_util::future::BoxFuture<'static, Option<local::Firewall>> {
+            self.firewall_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { None }.boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_report_reads_the_firewall_and_the_verdict_is_the_same_without() {
+        let mut verdicts = Vec::new();
+        for report in [true, false] {
+            let f = scripted(&[], Duration::ZERO, router_answers);
+            let seen = CountingInspector::default();
+            let opts = Options {
+                report,
+                ..Options::default()
+            };
+            let facts = gather_with(target("198.18.2.2:5432"), opts, &f, &f, &seen).await;
+            let reads = seen
+                .firewall_reads
+                .load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(reads, usize::from(report), "report: {report}");
+            verdicts.push(crate::diagnosis::diagnose(&facts).verdict);
+        }
+        assert_eq!(verdicts[0], verdicts[1]);
     }
 
     #[tokio::test(start_paused = true)]

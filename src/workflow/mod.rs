@@ -385,6 +385,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         local: cli.local_mode(),
         protocol: cli.protocol(),
         follow_proxy: !cli.no_proxy,
+        report: !cli.quiet,
     };
     let format = cli.output_format();
     let single = inputs.len() == 1 && cli.wait.is_none();
