@@ -47,6 +47,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// dead name server behind an /etc/hosts answer must not hold the check to its deadline.
 pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
 
+/// How much earlier than the deadline the probes (and the walk alongside them) end: the waits
+/// after them (the other ports' grace, the firewall's read) are on the runtime's timer, which
+/// fires up to a millisecond late each.
+pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
+
 /// How long the system lookup is still waited for once every name server was found silent.
 pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
@@ -273,8 +278,9 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     // millisecond. No time is kept back for the path walk: the first address's walk runs
     // alongside its probes (from the moment its host is proven up, or after
     // `liveness::WALK_AFTER` of silence) within the same deadline, and a walk that follows
-    // the probes follows a quick answer.
-    let probe_deadline = deadline;
+    // the probes follows a quick answer. They end FINISH_MARGIN early, so that what follows
+    // them (each wait on the runtime's millisecond timer) still ends by the deadline.
+    let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
@@ -311,7 +317,8 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                 first: i == 0,
                 // The first address's walk runs alongside its probes, from the moment the
                 // silence is worth explaining; `trace_target` decides later whether it is kept.
-                walk: (i == 0 && !local && opts.trace != TraceMode::Never).then_some(deadline),
+                walk: (i == 0 && !local && opts.trace != TraceMode::Never)
+                    .then_some(probe_deadline),
             };
             async move {
                 let read_firewall = move || inspector.firewall(port, deadline.into_std());
@@ -1254,7 +1261,8 @@ mod tests {
         };
         let facts = gather(target("198.18.2.2:5432"), opts, &f, &f).await;
         let s = facts.addresses[0].silence.as_ref().unwrap();
-        assert_eq!(s.retransmit_wait, Some(opts.timeout));
+        // Up to the deadline, less what the stages after the probes need.
+        assert_eq!(s.retransmit_wait, Some(opts.timeout - FINISH_MARGIN));
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
     }
