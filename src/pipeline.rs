@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! target ──► name stage ─┬─ system view (getaddrinfo) ──► probe every address (in parallel)
-//!                        │                                 └─ silent > 25 ms: liveness probes
+//!                        │                                 └─ silent > 10 ms: liveness probes
 //!                        │                                    of other ports, a second SYN,
 //!                        │                                    `filtered` after a bound from RTT
 //!                        └─ DNS view (hickory) ─────────► (joined; never waited on past a grace)
@@ -1247,7 +1247,7 @@ mod tests {
         let a = &facts.addresses[0];
         assert_eq!(
             a.probe.result, REFUSED,
-            "the answer, not `filtered` at 0.23 s"
+            "the answer, not `filtered` at 0.21 s"
         );
         assert!(a.silence.as_ref().unwrap().retransmit_wait.is_some());
     }
@@ -1368,7 +1368,7 @@ mod tests {
         let late = Duration::from_secs(4);
         for (script, verdict) in [
             (open_soon as Script, crate::diagnosis::Verdict::Open),
-            // A port the live host drops: the second SYN's bound, ~0.23 s, fits as well.
+            // A port the live host drops: the second SYN's bound, ~0.21 s, fits as well.
             (
                 router_answers as Script,
                 crate::diagnosis::Verdict::Filtered,
