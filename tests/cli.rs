@@ -217,8 +217,9 @@ fn a_bare_port_shows_who_listens_here() {
     assert_eq!(mine["port"], port);
     // This test process owns the socket; its process is visible to its own user.
     assert_eq!(mine["process"]["pid"], std::process::id());
-    // `:PORT` checks every loopback address: ::1 too, where this machine has it, and a
-    // listener on 127.0.0.1 only leaves it refused.
+    // `:PORT` checks what `localhost` gives: where that is ::1 too, a listener on 127.0.0.1
+    // only leaves it refused (the `localhost` trap); where it is not, ::1 is nobody's
+    // concern (tests/lab_local.rs).
     let probed: Vec<&str> = v["probes"]
         .as_array()
         .unwrap()

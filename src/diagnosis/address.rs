@@ -695,7 +695,7 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
 /// A silent probe that could not wait long enough for its silence to mean anything.
 pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
     // (A connection the program had not taken when the deadline came is inconclusive too:
-    // `program_not_accepting` says so.)
+    // `program_not_accepting` says so; a socket this machine could not open: `local_error`.)
     let same =
         cx.failed_where(|a| a.outcome == Outcome::Inconclusive && a.evidence == Evidence::Silence);
     let a = *same.first()?;

@@ -308,6 +308,8 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
             }
             libc::EACCES | libc::EPERM => (Outcome::Rejected, Evidence::LocalPolicy(errno)),
             libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
+            // No socket to probe with says nothing about the target.
+            e if out_of_resources(e) => (Outcome::Inconclusive, Evidence::LocalError(e)),
             _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
         },
         (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),
@@ -515,22 +517,23 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
 /// machine lacks, no free local port.)
 pub fn resource_failure(d: &Diagnosis) -> Option<String> {
     d.addresses.iter().find_map(|a| match a.evidence {
-        Evidence::LocalError(e)
-            if matches!(
-                e,
-                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-            ) =>
-        {
-            Some(format!(
-                "this machine could not open a socket to {}: {} ({}) — raise the open-file \
+        Evidence::LocalError(e) if out_of_resources(e) => Some(format!(
+            "this machine could not open a socket to {}: {} ({}) — raise the open-file \
                  limit (ulimit -n) or free resources, then check again",
-                a.address,
-                errno_text(e),
-                errno_name(e)
-            ))
-        }
+            a.address,
+            errno_text(e),
+            errno_name(e)
+        )),
         _ => None,
     })
+}
+
+/// This machine ran out of descriptors or memory (`socket()` failed for want of them).
+fn out_of_resources(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
 }
 
 /// Fold per-address results into one verdict with findings and planned steps.
@@ -760,9 +763,14 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             _ => format!("{t} is unreachable: the host cannot be reached from here."),
         },
         Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
-        Verdict::Inconclusive => {
-            format!("{t} is inconclusive: the check ran out of time before the evidence was in.")
-        }
+        Verdict::Inconclusive => match addrs.first().map(|a| a.evidence) {
+            Some(Evidence::LocalError(_)) => {
+                format!("{t} is inconclusive: this machine could not open a socket for the check.")
+            }
+            _ => format!(
+                "{t} is inconclusive: the check ran out of time before the evidence was in."
+            ),
+        },
         Verdict::ServiceError => format!(
             "{t} accepts connections, but the program behind the port fails: {}.",
             findings

@@ -416,6 +416,16 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
     ));
     let why = resource_failure(&d).expect("an internal error");
     assert!(why.contains("EMFILE") && why.contains("ulimit -n"), "{why}");
+    // Among many targets it is reported as what it is: no evidence, no time ran out.
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert!(
+        d.summary.contains("could not open a socket"),
+        "{}",
+        d.summary
+    );
+    let ids: Vec<FindingId> = d.findings.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [FindingId::LocalError], "{ids:?}");
+    assert!(d.findings[0].message.contains("EMFILE"));
     let d = diagnose(&facts(
         target("fd00::2", 443),
         vec![probe("[fd00::2]:443", failed(libc::EAFNOSUPPORT), None)],

@@ -560,7 +560,8 @@ proptest::proptest! {
             super::markdown::render(&[(&facts, &d), (&facts, &d)], &host, &mut md).unwrap();
             let md = String::from_utf8(md).unwrap();
             let mut table = Vec::new();
-            super::table::render(&[(&facts, &d), (&facts, &d)], &mut table).unwrap();
+            let row = super::table::Row::new(&facts, &d);
+            super::table::render(&[row.clone(), row], &mut table).unwrap();
             let table = String::from_utf8(table).unwrap();
             for (format, out) in [("text", &text), ("json", &json), ("markdown", &md), ("table", &table)] {
                 prop_assert!(!raw(out), "{format}: raw character in\n{out}");
