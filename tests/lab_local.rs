@@ -406,7 +406,7 @@ fn a_bare_port_checks_what_localhost_gives_and_claims_nothing_else() {
     let lab = Lab::new();
     // This namespace's /etc/hosts maps localhost to 127.0.0.1 only; its lo has ::1 as well.
     lab.etc_file(&lab.server, "hosts", "127.0.0.1 localhost\n");
-    let _l = lab.listen(&lab.server, "127.0.0.1:3000");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
     let here = run_in(Some(&lab.server), &["--json", ":3000"]);
     let named = run_in(Some(&lab.server), &["--json", "localhost", "3000"]);
     let v = here.json();
@@ -429,7 +429,7 @@ fn a_bare_port_still_names_the_localhost_trap_where_the_name_gives_both() {
     require_lab!();
     let lab = Lab::new();
     lab.etc_file(&lab.server, "hosts", "::1 localhost\n127.0.0.1 localhost\n");
-    let _l = lab.listen(&lab.server, "127.0.0.1:3000");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
     let r = run_in(Some(&lab.server), &["--json", ":3000"]);
     let v = r.json();
     assert_eq!(v["verdict"], "partial", "{}", r.stdout);
