@@ -13,6 +13,7 @@
 //! | protocol | module | sends | ends with |
 //! |---|---|---|---|
 //! | PostgreSQL | [`postgres`] | SSLRequest, StartupMessage (user `canreach`) | close after an authentication request (as libpq); Terminate after ReadyForQuery |
+//! | Redis, Valkey | [`redis`] | `PING` | close (as `redis-cli`) |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -26,6 +27,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod redis;
 pub mod wire;
 
 #[cfg(test)]
