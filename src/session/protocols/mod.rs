@@ -14,6 +14,7 @@
 //! |---|---|---|---|
 //! | PostgreSQL | [`postgres`] | SSLRequest, StartupMessage (user `canreach`) | close after an authentication request (as libpq); Terminate after ReadyForQuery |
 //! | Redis, Valkey | [`redis`] | `PING` | close (as `redis-cli`) |
+//! | MySQL, MariaDB | [`mysql`] | HandshakeResponse41 as `canreach`, no password | the server closes after ERR; `COM_QUIT` after OK |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -26,6 +27,7 @@
 // renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
 #![allow(dead_code)]
 
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod wire;
