@@ -15,6 +15,7 @@
 //! | PostgreSQL | [`postgres`] | SSLRequest, StartupMessage (user `canreach`) | close after an authentication request (as libpq); Terminate after ReadyForQuery |
 //! | Redis, Valkey | [`redis`] | `PING` | close (as `redis-cli`) |
 //! | MySQL, MariaDB | [`mysql`] | HandshakeResponse41 as `canreach`, no password | the server closes after ERR; `COM_QUIT` after OK |
+//! | MongoDB | [`mongodb`] | OP_MSG `hello` (`isMaster` on an old server), `buildInfo` | close (as the drivers) |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -27,6 +28,7 @@
 // renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
 #![allow(dead_code)]
 
+pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
