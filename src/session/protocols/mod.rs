@@ -16,6 +16,7 @@
 //! | Redis, Valkey | [`redis`] | `PING` | close (as `redis-cli`) |
 //! | MySQL, MariaDB | [`mysql`] | HandshakeResponse41 as `canreach`, no password | the server closes after ERR; `COM_QUIT` after OK |
 //! | MongoDB | [`mongodb`] | OP_MSG `hello` (`isMaster` on an old server), `buildInfo` | close (as the drivers) |
+//! | Kafka | [`kafka`] | ApiVersions v0, Metadata (no topics) | close (as the clients) |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -28,6 +29,7 @@
 // renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
