@@ -17,6 +17,7 @@
 //! | MySQL, MariaDB | [`mysql`] | HandshakeResponse41 as `canreach`, no password | the server closes after ERR; `COM_QUIT` after OK |
 //! | MongoDB | [`mongodb`] | OP_MSG `hello` (`isMaster` on an old server), `buildInfo` | close (as the drivers) |
 //! | Kafka | [`kafka`] | ApiVersions v0, Metadata (no topics) | close (as the clients) |
+//! | AMQP 0-9-1 | [`amqp`] | the protocol header | close without a byte more (the specification's rule) |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -29,6 +30,7 @@
 // renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
 #![allow(dead_code)]
 
+pub mod amqp;
 pub mod kafka;
 pub mod mongodb;
 pub mod mysql;
