@@ -18,6 +18,7 @@
 //! | MongoDB | [`mongodb`] | OP_MSG `hello` (`isMaster` on an old server), `buildInfo` | close (as the drivers) |
 //! | Kafka | [`kafka`] | ApiVersions v0, Metadata (no topics) | close (as the clients) |
 //! | AMQP 0-9-1 | [`amqp`] | the protocol header | close without a byte more (the specification's rule) |
+//! | SMTP, IMAP, POP3 | [`mail`] | `EHLO` / `CAPABILITY` / `CAPA` | `QUIT` / `LOGOUT` / `QUIT`, or `STARTTLS`/`STLS` handed over |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -32,6 +33,7 @@
 
 pub mod amqp;
 pub mod kafka;
+pub mod mail;
 pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
