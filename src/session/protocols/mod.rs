@@ -19,6 +19,7 @@
 //! | Kafka | [`kafka`] | ApiVersions v0, Metadata (no topics) | close (as the clients) |
 //! | AMQP 0-9-1 | [`amqp`] | the protocol header | close without a byte more (the specification's rule) |
 //! | SMTP, IMAP, POP3 | [`mail`] | `EHLO` / `CAPABILITY` / `CAPA` | `QUIT` / `LOGOUT` / `QUIT`, or `STARTTLS`/`STLS` handed over |
+//! | UDP services | [`udp_payloads`] | one harmless datagram per service | — |
 //!
 //! Which protocol to speak comes from the URL scheme, `--protocol`, or the port's usual
 //! service: [`Selection`].
@@ -38,6 +39,7 @@ pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+pub mod udp_payloads;
 pub mod wire;
 
 #[cfg(test)]
