@@ -113,7 +113,7 @@ impl PluginState {
     }
 
     /// The word of the status line.
-    pub fn word(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PluginState::Ok => "OK",
             PluginState::Warning => "WARNING",
@@ -254,7 +254,10 @@ mod tests {
 
     #[test]
     fn every_verdict_has_its_own_code_and_none_is_an_error_code() {
-        let mut codes: Vec<i32> = Verdict::ALL.iter().map(|v| v.exit_code()).collect();
+        let mut codes: Vec<i32> = Verdict::ALL
+            .iter()
+            .map(|v| ExitCode::from(*v).code())
+            .collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), Verdict::ALL.len());

@@ -184,11 +184,11 @@ async fn disagreeing_servers_are_named_with_what_each_said() {
     let d = diagnose(&facts_with(vec![two, one], system_failed));
     // The resolver's reading: the first server's NXDOMAIN is final.
     assert_eq!(d.verdict.as_str(), "dns_error");
-    assert_eq!(d.findings[0].id, "dns_nxdomain");
+    assert_eq!(d.findings[0].id.as_str(), "dns_nxdomain");
     let f = d
         .findings
         .iter()
-        .find(|f| f.id == "servers_disagree")
+        .find(|f| f.id.as_str() == "servers_disagree")
         .expect("disagreement");
     assert!(
         f.message.contains("NXDOMAIN") && f.message.contains("198.18.2.2"),
@@ -246,7 +246,11 @@ async fn a_dead_first_server_with_the_default_timeout_is_named() {
     };
     let d = diagnose(&facts_with(view.servers, system));
     assert_eq!(d.verdict.as_str(), "dns_error");
-    let f = d.findings.iter().find(|f| f.id == "dns_timeout").unwrap();
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.id.as_str() == "dns_timeout")
+        .unwrap();
     assert!(
         f.message.contains("127.0.0.1 → no answer (port 53") && f.message.contains("198.18.2.2"),
         "{}",
@@ -339,7 +343,9 @@ async fn an_unrelated_record_in_the_answer_is_ignored() {
     };
     let d = diagnose(&facts_with(vec![honest, stuffed], system));
     assert!(
-        d.findings.iter().all(|f| f.id != "servers_disagree"),
+        d.findings
+            .iter()
+            .all(|f| f.id.as_str() != "servers_disagree"),
         "{:?}",
         d.findings
     );
@@ -432,10 +438,14 @@ async fn only_the_first_three_servers_are_asked() {
     let f = d
         .findings
         .iter()
-        .find(|f| f.id == "extra_nameservers_ignored")
+        .find(|f| f.id.as_str() == "extra_nameservers_ignored")
         .expect("the ignored server is named");
     assert!(f.message.contains("198.18.0.4"), "{}", f.message);
-    assert!(d.findings.iter().all(|f| f.id != "servers_disagree"));
+    assert!(
+        d.findings
+            .iter()
+            .all(|f| f.id.as_str() != "servers_disagree")
+    );
 }
 
 /// Record data is presentation text, not a library's Debug output; TXT keeps its bytes

@@ -154,7 +154,7 @@ fn reject_kind(a: &AddressResult) -> String {
         Some(m) if forged_unreachable(a) => format!(
             "ICMP {} after {} — far sooner than a failed address lookup takes (about 3 s) — \
              while the host answers on other ports",
-            m.words(),
+            m.as_str(),
             fmt_duration(a.elapsed)
         ),
         _ => "ICMP administratively-prohibited".into(),
@@ -337,7 +337,7 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
     let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
     let dev = ip.map_or("a device".to_string(), |s| s.to_string());
     let what = match a.evidence.icmp().map(|i| i.meaning()) {
-        Some(m @ (Meaning::HostUnreachable | Meaning::NetUnreachable)) => m.words(),
+        Some(m @ (Meaning::HostUnreachable | Meaning::NetUnreachable)) => m.as_str(),
         _ => "an ICMP error",
     };
     let message = match who {

@@ -56,7 +56,7 @@ pub fn udp53_words(u: Udp53) -> &'static str {
 /// A silent name server's TCP port 53, in words: `closed (TCP reset after 0.2 ms)`.
 pub fn port53_tcp(p: &ProbeFact) -> String {
     let r = classify(p);
-    format!("{} ({})", r.outcome.word(), r.describe())
+    format!("{} ({})", r.outcome.as_str(), r.describe())
 }
 
 fn servers_said(servers: &[ServerView]) -> String {
@@ -699,6 +699,7 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::FindingId;
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
     use crate::facts::{AddressFacts, Facts};
@@ -853,7 +854,7 @@ mod tests {
         let f = facts("v6only.lab", dns, vec![probe]);
         let d = crate::diagnosis::diagnose(&f);
         assert_eq!(d.verdict.as_str(), "unreachable");
-        assert!(d.findings.iter().any(|f| f.id == "ipv6_only_name"));
+        assert!(d.findings.iter().any(|f| f.id == FindingId::Ipv6OnlyName));
     }
 
     #[test]
@@ -866,7 +867,7 @@ mod tests {
         };
         let d = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![]));
         let f = &d.findings;
-        assert_eq!(f[0].id, "dns_servfail");
+        assert_eq!(f[0].id, FindingId::DnsServfail);
         assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
         let cmds: Vec<&str> = d
             .steps

@@ -214,7 +214,7 @@ impl Severity {
 }
 
 /// Something the check found: what it means, and the steps it proposes. The steps are a
-/// proposal: the planner ([`super::advice::plan`]) decides which are given, once each.
+/// proposal: the planner ([`super::plan::plan`]) decides which are given, once each.
 /// `message` is escaped ([`Finding::new`]): no format shows a raw control or bidi character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -263,12 +263,6 @@ impl Finding {
     pub fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
         self.rules_out.extend_from_slice(kinds);
         self
-    }
-}
-
-impl PartialEq<&str> for FindingId {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }
 

@@ -12,7 +12,7 @@ use super::finding::{Finding, FindingId, Severity};
 use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
 use crate::facts::QueueWatch;
 use crate::local::Firewall;
-use crate::local::nft::{FirewallRule, NftError};
+use crate::local::nft::{FirewallRule, Hook, NftError, RuleVerdict};
 use crate::local::servers::{self, CONTAINER_PROXIES};
 use crate::local::{Listener, LocalFacts, Process, is_local};
 
@@ -986,7 +986,7 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
 
 /// The rules of one hook that stop the port, when the first address failed: the explicit
 /// rules, else a drop policy (still worth naming: an accept rule may be missing).
-fn hook_rules<'a>(cx: &'a Ctx, hook: &str) -> Vec<&'a FirewallRule> {
+fn hook_rules<'a>(cx: &'a Ctx, hook: Hook) -> Vec<&'a FirewallRule> {
     if cx.failed_first().is_none() {
         return vec![];
     }
@@ -1067,11 +1067,11 @@ fn firewall_finding(
 
 /// A rule of this machine's output chain stops the port.
 pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
-    let shown = hook_rules(cx, "output");
+    let shown = hook_rules(cx, Hook::Output);
     if shown.is_empty() {
         return None;
     }
-    let extra = if shown.iter().any(|r| r.verdict == "drop") {
+    let extra = if shown.iter().any(|r| r.verdict == RuleVerdict::Drop) {
         " A drop there looks exactly like silence from the remote side."
     } else {
         ""
@@ -1088,7 +1088,7 @@ pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
 /// A rule of this machine's input chain stops the port (local targets only).
 pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
     cx.facts.local.as_ref()?;
-    let shown = hook_rules(cx, "input");
+    let shown = hook_rules(cx, Hook::Input);
     if shown.is_empty() {
         return None;
     }
@@ -1212,7 +1212,7 @@ mod tests {
         let d = crate::diagnosis::diagnose(&f);
         d.findings
             .iter()
-            .filter(|f| f.id == "owner_name_mismatch")
+            .filter(|f| f.id == FindingId::OwnerNameMismatch)
             .map(|f| f.message.clone())
             .collect()
     }
@@ -1306,7 +1306,7 @@ mod tests {
         let c = d
             .findings
             .iter()
-            .find(|f| f.id == "container_proxy")
+            .find(|f| f.id == FindingId::ContainerProxy)
             .expect("container_proxy");
         assert!(c.message.contains("docker-proxy, pid 812"));
         let step = d.steps.iter().find(|s| s.findings.contains(&c.id)).unwrap();
@@ -1353,7 +1353,7 @@ mod tests {
         );
         let d = crate::diagnosis::diagnose(&f);
         let found = &d.findings;
-        assert_eq!(found[0].id, "local_firewall_input");
+        assert_eq!(found[0].id, FindingId::LocalFirewallInput);
         assert!(
             found[0]
                 .message
@@ -1382,7 +1382,7 @@ mod tests {
             !crate::diagnosis::diagnose(&remote)
                 .findings
                 .iter()
-                .any(|f| f.id == "local_firewall_input"),
+                .any(|f| f.id == FindingId::LocalFirewallInput),
             "input rules do not concern remote targets"
         );
     }
@@ -1406,7 +1406,7 @@ mod tests {
         let found: Vec<&Finding> = d
             .findings
             .iter()
-            .filter(|f| f.id == "usual_server_elsewhere")
+            .filter(|f| f.id == FindingId::UsualServerElsewhere)
             .collect();
         assert_eq!(found.len(), 1);
         assert_eq!(
@@ -1421,7 +1421,7 @@ mod tests {
         let m = &d
             .findings
             .iter()
-            .find(|f| f.id == "usual_server_elsewhere")
+            .find(|f| f.id == FindingId::UsualServerElsewhere)
             .unwrap()
             .message;
         assert!(m.ends_with("(where it listens could not be read)."), "{m}");
@@ -1431,7 +1431,7 @@ mod tests {
         let m = &d
             .findings
             .iter()
-            .find(|f| f.id == "usual_server_elsewhere")
+            .find(|f| f.id == FindingId::UsualServerElsewhere)
             .unwrap()
             .message;
         assert!(m.ends_with("cannot be seen without root)."), "{m}");
@@ -1446,7 +1446,7 @@ mod tests {
             rules: vec![],
         };
         let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), Some(clean)));
-        assert_eq!(d.findings[0].id, "port_closed");
+        assert_eq!(d.findings[0].id, FindingId::PortClosed);
         assert!(
             !d.findings[0].message.contains("imitates"),
             "{}",

@@ -3,7 +3,7 @@
 //! [`diagnose`] is a pure function. It classifies each address ([`classify`]), folds the
 //! outcomes into one [`Verdict`], then asks every finding rule, strongest first
 //! ([`FindingId::ALL`]), whether its evidence is there ([`rule`]: one function per id), and
-//! finally plans the steps once ([`advice::plan`]). No I/O happens here, so every rule is
+//! finally plans the steps once ([`plan::plan`]). No I/O happens here, so every rule is
 //! unit-tested on fixtures. The evidence behind the rules is in `docs/ground-truth/`; every verdict
 //! and finding is listed in `docs/verdicts.md`.
 //!
@@ -20,6 +20,7 @@ pub mod commands;
 pub mod dns;
 pub mod finding;
 pub mod local;
+pub mod plan;
 pub mod session;
 pub mod silence;
 pub mod tls_words;
@@ -28,17 +29,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::exit_codes::ExitCode;
 use crate::facts::{AddressFacts, Facts, ms};
 use crate::icmp::Icmp;
 use crate::probe::{ConnectResult, ProbeFact};
 use crate::session::status::StatusSet;
 use crate::target::{Host, Target};
 
-pub use advice::{Machine, PlannedStep, Step, StepKind};
+pub use advice::{Machine, Step, StepKind};
 pub use finding::{Finding, FindingId, Severity};
+pub use plan::PlannedStep;
 
-/// The answer to "can I reach it?". Each has its own exit code (see [`Verdict::exit_code`]).
+/// The answer to "can I reach it?". Each has its own exit code (`crate::exit_codes::ExitCode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Open,
@@ -72,11 +73,6 @@ impl Verdict {
         Verdict::TlsError,
         Verdict::MtuBlackhole,
     ];
-
-    /// The process exit code (all of them are in `exit_codes`).
-    pub fn exit_code(self) -> i32 {
-        ExitCode::from(self).code()
-    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,7 +116,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome as a word, as in the JSON.
-    pub fn word(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Open => "open",
             Outcome::Closed => "closed",
@@ -250,7 +246,7 @@ impl AddressResult {
                         i.kind,
                         i.code
                     ),
-                    m => format!("ICMP {} {from} after {t}", m.words()),
+                    m => format!("ICMP {} {from} after {t}", m.as_str()),
                 }
             }
             Evidence::NoRouteHere(e) => {
@@ -562,11 +558,11 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         .flat_map(|id| rule(*id, &cx))
         .collect();
     order_by_address(&mut findings, &addresses);
-    let here = advice::Here {
+    let here = plan::Here {
         privileged: facts.privileged,
         systemd: facts.local.as_ref().map(|l| l.systemd),
     };
-    let steps = advice::plan(&findings, &ruled_out_by_facts(&cx), here);
+    let steps = plan::plan(&findings, &ruled_out_by_facts(&cx), here);
     // It names the target and may quote outside text: escaped once, for every format.
     let summary = crate::escape::escape_owned(summarize(&cx, &findings));
     Diagnosis {

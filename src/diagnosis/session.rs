@@ -464,7 +464,7 @@ pub fn direct_path(cx: &Ctx) -> Option<Finding> {
                     {
                         "not answered yet".to_string()
                     }
-                    o => o.word().to_string(),
+                    o => o.as_str().to_string(),
                 };
                 format!("{} {word} ({})", a.address.ip(), a.describe())
             })

@@ -232,7 +232,7 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
                  new connections silently too).{early}",
                 l.address,
                 p.port,
-                p.outcome.map_or("answered", |o| o.word()),
+                p.outcome.map_or("answered", |o| o.as_str()),
                 p.elapsed.map(fmt_duration).unwrap_or_default(),
             ),
         )

@@ -61,7 +61,7 @@ fn handshake_is_open_and_exits_zero() {
         vec![probe("198.18.0.2:80", ConnectResult::Connected, None)],
     ));
     assert_eq!(d.verdict, Verdict::Open);
-    assert_eq!(d.verdict.exit_code(), 0);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 0);
     assert!(d.findings.is_empty());
 }
 
@@ -165,7 +165,7 @@ fn silence_is_filtered() {
         vec![probe("198.18.0.2:5432", ConnectResult::TimedOut, None)],
     ));
     assert_eq!(d.verdict, Verdict::Filtered);
-    assert_eq!(d.verdict.exit_code(), 6);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 6);
     assert_eq!(ids(&d), ["silent_drop"]);
 }
 
@@ -216,7 +216,7 @@ fn dns_failures_prefer_the_precise_direct_kind() {
     f.dns.direct = lookup_err(DnsErrorKind::Servfail);
     let d = diagnose(&f);
     assert_eq!(d.verdict, Verdict::DnsError);
-    assert_eq!(d.verdict.exit_code(), 8);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 8);
     assert_eq!(ids(&d), ["dns_servfail"]);
     f.dns.direct = None;
     assert_eq!(ids(&diagnose(&f)), ["dns_timeout"]);
@@ -358,7 +358,7 @@ fn a_probe_without_a_fair_chance_is_inconclusive_not_filtered() {
     });
     let d = diagnose(&f);
     assert_eq!(d.verdict, Verdict::Inconclusive);
-    assert_eq!(d.verdict.exit_code(), 9);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 9);
     assert_eq!(ids(&d), ["out_of_time"]);
     assert!(
         d.findings[0]

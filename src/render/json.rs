@@ -604,7 +604,7 @@ fn server(s: &ServerView) -> ServerJ {
 fn liveness_probe(p: &LivenessProbe) -> LivenessProbeJ {
     LivenessProbeJ {
         port: p.port,
-        outcome: p.outcome.map_or("no_answer", Outcome::word),
+        outcome: p.outcome.map_or("no_answer", Outcome::as_str),
         elapsed_ms: opt_ms(p.elapsed),
     }
 }
@@ -971,7 +971,7 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
                         DirectProbeJ {
                             address: a.address.ip().to_string(),
                             port: a.address.port(),
-                            outcome: a.outcome.word(),
+                            outcome: a.outcome.as_str(),
                             evidence: sentence(a.describe()),
                             elapsed_ms: ms(a.elapsed),
                         }
@@ -1015,7 +1015,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             address: a.address.ip().to_string(),
             port: a.address.port(),
             family: family(a.address.ip()),
-            outcome: a.outcome.word(),
+            outcome: a.outcome.as_str(),
             evidence: sentence(a.describe()),
             elapsed_ms: ms(a.elapsed),
             error: match p.result {
@@ -1027,7 +1027,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
                 kind: icmp.kind,
                 code: icmp.code,
                 from: icmp.from.map(|f| f.to_string()),
-                meaning: icmp.meaning().words(),
+                meaning: icmp.meaning().as_str(),
                 sender: a.sender().map_or(Sender::Unknown, |s| s.0).as_str(),
             }),
         })
@@ -1062,7 +1062,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             service: t.service.clone(),
         },
         verdict: diag.verdict.as_str(),
-        exit_code: diag.verdict.exit_code(),
+        exit_code: crate::exit_codes::ExitCode::from(diag.verdict).code(),
         summary: sentence(diag.summary.as_str()),
         dns: DnsJ {
             source: if literal { "literal" } else { "resolver" },

@@ -158,7 +158,7 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
             let long = order
                 .iter()
                 .flat_map(|(_, d)| {
-                    let head = format!("[{}] ", PluginState::of(d.verdict).word());
+                    let head = format!("[{}] ", PluginState::of(d.verdict).as_str());
                     let mut lines = wrapped(&text(&d.summary), &head, "  ");
                     lines.extend(reasons(d, "  "));
                     lines
@@ -167,7 +167,11 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
             (status, perf, long)
         }
     };
-    let first = format!("{SERVICE} {}: {status} | {}", state.word(), perf.join(" "));
+    let first = format!(
+        "{SERVICE} {}: {status} | {}",
+        state.as_str(),
+        perf.join(" ")
+    );
     let mut used = first.len() + 1;
     writeln!(w, "{first}")?;
     for (i, line) in long.iter().enumerate() {
@@ -191,7 +195,7 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
 pub fn unknown_line(what: &str) -> String {
     format!(
         "{SERVICE} {}: {}",
-        PluginState::Unknown.word(),
+        PluginState::Unknown.as_str(),
         text(&what.replace('\n', " "))
     )
 }

@@ -42,7 +42,12 @@ fn direct_line(v: &crate::facts::ProxyRoute) -> String {
         .iter()
         .map(|p| {
             let a = crate::diagnosis::classify(p);
-            format!("{} {} ({})", a.address.ip(), a.outcome.word(), a.describe())
+            format!(
+                "{} {} ({})",
+                a.address.ip(),
+                a.outcome.as_str(),
+                a.describe()
+            )
         })
         .collect();
     if each.is_empty() {
@@ -169,7 +174,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             .iter()
             .map(|p| match (p.outcome, p.elapsed) {
                 (Some(o), Some(e)) => {
-                    format!("port {} {} in {}", p.port, o.word(), fmt_duration(e))
+                    format!("port {} {} in {}", p.port, o.as_str(), fmt_duration(e))
                 }
                 _ => format!("port {} no answer", p.port),
             })
@@ -184,7 +189,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
         hanging(w, &prefix, at, LABEL, &probes.join(", "), plain)?;
         if let Some(second) = &l.second_syn {
             let what = match (second.outcome, second.elapsed) {
-                (Some(o), Some(e)) => format!("{} in {}", o.word(), fmt_duration(e)),
+                (Some(o), Some(e)) => format!("{} in {}", o.as_str(), fmt_duration(e)),
                 _ => match l.decided_after {
                     Some(b) => format!("no answer in {}", fmt_duration(b)),
                     None => "no answer".to_string(),
@@ -367,7 +372,7 @@ fn headline(v: Verdict) -> (ColoredString, ColoredString) {
 }
 
 fn outcome_word(o: Outcome) -> ColoredString {
-    let s = format!("{:<8}", o.word());
+    let s = format!("{:<8}", o.as_str());
     match o {
         Outcome::Open => s.green(),
         _ => s.red(),

@@ -154,7 +154,7 @@ impl Phase {
         }
     }
 
-    pub fn word(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
             Phase::Resolving => "resolving",
@@ -607,7 +607,7 @@ fn interrupted(inputs: &[Input], slots: &[Slot], after: Duration) {
     );
     for (i, s) in inputs.iter().zip(slots) {
         let state = match (s.last(), s.attempts()) {
-            (None, _) => format!("not checked yet ({})", s.phase().word()),
+            (None, _) => format!("not checked yet ({})", s.phase().as_str()),
             (Some(v), 1) => format!("{} (1 check)", v.as_str()),
             (Some(v), n) => format!("{} (last of {n} checks)", v.as_str()),
         };
