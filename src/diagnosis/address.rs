@@ -7,7 +7,7 @@
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
+use super::finding::{Finding, FindingId};
 use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, errno_text};
 use super::{fmt_duration, host_or, list};
 use crate::icmp::Meaning;
@@ -80,7 +80,6 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::PortClosed,
-            Severity::Error,
             format!(
                 "{at} answered port {port} with a TCP reset: the host is up, but no program \
                  listens on that port there{}.",
@@ -108,7 +107,6 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ConnectedToItself,
-            Severity::Error,
             format!(
                 "The connection to {} port {port} went from port {port} to port {port} of the \
                  same address: the kernel connected canreach's socket to itself. That happens \
@@ -171,7 +169,6 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallRejectOnHost,
-            Severity::Error,
             format!(
                 "The firewall on {at} itself rejected port {port} ({}). A host with nothing \
                  listening answers with a TCP reset, so this is a firewall rule, not a stopped \
@@ -239,7 +236,6 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallRejectOnPath,
-            Severity::Error,
             format!(
                 "A device on the way, {dev_words}, rejected the connection to {at} port {port} \
                  ({}): a firewall between this machine and the server blocks it. The server \
@@ -277,7 +273,6 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::IcmpRateLimited,
-            Severity::Info,
             format!(
                 "The first SYN to {} port {} got no answer; the kernel's retransmission got the \
                  reject from {dev}, {} after the first. {dev} limits the ICMP errors it sends \
@@ -305,7 +300,6 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::LocalPolicyReject,
-            Severity::Error,
             format!(
                 "This machine refused to send the connection to {} port {} ({}): its own \
                  firewall (OUTPUT chain) or a security policy blocks it. Nothing left this \
@@ -384,7 +378,7 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
         ));
     }
     Some(
-        Finding::new(FindingId::HostUnreachable, Severity::Error, message)
+        Finding::new(FindingId::HostUnreachable, message)
             .about(a.address)
             .steps(steps),
     )
@@ -398,7 +392,6 @@ pub fn no_route(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::NoRoute,
-            Severity::Error,
             if a.address.is_ipv6() {
                 format!("This machine has no IPv6 route to {at}: it cannot use IPv6 to get there.")
             } else {
@@ -433,7 +426,6 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::LocalError,
-            Severity::Error,
             format!(
                 "This machine could not start a connection to {}: {} ({}).",
                 list(&same),
@@ -469,7 +461,6 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::SilentDrop,
-            Severity::Error,
             format!(
                 "No answer from {} port {port} in {}: something drops the packets without a word \
                  — a firewall on the server, one on the way, or this machine's own output \
@@ -538,7 +529,6 @@ fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
     };
     Finding::new(
         FindingId::SilentDrop,
-        Severity::Error,
         format!(
             "No answer from {} port {port} in {}: on this machine only a firewall rule of its \
              own (nftables, iptables — also the legacy backend, which canreach does not read — \
@@ -656,7 +646,7 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
             server,
         ));
     }
-    Some(Finding::new(FindingId::PartialReachability, Severity::Warning, message).steps(steps))
+    Some(Finding::new(FindingId::PartialReachability, message).steps(steps))
 }
 
 /// No address is open and their failures differ: the verdict follows the first.
@@ -678,7 +668,6 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::AddressesDisagree,
-            Severity::Warning,
             format!(
                 "The addresses disagree: the verdict is that of {}, which clients try first; {}.",
                 first.address.ip(),
@@ -712,7 +701,6 @@ pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::OutOfTime,
-            Severity::Warning,
             format!(
                 "The check ran out of time before the evidence was in: {ate}, so the probe of \
                  {} could wait only {} for an answer. Silence is called a drop only after {} \

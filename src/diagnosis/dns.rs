@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::{Command, DigMode};
-use super::finding::{Finding, Severity};
+use super::finding::Finding;
 use super::{Ctx, Evidence, classify, dns_finding_id};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
@@ -354,7 +354,7 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
         ),
     };
     steps.extend(stub_step(cx, &name));
-    Some(Finding::new(dns_finding_id(kind), Severity::Error, message).steps(steps))
+    Some(Finding::new(dns_finding_id(kind), message).steps(steps))
 }
 
 /// The system view, when the name resolved.
@@ -376,7 +376,6 @@ pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::Ipv6OnlyName,
-            Severity::Error,
             format!(
                 "{name} has only IPv6 addresses (no A record), and this machine has no IPv6 \
                  route: it cannot reach the name at all."
@@ -420,7 +419,6 @@ pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::NameOnlyInHosts,
-            Severity::Warning,
             format!(
                 "{name} exists only in {} (line {}: `{}`): DNS says it does not exist (NXDOMAIN). \
                  Only this machine can use the name.",
@@ -453,7 +451,6 @@ pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::HostsOverride,
-            Severity::Warning,
             format!(
                 "{} line {} pins {name} to {} (`{}`), but DNS says {}: applications use the hosts \
                  file's address, and that entry may be stale. The address probed is the one \
@@ -509,7 +506,6 @@ pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::SystemDiffersFromDns,
-            Severity::Warning,
             format!(
                 "Applications get {} for {name}, but DNS says {}: something local (nsswitch, \
                  mDNS, a cache) answers instead of DNS.",
@@ -562,7 +558,6 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::ServersDisagree,
-            Severity::Warning,
             format!(
                 "The configured name servers disagree about {name}: {}. Clients get whichever \
                  answers first — a split-horizon setup or a stale secondary.",
@@ -594,7 +589,6 @@ pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::ExtraNameserversIgnored,
-            Severity::Info,
             format!(
                 "/etc/resolv.conf lists {} name servers, but the system resolver (glibc) uses \
                  only the first {MAXNS}: {} {} never asked, by applications or by this check.",
@@ -637,7 +631,6 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::SearchDomainUsed,
-            Severity::Info,
             format!(
                 "{name} resolved only as {full}: the search domain from /etc/resolv.conf ({}) was \
                  appended. Machines with other search domains will not find it.",
@@ -678,7 +671,6 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::NdotsSearchFirst,
-            Severity::Info,
             format!(
                 "{name} has fewer dots than ndots:{}, so the resolver first tried {} (a round \
                  trip each) before {name} itself.",

@@ -129,7 +129,6 @@ pub fn owner_name_mismatch(cx: &Ctx) -> Vec<Finding> {
         out.push(
             Finding::new(
                 FindingId::OwnerNameMismatch,
-                Severity::Warning,
                 format!(
                     "The process listening on {} calls itself {claimed} (the name of {server}) \
                      but runs {exe} (pid {}, user {}, named {} by the system). A program that \
@@ -224,7 +223,6 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::NothingListensHere,
-            Severity::Error,
             format!("Nothing on this machine listens on TCP port {}.", l.port),
         )
         .steps(steps)
@@ -412,7 +410,7 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
                     Machine::This,
                 ),
             });
-            Finding::new(FindingId::ListenerNotAccepting, Severity::Error, message)
+            Finding::new(FindingId::ListenerNotAccepting, message)
                 .steps(steps)
                 .rules_out(&[
                     StepKind::FindDropRule,
@@ -456,7 +454,6 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirstSynDropped,
-            Severity::Warning,
             format!(
                 "The first connection attempt to {} got no answer; the kernel's retry was \
                  accepted, {} after the first. On this machine the kernel drops a connection \
@@ -590,26 +587,24 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
         });
     }
     Some(
-        Finding::new(
-            FindingId::ProgramNotAccepting,
-            if n.cut_short {
+        Finding::new(FindingId::ProgramNotAccepting, message)
+            // Cut short by the deadline, it is no proof yet: a warning, as the catalog says.
+            .severity(if n.cut_short {
                 Severity::Warning
             } else {
                 Severity::Error
-            },
-            message,
-        )
-        .steps(steps)
-        // It listens, and the handshake completed: nothing drops packets, nothing to find.
-        .rules_out(&[
-            StepKind::FindDropRule,
-            StepKind::FindRejectRule,
-            StepKind::CheckLocalOutput,
-            StepKind::TracePath,
-            StepKind::TryOtherPort,
-            StepKind::AskOwners,
-            StepKind::CheckListening,
-        ]),
+            })
+            .steps(steps)
+            // It listens, and the handshake completed: nothing drops packets, nothing to find.
+            .rules_out(&[
+                StepKind::FindDropRule,
+                StepKind::FindRejectRule,
+                StepKind::CheckLocalOutput,
+                StepKind::TracePath,
+                StepKind::TryOtherPort,
+                StepKind::AskOwners,
+                StepKind::CheckListening,
+            ]),
     )
 }
 
@@ -667,7 +662,6 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
             }
             Finding::new(
                 FindingId::UsualServerElsewhere,
-                Severity::Warning,
                 format!(
                     "{} is running ({} pid {}{workers}: {}) {where_}.",
                     s.server, s.process.name, s.process.pid, s.process.cmdline
@@ -689,7 +683,6 @@ pub fn usual_server_not_running(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::UsualServerNotRunning,
-            Severity::Warning,
             format!(
                 "{}, which usually serves port {port}, is not running on this machine.",
                 units.iter().map(|k| k.name).collect::<Vec<_>>().join(" / ")
@@ -823,7 +816,7 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
                     Machine::This,
                 ));
             }
-            Finding::new(id, Severity::Error, message)
+            Finding::new(id, message)
                 .steps(steps)
                 // The listeners are in the report: no need to send people to `ss`.
                 .rules_out(&[StepKind::CheckListening])
@@ -856,7 +849,6 @@ pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ContainerProxy,
-            Severity::Info,
             format!(
                 "Port {port} on {} is published by a container runtime's proxy ({}, pid {}): \
                  the real server runs inside a container.",
@@ -928,7 +920,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
             ),
         )
     };
-    Some(Finding::new(FindingId::OwnerHidden, Severity::Info, message).steps([step]))
+    Some(Finding::new(FindingId::OwnerHidden, message).steps([step]))
 }
 
 /// Why this machine's firewall could not be read, in words.
@@ -967,7 +959,6 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallNotInspected,
-            Severity::Info,
             format!(
                 "This machine's firewall was not inspected: {}.",
                 unread_words(fw)
@@ -1045,7 +1036,6 @@ fn firewall_finding(
     }
     Finding::new(
         id,
-        Severity::Error,
         format!(
             "This machine's own firewall stops TCP port {} {whose}: {}.{extra}",
             cx.port(),

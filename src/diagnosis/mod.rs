@@ -16,6 +16,7 @@
 
 pub mod address;
 pub mod advice;
+mod catalog;
 pub mod commands;
 pub mod dns;
 pub mod finding;
@@ -422,90 +423,26 @@ impl Ctx<'_> {
     }
 }
 
-/// The one rule of each finding id.
-fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
-    use FindingId::*;
-    let one = |f: Option<Finding>| f.into_iter().collect::<Vec<_>>();
-    match id {
-        LocalFirewallOutput => one(local::local_firewall_output(cx)),
-        LocalFirewallInput => one(local::local_firewall_input(cx)),
-        LocalPolicyReject => one(address::local_policy_reject(cx)),
-        ListenerNotAccepting => local::listener_not_accepting(cx),
-        OutOfTime => one(address::out_of_time(cx)),
-        MtuBlackhole => one(session::mtu_blackhole(cx)),
-        ProgramNotAccepting => one(local::program_not_accepting(cx)),
-        AcceptedThenReset => one(session::accepted_then_reset(cx)),
-        AcceptedThenClosed => one(session::accepted_then_closed(cx)),
-        ServiceRefuses => one(session::service_refuses(cx)),
-        ProxyAuthRequired | ProxyForbidden | ProxyUpstreamFailed | ProxyConnectFailed => {
-            one(session::proxy_refusal(cx, id))
+/// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.
+macro_rules! define_rule {
+    ($(
+        $variant:ident = $id:literal, $severity:ident $(($note:literal))? {
+            evidence: $evidence:literal,
+            says: $says:literal,
+            advice: $advice:literal,
+            rule: $rule:expr,
+        },
+    )*) => {
+        /// The findings of id `id`: what its rule (the catalog's) finds in `cx`.
+        fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
+            match id {
+                $(FindingId::$variant => ($rule)(cx).into_iter().collect(),)*
+            }
         }
-        NoReply => one(session::no_reply(cx)),
-        TlsExpired
-        | TlsNotYetValid
-        | TlsWrongName
-        | TlsSelfSigned
-        | TlsUnknownIssuer
-        | TlsMissingIntermediate
-        | TlsClientCertRequired
-        | TlsProtocolMismatch
-        | NotTls
-        | TlsFailed => one(session::tls_failure(cx, id)),
-        ExpectsTls => one(session::expects_tls(cx)),
-        NotHttp => one(session::not_http(cx)),
-        HttpServerError => one(session::http_server_error(cx)),
-        HttpClientError => one(session::http_client_error(cx)),
-        HttpUnexpectedStatus => one(session::http_unexpected_status(cx)),
-        SlowHandshake => one(session::slow_handshake(cx)),
-        TlsNotVerified => one(session::tls_not_verified(cx)),
-        HttpRedirect => one(session::http_redirect(cx)),
-        ServiceBanner => one(session::service_banner(cx)),
-        ProxyApplies => one(session::proxy_applies(cx)),
-        DirectPath => one(session::direct_path(cx)),
-        FirstSynDropped => one(local::first_syn_dropped(cx)),
-        PartialReachability => one(address::partial_reachability(cx)),
-        ConnectedToItself => one(address::connected_to_itself(cx)),
-        PortClosed => one(address::port_closed(cx)),
-        FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
-        FirewallRejectOnPath => one(address::firewall_reject_on_path(cx)),
-        IcmpRateLimited => one(address::icmp_rate_limited(cx)),
-        HostUnreachable => one(address::host_unreachable(cx)),
-        NoRoute => one(address::no_route(cx)),
-        LocalError => one(address::local_error(cx)),
-        HostUpPortDropped => one(silence::host_up_port_dropped(cx)),
-        HostDown => one(silence::host_down(cx)),
-        SilentDrop => one(address::silent_drop(cx)),
-        HostNotAnswering => one(silence::host_not_answering(cx)),
-        PathEndsAfter => one(silence::path_ends_after(cx)),
-        PathNoAnswer => one(silence::path_no_answer(cx)),
-        NothingListensHere => one(local::nothing_listens_here(cx)),
-        UsualServerElsewhere => local::usual_server_elsewhere(cx),
-        UsualServerNotRunning => one(local::usual_server_not_running(cx)),
-        ListensOnLoopbackOnly => local::listens_on_loopback_only(cx),
-        ListensOnOtherFamily => local::listens_on_other_family(cx),
-        BoundToOtherAddress => local::bound_to_other_address(cx),
-        ContainerProxy => one(local::container_proxy(cx)),
-        OwnerNameMismatch => local::owner_name_mismatch(cx),
-        OwnerHidden => one(local::owner_hidden(cx)),
-        FirewallNotInspected => one(local::firewall_not_inspected(cx)),
-        AddressesDisagree => one(address::addresses_disagree(cx)),
-        DnsNxdomain => one(dns::failure(cx, DnsErrorKind::Nxdomain)),
-        DnsNodata => one(dns::failure(cx, DnsErrorKind::Nodata)),
-        DnsServfail => one(dns::failure(cx, DnsErrorKind::Servfail)),
-        DnsRefused => one(dns::failure(cx, DnsErrorKind::Refused)),
-        DnsTimeout => one(dns::failure(cx, DnsErrorKind::Timeout)),
-        DnsNoNameservers => one(dns::failure(cx, DnsErrorKind::NoNameservers)),
-        DnsFailed => one(dns::failure(cx, DnsErrorKind::Other)),
-        Ipv6OnlyName => one(dns::ipv6_only_name(cx)),
-        NameOnlyInHosts => one(dns::name_only_in_hosts(cx)),
-        HostsOverride => one(dns::hosts_override(cx)),
-        SystemDiffersFromDns => one(dns::system_differs_from_dns(cx)),
-        ServersDisagree => one(dns::servers_disagree(cx)),
-        ExtraNameserversIgnored => one(dns::extra_nameservers_ignored(cx)),
-        SearchDomainUsed => one(dns::search_domain_used(cx)),
-        NdotsSearchFirst => one(dns::ndots_search_first(cx)),
-    }
+    };
 }
+
+catalog::catalog!(define_rule);
 
 /// A failure that says nothing about the network: this machine could not even make a socket
 /// (out of file descriptors, of buffer memory). It is no verdict about the target; the run is

@@ -86,7 +86,6 @@ pub fn plan(findings: &[Finding], ruled_out: &[StepKind], here: Here) -> Vec<Pla
 #[cfg(test)]
 mod tests {
     use super::super::advice::Step;
-    use super::super::finding::Severity;
     use super::*;
 
     const AS_USER: Here = Here {
@@ -144,7 +143,7 @@ mod tests {
     }
 
     fn finding(id: FindingId, steps: Vec<Step>) -> Finding {
-        Finding::new(id, Severity::Error, "m").steps(steps)
+        Finding::new(id, "m").steps(steps)
     }
 
     #[test]
@@ -221,8 +220,7 @@ mod tests {
             Machine::Server("h".into()),
         );
         let fs = [
-            Finding::new(FindingId::HostDown, Severity::Error, "down")
-                .rules_out(&[StepKind::FindDropRule]),
+            Finding::new(FindingId::HostDown, "down").rules_out(&[StepKind::FindDropRule]),
             finding(FindingId::PathEndsAfter, vec![hunt.clone()]),
         ];
         assert!(plan(&fs, &[], AS_USER).is_empty());

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
+use super::finding::{Finding, FindingId};
 use super::{
     AddressResult, Ctx, Evidence, Outcome, classify, errno_name, errno_text, fmt_duration,
 };
@@ -427,7 +427,7 @@ pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
         }
     };
     Some(
-        Finding::new(id, Severity::Error, message)
+        Finding::new(id, message)
             .about(r.address)
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
@@ -484,7 +484,6 @@ pub fn direct_path(cx: &Ctx) -> Option<Finding> {
     };
     Some(Finding::new(
         FindingId::DirectPath,
-        Severity::Info,
         format!(
             "Without the proxy, {what}. This does not change the verdict: the application goes \
              through {}.",
@@ -544,7 +543,6 @@ pub fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::AcceptedThenReset,
-            Severity::Error,
             format!(
                 "{} accepted the connection on port {}, then reset it at once: the kernel \
                  completed the handshake, but the program behind the port (or a proxy in front \
@@ -567,7 +565,6 @@ pub fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::AcceptedThenClosed,
-            Severity::Error,
             format!(
                 "{} accepted the connection on port {}, then closed it within {} without a \
                  word: the program behind the port (or a proxy whose backend is down) hangs up \
@@ -624,7 +621,6 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ServiceRefuses,
-            Severity::Error,
             format!(
                 "{}: {what}. The network is fine; the service turns this client away.",
                 r.address.ip()
@@ -685,7 +681,7 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
     };
     let steps = program_steps(cx, r, s);
     Some(
-        Finding::new(FindingId::NoReply, Severity::Error, message)
+        Finding::new(FindingId::NoReply, message)
             .about(r.address)
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
@@ -753,7 +749,6 @@ pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::MtuBlackhole,
-            Severity::Error,
             format!(
                 "Large packets from {} vanish on the way: the connection opened and the \
                  ClientHello went out, but {got} in {}. A second connection asking for \
@@ -1036,7 +1031,7 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
         steps.push(trust_ca());
     }
     Some(
-        Finding::new(id, Severity::Error, message)
+        Finding::new(id, message)
             .about(r.address)
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
@@ -1158,7 +1153,6 @@ pub fn expects_tls(cx: &Ctx) -> Option<Finding> {
         return Some(
             Finding::new(
                 FindingId::ExpectsTls,
-                Severity::Error,
                 format!(
                     "Port {port} speaks TLS: it {hung} without a word on a plain HTTP request, \
                      and a second connection {} ({}). Use {url}, or the client's TLS option.",
@@ -1208,7 +1202,7 @@ pub fn expects_tls(cx: &Ctx) -> Option<Finding> {
         ),
     };
     Some(
-        Finding::new(FindingId::ExpectsTls, Severity::Error, message)
+        Finding::new(FindingId::ExpectsTls, message)
             .about(r.address)
             .steps(steps),
     )
@@ -1333,7 +1327,6 @@ pub fn not_http(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::NotHttp,
-            Severity::Error,
             format!(
                 "{} port {} {what}: the program there does not serve HTTP to this client.",
                 peer(cx, r, s),
@@ -1395,7 +1388,6 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HttpServerError,
-            Severity::Error,
             format!("{} answered {}.{meaning}", peer(cx, r, s), http_words(resp)),
         )
         .about(r.address)
@@ -1463,7 +1455,6 @@ pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HttpClientError,
-            Severity::Error,
             format!(
                 "{} answered {} for {path}: {meaning}.{expect}",
                 peer(cx, r, s),
@@ -1496,7 +1487,6 @@ pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HttpUnexpectedStatus,
-            Severity::Error,
             format!(
                 "{} answered {} for {}, and --expect-status asks for {set}: the service works, \
                  but does not answer as this check expects.",
@@ -1530,7 +1520,6 @@ pub fn http_redirect(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HttpRedirect,
-            Severity::Info,
             format!(
                 "{} answered {} for {}: it redirects {to}. canreach does not follow redirects: \
                  a client that does goes there next, which this check did not test.",
@@ -1586,7 +1575,6 @@ pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::SlowHandshake,
-            Severity::Warning,
             format!(
                 "{} answered the TLS ClientHello only after {}{finished}{connect}: the program \
                  behind port {} (or a TLS terminator in front of it) is slow or busy; the \
@@ -1652,7 +1640,7 @@ pub fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
         ),
     };
     Some(
-        Finding::new(FindingId::TlsNotVerified, Severity::Warning, message)
+        Finding::new(FindingId::TlsNotVerified, message)
             .about(r.address)
             .steps(steps),
     )
@@ -1716,7 +1704,6 @@ pub fn service_banner(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ServiceBanner,
-            Severity::Info,
             format!("{} port {} is {what}.", r.address.ip(), cx.port()),
         )
         .about(r.address),
@@ -1796,7 +1783,7 @@ pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
         )),
         _ => None,
     };
-    Some(Finding::new(FindingId::ProxyApplies, Severity::Info, message).steps(step))
+    Some(Finding::new(FindingId::ProxyApplies, message).steps(step))
 }
 
 /// The lines a report shows for one address's session: `(label, text)`, raw (the renderer

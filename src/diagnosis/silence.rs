@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
+use super::finding::{Finding, FindingId};
 use super::{Ctx, Outcome, Verdict, classify, fmt_duration};
 use crate::facts::Silence;
 use crate::icmp::Meaning;
@@ -224,7 +224,6 @@ pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HostUpPortDropped,
-            Severity::Error,
             format!(
                 "The host {} is up (port {} answered: {} in {}) but port {port} gets no answer: \
                  a firewall drops it — on the server, or on the way for this port only — or the \
@@ -298,7 +297,6 @@ pub fn host_down(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HostDown,
-            Severity::Error,
             format!(
                 "{} is reported unreachable (ICMP host-unreachable from a router, or from this \
                  machine's own failed neighbour lookup) on the ports tried ({}): the host is \
@@ -333,7 +331,6 @@ pub fn host_not_answering(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::HostNotAnswering,
-            Severity::Warning,
             format!(
                 "Nothing about {} answers: ports {} were silent too. The host is down, or a \
                  firewall drops everything sent to it from here.",
@@ -372,7 +369,6 @@ pub fn path_ends_after(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::PathEndsAfter,
-            Severity::Error,
             format!(
                 "Your connection reaches {dev} (hop {ttl}) and goes no further: the block is at \
                  that device's firewall or after it — on the server or just before it."
@@ -426,7 +422,6 @@ pub fn path_no_answer(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::PathNoAnswer,
-            Severity::Warning,
             format!(
                 "Not even the first hop answered the path walk: this machine's own firewall \
                  (OUTPUT chain) or the first router drops the packets — or the routers on the way \
