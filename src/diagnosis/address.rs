@@ -7,9 +7,10 @@
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
+use super::context::{host_or, list};
 use super::finding::{Finding, FindingId};
+use super::fmt_duration;
 use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, errno_text};
-use super::{fmt_duration, host_or, list};
 use crate::icmp::Meaning;
 
 /// A firewall's reject by ICMP: a reject message, or an unreachable one that `judge` found to

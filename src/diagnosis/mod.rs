@@ -18,250 +18,29 @@ pub mod address;
 pub mod advice;
 mod catalog;
 pub mod commands;
+mod context;
 pub mod dns;
 pub mod finding;
+mod judge;
 pub mod local;
+mod outcome;
 pub mod plan;
 pub mod session;
 pub mod silence;
 pub mod tls_words;
+pub mod views;
+mod words;
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
-use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{AddressFacts, Facts, ms};
-use crate::icmp::Icmp;
-use crate::probe::{ConnectResult, ProbeFact};
-use crate::session::status::StatusSet;
-use crate::target::{Host, Target};
+use crate::dns::{DnsErrorKind, LookupError};
+use crate::facts::Facts;
 
 pub use advice::{Machine, Step, StepKind};
+pub use context::Ctx;
 pub use finding::{Finding, FindingId, Severity};
+pub use judge::{dns_failure_of, judge};
+pub use outcome::{AddressResult, Evidence, Outcome, Sender, Verdict, classify};
 pub use plan::PlannedStep;
-
-/// The answer to "can I reach it?". Each has its own exit code (`crate::exit_codes::ExitCode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Open,
-    Partial,
-    Closed,
-    Rejected,
-    Filtered,
-    Unreachable,
-    DnsError,
-    /// The deadline ended the check before the evidence was in.
-    Inconclusive,
-    /// TCP connected, then the program behind the port failed.
-    ServiceError,
-    /// The TLS handshake failed, or the certificate is not valid for this name.
-    TlsError,
-    /// Small packets pass, large ones vanish: proven by a reduced-MSS retry.
-    MtuBlackhole,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 11] = [
-        Verdict::Open,
-        Verdict::Partial,
-        Verdict::Closed,
-        Verdict::Rejected,
-        Verdict::Filtered,
-        Verdict::Unreachable,
-        Verdict::DnsError,
-        Verdict::Inconclusive,
-        Verdict::ServiceError,
-        Verdict::TlsError,
-        Verdict::MtuBlackhole,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Open => "open",
-            Verdict::Partial => "partial",
-            Verdict::Closed => "closed",
-            Verdict::Rejected => "rejected",
-            Verdict::Filtered => "filtered",
-            Verdict::Unreachable => "unreachable",
-            Verdict::DnsError => "dns_error",
-            Verdict::Inconclusive => "inconclusive",
-            Verdict::ServiceError => "service_error",
-            Verdict::TlsError => "tls_error",
-            Verdict::MtuBlackhole => "mtu_blackhole",
-        }
-    }
-}
-
-/// What happened to one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Handshake completed.
-    Open,
-    /// TCP reset: nothing listens (or `reject with tcp reset`).
-    Closed,
-    /// A firewall's ICMP error (port-unreachable, prohibited), or this machine's own policy.
-    Rejected,
-    /// No answer before the deadline.
-    Filtered,
-    /// Host/network unreachable, or no route here.
-    Unreachable,
-    /// Silent, but the probe could not wait long enough for silence to mean a drop.
-    Inconclusive,
-    /// Connected, then the program failed (hung up, never replied, HTTP 5xx, refused us).
-    ServiceError,
-    /// Connected, then the TLS handshake or the certificate failed.
-    TlsError,
-    /// Connected; the handshake stalled and completed with a smaller MSS.
-    MtuBlackhole,
-}
-
-impl Outcome {
-    /// The outcome as a word, as in the JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Open => "open",
-            Outcome::Closed => "closed",
-            Outcome::Rejected => "rejected",
-            Outcome::Filtered => "filtered",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Inconclusive => "inconclusive",
-            Outcome::ServiceError => "service_error",
-            Outcome::TlsError => "tls_error",
-            Outcome::MtuBlackhole => "mtu_blackhole",
-        }
-    }
-
-    fn verdict(self) -> Verdict {
-        match self {
-            Outcome::Open => Verdict::Open,
-            Outcome::Closed => Verdict::Closed,
-            Outcome::Rejected => Verdict::Rejected,
-            Outcome::Filtered => Verdict::Filtered,
-            Outcome::Unreachable => Verdict::Unreachable,
-            Outcome::Inconclusive => Verdict::Inconclusive,
-            Outcome::ServiceError => Verdict::ServiceError,
-            Outcome::TlsError => Verdict::TlsError,
-            Outcome::MtuBlackhole => Verdict::MtuBlackhole,
-        }
-    }
-}
-
-/// The specific evidence behind an [`Outcome`], precise enough to write advice from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evidence {
-    Handshake,
-    TcpReset,
-    /// The handshake completed between the socket and itself (same address and port on both
-    /// ends): nothing listens, and no server took part.
-    ConnectedToItself,
-    /// An ICMP error; its meaning comes from the one table (`crate::icmp`).
-    Icmp(Icmp),
-    /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
-    NoRouteHere(i32),
-    /// ECONNRESET as the connect completed: the kernel accepted, then the program (or a
-    /// proxy in front of it) reset the connection at once (`docs/ground-truth/beyond-connect.md`).
-    AcceptedThenReset,
-    /// EACCES/EPERM with no ICMP: this machine's own policy refused to send.
-    LocalPolicy(i32),
-    /// Any other local error (EAFNOSUPPORT, EADDRNOTAVAIL, …).
-    LocalError(i32),
-    Silence,
-}
-
-impl Evidence {
-    pub fn icmp(&self) -> Option<&Icmp> {
-        match self {
-            Evidence::Icmp(i) => Some(i),
-            _ => None,
-        }
-    }
-}
-
-/// Who sent an ICMP error, relative to the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
-    /// The target address itself.
-    Target,
-    /// This machine: its own firewall, or its own failed neighbour (ARP/ND) lookup.
-    ThisMachine,
-    /// Another device: a router or firewall on the way.
-    OnTheWay,
-    /// The ICMP carried no sender address.
-    Unknown,
-}
-
-impl Sender {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sender::Target => "target",
-            Sender::ThisMachine => "this_machine",
-            Sender::OnTheWay => "on_the_way",
-            Sender::Unknown => "unknown",
-        }
-    }
-}
-
-/// One address's classification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressResult {
-    pub address: SocketAddr,
-    pub outcome: Outcome,
-    pub evidence: Evidence,
-    pub elapsed: Duration,
-    /// This machine's source address for the attempt.
-    pub local: Option<IpAddr>,
-}
-
-impl AddressResult {
-    /// Who sent the ICMP behind this result, if one did.
-    pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
-        let icmp = self.evidence.icmp()?;
-        // The plain and v4-mapped forms of one address are one sender (`icmp::same_host`).
-        let is = |a: Option<IpAddr>, b: IpAddr| a.is_some_and(|a| crate::icmp::same_host(a, b));
-        Some(match icmp.from {
-            Some(ip) if is(Some(self.address.ip()), ip) => (Sender::Target, Some(ip)),
-            Some(ip) if is(self.local, ip) => (Sender::ThisMachine, Some(ip)),
-            Some(ip) => (Sender::OnTheWay, Some(ip)),
-            None => (Sender::Unknown, None),
-        })
-    }
-
-    /// One line of evidence for people: "TCP reset after 0.3 ms".
-    pub fn describe(&self) -> String {
-        let t = fmt_duration(self.elapsed);
-        match &self.evidence {
-            Evidence::Handshake => format!("connected in {t}"),
-            Evidence::TcpReset => format!("TCP reset after {t}"),
-            Evidence::ConnectedToItself => format!("connected to itself in {t}"),
-            Evidence::Icmp(i) => {
-                let from = match self.sender() {
-                    Some((Sender::Target, _)) => "from the host itself".to_string(),
-                    Some((Sender::ThisMachine, Some(ip))) => format!("from this machine ({ip})"),
-                    Some((_, Some(ip))) => format!("from {ip}"),
-                    _ => "from an unknown sender".to_string(),
-                };
-                match i.meaning() {
-                    crate::icmp::Meaning::Other => format!(
-                        "ICMP{} type {} code {} {from} after {t}",
-                        if i.v6 { "v6" } else { "" },
-                        i.kind,
-                        i.code
-                    ),
-                    m => format!("ICMP {} {from} after {t}", m.as_str()),
-                }
-            }
-            Evidence::NoRouteHere(e) => {
-                format!("{} at once: no route on this machine", errno_name(*e))
-            }
-            Evidence::AcceptedThenReset => format!("accepted, then reset (ECONNRESET) in {t}"),
-            Evidence::LocalPolicy(e) => {
-                format!("{} at once: this machine refused to send", errno_name(*e))
-            }
-            Evidence::LocalError(e) => format!("{} at once ({})", errno_name(*e), errno_text(*e)),
-            Evidence::Silence => format!("no answer in {t}"),
-        }
-    }
-}
+pub use words::{errno_name, errno_text, fmt_duration, fmt_given};
 
 /// The conclusion of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,152 +54,11 @@ pub struct Diagnosis {
     /// The numbered next steps, planned once over all findings.
     pub steps: Vec<PlannedStep>,
     /// Is the host of the first address up? (Only when that address was slow to answer.)
-    pub liveness: Option<silence::Liveness>,
+    pub liveness: Option<views::Liveness>,
     /// Where packets go on the way to the first address (when the path was walked).
-    pub path: Option<silence::Path>,
+    pub path: Option<views::Path>,
     /// Why the name gave no address (only with `dns_error`), in canreach's words.
     pub dns_error: Option<LookupError>,
-}
-
-/// What the kernel's answer for one address means.
-pub fn classify(p: &ProbeFact) -> AddressResult {
-    let (outcome, evidence) = match (p.result, p.icmp) {
-        (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
-        (ConnectResult::ConnectedToItself, _) => (Outcome::Closed, Evidence::ConnectedToItself),
-        // An ICMP error decides, whatever errno it was mapped to (ECONNREFUSED, EHOSTUNREACH,
-        // EACCES for ICMPv6 prohibited …); so does a late ICMP that arrived as we gave up.
-        (ConnectResult::Failed { .. } | ConnectResult::TimedOut, Some(icmp)) => {
-            let outcome = if icmp.meaning().is_reject() {
-                Outcome::Rejected
-            } else {
-                Outcome::Unreachable
-            };
-            (outcome, Evidence::Icmp(icmp))
-        }
-        (ConnectResult::Failed { errno }, None) => match errno {
-            libc::ECONNREFUSED => (Outcome::Closed, Evidence::TcpReset),
-            libc::ECONNRESET => (Outcome::ServiceError, Evidence::AcceptedThenReset),
-            libc::ENETUNREACH | libc::EHOSTUNREACH => {
-                (Outcome::Unreachable, Evidence::NoRouteHere(errno))
-            }
-            libc::EACCES | libc::EPERM => (Outcome::Rejected, Evidence::LocalPolicy(errno)),
-            libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
-            // No socket to probe with says nothing about the target.
-            e if out_of_resources(e) => (Outcome::Inconclusive, Evidence::LocalError(e)),
-            _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
-        },
-        (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),
-    };
-    AddressResult {
-        address: p.spec.address,
-        outcome,
-        evidence,
-        elapsed: p.elapsed,
-        local: p.local.map(|a| a.ip()),
-    }
-}
-
-/// What the kernel's answer for one address means, given what else was learnt about it: a
-/// silence the probe could not wait out is `inconclusive`, not a drop; a "host unreachable" from
-/// a device on the way that came far sooner than neighbour discovery fails, while the host
-/// answers on other ports, is that device's firewall rejecting the port.
-pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
-    let mut r = classify(&a.probe);
-    let liveness = a.silence.as_ref().map(|s| silence::liveness(r.address, s));
-    if r.evidence == Evidence::Silence && r.outcome == Outcome::Filtered {
-        let decided = a
-            .silence
-            .as_ref()
-            .is_some_and(|s| s.decided_after.is_some());
-        // The probe's own clock starts a hair after the pipeline's: allow for it.
-        let waited = r.elapsed + Duration::from_millis(10);
-        // On this machine the local bound is fair when nothing listens there (a reset would
-        // have come). With a listener, the first SYN may have met a queue full for a moment:
-        // only the kernel's retransmission, a full queue seen or a drop counted tells.
-        let here_fair = a.here
-            && waited >= crate::liveness::LOCAL_SILENCE
-            && a.queue.as_ref().is_none_or(|q| {
-                q.first.is_none()
-                    || q.waited_retransmit
-                    || q.overflows > Some(0)
-                    || [q.first, q.last].iter().flatten().any(|l| l.full())
-            });
-        let fair = decided || waited >= crate::liveness::FAIR_WAIT || here_fair;
-        if !fair {
-            r.outcome = Outcome::Inconclusive;
-        }
-    }
-    if let (Outcome::Open, Some(s)) = (r.outcome, &a.session) {
-        r.outcome = session::outcome(s, expect);
-    }
-    let alive = liveness.as_ref().and_then(|l| l.alive) == Some(true);
-    if alive
-        && r.outcome == Outcome::Unreachable
-        && crate::liveness::too_fast_to_be_unreachable(&a.probe, r.address.ip())
-    {
-        r.outcome = Outcome::Rejected;
-    }
-    r
-}
-
-/// What every rule reads: the facts and what was already concluded from them.
-#[derive(Debug)]
-pub struct Ctx<'a> {
-    pub facts: &'a Facts,
-    pub addresses: &'a [AddressResult],
-    pub verdict: Verdict,
-    pub liveness: Option<&'a silence::Liveness>,
-    pub path: Option<&'a silence::Path>,
-    pub dns_error: Option<&'a LookupError>,
-}
-
-impl Ctx<'_> {
-    /// What the name, probe and local stages checked: the target, or the proxy the check
-    /// followed (`Facts::checked`). The destination behind a proxy is `facts.target`.
-    pub fn target(&self) -> &Target {
-        self.facts.checked()
-    }
-
-    pub fn port(&self) -> u16 {
-        self.facts.checked().port.get()
-    }
-
-    /// The address clients try first.
-    pub fn first(&self) -> Option<&AddressResult> {
-        self.addresses.first()
-    }
-
-    /// Is `ip` this machine? Loopback counts even when the interfaces were not read.
-    pub fn is_here(&self, ip: IpAddr) -> bool {
-        let mine = self
-            .facts
-            .local
-            .as_ref()
-            .map_or(&[][..], |l| &l.addresses[..]);
-        crate::local::is_local(ip, mine)
-    }
-
-    /// Where the server's side of a step runs: this machine for a local address.
-    pub fn server_of(&self, ip: IpAddr) -> Machine {
-        if self.is_here(ip) {
-            Machine::This
-        } else {
-            Machine::Server(self.facts.checked().host.to_string())
-        }
-    }
-
-    /// The failed addresses whose evidence satisfies `pred`.
-    pub fn failed_where(&self, pred: impl Fn(&AddressResult) -> bool) -> Vec<&AddressResult> {
-        self.addresses
-            .iter()
-            .filter(|a| a.outcome != Outcome::Open && pred(a))
-            .collect()
-    }
-
-    /// The outcome of the first address, when no address is open (the verdict's evidence).
-    pub fn failed_first(&self) -> Option<&AddressResult> {
-        self.first().filter(|a| a.outcome != Outcome::Open)
-    }
 }
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.
@@ -450,7 +88,7 @@ catalog::catalog!(define_rule);
 /// machine lacks, no free local port.)
 pub fn resource_failure(d: &Diagnosis) -> Option<String> {
     d.addresses.iter().find_map(|a| match a.evidence {
-        Evidence::LocalError(e) if out_of_resources(e) => Some(format!(
+        Evidence::LocalError(e) if outcome::out_of_resources(e) => Some(format!(
             "this machine could not open a socket to {}: {} ({}) — raise the open-file \
                  limit (ulimit -n) or free resources, then check again",
             a.address,
@@ -459,14 +97,6 @@ pub fn resource_failure(d: &Diagnosis) -> Option<String> {
         )),
         _ => None,
     })
-}
-
-/// This machine ran out of descriptors or memory (`socket()` failed for want of them).
-fn out_of_resources(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-    )
 }
 
 /// Fold per-address results into one verdict with findings and planned steps.
@@ -478,8 +108,8 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         .collect();
     let verdict = verdict_of(&addresses);
     let first = addresses.first().map(|a| a.address);
-    let liveness = first.and_then(|a| facts.silence_of(a).map(|s| silence::liveness(a, s)));
-    let path = facts.trace.as_ref().map(silence::path);
+    let liveness = first.and_then(|a| facts.silence_of(a).map(|s| views::liveness(a, s)));
+    let path = facts.trace.as_ref().map(views::path);
     let dns_error = (verdict == Verdict::DnsError)
         .then(|| dns_failure_of(facts.dns.system.as_ref(), facts.dns.direct.as_ref()));
     let cx = Ctx {
@@ -738,102 +368,5 @@ pub fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
     }
 }
 
-/// Why a name failed, as one error in canreach's words. The direct DNS view is more precise
-/// than `getaddrinfo`'s `EAI_*` codes, so its kind wins when it failed too; when DNS answered
-/// but the system did not, the system's own kind stands.
-pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupError {
-    let d = direct.and_then(|d| d.error.as_ref());
-    let s = sys.and_then(|s| s.error.as_ref());
-    let chosen = match (d, s) {
-        (Some(e), _) if e.kind != DnsErrorKind::Other => Some(e),
-        (_, Some(e)) => Some(e),
-        (d, None) => d,
-    };
-    chosen
-        .cloned()
-        .unwrap_or_else(|| LookupError::new(DnsErrorKind::Other))
-}
-
-/// "0.3 ms", "12 ms", "1.50 s".
-pub fn fmt_duration(d: Duration) -> String {
-    let m = ms(d);
-    if m < 10.0 {
-        format!("{m:.1} ms")
-    } else if m < 1000.0 {
-        format!("{m:.0} ms")
-    } else {
-        format!("{:.2} s", m / 1000.0)
-    }
-}
-
-/// A duration as a person gives it on the command line: `3s`, `500ms`, `5m`, `1h`.
-pub fn fmt_given(d: Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
-        _ if ms >= 3_600_000 && ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
-        _ if ms >= 60_000 && ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
-        _ => format!("{}s", ms / 1000),
-    }
-}
-
-/// The symbolic name of an errno, as people search for it.
-pub fn errno_name(e: i32) -> &'static str {
-    match e {
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ECONNRESET => "ECONNRESET",
-        libc::EHOSTUNREACH => "EHOSTUNREACH",
-        libc::ENETUNREACH => "ENETUNREACH",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::ENOMEM => "ENOMEM",
-        libc::EINVAL => "EINVAL",
-        _ => "error",
-    }
-}
-
-/// The system's text for an errno ("Connection refused").
-pub fn errno_text(e: i32) -> String {
-    let s = std::io::Error::from_raw_os_error(e).to_string();
-    // std appends " (os error N)"; people know the text.
-    s.split(" (os error").next().unwrap_or(&s).to_string()
-}
-
-/// The host as people named it, or the address when they gave one.
-pub fn host_or(target: &Target, ip: IpAddr) -> String {
-    match &target.host {
-        Host::Name(n) => n.clone(),
-        Host::Ip(_) => ip.to_string(),
-    }
-}
-
-/// "198.18.0.2, fd00::2".
-pub fn list(addrs: &[&AddressResult]) -> String {
-    addrs
-        .iter()
-        .map(|a| a.address.ip().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod given_tests {
-    #[test]
-    fn durations_as_typed() {
-        use std::time::Duration;
-        assert_eq!(super::fmt_given(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(super::fmt_given(Duration::from_secs(3)), "3s");
-        assert_eq!(super::fmt_given(Duration::from_secs(300)), "5m");
-        assert_eq!(super::fmt_given(Duration::from_secs(7200)), "2h");
-        assert_eq!(super::fmt_given(Duration::from_secs(90)), "90s");
-    }
-}

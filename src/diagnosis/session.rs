@@ -15,68 +15,15 @@ use crate::escape::escape_bytes;
 use crate::facts::ProxyRoute;
 pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
-use crate::session::after::MssRetry;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
-use crate::session::status::StatusSet;
 use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
 
+use super::judge::{BlackHole, black_hole, expected, proxy_refusal_id};
 use super::tls_words::{self, Fixer};
 use crate::session::{SessionFacts, ViaProxy};
-
-/// What the session facts make of an address whose TCP handshake completed; `expect`: the
-/// HTTP statuses that count as working (`--expect-status`; `None`: 2xx and 3xx).
-pub fn outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
-    // The program behind a port of this machine did not take the connection: clients hang
-    // (`diagnosis::local::program_not_accepting`).
-    if let Some(n) = &s.not_accepted {
-        return if n.cut_short {
-            Outcome::Inconclusive
-        } else {
-            Outcome::ServiceError
-        };
-    }
-    match &s.first {
-        First::Reset | First::Closed => return Outcome::ServiceError,
-        First::Banner {
-            kind: BannerKind::MySqlError { .. },
-            ..
-        } => return Outcome::ServiceError,
-        First::Banner {
-            kind: BannerKind::Coded { code, .. },
-            ..
-        } if *code >= 400 => return Outcome::ServiceError,
-        _ => {}
-    }
-    // The proxy did not open the way: the application's connection fails there.
-    if proxy_refusal_id(s).is_some() {
-        return Outcome::ServiceError;
-    }
-    if let Some(f) = s.tls.as_ref().and_then(|t| t.failure.as_ref()) {
-        return match f {
-            TlsFailure::NoReply | TlsFailure::Stalled { .. } if black_hole(s).is_some() => {
-                Outcome::MtuBlackhole
-            }
-            TlsFailure::NoReply
-            | TlsFailure::Stalled { .. }
-            | TlsFailure::Closed
-            | TlsFailure::Reset => Outcome::ServiceError,
-            _ => Outcome::TlsError,
-        };
-    }
-    if let Some(h) = &s.http {
-        match (&h.response, &h.failure) {
-            // The application that asked for the URL did not get it (a 404, a 503), or got
-            // something else than it expects (`--expect-status`).
-            (Some(r), _) if !expected(r.status, expect) => return Outcome::ServiceError,
-            (None, Some(_)) => return Outcome::ServiceError,
-            _ => {}
-        }
-    }
-    Outcome::Open
-}
 
 /// The clause a summary uses for the finding that explains a service or TLS error.
 pub fn headline(id: FindingId) -> Option<&'static str> {
@@ -107,48 +54,6 @@ pub fn headline(id: FindingId) -> Option<&'static str> {
         NotTls => "the port does not speak TLS",
         TlsFailed => "the handshake failed",
         _ => return None,
-    })
-}
-
-/// Is `status` a working answer: in `--expect-status`, or else 2xx or 3xx?
-fn expected(status: u16, expect: Option<StatusSet>) -> bool {
-    expect.unwrap_or_default().contains(status)
-}
-
-/// The evidence of a path-MTU black hole, when all of it is there.
-struct BlackHole<'a> {
-    first: &'a TlsFacts,
-    retry: &'a MssRetry,
-    second: &'a TlsFacts,
-}
-
-/// A black hole is proven only by evidence that fits one (`docs/verdicts.md`):
-/// - the first handshake got nothing, or stalled;
-/// - a second connection advertising a smaller MSS received the server's certificate flight
-///   (or its whole handshake): the large part of the answer came through in small segments;
-/// - within the same wait: when it did, the first connection, opened earlier to the same
-///   server, still had nothing — a slow server answers its first connection first;
-/// - a path that can be narrower than the first connection's segments: not this machine
-///   (loopback is one hop of 64 KiB), and the first connection allowed the server segments
-///   larger than the second's.
-fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
-    let first = s.tls.as_ref()?;
-    if !matches!(
-        first.failure,
-        Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-    ) {
-        return None;
-    }
-    let retry = s.mss_retry.as_ref()?;
-    let second = retry.tls.as_ref()?;
-    let came_through = second.version.is_some() || !second.chain.is_empty();
-    let same_wait = first.elapsed >= retry.opened + second.elapsed;
-    let narrower_possible =
-        !s.address.ip().is_loopback() && first.given_up.is_none_or(|g| g.advmss > retry.mss);
-    (came_through && same_wait && narrower_possible).then_some(BlackHole {
-        first,
-        retry,
-        second,
     })
 }
 
@@ -225,31 +130,6 @@ fn peer_machine(cx: &Ctx, r: &AddressResult, s: &SessionFacts) -> Machine {
         Machine::Server(cx.facts.target.host.to_string())
     } else {
         cx.server_of(r.address.ip())
-    }
-}
-
-/// The id for a proxy that did not let the session through.
-fn proxy_refusal_id(s: &SessionFacts) -> Option<FindingId> {
-    use FindingId::*;
-    match &s.via {
-        Some(ViaProxy::Tunnel(c)) => match &c.response {
-            Some(r) if r.status / 100 == 2 => None,
-            Some(r) => Some(match r.status {
-                407 => ProxyAuthRequired,
-                403 => ProxyForbidden,
-                502..=504 => ProxyUpstreamFailed,
-                _ => ProxyConnectFailed,
-            }),
-            None => Some(ProxyConnectFailed),
-        },
-        // A forwarded request answered 407 is the proxy's own answer: it names itself.
-        Some(ViaProxy::Forward) => s
-            .http
-            .as_ref()
-            .and_then(|h| h.response.as_ref())
-            .filter(|r| r.status == 407)
-            .map(|_| ProxyAuthRequired),
-        None => None,
     }
 }
 
@@ -1970,8 +1850,10 @@ mod tests {
     use crate::facts::{AddressFacts, DirectPath, Facts};
     use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
     use crate::services::Services;
+    use crate::session::after::MssRetry;
     use crate::session::http::{HttpFacts, Method, parse_response};
     use crate::session::proxy::{ConnectFacts, proxy_for};
+    use crate::session::status::StatusSet;
     use crate::session::tls::TlsVersion;
     use std::time::Duration;
 

@@ -1,9 +1,16 @@
 //! The diagnosis on fixtures: facts in, verdict, findings and planned steps out.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use super::*;
+use crate::dns::DnsErrorKind;
 use crate::dns::LookupError;
 use crate::facts::AddressFacts;
+use crate::icmp::Icmp;
 use crate::probe::ProbeSpec;
+use crate::probe::{ConnectResult, ProbeFact};
+use crate::target::{Host, Target};
 use crate::target::{Port, PortSource};
 
 fn target(host: &str, port: u16) -> Target {

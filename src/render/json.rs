@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
 use crate::diagnosis::session::utc;
-use crate::diagnosis::silence::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::tls_words::alert_name;
+use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};

@@ -21,7 +21,7 @@ use colored::{ColoredString, Colorize};
 
 use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
 use crate::diagnosis::session::lines as session_lines;
-use crate::diagnosis::silence::HopKind;
+use crate::diagnosis::views::HopKind;
 use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration, fmt_given};
 use crate::dns::Lookup;
 use crate::escape::{display_name, escape as x};
