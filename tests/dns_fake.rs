@@ -181,7 +181,7 @@ async fn disagreeing_servers_are_named_with_what_each_said() {
             detail: Some("Name or service not known".into()),
         }),
     };
-    let d = diagnose(&facts_with(vec![two, one], system_failed));
+    let d = diagnose(facts_with(vec![two, one], system_failed));
     // The resolver's reading: the first server's NXDOMAIN is final.
     assert_eq!(d.verdict.as_str(), "dns_error");
     assert_eq!(d.findings[0].id.as_str(), "dns_nxdomain");
@@ -244,7 +244,7 @@ async fn a_dead_first_server_with_the_default_timeout_is_named() {
             detail: Some("Temporary failure in name resolution".into()),
         }),
     };
-    let d = diagnose(&facts_with(view.servers, system));
+    let d = diagnose(facts_with(view.servers, system));
     assert_eq!(d.verdict.as_str(), "dns_error");
     let f = d
         .findings
@@ -341,7 +341,7 @@ async fn an_unrelated_record_in_the_answer_is_ignored() {
         elapsed: Duration::from_millis(1),
         error: None,
     };
-    let d = diagnose(&facts_with(vec![honest, stuffed], system));
+    let d = diagnose(facts_with(vec![honest, stuffed], system));
     assert!(
         d.findings
             .iter()
@@ -434,7 +434,7 @@ async fn only_the_first_three_servers_are_asked() {
         facts.dns.ignored_servers(),
         ["198.18.0.4".parse::<std::net::IpAddr>().unwrap()]
     );
-    let d = diagnose(&facts);
+    let d = diagnose(facts);
     let f = d
         .findings
         .iter()

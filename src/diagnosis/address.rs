@@ -293,10 +293,7 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
 /// This machine refused to send: its own firewall's reject (an ICMP from its own address) or a
 /// security policy (EACCES/EPERM with no ICMP).
 pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| {
-        matches!(a.evidence, Evidence::LocalPolicy(_))
-            || (is_reject(a) && sender(a) == Sender::ThisMachine)
-    });
+    let same = cx.failed_where(AddressResult::rejected_by_this_machine);
     let a = *same.first()?;
     Some(
         Finding::new(
@@ -328,7 +325,7 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
     let a = *same.first()?;
     let at = list(&same);
     let port = cx.port();
-    let host = cx.target().host.to_string();
+    let host = cx.checked().host.to_string();
     let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
     let dev = ip.map_or("a device".to_string(), |s| s.to_string());
     let what = match a.evidence.icmp().map(|i| i.meaning()) {
@@ -456,7 +453,7 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
     if cx.is_here(a.address.ip()) {
         return Some(silent_drop_here(cx, &same));
     }
-    let target = cx.target();
+    let target = cx.checked();
     let host = target.host.to_string();
     let walked = cx.path.is_some_and(|p| p.address == a.address);
     Some(
@@ -518,10 +515,9 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
 fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
     let a = same[0];
     let port = cx.port();
-    let listened =
-        cx.facts.addresses.iter().any(|f| {
-            f.address() == a.address && f.queue.as_ref().is_some_and(|q| q.first.is_some())
-        });
+    let listened = cx.facts.addresses.iter().any(|f| {
+        f.result.address == a.address && f.facts.queue.as_ref().is_some_and(|q| q.first.is_some())
+    });
     let why = if listened {
         " A program listens there with room in its accept queue, and no connection attempt was \
          counted as dropped at a full queue meanwhile: the drop is not the program's."
@@ -569,19 +565,18 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
     if cx.verdict != Verdict::Partial {
         return None;
     }
-    let addrs = cx.addresses;
-    let ok: Vec<&AddressResult> = addrs
-        .iter()
+    let ok: Vec<&AddressResult> = cx
+        .results()
         .filter(|a| a.outcome == Outcome::Open)
         .collect();
-    let bad: Vec<&AddressResult> = addrs
-        .iter()
+    let bad: Vec<&AddressResult> = cx
+        .results()
         .filter(|a| a.outcome != Outcome::Open)
         .collect();
-    let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
+    let first_fails = cx.failed_first().is_some();
     let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
     let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
-    let target = cx.target();
+    let target = cx.checked();
     let localhost =
         matches!(&target.host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
     let port = cx.port();
@@ -657,8 +652,7 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
         return None;
     }
     let others: Vec<String> = cx
-        .addresses
-        .iter()
+        .results()
         .skip(1)
         .filter(|a| a.outcome != first.outcome)
         .map(|a| format!("{} is {}", a.address.ip(), a.outcome.verdict().as_str()))
@@ -698,7 +692,7 @@ pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
         ),
         _ => format!("the deadline ({deadline}) is shorter than a fair wait"),
     };
-    let input = &cx.target().input;
+    let input = &cx.checked().input;
     Some(
         Finding::new(
             FindingId::OutOfTime,

@@ -1,39 +1,64 @@
-//! [`Ctx`]: what every rule reads — the facts and what was already concluded from them.
+//! [`Ctx`]: what every rule reads — the facts, each address with its judgement, and what was
+//! already concluded from them.
 
 use std::net::IpAddr;
 
 use super::advice::Machine;
 use super::outcome::{AddressResult, Outcome, Verdict};
+use super::report::AddressReport;
 use super::views::{Liveness, Path};
 use crate::dns::LookupError;
 use crate::facts::Facts;
+use crate::session::SessionFacts;
 use crate::target::{Host, Target};
 
 /// What every rule reads: the facts and what was already concluded from them.
 #[derive(Debug)]
 pub struct Ctx<'a> {
-    pub facts: &'a Facts,
-    pub addresses: &'a [AddressResult],
+    /// The facts, each address with its judgement.
+    pub facts: &'a Facts<AddressReport>,
     pub verdict: Verdict,
     pub liveness: Option<&'a Liveness>,
     pub path: Option<&'a Path>,
     pub dns_error: Option<&'a LookupError>,
+    /// Through a proxy: the direct path's probes, judged.
+    pub direct: &'a [AddressResult],
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     /// What the name, probe and local stages checked: the target, or the proxy the check
     /// followed (`Facts::checked`). The destination behind a proxy is `facts.target`.
-    pub fn target(&self) -> &Target {
+    pub fn checked(&self) -> &'a Target {
         self.facts.checked()
     }
 
+    /// The port checked (the proxy's, through one).
     pub fn port(&self) -> u16 {
         self.facts.checked().port.get()
     }
 
+    /// Each address's judgement, in the order clients try them.
+    pub fn results(&self) -> impl Iterator<Item = &'a AddressResult> + 'a {
+        self.facts.addresses.iter().map(|a| &a.result)
+    }
+
     /// The address clients try first.
-    pub fn first(&self) -> Option<&AddressResult> {
-        self.addresses.first()
+    pub fn first(&self) -> Option<&'a AddressResult> {
+        self.facts.addresses.first().map(|a| &a.result)
+    }
+
+    /// The first address (in client order) whose session shows `pred`, with its session.
+    pub fn session_where(
+        &self,
+        pred: impl Fn(&AddressResult, &SessionFacts) -> bool,
+    ) -> Option<(&'a AddressResult, &'a SessionFacts)> {
+        self.facts.addresses.iter().find_map(|a| {
+            a.facts
+                .session
+                .as_ref()
+                .filter(|s| pred(&a.result, s))
+                .map(|s| (&a.result, s))
+        })
     }
 
     /// Is `ip` this machine? Loopback counts even when the interfaces were not read.
@@ -56,15 +81,14 @@ impl Ctx<'_> {
     }
 
     /// The failed addresses whose evidence satisfies `pred`.
-    pub fn failed_where(&self, pred: impl Fn(&AddressResult) -> bool) -> Vec<&AddressResult> {
-        self.addresses
-            .iter()
+    pub fn failed_where(&self, pred: impl Fn(&AddressResult) -> bool) -> Vec<&'a AddressResult> {
+        self.results()
             .filter(|a| a.outcome != Outcome::Open && pred(a))
             .collect()
     }
 
     /// The outcome of the first address, when no address is open (the verdict's evidence).
-    pub fn failed_first(&self) -> Option<&AddressResult> {
+    pub fn failed_first(&self) -> Option<&'a AddressResult> {
         self.first().filter(|a| a.outcome != Outcome::Open)
     }
 }

@@ -202,7 +202,7 @@ fn other_types(cx: &Ctx) -> String {
 /// The finding for a name that gave no address, when it failed with `kind`.
 pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     let error = cx.dns_error.filter(|e| e.kind == kind)?;
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let said = if cx.facts.dns.servers.is_empty() {
         String::new()
     } else {
@@ -372,7 +372,7 @@ pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
     if !(only_v6 && no_route) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::Ipv6OnlyName,
@@ -415,7 +415,7 @@ pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
     {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::NameOnlyInHosts,
@@ -446,7 +446,7 @@ pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
     if dns.is_empty() || dns.contains(&h.address) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let dns_list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
     Some(
         Finding::new(
@@ -502,7 +502,7 @@ pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
     if dns.is_empty() || missing.is_empty() {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::SystemDiffersFromDns,
@@ -550,7 +550,7 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     if distinct.len() < 2 {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let said: Vec<String> = answers
         .iter()
         .map(|(s, k)| format!("{} says {k}", s.server.ip()))
@@ -611,7 +611,7 @@ pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
 
 /// The search list applies to the name (it has no final dot and a list exists).
 fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let resolv = cx.facts.dns.resolv.as_ref()?;
     (!name.ends_with('.') && !resolv.search.is_empty()).then_some(resolv)
 }
@@ -619,7 +619,7 @@ fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
 /// The name resolved only with a search domain appended.
 pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     // Only an answer with addresses: a search name's NODATA is said by the failure finding.
     let full = cx
         .facts
@@ -652,7 +652,7 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     if cx.facts.dns.servers.iter().any(search_answered) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let dots = name.matches('.').count();
     let resolved = cx
         .facts
@@ -754,7 +754,7 @@ mod tests {
                 local: None,
             }));
         }
-        crate::diagnosis::diagnose(&f).findings
+        crate::diagnosis::diagnose(f.clone()).findings
     }
     fn resolv(search: &[&str], ndots: usize) -> ResolvConf {
         ResolvConf {
@@ -844,7 +844,7 @@ mod tests {
             local: None,
         };
         let f = facts("v6only.lab", dns, vec![probe]);
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         assert_eq!(d.verdict.as_str(), "unreachable");
         assert!(d.findings.iter().any(|f| f.id == FindingId::Ipv6OnlyName));
     }
@@ -857,7 +857,7 @@ mod tests {
             servers: vec![server("127.0.0.53", failed(DnsErrorKind::Servfail))],
             ..DnsFacts::default()
         };
-        let d = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![]));
+        let d = crate::diagnosis::diagnose(facts("app.lab", dns, vec![]));
         let f = &d.findings;
         assert_eq!(f[0].id, FindingId::DnsServfail);
         assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
@@ -916,7 +916,7 @@ mod tests {
             resolv: Some(resolv(&["lab"], 1)),
             ..DnsFacts::default()
         };
-        let d = crate::diagnosis::diagnose(&facts("app", dns, vec![]));
+        let d = crate::diagnosis::diagnose(facts("app", dns, vec![]));
         assert_eq!(ids(&d.findings), ["dns_nodata"]);
         let msg = &d.findings[0].message;
         assert!(

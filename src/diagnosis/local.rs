@@ -260,28 +260,27 @@ fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, Qu
         .map_or(&[][..], |l| &l.listeners[..]);
     // Only silence is a queue's doing: an address that connected in the end is not dropped.
     let silent = |r: &AddressResult| r.outcome != Outcome::Open && r.evidence == Evidence::Silence;
-    let failed = |addr: SocketAddr| cx.addresses.iter().any(|r| r.address == addr && silent(r));
     let mut out: Vec<(Option<&Listener>, SocketAddr, QueueEvidence)> = Vec::new();
     for a in &cx.facts.addresses {
-        let Some(q) = a.queue.as_ref().filter(|q| watch_shows_full(q)) else {
+        let Some(q) = a.facts.queue.as_ref().filter(|q| watch_shows_full(q)) else {
             continue;
         };
-        if !failed(a.address()) {
+        let address = a.result.address;
+        if !silent(&a.result) {
             continue;
         }
-        let x = listeners.iter().find(|x| accepts(x, a.address().ip()));
+        let x = listeners.iter().find(|x| accepts(x, address.ip()));
         let seen = out.iter().any(|(y, addr, _)| match (x, y) {
             (Some(x), Some(y)) => x == *y,
-            _ => *addr == a.address(),
+            _ => *addr == address,
         });
         if !seen {
-            out.push((x, a.address(), QueueEvidence::Watch(q)));
+            out.push((x, address, QueueEvidence::Watch(q)));
         }
     }
     for x in listeners.iter().filter(|x| x.queue_full()) {
         let dialled = cx
-            .addresses
-            .iter()
+            .results()
             .find(|r| silent(r) && accepts(x, r.address.ip()));
         if let Some(r) = dialled
             && !out.iter().any(|(y, _, _)| *y == Some(x))
@@ -301,11 +300,9 @@ pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
         .as_ref()
         .map_or(&[][..], |l| &l.listeners[..]);
     let in_table = listeners.iter().any(|x| x.queue_full() && accepts(x, ip));
-    let watched = cx
-        .facts
-        .addresses
-        .iter()
-        .any(|a| a.address().ip() == ip && a.queue.as_ref().is_some_and(watch_shows_full));
+    let watched = cx.facts.addresses.iter().any(|a| {
+        a.result.address.ip() == ip && a.facts.queue.as_ref().is_some_and(watch_shows_full)
+    });
     in_table || watched
 }
 
@@ -430,7 +427,7 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
 /// retry pass, which the firewall finding would name). The port works, slowly: each client
 /// waits a second or more while the program is this busy.
 pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
-    let a = cx.facts.addresses.iter().find(|a| {
+    let a = cx.facts.addresses.iter().map(|a| &a.facts).find(|a| {
         a.queue.is_some()
             && a.probe.result == crate::probe::ConnectResult::Connected
             && a.probe.elapsed >= crate::liveness::FIRST_RETRANSMISSION
@@ -496,8 +493,8 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
 /// call `accept()`) or running (too busy to).
 pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
     let (a, n) = cx.facts.addresses.iter().find_map(|a| {
-        let n = a.session.as_ref()?.not_accepted.as_ref()?;
-        Some((a.address(), n))
+        let n = a.facts.session.as_ref()?.not_accepted.as_ref()?;
+        Some((a.result.address, n))
     })?;
     let listener = cx
         .facts
@@ -562,7 +559,7 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
             "Check again with a longer deadline",
             Command::Canreach {
                 options: "--timeout 10s",
-                args: cx.target().input.clone(),
+                args: cx.checked().input.clone(),
             },
             Machine::This,
         ));
@@ -724,8 +721,7 @@ fn misses<'a>(cx: &'a Ctx, l: &LocalFacts) -> Vec<(&'a AddressResult, Miss)> {
     if l.listeners.is_empty() {
         return vec![];
     }
-    cx.addresses
-        .iter()
+    cx.results()
         .filter(|a| a.outcome != Outcome::Open)
         .filter(|a| is_local(a.address.ip(), &l.addresses))
         // Something listens there: a firewall or the backlog is the story.
@@ -914,7 +910,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
                 StepKind::RerunAsRoot,
                 "Run again with sudo to see the process",
                 Command::CanreachAsRoot {
-                    args: cx.target().input.clone(),
+                    args: cx.checked().input.clone(),
                 },
                 Machine::This,
             ),
@@ -968,7 +964,7 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
             StepKind::RerunAsRoot,
             "Include it by running as root",
             Command::CanreachAsRoot {
-                args: cx.target().input.clone(),
+                args: cx.checked().input.clone(),
             },
             Machine::This,
         )]),
@@ -1199,7 +1195,7 @@ mod tests {
     /// The messages of `owner_name_mismatch` for one listener.
     fn mismatches(l: Listener) -> Vec<String> {
         let f = facts_for(local_with(vec![l.clone(), l]), None);
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         d.findings
             .iter()
             .filter(|f| f.id == FindingId::OwnerNameMismatch)
@@ -1292,7 +1288,7 @@ mod tests {
             local_with(vec![listener("0.0.0.0", Some("docker-proxy"))]),
             None,
         );
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         let c = d
             .findings
             .iter()
@@ -1341,7 +1337,7 @@ mod tests {
             local_with(vec![listener("0.0.0.0", Some("postgres"))]),
             Some(fw),
         );
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         let found = &d.findings;
         assert_eq!(found[0].id, FindingId::LocalFirewallInput);
         assert!(
@@ -1369,7 +1365,7 @@ mod tests {
         );
         let remote = Facts { local: None, ..f };
         assert!(
-            !crate::diagnosis::diagnose(&remote)
+            !crate::diagnosis::diagnose(remote.clone())
                 .findings
                 .iter()
                 .any(|f| f.id == FindingId::LocalFirewallInput),
@@ -1392,7 +1388,7 @@ mod tests {
             listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
             workers: vec![813, 814, 815, 816, 817],
         }];
-        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let d = crate::diagnosis::diagnose(facts_for(l.clone(), None));
         let found: Vec<&Finding> = d
             .findings
             .iter()
@@ -1407,7 +1403,7 @@ mod tests {
         );
         // Descriptors unreadable: as root that is no matter of permission.
         l.usual_servers[0].listening = None;
-        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let d = crate::diagnosis::diagnose(facts_for(l.clone(), None));
         let m = &d
             .findings
             .iter()
@@ -1417,7 +1413,7 @@ mod tests {
         assert!(m.ends_with("(where it listens could not be read)."), "{m}");
         assert!(!d.steps.iter().any(|s| s.kind == StepKind::CheckListening));
         l.privileged = false;
-        let d = crate::diagnosis::diagnose(&facts_for(l, None));
+        let d = crate::diagnosis::diagnose(facts_for(l, None));
         let m = &d
             .findings
             .iter()
@@ -1435,14 +1431,14 @@ mod tests {
             privileged: true,
             rules: vec![],
         };
-        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), Some(clean)));
+        let d = crate::diagnosis::diagnose(facts_for(local_with(vec![]), Some(clean)));
         assert_eq!(d.findings[0].id, FindingId::PortClosed);
         assert!(
             !d.findings[0].message.contains("imitates"),
             "{}",
             d.findings[0].message
         );
-        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), None));
+        let d = crate::diagnosis::diagnose(facts_for(local_with(vec![]), None));
         assert!(d.findings[0].message.contains("reject with tcp reset"));
     }
 }

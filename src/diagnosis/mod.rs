@@ -25,13 +25,14 @@ mod judge;
 pub mod local;
 mod outcome;
 pub mod plan;
+mod report;
 pub mod session;
 pub mod silence;
 pub mod tls_words;
 pub mod views;
 mod words;
 
-use crate::dns::{DnsErrorKind, LookupError};
+use crate::dns::DnsErrorKind;
 use crate::facts::Facts;
 
 pub use advice::{Machine, Step, StepKind};
@@ -40,26 +41,8 @@ pub use finding::{Finding, FindingId, Severity};
 pub use judge::{dns_failure_of, judge};
 pub use outcome::{AddressResult, Evidence, Outcome, Sender, Verdict, classify};
 pub use plan::PlannedStep;
+pub use report::{AddressReport, Report};
 pub use words::{errno_name, errno_text, fmt_duration, fmt_given};
-
-/// The conclusion of a check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnosis {
-    pub verdict: Verdict,
-    /// One plain sentence, escaped.
-    pub summary: String,
-    pub addresses: Vec<AddressResult>,
-    /// Strongest first.
-    pub findings: Vec<Finding>,
-    /// The numbered next steps, planned once over all findings.
-    pub steps: Vec<PlannedStep>,
-    /// Is the host of the first address up? (Only when that address was slow to answer.)
-    pub liveness: Option<views::Liveness>,
-    /// Where packets go on the way to the first address (when the path was walked).
-    pub path: Option<views::Path>,
-    /// Why the name gave no address (only with `dns_error`), in canreach's words.
-    pub dns_error: Option<LookupError>,
-}
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.
 macro_rules! define_rule {
@@ -82,49 +65,38 @@ macro_rules! define_rule {
 
 catalog::catalog!(define_rule);
 
-/// A failure that says nothing about the network: this machine could not even make a socket
-/// (out of file descriptors, of buffer memory). It is no verdict about the target; the run is
-/// an internal error, with this line. (`local_error` keeps the rest: an address family this
-/// machine lacks, no free local port.)
-pub fn resource_failure(d: &Diagnosis) -> Option<String> {
-    d.addresses.iter().find_map(|a| match a.evidence {
-        Evidence::LocalError(e) if outcome::out_of_resources(e) => Some(format!(
-            "this machine could not open a socket to {}: {} ({}) — raise the open-file \
-                 limit (ulimit -n) or free resources, then check again",
-            a.address,
-            errno_text(e),
-            errno_name(e)
-        )),
-        _ => None,
-    })
-}
-
-/// Fold per-address results into one verdict with findings and planned steps.
-pub fn diagnose(facts: &Facts) -> Diagnosis {
-    let addresses: Vec<AddressResult> = facts
-        .addresses
-        .iter()
-        .map(|a| judge(a, facts.expect_status))
-        .collect();
-    let verdict = verdict_of(&addresses);
-    let first = addresses.first().map(|a| a.address);
+/// Judge each address, fold the results into one verdict, ask every rule (strongest first),
+/// plan the steps once, and write the summary: the check's [`Report`].
+pub fn diagnose(facts: Facts) -> Report {
+    let expect = facts.expect_status;
+    let facts = facts.map_addresses(|a| AddressReport {
+        result: judge(&a, expect),
+        facts: a,
+    });
+    let verdict = verdict_of(facts.addresses.iter().map(|a| &a.result));
+    let first = facts.addresses.first().map(|a| a.result.address);
     let liveness = first.and_then(|a| facts.silence_of(a).map(|s| views::liveness(a, s)));
     let path = facts.trace.as_ref().map(views::path);
     let dns_error = (verdict == Verdict::DnsError)
         .then(|| dns_failure_of(facts.dns.system.as_ref(), facts.dns.direct.as_ref()));
+    let direct: Vec<AddressResult> = facts
+        .via
+        .iter()
+        .flat_map(|v| v.direct.probes.iter().map(classify))
+        .collect();
     let cx = Ctx {
-        facts,
-        addresses: &addresses,
+        facts: &facts,
         verdict,
         liveness: liveness.as_ref(),
         path: path.as_ref(),
         dns_error: dns_error.as_ref(),
+        direct: &direct,
     };
     let mut findings: Vec<Finding> = FindingId::ALL
         .iter()
         .flat_map(|id| rule(*id, &cx))
         .collect();
-    order_by_address(&mut findings, &addresses);
+    order_by_address(&mut findings, &facts.addresses);
     let here = plan::Here {
         privileged: facts.privileged,
         systemd: facts.local.as_ref().map(|l| l.systemd),
@@ -132,7 +104,8 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
     let steps = plan::plan(&findings, &ruled_out_by_facts(&cx), here);
     // It names the target and may quote outside text: escaped once, for every format.
     let summary = crate::escape::escape_owned(summarize(&cx, &findings));
-    Diagnosis {
+    Report {
+        facts,
         verdict,
         summary,
         findings,
@@ -140,17 +113,17 @@ pub fn diagnose(facts: &Facts) -> Diagnosis {
         liveness,
         path,
         dns_error,
-        addresses,
+        direct,
     }
 }
 
 /// Findings about the kernel's answers keep the places the strength order gives them as a
 /// group, but among themselves follow the order clients try the addresses: the first address
 /// decides the verdict, so its explanation comes first.
-fn order_by_address(findings: &mut [Finding], addresses: &[AddressResult]) {
+fn order_by_address(findings: &mut [Finding], addresses: &[AddressReport]) {
     let index = |f: &Finding| {
         f.about
-            .and_then(|a| addresses.iter().position(|r| r.address == a))
+            .and_then(|a| addresses.iter().position(|r| r.result.address == a))
     };
     let slots: Vec<usize> = (0..findings.len())
         .filter(|i| index(&findings[*i]).is_some())
@@ -162,7 +135,8 @@ fn order_by_address(findings: &mut [Finding], addresses: &[AddressResult]) {
     }
 }
 
-fn verdict_of(addresses: &[AddressResult]) -> Verdict {
+fn verdict_of<'a>(addresses: impl Iterator<Item = &'a AddressResult>) -> Verdict {
+    let addresses: Vec<&AddressResult> = addresses.collect();
     let Some(first) = addresses.first() else {
         return Verdict::DnsError;
     };
@@ -197,7 +171,7 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     }
     // Every address is this machine's, and the report names the program and pid of every
     // listener on the port: `ss -ltnp` would show nothing more.
-    let here = !cx.addresses.is_empty() && cx.addresses.iter().all(|a| cx.is_here(a.address.ip()));
+    let here = cx.first().is_some() && cx.results().all(|a| cx.is_here(a.address.ip()));
     if here
         && cx.facts.local.as_ref().is_some_and(|l| {
             !l.listeners.is_empty() && l.listeners.iter().all(|x| x.process.is_some())
@@ -240,14 +214,14 @@ fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
 }
 
 fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
-    let target = cx.target();
+    let target = cx.checked();
     // Past an open tunnel (or a forwarded request) the answers are the destination's.
     let t = if session::through_proxy(cx) {
         cx.facts.target.display()
     } else {
         target.display()
     };
-    let addrs = cx.addresses;
+    let addrs: Vec<&AddressResult> = cx.results().collect();
     let n = addrs.len();
     let count = |o: Outcome| addrs.iter().filter(|a| a.outcome == o).count();
     let has = |id: FindingId| findings.iter().any(|f| f.id == id);
@@ -278,9 +252,7 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             "{t} is only partly reachable: {} of {n} addresses accepted the connection.",
             count(Outcome::Open)
         ),
-        Verdict::Closed
-            if addrs.first().map(|a| a.evidence) == Some(Evidence::ConnectedToItself) =>
-        {
+        Verdict::Closed if cx.first().map(|a| a.evidence) == Some(Evidence::ConnectedToItself) => {
             format!(
                 "{t} is closed: nothing listens there; the connection that seemed to succeed \
                  was canreach's own socket, connected to itself by the kernel."
@@ -290,7 +262,7 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             "{t} is closed: the host answered, but nothing accepts connections on port {}.",
             target.port
         ),
-        Verdict::Rejected => match addrs.first().and_then(AddressResult::sender) {
+        Verdict::Rejected => match cx.first().and_then(AddressResult::sender) {
             Some((Sender::Target, _)) => {
                 format!("{t} is rejected: the server's own firewall refused the connection.")
             }
@@ -303,7 +275,7 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
                 format!("{t} is rejected: a firewall on the way, at {dev}, refused the connection.")
             }
             _ if matches!(
-                addrs.first().map(|a| a.evidence),
+                cx.first().map(|a| a.evidence),
                 Some(Evidence::LocalPolicy(_))
             ) =>
             {
@@ -316,7 +288,7 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
         Verdict::Filtered => {
             format!("{t} is filtered: nothing answered, so something drops the packets silently.")
         }
-        Verdict::Unreachable => match addrs.first().and_then(AddressResult::sender) {
+        Verdict::Unreachable => match cx.first().and_then(AddressResult::sender) {
             Some((Sender::ThisMachine, _)) => {
                 format!("{t} is unreachable: this machine cannot find the host on its own network.")
             }
@@ -326,7 +298,7 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             _ => format!("{t} is unreachable: the host cannot be reached from here."),
         },
         Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
-        Verdict::Inconclusive => match addrs.first().map(|a| a.evidence) {
+        Verdict::Inconclusive => match cx.first().map(|a| a.evidence) {
             Some(Evidence::LocalError(_)) => {
                 format!("{t} is inconclusive: this machine could not open a socket for the check.")
             }

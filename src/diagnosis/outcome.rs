@@ -195,6 +195,15 @@ impl AddressResult {
         })
     }
 
+    /// This machine refused to send the connection: its own policy (`EACCES`/`EPERM`), or a
+    /// reject sent from its own source address (its output chain's `reject`). Only the person
+    /// running canreach can change that; waiting does not.
+    pub fn rejected_by_this_machine(&self) -> bool {
+        self.outcome == Outcome::Rejected
+            && (matches!(self.evidence, Evidence::LocalPolicy(_))
+                || matches!(self.sender(), Some((Sender::ThisMachine, _))))
+    }
+
     /// One line of evidence for people: "TCP reset after 0.3 ms".
     pub fn describe(&self) -> String {
         let t = fmt_duration(self.elapsed);

@@ -8,9 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId};
-use super::{
-    AddressResult, Ctx, Evidence, Outcome, classify, errno_name, errno_text, fmt_duration,
-};
+use super::{AddressResult, Ctx, Evidence, Outcome, errno_name, errno_text, fmt_duration};
 use crate::escape::escape_bytes;
 use crate::facts::ProxyRoute;
 pub use crate::facts::utc;
@@ -57,17 +55,6 @@ pub fn headline(id: FindingId) -> Option<&'static str> {
     })
 }
 
-/// The first address (in client order) whose session shows `pred`, with its session.
-fn first_where<'a>(
-    cx: &'a Ctx,
-    pred: impl Fn(&AddressResult, &SessionFacts) -> bool,
-) -> Option<(&'a AddressResult, &'a SessionFacts)> {
-    cx.addresses
-        .iter()
-        .zip(&cx.facts.addresses)
-        .find_map(|(r, a)| a.session.as_ref().filter(|s| pred(r, s)).map(|s| (r, s)))
-}
-
 /// The first address's session went past the proxy (an open tunnel, or a forwarded
 /// request): what came back after that is the destination's.
 pub fn through_proxy(cx: &Ctx) -> bool {
@@ -76,7 +63,7 @@ pub fn through_proxy(cx: &Ctx) -> bool {
             .facts
             .addresses
             .first()
-            .and_then(|a| a.session.as_ref())
+            .and_then(|a| a.facts.session.as_ref())
             .is_some_and(passed_proxy)
 }
 
@@ -146,7 +133,7 @@ fn bounded(text: &str, n: usize) -> String {
 /// to the destination (502–504), or anything else.
 pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
     let v = cx.facts.via.as_ref()?;
-    let (r, s) = first_where(cx, |_, s| proxy_refusal_id(s) == Some(id))?;
+    let (r, s) = cx.session_where(|_, s| proxy_refusal_id(s) == Some(id))?;
     let who = proxy_words(v);
     let dest = cx.facts.target.display();
     let (asked, response, failure) = match &s.via {
@@ -169,7 +156,8 @@ pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
          (ask the proxy's administrators).",
         proxy_host.clone(),
     );
-    let direct_open = direct_results(v)
+    let direct_open = cx
+        .direct
         .first()
         .is_some_and(|a| a.outcome == Outcome::Open);
     let (message, steps): (String, Vec<Step>) = match id {
@@ -314,17 +302,12 @@ pub fn proxy_refusal(cx: &Ctx, id: FindingId) -> Option<Finding> {
     )
 }
 
-/// The direct path's probes, judged.
-fn direct_results(v: &ProxyRoute) -> Vec<AddressResult> {
-    v.direct.probes.iter().map(classify).collect()
-}
-
 /// Through a proxy: what a plain connect to the destination got. Words only; the verdict is
 /// the proxy path's.
 pub fn direct_path(cx: &Ctx) -> Option<Finding> {
     let v = cx.facts.via.as_ref()?;
     let dest = cx.facts.target.display();
-    let results = direct_results(v);
+    let results = cx.direct;
     let what = if let Some(e) = &v.direct.lookup_error {
         format!(
             "{} does not resolve here ({}): only the proxy can reach it by name",
@@ -414,12 +397,13 @@ fn read_logs_on(on: Machine) -> Step {
 
 /// The kernel accepted; the program reset the connection at once.
 pub fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
-    let (r, _) = cx
-        .addresses
-        .iter()
+    let r = cx
+        .results()
         .find(|r| r.evidence == Evidence::AcceptedThenReset)
-        .map(|r| (r, None))
-        .or_else(|| first_where(cx, |_, s| s.first == First::Reset).map(|(r, s)| (r, Some(s))))?;
+        .or_else(|| {
+            cx.session_where(|_, s| s.first == First::Reset)
+                .map(|(r, _)| r)
+        })?;
     Some(
         Finding::new(
             FindingId::AcceptedThenReset,
@@ -441,7 +425,7 @@ pub fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
 
 /// The kernel accepted; the program closed without a word.
 pub fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| s.first == First::Closed)?;
+    let (r, s) = cx.session_where(|_, s| s.first == First::Closed)?;
     Some(
         Finding::new(
             FindingId::AcceptedThenClosed,
@@ -463,7 +447,7 @@ pub fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
 
 /// A greeting that is a refusal: a MySQL error packet, an SMTP 421/554.
 pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         matches!(
             &s.first,
             First::Banner {
@@ -515,7 +499,7 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
 /// Nothing came back after the client spoke (TLS ClientHello or HTTP request), or the TLS
 /// answer stopped halfway; and a smaller MSS did not help.
 pub fn no_reply(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |r, s| {
+    let (r, s) = cx.session_where(|r, s| {
         // A connection this machine's program never took: `program_not_accepting` says why.
         r.outcome == Outcome::ServiceError
             && s.not_accepted.is_none()
@@ -601,7 +585,7 @@ fn retry_words(s: &SessionFacts) -> String {
 /// The handshake stalled or got nothing, and a smaller MSS, beside it, got the server's
 /// certificates through (see [`black_hole`] for what that takes).
 pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |r, _| r.outcome == Outcome::MtuBlackhole)?;
+    let (r, s) = cx.session_where(|r, _| r.outcome == Outcome::MtuBlackhole)?;
     let BlackHole {
         first,
         retry,
@@ -715,7 +699,7 @@ fn tls_id(f: &TlsFailure) -> Option<FindingId> {
 
 /// The TLS failure of kind `id`.
 pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         s.tls
             .as_ref()
             .and_then(|t| t.failure.as_ref())
@@ -1016,7 +1000,7 @@ fn http_words(r: &HttpResponse) -> String {
 /// Plain HTTP sent to a port that speaks TLS; confirmed (or not) by a TLS handshake on a
 /// second connection.
 pub fn expects_tls(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         matches!(
             s.http.as_ref().and_then(|h| h.failure.as_ref()),
             Some(HttpFailure::ExpectsTls { .. })
@@ -1177,7 +1161,7 @@ fn version_words(t: &TlsFacts) -> Option<String> {
 
 /// The port answered an HTTP request with something else, or hung up.
 pub fn not_http(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         !hung_up_on_http_but_speaks_tls(s)
             && matches!(
                 s.http.as_ref().and_then(|h| h.failure.as_ref()),
@@ -1230,7 +1214,7 @@ fn unexpected(cx: &Ctx, s: &SessionFacts) -> Option<u16> {
 
 /// HTTP 5xx: the server, or the proxy or load balancer in front of it, failed.
 pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| unexpected(cx, s).is_some_and(|st| st >= 500))?;
+    let (r, s) = cx.session_where(|_, s| unexpected(cx, s).is_some_and(|st| st >= 500))?;
     let resp = s.http.as_ref()?.response.as_ref()?;
     let body = resp
         .body_start
@@ -1279,7 +1263,7 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
 /// HTTP 4xx: the service answers, and refuses what was asked. The application that asked
 /// for this URL does not get it: a service error, worded by status.
 pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         proxy_refusal_id(s).is_none()
             && unexpected(cx, s).is_some_and(|st| (400..500).contains(&st))
     })?;
@@ -1360,7 +1344,7 @@ fn target_path(cx: &Ctx) -> String {
 /// and 5xx have findings of their own).
 pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
     let set = cx.facts.expect_status?;
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         proxy_refusal_id(s).is_none() && unexpected(cx, s).is_some_and(|st| st < 400)
     })?;
     let resp = s.http.as_ref()?.response.as_ref()?;
@@ -1386,7 +1370,7 @@ pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
 
 /// HTTP 3xx: the server works and sends the client elsewhere; where, with its secrets masked.
 pub fn http_redirect(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
+    let (r, s) = cx.session_where(|_, s| {
         s.http
             .as_ref()
             .and_then(|h| h.response.as_ref())
@@ -1433,7 +1417,7 @@ fn redirect_target(cx: &Ctx, location: &str) -> String {
 /// The server answered the TLS handshake, but only after the wait that a black hole test
 /// allows (1 s): slow, not unreachable.
 pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |r, s| s.tls.as_ref().is_some_and(|t| slow(t, r)))?;
+    let (r, s) = cx.session_where(|r, s| s.tls.as_ref().is_some_and(|t| slow(t, r)))?;
     let t = s.tls.as_ref()?;
     let answered = t.first_answer.unwrap_or(t.elapsed);
     let finished = if t.elapsed > answered + std::time::Duration::from_millis(100) {
@@ -1488,9 +1472,7 @@ fn slow(t: &TlsFacts, r: &AddressResult) -> bool {
 
 /// `--insecure`: verification was skipped; what it would have said.
 pub fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |_, s| {
-        s.tls.as_ref().is_some_and(|t| t.unverified.is_some())
-    })?;
+    let (r, s) = cx.session_where(|_, s| s.tls.as_ref().is_some_and(|t| t.unverified.is_some()))?;
     let u = s.tls.as_ref()?.unverified.as_ref()?;
     let host = cx.facts.target.host.to_string();
     let (message, steps) = match &u.would_fail {
@@ -1531,14 +1513,15 @@ pub fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
 pub fn clause(cx: &Ctx, id: FindingId) -> Option<String> {
     match id {
         FindingId::NoReply => {
-            let stalled = first_where(cx, |r, s| {
-                r.outcome == Outcome::ServiceError
-                    && matches!(
-                        s.tls.as_ref().and_then(|t| t.failure.as_ref()),
-                        Some(TlsFailure::Stalled { .. })
-                    )
-            })
-            .is_some();
+            let stalled = cx
+                .session_where(|r, s| {
+                    r.outcome == Outcome::ServiceError
+                        && matches!(
+                            s.tls.as_ref().and_then(|t| t.failure.as_ref()),
+                            Some(TlsFailure::Stalled { .. })
+                        )
+                })
+                .is_some();
             Some(if stalled {
                 "it begins its answer, then stops".into()
             } else {
@@ -1546,10 +1529,9 @@ pub fn clause(cx: &Ctx, id: FindingId) -> Option<String> {
             })
         }
         FindingId::HttpClientError => {
-            let code = first_where(cx, |_, s| {
-                unexpected(cx, s).is_some_and(|st| (400..500).contains(&st))
-            })
-            .and_then(|(_, s)| unexpected(cx, s))?;
+            let code = cx
+                .session_where(|_, s| unexpected(cx, s).is_some_and(|st| (400..500).contains(&st)))
+                .and_then(|(_, s)| unexpected(cx, s))?;
             Some(match code {
                 401 => "it wants credentials (HTTP 401)".into(),
                 407 => "it wants proxy credentials (HTTP 407)".into(),
@@ -1563,7 +1545,7 @@ pub fn clause(cx: &Ctx, id: FindingId) -> Option<String> {
 
 /// The server's greeting, identified (an open port that speaks first).
 pub fn service_banner(cx: &Ctx) -> Option<Finding> {
-    let (r, s) = first_where(cx, |r, s| {
+    let (r, s) = cx.session_where(|r, s| {
         r.outcome == Outcome::Open && matches!(s.first, First::Banner { .. })
     })?;
     let First::Banner { kind, bytes } = &s.first else {
@@ -1614,7 +1596,11 @@ pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
             let checked = match (&cx.facts.via, p.scheme.as_str()) {
                 (Some(_), _) => {
                     // What went on past the proxy's first moments, when anything did.
-                    let session = cx.facts.addresses.first().and_then(|a| a.session.as_ref());
+                    let session = cx
+                        .facts
+                        .addresses
+                        .first()
+                        .and_then(|a| a.facts.session.as_ref());
                     let how = match session.and_then(|s| s.via.as_ref()) {
                         Some(ViaProxy::Forward) => {
                             ", and the HTTP request went to it in absolute form"
@@ -1936,9 +1922,9 @@ mod tests {
     }
 
     fn ids(f: &Facts) -> (Outcome, Vec<&'static str>, String) {
-        let d = diagnose(f);
+        let d = diagnose(f.clone());
         (
-            d.addresses[0].outcome,
+            d.facts.addresses[0].result.outcome,
             d.findings.iter().map(|f| f.id.as_str()).collect(),
             d.findings
                 .iter()
@@ -1988,7 +1974,7 @@ mod tests {
             );
             assert!(text.contains(words), "{text}");
             assert!(!text.contains("pw"), "{text}");
-            let d = diagnose(&f);
+            let d = diagnose(f.clone());
             assert_eq!(d.verdict, crate::diagnosis::Verdict::ServiceError);
             assert!(
                 d.summary.contains("which does not open the way"),
@@ -2050,7 +2036,7 @@ mod tests {
         });
         // A silent direct path does not change an open verdict.
         let f = through(s, ConnectResult::TimedOut);
-        let d = diagnose(&f);
+        let d = diagnose(f.clone());
         assert_eq!(d.verdict, crate::diagnosis::Verdict::Open);
         let direct = d
             .findings
@@ -2329,7 +2315,7 @@ mod tests {
         );
         assert!(!text.contains("nothing came back"), "{text}");
         assert!(
-            diagnose(&f)
+            diagnose(f.clone())
                 .summary
                 .contains("it begins its answer, then stops")
         );

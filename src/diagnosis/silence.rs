@@ -122,7 +122,7 @@ pub fn host_down(cx: &Ctx) -> Option<Finding> {
             StepKind::CheckHostUp,
             format!(
                 "Check that {} is switched on and has the address {}.",
-                cx.target().host,
+                cx.checked().host,
                 l.address
             ),
             cx.server_of(l.address),
@@ -156,7 +156,7 @@ pub fn host_not_answering(cx: &Ctx) -> Option<Finding> {
             format!(
                 "Ask whoever runs {} whether it is up, and whether its firewall (or the \
                  network's) drops traffic from this machine.",
-                cx.target().host
+                cx.checked().host
             ),
             cx.server_of(l.address),
         )])
@@ -194,7 +194,7 @@ pub fn path_ends_after(cx: &Ctx) -> Option<Finding> {
                     "Ask the team that runs {dev} and the network beyond it (the network team), \
                      and whoever runs {}'s firewall, whether TCP port {port} from this machine \
                      to {ip} is blocked; send them this report.",
-                    cx.target().host
+                    cx.checked().host
                 ),
                 Machine::Device(dev),
             ),

@@ -15,10 +15,10 @@ use crate::diagnosis::dns::{error_words, port53_tcp};
 use crate::diagnosis::session::utc;
 use crate::diagnosis::tls_words::alert_name;
 use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
-use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
+use crate::diagnosis::{AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{Facts, ProxyRoute, WaitEnd, ms};
+use crate::facts::{ProxyRoute, WaitEnd, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::first::{BannerKind, First};
@@ -32,7 +32,7 @@ use crate::target::{Host, PortSource};
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
-struct Report {
+struct ReportJ {
     schema_version: u32,
     target: TargetJ,
     verdict: &'static str,
@@ -516,9 +516,8 @@ struct MachineJ {
 /// banner, a header, a command line, a certificate's subject) keep the value as received,
 /// secrets masked; in the bytes written, their control, bidi and invisible characters are
 /// `\uXXXX` escapes ([`crate::escape::json_text`]), so no format writes one raw.
-pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
-    let report = build(facts, diag);
-    let text = serde_json::to_string_pretty(&report)?;
+pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(&build(report))?;
     w.write_all(crate::escape::json_text(&text).as_bytes())?;
     writeln!(w)
 }
@@ -941,7 +940,7 @@ fn tls_failure_id(f: &TlsFailure) -> &'static str {
     }
 }
 
-fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
+fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>, direct: &[AddressResult]) -> ProxyJ {
     let none = |choice, variable, entry| ProxyJ {
         choice,
         variable,
@@ -962,19 +961,14 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
             host: Some(p.host.clone()),
             port: Some(p.port),
             direct: via.map(|v| DirectJ {
-                probes: v
-                    .direct
-                    .probes
+                probes: direct
                     .iter()
-                    .map(|f| {
-                        let a = classify(f);
-                        DirectProbeJ {
-                            address: a.address.ip().to_string(),
-                            port: a.address.port(),
-                            outcome: a.outcome.as_str(),
-                            evidence: sentence(a.describe()),
-                            elapsed_ms: ms(a.elapsed),
-                        }
+                    .map(|a| DirectProbeJ {
+                        address: a.address.ip().to_string(),
+                        port: a.address.port(),
+                        outcome: a.outcome.as_str(),
+                        evidence: sentence(a.describe()),
+                        elapsed_ms: ms(a.elapsed),
                     })
                     .collect(),
                 error: v.direct.lookup_error.as_ref().map(error),
@@ -989,14 +983,21 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
     }
 }
 
-fn build(facts: &Facts, diag: &Diagnosis) -> Report {
+fn build(report: &Report) -> ReportJ {
+    let (facts, diag) = (&report.facts, report);
     let t = &facts.target;
     let literal = matches!(facts.checked().host, Host::Ip(_));
     let probes = facts
         .addresses
         .iter()
-        .zip(&diag.addresses)
-        .map(|(f, a)| (&f.probe, f.session.as_ref(), a, f.queue.as_ref()))
+        .map(|e| {
+            (
+                &e.facts.probe,
+                e.facts.session.as_ref(),
+                &e.result,
+                e.facts.queue.as_ref(),
+            )
+        })
         .map(|(p, sess, a, queue)| ProbeJ {
             session: sess.map(session),
             queue: queue.map(|q| {
@@ -1048,7 +1049,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
                 .collect(),
         })
         .collect();
-    Report {
+    ReportJ {
         schema_version: SCHEMA_VERSION,
         target: TargetJ {
             input: t.input.clone(),
@@ -1069,7 +1070,7 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
             addresses: facts
                 .addresses
                 .iter()
-                .map(|a| a.address().ip().to_string())
+                .map(|a| a.result.address.ip().to_string())
                 .collect(),
             error: diag.dns_error.as_ref().map(error),
             system: facts.dns.system.as_ref().map(lookup),
@@ -1099,7 +1100,10 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         trace: diag.path.as_ref().map(trace),
         local: (facts.local.is_some() || facts.firewall.is_some())
             .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
-        proxy: facts.proxy.as_ref().map(|p| proxy(p, facts.via.as_ref())),
+        proxy: facts
+            .proxy
+            .as_ref()
+            .map(|p| proxy(p, facts.via.as_ref(), &report.direct)),
         findings,
         advice: diag
             .steps

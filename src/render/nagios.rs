@@ -19,10 +19,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::diagnosis::Diagnosis;
+use crate::diagnosis::Report;
 use crate::escape::escape;
 use crate::exit_codes::{PluginState, SEVERITY};
-use crate::facts::Facts;
 use crate::probe::ConnectResult;
 
 /// The service name the status line starts with (the guidelines' `SERVICE STATUS:`).
@@ -57,7 +56,8 @@ fn seconds(d: Duration) -> String {
 /// lookup (a name only), the connect of the first address that connected (else of the first
 /// address tried, when the kernel answered it: a reset or an ICMP error; silence is the
 /// deadline, not a time), and the TLS handshake and HTTP exchange on that address.
-pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
+pub fn phases(report: &Report) -> Vec<(&'static str, Duration)> {
+    let facts = &report.facts;
     let mut out = vec![("time", facts.elapsed)];
     if let Some(sys) = &facts.dns.system {
         out.push(("dns", sys.elapsed));
@@ -65,8 +65,9 @@ pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
     let chosen = facts
         .addresses
         .iter()
+        .map(|a| &a.facts)
         .find(|a| a.probe.result == ConnectResult::Connected)
-        .or(facts.addresses.first());
+        .or(facts.addresses.first().map(|a| &a.facts));
     if let Some(a) = chosen
         && a.probe.result != ConnectResult::TimedOut
     {
@@ -84,8 +85,8 @@ pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
 }
 
 /// `'label'=0.0012s;;;0` for each phase; `prefix` names the target when there are several.
-fn perfdata(facts: &Facts, prefix: Option<&str>) -> Vec<String> {
-    phases(facts)
+fn perfdata(report: &Report, prefix: Option<&str>) -> Vec<String> {
+    phases(report)
         .into_iter()
         .map(|(name, d)| {
             let l = match prefix {
@@ -118,7 +119,7 @@ fn wrapped(words: &str, first: &str, rest: &str) -> Vec<String> {
 }
 
 /// The findings of one check as `- ` items, indented by `indent`.
-fn reasons(diag: &Diagnosis, indent: &str) -> Vec<String> {
+fn reasons(diag: &Report, indent: &str) -> Vec<String> {
     diag.findings
         .iter()
         .flat_map(|f| {
@@ -133,31 +134,27 @@ fn reasons(diag: &Diagnosis, indent: &str) -> Vec<String> {
 
 /// Write the plugin output for one check or several (input order given; written worst
 /// first). The exit code goes with it: [`PluginState::worst`] of the verdicts.
-pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()> {
-    let state = PluginState::worst(checks.iter().map(|(_, d)| d.verdict));
+pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
+    let state = PluginState::worst(checks.iter().map(|d| d.verdict));
     let (status, perf, long) = match checks {
-        [(facts, diag)] => (
-            text(&diag.summary),
-            perfdata(facts, None),
-            reasons(diag, ""),
-        ),
+        [diag] => (text(&diag.summary), perfdata(diag, None), reasons(diag, "")),
         _ => {
-            let rank = |d: &Diagnosis| SEVERITY.iter().position(|v| *v == d.verdict);
-            let mut order: Vec<&(&Facts, &Diagnosis)> = checks.iter().collect();
+            let rank = |d: &Report| SEVERITY.iter().position(|v| *v == d.verdict);
+            let mut order: Vec<&Report> = checks.to_vec();
             // Stable: targets of the same verdict keep the order they were given in.
-            order.sort_by_key(|(_, d)| std::cmp::Reverse(rank(d)));
+            order.sort_by_key(|d| std::cmp::Reverse(rank(d)));
             let each: Vec<String> = order
                 .iter()
-                .map(|(f, d)| format!("{} {}", text(&f.target.display()), d.verdict.as_str()))
+                .map(|d| format!("{} {}", text(&d.facts.target.display()), d.verdict.as_str()))
                 .collect();
             let status = format!("{} targets: {}", checks.len(), each.join(", "));
             let perf = checks
                 .iter()
-                .flat_map(|(f, _)| perfdata(f, Some(&f.target.display())))
+                .flat_map(|d| perfdata(d, Some(&d.facts.target.display())))
                 .collect();
             let long = order
                 .iter()
-                .flat_map(|(_, d)| {
+                .flat_map(|d| {
                     let head = format!("[{}] ", PluginState::of(d.verdict).as_str());
                     let mut lines = wrapped(&text(&d.summary), &head, "  ");
                     lines.extend(reasons(d, "  "));

@@ -6,9 +6,8 @@ use std::io::{self, Write};
 
 use colored::Colorize;
 
-use crate::diagnosis::{Diagnosis, Verdict, fmt_duration};
+use crate::diagnosis::{Report, Verdict, fmt_duration};
 use crate::escape::escape as x;
-use crate::facts::Facts;
 
 /// What the table shows of one check, already escaped: a run of many targets keeps this, not
 /// the check's facts (a few hundred bytes a row instead of kilobytes).
@@ -19,11 +18,12 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(f: &Facts, d: &Diagnosis) -> Row {
-        let address = match d.addresses.as_slice() {
+    pub fn new(d: &Report) -> Row {
+        let f = &d.facts;
+        let address = match f.addresses.as_slice() {
             [] => "-".to_string(),
-            [a] => a.address.ip().to_string(),
-            [a, rest @ ..] => format!("{} +{}", a.address.ip(), rest.len()),
+            [a] => a.result.address.ip().to_string(),
+            [a, rest @ ..] => format!("{} +{}", a.result.address.ip(), rest.len()),
         };
         Row {
             verdict: d.verdict,
@@ -64,7 +64,8 @@ pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
     // goes on the lines below its row instead.
     let why_at = w0 + w1 + w2 + w3 + 8;
     let below = super::width() < why_at + 24;
-    for (c, r) in cells.iter().zip(rows) {
+    for r in rows {
+        let c = &r.cells;
         let verdict = format!("{:<w1$}", c[1]);
         let verdict = if r.verdict == Verdict::Open {
             verdict.green()

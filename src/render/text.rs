@@ -22,26 +22,23 @@ use colored::{ColoredString, Colorize};
 use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
 use crate::diagnosis::session::lines as session_lines;
 use crate::diagnosis::views::HopKind;
-use crate::diagnosis::{Diagnosis, Outcome, Severity, Verdict, fmt_duration, fmt_given};
+use crate::diagnosis::{Outcome, Report, Severity, Verdict, fmt_duration, fmt_given};
 use crate::dns::Lookup;
 use crate::escape::{display_name, escape as x};
-use crate::facts::Facts;
 use crate::target::{Host, PortSource};
 
 /// The direct path beside a proxy, in one line.
-fn direct_line(v: &crate::facts::ProxyRoute) -> String {
+fn direct_line(report: &Report, v: &crate::facts::ProxyRoute) -> String {
     if let Some(e) = &v.direct.lookup_error {
         return format!(
             "without the proxy: the name does not resolve ({})",
             error_words(e)
         );
     }
-    let each: Vec<String> = v
+    let each: Vec<String> = report
         .direct
-        .probes
         .iter()
-        .map(|p| {
-            let a = crate::diagnosis::classify(p);
+        .map(|a| {
             format!(
                 "{} {} ({})",
                 a.address.ip(),
@@ -58,7 +55,8 @@ fn direct_line(v: &crate::facts::ProxyRoute) -> String {
 }
 
 /// Write the human report, every line within [`super::width`] columns.
-pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
+    let (facts, diag) = (&report.facts, report);
     let t = &facts.target;
     let (mark, word) = headline(diag.verdict);
     let head = format!("{mark} {word}  ");
@@ -97,7 +95,7 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             v.endpoint.host, v.endpoint.port, v.proxy.variable
         );
         field(w, "proxy", &x(&line), plain)?;
-        field(w, "direct", &x(&direct_line(v)), dim)?;
+        field(w, "direct", &x(&direct_line(report, v)), dim)?;
     }
     if let Host::Name(name) = &facts.checked().host {
         if let Some(sys) = &facts.dns.system {
@@ -149,13 +147,13 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
             field(w, "", &x(&lookup_line(name, direct, "DNS servers")), plain)?;
         }
     }
-    let ip_width = diag
-        .addresses
-        .iter()
+    let ip_width = report
+        .results()
         .map(|a| a.address.ip().to_string().len())
         .max()
         .unwrap_or(0);
-    for (a, f) in diag.addresses.iter().zip(&facts.addresses) {
+    for entry in &facts.addresses {
+        let (a, f) = (&entry.result, &entry.facts);
         let ip = format!("{:<ip_width$}  ", a.address.ip().to_string());
         let word = outcome_word(a.outcome);
         let prefix = format!("  {:<9} {ip}{word}  ", "address");

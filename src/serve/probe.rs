@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::diagnosis;
+use crate::diagnosis::{self, AddressReport};
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
+use crate::facts::Facts;
 use crate::local::shared::Lasting;
 use crate::pipeline::{self, LocalMode, Protocol, TraceMode};
 use crate::probe::KernelConnector;
@@ -258,9 +259,9 @@ pub async fn run(
             inspector,
         )
         .await;
-        let diag = diagnosis::diagnose(&facts);
-        let next = redirect(module, &facts, current.url.as_ref());
-        hops.push(Hop { url, facts, diag });
+        let report = diagnosis::diagnose(facts);
+        let next = redirect(module, &report.facts, current.url.as_ref());
+        hops.push(Hop { url, report });
         let Some(location) = next else { break };
         if hops.len() > REDIRECTS_MAX {
             redirect_note = Some(format!("stopped after {REDIRECTS_MAX} redirects"));
@@ -282,7 +283,10 @@ pub async fn run(
             break;
         }
         // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
-        let status = hops.last().and_then(|h| last_status(&h.facts)).unwrap_or(0);
+        let status = hops
+            .last()
+            .and_then(|h| last_status(&h.report.facts))
+            .unwrap_or(0);
         if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
             method = "GET".into();
         }
@@ -337,9 +341,10 @@ fn ask_for(module: &Module, parsed: &Parsed, method: &str) -> Option<Arc<Ask>> {
     }
 }
 
-fn last_status(facts: &crate::facts::Facts) -> Option<u16> {
+fn last_status(facts: &Facts<AddressReport>) -> Option<u16> {
     facts.addresses.iter().find_map(|a| {
-        a.session
+        a.facts
+            .session
             .as_ref()?
             .answered
             .as_ref()?
@@ -355,7 +360,7 @@ fn last_status(facts: &crate::facts::Facts) -> Option<u16> {
 /// redirect whose Location is missing or not a URL.
 fn redirect(
     module: &Module,
-    facts: &crate::facts::Facts,
+    facts: &Facts<AddressReport>,
     base: Option<&url::Url>,
 ) -> Option<Result<url::Url, ()>> {
     if module.prober != Prober::Http || !module.follow_redirects {
@@ -365,8 +370,9 @@ fn redirect(
     let a = facts
         .addresses
         .iter()
-        .find(|a| a.address().ip() == chosen)?;
+        .find(|a| a.result.address.ip() == chosen)?;
     let r = a
+        .facts
         .session
         .as_ref()?
         .answered

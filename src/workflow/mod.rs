@@ -33,10 +33,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cli::{Cli, Format};
-use crate::diagnosis::{self, Diagnosis, Verdict};
+use crate::diagnosis::{self, Report, Verdict};
 use crate::escape::escape;
 use crate::exit_codes::{ExitCode, PluginState};
-use crate::facts::{Facts, WaitEnd, Waited};
+use crate::facts::{WaitEnd, Waited};
 use crate::local;
 use crate::pipeline;
 use crate::probe::KernelConnector;
@@ -196,13 +196,6 @@ impl Slot {
     }
 }
 
-/// One finished check.
-#[derive(Debug)]
-pub struct Checked {
-    pub facts: Facts,
-    pub diag: Diagnosis,
-}
-
 /// Runs checks: the bound on concurrency, one-at-a-time per shared remote host, the shared
 /// lookups.
 ///
@@ -285,7 +278,7 @@ impl Runner {
     }
 
     /// One check of `target` under `timeout`.
-    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Checked {
+    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
         let key = host_key(target);
         let _host = match key.as_ref().and_then(|k| self.hosts.get(k)) {
             Some(m) => Some(m.lock().await),
@@ -318,9 +311,9 @@ impl Runner {
             &self.local,
         ))
         .await;
-        let diag = diagnosis::diagnose(&facts);
-        slot.record(diag.verdict);
-        Checked { facts, diag }
+        let report = diagnosis::diagnose(facts);
+        slot.record(report.verdict);
+        report
     }
 
     /// Check `target` until it is open, will not change by waiting, or `until` (see [`wait`]).
@@ -333,7 +326,7 @@ impl Runner {
         until: Instant,
         wait: Duration,
         changed: &dyn Fn(Verdict, Verdict, Duration),
-    ) -> Checked {
+    ) -> Report {
         let start = Instant::now();
         let first = self
             .opts
@@ -345,10 +338,10 @@ impl Runner {
         let mut checks = 1;
         let mut interval = wait::FIRST_INTERVAL;
         let ended = loop {
-            if last.diag.verdict == Verdict::Open {
+            if last.verdict == Verdict::Open {
                 break WaitEnd::Open;
             }
-            if !wait::worth_waiting(&last.diag) {
+            if !wait::worth_waiting(&last) {
                 break WaitEnd::WillNotChange;
             }
             let Some((at, timeout)) =
@@ -360,8 +353,8 @@ impl Runner {
             tokio::time::sleep_until(at).await;
             let next = self.check(target, timeout, slot).await;
             checks += 1;
-            if next.diag.verdict != last.diag.verdict {
-                changed(last.diag.verdict, next.diag.verdict, start.elapsed());
+            if next.verdict != last.verdict {
+                changed(last.verdict, next.verdict, start.elapsed());
             }
             last = next;
             interval = wait::next_interval(interval);
@@ -479,7 +472,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
                             cli.quiet,
                             c.facts
                                 .waited
-                                .and_then(|w| gave_up_line(&i.target, c.diag.verdict, &w)),
+                                .and_then(|w| gave_up_line(&i.target, c.verdict, &w)),
                         ) {
                             progress.println(&line);
                         }
