@@ -300,3 +300,15 @@ fn civil(t: i64) -> (String, i64) {
     let y = yoe + era * 400 + i64::from(m <= 2);
     (format!("{y:04}-{m:02}-{d:02}"), secs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_672_800), "2026-11-26 06:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}

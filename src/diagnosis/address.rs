@@ -118,6 +118,16 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Closed
+                && cx
+                    .first()
+                    .is_some_and(|f| f.evidence == Evidence::ConnectedToItself))
+            .then_some(
+                "nothing listens there; the connection that seemed to succeed was canreach's own \
+                 socket, connected to itself by the kernel",
+            ),
+        )
         .steps([
             Step::run(
                 StepKind::CheckLocalSettings,
@@ -178,6 +188,13 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Rejected
+                && cx
+                    .first()
+                    .is_some_and(|f| is_reject(f) && sender(f) == Sender::Target))
+            .then_some("the server's own firewall refused the connection"),
+        )
         .steps([
             Step::run(
                 StepKind::FindRejectRule,
@@ -245,6 +262,12 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(match cx.first().and_then(AddressResult::sender) {
+            Some((Sender::OnTheWay, Some(dev))) if cx.verdict == Verdict::Rejected => Some(
+                format!("a firewall on the way, at {dev}, refused the connection"),
+            ),
+            _ => None,
+        })
         .steps(steps)
         .rules_out(&[StepKind::TracePath]),
     )
@@ -308,6 +331,13 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Rejected
+                && cx
+                    .first()
+                    .is_some_and(AddressResult::rejected_by_this_machine))
+            .then_some("this machine's own firewall refused to send the connection"),
+        )
         .steps([Step::run(
             StepKind::CheckLocalOutput,
             "Look for a rule in this machine's output path",
@@ -378,8 +408,24 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(FindingId::HostUnreachable, message)
             .about(a.address)
-            .steps(steps),
+            .steps(steps)
+            .explains(unreachable_why(cx)),
     )
+}
+
+/// Why the first address is unreachable, when a device (or this machine's own neighbour
+/// lookup) said so.
+fn unreachable_why(cx: &Ctx) -> Option<String> {
+    let first = cx
+        .first()
+        .filter(|f| cx.verdict == Verdict::Unreachable && f.evidence.icmp().is_some())?;
+    match first.sender()? {
+        (Sender::ThisMachine, _) => {
+            Some("this machine cannot find the host on its own network".into())
+        }
+        (_, Some(dev)) => Some(format!("{dev} reports that it cannot reach the host")),
+        _ => None,
+    }
 }
 
 /// No route on this machine.
@@ -432,6 +478,13 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Inconclusive
+                && cx
+                    .first()
+                    .is_some_and(|f| matches!(f.evidence, Evidence::LocalError(_))))
+            .then_some("this machine could not open a socket for the check"),
+        )
         .steps([Step::say(
             StepKind::CheckLocalSettings,
             "This is a problem on this machine, not the network: check its IPv4/IPv6 settings \

@@ -92,7 +92,7 @@ receive 1 later segment(s) of the answer past a gap that never filled\": a \
 narrower link whose ICMP \"fragmentation needed\" / \"packet too big\" is dropped",
             advice: "to the network team: clamp the MSS on the router/VPN in front of the narrow \
 link, or fix its MTU, and let those ICMP messages through; `ip route get ADDR`",
-            rule: session::mtu_blackhole,
+            rule: mtu::mtu_blackhole,
         },
         ProgramNotAccepting = "program_not_accepting", Error ("warning when cut short") {
             evidence: "this machine: the connection waited in the listener's accept queue (inode \
@@ -107,7 +107,7 @@ threads running (too busy)",
 restart it (`systemctl restart UNIT` for usual servers) once its logs say why; cut \
 short: `canreach --timeout 10s …`; rules out firewall hunts, the walk, other \
 ports, `ss -p`",
-            rule: local::program_not_accepting,
+            rule: program::program_not_accepting,
         },
         AcceptedThenReset = "accepted_then_reset", Error {
             evidence: "`ECONNRESET` when the connect completed, or a reset in the first moments",
@@ -115,13 +115,13 @@ ports, `ss -p`",
 connection; names the container proxy when this machine's owner is one",
             advice: "`ss -ltnp 'sport = :PORT'` on the server (who owns the port); read its logs \
 and its backend's",
-            rule: session::accepted_then_reset,
+            rule: program::accepted_then_reset,
         },
         AcceptedThenClosed = "accepted_then_closed", Error {
             evidence: "EOF with no bytes in the first moments window",
             says: "the program hangs up on every client; `nc -z` would call it open",
             advice: "as above",
-            rule: session::accepted_then_closed,
+            rule: program::accepted_then_closed,
         },
         ServiceRefuses = "service_refuses", Error {
             evidence: "the greeting is a refusal: a MySQL error packet (1130 \"Host … is not \
@@ -129,7 +129,7 @@ allowed to connect\", 1040 …) or a 4xx/5xx coded greeting (SMTP 421, 554)",
             says: "the network is fine; the service turns this client away",
             advice: "for 1130: create/grant the user for this client's address; else read the \
 server's logs",
-            rule: session::service_refuses,
+            rule: program::service_refuses,
         },
         ProxyAuthRequired = "proxy_auth_required", Error {
             evidence: "the proxy answered `CONNECT` (or a forwarded request) with 407",
@@ -138,7 +138,7 @@ server's logs",
 some (then only canreach may be refused)",
             advice: "give the application the proxy's credentials, or ask the proxy's \
 administrators",
-            rule: |cx| session::proxy_refusal(cx, FindingId::ProxyAuthRequired),
+            rule: |cx| proxy::proxy_refused(cx, ProxyRefusal::AuthRequired),
         },
         ProxyForbidden = "proxy_forbidden", Error {
             evidence: "the proxy answered `CONNECT` with 403",
@@ -146,21 +146,21 @@ administrators",
 listed domains)",
             advice: "ask the proxy's administrators; when the direct path is open, exempt the \
 host in `no_proxy`",
-            rule: |cx| session::proxy_refusal(cx, FindingId::ProxyForbidden),
+            rule: |cx| proxy::proxy_refused(cx, ProxyRefusal::Forbidden),
         },
         ProxyUpstreamFailed = "proxy_upstream_failed", Error {
             evidence: "the proxy answered `CONNECT` with 502, 503 or 504",
             says: "the proxy works; its own way to the destination failed (name, destination \
 down, a firewall beyond it)",
             advice: "the proxy's access log; `canreach HOST PORT` on the proxy's machine",
-            rule: |cx| session::proxy_refusal(cx, FindingId::ProxyUpstreamFailed),
+            rule: |cx| proxy::proxy_refused(cx, ProxyRefusal::UpstreamFailed),
         },
         ProxyConnectFailed = "proxy_connect_failed", Error {
             evidence: "the proxy answered `CONNECT` with another status, or not in HTTP (a TLS \
 record: an HTTPS proxy; other bytes: not a proxy), or not at all",
             says: "what it did",
             advice: "check the proxy variable; the proxy's log",
-            rule: |cx| session::proxy_refusal(cx, FindingId::ProxyConnectFailed),
+            rule: |cx| proxy::proxy_refused(cx, ProxyRefusal::ConnectFailed),
         },
         NoReply = "no_reply", Error {
             evidence: "the TLS ClientHello or the HTTP request got nothing back, or the server \
@@ -170,7 +170,7 @@ protocol; or \"began its answer to the TLS ClientHello (N bytes, after T), then 
 stopped: nothing more came in T\" — it hangs in the middle of its handshake; what \
 the reduced-MSS connection did",
             advice: "`ss -ltnp` on the server; its logs",
-            rule: session::no_reply,
+            rule: program::no_reply,
         },
         TlsExpired = "tls_expired", Error {
             evidence: "rustls: a certificate of the chain expired",
@@ -178,21 +178,21 @@ the reduced-MSS connection did",
 that date (`timedatectl`)",
             advice: "see the chain (`openssl s_client -connect HOST:PORT -servername HOST \
 -showcerts </dev/null`); renew the certificate on the server and reload",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsExpired),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsExpired),
         },
         TlsNotYetValid = "tls_not_yet_valid", Error {
             evidence: "rustls: not valid yet",
             says: "the valid-from date against this machine's clock",
             advice: "see the chain (`openssl s_client …`); check this machine's clock: \
 `timedatectl`",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsNotYetValid),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsNotYetValid),
         },
         TlsWrongName = "tls_wrong_name", Error {
             evidence: "rustls: the certificate does not name the host",
             says: "the names it is valid for",
             advice: "see the chain (`openssl s_client …`); connect with one of them, or issue one \
 for this name and send it for this SNI",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsWrongName),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsWrongName),
         },
         TlsSelfSigned = "tls_self_signed", Error {
             evidence: "a self-signed leaf",
@@ -200,7 +200,7 @@ for this name and send it for this SNI",
             advice: "see the chain (`openssl s_client …`); a certificate from a trusted CA, or \
 trust this one here on purpose (`sudo cp CA.crt /usr/local/share/ca-certificates/ \
 && sudo update-ca-certificates`, or one client's `curl --cacert CA.crt`)",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsSelfSigned),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsSelfSigned),
         },
         TlsUnknownIssuer = "tls_unknown_issuer", Error {
             evidence: "the chain ends at an untrusted issuer",
@@ -210,7 +210,7 @@ machine does not trust\" (stale store or an intercepting proxy) vs a private CA"
 or trust the organisation's root (`sudo cp CA.crt \
 /usr/local/share/ca-certificates/ && sudo update-ca-certificates`, or `curl \
 --cacert CA.crt`)",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsUnknownIssuer),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsUnknownIssuer),
         },
         TlsMissingIntermediate = "tls_missing_intermediate", Error {
             evidence: "the leaf's issuer was not sent, is not a local anchor or a public root \
@@ -218,14 +218,14 @@ or trust the organisation's root (`sudo cp CA.crt \
             says: "names the missing issuer (or a private CA that signed the leaf directly)",
             advice: "see the chain (`openssl s_client …`); configure the full chain \
 (fullchain.pem) on the server",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsMissingIntermediate),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsMissingIntermediate),
         },
         TlsClientCertRequired = "tls_client_cert_required", Error {
             evidence: "the server asked for a client certificate and refused without one (TLS \
 1.3: the alert on the first read)",
             says: "the issuers it accepts",
             advice: "configure a client certificate from one of them",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsClientCertRequired),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsClientCertRequired),
         },
         TlsProtocolMismatch = "tls_protocol_mismatch", Error {
             evidence: "no common version, cipher suite, group or signature scheme: the server's \
@@ -234,13 +234,13 @@ alert (`protocol_version`, `handshake_failure`, `insufficient_security`, \
             says: "what is missing, the alert by its standard name; this client speaks TLS \
 1.2/1.3",
             advice: "enable TLS 1.2/1.3 with current parameters on the server",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsProtocolMismatch),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsProtocolMismatch),
         },
         NotTls = "not_tls", Error {
             evidence: "the ClientHello was answered in something else",
             says: "the first line it sent, escaped (`HTTP/1.1 400 Bad Request`)",
             advice: "use the plain protocol, or the TLS port",
-            rule: |cx| session::tls_failure(cx, FindingId::NotTls),
+            rule: |cx| tls::tls_failure(cx, FindingId::NotTls),
         },
         TlsFailed = "tls_failed", Error {
             evidence: "another alert, or another handshake error (a malformed message, a broken \
@@ -251,7 +251,7 @@ asked for (SNI) — alert unrecognized_name\"; an alert outside the registry by 
 number), and whose side must change; never the TLS library's text",
             advice: "the step for whoever fixes it: the server's TLS log or configuration, this \
 client's certificate or settings",
-            rule: |cx| session::tls_failure(cx, FindingId::TlsFailed),
+            rule: |cx| tls::tls_failure(cx, FindingId::TlsFailed),
         },
         ExpectsTls = "expects_tls", Error {
             evidence: "a plain HTTP request was answered with a TLS record, or with a close or \
@@ -262,14 +262,14 @@ an answer); a hang-up counts only when that handshake is answered",
 certificate for …)\"; when the handshake got no TLS answer: the reply only looked \
 like TLS",
             advice: "use https://HOST:PORT/PATH (confirmed); else who owns the port, its logs",
-            rule: session::expects_tls,
+            rule: http::expects_tls,
         },
         NotHttp = "not_http", Error {
             evidence: "the HTTP request got something that is not HTTP, a close, a reset, a cut \
 answer, or headers over 64 KiB",
             says: "what came back",
             advice: "who owns the port; its logs",
-            rule: session::not_http,
+            rule: http::not_http,
         },
         HttpServerError = "http_server_error", Error {
             evidence: "HTTP 5xx (HEAD, then GET to read ≤ 512 bytes of the body)",
@@ -277,7 +277,7 @@ answer, or headers over 64 KiB",
 from a known proxy (envoy, nginx, haproxy, traefik, …), mean the backend behind \
 the proxy is down, not the proxy",
             advice: "read the backend's logs",
-            rule: session::http_server_error,
+            rule: http::http_server_error,
         },
         HttpClientError = "http_client_error", Error {
             evidence: "HTTP 4xx for the URL's path, not listed by `--expect-status`",
@@ -288,13 +288,13 @@ credentials; 403 a rule refuses this client or path; 404/410 nothing at the path
 this answer is what the check should expect, say so: --expect-status 404\"",
             advice: "give the application its credentials (401, 407); else check the path and \
 what the client sends",
-            rule: session::http_client_error,
+            rule: http::http_client_error,
         },
         HttpUnexpectedStatus = "http_unexpected_status", Error {
             evidence: "`--expect-status` given, and the answer's status (1xx–3xx) is not in it",
             says: "\"answered 200 OK for /, and --expect-status asks for 404\"",
             advice: "check the URL and the statuses expected",
-            rule: session::http_unexpected_status,
+            rule: http::http_unexpected_status,
         },
         SlowHandshake = "slow_handshake", Warning {
             evidence: "a TLS handshake that came through (completed, or its certificates \
@@ -304,7 +304,7 @@ arrived), but only after the wait before the reduced-MSS connection, `max(1 s, 1
 took 0.3 ms: the program behind port P (or a TLS terminator in front of it) is \
 slow or busy; the network carried the connection\"",
             advice: "see why the server is slow to answer: its load, workers, logs",
-            rule: session::slow_handshake,
+            rule: tls::slow_handshake,
         },
         TlsNotVerified = "tls_not_verified", Warning {
             evidence: "`--insecure`: the chain was verified for the record only",
@@ -314,7 +314,7 @@ the certificate is self-signed\" — or that it would have passed and the option
 not needed",
             advice: "fix the certificate (or trust its CA with `--cacert FILE`) rather than skip \
 verification",
-            rule: session::tls_not_verified,
+            rule: tls::tls_not_verified,
         },
         HttpRedirect = "http_redirect", Info {
             evidence: "HTTP 3xx",
@@ -322,14 +322,14 @@ verification",
 redirects)\": the `Location`, made absolute against the target's URL, userinfo and \
 token-like parameters masked",
             advice: "—",
-            rule: session::http_redirect,
+            rule: http::http_redirect,
         },
         ServiceBanner = "service_banner", Info {
             evidence: "the first moments brought a greeting",
             says: "identified: SSH (software), SMTP, FTP, POP3, IMAP, MySQL/MariaDB (version), \
 else its first bytes",
             advice: "—",
-            rule: session::service_banner,
+            rule: program::service_banner,
         },
         ProxyApplies = "proxy_applies", Info {
             evidence: "a URL target and `https_proxy`/`http_proxy`/`all_proxy` (curl's rules: \
@@ -339,7 +339,7 @@ entry exempts the host; whether the check followed the proxy (an `http://` proxy
 or took the direct path (`--no-proxy`, a SOCKS or `https://` proxy); `no_proxy` \
 entries with a port that curl ignores",
             advice: "`canreach PROXYHOST PORT` when the proxy was not followed",
-            rule: session::proxy_applies,
+            rule: proxy::proxy_applies,
         },
         DirectPath = "direct_path", Info {
             evidence: "the check followed a proxy, and the destination got a plain connect \
@@ -347,7 +347,7 @@ without it (≤ 1 s)",
             says: "\"without the proxy, the direct path to H:P is open / closed / filtered …\", \
 or the name does not resolve here; never the verdict",
             advice: "—",
-            rule: session::direct_path,
+            rule: proxy::direct_path,
         },
         FirstSynDropped = "first_syn_dropped", Warning {
             evidence: "an address of this machine with a listener, silent 25 ms: the probe waited \

@@ -90,6 +90,18 @@ impl Severity {
     }
 }
 
+/// What a finding that explains the verdict gives the report's one-sentence summary (the
+/// summary is written around it: `super::summary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Headline {
+    /// Why the target has its verdict: the words after "db:5432 is rejected: " (or after
+    /// "… accepts connections, but the program behind the port fails: ").
+    Why(String),
+    /// The proxy the application goes through did not open the way: the words after "… goes
+    /// through the proxy P (from https_proxy), which does not open the way: ".
+    ProxyRefused(String),
+}
+
 /// Something the check found: what it means, and the steps it proposes. The steps are a
 /// proposal: the planner ([`super::plan::plan`]) decides which are given, once each.
 /// `message` is escaped ([`Finding::new`]): no format shows a raw control or bidi character.
@@ -106,6 +118,9 @@ pub struct Finding {
     /// findings are reported in the order clients try their addresses, so the verdict's own
     /// evidence comes first.
     pub about: Option<SocketAddr>,
+    /// Set when this finding explains the verdict: its part of the summary. The strongest
+    /// finding that has one gives it.
+    pub headline: Option<Headline>,
 }
 
 impl Finding {
@@ -121,7 +136,22 @@ impl Finding {
             steps: vec![],
             rules_out: vec![],
             about: None,
+            headline: None,
         }
+    }
+
+    /// This finding explains the verdict, in these words (see [`Headline::Why`]); `None`: it
+    /// does not (then the finding gives no headline).
+    pub fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
+        self.headline = why.map(|w| Headline::Why(w.into()));
+        self
+    }
+
+    /// This finding is the proxy's refusal that explains the verdict (see
+    /// [`Headline::ProxyRefused`]); `None`: it does not explain it.
+    pub fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
+        self.headline = why.map(|w| Headline::ProxyRefused(w.into()));
+        self
     }
 
     /// Another severity than the catalog's, where its entry says when (`severity_note`).

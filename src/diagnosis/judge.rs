@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use super::finding::FindingId;
 use super::outcome::{AddressResult, Evidence, Outcome, classify};
 use super::views;
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
@@ -100,7 +99,7 @@ pub fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
         _ => {}
     }
     // The proxy did not open the way: the application's connection fails there.
-    if proxy_refusal_id(s).is_some() {
+    if proxy_refusal(s).is_some() {
         return Outcome::ServiceError;
     }
     if let Some(f) = s.tls.as_ref().and_then(|t| t.failure.as_ref()) {
@@ -169,19 +168,31 @@ pub fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
     })
 }
 
-/// The id for a proxy that did not let the session through.
-pub fn proxy_refusal_id(s: &SessionFacts) -> Option<FindingId> {
-    use FindingId::*;
+/// How a proxy did not let the session through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyRefusal {
+    /// 407: it wants credentials.
+    AuthRequired,
+    /// 403: its policy refuses the destination.
+    Forbidden,
+    /// 502–504: its own way to the destination failed.
+    UpstreamFailed,
+    /// Another status, or no HTTP answer.
+    ConnectFailed,
+}
+
+/// Did the proxy refuse the session, and how?
+pub fn proxy_refusal(s: &SessionFacts) -> Option<ProxyRefusal> {
     match &s.via {
         Some(ViaProxy::Tunnel(c)) => match &c.response {
             Some(r) if r.status / 100 == 2 => None,
             Some(r) => Some(match r.status {
-                407 => ProxyAuthRequired,
-                403 => ProxyForbidden,
-                502..=504 => ProxyUpstreamFailed,
-                _ => ProxyConnectFailed,
+                407 => ProxyRefusal::AuthRequired,
+                403 => ProxyRefusal::Forbidden,
+                502..=504 => ProxyRefusal::UpstreamFailed,
+                _ => ProxyRefusal::ConnectFailed,
             }),
-            None => Some(ProxyConnectFailed),
+            None => Some(ProxyRefusal::ConnectFailed),
         },
         // A forwarded request answered 407 is the proxy's own answer: it names itself.
         Some(ViaProxy::Forward) => s
@@ -189,7 +200,7 @@ pub fn proxy_refusal_id(s: &SessionFacts) -> Option<FindingId> {
             .as_ref()
             .and_then(|h| h.response.as_ref())
             .filter(|r| r.status == 407)
-            .map(|_| ProxyAuthRequired),
+            .map(|_| ProxyRefusal::AuthRequired),
         None => None,
     }
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
+use super::finding::{Finding, FindingId};
 use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
 use crate::facts::QueueWatch;
 use crate::local::Firewall;
@@ -29,7 +29,7 @@ pub fn accepts(l: &Listener, dialled: IpAddr) -> bool {
     }
 }
 
-fn show(l: &Listener) -> String {
+pub(super) fn show(l: &Listener) -> String {
     match l.address {
         IpAddr::V6(a) => format!("[{a}]:{}", l.port),
         a => format!("{a}:{}", l.port),
@@ -37,7 +37,7 @@ fn show(l: &Listener) -> String {
 }
 
 /// [`owner`] at the start of a sentence: a program's name as it is, "A process of …".
-fn owner_first(l: &Listener) -> String {
+pub(super) fn owner_first(l: &Listener) -> String {
     match &l.process {
         Some(_) => owner(l),
         None => owner(l).replacen("a process", "A process", 1),
@@ -409,6 +409,10 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
             });
             Finding::new(FindingId::ListenerNotAccepting, message)
                 .steps(steps)
+                .explains((cx.verdict == Verdict::Filtered).then_some(
+                    "the program listening there is not accepting connections as fast as they \
+                     come (its accept queue filled up), so the kernel drops new ones silently",
+                ))
                 .rules_out(&[
                     StepKind::FindDropRule,
                     StepKind::CheckLocalOutput,
@@ -483,125 +487,6 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
             StepKind::TryOtherPort,
             StepKind::AskOwners,
         ]),
-    )
-}
-
-/// A program on this machine did not take the connection within the watch for the accept
-/// (`session::first::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
-/// waits in the listener's accept queue — clients connect, then hang. Named with the program
-/// (from the listener table), its queue, and whether its threads were all asleep (it does not
-/// call `accept()`) or running (too busy to).
-pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
-    let (a, n) = cx.facts.addresses.iter().find_map(|a| {
-        let n = a.facts.session.as_ref()?.not_accepted.as_ref()?;
-        Some((a.result.address, n))
-    })?;
-    let listener = cx
-        .facts
-        .local
-        .as_ref()
-        .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.ip())));
-    let who = match listener {
-        Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
-        None => format!("The program listening on {a}"),
-    };
-    let waited = super::fmt_duration(n.waited);
-    // This check's own connections wait there too (the probe's, closed, and this one).
-    let queue = match (n.queued, n.backlog) {
-        (Some(q), Some(b)) => format!(" ({q} waiting, this check's among them; room for {b})"),
-        (Some(q), None) => format!(" ({q} waiting, this check's among them)"),
-        _ => String::new(),
-    };
-    let why = match n.asleep {
-        Some(true) => {
-            "Every thread of it was asleep meanwhile: it is not calling accept() — hung, or \
-             stuck waiting on something else."
-        }
-        Some(false) => {
-            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
-             connections."
-        }
-        None => "It is hung or too busy.",
-    };
-    let message = if n.cut_short {
-        format!(
-            "{who}, but had not taken the connection when the deadline ended the watch after \
-             {waited}{queue}; a program is given {} before it is said not to take \
-             connections.",
-            super::fmt_duration(crate::session::first::ACCEPT_WAIT)
-        )
-    } else {
-        format!(
-            "{who}, but did not take the connection: it waited {waited} in the accept \
-             queue{queue} without an accept(). The kernel completes the handshake by itself, \
-             so clients connect — and then hang. {why}"
-        )
-    };
-    let mut steps = Vec::new();
-    if let Some(p) = listener.and_then(|x| x.process.as_ref()) {
-        steps.push(Step::run(
-            StepKind::InspectProgram,
-            "See what the program is doing (a state of D or T, or a long wait, means it is \
-             stuck)",
-            Command::ProcessState { pid: p.pid },
-            Machine::This,
-        ));
-    }
-    steps.push(Step::run(
-        StepKind::WatchQueue,
-        "Watch its queue: a Recv-Q that stays above 0 means connections wait unaccepted",
-        Command::SsQueue { port: a.port() },
-        Machine::This,
-    ));
-    if n.cut_short {
-        steps.push(Step::run(
-            StepKind::RerunLonger,
-            "Check again with a longer deadline",
-            Command::Canreach {
-                options: "--timeout 10s",
-                args: cx.checked().input.clone(),
-            },
-            Machine::This,
-        ));
-    } else {
-        let unit = listener
-            .and_then(|x| x.process.as_ref())
-            .and_then(|p| servers::for_process(&p.name))
-            .and_then(|k| k.unit);
-        steps.push(match unit {
-            Some(unit) => Step::run(
-                StepKind::RestartServer,
-                "Restart it once you know why it hung (its logs say more)",
-                Command::SystemctlRestart { unit },
-                Machine::This,
-            ),
-            None => Step::about(
-                StepKind::RestartServer,
-                "Restart the program once you know why it stopped accepting (its logs say \
-                 more); if it is only overloaded, give it more workers.",
-                Machine::This,
-            ),
-        });
-    }
-    Some(
-        Finding::new(FindingId::ProgramNotAccepting, message)
-            // Cut short by the deadline, it is no proof yet: a warning, as the catalog says.
-            .severity(if n.cut_short {
-                Severity::Warning
-            } else {
-                Severity::Error
-            })
-            .steps(steps)
-            // It listens, and the handshake completed: nothing drops packets, nothing to find.
-            .rules_out(&[
-                StepKind::FindDropRule,
-                StepKind::FindRejectRule,
-                StepKind::CheckLocalOutput,
-                StepKind::TracePath,
-                StepKind::TryOtherPort,
-                StepKind::AskOwners,
-                StepKind::CheckListening,
-            ]),
     )
 }
 
@@ -995,6 +880,7 @@ fn firewall_finding(
     shown: &[&FirewallRule],
     whose: &str,
     extra: &str,
+    way: &str,
 ) -> Finding {
     let texts: Vec<String> = shown
         .iter()
@@ -1039,6 +925,11 @@ fn firewall_finding(
         ),
     )
     .steps(steps)
+    // When the connection failed on its way, this rule is why.
+    .explains(
+        (cx.verdict != Verdict::Open && !cx.verdict.after_connect())
+            .then(|| format!("this machine's own firewall stops the connection on its way {way}")),
+    )
     // The cause is here, named: no hunt elsewhere, no walk, no other port.
     .rules_out(&[
         StepKind::CheckLocalOutput,
@@ -1068,6 +959,7 @@ pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
         &shown,
         "in its output path (what this machine sends)",
         extra,
+        "out",
     ))
 }
 
@@ -1084,6 +976,7 @@ pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
         &shown,
         "in its input path (what this machine receives)",
         "",
+        "in",
     ))
 }
 

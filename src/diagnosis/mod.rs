@@ -21,19 +21,24 @@ pub mod commands;
 mod context;
 pub mod dns;
 pub mod finding;
+pub mod http;
 mod judge;
 pub mod local;
+pub mod mtu;
 mod outcome;
 pub mod plan;
+pub mod program;
+pub mod proxy;
 mod report;
-pub mod session;
 pub mod silence;
-pub mod tls_words;
+mod summary;
+pub mod tls;
 pub mod views;
-mod words;
+pub mod words;
 
 use crate::dns::DnsErrorKind;
 use crate::facts::Facts;
+use judge::ProxyRefusal;
 
 pub use advice::{Machine, Step, StepKind};
 pub use context::Ctx;
@@ -103,7 +108,7 @@ pub fn diagnose(facts: Facts) -> Report {
     };
     let steps = plan::plan(&findings, &ruled_out_by_facts(&cx), here);
     // It names the target and may quote outside text: escaped once, for every format.
-    let summary = crate::escape::escape_owned(summarize(&cx, &findings));
+    let summary = crate::escape::escape_owned(summary::summarize(&cx, &findings));
     Report {
         facts,
         verdict,
@@ -182,151 +187,6 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     out
 }
 
-fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
-    let plain = summarize_checked(cx, findings);
-    let refusal = findings.iter().find(|f| {
-        matches!(
-            f.id,
-            FindingId::ProxyAuthRequired
-                | FindingId::ProxyForbidden
-                | FindingId::ProxyUpstreamFailed
-                | FindingId::ProxyConnectFailed
-        )
-    });
-    match (&cx.facts.via, refusal) {
-        // The proxy answered, and did not open the way: that is the whole story.
-        (Some(v), Some(f)) if cx.verdict == Verdict::ServiceError => format!(
-            "{} goes through the proxy {} (from {}), which does not open the way: {}.",
-            cx.facts.target.display(),
-            v.endpoint.display(),
-            v.proxy.variable,
-            session::headline(f.id).unwrap_or("it refuses")
-        ),
-        // Through a proxy, say so first: the verdict is about the path the application takes.
-        (Some(v), _) => format!(
-            "{} goes through the proxy {} (from {}): {plain}",
-            cx.facts.target.display(),
-            v.endpoint.display(),
-            v.proxy.variable
-        ),
-        (None, _) => plain,
-    }
-}
-
-fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
-    let target = cx.checked();
-    // Past an open tunnel (or a forwarded request) the answers are the destination's.
-    let t = if session::through_proxy(cx) {
-        cx.facts.target.display()
-    } else {
-        target.display()
-    };
-    let addrs: Vec<&AddressResult> = cx.results().collect();
-    let n = addrs.len();
-    let count = |o: Outcome| addrs.iter().filter(|a| a.outcome == o).count();
-    let has = |id: FindingId| findings.iter().any(|f| f.id == id);
-    // This machine's own firewall, when it explains a failure, is the headline.
-    if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallOutput) {
-        return format!(
-            "{t} is {}: this machine's own firewall stops the connection on its way out.",
-            cx.verdict.as_str()
-        );
-    }
-    if cx.verdict == Verdict::Filtered && has(FindingId::ListenerNotAccepting) {
-        return format!(
-            "{t} is filtered: the program listening there is not accepting connections as \
-             fast as they come (its accept queue filled up), so the kernel drops new ones \
-             silently."
-        );
-    }
-    if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallInput) {
-        return format!(
-            "{t} is {}: this machine's own firewall stops the connection on its way in.",
-            cx.verdict.as_str()
-        );
-    }
-    match cx.verdict {
-        Verdict::Open if n == 1 => format!("{t} is open: the connection was accepted."),
-        Verdict::Open => format!("{t} is open: all {n} addresses accepted the connection."),
-        Verdict::Partial => format!(
-            "{t} is only partly reachable: {} of {n} addresses accepted the connection.",
-            count(Outcome::Open)
-        ),
-        Verdict::Closed if cx.first().map(|a| a.evidence) == Some(Evidence::ConnectedToItself) => {
-            format!(
-                "{t} is closed: nothing listens there; the connection that seemed to succeed \
-                 was canreach's own socket, connected to itself by the kernel."
-            )
-        }
-        Verdict::Closed => format!(
-            "{t} is closed: the host answered, but nothing accepts connections on port {}.",
-            target.port
-        ),
-        Verdict::Rejected => match cx.first().and_then(AddressResult::sender) {
-            Some((Sender::Target, _)) => {
-                format!("{t} is rejected: the server's own firewall refused the connection.")
-            }
-            Some((Sender::ThisMachine, _)) => {
-                format!(
-                    "{t} is rejected: this machine's own firewall refused to send the connection."
-                )
-            }
-            Some((Sender::OnTheWay, Some(dev))) => {
-                format!("{t} is rejected: a firewall on the way, at {dev}, refused the connection.")
-            }
-            _ if matches!(
-                cx.first().map(|a| a.evidence),
-                Some(Evidence::LocalPolicy(_))
-            ) =>
-            {
-                format!(
-                    "{t} is rejected: this machine's own firewall refused to send the connection."
-                )
-            }
-            _ => format!("{t} is rejected: a firewall refused the connection."),
-        },
-        Verdict::Filtered => {
-            format!("{t} is filtered: nothing answered, so something drops the packets silently.")
-        }
-        Verdict::Unreachable => match cx.first().and_then(AddressResult::sender) {
-            Some((Sender::ThisMachine, _)) => {
-                format!("{t} is unreachable: this machine cannot find the host on its own network.")
-            }
-            Some((_, Some(dev))) => {
-                format!("{t} is unreachable: {dev} reports that it cannot reach the host.")
-            }
-            _ => format!("{t} is unreachable: the host cannot be reached from here."),
-        },
-        Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
-        Verdict::Inconclusive => match cx.first().map(|a| a.evidence) {
-            Some(Evidence::LocalError(_)) => {
-                format!("{t} is inconclusive: this machine could not open a socket for the check.")
-            }
-            _ => format!(
-                "{t} is inconclusive: the check ran out of time before the evidence was in."
-            ),
-        },
-        Verdict::ServiceError => format!(
-            "{t} accepts connections, but the program behind the port fails: {}.",
-            findings
-                .iter()
-                .find_map(|f| session::clause(cx, f.id))
-                .unwrap_or_else(|| "it does not serve".into())
-        ),
-        Verdict::TlsError => format!(
-            "{t} accepts connections, but TLS fails: {}.",
-            findings
-                .iter()
-                .find_map(|f| session::clause(cx, f.id))
-                .unwrap_or_else(|| "the handshake did not complete".into())
-        ),
-        Verdict::MtuBlackhole => format!(
-            "{t} accepts connections, but large packets vanish on the way (a path-MTU black \
-             hole): the handshake stalled, and completed with smaller segments."
-        ),
-    }
-}
-
 /// The kind of a DNS failure, as a finding id.
 pub fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
     match kind {
@@ -340,5 +200,7 @@ pub fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
     }
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,14 @@ impl Verdict {
         Verdict::MtuBlackhole,
     ];
 
+    /// The connection was made; what failed came after it (the program, TLS, the path's MTU).
+    pub fn after_connect(self) -> bool {
+        matches!(
+            self,
+            Verdict::ServiceError | Verdict::TlsError | Verdict::MtuBlackhole
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Open => "open",

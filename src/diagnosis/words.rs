@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::escape::escape_bytes;
 use crate::facts::ms;
 
 /// "0.3 ms", "12 ms", "1.50 s".
@@ -53,6 +54,35 @@ pub fn errno_text(e: i32) -> String {
     let s = std::io::Error::from_raw_os_error(e).to_string();
     // std appends " (os error N)"; people know the text.
     s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
+/// At most `n` characters of outside text (escaped when rendered).
+pub fn bounded(text: &str, n: usize) -> String {
+    let mut out: String = text.chars().take(n).collect();
+    if text.chars().count() > n {
+        out.push('…');
+    }
+    out
+}
+
+/// The first line of what a peer sent, at most 80 bytes, escaped.
+pub fn first_line(bytes: &[u8]) -> String {
+    let line = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    escape_bytes(&line[..line.len().min(80)])
+}
+
+/// An I/O error on an HTTP exchange, from the one errno table.
+pub fn io_words(errno: Option<i32>) -> String {
+    match errno {
+        // An errno outside the table has no name people search for: its text alone.
+        Some(e) if errno_name(e) == "error" => errno_text(e),
+        Some(e) => format!("{} ({})", errno_text(e), errno_name(e)),
+        None => "an I/O error without an error number".into(),
+    }
 }
 
 #[cfg(test)]

@@ -12,13 +12,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
-use crate::diagnosis::session::utc;
-use crate::diagnosis::tls_words::alert_name;
+use crate::diagnosis::tls::tls_kind;
+use crate::diagnosis::tls::words::alert_name;
 use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::{AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{ProxyRoute, WaitEnd, ms};
+use crate::facts::{ProxyRoute, WaitEnd, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::first::{BannerKind, First};
@@ -868,7 +868,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
             .as_ref()
             .map(|a| String::from_utf8_lossy(a).into_owned()),
         elapsed_ms: ms(t.elapsed),
-        failure: t.failure.as_ref().map(tls_failure_id),
+        failure: t.failure.as_ref().map(|f| tls_kind(f).as_str()),
         alert: t
             .failure
             .as_ref()
@@ -908,7 +908,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
             .unverified
             .as_ref()
             .and_then(|u| u.would_fail.as_ref())
-            .map(tls_failure_id),
+            .map(|f| tls_kind(f).as_str()),
         given_up: t.given_up.map(|g| SegmentsJ {
             advmss: g.advmss,
             pmtu: g.pmtu,
@@ -917,26 +917,6 @@ fn tls(t: &TlsFacts) -> TlsJ {
             out_of_order: g.out_of_order,
             retransmitted: g.retransmitted,
         }),
-    }
-}
-
-/// A TLS failure as in the JSON: its finding id, or the kind of silence or hang-up.
-fn tls_failure_id(f: &TlsFailure) -> &'static str {
-    match f {
-        TlsFailure::Expired { .. } => "tls_expired",
-        TlsFailure::NotYetValid { .. } => "tls_not_yet_valid",
-        TlsFailure::WrongName { .. } => "tls_wrong_name",
-        TlsFailure::SelfSigned => "tls_self_signed",
-        TlsFailure::UnknownIssuer { .. } => "tls_unknown_issuer",
-        TlsFailure::MissingIntermediate { .. } => "tls_missing_intermediate",
-        TlsFailure::ClientCertRequired { .. } => "tls_client_cert_required",
-        TlsFailure::ProtocolMismatch { .. } => "tls_protocol_mismatch",
-        TlsFailure::NotTls { .. } => "not_tls",
-        TlsFailure::Alert { .. } | TlsFailure::Other(_) => "tls_failed",
-        TlsFailure::NoReply => "no_reply",
-        TlsFailure::Stalled { .. } => "stalled",
-        TlsFailure::Closed => "closed",
-        TlsFailure::Reset => "reset",
     }
 }
 

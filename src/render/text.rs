@@ -19,8 +19,8 @@ use std::io::{self, Write};
 
 use colored::{ColoredString, Colorize};
 
+use super::session_lines::lines as session_lines;
 use crate::diagnosis::dns::{error_words, port53_tcp, stub_words, udp53_words};
-use crate::diagnosis::session::lines as session_lines;
 use crate::diagnosis::views::HopKind;
 use crate::diagnosis::{Outcome, Report, Severity, Verdict, fmt_duration, fmt_given};
 use crate::dns::Lookup;

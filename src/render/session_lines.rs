@@ -1,0 +1,259 @@
+//! The text report's lines for one address's session (`label`, text): how the program took the
+//! connection, its greeting, the proxy's tunnel, TLS, the reduced-MSS retry, HTTP.
+
+use crate::diagnosis::http::http_words;
+use crate::diagnosis::mtu::mss_failure_words;
+use crate::diagnosis::tls::names;
+use crate::diagnosis::words::{bounded, io_words};
+use crate::diagnosis::{errno_name, errno_text, fmt_duration};
+use crate::escape::escape_bytes;
+use crate::facts::utc;
+use crate::session::first::First;
+use crate::session::http::HttpFailure;
+use crate::session::tls::TlsFacts;
+use crate::session::{SessionFacts, ViaProxy};
+
+/// The lines a report shows for one address's session: `(label, text)`, raw (the renderer
+/// escapes them).
+pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match &s.first {
+        First::Reset => out.push(("after", "accepted, then reset at once".to_string())),
+        First::Closed => out.push(("after", "accepted, then closed without a word".to_string())),
+        First::Banner { bytes, .. } => {
+            let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+            out.push(("greeting", escape_bytes(&line[..line.len().min(100)])));
+        }
+        First::Error { errno } => out.push(("after", socket_error_words(*errno))),
+        First::Silent | First::Unwatched => {}
+    }
+    match (s.accepted, s.at_rest) {
+        (Some(a), Some(r)) => out.push((
+            "accepted",
+            format!(
+                "the program took the connection after {} and was back to waiting, \
+                 connection held, after {}",
+                fmt_duration(a),
+                fmt_duration(r)
+            ),
+        )),
+        (Some(a), None) => out.push((
+            "accepted",
+            format!(
+                "the program took the connection after {}, watched for {}",
+                fmt_duration(a),
+                fmt_duration(s.window)
+            ),
+        )),
+        _ => {}
+    }
+    match &s.via {
+        Some(ViaProxy::Tunnel(c)) => {
+            let what = match (&c.response, &c.failure) {
+                (Some(r), _) => format!("{} {}", r.status, bounded(&r.reason, 80)),
+                (None, Some(f)) => http_failure_words(f),
+                (None, None) => "nothing".into(),
+            };
+            out.push((
+                "proxy",
+                format!(
+                    "CONNECT {} → {what} in {}",
+                    c.authority,
+                    fmt_duration(c.elapsed)
+                ),
+            ));
+        }
+        Some(ViaProxy::Forward) => {
+            out.push(("proxy", "request sent to the proxy in absolute form".into()));
+        }
+        None => {}
+    }
+    if let Some(t) = &s.tls {
+        out.push(("tls", tls_line(t)));
+    }
+    if let Some(r) = &s.mss_retry {
+        let what = match (&r.connect_error, &r.tls) {
+            (Some(e), _) => mss_failure_words(*e),
+            (None, Some(t)) if t.failure.is_none() => {
+                format!("handshake completed in {}", fmt_duration(t.elapsed))
+            }
+            (None, Some(t)) => tls_line(t),
+            (None, None) => "not tried".into(),
+        };
+        out.push((
+            "mss",
+            format!(
+                "second try with MSS {}, opened after {}: {what}",
+                r.mss,
+                fmt_duration(r.opened)
+            ),
+        ));
+    }
+    if let Some(h) = &s.http {
+        let what = match (&h.response, &h.failure) {
+            (Some(r), _) => http_words(r),
+            (None, Some(f)) => http_failure_words(f),
+            (None, None) => "nothing".into(),
+        };
+        out.push((
+            "http",
+            format!(
+                "{} → {what} in {}",
+                h.method.as_str(),
+                fmt_duration(h.elapsed)
+            ),
+        ));
+    }
+    if let Some(t) = &s.tls_confirm {
+        // Its verdict on the certificate is no finding here: only that TLS answered.
+        let line = tls_line(t).replace("failed (see below)", "not accepted here");
+        out.push(("tls check", format!("second connection: {line}")));
+    }
+    out
+}
+
+/// A socket error in the first moments, from the one errno table.
+fn socket_error_words(errno: Option<i32>) -> String {
+    match errno {
+        Some(e) => format!("socket error: {} ({})", errno_text(e), errno_name(e)),
+        None => "socket error (the system gave no error number)".into(),
+    }
+}
+
+fn http_failure_words(f: &HttpFailure) -> String {
+    match f {
+        HttpFailure::NoReply => "no answer".into(),
+        HttpFailure::Closed => "closed without an answer".into(),
+        HttpFailure::Reset => "reset instead of an answer".into(),
+        HttpFailure::ExpectsTls { .. } => "a TLS record: the port speaks TLS".into(),
+        HttpFailure::NotHttp { .. } => "not HTTP".into(),
+        HttpFailure::Truncated { .. } => "an answer cut short".into(),
+        HttpFailure::TooLarge => "headers over 64 KiB".into(),
+        HttpFailure::Io { errno } => io_words(*errno),
+    }
+}
+
+fn tls_line(t: &TlsFacts) -> String {
+    use crate::session::tls::TlsVersion;
+    let version = match t.version {
+        Some(TlsVersion::Tls12) => "TLS 1.2".to_string(),
+        Some(TlsVersion::Tls13) => "TLS 1.3".to_string(),
+        Some(TlsVersion::Other(v)) => format!("TLS 0x{v:04x}"),
+        None => "no session".to_string(),
+    };
+    let mut parts = vec![version];
+    if let Some(c) = &t.cipher_suite {
+        parts.push(c.clone());
+    }
+    if let Some(a) = &t.alpn {
+        parts.push(format!("ALPN {}", String::from_utf8_lossy(a)));
+    }
+    if let Some(leaf) = t.chain.first() {
+        parts.push(format!(
+            "certificate for {}, valid until {}",
+            names(leaf),
+            utc(leaf.not_after)
+        ));
+    }
+    if t.failure.is_some() {
+        parts.push("failed (see below)".into());
+    }
+    if t.unverified.is_some() {
+        parts.push("certificate NOT VERIFIED (--insecure)".into());
+    }
+    format!("{} in {}", parts.join("; "), fmt_duration(t.elapsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::mss::MssFailure;
+    use std::time::Duration;
+
+    /// A session watched for 8 ms that saw nothing.
+    fn session() -> SessionFacts {
+        SessionFacts {
+            address: "198.18.0.8:3128".parse().unwrap(),
+            window: Duration::from_millis(8),
+            accepted: None,
+            at_rest: None,
+            not_accepted: None,
+            first: First::Silent,
+            via: None,
+            tls: None,
+            mss_retry: None,
+            http: None,
+            tls_confirm: None,
+            answered: None,
+        }
+    }
+
+    #[test]
+    fn http_io_errors_are_worded_from_the_errno_table() {
+        // The fact holds an errno, never the OS's sentence; the words come from the one table.
+        assert_eq!(
+            http_failure_words(&HttpFailure::Io {
+                errno: Some(libc::ENOBUFS)
+            }),
+            "No buffer space available (ENOBUFS)"
+        );
+        assert_eq!(
+            http_failure_words(&HttpFailure::Io {
+                errno: Some(libc::EPIPE)
+            }),
+            "Broken pipe"
+        );
+        let none = http_failure_words(&HttpFailure::Io { errno: None });
+        assert_eq!(none, "an I/O error without an error number");
+        assert!(!none.contains("os error"));
+    }
+
+    #[test]
+    fn socket_errors_are_worded_from_the_errno_table() {
+        assert_eq!(
+            socket_error_words(Some(libc::EHOSTUNREACH)),
+            "socket error: No route to host (EHOSTUNREACH)"
+        );
+        assert!(socket_error_words(None).starts_with("socket error"));
+        assert_eq!(
+            mss_failure_words(MssFailure::Connect {
+                errno: Some(libc::ECONNREFUSED)
+            }),
+            "could not connect: Connection refused (ECONNREFUSED)"
+        );
+        assert_eq!(
+            mss_failure_words(MssFailure::TimedOut),
+            "could not connect before the deadline"
+        );
+        assert!(
+            mss_failure_words(MssFailure::SetMss {
+                errno: Some(libc::EINVAL)
+            })
+            .contains("EINVAL")
+        );
+    }
+
+    #[test]
+    fn the_accept_line_says_when_the_program_was_back_to_waiting() {
+        let mut s = session();
+        s.accepted = Some(Duration::from_micros(300));
+        let line = |s: &SessionFacts| {
+            lines(s)
+                .into_iter()
+                .find(|(k, _)| *k == "accepted")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            line(&s).as_deref(),
+            Some("the program took the connection after 0.3 ms, watched for 8.0 ms")
+        );
+        s.at_rest = Some(Duration::from_micros(1200));
+        assert_eq!(
+            line(&s).as_deref(),
+            Some(
+                "the program took the connection after 0.3 ms and was back to waiting, \
+                 connection held, after 1.2 ms"
+            )
+        );
+    }
+}
