@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub mod json;
 pub mod markdown;
 pub mod nagios;
-mod session_lines;
 pub mod table;
 pub mod text;
 

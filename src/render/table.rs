@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use colored::Colorize;
 
 use crate::diagnosis::{Report, Verdict, fmt_duration};
-use crate::escape::escape as x;
+use crate::escape::escape;
 
 /// What the table shows of one check, already escaped: a run of many targets keeps this, not
 /// the check's facts (a few hundred bytes a row instead of kilobytes).
@@ -28,11 +28,11 @@ impl Row {
         Row {
             verdict: d.verdict,
             cells: [
-                x(&f.target.display()).into_owned(),
+                escape(&f.target.display()).into_owned(),
                 d.verdict.as_str().to_string(),
                 address,
                 fmt_duration(f.elapsed),
-                x(&d.summary).into_owned(),
+                escape(&d.summary).into_owned(),
             ],
         }
     }
@@ -75,12 +75,12 @@ pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
         let row = format!("{:<w0$}  {verdict}  {:<w2$}  {:>w3$}", c[0], c[2], c[3]);
         if below {
             writeln!(w, "{row}")?;
-            for l in super::text::wrap_hard(&c[4], super::width() - 4) {
+            for l in super::text::layout::wrap_hard(&c[4], super::width() - 4) {
                 writeln!(w, "    {l}")?;
             }
             continue;
         }
-        let lines = super::text::wrap_hard(&c[4], super::width() - why_at);
+        let lines = super::text::layout::wrap_hard(&c[4], super::width() - why_at);
         for (i, l) in lines.iter().enumerate() {
             if i == 0 {
                 writeln!(w, "{row}  {l}")?;
