@@ -97,178 +97,10 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
     })?;
     let t: &TlsFacts = s.tls.as_ref()?;
     let f = t.failure.as_ref()?;
-    // The certificate is the destination's (through a tunnel too): its name is the target's.
-    let host = cx.facts.target.host.to_string();
-    let leaf = t.chain.first();
-    let on = peer_machine(cx, r, s);
-    let renew = |what: &str| {
-        Step::about(
-            StepKind::FixCertificate,
-            format!("{what} — on the server, where its TLS certificate is configured."),
-            on.clone(),
-        )
-    };
-    let (message, steps) = match f {
-        TlsFailure::Expired { not_after, subject } => {
-            let now = now_unix();
-            let clock = if now < *not_after {
-                format!(
-                    " This machine's clock says {}, before that date: if the clock is wrong, fix \
-                     it (`timedatectl`).",
-                    utc(now)
-                )
-            } else {
-                String::new()
-            };
-            (
-                format!(
-                    "The certificate {subject} expired on {}.{clock}",
-                    utc(*not_after)
-                ),
-                vec![renew("Renew the certificate and reload the server")],
-            )
-        }
-        TlsFailure::NotYetValid {
-            not_before,
-            subject,
-        } => (
-            format!(
-                "The certificate {subject} is valid only from {}; this machine's clock says {}. \
-                 Either this machine's clock is behind (check `timedatectl`), or the certificate \
-                 was issued for the future.",
-                utc(*not_before),
-                utc(now_unix())
-            ),
-            vec![Step::run(
-                StepKind::CheckLocalSettings,
-                "Check this machine's clock and its time synchronisation",
-                Command::Timedatectl,
-                Machine::This,
-            )],
-        ),
-        TlsFailure::WrongName { presented } => (
-            format!(
-                "The certificate is not valid for {host}: it names {}. Either the client uses \
-                 another name than the one the certificate was made for, or the server sends the \
-                 wrong certificate (a default virtual host, a missing SNI configuration).",
-                if presented.is_empty() {
-                    leaf.map(names).unwrap_or_else(|| "nothing".into())
-                } else {
-                    presented.join(", ")
-                }
-            ),
-            vec![
-                Step::about(
-                    StepKind::PointClient,
-                    "Connect with one of the names the certificate is valid for.",
-                    Machine::This,
-                ),
-                renew(&format!(
-                    "Or issue a certificate that includes {host}, and make the server send it for \
-                     this name (SNI)"
-                )),
-            ],
-        ),
-        TlsFailure::SelfSigned => (
-            format!(
-                "The server presents a self-signed certificate ({}): no client trusts it unless \
-                 told to.",
-                leaf.map(|c| c.subject.clone()).unwrap_or_default()
-            ),
-            vec![renew(
-                "Use a certificate from a CA the clients trust, or install this one in the \
-                 clients' trust stores on purpose",
-            )],
-        ),
-        TlsFailure::UnknownIssuer {
-            issuer,
-            public_ca_elsewhere,
-        } => {
-            if *public_ca_elsewhere {
-                (
-                    format!(
-                        "The certificate is issued by {issuer}, a public CA, but this machine's \
-                         trust store does not contain it ({} anchors): the store is out of date, \
-                         or a proxy intercepts TLS and SSL_CERT_FILE / SSL_CERT_DIR point \
-                         elsewhere.",
-                        t.trust_anchors
-                    ),
-                    vec![Step::run(
-                        StepKind::CheckLocalSettings,
-                        "Update this machine's CA certificates",
-                        Command::UpdateCaCertificates,
-                        Machine::This,
-                    )],
-                )
-            } else {
-                (
-                    format!(
-                        "The certificate is issued by {issuer}, which this machine does not \
-                         trust: a private CA (install its root certificate on this machine if it \
-                         is your organisation's) or an intercepting proxy."
-                    ),
-                    vec![trust_ca()],
-                )
-            }
-        }
-        TlsFailure::MissingIntermediate { issuer } => (
-            format!(
-                "The server sends its certificate without the intermediate certificate that \
-                 links it to a trusted root: the leaf is issued by {issuer}, which it did not \
-                 send and this machine does not know. Browsers often paper over a missing \
-                 intermediate; other clients fail. (If {issuer} is a private CA that issued the \
-                 leaf directly, this machine lacks its root certificate instead.)"
-            ),
-            vec![renew(
-                "Configure the server with the full chain (the leaf followed by its \
-                 intermediates, e.g. fullchain.pem)",
-            )],
-        ),
-        TlsFailure::ClientCertRequired { issuers } => (
-            format!(
-                "The server requires a client certificate{}: this client has none configured.",
-                if issuers.is_empty() {
-                    String::new()
-                } else {
-                    format!(" issued by {}", issuers.join("; "))
-                }
-            ),
-            vec![Step::about(
-                StepKind::CheckLocalSettings,
-                "Configure the client with a certificate and key from one of those issuers, or \
-                 ask the server's owner for one.",
-                Machine::This,
-            )],
-        ),
-        TlsFailure::ProtocolMismatch {
-            alert,
-            incompatible,
-        } => (
-            mismatch_words(*alert, *incompatible),
-            vec![renew("Enable TLS 1.2 or 1.3 with current cipher suites")],
-        ),
-        TlsFailure::NotTls { first_bytes } => (
-            format!(
-                "Port {} does not speak TLS: it answered the TLS ClientHello with `{}`. The \
-                 client should speak that protocol (plain HTTP?), or the TLS service is on \
-                 another port.",
-                peer_port(cx, s),
-                first_line(first_bytes)
-            ),
-            vec![Step::about(
-                StepKind::PointClient,
-                "Use the plain protocol on this port (e.g. http:// instead of https://), or the \
-                 port where the TLS service listens.",
-                Machine::This,
-            )],
-        ),
-        TlsFailure::Alert { alert } => tls_error_finding(cx, r, TlsError::Alert(*alert)),
-        TlsFailure::Other(e) => tls_error_finding(cx, r, *e),
-        _ => return None,
-    };
+    let h = Failed { cx, r, s, t };
+    let (message, mut steps) = what_failed(&h, f)?;
     // A certificate's failure: the command that shows the chain as the server sends it (and,
     // self-signed, how to trust it here on purpose).
-    let mut steps = steps;
     if matches!(
         f,
         TlsFailure::Expired { .. }
@@ -293,6 +125,229 @@ pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
             )
             .steps(steps)
             .rules_out(&[StepKind::TracePath, StepKind::FindDropRule]),
+    )
+}
+
+/// A failed handshake, as its finding reads it: the check, the address, its session and TLS
+/// facts.
+struct Failed<'a, 'c> {
+    cx: &'a Ctx<'c>,
+    r: &'a AddressResult,
+    s: &'a SessionFacts,
+    t: &'a TlsFacts,
+}
+
+impl Failed<'_, '_> {
+    /// The name the certificate must carry: the destination's (through a tunnel too).
+    fn host(&self) -> String {
+        self.cx.facts.target.host.to_string()
+    }
+
+    /// A step for the server's administrators, where its certificate is configured.
+    fn renew(&self, what: &str) -> Step {
+        Step::about(
+            StepKind::FixCertificate,
+            format!("{what} — on the server, where its TLS certificate is configured."),
+            peer_machine(self.cx, self.r, self.s),
+        )
+    }
+}
+
+/// The words and steps for a failure of the handshake or the certificate; `None` for the
+/// failures that are the service's (silence, a stall, a hang-up: `tls_kind`).
+fn what_failed(h: &Failed, f: &TlsFailure) -> Option<(String, Vec<Step>)> {
+    Some(match f {
+        TlsFailure::Expired { not_after, subject } => expired(h, *not_after, subject),
+        TlsFailure::NotYetValid {
+            not_before,
+            subject,
+        } => not_yet_valid(*not_before, subject),
+        TlsFailure::WrongName { presented } => wrong_name(h, presented),
+        TlsFailure::SelfSigned => (
+            format!(
+                "The server presents a self-signed certificate ({}): no client trusts it unless \
+                 told to.",
+                h.t.chain
+                    .first()
+                    .map(|c| c.subject.clone())
+                    .unwrap_or_default()
+            ),
+            vec![h.renew(
+                "Use a certificate from a CA the clients trust, or install this one in the \
+                 clients' trust stores on purpose",
+            )],
+        ),
+        TlsFailure::UnknownIssuer {
+            issuer,
+            public_ca_elsewhere,
+        } => unknown_issuer(h, issuer, *public_ca_elsewhere),
+        TlsFailure::MissingIntermediate { issuer } => (
+            format!(
+                "The server sends its certificate without the intermediate certificate that \
+                 links it to a trusted root: the leaf is issued by {issuer}, which it did not \
+                 send and this machine does not know. Browsers often paper over a missing \
+                 intermediate; other clients fail. (If {issuer} is a private CA that issued the \
+                 leaf directly, this machine lacks its root certificate instead.)"
+            ),
+            vec![h.renew(
+                "Configure the server with the full chain (the leaf followed by its \
+                 intermediates, e.g. fullchain.pem)",
+            )],
+        ),
+        TlsFailure::ClientCertRequired { issuers } => client_cert_required(issuers),
+        TlsFailure::ProtocolMismatch {
+            alert,
+            incompatible,
+        } => (
+            mismatch_words(*alert, *incompatible),
+            vec![h.renew("Enable TLS 1.2 or 1.3 with current cipher suites")],
+        ),
+        TlsFailure::NotTls { first_bytes } => not_tls(h, first_bytes),
+        TlsFailure::Alert { alert } => tls_error_finding(h.cx, h.r, TlsError::Alert(*alert)),
+        TlsFailure::Other(e) => tls_error_finding(h.cx, h.r, *e),
+        TlsFailure::NoReply
+        | TlsFailure::Stalled { .. }
+        | TlsFailure::Closed
+        | TlsFailure::Reset => return None,
+    })
+}
+
+/// `tls_expired`: when, and whether this machine's clock is the one that is wrong.
+fn expired(h: &Failed, not_after: i64, subject: &str) -> (String, Vec<Step>) {
+    let now = now_unix();
+    let clock = if now < not_after {
+        format!(
+            " This machine's clock says {}, before that date: if the clock is wrong, fix it \
+             (`timedatectl`).",
+            utc(now)
+        )
+    } else {
+        String::new()
+    };
+    (
+        format!(
+            "The certificate {subject} expired on {}.{clock}",
+            utc(not_after)
+        ),
+        vec![h.renew("Renew the certificate and reload the server")],
+    )
+}
+
+/// `tls_not_yet_valid`: this machine's clock, or a certificate issued for the future.
+fn not_yet_valid(not_before: i64, subject: &str) -> (String, Vec<Step>) {
+    (
+        format!(
+            "The certificate {subject} is valid only from {}; this machine's clock says {}. \
+             Either this machine's clock is behind (check `timedatectl`), or the certificate was \
+             issued for the future.",
+            utc(not_before),
+            utc(now_unix())
+        ),
+        vec![Step::run(
+            StepKind::CheckLocalSettings,
+            "Check this machine's clock and its time synchronisation",
+            Command::Timedatectl,
+            Machine::This,
+        )],
+    )
+}
+
+/// `tls_wrong_name`: the names it has, and two ways out.
+fn wrong_name(h: &Failed, presented: &[String]) -> (String, Vec<Step>) {
+    let host = h.host();
+    let has = if presented.is_empty() {
+        h.t.chain
+            .first()
+            .map(names)
+            .unwrap_or_else(|| "nothing".into())
+    } else {
+        presented.join(", ")
+    };
+    (
+        format!(
+            "The certificate is not valid for {host}: it names {has}. Either the client uses \
+             another name than the one the certificate was made for, or the server sends the \
+             wrong certificate (a default virtual host, a missing SNI configuration)."
+        ),
+        vec![
+            Step::about(
+                StepKind::PointClient,
+                "Connect with one of the names the certificate is valid for.",
+                Machine::This,
+            ),
+            h.renew(&format!(
+                "Or issue a certificate that includes {host}, and make the server send it for \
+                 this name (SNI)"
+            )),
+        ],
+    )
+}
+
+/// `tls_unknown_issuer`: a public CA this machine lacks (its store is stale, or TLS is
+/// intercepted), or a private one.
+fn unknown_issuer(h: &Failed, issuer: &str, public_ca_elsewhere: bool) -> (String, Vec<Step>) {
+    if public_ca_elsewhere {
+        (
+            format!(
+                "The certificate is issued by {issuer}, a public CA, but this machine's trust \
+                 store does not contain it ({} anchors): the store is out of date, or a proxy \
+                 intercepts TLS and SSL_CERT_FILE / SSL_CERT_DIR point elsewhere.",
+                h.t.trust_anchors
+            ),
+            vec![Step::run(
+                StepKind::CheckLocalSettings,
+                "Update this machine's CA certificates",
+                Command::UpdateCaCertificates,
+                Machine::This,
+            )],
+        )
+    } else {
+        (
+            format!(
+                "The certificate is issued by {issuer}, which this machine does not trust: a \
+                 private CA (install its root certificate on this machine if it is your \
+                 organisation's) or an intercepting proxy."
+            ),
+            vec![trust_ca()],
+        )
+    }
+}
+
+/// `tls_client_cert_required`: the issuers the server accepts.
+fn client_cert_required(issuers: &[String]) -> (String, Vec<Step>) {
+    (
+        format!(
+            "The server requires a client certificate{}: this client has none configured.",
+            if issuers.is_empty() {
+                String::new()
+            } else {
+                format!(" issued by {}", issuers.join("; "))
+            }
+        ),
+        vec![Step::about(
+            StepKind::CheckLocalSettings,
+            "Configure the client with a certificate and key from one of those issuers, or ask \
+             the server's owner for one.",
+            Machine::This,
+        )],
+    )
+}
+
+/// `not_tls`: what the port answered instead.
+fn not_tls(h: &Failed, first_bytes: &[u8]) -> (String, Vec<Step>) {
+    (
+        format!(
+            "Port {} does not speak TLS: it answered the TLS ClientHello with `{}`. The client \
+             should speak that protocol (plain HTTP?), or the TLS service is on another port.",
+            peer_port(h.cx, h.s),
+            first_line(first_bytes)
+        ),
+        vec![Step::about(
+            StepKind::PointClient,
+            "Use the plain protocol on this port (e.g. http:// instead of https://), or the port \
+             where the TLS service listens.",
+            Machine::This,
+        )],
     )
 }
 
