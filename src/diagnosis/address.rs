@@ -626,16 +626,10 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
         .results()
         .filter(|a| a.outcome != Outcome::Open)
         .collect();
-    let first_fails = cx.failed_first().is_some();
-    let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
-    let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
-    let target = cx.checked();
-    let localhost =
-        matches!(&target.host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
     let port = cx.port();
     let server = bad
         .first()
-        .map_or(Machine::Server(target.host.to_string()), |a| {
+        .map_or(Machine::Server(cx.checked().host.to_string()), |a| {
             cx.server_of(a.address.ip())
         });
     let mut message = format!(
@@ -643,49 +637,15 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
         list(&ok),
         list(&bad)
     );
-    if first_fails {
+    if cx.failed_first().is_some() {
         message.push_str(
             " The failing address is the one clients try first, so many will fail or stall \
              before falling back (if they fall back at all).",
         );
     }
-    let mut steps = Vec::new();
-    if localhost && v4_ok && v6_bad {
-        message.push_str(
-            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
-             server listens on IPv4 only.",
-        );
-        steps.push(Step::about(
-            StepKind::ListenAddress,
-            "Make the server listen on ::1 too: bind it to `::` (IPv6 and IPv4 at once) or list \
-             both 127.0.0.1 and ::1.",
-            server.clone(),
-        ));
-        steps.push(Step::about(
-            StepKind::PointClient,
-            format!("Or point the client at 127.0.0.1:{port} instead of localhost."),
-            Machine::This,
-        ));
-    } else if v4_ok && v6_bad {
-        message.push_str(
-            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
-        );
-        steps.push(Step::about(
-            StepKind::ListenAddress,
-            format!(
-                "Make the service listen on IPv6 too and allow port {port} for IPv6 in its \
-                 firewall, or remove the AAAA record if the host is not meant to be reached over \
-                 IPv6."
-            ),
-            server.clone(),
-        ));
-    } else {
-        steps.push(Step::say(
-            StepKind::FixAddresses,
-            "Every address of a name should serve the same thing: fix the failing ones, or \
-             remove them from DNS.",
-        ));
-    }
+    let v4_only = ok.iter().all(|a| a.address.is_ipv4()) && bad.iter().all(|a| a.address.is_ipv6());
+    let (why, mut steps) = which_addresses_fail(cx, v4_only, &server);
+    message.push_str(why);
     // On this machine the listeners are in the report already.
     if !(server == Machine::This && cx.facts.local.is_some()) {
         steps.push(Step::run(
@@ -696,6 +656,53 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
         ));
     }
     Some(Finding::new(FindingId::PartialReachability, message).steps(steps))
+}
+
+/// What the failing addresses have in common, and what to do: `localhost`'s ::1 unserved,
+/// IPv6 unserved, or just some addresses.
+fn which_addresses_fail(cx: &Ctx, v4_only: bool, server: &Machine) -> (&'static str, Vec<Step>) {
+    let port = cx.port();
+    let localhost =
+        matches!(&cx.checked().host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
+    match (localhost, v4_only) {
+        (true, true) => (
+            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
+             server listens on IPv4 only.",
+            vec![
+                Step::about(
+                    StepKind::ListenAddress,
+                    "Make the server listen on ::1 too: bind it to `::` (IPv6 and IPv4 at once) \
+                     or list both 127.0.0.1 and ::1.",
+                    server.clone(),
+                ),
+                Step::about(
+                    StepKind::PointClient,
+                    format!("Or point the client at 127.0.0.1:{port} instead of localhost."),
+                    Machine::This,
+                ),
+            ],
+        ),
+        (false, true) => (
+            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
+            vec![Step::about(
+                StepKind::ListenAddress,
+                format!(
+                    "Make the service listen on IPv6 too and allow port {port} for IPv6 in its \
+                     firewall, or remove the AAAA record if the host is not meant to be reached \
+                     over IPv6."
+                ),
+                server.clone(),
+            )],
+        ),
+        (_, false) => (
+            "",
+            vec![Step::say(
+                StepKind::FixAddresses,
+                "Every address of a name should serve the same thing: fix the failing ones, or \
+                 remove them from DNS.",
+            )],
+        ),
+    }
 }
 
 /// No address is open and their failures differ: the verdict follows the first.

@@ -208,88 +208,18 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     } else {
         format!(" Name servers: {}.", servers_said(&cx.facts.dns.servers))
     };
-    let getent = Step::run(
-        StepKind::SeeApplicationView,
-        "See what applications get for the name",
-        Command::Getent { name: name.clone() },
-        Machine::This,
-    );
-    let resolv = Step::run(
-        StepKind::SeeResolvers,
-        "See which name servers this machine uses",
-        Command::ResolvConf,
-        Machine::This,
-    );
     let (message, mut steps) = match kind {
         DnsErrorKind::Nxdomain => (
             format!("The name {name} does not exist in DNS (NXDOMAIN).{said}"),
-            vec![
-                Step::say(
-                    StepKind::CheckSpelling,
-                    format!("Check the spelling of {name}."),
-                ),
-                Step::say(
-                    StepKind::UseInternalResolver,
-                    "If it is an internal name, connect to the VPN or use the company's name \
-                     server: public DNS does not know internal names.",
-                ),
-                dig(cx, &name),
-                getent,
-            ],
+            nxdomain_steps(cx, &name),
         ),
-        DnsErrorKind::Nodata => {
-            // The name the NODATA is for: with the search list, maybe NAME.domain.
-            let full = nodata_name(cx).unwrap_or_else(|| name.clone());
-            let which = if full == name {
-                format!("The name {name}")
-            } else {
-                format!("The name {full} ({name} with the search domain)")
-            };
-            (
-                format!(
-                    "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
-                    other_types(cx)
-                ),
-                vec![
-                    Step::run(
-                        StepKind::SeeRecords,
-                        "See which records the name does have",
-                        Command::Dig {
-                            server: None,
-                            name: full,
-                            mode: DigMode::Any,
-                        },
-                        Machine::This,
-                    ),
-                    Step::say(
-                        StepKind::AddRecord,
-                        "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
-                    ),
-                ],
-            )
-        }
+        DnsErrorKind::Nodata => nodata(cx, &name, &said),
         DnsErrorKind::Servfail => (
             format!(
                 "The name server failed to answer for {name} (SERVFAIL): its own upstream \
                  servers are broken or unreachable, or DNSSEC validation failed.{said}"
             ),
-            vec![
-                dig(cx, &name),
-                Step::run(
-                    StepKind::CheckDnssec,
-                    "If the name is DNSSEC-signed, see whether validation is the problem",
-                    Command::Dig {
-                        server: None,
-                        name: name.clone(),
-                        mode: DigMode::NoDnssecCheck,
-                    },
-                    Machine::This,
-                ),
-                Step::say(
-                    StepKind::RetryLater,
-                    "Try again in a minute; if it persists, tell whoever runs your DNS.",
-                ),
-            ],
+            servfail_steps(cx, &name),
         ),
         DnsErrorKind::Refused => (
             format!(
@@ -297,51 +227,18 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
                  client or this name.{said}"
             ),
             vec![
-                resolv,
+                see_resolvers(),
                 Step::say(
                     StepKind::UseInternalResolver,
                     "Use a name server that serves you (the VPN's or the company's).",
                 ),
             ],
         ),
-        DnsErrorKind::Timeout => (
-            match first_server_dead(cx) {
-                Some(first) => {
-                    let wait = cx
-                        .facts
-                        .dns
-                        .resolv
-                        .as_ref()
-                        .map(|r| format!(" ({} s)", r.timeout.as_secs_f64()))
-                        .unwrap_or_default();
-                    format!(
-                        "The first name server, {}, does not answer for {name} (nothing in \
-                         {}): applications ask it first and wait resolv.conf's timeout{wait} \
-                         for it before they ask the next, so the lookup did not finish in \
-                         time. The other servers answered.{said}",
-                        first.server.ip(),
-                        super::fmt_duration(first.lookup.elapsed)
-                    )
-                }
-                None => format!(
-                    "No name server answered for {name} in time: the name server is down or \
-                     unreachable.{said}"
-                ),
-            },
-            vec![
-                resolv,
-                dig(cx, &name),
-                Step::say(
-                    StepKind::FixResolverConfig,
-                    "If its port 53 is closed or refused, it runs no name server (any more): fix \
-                     /etc/resolv.conf or the network settings that write it (DHCP, VPN client).",
-                ),
-            ],
-        ),
+        DnsErrorKind::Timeout => (timeout_words(cx, &name, &said), timeout_steps(cx, &name)),
         DnsErrorKind::NoNameservers => (
             format!("This machine has no name server configured, so {name} cannot be looked up."),
             vec![
-                resolv,
+                see_resolvers(),
                 Step::say(
                     StepKind::FixResolverConfig,
                     "Add a `nameserver` line, or fix the network settings that should write it.",
@@ -350,11 +247,139 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
         ),
         DnsErrorKind::Other => (
             format!("Looking up {name} failed: {}.{said}", error_words(error)),
-            vec![getent],
+            vec![getent(&name)],
         ),
     };
     steps.extend(stub_step(cx, &name));
     Some(Finding::new(dns_finding_id(kind), message).steps(steps))
+}
+
+/// `getent ahosts NAME`: what applications get.
+fn getent(name: &str) -> Step {
+    Step::run(
+        StepKind::SeeApplicationView,
+        "See what applications get for the name",
+        Command::Getent {
+            name: name.to_string(),
+        },
+        Machine::This,
+    )
+}
+
+/// `cat /etc/resolv.conf`.
+fn see_resolvers() -> Step {
+    Step::run(
+        StepKind::SeeResolvers,
+        "See which name servers this machine uses",
+        Command::ResolvConf,
+        Machine::This,
+    )
+}
+
+fn nxdomain_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        Step::say(
+            StepKind::CheckSpelling,
+            format!("Check the spelling of {name}."),
+        ),
+        Step::say(
+            StepKind::UseInternalResolver,
+            "If it is an internal name, connect to the VPN or use the company's name server: \
+             public DNS does not know internal names.",
+        ),
+        dig(cx, name),
+        getent(name),
+    ]
+}
+
+/// `dns_nodata`: the name (with the search domain that made it the name that matters) and the
+/// records it does have.
+fn nodata(cx: &Ctx, name: &str, said: &str) -> (String, Vec<Step>) {
+    let full = nodata_name(cx).unwrap_or_else(|| name.to_string());
+    let which = if full == name {
+        format!("The name {name}")
+    } else {
+        format!("The name {full} ({name} with the search domain)")
+    };
+    (
+        format!(
+            "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
+            other_types(cx)
+        ),
+        vec![
+            Step::run(
+                StepKind::SeeRecords,
+                "See which records the name does have",
+                Command::Dig {
+                    server: None,
+                    name: full,
+                    mode: DigMode::Any,
+                },
+                Machine::This,
+            ),
+            Step::say(
+                StepKind::AddRecord,
+                "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
+            ),
+        ],
+    )
+}
+
+fn servfail_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        dig(cx, name),
+        Step::run(
+            StepKind::CheckDnssec,
+            "If the name is DNSSEC-signed, see whether validation is the problem",
+            Command::Dig {
+                server: None,
+                name: name.to_string(),
+                mode: DigMode::NoDnssecCheck,
+            },
+            Machine::This,
+        ),
+        Step::say(
+            StepKind::RetryLater,
+            "Try again in a minute; if it persists, tell whoever runs your DNS.",
+        ),
+    ]
+}
+
+/// `dns_timeout`: a dead first server (the others answered) costs every application its whole
+/// timeout; else no server answered.
+fn timeout_words(cx: &Ctx, name: &str, said: &str) -> String {
+    let Some(first) = first_server_dead(cx) else {
+        return format!(
+            "No name server answered for {name} in time: the name server is down or \
+             unreachable.{said}"
+        );
+    };
+    let wait = cx
+        .facts
+        .dns
+        .resolv
+        .as_ref()
+        .map(|r| format!(" ({} s)", r.timeout.as_secs_f64()))
+        .unwrap_or_default();
+    format!(
+        "The first name server, {}, does not answer for {name} (nothing in {}): applications \
+         ask it first and wait resolv.conf's timeout{wait} for it before they ask the next, so \
+         the lookup did not finish in time. The other servers answered.{said}",
+        first.server.ip(),
+        super::fmt_duration(first.lookup.elapsed)
+    )
+}
+
+fn timeout_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        see_resolvers(),
+        dig(cx, name),
+        Step::say(
+            StepKind::FixResolverConfig,
+            "If its port 53 is closed or refused, it runs no name server (any more): fix \
+             /etc/resolv.conf or the network settings that write it (DHCP, VPN client).",
+        ),
+    ]
 }
 
 /// The system view, when the name resolved.

@@ -321,7 +321,6 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
             let who = x.map_or(format!("The program listening on {address}"), |x| {
                 format!("{} listens on {}, but it", owner_first(x), show(x))
             });
-            let port = address.port();
             let drops = since_boot.map_or(String::new(), |c| {
                 format!(
                     " This machine has dropped {} connection attempts at full accept queues \
@@ -329,100 +328,113 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
                     c.overflows
                 )
             });
-            let figures = |q: u32, b: Option<u32>| match b {
-                Some(b) => format!("{q} waiting, room for {b}"),
-                None => format!("{q} waiting"),
-            };
-            let message = match evidence {
-                QueueEvidence::Table(x) => format!(
-                    "{who} is not accepting connections: its accept queue is full ({}), so \
-                     the kernel drops new connection attempts without a word — the program is \
-                     hung or overloaded. A firewall is not needed to explain the \
-                     silence.{drops}",
-                    figures(x.queued, x.backlog)
-                ),
-                QueueEvidence::Watch(q) => {
-                    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
-                    let counted = match q.overflows {
-                        Some(n) if n > 0 => format!(
-                            " While this check waited, the kernel dropped {n} connection \
-                             attempts at full accept queues on this machine \
-                             (ListenOverflows)."
-                        ),
-                        _ => String::new(),
-                    };
-                    match full_look.or(q.last) {
-                        Some(look) if look.full() => format!(
-                            "{who} is not accepting connections: its accept queue is full \
-                             ({}), so the kernel drops new connection attempts without a word \
-                             — the program is hung or overloaded. A firewall is not needed to \
-                             explain the silence.{counted}",
-                            figures(look.queued, look.backlog)
-                        ),
-                        room => format!(
-                            "{who} does not take connections as fast as they come: its \
-                             accept queue filled up, and the kernel dropped this connection \
-                             attempt without a word.{counted}{} The program is overloaded (or \
-                             was stuck for a moment). A firewall is not needed to explain the \
-                             silence.",
-                            room.map_or(String::new(), |r| format!(
-                                " It has room again now ({}).",
-                                figures(r.queued, r.backlog)
-                            ))
-                        ),
-                    }
-                }
-            };
-            let mut steps = Vec::new();
-            if let Some(p) = x.and_then(|x| x.process.as_ref()) {
-                steps.push(Step::run(
-                    StepKind::InspectProgram,
-                    "See what the program is doing (a state of D or T, or a long wait, means \
-                     it is stuck)",
-                    Command::ProcessState { pid: p.pid },
-                    Machine::This,
-                ));
-            }
+            let mut steps: Vec<Step> = inspect_program(x).into_iter().collect();
             steps.push(Step::run(
                 StepKind::WatchQueue,
                 "Watch its queue: Recv-Q above Send-Q means it is full",
-                Command::SsQueue { port },
+                Command::SsQueue {
+                    port: address.port(),
+                },
                 Machine::This,
             ));
-            let unit = x
-                .and_then(|x| x.process.as_ref())
-                .and_then(|p| servers::for_process(&p.name))
-                .and_then(|k| k.unit);
-            steps.push(match unit {
-                Some(unit) => Step::run(
-                    StepKind::RestartServer,
-                    "Restart it once you know why it hung (its logs say more)",
-                    Command::SystemctlRestart { unit },
-                    Machine::This,
-                ),
-                None => Step::about(
-                    StepKind::RestartServer,
-                    "Restart the program once you know why it hung (its logs say more); if it \
-                     is only overloaded, give it more workers or a larger backlog.",
-                    Machine::This,
-                ),
-            });
-            Finding::new(FindingId::ListenerNotAccepting, message)
-                .steps(steps)
-                .explains((cx.verdict == Verdict::Filtered).then_some(
-                    "the program listening there is not accepting connections as fast as they \
+            steps.push(restart(
+                x,
+                "Restart the program once you know why it hung (its logs say more); if it is \
+                 only overloaded, give it more workers or a larger backlog.",
+            ));
+            Finding::new(
+                FindingId::ListenerNotAccepting,
+                queue_words(&who, evidence, &drops),
+            )
+            .steps(steps)
+            .explains((cx.verdict == Verdict::Filtered).then_some(
+                "the program listening there is not accepting connections as fast as they \
                      come (its accept queue filled up), so the kernel drops new ones silently",
-                ))
-                .rules_out(&[
-                    StepKind::FindDropRule,
-                    StepKind::CheckLocalOutput,
-                    StepKind::TracePath,
-                    StepKind::TryOtherPort,
-                    StepKind::AskOwners,
-                    StepKind::CheckListening,
-                ])
+            ))
+            .rules_out(&[
+                StepKind::FindDropRule,
+                StepKind::CheckLocalOutput,
+                StepKind::TracePath,
+                StepKind::TryOtherPort,
+                StepKind::AskOwners,
+                StepKind::CheckListening,
+            ])
         })
         .collect()
+}
+
+/// `listener_not_accepting`'s words: the queue as seen full (in the table, or by the silent
+/// address's own looks), or filled for a moment; the drops counted.
+fn queue_words(who: &str, evidence: QueueEvidence, drops: &str) -> String {
+    let figures = |q: u32, b: Option<u32>| match b {
+        Some(b) => format!("{q} waiting, room for {b}"),
+        None => format!("{q} waiting"),
+    };
+    let full = |look: String, counted: &str| {
+        format!(
+            "{who} is not accepting connections: its accept queue is full ({look}), so the \
+             kernel drops new connection attempts without a word — the program is hung or \
+             overloaded. A firewall is not needed to explain the silence.{counted}"
+        )
+    };
+    let q = match evidence {
+        QueueEvidence::Table(x) => return full(figures(x.queued, x.backlog), drops),
+        QueueEvidence::Watch(q) => q,
+    };
+    let counted = match q.overflows {
+        Some(n) if n > 0 => format!(
+            " While this check waited, the kernel dropped {n} connection attempts at full \
+             accept queues on this machine (ListenOverflows)."
+        ),
+        _ => String::new(),
+    };
+    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
+    match full_look.or(q.last) {
+        Some(look) if look.full() => full(figures(look.queued, look.backlog), &counted),
+        room => format!(
+            "{who} does not take connections as fast as they come: its accept queue filled up, \
+             and the kernel dropped this connection attempt without a word.{counted}{} The \
+             program is overloaded (or was stuck for a moment). A firewall is not needed to \
+             explain the silence.",
+            room.map_or(String::new(), |r| format!(
+                " It has room again now ({}).",
+                figures(r.queued, r.backlog)
+            ))
+        ),
+    }
+}
+
+/// See what a listener's program is doing, when it is known.
+pub(super) fn inspect_program(listener: Option<&Listener>) -> Option<Step> {
+    let p = listener?.process.as_ref()?;
+    Some(Step::run(
+        StepKind::InspectProgram,
+        "See what the program is doing (a state of D or T, or a long wait, means it is stuck)",
+        Command::ProcessState { pid: p.pid },
+        Machine::This,
+    ))
+}
+
+/// Restart a listener's program: its service when it is a usual server with a unit, else in
+/// the words given.
+pub(super) fn restart(listener: Option<&Listener>, otherwise: &str) -> Step {
+    let unit = listener
+        .and_then(|x| x.process.as_ref())
+        .and_then(|p| servers::for_process(&p.name))
+        .and_then(|k| k.unit);
+    match unit {
+        Some(unit) => Step::run(
+            StepKind::RestartServer,
+            "Restart it once you know why it hung (its logs say more)",
+            Command::SystemctlRestart { unit },
+            Machine::This,
+        ),
+        None => Step::about(
+            StepKind::RestartServer,
+            otherwise.to_string(),
+            Machine::This,
+        ),
+    }
 }
 
 /// The first SYN to a port of this machine went unanswered and the kernel's retransmission,

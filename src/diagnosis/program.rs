@@ -8,14 +8,15 @@ use super::commands::Command;
 use super::context::Ctx;
 use super::finding::Severity;
 use super::finding::{Finding, FindingId};
-use super::local::{accepts, owner_first, show};
+use super::local::{accepts, inspect_program, owner_first, restart, show};
 use super::mtu::retry_words;
 use super::outcome::{AddressResult, Evidence, Outcome, Verdict};
 use super::proxy::{passed_proxy, peer, peer_machine, peer_port};
 use super::words::fmt_duration;
 use crate::escape::escape_bytes;
-use crate::local::servers::{self, CONTAINER_PROXIES};
+use crate::local::servers::CONTAINER_PROXIES;
 use crate::session::SessionFacts;
+use crate::session::first::NotAccepted;
 use crate::session::first::{BannerKind, First};
 use crate::session::http::HttpFailure;
 use crate::session::tls::TlsFailure;
@@ -299,56 +300,15 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
         Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
         None => format!("The program listening on {a}"),
     };
-    let waited = fmt_duration(n.waited);
-    // This check's own connections wait there too (the probe's, closed, and this one).
-    let queue = match (n.queued, n.backlog) {
-        (Some(q), Some(b)) => format!(" ({q} waiting, this check's among them; room for {b})"),
-        (Some(q), None) => format!(" ({q} waiting, this check's among them)"),
-        _ => String::new(),
-    };
-    let why = match n.asleep {
-        Some(true) => {
-            "Every thread of it was asleep meanwhile: it is not calling accept() — hung, or \
-             stuck waiting on something else."
-        }
-        Some(false) => {
-            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
-             connections."
-        }
-        None => "It is hung or too busy.",
-    };
-    let message = if n.cut_short {
-        format!(
-            "{who}, but had not taken the connection when the deadline ended the watch after \
-             {waited}{queue}; a program is given {} before it is said not to take \
-             connections.",
-            fmt_duration(crate::session::first::ACCEPT_WAIT)
-        )
-    } else {
-        format!(
-            "{who}, but did not take the connection: it waited {waited} in the accept \
-             queue{queue} without an accept(). The kernel completes the handshake by itself, \
-             so clients connect — and then hang. {why}"
-        )
-    };
-    let mut steps = Vec::new();
-    if let Some(p) = listener.and_then(|x| x.process.as_ref()) {
-        steps.push(Step::run(
-            StepKind::InspectProgram,
-            "See what the program is doing (a state of D or T, or a long wait, means it is \
-             stuck)",
-            Command::ProcessState { pid: p.pid },
-            Machine::This,
-        ));
-    }
+    let mut steps: Vec<Step> = inspect_program(listener).into_iter().collect();
     steps.push(Step::run(
         StepKind::WatchQueue,
         "Watch its queue: a Recv-Q that stays above 0 means connections wait unaccepted",
         Command::SsQueue { port: a.port() },
         Machine::This,
     ));
-    if n.cut_short {
-        steps.push(Step::run(
+    steps.push(if n.cut_short {
+        Step::run(
             StepKind::RerunLonger,
             "Check again with a longer deadline",
             Command::Canreach {
@@ -356,29 +316,16 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
                 args: cx.checked().input.clone(),
             },
             Machine::This,
-        ));
+        )
     } else {
-        let unit = listener
-            .and_then(|x| x.process.as_ref())
-            .and_then(|p| servers::for_process(&p.name))
-            .and_then(|k| k.unit);
-        steps.push(match unit {
-            Some(unit) => Step::run(
-                StepKind::RestartServer,
-                "Restart it once you know why it hung (its logs say more)",
-                Command::SystemctlRestart { unit },
-                Machine::This,
-            ),
-            None => Step::about(
-                StepKind::RestartServer,
-                "Restart the program once you know why it stopped accepting (its logs say \
-                 more); if it is only overloaded, give it more workers.",
-                Machine::This,
-            ),
-        });
-    }
+        restart(
+            listener,
+            "Restart the program once you know why it stopped accepting (its logs say more); if \
+             it is only overloaded, give it more workers.",
+        )
+    });
     Some(
-        Finding::new(FindingId::ProgramNotAccepting, message)
+        Finding::new(FindingId::ProgramNotAccepting, not_accepting_words(&who, n))
             // Cut short by the deadline, it is no proof yet: a warning, as the catalog says.
             .severity(if n.cut_short {
                 Severity::Warning
@@ -400,5 +347,40 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
                 StepKind::AskOwners,
                 StepKind::CheckListening,
             ]),
+    )
+}
+
+/// `program_not_accepting`'s words: how long the connection waited, the queue, and whether the
+/// program slept (hung) or ran (too busy).
+fn not_accepting_words(who: &str, n: &NotAccepted) -> String {
+    let waited = fmt_duration(n.waited);
+    // This check's own connections wait there too (the probe's, closed, and this one).
+    let queue = match (n.queued, n.backlog) {
+        (Some(q), Some(b)) => format!(" ({q} waiting, this check's among them; room for {b})"),
+        (Some(q), None) => format!(" ({q} waiting, this check's among them)"),
+        _ => String::new(),
+    };
+    if n.cut_short {
+        return format!(
+            "{who}, but had not taken the connection when the deadline ended the watch after \
+             {waited}{queue}; a program is given {} before it is said not to take connections.",
+            fmt_duration(crate::session::first::ACCEPT_WAIT)
+        );
+    }
+    let why = match n.asleep {
+        Some(true) => {
+            "Every thread of it was asleep meanwhile: it is not calling accept() — hung, or \
+             stuck waiting on something else."
+        }
+        Some(false) => {
+            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
+             connections."
+        }
+        None => "It is hung or too busy.",
+    };
+    format!(
+        "{who}, but did not take the connection: it waited {waited} in the accept queue{queue} \
+         without an accept(). The kernel completes the handshake by itself, so clients connect \
+         — and then hang. {why}"
     )
 }

@@ -15,19 +15,22 @@ use crate::diagnosis::dns::{error_words, port53_tcp};
 use crate::diagnosis::tls::tls_kind;
 use crate::diagnosis::tls::words::alert_name;
 use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
-use crate::diagnosis::{AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name};
+use crate::diagnosis::{
+    AddressReport, AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name,
+};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{ProxyRoute, WaitEnd, ms, utc};
+use crate::facts::{ProxyRoute, WaitEnd, Waited, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
+use crate::session::after::MssRetry;
 use crate::session::first::{BannerKind, First};
-use crate::session::http::HttpFailure;
+use crate::session::http::{HttpFacts, HttpFailure};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
 use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
 use crate::session::{SessionFacts, ViaProxy};
-use crate::target::{Host, PortSource};
+use crate::target::{Host, PortSource, Target};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -733,7 +736,29 @@ fn step(i: usize, s: &PlannedStep) -> StepJ {
 }
 
 fn session(s: &SessionFacts) -> SessionJ {
-    let (kind, banner, service, error_code) = match &s.first {
+    SessionJ {
+        window_ms: ms(s.window),
+        accepted_ms: s.accepted.map(ms),
+        at_rest_ms: s.at_rest.map(ms),
+        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
+            waited_ms: ms(n.waited),
+            queued: n.queued,
+            backlog: n.backlog,
+            asleep: n.asleep,
+            cut_short: n.cut_short,
+        }),
+        first: first(&s.first),
+        tls: s.tls.as_ref().map(tls),
+        mss_retry: s.mss_retry.as_ref().map(mss_retry),
+        http: s.http.as_ref().map(http),
+        via: s.via.as_ref().map(via),
+        tls_confirm: s.tls_confirm.as_ref().map(tls),
+    }
+}
+
+/// What the connection brought before the client spoke.
+fn first(f: &First) -> FirstJ {
+    let (kind, banner, service, error_code) = match f {
         First::Silent => ("silent", None, None, None),
         First::Unwatched => ("not_watched", None, None, None),
         First::Reset => ("reset", None, None, None),
@@ -759,85 +784,81 @@ fn session(s: &SessionFacts) -> SessionJ {
             )
         }
     };
-    SessionJ {
-        window_ms: ms(s.window),
-        accepted_ms: s.accepted.map(ms),
-        at_rest_ms: s.at_rest.map(ms),
-        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
-            waited_ms: ms(n.waited),
-            queued: n.queued,
-            backlog: n.backlog,
-            asleep: n.asleep,
-            cut_short: n.cut_short,
-        }),
-        first: FirstJ {
-            kind,
-            banner,
-            service,
-            error_code,
-            errno: match s.first {
-                First::Error { errno: Some(e) } => Some(errno_name(e)),
-                _ => None,
-            },
+    FirstJ {
+        kind,
+        banner,
+        service,
+        error_code,
+        errno: match f {
+            First::Error { errno: Some(e) } => Some(errno_name(*e)),
+            _ => None,
         },
-        tls: s.tls.as_ref().map(tls),
-        mss_retry: s.mss_retry.as_ref().map(|r| MssJ {
-            mss: r.mss,
-            opened_ms: ms(r.opened),
-            connect_error: r.connect_error.map(|e| match e.errno() {
-                Some(errno) => errno_name(errno),
-                None if e == MssFailure::TimedOut => "timed_out",
-                None => "error",
-            }),
-            completed: r.tls.as_ref().is_some_and(|t| {
-                !matches!(
-                    t.failure,
-                    Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-                )
-            }),
-            elapsed_ms: r.tls.as_ref().map(|t| ms(t.elapsed)),
+    }
+}
+
+fn mss_retry(r: &MssRetry) -> MssJ {
+    MssJ {
+        mss: r.mss,
+        opened_ms: ms(r.opened),
+        connect_error: r.connect_error.map(|e| match e.errno() {
+            Some(errno) => errno_name(errno),
+            None if e == MssFailure::TimedOut => "timed_out",
+            None => "error",
         }),
-        http: s.http.as_ref().map(|h| HttpJ {
-            method: h.method.as_str(),
-            status: h.response.as_ref().map(|r| r.status),
-            reason: h.response.as_ref().map(|r| r.reason.clone()),
-            server: h.response.as_ref().and_then(|r| r.server.clone()),
-            via: h.response.as_ref().and_then(|r| r.via.clone()),
-            // A redirect may carry credentials or a token (`https://u:pw@h/?token=…`).
-            location: h
+        completed: r.tls.as_ref().is_some_and(|t| {
+            !matches!(
+                t.failure,
+                Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+            )
+        }),
+        elapsed_ms: r.tls.as_ref().map(|t| ms(t.elapsed)),
+    }
+}
+
+fn http(h: &HttpFacts) -> HttpJ {
+    HttpJ {
+        method: h.method.as_str(),
+        status: h.response.as_ref().map(|r| r.status),
+        reason: h.response.as_ref().map(|r| r.reason.clone()),
+        server: h.response.as_ref().and_then(|r| r.server.clone()),
+        via: h.response.as_ref().and_then(|r| r.via.clone()),
+        // A redirect may carry credentials or a token (`https://u:pw@h/?token=…`).
+        location: h
+            .response
+            .as_ref()
+            .and_then(|r| r.location.as_deref())
+            .map(|l| crate::secrets::mask(l).into_owned()),
+        content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
+        failure: h.failure.as_ref().map(http_failure),
+        elapsed_ms: ms(h.elapsed),
+    }
+}
+
+/// How the session went through the proxy: a tunnel, or requests forwarded.
+fn via(v: &ViaProxy) -> ViaJ {
+    match v {
+        ViaProxy::Tunnel(c) => ViaJ {
+            kind: "tunnel",
+            authority: Some(c.authority.clone()),
+            status: c.response.as_ref().map(|r| r.status),
+            reason: c.response.as_ref().map(|r| r.reason.clone()),
+            proxy_authenticate: c
                 .response
                 .as_ref()
-                .and_then(|r| r.location.as_deref())
-                .map(|l| crate::secrets::mask(l).into_owned()),
-            content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
-            failure: h.failure.as_ref().map(http_failure),
-            elapsed_ms: ms(h.elapsed),
-        }),
-        via: s.via.as_ref().map(|v| match v {
-            ViaProxy::Tunnel(c) => ViaJ {
-                kind: "tunnel",
-                authority: Some(c.authority.clone()),
-                status: c.response.as_ref().map(|r| r.status),
-                reason: c.response.as_ref().map(|r| r.reason.clone()),
-                proxy_authenticate: c
-                    .response
-                    .as_ref()
-                    .map(|r| r.proxy_authenticate.clone())
-                    .unwrap_or_default(),
-                failure: c.failure.as_ref().map(http_failure),
-                elapsed_ms: Some(ms(c.elapsed)),
-            },
-            ViaProxy::Forward => ViaJ {
-                kind: "forward",
-                authority: None,
-                status: None,
-                reason: None,
-                proxy_authenticate: vec![],
-                failure: None,
-                elapsed_ms: None,
-            },
-        }),
-        tls_confirm: s.tls_confirm.as_ref().map(tls),
+                .map(|r| r.proxy_authenticate.clone())
+                .unwrap_or_default(),
+            failure: c.failure.as_ref().map(http_failure),
+            elapsed_ms: Some(ms(c.elapsed)),
+        },
+        ViaProxy::Forward => ViaJ {
+            kind: "forward",
+            authority: None,
+            status: None,
+            reason: None,
+            proxy_authenticate: vec![],
+            failure: None,
+            elapsed_ms: None,
+        },
     }
 }
 
@@ -963,58 +984,80 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>, direct: &[AddressResult]) ->
     }
 }
 
+/// The report as the contract has it.
 fn build(report: &Report) -> ReportJ {
     let (facts, diag) = (&report.facts, report);
-    let t = &facts.target;
-    let literal = matches!(facts.checked().host, Host::Ip(_));
-    let probes = facts
-        .addresses
-        .iter()
-        .map(|e| {
-            (
-                &e.facts.probe,
-                e.facts.session.as_ref(),
-                &e.result,
-                e.facts.queue.as_ref(),
-            )
-        })
-        .map(|(p, sess, a, queue)| ProbeJ {
-            session: sess.map(session),
-            queue: queue.map(|q| {
-                let look = |l: &crate::local::QueueLook| QueueLookJ {
-                    queued: l.queued,
-                    backlog: l.backlog,
-                };
-                QueueWatchJ {
-                    first: q.first.as_ref().map(look),
-                    last: q.last.as_ref().map(look),
-                    overflows: q.overflows,
-                    drops: q.drops,
-                    waited_retransmit: q.waited_retransmit,
-                }
-            }),
-            address: a.address.ip().to_string(),
-            port: a.address.port(),
-            family: family(a.address.ip()),
-            outcome: a.outcome.as_str(),
-            evidence: sentence(a.describe()),
-            elapsed_ms: ms(a.elapsed),
-            error: match p.result {
-                ConnectResult::Failed { errno } => Some(errno_name(errno)),
-                _ => None,
-            },
-            icmp: p.icmp.map(|icmp| IcmpJ {
-                v6: icmp.v6,
-                kind: icmp.kind,
-                code: icmp.code,
-                from: icmp.from.map(|f| f.to_string()),
-                meaning: icmp.meaning().as_str(),
-                sender: a.sender().map_or(Sender::Unknown, |s| s.0).as_str(),
-            }),
-        })
-        .collect();
-    let findings = diag
-        .findings
+    ReportJ {
+        schema_version: SCHEMA_VERSION,
+        target: target(&facts.target),
+        verdict: diag.verdict.as_str(),
+        exit_code: crate::exit_codes::ExitCode::from(diag.verdict).code(),
+        summary: sentence(diag.summary.as_str()),
+        dns: dns(report),
+        probes: facts.addresses.iter().map(probe).collect(),
+        liveness: diag.liveness.as_ref().map(liveness),
+        trace: diag.path.as_ref().map(trace),
+        local: (facts.local.is_some() || facts.firewall.is_some())
+            .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
+        proxy: facts
+            .proxy
+            .as_ref()
+            .map(|p| proxy(p, facts.via.as_ref(), &report.direct)),
+        findings: findings(report),
+        advice: diag
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| step(i, s))
+            .collect(),
+        elapsed_ms: ms(facts.elapsed),
+        timeout_ms: ms(facts.timeout),
+        wait: facts.waited.as_ref().map(wait),
+    }
+}
+
+/// One address: its probe, what it means, and what followed.
+fn probe(e: &AddressReport) -> ProbeJ {
+    let (p, a) = (&e.facts.probe, &e.result);
+    ProbeJ {
+        session: e.facts.session.as_ref().map(session),
+        queue: e.facts.queue.as_ref().map(|q| {
+            let look = |l: &crate::local::QueueLook| QueueLookJ {
+                queued: l.queued,
+                backlog: l.backlog,
+            };
+            QueueWatchJ {
+                first: q.first.as_ref().map(look),
+                last: q.last.as_ref().map(look),
+                overflows: q.overflows,
+                drops: q.drops,
+                waited_retransmit: q.waited_retransmit,
+            }
+        }),
+        address: a.address.ip().to_string(),
+        port: a.address.port(),
+        family: family(a.address.ip()),
+        outcome: a.outcome.as_str(),
+        evidence: sentence(a.describe()),
+        elapsed_ms: ms(a.elapsed),
+        error: match p.result {
+            ConnectResult::Failed { errno } => Some(errno_name(errno)),
+            _ => None,
+        },
+        icmp: p.icmp.map(|icmp| IcmpJ {
+            v6: icmp.v6,
+            kind: icmp.kind,
+            code: icmp.code,
+            from: icmp.from.map(|f| f.to_string()),
+            meaning: icmp.meaning().as_str(),
+            sender: a.sender().map_or(Sender::Unknown, |s| s.0).as_str(),
+        }),
+    }
+}
+
+/// The findings, each with the numbers of the steps it proposed.
+fn findings(diag: &Report) -> Vec<FindingJ> {
+    diag.findings
         .iter()
         .map(|f| FindingJ {
             id: f.id.as_str(),
@@ -1028,81 +1071,69 @@ fn build(report: &Report) -> ReportJ {
                 .map(|(i, _)| i + 1)
                 .collect(),
         })
-        .collect();
-    ReportJ {
-        schema_version: SCHEMA_VERSION,
-        target: TargetJ {
-            input: t.input.clone(),
-            host: t.host.to_string(),
-            port: t.port.get(),
-            port_source: match t.port_source {
-                PortSource::Number => "number",
-                PortSource::Service => "service",
-                PortSource::Scheme => "scheme",
-            },
-            service: t.service.clone(),
+        .collect()
+}
+
+fn target(t: &Target) -> TargetJ {
+    TargetJ {
+        input: t.input.clone(),
+        host: t.host.to_string(),
+        port: t.port.get(),
+        port_source: match t.port_source {
+            PortSource::Number => "number",
+            PortSource::Service => "service",
+            PortSource::Scheme => "scheme",
         },
-        verdict: diag.verdict.as_str(),
-        exit_code: crate::exit_codes::ExitCode::from(diag.verdict).code(),
-        summary: sentence(diag.summary.as_str()),
-        dns: DnsJ {
-            source: if literal { "literal" } else { "resolver" },
-            addresses: facts
-                .addresses
-                .iter()
-                .map(|a| a.result.address.ip().to_string())
-                .collect(),
-            error: diag.dns_error.as_ref().map(error),
-            system: facts.dns.system.as_ref().map(lookup),
-            direct: facts.dns.direct.as_ref().map(lookup),
-            servers: facts.dns.servers.iter().map(server).collect(),
-            resolv: facts.dns.resolv.as_ref().map(|r| ResolvJ {
-                nameservers: strings(&r.nameservers),
-                search: r.search.clone(),
-                ndots: r.ndots,
-                timeout_ms: ms(r.timeout),
-                attempts: r.attempts,
-            }),
-            hosts: facts
-                .dns
-                .hosts
-                .iter()
-                .map(|h| HostsJ {
-                    file: h.file.to_string(),
-                    line: h.line,
-                    address: h.address.to_string(),
-                    text: h.text.clone(),
-                })
-                .collect(),
-        },
-        probes,
-        liveness: diag.liveness.as_ref().map(liveness),
-        trace: diag.path.as_ref().map(trace),
-        local: (facts.local.is_some() || facts.firewall.is_some())
-            .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
-        proxy: facts
-            .proxy
-            .as_ref()
-            .map(|p| proxy(p, facts.via.as_ref(), &report.direct)),
-        findings,
-        advice: diag
-            .steps
+        service: t.service.clone(),
+    }
+}
+
+/// The name: the system's view, each server's, the files.
+fn dns(report: &Report) -> DnsJ {
+    let facts = &report.facts;
+    let literal = matches!(facts.checked().host, Host::Ip(_));
+    DnsJ {
+        source: if literal { "literal" } else { "resolver" },
+        addresses: facts
+            .addresses
             .iter()
-            .enumerate()
-            .map(|(i, s)| step(i, s))
+            .map(|a| a.result.address.ip().to_string())
             .collect(),
-        elapsed_ms: ms(facts.elapsed),
-        timeout_ms: ms(facts.timeout),
-        wait: facts.waited.map(|w| WaitJ {
-            wait_ms: ms(w.wait),
-            timeout_ms: ms(w.timeout),
-            took_ms: ms(w.took),
-            checks: w.checks,
-            ended: match w.ended {
-                WaitEnd::Open => "open",
-                WaitEnd::WillNotChange => "will_not_change",
-                WaitEnd::TimeUp => "time_up",
-            },
+        error: report.dns_error.as_ref().map(error),
+        system: facts.dns.system.as_ref().map(lookup),
+        direct: facts.dns.direct.as_ref().map(lookup),
+        servers: facts.dns.servers.iter().map(server).collect(),
+        resolv: facts.dns.resolv.as_ref().map(|r| ResolvJ {
+            nameservers: strings(&r.nameservers),
+            search: r.search.clone(),
+            ndots: r.ndots,
+            timeout_ms: ms(r.timeout),
+            attempts: r.attempts,
         }),
+        hosts: facts
+            .dns
+            .hosts
+            .iter()
+            .map(|h| HostsJ {
+                file: h.file.to_string(),
+                line: h.line,
+                address: h.address.to_string(),
+                text: h.text.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn wait(w: &Waited) -> WaitJ {
+    WaitJ {
+        wait_ms: ms(w.wait),
+        timeout_ms: ms(w.timeout),
+        took_ms: ms(w.took),
+        checks: w.checks,
+        ended: match w.ended {
+            WaitEnd::Open => "open",
+            WaitEnd::WillNotChange => "will_not_change",
+            WaitEnd::TimeUp => "time_up",
+        },
     }
 }

@@ -8,108 +8,114 @@ use crate::diagnosis::words::{bounded, io_words};
 use crate::diagnosis::{errno_name, errno_text, fmt_duration};
 use crate::escape::escape_bytes;
 use crate::facts::utc;
+use crate::session::after::MssRetry;
 use crate::session::first::First;
-use crate::session::http::HttpFailure;
+use crate::session::http::{HttpFacts, HttpFailure};
 use crate::session::tls::TlsFacts;
 use crate::session::{SessionFacts, ViaProxy};
 
 /// The lines a report shows for one address's session: `(label, text)`, raw (the renderer
 /// escapes them).
 pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
+    [
+        first_look(s),
+        accepted(s),
+        proxy(s),
+        s.tls.as_ref().map(|t| ("tls", tls_line(t))),
+        s.mss_retry.as_ref().map(|r| ("mss", mss_line(r))),
+        s.http.as_ref().map(|h| ("http", http_line(h))),
+        // Its verdict on the certificate is no finding here: only that TLS answered.
+        s.tls_confirm.as_ref().map(|t| {
+            let line = tls_line(t).replace("failed (see below)", "not accepted here");
+            ("tls check", format!("second connection: {line}"))
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What the connection brought before the client spoke: a hang-up, a greeting, an error.
+fn first_look(s: &SessionFacts) -> Option<(&'static str, String)> {
     match &s.first {
-        First::Reset => out.push(("after", "accepted, then reset at once".to_string())),
-        First::Closed => out.push(("after", "accepted, then closed without a word".to_string())),
+        First::Reset => Some(("after", "accepted, then reset at once".to_string())),
+        First::Closed => Some(("after", "accepted, then closed without a word".to_string())),
         First::Banner { bytes, .. } => {
             let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
-            out.push(("greeting", escape_bytes(&line[..line.len().min(100)])));
+            Some(("greeting", escape_bytes(&line[..line.len().min(100)])))
         }
-        First::Error { errno } => out.push(("after", socket_error_words(*errno))),
-        First::Silent | First::Unwatched => {}
+        First::Error { errno } => Some(("after", socket_error_words(*errno))),
+        First::Silent | First::Unwatched => None,
     }
-    match (s.accepted, s.at_rest) {
-        (Some(a), Some(r)) => out.push((
-            "accepted",
-            format!(
-                "the program took the connection after {} and was back to waiting, \
-                 connection held, after {}",
-                fmt_duration(a),
-                fmt_duration(r)
-            ),
-        )),
-        (Some(a), None) => out.push((
-            "accepted",
-            format!(
-                "the program took the connection after {}, watched for {}",
-                fmt_duration(a),
-                fmt_duration(s.window)
-            ),
-        )),
-        _ => {}
-    }
-    match &s.via {
-        Some(ViaProxy::Tunnel(c)) => {
+}
+
+/// On this machine: when the program took the connection, and how long it was watched.
+fn accepted(s: &SessionFacts) -> Option<(&'static str, String)> {
+    let a = s.accepted?;
+    let line = match s.at_rest {
+        Some(r) => format!(
+            "the program took the connection after {} and was back to waiting, connection \
+             held, after {}",
+            fmt_duration(a),
+            fmt_duration(r)
+        ),
+        None => format!(
+            "the program took the connection after {}, watched for {}",
+            fmt_duration(a),
+            fmt_duration(s.window)
+        ),
+    };
+    Some(("accepted", line))
+}
+
+/// How the session went through the proxy.
+fn proxy(s: &SessionFacts) -> Option<(&'static str, String)> {
+    let line = match s.via.as_ref()? {
+        ViaProxy::Tunnel(c) => {
             let what = match (&c.response, &c.failure) {
                 (Some(r), _) => format!("{} {}", r.status, bounded(&r.reason, 80)),
                 (None, Some(f)) => http_failure_words(f),
                 (None, None) => "nothing".into(),
             };
-            out.push((
-                "proxy",
-                format!(
-                    "CONNECT {} → {what} in {}",
-                    c.authority,
-                    fmt_duration(c.elapsed)
-                ),
-            ));
-        }
-        Some(ViaProxy::Forward) => {
-            out.push(("proxy", "request sent to the proxy in absolute form".into()));
-        }
-        None => {}
-    }
-    if let Some(t) = &s.tls {
-        out.push(("tls", tls_line(t)));
-    }
-    if let Some(r) = &s.mss_retry {
-        let what = match (&r.connect_error, &r.tls) {
-            (Some(e), _) => mss_failure_words(*e),
-            (None, Some(t)) if t.failure.is_none() => {
-                format!("handshake completed in {}", fmt_duration(t.elapsed))
-            }
-            (None, Some(t)) => tls_line(t),
-            (None, None) => "not tried".into(),
-        };
-        out.push((
-            "mss",
             format!(
-                "second try with MSS {}, opened after {}: {what}",
-                r.mss,
-                fmt_duration(r.opened)
-            ),
-        ));
-    }
-    if let Some(h) = &s.http {
-        let what = match (&h.response, &h.failure) {
-            (Some(r), _) => http_words(r),
-            (None, Some(f)) => http_failure_words(f),
-            (None, None) => "nothing".into(),
-        };
-        out.push((
-            "http",
-            format!(
-                "{} → {what} in {}",
-                h.method.as_str(),
-                fmt_duration(h.elapsed)
-            ),
-        ));
-    }
-    if let Some(t) = &s.tls_confirm {
-        // Its verdict on the certificate is no finding here: only that TLS answered.
-        let line = tls_line(t).replace("failed (see below)", "not accepted here");
-        out.push(("tls check", format!("second connection: {line}")));
-    }
-    out
+                "CONNECT {} → {what} in {}",
+                c.authority,
+                fmt_duration(c.elapsed)
+            )
+        }
+        ViaProxy::Forward => "request sent to the proxy in absolute form".into(),
+    };
+    Some(("proxy", line))
+}
+
+/// The reduced-MSS connection beside a stalled handshake.
+fn mss_line(r: &MssRetry) -> String {
+    let what = match (&r.connect_error, &r.tls) {
+        (Some(e), _) => mss_failure_words(*e),
+        (None, Some(t)) if t.failure.is_none() => {
+            format!("handshake completed in {}", fmt_duration(t.elapsed))
+        }
+        (None, Some(t)) => tls_line(t),
+        (None, None) => "not tried".into(),
+    };
+    format!(
+        "second try with MSS {}, opened after {}: {what}",
+        r.mss,
+        fmt_duration(r.opened)
+    )
+}
+
+fn http_line(h: &HttpFacts) -> String {
+    let what = match (&h.response, &h.failure) {
+        (Some(r), _) => http_words(r),
+        (None, Some(f)) => http_failure_words(f),
+        (None, None) => "nothing".into(),
+    };
+    format!(
+        "{} → {what} in {}",
+        h.method.as_str(),
+        fmt_duration(h.elapsed)
+    )
 }
 
 /// A socket error in the first moments, from the one errno table.
