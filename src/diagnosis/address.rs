@@ -7,10 +7,11 @@
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
+use super::context::Ctx;
 use super::context::{host_or, list};
 use super::finding::{Finding, FindingId};
-use super::fmt_duration;
-use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, errno_text};
+use super::outcome::{AddressResult, Evidence, Outcome, Sender, Verdict};
+use super::words::{errno_name, errno_text, fmt_duration};
 use crate::icmp::Meaning;
 
 /// A firewall's reject by ICMP: a reject message, or an unreachable one that `judge` found to

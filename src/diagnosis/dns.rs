@@ -8,8 +8,11 @@ use std::net::IpAddr;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::{Command, DigMode};
+use super::context::Ctx;
 use super::finding::Finding;
-use super::{Ctx, Evidence, classify, dns_finding_id};
+use super::finding::FindingId;
+use super::outcome::{Evidence, classify};
+use super::words::fmt_duration;
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
 use crate::probe::ProbeFact;
@@ -199,6 +202,19 @@ fn other_types(cx: &Ctx) -> String {
     }
 }
 
+/// The kind of a DNS failure, as a finding id.
+fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
+    match kind {
+        DnsErrorKind::Nxdomain => FindingId::DnsNxdomain,
+        DnsErrorKind::Nodata => FindingId::DnsNodata,
+        DnsErrorKind::Servfail => FindingId::DnsServfail,
+        DnsErrorKind::Refused => FindingId::DnsRefused,
+        DnsErrorKind::Timeout => FindingId::DnsTimeout,
+        DnsErrorKind::NoNameservers => FindingId::DnsNoNameservers,
+        DnsErrorKind::Other => FindingId::DnsFailed,
+    }
+}
+
 /// The finding for a name that gave no address, when it failed with `kind`.
 pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     let error = cx.dns_error.filter(|e| e.kind == kind)?;
@@ -366,7 +382,7 @@ fn timeout_words(cx: &Ctx, name: &str, said: &str) -> String {
          ask it first and wait resolv.conf's timeout{wait} for it before they ask the next, so \
          the lookup did not finish in time. The other servers answered.{said}",
         first.server.ip(),
-        super::fmt_duration(first.lookup.elapsed)
+        fmt_duration(first.lookup.elapsed)
     )
 }
 

@@ -8,8 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
+use super::context::Ctx;
 use super::finding::{Finding, FindingId};
-use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
+use super::outcome::{AddressResult, Evidence, Outcome, Verdict};
+use super::words::{errno_name, errno_text, fmt_duration};
 use crate::facts::QueueWatch;
 use crate::local::Firewall;
 use crate::local::nft::{FirewallRule, Hook, NftError, RuleVerdict};
@@ -474,7 +476,7 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
                  full: {who} does not take connections as fast as they come{looked}. Each new \
                  client waits a second or more while it is this busy.",
                 a.address(),
-                super::fmt_duration(a.probe.elapsed)
+                fmt_duration(a.probe.elapsed)
             ),
         )
         .steps([
@@ -838,8 +840,8 @@ pub fn unread_words(fw: &Firewall) -> String {
         Some(NftError::TimedOut) => "nft did not finish before the deadline".into(),
         Some(NftError::Io { errno: Some(e) }) => format!(
             "nft could not be run ({} ({}))",
-            super::errno_text(*e),
-            super::errno_name(*e)
+            errno_text(*e),
+            errno_name(*e)
         ),
         Some(NftError::Io { errno: None }) => "nft could not be run".into(),
     }

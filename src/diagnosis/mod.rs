@@ -187,19 +187,6 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     out
 }
 
-/// The kind of a DNS failure, as a finding id.
-pub fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
-    match kind {
-        DnsErrorKind::Nxdomain => FindingId::DnsNxdomain,
-        DnsErrorKind::Nodata => FindingId::DnsNodata,
-        DnsErrorKind::Servfail => FindingId::DnsServfail,
-        DnsErrorKind::Refused => FindingId::DnsRefused,
-        DnsErrorKind::Timeout => FindingId::DnsTimeout,
-        DnsErrorKind::NoNameservers => FindingId::DnsNoNameservers,
-        DnsErrorKind::Other => FindingId::DnsFailed,
-    }
-}
-
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
+use super::context::Ctx;
 use super::finding::{Finding, FindingId};
+use super::outcome::{Outcome, Verdict};
 use super::views::{Liveness, Path, Responder};
-use super::{Ctx, Outcome, Verdict, fmt_duration};
+use super::words::fmt_duration;
 
 /// The liveness of the first address, when the verdict rests on its silence (or on a device
 /// that could not deliver to it).

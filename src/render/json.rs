@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
+use crate::diagnosis::tls::errors::alert_name;
 use crate::diagnosis::tls::tls_kind;
-use crate::diagnosis::tls::words::alert_name;
 use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
 use crate::diagnosis::{
     AddressReport, AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name,

@@ -1,8 +1,8 @@
 //! The TLS handshake and the certificate: one finding per kind of failure ([`tls_kind`], the
 //! one table from failures to ids), a slow handshake, `--insecure`. The words for alerts and
-//! handshake errors are one table too ([`words`]).
+//! handshake errors are one table too ([`errors`]).
 
-pub mod words;
+pub mod errors;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
@@ -10,12 +10,12 @@ use super::context::Ctx;
 use super::finding::{Finding, FindingId};
 use super::outcome::{AddressResult, Verdict};
 use super::proxy::{passed_proxy, peer, peer_machine, peer_port};
-use super::words::{errno_name, errno_text, first_line, fmt_duration};
+use super::words::{first_line, fmt_duration};
 use crate::facts::utc;
 use crate::session::SessionFacts;
 use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
+use errors::Fixer;
 use std::time::{SystemTime, UNIX_EPOCH};
-use words::Fixer;
 
 /// What a TLS failure is: the finding that reports it, with its words for the summary; or,
 /// for a handshake the server never answered, stopped or hung up on, the service's failure
@@ -397,12 +397,12 @@ pub(super) fn mismatch_words(
 ) -> String {
     let what = match (alert, incompatible) {
         (Some(a), _) => {
-            let (w, _, _) = words::alert_words(a);
+            let (w, _, _) = errors::alert_words(a);
             format!("The server ended the handshake: {w}")
         }
         (None, Some(i)) => format!(
             "The server and this client share {}",
-            words::incompatible_words(i)
+            errors::incompatible_words(i)
         ),
         (None, None) => "The server and this client share no TLS version or cipher suite".into(),
     };
@@ -415,7 +415,7 @@ pub(super) fn mismatch_words(
 /// `tls_failed`'s words and steps, from the one table (`tls_words`): what happened, and a step
 /// for whoever can fix it.
 fn tls_error_finding(cx: &Ctx, r: &AddressResult, e: TlsError) -> (String, Vec<Step>) {
-    let (words, fixer, fix) = words::error_words(e);
+    let (words, fixer, fix) = errors::error_words(e);
     let mut first = words.chars();
     let words: String = first
         .next()
@@ -498,7 +498,7 @@ pub(super) fn not_tls_words(t: &TlsFacts) -> String {
         Some(TlsFailure::Stalled { .. }) => "the answer stopped halfway".into(),
         Some(TlsFailure::Closed) => "the port closed the connection".into(),
         Some(TlsFailure::Reset) => "the port reset the connection".into(),
-        Some(TlsFailure::Other(e)) => words::error_words(*e).0,
+        Some(TlsFailure::Other(e)) => errors::error_words(*e).0,
         _ => "no TLS answer".into(),
     }
 }
