@@ -83,9 +83,10 @@ pub struct AddressFacts {
     pub silence: Option<Silence>,
     /// The address is this machine's own (loopback or a local interface's).
     pub here: bool,
-    /// After a connect: the first moments, TLS, HTTP (`session`), when the address was open.
+    /// After a connect: what the program did before the client spoke, TLS, HTTP (`session`),
+    /// when the address was open.
     pub session: Option<SessionFacts>,
-    /// For an address of this machine that stayed silent past the first moments: its
+    /// For an address of this machine that stayed silent for more than 10 ms: its
     /// listener's accept queue and this machine's listen-drop counters while it was silent.
     pub queue: Option<QueueWatch>,
 }
@@ -102,7 +103,7 @@ pub struct QueueWatch {
     /// The same when the probe ended.
     pub last: Option<QueueLook>,
     /// SYNs this network namespace dropped at full accept queues (`ListenOverflows`) and at
-    /// listeners for any reason (`ListenDrops`) between the two looks; `None` when the
+    /// listeners for any reason (`ListenDrops`) between the two reads; `None` when the
     /// counters could not be read.
     pub overflows: Option<u64>,
     pub drops: Option<u64>,

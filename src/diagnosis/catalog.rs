@@ -54,7 +54,7 @@ the machine",
         },
         ListenerNotAccepting = "listener_not_accepting", Error {
             evidence: "a silent address of this machine whose listener's accept queue was full \
-when looked at (25 ms into the silence, or when the probe ended: a `sock_diag` \
+when looked at (10 ms into the silence, or when the probe ended: a `sock_diag` \
 lookup of the listener, Recv-Q > Send-Q), or whose silence saw SYNs dropped at \
 full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between the two \
 looks); else the socket table showing the listener's queue full (`idiag_rqueue` > \
@@ -110,7 +110,7 @@ ports, `ss -p`",
             rule: program::program_not_accepting,
         },
         AcceptedThenReset = "accepted_then_reset", Error {
-            evidence: "`ECONNRESET` when the connect completed, or a reset in the first moments",
+            evidence: "`ECONNRESET` when the connect completed, or a reset before the client spoke",
             says: "the kernel accepted, the program (or a proxy whose backend is down) reset the \
 connection; names the container proxy when this machine's owner is one",
             advice: "`ss -ltnp 'sport = :PORT'` on the server (who owns the port); read its logs \
@@ -118,7 +118,8 @@ and its backend's",
             rule: program::accepted_then_reset,
         },
         AcceptedThenClosed = "accepted_then_closed", Error {
-            evidence: "EOF with no bytes in the first moments window",
+            evidence: "the connection closed without a byte before the client spoke (the window watched after \
+                the connect)",
             says: "the program hangs up on every client; `nc -z` would call it open",
             advice: "as above",
             rule: program::accepted_then_closed,
@@ -325,7 +326,7 @@ token-like parameters masked",
             rule: http::http_redirect,
         },
         ServiceBanner = "service_banner", Info {
-            evidence: "the first moments brought a greeting",
+            evidence: "the server spoke first: a greeting",
             says: "identified: SSH (software), SMTP, FTP, POP3, IMAP, MySQL/MariaDB (version), \
 else its first bytes",
             advice: "—",
@@ -350,7 +351,7 @@ or the name does not resolve here; never the verdict",
             rule: proxy::direct_path,
         },
         FirstSynDropped = "first_syn_dropped", Warning {
-            evidence: "an address of this machine with a listener, silent 25 ms: the probe waited \
+            evidence: "an address of this machine with a listener, silent 10 ms: the probe waited \
 for the kernel's retransmitted SYN (`pipeline::LOCAL_RETRANSMIT_WAIT`, 1.1 s) and \
 that one was accepted (connected after ≥ 1 s); outcome `open`",
             says: "\"The first connection attempt to A got no answer; the kernel's retry was \

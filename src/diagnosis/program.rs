@@ -1,6 +1,6 @@
 //! What the program behind an open port did with the connection: hung up on it (reset,
 //! close), greeted with a refusal or a banner, or never replied to the client's first message.
-//! Reads the session stage's first look at the connection (`crate::session::first`) and its
+//! Reads what the session stage saw before the client spoke (`crate::session::first`) and its
 //! TLS/HTTP answers; `docs/ground-truth/beyond-connect.md`.
 
 use super::advice::{Machine, Step, StepKind};

@@ -395,7 +395,7 @@ pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
             };
             let checked = match (&cx.facts.via, p.scheme.as_str()) {
                 (Some(_), _) => {
-                    // What went on past the proxy's first moments, when anything did.
+                    // What went on past the proxy once connected, when anything did.
                     let session = cx
                         .facts
                         .addresses
@@ -411,8 +411,8 @@ pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
                         _ => "",
                     };
                     format!(
-                        " So did this check: the name, the connection and the first moments \
-                         above are the proxy's{how}."
+                        " So did this check: the name and the connection above are the \
+                         proxy's, and so is what came back before the request went out{how}."
                     )
                 }
                 (None, "http") => " This check took the direct path (--no-proxy), as asked: if \

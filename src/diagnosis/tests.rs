@@ -730,7 +730,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
     );
 }
 
-/// An address of this machine silent past the first moments, with what its listener's queue
+/// An address of this machine silent for more than 10 ms, with what its listener's queue
 /// showed meanwhile; the listener table as the inspection read it (or not at all).
 fn silent_here(
     queue: crate::facts::QueueWatch,

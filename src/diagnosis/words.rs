@@ -17,6 +17,16 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// A duration to a person's precision: whole milliseconds below a second ("7 ms"), else as
+/// [`fmt_duration`]. For how long something was watched, not for a measured time.
+pub fn fmt_rounded(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", (ms(d)).round())
+    } else {
+        fmt_duration(d)
+    }
+}
+
 /// A duration as a person gives it on the command line: `3s`, `500ms`, `5m`, `1h`.
 pub fn fmt_given(d: Duration) -> String {
     let ms = d.as_millis();

@@ -165,7 +165,7 @@ struct ProbeJ {
     /// After the connect (open addresses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<SessionJ>,
-    /// An address of this machine silent past the first moments: its listener's queue.
+    /// An address of this machine silent for more than 10 ms: its listener's queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue: Option<QueueWatchJ>,
 }

@@ -4,6 +4,7 @@
 use crate::diagnosis::http::http_words;
 use crate::diagnosis::mtu::mss_failure_words;
 use crate::diagnosis::tls::names;
+use crate::diagnosis::words::fmt_rounded;
 use crate::diagnosis::words::{bounded, io_words};
 use crate::diagnosis::{errno_name, errno_text, fmt_duration};
 use crate::escape::escape_bytes;
@@ -54,15 +55,15 @@ fn accepted(s: &SessionFacts) -> Option<(&'static str, String)> {
     let a = s.accepted?;
     let line = match s.at_rest {
         Some(r) => format!(
-            "the program took the connection after {} and was back to waiting, connection \
-             held, after {}",
+            "the program accepted the connection after {}; after {} it was waiting for the \
+             client to speak",
             fmt_duration(a),
             fmt_duration(r)
         ),
         None => format!(
-            "the program took the connection after {}, watched for {}",
+            "the program accepted the connection after {}; watched it for {}",
             fmt_duration(a),
-            fmt_duration(s.window)
+            fmt_rounded(s.window)
         ),
     };
     Some(("accepted", line))
@@ -118,7 +119,7 @@ fn http_line(h: &HttpFacts) -> String {
     )
 }
 
-/// A socket error in the first moments, from the one errno table.
+/// A socket error before the client spoke, from the one errno table.
 fn socket_error_words(errno: Option<i32>) -> String {
     match errno {
         Some(e) => format!("socket error: {} ({})", errno_text(e), errno_name(e)),
@@ -240,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn the_accept_line_says_when_the_program_was_back_to_waiting() {
+    fn the_accept_line_says_when_the_program_waited_for_the_client() {
         let mut s = session();
         s.accepted = Some(Duration::from_micros(300));
         let line = |s: &SessionFacts| {
@@ -251,14 +252,14 @@ mod tests {
         };
         assert_eq!(
             line(&s).as_deref(),
-            Some("the program took the connection after 0.3 ms, watched for 8.0 ms")
+            Some("the program accepted the connection after 0.3 ms; watched it for 8 ms")
         );
         s.at_rest = Some(Duration::from_micros(1200));
         assert_eq!(
             line(&s).as_deref(),
             Some(
-                "the program took the connection after 0.3 ms and was back to waiting, \
-                 connection held, after 1.2 ms"
+                "the program accepted the connection after 0.3 ms; after 1.2 ms it was waiting \
+                 for the client to speak"
             )
         );
     }
