@@ -143,7 +143,7 @@ async fn a_slow_server_times_out_within_the_configured_timeout() {
     let p = v.port53.expect("a silent server gets its port 53 probed");
     // UDP is not refused (something listens, too slowly); the fake has no TCP listener.
     assert_eq!(p.udp, canreach::dns::servers::Udp53::NoAnswer);
-    let tcp = canreach::diagnosis::dns::port53_tcp(&p.tcp);
+    let tcp = canreach::diagnosis::port53_tcp(&p.tcp);
     assert!(tcp.starts_with("closed"), "{tcp}");
 }
 
@@ -536,6 +536,6 @@ async fn a_udp_timeout_is_not_retried_over_tcp() {
     let took = start.elapsed();
     assert!(took < Duration::from_millis(300 + 200), "took {took:?}");
     // Its TCP port 53 is open: the port-53 probe says so.
-    let tcp = canreach::diagnosis::dns::port53_tcp(&v.port53.unwrap().tcp);
+    let tcp = canreach::diagnosis::port53_tcp(&v.port53.unwrap().tcp);
     assert!(tcp.starts_with("open"), "{tcp}");
 }

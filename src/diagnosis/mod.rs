@@ -14,39 +14,42 @@
 //! | [`local`] | this machine: listeners, owners, usual servers, its firewall |
 //! | [`dns`] | the name: failure kinds, hosts file against DNS, servers, search domains |
 
-pub mod address;
-pub mod advice;
+mod address;
+mod advice;
 mod catalog;
-pub mod commands;
+mod commands;
 mod context;
-pub mod dns;
-pub mod finding;
-pub mod http;
+pub(crate) mod dns;
+mod finding;
+pub(crate) mod http;
 mod judge;
-pub mod local;
-pub mod mtu;
+pub(crate) mod local;
+pub(crate) mod mtu;
 mod outcome;
-pub mod plan;
-pub mod program;
-pub mod proxy;
+mod plan;
+mod program;
+mod proxy;
 mod report;
-pub mod silence;
+mod silence;
 mod summary;
-pub mod tls;
-pub mod views;
-pub mod words;
+pub(crate) mod tls;
+pub(crate) mod views;
+pub(crate) mod words;
 
 use crate::dns::DnsErrorKind;
 use crate::facts::Facts;
 use judge::ProxyRefusal;
 
 pub use advice::{Machine, Step, StepKind};
-pub use context::Ctx;
-pub use finding::{Finding, FindingId, Severity};
-pub use judge::{dns_failure_of, judge};
+pub use commands::Command;
+use context::Ctx;
+pub use dns::port53_tcp;
+pub use finding::{Docs, Finding, FindingId, Headline, Severity};
+use judge::{dns_failure_of, judge};
 pub use outcome::{AddressResult, Evidence, Outcome, Sender, Verdict, classify};
 pub use plan::PlannedStep;
 pub use report::{AddressReport, Report};
+pub use views::{Hop, HopKind, Liveness, LivenessProbe, Path, Responder};
 pub use words::{errno_name, errno_text, fmt_duration, fmt_given};
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.

@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod json;
-pub mod markdown;
+pub(crate) mod markdown;
 pub mod nagios;
-pub mod table;
+pub(crate) mod table;
 pub mod text;
 
 #[cfg(test)]

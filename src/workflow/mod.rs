@@ -14,10 +14,10 @@
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
 
 pub mod input;
-pub mod progress;
-pub mod report;
-pub mod resolver;
-pub mod wait;
+mod progress;
+mod report;
+mod resolver;
+mod wait;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
