@@ -246,7 +246,7 @@ alert (`protocol_version`, `handshake_failure`, `insufficient_security`, \
         TlsFailed = "tls_failed", Error {
             evidence: "another alert, or another handshake error (a malformed message, a broken \
 protocol rule, a certificate problem without its own id, a socket error)",
-            says: "canreach's own words from one table (`diagnosis/tls_words.rs`): what the alert \
+            says: "canreach's own words from one table (`diagnosis/tls/errors.rs`): what the alert \
 means, with its standard name as evidence (\"it does not know the name this client \
 asked for (SNI) — alert unrecognized_name\"; an alert outside the registry by its \
 number), and whose side must change; never the TLS library's text",

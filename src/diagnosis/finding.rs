@@ -103,7 +103,7 @@ pub enum Headline {
 }
 
 /// Something the check found: what it means, and the steps it proposes. The steps are a
-/// proposal: the planner ([`super::plan::plan`]) decides which are given, once each.
+/// proposal: the planner (`plan::plan`) decides which are given, once each.
 /// `message` is escaped ([`Finding::new`]): no format shows a raw control or bidi character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -1,18 +1,25 @@
-//! Facts in, diagnosis out: the one place where canreach's knowledge lives.
+//! Facts in, report out: the one place where canreach's knowledge lives.
 //!
-//! [`diagnose`] is a pure function. It classifies each address ([`classify`]), folds the
-//! outcomes into one [`Verdict`], then asks every finding rule, strongest first
-//! ([`FindingId::ALL`]), whether its evidence is there ([`rule`]: one function per id), and
-//! finally plans the steps once ([`plan::plan`]). No I/O happens here, so every rule is
-//! unit-tested on fixtures. The evidence behind the rules is in `docs/ground-truth/`; every verdict
-//! and finding is listed in `docs/verdicts.md`.
+//! [`diagnose`] is a pure function. It judges each address (`judge`, from the kernel's answer
+//! and all that was learnt about it), folds the outcomes into one [`Verdict`], then asks every
+//! finding's rule, strongest first, whether its evidence is there (`rule`, made from the
+//! catalog: one entry per finding, `catalog.rs`), plans the steps once (`plan`) and writes the
+//! summary from the strongest finding that explains the verdict (`summary`). The result is a
+//! [`Report`]: renderers, workflows and the exporter read it and judge nothing again. No I/O
+//! happens here, so every rule is unit-tested on fixtures. The evidence behind the rules is in
+//! `docs/ground-truth/`; every verdict and finding is listed in `docs/verdicts.md`.
 //!
 //! | module | findings about |
 //! |---|---|
-//! | [`address`] | what the kernel said for each address: reset, reject, unreachable, silence |
-//! | [`silence`] | a silent or undeliverable address: is the host up, where packets die |
-//! | [`local`] | this machine: listeners, owners, usual servers, its firewall |
-//! | [`dns`] | the name: failure kinds, hosts file against DNS, servers, search domains |
+//! | `address` | what the kernel said for each address: reset, reject, unreachable, silence |
+//! | `silence` | a silent or undeliverable address: is the host up, where packets die |
+//! | `local` | this machine: listeners, owners, usual servers, its firewall |
+//! | `dns` | the name: failure kinds, hosts file against DNS, servers, search domains |
+//! | `program` | what the program behind an open port did: hung up, greeted, refused, never replied, never took the connection |
+//! | `proxy` | the application's proxy: which applies, its refusals, the direct path |
+//! | `tls` | the handshake and the certificate, a slow handshake, `--insecure` |
+//! | `http` | statuses, redirects, not HTTP, plain HTTP to a TLS port |
+//! | `mtu` | path-MTU black holes |
 
 mod address;
 mod advice;

@@ -4,9 +4,10 @@
 //! | module | does |
 //! |---|---|
 //! | [`input`] | words and `-f FILE` → targets; duplicates and bad lines refused |
-//! | [`resolver`] | one `getaddrinfo` in flight per name; the `-4`/`-6` filter |
-//! | [`wait`] | the retry schedule and which verdicts are worth waiting on |
-//! | [`progress`] | the spinner on stderr |
+//! | `resolver` | one `getaddrinfo` in flight per name; the `-4`/`-6` filter |
+//! | `wait` | the retry schedule and which verdicts are worth waiting on |
+//! | `progress` | the spinner on stderr |
+//! | `report` | the finished checks' reports, written in input order, kept only as far as the output needs them |
 //!
 //! Every target is checked by its own [`pipeline::gather`] in the one current-thread runtime,
 //! under its own deadline (which starts when its check starts, not while it queues). At most
@@ -316,7 +317,7 @@ impl Runner {
         report
     }
 
-    /// Check `target` until it is open, will not change by waiting, or `until` (see [`wait`]).
+    /// Check `target` until it is open, will not change by waiting, or `until` (see `wait`).
     /// `changed(from, to, after)` is told each change of verdict. The last check's facts say
     /// how the wait went (`Facts::waited`; `wait` is what the user gave).
     pub async fn wait_for(

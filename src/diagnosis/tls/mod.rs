@@ -412,7 +412,7 @@ pub(super) fn mismatch_words(
     )
 }
 
-/// `tls_failed`'s words and steps, from the one table (`tls_words`): what happened, and a step
+/// `tls_failed`'s words and steps, from the one table (`errors`): what happened, and a step
 /// for whoever can fix it.
 fn tls_error_finding(cx: &Ctx, r: &AddressResult, e: TlsError) -> (String, Vec<Step>) {
     let (words, fixer, fix) = errors::error_words(e);
