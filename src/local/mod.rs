@@ -209,6 +209,15 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
 /// many targets on this machine shares them, see [`shared`]): one [`LocalFacts`] per port, in
 /// the order of `ports` (blocking).
 pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
+    inspect_ports_within(ports, addresses, OWNER_SEARCH_BUDGET)
+}
+
+/// [`inspect_ports`] with `budget` for the owner search (this thread's CPU time).
+fn inspect_ports_within(
+    ports: &[u16],
+    addresses: Vec<IpAddr>,
+    budget: std::time::Duration,
+) -> Vec<LocalFacts> {
     let privileged = crate::sys::is_root();
     let systemd = runs_systemd();
     // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
@@ -234,7 +243,7 @@ pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
         .filter(|i| !wanted.contains(i))
         .collect();
     let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
-    let budget = thread_cpu_time() + OWNER_SEARCH_BUDGET;
+    let budget = thread_cpu_time() + budget;
     let scan = scan_processes(
         &Sought {
             wanted: &wanted,
@@ -779,11 +788,24 @@ mod tests {
         );
     }
 
+    /// [`inspect`] with time enough to look at every process: these tests find the owner
+    /// among the machine's processes, however many run there (the budget's own behaviour is
+    /// not what they test).
+    fn inspect_unhurried(port: u16) -> LocalFacts {
+        inspect_ports_within(
+            &[port],
+            interface_addresses(),
+            std::time::Duration::from_secs(10),
+        )
+        .pop()
+        .unwrap()
+    }
+
     #[test]
     fn finds_its_own_listener_and_owner() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = inspect(port, interface_addresses());
+        let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 1, "{f:?}");
         let mine = &f.listeners[0];
         assert_eq!(mine.address, IpAddr::from([127, 0, 0, 1]));
@@ -799,7 +821,7 @@ mod tests {
             .collect();
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = inspect(port, interface_addresses());
+        let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 1);
         let p = f.listeners[0].process.as_ref().expect("owner found");
         assert_eq!(p.pid, std::process::id());

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Lab, ids, run_in};
+use common::{InLab, Lab, ids, run_in};
 
 /// Names the behaviour when this binary runs as a server.
 const ROLE: &str = "CANREACH_TEST_SERVER_ROLE";
@@ -99,7 +99,7 @@ impl Server {
             .env(ROLE, role)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
+            .spawn_in_lab()
             .expect("the test binary runs again");
         let out = BufReader::new(child.stdout.take().unwrap());
         let port = out

@@ -12,15 +12,16 @@ use serde_json::Value;
 fn loopback_only_listener_dialled_on_the_lan_address() {
     require_lab!();
     let lab = Lab::new();
-    let _l = lab.listen(&lab.server, "127.0.0.1:8080");
+    let l = lab.listen(&lab.server, "127.0.0.1:8080");
+    let holder = lab.hold(&lab.server, &l);
     let r = run_in(Some(&lab.server), &["--json", SERVER_V4, "8080"]);
     let v = r.json();
     assert_eq!(v["verdict"], "closed", "{}", r.stdout);
     let listeners = v["local"]["listeners"].as_array().unwrap();
     assert_eq!(listeners.len(), 1);
     assert_eq!(listeners[0]["address"], "127.0.0.1");
-    // The test process itself owns the socket (it opened it inside the namespace).
-    assert_eq!(listeners[0]["process"]["pid"], std::process::id());
+    // The lab's process that holds the socket is its owner.
+    assert_eq!(listeners[0]["process"]["pid"], holder.pid);
     assert_eq!(listeners[0]["user"], "root");
     let f = finding(&v, "listens_on_loopback_only");
     assert!(f["message"].as_str().unwrap().contains(SERVER_V4));
@@ -128,7 +129,7 @@ fn the_usual_server_running_on_another_port_is_found() {
             .args(["-k", "-l", "127.0.0.1", "6380"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_in_lab()
             .unwrap(),
     );
     // Wait until it listens.
@@ -184,7 +185,7 @@ fn unprivileged_run_degrades_with_a_clear_message() {
         .arg(&bin)
         .args(["--json", SERVER_V4, "8080"])
         .env("NO_COLOR", "1")
-        .output()
+        .output_in_lab()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let v: Value = serde_json::from_slice(&out.stdout)
@@ -313,7 +314,7 @@ fn run_with_init(ns: &str, init: Init, args: &[&str]) -> Run {
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
-        .output()
+        .output_in_lab()
         .unwrap();
     let out = checked(out);
     assert_ne!(out.status.code(), Some(99), "tmpfs on /run");
@@ -373,7 +374,7 @@ fn as_nobody_nothing_listening_gives_no_firewall_hunt() {
         .arg(&bin)
         .args(["--json", "localhost", "21999"])
         .env("NO_COLOR", "1")
-        .output()
+        .output_in_lab()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let out = checked(out);

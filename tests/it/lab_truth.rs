@@ -15,7 +15,8 @@ use common::*;
 fn a_listener_whose_accept_queue_is_full_is_not_accepting() {
     require_lab!();
     let lab = Lab::new();
-    let _l = lab.listen_backlog(&lab.server, "127.0.0.1:5432", 0);
+    let l = lab.listen_backlog(&lab.server, "127.0.0.1:5432", 0);
+    let holder = lab.hold(&lab.server, &l);
     let _waiting = lab.connect(&lab.server, "127.0.0.1:5432");
     std::thread::sleep(Duration::from_millis(50));
     let r = run_in(Some(&lab.server), &["--json", "--tcp", "127.0.0.1", "5432"]);
@@ -28,7 +29,7 @@ fn a_listener_whose_accept_queue_is_full_is_not_accepting() {
         .unwrap()
         .to_string();
     assert!(
-        m.contains("accept queue is full") && m.contains(&std::process::id().to_string()),
+        m.contains("accept queue is full") && m.contains(&holder.pid.to_string()),
         "{m}"
     );
     assert!(!ids.contains(&"silent_drop".to_string()), "{ids:?}");

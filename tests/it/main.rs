@@ -15,6 +15,7 @@ mod first_rest;
 mod fleet_browser;
 mod fleet_compat;
 mod fleet_prometheus;
+mod host_proof;
 mod hostile_cli;
 mod hostile_lab;
 mod lab_app;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Lab, SERVER_V4};
+use common::{InLab, Lab, SERVER_V4};
 
 /// The exporter inside the lab's client namespace; its address there.
 fn serve_in(lab: &Lab, args: &[&str]) -> (common::Started, u32, SocketAddr) {
@@ -21,7 +21,7 @@ fn serve_in(lab: &Lab, args: &[&str]) -> (common::Started, u32, SocketAddr) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_in_lab()
         .unwrap();
     // `ip netns exec` execs the program: the same pid.
     let pid = child.id();

@@ -34,6 +34,20 @@ fn open_port() -> (TcpListener, String) {
     (l, port)
 }
 
+/// A port open on 127.0.0.1 and on ::1 (loopback only): `localhost` is both on most
+/// machines, and the tests' own /etc/hosts says so.
+fn open_port_both() -> ((TcpListener, TcpListener), String) {
+    for _ in 0..50 {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        // The same port on ::1 is free almost always; another one is tried when it is not.
+        if let Ok(v6) = TcpListener::bind(("::1", port)) {
+            return ((v4, v6), port.to_string());
+        }
+    }
+    panic!("no port free on both 127.0.0.1 and ::1 (is IPv6 loopback up?)");
+}
+
 fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("canreach-wf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -242,7 +256,7 @@ fn targets_checked_together_each_get_their_own_port_s_listeners() {
 #[test]
 fn all_open_exits_0_and_quiet_prints_nothing() {
     let (_a, a) = open_port();
-    let (_b, b) = open_port();
+    let (_b, b) = open_port_both();
     let (_c, closed) = closed_port();
     let out = canreach()
         .args(["-q", "127.0.0.1", &a, "localhost", &b])

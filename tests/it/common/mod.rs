@@ -13,12 +13,19 @@
 //! opened *inside* a namespace by a helper thread that joins it with `setns`, so the test owns
 //! them and no process is left behind. Lab tests need root; without it they say they are
 //! skipped — and fail instead when `CANREACH_REQUIRE_LAB=1` (CI).
+//!
+//! A lab also has a PID namespace and a mount namespace of its own ([`sandbox::LabSandbox`]):
+//! canreach run in it ([`run_in`], [`Lab::canreach`], or any `ip netns exec` of a lab's
+//! namespace started with [`InLab`]) sees in /proc only the lab's processes, never the
+//! machine's or another test's. A listener the test opens is owned by the test process,
+//! which the lab does not see; [`Lab::hold`] gives it an owner there.
 #![allow(dead_code)]
 // The lab joins namespaces (setns) and checks for root: test-only libc calls.
 #![allow(unsafe_code)]
 
 pub mod fake_dns;
 pub mod fleet;
+pub mod sandbox;
 pub mod tls;
 
 use std::fs::File;
@@ -30,6 +37,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use sandbox::InLab;
 
 pub const CLIENT_V4: &str = "198.18.1.2";
 pub const ROUTER_V4: &str = "198.18.1.1";
@@ -81,6 +90,8 @@ pub struct Lab {
     pub router: String,
     pub server: String,
     files: Vec<PathBuf>,
+    /// The lab's own PID and mount namespaces (see [`sandbox::LabSandbox`]).
+    sandbox: Option<sandbox::LabSandbox>,
 }
 
 /// A veth pair from `a`'s interface `a_if` to `b`'s interface `b_if`.
@@ -109,11 +120,12 @@ impl Lab {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
         );
-        let lab = Lab {
+        let mut lab = Lab {
             client: format!("{id}c"),
             router: format!("{id}r"),
             server: format!("{id}s"),
             files: vec![],
+            sandbox: None,
         };
         for ns in [&lab.client, &lab.router, &lab.server] {
             sh(&["ip", "netns", "add", ns]);
@@ -205,7 +217,42 @@ impl Lab {
             "resolv.conf",
             "nameserver 198.18.1.1\noptions timeout:1 attempts:1\n",
         );
+        // Made last: it sees the network namespaces above (mounted in /run/netns) in its copy
+        // of the mounts.
+        let sandbox = sandbox::LabSandbox::new();
+        sandbox::register(&[&lab.client, &lab.router, &lab.server], &sandbox);
+        lab.sandbox = Some(sandbox);
         lab
+    }
+
+    /// Hand `socket` to a process of this lab (a `sleep` holding it as its stdin), in
+    /// namespace `ns`: canreach, which sees only the lab's processes, then finds it as the
+    /// socket's owner. The test keeps its own copy, to accept on or not.
+    pub fn hold(&self, ns: &str, socket: &impl std::os::fd::AsFd) -> Held {
+        let fd = socket.as_fd().try_clone_to_owned().unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "sleep", "infinity"])
+            .stdin(Stdio::from(fd))
+            .stdout(Stdio::null())
+            .spawn_in_lab()
+            .unwrap();
+        let outside = child.id();
+        let held = Started(child);
+        // Once `ip` has become `sleep`, the pid the lab's /proc shows for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{outside}/status")).unwrap();
+            if status.starts_with("Name:\tsleep\n") {
+                let pid = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|p| p.split_whitespace().last()?.parse().ok())
+                    .expect("NSpid in /proc/PID/status");
+                return Held { pid, _proc: held };
+            }
+            assert!(Instant::now() < deadline, "the holder did not start");
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Give namespace `ns` its own /etc/FILE (bind-mounted by `ip netns exec`).
@@ -300,8 +347,18 @@ impl Lab {
     }
 }
 
+/// A socket held by a process of a lab ([`Lab::hold`]), until dropped.
+pub struct Held {
+    /// The holder's pid, as canreach in the lab reports it.
+    pub pid: u32,
+    _proc: Started,
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Its processes first: they keep the network namespaces alive.
+        sandbox::forget(&[&self.client, &self.router, &self.server]);
+        drop(self.sandbox.take());
         for ns in [&self.client, &self.router, &self.server] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
             let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
@@ -559,7 +616,7 @@ pub fn run_in_env(ns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run 
         status,
         stdout,
         stderr,
-    } = cmd.output().unwrap();
+    } = cmd.output_in_lab().unwrap();
     let stdout = String::from_utf8_lossy(&stdout).into_owned();
     check_report(&stdout);
     Run {
