@@ -73,13 +73,19 @@ pub fn lab_unavailable() -> Option<String> {
 macro_rules! require_lab {
     () => {
         if let Some(why) = $crate::common::lab_unavailable() {
-            if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") {
-                panic!("lab test cannot run but CANREACH_REQUIRE_LAB=1: {why}");
-            }
-            eprintln!("SKIPPED lab test {}: {why}", module_path!());
+            $crate::common::cannot_run(module_path!(), &why);
             return;
         }
     };
+}
+
+/// A test that cannot run here says so (SKIPPED, on stderr) before it returns — or fails,
+/// when `CANREACH_REQUIRE_LAB=1` (CI, where everything it needs is installed).
+pub fn cannot_run(test: &str, why: &str) {
+    if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") {
+        panic!("{test} cannot run but CANREACH_REQUIRE_LAB=1: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
