@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::dns::DnsFacts;
-use crate::local::{Firewall, LocalFacts};
+use crate::local::{Firewall, LocalFacts, QueueLook};
 use crate::probe::ProbeFact;
 use crate::session::SessionFacts;
 use crate::target::Target;
@@ -83,6 +83,30 @@ pub struct AddressFacts {
     pub here: bool,
     /// After a connect: the first moments, TLS, HTTP (`session`), when the address was open.
     pub session: Option<SessionFacts>,
+    /// For an address of this machine that stayed silent past the first moments: its
+    /// listener's accept queue and this machine's listen-drop counters while it was silent.
+    pub queue: Option<QueueWatch>,
+}
+
+/// A silent address of this machine, and the listener that takes it: a SYN to a port of this
+/// machine that has a listener is answered in microseconds unless the listener's accept queue
+/// is full (the kernel then drops it without a word) or a firewall rule of this machine drops
+/// it. Looked at once the probe had been silent for `liveness::DELAY`, and when it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueWatch {
+    /// The listener that takes the address then (`None`: none does, or the kernel did not
+    /// say).
+    pub first: Option<QueueLook>,
+    /// The same when the probe ended.
+    pub last: Option<QueueLook>,
+    /// SYNs this network namespace dropped at full accept queues (`ListenOverflows`) and at
+    /// listeners for any reason (`ListenDrops`) between the two looks; `None` when the
+    /// counters could not be read.
+    pub overflows: Option<u64>,
+    pub drops: Option<u64>,
+    /// The probe waited until the kernel's retransmitted SYN (1 s after the first) had had its
+    /// answer: what a client's own retry meets.
+    pub waited_retransmit: bool,
 }
 
 impl AddressFacts {
@@ -94,6 +118,7 @@ impl AddressFacts {
             silence: None,
             here,
             session: None,
+            queue: None,
         }
     }
 

@@ -67,7 +67,12 @@ impl HostInfo {
         );
         HostInfo {
             host_name: sysinfo::System::host_name().ok(),
-            os: sysinfo::System::long_os_version().ok(),
+            // sysinfo reads these with a blocking `open`: a FIFO there would hang the run.
+            os: ["/etc/os-release", "/etc/lsb-release"]
+                .iter()
+                .all(|p| crate::dns::files::regular_or_absent(std::path::Path::new(p)))
+                .then(sysinfo::System::long_os_version)
+                .and_then(Result::ok),
             kernel: sysinfo::System::kernel_version().ok(),
             interfaces,
             routes,

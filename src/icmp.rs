@@ -18,6 +18,20 @@ pub struct Icmp {
     pub from: Option<IpAddr>,
 }
 
+impl Icmp {
+    /// Was it sent by `ip`? A v4-mapped address (`::ffff:198.18.2.2`, what an IPv6 socket
+    /// dials for an IPv4 host) and its plain form are one host: the kernel reports the sender
+    /// of an ICMPv4 error in the plain form.
+    pub fn sent_by(&self, ip: IpAddr) -> bool {
+        self.from.is_some_and(|f| same_host(f, ip))
+    }
+}
+
+/// Are `a` and `b` one address, in the plain or the v4-mapped form?
+pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
 /// What an ICMP error says about a TCP connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meaning {

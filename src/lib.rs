@@ -63,6 +63,18 @@ impl From<TargetError> for RunError {
 /// socket per address, netlink, /proc reads).
 const MIN_FILES: u64 = 16;
 
+/// The soft open-file limit before [`run`] raised it.
+static RAISED_FROM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Give the soft open-file limit back as it was before [`run`] raised it: a command run
+/// afterwards (`-- COMMAND`) starts with the limit its user set (a program using `select`
+/// breaks past 1024 descriptors).
+pub fn restore_open_file_limit() {
+    if let Some(was) = RAISED_FROM.get() {
+        sys::restore_open_file_limit(*was);
+    }
+}
+
 /// A check that ran: the exit code (the most severe verdict's), and whether the report could
 /// be written.
 #[derive(Debug)]
@@ -75,6 +87,11 @@ pub struct Finished {
 /// Read the targets (arguments and `-f FILE`), check them all (waiting if asked), diagnose,
 /// render to `out` (see [`workflow`]).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
+    // As many descriptors as the hard limit allows (`ulimit -n 64` in a shell sets both, and
+    // then the run's concurrency is sized to what there is: `workflow::Limits`).
+    if let Some(was) = sys::raise_open_file_limit() {
+        let _ = RAISED_FROM.set(was);
+    }
     // The runtime, its signal driver, the sockets and the local inspection need a handful of
     // descriptors each; below this the runtime itself cannot start (tokio panics then).
     if let Some(n) = sys::open_file_limit().filter(|n| *n < MIN_FILES) {

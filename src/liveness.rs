@@ -18,9 +18,12 @@ use crate::probe::{ConnectResult, ProbeFact};
 pub const PORTS: [u16; 4] = [22, 443, 80, 65533];
 
 /// How long the main probe may stay silent before liveness probes start, concurrently with it.
-/// A LAN answers in well under a millisecond and most of the internet in under 25 ms, so
-/// a check that is going to answer rarely costs the extra packets.
-pub const DELAY: Duration = Duration::from_millis(25);
+/// A LAN or a data centre answers in well under a millisecond and a region's network within
+/// 10 ms, so a check that is going to answer there costs no extra packets; one whose answer
+/// takes longer (another continent) sends the four liveness SYNs alongside it. Every
+/// millisecond here is one more before a silent port of a live host is called `filtered`
+/// (it was 25 ms: 0.84 × `nmap -sT`'s time to the same verdict, docs/benchmarks.md).
+pub const DELAY: Duration = Duration::from_millis(10);
 
 /// Floor of the silence bound: scheduling noise and a busy server's SYN-ACK latency are in
 /// the milliseconds, so no port is called filtered sooner than this after the second SYN.
@@ -63,7 +66,8 @@ pub const OTHER_WAIT: Duration = Duration::from_millis(990);
 /// When the first address's path walk starts if the host has not been proven up: liveness
 /// probes silent for [`MIN_SILENCE`] mean the host is absent or drops everything, and the walk
 /// then finishes long before [`NEIGHBOUR_WAIT`] and before its SYNs' first retransmission.
-pub const WALK_AFTER: Duration = Duration::from_millis(225);
+pub const WALK_AFTER: Duration =
+    Duration::from_millis(DELAY.as_millis() as u64 + MIN_SILENCE.as_millis() as u64);
 
 /// A router's "host unreachable" for a host that is really absent comes after its neighbour
 /// discovery gives up: about 3 s (docs/ground-truth/linux-probing.md). One much sooner is a firewall
@@ -76,8 +80,9 @@ pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.elapsed < NEIGHBOUR_BOUND
         && fact.icmp.is_some_and(|i| {
             i.meaning().undeliverable()
-                && i.from
-                    .is_some_and(|f| f != target && Some(f) != fact.local.map(|l| l.ip()))
+                && i.from.is_some()
+                && !i.sent_by(target)
+                && !fact.local.is_some_and(|l| i.sent_by(l.ip()))
         })
 }
 
@@ -87,8 +92,10 @@ pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
 pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
     match fact.result {
         ConnectResult::Connected => true,
+        // Its own socket answered, not the host.
+        ConnectResult::ConnectedToItself => false,
         ConnectResult::Failed { errno } => match fact.icmp {
-            Some(icmp) => icmp.from == Some(target),
+            Some(icmp) => icmp.sent_by(target),
             None => errno == libc::ECONNREFUSED,
         },
         ConnectResult::TimedOut => false,
@@ -98,7 +105,7 @@ pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
 /// Did a router report the target undeliverable (host/net unreachable)?
 pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.icmp
-        .is_some_and(|i| i.from != Some(target) && i.meaning().undeliverable())
+        .is_some_and(|i| !i.sent_by(target) && i.meaning().undeliverable())
 }
 
 /// How long a second SYN must go unanswered, given the host's round-trip time, before the port

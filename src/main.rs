@@ -99,6 +99,7 @@ fn main() {
     drop(out);
     if code == ExitCode::Open.code() && !cli.command.is_empty() {
         let _ = std::io::stdout().flush();
+        canreach::restore_open_file_limit();
         let err = std::process::Command::new(&cli.command[0])
             .args(&cli.command[1..])
             .exec();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! target ──► name stage ─┬─ system view (getaddrinfo) ──► probe every address (in parallel)
-//!                        │                                 └─ silent > 25 ms: liveness probes
+//!                        │                                 └─ silent > 10 ms: liveness probes
 //!                        │                                    of other ports, a second SYN,
 //!                        │                                    `filtered` after a bound from RTT
 //!                        └─ DNS view (hickory) ─────────► (joined; never waited on past a grace)
@@ -25,10 +25,11 @@ use tokio::time::Instant;
 
 use crate::diagnosis::{Evidence, Outcome, Sender, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
-use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, Silence};
+use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, QueueWatch, Silence};
 use crate::liveness;
 use crate::local;
 use crate::local::LocalFacts;
+use crate::local::netstat::ListenCounters;
 use crate::local::shared::Inspector;
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::{self, First};
@@ -47,6 +48,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// for the verdict. The DNS view only adds comparisons when the system lookup succeeded, and a
 /// dead name server behind an /etc/hosts answer must not hold the check to its deadline.
 pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
+
+/// How much earlier than the deadline the probes (and the walk alongside them) end: the waits
+/// after them (the other ports' grace, the firewall's read) are on the runtime's timer, which
+/// fires up to a millisecond late each.
+pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
 
 /// How long the system lookup is still waited for once every name server was found silent.
 pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
@@ -103,6 +109,10 @@ pub struct Options {
     /// modules: a method and headers, a TLS name or trust store, a dialogue); `None` for the
     /// CLI.
     pub ask: Option<std::sync::Arc<crate::session::ask::Ask>>,
+    /// The facts are for a report someone reads; `false` (`-q`): only the verdict counts, and
+    /// facts that only explain one are not gathered (this machine's firewall: see
+    /// [`needs_firewall`]).
+    pub report: bool,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -127,17 +137,7 @@ impl Default for Options {
             trust: Trust::default(),
             expect_status: None,
             ask: None,
-        }
-    }
-}
-
-impl Options {
-    /// The time kept back from the probes for a path walk: a silent port waits until
-    /// `deadline - reserve`, so the walk still fits in the deadline.
-    fn trace_reserve(&self) -> Duration {
-        match self.trace {
-            TraceMode::Never => Duration::ZERO,
-            _ => trace::BUDGET.min(self.timeout / 5),
+            report: true,
         }
     }
 }
@@ -286,14 +286,21 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let deadline = start + opts.timeout;
-    let probe_deadline = deadline - opts.trace_reserve();
+    // The probes get all the time that is left: a name that resolved late (a dead first name
+    // server, `options timeout:4` of a 5 s deadline) must not leave the probe a fraction of a
+    // millisecond. No time is kept back for the path walk: the first address's walk runs
+    // alongside its probes (from the moment its host is proven up, or after
+    // `liveness::WALK_AFTER` of silence) within the same deadline, and a walk that follows
+    // the probes follows a quick answer. They end FINISH_MARGIN early, so that what follows
+    // them (each wait on the runtime's millisecond timer) still ends by the deadline.
+    let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
     let port = target.port.get();
     let local_mode = opts.local;
     let here = target.here;
     // The sessions speak to the destination: the target itself, or the one behind the proxy.
     let (target_ref, app_ref) = (via.map_or(&target, |v| v.0), app);
     let via_ref = via.map(|v| v.1);
-    let probe_all = |mut addrs: Vec<SocketAddr>| async move {
+    let probe_all = |addrs: Vec<SocketAddr>| async move {
         // This machine's addresses, read once: for the local inspection and to know which
         // probes go to this machine (no liveness, no walk, a short silence bound).
         let mine = inspector.addresses();
@@ -304,21 +311,11 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         };
         // Local inspection is a netlink dump and a /proc scan: it goes on a thread of its own,
         // concurrently with the probes, and only for this machine's addresses.
-        let mut inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
-        let mut inspected = None;
-        if here {
-            // `:PORT` asks about this machine: every loopback address and every address a
-            // listener of the port is bound to is checked, which needs the listeners first.
-            if let Some(task) = inspection.take() {
-                inspected = tokio::time::timeout_at(deadline, task).await.ok().flatten();
-            }
-            for ip in here_addresses(&mine, inspected.as_ref()) {
-                let sa = SocketAddr::new(ip, port);
-                if !addrs.contains(&sa) {
-                    addrs.push(sa);
-                }
-            }
-        }
+        // `:PORT` probes what `localhost` gives, as `canreach localhost PORT` does: an address
+        // the name does not give (::1 when /etc/hosts maps localhost to 127.0.0.1 only) is no
+        // client's, and probing it made a `partial` of an open port. Listeners on other
+        // addresses are in the inspection's report.
+        let inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
         let walked = std::cell::RefCell::new(None);
         let walked_ref = &walked;
         // The firewall (one `nft` run, a few ms) is read as soon as the first address's result
@@ -333,21 +330,32 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                 first: i == 0,
                 // The first address's walk runs alongside its probes, from the moment the
                 // silence is worth explaining; `trace_target` decides later whether it is kept.
-                walk: (i == 0 && !local && opts.trace != TraceMode::Never).then_some(deadline),
+                walk: (i == 0 && !local && opts.trace != TraceMode::Never)
+                    .then_some(probe_deadline),
             };
             async move {
                 let read_firewall = move || inspector.firewall(port, deadline.into_std());
-                let probing = probe_address(connector, a, probe_deadline, role);
+                let probing = async {
+                    if role.here {
+                        let (fact, queue) =
+                            probe_here(connector, inspector, a, probe_deadline).await;
+                        (fact, None, None, queue)
+                    } else {
+                        let (fact, silence, walk) =
+                            probe_address(connector, a, probe_deadline, role).await;
+                        (fact, silence, walk, None)
+                    }
+                };
                 tokio::pin!(probing);
                 // A first address still silent after DELAY may well be `filtered`, which the
                 // firewall can explain: start reading it now (a process, no packets), so that
                 // it is ready with the verdict; it is kept only if the result needs it.
                 let mut early = None;
                 let silent_at = Instant::now() + liveness::DELAY;
-                let (probe, silence, walk) = tokio::select! {
+                let (probe, silence, walk, queue) = tokio::select! {
                     r = &mut probing => r,
                     _ = tokio::time::sleep_until(silent_at),
-                        if i == 0 && local_mode != LocalMode::Never && !local =>
+                        if i == 0 && local_mode != LocalMode::Never && opts.report && !local =>
                     {
                         early = Some(read_firewall());
                         probing.await
@@ -358,6 +366,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                 }
                 if i == 0
                     && local_mode != LocalMode::Never
+                    && opts.report
                     && needs_firewall(std::slice::from_ref(&probe), inspect_here)
                 {
                     *firewall_ref.borrow_mut() = Some(early.unwrap_or_else(read_firewall));
@@ -367,6 +376,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
                     silence,
                     here: local,
                     session: None,
+                    queue,
                 }
             }
         }))
@@ -376,30 +386,26 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         // After the connect, on every open address, while the local inspection finishes.
         // The processes behind the port's listener, for the first moments to end once the
         // program is back to waiting (from the inspection, as soon as it has them).
-        let owners = match (&inspection, &inspected) {
-            (Some(task), _) => Some(
-                task.clone()
-                    .map(|l| owner_pids(l.as_ref()))
-                    .boxed()
-                    .shared(),
-            ),
-            (None, Some(l)) => {
-                let pids = owner_pids(Some(l));
-                Some(async move { pids }.boxed().shared())
-            }
-            (None, None) => None,
-        };
-        // Read before the sessions connect (one connect per open address).
-        let program = owners.map(|owners| first::Program {
+        let owners = inspection.as_ref().map(|task| {
+            task.clone()
+                .map(|l| owner_pids(l.as_ref()))
+                .boxed()
+                .shared()
+        });
+        // Read before the sessions connect (one connect per open address); only when there is
+        // a session to watch (the kernel formats all of /proc/net/snmp for it: 12 % of the
+        // CPU time of a run of 10,000 closed ports).
+        let open = results
+            .iter()
+            .filter(|a| a.probe.result == ConnectResult::Connected)
+            .count() as u64;
+        let program = owners.filter(|_| open > 0).map(|owners| first::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
             connects_before: local::tcp_active_opens(),
             process_connects_before: crate::probe::own_connects(),
-            own_connects: results
-                .iter()
-                .filter(|a| a.probe.result == ConnectResult::Connected)
-                .count() as u64,
+            own_connects: open,
         });
         let (sessions, late) = tokio::join!(
             follow_sessions(
@@ -424,7 +430,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         for (a, s) in results.iter_mut().zip(sessions) {
             a.session = s;
         }
-        (results, inspected.or(late), walked, firewall_task)
+        (results, late, walked, firewall_task)
     };
 
     let (dns, (results, inspected, walked, firewall_task)) = match &target.host {
@@ -509,7 +515,10 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
     let firewall = if let Some(task) = firewall_task {
         tokio::time::timeout_at(deadline, task).await.ok().flatten()
-    } else if opts.local != LocalMode::Never && needs_firewall(&probes, local.is_some()) {
+    } else if opts.local != LocalMode::Never
+        && opts.report
+        && needs_firewall(&probes, local.is_some())
+    {
         let task = inspector.firewall(port, deadline.into_std());
         tokio::time::timeout_at(deadline, task).await.ok().flatten()
     } else {
@@ -615,6 +624,7 @@ async fn follow_sessions<C: Connector>(
                 window: Duration::ZERO,
                 accepted: None,
                 at_rest: None,
+                not_accepted: None,
                 first: First::Reset,
                 via: None,
                 tls: None,
@@ -645,28 +655,12 @@ fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
     pids
 }
 
-/// The addresses `:PORT` checks besides what `localhost` resolves to: 127.0.0.1, ::1 (when this
-/// machine has it), and every specific address a listener of the port is bound to.
-fn here_addresses(
-    mine: &[std::net::IpAddr],
-    inspected: Option<&local::LocalFacts>,
-) -> Vec<std::net::IpAddr> {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let mut out = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if mine.contains(&IpAddr::V6(Ipv6Addr::LOCALHOST)) {
-        out.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
-    }
-    for l in inspected.map_or(&[][..], |l| &l.listeners[..]) {
-        if !l.address.is_unspecified() && !out.contains(&l.address) {
-            out.push(l.address);
-        }
-    }
-    out
-}
-
 /// Should this machine's firewall be read? For a local target whose first address failed (its
 /// input chain may be why); for any target whose first address was silent (an OUTPUT-chain
-/// drop looks exactly like remote silence) or that this machine refused to send.
+/// drop looks exactly like remote silence) or that this machine refused to send. Only for a
+/// report (`Options::report`): the rules name why, the probes' answers alone give the verdict
+/// (`diagnosis::verdict_of`), so `-q` reads no ruleset (a sweep of 10,000 loopback ports ran
+/// `nft` ~100 times, a sixth of its CPU time).
 fn needs_firewall(probes: &[ProbeFact], local_target: bool) -> bool {
     probes.first().is_some_and(|p| {
         let r = classify(p);
@@ -779,6 +773,63 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// How long an address of this machine with a listener is given when it stays silent: until
+/// the kernel's retransmitted SYN (1 s after the first, [`liveness::FIRST_RETRANSMISSION`]) has
+/// had its answer, which on this machine comes within microseconds of it (the 100 ms allow for
+/// the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
+/// retried then: a busy program's queue may have room again by then, and the retry is what a
+/// client's own meets; a hung program's is still full.
+pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
+
+/// Probe an address of this machine. It answers in microseconds, or not at all: silent for
+/// [`liveness::DELAY`], the listener that takes it is looked up with its accept queue, and the
+/// listen-drop counters read. No listener: the address is given [`liveness::LOCAL_SILENCE`],
+/// as before (a SYN with no listener is answered with a reset: silence is a firewall rule).
+/// A listener: the first SYN met a full queue (a busy program, whose queue may have room again
+/// now, or a hung one, whose queue stays full) or a firewall rule of this machine; the kernel's
+/// retransmission tells, and the address is given [`LOCAL_RETRANSMIT_WAIT`]. The queue and the
+/// counters are looked at again when the probe ends ([`QueueWatch`]). Never past `deadline`.
+async fn probe_here<C: Connector, I: Inspector>(
+    connector: &C,
+    inspector: &I,
+    address: SocketAddr,
+    deadline: Instant,
+) -> (ProbeFact, Option<QueueWatch>) {
+    let start = Instant::now();
+    let long = deadline.min(start + LOCAL_RETRANSMIT_WAIT);
+    let short = deadline.min(start + liveness::LOCAL_SILENCE);
+    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), long));
+    let quick = short.min(start + liveness::DELAY);
+    if let Ok(fact) = tokio::time::timeout_at(quick, &mut main).await {
+        return (fact, None);
+    }
+    let (first, before) = inspector.queue_look(address).await;
+    let wait_retransmit = first.is_some();
+    let until = if wait_retransmit { long } else { short };
+    let fact = match tokio::time::timeout_at(until, &mut main).await {
+        Ok(fact) => fact,
+        Err(_) => ProbeFact {
+            spec: ProbeSpec::to(address),
+            result: ConnectResult::TimedOut,
+            elapsed: start.elapsed(),
+            icmp: None,
+            local: None,
+        },
+    };
+    let (last, after) = inspector.queue_look(address).await;
+    let delta = |f: fn(&ListenCounters) -> u64| {
+        Some(f(after.as_ref()?).saturating_sub(f(before.as_ref()?)))
+    };
+    let queue = QueueWatch {
+        first,
+        last,
+        overflows: delta(|c| c.overflows),
+        drops: delta(|c| c.drops),
+        waited_retransmit: wait_retransmit && long >= start + LOCAL_RETRANSMIT_WAIT,
+    };
+    (fact, Some(queue))
+}
+
 /// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
 /// host concurrently (when `role.liveness`); once one of them proves the host up, send a
 /// second SYN and call the port filtered when both stay silent for
@@ -786,8 +837,8 @@ impl<'a> Walk<'a> {
 /// address waits [`liveness::NEIGHBOUR_WAIT`] (after which nothing new can arrive), the others
 /// [`liveness::OTHER_WAIT`] (just before the kernel's first retransmission: they cannot change
 /// the verdict, and their retransmissions would multiply the packets by the addresses); never
-/// past `deadline`. An address of this machine (`here`) answers in microseconds or not at all:
-/// it is given [`liveness::LOCAL_SILENCE`]. A fast "host unreachable" from a device on the way
+/// past `deadline`. (An address of this machine is probed by [`probe_here`].) A fast "host
+/// unreachable" from a device on the way
 /// gets the liveness probes too: a host that answers on other ports is not unreachable, and that
 /// device is a firewall.
 ///
@@ -807,9 +858,7 @@ async fn probe_address<C: Connector>(
     role: Role,
 ) -> (ProbeFact, Option<Silence>, Option<trace::TraceFacts>) {
     let start = Instant::now();
-    let deadline = if role.here {
-        deadline.min(start + liveness::LOCAL_SILENCE)
-    } else if role.first {
+    let deadline = if role.first {
         deadline.min(start + liveness::NEIGHBOUR_WAIT)
     } else {
         deadline.min(start + liveness::OTHER_WAIT)
@@ -1028,15 +1077,18 @@ mod tests {
     /// Answers from a script; records what was probed.
     struct Fake {
         system: Vec<IpAddr>,
+        /// How long the system lookup takes (within the deadline).
+        system_delay: Duration,
         direct_delay: Duration,
         probed: Mutex<Vec<ProbeSpec>>,
         script: Script,
     }
     impl Resolver for Fake {
-        async fn system(&self, _: &str, _: Instant) -> Lookup {
+        async fn system(&self, _: &str, deadline: Instant) -> Lookup {
+            tokio::time::sleep_until(deadline.min(Instant::now() + self.system_delay)).await;
             Lookup {
                 addresses: self.system.clone(),
-                elapsed: Duration::ZERO,
+                elapsed: self.system_delay,
                 error: (self.system.is_empty()).then(|| LookupError::new(DnsErrorKind::Nxdomain)),
             }
         }
@@ -1110,6 +1162,7 @@ mod tests {
     fn scripted(system: &[&str], direct_delay: Duration, script: Script) -> Fake {
         Fake {
             system: system.iter().map(|a| a.parse().unwrap()).collect(),
+            system_delay: Duration::ZERO,
             direct_delay,
             probed: Mutex::new(vec![]),
             script,
@@ -1156,6 +1209,7 @@ mod tests {
             trust: Trust::default(),
             expect_status: None,
             ask: None,
+            report: true,
         };
         let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert_eq!(
@@ -1297,7 +1351,7 @@ mod tests {
         let a = &facts.addresses[0];
         assert_eq!(
             a.probe.result, REFUSED,
-            "the answer, not `filtered` at 0.23 s"
+            "the answer, not `filtered` at 0.21 s"
         );
         assert!(a.silence.as_ref().unwrap().retransmit_wait.is_some());
     }
@@ -1311,7 +1365,8 @@ mod tests {
         };
         let facts = gather(target("198.18.2.2:5432"), opts.clone(), &f, &f).await;
         let s = facts.addresses[0].silence.as_ref().unwrap();
-        assert_eq!(s.retransmit_wait, Some(opts.timeout));
+        // Up to the deadline, less what the stages after the probes need.
+        assert_eq!(s.retransmit_wait, Some(opts.timeout - FINISH_MARGIN));
         assert_eq!(s.decided_after, Some(liveness::MIN_SILENCE));
         assert!(facts.elapsed <= opts.timeout, "{:?}", facts.elapsed);
     }
@@ -1405,6 +1460,81 @@ mod tests {
         );
         let walk = facts.trace.as_ref().expect("walked");
         assert_eq!(walk.hops.len(), usize::from(trace::WAVE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_name_leaves_the_probe_the_time_that_is_left() {
+        // The name resolves at 4.00 s of the 5 s deadline: a dead first name server and
+        // `options timeout:4`. A second is left, and the probe gets it.
+        fn open_soon(_: &ProbeSpec, _: usize) -> Option<(Duration, ConnectResult)> {
+            Some((Duration::from_millis(1), ConnectResult::Connected))
+        }
+        let late = Duration::from_secs(4);
+        for (script, verdict) in [
+            (open_soon as Script, crate::diagnosis::Verdict::Open),
+            // A port the live host drops: the second SYN's bound, ~0.21 s, fits as well.
+            (
+                router_answers as Script,
+                crate::diagnosis::Verdict::Filtered,
+            ),
+        ] {
+            let f = Fake {
+                system_delay: late,
+                // The DNS view never comes (it is not what is tested here).
+                ..scripted(&["198.18.2.2"], Duration::from_secs(60), script)
+            };
+            let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
+            let d = crate::diagnosis::diagnose(&facts);
+            assert_eq!(d.verdict, verdict, "{:?}", facts.addresses[0].probe);
+            assert!(facts.elapsed > late && facts.elapsed <= DEFAULT_TIMEOUT);
+        }
+    }
+
+    /// This machine seen through a seam that reads nothing and counts the firewall reads.
+    #[derive(Default)]
+    struct CountingInspector {
+        firewall_reads: std::sync::atomic::AtomicUsize,
+    }
+    impl Inspector for CountingInspector {
+        fn addresses(&self) -> Vec<IpAddr> {
+            Vec::new()
+        }
+        fn inspect(
+            &self,
+            _: u16,
+            _: Vec<IpAddr>,
+        ) -> futures_util::future::BoxFuture<'static, Option<LocalFacts>> {
+            async { None }.boxed()
+        }
+        fn firewall(
+            &self,
+            _: u16,
+            _: std::time::Instant,
+        ) -> futures_util::future::BoxFuture<'static, Option<local::Firewall>> {
+            self.firewall_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { None }.boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_report_reads_the_firewall_and_the_verdict_is_the_same_without() {
+        let mut verdicts = Vec::new();
+        for report in [true, false] {
+            let f = scripted(&[], Duration::ZERO, router_answers);
+            let seen = CountingInspector::default();
+            let opts = Options {
+                report,
+                ..Options::default()
+            };
+            let facts = gather_with(target("198.18.2.2:5432"), opts, &f, &f, &seen).await;
+            let reads = seen
+                .firewall_reads
+                .load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(reads, usize::from(report), "report: {report}");
+            verdicts.push(crate::diagnosis::diagnose(&facts).verdict);
+        }
+        assert_eq!(verdicts[0], verdicts[1]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,6 +40,12 @@ impl ProbeSpec {
 pub enum ConnectResult {
     /// The three-way handshake completed.
     Connected,
+    /// The kernel connected the socket to itself: its own address and its peer's are the same
+    /// (`getsockname() == getpeername()`). With nothing listening on a port of this machine
+    /// that lies in its ephemeral range, a connect can be given that very port as its source,
+    /// and the SYN meets the socket that sent it (TCP's "simultaneous open"). No server took
+    /// part.
+    ConnectedToItself,
     /// The kernel reported an error (`SO_ERROR`, or `connect()` itself failed at once).
     Failed { errno: i32 },
     /// Nothing came back before the deadline.
@@ -106,7 +112,14 @@ impl Connector for KernelConnector {
         if matches!(connected, Ok(Ok(_))) {
             OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        connected?
+        let stream = connected??;
+        // A stream connected to itself would read back what it writes (a ClientHello, a
+        // request) as if a server had sent it: it is no connection to the server. Nothing
+        // listened there, as a reset would have said.
+        if is_self_connect(stream.local_addr().ok(), stream.peer_addr().ok()) {
+            return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        }
+        Ok(stream)
     }
 
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
@@ -155,7 +168,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     // The source address is chosen by connect(); read it before a failure can reset it.
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
     match connecting {
-        Ok(()) => return Ok((ConnectResult::Connected, None, local)),
+        Ok(()) => return Ok((connected(&socket, local), None, local)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
@@ -164,21 +177,21 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             return Ok((ConnectResult::Failed { errno }, icmp, local));
         }
     }
+    // This machine's own addresses answer inside connect() (the reset or the handshake is
+    // processed before it returns): then there is nothing to wait for, and no registration
+    // with the runtime's poll (two epoll_ctl calls and a wake-up; a sweep of 10,000 loopback
+    // ports makes 10,000 of these).
+    if let Some(done) = settled(&socket, local)? {
+        return Ok(done);
+    }
     let fd = crate::sys::async_socket(socket)?;
     let outcome = tokio::time::timeout_at(deadline, async {
         loop {
             let mut guard = fd.writable().await?;
-            let sock = guard.get_inner();
-            if let Some(e) = sock.take_error()? {
-                let icmp = read_error_queue(sock.as_raw_fd());
-                let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                return Ok::<_, io::Error>((ConnectResult::Failed { errno }, icmp, local));
-            }
-            match sock.peer_addr() {
-                Ok(_) => return Ok((ConnectResult::Connected, None, local)),
+            match settled(guard.get_inner(), local)? {
+                Some(done) => return Ok::<_, io::Error>(done),
                 // Spurious wake-up: still in SYN_SENT.
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => guard.clear_ready(),
-                Err(e) => return Err(e),
+                None => guard.clear_ready(),
             }
         }
     })
@@ -192,6 +205,38 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             local,
         )),
     }
+}
+
+/// How a connecting socket stands: failed (with its error queue), connected, or `None` while
+/// still in SYN_SENT.
+fn settled(sock: &Socket, local: Option<SocketAddr>) -> io::Result<Option<Attempt>> {
+    if let Some(e) = sock.take_error()? {
+        let icmp = read_error_queue(sock.as_raw_fd());
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        return Ok(Some((ConnectResult::Failed { errno }, icmp, local)));
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(Some((connected(sock, local), None, local))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A completed connect: to a peer, or to itself (its peer is its own address).
+fn connected(socket: &Socket, local: Option<SocketAddr>) -> ConnectResult {
+    let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
+    if is_self_connect(local, peer) {
+        ConnectResult::ConnectedToItself
+    } else {
+        ConnectResult::Connected
+    }
+}
+
+/// Are this side's address and the peer's one and the same? (A v6 socket's v4-mapped form and
+/// the plain v4 form are one address.)
+pub fn is_self_connect(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> bool {
+    let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+    matches!((local, peer), (Some(l), Some(p)) if canonical(l) == canonical(p))
 }
 
 fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
@@ -308,6 +353,19 @@ mod tests {
         // No offender address: still an ICMP, sender unknown.
         let icmp = parse_recverr(libc::SOL_IP, libc::IP_RECVERR, &ee(2, 3, 3)).unwrap();
         assert_eq!(icmp.from, None);
+    }
+
+    #[test]
+    fn a_peer_that_is_the_socket_itself_is_a_self_connect() {
+        let a = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        assert!(is_self_connect(a("127.0.0.1:40000"), a("127.0.0.1:40000")));
+        assert!(is_self_connect(
+            a("[::ffff:127.0.0.1]:40000"),
+            a("127.0.0.1:40000")
+        ));
+        assert!(!is_self_connect(a("127.0.0.1:40001"), a("127.0.0.1:40000")));
+        assert!(!is_self_connect(a("127.0.0.2:40000"), a("127.0.0.1:40000")));
+        assert!(!is_self_connect(None, a("127.0.0.1:40000")));
     }
 
     #[tokio::test]

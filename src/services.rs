@@ -5,8 +5,11 @@
 //! from the /etc/services entry (`postgres://` vs `postgresql`) and machines with no
 //! /etc/services at all (minimal containers), so `https://h/` works everywhere.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU16;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A TCP port one can connect to: 1..=65535. Port 0 is a wildcard for `bind`,
 /// never a destination, so the type cannot hold it.
@@ -76,15 +79,37 @@ const BUILTIN: &[(&str, u16)] = &[
 ///
 /// Building maps of the whole file (~600 entries) cost 0.3 ms, a fifth of an open loopback
 /// check, for the one or two lookups a check makes; a lookup scans the text instead (~20 µs).
-#[derive(Debug, Clone, Default)]
+/// A run of many targets asks for the name of every port: past [`SCANS_BEFORE_INDEX`]
+/// lookups the port → name index is built once (10,000 targets spent 0.2 s scanning).
+#[derive(Debug, Default)]
 pub struct Services {
     text: String,
+    /// Port → the first TCP entry's name, as a byte range of `text`.
+    by_port: OnceLock<HashMap<u16, std::ops::Range<usize>>>,
+    lookups: AtomicU32,
+}
+
+/// How many port lookups scan the text before the index is built.
+pub const SCANS_BEFORE_INDEX: u32 = 16;
+
+impl Clone for Services {
+    fn clone(&self) -> Services {
+        Services::parse(&self.text)
+    }
 }
 
 impl Services {
-    /// Read /etc/services; a missing or unreadable file leaves only the built-in table.
+    /// Read /etc/services; a missing or unreadable file leaves only the built-in table. Read
+    /// as the resolver's files are ([`crate::dns::files::read_bounded`]): a FIFO or a device
+    /// put there would otherwise hold the run in `open` or `read` for ever, before any
+    /// deadline applies; a file of bad bytes is decoded lossily, line by line.
     pub fn load() -> Services {
-        Services::parse(&std::fs::read_to_string(SERVICES_PATH).unwrap_or_default())
+        let bytes = crate::dns::files::read_bounded(
+            std::path::Path::new(SERVICES_PATH),
+            crate::dns::files::MAX_FILE,
+        )
+        .unwrap_or_default();
+        Services::parse(&String::from_utf8_lossy(&bytes))
     }
 
     /// The table of the text of a services(5) file: `name port/proto [aliases…] [# comment]`.
@@ -92,7 +117,28 @@ impl Services {
     pub fn parse(text: &str) -> Services {
         Services {
             text: text.to_string(),
+            by_port: OnceLock::new(),
+            lookups: AtomicU32::new(0),
         }
+    }
+
+    /// The port → name index, once enough lookups were made to be worth it.
+    fn index(&self) -> Option<&HashMap<u16, std::ops::Range<usize>>> {
+        if let Some(i) = self.by_port.get() {
+            return Some(i);
+        }
+        if self.lookups.fetch_add(1, Ordering::Relaxed) < SCANS_BEFORE_INDEX {
+            return None;
+        }
+        Some(self.by_port.get_or_init(|| {
+            let base = self.text.as_ptr() as usize;
+            let mut map = HashMap::new();
+            for (port, name, _) in self.entries() {
+                let at = name.as_ptr() as usize - base;
+                map.entry(port).or_insert(at..at + name.len());
+            }
+            map
+        }))
     }
 
     /// Every well-formed TCP entry: its port, its canonical name and its aliases.
@@ -131,15 +177,19 @@ impl Services {
 
     /// The service name of a port, for the report ("5432 (postgresql)").
     pub fn name_of(&self, port: Port) -> Option<&str> {
-        self.entries()
-            .find(|(p, _, _)| *p == port.get())
-            .map(|(_, name, _)| name)
-            .or_else(|| {
-                BUILTIN
-                    .iter()
-                    .find(|(_, p)| *p == port.get())
-                    .map(|(n, _)| *n)
-            })
+        let found = match self.index() {
+            Some(index) => index.get(&port.get()).map(|r| &self.text[r.clone()]),
+            None => self
+                .entries()
+                .find(|(p, _, _)| *p == port.get())
+                .map(|(_, name, _)| name),
+        };
+        found.or_else(|| {
+            BUILTIN
+                .iter()
+                .find(|(_, p)| *p == port.get())
+                .map(|(n, _)| *n)
+        })
     }
 }
 
@@ -184,5 +234,27 @@ mod tests {
         assert_eq!(s.port_of("postgresql").map(Port::get), Some(5432));
         assert_eq!(s.port_of("domain").map(Port::get), Some(53));
         assert_eq!(s.name_of(Port::new(22).unwrap()), Some("ssh"));
+    }
+
+    #[test]
+    fn the_index_of_many_lookups_names_ports_as_the_scan_does() {
+        let fixture = include_str!("../tests/fixtures/services");
+        let indexed = Services::parse(fixture);
+        for _ in 0..=SCANS_BEFORE_INDEX {
+            indexed.name_of(Port::new(1).unwrap());
+        }
+        assert!(indexed.index().is_some());
+        // Every port of the file (several entries share a port: the first counts), ports it
+        // lacks, and the built-in table's.
+        let scan = Services::parse(fixture);
+        let ports: Vec<u16> = scan.entries().map(|(p, _, _)| p).chain(1..=1100).collect();
+        for p in ports.into_iter().filter_map(Port::new) {
+            let want = scan
+                .entries()
+                .find(|(q, _, _)| *q == p.get())
+                .map(|(_, n, _)| n)
+                .or_else(|| BUILTIN.iter().find(|(_, q)| *q == p.get()).map(|(n, _)| *n));
+            assert_eq!(indexed.name_of(p), want, "port {p}");
+        }
     }
 }

@@ -51,9 +51,10 @@ pub fn open_file_limit() -> Option<u64> {
     (rc == 0).then_some(r.rlim_cur)
 }
 
-/// Raise the soft limit on open file descriptors to the hard limit (a long-running server
-/// with many probes at once needs more than the usual 1024; Go programs do the same at
-/// start). Returns the soft limit in force afterwards.
+/// Raise the soft open-file limit to the hard one, as network tools do (a run of many targets
+/// holds a socket or more per check in flight); the soft limit as it was, to give back to a
+/// command run afterwards (`-- COMMAND`), or `None` when it was not raised. A hard limit of
+/// "unlimited" is taken as 2^20, the kernel's default `fs.nr_open` (above it the call fails).
 pub fn raise_open_file_limit() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -63,17 +64,33 @@ pub fn raise_open_file_limit() -> Option<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
         return None;
     }
-    if r.rlim_cur < r.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: r.rlim_max,
-            rlim_max: r.rlim_max,
-        };
-        // SAFETY: raised is a valid rlimit; setrlimit only reads it.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return Some(raised.rlim_cur);
+    let was = r.rlim_cur;
+    let want = r.rlim_max.min(1 << 20);
+    if want <= was {
+        return None;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: r.rlim_max,
+    };
+    // SAFETY: raised is a valid rlimit; a soft limit up to the hard one needs no privilege.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+    (rc == 0).then_some(was)
+}
+
+/// Set the soft open-file limit back to `soft` (see [`raise_open_file_limit`]).
+pub fn restore_open_file_limit(soft: u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: r is a valid rlimit for getrlimit to fill, then a valid one for setrlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = soft.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
-    Some(r.rlim_cur)
 }
 
 /// The name of user `uid` (`getpwuid_r`), if it has one.

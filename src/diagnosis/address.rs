@@ -96,6 +96,58 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
     )
 }
 
+/// The kernel connected the socket to itself: the port is in this machine's range of source
+/// ports, nothing listens on it, and the connect was handed that very port as its source, so
+/// the SYN met the socket that sent it (TCP's "simultaneous open"). A connection, but to no
+/// server: the port is closed. (Reproduced by `tests/lab_truth_local.rs`, in a namespace
+/// whose only source port is the one dialled.)
+pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
+    let same = cx.failed_where(|a| a.evidence == Evidence::ConnectedToItself);
+    let a = *same.first()?;
+    let port = cx.port();
+    Some(
+        Finding::new(
+            FindingId::ConnectedToItself,
+            Severity::Error,
+            format!(
+                "The connection to {} port {port} went from port {port} to port {port} of the \
+                 same address: the kernel connected canreach's socket to itself. That happens \
+                 when nothing listens on a port that lies in this machine's range of source \
+                 ports and a connection is given that very port as its source. No program \
+                 answered: the port is closed.",
+                list(&same)
+            ),
+        )
+        .about(a.address)
+        .steps([
+            Step::run(
+                StepKind::CheckLocalSettings,
+                "See the range of source ports this machine hands out",
+                Command::SysctlPortRange,
+                Machine::This,
+            ),
+            Step::about(
+                StepKind::CheckLocalSettings,
+                format!(
+                    "Give the server meant for port {port} a port outside that range, or keep \
+                     this one out of it (net.ipv4.ip_local_reserved_ports): a client that \
+                     retries the port while its server is down can end up connected to itself \
+                     the same way, and believe it is connected."
+                ),
+                Machine::This,
+            ),
+        ])
+        // No packet left this machine, nothing forged a reset: no rule to hunt, no path.
+        .rules_out(&[
+            StepKind::FindResetRule,
+            StepKind::FindDropRule,
+            StepKind::TracePath,
+            StepKind::TryOtherPort,
+            StepKind::AskOwners,
+        ]),
+    )
+}
+
 fn reject_kind(a: &AddressResult) -> String {
     match a.evidence.icmp().map(|i| i.meaning()) {
         Some(Meaning::PortUnreachable) => "ICMP port-unreachable".into(),
@@ -408,6 +460,9 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
     });
     let a = *same.first()?;
     let port = cx.port();
+    if cx.is_here(a.address.ip()) {
+        return Some(silent_drop_here(cx, &same));
+    }
     let target = cx.target();
     let host = target.host.to_string();
     let walked = cx.path.is_some_and(|p| p.address == a.address);
@@ -461,6 +516,61 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
             )
         })),
     )
+}
+
+/// Silence from an address of this machine: no path, no other team. A SYN to it is answered
+/// in microseconds — by the listener, or with a reset when none listens — unless this
+/// machine's own firewall drops it, or the listener's accept queue is full (which
+/// `listener_not_accepting` says when the queue was seen full or drops were counted; here it
+/// had room and none was counted).
+fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
+    let a = same[0];
+    let port = cx.port();
+    let listened =
+        cx.facts.addresses.iter().any(|f| {
+            f.address() == a.address && f.queue.as_ref().is_some_and(|q| q.first.is_some())
+        });
+    let why = if listened {
+        " A program listens there with room in its accept queue, and no connection attempt was \
+         counted as dropped at a full queue meanwhile: the drop is not the program's."
+    } else {
+        " Nothing listening would have answered with a reset."
+    };
+    Finding::new(
+        FindingId::SilentDrop,
+        Severity::Error,
+        format!(
+            "No answer from {} port {port} in {}: on this machine only a firewall rule of its \
+             own (nftables, iptables — also the legacy backend, which canreach does not read — \
+             or another packet filter) drops a connection without a word.{why}",
+            list(same),
+            fmt_duration(a.elapsed)
+        ),
+    )
+    .about(a.address)
+    .steps([
+        Step::run(
+            StepKind::FindDropRule,
+            "Look for the rule in this machine's firewall",
+            Command::NftGrep {
+                port,
+                verdict: Some("drop"),
+            },
+            Machine::This,
+        ),
+        Step::run(
+            StepKind::FindDropRule,
+            "On machines with iptables rules, look there too",
+            Command::IptablesRules,
+            Machine::This,
+        ),
+    ])
+    // This machine is the far end: no path to walk, no other host or team to ask.
+    .rules_out(&[
+        StepKind::TracePath,
+        StepKind::TryOtherPort,
+        StepKind::AskOwners,
+    ])
 }
 
 /// Some addresses of the name accepted, some did not.
@@ -584,7 +694,10 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
 
 /// A silent probe that could not wait long enough for its silence to mean anything.
 pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| a.outcome == Outcome::Inconclusive);
+    // (A connection the program had not taken when the deadline came is inconclusive too:
+    // `program_not_accepting` says so; a socket this machine could not open: `local_error`.)
+    let same =
+        cx.failed_where(|a| a.outcome == Outcome::Inconclusive && a.evidence == Evidence::Silence);
     let a = *same.first()?;
     let facts = cx.facts;
     let deadline = fmt_duration(facts.timeout);

@@ -141,6 +141,8 @@ pub enum Command {
         unit: &'static str,
         action: &'static str,
     },
+    /// The range of source ports this machine hands out, and the ports kept out of it.
+    SysctlPortRange,
 }
 
 /// What a `dig` asks.
@@ -299,6 +301,9 @@ impl Command {
                 );
             }
             Service { unit, action } => format!("service {unit} {action}"),
+            SysctlPortRange => {
+                "sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports".into()
+            }
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")

@@ -45,6 +45,9 @@ finding_ids! {
     OutOfTime => "out_of_time",
     /// Large packets vanish on the way: the handshake completed only with a smaller MSS.
     MtuBlackhole => "mtu_blackhole",
+    /// A program on this machine did not take the connection (`accept()`) within the watch:
+    /// it waits in the accept queue, and clients hang.
+    ProgramNotAccepting => "program_not_accepting",
     /// The kernel accepted, then the program reset the connection at once.
     AcceptedThenReset => "accepted_then_reset",
     /// The kernel accepted, then the program closed the connection without a word.
@@ -104,8 +107,13 @@ finding_ids! {
     ProxyApplies => "proxy_applies",
     /// Through a proxy: what a direct connection to the destination got (never the verdict).
     DirectPath => "direct_path",
+    /// A port of this machine answered only the kernel's retried SYN: its listener's accept
+    /// queue was full at the first.
+    FirstSynDropped => "first_syn_dropped",
     /// Some addresses of the name work, some do not.
     PartialReachability => "partial_reachability",
+    /// The kernel connected canreach's socket to itself: nothing listens on the port.
+    ConnectedToItself => "connected_to_itself",
     /// A TCP reset.
     PortClosed => "port_closed",
     /// A reject ICMP from the target itself.

@@ -4,12 +4,13 @@
 //! elsewhere), loopback-only, the other family, another address, a container's proxy, hidden
 //! owners, and this machine's own firewall rules. One function per finding.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
 use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Outcome, Verdict};
+use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
+use crate::facts::QueueWatch;
 use crate::local::Firewall;
 use crate::local::nft::{FirewallRule, NftError};
 use crate::local::servers::{self, CONTAINER_PROXIES};
@@ -32,6 +33,14 @@ fn show(l: &Listener) -> String {
     match l.address {
         IpAddr::V6(a) => format!("[{a}]:{}", l.port),
         a => format!("{a}:{}", l.port),
+    }
+}
+
+/// [`owner`] at the start of a sentence: a program's name as it is, "A process of …".
+fn owner_first(l: &Listener) -> String {
+    match &l.process {
+        Some(_) => owner(l),
+        None => owner(l).replacen("a process", "A process", 1),
     }
 }
 
@@ -225,44 +234,156 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-/// Does a listener on this machine that takes `ip` have a full accept queue (so the silence of
-/// `ip` is explained by it)?
-pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
-    cx.facts
-        .local
-        .as_ref()
-        .is_some_and(|l| l.listeners.iter().any(|x| x.queue_full() && accepts(x, ip)))
+/// What shows that a listener's accept queue explains a silence: the queue full in the local
+/// inspection's table, or the address's own watch while it was silent (a look found it full,
+/// or the kernel counted SYNs dropped at full queues meanwhile).
+#[derive(Debug, Clone, Copy)]
+enum QueueEvidence<'a> {
+    /// The inspection's table: this listener's queue full.
+    Table(&'a Listener),
+    /// The silent address's own looks and counters.
+    Watch(&'a QueueWatch),
 }
 
-/// A listener that accepts the address dialled has a full accept queue: the program is not
-/// accepting connections, and the kernel drops new SYNs silently (a silence that looks exactly
-/// like a firewall's drop). `docs/ground-truth/beyond-connect.md`.
-pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
-    let Some(l) = failed_here(cx) else {
-        return vec![];
-    };
-    let dialled: Vec<IpAddr> = cx
+/// Does a silent address's watch show its listener's queue full, or drops counted?
+fn watch_shows_full(q: &QueueWatch) -> bool {
+    [q.first, q.last].iter().flatten().any(|l| l.full()) || q.overflows > Some(0)
+}
+
+/// The listeners whose queue explains a failed address's silence, with the evidence: first
+/// from the silent addresses' own watches (which need no socket table: under load the
+/// inspection may not finish in time), then from the table. One each; `None` for a listener
+/// the table does not show.
+fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, QueueEvidence<'a>)> {
+    let listeners = cx
+        .facts
+        .local
+        .as_ref()
+        .map_or(&[][..], |l| &l.listeners[..]);
+    // Only silence is a queue's doing: an address that connected in the end is not dropped.
+    let silent = |r: &AddressResult| r.outcome != Outcome::Open && r.evidence == Evidence::Silence;
+    let failed = |addr: SocketAddr| cx.addresses.iter().any(|r| r.address == addr && silent(r));
+    let mut out: Vec<(Option<&Listener>, SocketAddr, QueueEvidence)> = Vec::new();
+    for a in &cx.facts.addresses {
+        let Some(q) = a.queue.as_ref().filter(|q| watch_shows_full(q)) else {
+            continue;
+        };
+        if !failed(a.address()) {
+            continue;
+        }
+        let x = listeners.iter().find(|x| accepts(x, a.address().ip()));
+        let seen = out.iter().any(|(y, addr, _)| match (x, y) {
+            (Some(x), Some(y)) => x == *y,
+            _ => *addr == a.address(),
+        });
+        if !seen {
+            out.push((x, a.address(), QueueEvidence::Watch(q)));
+        }
+    }
+    for x in listeners.iter().filter(|x| x.queue_full()) {
+        let dialled = cx
+            .addresses
+            .iter()
+            .find(|r| silent(r) && accepts(x, r.address.ip()));
+        if let Some(r) = dialled
+            && !out.iter().any(|(y, _, _)| *y == Some(x))
+        {
+            out.push((Some(x), r.address, QueueEvidence::Table(x)));
+        }
+    }
+    out
+}
+
+/// Does a listener on this machine that takes `ip` have a full accept queue, or had it one
+/// while `ip` was silent (so the silence of `ip` is explained by it)?
+pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
+    let listeners = cx
+        .facts
+        .local
+        .as_ref()
+        .map_or(&[][..], |l| &l.listeners[..]);
+    let in_table = listeners.iter().any(|x| x.queue_full() && accepts(x, ip));
+    let watched = cx
+        .facts
         .addresses
         .iter()
-        .filter(|a| a.outcome != Outcome::Open)
-        .map(|a| a.address.ip())
-        .collect();
-    l.listeners
-        .iter()
-        .filter(|x| x.queue_full() && dialled.iter().any(|d| accepts(x, *d)))
-        .map(|x| {
-            let backlog = x.backlog.unwrap_or_default();
-            let drops = l.listen_drops.map_or(String::new(), |c| {
+        .any(|a| a.address().ip() == ip && a.queue.as_ref().is_some_and(watch_shows_full));
+    in_table || watched
+}
+
+/// A listener that accepts the address dialled has a full accept queue, or had one while the
+/// address was silent: the program does not take connections as fast as they come, and the
+/// kernel drops new SYNs silently (a silence that looks exactly like a firewall's drop).
+/// `docs/ground-truth/beyond-connect.md`.
+pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
+    if cx.verdict == Verdict::Open {
+        return vec![];
+    }
+    let since_boot = cx.facts.local.as_ref().and_then(|l| l.listen_drops);
+    queue_explained(cx)
+        .into_iter()
+        .map(|(x, address, evidence)| {
+            let who = x.map_or(format!("The program listening on {address}"), |x| {
+                format!("{} listens on {}, but it", owner_first(x), show(x))
+            });
+            let port = address.port();
+            let drops = since_boot.map_or(String::new(), |c| {
                 format!(
-                    " This machine has dropped {} connection attempts at full accept queues                      since it started (ListenOverflows).",
+                    " This machine has dropped {} connection attempts at full accept queues \
+                     since it started (ListenOverflows).",
                     c.overflows
                 )
             });
+            let figures = |q: u32, b: Option<u32>| match b {
+                Some(b) => format!("{q} waiting, room for {b}"),
+                None => format!("{q} waiting"),
+            };
+            let message = match evidence {
+                QueueEvidence::Table(x) => format!(
+                    "{who} is not accepting connections: its accept queue is full ({}), so \
+                     the kernel drops new connection attempts without a word — the program is \
+                     hung or overloaded. A firewall is not needed to explain the \
+                     silence.{drops}",
+                    figures(x.queued, x.backlog)
+                ),
+                QueueEvidence::Watch(q) => {
+                    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
+                    let counted = match q.overflows {
+                        Some(n) if n > 0 => format!(
+                            " While this check waited, the kernel dropped {n} connection \
+                             attempts at full accept queues on this machine \
+                             (ListenOverflows)."
+                        ),
+                        _ => String::new(),
+                    };
+                    match full_look.or(q.last) {
+                        Some(look) if look.full() => format!(
+                            "{who} is not accepting connections: its accept queue is full \
+                             ({}), so the kernel drops new connection attempts without a word \
+                             — the program is hung or overloaded. A firewall is not needed to \
+                             explain the silence.{counted}",
+                            figures(look.queued, look.backlog)
+                        ),
+                        room => format!(
+                            "{who} does not take connections as fast as they come: its \
+                             accept queue filled up, and the kernel dropped this connection \
+                             attempt without a word.{counted}{} The program is overloaded (or \
+                             was stuck for a moment). A firewall is not needed to explain the \
+                             silence.",
+                            room.map_or(String::new(), |r| format!(
+                                " It has room again now ({}).",
+                                figures(r.queued, r.backlog)
+                            ))
+                        ),
+                    }
+                }
+            };
             let mut steps = Vec::new();
-            if let Some(p) = &x.process {
+            if let Some(p) = x.and_then(|x| x.process.as_ref()) {
                 steps.push(Step::run(
                     StepKind::InspectProgram,
-                    "See what the program is doing (a state of D or T, or a long wait, means                      it is stuck)",
+                    "See what the program is doing (a state of D or T, or a long wait, means \
+                     it is stuck)",
                     Command::ProcessState { pid: p.pid },
                     Machine::This,
                 ));
@@ -270,12 +391,11 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
             steps.push(Step::run(
                 StepKind::WatchQueue,
                 "Watch its queue: Recv-Q above Send-Q means it is full",
-                Command::SsQueue { port: x.port },
+                Command::SsQueue { port },
                 Machine::This,
             ));
             let unit = x
-                .process
-                .as_ref()
+                .and_then(|x| x.process.as_ref())
                 .and_then(|p| servers::for_process(&p.name))
                 .and_then(|k| k.unit);
             steps.push(match unit {
@@ -292,30 +412,205 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
                     Machine::This,
                 ),
             });
-            Finding::new(
-                FindingId::ListenerNotAccepting,
-                Severity::Error,
-                format!(
-                    "{} listens on {} but is not accepting connections: its accept queue is \
-                     full ({} waiting, room for {backlog}), so the kernel drops new connection \
-                     attempts without a word — the program is hung or overloaded. A firewall is \
-                     not needed to explain the silence.{drops}",
-                    owner(x),
-                    show(x),
-                    x.queued
-                ),
-            )
-            .steps(steps)
-            .rules_out(&[
-                StepKind::FindDropRule,
-                StepKind::CheckLocalOutput,
-                StepKind::TracePath,
-                StepKind::TryOtherPort,
-                StepKind::AskOwners,
-                StepKind::CheckListening,
-            ])
+            Finding::new(FindingId::ListenerNotAccepting, Severity::Error, message)
+                .steps(steps)
+                .rules_out(&[
+                    StepKind::FindDropRule,
+                    StepKind::CheckLocalOutput,
+                    StepKind::TracePath,
+                    StepKind::TryOtherPort,
+                    StepKind::AskOwners,
+                    StepKind::CheckListening,
+                ])
         })
         .collect()
+}
+
+/// The first SYN to a port of this machine went unanswered and the kernel's retransmission,
+/// a second later, was accepted, while a program listens there: on this machine nothing but a
+/// full accept queue drops a SYN to a listener without a word (or a firewall rule that let the
+/// retry pass, which the firewall finding would name). The port works, slowly: each client
+/// waits a second or more while the program is this busy.
+pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
+    let a = cx.facts.addresses.iter().find(|a| {
+        a.queue.is_some()
+            && a.probe.result == crate::probe::ConnectResult::Connected
+            && a.probe.elapsed >= crate::liveness::FIRST_RETRANSMISSION
+    })?;
+    let q = a.queue.as_ref()?;
+    let listener = cx
+        .facts
+        .local
+        .as_ref()
+        .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.address().ip())));
+    let who = listener.map_or(format!("the program listening on {}", a.address()), |x| {
+        format!("{} on {}", owner(x), show(x))
+    });
+    let looked = q.first.map_or(String::new(), |f| match f.backlog {
+        Some(b) => format!(
+            " (its queue when looked at: {} waiting, room for {b})",
+            f.queued
+        ),
+        None => format!(" (its queue when looked at: {} waiting)", f.queued),
+    });
+    Some(
+        Finding::new(
+            FindingId::FirstSynDropped,
+            Severity::Warning,
+            format!(
+                "The first connection attempt to {} got no answer; the kernel's retry was \
+                 accepted, {} after the first. On this machine the kernel drops a connection \
+                 attempt to a listener without a word when the listener's accept queue is \
+                 full: {who} does not take connections as fast as they come{looked}. Each new \
+                 client waits a second or more while it is this busy.",
+                a.address(),
+                super::fmt_duration(a.probe.elapsed)
+            ),
+        )
+        .steps([
+            Step::run(
+                StepKind::WatchQueue,
+                "Watch its queue: Recv-Q near Send-Q means connections wait to be accepted",
+                Command::SsQueue {
+                    port: a.address().port(),
+                },
+                Machine::This,
+            ),
+            Step::about(
+                StepKind::RestartServer,
+                "Give the program more workers or a larger backlog (its listen() backlog, and \
+                 net.core.somaxconn), or less load.",
+                Machine::This,
+            ),
+        ])
+        .rules_out(&[
+            StepKind::FindDropRule,
+            StepKind::TracePath,
+            StepKind::TryOtherPort,
+            StepKind::AskOwners,
+        ]),
+    )
+}
+
+/// A program on this machine did not take the connection within the watch for the accept
+/// (`session::first::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
+/// waits in the listener's accept queue — clients connect, then hang. Named with the program
+/// (from the listener table), its queue, and whether its threads were all asleep (it does not
+/// call `accept()`) or running (too busy to).
+pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
+    let (a, n) = cx.facts.addresses.iter().find_map(|a| {
+        let n = a.session.as_ref()?.not_accepted.as_ref()?;
+        Some((a.address(), n))
+    })?;
+    let listener = cx
+        .facts
+        .local
+        .as_ref()
+        .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.ip())));
+    let who = match listener {
+        Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
+        None => format!("The program listening on {a}"),
+    };
+    let waited = super::fmt_duration(n.waited);
+    // This check's own connections wait there too (the probe's, closed, and this one).
+    let queue = match (n.queued, n.backlog) {
+        (Some(q), Some(b)) => format!(" ({q} waiting, this check's among them; room for {b})"),
+        (Some(q), None) => format!(" ({q} waiting, this check's among them)"),
+        _ => String::new(),
+    };
+    let why = match n.asleep {
+        Some(true) => {
+            "Every thread of it was asleep meanwhile: it is not calling accept() — hung, or \
+             stuck waiting on something else."
+        }
+        Some(false) => {
+            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
+             connections."
+        }
+        None => "It is hung or too busy.",
+    };
+    let message = if n.cut_short {
+        format!(
+            "{who}, but had not taken the connection when the deadline ended the watch after \
+             {waited}{queue}; a program is given {} before it is said not to take \
+             connections.",
+            super::fmt_duration(crate::session::first::ACCEPT_WAIT)
+        )
+    } else {
+        format!(
+            "{who}, but did not take the connection: it waited {waited} in the accept \
+             queue{queue} without an accept(). The kernel completes the handshake by itself, \
+             so clients connect — and then hang. {why}"
+        )
+    };
+    let mut steps = Vec::new();
+    if let Some(p) = listener.and_then(|x| x.process.as_ref()) {
+        steps.push(Step::run(
+            StepKind::InspectProgram,
+            "See what the program is doing (a state of D or T, or a long wait, means it is \
+             stuck)",
+            Command::ProcessState { pid: p.pid },
+            Machine::This,
+        ));
+    }
+    steps.push(Step::run(
+        StepKind::WatchQueue,
+        "Watch its queue: a Recv-Q that stays above 0 means connections wait unaccepted",
+        Command::SsQueue { port: a.port() },
+        Machine::This,
+    ));
+    if n.cut_short {
+        steps.push(Step::run(
+            StepKind::RerunLonger,
+            "Check again with a longer deadline",
+            Command::Canreach {
+                options: "--timeout 10s",
+                args: cx.target().input.clone(),
+            },
+            Machine::This,
+        ));
+    } else {
+        let unit = listener
+            .and_then(|x| x.process.as_ref())
+            .and_then(|p| servers::for_process(&p.name))
+            .and_then(|k| k.unit);
+        steps.push(match unit {
+            Some(unit) => Step::run(
+                StepKind::RestartServer,
+                "Restart it once you know why it hung (its logs say more)",
+                Command::SystemctlRestart { unit },
+                Machine::This,
+            ),
+            None => Step::about(
+                StepKind::RestartServer,
+                "Restart the program once you know why it stopped accepting (its logs say \
+                 more); if it is only overloaded, give it more workers.",
+                Machine::This,
+            ),
+        });
+    }
+    Some(
+        Finding::new(
+            FindingId::ProgramNotAccepting,
+            if n.cut_short {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            message,
+        )
+        .steps(steps)
+        // It listens, and the handshake completed: nothing drops packets, nothing to find.
+        .rules_out(&[
+            StepKind::FindDropRule,
+            StepKind::FindRejectRule,
+            StepKind::CheckLocalOutput,
+            StepKind::TracePath,
+            StepKind::TryOtherPort,
+            StepKind::AskOwners,
+            StepKind::CheckListening,
+        ]),
+    )
 }
 
 /// The port's usual server runs, but not on this port.
@@ -338,7 +633,13 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                None if l.privileged => "(where it listens could not be read)".to_string(),
                 None => "(where it listens cannot be seen without root)".to_string(),
+            };
+            let workers = match s.workers.len() {
+                0 => String::new(),
+                1 => " and 1 worker process".to_string(),
+                n => format!(" and {n} worker processes"),
             };
             let mut steps = vec![Step::about(
                 StepKind::PointClient,
@@ -348,7 +649,7 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                 ),
                 Machine::This,
             )];
-            if s.listening.is_none() {
+            if s.listening.is_none() && !l.privileged {
                 steps.push(Step::run(
                     StepKind::CheckListening,
                     "See its listening sockets",
@@ -368,7 +669,7 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
                 FindingId::UsualServerElsewhere,
                 Severity::Warning,
                 format!(
-                    "{} is running ({} pid {}: {}) {where_}.",
+                    "{} is running ({} pid {}{workers}: {}) {where_}.",
                     s.server, s.process.name, s.process.pid, s.process.cmdline
                 ),
             )
@@ -1084,6 +1385,56 @@ mod tests {
                 .any(|f| f.id == "local_firewall_input"),
             "input rules do not concern remote targets"
         );
+    }
+
+    #[test]
+    fn one_server_with_its_workers_is_one_finding_and_root_sees_where_it_listens() {
+        let proc_ = |pid: u32, cmdline: &str| Process {
+            pid,
+            name: "postgres".into(),
+            cmdline: cmdline.into(),
+            exe: None,
+        };
+        let mut l = local_with(vec![]);
+        l.usual_servers = vec![crate::local::RunningServer {
+            server: "PostgreSQL",
+            process: proc_(812, "/usr/lib/postgresql/15/bin/postgres -D /d"),
+            listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
+            workers: vec![813, 814, 815, 816, 817],
+        }];
+        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let found: Vec<&Finding> = d
+            .findings
+            .iter()
+            .filter(|f| f.id == "usual_server_elsewhere")
+            .collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].message,
+            "PostgreSQL is running (postgres pid 812 and 5 worker processes: \
+             /usr/lib/postgresql/15/bin/postgres -D /d) and listens on 127.0.0.1:5433 — not on \
+             port 5432."
+        );
+        // Descriptors unreadable: as root that is no matter of permission.
+        l.usual_servers[0].listening = None;
+        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let m = &d
+            .findings
+            .iter()
+            .find(|f| f.id == "usual_server_elsewhere")
+            .unwrap()
+            .message;
+        assert!(m.ends_with("(where it listens could not be read)."), "{m}");
+        assert!(!d.steps.iter().any(|s| s.kind == StepKind::CheckListening));
+        l.privileged = false;
+        let d = crate::diagnosis::diagnose(&facts_for(l, None));
+        let m = &d
+            .findings
+            .iter()
+            .find(|f| f.id == "usual_server_elsewhere")
+            .unwrap()
+            .message;
+        assert!(m.ends_with("cannot be seen without root)."), "{m}");
     }
 
     #[test]

@@ -154,6 +154,9 @@ impl Outcome {
 pub enum Evidence {
     Handshake,
     TcpReset,
+    /// The handshake completed between the socket and itself (same address and port on both
+    /// ends): nothing listens, and no server took part.
+    ConnectedToItself,
     /// An ICMP error; its meaning comes from the one table (`crate::icmp`).
     Icmp(Icmp),
     /// `connect()` failed at once with ENETUNREACH/EHOSTUNREACH and no ICMP: no route here.
@@ -216,9 +219,11 @@ impl AddressResult {
     /// Who sent the ICMP behind this result, if one did.
     pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
         let icmp = self.evidence.icmp()?;
+        // The plain and v4-mapped forms of one address are one sender (`icmp::same_host`).
+        let is = |a: Option<IpAddr>, b: IpAddr| a.is_some_and(|a| crate::icmp::same_host(a, b));
         Some(match icmp.from {
-            Some(ip) if ip == self.address.ip() => (Sender::Target, Some(ip)),
-            Some(ip) if Some(ip) == self.local => (Sender::ThisMachine, Some(ip)),
+            Some(ip) if is(Some(self.address.ip()), ip) => (Sender::Target, Some(ip)),
+            Some(ip) if is(self.local, ip) => (Sender::ThisMachine, Some(ip)),
             Some(ip) => (Sender::OnTheWay, Some(ip)),
             None => (Sender::Unknown, None),
         })
@@ -230,12 +235,13 @@ impl AddressResult {
         match &self.evidence {
             Evidence::Handshake => format!("connected in {t}"),
             Evidence::TcpReset => format!("TCP reset after {t}"),
+            Evidence::ConnectedToItself => format!("connected to itself in {t}"),
             Evidence::Icmp(i) => {
-                let from = match i.from {
-                    Some(ip) if ip == self.address.ip() => "from the host itself".to_string(),
-                    Some(ip) if Some(ip) == self.local => format!("from this machine ({ip})"),
-                    Some(ip) => format!("from {ip}"),
-                    None => "from an unknown sender".to_string(),
+                let from = match self.sender() {
+                    Some((Sender::Target, _)) => "from the host itself".to_string(),
+                    Some((Sender::ThisMachine, Some(ip))) => format!("from this machine ({ip})"),
+                    Some((_, Some(ip))) => format!("from {ip}"),
+                    _ => "from an unknown sender".to_string(),
                 };
                 match i.meaning() {
                     crate::icmp::Meaning::Other => format!(
@@ -283,6 +289,7 @@ pub struct Diagnosis {
 pub fn classify(p: &ProbeFact) -> AddressResult {
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
+        (ConnectResult::ConnectedToItself, _) => (Outcome::Closed, Evidence::ConnectedToItself),
         // An ICMP error decides, whatever errno it was mapped to (ECONNREFUSED, EHOSTUNREACH,
         // EACCES for ICMPv6 prohibited …); so does a late ICMP that arrived as we gave up.
         (ConnectResult::Failed { .. } | ConnectResult::TimedOut, Some(icmp)) => {
@@ -301,6 +308,8 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
             }
             libc::EACCES | libc::EPERM => (Outcome::Rejected, Evidence::LocalPolicy(errno)),
             libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
+            // No socket to probe with says nothing about the target.
+            e if out_of_resources(e) => (Outcome::Inconclusive, Evidence::LocalError(e)),
             _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
         },
         (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),
@@ -328,9 +337,18 @@ pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
             .is_some_and(|s| s.decided_after.is_some());
         // The probe's own clock starts a hair after the pipeline's: allow for it.
         let waited = r.elapsed + Duration::from_millis(10);
-        let fair = decided
-            || waited >= crate::liveness::FAIR_WAIT
-            || (a.here && waited >= crate::liveness::LOCAL_SILENCE);
+        // On this machine the local bound is fair when nothing listens there (a reset would
+        // have come). With a listener, the first SYN may have met a queue full for a moment:
+        // only the kernel's retransmission, a full queue seen or a drop counted tells.
+        let here_fair = a.here
+            && waited >= crate::liveness::LOCAL_SILENCE
+            && a.queue.as_ref().is_none_or(|q| {
+                q.first.is_none()
+                    || q.waited_retransmit
+                    || q.overflows > Some(0)
+                    || [q.first, q.last].iter().flatten().any(|l| l.full())
+            });
+        let fair = decided || waited >= crate::liveness::FAIR_WAIT || here_fair;
         if !fair {
             r.outcome = Outcome::Inconclusive;
         }
@@ -419,6 +437,7 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ListenerNotAccepting => local::listener_not_accepting(cx),
         OutOfTime => one(address::out_of_time(cx)),
         MtuBlackhole => one(session::mtu_blackhole(cx)),
+        ProgramNotAccepting => one(local::program_not_accepting(cx)),
         AcceptedThenReset => one(session::accepted_then_reset(cx)),
         AcceptedThenClosed => one(session::accepted_then_closed(cx)),
         ServiceRefuses => one(session::service_refuses(cx)),
@@ -447,7 +466,9 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
         ServiceBanner => one(session::service_banner(cx)),
         ProxyApplies => one(session::proxy_applies(cx)),
         DirectPath => one(session::direct_path(cx)),
+        FirstSynDropped => one(local::first_syn_dropped(cx)),
         PartialReachability => one(address::partial_reachability(cx)),
+        ConnectedToItself => one(address::connected_to_itself(cx)),
         PortClosed => one(address::port_closed(cx)),
         FirewallRejectOnHost => one(address::firewall_reject_on_host(cx)),
         FirewallRejectOnPath => one(address::firewall_reject_on_path(cx)),
@@ -496,22 +517,23 @@ fn rule(id: FindingId, cx: &Ctx) -> Vec<Finding> {
 /// machine lacks, no free local port.)
 pub fn resource_failure(d: &Diagnosis) -> Option<String> {
     d.addresses.iter().find_map(|a| match a.evidence {
-        Evidence::LocalError(e)
-            if matches!(
-                e,
-                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-            ) =>
-        {
-            Some(format!(
-                "this machine could not open a socket to {}: {} ({}) — raise the open-file \
+        Evidence::LocalError(e) if out_of_resources(e) => Some(format!(
+            "this machine could not open a socket to {}: {} ({}) — raise the open-file \
                  limit (ulimit -n) or free resources, then check again",
-                a.address,
-                errno_text(e),
-                errno_name(e)
-            ))
-        }
+            a.address,
+            errno_text(e),
+            errno_name(e)
+        )),
         _ => None,
     })
+}
+
+/// This machine ran out of descriptors or memory (`socket()` failed for want of them).
+fn out_of_resources(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
 }
 
 /// Fold per-address results into one verdict with findings and planned steps.
@@ -675,8 +697,9 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
     }
     if cx.verdict == Verdict::Filtered && has(FindingId::ListenerNotAccepting) {
         return format!(
-            "{t} is filtered: the program listening there is not accepting connections (its \
-             accept queue is full), so the kernel drops new ones silently."
+            "{t} is filtered: the program listening there is not accepting connections as \
+             fast as they come (its accept queue filled up), so the kernel drops new ones \
+             silently."
         );
     }
     if cx.verdict != Verdict::Open && has(FindingId::LocalFirewallInput) {
@@ -692,6 +715,14 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             "{t} is only partly reachable: {} of {n} addresses accepted the connection.",
             count(Outcome::Open)
         ),
+        Verdict::Closed
+            if addrs.first().map(|a| a.evidence) == Some(Evidence::ConnectedToItself) =>
+        {
+            format!(
+                "{t} is closed: nothing listens there; the connection that seemed to succeed \
+                 was canreach's own socket, connected to itself by the kernel."
+            )
+        }
         Verdict::Closed => format!(
             "{t} is closed: the host answered, but nothing accepts connections on port {}.",
             target.port
@@ -732,9 +763,14 @@ fn summarize_checked(cx: &Ctx, findings: &[Finding]) -> String {
             _ => format!("{t} is unreachable: the host cannot be reached from here."),
         },
         Verdict::DnsError => format!("{} does not resolve to any address.", target.host),
-        Verdict::Inconclusive => {
-            format!("{t} is inconclusive: the check ran out of time before the evidence was in.")
-        }
+        Verdict::Inconclusive => match addrs.first().map(|a| a.evidence) {
+            Some(Evidence::LocalError(_)) => {
+                format!("{t} is inconclusive: this machine could not open a socket for the check.")
+            }
+            _ => format!(
+                "{t} is inconclusive: the check ran out of time before the evidence was in."
+            ),
+        },
         Verdict::ServiceError => format!(
             "{t} accepts connections, but the program behind the port fails: {}.",
             findings

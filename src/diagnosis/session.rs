@@ -29,6 +29,15 @@ use crate::session::{SessionFacts, ViaProxy};
 /// What the session facts make of an address whose TCP handshake completed; `expect`: the
 /// HTTP statuses that count as working (`--expect-status`; `None`: 2xx and 3xx).
 pub fn outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
+    // The program behind a port of this machine did not take the connection: clients hang
+    // (`diagnosis::local::program_not_accepting`).
+    if let Some(n) = &s.not_accepted {
+        return if n.cut_short {
+            Outcome::Inconclusive
+        } else {
+            Outcome::ServiceError
+        };
+    }
     match &s.first {
         First::Reset | First::Closed => return Outcome::ServiceError,
         First::Banner {
@@ -73,6 +82,7 @@ pub fn outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
 pub fn headline(id: FindingId) -> Option<&'static str> {
     use FindingId::*;
     Some(match id {
+        ProgramNotAccepting => "it does not take the connection (no accept)",
         AcceptedThenReset => "it resets the connection as soon as it is accepted",
         AcceptedThenClosed => "it closes the connection as soon as it is accepted",
         ServiceRefuses => "it refuses this client",
@@ -630,7 +640,9 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
 /// answer stopped halfway; and a smaller MSS did not help.
 pub fn no_reply(cx: &Ctx) -> Option<Finding> {
     let (r, s) = first_where(cx, |r, s| {
+        // A connection this machine's program never took: `program_not_accepting` says why.
         r.outcome == Outcome::ServiceError
+            && s.not_accepted.is_none()
             && (matches!(
                 s.tls.as_ref().and_then(|t| t.failure.as_ref()),
                 Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
@@ -2000,6 +2012,7 @@ mod tests {
             window: Duration::from_millis(8),
             accepted: None,
             at_rest: None,
+            not_accepted: None,
             first: First::Silent,
             via,
             tls: None,
@@ -2037,6 +2050,7 @@ mod tests {
                 silence: None,
                 here: false,
                 session: Some(s),
+                queue: None,
             }],
             proxy: Some(choice),
             via: Some(ProxyRoute {
@@ -2236,6 +2250,7 @@ mod tests {
                     silence: None,
                     here: false,
                     session: Some(s),
+                    queue: None,
                 }],
                 ..Facts::new(target.clone(), Duration::from_secs(5))
             }
@@ -2352,6 +2367,7 @@ mod tests {
                 probe: probe(address, ConnectResult::Connected),
                 silence: None,
                 here: false,
+                queue: None,
                 session: Some(SessionFacts {
                     address: address.parse().unwrap(),
                     ..s
@@ -2478,6 +2494,7 @@ mod tests {
                     probe: probe("198.18.0.7:80", ConnectResult::Connected),
                     silence: None,
                     here: false,
+                    queue: None,
                     session: Some(session(None, Some(h))),
                 }],
                 expect_status: expect.map(|e| StatusSet::parse(e).unwrap()),

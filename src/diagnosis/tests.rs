@@ -416,6 +416,16 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
     ));
     let why = resource_failure(&d).expect("an internal error");
     assert!(why.contains("EMFILE") && why.contains("ulimit -n"), "{why}");
+    // Among many targets it is reported as what it is: no evidence, no time ran out.
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert!(
+        d.summary.contains("could not open a socket"),
+        "{}",
+        d.summary
+    );
+    let ids: Vec<FindingId> = d.findings.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [FindingId::LocalError], "{ids:?}");
+    assert!(d.findings[0].message.contains("EMFILE"));
     let d = diagnose(&facts(
         target("fd00::2", 443),
         vec![probe("[fd00::2]:443", failed(libc::EAFNOSUPPORT), None)],
@@ -518,4 +528,374 @@ fn silence_on_a_live_host_says_what_the_rate_limit_may_hide_once() {
         m.contains("may hide such a reject") && !m.contains("no reject came"),
         "{m}"
     );
+}
+
+#[test]
+fn a_socket_connected_to_itself_is_closed_and_says_why() {
+    let mut p = probe("127.0.0.1:40000", ConnectResult::ConnectedToItself, None);
+    p.local = Some("127.0.0.1:40000".parse().unwrap());
+    let d = diagnose(&facts(target("127.0.0.1", 40000), vec![p]));
+    assert_eq!(d.verdict, Verdict::Closed);
+    assert_eq!(ids(&d), ["connected_to_itself"]);
+    let m = &d.findings[0].message;
+    assert!(m.contains("connected canreach's socket to itself"), "{m}");
+    assert!(d.summary.contains("connected to itself"), "{}", d.summary);
+    assert!(d.addresses[0].describe().starts_with("connected to itself"));
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert_eq!(
+        cmds,
+        ["sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports"]
+    );
+    // A real handshake stays open.
+    let d = diagnose(&facts(
+        target("127.0.0.1", 40000),
+        vec![probe("127.0.0.1:40000", ConnectResult::Connected, None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Open);
+}
+
+/// `::ffff:198.18.2.2` is 198.18.2.2: the kernel names an ICMPv4 sender in the plain form,
+/// and when it is the target (or this machine), it is not "a device on the way".
+#[test]
+fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
+    let mut p = probe(
+        "[::ffff:198.18.2.2]:5432",
+        failed(libc::ECONNREFUSED),
+        icmp4(3, "198.18.2.2"),
+    );
+    p.local = Some("[::ffff:198.18.1.2]:40000".parse().unwrap());
+    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p.clone()]));
+    assert_eq!(d.verdict, Verdict::Rejected);
+    assert_eq!(ids(&d), ["firewall_reject_on_host"]);
+    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::Target);
+    assert!(d.addresses[0].describe().contains("from the host itself"));
+    assert!(
+        d.summary.contains("the server's own firewall"),
+        "{}",
+        d.summary
+    );
+    // Its own OUTPUT reject: the ICMP comes from this machine's plain address.
+    p.icmp = icmp4(3, "198.18.1.2");
+    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p]));
+    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+    assert_eq!(ids(&d), ["local_policy_reject"]);
+}
+
+/// A connection to this machine that the program did not take within the watch: the kernel
+/// completed the handshake, so the probe says connected; the program is named with its queue.
+fn not_taken_facts(n: crate::session::first::NotAccepted) -> Facts {
+    use crate::local::{Listener, LocalFacts, Process};
+    use crate::session::first::First;
+    let mut f = facts(
+        target("127.0.0.1", 22300),
+        vec![probe("127.0.0.1:22300", ConnectResult::Connected, None)],
+    );
+    f.addresses[0].session = Some(crate::session::SessionFacts {
+        address: "127.0.0.1:22300".parse().unwrap(),
+        window: Duration::from_millis(500),
+        accepted: None,
+        at_rest: None,
+        not_accepted: Some(n),
+        first: First::Silent,
+        via: None,
+        tls: None,
+        mss_retry: None,
+        http: None,
+        tls_confirm: None,
+        answered: None,
+    });
+    f.local = Some(LocalFacts {
+        port: 22300,
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+        listeners: vec![Listener {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 22300,
+            uid: 0,
+            queued: 1,
+            backlog: Some(16),
+            user: Some("root".into()),
+            process: Some(Process {
+                pid: 4242,
+                name: "python3".into(),
+                cmdline: "python3 hung.py".into(),
+                exe: Some("/usr/bin/python3.11".into()),
+            }),
+        }],
+        owner_other_listeners: vec![],
+        usual_servers: vec![],
+        usual_server_names: vec![],
+        privileged: true,
+        listen_drops: None,
+        owner_search_incomplete: false,
+        systemd: true,
+    });
+    f.privileged = true;
+    f
+}
+
+#[test]
+fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
+    let n = crate::session::first::NotAccepted {
+        waited: Duration::from_millis(901),
+        queued: Some(2),
+        backlog: Some(16),
+        asleep: Some(true),
+        cut_short: false,
+    };
+    let d = diagnose(&not_taken_facts(n.clone()));
+    assert_eq!(d.verdict, Verdict::ServiceError);
+    assert_eq!(ids(&d), ["program_not_accepting"]);
+    let m = &d.findings[0].message;
+    assert!(m.starts_with("python3 (pid 4242, user root, /usr/bin/python3.11) listens on 127.0.0.1:22300, but did not take the connection: it waited 901 ms"), "{m}");
+    assert!(
+        m.contains("(2 waiting, this check's among them; room for 16)"),
+        "{m}"
+    );
+    assert!(m.contains("not calling accept()"), "{m}");
+    assert!(
+        d.summary.contains("it does not take the connection"),
+        "{}",
+        d.summary
+    );
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "ps -o pid,stat,etime,wchan:32,args -p 4242",
+            "ss -ltn 'sport = :22300'"
+        ]
+    );
+    // Busy rather than asleep: said so.
+    let d = diagnose(&not_taken_facts(crate::session::first::NotAccepted {
+        asleep: Some(false),
+        ..n.clone()
+    }));
+    assert!(
+        d.findings[0].message.contains("too busy"),
+        "{}",
+        d.findings[0].message
+    );
+    // The deadline ended the watch first: no verdict on the program, and no word on silence.
+    let d = diagnose(&not_taken_facts(crate::session::first::NotAccepted {
+        waited: Duration::from_millis(290),
+        cut_short: true,
+        ..n
+    }));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["program_not_accepting"]);
+    assert_eq!(d.findings[0].severity, Severity::Warning);
+    assert!(
+        d.findings[0]
+            .message
+            .contains("when the deadline ended the watch after 290 ms")
+    );
+    assert!(
+        d.steps
+            .iter()
+            .any(|s| s.command.as_deref() == Some("canreach --timeout 10s 127.0.0.1 22300"))
+    );
+}
+
+/// An address of this machine silent past the first moments, with what its listener's queue
+/// showed meanwhile; the listener table as the inspection read it (or not at all).
+fn silent_here(
+    queue: crate::facts::QueueWatch,
+    elapsed_ms: u64,
+    table: Option<(u32, u32)>,
+) -> Facts {
+    let mut p = probe("127.0.0.1:22500", ConnectResult::TimedOut, None);
+    p.elapsed = Duration::from_millis(elapsed_ms);
+    let mut f = not_taken_facts(crate::session::first::NotAccepted {
+        waited: Duration::ZERO,
+        queued: None,
+        backlog: None,
+        asleep: None,
+        cut_short: false,
+    });
+    f.target = target("127.0.0.1", 22500);
+    f.addresses = vec![AddressFacts {
+        queue: Some(queue),
+        here: true,
+        ..AddressFacts::probed(p)
+    }];
+    match table {
+        Some((queued, backlog)) => {
+            let l = f.local.as_mut().unwrap();
+            l.port = 22500;
+            l.listeners[0].port = 22500;
+            l.listeners[0].queued = queued;
+            l.listeners[0].backlog = Some(backlog);
+        }
+        None => f.local = None,
+    }
+    f.firewall = Some(crate::local::Firewall {
+        inspected: true,
+        reason: None,
+        privileged: true,
+        rules: vec![],
+    });
+    f
+}
+
+fn look(queued: u32, backlog: u32) -> Option<crate::local::QueueLook> {
+    Some(crate::local::QueueLook {
+        queued,
+        backlog: Some(backlog),
+    })
+}
+
+/// The words and commands a silence on this machine must never come with: a firewall hunt
+/// elsewhere, a path to walk, another team, sudo for a root process.
+fn no_firewall_story(d: &Diagnosis) {
+    assert!(!ids(d).contains(&"silent_drop"), "{:?}", ids(d));
+    for s in &d.steps {
+        let c = s.command.as_deref().unwrap_or("");
+        assert!(
+            !c.contains("traceroute") && !c.contains("sudo") && !c.contains("-e drop"),
+            "{c}"
+        );
+        assert!(s.kind != StepKind::AskOwners, "{}", s.text);
+    }
+    assert!(!d.summary.contains("something drops"), "{}", d.summary);
+}
+
+#[test]
+fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
+    use crate::facts::QueueWatch;
+    // Room when first looked at (the queue had drained), full again at the kernel's retry,
+    // 51 drops counted meanwhile; the socket table (read under load) missing altogether.
+    let q = QueueWatch {
+        first: look(2, 100),
+        last: look(101, 100),
+        overflows: Some(51),
+        drops: Some(51),
+        waited_retransmit: true,
+    };
+    let d = diagnose(&silent_here(q.clone(), 1104, None));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(ids(&d), ["listener_not_accepting"]);
+    let m = &d.findings[0].message;
+    assert!(
+        m.starts_with("The program listening on 127.0.0.1:22500 is not accepting connections: its accept queue is full (101 waiting, room for 100)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("dropped 51 connection attempts at full accept queues"),
+        "{m}"
+    );
+    no_firewall_story(&d);
+    // With the table: the program is named.
+    let d = diagnose(&silent_here(q, 1104, Some((3, 100))));
+    assert!(
+        d.findings[0].message.starts_with("python3 (pid 4242, user root, /usr/bin/python3.11) listens on 127.0.0.1:22500, but it is not accepting"),
+        "{}",
+        d.findings[0].message
+    );
+    no_firewall_story(&d);
+    // Full for a moment only: room at both looks, drops counted while the check waited.
+    let d = diagnose(&silent_here(
+        QueueWatch {
+            first: look(0, 100),
+            last: look(4, 100),
+            overflows: Some(3),
+            drops: Some(3),
+            waited_retransmit: true,
+        },
+        1104,
+        Some((4, 100)),
+    ));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    let m = &d.findings[0].message;
+    assert!(
+        m.contains("does not take connections as fast as they come"),
+        "{m}"
+    );
+    assert!(
+        m.contains("It has room again now (4 waiting, room for 100)"),
+        "{m}"
+    );
+    no_firewall_story(&d);
+}
+
+#[test]
+fn a_listener_with_room_and_no_drop_counted_leaves_this_machines_firewall() {
+    use crate::facts::QueueWatch;
+    let q = QueueWatch {
+        first: look(0, 128),
+        last: look(0, 128),
+        overflows: Some(0),
+        drops: Some(0),
+        waited_retransmit: true,
+    };
+    let d = diagnose(&silent_here(q.clone(), 1101, Some((0, 128))));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(ids(&d), ["silent_drop"]);
+    let m = &d.findings[0].message;
+    assert!(m.contains("only a firewall rule of its own"), "{m}");
+    assert!(m.contains("the drop is not the program's"), "{m}");
+    let cmds: Vec<&str> = d
+        .steps
+        .iter()
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "nft list ruleset | grep -n -w -e 22500 -e drop",
+            "iptables -S; ip6tables -S"
+        ]
+    );
+    // The deadline came before the kernel's retry: the first SYN may have met a queue full
+    // for a moment; the evidence is not in.
+    let d = diagnose(&silent_here(
+        QueueWatch {
+            waited_retransmit: false,
+            ..q
+        },
+        480,
+        Some((0, 128)),
+    ));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["out_of_time"]);
+}
+
+#[test]
+fn a_first_syn_dropped_at_a_full_queue_and_the_retry_accepted_is_open_and_said() {
+    use crate::facts::QueueWatch;
+    let mut f = silent_here(
+        QueueWatch {
+            first: look(89, 100),
+            last: look(0, 100),
+            overflows: Some(0),
+            drops: Some(0),
+            waited_retransmit: true,
+        },
+        1012,
+        Some((0, 100)),
+    );
+    f.addresses[0].probe.result = ConnectResult::Connected;
+    let d = diagnose(&f);
+    assert_eq!(d.verdict, Verdict::Open);
+    assert_eq!(ids(&d), ["first_syn_dropped"]);
+    let m = &d.findings[0].message;
+    assert!(
+        m.contains("the kernel's retry was accepted, 1.01 s after the first"),
+        "{m}"
+    );
+    assert!(m.contains("python3 (pid 4242"), "{m}");
+    assert!(
+        m.contains("(its queue when looked at: 89 waiting, room for 100)"),
+        "{m}"
+    );
+    // Connected quickly: nothing was dropped, nothing said.
+    f.addresses[0].probe.elapsed = Duration::from_millis(30);
+    assert!(diagnose(&f).findings.is_empty());
 }

@@ -107,6 +107,21 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     Ok(out)
 }
 
+/// Would opening `path` and reading it end at once: is it a regular file, or absent? Asked
+/// before handing a path to a library that opens it with a plain, blocking `open` (glibc's
+/// user database reads /etc/nsswitch.conf and /etc/passwd): a FIFO there would hold the
+/// thread for ever.
+pub fn regular_or_absent(path: &Path) -> bool {
+    match File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f.metadata().is_ok_and(|m| m.is_file()),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// A line of /etc/hosts that names the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostsLine {
@@ -307,6 +322,14 @@ mod tests {
             read_bounded(Path::new("/dev/zero"), MAX_FILE),
             Err(FileError::NotRegular { .. })
         ));
+        // Asked before a library opens a path with a blocking open.
+        assert!(!regular_or_absent(&fifo));
+        assert!(!regular_or_absent(&d));
+        assert!(!regular_or_absent(Path::new("/dev/zero")));
+        assert!(regular_or_absent(&d.join("absent")));
+        std::fs::write(d.join("file"), "x").unwrap();
+        assert!(regular_or_absent(&d.join("file")));
+        assert!(start.elapsed() < Duration::from_secs(1));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -68,13 +68,130 @@ impl Listener {
     }
 }
 
-/// A process of a server that usually serves the port.
+/// A running instance of a server that usually serves the port: one per process tree, not
+/// one per process (PostgreSQL's checkpointer, walwriter … and nginx's workers are children
+/// of the process that listens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningServer {
     pub server: &'static str,
+    /// The process that names the instance: the one holding its listening sockets, else the
+    /// root of its tree.
     pub process: Process,
-    /// Its listening sockets, when they could be seen (`None` without permission).
+    /// The instance's listening sockets (of any of its processes), when they could be seen:
+    /// `None` when no process of it let its descriptors be read (another user's, without
+    /// root; or gone meanwhile).
     pub listening: Option<Vec<SocketAddr>>,
+    /// The pids of its other processes (children of the same server), ascending.
+    pub workers: Vec<u32>,
+}
+
+/// A listener's accept queue as `ss -ltn` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLook {
+    /// Connections waiting to be accepted (Recv-Q).
+    pub queued: u32,
+    /// Its room (Send-Q); past it new SYNs are dropped.
+    pub backlog: Option<u32>,
+}
+
+impl QueueLook {
+    /// Full: the kernel drops new SYNs (Recv-Q > Send-Q).
+    pub fn full(&self) -> bool {
+        self.backlog.is_some_and(|b| self.queued > b)
+    }
+}
+
+/// The listener that takes connections to `address` and its accept queue now (one netlink
+/// lookup), with this network namespace's listen-drop counters (/proc/net/netstat: a few
+/// hundred µs, so only for a probe already silent). Blocking.
+pub fn queue_look(address: SocketAddr) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
+    let listener = sock_diag::listener_at(address)
+        .ok()
+        .flatten()
+        .map(|e| QueueLook {
+            queued: e.queued,
+            backlog: e.backlog,
+        });
+    (listener, netstat::read())
+}
+
+/// A process of a usual server as the scan found it, before instances are told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundServer {
+    pub server: &'static str,
+    pub process: Process,
+    /// Its parent, from /proc/PID/stat (`None` when unreadable).
+    pub ppid: Option<u32>,
+    /// Its listening sockets; `None` when its descriptors could not be read.
+    pub listening: Option<Vec<SocketAddr>>,
+}
+
+/// One [`RunningServer`] per instance: a process whose parent is a process of the same
+/// server belongs to its parent's instance (followed up to the root of the tree). Instances
+/// come in the order their roots were found.
+pub fn instances(found: &[FoundServer]) -> Vec<RunningServer> {
+    let by_pid: HashMap<u32, &FoundServer> = found.iter().map(|f| (f.process.pid, f)).collect();
+    let root_of = |f: &FoundServer| {
+        let mut at = f;
+        // Bounded: a pid cycle cannot happen in /proc, but a read mid-change must not loop.
+        for _ in 0..found.len() {
+            match at.ppid.and_then(|p| by_pid.get(&p)) {
+                Some(parent)
+                    if parent.server == at.server && parent.process.pid != at.process.pid =>
+                {
+                    at = parent
+                }
+                _ => break,
+            }
+        }
+        at.process.pid
+    };
+    let mut groups: Vec<(u32, Vec<&FoundServer>)> = Vec::new();
+    for f in found {
+        let root = root_of(f);
+        match groups.iter_mut().find(|(r, _)| *r == root) {
+            Some((_, members)) => members.push(f),
+            None => groups.push((root, vec![f])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(root, members)| {
+            let root_found = by_pid.get(&root).copied().unwrap_or(members[0]);
+            let listener = members
+                .iter()
+                .find(|m| m.listening.as_ref().is_some_and(|l| !l.is_empty()));
+            let named = listener.copied().unwrap_or(root_found);
+            let listening = if listener.is_some() {
+                let mut all: Vec<SocketAddr> = Vec::new();
+                for a in members
+                    .iter()
+                    .filter_map(|m| m.listening.as_ref())
+                    .flatten()
+                {
+                    if !all.contains(a) {
+                        all.push(*a);
+                    }
+                }
+                Some(all)
+            } else {
+                // The root holds a server's listeners: read and empty, it listens nowhere.
+                root_found.listening.clone()
+            };
+            let mut workers: Vec<u32> = members
+                .iter()
+                .map(|m| m.process.pid)
+                .filter(|p| *p != named.process.pid)
+                .collect();
+            workers.sort_unstable();
+            RunningServer {
+                server: named.server,
+                process: named.process.clone(),
+                listening,
+                workers,
+            }
+        })
+        .collect()
 }
 
 /// What the firewall inspection found.
@@ -159,7 +276,7 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
         || ip.to_canonical().is_loopback()
         || ip.is_unspecified()
-        || addresses.contains(&ip)
+        || addresses.iter().any(|a| crate::icmp::same_host(*a, ip))
 }
 
 /// How many TCP connects this machine (this network namespace) has begun: `ActiveOpens` in
@@ -205,125 +322,163 @@ pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
         .expect("one port asked, one answer")
 }
 
-/// The local facts of several ports from one socket-table read and one /proc scan (a run of
-/// many targets on this machine shares them, see [`shared`]): one [`LocalFacts`] per port, in
-/// the order of `ports` (blocking).
+/// The local facts of several ports from one socket-table read and one /proc scan: one
+/// [`LocalFacts`] per port, in the order of `ports` (blocking).
 pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
-    inspect_ports_within(ports, addresses, OWNER_SEARCH_BUDGET)
+    let inspection = Inspection::read(ports);
+    ports
+        .iter()
+        .map(|&port| inspection.facts_for(port, addresses.clone()))
+        .collect()
 }
 
-/// [`inspect_ports`] with `budget` for the owner search (this thread's CPU time).
-fn inspect_ports_within(
-    ports: &[u16],
-    addresses: Vec<IpAddr>,
-    budget: std::time::Duration,
-) -> Vec<LocalFacts> {
-    let privileged = crate::sys::is_root();
-    let systemd = runs_systemd();
-    // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
-    let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
-    let listening: Vec<&SocketEntry> = table.iter().filter(|e| e.state == LISTEN).collect();
-    let asked: Vec<&SocketEntry> = listening
-        .iter()
-        .copied()
-        .filter(|e| ports.contains(&e.local.port()))
-        .collect();
-    let mut usual: Vec<&servers::KnownServer> = Vec::new();
-    for s in ports.iter().flat_map(|p| servers::for_port(*p)) {
-        if !usual.iter().any(|u| u.name == s.name) {
-            usual.push(s);
+/// One socket-table read and one /proc scan for several ports (a run of many targets on this
+/// machine shares them, see [`shared`]). Each port's [`LocalFacts`] are built from it when a
+/// check asks ([`Inspection::facts_for`]): a run of 10,000 ports asks for them one at a time,
+/// and building all 10,000 at each of its reads took a tenth of its CPU time and 4.5 MB.
+#[derive(Debug)]
+pub struct Inspection {
+    privileged: bool,
+    /// The machine runs systemd (`/run/systemd/system`): advice names `systemctl`, else
+    /// `service`.
+    systemd: bool,
+    /// The listening sockets, of every port.
+    listening: Vec<SocketEntry>,
+    scan: Scan,
+    users: UserNames,
+    /// Read only when a listener of the ports has a full accept queue.
+    listen_drops: Option<netstat::ListenCounters>,
+}
+
+impl Inspection {
+    /// Read the socket table and scan /proc for the listeners of `ports` and the ports' usual
+    /// servers (blocking).
+    pub fn read(ports: &[u16]) -> Inspection {
+        Inspection::read_within(ports, OWNER_SEARCH_BUDGET)
+    }
+
+    /// [`Inspection::read`] with `budget` for the owner search (this thread's CPU time).
+    fn read_within(ports: &[u16], budget: std::time::Duration) -> Inspection {
+        let privileged = crate::sys::is_root();
+        // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
+        let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
+        let listening: Vec<SocketEntry> = table.into_iter().filter(|e| e.state == LISTEN).collect();
+        let asked: Vec<&SocketEntry> = listening
+            .iter()
+            .filter(|e| ports.contains(&e.local.port()))
+            .collect();
+        let mut usual: Vec<&servers::KnownServer> = Vec::new();
+        for s in ports.iter().flat_map(|p| servers::for_port(*p)) {
+            if !usual.iter().any(|u| u.name == s.name) {
+                usual.push(s);
+            }
+        }
+
+        let wanted: HashSet<u64> = asked.iter().map(|e| e.inode).collect();
+        // The other listeners an owner may hold too ("also listens on").
+        let others: HashSet<u64> = listening
+            .iter()
+            .map(|e| e.inode)
+            .filter(|i| !wanted.contains(i))
+            .collect();
+        let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
+        let budget = thread_cpu_time() + budget;
+        let scan = scan_processes(
+            &Sought {
+                wanted: &wanted,
+                others: &others,
+            },
+            &uids,
+            &usual,
+            budget,
+        );
+        // Only worth a read when a listener's queue is full: it then says how often.
+        let listen_drops = asked
+            .iter()
+            .any(|e| e.backlog.is_some_and(|b| e.queued > b))
+            .then(netstat::read)
+            .flatten();
+        Inspection {
+            privileged,
+            systemd: runs_systemd(),
+            listening,
+            scan,
+            users: UserNames::default(),
+            listen_drops,
         }
     }
 
-    let wanted: HashSet<u64> = asked.iter().map(|e| e.inode).collect();
-    // The other listeners an owner may hold too ("also listens on").
-    let others: HashSet<u64> = listening
-        .iter()
-        .map(|e| e.inode)
-        .filter(|i| !wanted.contains(i))
-        .collect();
-    let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
-    let budget = thread_cpu_time() + budget;
-    let scan = scan_processes(
-        &Sought {
-            wanted: &wanted,
-            others: &others,
-        },
-        &uids,
-        &usual,
-        budget,
-    );
+    fn listener(&self, e: &SocketEntry) -> Listener {
+        Listener {
+            address: e.local.ip(),
+            port: e.local.port(),
+            queued: e.queued,
+            backlog: e.backlog,
+            uid: e.uid,
+            user: self.users.name(e.uid),
+            process: self.scan.owner.get(&e.inode).cloned(),
+        }
+    }
 
-    let users = UserNames::default();
-    let listener = |e: &SocketEntry| Listener {
-        address: e.local.ip(),
-        port: e.local.port(),
-        queued: e.queued,
-        backlog: e.backlog,
-        uid: e.uid,
-        user: users.name(e.uid),
-        process: scan.owner.get(&e.inode).cloned(),
-    };
-    // Only worth a read when a listener's queue is full: it then says how often.
-    let listen_drops = asked
-        .iter()
-        .any(|e| listener(e).queue_full())
-        .then(netstat::read)
-        .flatten();
-    ports
-        .iter()
-        .map(|&port| {
-            let listeners: Vec<Listener> = asked
-                .iter()
-                .filter(|e| e.local.port() == port)
-                .map(|e| listener(e))
-                .collect();
-            let owner_pids: HashSet<u32> = listeners
-                .iter()
-                .filter_map(|l| l.process.as_ref().map(|p| p.pid))
-                .collect();
-            let owner_other_listeners = listening
-                .iter()
-                .filter(|e| e.local.port() != port)
-                .filter(|e| {
-                    scan.inodes_of
+    /// The facts of `port`, one of the ports read, given this machine's interface addresses.
+    pub fn facts_for(&self, port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
+        let scan = &self.scan;
+        let listening = &self.listening;
+        let listeners: Vec<Listener> = listening
+            .iter()
+            .filter(|e| e.local.port() == port)
+            .map(|e| self.listener(e))
+            .collect();
+        let owner_pids: HashSet<u32> = listeners
+            .iter()
+            .filter_map(|l| l.process.as_ref().map(|p| p.pid))
+            .collect();
+        let owner_other_listeners = listening
+            .iter()
+            .filter(|e| e.local.port() != port)
+            .filter(|e| {
+                scan.inodes_of
+                    .iter()
+                    .any(|(pid, inodes)| owner_pids.contains(pid) && inodes.contains(&e.inode))
+            })
+            .map(|e| self.listener(e))
+            .collect();
+        let usual_here: Vec<&servers::KnownServer> = servers::for_port(port).collect();
+        let found: Vec<FoundServer> = scan
+            .usual
+            .iter()
+            .filter(|(server, _, _)| usual_here.iter().any(|s| s.name == *server))
+            .map(|(server, proc_, ppid)| FoundServer {
+                server,
+                process: proc_.clone(),
+                ppid: *ppid,
+                listening: scan.fds_read.contains(&proc_.pid).then(|| {
+                    let inodes = scan.inodes_of.get(&proc_.pid);
+                    listening
                         .iter()
-                        .any(|(pid, inodes)| owner_pids.contains(pid) && inodes.contains(&e.inode))
-                })
-                .map(|e| listener(e))
-                .collect();
-            let usual_here: Vec<&servers::KnownServer> = servers::for_port(port).collect();
-            let usual_servers = scan
-                .usual
-                .iter()
-                .filter(|(server, _)| usual_here.iter().any(|s| s.name == *server))
-                .map(|(server, proc_)| RunningServer {
-                    server,
-                    process: proc_.clone(),
-                    listening: scan.inodes_of.get(&proc_.pid).map(|inodes| {
-                        listening
-                            .iter()
-                            .filter(|e| inodes.contains(&e.inode))
-                            .map(|e| e.local)
-                            .collect()
-                    }),
-                })
-                .collect();
-            let incomplete = scan.incomplete && listeners.iter().any(|l| l.process.is_none());
-            LocalFacts {
-                systemd,
-                port,
-                addresses: addresses.clone(),
-                owner_other_listeners,
-                usual_servers,
-                usual_server_names: usual_here.iter().map(|s| s.name).collect(),
-                privileged,
-                listen_drops: listen_drops.filter(|_| listeners.iter().any(Listener::queue_full)),
-                listeners,
-                owner_search_incomplete: incomplete,
-            }
-        })
-        .collect()
+                        .filter(|e| inodes.is_some_and(|i| i.contains(&e.inode)))
+                        .map(|e| e.local)
+                        .collect()
+                }),
+            })
+            .collect();
+        let usual_servers = instances(&found);
+        let incomplete = scan.incomplete && listeners.iter().any(|l| l.process.is_none());
+        LocalFacts {
+            systemd: self.systemd,
+            port,
+            addresses,
+            owner_other_listeners,
+            usual_servers,
+            usual_server_names: usual_here.iter().map(|s| s.name).collect(),
+            privileged: self.privileged,
+            listen_drops: self
+                .listen_drops
+                .filter(|_| listeners.iter().any(Listener::queue_full)),
+            listeners,
+            owner_search_incomplete: incomplete,
+        }
+    }
 }
 
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
@@ -360,14 +515,17 @@ struct Sought<'a> {
     others: &'a HashSet<u64>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Scan {
     /// socket inode → owning process, for the wanted inodes.
     owner: HashMap<u64, Process>,
     /// pid → its socket inodes, for owners and usual servers whose fds could be read.
     inodes_of: HashMap<u32, HashSet<u64>>,
-    /// Running processes of the usual servers.
-    usual: Vec<(&'static str, Process)>,
+    /// Running processes of the usual servers, with their parent.
+    usual: Vec<(&'static str, Process, Option<u32>)>,
+    /// The processes whose descriptors were read (a usual server with no socket among them
+    /// listens nowhere; one whose were not may listen anywhere).
+    fds_read: HashSet<u32>,
     /// The budget ran out before every wanted inode's owner was found.
     incomplete: bool,
     /// Processes whose fds were read only up to [`FIRST_FDS`], none of them wanted.
@@ -525,9 +683,12 @@ fn visit_fds_from(
     skip: usize,
     limit: usize,
 ) {
-    let (mut inodes, cut) = socket_inodes(pid, dir, sought, skip, limit);
+    let (mut inodes, cut, read) = socket_inodes(pid, dir, sought, skip, limit);
     if cut {
         scan.deep.push(pid);
+    }
+    if read {
+        scan.fds_read.insert(pid);
     }
     if let Some(earlier) = scan.inodes_of.get(&pid) {
         inodes.extend(earlier);
@@ -550,7 +711,8 @@ fn visit_fds_from(
         scan.owner.insert(i, process.clone());
     }
     if let Some(s) = usual_server {
-        scan.usual.push((s, process.clone()));
+        let ppid = idle::parse_parent(&read_proc(pid, "stat", 1024)).map(|(_, ppid)| ppid);
+        scan.usual.push((s, process.clone(), ppid));
     }
     if !inodes.is_empty() {
         scan.inodes_of.insert(pid, inodes);
@@ -587,8 +749,8 @@ fn exe(pid: u32) -> Option<String> {
 const FIRST_FDS: usize = 64;
 
 /// The socket inodes a process holds (empty when its fds cannot be read), reading at most
-/// `limit` fds from the `skip`th on, and whether it stopped there with more to read and no
-/// `wanted` one seen. Stops at the first fd it may not read (EACCES): the rest are not readable
+/// `limit` fds from the `skip`th on, whether it stopped there with more to read and no
+/// `wanted` one seen, and whether its fds could be read at all. Stops at the first fd it may not read (EACCES): the rest are not readable
 /// either; and [`FDS_AFTER_OWNER`] fds after the first `wanted` one (its other listeners are
 /// then those among them).
 fn socket_inodes(
@@ -597,16 +759,17 @@ fn socket_inodes(
     sought: &Sought,
     skip: usize,
     limit: usize,
-) -> (HashSet<u64>, bool) {
+) -> (HashSet<u64>, bool, bool) {
     let mut out = HashSet::new();
     let Some(mut fds) = dir.or_else(|| crate::sys::fd_dir(pid).ok()) else {
-        return (out, false);
+        return (out, false, false);
     };
     // Listeners (wanted or not) this process may also hold, not yet seen among its fds: the
     // v6 twin of a dual-stack listener, another port of the run, another port it serves.
     let mut unseen = sought.wanted.len() + sought.others.len();
     let mut left: Option<usize> = None;
     let mut read = 0;
+    let mut denied = false;
     // fd 0 is read before the listing: a process whose fds may not be read (another user's;
     // without CAP_SYS_PTRACE, one that is not dumpable) fails there when it has an fd 0, and
     // the listing (the kernel builds an entry for each fd listed, a few dozen a call) is not
@@ -614,7 +777,9 @@ fn socket_inodes(
     let mut fd0 = None;
     if skip == 0 {
         match fds.link(0) {
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return (out, false),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return (out, false, false);
+            }
             first => fd0 = Some(first),
         }
     }
@@ -624,7 +789,7 @@ fn socket_inodes(
             continue;
         }
         if left.is_none() && read - skip >= limit {
-            return (out, true);
+            return (out, true, true);
         }
         if let Some(n) = left.as_mut() {
             // Every listener of the machine is among its fds: nothing more to find.
@@ -656,12 +821,15 @@ fn socket_inodes(
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => break,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                denied = true;
+                break;
+            }
             // The fd was closed meanwhile.
             Err(_) => {}
         }
     }
-    (out, false)
+    (out, false, !denied)
 }
 
 /// Longest command line kept, in characters (`…` when cut).
@@ -701,15 +869,17 @@ pub fn mask_cmdline(args: &[String]) -> String {
 /// uid → user name: /etc/passwd first (NSS's "files" source, which comes first on every usual
 /// system), then the system's user database (NSS: LDAP, sssd …), cached. `getpwuid_r` reads
 /// nsswitch.conf and asks nscd before the file: ~0.2 ms of an open check that takes 2.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct UserNames {
-    cache: std::cell::RefCell<HashMap<u32, Option<String>>>,
+    // A Mutex, not a RefCell: a run's shared inspection is read by its checks.
+    cache: std::sync::Mutex<HashMap<u32, Option<String>>>,
 }
 
 impl UserNames {
     fn name(&self, uid: u32) -> Option<String> {
         self.cache
-            .borrow_mut()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(uid)
             .or_insert_with(|| lookup_user(uid))
             .clone()
@@ -717,10 +887,20 @@ impl UserNames {
 }
 
 fn lookup_user(uid: u32) -> Option<String> {
-    std::fs::read("/etc/passwd")
-        .ok()
-        .and_then(|text| passwd_name(&text, uid))
-        .or_else(|| crate::sys::user_name(uid))
+    use std::path::Path;
+    // Read as the resolver's files are: a FIFO or device at /etc/passwd must cost the name,
+    // not hold the inspection for ever.
+    let passwd =
+        crate::dns::files::read_bounded(Path::new("/etc/passwd"), crate::dns::files::MAX_FILE);
+    if let Some(name) = passwd.as_ref().ok().and_then(|text| passwd_name(text, uid)) {
+        return Some(name);
+    }
+    // glibc's user database opens both files with a blocking `open`: asked only when they
+    // would be read at once.
+    let readable = ["/etc/nsswitch.conf", "/etc/passwd"]
+        .iter()
+        .all(|p| crate::dns::files::regular_or_absent(Path::new(p)));
+    readable.then(|| crate::sys::user_name(uid)).flatten()
 }
 
 /// The name of `uid` in the text of a passwd(5) file (`name:x:uid:gid:…`); the first entry
@@ -792,13 +972,8 @@ mod tests {
     /// among the machine's processes, however many run there (the budget's own behaviour is
     /// not what they test).
     fn inspect_unhurried(port: u16) -> LocalFacts {
-        inspect_ports_within(
-            &[port],
-            interface_addresses(),
-            std::time::Duration::from_secs(10),
-        )
-        .pop()
-        .unwrap()
+        Inspection::read_within(&[port], std::time::Duration::from_secs(10))
+            .facts_for(port, interface_addresses())
     }
 
     #[test]
@@ -863,6 +1038,71 @@ mod tests {
             let line = mask_cmdline(&args);
             proptest::prop_assert!(line.chars().count() <= MAX_CMDLINE + 1);
         }
+    }
+
+    fn found(pid: u32, ppid: u32, cmdline: &str, listening: Option<&[&str]>) -> FoundServer {
+        FoundServer {
+            server: "PostgreSQL",
+            process: Process {
+                pid,
+                name: "postgres".into(),
+                cmdline: cmdline.into(),
+                exe: None,
+            },
+            ppid: Some(ppid),
+            listening: listening.map(|l| l.iter().map(|a| a.parse().unwrap()).collect()),
+        }
+    }
+
+    #[test]
+    fn a_servers_worker_processes_are_one_instance_named_by_its_listener() {
+        // As /proc lists them: a worker may come before its postmaster.
+        let procs = [
+            found(
+                812,
+                1,
+                "/usr/lib/postgresql/15/bin/postgres -D /d",
+                Some(&["127.0.0.1:5433"]),
+            ),
+            found(813, 812, "postgres: checkpointer", Some(&[])),
+            found(814, 812, "postgres: walwriter", Some(&[])),
+            found(815, 812, "postgres: autovacuum launcher", None),
+            // Another cluster, not listening (yet): its own instance, named by its root.
+            found(900, 1, "postgres -D /other", Some(&[])),
+            found(901, 900, "postgres: checkpointer", Some(&[])),
+            // A backend forked by a worker: still the first instance.
+            found(816, 815, "postgres: autovacuum worker", Some(&[])),
+        ];
+        let mut order = procs.to_vec();
+        order.rotate_left(1);
+        for list in [procs.to_vec(), order] {
+            let got = instances(&list);
+            assert_eq!(got.len(), 2, "{got:?}");
+            let main = got.iter().find(|r| r.process.pid == 812).unwrap();
+            assert_eq!(main.workers, [813, 814, 815, 816]);
+            assert_eq!(
+                main.listening,
+                Some(vec!["127.0.0.1:5433".parse().unwrap()])
+            );
+            let other = got.iter().find(|r| r.process.pid == 900).unwrap();
+            assert_eq!(other.workers, [901]);
+            assert_eq!(other.listening, Some(vec![]), "read, and listening nowhere");
+        }
+        // Unreadable descriptors everywhere: where it listens is not known.
+        let hidden = [
+            found(812, 1, "postgres", None),
+            found(813, 812, "postgres: x", None),
+        ];
+        let got = instances(&hidden);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].listening, None);
+        // Two servers of the same tree shape stay apart by server.
+        let mut redis = found(813, 812, "redis-server", Some(&[]));
+        redis.server = "Redis";
+        assert_eq!(
+            instances(&[found(812, 1, "postgres", Some(&[])), redis]).len(),
+            2
+        );
     }
 
     #[test]

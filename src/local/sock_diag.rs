@@ -59,6 +59,26 @@ pub fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
     Ok(server_side(server, client)?.is_some_and(|e| e.state == ESTABLISHED && e.inode != 0))
 }
 
+/// The listener that takes connections to `server` on this machine, with its accept queue
+/// (`queued`, `backlog`) as it is now: one lookup, no dump. The kernel answers a lookup of a
+/// connection that does not exist (remote port 0) with the listener that would take it.
+pub fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
+    let unspecified = match server.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
+    nl.send_to_kernel(&one_request(server, SocketAddr::new(unspecified, 0)))?;
+    let mut buf = Vec::with_capacity(4096);
+    nl.recv_into(&mut buf)?;
+    let mut out = Vec::new();
+    match parse(&buf, &mut out) {
+        Ok(_) => Ok(out.into_iter().next().filter(|e| e.state == LISTEN)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// TCP_ESTABLISHED.
 const ESTABLISHED: u8 = 1;
 
@@ -260,6 +280,27 @@ mod tests {
         // No connection from this port: the kernel's answer would be the listener.
         let nobody = SocketAddr::new(client.ip(), 1);
         assert_eq!(accepted(server, nobody).unwrap(), None);
+    }
+
+    #[test]
+    fn the_listener_of_an_address_is_found_with_its_queue() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        use std::net::TcpStream;
+        let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        l.bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        l.listen(7).unwrap();
+        let server = l.local_addr().unwrap().as_socket().unwrap();
+        let _waiting = [
+            TcpStream::connect(server).unwrap(),
+            TcpStream::connect(server).unwrap(),
+        ];
+        let e = listener_at(server).unwrap().expect("the listener");
+        assert_eq!((e.local, e.state, e.queued), (server, LISTEN, 2));
+        assert_eq!(e.backlog, Some(7));
+        // A port nothing listens on.
+        drop(l);
+        assert!(listener_at(server).unwrap().is_none());
     }
 
     #[test]

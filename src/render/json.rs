@@ -162,6 +162,33 @@ struct ProbeJ {
     /// After the connect (open addresses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<SessionJ>,
+    /// An address of this machine silent past the first moments: its listener's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueWatchJ>,
+}
+
+#[derive(Serialize)]
+struct QueueLookJ {
+    queued: u32,
+    backlog: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct QueueWatchJ {
+    first: Option<QueueLookJ>,
+    last: Option<QueueLookJ>,
+    overflows: Option<u64>,
+    drops: Option<u64>,
+    waited_retransmit: bool,
+}
+
+#[derive(Serialize)]
+struct NotAcceptedJ {
+    waited_ms: f64,
+    queued: Option<u32>,
+    backlog: Option<u32>,
+    asleep: Option<bool>,
+    cut_short: bool,
 }
 
 #[derive(Serialize)]
@@ -172,6 +199,9 @@ struct SessionJ {
     /// Connections to this machine: after how long every thread of the program (and of its
     /// children) was seen asleep with the connection still held; the watch ended there.
     at_rest_ms: Option<f64>,
+    /// Connections to this machine: the program did not take it within the watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_accepted: Option<NotAcceptedJ>,
     first: FirstJ,
     tls: Option<TlsJ>,
     mss_retry: Option<MssJ>,
@@ -410,6 +440,9 @@ struct ListenerJ {
     uid: u32,
     user: Option<String>,
     process: Option<ProcessJ>,
+    /// Its accept queue when the socket table was read (`ss -ltn`'s Recv-Q and Send-Q).
+    queued: u32,
+    backlog: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +460,7 @@ struct RunningJ {
     server: &'static str,
     process: ProcessJ,
     listening: Option<Vec<String>>,
+    workers: Vec<u32>,
 }
 
 #[derive(Serialize)]
@@ -630,6 +664,8 @@ fn listener(l: &Listener) -> ListenerJ {
         uid: l.uid,
         user: l.user.clone(),
         process: l.process.as_ref().map(process),
+        queued: l.queued,
+        backlog: l.backlog,
     }
 }
 
@@ -666,6 +702,7 @@ fn local(l: Option<&LocalFacts>, fw: Option<&Firewall>) -> LocalJ {
                     server: s.server,
                     process: process(&s.process),
                     listening: s.listening.as_ref().map(|v| strings(v)),
+                    workers: s.workers.clone(),
                 })
                 .collect()
         }),
@@ -727,6 +764,13 @@ fn session(s: &SessionFacts) -> SessionJ {
         window_ms: ms(s.window),
         accepted_ms: s.accepted.map(ms),
         at_rest_ms: s.at_rest.map(ms),
+        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
+            waited_ms: ms(n.waited),
+            queued: n.queued,
+            backlog: n.backlog,
+            asleep: n.asleep,
+            cut_short: n.cut_short,
+        }),
         first: FirstJ {
             kind,
             banner,
@@ -952,9 +996,22 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
         .addresses
         .iter()
         .zip(&diag.addresses)
-        .map(|(f, a)| (&f.probe, f.session.as_ref(), a))
-        .map(|(p, sess, a)| ProbeJ {
+        .map(|(f, a)| (&f.probe, f.session.as_ref(), a, f.queue.as_ref()))
+        .map(|(p, sess, a, queue)| ProbeJ {
             session: sess.map(session),
+            queue: queue.map(|q| {
+                let look = |l: &crate::local::QueueLook| QueueLookJ {
+                    queued: l.queued,
+                    backlog: l.backlog,
+                };
+                QueueWatchJ {
+                    first: q.first.as_ref().map(look),
+                    last: q.last.as_ref().map(look),
+                    overflows: q.overflows,
+                    drops: q.drops,
+                    waited_retransmit: q.waited_retransmit,
+                }
+            }),
             address: a.address.ip().to_string(),
             port: a.address.port(),
             family: family(a.address.ip()),

@@ -10,25 +10,37 @@ use crate::diagnosis::{Diagnosis, Verdict, fmt_duration};
 use crate::escape::escape as x;
 use crate::facts::Facts;
 
-/// Write the table.
-pub fn render(rows: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()> {
-    let cells: Vec<[String; 5]> = rows
-        .iter()
-        .map(|(f, d)| {
-            let address = match d.addresses.as_slice() {
-                [] => "-".to_string(),
-                [a] => a.address.ip().to_string(),
-                [a, rest @ ..] => format!("{} +{}", a.address.ip(), rest.len()),
-            };
-            [
+/// What the table shows of one check, already escaped: a run of many targets keeps this, not
+/// the check's facts (a few hundred bytes a row instead of kilobytes).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub verdict: Verdict,
+    cells: [String; 5],
+}
+
+impl Row {
+    pub fn new(f: &Facts, d: &Diagnosis) -> Row {
+        let address = match d.addresses.as_slice() {
+            [] => "-".to_string(),
+            [a] => a.address.ip().to_string(),
+            [a, rest @ ..] => format!("{} +{}", a.address.ip(), rest.len()),
+        };
+        Row {
+            verdict: d.verdict,
+            cells: [
                 x(&f.target.display()).into_owned(),
                 d.verdict.as_str().to_string(),
                 address,
                 fmt_duration(f.elapsed),
                 x(&d.summary).into_owned(),
-            ]
-        })
-        .collect();
+            ],
+        }
+    }
+}
+
+/// Write the table.
+pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
+    let cells: Vec<&[String; 5]> = rows.iter().map(|r| &r.cells).collect();
     let head = ["TARGET", "VERDICT", "ADDRESS", "TIME", "WHY"];
     let width = |i: usize| {
         cells
@@ -52,9 +64,9 @@ pub fn render(rows: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()
     // goes on the lines below its row instead.
     let why_at = w0 + w1 + w2 + w3 + 8;
     let below = super::width() < why_at + 24;
-    for (c, (_, d)) in cells.iter().zip(rows) {
+    for (c, r) in cells.iter().zip(rows) {
         let verdict = format!("{:<w1$}", c[1]);
-        let verdict = if d.verdict == Verdict::Open {
+        let verdict = if r.verdict == Verdict::Open {
             verdict.green()
         } else {
             verdict.red().bold()

@@ -90,6 +90,7 @@ fn text_filtered_with_liveness_and_path() {
         addresses: vec![AddressFacts {
             here: false,
             session: None,
+            queue: None,
             probe: silent(228_000),
             silence: Some(Silence {
                 liveness: vec![
@@ -321,6 +322,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         http,
         tls_confirm: None,
         answered: None,
+        not_accepted: None,
     };
     let open = |s: SessionFacts| {
         let mut a = AddressFacts::probed(fact(addr, ConnectResult::Connected, 200, None));
@@ -502,6 +504,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
                 vec![RunningServer {
                     server: "PostgreSQL",
                     process,
+                    workers: vec![],
                     listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
                 }],
             )),
@@ -557,7 +560,8 @@ proptest::proptest! {
             super::markdown::render(&[(&facts, &d), (&facts, &d)], &host, &mut md).unwrap();
             let md = String::from_utf8(md).unwrap();
             let mut table = Vec::new();
-            super::table::render(&[(&facts, &d), (&facts, &d)], &mut table).unwrap();
+            let row = super::table::Row::new(&facts, &d);
+            super::table::render(&[row.clone(), row], &mut table).unwrap();
             let table = String::from_utf8(table).unwrap();
             for (format, out) in [("text", &text), ("json", &json), ("markdown", &md), ("table", &table)] {
                 prop_assert!(!raw(out), "{format}: raw character in\n{out}");
@@ -580,4 +584,47 @@ proptest::proptest! {
             prop_assert_eq!(text_bullets(&text), messages);
         }
     }
+}
+
+/// A listener whose owner was not found: without root, sudo would show it; as root it was
+/// not found (the owner search cut short), and sudo is never advised to root.
+#[test]
+fn an_owner_not_found_as_root_is_not_a_matter_of_sudo() {
+    let mut f = Facts {
+        addresses: vec![AddressFacts::probed(fact(
+            "127.0.0.1:443",
+            ConnectResult::Connected,
+            200,
+            None,
+        ))],
+        ..Facts::new(target("127.0.0.1 443"), Duration::from_secs(5))
+    };
+    let local = |privileged| crate::local::LocalFacts {
+        port: 443,
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+        listeners: vec![crate::local::Listener {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 443,
+            uid: 0,
+            queued: 0,
+            backlog: Some(100),
+            user: Some("root".into()),
+            process: None,
+        }],
+        owner_other_listeners: vec![],
+        usual_servers: vec![],
+        usual_server_names: vec![],
+        privileged,
+        listen_drops: None,
+        owner_search_incomplete: privileged,
+        systemd: true,
+    };
+    f.local = Some(local(true));
+    f.privileged = true;
+    let text = render(&f, false);
+    assert!(text.contains("a process of root (not found)"), "{text}");
+    assert!(!text.contains("sudo"), "{text}");
+    f.local = Some(local(false));
+    f.privileged = false;
+    assert!(render(&f, false).contains("(run with sudo to see which)"));
 }

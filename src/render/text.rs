@@ -248,7 +248,13 @@ pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<
                     writeln!(w, "{:LABEL$}{}", "", cmd.dimmed())?;
                 }
                 None => {
-                    let who = format!("a process of {user} (run with sudo to see which)");
+                    // As root every process is visible: an owner not found is the owner
+                    // search cut short (or a process gone meanwhile), not a matter of sudo.
+                    let who = if l.privileged {
+                        format!("a process of {user} (not found)")
+                    } else {
+                        format!("a process of {user} (run with sudo to see which)")
+                    };
                     field(w, label, &x(&format!("{addr}  {who}")), dim)?;
                 }
             }

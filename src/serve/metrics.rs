@@ -394,7 +394,9 @@ fn tls_series(t: &TlsFacts) -> TlsSeries {
     TlsSeries {
         earliest_expiry: earliest as f64,
         // The chain as sent, when it verified (rustls does not hand back the path it built).
-        last_chain_expiry: if t.ok() {
+        // With verification skipped there is no verified chain, as in Go (its VerifiedChains
+        // is empty under InsecureSkipVerify), whatever verification would have said.
+        last_chain_expiry: if t.ok() && t.unverified.is_none() {
             earliest as f64
         } else {
             GO_ZERO_TIME

@@ -128,6 +128,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return ExitCode::Usage.code();
         }
     };
+    // Many probes at once need more than the usual 1024 descriptors (Go programs, so
+    // blackbox_exporter, raise the soft limit at start too).
     let _ = crate::sys::raise_open_file_limit();
     colored::control::set_override(false);
     let rt = match tokio::runtime::Builder::new_current_thread()

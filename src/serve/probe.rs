@@ -246,6 +246,8 @@ pub async fn run(
                 .http_ask()
                 .map(|_| StatusSet::valid_codes(&module.valid_status_codes)),
             ask,
+            // The failure's reason is the point of the exporter: every fact that explains one.
+            report: true,
         };
         let url = current.url.as_ref().map(|u| u.to_string());
         let facts = pipeline::gather_with(

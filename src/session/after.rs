@@ -132,6 +132,9 @@ pub struct SessionFacts {
     /// After how long the program was seen back to waiting with the connection held (every
     /// thread asleep, see [`crate::local::idle`]); the watch ended there.
     pub at_rest: Option<Duration>,
+    /// For a connection to this machine: the program did not take it (`accept()`) within
+    /// [`first::ACCEPT_WAIT`] (see [`first::watch_here`]).
+    pub not_accepted: Option<first::NotAccepted>,
     pub first: First,
     /// Set when the address is an HTTP proxy the session went through.
     pub via: Option<ViaProxy>,
@@ -198,6 +201,8 @@ pub async fn after_connect_via(
         (stream.local_addr(), stream.peer_addr()),
         (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
     );
+    let ends = (stream.local_addr(), stream.peer_addr());
+    let connected_at = Instant::now();
     let seen = if client_first {
         first::HereWatch::connection_only(First::Unwatched, window)
     } else if here {
@@ -211,6 +216,7 @@ pub async fn after_connect_via(
         window: seen.watched,
         accepted: seen.accepted,
         at_rest: seen.at_rest,
+        not_accepted: seen.not_accepted,
         first,
         via: None,
         tls: None,
@@ -355,6 +361,19 @@ pub async fn after_connect_via(
                 facts.http = Some(h);
             }
         }
+    }
+    // On this machine, a first message that got nothing back: was the connection ever taken
+    // from the accept queue? (Still queued, the program does not take connections.)
+    let unanswered = matches!(
+        facts.tls.as_ref().and_then(|t| t.failure.as_ref()),
+        Some(tls::TlsFailure::NoReply)
+    ) || matches!(
+        facts.http.as_ref().and_then(|h| h.failure.as_ref()),
+        Some(http::HttpFailure::NoReply)
+    );
+    if let (true, true, None, (Ok(client), Ok(server))) = (here, unanswered, via, ends) {
+        facts.not_accepted =
+            first::still_queued(server, client, connected_at, req.program.as_ref(), deadline).await;
     }
     // Through a proxy, a hang-up or a greeting is the proxy's or the tunnel's: not watched.
     if client_first && via.is_none() {

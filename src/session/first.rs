@@ -145,6 +145,36 @@ impl std::fmt::Debug for Program {
     }
 }
 
+/// How long a connection to a program on this machine is watched waiting in the listener's
+/// accept queue before the program is said not to take connections. An idle program takes a
+/// connection within tens of microseconds; a busy one when the scheduler lets it: with 200 to
+/// 300 checks at once against one Python asyncio server on this project's 2-vCPU machine
+/// (`bench/busy.sh`, load averages up to 46 with other builds running), the slowest of 2,700
+/// accepts came after 695 ms (medians 21–205 ms; docs/benchmarks.md). 900 ms stays above that
+/// and under the second after which the kernel would retransmit a client's SYN: a program
+/// that has not called `accept()` by then leaves its clients hanging — hung (its threads
+/// asleep), or too busy, it or the machine (its threads running: the finding says which).
+pub const ACCEPT_WAIT: Duration = Duration::from_millis(900);
+
+/// A connection the program did not take: still in the listener's accept queue when the
+/// watch for the accept ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAccepted {
+    /// How long it was watched waiting ([`ACCEPT_WAIT`], or less when the deadline came
+    /// first).
+    pub waited: Duration,
+    /// The listener's accept queue then: connections waiting to be accepted, and its room
+    /// (`ss -ltn`'s Recv-Q and Send-Q); `None` when the kernel did not say.
+    pub queued: Option<u32>,
+    pub backlog: Option<u32>,
+    /// Were the program's threads (and its children's) all asleep then (`Some(false)`: some
+    /// ran; `None`: not seen — its processes unknown or unreadable)?
+    pub asleep: Option<bool>,
+    /// The deadline ended the watch before [`ACCEPT_WAIT`]: too soon to say the program does
+    /// not take connections.
+    pub cut_short: bool,
+}
+
 /// What [`watch_here`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HereWatch {
@@ -157,6 +187,8 @@ pub struct HereWatch {
     /// After how long every thread of the program (and of its children) was seen asleep with
     /// the connection still held: it went back to waiting, and the watch ended there.
     pub at_rest: Option<Duration>,
+    /// The program did not take the connection within [`ACCEPT_WAIT`] (or the deadline).
+    pub not_accepted: Option<NotAccepted>,
 }
 
 impl HereWatch {
@@ -168,6 +200,7 @@ impl HereWatch {
             watched: window,
             accepted: None,
             at_rest: None,
+            not_accepted: None,
         }
     }
 }
@@ -176,8 +209,10 @@ impl HereWatch {
 /// the connection (`accept()`) and when it has gone back to waiting ([`local::idle`]): the
 /// watch ends when the program is at rest with the connection held; [`ACCEPTED_GRACE`] after
 /// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
-/// still works or when it does not take the connection (still in the accept queue: a busy or
-/// hung program).
+/// still works. A connection still in the accept queue at the window's end is watched until
+/// the program takes it, for at most [`ACCEPT_WAIT`]: past that it is recorded as not
+/// accepted ([`NotAccepted`]: the queue, whether the program was asleep), a busy or hung
+/// program.
 pub async fn watch_here(
     stream: &TcpStream,
     window: Duration,
@@ -189,80 +224,191 @@ pub async fn watch_here(
     let (Ok(client), Ok(server)) = (stream.local_addr(), stream.peer_addr()) else {
         return HereWatch::connection_only(watch(stream, window, deadline).await, window);
     };
+    let accept_until = (start + ACCEPT_WAIT.max(window)).min(deadline);
+    // When the watch ends unless something ends it sooner: the window's end, moved on when
+    // the accept comes later than that.
+    let end_at = std::cell::Cell::new(until);
     let accepted_at = std::cell::Cell::new(None);
     let rest_at = std::cell::Cell::new(None);
+    let owners = program.as_ref().map(|p| p.owners.clone());
     let program_side = async {
         // An idle program accepts within tens of microseconds, below the runtime's 1 ms
         // timer: looked at once here, then at short intervals (`wait_accepted`).
         let seen = match accepted(server, client) {
             Some(true) => true,
-            Some(false) => wait_accepted(server, client, until.into_std()).await,
+            Some(false) => wait_accepted(server, client, accept_until.into_std()).await,
             // Not to be seen (another namespace, no netlink): the whole window.
             None => false,
         };
         if !seen {
-            return std::future::pending().await;
+            // Still queued at the end of the watch for the accept: the watch ends (and says
+            // so below). Gone from the queue meanwhile: a reset, which the watch reads.
+            if accepted(server, client) == Some(false) {
+                return;
+            }
+            return tokio::time::sleep_until(until).await;
         }
         accepted_at.set(Some(start.elapsed()));
-        // Watched until the program is seen back to waiting with the connection held; while
-        // it works (a thread or child still running) the watch goes on to the window's end.
-        // Only a program that cannot be seen (its processes unknown or unreadable) ends it
-        // by time, ACCEPTED_GRACE after the accept.
-        let (owners, connects) = match program {
-            Some(p) => (
-                Some(p.owners),
-                p.connects_before
-                    .map(|c| (c, p.own_connects, p.process_connects_before)),
-            ),
-            None => (None, None),
-        };
-        let meanwhile = move || nothing_in_flight(connects);
-        let end = until.into_std();
-        let seen = match owners {
-            // Another connect on this machine since the check's own (the other checks of a
-            // run, often): the program's rest cannot be told, and nothing is read for it.
-            Some(owners) if meanwhile() == Some(true) => {
-                match local::idle::program(&owners.await) {
-                    // The first look here (a few reads of /proc); more on a blocking thread.
-                    Some(pids) => match local::idle::seen_at_rest(&pids, &meanwhile) {
+        // Accepted after the window: the first moments after it are watched as they would
+        // have been within it.
+        let until = until.max((Instant::now() + ACCEPTED_GRACE).min(deadline));
+        end_at.set(until);
+        // Never past the watch's end.
+        let rest = async {
+            // Watched until the program is seen back to waiting with the connection held; while
+            // it works (a thread or child still running) the watch goes on to the window's end.
+            // Only a program that cannot be seen (its processes unknown or unreadable) ends it
+            // by time, ACCEPTED_GRACE after the accept.
+            let (owners, connects) = match program {
+                Some(p) => (
+                    Some(p.owners),
+                    p.connects_before
+                        .map(|c| (c, p.own_connects, p.process_connects_before)),
+                ),
+                None => (None, None),
+            };
+            let meanwhile = move || nothing_in_flight(connects);
+            let end = until.into_std();
+            // When the looks began: a program first seen at rest by looks begun after the
+            // watch's end is seen too late to end it (the looks themselves take a moment).
+            let looked_from = std::cell::Cell::new(Instant::now());
+            let seen = match owners {
+                // Another connect on this machine since the check's own (the other checks of a
+                // run, often): the program's rest cannot be told, and nothing is read for it.
+                Some(owners) if meanwhile() == Some(true) => {
+                    let owners = owners.await;
+                    looked_from.set(Instant::now());
+                    match local::idle::program(&owners) {
+                        // The first look here (a few reads of /proc); more on a blocking thread.
+                        Some(pids) => match local::idle::seen_at_rest(&pids, &meanwhile) {
+                            None => Seen::Unknown,
+                            Some(true) => held(server, client),
+                            Some(false) => tokio::task::spawn_blocking(move || {
+                                wait_at_rest(&pids, server, client, end, meanwhile)
+                            })
+                            .await
+                            .unwrap_or(Seen::Unknown),
+                        },
+                        // A forwarder: its rest proves nothing.
                         None => Seen::Unknown,
-                        Some(true) => held(server, client),
-                        Some(false) => tokio::task::spawn_blocking(move || {
-                            wait_at_rest(&pids, server, client, end, meanwhile)
-                        })
-                        .await
-                        .unwrap_or(Seen::Unknown),
-                    },
-                    // A forwarder: its rest proves nothing.
-                    None => Seen::Unknown,
+                    }
+                }
+                _ => Seen::Unknown,
+            };
+            match seen {
+                // Whatever the program sent before it slept is in the socket, though the
+                // runtime may not have looked yet: the watch reads it first.
+                Seen::Waiting if !unread(stream) && looked_from.get() <= until => {
+                    rest_at.set(Some(start.elapsed()))
+                }
+                Seen::Unknown => {
+                    let grace_end = start + accepted_at.get().unwrap_or_default() + ACCEPTED_GRACE;
+                    tokio::time::sleep_until(grace_end.min(until)).await;
+                }
+                // Bytes or a hang-up to read; the program closed it (the watch reads the
+                // hang-up); still working at the window's end: the watch ends there.
+                Seen::Waiting | Seen::NotHeld | Seen::Working => {
+                    tokio::time::sleep_until(until).await
                 }
             }
-            _ => Seen::Unknown,
         };
-        match seen {
-            // Whatever the program sent before it slept is in the socket, though the
-            // runtime may not have looked yet: the watch reads it first.
-            Seen::Waiting if !unread(stream) => rest_at.set(Some(start.elapsed())),
-            Seen::Unknown => {
-                let grace_end = start + accepted_at.get().unwrap_or_default() + ACCEPTED_GRACE;
-                tokio::time::sleep_until(grace_end.min(until)).await;
-            }
-            // Bytes or a hang-up to read; the program closed it (the watch reads the
-            // hang-up); still working at the window's end: the watch ends there.
-            Seen::Waiting | Seen::NotHeld | Seen::Working => std::future::pending().await,
-        }
+        let _ = tokio::time::timeout_at(until, rest).await;
     };
-    // Biased: what the server sent is read before the watch is called over.
-    let first = tokio::select! {
+    // Biased: what the server sent is read before the watch is called over. The watch itself
+    // may last as long as the wait for the accept; the program's side ends it sooner.
+    let mut first = tokio::select! {
         biased;
-        f = watch(stream, window, deadline) => f,
+        f = watch(stream, accept_until - start, deadline) => f,
         () = program_side => First::Silent,
     };
+    // Ended by the program's side while bytes (or a hang-up) wait unread, a greeting's first
+    // piece among them: what there is, as the watch reports it at its end.
+    if first == First::Silent && unread(stream) {
+        first = watch(stream, Duration::ZERO, deadline).await;
+    }
+    // Silent to the end of the wait for the accept (whichever side saw the end first), and
+    // still queued: the program does not take connections.
+    let mut not_accepted = None;
+    if first == First::Silent
+        && accepted_at.get().is_none()
+        && Instant::now() + ACCEPT_LOOK_SLACK >= accept_until
+        && accepted(server, client) == Some(false)
+    {
+        end_at.set(Instant::now());
+        let cut_short = accept_until < start + ACCEPT_WAIT;
+        let owners = owners.filter(|_| !cut_short);
+        not_accepted = Some(not_taken(server, start.elapsed(), cut_short, owners, deadline).await);
+    }
     HereWatch {
         first,
-        watched: start.elapsed().min(window),
+        watched: start
+            .elapsed()
+            .min(end_at.get().saturating_duration_since(start)),
         accepted: accepted_at.get(),
         at_rest: rest_at.get(),
+        not_accepted,
+    }
+}
+
+/// How much sooner than the end of the wait for the accept the looks may stop: they come at
+/// most 1 ms apart, and stop before a look would pass the end.
+const ACCEPT_LOOK_SLACK: Duration = Duration::from_millis(2);
+
+/// For a connection to this machine whose client spoke first (TLS, HTTP) and got no answer:
+/// is it still in the listener's accept queue, never taken since `since` (its connect)? Then
+/// the silence is the program's not taking it, however the protocol worded it (a handshake
+/// that got nothing, a retry that then completed: not the network). `None` when it was taken,
+/// or the kernel cannot say.
+pub async fn still_queued(
+    server: SocketAddr,
+    client: SocketAddr,
+    since: Instant,
+    program: Option<&Program>,
+    deadline: Instant,
+) -> Option<NotAccepted> {
+    if accepted(server, client) != Some(false) {
+        return None;
+    }
+    let waited = since.elapsed();
+    let cut_short = waited < ACCEPT_WAIT;
+    let owners = program.map(|p| p.owners.clone()).filter(|_| !cut_short);
+    Some(not_taken(server, waited, cut_short, owners, deadline).await)
+}
+
+/// What is known of a connection the program did not take within `waited`: the listener's
+/// queue now, and whether the program's threads are all asleep (a program that sleeps with
+/// connections waiting does not call `accept()`; one that runs is too busy to), asked only
+/// when `owners` are given and within `deadline`.
+async fn not_taken(
+    server: SocketAddr,
+    waited: Duration,
+    cut_short: bool,
+    owners: Option<Shared<BoxFuture<'static, Vec<u32>>>>,
+    deadline: Instant,
+) -> NotAccepted {
+    let listener = local::sock_diag::listener_at(server).ok().flatten();
+    let asleep = match owners {
+        Some(owners) => tokio::time::timeout_at(deadline, async {
+            let pids = owners.await;
+            tokio::task::spawn_blocking(move || {
+                local::idle::program(&pids)
+                    .and_then(|pids| local::idle::seen_at_rest(&pids, &|| Some(true)))
+            })
+            .await
+            .ok()
+            .flatten()
+        })
+        .await
+        .ok()
+        .flatten(),
+        None => None,
+    };
+    NotAccepted {
+        waited,
+        queued: listener.as_ref().map(|l| l.queued),
+        backlog: listener.and_then(|l| l.backlog),
+        asleep,
+        cut_short,
     }
 }
 

@@ -44,6 +44,7 @@ pub mod ask;
 pub mod first;
 pub mod http;
 pub mod mss;
+pub mod protocols;
 pub mod proxy;
 pub mod status;
 pub mod tls;

@@ -93,6 +93,9 @@ impl TrustStore {
     pub fn system() -> Arc<TrustStore> {
         static SYSTEM: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(SYSTEM.get_or_init(|| {
+            if let Some(store) = TrustStore::bundle_not_a_file() {
+                return store;
+            }
             let loaded = rustls_native_certs::load_native_certs();
             let mut roots = RootCertStore::empty();
             let (_, ignored) = roots.add_parsable_certificates(borrowed(&loaded.certs));
@@ -123,6 +126,9 @@ impl TrustStore {
     pub fn system_quick() -> Arc<TrustStore> {
         static QUICK: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(QUICK.get_or_init(|| {
+            if let Some(store) = TrustStore::bundle_not_a_file() {
+                return store;
+            }
             let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
             let (file, dirs) = match (env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) {
                 (file, Some(_)) => (file.map(std::path::PathBuf::from), true),
@@ -148,6 +154,26 @@ impl TrustStore {
                 _ => TrustStore::system(),
             }
         }))
+    }
+
+    /// An empty store, with the reason, when the bundle file is there but is no regular file.
+    /// rustls-native-certs opens it with a blocking `open` (it reads only regular files from
+    /// the directories), and a FIFO put at /etc/ssl/certs/ca-certificates.crt would hold the
+    /// runtime's one thread, and so the check, past its deadline.
+    fn bundle_not_a_file() -> Option<Arc<TrustStore>> {
+        let file = std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| openssl_probe::probe().cert_file)?;
+        if crate::dns::files::regular_or_absent(&file) {
+            return None;
+        }
+        let why = format!("{} is not a regular file: not read", file.display());
+        Some(Arc::new(TrustStore::from_root_store(
+            RootCertStore::empty(),
+            vec![],
+            vec![why],
+        )))
     }
 
     /// Is this the bundle file alone ([`TrustStore::system_quick`])?

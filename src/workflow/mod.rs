@@ -15,6 +15,7 @@
 
 pub mod input;
 pub mod progress;
+pub mod report;
 pub mod resolver;
 pub mod wait;
 
@@ -27,34 +28,79 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cli::{Cli, Format};
 use crate::diagnosis::{self, Diagnosis, Verdict};
 use crate::escape::escape;
-use crate::exit_codes::{ExitCode, PluginState, most_severe};
+use crate::exit_codes::{ExitCode, PluginState};
 use crate::facts::{Facts, WaitEnd, Waited};
 use crate::local;
 use crate::pipeline;
 use crate::probe::KernelConnector;
-use crate::render;
 use crate::target::{Host, Target};
 
 use input::Input;
 use progress::Progress;
 use resolver::{Lookups, WorkflowResolver};
 
-/// The most checks running at once. Each check opens a socket per address plus a few
-/// liveness probes and walk sockets; 16 keeps a run of hundreds of targets well inside the
-/// default 1024 open files and away from bursts a firewall would take for a scan.
+/// The most checks of remote hosts running at once. Each check opens a socket per address
+/// plus a few liveness probes and walk sockets; 16 stay away from bursts a firewall would
+/// take for a scan.
 pub const CONCURRENCY: usize = 16;
 
 /// The most checks of this machine's own addresses running at once. They cross no network and
-/// no firewall but this machine's (nothing to look like a scan to), and each holds two or three
-/// sockets while it watches the connection's first moments: 64 of them keep well inside 1024
-/// open files, and 50 loopback targets are watched at once instead of in four waves.
-pub const LOCAL_CONCURRENCY: usize = 64;
+/// no firewall but this machine's (nothing to look like a scan to), and most of a closed
+/// port's check is waiting for the run's shared inspection and firewall read (a few ms each),
+/// holding no descriptor: 256 at once keep a sweep of 10,000 ports from waiting in rounds on
+/// those reads, within [`LOCAL_FILES`] descriptors each.
+pub const LOCAL_CONCURRENCY: usize = 256;
+
+/// Descriptors kept for the run itself, beside its checks: standard streams, the runtime (its
+/// poll, its waker, the signal pipe), the shared inspection (netlink, /proc directories and
+/// files), one `nft` (three pipes).
+pub const RESERVED_FILES: u64 = 32;
+
+/// Descriptors one check of a remote host holds at once, usually: a socket per address, four
+/// liveness probes, the second SYN, a wave of three TTLs, the name servers' sockets.
+pub const REMOTE_FILES: u64 = 16;
+
+/// Descriptors one check of this machine holds at once: the probe, the session's connection
+/// and a second one (a TLS confirmation, a `GET` after an unanswered `HEAD`).
+pub const LOCAL_FILES: u64 = 4;
+
+/// How many checks run at once, sized to the descriptors this process may still open: half of
+/// them for checks of remote hosts, half for this machine's, at most [`CONCURRENCY`] and
+/// [`LOCAL_CONCURRENCY`]. At least one of each: a check that then finds no descriptor is
+/// reported as such (`inconclusive`, `local_error`), and the others are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub remote: usize,
+    pub local: usize,
+}
+
+impl Limits {
+    /// For `free` descriptors.
+    pub fn for_free_files(free: u64) -> Limits {
+        let half = free / 2;
+        let n =
+            |per: u64, most: usize| usize::try_from(half / per).map_or(most, |n| n.clamp(1, most));
+        Limits {
+            remote: n(REMOTE_FILES, CONCURRENCY),
+            local: n(LOCAL_FILES, LOCAL_CONCURRENCY),
+        }
+    }
+
+    /// From this process's open-file limit (`ulimit -n`, raised to the hard limit at start)
+    /// and the descriptors open now.
+    pub fn now() -> Limits {
+        let limit = crate::sys::open_file_limit().unwrap_or(1024);
+        let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count() as u64);
+        Limits::for_free_files(limit.saturating_sub(open + RESERVED_FILES))
+    }
+}
 
 /// An address family (`-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +240,19 @@ fn host_key(t: &Target) -> Option<String> {
 }
 
 impl Runner {
+    /// Checks of `targets`, as many at once as this process's descriptors allow
+    /// ([`Limits::now`]).
     pub fn new(opts: pipeline::Options, family: Option<Family>, targets: &[Input]) -> Runner {
+        Runner::with_limits(opts, family, targets, Limits::now())
+    }
+
+    /// Checks of `targets`, at most `limits` at once.
+    pub fn with_limits(
+        opts: pipeline::Options,
+        family: Option<Family>,
+        targets: &[Input],
+        limits: Limits,
+    ) -> Runner {
         let mut count: HashMap<String, usize> = HashMap::new();
         for t in targets {
             if let Some(k) = host_key(&t.target) {
@@ -205,8 +263,8 @@ impl Runner {
             opts,
             family,
             lookups: Lookups::default(),
-            permits: Semaphore::new(CONCURRENCY),
-            local_permits: Semaphore::new(LOCAL_CONCURRENCY),
+            permits: Semaphore::new(limits.remote),
+            local_permits: Semaphore::new(limits.local),
             local: local::shared::PerRun::new(targets.iter().map(|t| t.target.port.get())),
             hosts: count
                 .into_iter()
@@ -250,13 +308,15 @@ impl Runner {
             timeout,
             ..self.opts.clone()
         };
-        let facts = pipeline::gather_with(
+        // On the heap, and only once the check may run: a check waiting for its turn then
+        // holds a few hundred bytes, not the whole pipeline's state (6 KiB).
+        let facts = Box::pin(pipeline::gather_with(
             target.clone(),
             opts,
             &resolver,
             &KernelConnector,
             &self.local,
-        )
+        ))
         .await;
         let diag = diagnosis::diagnose(&facts);
         slot.record(diag.verdict);
@@ -325,7 +385,16 @@ pub struct Ended {
     pub write_error: Option<io::Error>,
 }
 
-/// Run every check of `inputs` (waiting if asked) and write the reports to `out`.
+/// The most targets whose checks are in flight or finished but not yet written: the next
+/// target's check starts only while fewer than this many lie between the first unwritten
+/// target and it. This bounds the memory of a long run (a check in flight holds a few KiB, a
+/// finished one its rendered line) and keeps the output in input order; a slow target holds
+/// back at most this many others. Runs with `--wait` check every target at once: each waits
+/// until the same instant.
+pub const WINDOW: usize = 1024;
+
+/// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
+/// as every earlier target's is (JSON Lines), or the table once all are done (text).
 pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
     let opts = pipeline::Options {
         timeout: cli.timeout,
@@ -336,6 +405,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         trust: cli.trust(),
         expect_status: cli.expect_status,
         ask: None,
+        report: !cli.quiet,
     };
     let format = cli.output_format();
     let single = inputs.len() == 1 && cli.wait.is_none();
@@ -363,46 +433,42 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
     let out: &mut dyn Write = if cli.quiet { sink } else { out };
-    let out = RefCell::new(out);
-    let write_error: RefCell<Option<io::Error>> = RefCell::new(None);
+    let keep = report::Keep::for_run(cli.quiet, format, inputs.len(), cli.wait.is_some());
+    let reports = RefCell::new(report::Reports::new(keep, format, out));
+    let window = if cli.wait.is_some() {
+        inputs.len()
+    } else {
+        WINDOW
+    };
     let start = Instant::now();
 
-    let checks = rt.block_on(async {
+    let finished = rt.block_on(async {
         let until = cli.wait.map(|w| Instant::now() + w);
-        let all = futures_util::future::join_all(inputs.iter().zip(&slots).map(|(i, slot)| {
+        let check = |index: usize| {
+            let (i, slot) = (&inputs[index], &slots[index]);
             let runner = &runner;
-            let out = &out;
-            let write_error = &write_error;
+            let reports = &reports;
             let progress = &progress;
             async move {
-                match until {
+                let c = match until {
                     None => {
                         let c = runner.check(&i.target, opts.timeout, slot).await;
                         slot.set_phase(Phase::Done);
                         c
                     }
                     Some(until) => {
-                        let changed =
-                            |from: Verdict, to: Verdict, after: Duration| {
-                                if cli.quiet {
-                                    return;
+                        let changed = |from: Verdict, to: Verdict, after: Duration| {
+                            if cli.quiet {
+                                return;
+                            }
+                            let _ = log_change(format, &i.target, from, to, after, |line| {
+                                match format {
+                                    Format::Json => reports.borrow_mut().event(line),
+                                    _ => progress.println(line),
                                 }
-                                let r = log_change(format, &i.target, from, to, after, |line| {
-                                    match format {
-                                        Format::Json => {
-                                            let mut o = out.borrow_mut();
-                                            writeln!(o, "{line}").and_then(|()| o.flush())
-                                        }
-                                        _ => {
-                                            progress.println(line);
-                                            Ok(())
-                                        }
-                                    }
-                                });
-                                if let Err(e) = r {
-                                    write_error.borrow_mut().get_or_insert(e);
-                                }
-                            };
+                                Ok(())
+                            });
+                        };
                         let wait = cli.wait.unwrap_or_default();
                         let c = runner
                             .wait_for(&i.target, slot, until, wait, &changed)
@@ -419,13 +485,30 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
                         }
                         c
                     }
+                };
+                (index, c)
+            }
+        };
+        let all = async {
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            let mut next = 0;
+            loop {
+                // Start checks while the window has room; each is written (or kept) when
+                // every earlier one is done.
+                while next < inputs.len() && next < reports.borrow().settled() + window {
+                    running.push(check(next));
+                    next += 1;
+                }
+                match running.next().await {
+                    Some((index, c)) => reports.borrow_mut().done(index, c),
+                    None => break,
                 }
             }
-        }));
+        };
         let mut sigint = sigint;
         tokio::select! {
-            checks = all => Some(checks),
-            _ = progress.run(&inputs, &slots, start, until) => None,
+            () = all => true,
+            _ = progress.run(&inputs, &slots, start, until) => false,
             _ = async {
                 match sigint.as_mut() {
                     Some(s) => {
@@ -433,36 +516,33 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
                     }
                     None => std::future::pending::<()>().await,
                 }
-            } => None,
+            } => false,
         }
     });
     progress.clear();
     // Abandoned lookups (a silent name server) must not hold the exit.
     rt.shutdown_background();
 
-    let Some(checks) = checks else {
+    let reports = reports.into_inner();
+    if !finished {
         interrupted(&inputs, &slots, start.elapsed());
         return Ok(Ended {
             code: ExitCode::Interrupted.code(),
-            write_error: None,
+            write_error: reports.write_error,
         });
-    };
-    // This machine out of file descriptors says nothing about any target: an internal error.
-    if let Some(why) = checks
-        .iter()
-        .find_map(|c| diagnosis::resource_failure(&c.diag))
-    {
-        anyhow::bail!(why);
     }
-    let verdicts = checks.iter().map(|c| c.diag.verdict);
+    // A single check this machine could not even make (out of file descriptors) says nothing
+    // about its target: an internal error. Among many, such a check is reported as such
+    // (`inconclusive`, `local_error`) beside the others.
+    if single && let Some(why) = reports.resource_failure() {
+        anyhow::bail!(why.to_string());
+    }
     let code = match format {
         // A scheduler reads 0–3 (src/exit_codes.rs, PluginState).
-        Format::Nagios => PluginState::worst(verdicts).code(),
-        _ => ExitCode::from(most_severe(verdicts)).code(),
+        Format::Nagios => PluginState::worst([reports.worst()]).code(),
+        _ => ExitCode::from(reports.worst()).code(),
     };
-    let out = out.into_inner();
-    let written = write_reports(format, single, &checks, out).and_then(|()| out.flush());
-    let write_error = write_error.into_inner().or(written.err());
+    let write_error = reports.finish();
     Ok(Ended { code, write_error })
 }
 
@@ -517,13 +597,6 @@ fn gave_up_line(target: &Target, verdict: Verdict, w: &Waited) -> Option<String>
     ))
 }
 
-/// A pretty-printed JSON document on one line, its keys in the contract's order. A JSON
-/// string cannot hold a raw newline, so every line break and the indentation after it lie
-/// outside strings.
-fn one_line(pretty: &str) -> String {
-    pretty.lines().map(str::trim_start).collect()
-}
-
 /// Ctrl-C: where each target stood, on stderr.
 fn interrupted(inputs: &[Input], slots: &[Slot], after: Duration) {
     let mut e = io::stderr().lock();
@@ -539,51 +612,6 @@ fn interrupted(inputs: &[Input], slots: &[Slot], after: Duration) {
             (Some(v), n) => format!("{} (last of {n} checks)", v.as_str()),
         };
         let _ = writeln!(e, "  {}  {state}", escape(&i.target.display()));
-    }
-}
-
-/// The reports: one target as before; several as a table and then the report of every target
-/// that is not open (text), JSON Lines in input order (JSON), or one ticket (Markdown).
-fn write_reports(
-    format: Format,
-    single: bool,
-    checks: &[Checked],
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    match format {
-        Format::Json if single => render::json::render(&checks[0].facts, &checks[0].diag, out),
-        Format::Json => {
-            for c in checks {
-                let mut buf = Vec::new();
-                render::json::render(&c.facts, &c.diag, &mut buf)?;
-                writeln!(out, "{}", one_line(&String::from_utf8_lossy(&buf)))?;
-            }
-            Ok(())
-        }
-        Format::Nagios => {
-            let rows: Vec<(&Facts, &Diagnosis)> =
-                checks.iter().map(|c| (&c.facts, &c.diag)).collect();
-            render::nagios::render(&rows, out)
-        }
-        Format::Markdown => {
-            let host = crate::hostinfo::HostInfo::gather();
-            let reports: Vec<(&Facts, &Diagnosis)> =
-                checks.iter().map(|c| (&c.facts, &c.diag)).collect();
-            render::markdown::render(&reports, &host, out)
-        }
-        Format::Text if checks.len() == 1 => {
-            render::text::render(&checks[0].facts, &checks[0].diag, out)
-        }
-        Format::Text => {
-            let rows: Vec<(&Facts, &Diagnosis)> =
-                checks.iter().map(|c| (&c.facts, &c.diag)).collect();
-            render::table::render(&rows, out)?;
-            for c in checks.iter().filter(|c| c.diag.verdict != Verdict::Open) {
-                writeln!(out)?;
-                render::text::render(&c.facts, &c.diag, out)?;
-            }
-            Ok(())
-        }
     }
 }
 
@@ -609,6 +637,36 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_is_sized_to_the_free_descriptors() {
+        // `ulimit -n 64`, a few open: one remote check at a time, three of this machine's.
+        let few = Limits::for_free_files(64 - 5 - RESERVED_FILES);
+        assert_eq!(
+            few,
+            Limits {
+                remote: 1,
+                local: 3
+            }
+        );
+        assert!(few.local as u64 * LOCAL_FILES <= (64 - 5 - RESERVED_FILES) / 2);
+        // None free: still one of each (it will be reported as out of descriptors).
+        assert_eq!(
+            Limits::for_free_files(0),
+            Limits {
+                remote: 1,
+                local: 1
+            }
+        );
+        // Plenty: the caps.
+        assert_eq!(
+            Limits::for_free_files(1 << 20),
+            Limits {
+                remote: CONCURRENCY,
+                local: LOCAL_CONCURRENCY
+            }
+        );
+    }
+
+    #[test]
     fn a_runner_locks_only_hosts_named_more_than_once() {
         let w: Vec<String> = [
             "a.example:1",
@@ -625,11 +683,5 @@ mod tests {
         let mut hosts: Vec<&String> = r.hosts.keys().collect();
         hosts.sort();
         assert_eq!(hosts, ["a.example"]);
-    }
-
-    #[test]
-    fn json_reports_fold_onto_one_line_in_order() {
-        let pretty = "{\n  \"b\": 1,\n  \"a\": \"x  y\"\n}\n";
-        assert_eq!(one_line(pretty), "{\"b\": 1,\"a\": \"x  y\"}");
     }
 }

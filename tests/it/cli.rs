@@ -122,6 +122,9 @@ fn version() {
 fn open_port_exits_0_with_the_json_contract() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
+    let bound = l.local_addr().unwrap();
+    // Its program takes the connection: one that never does is not open.
+    let _l = common::Accepting::start(l);
     let out = canreach()
         .args(["--json", "127.0.0.1", &port])
         .output()
@@ -133,7 +136,7 @@ fn open_port_exits_0_with_the_json_contract() {
     assert_eq!(v["verdict"], "open");
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["target"]["host"], "127.0.0.1");
-    assert_eq!(v["target"]["port"], l.local_addr().unwrap().port());
+    assert_eq!(v["target"]["port"], bound.port());
     assert_eq!(v["dns"]["source"], "literal");
     assert_eq!(v["dns"]["addresses"][0], "127.0.0.1");
     let p = &v["probes"][0];
@@ -202,6 +205,7 @@ fn text_report_has_headline_steps_and_evidence() {
 fn a_bare_port_shows_who_listens_here() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let _l = common::Accepting::start(l);
     let out = canreach()
         .args(["--json", &format!(":{port}")])
         .output()
@@ -213,8 +217,9 @@ fn a_bare_port_shows_who_listens_here() {
     assert_eq!(mine["port"], port);
     // This test process owns the socket; its process is visible to its own user.
     assert_eq!(mine["process"]["pid"], std::process::id());
-    // `:PORT` checks every loopback address: ::1 too, where this machine has it, and a
-    // listener on 127.0.0.1 only leaves it refused.
+    // `:PORT` checks what `localhost` gives: where that is ::1 too, a listener on 127.0.0.1
+    // only leaves it refused (the `localhost` trap); where it is not, ::1 is nobody's
+    // concern (tests/lab_local.rs).
     let probed: Vec<&str> = v["probes"]
         .as_array()
         .unwrap()
@@ -242,6 +247,7 @@ fn a_bare_port_with_a_dual_stack_listener_is_open_everywhere() {
         return; // no IPv6 on this machine: nothing to show
     };
     let port = l.local_addr().unwrap().port();
+    let _l = common::Accepting::start(l);
     let out = canreach()
         .args(["--json", &format!(":{port}")])
         .output()
@@ -284,6 +290,7 @@ fn color_is_on_only_when_asked_or_on_a_terminal() {
 fn forms_of_the_target_reach_the_same_port() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let _l = common::Accepting::start(l);
     for args in [
         vec![format!("127.0.0.1:{port}")],
         vec!["127.0.0.1".to_string(), port.to_string()],
@@ -308,6 +315,7 @@ fn ipv6_loopback_works_when_the_machine_has_it() {
         return;
     };
     let port = l.local_addr().unwrap().port().to_string();
+    let _l = common::Accepting::start(l);
     canreach()
         .args(["--json", "::1", &port])
         .output()

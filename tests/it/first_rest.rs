@@ -122,6 +122,18 @@ impl Drop for Server {
     }
 }
 
+/// Held by a test while it runs checks in this machine's own network namespace: a connect
+/// begun by another check there (another test's, run in parallel) makes a program's rest
+/// unknowable to this one (`local::idle`: any other connect may be the program's own), and a
+/// watch whose accept comes late lasts longer and overlaps more of them.
+static ROOT_NAMESPACE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone_in_this_namespace() -> std::sync::MutexGuard<'static, ()> {
+    ROOT_NAMESPACE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Check `target` (inside `ns` if given) up to three times: the program is seen at rest only
 /// once the local inspection has found it, which on a loaded machine may come after the
 /// window, so one of three checks must show it. Each must be `open`.
@@ -149,6 +161,7 @@ fn seen_at_rest(ns: Option<&str>, target: &str) -> Result<(), Vec<serde_json::Va
 
 #[test]
 fn a_program_back_to_waiting_ends_the_watch_as_open() {
+    let _alone = alone_in_this_namespace();
     let server = Server::start("hold");
     let target = format!("127.0.0.1:{}", server.port);
     if let Err(seen) = seen_at_rest(None, &target) {
@@ -158,6 +171,7 @@ fn a_program_back_to_waiting_ends_the_watch_as_open() {
 
 #[test]
 fn a_worker_still_busy_with_the_connection_is_waited_for() {
+    let _alone = alone_in_this_namespace();
     let server = Server::start("work_then_close");
     let target = format!("127.0.0.1:{}", server.port);
     let r = run_in(None, &["--json", &target]);

@@ -305,3 +305,39 @@ fn localhost_with_a_final_dot_is_loopback() {
     assert_eq!(v["dns"]["addresses"][0], "127.0.0.1", "{v}");
     assert!(v["dns"]["servers"].as_array().unwrap().is_empty(), "{v}");
 }
+
+/// A name that resolves late (a dead first name server, `options timeout:4`: the answer comes
+/// at 4 s of the 5 s deadline) leaves the probe the second that is left: the verdict, not
+/// `inconclusive` after 0.4 ms of probing.
+#[test]
+fn a_name_that_resolves_late_still_gets_the_time_that_is_left() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.client, "resolv.conf", RESOLV);
+    let _dns = dnsmasq(&lab);
+    let _l = lab.listen(&lab.server, "198.18.2.2:8080");
+    lab.etc_file(
+        &lab.client,
+        "resolv.conf",
+        &format!(
+            "nameserver {ROUTER_V4_SERVER_SIDE}\nnameserver {SERVER_V4}\n\
+             options timeout:4 attempts:1\n"
+        ),
+    );
+    lab.rule(
+        &lab.router,
+        "input",
+        "meta l4proto { tcp, udp } th dport 53 drop",
+    );
+    let r = lab.canreach(&["--json", "app.lab", "8080"]);
+    let v = r.json();
+    let resolved = v["dns"]["system"]["elapsed_ms"].as_f64().unwrap();
+    assert!(resolved >= 3900.0, "the name resolved late: {resolved} ms");
+    assert_eq!(v["dns"]["system"]["addresses"][0], SERVER_V4, "{v}");
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    assert!(
+        v["elapsed_ms"].as_f64().unwrap() <= 5000.0,
+        "{}",
+        v["elapsed_ms"]
+    );
+}

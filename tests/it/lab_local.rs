@@ -40,7 +40,7 @@ fn ipv4_only_listener_when_localhost_gives_ipv6_first() {
     require_lab!();
     let lab = Lab::new();
     lab.etc_file(&lab.server, "hosts", "::1 localhost\n127.0.0.1 localhost\n");
-    let _l = lab.listen(&lab.server, "127.0.0.1:3000");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
     let r = run_in(Some(&lab.server), &["--json", "localhost", "3000"]);
     let v = r.json();
     assert_eq!(v["verdict"], "partial", "{}", r.stdout);
@@ -399,4 +399,49 @@ fn as_nobody_nothing_listening_gives_no_firewall_hunt() {
             "{s}"
         );
     }
+}
+
+#[test]
+fn a_bare_port_checks_what_localhost_gives_and_claims_nothing_else() {
+    require_lab!();
+    let lab = Lab::new();
+    // This namespace's /etc/hosts maps localhost to 127.0.0.1 only; its lo has ::1 as well.
+    lab.etc_file(&lab.server, "hosts", "127.0.0.1 localhost\n");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
+    let here = run_in(Some(&lab.server), &["--json", ":3000"]);
+    let named = run_in(Some(&lab.server), &["--json", "localhost", "3000"]);
+    let v = here.json();
+    assert_eq!(v["verdict"], "open", "{}", here.stdout);
+    assert_eq!(here.code, 0);
+    assert_eq!(
+        v["dns"]["system"]["addresses"],
+        serde_json::json!(["127.0.0.1"])
+    );
+    // The addresses probed are the name's: no ::1 it does not give.
+    assert_eq!(v["dns"]["addresses"], v["dns"]["system"]["addresses"]);
+    assert!(!here.stdout.contains("gives ::1"), "{}", here.stdout);
+    // The same answer as the name with its port, and this machine inspected as before.
+    assert_eq!(named.json()["verdict"], v["verdict"]);
+    assert_eq!(v["local"]["listeners"][0]["address"], "127.0.0.1");
+}
+
+#[test]
+fn a_bare_port_still_names_the_localhost_trap_where_the_name_gives_both() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.etc_file(&lab.server, "hosts", "::1 localhost\n127.0.0.1 localhost\n");
+    let _l = Accepting::start(lab.listen(&lab.server, "127.0.0.1:3000"));
+    let r = run_in(Some(&lab.server), &["--json", ":3000"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "partial", "{}", r.stdout);
+    assert_eq!(
+        v["dns"]["addresses"],
+        serde_json::json!(["::1", "127.0.0.1"])
+    );
+    assert!(
+        finding(&v, "partial_reachability")["message"]
+            .as_str()
+            .unwrap()
+            .contains("localhost` trap")
+    );
 }

@@ -257,7 +257,8 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
         .min(canreach::session::first::WINDOW_MIN);
     assert!(f.window <= bound, "watched past the grace: {f:?}");
 
-    // A program that never accepts: the whole window, and no accept seen.
+    // A program that never accepts: watched for the accept up to ACCEPT_WAIT, then recorded
+    // as not taking the connection, with its queue.
     let idle = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = idle.local_addr().unwrap();
     let f = run(
@@ -266,7 +267,54 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
         Duration::from_secs(2),
     )
     .await;
-    assert_eq!((f.first, f.accepted), (First::Silent, None));
-    assert_eq!(f.window, canreach::session::first::WINDOW_MIN);
+    assert_eq!((&f.first, f.accepted), (&First::Silent, None));
+    let wait = canreach::session::first::ACCEPT_WAIT;
+    let n = f.not_accepted.clone().expect("not accepted");
+    assert!(
+        n.waited + Duration::from_millis(2) >= wait && !n.cut_short,
+        "{n:?}"
+    );
+    assert!(f.window <= n.waited, "{f:?}");
+    assert!(n.queued >= Some(1), "{n:?}");
+    assert!(n.backlog.is_some(), "{n:?}");
+    // With a deadline shorter than the wait: said to be cut short.
+    let f = run(
+        addr,
+        &request(Application::Watch, TrustStore::empty()),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(f.not_accepted.expect("not accepted").cut_short);
     drop(idle);
+}
+
+/// A program slow to accept (busy: it takes the connection after 150 ms, far past the 8 ms
+/// window) is watched until it does, and is not said to refuse connections.
+#[tokio::test]
+async fn a_program_slow_to_accept_is_waited_for_not_called_hung() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let Ok((s, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(s);
+    });
+    let f = run(
+        addr,
+        &request(Application::Watch, TrustStore::empty()),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(f.first, First::Silent);
+    assert_eq!(f.not_accepted, None, "{f:?}");
+    let accepted = f.accepted.expect("the accept was seen");
+    assert!(accepted >= Duration::from_millis(140), "{f:?}");
+    // Watched the grace after the accept, not to the end of the wait for it.
+    assert!(
+        f.window <= accepted + canreach::session::first::ACCEPTED_GRACE + Duration::from_millis(20),
+        "{f:?}"
+    );
 }

@@ -28,10 +28,11 @@ fn closed_port() -> (socket2::Socket, String) {
     (s, port.to_string())
 }
 
-fn open_port() -> (TcpListener, String) {
+/// A listener whose program takes its connections (one that never does is not open).
+fn open_port() -> (common::Accepting, String) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
-    (l, port)
+    (common::Accepting::start(l), port)
 }
 
 /// A port open on 127.0.0.1 and on ::1 (loopback only): `localhost` is both on most
@@ -220,7 +221,7 @@ fn json_lines_one_report_per_target_in_input_order() {
 fn targets_checked_together_each_get_their_own_port_s_listeners() {
     // The run's checks share one read of this machine (local::shared): each report must
     // still describe its own port, and the listener's owner (this test process).
-    let listeners: Vec<(TcpListener, String)> = (0..6).map(|_| open_port()).collect();
+    let listeners: Vec<(common::Accepting, String)> = (0..6).map(|_| open_port()).collect();
     let (_c, closed) = closed_port();
     let mut args = vec!["--json".to_string()];
     args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
@@ -393,7 +394,7 @@ fn a_wait_logs_one_change_when_the_port_opens() {
     let child = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(700));
         drop(c);
-        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let l = common::Accepting::start(TcpListener::bind(("127.0.0.1", port)).unwrap());
         std::thread::sleep(Duration::from_secs(6));
         drop(l);
     });
@@ -573,4 +574,156 @@ fn ctrl_c_before_the_first_check_still_says_where_each_target_stood() {
         stderr.contains(&format!("127.0.0.1:{closed}  not checked yet")),
         "{stderr}"
     );
+}
+
+/// A loopback listener that takes every connection and holds it without a byte (a TLS
+/// handshake to it waits) until `release` is sent; from then on it closes them.
+fn held_until_released() -> (String, std::sync::mpsc::Sender<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    l.set_nonblocking(true).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let mut open = true;
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            if open && released.try_recv().is_ok() {
+                open = false;
+                held.clear();
+            }
+            match l.accept() {
+                Ok((c, _)) if open => held.push(c),
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (port, release)
+}
+
+#[test]
+fn many_json_reports_are_written_as_they_complete_in_input_order() {
+    // 9,999 loopback ports (20000-29998: below the ephemeral range, closed unless another
+    // program listens there; the verdicts do not matter here), then a check that cannot end
+    // until this test lets it: a TLS handshake with a server that holds it. Every earlier
+    // report must reach the reader while that last check still waits: written as each
+    // completes (in input order, through the bounded window), not all at the end.
+    let (port, release) = held_until_released();
+    let mut list: String = (20000..29999).map(|p| format!("127.0.0.1:{p}\n")).collect();
+    list.push_str(&format!("https://127.0.0.1:{port}/\n"));
+    let file = temp_file("ten-thousand.txt", list.as_bytes());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_canreach"))
+        .args(["--json", "--no-proxy", "--timeout", "60s", "-f"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let input = |line: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["target"]["input"].as_str().unwrap().to_string()
+    };
+    for p in 20000..29999 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(50))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no report for port {p} while the last target's check was held")
+            });
+        assert_eq!(input(&line), format!("127.0.0.1:{p}"), "input order");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the last check was still held"
+    );
+    release.send(()).unwrap();
+    let last = lines.recv_timeout(Duration::from_secs(50)).unwrap();
+    assert_eq!(input(&last), format!("https://127.0.0.1:{port}/"));
+    assert!(lines.recv_timeout(Duration::from_secs(10)).is_err());
+    child.wait().unwrap();
+}
+
+/// `canreach ARGS` under `prlimit --nofile=LIMIT` (`SOFT:HARD`); `None` without prlimit.
+fn with_open_files(limit: &str, args: &[&str]) -> Option<std::process::Output> {
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={limit}"))
+        .arg(env!("CARGO_BIN_EXE_canreach"))
+        .args(args)
+        .output();
+    match out {
+        Ok(o) => Some(o),
+        Err(_) if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("needs prlimit (util-linux)")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: no prlimit (util-linux)");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_low_open_file_limit_still_checks_every_target() {
+    // `ulimit -n 64` in a shell: soft and hard 64. 100 targets, of which 64 at once would
+    // have needed more descriptors than that: the run is sized to what there is.
+    let (_held, closed) = closed_port();
+    let (_l, open) = open_port();
+    let mut list: String = (20100..20198).map(|p| format!("127.0.0.1:{p}\n")).collect();
+    list.push_str(&format!("127.0.0.1:{closed}\n127.0.0.1:{open}\n"));
+    let file = temp_file("hundred.txt", list.as_bytes());
+    let Some(out) = with_open_files("64", &["--json", "-f", file.to_str().unwrap()]) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 100, "{stdout}");
+    for r in &reports {
+        assert!(!r.to_string().contains("EMFILE"), "{r}");
+    }
+    assert_eq!(reports[98]["verdict"], "closed");
+    assert_eq!(reports[99]["verdict"], "open");
+}
+
+#[test]
+fn a_low_soft_open_file_limit_is_raised_to_the_hard_one() {
+    // A soft limit of 12 (too few to start) under a hard one of 4096: raised at start.
+    let (_held, closed) = closed_port();
+    let Some(out) = with_open_files("12:4096", &["--json", "127.0.0.1", &closed]) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "closed");
+}
+
+#[test]
+fn a_command_run_afterwards_gets_the_open_file_limit_it_was_given() {
+    let (_l, open) = open_port();
+    let Some(out) = with_open_files(
+        "200:4096",
+        &["-q", "127.0.0.1", &open, "--", "sh", "-c", "ulimit -Sn"],
+    ) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200");
 }

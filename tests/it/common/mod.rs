@@ -387,6 +387,44 @@ pub fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 
     .unwrap()
 }
 
+/// A listener whose program accepts every connection (and holds it) until dropped: on this
+/// machine canreach watches for the accept, and a program that never takes a connection is
+/// not a working one (`program_not_accepting`).
+pub struct Accepting {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Accepting {
+    pub fn start(l: std::net::TcpListener) -> Accepting {
+        l.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+                }
+            }
+        });
+        Accepting {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A process a test started: killed (by pid) and reaped when dropped, even on panic.
 pub struct Started(pub std::process::Child);
 
