@@ -11,6 +11,8 @@ mod app_truth;
 mod cli;
 mod dns_fake;
 mod dns_idn;
+mod finding_ids;
+mod findings_cli;
 mod first_rest;
 mod fleet_browser;
 mod fleet_compat;
