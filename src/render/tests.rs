@@ -12,12 +12,17 @@ use crate::probe::{ConnectResult, Icmp, ProbeFact, ProbeSpec};
 use crate::services::Services;
 use crate::trace::TraceFacts;
 
-fn target(args: &str) -> crate::target::Target {
+pub(super) fn target(args: &str) -> crate::target::Target {
     let (t, p) = args.split_once(' ').unwrap();
     crate::target::parse(t, Some(p), &Services::parse("postgresql 5432/tcp\n")).unwrap()
 }
 
-fn fact(addr: &str, result: ConnectResult, us: u64, icmp: Option<(u8, u8, &str)>) -> ProbeFact {
+pub(super) fn fact(
+    addr: &str,
+    result: ConnectResult,
+    us: u64,
+    icmp: Option<(u8, u8, &str)>,
+) -> ProbeFact {
     ProbeFact {
         spec: ProbeSpec::to(addr.parse().unwrap()),
         result,
@@ -32,7 +37,7 @@ fn fact(addr: &str, result: ConnectResult, us: u64, icmp: Option<(u8, u8, &str)>
     }
 }
 
-fn render(facts: &Facts, json: bool) -> String {
+pub(super) fn render(facts: &Facts, json: bool) -> String {
     colored::control::set_override(false);
     let d = diagnose(facts);
     let mut out = Vec::new();
