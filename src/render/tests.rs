@@ -239,7 +239,7 @@ fn nagios_several_targets_one_status_line_worst_first_bounded() {
 
 /// Every fixture's report is consistent by construction: no finding twice, no step twice (the
 /// same command on the same machine), only documented ids — the lab checks the same of every
-/// real report (`tests/common::check_report`).
+/// real report (`tests/it/common::check_report`).
 #[test]
 fn fixture_reports_have_no_step_or_finding_twice() {
     use crate::diagnosis::FindingId;

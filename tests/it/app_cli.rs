@@ -283,7 +283,7 @@ fn an_envoy_503_is_a_backend_down_not_the_proxy() {
 fn a_404_is_a_service_error_and_a_banner_is_named() {
     let addr = server(|s| http_reply(s, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
     let (code, v) = check(None, &[&format!("http://127.0.0.1:{}/nope", addr.port())]);
-    // The application that asked for /nope does not get it (tests/app_truth.rs has more).
+    // The application that asked for /nope does not get it (tests/it/app_truth.rs has more).
     assert_eq!(code, 10);
     assert!(message(&v, "http_client_error").contains("404"));
     let ssh = server(|mut s| async move {

@@ -219,7 +219,7 @@ fn a_bare_port_shows_who_listens_here() {
     assert_eq!(mine["process"]["pid"], std::process::id());
     // `:PORT` checks what `localhost` gives: where that is ::1 too, a listener on 127.0.0.1
     // only leaves it refused (the `localhost` trap); where it is not, ::1 is nobody's
-    // concern (tests/lab_local.rs).
+    // concern (tests/it/lab_local.rs).
     let probed: Vec<&str> = v["probes"]
         .as_array()
         .unwrap()

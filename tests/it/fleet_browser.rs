@@ -1,5 +1,5 @@
 //! `GET /` of `canreach serve` in a real browser: Debian's Chromium, headless, loads the page
-//! after a few probes (in the namespace lab of `tests/common/fleet.rs`) and dumps the DOM it
+//! after a few probes (in the namespace lab of `tests/it/common/fleet.rs`) and dumps the DOM it
 //! built, scripts run. The page must list each probe's target, module, verdict and reason,
 //! link to its full report, and show a hostile target as text, never as markup.
 

@@ -1,6 +1,6 @@
 //! `canreach serve` beside blackbox_exporter 0.23 (Debian's `prometheus-blackbox-exporter`),
 //! on the same module file and the same targets, in the namespace lab of
-//! `tests/common/fleet.rs`: an open port, a closed one, a router's reject, a silent drop, a
+//! `tests/it/common/fleet.rs`: an open port, a closed one, a router's reject, a silent drop, a
 //! name that does not exist, HTTP 200 and 503, TLS good and expired.
 
 use crate::common;

@@ -1,7 +1,7 @@
 //! End to end: a real Prometheus (Debian's `prometheus`) scrapes `canreach serve` through the
 //! relabelling and evaluates the alert rules that docs/fleet.md gives (read from the doc),
 //! beside blackbox_exporter itself on the same targets, in the namespace lab of
-//! `tests/common/fleet.rs`; the test then asks Prometheus's HTTP API what it stored and which
+//! `tests/it/common/fleet.rs`; the test then asks Prometheus's HTTP API what it stored and which
 //! alerts it raised.
 
 use crate::common;

@@ -1,6 +1,6 @@
 //! Hostile machine state against a real kernel: a ruleset with a huge set, FIFOs where the
 //! resolver's files should be. Each must neither hang the check nor blow its deadline.
-//! Lab tests need root (network namespaces) and `nft`; see tests/common.
+//! Lab tests need root (network namespaces) and `nft`; see tests/it/common.
 
 use crate::common;
 

@@ -1,7 +1,7 @@
 //! `canreach serve` as a process, on loopback: bad requests and hostile module files, each
 //! prober against real servers made here (plain, HTTP, TLS with test-made certificates, a
 //! banner), the page, the exporter's own metrics, a clean stop on SIGTERM, and no descriptor
-//! left behind after 10,000 probes. The filtered targets are in `tests/serve_lab.rs`.
+//! left behind after 10,000 probes. The filtered targets are in `tests/it/serve_lab.rs`.
 
 use crate::common;
 
