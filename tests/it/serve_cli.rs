@@ -526,7 +526,8 @@ fn tls_server(from: i32, to: i32) -> (SocketAddr, String) {
     )
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let addr = common::serve_each(move |s| {
+    // Its probes name `localhost`: it listens on both of its addresses.
+    let addr = common::serve_each_localhost(move |s| {
         let acceptor = acceptor.clone();
         async move {
             if let Ok(mut tls) = acceptor.accept(s).await {

@@ -632,6 +632,37 @@ where
     })
 }
 
+/// [`serve_each`] on 127.0.0.1 and on ::1, the same port: a server for `localhost`, which is
+/// both on a stock machine (and in the tests' own /etc/hosts, see [`sandbox`]). The address
+/// returned is the IPv4 one.
+pub fn serve_each_localhost<F, Fut>(serve: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
+    server_rt().block_on(async move {
+        // The same port on ::1 is free almost always; another one is tried when it is not.
+        for _ in 0..50 {
+            let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = v4.local_addr().unwrap();
+            let Ok(v6) = tokio::net::TcpListener::bind(("::1", addr.port())).await else {
+                continue;
+            };
+            for l in [v4, v6] {
+                let serve = serve.clone();
+                tokio::spawn(async move {
+                    while let Ok((s, _)) = l.accept().await {
+                        tokio::spawn(tokio::time::timeout(Duration::from_secs(5), serve(s)));
+                    }
+                });
+            }
+            return addr;
+        }
+        panic!("no port free on both 127.0.0.1 and ::1 (is IPv6 loopback up?)");
+    })
+}
+
 /// Run the binary, inside namespace `ns` if given.
 pub fn run_in(ns: Option<&str>, args: &[&str]) -> Run {
     run_in_env(ns, args, &[])
