@@ -35,18 +35,46 @@ fn open_port() -> (common::Accepting, String) {
     (common::Accepting::start(l), port)
 }
 
-/// A port open on 127.0.0.1 and on ::1 (loopback only): `localhost` is both on most
-/// machines, and the tests' own /etc/hosts says so.
-fn open_port_both() -> ((TcpListener, TcpListener), String) {
+/// A port open on 127.0.0.1 and on ::1 (loopback only), its connections taken: `localhost`
+/// is both on most machines, and the tests' own /etc/hosts says so.
+fn open_port_both() -> ((common::Accepting, common::Accepting), String) {
     for _ in 0..50 {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = v4.local_addr().unwrap().port();
         // The same port on ::1 is free almost always; another one is tried when it is not.
         if let Ok(v6) = TcpListener::bind(("::1", port)) {
-            return ((v4, v6), port.to_string());
+            let both = (common::Accepting::start(v4), common::Accepting::start(v6));
+            return (both, port.to_string());
         }
     }
     panic!("no port free on both 127.0.0.1 and ::1 (is IPv6 loopback up?)");
+}
+
+/// One program (perl, a process of its own) listening on `n` loopback ports, one after the
+/// other as a server opens its listeners, taking every connection: the ports, and the
+/// program, killed when dropped.
+fn program_on_ports(n: usize) -> (common::Started, Vec<String>) {
+    const SERVER: &str = "use IO::Socket::INET; use IO::Select; $| = 1; \
+        my @l = map { IO::Socket::INET->new(Listen => 128, LocalAddr => '127.0.0.1:0') \
+            or die $! } 1 .. $ARGV[0]; \
+        print join(' ', map { $_->sockport } @l), \"\\n\"; \
+        my $s = IO::Select->new(@l); my @held; \
+        while (1) { push @held, map { scalar $_->accept } $s->can_read }";
+    let mut child = std::process::Command::new("perl")
+        .args(["-e", SERVER, &n.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("perl (perl-base) runs the listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let ports: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert_eq!(ports.len(), n, "{line}");
+    (common::Started(child), ports)
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -220,11 +248,13 @@ fn json_lines_one_report_per_target_in_input_order() {
 #[test]
 fn targets_checked_together_each_get_their_own_port_s_listeners() {
     // The run's checks share one read of this machine (local::shared): each report must
-    // still describe its own port, and the listener's owner (this test process).
-    let listeners: Vec<(common::Accepting, String)> = (0..6).map(|_| open_port()).collect();
+    // still describe its own port, and the listener's owner (one program owns all six; the
+    // test process, where other tests open descriptors all the time, is not a program whose
+    // listeners sit together).
+    let (program, ports) = program_on_ports(6);
     let (_c, closed) = closed_port();
     let mut args = vec!["--json".to_string()];
-    args.extend(listeners.iter().map(|(_, p)| format!("127.0.0.1:{p}")));
+    args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
     args.push(format!("127.0.0.1:{closed}"));
     let out = canreach()
         .args(&args)
@@ -239,14 +269,14 @@ fn targets_checked_together_each_get_their_own_port_s_listeners() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(reports.len(), 7);
-    let me = std::process::id();
-    for (r, (_, port)) in reports.iter().zip(&listeners) {
+    let owner = program.0.id();
+    for (r, port) in reports.iter().zip(&ports) {
         let local = &r["local"];
         assert_eq!(local["port"].to_string(), *port, "{r}");
         let l = &local["listeners"].as_array().unwrap()[..];
         assert_eq!(l.len(), 1, "{r}");
         assert_eq!(l[0]["port"].to_string(), *port);
-        assert_eq!(l[0]["process"]["pid"], me, "{r}");
+        assert_eq!(l[0]["process"]["pid"], owner, "{r}");
     }
     let last = &reports[6];
     assert_eq!(last["verdict"], "closed");
