@@ -1,8 +1,8 @@
-//! What runs on the machine does not change a result: the test binary has a PID namespace of
-//! its own, and each lab another one inside it (see `common/sandbox.rs`). Here, processes
-//! named like the usual servers run outside a lab, and the lab's checks must not see them —
-//! while the same program started inside the lab is seen, so the decoys are ones canreach
-//! would report.
+//! What runs on the machine does not change a result: the test binary has PID, mount and
+//! network namespaces of its own, and each lab a PID namespace inside them (see
+//! `common/sandbox.rs`). Here, processes named like the usual servers run outside a lab, and
+//! the lab's checks must not see them — while the same program started inside the lab is
+//! seen, so the decoys are ones canreach would report.
 
 use crate::common;
 
@@ -21,7 +21,7 @@ const DECOYS: [(&str, &str); 5] = [
 ];
 
 #[test]
-fn the_tests_run_in_a_pid_namespace_of_their_own() {
+fn the_tests_run_in_namespaces_of_their_own() {
     if !sandbox::inside() {
         let why = "the tests run in the machine's PID namespace: `unshare --pid` is not \
                    allowed here (see common/sandbox.rs)";
@@ -40,6 +40,16 @@ fn the_tests_run_in_a_pid_namespace_of_their_own() {
         sandbox::HOSTS,
         "the stock /etc/hosts"
     );
+    // A network namespace with a loopback device and nothing else, up.
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let devices: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(devices, ["lo"], "{dev}");
+    assert!(std::net::TcpListener::bind("127.0.0.1:0").is_ok());
 }
 
 #[test]

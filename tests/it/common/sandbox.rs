@@ -1,12 +1,15 @@
-//! The test binary runs in a PID namespace and a mount namespace of its own, so that the
-//! machine it runs on cannot change a result.
+//! The test binary runs in PID, mount and network namespaces of its own, so that the machine
+//! it runs on cannot change a result.
 //!
 //! canreach looks at this machine's processes (`/proc`): who owns a listener, whether the
 //! server that usually serves a port runs. On a machine where PostgreSQL or Redis runs, or
 //! where thousands of processes make the search for a listener's owner run out of time, the
 //! tests would see them. So before `main`, the binary starts itself again under `unshare
-//! --pid --fork --mount-proc`: its /proc, and that of every program it starts, lists only the
-//! processes of this test run. In that mount namespace /etc/hosts is replaced by a stock
+//! --net --pid --fork --mount-proc`: its /proc, and that of every program it starts, lists only
+//! the processes of this test run. Its network namespace has a loopback device of its own
+//! (brought up first): the machine's listeners on 127.0.0.1 (another program on a port a test
+//! expects closed, or one that never accepts) and its firewall rules are not there, and no
+//! test can reach past loopback. In that mount namespace /etc/hosts is replaced by a stock
 //! Debian one (the machine's may lack `::1 localhost`, or add names), so that `localhost`
 //! means the same everywhere. Nothing is changed outside the namespaces.
 //!
@@ -70,7 +73,8 @@ extern "C" fn enter() {
     // process (its init): it reaps the orphans a test leaves, and the test binary, not being
     // init, dies of a Ctrl-C as it would outside.
     let script = format!(
-        "f=$(mktemp /tmp/canreach-test-hosts.XXXXXX) && chmod 644 \"$f\" \
+        "ip link set lo up || echo 'note: no loopback (ip link set lo up failed)' >&2; \
+         f=$(mktemp /tmp/canreach-test-hosts.XXXXXX) && chmod 644 \"$f\" \
          && printf '%s' '{HOSTS}' > \"$f\" && mount --bind \"$f\" /etc/hosts \
          || echo 'note: /etc/hosts is the machine'\"'\"'s' >&2; \
          \"$0\" \"$@\"; s=$?; rm -f \"$f\"; exit $s"
@@ -88,6 +92,7 @@ extern "C" fn enter() {
 /// The `unshare` options that work here: as root, or in a user namespace of one's own.
 fn unshare_flags() -> Option<&'static [&'static str]> {
     const AS_ROOT: &[&str] = &[
+        "--net",
         "--pid",
         "--fork",
         "--kill-child",
@@ -97,6 +102,7 @@ fn unshare_flags() -> Option<&'static [&'static str]> {
     ];
     const AS_USER: &[&str] = &[
         "--map-current-user",
+        "--net",
         "--pid",
         "--fork",
         "--kill-child",
