@@ -33,6 +33,33 @@ pub const SANDBOX_VAR: &str = "CANREACH_TEST_SANDBOX";
 /// What /etc/hosts reads inside: Debian's stock file, without the machine's own name.
 pub const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
 
+/// What the shell does inside, before it runs the test binary (`$0`, with its arguments):
+/// - brings the loopback device up;
+/// - gives the run its own /tmp, /run/netns and /etc/netns (empty tmpfs, in this mount
+///   namespace only): inside, every run has the same pids, so names made from
+///   `std::process::id()` (temporary files, lab namespaces and their /etc files) would
+///   collide between two runs on one machine; and nothing is left behind when a run is
+///   killed;
+/// - puts the stock hosts file over /etc/hosts (the file stays: `ip netns exec` mounts a lab's
+///   own hosts file over /etc/hosts, which fails where that is a mount of a deleted file).
+///
+/// It then runs the test binary (without the user namespace's capabilities, where it made
+/// one: `{RUN}`), waits for it and exits with its status: it stays as the namespace's
+/// first process (its init), reaps the orphans a test leaves, and the test binary, not being
+/// init, dies of a Ctrl-C as it would outside. A step that fails is said on stderr; the tests
+/// that depend on it then fail, saying why.
+const SETUP: &str = r#"
+note() { echo "note: the tests' namespace: $1" >&2; }
+ip link set lo up || note "no loopback device (ip link set lo up failed)"
+mount -t tmpfs -o mode=1777 canreach-test /tmp || note "/tmp is the machine's"
+for d in /run/netns /etc/netns; do
+  mkdir -p "$d" 2>/dev/null; mount -t tmpfs -o mode=755 canreach-test "$d" || note "$d is the machine's"
+done
+f=$(mktemp /tmp/hosts.XXXXXX) && chmod 644 "$f" && printf '%s' '{HOSTS}' > "$f"   && mount --bind "$f" /etc/hosts || note "/etc/hosts is the machine's"
+{RUN} "$0" "$@"
+exit $?
+"#;
+
 /// Run once by the loader before `main` (an `.init_array` entry): libtest's `main` is not
 /// ours, and the process must be in its namespaces before any test starts a thread.
 #[used]
@@ -54,7 +81,7 @@ extern "C" fn enter() {
     ) else {
         return;
     };
-    let Some(flags) = unshare_flags() else {
+    let Some((flags, user)) = unshare_flags() else {
         eprintln!(
             "note: the tests run in this machine's PID namespace (`unshare --pid` is not \
              allowed here): its processes may change results"
@@ -66,18 +93,15 @@ extern "C" fn enter() {
         .skip(1)
         .filter(|a| !a.is_empty())
         .map(std::ffi::OsStr::from_bytes);
-    // The shell puts the stock hosts file over /etc/hosts (in this mount namespace only),
-    // then runs the test binary with its arguments and exits with its status. The file stays
-    // until then: `ip netns exec` mounts a lab's own hosts file over /etc/hosts, which fails
-    // where /etc/hosts is a mount of a deleted file. The shell stays as the namespace's first
-    // process (its init): it reaps the orphans a test leaves, and the test binary, not being
-    // init, dies of a Ctrl-C as it would outside.
-    let script = format!(
-        "ip link set lo up || echo 'note: no loopback (ip link set lo up failed)' >&2; \
-         f=$(mktemp /tmp/canreach-test-hosts.XXXXXX) && chmod 644 \"$f\" \
-         && printf '%s' '{HOSTS}' > \"$f\" && mount --bind \"$f\" /etc/hosts \
-         || echo 'note: /etc/hosts is the machine'\"'\"'s' >&2; \
-         \"$0\" \"$@\"; s=$?; rm -f \"$f\"; exit $s"
+    let script = SETUP.replace("{HOSTS}", HOSTS).replace(
+        "{RUN}",
+        if user {
+            // The user namespace's capabilities were for the setup: the tests run as the
+            // user they are, as they would outside.
+            "setpriv --inh-caps=-all --ambient-caps=-all --"
+        } else {
+            ""
+        },
     );
     let err = Command::new("unshare")
         .args(flags)
@@ -89,8 +113,9 @@ extern "C" fn enter() {
     eprintln!("note: the tests run in this machine's PID namespace (unshare: {err})");
 }
 
-/// The `unshare` options that work here: as root, or in a user namespace of one's own.
-fn unshare_flags() -> Option<&'static [&'static str]> {
+/// The `unshare` options that work here: as root, or in a user namespace of one's own (then
+/// `true`, and the setup keeps its capabilities there).
+fn unshare_flags() -> Option<(&'static [&'static str], bool)> {
     const AS_ROOT: &[&str] = &[
         "--net",
         "--pid",
@@ -102,6 +127,7 @@ fn unshare_flags() -> Option<&'static [&'static str]> {
     ];
     const AS_USER: &[&str] = &[
         "--map-current-user",
+        "--keep-caps",
         "--net",
         "--pid",
         "--fork",
@@ -110,16 +136,18 @@ fn unshare_flags() -> Option<&'static [&'static str]> {
         "--propagation",
         "private",
     ];
-    [AS_ROOT, AS_USER].into_iter().find(|flags| {
-        Command::new("unshare")
-            .args(*flags)
-            .arg("true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    [(AS_ROOT, false), (AS_USER, true)]
+        .into_iter()
+        .find(|(flags, _)| {
+            Command::new("unshare")
+                .args(*flags)
+                .arg("true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
 }
 
 /// Is this process in the namespaces [`enter`] made?
