@@ -50,6 +50,17 @@ fn the_tests_run_in_namespaces_of_their_own() {
         .collect();
     assert_eq!(devices, ["lo"], "{dev}");
     assert!(std::net::TcpListener::bind("127.0.0.1:0").is_ok());
+    // Its own /tmp and lab namespace names: two runs on one machine share none of them.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for dir in ["/tmp", "/run/netns", "/etc/netns"] {
+        assert!(
+            mounts.lines().any(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.get(4) == Some(&dir) && l.contains(" - tmpfs canreach-test ")
+            }),
+            "{dir} is not the run's own:\n{mounts}"
+        );
+    }
 }
 
 #[test]
