@@ -197,7 +197,7 @@ pub fn mask(text: &str) -> Cow<'_, str> {
 
 /// Replace each of `spans` (byte ranges, possibly overlapping) by [`MASK`].
 fn apply(text: &str, mut spans: Vec<Range<usize>>) -> Cow<'_, str> {
-    spans.retain(|s| !s.is_empty() && &text[s.clone()] != MASK);
+    spans.retain(|s| !s.is_empty() && !already_masked(&text[s.clone()]));
     if spans.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -217,6 +217,15 @@ fn apply(text: &str, mut spans: Vec<Range<usize>>) -> Cow<'_, str> {
     }
     out.push_str(&text[at..]);
     Cow::Owned(out)
+}
+
+/// A value that is the mask itself, perhaps followed by punctuation that is not part of a
+/// secret: text masked once and then quoted in a message (`` `h?token=***`: … ``), where the
+/// value runs on to the quote. Masking it again would eat the punctuation.
+fn already_masked(value: &str) -> bool {
+    value
+        .strip_prefix(MASK)
+        .is_some_and(|rest| !rest.chars().any(char::is_alphanumeric))
 }
 
 /// Characters that end a URL, a word or a value in running text.
@@ -629,6 +638,22 @@ mod tests {
             // Masking twice changes nothing.
             assert_eq!(mask(&got), got, "{text}");
         }
+    }
+
+    /// A message that quotes text already masked (`shown` masks the typed target, then the
+    /// whole usage line is masked again) keeps the punctuation after the mask.
+    #[test]
+    fn masked_text_quoted_in_a_message_keeps_its_punctuation() {
+        for typed in [
+            "h:abc?token=hunter2",
+            "https://h/?token=hunter2",
+            "PASSWORD=hunter2",
+        ] {
+            let line = format!("unknown port `{}`: give a number", mask(typed));
+            assert_eq!(mask(&line), line, "{typed}");
+        }
+        // A real secret that starts like the mask is still masked.
+        assert_eq!(mask("token=***hunter2 x"), "token=*** x");
     }
 
     #[test]
