@@ -472,6 +472,28 @@ pub fn mask_user(value: &str) -> String {
     mask(&shown).into_owned()
 }
 
+/// `NAME = VALUE` spread over arguments, `NAME` (or `NAME=`) being `arg` and the rest in
+/// `next`: the arguments after `arg` that belong to it, as shown (`=` and the mask, one for
+/// each), when the name is a secret's and the value one. `None` otherwise.
+fn spaced_pair(arg: &str, next: &[String]) -> Option<Vec<Cow<'static, str>>> {
+    let (name, value) = match (arg.strip_suffix('='), next) {
+        (Some(name), [value, ..]) if !name.contains('=') => (name, value.as_str()),
+        (None, [eq, value, ..]) if eq == "=" && !arg.contains('=') => (arg, value.as_str()),
+        (None, [eq_value, ..]) if !arg.contains('=') => (arg, eq_value.strip_prefix('=')?),
+        _ => return None,
+    };
+    if name.starts_with('-') || !secret_value(kind(name), value) {
+        return None;
+    }
+    Some(
+        match (arg.ends_with('='), next.first().map(String::as_str)) {
+            (true, _) => vec![Cow::Borrowed(MASK)],
+            (false, Some("=")) => vec![Cow::Borrowed("="), Cow::Borrowed(MASK)],
+            _ => vec![Cow::Owned(format!("={MASK}"))],
+        },
+    )
+}
+
 /// A command line's arguments, joined by spaces, with secrets masked: every argument by
 /// [`mask`], and the argument after an option named like a secret whole (an argument can hold
 /// spaces: `--password 'a b'`), plus a few programs' own short options:
@@ -493,6 +515,15 @@ pub fn mask_args(args: &[String]) -> String {
     while i < args.len() {
         let arg = args[i].as_str();
         i += 1;
+        // `NAME = VALUE` as separate arguments (`NAME= VALUE`, `NAME =VALUE` too).
+        if !out.is_empty()
+            && let Some(shown) = spaced_pair(arg, &args[i..])
+        {
+            out.push(mask(arg));
+            i += shown.len();
+            out.extend(shown);
+            continue;
+        }
         let Some(flag) = arg.strip_prefix('-').filter(|_| !out.is_empty()) else {
             out.push(mask(arg));
             continue;
@@ -797,6 +828,18 @@ mod tests {
                 "app --config={\"password\":\"***\"}",
             ),
             ("app\u{1}PASSWORD = hunter2", "app PASSWORD = ***"),
+            // The same as three arguments (`app PASSWORD = x` typed unquoted).
+            ("app\u{1}PASSWORD\u{1}=\u{1}hunter2", "app PASSWORD = ***"),
+            ("app\u{1}PASSWORD=\u{1}hunter2", "app PASSWORD= ***"),
+            (
+                "app\u{1}PASSWORD\u{1}=hunter2\u{1}--port\u{1}1",
+                "app PASSWORD =*** --port 1",
+            ),
+            (
+                "app\u{1}PASSWORD\u{1}=\u{1}hunter2\u{1}-v",
+                "app PASSWORD = *** -v",
+            ),
+            ("app\u{1}MODE\u{1}=\u{1}fast", "app MODE = fast"),
             (
                 "app\u{1}user:hunter2@tcp(db:3306)/app",
                 "app user:***@tcp(db:3306)/app",
