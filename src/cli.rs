@@ -217,8 +217,8 @@ impl Cli {
     }
 
     /// `-4` / `-6`.
-    pub fn family(&self) -> Option<crate::workflow::Family> {
-        use crate::workflow::Family;
+    pub fn family(&self) -> Option<crate::options::Family> {
+        use crate::options::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
             (_, true) => Some(Family::V6),
@@ -226,9 +226,9 @@ impl Cli {
         }
     }
 
-    /// `--local` / `--no-local` as the pipeline's mode.
-    pub fn local_mode(&self) -> crate::pipeline::LocalMode {
-        use crate::pipeline::LocalMode;
+    /// `--local` / `--no-local` as the check's mode.
+    pub fn local_mode(&self) -> crate::options::LocalMode {
+        use crate::options::LocalMode;
         match (self.local, self.no_local) {
             (true, _) => LocalMode::Always,
             (_, true) => LocalMode::Never,
@@ -236,9 +236,9 @@ impl Cli {
         }
     }
 
-    /// `--protocol` / `--tcp` as the pipeline's protocol.
-    pub fn protocol(&self) -> crate::pipeline::Protocol {
-        use crate::pipeline::Protocol;
+    /// `--protocol` / `--tcp` as the check's protocol.
+    pub fn protocol(&self) -> crate::options::Protocol {
+        use crate::options::Protocol;
         if self.tcp {
             return Protocol::Tcp;
         }
@@ -259,9 +259,9 @@ impl Cli {
         }
     }
 
-    /// `--trace` / `--no-trace` as the pipeline's mode.
-    pub fn trace_mode(&self) -> crate::pipeline::TraceMode {
-        use crate::pipeline::TraceMode;
+    /// `--trace` / `--no-trace` as the check's mode.
+    pub fn trace_mode(&self) -> crate::options::TraceMode {
+        use crate::options::TraceMode;
         match (self.trace, self.no_trace) {
             (true, _) => TraceMode::Always,
             (_, true) => TraceMode::Never,

@@ -24,6 +24,7 @@ pub mod hostinfo;
 pub mod icmp;
 pub mod liveness;
 pub mod local;
+pub mod options;
 pub mod pipeline;
 pub mod probe;
 pub mod render;
@@ -35,6 +36,9 @@ pub mod sys;
 pub mod target;
 pub mod trace;
 pub mod workflow;
+
+#[cfg(test)]
+mod source_tests;
 
 use std::io::Write;
 

@@ -31,18 +31,15 @@ use crate::local;
 use crate::local::LocalFacts;
 use crate::local::netstat::ListenCounters;
 use crate::local::shared::Inspector;
+use crate::options::{LocalMode, Options, Protocol, TraceMode};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::first::{self, First};
 use crate::session::http::HttpTarget;
 use crate::session::proxy::{Proxy, ProxyChoice};
-use crate::session::status::StatusSet;
 use crate::session::tls::{Trust, TrustStore};
 use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
 use crate::target::{Host, Target};
 use crate::trace;
-
-/// The default deadline for a whole check.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long, once the probes are done, the check still waits for a DNS view it does not need
 /// for the verdict. The DNS view only adds comparisons when the system lookup succeeded, and a
@@ -59,88 +56,6 @@ pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
 /// Silent addresses whose host gets liveness probes (the ones clients try first).
 pub const LIVENESS_ADDRESSES: usize = 2;
-
-/// When to walk the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceMode {
-    /// For `filtered` and `unreachable` outcomes of the first address.
-    Auto,
-    /// Always (the first address).
-    Always,
-    /// Never.
-    Never,
-}
-
-/// What to speak once connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// From the URL's scheme, else the port's usual service (443 → HTTPS, 993 → TLS, …),
-    /// else only the first moments.
-    #[default]
-    Auto,
-    /// Only the first moments: reset, close, greeting or silence.
-    Tcp,
-    /// A TLS handshake.
-    Tls,
-    /// One HTTP request.
-    Http,
-    /// A TLS handshake, then one HTTP request.
-    Https,
-}
-
-/// What a check may do.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Everything, DNS included, finishes within this.
-    pub timeout: Duration,
-    pub trace: TraceMode,
-    /// When to inspect this machine's listeners and firewall.
-    pub local: LocalMode,
-    /// What to speak after the connect.
-    pub protocol: Protocol,
-    /// Follow the proxy the environment names for a URL target, as the application would
-    /// (`--no-proxy`: check the direct path instead).
-    pub follow_proxy: bool,
-    /// What TLS handshakes trust (`--cacert`, `--insecure`).
-    pub trust: Trust,
-    /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
-    pub expect_status: Option<StatusSet>,
-    /// What a prober asks of the session stage beyond the usual check (`canreach serve`'s
-    /// modules: a method and headers, a TLS name or trust store, a dialogue); `None` for the
-    /// CLI.
-    pub ask: Option<std::sync::Arc<crate::session::ask::Ask>>,
-    /// The facts are for a report someone reads; `false` (`-q`): only the verdict counts, and
-    /// facts that only explain one are not gathered (this machine's firewall: see
-    /// [`needs_firewall`]).
-    pub report: bool,
-}
-
-/// When to inspect this machine (listeners, owners, firewall).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalMode {
-    /// When the target is one of this machine's addresses (and the firewall for silence).
-    Auto,
-    /// Always (`--local`).
-    Always,
-    /// Never (`--no-local`).
-    Never,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            timeout: DEFAULT_TIMEOUT,
-            trace: TraceMode::Auto,
-            local: LocalMode::Auto,
-            protocol: Protocol::Auto,
-            follow_proxy: true,
-            trust: Trust::default(),
-            expect_status: None,
-            ask: None,
-            report: true,
-        }
-    }
-}
 
 /// Run every stage for `target` and collect the facts.
 ///
@@ -1065,6 +980,7 @@ pub const WALK_GRACE: Duration = Duration::from_millis(20);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::DEFAULT_TIMEOUT;
     use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use std::net::IpAddr;

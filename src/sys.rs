@@ -40,6 +40,23 @@ fn set_sigint_mask(how: libc::c_int) {
     }
 }
 
+/// This thread's CPU time so far (user and system).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The soft limit on open file descriptors (`ulimit -n`), when it can be read.
 pub fn open_file_limit() -> Option<u64> {
     let mut r = libc::rlimit {

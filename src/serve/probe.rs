@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use crate::diagnosis;
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
 use crate::local::shared::Lasting;
-use crate::pipeline::{self, LocalMode, Protocol, TraceMode};
+use crate::options::{LocalMode, Options, Protocol, TraceMode};
+use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::services::Services;
 use crate::session::ask::{Ask, HttpAsk};
@@ -232,7 +233,7 @@ pub async fn run(
             Prober::Http => Protocol::Http,
             Prober::Canreach => Protocol::Auto,
         };
-        let opts = pipeline::Options {
+        let opts = Options {
             timeout: timeout.max(Duration::from_millis(1)),
             trace: TraceMode::Auto,
             local: LocalMode::Auto,

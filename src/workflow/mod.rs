@@ -22,7 +22,6 @@ pub mod wait;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
@@ -38,6 +37,7 @@ use crate::escape::escape;
 use crate::exit_codes::{ExitCode, PluginState};
 use crate::facts::{Facts, WaitEnd, Waited};
 use crate::local;
+use crate::options::{Family, LocalMode, Options};
 use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::target::{Host, Target};
@@ -99,36 +99,6 @@ impl Limits {
         let limit = crate::sys::open_file_limit().unwrap_or(1024);
         let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count() as u64);
         Limits::for_free_files(limit.saturating_sub(open + RESERVED_FILES))
-    }
-}
-
-/// An address family (`-4`, `-6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn admits(self, ip: IpAddr) -> bool {
-        match self {
-            Family::V4 => ip.is_ipv4(),
-            Family::V6 => ip.is_ipv6(),
-        }
-    }
-
-    pub fn flag(self) -> &'static str {
-        match self {
-            Family::V4 => "-4",
-            Family::V6 => "-6",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
     }
 }
 
@@ -215,7 +185,7 @@ pub struct Checked {
 /// local kernel, no rate limit) run concurrently.
 #[derive(Debug)]
 pub struct Runner {
-    opts: pipeline::Options,
+    opts: Options,
     family: Option<Family>,
     lookups: Lookups,
     permits: Semaphore,
@@ -242,13 +212,13 @@ fn host_key(t: &Target) -> Option<String> {
 impl Runner {
     /// Checks of `targets`, as many at once as this process's descriptors allow
     /// ([`Limits::now`]).
-    pub fn new(opts: pipeline::Options, family: Option<Family>, targets: &[Input]) -> Runner {
+    pub fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
         Runner::with_limits(opts, family, targets, Limits::now())
     }
 
     /// Checks of `targets`, at most `limits` at once.
     pub fn with_limits(
-        opts: pipeline::Options,
+        opts: Options,
         family: Option<Family>,
         targets: &[Input],
         limits: Limits,
@@ -277,7 +247,7 @@ impl Runner {
     /// Start reading this machine's listeners and owners when a target is surely this machine
     /// and local inspection is not turned off (see [`local::shared::PerRun::start`]).
     pub fn start_local_reads(&self, inputs: &[Input]) {
-        if self.opts.local != pipeline::LocalMode::Never
+        if self.opts.local != LocalMode::Never
             && inputs.iter().any(|i| host_key(&i.target).is_none())
         {
             self.local.start();
@@ -304,7 +274,7 @@ impl Runner {
             family: self.family,
             slot,
         };
-        let opts = pipeline::Options {
+        let opts = Options {
             timeout,
             ..self.opts.clone()
         };
@@ -396,7 +366,7 @@ pub const WINDOW: usize = 1024;
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
 /// as every earlier target's is (JSON Lines), or the table once all are done (text).
 pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
-    let opts = pipeline::Options {
+    let opts = Options {
         timeout: cli.timeout,
         trace: cli.trace_mode(),
         local: cli.local_mode(),
@@ -679,7 +649,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let inputs = input::collect(&w, None, None, &Services::parse("")).unwrap();
-        let r = Runner::new(pipeline::Options::default(), None, &inputs);
+        let r = Runner::new(Options::default(), None, &inputs);
         let mut hosts: Vec<&String> = r.hosts.keys().collect();
         hosts.sort();
         assert_eq!(hosts, ["a.example"]);
