@@ -15,6 +15,7 @@
 //! [`run`] ties them together for `main`.
 
 pub mod cli;
+pub mod connect;
 pub mod diagnosis;
 pub mod dns;
 pub mod escape;
