@@ -28,10 +28,10 @@ pub enum TraceMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// From the URL's scheme, else the port's usual service (443 → HTTPS, 993 → TLS, …),
-    /// else only the first moments.
+    /// else only what the server does unasked.
     #[default]
     Auto,
-    /// Only the first moments: reset, close, greeting or silence.
+    /// Only what the server does unasked: reset, close, greeting or silence.
     Tcp,
     /// A TLS handshake.
     Tls,

@@ -33,10 +33,10 @@ use crate::local::shared::Inspector;
 use crate::local::{self, Firewall, LocalFacts};
 use crate::options::{LocalMode, Options, Protocol, TraceMode};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
-use crate::session::first::{self, First};
 use crate::session::http::HttpTarget;
 use crate::session::proxy::{Proxy, ProxyChoice};
 use crate::session::tls::{Trust, TrustStore};
+use crate::session::watch::{self, First};
 use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
 use crate::target::{Host, Target};
 use crate::trace::{self, TraceFacts};
@@ -461,7 +461,7 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             .iter()
             .filter(|a| a.probe.result == ConnectResult::Connected)
             .count() as u64;
-        let program = owners.filter(|_| open > 0).map(|owners| first::Program {
+        let program = owners.filter(|_| open > 0).map(|owners| watch::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
@@ -534,7 +534,7 @@ async fn follow_sessions<C: Connector>(
     target: &Target,
     app: &Application,
     via: Option<&Destination>,
-    program: Option<first::Program>,
+    program: Option<watch::Program>,
     trust: Trust,
     ask: Option<&std::sync::Arc<crate::session::ask::Ask>>,
     deadline: Instant,

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canreach::session::first::{BannerKind, First};
 use canreach::session::http::HttpTarget;
 use canreach::session::tls::{TlsFailure, TrustStore};
+use canreach::session::watch::{BannerKind, First};
 use canreach::session::{Application, SessionRequest, after_connect};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -253,8 +253,8 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
     assert!(accepted <= f.window, "{f:?}");
     // Ends the grace after the accept (plus a timer tick), or at the window's end if that
     // comes first.
-    let bound = (accepted + canreach::session::first::ACCEPTED_GRACE + Duration::from_millis(2))
-        .min(canreach::session::first::WINDOW_MIN);
+    let bound = (accepted + canreach::session::watch::ACCEPTED_GRACE + Duration::from_millis(2))
+        .min(canreach::session::watch::WINDOW_MIN);
     assert!(f.window <= bound, "watched past the grace: {f:?}");
 
     // A program that never accepts: watched for the accept up to ACCEPT_WAIT, then recorded
@@ -268,7 +268,7 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
     )
     .await;
     assert_eq!((&f.first, f.accepted), (&First::Silent, None));
-    let wait = canreach::session::first::ACCEPT_WAIT;
+    let wait = canreach::session::watch::ACCEPT_WAIT;
     let n = f.not_accepted.clone().expect("not accepted");
     assert!(
         n.waited + Duration::from_millis(2) >= wait && !n.cut_short,
@@ -314,7 +314,7 @@ async fn a_program_slow_to_accept_is_waited_for_not_called_hung() {
     assert!(accepted >= Duration::from_millis(140), "{f:?}");
     // Watched the grace after the accept, not to the end of the wait for it.
     assert!(
-        f.window <= accepted + canreach::session::first::ACCEPTED_GRACE + Duration::from_millis(20),
+        f.window <= accepted + canreach::session::watch::ACCEPTED_GRACE + Duration::from_millis(20),
         "{f:?}"
     );
 }

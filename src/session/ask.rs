@@ -1,6 +1,6 @@
 //! What a prober asks of the session stage beyond the CLI's own check, and what came of it.
 //!
-//! The CLI asks one question after the connect (`HEAD /`, a handshake, the first moments). A
+//! The CLI asks one question after the connect (`HEAD /`, a handshake, a watch before speaking). A
 //! blackbox_exporter module (`canreach serve`, see `src/serve/`) asks its own: a method, extra
 //! headers and the whole body of one HTTP exchange; a TLS server name or trust store of its
 //! own; a `query_response` dialogue (expect a line matching a pattern, send a line). These

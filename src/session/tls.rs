@@ -119,7 +119,7 @@ impl TrustStore {
     /// ~150 files besides the bundle that holds the same certificates) where OpenSSL looks a
     /// directory up lazily, by hash, only for an issuer it did not find: reading them all was
     /// most of a TLS check of a local server. So the bundle is read first, and the whole store
-    /// only when the bundle did not know the issuer (`session::after` then asks again).
+    /// only when the bundle did not know the issuer (`session::stage` then asks again).
     /// Which file and directories: `SSL_CERT_FILE`/`SSL_CERT_DIR` as rustls-native-certs reads
     /// them (a file alone when only the file is set), else OpenSSL's usual places
     /// (openssl-probe, as rustls-native-certs does).
