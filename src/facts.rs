@@ -111,6 +111,7 @@ pub struct QueueWatch {
 
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
+    #[cfg(test)]
     pub fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
@@ -192,11 +193,6 @@ impl Facts {
     /// else the target.
     pub fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
-    }
-
-    /// The main probes, in order.
-    pub fn probes(&self) -> impl Iterator<Item = &ProbeFact> + '_ {
-        self.addresses.iter().map(|a| &a.probe)
     }
 
     /// The silence facts of one address, if it had any.

@@ -23,7 +23,7 @@ fn main() {
     // (workflow::run releases it once the handler is set up), so that even one before the
     // first check says where each target stood. A path that does not go through
     // `canreach::run` and lives on must call `sys::release_sigint` (the ones here exit).
-    canreach::sys::hold_sigint();
+    canreach::hold_sigint();
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
         // Generated into memory first: clap_complete panics on a write error (a closed pipe).

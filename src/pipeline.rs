@@ -54,23 +54,14 @@ pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
 /// How long the system lookup is still waited for once every name server was found silent.
 pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
-/// Run every stage for `target` and collect the facts.
+/// Run every stage for `target` and collect the facts, with this machine's listeners and
+/// firewall read through `inspector` (a check of its own: [`local::shared::Fresh`]; a run of
+/// many targets shares its reads: `local::shared::PerRun`).
 ///
 /// A URL target whose proxy variable names an HTTP proxy is checked the way the application
 /// reaches it: every stage runs on the proxy's host and port, the sessions go through it
 /// (`CONNECT`, or plain HTTP in absolute form), and the destination is probed directly
 /// alongside, for the record ([`crate::facts::ProxyRoute`]).
-pub async fn gather<R: Resolver, C: Connector>(
-    target: Target,
-    opts: Options,
-    resolver: &R,
-    connector: &C,
-) -> Facts {
-    gather_with(target, opts, resolver, connector, &local::shared::Fresh).await
-}
-
-/// [`gather`], with this machine's listeners and firewall read through `inspector` (a run of
-/// many targets shares its reads: [`local::shared::PerRun`]).
 pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
     target: Target,
     opts: Options,
@@ -634,9 +625,19 @@ fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connect::WALK_GRACE;
+    use crate::connect::remote::WALK_GRACE;
     use crate::options::DEFAULT_TIMEOUT;
     use crate::probe::{ConnectResult, ProbeFact};
+
+    /// A check of its own: this machine read afresh.
+    async fn gather<R: Resolver, C: Connector>(
+        target: Target,
+        opts: Options,
+        resolver: &R,
+        connector: &C,
+    ) -> Facts {
+        gather_with(target, opts, resolver, connector, &local::shared::Fresh).await
+    }
     use crate::services::Services;
     use std::net::IpAddr;
     use std::sync::Mutex;

@@ -158,6 +158,7 @@ fn kind(name: &str) -> Kind {
 /// `password`, `DB_PASSWORD`, `X-Api-Key`, `access_token`, `client_secret`, `PGPASSWORD`,
 /// `sig`, `jwt`, `sessionId`, `--credentials`; not `keyword`, `author`, `passive`,
 /// `--password-file` (a path), `PWD` (the working directory).
+#[cfg(test)]
 pub fn is_secret_name(name: &str) -> bool {
     kind(name) != Kind::No
 }

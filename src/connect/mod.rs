@@ -10,11 +10,8 @@
 //! Facts only ([`AddressFacts`]); the session stage, the local inspection and the walk after
 //! the probes are the pipeline's to run.
 
-mod remote;
-mod this_machine;
-
-pub use remote::WALK_GRACE;
-pub use this_machine::LOCAL_RETRANSMIT_WAIT;
+pub(crate) mod remote;
+pub(crate) mod this_machine;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -157,6 +157,7 @@ pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
 
 /// The lines of a hosts(5) text that give an address for `name` (case-insensitive, trailing
 /// dot ignored), in file order — the order glibc uses. At most [`MAX_HOSTS_LINES`].
+#[cfg(test)]
 pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     text.lines()

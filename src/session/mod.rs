@@ -39,13 +39,13 @@
 //! Everything the peer sends is hostile input: every read is bounded in size and by the
 //! caller's deadline, and no parser panics on garbage.
 
-pub mod ask;
+pub(crate) mod ask;
 pub mod http;
 pub mod mss;
-pub mod protocols;
+pub(crate) mod protocols;
 pub mod proxy;
-pub mod stage;
-pub mod status;
+pub(crate) mod stage;
+pub(crate) mod status;
 pub mod tls;
 pub mod watch;
 
@@ -100,11 +100,6 @@ impl<S> Recording<S> {
     /// A handle to the record that outlives the stream.
     pub fn handle(&self) -> Arc<Mutex<Recorded>> {
         Arc::clone(&self.seen)
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 }
 

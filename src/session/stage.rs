@@ -150,16 +150,6 @@ pub struct SessionFacts {
     pub answered: Option<super::ask::Answered>,
 }
 
-impl SessionFacts {
-    /// The proxy's answer to `CONNECT`, when the session asked for a tunnel.
-    pub fn tunnel(&self) -> Option<&ConnectFacts> {
-        match &self.via {
-            Some(ViaProxy::Tunnel(c)) => Some(c.as_ref()),
-            _ => None,
-        }
-    }
-}
-
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
 pub async fn after_connect(
     stream: TcpStream,

@@ -341,8 +341,6 @@ pub enum Versions {
     Any,
     /// TLS 1.2 only: a retry that tells "the server needs TLS 1.2" apart.
     Only12,
-    /// TLS 1.3 only.
-    Only13,
 }
 
 /// What to ask for in a handshake.
@@ -884,7 +882,6 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
     let builder = match req.versions {
         Versions::Any => builder.with_protocol_versions(rustls::ALL_VERSIONS),
         Versions::Only12 => builder.with_protocol_versions(&[&rustls::version::TLS12]),
-        Versions::Only13 => builder.with_protocol_versions(&[&rustls::version::TLS13]),
     }?;
     let builder: ConfigBuilder<ClientConfig, WantsClientCert> = builder
         .dangerous()

@@ -53,7 +53,8 @@ impl Lookups {
         rx
     }
 
-    /// Lookups still running (for tests and the benchmark's sanity).
+    /// Lookups still running (for the tests).
+    #[cfg(test)]
     pub fn outstanding(&self) -> usize {
         let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         map.values().filter(|rx| rx.borrow().is_none()).count()
