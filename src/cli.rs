@@ -231,6 +231,21 @@ impl Cli {
         }
     }
 
+    /// What each check may do, from the flags.
+    pub fn options(&self) -> crate::options::Options {
+        crate::options::Options {
+            timeout: self.timeout,
+            trace: self.trace_mode(),
+            local: self.local_mode(),
+            protocol: self.protocol(),
+            follow_proxy: !self.no_proxy,
+            trust: self.trust(),
+            expect_status: self.expect_status,
+            ask: None,
+            report: !self.quiet,
+        }
+    }
+
     /// `--cacert` / `--insecure` as what TLS checks trust.
     pub fn trust(&self) -> Trust {
         Trust {
