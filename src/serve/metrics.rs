@@ -212,17 +212,7 @@ pub fn judge(
         .map_or(0.0, |l| l.elapsed.as_secs_f64());
     let chosen = chosen_address(&last.facts, module);
     let addr = chosen.and_then(|ip| last.facts.addresses.iter().find(|a| a.address().ip() == ip));
-    // ECONNRESET as the connect completes is a handshake the kernel finished, reset by the
-    // program at once: blackbox_exporter's dial succeeds or not by a race with that reset, so
-    // it counts here as connected whichever came first (`canreach_verdict_info` tells the rest).
-    let connected = addr.is_some_and(|a| {
-        a.probe.result == ConnectResult::Connected
-            || (a.probe.result
-                == (ConnectResult::Failed {
-                    errno: libc::ECONNRESET,
-                })
-                && a.probe.icmp.is_none())
-    });
+    let connected = addr.is_some_and(connected);
     let session = addr.and_then(|a| a.session.as_ref());
     let tls_facts: Option<&TlsFacts> = session.and_then(|s| s.tls.as_ref());
     let answered = session.and_then(|s| s.answered.as_ref());
@@ -283,6 +273,19 @@ pub fn judge(
         verdict: last.diag.verdict,
         failure: phase.map(|p| (reason(&last.diag), p)),
     }
+}
+
+/// Connected as blackbox_exporter sees it. ECONNRESET as the connect completes is a
+/// handshake the kernel finished, reset by the program at once: blackbox_exporter's dial
+/// succeeds or not by a race with that reset, so it counts here as connected whichever came
+/// first (`canreach_verdict_info` tells the rest).
+fn connected(a: &crate::facts::AddressFacts) -> bool {
+    a.probe.result == ConnectResult::Connected
+        || (a.probe.result
+            == (ConnectResult::Failed {
+                errno: libc::ECONNRESET,
+            })
+            && a.probe.icmp.is_none())
 }
 
 /// A handshake counts for blackbox_exporter when it completed and the chain verified, or
