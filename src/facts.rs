@@ -81,9 +81,10 @@ pub struct AddressFacts {
     pub silence: Option<Silence>,
     /// The address is this machine's own (loopback or a local interface's).
     pub here: bool,
-    /// After a connect: the first moments, TLS, HTTP (`session`), when the address was open.
+    /// After a connect: what the server did before the client spoke, TLS, HTTP (`session`),
+    /// when the address was open.
     pub session: Option<SessionFacts>,
-    /// For an address of this machine that stayed silent past the first moments: its
+    /// For an address of this machine that stayed silent past `liveness::DELAY` (10 ms): its
     /// listener's accept queue and this machine's listen-drop counters while it was silent.
     pub queue: Option<QueueWatch>,
 }

@@ -282,7 +282,7 @@ fn sibling_graph() -> BTreeMap<Vec<String>, BTreeMap<(String, String), Edge>> {
     levels
 }
 
-/// The strongly connected sets of two or more nodes (Tarjan's algorithm, iteratively small).
+/// The strongly connected sets of two or more nodes: the nodes that reach each other.
 fn cycles(edges: &BTreeMap<(String, String), Edge>) -> Vec<BTreeSet<String>> {
     let nodes: BTreeSet<&String> = edges.keys().flat_map(|(a, b)| [a, b]).collect();
     let reach = |from: &String| -> BTreeSet<String> {
@@ -362,6 +362,28 @@ fn the_allowed_cycles_still_exist() {
             "{level}: {members:?} is no longer a cycle: remove it from ALLOWED_CYCLES"
         );
     }
+}
+
+#[test]
+fn a_loop_of_uses_is_a_cycle_and_a_chain_is_not() {
+    let edges = |pairs: &[(&str, &str)]| -> BTreeMap<(String, String), Edge> {
+        pairs
+            .iter()
+            .map(|(a, b)| {
+                let e = Edge {
+                    file: PathBuf::from("x.rs"),
+                    seen: String::new(),
+                };
+                ((a.to_string(), b.to_string()), e)
+            })
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert!(cycles(&edges(&[("a", "b"), ("b", "c"), ("a", "c")])).is_empty());
+    assert_eq!(
+        cycles(&edges(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")])),
+        [set(&["a", "b", "c"])]
+    );
 }
 
 #[test]
