@@ -108,7 +108,7 @@ impl ExitCode {
 const HELP_WIDTH: usize = 74;
 
 /// The exit codes as `--help` and the man page show them: the verdicts' codes, canreach's
-/// own, then the order of severity, each wrapped within [`HELP_WIDTH`], two-space indented.
+/// own, then the order of severity, each wrapped within `HELP_WIDTH`, two-space indented.
 pub fn help_text() -> String {
     let mut codes = ExitCode::ALL;
     codes.sort_by_key(|c| c.code());

@@ -95,7 +95,7 @@ pub struct Finished {
 }
 
 /// Read the targets (arguments and `-f FILE`), check them all (waiting if asked), diagnose,
-/// render to `out` (see [`workflow`]).
+/// render to `out` (see `workflow`).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     // As many descriptors as the hard limit allows (`ulimit -n 64` in a shell sets both, and
     // then the run's concurrency is sized to what there is: `workflow::Limits`).

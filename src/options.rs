@@ -64,7 +64,7 @@ pub struct Options {
     pub ask: Option<Arc<Ask>>,
     /// The facts are for a report someone reads; `false` (`-q`): only the verdict counts, and
     /// facts that only explain one are not gathered (this machine's firewall: see
-    /// `pipeline::needs_firewall`).
+    /// `connect::needs_firewall`).
     pub report: bool,
 }
 

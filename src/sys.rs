@@ -17,7 +17,7 @@ pub fn is_root() -> bool {
 }
 
 /// Hold back SIGINT in this thread (and the threads it starts from now on) until
-/// [`release_sigint`]: a Ctrl-C that comes before canreach's handler is set up stays pending
+/// `release_sigint`: a Ctrl-C that comes before canreach's handler is set up stays pending
 /// instead of killing the process without a word, and is delivered to the handler once it is.
 pub fn hold_sigint() {
     set_sigint_mask(libc::SIG_BLOCK);

@@ -141,7 +141,7 @@ pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
         .unwrap_or_default()
 }
 
-/// [`parse_hosts`] on the file's bytes, decoded line by line: a line with bytes that are not
+/// `parse_hosts` on the file's bytes, decoded line by line: a line with bytes that are not
 /// UTF-8 is decoded lossily (U+FFFD), so it neither hides the other lines nor shifts their
 /// numbers. (Such a line never names a valid host, but its neighbours may.) At most
 /// [`MAX_HOSTS_LINES`].

@@ -8,13 +8,13 @@
 //!
 //! | part | module | facts |
 //! |---|---|---|
-//! | the stage as one call | [`stage`] | [`SessionFacts`]: what the server does unasked, then TLS (+ MSS retry), then HTTP |
+//! | the stage as one call | `stage` | [`SessionFacts`]: what the server does unasked, then TLS (+ MSS retry), then HTTP |
 //! | before the client speaks (nothing written) | [`watch`] | [`watch::First`]: reset, closed, banner (SSH, SMTP, MySQL …), silent |
 //! | TLS handshake | [`tls`] | [`tls::TlsFacts`]: version, suite, ALPN, chain, [`tls::TlsFailure`] |
 //! | one HTTP request | [`http`] | [`http::HttpFacts`]: status, `Server`, `Via`, `Location` …, [`http::HttpFailure`] |
 //! | proxy environment, CONNECT | [`proxy`] | [`proxy::ProxyChoice`], [`proxy::ConnectFacts`] |
 //! | reduced-MSS retry | [`mss`] | a connected stream, or [`mss::MssError`] |
-//! | a prober's own questions | [`ask`] | [`ask::Answered`]: one HTTP exchange as a module asks it, a `query_response` dialogue |
+//! | a prober's own questions | `ask` | `ask::Answered`: one HTTP exchange as a module asks it, a `query_response` dialogue |
 //!
 //! ## For the pipeline
 //!

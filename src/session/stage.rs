@@ -131,7 +131,7 @@ pub struct SessionFacts {
     /// when the kernel showed it within the watch (see [`watch::watch_this_machine`]).
     pub accepted: Option<Duration>,
     /// After how long the program was seen back to waiting with the connection held (every
-    /// thread asleep, see [`crate::local::idle`]); the watch ended there.
+    /// thread asleep, see `crate::local::idle`); the watch ended there.
     pub at_rest: Option<Duration>,
     /// For a connection to this machine: the program did not take it (`accept()`) within
     /// [`watch::ACCEPT_WAIT`] (see [`watch::watch_this_machine`]).

@@ -114,7 +114,7 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 }
 
 /// How long a program on this machine is watched after it accepted the connection when it
-/// cannot be seen going back to waiting ([`local::idle`]: its processes unknown, another
+/// cannot be seen going back to waiting (`local::idle`: its processes unknown, another
 /// user's without root, too many): it has been scheduled and has taken the connection; a
 /// hang-up on every client (a proxy whose backend is down, a full server, a wrapper refusing
 /// this client) comes at once after that.
@@ -128,7 +128,7 @@ pub struct Program {
     pub owners: Shared<BoxFuture<'static, Vec<u32>>>,
     /// This machine's count of TCP connects (`ActiveOpens`), read before the session's own
     /// connects, and how many those are: a connect beyond them may be the program's own, to a
-    /// backend (see [`nothing_in_flight`]).
+    /// backend (see `nothing_in_flight`).
     pub connects_before: Option<u64>,
     pub own_connects: u64,
     /// This process's own connects ([`crate::probe::own_connects`]) when `connects_before`
@@ -206,7 +206,7 @@ impl Watched {
 }
 
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
-/// the connection (`accept()`) and when it has gone back to waiting ([`local::idle`]): the
+/// the connection (`accept()`) and when it has gone back to waiting (`local::idle`): the
 /// watch ends when the program waits again with the connection held; [`ACCEPTED_GRACE`] after
 /// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
 /// still works. A connection still in the accept queue at the window's end is watched until

@@ -8,7 +8,7 @@
 //! | [`wait`] | the retry schedule and which verdicts are worth waiting on |
 //! | [`progress`] | the spinner on stderr |
 //!
-//! Every target is checked by its own [`pipeline::gather`] in the one current-thread runtime,
+//! Every target is checked by its own [`pipeline::gather_with`] in the one current-thread runtime,
 //! under its own deadline (which starts when its check starts, not while it queues). At most
 //! [`CONCURRENCY`] checks run at once. Targets that share a remote host run one after another
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
