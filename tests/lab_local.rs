@@ -285,7 +285,8 @@ enum Init {
     None,
 }
 
-/// canreach in namespace `ns`, in a mount namespace of its own whose /run is empty but for
+/// canreach in namespace `ns`, in mount and PID namespaces of its own (its /proc shows only
+/// its own processes) whose /run is empty but for
 /// /run/systemd/system with [`Init::Systemd`]: the host's own init decides nothing.
 fn run_with_init(ns: &str, init: Init, args: &[&str]) -> Run {
     let out = Command::new("ip")
@@ -297,6 +298,11 @@ fn run_with_init(ns: &str, init: Init, args: &[&str]) -> Run {
             "--mount",
             "--propagation",
             "private",
+            // Its own processes too: a program of the host named like a usual server (a
+            // developer's PostgreSQL, a copy of sleep named postgres) must not be found.
+            "--pid",
+            "--fork",
+            "--mount-proc",
         ])
         .args([
             "sh",

@@ -392,6 +392,7 @@ fn http_server() -> SocketAddr {
             "/moved" => "HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n".to_string(),
             "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_string(),
             "/away" => "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 0\r\n\r\n".to_string(),
+            "/creds" => "HTTP/1.1 302 Found\r\nLocation: http://admin:hunter2@127.0.0.1:1/next?token=hunter2\r\nContent-Length: 0\r\n\r\n".to_string(),
             "/echo" => {
                 let head = req.split("\r\n\r\n").next().unwrap_or("");
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}", head.len())
@@ -734,6 +735,51 @@ fn the_page_own_metrics_and_reports() {
     );
     assert!(own.contains("canreach_probes_in_flight 0"), "{own}");
     assert!(own.contains("process_open_fds "), "{own}");
+}
+
+/// A target typed with credentials, and a redirect that carries them, never come back
+/// unmasked: not in the debug report, the page, a kept report, nor a refusal.
+#[test]
+fn secrets_never_come_back() {
+    let web = http_server();
+    let srv = serve(&[]);
+    let target = format!("http://u:hunter2@{web}/creds?token=hunter2");
+    let (status, debug) = get(
+        srv.addr,
+        &format!("/probe?module=http_2xx&debug=true&target={}", enc(&target)),
+        &[],
+    );
+    assert_eq!(status, 200, "{debug}");
+    assert!(
+        debug.contains("── 2 of 2"),
+        "the redirect was followed: {debug}"
+    );
+    let (_, page) = get(srv.addr, "/", &[]);
+    assert!(page.contains("/creds"), "{page}");
+    let id = page
+        .split("report?id=")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let (_, report) = get(srv.addr, &format!("/report?id={id}"), &[]);
+    let (status, refused) = get(
+        srv.addr,
+        &format!(
+            "/probe?module=http_2xx&target={}",
+            enc("http://u:hunter2@h:99999/")
+        ),
+        &[],
+    );
+    assert_eq!(status, 400, "{refused}");
+    for (what, text) in [
+        ("debug", &debug),
+        ("page", &page),
+        ("report", &report),
+        ("400", &refused),
+    ] {
+        assert!(!text.contains("hunter2"), "{what}: {text}");
+    }
 }
 
 /// The deadline comes from Prometheus's header: a server that never answers HTTP holds the

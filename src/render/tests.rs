@@ -224,11 +224,20 @@ fn nagios_several_targets_one_status_line_worst_first_bounded() {
     // No `|` past the first line's: a scheduler would read the rest as perfdata.
     assert!(out.lines().skip(1).all(|l| !l.contains('|')), "{out}");
 
-    // 400 failing targets: cut before a scheduler's 8 KiB, saying so.
+    // 400 failing targets: cut before a scheduler's 8 KiB, saying so; the first line too
+    // (it held every target and every target's perfdata: 10 KB for 100 targets).
     let many: Vec<Facts> = (0..400).map(|_| rejected_on_path()).collect();
     let out = nagios(&many);
-    let long = out.split_once('\n').unwrap().1;
-    assert!(long.len() <= super::nagios::MAX_OUTPUT, "{}", long.len());
+    assert!(out.len() <= super::nagios::MAX_OUTPUT, "{}", out.len());
+    let (first, long) = out.split_once('\n').unwrap();
+    assert!(
+        first.len() <= super::nagios::MAX_FIRST_LINE,
+        "{}",
+        first.len()
+    );
+    assert!(first.starts_with("CANREACH CRITICAL: 400 targets: 198.18.2.2:5432 rejected, "));
+    assert!(first.contains(" more | '198.18.2.2:5432 time'="), "{first}");
+    assert!(first.ends_with("s;;;0"), "{first}");
     assert!(long.trim_end().ends_with("the whole report)"), "{long}");
 }
 

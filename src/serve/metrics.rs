@@ -445,10 +445,14 @@ fn tls_series(t: &TlsFacts) -> TlsSeries {
     }
 }
 
-/// Text from a certificate as a label value: control characters dropped, at most 256
-/// characters (the server chose it).
+/// Text from a certificate as a label value: control, bidi and invisible characters
+/// (`escape::needs_escape`) dropped, at most 256 characters (the server chose it, and a
+/// label value is shown raw by Prometheus's pages and whatever reads its API).
 fn label_text(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(256).collect()
+    s.chars()
+        .filter(|c| !c.is_control() && !crate::escape::needs_escape(*c))
+        .take(256)
+        .collect()
 }
 
 /// The help texts, as blackbox_exporter writes them.
@@ -782,6 +786,15 @@ mod tests {
             assert!(doc.contains(&format!("`{}`", v.as_str())), "{v:?}");
         }
         assert!(doc.contains("`none`"));
+    }
+
+    #[test]
+    fn certificate_text_in_labels_has_no_raw_character() {
+        assert_eq!(
+            label_text("CN=evil\u{202e}moc.elgoog\u{9b}\u{7f}\u{2066}\u{200e}\n, O=x"),
+            "CN=evilmoc.elgoog, O=x"
+        );
+        assert_eq!(label_text(&"a".repeat(300)).len(), 256);
     }
 
     #[test]

@@ -40,15 +40,16 @@ use crate::exit_codes::ExitCode;
     about = "A Prometheus exporter: blackbox_exporter's /probe, and why a probe failed",
     after_help = "\
 Endpoints:
-  /probe?target=HOST:PORT&module=tcp_connect   blackbox_exporter's metrics, plus
-                                               probe_failure_info and canreach_verdict_info
-  /probe?...&debug=true                        the full report, then the metrics
-  /metrics                                     the exporter's own metrics
-  /                                            the last probes, each with its report
+  /probe?target=HOST:PORT&module=tcp_connect
+      blackbox_exporter's metrics, plus probe_failure_info and
+      canreach_verdict_info
+  /probe?...&debug=true   the full report, then the metrics
+  /metrics                the exporter's own metrics
+  /                       the last probes, each with its report
 
-Without --config the modules are tcp_connect, http_2xx and canreach (the whole check).
-Listening beyond 127.0.0.1 makes this machine a prober for whoever reaches the port:
-use --allow. See docs/fleet.md."
+Without --config the modules are tcp_connect, http_2xx and canreach (the
+whole check). Listening beyond 127.0.0.1 makes this machine a prober for
+whoever reaches the port: use --allow. See docs/fleet.md."
 )]
 pub struct ServeCli {
     /// Address and port to listen on
@@ -94,7 +95,7 @@ pub fn wanted(args: &[OsString]) -> bool {
 /// `canreach serve`: parse the flags, read the modules, serve until SIGTERM or Ctrl-C.
 /// Returns the process's exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let (cli, modules, allow) = match parse(args) {
+    let (cli, modules, allow) = match setup(args) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
@@ -127,11 +128,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 /// The flags, the module file and `--allow`; a usage error's exit code (its line written),
 /// or 0 after `--help`.
-fn parse(args: Vec<OsString>) -> Result<(ServeCli, config::Modules, allow::Allow), i32> {
-    let rest = args.into_iter().skip(2);
-    let cli = match ServeCli::try_parse_from(
-        std::iter::once(OsString::from("canreach serve")).chain(rest),
-    ) {
+fn setup(args: Vec<OsString>) -> Result<(ServeCli, config::Modules, allow::Allow), i32> {
+    let cli = match parse(args, crate::render::stdout_width()) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind::*;
@@ -139,10 +137,7 @@ fn parse(args: Vec<OsString>) -> Result<(ServeCli, config::Modules, allow::Allow
                 let _ = e.print();
                 return Err(0);
             }
-            eprintln!(
-                "canreach serve: {} (see `canreach serve --help`)",
-                first_line(&e.to_string())
-            );
+            eprintln!("{}", usage_line(&e));
             return Err(ExitCode::Usage.code());
         }
     };
@@ -229,6 +224,26 @@ fn io_words(e: &std::io::Error) -> String {
 }
 
 /// clap's message folded into one line.
+/// `canreach serve …`'s flags (`args` from the program's name on), the help laid out for
+/// `columns` (the terminal's, 80 off one), as the CLI's.
+fn parse(args: Vec<OsString>, columns: usize) -> Result<ServeCli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let rest = args.into_iter().skip(2);
+    ServeCli::command()
+        .term_width(columns)
+        .try_get_matches_from(std::iter::once(OsString::from("canreach serve")).chain(rest))
+        .and_then(|m| ServeCli::from_arg_matches(&m))
+}
+
+/// The one line of a usage error. clap quotes what was typed: escaped and masked, as the
+/// CLI's usage errors (`escape::line`), so a control or bidi character never reaches stderr.
+fn usage_line(e: &clap::Error) -> String {
+    format!(
+        "canreach serve: {} (see `canreach serve --help`)",
+        crate::escape::line(&first_line(&e.to_string()))
+    )
+}
+
 fn first_line(msg: &str) -> String {
     let text: Vec<&str> = msg
         .lines()
@@ -257,6 +272,46 @@ mod tests {
         assert!(!wanted(&v(&["canreach", "serve:22"])));
         assert!(!wanted(&v(&["canreach", "-t", "5s", "serve", "22"])));
         assert!(!wanted(&v(&["canreach", "db", "serve"])));
+    }
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        ["canreach", "serve"]
+            .iter()
+            .chain(a)
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn usage_errors_escape_what_was_typed() {
+        for bad in [
+            "--listen=x\u{202e}y\r\u{c}z",
+            "--bogus\u{202e}\r",
+            "--max-concurrent=\u{9b}1",
+            "--allow",
+        ] {
+            let e = parse(args(&[bad]), 80).unwrap_err();
+            let line = usage_line(&e);
+            assert!(
+                !line.chars().any(crate::escape::needs_escape),
+                "{bad:?} → {line:?}"
+            );
+            assert!(!line.contains('\n'), "{line:?}");
+            assert!(line.starts_with("canreach serve: "), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_help_fits_the_width() {
+        for columns in [80, 60] {
+            let e = parse(args(&["--help"]), columns).unwrap_err();
+            for line in e.to_string().lines() {
+                assert!(
+                    unicode_width::UnicodeWidthStr::width(line) <= columns,
+                    "{columns}: {line:?}"
+                );
+            }
+        }
     }
 
     #[test]

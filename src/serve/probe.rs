@@ -88,10 +88,13 @@ pub fn probe_timeout(
     Ok(t.max(Duration::from_millis(1)))
 }
 
-/// Untrusted text for a message: escaped, at most `max` characters.
+/// Untrusted text for a message: secrets masked and escaped (`escape::line`, as the CLI's
+/// usage errors: a refused target's password must not come back in the answer, nor on the
+/// page), at most `max` characters.
 pub fn shown(s: &str, max: usize) -> String {
-    let mut out: String = crate::escape::escape(s).chars().take(max).collect();
-    if s.chars().count() > max {
+    let visible = crate::escape::line(s);
+    let mut out: String = visible.chars().take(max).collect();
+    if visible.chars().count() > max {
         out.push('…');
     }
     out
@@ -466,5 +469,22 @@ mod tests {
         assert!(parse_target(&"a".repeat(TARGET_MAX + 1), Prober::Tcp, &s).is_err());
         let e = parse_target("bad\u{7}host:1", Prober::Tcp, &s).unwrap_err();
         assert!(!e.to_string().contains('\u{7}'), "{e}");
+    }
+
+    #[test]
+    fn a_refused_target_is_quoted_without_its_secrets() {
+        let s = Services::parse("");
+        for (raw, prober) in [
+            ("http://u:hunter2@h:99999/", Prober::Http),
+            ("https://h:99999/?token=hunter2", Prober::Http),
+            ("u:hunter2@h:22", Prober::Tcp),
+            ("u:hunter2@h", Prober::Canreach),
+        ] {
+            let e = parse_target(raw, prober, &s).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{raw} → {e}");
+            assert!(e.contains("***"), "{raw} → {e}");
+        }
+        let refused = BadRequest::NotAllowed(shown("http://u:hunter2@10.0.0.1/", 80));
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
     }
 }

@@ -112,7 +112,8 @@ pub struct Dialogue {
     /// Why the next step failed, if one did.
     pub failure: Option<DialogueFailure>,
     /// The labels of the steps whose pattern matched, their values expanded from what the
-    /// peer sent (control characters dropped, at most [`LABEL_MAX`] characters each).
+    /// peer sent (control, bidi and invisible characters dropped, at most [`LABEL_MAX`]
+    /// characters each).
     pub labels: Vec<(String, String)>,
 }
 
@@ -125,7 +126,9 @@ fn label_value(caps: &regex::bytes::Captures<'_>, template: &str) -> String {
     caps.expand(template.as_bytes(), &mut out);
     String::from_utf8_lossy(&out)
         .chars()
-        .filter(|c| !c.is_control())
+        // Control characters, and bidi and invisible ones (`escape::needs_escape`): a label
+        // value is shown raw by Prometheus's pages and whatever reads its API.
+        .filter(|c| !c.is_control() && !crate::escape::needs_escape(*c))
         .take(LABEL_MAX)
         .collect()
 }
@@ -694,7 +697,7 @@ mod tests {
             got
         });
         let mut ping = step(Some("PING :(?P<token>[^ ]+)"), Some("PONG ${1}"));
-        ping.labels = vec![("token".into(), "t=${token}\u{7}".into())];
+        ping.labels = vec![("token".into(), "t=${token}\u{7}\u{202e}\u{9b}".into())];
         let d = dialogue(&mut client, &[ping, step(Some("^001"), None)], deadline).await;
         assert_eq!(
             d,
