@@ -81,9 +81,10 @@ pub struct AddressFacts {
     pub silence: Option<Silence>,
     /// The address is this machine's own (loopback or a local interface's).
     pub here: bool,
-    /// After a connect: the first moments, TLS, HTTP (`session`), when the address was open.
+    /// After a connect: what the server did before the client spoke, TLS, HTTP (`session`),
+    /// when the address was open.
     pub session: Option<SessionFacts>,
-    /// For an address of this machine that stayed silent past the first moments: its
+    /// For an address of this machine that stayed silent past `liveness::DELAY` (10 ms): its
     /// listener's accept queue and this machine's listen-drop counters while it was silent.
     pub queue: Option<QueueWatch>,
 }
@@ -111,6 +112,7 @@ pub struct QueueWatch {
 
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
+    #[cfg(test)]
     pub fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
@@ -192,11 +194,6 @@ impl Facts {
     /// else the target.
     pub fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
-    }
-
-    /// The main probes, in order.
-    pub fn probes(&self) -> impl Iterator<Item = &ProbeFact> + '_ {
-        self.addresses.iter().map(|a| &a.probe)
     }
 
     /// The silence facts of one address, if it had any.

@@ -9,7 +9,7 @@
 //!   long user name standing alone (a token: `https://***@github.com/`);
 //! * a user part without a scheme, as in Go's DSNs (`user:***@tcp(db:3306)/app`) or a
 //!   target typed `user:***@host`;
-//! * the value of a `NAME=VALUE` whose name is a secret's ([`is_secret_name`]):
+//! * the value of a `NAME=VALUE` whose name is a secret's (`is_secret_name`):
 //!   `PASSWORD=***`, `--env=DB_PASSWORD=***`, `?api_key=***&page=2`, `PASSWORD = ***`;
 //! * the value of a `"NAME": VALUE` or `NAME: VALUE` (JSON, YAML, HTTP headers):
 //!   `--config={"password":"***"}`, `-H 'X-Api-Key: ***'`, `Cookie: ***`,
@@ -158,6 +158,7 @@ fn kind(name: &str) -> Kind {
 /// `password`, `DB_PASSWORD`, `X-Api-Key`, `access_token`, `client_secret`, `PGPASSWORD`,
 /// `sig`, `jwt`, `sessionId`, `--credentials`; not `keyword`, `author`, `passive`,
 /// `--password-file` (a path), `PWD` (the working directory).
+#[cfg(test)]
 pub fn is_secret_name(name: &str) -> bool {
     kind(name) != Kind::No
 }
@@ -184,7 +185,7 @@ fn secret_value(k: Kind, value: &str) -> bool {
     }
 }
 
-/// `text` with every secret of the shapes in the module's list replaced by [`MASK`].
+/// `text` with every secret of the shapes in the module's list replaced by `MASK`.
 /// Borrowed when there was none (the usual case).
 pub fn mask(text: &str) -> Cow<'_, str> {
     let mut spans = Vec::new();

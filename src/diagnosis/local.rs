@@ -493,7 +493,7 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A program on this machine did not take the connection within the watch for the accept
-/// (`session::first::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
+/// (`session::watch::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
 /// waits in the listener's accept queue — clients connect, then hang. Named with the program
 /// (from the listener table), its queue, and whether its threads were all asleep (it does not
 /// call `accept()`) or running (too busy to).
@@ -534,7 +534,7 @@ pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
             "{who}, but had not taken the connection when the deadline ended the watch after \
              {waited}{queue}; a program is given {} before it is said not to take \
              connections.",
-            super::fmt_duration(crate::session::first::ACCEPT_WAIT)
+            super::fmt_duration(crate::session::watch::ACCEPT_WAIT)
         )
     } else {
         format!(

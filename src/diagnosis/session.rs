@@ -15,13 +15,13 @@ use crate::escape::escape_bytes;
 use crate::facts::ProxyRoute;
 pub use crate::facts::utc;
 use crate::local::servers::CONTAINER_PROXIES;
-use crate::session::after::MssRetry;
-use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
+use crate::session::stage::MssRetry;
 use crate::session::status::StatusSet;
 use crate::session::tls::{CertFacts, Incompatible, TlsAlert, TlsError, TlsFacts, TlsFailure};
+use crate::session::watch::{BannerKind, First};
 
 use super::tls_words::{self, Fixer};
 use crate::session::{SessionFacts, ViaProxy};
@@ -1613,9 +1613,9 @@ pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
 /// the stage allows a handshake before it suspects the path (`max(1 s, 16 × rtt)`, the
 /// connect's time standing for the round trip).
 fn slow(t: &TlsFacts, r: &AddressResult) -> bool {
-    use crate::session::{after, first};
+    use crate::session::{stage, watch};
     (t.version.is_some() || !t.chain.is_empty())
-        && t.elapsed >= after::handshake_wait(first::window_for(r.elapsed))
+        && t.elapsed >= stage::handshake_wait(watch::window_for(r.elapsed))
 }
 
 /// `--insecure`: verification was skipped; what it would have said.

@@ -253,24 +253,6 @@ pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
     std::time::Duration::from_millis(5)
 };
 
-/// This thread's CPU time so far (user and system).
-#[allow(unsafe_code)]
-fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
 /// Is `ip` an address of this machine?
 pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
@@ -382,7 +364,7 @@ impl Inspection {
             .filter(|i| !wanted.contains(i))
             .collect();
         let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
-        let budget = thread_cpu_time() + budget;
+        let budget = crate::sys::thread_cpu_time() + budget;
         let scan = scan_processes(
             &Sought {
                 wanted: &wanted,
@@ -570,14 +552,14 @@ fn scan_processes(
         visit(&mut scan, pid, sought, usual, dir);
         // The clock is a system call: looked at every few processes (each costs ~10 µs).
         if n % 8 == 7 {
-            out_of_time = out_of_time || thread_cpu_time() >= budget;
+            out_of_time = out_of_time || crate::sys::thread_cpu_time() >= budget;
         }
     }
     for pid in later {
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || thread_cpu_time() >= budget {
+        if out_of_time || crate::sys::thread_cpu_time() >= budget {
             out_of_time = true;
             break;
         }
@@ -591,7 +573,7 @@ fn scan_processes(
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || thread_cpu_time() >= budget {
+        if out_of_time || crate::sys::thread_cpu_time() >= budget {
             out_of_time = true;
             break;
         }

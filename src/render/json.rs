@@ -21,11 +21,11 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{Facts, ProxyRoute, WaitEnd, ms};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
-use crate::session::first::{BannerKind, First};
 use crate::session::http::HttpFailure;
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
 use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
+use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
 use crate::target::{Host, PortSource};
 

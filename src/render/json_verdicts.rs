@@ -11,9 +11,9 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{AddressFacts, Facts};
 use crate::probe::ConnectResult;
 use crate::session::SessionFacts;
-use crate::session::after::MssRetry;
-use crate::session::first::First;
+use crate::session::stage::MssRetry;
 use crate::session::tls::{CertFacts, TlsFacts, TlsFailure, TlsVersion};
+use crate::session::watch::First;
 
 fn failed(errno: i32) -> ConnectResult {
     ConnectResult::Failed { errno }

@@ -319,9 +319,9 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
     use crate::local::nft::{FirewallRule, Hook, RuleVerdict};
     use crate::local::{Firewall, Listener, LocalFacts, Process, RunningServer};
     use crate::session::SessionFacts;
-    use crate::session::first::{BannerKind, First};
     use crate::session::http::{HttpFacts, HttpResponse, Method};
     use crate::session::tls::{CertFacts, TlsFacts, TlsFailure};
+    use crate::session::watch::{BannerKind, First};
 
     let addr = "127.0.0.1:8443";
     let session = |first, tls, http| SessionFacts {

@@ -25,6 +25,7 @@ pub(crate) mod server;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -94,34 +95,9 @@ pub fn wanted(args: &[OsString]) -> bool {
 /// `canreach serve`: parse the flags, read the modules, serve until SIGTERM or Ctrl-C.
 /// Returns the process's exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match parse(args, crate::render::stdout_width()) {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind::*;
-            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-                let _ = e.print();
-                return 0;
-            }
-            eprintln!("{}", usage_line(&e));
-            return ExitCode::Usage.code();
-        }
-    };
-    let modules = match &cli.config {
-        Some(path) => match config::load(path) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("canreach serve: {e}");
-                return ExitCode::Usage.code();
-            }
-        },
-        None => config::Modules::builtin(),
-    };
-    let allow = match allow::Allow::parse(&cli.allow) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("canreach serve: {e}");
-            return ExitCode::Usage.code();
-        }
+    let (cli, modules, allow) = match setup(args) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     // Many probes at once need more than the usual 1024 descriptors (Go programs, so
     // blackbox_exporter, raise the soft limit at start too).
@@ -144,48 +120,82 @@ pub fn main(args: Vec<OsString>) -> i32 {
         cli.max_concurrent as usize,
     );
     let local = tokio::task::LocalSet::new();
-    let code = local.block_on(&rt, async move {
-        let listener = match tokio::net::TcpListener::bind(cli.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!(
-                    "canreach serve: error: cannot listen on {}: {}",
-                    cli.listen,
-                    io_words(&e)
-                );
-                return ExitCode::Internal.code();
-            }
-        };
-        let shown = listener.local_addr().map_or(cli.listen, |a| a);
-        let names: Vec<&str> = app.modules.modules.keys().map(String::as_str).collect();
-        eprintln!(
-            "canreach serve: listening on http://{shown}/ (modules: {}){}",
-            crate::escape::escape(&names.join(", ")),
-            if app.allow.is_open() {
-                "; every target may be probed (no --allow)"
-            } else {
-                ""
-            }
-        );
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let worker = tokio::task::spawn_local(server::run_jobs(app.clone(), jobs, stop_rx));
-        let served = axum::serve(listener, server::router(app))
-            .with_graceful_shutdown(shutdown())
-            .await;
-        // No new probes; the ones running end within their deadlines.
-        let _ = stop_tx.send(());
-        let _ = worker.await;
-        match served {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("canreach serve: error: {}", io_words(&e));
-                ExitCode::Internal.code()
-            }
-        }
-    });
+    let code = local.block_on(&rt, serve(cli.listen, app, jobs));
     // Name lookups abandoned at their deadline must not hold the exit.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// The flags, the module file and `--allow`; a usage error's exit code (its line written),
+/// or 0 after `--help`.
+fn setup(args: Vec<OsString>) -> Result<(ServeCli, config::Modules, allow::Allow), i32> {
+    let cli = match parse(args, crate::render::stdout_width()) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                let _ = e.print();
+                return Err(0);
+            }
+            eprintln!("{}", usage_line(&e));
+            return Err(ExitCode::Usage.code());
+        }
+    };
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("canreach serve: {e}");
+        ExitCode::Usage.code()
+    };
+    let modules = match &cli.config {
+        Some(path) => config::load(path).map_err(|e| usage(&e))?,
+        None => config::Modules::builtin(),
+    };
+    let allow = allow::Allow::parse(&cli.allow).map_err(|e| usage(&e))?;
+    Ok((cli, modules, allow))
+}
+
+/// Listen on `listen` and serve `app` until SIGTERM or Ctrl-C; the exit code.
+async fn serve(
+    listen: SocketAddr,
+    app: Arc<server::App>,
+    jobs: tokio::sync::mpsc::UnboundedReceiver<server::Job>,
+) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "canreach serve: error: cannot listen on {}: {}",
+                listen,
+                io_words(&e)
+            );
+            return ExitCode::Internal.code();
+        }
+    };
+    let shown = listener.local_addr().map_or(listen, |a| a);
+    let names: Vec<&str> = app.modules.modules.keys().map(String::as_str).collect();
+    eprintln!(
+        "canreach serve: listening on http://{shown}/ (modules: {}){}",
+        crate::escape::escape(&names.join(", ")),
+        if app.allow.is_open() {
+            "; every target may be probed (no --allow)"
+        } else {
+            ""
+        }
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let worker = tokio::task::spawn_local(server::run_jobs(app.clone(), jobs, stop_rx));
+    let served = axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(shutdown())
+        .await;
+    // No new probes; the ones running end within their deadlines.
+    let _ = stop_tx.send(());
+    let _ = worker.await;
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("canreach serve: error: {}", io_words(&e));
+            ExitCode::Internal.code()
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C.

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use crate::diagnosis;
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
 use crate::local::shared::Lasting;
-use crate::pipeline::{self, LocalMode, Protocol, TraceMode};
+use crate::options::{LocalMode, Options, Protocol, TraceMode};
+use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::services::Services;
 use crate::session::ask::{Ask, HttpAsk};
@@ -224,34 +225,7 @@ pub async fn run(
         .map_or_else(|| "GET".to_string(), |h| h.method.clone());
     let mut redirect_note = None;
     loop {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let ask = ask_for(module, &current, &method);
-        let protocol = match module.prober {
-            Prober::Tcp if module.tls => Protocol::Tls,
-            Prober::Tcp => Protocol::Tcp,
-            Prober::Http if current.url.as_ref().is_some_and(|u| u.scheme() == "https") => {
-                Protocol::Https
-            }
-            Prober::Http => Protocol::Http,
-            Prober::Canreach => Protocol::Auto,
-        };
-        let opts = pipeline::Options {
-            timeout: timeout.max(Duration::from_millis(1)),
-            trace: TraceMode::Auto,
-            local: LocalMode::Auto,
-            protocol,
-            // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
-            // one; canreach: the CLI's check, which follows the environment's proxy.
-            follow_proxy: module.prober == Prober::Canreach,
-            trust: Default::default(),
-            // The module's valid statuses make canreach's verdict agree with probe_success.
-            expect_status: module
-                .http_ask()
-                .map(|_| StatusSet::valid_codes(&module.valid_status_codes)),
-            ask,
-            // The failure's reason is the point of the exporter: every fact that explains one.
-            report: true,
-        };
+        let opts = options_for(module, &current, &method, deadline);
         let url = current.url.as_ref().map(|u| u.to_string());
         let facts = pipeline::gather_with(
             current.target.clone(),
@@ -265,34 +239,12 @@ pub async fn run(
         let next = redirect(module, &facts, current.url.as_ref());
         hops.push(Hop { url, facts, diag });
         let Some(location) = next else { break };
-        if hops.len() > REDIRECTS_MAX {
-            redirect_note = Some(format!("stopped after {REDIRECTS_MAX} redirects"));
-            break;
-        }
-        let Ok(url) = location else {
-            redirect_note = Some("a redirect without a usable Location".into());
-            break;
-        };
-        let parsed = match parse_target(url.as_str(), Prober::Http, services) {
-            Ok(p) => p,
-            Err(e) => {
-                redirect_note = Some(format!("a redirect that cannot be followed: {e}"));
+        match follow(location, &hops, &mut method, deadline, allow, services) {
+            Ok(parsed) => current = parsed,
+            Err(note) => {
+                redirect_note = Some(note);
                 break;
             }
-        };
-        if !allow.admits(&parsed.target.host) {
-            redirect_note = Some("a redirect to a target outside --allow".into());
-            break;
-        }
-        // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
-        let status = hops.last().and_then(|h| last_status(&h.facts)).unwrap_or(0);
-        if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
-            method = "GET".into();
-        }
-        current = parsed;
-        if Instant::now() >= deadline {
-            redirect_note = Some("the deadline came before the redirect".into());
-            break;
         }
     }
     let result = metrics::judge(module, &hops, start.elapsed(), redirect_note.is_some());
@@ -301,6 +253,70 @@ pub async fn run(
         result,
         redirect_note,
     }
+}
+
+/// What a check of this hop may do, as the module says.
+fn options_for(module: &Module, current: &Parsed, method: &str, deadline: Instant) -> Options {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let ask = ask_for(module, current, method);
+    let protocol = match module.prober {
+        Prober::Tcp if module.tls => Protocol::Tls,
+        Prober::Tcp => Protocol::Tcp,
+        Prober::Http if current.url.as_ref().is_some_and(|u| u.scheme() == "https") => {
+            Protocol::Https
+        }
+        Prober::Http => Protocol::Http,
+        Prober::Canreach => Protocol::Auto,
+    };
+    Options {
+        timeout: timeout.max(Duration::from_millis(1)),
+        trace: TraceMode::Auto,
+        local: LocalMode::Auto,
+        protocol,
+        // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
+        // one; canreach: the CLI's check, which follows the environment's proxy.
+        follow_proxy: module.prober == Prober::Canreach,
+        trust: Default::default(),
+        // The module's valid statuses make canreach's verdict agree with probe_success.
+        expect_status: module
+            .http_ask()
+            .map(|_| StatusSet::valid_codes(&module.valid_status_codes)),
+        ask,
+        // The failure's reason is the point of the exporter: every fact that explains one.
+        report: true,
+    }
+}
+
+/// The next hop of a redirect to `location`, or why it is not followed. `method` becomes
+/// GET where a client turns a POST into one.
+fn follow(
+    location: Result<url::Url, ()>,
+    hops: &[Hop],
+    method: &mut String,
+    deadline: Instant,
+    allow: &Allow,
+    services: &Services,
+) -> Result<Parsed, String> {
+    if hops.len() > REDIRECTS_MAX {
+        return Err(format!("stopped after {REDIRECTS_MAX} redirects"));
+    }
+    let Ok(url) = location else {
+        return Err("a redirect without a usable Location".into());
+    };
+    let parsed = parse_target(url.as_str(), Prober::Http, services)
+        .map_err(|e| format!("a redirect that cannot be followed: {e}"))?;
+    if !allow.admits(&parsed.target.host) {
+        return Err("a redirect to a target outside --allow".into());
+    }
+    // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
+    let status = hops.last().and_then(|h| last_status(&h.facts)).unwrap_or(0);
+    if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
+        *method = "GET".into();
+    }
+    if Instant::now() >= deadline {
+        return Err("the deadline came before the redirect".into());
+    }
+    Ok(parsed)
 }
 
 /// What the session stage is asked for this hop.

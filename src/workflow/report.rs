@@ -109,6 +109,7 @@ impl<'o> Reports<'o> {
     }
 
     /// How many finished checks wait for an earlier target's.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }

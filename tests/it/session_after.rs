@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canreach::session::first::{BannerKind, First};
 use canreach::session::http::HttpTarget;
 use canreach::session::tls::{TlsFailure, TrustStore};
+use canreach::session::watch::{BannerKind, First};
 use canreach::session::{Application, SessionRequest, after_connect};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -253,7 +253,7 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
     let accepted = f.accepted.expect("the kernel showed the accept");
     assert!(accepted <= f.window, "{f:?}");
     // Ends the grace after the accept, give or take a late wake-up; not at the window's end.
-    let bound = accepted + canreach::session::first::ACCEPTED_GRACE + Duration::from_millis(100);
+    let bound = accepted + canreach::session::watch::ACCEPTED_GRACE + Duration::from_millis(100);
     assert!(
         f.window <= bound && f.window < Duration::from_millis(400),
         "watched past the grace: {f:?}"
@@ -270,7 +270,7 @@ async fn on_this_machine_the_watch_ends_soon_after_the_program_accepts() {
     )
     .await;
     assert_eq!((&f.first, f.accepted), (&First::Silent, None));
-    let wait = canreach::session::first::ACCEPT_WAIT;
+    let wait = canreach::session::watch::ACCEPT_WAIT;
     let n = f.not_accepted.clone().expect("not accepted");
     assert!(
         n.waited + Duration::from_millis(2) >= wait && !n.cut_short,
@@ -316,7 +316,7 @@ async fn a_program_slow_to_accept_is_waited_for_not_called_hung() {
     assert!(accepted >= Duration::from_millis(140), "{f:?}");
     // Watched the grace after the accept, not to the end of the wait for it.
     assert!(
-        f.window <= accepted + canreach::session::first::ACCEPTED_GRACE + Duration::from_millis(20),
+        f.window <= accepted + canreach::session::watch::ACCEPTED_GRACE + Duration::from_millis(20),
         "{f:?}"
     );
 }

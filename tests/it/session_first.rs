@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use canreach::probe::ConnectResult;
-use canreach::session::first::{self, BannerKind, First};
+use canreach::session::watch::{self, BannerKind, First};
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,10 +32,10 @@ where
 async fn watch(addr: SocketAddr, window: Duration) -> (First, Option<TcpStream>) {
     let deadline = Instant::now() + Duration::from_secs(3);
     match TcpStream::connect(addr).await {
-        Ok(s) => (first::watch(&s, window, deadline).await, Some(s)),
+        Ok(s) => (watch::watch(&s, window, deadline).await, Some(s)),
         Err(e) => {
             let errno = e.raw_os_error().unwrap();
-            assert!(first::accepted_then_reset(&ConnectResult::Failed { errno }));
+            assert!(watch::accepted_then_reset(&ConnectResult::Failed { errno }));
             (First::Reset, None)
         }
     }
@@ -145,11 +145,11 @@ async fn silent_server_within_the_window() {
     })
     .await;
     let start = Instant::now();
-    let (f, _) = watch(addr, first::window_for(Duration::from_micros(100))).await;
+    let (f, _) = watch(addr, watch::window_for(Duration::from_micros(100))).await;
     assert_eq!(f, First::Silent);
     let took = start.elapsed();
     assert!(
-        took >= first::WINDOW_MIN && took < Duration::from_millis(600),
+        took >= watch::WINDOW_MIN && took < Duration::from_millis(600),
         "{took:?}"
     );
 }
@@ -163,7 +163,7 @@ async fn deadline_caps_the_window() {
     .await;
     let s = TcpStream::connect(addr).await.unwrap();
     let start = Instant::now();
-    let f = first::watch(
+    let f = watch::watch(
         &s,
         Duration::from_secs(1),
         start + Duration::from_millis(50),

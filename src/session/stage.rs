@@ -1,7 +1,7 @@
 //! The session stage as one call: what a pipeline runs after a successful connect.
 //!
 //! Order, and why:
-//! 1. **First moments** ([`first::watch`]): a reset, a close or a greeting ends the stage —
+//! 1. **Before the client speaks** ([`watch::watch`]): a reset, a close or a greeting ends the stage —
 //!    speaking TLS or HTTP to an SSH server or a dead backend would only blur the fact.
 //! 2. **TLS**, when the application is TLS: the handshake. A handshake that got no reply, or
 //!    stalled after part of the server's flight, is tried once more on a new connection with a
@@ -14,7 +14,7 @@
 //! answer from the service name and port.
 //!
 //! **Through an HTTP proxy** ([`after_connect_via`]): the connected address is the proxy's.
-//! After its first moments, TLS and bare TCP go through a tunnel (`CONNECT host:port`, the
+//! After the watch before speaking, TLS and bare TCP go through a tunnel (`CONNECT host:port`, the
 //! proxy's answer kept as [`ViaProxy::Tunnel`]; a refusal ends the stage), and plain HTTP is
 //! asked of the proxy in absolute form (`HEAD http://host/path`, [`ViaProxy::Forward`]) — what
 //! curl does. No reduced-MSS retry then: the retry would go to the proxy without its tunnel.
@@ -31,16 +31,16 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::first::{self, First};
 use super::http::{self, HttpFacts, HttpTarget};
 use super::mss;
 use super::proxy::{self, ConnectFacts};
 use super::tls::{self, TlsFacts, TlsFailure, TlsRequest, TrustStore, Versions};
+use super::watch::{self, First};
 
-/// What to speak after the first moments.
+/// What to speak once connected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Application {
-    /// Only watch the first moments (databases, SSH, anything unknown).
+    /// Only watch what the server does unasked (databases, SSH, anything unknown).
     Watch,
     /// A TLS handshake, then nothing (implicit-TLS mail and directory ports, unknown TLS).
     Tls,
@@ -81,9 +81,9 @@ pub struct SessionRequest {
     /// Retry a silent or stalled TLS handshake with a reduced MSS.
     pub mss_retry: bool,
     /// For a port on this machine: the processes behind its listener, from the local
-    /// inspection, so the first moments end when the program is back to waiting
-    /// ([`first::watch_here`]). `None`: not inspected.
-    pub program: Option<first::Program>,
+    /// inspection, so the watch before speaking ends when the program is back to waiting
+    /// ([`watch::watch_this_machine`]). `None`: not inspected.
+    pub program: Option<watch::Program>,
     /// What a prober asks beyond the usual check (`canreach serve`'s modules); `None` for
     /// the CLI.
     pub ask: Option<Arc<super::ask::Ask>>,
@@ -124,17 +124,18 @@ pub enum ViaProxy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionFacts {
     pub address: SocketAddr,
-    /// How long the first moments were watched (zero when they were not: [`First::Unwatched`]).
+    /// How long the connection was watched before the client spoke (zero when it was not:
+    /// [`First::Unwatched`]).
     pub window: Duration,
     /// For a connection to this machine: after how long the program took it (`accept()`),
-    /// when the kernel showed it within the watch (see [`first::watch_here`]).
+    /// when the kernel showed it within the watch (see [`watch::watch_this_machine`]).
     pub accepted: Option<Duration>,
     /// After how long the program was seen back to waiting with the connection held (every
-    /// thread asleep, see [`crate::local::idle`]); the watch ended there.
+    /// thread asleep, see `crate::local::idle`); the watch ended there.
     pub at_rest: Option<Duration>,
     /// For a connection to this machine: the program did not take it (`accept()`) within
-    /// [`first::ACCEPT_WAIT`] (see [`first::watch_here`]).
-    pub not_accepted: Option<first::NotAccepted>,
+    /// [`watch::ACCEPT_WAIT`] (see [`watch::watch_this_machine`]).
+    pub not_accepted: Option<watch::NotAccepted>,
     pub first: First,
     /// Set when the address is an HTTP proxy the session went through.
     pub via: Option<ViaProxy>,
@@ -147,16 +148,6 @@ pub struct SessionFacts {
     pub tls_confirm: Option<TlsFacts>,
     /// What the prober's own questions gave ([`SessionRequest::ask`]).
     pub answered: Option<super::ask::Answered>,
-}
-
-impl SessionFacts {
-    /// The proxy's answer to `CONNECT`, when the session asked for a tunnel.
-    pub fn tunnel(&self) -> Option<&ConnectFacts> {
-        match &self.via {
-            Some(ViaProxy::Tunnel(c)) => Some(c.as_ref()),
-            _ => None,
-        }
-    }
 }
 
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
@@ -180,61 +171,13 @@ pub async fn after_connect_via(
     via: Option<&Destination>,
     deadline: Instant,
 ) -> SessionFacts {
-    // Requests go out whole: without TCP_NODELAY a request written in two TLS records waits
-    // on the server's delayed ACK (40 ms a time). curl sets it too.
-    let _ = stream.set_nodelay(true);
-    quickack(&stream);
-    // The probe's connect time includes this process's own delays (many targets in one
-    // runtime, a busy machine): the kernel's round-trip time is the network's.
-    let rtt = {
-        use std::os::fd::AsRawFd;
-        crate::sys::tcp_rtt(stream.as_raw_fd()).map_or(connect_rtt, |k| k.min(connect_rtt))
-    };
-    let window = first::window_for(rtt);
-    // TLS and HTTP clients speak first: send at once rather than watch a silence that is
-    // normal for them (the watch was most of a TLS check on a fast path). What the watch
-    // would have shown comes back as the protocol's answer instead.
-    let client_first = !matches!(req.application, Application::Watch);
-    // On this machine the kernel shows when the program takes the connection: watched until
-    // shortly after that rather than for the whole window.
-    let here = matches!(
-        (stream.local_addr(), stream.peer_addr()),
-        (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
-    );
+    let s = Session::new(&stream, address, connect_rtt, req, via, deadline);
     let ends = (stream.local_addr(), stream.peer_addr());
     let connected_at = Instant::now();
-    let seen = if client_first {
-        first::HereWatch::connection_only(First::Unwatched, window)
-    } else if here {
-        first::watch_here(&stream, window, deadline, req.program.clone()).await
-    } else {
-        first::HereWatch::connection_only(first::watch(&stream, window, deadline).await, window)
-    };
-    let first = seen.first;
-    let mut facts = SessionFacts {
-        address,
-        window: seen.watched,
-        accepted: seen.accepted,
-        at_rest: seen.at_rest,
-        not_accepted: seen.not_accepted,
-        first,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
-    };
-    let dialogue = req.ask.as_deref().map_or(&[][..], |a| &a.dialogue[..]);
-    // A dialogue asked of a plain connection: after the first moments (a greeting stays in
-    // the socket for it to read), unless the program already hung up.
-    if !dialogue.is_empty()
-        && via.is_none()
-        && matches!(req.application, Application::Watch)
-        && matches!(facts.first, First::Silent | First::Banner { .. })
-    {
-        let mut stream = stream;
-        let d = super::ask::dialogue(&mut stream, dialogue, deadline).await;
+    let mut stream = stream;
+    let mut facts = s.watch_first(&stream).await;
+    if s.wants_plain_dialogue(&facts) {
+        let d = super::ask::dialogue(&mut stream, s.dialogue(), deadline).await;
         facts.answered = Some(super::ask::Answered {
             http: None,
             dialogue: Some(d),
@@ -244,7 +187,6 @@ pub async fn after_connect_via(
     if !matches!(facts.first, First::Silent | First::Unwatched) {
         return facts;
     }
-    let mut stream = stream;
     // Through a proxy: plain HTTP is asked of the proxy in absolute form; everything else
     // goes through a tunnel, which must open first.
     let forward = via.is_some() && matches!(req.application, Application::Http(_));
@@ -260,140 +202,280 @@ pub async fn after_connect_via(
         facts.via = Some(ViaProxy::Forward);
     }
     // A retry with a smaller MSS would reach the proxy, not the destination.
-    let no_retry;
-    let req = if via.is_some() {
-        no_retry = SessionRequest {
-            mss_retry: false,
-            ..req.clone()
-        };
-        &no_retry
-    } else {
-        req
+    let no_retry = SessionRequest {
+        mss_retry: false,
+        ..req.clone()
     };
-    match &req.application {
-        Application::Watch => {}
-        Application::Http(target) => {
-            let target = &if forward {
-                target.absolute_form()
-            } else {
-                target.clone()
-            };
-            if let Some(asked) = req.ask.as_deref().and_then(|a| a.http.as_ref()) {
-                let x = super::ask::http_exchange(&mut stream, asked, target, deadline).await;
-                facts.http = Some(x.as_http_facts());
-                facts.answered = Some(super::ask::Answered {
-                    http: Some(x),
-                    dialogue: None,
-                });
-                return facts;
-            }
-            let head_by = head_deadline(window, deadline);
-            let mut h = http::request(&mut stream, target, head_by).await;
-            // Closed first: a one-connection-at-a-time server would not take the next.
-            drop(stream);
-            if unanswered_head(&h) {
-                // Some servers never answer HEAD (`openssl s_server -www`): ask once with GET
-                // on a new connection before calling the program silent.
-                if let Ok(Ok(mut s)) =
-                    tokio::time::timeout_at(deadline, TcpStream::connect(address)).await
-                {
-                    let _ = s.set_nodelay(true);
-                    h = get_instead(&mut s, target, h, deadline).await;
-                }
-            }
-            // A TLS record back, or a hang-up without a word (OpenSSL-based servers close on
-            // plain HTTP): does the port complete a TLS handshake?
-            let maybe_tls = matches!(
-                h.failure,
-                Some(
-                    http::HttpFailure::ExpectsTls { .. }
-                        | http::HttpFailure::Closed
-                        | http::HttpFailure::Reset
-                )
-            );
-            facts.http = Some(h);
-            if maybe_tls && via.is_none() {
-                facts.tls_confirm = confirm_tls(address, &req.host, deadline).await;
-            }
-        }
+    let s = Session {
+        req: if via.is_some() { &no_retry } else { req },
+        ..s
+    };
+    let asked_only = match &s.req.application {
+        Application::Watch => false,
+        Application::Http(target) => s.http(stream, target, forward, &mut facts).await,
         Application::Tls => {
-            let session =
-                tls_with_retry(stream, address, via, &[], req, here, deadline, &mut facts).await;
-            if let (Some(mut session), false) = (session, dialogue.is_empty()) {
-                let d = super::ask::dialogue(&mut session, dialogue, deadline).await;
-                facts.answered = Some(super::ask::Answered {
-                    http: None,
-                    dialogue: Some(d),
-                });
-            }
+            s.tls(stream, &mut facts).await;
+            false
         }
-        Application::Https(target) => {
-            let alpn: &[&[u8]] = &[b"http/1.1"];
-            if let Some(mut session) =
-                tls_with_retry(stream, address, via, alpn, req, here, deadline, &mut facts).await
-            {
-                if let Some(asked) = req.ask.as_deref().and_then(|a| a.http.as_ref()) {
-                    let x = super::ask::http_exchange(&mut session, asked, target, deadline).await;
-                    facts.http = Some(x.as_http_facts());
-                    facts.answered = Some(super::ask::Answered {
-                        http: Some(x),
-                        dialogue: None,
-                    });
-                    return facts;
-                }
-                let head_by = head_deadline(window, deadline);
-                let mut h = http::request(&mut session, target, head_by).await;
-                drop(session);
-                if unanswered_head(&h) {
-                    let treq = TlsRequest {
-                        server_name: &req.host,
-                        alpn,
-                        roots: &req.roots,
-                        versions: Versions::Any,
-                    };
-                    if let Some(s) = reconnect(address, via, deadline).await
-                        && let (_, Some(mut again)) =
-                            tls::handshake_session(s, &treq, deadline).await
-                    {
-                        h = get_instead(&mut again, target, h, deadline).await;
-                    }
-                }
-                facts.http = Some(h);
-            }
-        }
-    }
-    // On this machine, a first message that got nothing back: was the connection ever taken
-    // from the accept queue? (Still queued, the program does not take connections.)
-    let unanswered = matches!(
-        facts.tls.as_ref().and_then(|t| t.failure.as_ref()),
-        Some(tls::TlsFailure::NoReply)
-    ) || matches!(
-        facts.http.as_ref().and_then(|h| h.failure.as_ref()),
-        Some(http::HttpFailure::NoReply)
-    );
-    if let (true, true, None, (Ok(client), Ok(server))) = (here, unanswered, via, ends) {
-        facts.not_accepted =
-            first::still_queued(server, client, connected_at, req.program.as_ref(), deadline).await;
-    }
-    // Through a proxy, a hang-up or a greeting is the proxy's or the tunnel's: not watched.
-    if client_first && via.is_none() {
-        settle_first(&mut facts, address, window, deadline).await;
-    }
-    if client_first && facts.first == First::Unwatched {
-        facts.window = Duration::ZERO;
+        Application::Https(target) => s.https(stream, target, &mut facts).await,
+    };
+    if !asked_only {
+        s.after_speaking(&mut facts, ends, connected_at).await;
     }
     facts
 }
 
+/// One session's fixed parts, for the steps of [`after_connect_via`].
+#[derive(Debug, Clone, Copy)]
+struct Session<'a> {
+    address: SocketAddr,
+    req: &'a SessionRequest,
+    via: Option<&'a Destination>,
+    /// The address is this machine's.
+    here: bool,
+    /// How long what the server does unasked is watched ([`watch::window_for`]).
+    window: Duration,
+    /// The client speaks first (TLS, HTTP): nothing is watched before it does.
+    client_first: bool,
+    deadline: Instant,
+}
+
+impl<'a> Session<'a> {
+    /// The session over `stream`, just connected in `connect_rtt`; sets its options.
+    fn new(
+        stream: &TcpStream,
+        address: SocketAddr,
+        connect_rtt: Duration,
+        req: &'a SessionRequest,
+        via: Option<&'a Destination>,
+        deadline: Instant,
+    ) -> Session<'a> {
+        // Requests go out whole: without TCP_NODELAY a request written in two TLS records waits
+        // on the server's delayed ACK (40 ms a time). curl sets it too.
+        let _ = stream.set_nodelay(true);
+        quickack(stream);
+        // The probe's connect time includes this process's own delays (many targets in one
+        // runtime, a busy machine): the kernel's round-trip time is the network's.
+        let rtt = {
+            use std::os::fd::AsRawFd;
+            crate::sys::tcp_rtt(stream.as_raw_fd()).map_or(connect_rtt, |k| k.min(connect_rtt))
+        };
+        // On this machine the kernel shows when the program takes the connection: watched until
+        // shortly after that rather than for the whole window.
+        let here = matches!(
+            (stream.local_addr(), stream.peer_addr()),
+            (Ok(l), Ok(p)) if p.ip().is_loopback() || p.ip() == l.ip()
+        );
+        Session {
+            address,
+            req,
+            via,
+            here,
+            window: watch::window_for(rtt),
+            // TLS and HTTP clients speak first: send at once rather than watch a silence that
+            // is normal for them (the watch was most of a TLS check on a fast path). What the
+            // watch would have shown comes back as the protocol's answer instead.
+            client_first: !matches!(req.application, Application::Watch),
+            deadline,
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Before the client speaks: what the server does unasked.
+    async fn watch_first(&self, stream: &TcpStream) -> SessionFacts {
+        let (window, deadline) = (self.window, self.deadline);
+        let seen = if self.client_first {
+            watch::Watched::connection_only(First::Unwatched, window)
+        } else if self.here {
+            let program = self.req.program.clone();
+            watch::watch_this_machine(stream, window, deadline, program).await
+        } else {
+            let first = watch::watch(stream, window, deadline).await;
+            watch::Watched::connection_only(first, window)
+        };
+        SessionFacts {
+            address: self.address,
+            window: seen.watched,
+            accepted: seen.accepted,
+            at_rest: seen.back_to_waiting,
+            not_accepted: seen.not_accepted,
+            first: seen.first,
+            via: None,
+            tls: None,
+            mss_retry: None,
+            http: None,
+            tls_confirm: None,
+            answered: None,
+        }
+    }
+
+    /// The prober's dialogue ([`SessionRequest::ask`]), if any.
+    fn dialogue(&self) -> &[super::ask::Step] {
+        self.req.ask.as_deref().map_or(&[][..], |a| &a.dialogue[..])
+    }
+
+    /// A dialogue asked of a plain connection: after what the server did unasked (a
+    /// greeting stays in the socket for it to read), unless the program already hung up.
+    fn wants_plain_dialogue(&self, facts: &SessionFacts) -> bool {
+        !self.dialogue().is_empty()
+            && self.via.is_none()
+            && matches!(self.req.application, Application::Watch)
+            && matches!(facts.first, First::Silent | First::Banner { .. })
+    }
+
+    /// One HTTP request over the plain connection (`forward`: to the proxy, in absolute
+    /// form); `true` when it was the prober's own exchange, which ends the session.
+    async fn http(
+        &self,
+        mut stream: TcpStream,
+        target: &HttpTarget,
+        forward: bool,
+        facts: &mut SessionFacts,
+    ) -> bool {
+        let deadline = self.deadline;
+        let target = &if forward {
+            target.absolute_form()
+        } else {
+            target.clone()
+        };
+        if let Some(asked) = self.req.ask.as_deref().and_then(|a| a.http.as_ref()) {
+            let x = super::ask::http_exchange(&mut stream, asked, target, deadline).await;
+            facts.http = Some(x.as_http_facts());
+            facts.answered = Some(super::ask::Answered {
+                http: Some(x),
+                dialogue: None,
+            });
+            return true;
+        }
+        let head_by = head_deadline(self.window, deadline);
+        let mut h = http::request(&mut stream, target, head_by).await;
+        // Closed first: a one-connection-at-a-time server would not take the next.
+        drop(stream);
+        if unanswered_head(&h) {
+            // Some servers never answer HEAD (`openssl s_server -www`): ask once with GET on
+            // a new connection before calling the program silent.
+            if let Ok(Ok(mut s)) =
+                tokio::time::timeout_at(deadline, TcpStream::connect(self.address)).await
+            {
+                let _ = s.set_nodelay(true);
+                h = get_instead(&mut s, target, h, deadline).await;
+            }
+        }
+        // A TLS record back, or a hang-up without a word (OpenSSL-based servers close on
+        // plain HTTP): does the port complete a TLS handshake?
+        let maybe_tls = matches!(
+            h.failure,
+            Some(
+                http::HttpFailure::ExpectsTls { .. }
+                    | http::HttpFailure::Closed
+                    | http::HttpFailure::Reset
+            )
+        );
+        facts.http = Some(h);
+        if maybe_tls && self.via.is_none() {
+            facts.tls_confirm = confirm_tls(self.address, &self.req.host, deadline).await;
+        }
+        false
+    }
+
+    /// A TLS handshake, then the prober's dialogue over it if one was asked.
+    async fn tls(&self, stream: TcpStream, facts: &mut SessionFacts) {
+        let session = tls_with_retry(stream, self, &[], facts).await;
+        if let (Some(mut session), false) = (session, self.dialogue().is_empty()) {
+            let d = super::ask::dialogue(&mut session, self.dialogue(), self.deadline).await;
+            facts.answered = Some(super::ask::Answered {
+                http: None,
+                dialogue: Some(d),
+            });
+        }
+    }
+
+    /// A TLS handshake, then one HTTP request over it; `true` when it was the prober's own
+    /// exchange, which ends the session.
+    async fn https(
+        &self,
+        stream: TcpStream,
+        target: &HttpTarget,
+        facts: &mut SessionFacts,
+    ) -> bool {
+        let deadline = self.deadline;
+        let alpn: &[&[u8]] = &[b"http/1.1"];
+        let Some(mut session) = tls_with_retry(stream, self, alpn, facts).await else {
+            return false;
+        };
+        if let Some(asked) = self.req.ask.as_deref().and_then(|a| a.http.as_ref()) {
+            let x = super::ask::http_exchange(&mut session, asked, target, deadline).await;
+            facts.http = Some(x.as_http_facts());
+            facts.answered = Some(super::ask::Answered {
+                http: Some(x),
+                dialogue: None,
+            });
+            return true;
+        }
+        let head_by = head_deadline(self.window, deadline);
+        let mut h = http::request(&mut session, target, head_by).await;
+        drop(session);
+        if unanswered_head(&h) {
+            let treq = TlsRequest {
+                server_name: &self.req.host,
+                alpn,
+                roots: &self.req.roots,
+                versions: Versions::Any,
+            };
+            if let Some(s) = reconnect(self.address, self.via, deadline).await
+                && let (_, Some(mut again)) = tls::handshake_session(s, &treq, deadline).await
+            {
+                h = get_instead(&mut again, target, h, deadline).await;
+            }
+        }
+        facts.http = Some(h);
+        false
+    }
+
+    /// Once the client spoke: on this machine, was an unanswered connection ever taken from
+    /// the accept queue; was a hang-up the program's answer to every connection.
+    async fn after_speaking(
+        &self,
+        facts: &mut SessionFacts,
+        ends: (std::io::Result<SocketAddr>, std::io::Result<SocketAddr>),
+        connected_at: Instant,
+    ) {
+        // On this machine, a first message that got nothing back: was the connection ever
+        // taken from the accept queue? (Still queued, the program does not take connections.)
+        let unanswered = matches!(
+            facts.tls.as_ref().and_then(|t| t.failure.as_ref()),
+            Some(tls::TlsFailure::NoReply)
+        ) || matches!(
+            facts.http.as_ref().and_then(|h| h.failure.as_ref()),
+            Some(http::HttpFailure::NoReply)
+        );
+        if let (true, true, None, (Ok(client), Ok(server))) =
+            (self.here, unanswered, self.via, ends)
+        {
+            let program = self.req.program.as_ref();
+            facts.not_accepted =
+                watch::still_queued(server, client, connected_at, program, self.deadline).await;
+        }
+        // Through a proxy, a hang-up or a greeting is the proxy's or the tunnel's: not
+        // watched.
+        if self.client_first && self.via.is_none() {
+            settle_first(facts, self.address, self.window, self.deadline).await;
+        }
+        if self.client_first && facts.first == First::Unwatched {
+            facts.window = Duration::ZERO;
+        }
+    }
+}
+
 /// A reply in another protocol that is a known greeting (SSH, SMTP, …: servers that speak
-/// first, whatever the client sent) is the first moments' banner, as a watch would have
-/// seen it.
+/// first, whatever the client sent) is the banner a watch before speaking would have seen.
 ///
 /// After a hang-up without a byte in answer to the first message (TLS or HTTP): did the
 /// program hang up on that message, or on every connection as soon as it is accepted (a
 /// proxy whose backend is down)? A new connection, watched without a word, tells: if it is
-/// closed or reset too, the first moments say so (`accepted_then_closed`/`_reset`) in place of
-/// the protocol's failure. Otherwise the protocol's failure stands.
+/// closed or reset too, that is recorded (`accepted_then_closed`/`_reset`) in place of the
+/// protocol's failure. Otherwise the protocol's failure stands.
 async fn settle_first(
     facts: &mut SessionFacts,
     address: SocketAddr,
@@ -426,8 +508,8 @@ async fn settle_first(
         _ => None,
     };
     if let Some(bytes) = other {
-        let banner = first::banner(bytes);
-        if matches!(&banner, First::Banner { kind, .. } if *kind != first::BannerKind::Unknown) {
+        let banner = watch::banner(bytes);
+        if matches!(&banner, First::Banner { kind, .. } if *kind != watch::BannerKind::Unknown) {
             facts.first = banner;
             facts.tls = None;
             facts.http = None;
@@ -444,7 +526,7 @@ async fn settle_first(
         return;
     }
     let first = match tokio::time::timeout_at(deadline, TcpStream::connect(address)).await {
-        Ok(Ok(s)) => first::watch(&s, window, deadline).await,
+        Ok(Ok(s)) => watch::watch(&s, window, deadline).await,
         Ok(Err(e)) if e.raw_os_error() == Some(libc::ECONNRESET) => First::Reset,
         _ => return,
     };
@@ -543,8 +625,8 @@ where
 /// is opened beside it (at least; sixteen round trips on a slower path).
 pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
-/// The wait before the reduced-MSS retry for a connection whose first moments' window is
-/// `window` ([`first::window_for`]): a handshake takes a few round trips and the server's
+/// The wait before the reduced-MSS retry for a connection whose watch window is
+/// `window` ([`watch::window_for`]): a handshake takes a few round trips and the server's
 /// signing, so a second, or sixteen round trips on a slow path, is plenty. An answer later
 /// than this is a slow server's (the diagnosis says so).
 pub fn handshake_wait(window: Duration) -> Duration {
@@ -583,17 +665,13 @@ fn about_issuer(t: &TlsFacts) -> bool {
 ///
 /// No retry to this machine (`here`): its path is one hop with a 64 KiB MTU (loopback) or the
 /// interface's own, so no narrower link can swallow anything; the handshake is waited for.
-#[allow(clippy::too_many_arguments)]
 async fn tls_with_retry(
     stream: TcpStream,
-    address: SocketAddr,
-    via: Option<&Destination>,
+    s: &Session<'_>,
     alpn: &[&[u8]],
-    req: &SessionRequest,
-    here: bool,
-    deadline: Instant,
     facts: &mut SessionFacts,
 ) -> Option<tls::TlsSession> {
+    let (address, via, req, deadline) = (s.address, s.via, s.req, s.deadline);
     let treq = TlsRequest {
         server_name: &req.host,
         alpn,
@@ -603,7 +681,7 @@ async fn tls_with_retry(
     let started = Instant::now();
     let wait_until =
         started + handshake_wait(facts.window).min(deadline.saturating_duration_since(started) / 2);
-    let retry_allowed = req.mss_retry && !here;
+    let retry_allowed = req.mss_retry && !s.here;
     // The first handshake is given up when `stop` is sent (the retry came through); the
     // sender lives until then, so the first is never given up by accident.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,8 +1,8 @@
-//! The first moments of an accepted connection: watch, without writing, what the server does.
+//! Watch a new connection, without writing, for what the server does before the client speaks.
 //!
 //! The kernel completes the TCP handshake before the program calls `accept()`, so "connected"
 //! proves a listening socket, not a working program (`docs/ground-truth/beyond-connect.md`). In the
-//! first moments a server shows which it is:
+//! moments before the client speaks a server shows which it is:
 //!
 //! - it resets ([`First::Reset`]): accepted by a proxy (docker-proxy, kube-proxy, a load
 //!   balancer) for a backend that is down, or a program that refuses this client;
@@ -44,7 +44,7 @@ pub fn window_for(connect_rtt: Duration) -> Duration {
     connect_rtt.saturating_mul(8).clamp(WINDOW_MIN, WINDOW_MAX)
 }
 
-/// What the server did in the first moments.
+/// What the server did before the client spoke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum First {
     /// It reset the connection (ECONNRESET).
@@ -114,7 +114,7 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 }
 
 /// How long a program on this machine is watched after it accepted the connection when it
-/// cannot be seen going back to waiting ([`local::idle`]: its processes unknown, another
+/// cannot be seen going back to waiting (`local::idle`: its processes unknown, another
 /// user's without root, too many): it has been scheduled and has taken the connection; a
 /// hang-up on every client (a proxy whose backend is down, a full server, a wrapper refusing
 /// this client) comes at once after that.
@@ -128,7 +128,7 @@ pub struct Program {
     pub owners: Shared<BoxFuture<'static, Vec<u32>>>,
     /// This machine's count of TCP connects (`ActiveOpens`), read before the session's own
     /// connects, and how many those are: a connect beyond them may be the program's own, to a
-    /// backend (see [`nothing_in_flight`]).
+    /// backend (see `nothing_in_flight`).
     pub connects_before: Option<u64>,
     pub own_connects: u64,
     /// This process's own connects ([`crate::probe::own_connects`]) when `connects_before`
@@ -175,9 +175,9 @@ pub struct NotAccepted {
     pub cut_short: bool,
 }
 
-/// What [`watch_here`] saw.
+/// What [`watch_this_machine`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HereWatch {
+pub struct Watched {
     pub first: First,
     /// How long it watched.
     pub watched: Duration,
@@ -186,140 +186,62 @@ pub struct HereWatch {
     pub accepted: Option<Duration>,
     /// After how long every thread of the program (and of its children) was seen asleep with
     /// the connection still held: it went back to waiting, and the watch ended there.
-    pub at_rest: Option<Duration>,
+    pub back_to_waiting: Option<Duration>,
     /// The program did not take the connection within [`ACCEPT_WAIT`] (or the deadline).
     pub not_accepted: Option<NotAccepted>,
 }
 
-impl HereWatch {
+impl Watched {
     /// A watch that saw only the connection, not the program behind it (a remote address, a
     /// client-first protocol, a connection whose addresses cannot be read).
-    pub fn connection_only(first: First, window: Duration) -> HereWatch {
-        HereWatch {
+    pub fn connection_only(first: First, window: Duration) -> Watched {
+        Watched {
             first,
             watched: window,
             accepted: None,
-            at_rest: None,
+            back_to_waiting: None,
             not_accepted: None,
         }
     }
 }
 
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
-/// the connection (`accept()`) and when it has gone back to waiting ([`local::idle`]): the
-/// watch ends when the program is at rest with the connection held; [`ACCEPTED_GRACE`] after
+/// the connection (`accept()`) and when it has gone back to waiting (`local::idle`): the
+/// watch ends when the program waits again with the connection held; [`ACCEPTED_GRACE`] after
 /// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
 /// still works. A connection still in the accept queue at the window's end is watched until
 /// the program takes it, for at most [`ACCEPT_WAIT`]: past that it is recorded as not
 /// accepted ([`NotAccepted`]: the queue, whether the program was asleep), a busy or hung
 /// program.
-pub async fn watch_here(
+pub async fn watch_this_machine(
     stream: &TcpStream,
     window: Duration,
     deadline: Instant,
     program: Option<Program>,
-) -> HereWatch {
+) -> Watched {
     let start = Instant::now();
-    let until = (start + window).min(deadline);
     let (Ok(client), Ok(server)) = (stream.local_addr(), stream.peer_addr()) else {
-        return HereWatch::connection_only(watch(stream, window, deadline).await, window);
+        return Watched::connection_only(watch(stream, window, deadline).await, window);
     };
     let accept_until = (start + ACCEPT_WAIT.max(window)).min(deadline);
-    // When the watch ends unless something ends it sooner: the window's end, moved on when
-    // the accept comes later than that.
-    let end_at = std::cell::Cell::new(until);
-    let accepted_at = std::cell::Cell::new(None);
-    let rest_at = std::cell::Cell::new(None);
-    let owners = program.as_ref().map(|p| p.owners.clone());
-    let program_side = async {
-        // An idle program accepts within tens of microseconds, below the runtime's 1 ms
-        // timer: looked at once here, then at short intervals (`wait_accepted`).
-        let seen = match accepted(server, client) {
-            Some(true) => true,
-            Some(false) => wait_accepted(server, client, accept_until.into_std()).await,
-            // Not to be seen (another namespace, no netlink): the whole window.
-            None => false,
-        };
-        if !seen {
-            // Still queued at the end of the watch for the accept: the watch ends (and says
-            // so below). Gone from the queue meanwhile: a reset, which the watch reads.
-            if accepted(server, client) == Some(false) {
-                return;
-            }
-            return tokio::time::sleep_until(until).await;
-        }
-        accepted_at.set(Some(start.elapsed()));
-        // Accepted after the window: the first moments after it are watched as they would
-        // have been within it.
-        let until = until.max((Instant::now() + ACCEPTED_GRACE).min(deadline));
-        end_at.set(until);
-        // Never past the watch's end.
-        let rest = async {
-            // Watched until the program is seen back to waiting with the connection held; while
-            // it works (a thread or child still running) the watch goes on to the window's end.
-            // Only a program that cannot be seen (its processes unknown or unreadable) ends it
-            // by time, ACCEPTED_GRACE after the accept.
-            let (owners, connects) = match program {
-                Some(p) => (
-                    Some(p.owners),
-                    p.connects_before
-                        .map(|c| (c, p.own_connects, p.process_connects_before)),
-                ),
-                None => (None, None),
-            };
-            let meanwhile = move || nothing_in_flight(connects);
-            let end = until.into_std();
-            // When the looks began: a program first seen at rest by looks begun after the
-            // watch's end is seen too late to end it (the looks themselves take a moment).
-            let looked_from = std::cell::Cell::new(Instant::now());
-            let seen = match owners {
-                // Another connect on this machine since the check's own (the other checks of a
-                // run, often): the program's rest cannot be told, and nothing is read for it.
-                Some(owners) if meanwhile() == Some(true) => {
-                    let owners = owners.await;
-                    looked_from.set(Instant::now());
-                    match local::idle::program(&owners) {
-                        // The first look here (a few reads of /proc); more on a blocking thread.
-                        Some(pids) => match local::idle::seen_at_rest(&pids, &meanwhile) {
-                            None => Seen::Unknown,
-                            Some(true) => held(server, client),
-                            Some(false) => tokio::task::spawn_blocking(move || {
-                                wait_at_rest(&pids, server, client, end, meanwhile)
-                            })
-                            .await
-                            .unwrap_or(Seen::Unknown),
-                        },
-                        // A forwarder: its rest proves nothing.
-                        None => Seen::Unknown,
-                    }
-                }
-                _ => Seen::Unknown,
-            };
-            match seen {
-                // Whatever the program sent before it slept is in the socket, though the
-                // runtime may not have looked yet: the watch reads it first.
-                Seen::Waiting if !unread(stream) && looked_from.get() <= until => {
-                    rest_at.set(Some(start.elapsed()))
-                }
-                Seen::Unknown => {
-                    let grace_end = start + accepted_at.get().unwrap_or_default() + ACCEPTED_GRACE;
-                    tokio::time::sleep_until(grace_end.min(until)).await;
-                }
-                // Bytes or a hang-up to read; the program closed it (the watch reads the
-                // hang-up); still working at the window's end: the watch ends there.
-                Seen::Waiting | Seen::NotHeld | Seen::Working => {
-                    tokio::time::sleep_until(until).await
-                }
-            }
-        };
-        let _ = tokio::time::timeout_at(until, rest).await;
+    let mut side = ProgramSide {
+        server,
+        client,
+        start,
+        deadline,
+        until: (start + window).min(deadline),
+        accept_until,
+        end_at: (start + window).min(deadline),
+        accepted: None,
+        back_to_waiting: None,
     };
+    let owners = program.as_ref().map(|p| p.owners.clone());
     // Biased: what the server sent is read before the watch is called over. The watch itself
     // may last as long as the wait for the accept; the program's side ends it sooner.
     let mut first = tokio::select! {
         biased;
         f = watch(stream, accept_until - start, deadline) => f,
-        () = program_side => First::Silent,
+        () = side.watch(stream, program) => First::Silent,
     };
     // Ended by the program's side while bytes (or a hang-up) wait unread, a greeting's first
     // piece among them: what there is, as the watch reports it at its end.
@@ -330,24 +252,144 @@ pub async fn watch_here(
     // still queued: the program does not take connections.
     let mut not_accepted = None;
     if first == First::Silent
-        && accepted_at.get().is_none()
+        && side.accepted.is_none()
         && Instant::now() + ACCEPT_LOOK_SLACK >= accept_until
         && accepted(server, client) == Some(false)
     {
-        end_at.set(Instant::now());
+        side.end_at = Instant::now();
         let cut_short = accept_until < start + ACCEPT_WAIT;
         let owners = owners.filter(|_| !cut_short);
         not_accepted = Some(not_taken(server, start.elapsed(), cut_short, owners, deadline).await);
     }
-    HereWatch {
+    Watched {
         first,
         watched: start
             .elapsed()
-            .min(end_at.get().saturating_duration_since(start)),
-        accepted: accepted_at.get(),
-        at_rest: rest_at.get(),
+            .min(side.end_at.saturating_duration_since(start)),
+        accepted: side.accepted,
+        back_to_waiting: side.back_to_waiting,
         not_accepted,
     }
+}
+
+/// The program's side of [`watch_this_machine`]: its accept, then whether it goes back to
+/// waiting. What it saw stays here when the connection's side ends the watch first.
+struct ProgramSide {
+    server: SocketAddr,
+    client: SocketAddr,
+    start: Instant,
+    deadline: Instant,
+    /// The window's end; moved on when the accept comes later than that.
+    until: Instant,
+    /// The end of the wait for the accept.
+    accept_until: Instant,
+    /// When the watch ends unless something ends it sooner.
+    end_at: Instant,
+    accepted: Option<Duration>,
+    back_to_waiting: Option<Duration>,
+}
+
+impl ProgramSide {
+    /// Returns when the program's side ends the watch.
+    async fn watch(&mut self, stream: &TcpStream, program: Option<Program>) {
+        let (server, client) = (self.server, self.client);
+        // An idle program accepts within tens of microseconds, below the runtime's 1 ms
+        // timer: looked at once here, then at short intervals (`wait_accepted`).
+        let seen = match accepted(server, client) {
+            Some(true) => true,
+            Some(false) => wait_accepted(server, client, self.accept_until.into_std()).await,
+            // Not to be seen (another namespace, no netlink): the whole window.
+            None => false,
+        };
+        if !seen {
+            // Still queued at the end of the watch for the accept: the watch ends (and says
+            // so below). Gone from the queue meanwhile: a reset, which the watch reads.
+            if accepted(server, client) == Some(false) {
+                return;
+            }
+            return tokio::time::sleep_until(self.until).await;
+        }
+        self.accepted = Some(self.start.elapsed());
+        // Accepted after the window: what the server does after it is watched as it would
+        // have been within it.
+        self.until = self
+            .until
+            .max((Instant::now() + ACCEPTED_GRACE).min(self.deadline));
+        self.end_at = self.until;
+        // Never past the watch's end.
+        let until = self.until;
+        let _ = tokio::time::timeout_at(until, self.until_waiting(stream, program)).await;
+    }
+
+    /// Watched until the program is seen back to waiting with the connection held; while it
+    /// works (a thread or child still running) the watch goes on to the window's end. Only a
+    /// program that cannot be seen (its processes unknown or unreadable) ends it by time,
+    /// [`ACCEPTED_GRACE`] after the accept.
+    async fn until_waiting(&mut self, stream: &TcpStream, program: Option<Program>) {
+        let (seen, looked_from) = look_at(program, self.server, self.client, self.until).await;
+        match seen {
+            // Whatever the program sent before it slept is in the socket, though the
+            // runtime may not have looked yet: the watch reads it first.
+            Seen::Waiting if !unread(stream) && looked_from <= self.until => {
+                self.back_to_waiting = Some(self.start.elapsed())
+            }
+            Seen::Unknown => {
+                let grace_end = self.start + self.accepted.unwrap_or_default() + ACCEPTED_GRACE;
+                tokio::time::sleep_until(grace_end.min(self.until)).await;
+            }
+            // Bytes or a hang-up to read; the program closed it (the watch reads the
+            // hang-up); still working at the window's end: the watch ends there.
+            Seen::Waiting | Seen::NotHeld | Seen::Working => {
+                tokio::time::sleep_until(self.until).await
+            }
+        }
+    }
+}
+
+/// Look at the program behind the listener until `until`: is it back to waiting with the
+/// connection held? Also when the looks began: a program first seen asleep by looks begun
+/// after the watch's end is seen too late to end it (the looks themselves take a moment).
+async fn look_at(
+    program: Option<Program>,
+    server: SocketAddr,
+    client: SocketAddr,
+    until: Instant,
+) -> (Seen, Instant) {
+    let (owners, connects) = match program {
+        Some(p) => (
+            Some(p.owners),
+            p.connects_before
+                .map(|c| (c, p.own_connects, p.process_connects_before)),
+        ),
+        None => (None, None),
+    };
+    let meanwhile = move || nothing_in_flight(connects);
+    let end = until.into_std();
+    let mut looked_from = Instant::now();
+    let seen = match owners {
+        // Another connect on this machine since the check's own (the other checks of a run,
+        // often): whether the program waits cannot be told, and nothing is read for it.
+        Some(owners) if meanwhile() == Some(true) => {
+            let owners = owners.await;
+            looked_from = Instant::now();
+            match local::idle::program(&owners) {
+                // The first look here (a few reads of /proc); more on a blocking thread.
+                Some(pids) => match local::idle::seen_asleep(&pids, &meanwhile) {
+                    None => Seen::Unknown,
+                    Some(true) => held(server, client),
+                    Some(false) => tokio::task::spawn_blocking(move || {
+                        wait_until_asleep(&pids, server, client, end, meanwhile)
+                    })
+                    .await
+                    .unwrap_or(Seen::Unknown),
+                },
+                // A forwarder: its sleep proves nothing.
+                None => Seen::Unknown,
+            }
+        }
+        _ => Seen::Unknown,
+    };
+    (seen, looked_from)
 }
 
 /// How much sooner than the end of the wait for the accept the looks may stop: they come at
@@ -392,7 +434,7 @@ async fn not_taken(
             let pids = owners.await;
             tokio::task::spawn_blocking(move || {
                 local::idle::program(&pids)
-                    .and_then(|pids| local::idle::seen_at_rest(&pids, &|| Some(true)))
+                    .and_then(|pids| local::idle::seen_asleep(&pids, &|| Some(true)))
             })
             .await
             .ok()
@@ -542,8 +584,8 @@ enum Seen {
     Unknown,
 }
 
-/// Look at growing intervals for the program at rest, until `end` (blocking).
-fn wait_at_rest(
+/// Look at growing intervals for the program asleep (waiting again), until `end` (blocking).
+fn wait_until_asleep(
     pids: &[u32],
     server: SocketAddr,
     client: SocketAddr,
@@ -556,7 +598,7 @@ fn wait_at_rest(
             return Seen::Working;
         }
         std::thread::sleep(every);
-        match local::idle::seen_at_rest(pids, &meanwhile) {
+        match local::idle::seen_asleep(pids, &meanwhile) {
             Some(true) => return held(server, client),
             Some(false) => {}
             // It was seen working, and is now out of sight (a connect of its own, threads
