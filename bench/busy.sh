@@ -2,7 +2,7 @@
 # A busy server on this machine (issue 21, items 3 and 4): N checks at once against one
 # Python asyncio server with backlog 100, in a namespace made here (loopback only), to count
 # the verdicts and findings a busy program gets, and how late the program takes a connection
-# under that load (`accepted_ms`: what `session::first::ACCEPT_WAIT` must stay above).
+# under that load (`accepted_ms`: what `session::watch::ACCEPT_WAIT` must stay above).
 #   1. a TLS server (a certificate made here), `canreach https://127.0.0.1:PORT/`;
 #   2. a plain server that takes every connection, `canreach --tcp 127.0.0.1 PORT`.
 # Needs root, python3, openssl. Usage: bench/busy.sh [N] [BATCHES]

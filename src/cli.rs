@@ -12,11 +12,9 @@ use crate::exit_codes::ExitCode;
 use crate::session::status::StatusSet;
 use crate::session::tls::{Trust, TrustStore};
 
-// The examples and exit codes, as literals: `--help` joins them with `concat!`, the man page
-// keeps each as a block of its own (`.nf`: laid out in columns, not to be filled).
-macro_rules! examples {
-    () => {
-        "  canreach db.internal 5432        a name and a port
+/// The examples of `--help` and of the man page, two-space indented, in columns (the man
+/// page keeps them as a block of their own, `.nf`: laid out in columns, not to be filled).
+pub const EXAMPLES: &str = "  canreach db.internal 5432        a name and a port
   canreach 127.0.0.1:8080          host:port
   canreach '[::1]:22'              IPv6 with a port
   canreach https://example.com/    a URL (port from the URL or its scheme)
@@ -31,34 +29,16 @@ macro_rules! examples {
                                    wait until open, then run ./migrate
   canreach serve --config blackbox.yml
                                    a Prometheus exporter (docs/fleet.md);
-                                   a host named serve: canreach serve:PORT"
-    };
+                                   a host named serve: canreach serve:PORT";
+
+/// `--help`'s text after the options: the examples, and the exit codes as
+/// `exit_codes::help_text` makes them.
+fn after_help() -> String {
+    format!(
+        "Examples:\n{EXAMPLES}\n\nExit codes:\n{}",
+        crate::exit_codes::help_text()
+    )
 }
-
-macro_rules! exit_codes {
-    () => {
-        "  0 open   3 partial   4 closed   5 rejected   6 filtered   7 unreachable
-  8 dns_error   9 inconclusive (the deadline ended the check before the
-  evidence was in)   10 service_error   11 tls_error   12 mtu_blackhole
-  1 internal error   2 usage error   130 interrupted (Ctrl-C)
-  Several targets: the code of the most severe verdict, in this order
-  (least first): open, partial, inconclusive, service_error, tls_error,
-  mtu_blackhole, closed, rejected, filtered, unreachable, dns_error"
-    };
-}
-
-/// The examples of `--help` and of the man page, two-space indented, in columns.
-pub const EXAMPLES: &str = examples!();
-
-/// The exit codes, as `--help` and the man page show them.
-pub const EXIT_CODES: &str = exit_codes!();
-
-const AFTER_HELP: &str = concat!(
-    "Examples:\n",
-    examples!(),
-    "\n\nExit codes:\n",
-    exit_codes!()
-);
 
 /// Can I reach this host and port? If not, why, and what do I do about it?
 #[derive(Debug, Parser)]
@@ -66,7 +46,7 @@ const AFTER_HELP: &str = concat!(
     name = "canreach",
     version,
     about,
-    after_help = AFTER_HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     /// What to check: HOST PORT, HOST:PORT, [IPV6]:PORT, an IPv6 address, or a URL; several
@@ -217,8 +197,8 @@ impl Cli {
     }
 
     /// `-4` / `-6`.
-    pub fn family(&self) -> Option<crate::workflow::Family> {
-        use crate::workflow::Family;
+    pub fn family(&self) -> Option<crate::options::Family> {
+        use crate::options::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
             (_, true) => Some(Family::V6),
@@ -226,9 +206,9 @@ impl Cli {
         }
     }
 
-    /// `--local` / `--no-local` as the pipeline's mode.
-    pub fn local_mode(&self) -> crate::pipeline::LocalMode {
-        use crate::pipeline::LocalMode;
+    /// `--local` / `--no-local` as the check's mode.
+    pub fn local_mode(&self) -> crate::options::LocalMode {
+        use crate::options::LocalMode;
         match (self.local, self.no_local) {
             (true, _) => LocalMode::Always,
             (_, true) => LocalMode::Never,
@@ -236,9 +216,9 @@ impl Cli {
         }
     }
 
-    /// `--protocol` / `--tcp` as the pipeline's protocol.
-    pub fn protocol(&self) -> crate::pipeline::Protocol {
-        use crate::pipeline::Protocol;
+    /// `--protocol` / `--tcp` as the check's protocol.
+    pub fn protocol(&self) -> crate::options::Protocol {
+        use crate::options::Protocol;
         if self.tcp {
             return Protocol::Tcp;
         }
@@ -251,6 +231,21 @@ impl Cli {
         }
     }
 
+    /// What each check may do, from the flags.
+    pub fn options(&self) -> crate::options::Options {
+        crate::options::Options {
+            timeout: self.timeout,
+            trace: self.trace_mode(),
+            local: self.local_mode(),
+            protocol: self.protocol(),
+            follow_proxy: !self.no_proxy,
+            trust: self.trust(),
+            expect_status: self.expect_status,
+            ask: None,
+            report: !self.quiet,
+        }
+    }
+
     /// `--cacert` / `--insecure` as what TLS checks trust.
     pub fn trust(&self) -> Trust {
         Trust {
@@ -259,9 +254,9 @@ impl Cli {
         }
     }
 
-    /// `--trace` / `--no-trace` as the pipeline's mode.
-    pub fn trace_mode(&self) -> crate::pipeline::TraceMode {
-        use crate::pipeline::TraceMode;
+    /// `--trace` / `--no-trace` as the check's mode.
+    pub fn trace_mode(&self) -> crate::options::TraceMode {
+        use crate::options::TraceMode;
         match (self.trace, self.no_trace) {
             (true, _) => TraceMode::Always,
             (_, true) => TraceMode::Never,
@@ -380,7 +375,8 @@ pub fn man_page(w: &mut dyn std::io::Write) -> std::io::Result<()> {
     // Before VERSION, where clap_mangen would have put `--help`'s text as one paragraph.
     let (head, tail) = page.split_at(page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1));
     w.write_all(head.as_bytes())?;
-    for (title, block) in [("EXAMPLES", EXAMPLES), ("\"EXIT STATUS\"", EXIT_CODES)] {
+    let exit_codes = crate::exit_codes::help_text();
+    for (title, block) in [("EXAMPLES", EXAMPLES), ("\"EXIT STATUS\"", &exit_codes[..])] {
         writeln!(w, ".SH {title}\n.nf")?;
         for line in block.lines() {
             // The page is indented already: the examples' own two columns would only push

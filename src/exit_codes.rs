@@ -1,4 +1,6 @@
-//! Every exit code canreach uses, in one place (the table in README.md and `--help` is this).
+//! Every exit code canreach uses, in one place: `--help` and the man page print
+//! [`help_text`], made from it; README.md's and docs/verdicts.md's tables are checked
+//! against it by the tests below.
 //!
 //! 0 is `open` only, so `canreach … && next` works; 1 and 2 are the tool's own failures, as in
 //! ripgrep and fd; each failing verdict has its own code from 3 up so that a script can branch
@@ -29,6 +31,24 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every exit code.
+    pub const ALL: [ExitCode; 14] = [
+        ExitCode::Open,
+        ExitCode::Internal,
+        ExitCode::Usage,
+        ExitCode::Partial,
+        ExitCode::Closed,
+        ExitCode::Rejected,
+        ExitCode::Filtered,
+        ExitCode::Unreachable,
+        ExitCode::DnsError,
+        ExitCode::Inconclusive,
+        ExitCode::ServiceError,
+        ExitCode::TlsError,
+        ExitCode::MtuBlackhole,
+        ExitCode::Interrupted,
+    ];
+
     pub fn code(self) -> i32 {
         match self {
             ExitCode::Open => 0,
@@ -47,6 +67,91 @@ impl ExitCode {
             ExitCode::Interrupted => 130,
         }
     }
+}
+
+impl ExitCode {
+    /// The verdict this code is for; `None` for canreach's own failures.
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            ExitCode::Open => Some(Verdict::Open),
+            ExitCode::Partial => Some(Verdict::Partial),
+            ExitCode::Closed => Some(Verdict::Closed),
+            ExitCode::Rejected => Some(Verdict::Rejected),
+            ExitCode::Filtered => Some(Verdict::Filtered),
+            ExitCode::Unreachable => Some(Verdict::Unreachable),
+            ExitCode::DnsError => Some(Verdict::DnsError),
+            ExitCode::Inconclusive => Some(Verdict::Inconclusive),
+            ExitCode::ServiceError => Some(Verdict::ServiceError),
+            ExitCode::TlsError => Some(Verdict::TlsError),
+            ExitCode::MtuBlackhole => Some(Verdict::MtuBlackhole),
+            ExitCode::Internal | ExitCode::Usage | ExitCode::Interrupted => None,
+        }
+    }
+
+    /// What the code means in `--help`: the verdict's name (with a word where the name
+    /// alone would mislead), or which of canreach's own failures.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Inconclusive => {
+                "inconclusive (the deadline ended the check before the evidence was in)"
+            }
+            ExitCode::Internal => "internal error",
+            ExitCode::Usage => "usage error",
+            ExitCode::Interrupted => "interrupted (Ctrl-C)",
+            other => other.verdict().map_or("", Verdict::as_str),
+        }
+    }
+}
+
+/// The widest line of [`help_text`], its two-space indent included: it fits `--help` and
+/// the man page at 80 columns.
+const HELP_WIDTH: usize = 74;
+
+/// The exit codes as `--help` and the man page show them: the verdicts' codes, canreach's
+/// own, then the order of severity, each wrapped within `HELP_WIDTH`, two-space indented.
+pub fn help_text() -> String {
+    let mut codes = ExitCode::ALL;
+    codes.sort_by_key(|c| c.code());
+    let listed = |verdicts: bool| -> Vec<String> {
+        codes
+            .iter()
+            .filter(|c| c.verdict().is_some() == verdicts)
+            .map(|c| format!("{} {}", c.code(), c.meaning()))
+            .collect()
+    };
+    let order: Vec<&str> = SEVERITY.iter().map(|v| v.as_str()).collect();
+    let several = format!(
+        "Several targets: the code of the most severe verdict, in this order (least first): {}",
+        order.join(", ")
+    );
+    [listed(true), listed(false), vec![several]]
+        .iter()
+        .flat_map(|items| wrap(items))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `items` three spaces apart, their words one, in lines of at most [`HELP_WIDTH`].
+fn wrap(items: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::from("  ");
+    for (i, item) in items.iter().enumerate() {
+        for (j, word) in item.split(' ').enumerate() {
+            let gap = match (line.trim().is_empty(), i > 0 && j == 0) {
+                (true, _) => "",
+                (false, true) => "   ",
+                (false, false) => " ",
+            };
+            if !line.trim().is_empty() && line.len() + gap.len() + word.len() > HELP_WIDTH {
+                lines.push(std::mem::replace(&mut line, format!("  {word}")));
+            } else {
+                line.push_str(gap);
+                line.push_str(word);
+            }
+        }
+    }
+    lines.push(line);
+    lines
 }
 
 impl From<Verdict> for ExitCode {
@@ -220,6 +325,101 @@ mod tests {
             all,
             "--help's order"
         );
+    }
+
+    /// The rows of the markdown table under `header` in `text`: for each, the verdicts in
+    /// backquotes of its first cell and the numbers of its last (`4 / 5 / 6 / 7`).
+    fn table(text: &str, header: &str) -> Vec<(Vec<String>, Vec<i32>)> {
+        let from = text
+            .find(header)
+            .unwrap_or_else(|| panic!("`{header}` not found"));
+        text[from..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|row| {
+                let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+                let verdicts = cells[0]
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect();
+                let codes = cells[cells.len() - 1]
+                    .split('/')
+                    .map(|n| n.trim().trim_end_matches('|').trim().parse().unwrap())
+                    .collect();
+                (verdicts, codes)
+            })
+            .collect()
+    }
+
+    /// README's and docs/verdicts.md's tables of verdicts give each verdict once, with its
+    /// code here.
+    #[test]
+    fn the_documented_exit_codes_are_these() {
+        for (file, text, header) in [
+            (
+                "README.md",
+                include_str!("../README.md"),
+                "| verdict | meaning | exit |",
+            ),
+            (
+                "docs/verdicts.md",
+                include_str!("../docs/verdicts.md"),
+                "| verdict | when | exit |",
+            ),
+        ] {
+            let mut seen = Vec::new();
+            for (verdicts, codes) in table(text, header) {
+                assert_eq!(
+                    verdicts.len(),
+                    codes.len(),
+                    "{file}: {verdicts:?} {codes:?}"
+                );
+                for (v, code) in verdicts.iter().zip(codes) {
+                    let verdict = Verdict::ALL
+                        .into_iter()
+                        .find(|x| x.as_str() == v)
+                        .unwrap_or_else(|| panic!("{file}: `{v}` is no verdict"));
+                    assert_eq!(code, ExitCode::from(verdict).code(), "{file}: `{v}`");
+                    seen.push(verdict);
+                }
+            }
+            assert_eq!(seen.len(), Verdict::ALL.len(), "{file}: {seen:?}");
+            assert!(
+                Verdict::ALL.iter().all(|v| seen.contains(v)),
+                "{file}: {seen:?}"
+            );
+        }
+        // docs/workflows.md gives each verdict's code with the order: `closed` (4).
+        let workflows = include_str!("../docs/workflows.md");
+        for v in Verdict::ALL {
+            let said = format!("`{}` ({})", v.as_str(), ExitCode::from(v).code());
+            assert!(workflows.contains(&said), "docs/workflows.md lacks {said}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_code_once_within_its_width() {
+        let text = help_text();
+        assert!(
+            text.lines()
+                .all(|l| l.len() <= HELP_WIDTH && l.starts_with("  "))
+        );
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for c in ExitCode::ALL {
+            let first = c.meaning().split(' ').next().unwrap();
+            let at = words
+                .windows(2)
+                .filter(|w| w[0] == c.code().to_string() && w[1] == first)
+                .count();
+            assert_eq!(at, 1, "{c:?} in {text}");
+        }
+        // The order of severity is the last paragraph, as SEVERITY has it.
+        let order: Vec<&str> = SEVERITY.iter().map(|v| v.as_str()).collect();
+        let flowing = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flowing.ends_with(&order.join(", ")), "{flowing}");
     }
 
     #[test]

@@ -83,10 +83,10 @@ pub struct AddressFacts {
     pub silence: Option<Silence>,
     /// The address is this machine's own (loopback or a local interface's).
     pub here: bool,
-    /// After a connect: what the program did before the client spoke, TLS, HTTP (`session`),
+    /// After a connect: what the server did before the client spoke, TLS, HTTP (`session`),
     /// when the address was open.
     pub session: Option<SessionFacts>,
-    /// For an address of this machine that stayed silent for more than 10 ms: its
+    /// For an address of this machine that stayed silent past `liveness::DELAY` (10 ms): its
     /// listener's accept queue and this machine's listen-drop counters while it was silent.
     pub queue: Option<QueueWatch>,
 }
@@ -114,6 +114,7 @@ pub struct QueueWatch {
 
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
+    #[cfg(test)]
     pub fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
@@ -248,11 +249,6 @@ impl<A> Facts<A> {
 }
 
 impl<A: AddressEntry> Facts<A> {
-    /// The main probes, in order.
-    pub fn probes(&self) -> impl Iterator<Item = &ProbeFact> + '_ {
-        self.addresses.iter().map(|a| &a.gathered().probe)
-    }
-
     /// The silence facts of one address, if it had any.
     pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.addresses

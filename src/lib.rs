@@ -4,39 +4,49 @@
 //!
 //! | part | module | does |
 //! |---|---|---|
-//! | input | [`cli`], [`target`], [`services`] | arguments → a [`target::Target`] |
-//! | stages | [`dns`], [`probe`], [`liveness`], [`trace`], [`local`], run by [`pipeline`] | gather [`facts::Facts`]; never print |
-//! | shared meaning | [`icmp`] | the one ICMP table |
+//! | input | [`cli`], [`target`], [`services`], `options` | arguments → a [`target::Target`] and what the check may do |
+//! | stages | [`dns`], `connect` (with [`probe`], `liveness`, `trace`), `local`, [`session`], run by `pipeline` | gather [`facts::Facts`]; never print |
+//! | shared meaning | `icmp` | the one ICMP table |
 //! | knowledge | [`diagnosis`] | facts → verdict, findings, planned steps (pure) |
-//! | output | [`render`], [`exit_codes`], [`escape`], [`secrets`] | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
-//! | workflows | [`workflow`], [`hostinfo`] | many targets, `--wait`, `-q`, `-4`/`-6`, progress; where a ticket was made |
+//! | output | [`render`], [`exit_codes`], [`escape`], `secrets` | diagnosis → text, JSON, a table or Markdown on any `io::Write`; the exit code |
+//! | workflows | `workflow`, `hostinfo` | many targets, `--wait`, `-q`, `-4`/`-6`, progress; where a ticket was made |
 //! | exporter | [`serve`] | `canreach serve`: blackbox_exporter's `/probe`, and why |
+//! | the system | `sys` | every libc call ([`hold_sigint`] for `main`) |
 //!
-//! [`run`] ties them together for `main`.
+//! [`run`] ties them together for `main`. Public are only the modules `main` and the
+//! integration tests (tests/) use; the others are private to the crate, so that the
+//! compiler reports what nothing uses.
 
 pub mod cli;
+mod connect;
 pub mod diagnosis;
 pub mod dns;
 pub mod escape;
 pub mod exit_codes;
 pub mod facts;
-pub mod hostinfo;
-pub mod icmp;
-pub mod liveness;
-pub mod local;
-pub mod pipeline;
+mod hostinfo;
+mod icmp;
+mod liveness;
+mod local;
+mod options;
+mod pipeline;
 pub mod probe;
 pub mod render;
-pub mod secrets;
+mod secrets;
 pub mod serve;
 pub mod services;
 pub mod session;
-pub mod sys;
+mod sys;
 pub mod target;
-pub mod trace;
-pub mod workflow;
+mod trace;
+mod workflow;
+
+#[cfg(test)]
+mod source_tests;
 
 use std::io::Write;
+
+pub use sys::hold_sigint;
 
 use crate::cli::Cli;
 use crate::target::TargetError;
@@ -85,7 +95,7 @@ pub struct Finished {
 }
 
 /// Read the targets (arguments and `-f FILE`), check them all (waiting if asked), diagnose,
-/// render to `out` (see [`workflow`]).
+/// render to `out` (see `workflow`).
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     // As many descriptors as the hard limit allows (`ulimit -n 64` in a shell sets both, and
     // then the run's concurrency is sized to what there is: `workflow::Limits`).

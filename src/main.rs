@@ -23,32 +23,10 @@ fn main() {
     // (workflow::run releases it once the handler is set up), so that even one before the
     // first check says where each target stood. A path that does not go through
     // `canreach::run` and lives on must call `sys::release_sigint` (the ones here exit).
-    canreach::sys::hold_sigint();
+    canreach::hold_sigint();
     let cli = Cli::parse_or_exit();
     if cli.completions.is_some() || cli.man {
-        // Generated into memory first: clap_complete panics on a write error (a closed pipe).
-        let mut buf = Vec::new();
-        let made = match cli.completions {
-            Some(shell) => {
-                clap_complete::generate(shell, &mut Cli::command(), "canreach", &mut buf);
-                Ok(())
-            }
-            None => canreach::cli::man_page(&mut buf),
-        };
-        let written = made.and_then(|()| {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&buf).and_then(|()| out.flush())
-        });
-        std::process::exit(match written {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                eprintln!(
-                    "canreach: error: cannot write to stdout: {}",
-                    line(&io_words(&e))
-                );
-                ExitCode::Internal.code()
-            }
-            _ => 0,
-        });
+        std::process::exit(print_generated(&cli));
     }
     colored::control::set_override(cli.output_format() == Format::Text && cli.use_color());
     if cli.output_format() == Format::Text {
@@ -98,25 +76,57 @@ fn main() {
     let _ = out.flush();
     drop(out);
     if code == ExitCode::Open.code() && !cli.command.is_empty() {
-        let _ = std::io::stdout().flush();
-        canreach::restore_open_file_limit();
-        let err = std::process::Command::new(&cli.command[0])
-            .args(&cli.command[1..])
-            .exec();
-        // exec returns only on failure: 127 when there is no such command, 126 otherwise,
-        // as shells do.
-        eprintln!(
-            "canreach: cannot run `{}`: {}",
-            line(&cli.command[0]),
-            line(&io_words(&err))
-        );
-        std::process::exit(if err.kind() == std::io::ErrorKind::NotFound {
-            127
-        } else {
-            126
-        });
+        std::process::exit(run_command(&cli.command));
     }
     std::process::exit(code);
+}
+
+/// `--completions SHELL` or `--man` to stdout; the exit code.
+fn print_generated(cli: &Cli) -> i32 {
+    // Generated into memory first: clap_complete panics on a write error (a closed pipe).
+    let mut buf = Vec::new();
+    let made = match cli.completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "canreach", &mut buf);
+            Ok(())
+        }
+        None => canreach::cli::man_page(&mut buf),
+    };
+    let written = made.and_then(|()| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&buf).and_then(|()| out.flush())
+    });
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!(
+                "canreach: error: cannot write to stdout: {}",
+                line(&io_words(&e))
+            );
+            ExitCode::Internal.code()
+        }
+        _ => 0,
+    }
+}
+
+/// Replace canreach by `command` (every target is open); the exit code when that fails.
+fn run_command(command: &[String]) -> i32 {
+    let _ = std::io::stdout().flush();
+    canreach::restore_open_file_limit();
+    let err = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .exec();
+    // exec returns only on failure: 127 when there is no such command, 126 otherwise,
+    // as shells do.
+    eprintln!(
+        "canreach: cannot run `{}`: {}",
+        line(&command[0]),
+        line(&io_words(&err))
+    );
+    if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }
 
 /// An I/O error without Rust's `(os error N)`.

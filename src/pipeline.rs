@@ -1,48 +1,45 @@
 //! The pipeline: run the stages, concurrently where that saves time, under one deadline.
 //!
 //! ```text
-//! target ──► name stage ─┬─ system view (getaddrinfo) ──► probe every address (in parallel)
-//!                        │                                 └─ silent > 10 ms: liveness probes
-//!                        │                                    of other ports, a second SYN,
-//!                        │                                    `filtered` after a bound from RTT
+//! target ──► name stage ─┬─ system view (getaddrinfo) ──► connect stage (crate::connect):
+//!                        │                                 every address in parallel;
+//!                        │                                 local inspection alongside
+//!                        │                                 └─► session stage (open ones)
 //!                        └─ DNS view (hickory) ─────────► (joined; never waited on past a grace)
-//!           silent or unreachable ──► path walk (TTL-limited SYNs, in parallel)
+//!           silent or unreachable ──► path walk (alongside the probes, or after them)
+//!           a failure the firewall may explain ──► this machine's firewall (nft)
 //!                                                   └──► Facts ──► diagnosis ──► renderer
 //! ```
 //!
-//! Stages only gather [`Facts`]; nothing here decides or prints. The side effects come in
-//! through the [`Resolver`] and [`Connector`] seams.
+//! Orchestration only: which stage runs when, on what, within which deadline. The stages
+//! gather [`Facts`]; nothing here decides or prints. The side effects come in through the
+//! [`Resolver`], [`Connector`] and [`Inspector`] seams.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, join_all};
 use tokio::time::Instant;
 
-use crate::diagnosis::{Evidence, Outcome, Sender, classify};
+use crate::connect;
+use crate::diagnosis::{Evidence, Outcome, classify};
 use crate::dns::{DnsErrorKind, DnsFacts, DnsView, Lookup, LookupError, Resolver};
-use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute, QueueWatch, Silence};
+use crate::facts::{AddressFacts, DirectPath, Facts, ProxyRoute};
 use crate::liveness;
-use crate::local;
-use crate::local::LocalFacts;
-use crate::local::netstat::ListenCounters;
 use crate::local::shared::Inspector;
+use crate::local::{self, Firewall, LocalFacts};
+use crate::options::{LocalMode, Options, Protocol, TraceMode};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
-use crate::session::first::{self, First};
 use crate::session::http::HttpTarget;
 use crate::session::proxy::{Proxy, ProxyChoice};
-use crate::session::status::StatusSet;
 use crate::session::tls::{Trust, TrustStore};
+use crate::session::watch::{self, First};
 use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
 use crate::target::{Host, Target};
-use crate::trace;
-
-/// The default deadline for a whole check.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::trace::{self, TraceFacts};
 
 /// How long, once the probes are done, the check still waits for a DNS view it does not need
 /// for the verdict. The DNS view only adds comparisons when the system lookup succeeded, and a
@@ -57,108 +54,14 @@ pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
 /// How long the system lookup is still waited for once every name server was found silent.
 pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
-/// Silent addresses whose host gets liveness probes (the ones clients try first).
-pub const LIVENESS_ADDRESSES: usize = 2;
-
-/// When to walk the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceMode {
-    /// For `filtered` and `unreachable` outcomes of the first address.
-    Auto,
-    /// Always (the first address).
-    Always,
-    /// Never.
-    Never,
-}
-
-/// What to speak once connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// From the URL's scheme, else the port's usual service (443 → HTTPS, 993 → TLS, …),
-    /// else only the first moments.
-    #[default]
-    Auto,
-    /// Only the first moments: reset, close, greeting or silence.
-    Tcp,
-    /// A TLS handshake.
-    Tls,
-    /// One HTTP request.
-    Http,
-    /// A TLS handshake, then one HTTP request.
-    Https,
-}
-
-/// What a check may do.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Everything, DNS included, finishes within this.
-    pub timeout: Duration,
-    pub trace: TraceMode,
-    /// When to inspect this machine's listeners and firewall.
-    pub local: LocalMode,
-    /// What to speak after the connect.
-    pub protocol: Protocol,
-    /// Follow the proxy the environment names for a URL target, as the application would
-    /// (`--no-proxy`: check the direct path instead).
-    pub follow_proxy: bool,
-    /// What TLS handshakes trust (`--cacert`, `--insecure`).
-    pub trust: Trust,
-    /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
-    pub expect_status: Option<StatusSet>,
-    /// What a prober asks of the session stage beyond the usual check (`canreach serve`'s
-    /// modules: a method and headers, a TLS name or trust store, a dialogue); `None` for the
-    /// CLI.
-    pub ask: Option<std::sync::Arc<crate::session::ask::Ask>>,
-    /// The facts are for a report someone reads; `false` (`-q`): only the verdict counts, and
-    /// facts that only explain one are not gathered (this machine's firewall: see
-    /// [`needs_firewall`]).
-    pub report: bool,
-}
-
-/// When to inspect this machine (listeners, owners, firewall).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalMode {
-    /// When the target is one of this machine's addresses (and the firewall for silence).
-    Auto,
-    /// Always (`--local`).
-    Always,
-    /// Never (`--no-local`).
-    Never,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            timeout: DEFAULT_TIMEOUT,
-            trace: TraceMode::Auto,
-            local: LocalMode::Auto,
-            protocol: Protocol::Auto,
-            follow_proxy: true,
-            trust: Trust::default(),
-            expect_status: None,
-            ask: None,
-            report: true,
-        }
-    }
-}
-
-/// Run every stage for `target` and collect the facts.
+/// Run every stage for `target` and collect the facts, with this machine's listeners and
+/// firewall read through `inspector` (a check of its own: [`local::shared::Fresh`]; a run of
+/// many targets shares its reads: `local::shared::PerRun`).
 ///
 /// A URL target whose proxy variable names an HTTP proxy is checked the way the application
 /// reaches it: every stage runs on the proxy's host and port, the sessions go through it
 /// (`CONNECT`, or plain HTTP in absolute form), and the destination is probed directly
 /// alongside, for the record ([`crate::facts::ProxyRoute`]).
-pub async fn gather<R: Resolver, C: Connector>(
-    target: Target,
-    opts: Options,
-    resolver: &R,
-    connector: &C,
-) -> Facts {
-    gather_with(target, opts, resolver, connector, &local::shared::Fresh).await
-}
-
-/// [`gather`], with this machine's listeners and firewall read through `inspector` (a run of
-/// many targets shares its reads: [`local::shared::PerRun`]).
 pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
     target: Target,
     opts: Options,
@@ -286,28 +189,220 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let deadline = start + opts.timeout;
-    // The probes get all the time that is left: a name that resolved late (a dead first name
-    // server, `options timeout:4` of a 5 s deadline) must not leave the probe a fraction of a
-    // millisecond. No time is kept back for the path walk: the first address's walk runs
-    // alongside its probes (from the moment its host is proven up, or after
-    // `liveness::WALK_AFTER` of silence) within the same deadline, and a walk that follows
-    // the probes follows a quick answer. They end FINISH_MARGIN early, so that what follows
-    // them (each wait on the runtime's millisecond timer) still ends by the deadline.
-    let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
     let port = target.port.get();
-    let local_mode = opts.local;
-    let here = target.here;
-    // The sessions speak to the destination: the target itself, or the one behind the proxy.
-    let (target_ref, app_ref) = (via.map_or(&target, |v| v.0), app);
-    let via_ref = via.map(|v| v.1);
-    let probe_all = |addrs: Vec<SocketAddr>| async move {
+    let stages = AfterName {
+        connector,
+        inspector,
+        opts: &opts,
+        port,
+        here: target.here,
+        deadline,
+        // The probes get all the time that is left: a name that resolved late (a dead first
+        // name server, `options timeout:4` of a 5 s deadline) must not leave the probe a
+        // fraction of a millisecond. No time is kept back for the path walk: the first
+        // address's walk runs alongside its probes (from the moment its host is proven up, or
+        // after `liveness::WALK_AFTER` of silence) within the same deadline, and a walk that
+        // follows the probes follows a quick answer. They end FINISH_MARGIN early, so that
+        // what follows them (each wait on the runtime's millisecond timer) still ends by the
+        // deadline.
+        probe_deadline: deadline - FINISH_MARGIN.min(opts.timeout / 10),
+        // The sessions speak to the destination: the target itself, or the one behind the
+        // proxy.
+        session_target: via.map_or(&target, |v| v.0),
+        app,
+        via: via.map(|v| v.1),
+    };
+    let (dns, after) = match &target.host {
+        Host::Ip(ip) => (
+            DnsFacts::default(),
+            stages.run(vec![(*ip, port).into()]).await,
+        ),
+        Host::Name(name) => {
+            resolve_then(resolver, name, port, start, deadline, |a| stages.run(a)).await
+        }
+    };
+    let probes: Vec<ProbeFact> = after.addresses.iter().map(|a| a.probe.clone()).collect();
+    let firewall = firewall_read(
+        after.firewall,
+        &probes,
+        &after.local,
+        &opts,
+        inspector,
+        port,
+        deadline,
+    )
+    .await;
+    // A path to this machine does not exist: its listeners and firewall explain it.
+    let to_self = after.addresses.first().is_some_and(|a| a.here);
+    let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
+        // Walked alongside the probes already.
+        Some(address) if after.walked.as_ref().is_some_and(|w| w.address == address) => {
+            after.walked
+        }
+        Some(address) => Some(trace::walk(connector, address, deadline).await),
+        None => None,
+    };
+    Facts {
+        dns,
+        addresses: after.addresses,
+        trace,
+        local: after.local,
+        firewall,
+        privileged: crate::sys::is_root(),
+        expect_status: opts.expect_status,
+        elapsed: start.elapsed(),
+        ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// The firewall only explains a failure: read it (one `nft` run, a few ms) only then; the
+/// connect stage started the read already when the first address's result needed it.
+async fn firewall_read<I: Inspector>(
+    started: Option<BoxFuture<'static, Option<Firewall>>>,
+    probes: &[ProbeFact],
+    local: &Option<LocalFacts>,
+    opts: &Options,
+    inspector: &I,
+    port: u16,
+    deadline: Instant,
+) -> Option<Firewall> {
+    let task = match started {
+        Some(task) => task,
+        None if opts.local != LocalMode::Never
+            && opts.report
+            && connect::needs_firewall(probes, local.is_some()) =>
+        {
+            inspector.firewall(port, deadline.into_std())
+        }
+        None => return None,
+    };
+    tokio::time::timeout_at(deadline, task).await.ok().flatten()
+}
+
+/// The name's stages: the system view first (the probes need it), then `probe` on its
+/// addresses while the DNS view (every name server asked directly) may still be on its way.
+async fn resolve_then<R: Resolver, T>(
+    resolver: &R,
+    name: &str,
+    port: u16,
+    start: Instant,
+    deadline: Instant,
+    probe: impl AsyncFnOnce(Vec<SocketAddr>) -> T,
+) -> (DnsFacts, T) {
+    let direct = resolver.direct(name, deadline);
+    let system = resolver.system(name, deadline);
+    tokio::pin!(direct, system);
+    let (system, mut view) = system_lookup(system, direct.as_mut(), start, deadline).await;
+    // Probe, while the DNS view may still be on its way.
+    let addrs = system
+        .addresses
+        .iter()
+        .map(|ip| (*ip, port).into())
+        .collect();
+    let probing = probe(addrs);
+    tokio::pin!(probing);
+    let results = loop {
+        tokio::select! {
+            r = &mut probing => break r,
+            d = &mut direct, if view.is_none() => view = Some(d),
+        }
+    };
+    // The DNS view: needed for the error kind when the system failed; otherwise only for
+    // comparisons, so not waited for past a short grace.
+    let view = match view {
+        Some(v) => v,
+        None => {
+            let wait_until = if system.error.is_some() {
+                deadline
+            } else {
+                deadline.min(Instant::now() + DNS_VIEW_GRACE)
+            };
+            tokio::time::timeout_at(wait_until, direct)
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    let (resolv, servers, direct) = match view {
+        Some(v) => (v.resolv, v.servers, Some(v.combined)),
+        None => (None, vec![], None),
+    };
+    let dns = DnsFacts {
+        system: Some(system),
+        direct,
+        servers,
+        resolv,
+        hosts: crate::dns::files::hosts_lines(name),
+    };
+    (dns, results)
+}
+
+/// The system view, and the DNS view if it came first (`Some(None)`: it came, empty). If
+/// every name server is silent, the system resolver (asking the same servers) will not
+/// answer either: stop waiting for it shortly after, instead of at its own retries' end.
+async fn system_lookup(
+    system: Pin<&mut impl Future<Output = Lookup>>,
+    mut direct: Pin<&mut impl Future<Output = Option<DnsView>>>,
+    start: Instant,
+    deadline: Instant,
+) -> (Lookup, Option<Option<DnsView>>) {
+    let mut system = system;
+    let mut view: Option<Option<DnsView>> = None;
+    let mut cutoff = deadline;
+    let lookup = loop {
+        tokio::select! {
+            s = &mut system => break s,
+            d = &mut direct, if view.is_none() => {
+                if d.as_ref().is_some_and(DnsView::all_silent) {
+                    cutoff = deadline.min(Instant::now() + SYSTEM_GRACE);
+                }
+                view = Some(d);
+            }
+            _ = tokio::time::sleep_until(cutoff) => break Lookup {
+                addresses: vec![],
+                elapsed: start.elapsed(),
+                error: Some(LookupError::new(DnsErrorKind::Timeout)),
+            },
+        }
+    };
+    (lookup, view)
+}
+
+/// What runs once the name gave its addresses: the connect stage, the local inspection
+/// alongside, then the session stage on the open addresses.
+struct AfterName<'a, C, I> {
+    connector: &'a C,
+    inspector: &'a I,
+    opts: &'a Options,
+    port: u16,
+    /// The target is surely this machine (`:PORT`).
+    here: bool,
+    deadline: Instant,
+    probe_deadline: Instant,
+    session_target: &'a Target,
+    app: &'a Application,
+    via: Option<&'a Destination>,
+}
+
+/// What [`AfterName::run`] gathered.
+struct Gathered {
+    addresses: Vec<AddressFacts>,
+    local: Option<LocalFacts>,
+    walked: Option<TraceFacts>,
+    firewall: Option<BoxFuture<'static, Option<Firewall>>>,
+}
+
+type Inspection = Shared<BoxFuture<'static, Option<LocalFacts>>>;
+
+impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
+    async fn run(&self, addrs: Vec<SocketAddr>) -> Gathered {
         // This machine's addresses, read once: for the local inspection and to know which
         // probes go to this machine (no liveness, no walk, a short silence bound).
-        let mine = inspector.addresses();
-        let inspect_here = match local_mode {
+        let mine = self.inspector.addresses();
+        let inspect_here = match self.opts.local {
             LocalMode::Never => false,
             LocalMode::Always => true,
-            LocalMode::Auto => here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
+            LocalMode::Auto => self.here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
         };
         // Local inspection is a netlink dump and a /proc scan: it goes on a thread of its own,
         // concurrently with the probes, and only for this machine's addresses.
@@ -315,77 +410,35 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         // the name does not give (::1 when /etc/hosts maps localhost to 127.0.0.1 only) is no
         // client's, and probing it made a `partial` of an open port. Listeners on other
         // addresses are in the inspection's report.
-        let inspection = inspect_here.then(|| inspector.inspect(port, mine.clone()).shared());
-        let walked = std::cell::RefCell::new(None);
-        let walked_ref = &walked;
-        // The firewall (one `nft` run, a few ms) is read as soon as the first address's result
-        // shows it can explain it, concurrently with the local inspection's /proc scan.
-        let firewall_task = std::cell::RefCell::new(None);
-        let firewall_ref = &firewall_task;
-        let results = join_all(addrs.into_iter().enumerate().map(|(i, a)| {
-            let local = local::is_local(a.ip(), &mine);
-            let role = Role {
-                liveness: i < LIVENESS_ADDRESSES && !local,
-                here: local,
-                first: i == 0,
-                // The first address's walk runs alongside its probes, from the moment the
-                // silence is worth explaining; `trace_target` decides later whether it is kept.
-                walk: (i == 0 && !local && opts.trace != TraceMode::Never)
-                    .then_some(probe_deadline),
-            };
-            async move {
-                let read_firewall = move || inspector.firewall(port, deadline.into_std());
-                let probing = async {
-                    if role.here {
-                        let (fact, queue) =
-                            probe_here(connector, inspector, a, probe_deadline).await;
-                        (fact, None, None, queue)
-                    } else {
-                        let (fact, silence, walk) =
-                            probe_address(connector, a, probe_deadline, role).await;
-                        (fact, silence, walk, None)
-                    }
-                };
-                tokio::pin!(probing);
-                // A first address still silent after DELAY may well be `filtered`, which the
-                // firewall can explain: start reading it now (a process, no packets), so that
-                // it is ready with the verdict; it is kept only if the result needs it.
-                let mut early = None;
-                let silent_at = Instant::now() + liveness::DELAY;
-                let (probe, silence, walk, queue) = tokio::select! {
-                    r = &mut probing => r,
-                    _ = tokio::time::sleep_until(silent_at),
-                        if i == 0 && local_mode != LocalMode::Never && opts.report && !local =>
-                    {
-                        early = Some(read_firewall());
-                        probing.await
-                    }
-                };
-                if walk.is_some() {
-                    *walked_ref.borrow_mut() = walk;
-                }
-                if i == 0
-                    && local_mode != LocalMode::Never
-                    && opts.report
-                    && needs_firewall(std::slice::from_ref(&probe), inspect_here)
-                {
-                    *firewall_ref.borrow_mut() = Some(early.unwrap_or_else(read_firewall));
-                }
-                AddressFacts {
-                    probe,
-                    silence,
-                    here: local,
-                    session: None,
-                    queue,
-                }
-            }
-        }))
-        .await;
-        let walked = walked.into_inner();
-        let firewall_task = firewall_task.into_inner();
-        // After the connect, on every open address, while the local inspection finishes.
-        // The processes behind the port's listener, for the first moments to end once the
-        // program is back to waiting (from the inspection, as soon as it has them).
+        let inspection =
+            inspect_here.then(|| self.inspector.inspect(self.port, mine.clone()).shared());
+        let plan = connect::Plan {
+            port: self.port,
+            probe_deadline: self.probe_deadline,
+            deadline: self.deadline,
+            trace: self.opts.trace,
+            firewall: self.opts.local != LocalMode::Never && self.opts.report,
+            inspect_here,
+        };
+        let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
+        let (addresses, local) = self.sessions(probed.addresses, inspection).await;
+        Gathered {
+            addresses,
+            local,
+            walked: probed.walked,
+            firewall: probed.firewall,
+        }
+    }
+
+    /// After the connect, on every open address, while the local inspection finishes.
+    async fn sessions(
+        &self,
+        mut addresses: Vec<AddressFacts>,
+        inspection: Option<Inspection>,
+    ) -> (Vec<AddressFacts>, Option<LocalFacts>) {
+        // The processes behind the port's listener, for the watch after the connect to end
+        // once the program is waiting for the client (from the inspection, as soon as it has
+        // them).
         let owners = inspection.as_ref().map(|task| {
             task.clone()
                 .map(|l| owner_pids(l.as_ref()))
@@ -395,11 +448,11 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         // Read before the sessions connect (one connect per open address); only when there is
         // a session to watch (the kernel formats all of /proc/net/snmp for it: 12 % of the
         // CPU time of a run of 10,000 closed ports).
-        let open = results
+        let open = addresses
             .iter()
             .filter(|a| a.probe.result == ConnectResult::Connected)
             .count() as u64;
-        let program = owners.filter(|_| open > 0).map(|owners| first::Program {
+        let program = owners.filter(|_| open > 0).map(|owners| watch::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
@@ -407,141 +460,32 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
             process_connects_before: crate::probe::own_connects(),
             own_connects: open,
         });
-        let (sessions, late) = tokio::join!(
+        let (sessions, local) = tokio::join!(
             follow_sessions(
-                connector,
-                &results,
-                target_ref,
-                app_ref,
-                via_ref,
+                self.connector,
+                &addresses,
+                self.session_target,
+                self.app,
+                self.via,
                 program,
-                opts.trust,
-                opts.ask.as_ref(),
-                deadline
+                self.opts.trust,
+                self.opts.ask.as_ref(),
+                self.deadline
             ),
             async {
                 match inspection {
-                    Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
+                    Some(task) => tokio::time::timeout_at(self.deadline, task)
+                        .await
+                        .ok()
+                        .flatten(),
                     None => None,
                 }
             }
         );
-        let mut results = results;
-        for (a, s) in results.iter_mut().zip(sessions) {
+        for (a, s) in addresses.iter_mut().zip(sessions) {
             a.session = s;
         }
-        (results, late, walked, firewall_task)
-    };
-
-    let (dns, (results, inspected, walked, firewall_task)) = match &target.host {
-        Host::Ip(ip) => (
-            DnsFacts::default(),
-            probe_all(vec![(*ip, port).into()]).await,
-        ),
-        Host::Name(name) => {
-            let direct = resolver.direct(name, deadline);
-            let system = resolver.system(name, deadline);
-            tokio::pin!(direct, system);
-            let mut view: Option<Option<DnsView>> = None;
-            let mut cutoff = deadline;
-            // 1. The system view, which the probes need. If every name server is silent, the
-            //    system resolver (asking the same servers) will not answer either: stop
-            //    waiting for it shortly after, instead of at its own retries' end.
-            let system = loop {
-                tokio::select! {
-                    s = &mut system => break s,
-                    d = &mut direct, if view.is_none() => {
-                        if d.as_ref().is_some_and(DnsView::all_silent) {
-                            cutoff = deadline.min(Instant::now() + SYSTEM_GRACE);
-                        }
-                        view = Some(d);
-                    }
-                    _ = tokio::time::sleep_until(cutoff) => break Lookup {
-                        addresses: vec![],
-                        elapsed: start.elapsed(),
-                        error: Some(LookupError::new(DnsErrorKind::Timeout)),
-                    },
-                }
-            };
-            // 2. Probe, while the DNS view may still be on its way.
-            let addrs = system
-                .addresses
-                .iter()
-                .map(|ip| (*ip, port).into())
-                .collect();
-            let probing = probe_all(addrs);
-            tokio::pin!(probing);
-            let results = loop {
-                tokio::select! {
-                    r = &mut probing => break r,
-                    d = &mut direct, if view.is_none() => view = Some(d),
-                }
-            };
-            // 3. The DNS view: needed for the error kind when the system failed; otherwise
-            //    only for comparisons, so not waited for past a short grace.
-            let view = match view {
-                Some(v) => v,
-                None => {
-                    let wait_until = if system.error.is_some() {
-                        deadline
-                    } else {
-                        deadline.min(Instant::now() + DNS_VIEW_GRACE)
-                    };
-                    tokio::time::timeout_at(wait_until, direct)
-                        .await
-                        .ok()
-                        .flatten()
-                }
-            };
-            let (resolv, servers, direct) = match view {
-                Some(v) => (v.resolv, v.servers, Some(v.combined)),
-                None => (None, vec![], None),
-            };
-            (
-                DnsFacts {
-                    system: Some(system),
-                    direct,
-                    servers,
-                    resolv,
-                    hosts: crate::dns::files::hosts_lines(name),
-                },
-                results,
-            )
-        }
-    };
-    let addresses: Vec<AddressFacts> = results;
-    let probes: Vec<ProbeFact> = addresses.iter().map(|a| a.probe.clone()).collect();
-    let local = inspected;
-    // The firewall only explains a failure: read it (one `nft` run, a few ms) only then.
-    let firewall = if let Some(task) = firewall_task {
-        tokio::time::timeout_at(deadline, task).await.ok().flatten()
-    } else if opts.local != LocalMode::Never
-        && opts.report
-        && needs_firewall(&probes, local.is_some())
-    {
-        let task = inspector.firewall(port, deadline.into_std());
-        tokio::time::timeout_at(deadline, task).await.ok().flatten()
-    } else {
-        None
-    };
-    // A path to this machine does not exist: its listeners and firewall explain it.
-    let to_self = addresses.first().is_some_and(|a| a.here);
-    let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
-        // Walked alongside the probes already.
-        Some(address) if walked.as_ref().is_some_and(|w| w.address == address) => walked,
-        Some(address) => Some(trace::walk(connector, address, deadline).await),
-        None => None,
-    };
-    Facts {
-        dns,
-        addresses,
-        trace,
-        local,
-        firewall,
-        privileged: crate::sys::is_root(),
-        expect_status: opts.expect_status,
-        elapsed: start.elapsed(),
-        ..Facts::new(target, opts.timeout)
+        (addresses, local)
     }
 }
 
@@ -581,7 +525,7 @@ async fn follow_sessions<C: Connector>(
     target: &Target,
     app: &Application,
     via: Option<&Destination>,
-    program: Option<first::Program>,
+    program: Option<watch::Program>,
     trust: Trust,
     ask: Option<&std::sync::Arc<crate::session::ask::Ask>>,
     deadline: Instant,
@@ -655,23 +599,6 @@ fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
     pids
 }
 
-/// Should this machine's firewall be read? For a local target whose first address failed (its
-/// input chain may be why); for any target whose first address was silent (an OUTPUT-chain
-/// drop looks exactly like remote silence) or that this machine refused to send. Only for a
-/// report (`Options::report`): the rules name why, the probes' answers alone give the verdict
-/// (`diagnosis::verdict_of`), so `-q` reads no ruleset (a sweep of 10,000 loopback ports ran
-/// `nft` ~100 times, a sixth of its CPU time).
-fn needs_firewall(probes: &[ProbeFact], local_target: bool) -> bool {
-    probes.first().is_some_and(|p| {
-        let r = classify(p);
-        (local_target && r.outcome != Outcome::Open)
-            || r.outcome == Outcome::Filtered
-            || matches!(r.evidence, Evidence::LocalPolicy(_))
-            || (r.outcome == Outcome::Rejected
-                && matches!(r.sender(), Some((Sender::ThisMachine, _))))
-    })
-}
-
 /// Which address, if any, to walk the path to: the first one, when no address is open and it
 /// was silent or undeliverable (a walk cannot help with a reset, a reject, or no local route).
 fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
@@ -695,377 +622,22 @@ fn trace_target(probes: &[ProbeFact], mode: TraceMode) -> Option<SocketAddr> {
     }
 }
 
-/// Probe the host's other ports until one answers from the host itself, or `until`.
-async fn check_liveness<C: Connector>(
-    connector: &C,
-    address: SocketAddr,
-    until: Instant,
-) -> Silence {
-    let ip = address.ip();
-    let ports: Vec<u16> = liveness::PORTS
-        .iter()
-        .copied()
-        .filter(|p| *p != address.port())
-        .collect();
-    let mut others: FuturesUnordered<_> = ports
-        .iter()
-        .map(|p| {
-            let spec = ProbeSpec::to((ip, *p).into());
-            async move { (spec.address.port(), connector.probe(spec, until).await) }
-        })
-        .collect();
-    let mut silence = Silence {
-        liveness: ports.iter().map(|p| (*p, None)).collect(),
-        ..Silence::default()
-    };
-    while let Ok(Some((port, f))) = tokio::time::timeout_at(until, others.next()).await {
-        let answered = liveness::target_answered(&f, ip);
-        if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
-            slot.1 = Some(f);
-        }
-        if answered {
-            break;
-        }
-    }
-    silence
-}
-
-type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeFact> + Send + 'a>>;
-type WalkFuture<'a> = Pin<Box<dyn Future<Output = trace::TraceFacts> + Send + 'a>>;
-
-/// What one address's probing may do.
-#[derive(Debug, Clone, Copy)]
-struct Role {
-    /// Probe other ports of the host when the port is silent (the first addresses only).
-    liveness: bool,
-    /// This machine's own address.
-    here: bool,
-    /// The address that decides the verdict.
-    first: bool,
-    /// Walk the path alongside the probes, within this deadline.
-    walk: Option<Instant>,
-}
-
-/// A walk running alongside an address's probes, and the means to cut it short.
-struct Walk<'a> {
-    running: Option<WalkFuture<'a>>,
-    cut: tokio::sync::watch::Sender<Instant>,
-    done: Option<trace::TraceFacts>,
-}
-
-impl<'a> Walk<'a> {
-    fn start<C: Connector>(&mut self, connector: &'a C, address: SocketAddr, deadline: Instant) {
-        if self.running.is_none() && self.done.is_none() {
-            let cut = self.cut.subscribe();
-            self.running = Some(Box::pin(trace::walk_until(
-                connector, address, deadline, cut,
-            )));
-        }
-    }
-
-    /// The walk's result, waiting for it at most until `until`.
-    async fn finish(mut self, until: Instant) -> Option<trace::TraceFacts> {
-        if let Some(w) = self.running.take() {
-            let _ = self.cut.send(until);
-            self.done = Some(w.await);
-        }
-        self.done
-    }
-}
-
-/// How long an address of this machine with a listener is given when it stays silent: until
-/// the kernel's retransmitted SYN (1 s after the first, [`liveness::FIRST_RETRANSMISSION`]) has
-/// had its answer, which on this machine comes within microseconds of it (the 100 ms allow for
-/// the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
-/// retried then: a busy program's queue may have room again by then, and the retry is what a
-/// client's own meets; a hung program's is still full.
-pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
-
-/// Probe an address of this machine. It answers in microseconds, or not at all: silent for
-/// [`liveness::DELAY`], the listener that takes it is looked up with its accept queue, and the
-/// listen-drop counters read. No listener: the address is given [`liveness::LOCAL_SILENCE`],
-/// as before (a SYN with no listener is answered with a reset: silence is a firewall rule).
-/// A listener: the first SYN met a full queue (a busy program, whose queue may have room again
-/// now, or a hung one, whose queue stays full) or a firewall rule of this machine; the kernel's
-/// retransmission tells, and the address is given [`LOCAL_RETRANSMIT_WAIT`]. The queue and the
-/// counters are looked at again when the probe ends ([`QueueWatch`]). Never past `deadline`.
-async fn probe_here<C: Connector, I: Inspector>(
-    connector: &C,
-    inspector: &I,
-    address: SocketAddr,
-    deadline: Instant,
-) -> (ProbeFact, Option<QueueWatch>) {
-    let start = Instant::now();
-    let long = deadline.min(start + LOCAL_RETRANSMIT_WAIT);
-    let short = deadline.min(start + liveness::LOCAL_SILENCE);
-    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), long));
-    let quick = short.min(start + liveness::DELAY);
-    if let Ok(fact) = tokio::time::timeout_at(quick, &mut main).await {
-        return (fact, None);
-    }
-    let (first, before) = inspector.queue_look(address).await;
-    let wait_retransmit = first.is_some();
-    let until = if wait_retransmit { long } else { short };
-    let fact = match tokio::time::timeout_at(until, &mut main).await {
-        Ok(fact) => fact,
-        Err(_) => ProbeFact {
-            spec: ProbeSpec::to(address),
-            result: ConnectResult::TimedOut,
-            elapsed: start.elapsed(),
-            icmp: None,
-            local: None,
-        },
-    };
-    let (last, after) = inspector.queue_look(address).await;
-    let delta = |f: fn(&ListenCounters) -> u64| {
-        Some(f(after.as_ref()?).saturating_sub(f(before.as_ref()?)))
-    };
-    let queue = QueueWatch {
-        first,
-        last,
-        overflows: delta(|c| c.overflows),
-        drops: delta(|c| c.drops),
-        waited_retransmit: wait_retransmit && long >= start + LOCAL_RETRANSMIT_WAIT,
-    };
-    (fact, Some(queue))
-}
-
-/// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
-/// host concurrently (when `role.liveness`); once one of them proves the host up, send a
-/// second SYN and call the port filtered when both stay silent for
-/// [`liveness::silence_bound`] of the host's round-trip time. Without such evidence the first
-/// address waits [`liveness::NEIGHBOUR_WAIT`] (after which nothing new can arrive), the others
-/// [`liveness::OTHER_WAIT`] (just before the kernel's first retransmission: they cannot change
-/// the verdict, and their retransmissions would multiply the packets by the addresses); never
-/// past `deadline`. (An address of this machine is probed by [`probe_here`].) A fast "host
-/// unreachable" from a device on the way
-/// gets the liveness probes too: a host that answers on other ports is not unreachable, and that
-/// device is a firewall.
-///
-/// With `role.walk`, the path walk runs alongside: from the moment the host is proven up (with
-/// the second SYN), or after [`liveness::WALK_AFTER`] of silence without evidence; once the
-/// verdict is in it gets at most [`WALK_GRACE`] more.
-///
-/// Before the first address is called filtered at the second SYN's bound, the walk is cut and
-/// read: unless it shows every router up to where it ended answering
-/// ([`trace::routers_answered`]), the silence may be a router's spent ICMP budget holding back
-/// a reject, and the port is given until the kernel's retransmitted SYN has been answered
-/// ([`liveness::retransmit_wait`], recorded in `Silence::retransmit_wait`).
-async fn probe_address<C: Connector>(
-    connector: &C,
-    address: SocketAddr,
-    deadline: Instant,
-    role: Role,
-) -> (ProbeFact, Option<Silence>, Option<trace::TraceFacts>) {
-    let start = Instant::now();
-    let deadline = if role.first {
-        deadline.min(start + liveness::NEIGHBOUR_WAIT)
-    } else {
-        deadline.min(start + liveness::OTHER_WAIT)
-    };
-    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
-    let quick = deadline.min(start + liveness::DELAY);
-    tokio::select! {
-        fact = &mut main => {
-            if role.liveness && liveness::too_fast_to_be_unreachable(&fact, address.ip()) {
-                let until = deadline.min(Instant::now() + liveness::silence_bound(fact.elapsed));
-                let s = check_liveness(connector, address, until).await;
-                return (fact, Some(s), None);
-            }
-            return (fact, None, None);
-        }
-        _ = tokio::time::sleep_until(quick) => {}
-    }
-    if !role.liveness {
-        return (main.await, None, None);
-    }
-
-    let walk_deadline = role.walk.unwrap_or(deadline);
-    let mut walk = Walk {
-        running: None,
-        cut: tokio::sync::watch::channel(walk_deadline).0,
-        done: None,
-    };
-    let walk_at = role
-        .walk
-        .map(|_| deadline.min(start + liveness::WALK_AFTER));
-
-    let ip = address.ip();
-    let mut others: FuturesUnordered<_> = liveness::PORTS
-        .iter()
-        .filter(|p| **p != address.port())
-        .map(|p| {
-            let spec = ProbeSpec::to((ip, *p).into());
-            async move { (*p, connector.probe(spec, deadline).await) }
-        })
-        .collect();
-    let mut silence = Silence {
-        liveness: liveness::PORTS
-            .iter()
-            .filter(|p| **p != address.port())
-            .map(|p| (*p, None))
-            .collect(),
-        second_syn: None,
-        decided_after: None,
-        retransmit_wait: None,
-    };
-    let mut second: Option<ProbeFuture<'_>> = None;
-    let mut decide_at: Option<(Instant, Duration)> = None;
-    // The host's round-trip time, from the liveness answer that proved it up.
-    let mut rtt = Duration::ZERO;
-    let fact = loop {
-        let wake = decide_at.map_or(deadline, |(t, _)| t);
-        let walk_pending = walk_at.is_some() && walk.running.is_none() && walk.done.is_none();
-        tokio::select! {
-            // In this order: the second SYN is sent before the walk's TTLs that start with it,
-            // so a router's ICMP token that refilled since the first SYN goes to the probe that
-            // decides the verdict (its reject), not to the walk's time-exceeded.
-            biased;
-            fact = &mut main => break fact,
-            Some((port, fact)) = others.next() => {
-                if second.is_none() && liveness::target_answered(&fact, ip) {
-                    rtt = fact.elapsed;
-                    let bound = liveness::silence_bound(rtt);
-                    second = Some(Box::pin(connector.probe(ProbeSpec::to(address), deadline)));
-                    decide_at = Some((deadline.min(Instant::now() + bound), bound));
-                    if role.walk.is_some() {
-                        walk.start(connector, address, walk_deadline);
-                    }
-                }
-                if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
-                    slot.1 = Some(fact);
-                }
-            }
-            fact = async { second.as_mut().expect("guarded").await }, if second.is_some() => {
-                second = None;
-                silence.second_syn = Some(fact.clone());
-                if fact.result != ConnectResult::TimedOut {
-                    // The first SYN was lost and the second answered: that answer is the truth.
-                    break fact;
-                }
-            }
-            t = async { walk.running.as_mut().expect("guarded").await }, if walk.running.is_some() => {
-                walk.running = None;
-                walk.done = Some(t);
-            }
-            _ = tokio::time::sleep_until(walk_at.unwrap_or(deadline)), if walk_pending => {
-                walk.start(connector, address, walk_deadline);
-            }
-            _ = tokio::time::sleep_until(wake) => {
-                if let Some((_, bound)) = decide_at
-                    && role.first
-                    && silence.retransmit_wait.is_none()
-                {
-                    // Before calling the port filtered: is this silence perhaps a router's
-                    // spent ICMP budget? The walk's answers so far tell whether the routers
-                    // still answer; cut it now and read them.
-                    if let Some(w) = walk.running.as_mut() {
-                        let _ = walk.cut.send(walk_deadline.min(Instant::now() + WALK_GRACE));
-                        tokio::select! {
-                            biased;
-                            fact = &mut main => break fact,
-                            t = w => {
-                                walk.running = None;
-                                walk.done = Some(t);
-                            }
-                        }
-                    }
-                    if !walk.done.as_ref().is_some_and(trace::routers_answered) {
-                        // They may not: wait for the kernel's retransmitted SYN, which meets a
-                        // refilled budget (no packet of ours: the kernel sends it anyway).
-                        let until = deadline.min(start + liveness::retransmit_wait(rtt));
-                        silence.retransmit_wait = Some(until - start);
-                        decide_at = Some((until, bound));
-                        // Only the main SYN's retransmission is waited for: the second SYN
-                        // has had its bound, and the other ports proved the host up. Their
-                        // sockets close now (a SYN_SENT socket closes without a packet), so
-                        // the wait adds nothing but that one retransmission.
-                        if second.take().is_some() {
-                            silence.second_syn.get_or_insert(ProbeFact {
-                                spec: ProbeSpec::to(address),
-                                result: ConnectResult::TimedOut,
-                                elapsed: bound,
-                                icmp: None,
-                                local: None,
-                            });
-                        }
-                        others.clear();
-                        continue;
-                    }
-                }
-                let elapsed = start.elapsed();
-                if let Some((_, bound)) = decide_at {
-                    silence.decided_after = Some(bound);
-                }
-                break ProbeFact {
-                    spec: ProbeSpec::to(address),
-                    result: ConnectResult::TimedOut,
-                    elapsed,
-                    icmp: None,
-                    local: None,
-                };
-            }
-        }
-    };
-    if fact.result == ConnectResult::TimedOut
-        && fact.icmp.is_none()
-        && silence.retransmit_wait.is_some()
-    {
-        // The wait for the retransmission ended at the deadline, where the main probe gives up
-        // at the same instant: the second SYN's bound had passed all the same.
-        silence.decided_after = decide_at.map(|(_, b)| b);
-    }
-    let walking = walk.finish(walk_deadline.min(Instant::now() + WALK_GRACE));
-    let answered = liveness::target_answered(&fact, ip);
-    let others_grace = async {
-        if !answered {
-            // The host is not proven up: the other ports' answers were sent DELAY later than
-            // the main SYN, so give them as long again to arrive (an ARP failure answers them
-            // all).
-            let grace = deadline.min(Instant::now() + liveness::DELAY + liveness::DELAY / 2);
-            let mut grace = grace;
-            while let Ok(Some((port, f))) = tokio::time::timeout_at(grace, others.next()).await {
-                // One router's host-unreachable settles it (the host is down), whatever ICMP
-                // rate limits do to the others' answers: take only those already arriving.
-                if liveness::router_says_unreachable(&f, ip) {
-                    grace = grace.min(Instant::now() + SETTLED_GRACE);
-                }
-                if let Some(slot) = silence.liveness.iter_mut().find(|(p, _)| *p == port) {
-                    slot.1 = Some(f);
-                }
-            }
-        }
-    };
-    let (walked, ()) = tokio::join!(walking, others_grace);
-    drop(others);
-    if let Some(s) = second.take() {
-        // The second SYN's own fate at the moment of decision, for the report.
-        let now = ProbeFact {
-            spec: ProbeSpec::to(address),
-            result: ConnectResult::TimedOut,
-            elapsed: decide_at.map_or(Duration::ZERO, |(_, b)| b),
-            icmp: None,
-            local: None,
-        };
-        drop(s);
-        silence.second_syn.get_or_insert(now);
-    }
-    (fact, Some(silence), walked)
-}
-
-/// How long the other ports' answers are still taken once one of them is a router's
-/// host-unreachable (the ARP/ND failure answers them all at the same moment).
-const SETTLED_GRACE: Duration = Duration::from_millis(2);
-
-/// How long a walk running alongside the probes may go on once the verdict is in: its hops
-/// answer within the same round trips as the probes, so what has not come back by then is
-/// not coming (a router's spent ICMP budget, a dropping device).
-pub const WALK_GRACE: Duration = Duration::from_millis(20);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::remote::WALK_GRACE;
+    use crate::options::DEFAULT_TIMEOUT;
     use crate::probe::{ConnectResult, ProbeFact};
+
+    /// A check of its own: this machine read afresh.
+    async fn gather<R: Resolver, C: Connector>(
+        target: Target,
+        opts: Options,
+        resolver: &R,
+        connector: &C,
+    ) -> Facts {
+        gather_with(target, opts, resolver, connector, &local::shared::Fresh).await
+    }
     use crate::services::Services;
     use std::net::IpAddr;
     use std::sync::Mutex;

@@ -9,7 +9,7 @@
 //!   long user name standing alone (a token: `https://***@github.com/`);
 //! * a user part without a scheme, as in Go's DSNs (`user:***@tcp(db:3306)/app`) or a
 //!   target typed `user:***@host`;
-//! * the value of a `NAME=VALUE` whose name is a secret's ([`is_secret_name`]):
+//! * the value of a `NAME=VALUE` whose name is a secret's (`is_secret_name`):
 //!   `PASSWORD=***`, `--env=DB_PASSWORD=***`, `?api_key=***&page=2`, `PASSWORD = ***`;
 //! * the value of a `"NAME": VALUE` or `NAME: VALUE` (JSON, YAML, HTTP headers):
 //!   `--config={"password":"***"}`, `-H 'X-Api-Key: ***'`, `Cookie: ***`,
@@ -158,6 +158,7 @@ fn kind(name: &str) -> Kind {
 /// `password`, `DB_PASSWORD`, `X-Api-Key`, `access_token`, `client_secret`, `PGPASSWORD`,
 /// `sig`, `jwt`, `sessionId`, `--credentials`; not `keyword`, `author`, `passive`,
 /// `--password-file` (a path), `PWD` (the working directory).
+#[cfg(test)]
 pub fn is_secret_name(name: &str) -> bool {
     kind(name) != Kind::No
 }
@@ -184,7 +185,7 @@ fn secret_value(k: Kind, value: &str) -> bool {
     }
 }
 
-/// `text` with every secret of the shapes in the module's list replaced by [`MASK`].
+/// `text` with every secret of the shapes in the module's list replaced by `MASK`.
 /// Borrowed when there was none (the usual case).
 pub fn mask(text: &str) -> Cow<'_, str> {
     let mut spans = Vec::new();
@@ -197,7 +198,7 @@ pub fn mask(text: &str) -> Cow<'_, str> {
 
 /// Replace each of `spans` (byte ranges, possibly overlapping) by [`MASK`].
 fn apply(text: &str, mut spans: Vec<Range<usize>>) -> Cow<'_, str> {
-    spans.retain(|s| !s.is_empty() && &text[s.clone()] != MASK);
+    spans.retain(|s| !s.is_empty() && !already_masked(&text[s.clone()]));
     if spans.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -217,6 +218,15 @@ fn apply(text: &str, mut spans: Vec<Range<usize>>) -> Cow<'_, str> {
     }
     out.push_str(&text[at..]);
     Cow::Owned(out)
+}
+
+/// A value that is the mask itself, perhaps followed by punctuation that is not part of a
+/// secret: text masked once and then quoted in a message (`` `h?token=***`: … ``), where the
+/// value runs on to the quote. Masking it again would eat the punctuation.
+fn already_masked(value: &str) -> bool {
+    value
+        .strip_prefix(MASK)
+        .is_some_and(|rest| !rest.chars().any(char::is_alphanumeric))
 }
 
 /// Characters that end a URL, a word or a value in running text.
@@ -463,6 +473,28 @@ pub fn mask_user(value: &str) -> String {
     mask(&shown).into_owned()
 }
 
+/// `NAME = VALUE` spread over arguments, `NAME` (or `NAME=`) being `arg` and the rest in
+/// `next`: the arguments after `arg` that belong to it, as shown (`=` and the mask, one for
+/// each), when the name is a secret's and the value one. `None` otherwise.
+fn spaced_pair(arg: &str, next: &[String]) -> Option<Vec<Cow<'static, str>>> {
+    let (name, value) = match (arg.strip_suffix('='), next) {
+        (Some(name), [value, ..]) if !name.contains('=') => (name, value.as_str()),
+        (None, [eq, value, ..]) if eq == "=" && !arg.contains('=') => (arg, value.as_str()),
+        (None, [eq_value, ..]) if !arg.contains('=') => (arg, eq_value.strip_prefix('=')?),
+        _ => return None,
+    };
+    if name.starts_with('-') || !secret_value(kind(name), value) {
+        return None;
+    }
+    Some(
+        match (arg.ends_with('='), next.first().map(String::as_str)) {
+            (true, _) => vec![Cow::Borrowed(MASK)],
+            (false, Some("=")) => vec![Cow::Borrowed("="), Cow::Borrowed(MASK)],
+            _ => vec![Cow::Owned(format!("={MASK}"))],
+        },
+    )
+}
+
 /// A command line's arguments, joined by spaces, with secrets masked: every argument by
 /// [`mask`], and the argument after an option named like a secret whole (an argument can hold
 /// spaces: `--password 'a b'`), plus a few programs' own short options:
@@ -484,6 +516,15 @@ pub fn mask_args(args: &[String]) -> String {
     while i < args.len() {
         let arg = args[i].as_str();
         i += 1;
+        // `NAME = VALUE` as separate arguments (`NAME= VALUE`, `NAME =VALUE` too).
+        if !out.is_empty()
+            && let Some(shown) = spaced_pair(arg, &args[i..])
+        {
+            out.push(mask(arg));
+            i += shown.len();
+            out.extend(shown);
+            continue;
+        }
         let Some(flag) = arg.strip_prefix('-').filter(|_| !out.is_empty()) else {
             out.push(mask(arg));
             continue;
@@ -631,6 +672,22 @@ mod tests {
         }
     }
 
+    /// A message that quotes text already masked (`shown` masks the typed target, then the
+    /// whole usage line is masked again) keeps the punctuation after the mask.
+    #[test]
+    fn masked_text_quoted_in_a_message_keeps_its_punctuation() {
+        for typed in [
+            "h:abc?token=hunter2",
+            "https://h/?token=hunter2",
+            "PASSWORD=hunter2",
+        ] {
+            let line = format!("unknown port `{}`: give a number", mask(typed));
+            assert_eq!(mask(&line), line, "{typed}");
+        }
+        // A real secret that starts like the mask is still masked.
+        assert_eq!(mask("token=***hunter2 x"), "token=*** x");
+    }
+
     #[test]
     fn text_without_a_secret_is_kept() {
         for text in KEPT {
@@ -772,6 +829,18 @@ mod tests {
                 "app --config={\"password\":\"***\"}",
             ),
             ("app\u{1}PASSWORD = hunter2", "app PASSWORD = ***"),
+            // The same as three arguments (`app PASSWORD = x` typed unquoted).
+            ("app\u{1}PASSWORD\u{1}=\u{1}hunter2", "app PASSWORD = ***"),
+            ("app\u{1}PASSWORD=\u{1}hunter2", "app PASSWORD= ***"),
+            (
+                "app\u{1}PASSWORD\u{1}=hunter2\u{1}--port\u{1}1",
+                "app PASSWORD =*** --port 1",
+            ),
+            (
+                "app\u{1}PASSWORD\u{1}=\u{1}hunter2\u{1}-v",
+                "app PASSWORD = *** -v",
+            ),
+            ("app\u{1}MODE\u{1}=\u{1}fast", "app MODE = fast"),
             (
                 "app\u{1}user:hunter2@tcp(db:3306)/app",
                 "app user:***@tcp(db:3306)/app",

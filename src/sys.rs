@@ -17,7 +17,7 @@ pub fn is_root() -> bool {
 }
 
 /// Hold back SIGINT in this thread (and the threads it starts from now on) until
-/// [`release_sigint`]: a Ctrl-C that comes before canreach's handler is set up stays pending
+/// `release_sigint`: a Ctrl-C that comes before canreach's handler is set up stays pending
 /// instead of killing the process without a word, and is delivered to the handler once it is.
 pub fn hold_sigint() {
     set_sigint_mask(libc::SIG_BLOCK);
@@ -38,6 +38,23 @@ fn set_sigint_mask(how: libc::c_int) {
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
+}
+
+/// This thread's CPU time so far (user and system).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The soft limit on open file descriptors (`ulimit -n`), when it can be read.

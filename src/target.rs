@@ -153,9 +153,9 @@ pub fn shown(s: &str) -> String {
     }
 }
 
-// The masking of secrets lives in `crate::secrets`; these names stay for the callers that
-// knew them here.
-pub use crate::secrets::{MASK, is_secret_name, mask as mask_secrets};
+// The masking of secrets lives in `crate::secrets`; this name stays for the callers that
+// knew it here.
+pub use crate::secrets::mask as mask_secrets;
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
 const MAX_NAME: usize = 253;

@@ -94,6 +94,36 @@ pub async fn walk<C: Connector>(
     walk_until(connector, address, deadline, cut).await
 }
 
+/// An answer other than time-exceeded at `ttl`: the path ends there, or after an earlier
+/// hop when that hop is the one refusing to forward (its address answered both).
+fn path_ends(
+    hops: &mut Vec<(u8, Option<ProbeFact>)>,
+    end: &mut Option<u8>,
+    ttl: u8,
+    fact: ProbeFact,
+) {
+    let from: Option<IpAddr> = fact.icmp.and_then(|i| i.from);
+    let seen = hops.iter().position(|(t, f)| {
+        *t < ttl
+            && f.as_ref()
+                .is_some_and(|f| time_exceeded(f) && f.icmp.and_then(|i| i.from) == from)
+    });
+    let keep = match (from, seen) {
+        // An earlier hop refusing to forward: the path ends after that hop.
+        (Some(_), Some(i)) => {
+            let hop = hops[i].0;
+            *end = Some(end.map_or(hop, |e| e.min(hop)));
+            hop + 1
+        }
+        _ => {
+            hops[usize::from(ttl - 1)].1 = Some(fact);
+            *end = Some(end.map_or(ttl, |e| e.min(ttl)));
+            ttl
+        }
+    };
+    hops.truncate(usize::from(keep.max(end.unwrap_or(keep))));
+}
+
 /// Walk the path to `address`. Ends when every TTL up to the path's end has answered, or once
 /// the TTLs still silent have been so for [`silence_bound`] of the slowest answer since their
 /// wave went out, or after [`BUDGET`], or at `deadline` — or at whatever earlier instant `cut`
@@ -154,24 +184,7 @@ pub async fn walk_until<C: Connector>(
                         hops[usize::from(ttl - 1)].1 = Some(fact);
                         continue;
                     }
-                    let from: Option<IpAddr> = fact.icmp.and_then(|i| i.from);
-                    let seen = hops.iter().position(|(t, f)| {
-                        *t < ttl && f.as_ref().is_some_and(|f| time_exceeded(f) && f.icmp.and_then(|i| i.from) == from)
-                    });
-                    let keep = match (from, seen) {
-                        // An earlier hop refusing to forward: the path ends after that hop.
-                        (Some(_), Some(i)) => {
-                            let hop = hops[i].0;
-                            end = Some(end.map_or(hop, |e| e.min(hop)));
-                            hop + 1
-                        }
-                        _ => {
-                            hops[usize::from(ttl - 1)].1 = Some(fact);
-                            end = Some(end.map_or(ttl, |e| e.min(ttl)));
-                            ttl
-                        }
-                    };
-                    hops.truncate(usize::from(keep.max(end.unwrap_or(keep))));
+                    path_ends(&mut hops, &mut end, ttl, fact);
                 }
                 None => break,
             },

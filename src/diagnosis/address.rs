@@ -100,7 +100,7 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
 /// The kernel connected the socket to itself: the port is in this machine's range of source
 /// ports, nothing listens on it, and the connect was handed that very port as its source, so
 /// the SYN met the socket that sent it (TCP's "simultaneous open"). A connection, but to no
-/// server: the port is closed. (Reproduced by `tests/lab_truth_local.rs`, in a namespace
+/// server: the port is closed. (Reproduced by `tests/it/lab_truth_local.rs`, in a namespace
 /// whose only source port is the one dialled.)
 pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| a.evidence == Evidence::ConnectedToItself);

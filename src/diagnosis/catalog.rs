@@ -97,7 +97,7 @@ link, or fix its MTU, and let those ICMP messages through; `ip route get ADDR`",
         ProgramNotAccepting = "program_not_accepting", Error ("warning when cut short") {
             evidence: "this machine: the connection waited in the listener's accept queue (inode \
 0 in `sock_diag`) from the connect to the end of the 900 ms watch for the accept \
-(`session::first::ACCEPT_WAIT`); cut short by the deadline: outcome `inconclusive`",
+(`session::watch::ACCEPT_WAIT`); cut short by the deadline: outcome `inconclusive`",
             says: "\"P (pid N, user U, EXE) listens on A, but did not take the connection: it \
 waited 900 ms in the accept queue (2 waiting, this check's among them; room for \
 16) without an accept(). The kernel completes the handshake by itself, so clients \
@@ -352,7 +352,7 @@ or the name does not resolve here; never the verdict",
         },
         FirstSynDropped = "first_syn_dropped", Warning {
             evidence: "an address of this machine with a listener, silent 10 ms: the probe waited \
-for the kernel's retransmitted SYN (`pipeline::LOCAL_RETRANSMIT_WAIT`, 1.1 s) and \
+for the kernel's retransmitted SYN (`connect::this_machine::LOCAL_RETRANSMIT_WAIT`, 1.1 s) and \
 that one was accepted (connected after ≥ 1 s); outcome `open`",
             says: "\"The first connection attempt to A got no answer; the kernel's retry was \
 accepted, 1.01 s after the first. On this machine the kernel drops a connection \

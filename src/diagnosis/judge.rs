@@ -9,10 +9,10 @@ use super::outcome::{AddressResult, Evidence, Outcome, classify};
 use super::views;
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::AddressFacts;
-use crate::session::after::MssRetry;
-use crate::session::first::{BannerKind, First};
+use crate::session::stage::MssRetry;
 use crate::session::status::StatusSet;
 use crate::session::tls::{TlsFacts, TlsFailure};
+use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
 
 /// What the kernel's answer for one address means, given what else was learnt about it: a

@@ -1,6 +1,6 @@
 //! What the program behind an open port did with the connection: hung up on it (reset,
 //! close), greeted with a refusal or a banner, or never replied to the client's first message.
-//! Reads what the session stage saw before the client spoke (`crate::session::first`) and its
+//! Reads what the session stage saw before the client spoke (`crate::session::watch`) and its
 //! TLS/HTTP answers; `docs/ground-truth/beyond-connect.md`.
 
 use super::advice::{Machine, Step, StepKind};
@@ -16,10 +16,10 @@ use super::words::fmt_duration;
 use crate::escape::escape_bytes;
 use crate::local::servers::CONTAINER_PROXIES;
 use crate::session::SessionFacts;
-use crate::session::first::NotAccepted;
-use crate::session::first::{BannerKind, First};
 use crate::session::http::HttpFailure;
 use crate::session::tls::TlsFailure;
+use crate::session::watch::NotAccepted;
+use crate::session::watch::{BannerKind, First};
 
 /// Who to ask about the program behind the port: its owner and logs, or, through a proxy, the
 /// logs of the destination the proxy reached.
@@ -282,7 +282,7 @@ pub fn service_banner(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A program on this machine did not take the connection within the watch for the accept
-/// (`session::first::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
+/// (`session::watch::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
 /// waits in the listener's accept queue — clients connect, then hang. Named with the program
 /// (from the listener table), its queue, and whether its threads were all asleep (it does not
 /// call `accept()`) or running (too busy to).
@@ -364,7 +364,7 @@ fn not_accepting_words(who: &str, n: &NotAccepted) -> String {
         return format!(
             "{who}, but had not taken the connection when the deadline ended the watch after \
              {waited}{queue}; a program is given {} before it is said not to take connections.",
-            fmt_duration(crate::session::first::ACCEPT_WAIT)
+            fmt_duration(crate::session::watch::ACCEPT_WAIT)
         );
     }
     let why = match n.asleep {

@@ -9,15 +9,15 @@ use crate::facts::ProxyRoute;
 use crate::facts::{AddressFacts, DirectPath, Facts};
 use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
 use crate::services::Services;
-use crate::session::after::MssRetry;
-use crate::session::first::First;
 use crate::session::http::HttpFailure;
 use crate::session::http::{HttpFacts, Method, parse_response};
 use crate::session::proxy::ProxyChoice;
 use crate::session::proxy::{ConnectFacts, proxy_for};
+use crate::session::stage::MssRetry;
 use crate::session::status::StatusSet;
 use crate::session::tls::TlsVersion;
 use crate::session::tls::{Incompatible, TlsFacts, TlsFailure};
+use crate::session::watch::First;
 use crate::session::{SessionFacts, ViaProxy};
 use std::time::Duration;
 

@@ -613,9 +613,9 @@ fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
 
 /// A connection to this machine that the program did not take within the watch: the kernel
 /// completed the handshake, so the probe says connected; the program is named with its queue.
-fn not_taken_facts(n: crate::session::first::NotAccepted) -> Facts {
+fn not_taken_facts(n: crate::session::watch::NotAccepted) -> Facts {
     use crate::local::{Listener, LocalFacts, Process};
-    use crate::session::first::First;
+    use crate::session::watch::First;
     let mut f = facts(
         target("127.0.0.1", 22300),
         vec![probe("127.0.0.1:22300", ConnectResult::Connected, None)],
@@ -665,7 +665,7 @@ fn not_taken_facts(n: crate::session::first::NotAccepted) -> Facts {
 
 #[test]
 fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
-    let n = crate::session::first::NotAccepted {
+    let n = crate::session::watch::NotAccepted {
         waited: Duration::from_millis(901),
         queued: Some(2),
         backlog: Some(16),
@@ -700,7 +700,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
         ]
     );
     // Busy rather than asleep: said so.
-    let d = diagnose(not_taken_facts(crate::session::first::NotAccepted {
+    let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         asleep: Some(false),
         ..n.clone()
     }));
@@ -710,7 +710,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
         d.findings[0].message
     );
     // The deadline ended the watch first: no verdict on the program, and no word on silence.
-    let d = diagnose(not_taken_facts(crate::session::first::NotAccepted {
+    let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         waited: Duration::from_millis(290),
         cut_short: true,
         ..n
@@ -739,7 +739,7 @@ fn silent_here(
 ) -> Facts {
     let mut p = probe("127.0.0.1:22500", ConnectResult::TimedOut, None);
     p.elapsed = Duration::from_millis(elapsed_ms);
-    let mut f = not_taken_facts(crate::session::first::NotAccepted {
+    let mut f = not_taken_facts(crate::session::watch::NotAccepted {
         waited: Duration::ZERO,
         queued: None,
         backlog: None,

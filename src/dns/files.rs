@@ -141,7 +141,7 @@ pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
         .unwrap_or_default()
 }
 
-/// [`parse_hosts`] on the file's bytes, decoded line by line: a line with bytes that are not
+/// `parse_hosts` on the file's bytes, decoded line by line: a line with bytes that are not
 /// UTF-8 is decoded lossily (U+FFFD), so it neither hides the other lines nor shifts their
 /// numbers. (Such a line never names a valid host, but its neighbours may.) At most
 /// [`MAX_HOSTS_LINES`].
@@ -157,6 +157,7 @@ pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
 
 /// The lines of a hosts(5) text that give an address for `name` (case-insensitive, trailing
 /// dot ignored), in file order — the order glibc uses. At most [`MAX_HOSTS_LINES`].
+#[cfg(test)]
 pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     text.lines()

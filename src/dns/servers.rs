@@ -120,6 +120,41 @@ pub fn server_budget(timeout: Duration, left: Duration) -> Duration {
     timeout.min(left / 2)
 }
 
+/// What the probes of a timed-out server's port 53 saw. Both end by the query's own end,
+/// which has passed or nearly (or UDP already settled it): what they saw is ready; a TCP
+/// attempt still pending gets at most [`PORT53_BUDGET`].
+async fn port53(
+    seen: (Option<Udp53>, Option<crate::probe::ProbeFact>),
+    udp: std::pin::Pin<&mut impl std::future::Future<Output = Udp53>>,
+    tcp: std::pin::Pin<&mut impl std::future::Future<Output = crate::probe::ProbeFact>>,
+    server: SocketAddr,
+    start: Instant,
+    deadline: Instant,
+) -> Port53 {
+    let probe_until = deadline.min(Instant::now() + PORT53_BUDGET);
+    let udp = match seen.0 {
+        Some(u) => u,
+        None => tokio::time::timeout_at(probe_until, udp)
+            .await
+            .unwrap_or(Udp53::NoAnswer),
+    };
+    let tcp = match seen.1 {
+        Some(t) => t,
+        None => match tokio::time::timeout_at(probe_until, tcp).await {
+            Ok(t) => t,
+            // Still no answer: that is what it did.
+            Err(_) => crate::probe::ProbeFact {
+                spec: crate::probe::ProbeSpec::to(server),
+                result: crate::probe::ConnectResult::TimedOut,
+                elapsed: start.elapsed(),
+                icmp: None,
+                local: None,
+            },
+        },
+    };
+    Port53 { tcp, udp }
+}
+
 /// Ask one server about `name` (A and AAAA at once, through the search list), within
 /// [`server_budget`] of the time left until `deadline`.
 pub async fn query(
@@ -173,30 +208,8 @@ pub async fn query(
         .as_ref()
         .is_some_and(|e| e.kind == DnsErrorKind::Timeout);
     let port53 = if timed_out {
-        // Both probes end by `until`, which has passed or nearly (or UDP already settled it):
-        // what they saw is ready; a TCP attempt still pending gets at most PORT53_BUDGET.
-        let probe_until = deadline.min(Instant::now() + PORT53_BUDGET);
-        let udp = match udp_seen {
-            Some(u) => u,
-            None => tokio::time::timeout_at(probe_until, &mut udp)
-                .await
-                .unwrap_or(Udp53::NoAnswer),
-        };
-        let tcp = match tcp_seen {
-            Some(t) => t,
-            None => match tokio::time::timeout_at(probe_until, &mut tcp).await {
-                Ok(t) => t,
-                // Still no answer: that is what it did.
-                Err(_) => crate::probe::ProbeFact {
-                    spec: ProbeSpec::to(server),
-                    result: crate::probe::ConnectResult::TimedOut,
-                    elapsed: start.elapsed(),
-                    icmp: None,
-                    local: None,
-                },
-            },
-        };
-        Some(Port53 { tcp, udp })
+        let seen = (udp_seen, tcp_seen);
+        Some(port53(seen, udp, tcp, server, start, deadline).await)
     } else {
         None
     };

@@ -1,6 +1,6 @@
 //! Has a program on this machine gone back to waiting?
 //!
-//! The first moments of a connection to this machine are watched so that a program that takes
+//! A new connection to this machine is watched before the client speaks so that a program that takes
 //! the connection and hangs up (a proxy whose backend is down, a full server, a wrapper
 //! refusing this client) is not called open. Watching for a fixed time after `accept()` was
 //! most of an open check (5 ms against `nc -z`'s 1 ms), and a fixed time is a guess either way.
@@ -12,7 +12,7 @@
 //! comes from something new (a timer, a backend's answer), which no short watch could promise
 //! to see either.
 //!
-//! One instant when all were asleep is shown by two looks: a thread seen asleep (`S`) in both,
+//! One instant when all were asleep is shown by looking twice: a thread seen asleep (`S`) in both,
 //! having run no time slice in between (`schedstat`'s count), slept throughout — a woken
 //! thread is runnable (`R`) until it has run. Two intervals of sleep, one per thread, that
 //! all overlap: the second look starts after the first ended. The thread and child lists are
@@ -97,7 +97,7 @@ pub fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
 }
 
 /// Whether every thread slept from the first look to the second (see the module doc).
-pub fn at_rest(first: &[TaskState], second: &[TaskState]) -> bool {
+pub fn all_asleep(first: &[TaskState], second: &[TaskState]) -> bool {
     first.len() == second.len()
         && first
             .iter()
@@ -158,16 +158,17 @@ pub const FORWARDERS: &[&str] = &[
     "systemd",
 ];
 
-/// Was the program behind `pids` seen at rest just now: two looks, the task list read again
+/// Was every thread of the program behind `pids` seen asleep at one instant just now (it
+/// waits for something): two looks at each thread, the task list read again
 /// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
 /// cannot be told (also when `meanwhile` says so: `None`), `Some(false)` when a thread ran or
 /// `meanwhile` saw work in flight.
-pub fn seen_at_rest(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Option<bool> {
+pub fn seen_asleep(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Option<bool> {
     if pids.is_empty() {
         return None;
     }
     let ids = tasks(pids)?;
-    // A thread gone between the listing and the look ran (it exited): not at rest.
+    // A thread gone between the listing and the look ran (it exited): not asleep.
     let Some(first) = look(&ids, false) else {
         return zero_counts(&ids).then_some(false);
     };
@@ -180,7 +181,7 @@ pub fn seen_at_rest(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Opti
     let Some(second) = look(&ids, true) else {
         return Some(false);
     };
-    Some(at_rest(&first, &second))
+    Some(all_asleep(&first, &second))
 }
 
 /// `false` when the kernel keeps no run counts here (a look then always fails): whether a
@@ -311,20 +312,20 @@ mod tests {
     #[test]
     fn rest_needs_both_looks_asleep_with_no_run_between() {
         let s = |asleep, runs| TaskState { asleep, runs };
-        assert!(at_rest(
+        assert!(all_asleep(
             &[s(true, 5), s(true, 9)],
             &[s(true, 5), s(true, 9)]
         ));
         // It ran in between (and fell asleep again).
-        assert!(!at_rest(&[s(true, 5)], &[s(true, 6)]));
+        assert!(!all_asleep(&[s(true, 5)], &[s(true, 6)]));
         // Woken, not yet run.
-        assert!(!at_rest(&[s(true, 5)], &[s(false, 5)]));
-        assert!(!at_rest(&[s(false, 5)], &[s(true, 5)]));
-        assert!(!at_rest(&[s(true, 5)], &[s(true, 5), s(true, 1)]));
+        assert!(!all_asleep(&[s(true, 5)], &[s(false, 5)]));
+        assert!(!all_asleep(&[s(false, 5)], &[s(true, 5)]));
+        assert!(!all_asleep(&[s(true, 5)], &[s(true, 5), s(true, 1)]));
     }
 
     #[test]
-    fn a_sleeping_process_is_at_rest_and_a_busy_one_is_not() {
+    fn a_sleeping_process_is_seen_asleep_and_a_busy_one_is_not() {
         let mut sleeper = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
@@ -337,7 +338,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         let settled = std::time::Instant::now() + std::time::Duration::from_secs(2);
         let rest = std::iter::repeat_with(|| {
-            let seen = seen_at_rest(&[sleeper.id()], &|| Some(true)) == Some(true);
+            let seen = seen_asleep(&[sleeper.id()], &|| Some(true)) == Some(true);
             if !seen {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -345,26 +346,29 @@ mod tests {
         })
         .take_while(|_| std::time::Instant::now() < settled)
         .any(|seen| seen);
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[busy.id()], &|| Some(true)) == Some(true));
-        // Work in flight elsewhere (a connect): not at rest, or not to be told.
-        assert_eq!(seen_at_rest(&[sleeper.id()], &|| Some(false)), Some(false));
-        assert_eq!(seen_at_rest(&[sleeper.id()], &|| None), None);
+        let busy_rest = (0..50).any(|_| seen_asleep(&[busy.id()], &|| Some(true)) == Some(true));
+        // Work in flight elsewhere (a connect): not asleep, or not to be told.
+        assert_eq!(seen_asleep(&[sleeper.id()], &|| Some(false)), Some(false));
+        assert_eq!(seen_asleep(&[sleeper.id()], &|| None), None);
         let _ = sleeper.kill();
         let _ = busy.kill();
         let _ = sleeper.wait();
         let _ = busy.wait();
-        assert!(rest, "a process in nanosleep is at rest");
-        assert!(!busy_rest, "a process spinning on a CPU is never at rest");
+        assert!(rest, "a process in nanosleep is seen asleep");
+        assert!(
+            !busy_rest,
+            "a process spinning on a CPU is never seen asleep"
+        );
         assert_eq!(
-            seen_at_rest(&[u32::MAX], &|| Some(true)),
+            seen_asleep(&[u32::MAX], &|| Some(true)),
             None,
             "no such process"
         );
-        assert_eq!(seen_at_rest(&[], &|| Some(true)), None, "no process known");
+        assert_eq!(seen_asleep(&[], &|| Some(true)), None, "no process known");
     }
 
     #[test]
-    fn a_parent_is_not_at_rest_while_its_child_works() {
+    fn a_parent_is_not_seen_asleep_while_its_child_works() {
         // The shell sleeps in wait() while its child spins: the child is one of its tasks.
         let mut parent = std::process::Command::new("sh")
             .args(["-c", "sh -c 'while :; do :; done'; :"])
@@ -379,7 +383,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
             ids = tasks(&[parent.id()]).expect("readable");
         }
-        let busy_rest = (0..50).any(|_| seen_at_rest(&[parent.id()], &|| Some(true)) == Some(true));
+        let busy_rest = (0..50).any(|_| seen_asleep(&[parent.id()], &|| Some(true)) == Some(true));
         // Kill the whole group: the child first.
         for (pid, _) in &ids {
             if *pid != parent.id() {

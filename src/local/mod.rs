@@ -253,24 +253,6 @@ pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
     std::time::Duration::from_millis(5)
 };
 
-/// This thread's CPU time so far (user and system).
-#[allow(unsafe_code)]
-fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
 /// Is `ip` an address of this machine?
 pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
@@ -354,6 +336,11 @@ impl Inspection {
     /// Read the socket table and scan /proc for the listeners of `ports` and the ports' usual
     /// servers (blocking).
     pub fn read(ports: &[u16]) -> Inspection {
+        Inspection::read_within(ports, OWNER_SEARCH_BUDGET)
+    }
+
+    /// [`Inspection::read`] with `budget` for the owner search (this thread's CPU time).
+    fn read_within(ports: &[u16], budget: std::time::Duration) -> Inspection {
         let privileged = crate::sys::is_root();
         // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
         let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
@@ -377,7 +364,7 @@ impl Inspection {
             .filter(|i| !wanted.contains(i))
             .collect();
         let uids: HashSet<u32> = asked.iter().map(|e| e.uid).collect();
-        let budget = thread_cpu_time() + OWNER_SEARCH_BUDGET;
+        let budget = crate::sys::thread_cpu_time() + budget;
         let scan = scan_processes(
             &Sought {
                 wanted: &wanted,
@@ -565,14 +552,14 @@ fn scan_processes(
         visit(&mut scan, pid, sought, usual, dir);
         // The clock is a system call: looked at every few processes (each costs ~10 µs).
         if n % 8 == 7 {
-            out_of_time = out_of_time || thread_cpu_time() >= budget;
+            out_of_time = out_of_time || crate::sys::thread_cpu_time() >= budget;
         }
     }
     for pid in later {
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || thread_cpu_time() >= budget {
+        if out_of_time || crate::sys::thread_cpu_time() >= budget {
             out_of_time = true;
             break;
         }
@@ -586,7 +573,7 @@ fn scan_processes(
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || thread_cpu_time() >= budget {
+        if out_of_time || crate::sys::thread_cpu_time() >= budget {
             out_of_time = true;
             break;
         }
@@ -963,11 +950,19 @@ mod tests {
         );
     }
 
+    /// [`inspect`] with time enough to look at every process: these tests find the owner
+    /// among the machine's processes, however many run there (the budget's own behaviour is
+    /// not what they test).
+    fn inspect_unhurried(port: u16) -> LocalFacts {
+        Inspection::read_within(&[port], std::time::Duration::from_secs(10))
+            .facts_for(port, interface_addresses())
+    }
+
     #[test]
     fn finds_its_own_listener_and_owner() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = inspect(port, interface_addresses());
+        let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 1, "{f:?}");
         let mine = &f.listeners[0];
         assert_eq!(mine.address, IpAddr::from([127, 0, 0, 1]));
@@ -983,7 +978,7 @@ mod tests {
             .collect();
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let f = inspect(port, interface_addresses());
+        let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 1);
         let p = f.listeners[0].process.as_ref().expect("owner found");
         assert_eq!(p.pid, std::process::id());

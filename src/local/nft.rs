@@ -98,22 +98,6 @@ pub struct FirewallRule {
     pub handle: Option<u64>,
 }
 
-impl FirewallRule {
-    /// Are family, table and chain plain nft identifiers (`[A-Za-z_][A-Za-z0-9_.-]*`)?
-    /// `nft -j -f` accepts any string as a name — spaces, `;`, `$(…)`, ESC — so advice that
-    /// pastes these names into a command must quote them ([`crate::escape::shell_word`]) or
-    /// not offer the command when this is false.
-    pub fn names_are_plain(&self) -> bool {
-        [&self.family, &self.table, &self.chain].iter().all(|n| {
-            n.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        })
-    }
-}
-
 /// Why the ruleset could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NftError {
@@ -541,8 +525,6 @@ mod tests {
         let rules = parse(doc, 1).unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].table, "a b;$(id)\u{1b}[31m");
-        assert!(!rules[0].names_are_plain());
-        assert!(rules[1].names_are_plain());
     }
 
     #[test]

@@ -312,6 +312,7 @@ impl Lasting {
     }
 
     /// Ports with an inspection kept (in flight, or just ended).
+    #[cfg(test)]
     pub fn kept(&self) -> usize {
         self.inspections
             .lock()

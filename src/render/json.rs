@@ -23,12 +23,12 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{ProxyRoute, WaitEnd, Waited, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
-use crate::session::after::MssRetry;
-use crate::session::first::{BannerKind, First};
 use crate::session::http::{HttpFacts, HttpFailure};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
+use crate::session::stage::MssRetry;
 use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
+use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
 use crate::target::{Host, PortSource, Target};
 

@@ -14,6 +14,8 @@ pub(crate) mod table;
 pub mod text;
 
 #[cfg(test)]
+mod json_verdicts;
+#[cfg(test)]
 mod tests;
 
 /// The width of a report that is not on a terminal.

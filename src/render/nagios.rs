@@ -8,8 +8,9 @@
 //!
 //! The first line is `CANREACH STATE: summary | perfdata`; the findings (the report's reason)
 //! follow, one `- ` item each, wrapped at 80 columns. Several targets share the one status
-//! line (the worst state, the targets worst first) and each gets its own perfdata labels and
-//! block of reasons. The state and exit code are [`PluginState`]'s; this module only writes.
+//! line (the worst state, the targets worst first, as many as [`MAX_STATUS`] holds) and
+//! each gets its own perfdata labels (while the first line stays within [`MAX_FIRST_LINE`])
+//! and block of reasons. The state and exit code are [`PluginState`]'s; this module only writes.
 //!
 //! A scheduler cuts the text at its first `|` (what follows is perfdata) and keeps a bounded
 //! amount (Nagios 4: 8 KiB). So every outside string is escaped ([`crate::escape::escape`]),
@@ -30,6 +31,14 @@ pub const SERVICE: &str = "CANREACH";
 /// The most bytes written: Nagios 4 keeps 8 KiB of a plugin's output and drops the rest
 /// without a word.
 pub const MAX_OUTPUT: usize = 8000;
+
+/// The most bytes of the status line's list of targets (several targets): past it the list
+/// ends with how many more there are.
+pub const MAX_STATUS: usize = 1000;
+
+/// The most bytes of the first line (status and perfdata): past it the perfdata of the
+/// remaining targets is left out, so that the reasons below still fit in [`MAX_OUTPUT`].
+pub const MAX_FIRST_LINE: usize = 4000;
 
 const WIDTH: usize = 80;
 
@@ -147,11 +156,34 @@ pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
                 .iter()
                 .map(|d| format!("{} {}", text(&d.facts.target.display()), d.verdict.as_str()))
                 .collect();
-            let status = format!("{} targets: {}", checks.len(), each.join(", "));
-            let perf = checks
-                .iter()
-                .flat_map(|d| perfdata(d, Some(&d.facts.target.display())))
-                .collect();
+            // Worst first, as many as fit: a scheduler keeps a few KiB of the whole output.
+            let mut listed = String::new();
+            let mut shown = 0;
+            for e in &each {
+                if shown > 0 && listed.len() + 2 + e.len() > MAX_STATUS {
+                    break;
+                }
+                if shown > 0 {
+                    listed.push_str(", ");
+                }
+                listed.push_str(e);
+                shown += 1;
+            }
+            if shown < each.len() {
+                listed.push_str(&format!(", … {} more", each.len() - shown));
+            }
+            let status = format!("{} targets: {listed}", checks.len());
+            let mut room = MAX_FIRST_LINE.saturating_sub(SERVICE.len() + status.len() + 16);
+            let mut perf = Vec::new();
+            for d in checks {
+                let one = perfdata(d, Some(&d.facts.target.display()));
+                let len: usize = one.iter().map(|p| p.len() + 1).sum();
+                if len > room {
+                    break;
+                }
+                room -= len;
+                perf.extend(one);
+            }
             let long = order
                 .iter()
                 .flat_map(|d| {
@@ -164,11 +196,15 @@ pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
             (status, perf, long)
         }
     };
-    let first = format!(
-        "{SERVICE} {}: {status} | {}",
-        state.as_str(),
-        perf.join(" ")
-    );
+    let first = if perf.is_empty() {
+        format!("{SERVICE} {}: {status}", state.as_str())
+    } else {
+        format!(
+            "{SERVICE} {}: {status} | {}",
+            state.as_str(),
+            perf.join(" ")
+        )
+    };
     let mut used = first.len() + 1;
     writeln!(w, "{first}")?;
     for (i, line) in long.iter().enumerate() {

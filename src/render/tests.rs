@@ -12,12 +12,17 @@ use crate::probe::{ConnectResult, Icmp, ProbeFact, ProbeSpec};
 use crate::services::Services;
 use crate::trace::TraceFacts;
 
-fn target(args: &str) -> crate::target::Target {
+pub(super) fn target(args: &str) -> crate::target::Target {
     let (t, p) = args.split_once(' ').unwrap();
     crate::target::parse(t, Some(p), &Services::parse("postgresql 5432/tcp\n")).unwrap()
 }
 
-fn fact(addr: &str, result: ConnectResult, us: u64, icmp: Option<(u8, u8, &str)>) -> ProbeFact {
+pub(super) fn fact(
+    addr: &str,
+    result: ConnectResult,
+    us: u64,
+    icmp: Option<(u8, u8, &str)>,
+) -> ProbeFact {
     ProbeFact {
         spec: ProbeSpec::to(addr.parse().unwrap()),
         result,
@@ -32,7 +37,7 @@ fn fact(addr: &str, result: ConnectResult, us: u64, icmp: Option<(u8, u8, &str)>
     }
 }
 
-fn render(facts: &Facts, json: bool) -> String {
+pub(super) fn render(facts: &Facts, json: bool) -> String {
     colored::control::set_override(false);
     let d = diagnose(facts.clone());
     let mut out = Vec::new();
@@ -224,17 +229,26 @@ fn nagios_several_targets_one_status_line_worst_first_bounded() {
     // No `|` past the first line's: a scheduler would read the rest as perfdata.
     assert!(out.lines().skip(1).all(|l| !l.contains('|')), "{out}");
 
-    // 400 failing targets: cut before a scheduler's 8 KiB, saying so.
+    // 400 failing targets: cut before a scheduler's 8 KiB, saying so; the first line too
+    // (it held every target and every target's perfdata: 10 KB for 100 targets).
     let many: Vec<Facts> = (0..400).map(|_| rejected_on_path()).collect();
     let out = nagios(&many);
-    let long = out.split_once('\n').unwrap().1;
-    assert!(long.len() <= super::nagios::MAX_OUTPUT, "{}", long.len());
+    assert!(out.len() <= super::nagios::MAX_OUTPUT, "{}", out.len());
+    let (first, long) = out.split_once('\n').unwrap();
+    assert!(
+        first.len() <= super::nagios::MAX_FIRST_LINE,
+        "{}",
+        first.len()
+    );
+    assert!(first.starts_with("CANREACH CRITICAL: 400 targets: 198.18.2.2:5432 rejected, "));
+    assert!(first.contains(" more | '198.18.2.2:5432 time'="), "{first}");
+    assert!(first.ends_with("s;;;0"), "{first}");
     assert!(long.trim_end().ends_with("the whole report)"), "{long}");
 }
 
 /// Every fixture's report is consistent by construction: no finding twice, no step twice (the
 /// same command on the same machine), only documented ids — the lab checks the same of every
-/// real report (`tests/common::check_report`).
+/// real report (`tests/it/common::check_report`).
 #[test]
 fn fixture_reports_have_no_step_or_finding_twice() {
     use crate::diagnosis::FindingId;
@@ -305,9 +319,9 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
     use crate::local::nft::{FirewallRule, Hook, RuleVerdict};
     use crate::local::{Firewall, Listener, LocalFacts, Process, RunningServer};
     use crate::session::SessionFacts;
-    use crate::session::first::{BannerKind, First};
     use crate::session::http::{HttpFacts, HttpResponse, Method};
     use crate::session::tls::{CertFacts, TlsFacts, TlsFailure};
+    use crate::session::watch::{BannerKind, First};
 
     let addr = "127.0.0.1:8443";
     let session = |first, tls, http| SessionFacts {

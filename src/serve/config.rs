@@ -354,102 +354,31 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
 }
 
 fn module(name: &str, raw: RawModule, file: &str) -> Result<Module, ConfigError> {
-    let prober = match raw.prober.value.as_str() {
-        "tcp" => Prober::Tcp,
-        "http" => Prober::Http,
-        "canreach" => Prober::Canreach,
-        other => {
-            return Err(at(
-                file,
-                raw.prober.referenced.line(),
-                format!(
-                    "prober `{other}` is not implemented by canreach serve (it implements tcp, http and canreach)"
-                ),
-            ));
-        }
-    };
+    let prober = prober_of(&raw.prober, file)?;
     let mut m = Module::new(name, prober);
     if let Some(t) = &raw.timeout {
-        let d = parse_duration(&t.value).ok_or_else(|| {
-            at(
-                file,
-                t.referenced.line(),
-                format!(
-                    "timeout `{}` is not a duration (write 5s, 1500ms, 1m30s)",
-                    t.value
-                ),
-            )
-        })?;
-        if d.is_zero() || d > TIMEOUT_MAX {
-            return Err(at(
-                file,
-                t.referenced.line(),
-                format!(
-                    "timeout `{}` is out of range: from 1ms to {}s",
-                    t.value,
-                    TIMEOUT_MAX.as_secs()
-                ),
-            ));
-        }
-        m.timeout = Some(d);
+        m.timeout = Some(timeout_of(t, file)?);
     }
     // A section for another prober is ignored by blackbox_exporter: refused here, so that a
     // module never looks like it checks what it does not.
-    match (prober, &raw.tcp, &raw.http) {
-        (Prober::Tcp, _, Some(h)) | (Prober::Canreach, _, Some(h)) => {
-            return Err(at(
-                file,
-                h.referenced.line(),
-                format!(
-                    "`http` settings in a module whose prober is {}: they would be ignored",
-                    prober.as_str()
-                ),
-            ));
-        }
-        (Prober::Http, Some(t), _) | (Prober::Canreach, Some(t), _) => {
-            return Err(at(
-                file,
-                t.referenced.line(),
-                format!(
-                    "`tcp` settings in a module whose prober is {}: they would be ignored",
-                    prober.as_str()
-                ),
-            ));
-        }
-        _ => {}
+    let stray = match (prober, &raw.tcp, &raw.http) {
+        (Prober::Tcp | Prober::Canreach, _, Some(h)) => Some(("http", h.referenced.line())),
+        (Prober::Http | Prober::Canreach, Some(t), _) => Some(("tcp", t.referenced.line())),
+        _ => None,
+    };
+    if let Some((section, line)) = stray {
+        return Err(at(
+            file,
+            line,
+            format!(
+                "`{section}` settings in a module whose prober is {}: they would be ignored",
+                prober.as_str()
+            ),
+        ));
     }
     let mut ask = Ask::default();
     if let Some(tcp) = raw.tcp.map(|t| t.value) {
-        if let Some(p) = &tcp.preferred_ip_protocol {
-            m.preferred = ip(p, file)?;
-        }
-        m.fallback = tcp.ip_protocol_fallback.unwrap_or(true);
-        m.tls = tcp.tls.unwrap_or(false);
-        if let Some(t) = tcp.tls_config {
-            tls(&t, &mut ask, &mut m, file)?;
-        }
-        if let Some(q) = tcp.query_response {
-            if q.value.len() > LIST_MAX {
-                return Err(at(
-                    file,
-                    q.referenced.line(),
-                    format!("query_response has more than {LIST_MAX} steps"),
-                ));
-            }
-            for step in q.value {
-                let line = step.referenced.line();
-                let step = query_step(step, file)?;
-                if !step.labels.is_empty() && ask.dialogue.iter().any(|s| !s.labels.is_empty()) {
-                    // One set of labels: blackbox_exporter writes one probe_expect_info.
-                    return Err(at(
-                        file,
-                        line,
-                        "query_response: `labels` in more than one step",
-                    ));
-                }
-                ask.dialogue.push(step);
-            }
-        }
+        tcp_settings(tcp, &mut m, &mut ask, file)?;
     }
     if prober == Prober::Http {
         let mut h = HttpAsk {
@@ -458,109 +387,228 @@ fn module(name: &str, raw: RawModule, file: &str) -> Result<Module, ConfigError>
             target: None,
         };
         if let Some(http) = raw.http.map(|h| h.value) {
-            if let Some(p) = &http.preferred_ip_protocol {
-                m.preferred = ip(p, file)?;
-            }
-            m.fallback = http.ip_protocol_fallback.unwrap_or(true);
-            if let Some(codes) = http.valid_status_codes {
-                check_len(codes.value.len(), codes.referenced.line(), file)?;
-                for c in codes.value {
-                    if !(100..=599).contains(&c.value) {
-                        return Err(at(
-                            file,
-                            c.referenced.line(),
-                            format!("status code {} is not from 100 to 599", c.value),
-                        ));
-                    }
-                    m.valid_status_codes.push(c.value as u16);
-                }
-            }
-            if let Some(versions) = http.valid_http_versions {
-                check_len(versions.value.len(), versions.referenced.line(), file)?;
-                for v in versions.value {
-                    let known = ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0"];
-                    if !known.contains(&v.value.as_str()) {
-                        return Err(at(
-                            file,
-                            v.referenced.line(),
-                            format!(
-                                "`{}` is not an HTTP version (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
-                                short(&v.value)
-                            ),
-                        ));
-                    }
-                    m.valid_http_versions.push(v.value);
-                }
-            }
-            if let Some(method) = http.method {
-                let ok = !method.value.is_empty()
-                    && method.value.len() <= 32
-                    && method
-                        .value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphabetic() || b == b'-');
-                if !ok {
-                    return Err(at(
-                        file,
-                        method.referenced.line(),
-                        format!("method `{}` is not an HTTP method", short(&method.value)),
-                    ));
-                }
-                h.method = method.value.to_ascii_uppercase();
-            }
-            if let Some(headers) = http.headers {
-                check_len(headers.value.len(), headers.referenced.line(), file)?;
-                for (k, v) in headers.value {
-                    let line = v.referenced.line();
-                    let name_ok = !k.is_empty()
-                        && k.len() <= 256
-                        && k.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
-                    if !name_ok {
-                        return Err(at(
-                            file,
-                            line,
-                            format!("header name `{}` is not an HTTP token", short(&k)),
-                        ));
-                    }
-                    if v.value.len() > STRING_MAX
-                        || v.value.chars().any(|c| c.is_control() && c != '\t')
-                    {
-                        return Err(at(
-                            file,
-                            line,
-                            format!(
-                                "the value of header `{k}` has a control character or is longer than {STRING_MAX} bytes"
-                            ),
-                        ));
-                    }
-                    h.headers.push((k, v.value));
-                }
-            }
-            match (http.no_follow_redirects, http.follow_redirects) {
-                (Some(no), Some(yes)) if no == yes => {
-                    return Err(at(
-                        file,
-                        0,
-                        format!(
-                            "module `{name}`: no_follow_redirects and follow_redirects contradict each other"
-                        ),
-                    ));
-                }
-                (Some(no), _) => m.follow_redirects = !no,
-                (None, Some(yes)) => m.follow_redirects = yes,
-                (None, None) => {}
-            }
-            m.fail_if_ssl = http.fail_if_ssl.unwrap_or(false);
-            m.fail_if_not_ssl = http.fail_if_not_ssl.unwrap_or(false);
-            if let Some(t) = http.tls_config {
-                tls(&t, &mut ask, &mut m, file)?;
-            }
+            http_settings(http, name, &mut m, &mut ask, &mut h, file)?;
         }
         ask.http = Some(h);
     }
     m.ask = Arc::new(ask);
     Ok(m)
+}
+
+fn prober_of(prober: &Spanned<String>, file: &str) -> Result<Prober, ConfigError> {
+    match prober.value.as_str() {
+        "tcp" => Ok(Prober::Tcp),
+        "http" => Ok(Prober::Http),
+        "canreach" => Ok(Prober::Canreach),
+        other => Err(at(
+            file,
+            prober.referenced.line(),
+            format!(
+                "prober `{other}` is not implemented by canreach serve (it implements tcp, http and canreach)"
+            ),
+        )),
+    }
+}
+
+fn timeout_of(t: &Spanned<String>, file: &str) -> Result<Duration, ConfigError> {
+    let d = parse_duration(&t.value).ok_or_else(|| {
+        at(
+            file,
+            t.referenced.line(),
+            format!(
+                "timeout `{}` is not a duration (write 5s, 1500ms, 1m30s)",
+                t.value
+            ),
+        )
+    })?;
+    if d.is_zero() || d > TIMEOUT_MAX {
+        return Err(at(
+            file,
+            t.referenced.line(),
+            format!(
+                "timeout `{}` is out of range: from 1ms to {}s",
+                t.value,
+                TIMEOUT_MAX.as_secs()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// The `tcp` section: address family, TLS, and the `query_response` dialogue.
+fn tcp_settings(tcp: RawTcp, m: &mut Module, ask: &mut Ask, file: &str) -> Result<(), ConfigError> {
+    if let Some(p) = &tcp.preferred_ip_protocol {
+        m.preferred = ip(p, file)?;
+    }
+    m.fallback = tcp.ip_protocol_fallback.unwrap_or(true);
+    m.tls = tcp.tls.unwrap_or(false);
+    if let Some(t) = tcp.tls_config {
+        tls(&t, ask, m, file)?;
+    }
+    let Some(q) = tcp.query_response else {
+        return Ok(());
+    };
+    if q.value.len() > LIST_MAX {
+        return Err(at(
+            file,
+            q.referenced.line(),
+            format!("query_response has more than {LIST_MAX} steps"),
+        ));
+    }
+    for step in q.value {
+        let line = step.referenced.line();
+        let step = query_step(step, file)?;
+        if !step.labels.is_empty() && ask.dialogue.iter().any(|s| !s.labels.is_empty()) {
+            // One set of labels: blackbox_exporter writes one probe_expect_info.
+            return Err(at(
+                file,
+                line,
+                "query_response: `labels` in more than one step",
+            ));
+        }
+        ask.dialogue.push(step);
+    }
+    Ok(())
+}
+
+/// The `http` section of module `name`: address family, statuses and versions that count,
+/// the request (method, headers), redirects, TLS.
+fn http_settings(
+    http: RawHttp,
+    name: &str,
+    m: &mut Module,
+    ask: &mut Ask,
+    h: &mut HttpAsk,
+    file: &str,
+) -> Result<(), ConfigError> {
+    if let Some(p) = &http.preferred_ip_protocol {
+        m.preferred = ip(p, file)?;
+    }
+    m.fallback = http.ip_protocol_fallback.unwrap_or(true);
+    if let Some(codes) = http.valid_status_codes {
+        m.valid_status_codes = status_codes(codes, file)?;
+    }
+    if let Some(versions) = http.valid_http_versions {
+        m.valid_http_versions = http_versions(versions, file)?;
+    }
+    if let Some(method) = http.method {
+        h.method = http_method(&method, file)?;
+    }
+    if let Some(headers) = http.headers {
+        h.headers = http_headers(headers, file)?;
+    }
+    match (http.no_follow_redirects, http.follow_redirects) {
+        (Some(no), Some(yes)) if no == yes => {
+            return Err(at(
+                file,
+                0,
+                format!(
+                    "module `{name}`: no_follow_redirects and follow_redirects contradict each other"
+                ),
+            ));
+        }
+        (Some(no), _) => m.follow_redirects = !no,
+        (None, Some(yes)) => m.follow_redirects = yes,
+        (None, None) => {}
+    }
+    m.fail_if_ssl = http.fail_if_ssl.unwrap_or(false);
+    m.fail_if_not_ssl = http.fail_if_not_ssl.unwrap_or(false);
+    if let Some(t) = http.tls_config {
+        tls(&t, ask, m, file)?;
+    }
+    Ok(())
+}
+
+fn status_codes(codes: Spanned<Vec<Spanned<i64>>>, file: &str) -> Result<Vec<u16>, ConfigError> {
+    check_len(codes.value.len(), codes.referenced.line(), file)?;
+    codes
+        .value
+        .into_iter()
+        .map(|c| match u16::try_from(c.value) {
+            Ok(code) if (100..=599).contains(&code) => Ok(code),
+            _ => Err(at(
+                file,
+                c.referenced.line(),
+                format!("status code {} is not from 100 to 599", c.value),
+            )),
+        })
+        .collect()
+}
+
+fn http_versions(
+    versions: Spanned<Vec<Spanned<String>>>,
+    file: &str,
+) -> Result<Vec<String>, ConfigError> {
+    check_len(versions.value.len(), versions.referenced.line(), file)?;
+    let known = ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/2", "HTTP/3.0"];
+    versions
+        .value
+        .into_iter()
+        .map(|v| {
+            if known.contains(&v.value.as_str()) {
+                Ok(v.value)
+            } else {
+                Err(at(
+                    file,
+                    v.referenced.line(),
+                    format!(
+                        "`{}` is not an HTTP version (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
+                        short(&v.value)
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn http_method(method: &Spanned<String>, file: &str) -> Result<String, ConfigError> {
+    let ok = !method.value.is_empty()
+        && method.value.len() <= 32
+        && method
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'-');
+    if !ok {
+        return Err(at(
+            file,
+            method.referenced.line(),
+            format!("method `{}` is not an HTTP method", short(&method.value)),
+        ));
+    }
+    Ok(method.value.to_ascii_uppercase())
+}
+
+fn http_headers(
+    headers: Spanned<BTreeMap<String, Spanned<String>>>,
+    file: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    check_len(headers.value.len(), headers.referenced.line(), file)?;
+    let mut out = Vec::new();
+    for (k, v) in headers.value {
+        let line = v.referenced.line();
+        let name_ok = !k.is_empty()
+            && k.len() <= 256
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b));
+        if !name_ok {
+            return Err(at(
+                file,
+                line,
+                format!("header name `{}` is not an HTTP token", short(&k)),
+            ));
+        }
+        if v.value.len() > STRING_MAX || v.value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(at(
+                file,
+                line,
+                format!(
+                    "the value of header `{k}` has a control character or is longer than {STRING_MAX} bytes"
+                ),
+            ));
+        }
+        out.push((k, v.value));
+    }
+    Ok(out)
 }
 
 fn check_len(n: usize, line: u64, file: &str) -> Result<(), ConfigError> {
@@ -672,32 +720,7 @@ fn query_step(step: Spanned<RawQuery>, file: &str) -> Result<Step, ConfigError> 
             "query_response `starttls` is not implemented by canreach serve",
         ));
     }
-    let expect = match &q.expect {
-        Some(e) => {
-            if e.value.len() > STRING_MAX {
-                return Err(at(
-                    file,
-                    e.referenced.line(),
-                    format!("expect is longer than {STRING_MAX} bytes"),
-                ));
-            }
-            Some(
-                regex::bytes::RegexBuilder::new(&e.value)
-                    .size_limit(REGEX_SIZE_MAX)
-                    .build()
-                    .map_err(|err| {
-                        let why = err.to_string();
-                        let why = why.lines().last().unwrap_or("").trim().to_string();
-                        at(
-                            file,
-                            e.referenced.line(),
-                            format!("expect `{}` is not a pattern: {why}", short(&e.value)),
-                        )
-                    })?,
-            )
-        }
-        None => None,
-    };
+    let expect = q.expect.as_ref().map(|e| pattern(e, file)).transpose()?;
     let send = match &q.send {
         Some(s) if s.value.len() > STRING_MAX => {
             return Err(at(
@@ -709,47 +732,17 @@ fn query_step(step: Spanned<RawQuery>, file: &str) -> Result<Step, ConfigError> 
         Some(s) => Some(s.value.clone()),
         None => None,
     };
-    let mut labels = Vec::new();
-    if let Some(ls) = &q.labels {
-        if expect.is_none() {
+    let labels = match &q.labels {
+        Some(ls) if expect.is_none() => {
             return Err(at(
                 file,
                 ls.referenced.line(),
                 "query_response `labels` needs an `expect` in the same step",
             ));
         }
-        if ls.value.len() > 16 {
-            return Err(at(file, ls.referenced.line(), "more than 16 labels"));
-        }
-        for l in &ls.value {
-            let n = &l.value.name;
-            let ok = !n.is_empty()
-                && n.len() <= 64
-                && !n.starts_with("__")
-                && n.bytes()
-                    .next()
-                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !ok || labels.iter().any(|(k, _): &(String, String)| k == n) {
-                return Err(at(
-                    file,
-                    l.referenced.line(),
-                    format!(
-                        "`{}` is not a Prometheus label name, or is given twice",
-                        short(n)
-                    ),
-                ));
-            }
-            if l.value.value.len() > STRING_MAX {
-                return Err(at(
-                    file,
-                    l.referenced.line(),
-                    format!("a label value is longer than {STRING_MAX} bytes"),
-                ));
-            }
-            labels.push((n.clone(), l.value.value.clone()));
-        }
-    }
+        Some(ls) => labels(ls, file)?,
+        None => Vec::new(),
+    };
     if expect.is_none() && send.is_none() {
         return Err(at(
             file,
@@ -762,6 +755,69 @@ fn query_step(step: Spanned<RawQuery>, file: &str) -> Result<Step, ConfigError> 
         send,
         labels,
     })
+}
+
+/// An `expect` pattern, compiled within [`REGEX_SIZE_MAX`].
+fn pattern(e: &Spanned<String>, file: &str) -> Result<regex::bytes::Regex, ConfigError> {
+    if e.value.len() > STRING_MAX {
+        return Err(at(
+            file,
+            e.referenced.line(),
+            format!("expect is longer than {STRING_MAX} bytes"),
+        ));
+    }
+    regex::bytes::RegexBuilder::new(&e.value)
+        .size_limit(REGEX_SIZE_MAX)
+        .build()
+        .map_err(|err| {
+            let why = err.to_string();
+            let why = why.lines().last().unwrap_or("").trim().to_string();
+            at(
+                file,
+                e.referenced.line(),
+                format!("expect `{}` is not a pattern: {why}", short(&e.value)),
+            )
+        })
+}
+
+/// A step's `labels`: Prometheus label names, each once, at most 16.
+fn labels(
+    ls: &Spanned<Vec<Spanned<RawLabel>>>,
+    file: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    if ls.value.len() > 16 {
+        return Err(at(file, ls.referenced.line(), "more than 16 labels"));
+    }
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for l in &ls.value {
+        let n = &l.value.name;
+        let ok = !n.is_empty()
+            && n.len() <= 64
+            && !n.starts_with("__")
+            && n.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok || labels.iter().any(|(k, _)| k == n) {
+            return Err(at(
+                file,
+                l.referenced.line(),
+                format!(
+                    "`{}` is not a Prometheus label name, or is given twice",
+                    short(n)
+                ),
+            ));
+        }
+        if l.value.value.len() > STRING_MAX {
+            return Err(at(
+                file,
+                l.referenced.line(),
+                format!("a label value is longer than {STRING_MAX} bytes"),
+            ));
+        }
+        labels.push((n.clone(), l.value.value.clone()));
+    }
+    Ok(labels)
 }
 
 /// A Prometheus duration: `[0-9]+(ms|s|m|h|d|w|y)` units, in decreasing order (`1m30s`).

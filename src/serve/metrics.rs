@@ -19,10 +19,10 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use crate::diagnosis::{AddressReport, Report, Severity, Verdict};
-use crate::facts::Facts;
+use crate::diagnosis::{Report, Severity, Verdict};
+use crate::facts::{AddressEntry, AddressFacts, Facts};
 use crate::probe::ConnectResult;
-use crate::session::ask::BodyEnd;
+use crate::session::ask::{Answered, BodyEnd};
 use crate::session::tls::{TlsFacts, TlsVersion};
 
 use super::config::{Ip, Module, Prober};
@@ -129,13 +129,13 @@ const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 /// The address blackbox_exporter would probe: the first of the preferred family, else (with
 /// fallback) the first of the other.
-pub fn chosen_address(facts: &Facts<AddressReport>, module: &Module) -> Option<IpAddr> {
+pub fn chosen_address<A: AddressEntry>(facts: &Facts<A>, module: &Module) -> Option<IpAddr> {
     let all: Vec<IpAddr> = match &facts.dns.system {
         Some(l) if !l.addresses.is_empty() => l.addresses.clone(),
         _ => facts
             .addresses
             .iter()
-            .map(|a| a.result.address.ip())
+            .map(|a| a.gathered().address().ip())
             .collect(),
     };
     let wants = |ip: &IpAddr, family: Ip| match family {
@@ -215,169 +215,48 @@ pub fn judge(
         .as_ref()
         .map_or(0.0, |l| l.elapsed.as_secs_f64());
     let chosen = chosen_address(&last.report.facts, module);
-    let addr = chosen.and_then(|ip| {
-        last.report
-            .facts
-            .addresses
-            .iter()
-            .map(|a| &a.facts)
-            .find(|a| a.address().ip() == ip)
-    });
-    // ECONNRESET as the connect completes is a handshake the kernel finished, reset by the
-    // program at once: blackbox_exporter's dial succeeds or not by a race with that reset, so
-    // it counts here as connected whichever came first (`canreach_verdict_info` tells the rest).
-    let connected = addr.is_some_and(|a| {
-        a.probe.result == ConnectResult::Connected
-            || (a.probe.result
-                == (ConnectResult::Failed {
-                    errno: libc::ECONNRESET,
-                })
-                && a.probe.icmp.is_none())
-    });
+    let addr = chosen.and_then(|ip| address_facts(&last.report.facts, ip));
+    let connected = addr.is_some_and(connected);
     let session = addr.and_then(|a| a.session.as_ref());
     let tls_facts: Option<&TlsFacts> = session.and_then(|s| s.tls.as_ref());
-    let handshake_done = tls_facts.is_some_and(|t| t.version.is_some());
-    // A handshake counts for blackbox_exporter when it completed and the chain verified, or
-    // verification was switched off.
-    let tls_ok = tls_facts.is_some_and(|t| t.ok() || (module.insecure && t.version.is_some()));
     let answered = session.and_then(|s| s.answered.as_ref());
-    let mut failed_due_to_regex = false;
     let expect_labels = answered
         .and_then(|a| a.dialogue.as_ref())
         .map(|d| d.labels.clone())
         .unwrap_or_default();
-    let mut phase: Option<Phase> = None;
-    let fail = |p: Phase, phase: &mut Option<Phase>| {
-        if phase.is_none() {
-            *phase = Some(p);
-        }
-    };
-    if chosen.is_none() {
-        fail(Phase::Resolve, &mut phase);
-    } else if !connected {
-        fail(Phase::Connect, &mut phase);
-    }
+    let mut failed_due_to_regex = false;
     let mut http = None;
-    match module.prober {
+    // The first phase that failed.
+    let phase = if chosen.is_none() {
+        Some(Phase::Resolve)
+    } else if !connected {
+        Some(Phase::Connect)
+    } else {
+        None
+    };
+    let later = match module.prober {
         Prober::Tcp => {
-            if phase.is_none() && module.tls && !tls_ok {
-                fail(Phase::Tls, &mut phase);
-            }
-            if phase.is_none() && !module.ask.dialogue.is_empty() {
-                match answered.and_then(|a| a.dialogue.as_ref()) {
-                    Some(d) if d.failure.is_none() && d.done == module.ask.dialogue.len() => {}
-                    Some(d) => {
-                        failed_due_to_regex = d.failed_on_pattern();
-                        fail(Phase::QueryResponse, &mut phase);
-                    }
-                    None => fail(Phase::QueryResponse, &mut phase),
-                }
-            }
+            let (p, regex) = tcp_phase(module, tls_facts, answered);
+            failed_due_to_regex = regex;
+            p
         }
         Prober::Http => {
-            let https = last
-                .url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("https://"));
-            if phase.is_none() && https && !tls_ok {
-                fail(Phase::Tls, &mut phase);
-            }
-            let x = answered.and_then(|a| a.http.as_ref());
-            let response = x.and_then(|x| x.response.as_ref());
-            let mut phases = [0.0f64; 5];
-            for hop in hops {
-                let h_chosen = chosen_address(&hop.report.facts, module);
-                let h_addr = h_chosen.and_then(|ip| {
-                    hop.report
-                        .facts
-                        .addresses
-                        .iter()
-                        .map(|a| &a.facts)
-                        .find(|a| a.address().ip() == ip)
-                });
-                phases[0] += hop
-                    .report
-                    .facts
-                    .dns
-                    .system
-                    .as_ref()
-                    .map_or(0.0, |l| l.elapsed.as_secs_f64());
-                if let Some(a) = h_addr {
-                    if a.probe.result == ConnectResult::Connected {
-                        phases[1] += a.probe.elapsed.as_secs_f64();
-                    }
-                    if let Some(s) = &a.session {
-                        if let Some(t) = &s.tls {
-                            phases[2] += t.elapsed.as_secs_f64();
-                        }
-                        if let Some(x) = s.answered.as_ref().and_then(|a| a.http.as_ref()) {
-                            phases[3] += x.processing.as_secs_f64();
-                            phases[4] += x.transfer.as_secs_f64();
-                        }
-                    }
-                }
-            }
-            let status = response.map_or(0, |r| r.status);
-            let version = response.map_or(0.0, |r| if r.version == 0 { 1.0 } else { 1.1 });
-            let ssl = https && handshake_done;
-            if phase.is_none() {
-                let valid_status = match &module.valid_status_codes[..] {
-                    [] => (200..300).contains(&status),
-                    codes => codes.contains(&status),
-                };
-                let version_name = match response.map(|r| r.version) {
-                    Some(0) => "HTTP/1.0",
-                    _ => "HTTP/1.1",
-                };
-                let valid_version = module.valid_http_versions.is_empty()
-                    || module.valid_http_versions.iter().any(|v| v == version_name);
-                let body_ok = x.is_some_and(|x| {
-                    matches!(
-                        x.body_end,
-                        BodyEnd::None | BodyEnd::Complete | BodyEnd::Limit
-                    )
-                });
-                if response.is_none()
-                    || redirect_error
-                    || !valid_status
-                    || !valid_version
-                    || !body_ok
-                    || (module.fail_if_ssl && ssl)
-                    || (module.fail_if_not_ssl && !ssl)
-                {
-                    fail(Phase::Http, &mut phase);
-                }
-            }
-            http = Some(HttpSeries {
-                status,
-                version,
-                ssl,
-                redirects: (hops.len() - 1) as u32,
-                // blackbox_exporter: 0 when no answer came, -1 for an answer without a
-                // Content-Length.
-                content_length: response.map_or(0, |r| {
-                    r.content_length
-                        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
-                }),
-                body_length: x.map_or(0, |x| x.body_bytes),
-                phases,
-            });
+            let (p, series) = http_phase(module, hops, tls_facts, answered, redirect_error);
+            http = Some(series);
+            p
         }
-        Prober::Canreach => {
-            // The whole check: a success is an `open` verdict.
-            if phase.is_none() && last.report.verdict != Verdict::Open {
-                fail(
-                    match last.report.verdict {
-                        Verdict::DnsError => Phase::Resolve,
-                        Verdict::TlsError => Phase::Tls,
-                        Verdict::ServiceError | Verdict::MtuBlackhole => Phase::Session,
-                        _ => Phase::Connect,
-                    },
-                    &mut phase,
-                );
-            }
-        }
-    }
+        // The whole check: a success is an `open` verdict.
+        Prober::Canreach => match last.report.verdict {
+            Verdict::Open => None,
+            Verdict::DnsError => Some(Phase::Resolve),
+            Verdict::TlsError => Some(Phase::Tls),
+            Verdict::ServiceError | Verdict::MtuBlackhole => Some(Phase::Session),
+            _ => Some(Phase::Connect),
+        },
+    };
+    // A regex failure counts only where the query_response phase was reached.
+    failed_due_to_regex &= phase.is_none();
+    let phase = phase.or(later);
     let tls = tls_facts
         .filter(|t| t.version.is_some() && !t.chain.is_empty())
         .map(tls_series);
@@ -398,6 +277,149 @@ pub fn judge(
         verdict: last.report.verdict,
         failure: phase.map(|p| (reason(&last.report), p)),
     }
+}
+
+/// The facts gathered for `ip`, one of the check's addresses.
+pub fn address_facts<A: AddressEntry>(facts: &Facts<A>, ip: IpAddr) -> Option<&AddressFacts> {
+    facts
+        .addresses
+        .iter()
+        .map(AddressEntry::gathered)
+        .find(|a| a.address().ip() == ip)
+}
+
+/// Connected as blackbox_exporter sees it. ECONNRESET as the connect completes is a
+/// handshake the kernel finished, reset by the program at once: blackbox_exporter's dial
+/// succeeds or not by a race with that reset, so it counts here as connected whichever came
+/// first (`canreach_verdict_info` tells the rest).
+fn connected(a: &AddressFacts) -> bool {
+    a.probe.result == ConnectResult::Connected
+        || (a.probe.result
+            == (ConnectResult::Failed {
+                errno: libc::ECONNRESET,
+            })
+            && a.probe.icmp.is_none())
+}
+
+/// A handshake counts for blackbox_exporter when it completed and the chain verified, or
+/// verification was switched off.
+fn tls_ok(module: &Module, tls: Option<&TlsFacts>) -> bool {
+    tls.is_some_and(|t| t.ok() || (module.insecure && t.version.is_some()))
+}
+
+/// The tcp prober's phase that failed after the connect (TLS, the dialogue), and whether a
+/// pattern of the dialogue is why.
+fn tcp_phase(
+    module: &Module,
+    tls: Option<&TlsFacts>,
+    answered: Option<&Answered>,
+) -> (Option<Phase>, bool) {
+    if module.tls && !tls_ok(module, tls) {
+        return (Some(Phase::Tls), false);
+    }
+    if module.ask.dialogue.is_empty() {
+        return (None, false);
+    }
+    match answered.and_then(|a| a.dialogue.as_ref()) {
+        Some(d) if d.failure.is_none() && d.done == module.ask.dialogue.len() => (None, false),
+        Some(d) => (Some(Phase::QueryResponse), d.failed_on_pattern()),
+        None => (Some(Phase::QueryResponse), false),
+    }
+}
+
+/// The http prober's phase that failed after the connect (TLS, the answer), and its series.
+fn http_phase(
+    module: &Module,
+    hops: &[Hop],
+    tls: Option<&TlsFacts>,
+    answered: Option<&Answered>,
+    redirect_error: bool,
+) -> (Option<Phase>, HttpSeries) {
+    let last = &hops[hops.len() - 1];
+    let https = last
+        .url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let x = answered.and_then(|a| a.http.as_ref());
+    let response = x.and_then(|x| x.response.as_ref());
+    let status = response.map_or(0, |r| r.status);
+    let ssl = https && tls.is_some_and(|t| t.version.is_some());
+    let valid_status = match &module.valid_status_codes[..] {
+        [] => (200..300).contains(&status),
+        codes => codes.contains(&status),
+    };
+    let version_name = match response.map(|r| r.version) {
+        Some(0) => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let valid_version = module.valid_http_versions.is_empty()
+        || module.valid_http_versions.iter().any(|v| v == version_name);
+    let body_ok = x.is_some_and(|x| {
+        matches!(
+            x.body_end,
+            BodyEnd::None | BodyEnd::Complete | BodyEnd::Limit
+        )
+    });
+    let phase = if https && !tls_ok(module, tls) {
+        Some(Phase::Tls)
+    } else if response.is_none()
+        || redirect_error
+        || !valid_status
+        || !valid_version
+        || !body_ok
+        || (module.fail_if_ssl && ssl)
+        || (module.fail_if_not_ssl && !ssl)
+    {
+        Some(Phase::Http)
+    } else {
+        None
+    };
+    let series = HttpSeries {
+        status,
+        version: response.map_or(0.0, |r| if r.version == 0 { 1.0 } else { 1.1 }),
+        ssl,
+        redirects: (hops.len() - 1) as u32,
+        // blackbox_exporter: 0 when no answer came, -1 for an answer without a
+        // Content-Length.
+        content_length: response.map_or(0, |r| {
+            r.content_length
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+        }),
+        body_length: x.map_or(0, |x| x.body_bytes),
+        phases: http_durations(module, hops),
+    };
+    (phase, series)
+}
+
+/// `probe_http_duration_seconds` by phase (resolve, connect, tls, processing, transfer),
+/// summed over the redirect's hops.
+fn http_durations(module: &Module, hops: &[Hop]) -> [f64; 5] {
+    let mut phases = [0.0f64; 5];
+    for hop in hops {
+        let h_chosen = chosen_address(&hop.report.facts, module);
+        let h_addr = h_chosen.and_then(|ip| address_facts(&hop.report.facts, ip));
+        phases[0] += hop
+            .report
+            .facts
+            .dns
+            .system
+            .as_ref()
+            .map_or(0.0, |l| l.elapsed.as_secs_f64());
+        let Some(a) = h_addr else { continue };
+        if a.probe.result == ConnectResult::Connected {
+            phases[1] += a.probe.elapsed.as_secs_f64();
+        }
+        if let Some(s) = &a.session {
+            if let Some(t) = &s.tls {
+                phases[2] += t.elapsed.as_secs_f64();
+            }
+            if let Some(x) = s.answered.as_ref().and_then(|a| a.http.as_ref()) {
+                phases[3] += x.processing.as_secs_f64();
+                phases[4] += x.transfer.as_secs_f64();
+            }
+        }
+    }
+    phases
 }
 
 fn tls_series(t: &TlsFacts) -> TlsSeries {
@@ -436,10 +458,14 @@ fn tls_series(t: &TlsFacts) -> TlsSeries {
     }
 }
 
-/// Text from a certificate as a label value: control characters dropped, at most 256
-/// characters (the server chose it).
+/// Text from a certificate as a label value: control, bidi and invisible characters
+/// (`escape::needs_escape`) dropped, at most 256 characters (the server chose it, and a
+/// label value is shown raw by Prometheus's pages and whatever reads its API).
 fn label_text(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(256).collect()
+    s.chars()
+        .filter(|c| !c.is_control() && !crate::escape::needs_escape(*c))
+        .take(256)
+        .collect()
 }
 
 /// The help texts, as blackbox_exporter writes them.
@@ -479,65 +505,35 @@ const HTTP_PHASES: [(&str, usize); 5] = [
 
 impl Collector for ProbeResult {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauge = MetricType::Gauge;
-        let one = |enc: &mut DescriptorEncoder,
-                   name: &str,
-                   help: &str,
-                   labels: &[(&str, &str)]|
-         -> Result<(), std::fmt::Error> {
-            let mut m = enc.encode_descriptor(name, help, None, gauge)?;
-            let labels: Vec<(&str, &str)> = labels.to_vec();
-            m.encode_family(&labels)?.encode_gauge(&1i64)
-        };
-        let value = |enc: &mut DescriptorEncoder,
-                     name: &str,
-                     help: &str,
-                     v: f64|
-         -> Result<(), std::fmt::Error> {
-            let mut m = enc.encode_descriptor(name, help, None, gauge)?;
-            // Whole numbers as blackbox_exporter writes them (`probe_success 1`, not `1.0`).
-            if v.fract() == 0.0 && v.abs() < 1e15 {
-                m.encode_gauge(&(v as i64))
-            } else {
-                m.encode_gauge(&v)
-            }
-        };
+        let enc = &mut enc;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
         // Sorted by name, as blackbox_exporter's registry writes them.
-        one(
-            &mut enc,
+        info(
+            enc,
             "canreach_verdict_info",
             help::VERDICT,
             &[("verdict", self.verdict.as_str())],
         )?;
-        value(
-            &mut enc,
+        gauge(
+            enc,
             "probe_dns_lookup_time_seconds",
             help::DNS_LOOKUP,
             self.dns_lookup,
         )?;
-        value(
-            &mut enc,
-            "probe_duration_seconds",
-            help::DURATION,
-            self.duration,
-        )?;
+        gauge(enc, "probe_duration_seconds", help::DURATION, self.duration)?;
         if !self.expect_labels.is_empty() {
             let labels: Vec<(&str, &str)> = self
                 .expect_labels
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            one(&mut enc, "probe_expect_info", help::EXPECT, &labels)?;
+            info(enc, "probe_expect_info", help::EXPECT, &labels)?;
         }
-        value(
-            &mut enc,
-            "probe_failed_due_to_regex",
-            help::REGEX,
-            if self.failed_due_to_regex { 1.0 } else { 0.0 },
-        )?;
+        let regex = flag(self.failed_due_to_regex);
+        gauge(enc, "probe_failed_due_to_regex", help::REGEX, regex)?;
         if let Some((finding, phase)) = self.failure {
-            one(
-                &mut enc,
+            info(
+                enc,
                 "probe_failure_info",
                 help::FAILURE,
                 &[
@@ -548,109 +544,119 @@ impl Collector for ProbeResult {
             )?;
         }
         if let Some(h) = &self.http {
-            value(
-                &mut enc,
-                "probe_http_content_length",
-                help::HTTP_CONTENT_LENGTH,
-                h.content_length as f64,
-            )?;
-            let mut m = enc.encode_descriptor(
-                "probe_http_duration_seconds",
-                help::HTTP_DURATION,
-                None,
-                gauge,
-            )?;
-            for (name, i) in HTTP_PHASES {
-                let labels = [("phase", name)];
-                m.encode_family(&labels)?.encode_gauge(&h.phases[i])?;
-            }
-            value(
-                &mut enc,
-                "probe_http_redirects",
-                help::HTTP_REDIRECTS,
-                f64::from(h.redirects),
-            )?;
-            value(
-                &mut enc,
-                "probe_http_ssl",
-                help::HTTP_SSL,
-                if h.ssl { 1.0 } else { 0.0 },
-            )?;
-            value(
-                &mut enc,
-                "probe_http_status_code",
-                help::HTTP_STATUS,
-                f64::from(h.status),
-            )?;
-            value(
-                &mut enc,
-                "probe_http_uncompressed_body_length",
-                help::HTTP_BODY,
-                h.body_length as f64,
-            )?;
-            value(
-                &mut enc,
-                "probe_http_version",
-                help::HTTP_VERSION,
-                h.version,
-            )?;
+            http_series(enc, h)?;
         }
-        value(&mut enc, "probe_ip_addr_hash", help::IP_HASH, self.ip_hash)?;
-        value(
-            &mut enc,
-            "probe_ip_protocol",
-            help::IP_PROTOCOL,
-            f64::from(self.ip_protocol),
-        )?;
+        gauge(enc, "probe_ip_addr_hash", help::IP_HASH, self.ip_hash)?;
+        let protocol = f64::from(self.ip_protocol);
+        gauge(enc, "probe_ip_protocol", help::IP_PROTOCOL, protocol)?;
         if let Some(t) = &self.tls {
-            value(
-                &mut enc,
-                "probe_ssl_earliest_cert_expiry",
-                help::SSL_EARLIEST,
-                t.earliest_expiry,
-            )?;
-            value(
-                &mut enc,
-                "probe_ssl_last_chain_expiry_timestamp_seconds",
-                help::SSL_LAST_CHAIN,
-                t.last_chain_expiry,
-            )?;
-            one(
-                &mut enc,
-                "probe_ssl_last_chain_info",
-                help::SSL_CHAIN_INFO,
-                &[
-                    ("fingerprint_sha256", &t.fingerprint),
-                    ("issuer", &t.issuer),
-                    ("subject", &t.subject),
-                    ("subjectalternative", &t.alternative),
-                ],
-            )?;
+            ssl_series(enc, t)?;
         }
-        value(
-            &mut enc,
-            "probe_success",
-            help::SUCCESS,
-            if self.success { 1.0 } else { 0.0 },
-        )?;
+        gauge(enc, "probe_success", help::SUCCESS, flag(self.success))?;
         if let Some(t) = &self.tls {
             if let Some(c) = &t.cipher {
-                one(
-                    &mut enc,
+                info(
+                    enc,
                     "probe_tls_cipher_info",
                     help::TLS_CIPHER,
                     &[("cipher", c)],
                 )?;
             }
-            one(
-                &mut enc,
-                "probe_tls_version_info",
-                help::TLS_VERSION,
-                &[("version", &t.version)],
-            )?;
+            let version = [("version", t.version.as_str())];
+            info(enc, "probe_tls_version_info", help::TLS_VERSION, &version)?;
         }
         Ok(())
     }
+}
+
+/// A gauge of 1 with `labels` (an `_info` series).
+fn info(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    labels: &[(&str, &str)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let labels: Vec<(&str, &str)> = labels.to_vec();
+    m.encode_family(&labels)?.encode_gauge(&1i64)
+}
+
+/// A gauge of `v`.
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    // Whole numbers as blackbox_exporter writes them (`probe_success 1`, not `1.0`).
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        m.encode_gauge(&(v as i64))
+    } else {
+        m.encode_gauge(&v)
+    }
+}
+
+/// The `probe_http_*` series, in name order.
+fn http_series(enc: &mut DescriptorEncoder, h: &HttpSeries) -> Result<(), std::fmt::Error> {
+    let length = h.content_length as f64;
+    gauge(
+        enc,
+        "probe_http_content_length",
+        help::HTTP_CONTENT_LENGTH,
+        length,
+    )?;
+    let mut m = enc.encode_descriptor(
+        "probe_http_duration_seconds",
+        help::HTTP_DURATION,
+        None,
+        MetricType::Gauge,
+    )?;
+    for (name, i) in HTTP_PHASES {
+        let labels = [("phase", name)];
+        m.encode_family(&labels)?.encode_gauge(&h.phases[i])?;
+    }
+    let redirects = f64::from(h.redirects);
+    gauge(enc, "probe_http_redirects", help::HTTP_REDIRECTS, redirects)?;
+    let ssl = if h.ssl { 1.0 } else { 0.0 };
+    gauge(enc, "probe_http_ssl", help::HTTP_SSL, ssl)?;
+    let status = f64::from(h.status);
+    gauge(enc, "probe_http_status_code", help::HTTP_STATUS, status)?;
+    let body = h.body_length as f64;
+    gauge(
+        enc,
+        "probe_http_uncompressed_body_length",
+        help::HTTP_BODY,
+        body,
+    )?;
+    gauge(enc, "probe_http_version", help::HTTP_VERSION, h.version)
+}
+
+/// The `probe_ssl_*` series, in name order.
+fn ssl_series(enc: &mut DescriptorEncoder, t: &TlsSeries) -> Result<(), std::fmt::Error> {
+    gauge(
+        enc,
+        "probe_ssl_earliest_cert_expiry",
+        help::SSL_EARLIEST,
+        t.earliest_expiry,
+    )?;
+    gauge(
+        enc,
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        help::SSL_LAST_CHAIN,
+        t.last_chain_expiry,
+    )?;
+    info(
+        enc,
+        "probe_ssl_last_chain_info",
+        help::SSL_CHAIN_INFO,
+        &[
+            ("fingerprint_sha256", &t.fingerprint),
+            ("issuer", &t.issuer),
+            ("subject", &t.subject),
+            ("subjectalternative", &t.alternative),
+        ],
+    )
 }
 
 /// The result in the Prometheus text format, version 0.0.4.
@@ -793,6 +799,15 @@ mod tests {
             assert!(doc.contains(&format!("`{}`", v.as_str())), "{v:?}");
         }
         assert!(doc.contains("`none`"));
+    }
+
+    #[test]
+    fn certificate_text_in_labels_has_no_raw_character() {
+        assert_eq!(
+            label_text("CN=evil\u{202e}moc.elgoog\u{9b}\u{7f}\u{2066}\u{200e}\n, O=x"),
+            "CN=evilmoc.elgoog, O=x"
+        );
+        assert_eq!(label_text(&"a".repeat(300)).len(), 256);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) mod server;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -39,15 +40,16 @@ use crate::exit_codes::ExitCode;
     about = "A Prometheus exporter: blackbox_exporter's /probe, and why a probe failed",
     after_help = "\
 Endpoints:
-  /probe?target=HOST:PORT&module=tcp_connect   blackbox_exporter's metrics, plus
-                                               probe_failure_info and canreach_verdict_info
-  /probe?...&debug=true                        the full report, then the metrics
-  /metrics                                     the exporter's own metrics
-  /                                            the last probes, each with its report
+  /probe?target=HOST:PORT&module=tcp_connect
+      blackbox_exporter's metrics, plus probe_failure_info and
+      canreach_verdict_info
+  /probe?...&debug=true   the full report, then the metrics
+  /metrics                the exporter's own metrics
+  /                       the last probes, each with its report
 
-Without --config the modules are tcp_connect, http_2xx and canreach (the whole check).
-Listening beyond 127.0.0.1 makes this machine a prober for whoever reaches the port:
-use --allow. See docs/fleet.md."
+Without --config the modules are tcp_connect, http_2xx and canreach (the
+whole check). Listening beyond 127.0.0.1 makes this machine a prober for
+whoever reaches the port: use --allow. See docs/fleet.md."
 )]
 pub struct ServeCli {
     /// Address and port to listen on
@@ -93,40 +95,9 @@ pub fn wanted(args: &[OsString]) -> bool {
 /// `canreach serve`: parse the flags, read the modules, serve until SIGTERM or Ctrl-C.
 /// Returns the process's exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let rest = args.into_iter().skip(2);
-    let cli = match ServeCli::try_parse_from(
-        std::iter::once(OsString::from("canreach serve")).chain(rest),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind::*;
-            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-                let _ = e.print();
-                return 0;
-            }
-            eprintln!(
-                "canreach serve: {} (see `canreach serve --help`)",
-                first_line(&e.to_string())
-            );
-            return ExitCode::Usage.code();
-        }
-    };
-    let modules = match &cli.config {
-        Some(path) => match config::load(path) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("canreach serve: {e}");
-                return ExitCode::Usage.code();
-            }
-        },
-        None => config::Modules::builtin(),
-    };
-    let allow = match allow::Allow::parse(&cli.allow) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("canreach serve: {e}");
-            return ExitCode::Usage.code();
-        }
+    let (cli, modules, allow) = match setup(args) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     // Many probes at once need more than the usual 1024 descriptors (Go programs, so
     // blackbox_exporter, raise the soft limit at start too).
@@ -149,48 +120,82 @@ pub fn main(args: Vec<OsString>) -> i32 {
         cli.max_concurrent as usize,
     );
     let local = tokio::task::LocalSet::new();
-    let code = local.block_on(&rt, async move {
-        let listener = match tokio::net::TcpListener::bind(cli.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!(
-                    "canreach serve: error: cannot listen on {}: {}",
-                    cli.listen,
-                    io_words(&e)
-                );
-                return ExitCode::Internal.code();
-            }
-        };
-        let shown = listener.local_addr().map_or(cli.listen, |a| a);
-        let names: Vec<&str> = app.modules.modules.keys().map(String::as_str).collect();
-        eprintln!(
-            "canreach serve: listening on http://{shown}/ (modules: {}){}",
-            crate::escape::escape(&names.join(", ")),
-            if app.allow.is_open() {
-                "; every target may be probed (no --allow)"
-            } else {
-                ""
-            }
-        );
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let worker = tokio::task::spawn_local(server::run_jobs(app.clone(), jobs, stop_rx));
-        let served = axum::serve(listener, server::router(app))
-            .with_graceful_shutdown(shutdown())
-            .await;
-        // No new probes; the ones running end within their deadlines.
-        let _ = stop_tx.send(());
-        let _ = worker.await;
-        match served {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("canreach serve: error: {}", io_words(&e));
-                ExitCode::Internal.code()
-            }
-        }
-    });
+    let code = local.block_on(&rt, serve(cli.listen, app, jobs));
     // Name lookups abandoned at their deadline must not hold the exit.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// The flags, the module file and `--allow`; a usage error's exit code (its line written),
+/// or 0 after `--help`.
+fn setup(args: Vec<OsString>) -> Result<(ServeCli, config::Modules, allow::Allow), i32> {
+    let cli = match parse(args, crate::render::stdout_width()) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                let _ = e.print();
+                return Err(0);
+            }
+            eprintln!("{}", usage_line(&e));
+            return Err(ExitCode::Usage.code());
+        }
+    };
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("canreach serve: {e}");
+        ExitCode::Usage.code()
+    };
+    let modules = match &cli.config {
+        Some(path) => config::load(path).map_err(|e| usage(&e))?,
+        None => config::Modules::builtin(),
+    };
+    let allow = allow::Allow::parse(&cli.allow).map_err(|e| usage(&e))?;
+    Ok((cli, modules, allow))
+}
+
+/// Listen on `listen` and serve `app` until SIGTERM or Ctrl-C; the exit code.
+async fn serve(
+    listen: SocketAddr,
+    app: Arc<server::App>,
+    jobs: tokio::sync::mpsc::UnboundedReceiver<server::Job>,
+) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "canreach serve: error: cannot listen on {}: {}",
+                listen,
+                io_words(&e)
+            );
+            return ExitCode::Internal.code();
+        }
+    };
+    let shown = listener.local_addr().map_or(listen, |a| a);
+    let names: Vec<&str> = app.modules.modules.keys().map(String::as_str).collect();
+    eprintln!(
+        "canreach serve: listening on http://{shown}/ (modules: {}){}",
+        crate::escape::escape(&names.join(", ")),
+        if app.allow.is_open() {
+            "; every target may be probed (no --allow)"
+        } else {
+            ""
+        }
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let worker = tokio::task::spawn_local(server::run_jobs(app.clone(), jobs, stop_rx));
+    let served = axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(shutdown())
+        .await;
+    // No new probes; the ones running end within their deadlines.
+    let _ = stop_tx.send(());
+    let _ = worker.await;
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("canreach serve: error: {}", io_words(&e));
+            ExitCode::Internal.code()
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C.
@@ -219,6 +224,26 @@ fn io_words(e: &std::io::Error) -> String {
 }
 
 /// clap's message folded into one line.
+/// `canreach serve …`'s flags (`args` from the program's name on), the help laid out for
+/// `columns` (the terminal's, 80 off one), as the CLI's.
+fn parse(args: Vec<OsString>, columns: usize) -> Result<ServeCli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let rest = args.into_iter().skip(2);
+    ServeCli::command()
+        .term_width(columns)
+        .try_get_matches_from(std::iter::once(OsString::from("canreach serve")).chain(rest))
+        .and_then(|m| ServeCli::from_arg_matches(&m))
+}
+
+/// The one line of a usage error. clap quotes what was typed: escaped and masked, as the
+/// CLI's usage errors (`escape::line`), so a control or bidi character never reaches stderr.
+fn usage_line(e: &clap::Error) -> String {
+    format!(
+        "canreach serve: {} (see `canreach serve --help`)",
+        crate::escape::line(&first_line(&e.to_string()))
+    )
+}
+
 fn first_line(msg: &str) -> String {
     let text: Vec<&str> = msg
         .lines()
@@ -247,6 +272,46 @@ mod tests {
         assert!(!wanted(&v(&["canreach", "serve:22"])));
         assert!(!wanted(&v(&["canreach", "-t", "5s", "serve", "22"])));
         assert!(!wanted(&v(&["canreach", "db", "serve"])));
+    }
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        ["canreach", "serve"]
+            .iter()
+            .chain(a)
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn usage_errors_escape_what_was_typed() {
+        for bad in [
+            "--listen=x\u{202e}y\r\u{c}z",
+            "--bogus\u{202e}\r",
+            "--max-concurrent=\u{9b}1",
+            "--allow",
+        ] {
+            let e = parse(args(&[bad]), 80).unwrap_err();
+            let line = usage_line(&e);
+            assert!(
+                !line.chars().any(crate::escape::needs_escape),
+                "{bad:?} → {line:?}"
+            );
+            assert!(!line.contains('\n'), "{line:?}");
+            assert!(line.starts_with("canreach serve: "), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_help_fits_the_width() {
+        for columns in [80, 60] {
+            let e = parse(args(&["--help"]), columns).unwrap_err();
+            for line in e.to_string().lines() {
+                assert!(
+                    unicode_width::UnicodeWidthStr::width(line) <= columns,
+                    "{columns}: {line:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::diagnosis::{self, AddressReport};
+use crate::diagnosis;
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
-use crate::facts::Facts;
+use crate::facts::{AddressEntry, Facts};
 use crate::local::shared::Lasting;
-use crate::pipeline::{self, LocalMode, Protocol, TraceMode};
+use crate::options::{LocalMode, Options, Protocol, TraceMode};
+use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::services::Services;
 use crate::session::ask::{Ask, HttpAsk};
@@ -88,10 +89,13 @@ pub fn probe_timeout(
     Ok(t.max(Duration::from_millis(1)))
 }
 
-/// Untrusted text for a message: escaped, at most `max` characters.
+/// Untrusted text for a message: secrets masked and escaped (`escape::line`, as the CLI's
+/// usage errors: a refused target's password must not come back in the answer, nor on the
+/// page), at most `max` characters.
 pub fn shown(s: &str, max: usize) -> String {
-    let mut out: String = crate::escape::escape(s).chars().take(max).collect();
-    if s.chars().count() > max {
+    let visible = crate::escape::line(s);
+    let mut out: String = visible.chars().take(max).collect();
+    if visible.chars().count() > max {
         out.push('…');
     }
     out
@@ -222,34 +226,7 @@ pub async fn run(
         .map_or_else(|| "GET".to_string(), |h| h.method.clone());
     let mut redirect_note = None;
     loop {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let ask = ask_for(module, &current, &method);
-        let protocol = match module.prober {
-            Prober::Tcp if module.tls => Protocol::Tls,
-            Prober::Tcp => Protocol::Tcp,
-            Prober::Http if current.url.as_ref().is_some_and(|u| u.scheme() == "https") => {
-                Protocol::Https
-            }
-            Prober::Http => Protocol::Http,
-            Prober::Canreach => Protocol::Auto,
-        };
-        let opts = pipeline::Options {
-            timeout: timeout.max(Duration::from_millis(1)),
-            trace: TraceMode::Auto,
-            local: LocalMode::Auto,
-            protocol,
-            // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
-            // one; canreach: the CLI's check, which follows the environment's proxy.
-            follow_proxy: module.prober == Prober::Canreach,
-            trust: Default::default(),
-            // The module's valid statuses make canreach's verdict agree with probe_success.
-            expect_status: module
-                .http_ask()
-                .map(|_| StatusSet::valid_codes(&module.valid_status_codes)),
-            ask,
-            // The failure's reason is the point of the exporter: every fact that explains one.
-            report: true,
-        };
+        let opts = options_for(module, &current, &method, deadline);
         let url = current.url.as_ref().map(|u| u.to_string());
         let facts = pipeline::gather_with(
             current.target.clone(),
@@ -263,37 +240,12 @@ pub async fn run(
         let next = redirect(module, &report.facts, current.url.as_ref());
         hops.push(Hop { url, report });
         let Some(location) = next else { break };
-        if hops.len() > REDIRECTS_MAX {
-            redirect_note = Some(format!("stopped after {REDIRECTS_MAX} redirects"));
-            break;
-        }
-        let Ok(url) = location else {
-            redirect_note = Some("a redirect without a usable Location".into());
-            break;
-        };
-        let parsed = match parse_target(url.as_str(), Prober::Http, services) {
-            Ok(p) => p,
-            Err(e) => {
-                redirect_note = Some(format!("a redirect that cannot be followed: {e}"));
+        match follow(location, &hops, &mut method, deadline, allow, services) {
+            Ok(parsed) => current = parsed,
+            Err(note) => {
+                redirect_note = Some(note);
                 break;
             }
-        };
-        if !allow.admits(&parsed.target.host) {
-            redirect_note = Some("a redirect to a target outside --allow".into());
-            break;
-        }
-        // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
-        let status = hops
-            .last()
-            .and_then(|h| last_status(&h.report.facts))
-            .unwrap_or(0);
-        if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
-            method = "GET".into();
-        }
-        current = parsed;
-        if Instant::now() >= deadline {
-            redirect_note = Some("the deadline came before the redirect".into());
-            break;
         }
     }
     let result = metrics::judge(module, &hops, start.elapsed(), redirect_note.is_some());
@@ -302,6 +254,73 @@ pub async fn run(
         result,
         redirect_note,
     }
+}
+
+/// What a check of this hop may do, as the module says.
+fn options_for(module: &Module, current: &Parsed, method: &str, deadline: Instant) -> Options {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let ask = ask_for(module, current, method);
+    let protocol = match module.prober {
+        Prober::Tcp if module.tls => Protocol::Tls,
+        Prober::Tcp => Protocol::Tcp,
+        Prober::Http if current.url.as_ref().is_some_and(|u| u.scheme() == "https") => {
+            Protocol::Https
+        }
+        Prober::Http => Protocol::Http,
+        Prober::Canreach => Protocol::Auto,
+    };
+    Options {
+        timeout: timeout.max(Duration::from_millis(1)),
+        trace: TraceMode::Auto,
+        local: LocalMode::Auto,
+        protocol,
+        // tcp and http: like blackbox_exporter, which uses no proxy unless a module names
+        // one; canreach: the CLI's check, which follows the environment's proxy.
+        follow_proxy: module.prober == Prober::Canreach,
+        trust: Default::default(),
+        // The module's valid statuses make canreach's verdict agree with probe_success.
+        expect_status: module
+            .http_ask()
+            .map(|_| StatusSet::valid_codes(&module.valid_status_codes)),
+        ask,
+        // The failure's reason is the point of the exporter: every fact that explains one.
+        report: true,
+    }
+}
+
+/// The next hop of a redirect to `location`, or why it is not followed. `method` becomes
+/// GET where a client turns a POST into one.
+fn follow(
+    location: Result<url::Url, ()>,
+    hops: &[Hop],
+    method: &mut String,
+    deadline: Instant,
+    allow: &Allow,
+    services: &Services,
+) -> Result<Parsed, String> {
+    if hops.len() > REDIRECTS_MAX {
+        return Err(format!("stopped after {REDIRECTS_MAX} redirects"));
+    }
+    let Ok(url) = location else {
+        return Err("a redirect without a usable Location".into());
+    };
+    let parsed = parse_target(url.as_str(), Prober::Http, services)
+        .map_err(|e| format!("a redirect that cannot be followed: {e}"))?;
+    if !allow.admits(&parsed.target.host) {
+        return Err("a redirect to a target outside --allow".into());
+    }
+    // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
+    let status = hops
+        .last()
+        .and_then(|h| last_status(&h.report.facts))
+        .unwrap_or(0);
+    if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
+        *method = "GET".into();
+    }
+    if Instant::now() >= deadline {
+        return Err("the deadline came before the redirect".into());
+    }
+    Ok(parsed)
 }
 
 /// What the session stage is asked for this hop.
@@ -341,9 +360,9 @@ fn ask_for(module: &Module, parsed: &Parsed, method: &str) -> Option<Arc<Ask>> {
     }
 }
 
-fn last_status(facts: &Facts<AddressReport>) -> Option<u16> {
+fn last_status<A: AddressEntry>(facts: &Facts<A>) -> Option<u16> {
     facts.addresses.iter().find_map(|a| {
-        a.facts
+        a.gathered()
             .session
             .as_ref()?
             .answered
@@ -358,21 +377,17 @@ fn last_status(facts: &Facts<AddressReport>) -> Option<u16> {
 
 /// The URL to follow, when the module follows redirects and the answer is one: `Err` for a
 /// redirect whose Location is missing or not a URL.
-fn redirect(
+fn redirect<A: AddressEntry>(
     module: &Module,
-    facts: &Facts<AddressReport>,
+    facts: &Facts<A>,
     base: Option<&url::Url>,
 ) -> Option<Result<url::Url, ()>> {
     if module.prober != Prober::Http || !module.follow_redirects {
         return None;
     }
     let chosen = metrics::chosen_address(facts, module)?;
-    let a = facts
-        .addresses
-        .iter()
-        .find(|a| a.result.address.ip() == chosen)?;
+    let a = metrics::address_facts(facts, chosen)?;
     let r = a
-        .facts
         .session
         .as_ref()?
         .answered
@@ -456,5 +471,22 @@ mod tests {
         assert!(parse_target(&"a".repeat(TARGET_MAX + 1), Prober::Tcp, &s).is_err());
         let e = parse_target("bad\u{7}host:1", Prober::Tcp, &s).unwrap_err();
         assert!(!e.to_string().contains('\u{7}'), "{e}");
+    }
+
+    #[test]
+    fn a_refused_target_is_quoted_without_its_secrets() {
+        let s = Services::parse("");
+        for (raw, prober) in [
+            ("http://u:hunter2@h:99999/", Prober::Http),
+            ("https://h:99999/?token=hunter2", Prober::Http),
+            ("u:hunter2@h:22", Prober::Tcp),
+            ("u:hunter2@h", Prober::Canreach),
+        ] {
+            let e = parse_target(raw, prober, &s).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{raw} → {e}");
+            assert!(e.contains("***"), "{raw} → {e}");
+        }
+        let refused = BadRequest::NotAllowed(shown("http://u:hunter2@10.0.0.1/", 80));
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
     }
 }

@@ -416,7 +416,8 @@ fn report_text(done: &probe::Done, module: &str, prober: super::config::Prober) 
                 "── {} of {}: {}",
                 i + 1,
                 done.hops.len(),
-                crate::escape::escape(hop.url.as_deref().unwrap_or(""))
+                // The URL as typed or as a `Location` gave it: secrets masked, escaped.
+                crate::escape::line(hop.url.as_deref().unwrap_or(""))
             );
         }
         let mut buf = Vec::new();

@@ -1,6 +1,6 @@
 //! What a prober asks of the session stage beyond the CLI's own check, and what came of it.
 //!
-//! The CLI asks one question after the connect (`HEAD /`, a handshake, the first moments). A
+//! The CLI asks one question after the connect (`HEAD /`, a handshake, a watch before speaking). A
 //! blackbox_exporter module (`canreach serve`, see `src/serve/`) asks its own: a method, extra
 //! headers and the whole body of one HTTP exchange; a TLS server name or trust store of its
 //! own; a `query_response` dialogue (expect a line matching a pattern, send a line). These
@@ -112,7 +112,8 @@ pub struct Dialogue {
     /// Why the next step failed, if one did.
     pub failure: Option<DialogueFailure>,
     /// The labels of the steps whose pattern matched, their values expanded from what the
-    /// peer sent (control characters dropped, at most [`LABEL_MAX`] characters each).
+    /// peer sent (control, bidi and invisible characters dropped, at most [`LABEL_MAX`]
+    /// characters each).
     pub labels: Vec<(String, String)>,
 }
 
@@ -125,7 +126,9 @@ fn label_value(caps: &regex::bytes::Captures<'_>, template: &str) -> String {
     caps.expand(template.as_bytes(), &mut out);
     String::from_utf8_lossy(&out)
         .chars()
-        .filter(|c| !c.is_control())
+        // Control characters, and bidi and invisible ones (`escape::needs_escape`): a label
+        // value is shown raw by Prometheus's pages and whatever reads its API.
+        .filter(|c| !c.is_control() && !crate::escape::needs_escape(*c))
         .take(LABEL_MAX)
         .collect()
 }
@@ -174,111 +177,150 @@ pub async fn dialogue<S>(stream: &mut S, steps: &[Step], deadline: Instant) -> D
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf: Vec<u8> = Vec::new();
+    let mut lines = Lines::default();
     let mut labels = Vec::new();
-    let mut read_total = 0usize;
-    let mut chunk = [0u8; 4096];
     for (i, step) in steps.iter().enumerate() {
         let mut send = step.send.clone();
         if let Some(re) = &step.expect {
-            // Lines until one matches (`\n`-separated, a trailing `\r` dropped, as
-            // blackbox_exporter's scanner reads them).
-            let found = loop {
-                if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let mut line: Vec<u8> = buf.drain(..=pos).collect();
-                    line.pop();
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if let Some(caps) = re.captures(&line) {
-                        for (name, value) in &step.labels {
-                            labels.push((name.clone(), label_value(&caps, value)));
-                        }
-                        if let Some(s) = &send {
-                            let mut out = Vec::new();
-                            caps.expand(s.as_bytes(), &mut out);
-                            send = Some(String::from_utf8_lossy(&out).into_owned());
-                        }
-                        break Ok(());
-                    }
-                    continue;
-                }
-                if buf.len() > LINE_MAX || read_total > DIALOGUE_MAX {
-                    break Err(DialogueFailure::TooLong);
-                }
-                match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-                    Err(_) => break Err(DialogueFailure::Deadline),
-                    Ok(Err(e)) => {
-                        break Err(DialogueFailure::Io {
-                            errno: e.raw_os_error(),
-                        });
-                    }
-                    Ok(Ok(0)) => {
-                        // The last, unterminated line counts too.
-                        let mut line = std::mem::take(&mut buf);
-                        if line.last() == Some(&b'\r') {
-                            line.pop();
-                        }
-                        if !line.is_empty()
-                            && let Some(caps) = re.captures(&line)
-                        {
-                            for (name, value) in &step.labels {
-                                labels.push((name.clone(), label_value(&caps, value)));
-                            }
-                            if let Some(s) = &send {
-                                let mut out = Vec::new();
-                                caps.expand(s.as_bytes(), &mut out);
-                                send = Some(String::from_utf8_lossy(&out).into_owned());
-                            }
-                            break Ok(());
-                        }
-                        let keep = line.len().saturating_sub(FIRST_BYTES_MAX);
-                        break Err(DialogueFailure::NoMatch {
-                            last: line[keep..].to_vec(),
-                        });
-                    }
-                    Ok(Ok(n)) => {
-                        read_total += n;
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
+            let line = match expect(&mut lines, stream, re, deadline).await {
+                Ok(line) => line,
+                Err(failure) => {
+                    return Dialogue {
+                        done: i,
+                        failure: Some(failure),
+                        labels,
+                    };
                 }
             };
-            if let Err(failure) = found {
-                return Dialogue {
-                    done: i,
-                    failure: Some(failure),
-                    labels,
-                };
+            if let Some(caps) = re.captures(&line) {
+                for (name, value) in &step.labels {
+                    labels.push((name.clone(), label_value(&caps, value)));
+                }
+                if let Some(s) = &send {
+                    let mut out = Vec::new();
+                    caps.expand(s.as_bytes(), &mut out);
+                    send = Some(String::from_utf8_lossy(&out).into_owned());
+                }
             }
         }
-        if let Some(s) = send {
-            let mut line = s.into_bytes();
-            line.push(b'\n');
-            let wrote = tokio::time::timeout_at(deadline, async {
-                stream.write_all(&line).await?;
-                stream.flush().await
-            })
-            .await;
-            let failure = match wrote {
-                Err(_) => Some(DialogueFailure::Deadline),
-                Ok(Err(e)) => Some(DialogueFailure::Io {
-                    errno: e.raw_os_error(),
-                }),
-                Ok(Ok(())) => None,
+        if let Some(s) = send
+            && let Some(failure) = send_line(stream, s, deadline).await
+        {
+            return Dialogue {
+                done: i,
+                failure: Some(failure),
+                labels,
             };
-            if failure.is_some() {
-                return Dialogue {
-                    done: i,
-                    failure,
-                    labels,
-                };
-            }
         }
     }
     Dialogue {
         done: steps.len(),
         failure: None,
         labels,
+    }
+}
+
+/// Lines until one matches `re`; the peer's end without a match is
+/// [`DialogueFailure::NoMatch`] with the last line's end.
+async fn expect<S>(
+    lines: &mut Lines,
+    stream: &mut S,
+    re: &regex::bytes::Regex,
+    deadline: Instant,
+) -> Result<Vec<u8>, DialogueFailure>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        match lines.next(stream, deadline).await? {
+            Line::Whole(line) if re.is_match(&line) => return Ok(line),
+            Line::Whole(_) => {}
+            // The last, unterminated line counts too.
+            Line::Last(line) if !line.is_empty() && re.is_match(&line) => return Ok(line),
+            Line::Last(line) => {
+                let keep = line.len().saturating_sub(FIRST_BYTES_MAX);
+                return Err(DialogueFailure::NoMatch {
+                    last: line[keep..].to_vec(),
+                });
+            }
+        }
+    }
+}
+
+/// `s` and a newline, within the deadline; the failure, if any.
+async fn send_line<S>(stream: &mut S, s: String, deadline: Instant) -> Option<DialogueFailure>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut line = s.into_bytes();
+    line.push(b'\n');
+    let wrote = tokio::time::timeout_at(deadline, async {
+        stream.write_all(&line).await?;
+        stream.flush().await
+    })
+    .await;
+    match wrote {
+        Err(_) => Some(DialogueFailure::Deadline),
+        Ok(Err(e)) => Some(DialogueFailure::Io {
+            errno: e.raw_os_error(),
+        }),
+        Ok(Ok(())) => None,
+    }
+}
+
+/// The peer's bytes cut into lines (`\n`-separated, a trailing `\r` dropped, as
+/// blackbox_exporter's scanner reads them), bounded by [`LINE_MAX`] and [`DIALOGUE_MAX`].
+#[derive(Debug, Default)]
+struct Lines {
+    buf: Vec<u8>,
+    read_total: usize,
+}
+
+/// One line of the peer's.
+enum Line {
+    Whole(Vec<u8>),
+    /// What was left when the peer ended the connection (possibly empty).
+    Last(Vec<u8>),
+}
+
+impl Lines {
+    async fn next<S>(&mut self, stream: &mut S, deadline: Instant) -> Result<Line, DialogueFailure>
+    where
+        S: AsyncRead + Unpin,
+    {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Whole(line));
+            }
+            if self.buf.len() > LINE_MAX || self.read_total > DIALOGUE_MAX {
+                return Err(DialogueFailure::TooLong);
+            }
+            match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+                Err(_) => return Err(DialogueFailure::Deadline),
+                Ok(Err(e)) => {
+                    return Err(DialogueFailure::Io {
+                        errno: e.raw_os_error(),
+                    });
+                }
+                Ok(Ok(0)) => {
+                    let mut line = std::mem::take(&mut self.buf);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    return Ok(Line::Last(line));
+                }
+                Ok(Ok(n)) => {
+                    self.read_total += n;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
     }
 }
 
@@ -655,7 +697,7 @@ mod tests {
             got
         });
         let mut ping = step(Some("PING :(?P<token>[^ ]+)"), Some("PONG ${1}"));
-        ping.labels = vec![("token".into(), "t=${token}\u{7}".into())];
+        ping.labels = vec![("token".into(), "t=${token}\u{7}\u{202e}\u{9b}".into())];
         let d = dialogue(&mut client, &[ping, step(Some("^001"), None)], deadline).await;
         assert_eq!(
             d,

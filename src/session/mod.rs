@@ -2,19 +2,19 @@
 //!
 //! "Open" proves only that a listening socket exists: the kernel completes the handshake before
 //! the program calls `accept()` (see `docs/ground-truth/beyond-connect.md`). This stage looks at the
-//! first moments of the connection and at the application protocols on top of it, and records
+//! connection before the client speaks and at the application protocols on top of it, and records
 //! what it saw as typed facts. Like every stage it never prints and never decides: the words
 //! ("the certificate expired on …", "the server answered plain HTTP") belong to the diagnosis.
 //!
 //! | part | module | facts |
 //! |---|---|---|
-//! | the stage as one call | [`after`] | [`SessionFacts`]: first moments, then TLS (+ MSS retry), then HTTP |
-//! | first moments (nothing written) | [`first`] | [`first::First`]: reset, closed, banner (SSH, SMTP, MySQL …), silent |
+//! | the stage as one call | `stage` | [`SessionFacts`]: what the server does unasked, then TLS (+ MSS retry), then HTTP |
+//! | before the client speaks (nothing written) | [`watch`] | [`watch::First`]: reset, closed, banner (SSH, SMTP, MySQL …), silent |
 //! | TLS handshake | [`tls`] | [`tls::TlsFacts`]: version, suite, ALPN, chain, [`tls::TlsFailure`] |
 //! | one HTTP request | [`http`] | [`http::HttpFacts`]: status, `Server`, `Via`, `Location` …, [`http::HttpFailure`] |
 //! | proxy environment, CONNECT | [`proxy`] | [`proxy::ProxyChoice`], [`proxy::ConnectFacts`] |
 //! | reduced-MSS retry | [`mss`] | a connected stream, or [`mss::MssError`] |
-//! | a prober's own questions | [`ask`] | [`ask::Answered`]: one HTTP exchange as a module asks it, a `query_response` dialogue |
+//! | a prober's own questions | `ask` | `ask::Answered`: one HTTP exchange as a module asks it, a `query_response` dialogue |
 //!
 //! ## For the pipeline
 //!
@@ -32,24 +32,24 @@
 //! let facts: SessionFacts = after_connect(stream, address, rtt, &req, deadline).await;
 //! ```
 //!
-//! A completed connect that reported ECONNRESET never gets here: [`first::accepted_then_reset`]
+//! A completed connect that reported ECONNRESET never gets here: [`watch::accepted_then_reset`]
 //! says what that fact means. [`proxy::proxy_for`] is independent of any connection (pure, from
 //! the environment).
 //!
 //! Everything the peer sends is hostile input: every read is bounded in size and by the
 //! caller's deadline, and no parser panics on garbage.
 
-pub mod after;
-pub mod ask;
-pub mod first;
+pub(crate) mod ask;
 pub mod http;
 pub mod mss;
-pub mod protocols;
+pub(crate) mod protocols;
 pub mod proxy;
-pub mod status;
+pub(crate) mod stage;
+pub(crate) mod status;
 pub mod tls;
+pub mod watch;
 
-pub use after::{
+pub use stage::{
     Application, Destination, SessionFacts, SessionRequest, ViaProxy, after_connect,
     after_connect_via, application_for,
 };
@@ -100,11 +100,6 @@ impl<S> Recording<S> {
     /// A handle to the record that outlives the stream.
     pub fn handle(&self) -> Arc<Mutex<Recorded>> {
         Arc::clone(&self.seen)
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 }
 

@@ -119,7 +119,7 @@ impl TrustStore {
     /// ~150 files besides the bundle that holds the same certificates) where OpenSSL looks a
     /// directory up lazily, by hash, only for an issuer it did not find: reading them all was
     /// most of a TLS check of a local server. So the bundle is read first, and the whole store
-    /// only when the bundle did not know the issuer (`session::after` then asks again).
+    /// only when the bundle did not know the issuer (`session::stage` then asks again).
     /// Which file and directories: `SSL_CERT_FILE`/`SSL_CERT_DIR` as rustls-native-certs reads
     /// them (a file alone when only the file is set), else OpenSSL's usual places
     /// (openssl-probe, as rustls-native-certs does).
@@ -341,8 +341,6 @@ pub enum Versions {
     Any,
     /// TLS 1.2 only: a retry that tells "the server needs TLS 1.2" apart.
     Only12,
-    /// TLS 1.3 only.
-    Only13,
 }
 
 /// What to ask for in a handshake.
@@ -428,6 +426,20 @@ pub enum AfterHandshake {
     Alert(TlsAlert),
     /// The read failed otherwise.
     Failed(TlsError),
+}
+
+impl AfterHandshake {
+    /// The server turned the client away after the handshake (an alert, a close, a reset,
+    /// a failed read): it wanted a client certificate.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self,
+            AfterHandshake::Alert(_)
+                | AfterHandshake::Failed(_)
+                | AfterHandshake::Closed
+                | AfterHandshake::Reset
+        )
+    }
 }
 
 /// Why the handshake did not give a usable, verified session.
@@ -884,7 +896,6 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
     let builder = match req.versions {
         Versions::Any => builder.with_protocol_versions(rustls::ALL_VERSIONS),
         Versions::Only12 => builder.with_protocol_versions(&[&rustls::version::TLS12]),
-        Versions::Only13 => builder.with_protocol_versions(&[&rustls::version::TLS13]),
     }?;
     let builder: ConfigBuilder<ClientConfig, WantsClientCert> = builder
         .dangerous()
@@ -963,96 +974,125 @@ pub async fn handshake_until(
         .strip_prefix('[')
         .and_then(|n| n.strip_suffix(']'))
         .unwrap_or(req.server_name);
-    let name = match ServerName::try_from(bare.to_owned()) {
-        Ok(n) => n,
-        Err(_) => {
-            facts.failure = Some(TlsFailure::Other(TlsError::InvalidServerName));
-            return (facts, None);
-        }
+    let Ok(name) = ServerName::try_from(bare.to_owned()) else {
+        facts.failure = Some(TlsFailure::Other(TlsError::InvalidServerName));
+        return (facts, None);
     };
-    let cfg = match config(req, &seen) {
-        Ok(c) => c,
-        Err(_) => {
-            facts.failure = Some(TlsFailure::Other(TlsError::LocalSetup));
-            return (facts, None);
-        }
+    let Ok(cfg) = config(req, &seen) else {
+        facts.failure = Some(TlsFailure::Other(TlsError::LocalSetup));
+        return (facts, None);
     };
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let recording = Recording::new(stream);
     let received = recording.handle();
-    let connector = TlsConnector::from(Arc::new(cfg));
-    let outcome = {
-        let connect = connector.connect(name, recording);
-        tokio::pin!(connect, stop);
-        let outcome = tokio::select! {
-            r = &mut connect => Some(r),
-            _ = tokio::time::sleep_until(deadline) => None,
-            _ = &mut stop => None,
-        };
-        if outcome.is_none() {
-            // Read while the handshake (which owns the socket) is still alive: what the
-            // kernel had received by now, in order and out of it.
-            facts.given_up = crate::sys::tcp_segments(fd);
-        }
-        outcome
-    };
-
-    let mut session = None;
-    let mut error: Option<HandshakeError> = None;
-    match outcome {
-        Some(Ok(s)) => session = Some(s),
-        Some(Err(e)) => error = Some(HandshakeError::from_io(e)),
-        None => error = Some(HandshakeError::Timeout),
-    }
-
+    let (mut session, error) = connect(cfg, name, recording, fd, deadline, stop, &mut facts).await;
     // What was negotiated, before a refusal after the handshake can take the session away.
     if let Some(s) = &session {
-        let (_, conn) = s.get_ref();
-        facts.version = conn.protocol_version().map(|v| match u16::from(v) {
-            0x0303 => TlsVersion::Tls12,
-            0x0304 => TlsVersion::Tls13,
-            n => TlsVersion::Other(n),
-        });
-        facts.cipher_suite = conn
-            .negotiated_cipher_suite()
-            .map(|s| s.suite().as_str().unwrap_or("unknown").to_owned());
-        facts.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+        negotiated(s, &mut facts);
     }
-
     // A client certificate was asked for and the handshake "succeeded": the refusal, if any,
     // comes on the first read (TLS 1.3).
     let asked = lock(&seen).client_cert_issuers.is_some();
     if let (Some(s), true) = (session.as_mut(), asked) {
-        let window = post_handshake_window(start.elapsed());
-        let until = (Instant::now() + window).min(deadline);
-        let mut buf = vec![0u8; FIRST_BYTES_MAX];
-        let after = match tokio::time::timeout_at(until, s.read(&mut buf)).await {
-            Err(_) => AfterHandshake::Quiet,
-            Ok(Ok(0)) => AfterHandshake::Closed,
-            Ok(Ok(n)) => AfterHandshake::Data(buf[..n].to_vec()),
-            Ok(Err(e)) => match HandshakeError::from_io(e) {
-                HandshakeError::Tls(rustls::Error::AlertReceived(a)) => {
-                    AfterHandshake::Alert(TlsAlert::from(a))
-                }
-                HandshakeError::Reset => AfterHandshake::Reset,
-                HandshakeError::Closed => AfterHandshake::Closed,
-                other => AfterHandshake::Failed(other.kind()),
-            },
-        };
-        if matches!(
-            after,
-            AfterHandshake::Alert(_)
-                | AfterHandshake::Failed(_)
-                | AfterHandshake::Closed
-                | AfterHandshake::Reset
-        ) {
+        let after = read_after_handshake(s, start, deadline).await;
+        if after.refused() {
             session = None;
         }
         facts.after = Some(after);
     }
+    judge_chain(
+        &seen,
+        &snapshot(&received),
+        error.as_ref(),
+        start,
+        req,
+        &mut facts,
+    );
+    facts.elapsed = start.elapsed();
+    (facts, session)
+}
 
+/// Run the handshake until it ends, the deadline, or `stop`; when it is given up, what the
+/// kernel had received by then goes into `facts.given_up`.
+async fn connect(
+    cfg: ClientConfig,
+    name: ServerName<'static>,
+    recording: Recording<TcpStream>,
+    fd: std::os::fd::RawFd,
+    deadline: Instant,
+    stop: impl std::future::Future<Output = ()>,
+    facts: &mut TlsFacts,
+) -> (Option<TlsSession>, Option<HandshakeError>) {
+    let connect = TlsConnector::from(Arc::new(cfg)).connect(name, recording);
+    tokio::pin!(connect, stop);
+    let outcome = tokio::select! {
+        r = &mut connect => Some(r),
+        _ = tokio::time::sleep_until(deadline) => None,
+        _ = &mut stop => None,
+    };
+    match outcome {
+        Some(Ok(s)) => (Some(s), None),
+        Some(Err(e)) => (None, Some(HandshakeError::from_io(e))),
+        None => {
+            // Read while the handshake (which owns the socket) is still alive: what the
+            // kernel had received by now, in order and out of it.
+            facts.given_up = crate::sys::tcp_segments(fd);
+            (None, Some(HandshakeError::Timeout))
+        }
+    }
+}
+
+/// The version, cipher suite and ALPN the handshake agreed on.
+fn negotiated(s: &TlsSession, facts: &mut TlsFacts) {
+    let (_, conn) = s.get_ref();
+    facts.version = conn.protocol_version().map(|v| match u16::from(v) {
+        0x0303 => TlsVersion::Tls12,
+        0x0304 => TlsVersion::Tls13,
+        n => TlsVersion::Other(n),
+    });
+    facts.cipher_suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| s.suite().as_str().unwrap_or("unknown").to_owned());
+    facts.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+}
+
+/// The first read after a handshake in which a client certificate was asked for: where a TLS
+/// 1.3 server refuses a client without one ([`post_handshake_window`]).
+async fn read_after_handshake(
+    s: &mut TlsSession,
+    start: Instant,
+    deadline: Instant,
+) -> AfterHandshake {
+    let window = post_handshake_window(start.elapsed());
+    let until = (Instant::now() + window).min(deadline);
+    let mut buf = vec![0u8; FIRST_BYTES_MAX];
+    match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+        Err(_) => AfterHandshake::Quiet,
+        Ok(Ok(0)) => AfterHandshake::Closed,
+        Ok(Ok(n)) => AfterHandshake::Data(buf[..n].to_vec()),
+        Ok(Err(e)) => match HandshakeError::from_io(e) {
+            HandshakeError::Tls(rustls::Error::AlertReceived(a)) => {
+                AfterHandshake::Alert(TlsAlert::from(a))
+            }
+            HandshakeError::Reset => AfterHandshake::Reset,
+            HandshakeError::Closed => AfterHandshake::Closed,
+            other => AfterHandshake::Failed(other.kind()),
+        },
+    }
+}
+
+/// What the recording verifier kept (the chain, its error, the client certificate asked
+/// for), and from it and the handshake's error the failure.
+fn judge_chain(
+    seen: &Shared,
+    recorded: &Recorded,
+    error: Option<&HandshakeError>,
+    start: Instant,
+    req: &TlsRequest<'_>,
+    facts: &mut TlsFacts,
+) {
     let (chain_der, verify_error, now, issuers) = {
-        let s = lock(&seen);
+        let s = lock(seen);
         (
             s.chain.clone(),
             s.error.clone(),
@@ -1073,30 +1113,20 @@ pub async fn handshake_until(
     }
     let issuer_names: Option<Vec<String>> =
         issuers.map(|list| list.iter().map(|n| dn_to_string(n)).collect());
-
-    let recorded = snapshot(&received);
     facts.first_answer = recorded
         .first_at
         .map(|t| t.saturating_duration_since(start));
-    facts.failure = match (&error, &facts.after) {
+    facts.failure = match (error, &facts.after) {
         (Some(e), _) => Some(classify(
             e,
-            &recorded,
+            recorded,
             &facts.chain,
             &chain_der,
             now,
             issuer_names.as_deref(),
             req,
         )),
-        (
-            None,
-            Some(
-                AfterHandshake::Alert(_)
-                | AfterHandshake::Failed(_)
-                | AfterHandshake::Closed
-                | AfterHandshake::Reset,
-            ),
-        ) => Some(TlsFailure::ClientCertRequired {
+        (None, Some(after)) if after.refused() => Some(TlsFailure::ClientCertRequired {
             issuers: issuer_names.clone().unwrap_or_default(),
         }),
         // A chain accepted without verification (`--insecure`, a module's
@@ -1107,8 +1137,6 @@ pub async fn handshake_until(
         issuers,
         went_on_without: facts.failure.is_none(),
     });
-    facts.elapsed = start.elapsed();
-    (facts, session)
 }
 
 /// A handshake error, with rustls's error taken back out of the `io::Error` tokio-rustls wraps

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::services::Services;
 use crate::target::{self, Host, PortSource, Target, TargetError, shown};
 
-use super::Family;
+use crate::options::Family;
 
 /// The most a targets file may hold, in bytes: a list of targets, not a data set.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;

@@ -9,7 +9,7 @@
 //! | `progress` | the spinner on stderr |
 //! | `report` | the finished checks' reports, written in input order, kept only as far as the output needs them |
 //!
-//! Every target is checked by its own [`pipeline::gather`] in the one current-thread runtime,
+//! Every target is checked by its own [`pipeline::gather_with`] in the one current-thread runtime,
 //! under its own deadline (which starts when its check starts, not while it queues). At most
 //! [`CONCURRENCY`] checks run at once. Targets that share a remote host run one after another
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
@@ -23,7 +23,6 @@ mod wait;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
@@ -39,6 +38,7 @@ use crate::escape::escape;
 use crate::exit_codes::{ExitCode, PluginState};
 use crate::facts::{WaitEnd, Waited};
 use crate::local;
+use crate::options::{Family, LocalMode, Options};
 use crate::pipeline;
 use crate::probe::KernelConnector;
 use crate::target::{Host, Target};
@@ -100,36 +100,6 @@ impl Limits {
         let limit = crate::sys::open_file_limit().unwrap_or(1024);
         let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count() as u64);
         Limits::for_free_files(limit.saturating_sub(open + RESERVED_FILES))
-    }
-}
-
-/// An address family (`-4`, `-6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn admits(self, ip: IpAddr) -> bool {
-        match self {
-            Family::V4 => ip.is_ipv4(),
-            Family::V6 => ip.is_ipv6(),
-        }
-    }
-
-    pub fn flag(self) -> &'static str {
-        match self {
-            Family::V4 => "-4",
-            Family::V6 => "-6",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
     }
 }
 
@@ -209,7 +179,7 @@ impl Slot {
 /// local kernel, no rate limit) run concurrently.
 #[derive(Debug)]
 pub struct Runner {
-    opts: pipeline::Options,
+    opts: Options,
     family: Option<Family>,
     lookups: Lookups,
     permits: Semaphore,
@@ -236,13 +206,13 @@ fn host_key(t: &Target) -> Option<String> {
 impl Runner {
     /// Checks of `targets`, as many at once as this process's descriptors allow
     /// ([`Limits::now`]).
-    pub fn new(opts: pipeline::Options, family: Option<Family>, targets: &[Input]) -> Runner {
+    pub fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
         Runner::with_limits(opts, family, targets, Limits::now())
     }
 
     /// Checks of `targets`, at most `limits` at once.
     pub fn with_limits(
-        opts: pipeline::Options,
+        opts: Options,
         family: Option<Family>,
         targets: &[Input],
         limits: Limits,
@@ -271,7 +241,7 @@ impl Runner {
     /// Start reading this machine's listeners and owners when a target is surely this machine
     /// and local inspection is not turned off (see [`local::shared::PerRun::start`]).
     pub fn start_local_reads(&self, inputs: &[Input]) {
-        if self.opts.local != pipeline::LocalMode::Never
+        if self.opts.local != LocalMode::Never
             && inputs.iter().any(|i| host_key(&i.target).is_none())
         {
             self.local.start();
@@ -298,7 +268,7 @@ impl Runner {
             family: self.family,
             slot,
         };
-        let opts = pipeline::Options {
+        let opts = Options {
             timeout,
             ..self.opts.clone()
         };
@@ -390,31 +360,18 @@ pub const WINDOW: usize = 1024;
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
 /// as every earlier target's is (JSON Lines), or the table once all are done (text).
 pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
-    let opts = pipeline::Options {
-        timeout: cli.timeout,
-        trace: cli.trace_mode(),
-        local: cli.local_mode(),
-        protocol: cli.protocol(),
-        follow_proxy: !cli.no_proxy,
-        trust: cli.trust(),
-        expect_status: cli.expect_status,
-        ask: None,
-        report: !cli.quiet,
-    };
     let format = cli.output_format();
-    let single = inputs.len() == 1 && cli.wait.is_none();
-    let runner = Runner::new(opts.clone(), cli.family(), &inputs);
+    let runner = Runner::new(cli.options(), cli.family(), &inputs);
     // Before the runtime is built: the inspection's thread starts meanwhile.
     runner.start_local_reads(&inputs);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let interruptible = cli.wait.is_some() || inputs.len() > 1;
     // Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
     // interrupted sets up its handler first, then lets a held one through to it; a single
     // check ends by the default action, as before.
-    let sigint = if interruptible {
+    let sigint = if cli.wait.is_some() || inputs.len() > 1 {
         let _guard = rt.enter();
         // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
         // out of descriptors must end in one clear line (then Ctrl-C just ends it).
@@ -429,80 +386,22 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     let out: &mut dyn Write = if cli.quiet { sink } else { out };
     let keep = report::Keep::for_run(cli.quiet, format, inputs.len(), cli.wait.is_some());
     let reports = RefCell::new(report::Reports::new(keep, format, out));
-    let window = if cli.wait.is_some() {
-        inputs.len()
-    } else {
-        WINDOW
-    };
     let start = Instant::now();
-
+    let checks = Checks {
+        cli,
+        format,
+        inputs: &inputs,
+        slots: &slots,
+        runner: &runner,
+        reports: &reports,
+        progress: &progress,
+        until: cli.wait.map(|w| Instant::now() + w),
+    };
     let finished = rt.block_on(async {
-        let until = cli.wait.map(|w| Instant::now() + w);
-        let check = |index: usize| {
-            let (i, slot) = (&inputs[index], &slots[index]);
-            let runner = &runner;
-            let reports = &reports;
-            let progress = &progress;
-            async move {
-                let c = match until {
-                    None => {
-                        let c = runner.check(&i.target, opts.timeout, slot).await;
-                        slot.set_phase(Phase::Done);
-                        c
-                    }
-                    Some(until) => {
-                        let changed = |from: Verdict, to: Verdict, after: Duration| {
-                            if cli.quiet {
-                                return;
-                            }
-                            let _ = log_change(format, &i.target, from, to, after, |line| {
-                                match format {
-                                    Format::Json => reports.borrow_mut().event(line),
-                                    _ => progress.println(line),
-                                }
-                                Ok(())
-                            });
-                        };
-                        let wait = cli.wait.unwrap_or_default();
-                        let c = runner
-                            .wait_for(&i.target, slot, until, wait, &changed)
-                            .await;
-                        // A wait that ends without the target open says so, whatever the
-                        // format (the report's footer says it too).
-                        if let (false, Some(line)) = (
-                            cli.quiet,
-                            c.facts
-                                .waited
-                                .and_then(|w| gave_up_line(&i.target, c.verdict, &w)),
-                        ) {
-                            progress.println(&line);
-                        }
-                        c
-                    }
-                };
-                (index, c)
-            }
-        };
-        let all = async {
-            let mut running = futures_util::stream::FuturesUnordered::new();
-            let mut next = 0;
-            loop {
-                // Start checks while the window has room; each is written (or kept) when
-                // every earlier one is done.
-                while next < inputs.len() && next < reports.borrow().settled() + window {
-                    running.push(check(next));
-                    next += 1;
-                }
-                match running.next().await {
-                    Some((index, c)) => reports.borrow_mut().done(index, c),
-                    None => break,
-                }
-            }
-        };
         let mut sigint = sigint;
         tokio::select! {
-            () = all => true,
-            _ = progress.run(&inputs, &slots, start, until) => false,
+            () = checks.all() => true,
+            _ = progress.run(&inputs, &slots, start, checks.until) => false,
             _ = async {
                 match sigint.as_mut() {
                     Some(s) => {
@@ -516,7 +415,6 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     progress.clear();
     // Abandoned lookups (a silent name server) must not hold the exit.
     rt.shutdown_background();
-
     let reports = reports.into_inner();
     if !finished {
         interrupted(&inputs, &slots, start.elapsed());
@@ -528,7 +426,10 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     // A single check this machine could not even make (out of file descriptors) says nothing
     // about its target: an internal error. Among many, such a check is reported as such
     // (`inconclusive`, `local_error`) beside the others.
-    if single && let Some(why) = reports.resource_failure() {
+    if inputs.len() == 1
+        && cli.wait.is_none()
+        && let Some(why) = reports.resource_failure()
+    {
         anyhow::bail!(why.to_string());
     }
     let code = match format {
@@ -538,6 +439,85 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     };
     let write_error = reports.finish();
     Ok(Ended { code, write_error })
+}
+
+/// The checks of one run, and where their reports and progress go.
+struct Checks<'a, 'o> {
+    cli: &'a Cli,
+    format: Format,
+    inputs: &'a [Input],
+    slots: &'a [Slot],
+    runner: &'a Runner,
+    reports: &'a RefCell<report::Reports<'o>>,
+    progress: &'a Progress,
+    /// The end of `--wait`.
+    until: Option<Instant>,
+}
+
+impl Checks<'_, '_> {
+    /// Every target's check, started in input order while the window has room; each is
+    /// written (or kept) when every earlier one is done.
+    async fn all(&self) {
+        let window = if self.cli.wait.is_some() {
+            self.inputs.len()
+        } else {
+            WINDOW
+        };
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        let mut next = 0;
+        loop {
+            while next < self.inputs.len() && next < self.reports.borrow().settled() + window {
+                running.push(self.one(next));
+                next += 1;
+            }
+            match running.next().await {
+                Some((index, c)) => self.reports.borrow_mut().done(index, c),
+                None => break,
+            }
+        }
+    }
+
+    /// Target `index`'s check, or its wait.
+    async fn one(&self, index: usize) -> (usize, Report) {
+        let (i, slot) = (&self.inputs[index], &self.slots[index]);
+        let Some(until) = self.until else {
+            let c = self
+                .runner
+                .check(&i.target, self.runner.opts.timeout, slot)
+                .await;
+            slot.set_phase(Phase::Done);
+            return (index, c);
+        };
+        let (cli, format) = (self.cli, self.format);
+        let changed = |from: Verdict, to: Verdict, after: Duration| {
+            if cli.quiet {
+                return;
+            }
+            let _ = log_change(format, &i.target, from, to, after, |line| {
+                match format {
+                    Format::Json => self.reports.borrow_mut().event(line),
+                    _ => self.progress.println(line),
+                }
+                Ok(())
+            });
+        };
+        let wait = cli.wait.unwrap_or_default();
+        let c = self
+            .runner
+            .wait_for(&i.target, slot, until, wait, &changed)
+            .await;
+        // A wait that ends without the target open says so, whatever the format (the
+        // report's footer says it too).
+        if let (false, Some(line)) = (
+            cli.quiet,
+            c.facts
+                .waited
+                .and_then(|w| gave_up_line(&i.target, c.verdict, &w)),
+        ) {
+            self.progress.println(&line);
+        }
+        (index, c)
+    }
 }
 
 /// The line for a change of verdict during a wait: text for stderr, a JSON object for stdout.
@@ -673,7 +653,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let inputs = input::collect(&w, None, None, &Services::parse("")).unwrap();
-        let r = Runner::new(pipeline::Options::default(), None, &inputs);
+        let r = Runner::new(Options::default(), None, &inputs);
         let mut hosts: Vec<&String> = r.hosts.keys().collect();
         hosts.sort();
         assert_eq!(hosts, ["a.example"]);

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
 
-use super::{Family, Phase, Slot};
+use super::{Phase, Slot};
+use crate::options::Family;
 
 /// How long a lookup nobody waits for any more may still run before its task gives up on
 /// it (glibc's own retries end well before).
@@ -52,7 +53,7 @@ impl Lookups {
         rx
     }
 
-    /// Lookups still running.
+    /// Lookups still running (for the tests).
     #[cfg(test)]
     pub fn outstanding(&self) -> usize {
         let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());

@@ -563,9 +563,9 @@ pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
 /// the stage allows a handshake before it suspects the path (`max(1 s, 16 × rtt)`, the
 /// connect's time standing for the round trip).
 fn slow(t: &TlsFacts, r: &AddressResult) -> bool {
-    use crate::session::{after, first};
+    use crate::session::{stage, watch};
     (t.version.is_some() || !t.chain.is_empty())
-        && t.elapsed >= after::handshake_wait(first::window_for(r.elapsed))
+        && t.elapsed >= stage::handshake_wait(watch::window_for(r.elapsed))
 }
 
 /// `--insecure`: verification was skipped; what it would have said.

@@ -9,10 +9,10 @@ use crate::diagnosis::words::{bounded, io_words};
 use crate::diagnosis::{errno_name, errno_text, fmt_duration};
 use crate::escape::escape_bytes;
 use crate::facts::utc;
-use crate::session::after::MssRetry;
-use crate::session::first::First;
 use crate::session::http::{HttpFacts, HttpFailure};
+use crate::session::stage::MssRetry;
 use crate::session::tls::TlsFacts;
+use crate::session::watch::First;
 use crate::session::{SessionFacts, ViaProxy};
 
 /// The lines a report shows for one address's session: `(label, text)`, raw (the renderer

@@ -88,7 +88,7 @@ pub struct MailRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ready {
     /// `220`, `* OK`, `+OK`.
-    Ready,
+    Welcome,
     /// `* PREAUTH`: the connection is already logged in (IMAP).
     Preauth,
     /// `421`, `554`, `* BYE`, `-ERR`: the server refuses (busy, blocked, or no service).
@@ -184,7 +184,7 @@ pub fn parse_imap_greeting(line: &[u8]) -> Result<(Ready, String, Option<Vec<Str
     let rest = line.strip_prefix(b"* ").ok_or(NotMail)?;
     let (word, tail) = split_word(rest);
     let ready = match word.to_ascii_uppercase().as_slice() {
-        b"OK" => Ready::Ready,
+        b"OK" => Ready::Welcome,
         b"PREAUTH" => Ready::Preauth,
         b"BYE" => Ready::Refused,
         _ => return Err(NotMail),
@@ -346,7 +346,7 @@ where
 {
     let (code, lines) = at(MailStep::Greeting, smtp_reply(wire).await)?;
     let ready = if code == 220 {
-        Ready::Ready
+        Ready::Welcome
     } else {
         Ready::Refused
     };
@@ -474,7 +474,7 @@ where
     let line = at(MailStep::Greeting, wire.line(LINE_MAX).await)?;
     let (ok, t) = parse_pop3_status(&line).map_err(|_| (MailStep::Greeting, stranger(&line)))?;
     facts.greeting = Some(Greeting {
-        ready: if ok { Ready::Ready } else { Ready::Refused },
+        ready: if ok { Ready::Welcome } else { Ready::Refused },
         code: None,
         lines: vec![t],
     });
@@ -586,7 +586,7 @@ mod tests {
     fn imap_lines() {
         let g = lines(fixture!("mail/imap_greeting.bin"));
         let (ready, t, caps) = parse_imap_greeting(g[0]).unwrap();
-        assert_eq!(ready, Ready::Ready);
+        assert_eq!(ready, Ready::Welcome);
         assert!(t.ends_with("Dovecot (Debian) ready."));
         let caps = caps.unwrap();
         assert!(has(&caps, "STARTTLS") && has(&caps, "LOGINDISABLED"));

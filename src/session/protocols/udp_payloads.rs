@@ -177,6 +177,39 @@ pub struct UdpRequest {
     expect: Expect,
 }
 
+/// A NetBIOS node status query (NBSTAT) for the name `*`, with transaction id `id`.
+fn netbios_status_query(id: u16) -> Vec<u8> {
+    let mut p = id.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+    // The name `*` padded with NULs to 16 bytes, first-level encoded (RFC 1001 §14.1): each
+    // half-byte becomes 'A' + its value.
+    p.push(0x20);
+    let mut name = [0u8; 16];
+    name[0] = b'*';
+    for b in name {
+        p.push(b'A' + (b >> 4));
+        p.push(b'A' + (b & 0x0F));
+    }
+    p.push(0);
+    p.extend_from_slice(&[0x00, 0x21, 0x00, 0x01]); // NBSTAT, IN
+    p
+}
+
+/// A QUIC long-header packet of a reserved version, which a server answers with Version
+/// Negotiation.
+fn quic_version_probe(dcid: &[u8; 8], scid: &[u8; 8]) -> Vec<u8> {
+    let mut p = vec![0xC0];
+    p.extend_from_slice(&QUIC_RESERVED_VERSION.to_be_bytes());
+    p.push(8);
+    p.extend_from_slice(dcid);
+    p.push(8);
+    p.extend_from_slice(scid);
+    // Servers answer an unknown version only in a datagram large enough to start a
+    // connection (RFC 9000 §5.2.2, §14.1).
+    p.resize(1200, 0);
+    p
+}
+
 /// The request for `service`, its ids from `nonce`. `None` for a service with a known
 /// silence.
 pub fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
@@ -210,22 +243,10 @@ pub fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
             p.extend_from_slice(&txid);
             (p, Expect::Stun { txid })
         }
-        UdpService::NetbiosNs => {
-            let mut p = n.u16().to_be_bytes().to_vec();
-            p.extend_from_slice(&[0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
-            // The name `*` padded with NULs to 16 bytes, first-level encoded (RFC 1001 §14.1):
-            // each half-byte becomes 'A' + its value.
-            p.push(0x20);
-            let mut name = [0u8; 16];
-            name[0] = b'*';
-            for b in name {
-                p.push(b'A' + (b >> 4));
-                p.push(b'A' + (b & 0x0F));
-            }
-            p.push(0);
-            p.extend_from_slice(&[0x00, 0x21, 0x00, 0x01]); // NBSTAT, IN
-            (p, Expect::Netbios { id: n.u16() })
-        }
+        UdpService::NetbiosNs => (
+            netbios_status_query(n.u16()),
+            Expect::Netbios { id: n.u16() },
+        ),
         UdpService::Memcached => {
             let mut p = n.u16().to_be_bytes().to_vec();
             p.extend_from_slice(&[0, 0, 0, 1, 0, 0]); // sequence 0 of 1 datagram, reserved
@@ -237,16 +258,10 @@ pub fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
             let mut scid = [0u8; 8];
             dcid.copy_from_slice(&n.0[..8]);
             scid.copy_from_slice(&n.0[8..16]);
-            let mut p = vec![0xC0];
-            p.extend_from_slice(&QUIC_RESERVED_VERSION.to_be_bytes());
-            p.push(8);
-            p.extend_from_slice(&dcid);
-            p.push(8);
-            p.extend_from_slice(&scid);
-            // Servers answer an unknown version only in a datagram large enough to start a
-            // connection (RFC 9000 §5.2.2, §14.1).
-            p.resize(1200, 0);
-            (p, Expect::Quic { dcid, scid })
+            (
+                quic_version_probe(&dcid, &scid),
+                Expect::Quic { dcid, scid },
+            )
         }
         UdpService::Portmap => {
             let xid = n.u32();

@@ -1,0 +1,455 @@
+//! Verdicts about this machine and its neighbours that used to be false (issue 21): a socket
+//! the kernel connected to itself, a busy listener, a listener that never accepts, PostgreSQL's
+//! worker processes, /etc files that are FIFOs, and a v4-mapped target rejected by its host.
+//! Each test makes its own namespaces (network; PID and mount where it reads processes).
+
+use crate::common;
+
+use canreach::probe::Connector;
+use common::*;
+
+/// Give namespace `ns` a single ephemeral port: every connect gets it as its source.
+fn one_source_port(ns: &str, port: u16) {
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.ip_local_port_range={port} {port}"),
+    ]);
+}
+
+/// With one ephemeral port, 40000, a connect to 127.0.0.1:40000 with nothing listening gets
+/// source port 40000 and the kernel connects the socket to itself (simultaneous open). That is
+/// no server: closed, and why.
+#[test]
+fn a_socket_connected_to_itself_is_closed_not_open() {
+    require_lab!();
+    let lab = Lab::new();
+    one_source_port(&lab.client, 40000);
+    let r = lab.canreach(&["--json", "127.0.0.1", "40000"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    assert_eq!(r.code, 4);
+    assert_eq!(v["probes"][0]["outcome"], "closed");
+    assert!(
+        v["probes"][0]["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("connected to itself"),
+        "{}",
+        v["probes"][0]
+    );
+    assert_eq!(ids(&v), ["connected_to_itself", "nothing_listens_here"]);
+    assert!(
+        v["probes"][0]["session"].is_null(),
+        "no session with itself"
+    );
+    // The text report says it in words too.
+    one_source_port(&lab.client, 40002);
+    let r = lab.canreach(&["127.0.0.1", "40002"]);
+    assert_eq!(r.code, 4, "{}", r.stdout);
+    assert!(r.stdout.contains("CLOSED"), "{}", r.stdout);
+    assert!(r.stdout.contains("to itself"), "{}", r.stdout);
+}
+
+/// The session stage connects again: a stream the kernel connected to itself would read back
+/// its own ClientHello or request as the server's answer. It is refused like a reset.
+#[test]
+fn the_session_stages_stream_is_not_a_connection_to_itself() {
+    require_lab!();
+    let lab = Lab::new();
+    one_source_port(&lab.client, 40000);
+    let got = in_namespace(&lab.client, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            canreach::probe::KernelConnector
+                .stream("127.0.0.1:40000".parse().unwrap(), until)
+                .await
+                .map(|s| (s.local_addr().ok(), s.peer_addr().ok()))
+                .map_err(|e| e.raw_os_error())
+        })
+    });
+    assert_eq!(got, Err(Some(libc::ECONNREFUSED)));
+}
+
+/// `::ffff:198.18.2.2` is 198.18.2.2: its own ICMP port-unreachable comes from the target.
+#[test]
+fn a_v4_mapped_target_rejected_by_the_host_itself_names_the_host() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(
+        &lab.server,
+        "input",
+        "tcp dport 5432 reject with icmpx port-unreachable",
+    );
+    let r = lab.canreach(&["--json", "::ffff:198.18.2.2", "5432"]);
+    let v = r.json();
+    println!("{}", r.stdout);
+    assert_eq!(v["verdict"], "rejected", "{}", r.stdout);
+    assert_eq!(v["probes"][0]["icmp"]["sender"], "target", "{}", r.stdout);
+    assert_eq!(ids(&v), ["firewall_reject_on_host"]);
+}
+
+/// Put a FIFO at /etc/netns/NS/FILE: `ip netns exec` bind-mounts it over /etc/FILE. (The Lab
+/// deletes /etc/netns/NS when dropped.)
+fn etc_fifo(ns: &str, file: &str) {
+    let path = format!("/etc/netns/{ns}/{file}");
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    sh(&["mkfifo", &path]);
+}
+
+/// Run canreach in `ns` with a hard bound of 10 s (the failure guarded against is a hang).
+fn bounded_run(ns: &str, args: &[&str]) -> (std::process::Output, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let out = assert_cmd::Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_canreach")])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
+    (out, start.elapsed())
+}
+
+/// /etc/services is read before anything else (service names in targets): a FIFO there must
+/// not hold the run in `openat` forever. Nor one at /etc/os-release (the Markdown ticket).
+#[test]
+fn fifos_as_etc_services_and_os_release_do_not_block_the_run() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "services");
+    let (out, took) = bounded_run(&lab.client, &["--json", "-t", "1s", "127.0.0.1:22200"]);
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed", "{v}");
+    // The built-in names still work without the file.
+    let (out, took) = bounded_run(&lab.client, &["--json", "-t", "1s", "127.0.0.1", "https"]);
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["target"]["port"], 443, "{v}");
+    // The Markdown ticket names the system from /etc/os-release (read by sysinfo).
+    etc_fifo(&lab.client, "os-release");
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--format", "markdown", "-t", "1s", "127.0.0.1:22200"],
+    );
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("- system: unknown"), "{md}");
+}
+
+/// The owner's user name comes from /etc/passwd, then from the system's user database (which
+/// reads /etc/nsswitch.conf and /etc/passwd itself): FIFOs there must cost the name, not the
+/// local facts or the deadline.
+#[test]
+fn fifos_as_passwd_and_nsswitch_conf_cost_the_user_name_only() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "passwd");
+    etc_fifo(&lab.client, "nsswitch.conf");
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22201"));
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--json", "--tcp", "-t", "2s", "127.0.0.1:22201"],
+    );
+    assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "open", "{v}");
+    let l = &v["local"]["listeners"][0];
+    assert_eq!(l["uid"], 0, "{v}");
+    assert_eq!(l["process"]["pid"], std::process::id(), "{v}");
+    assert!(l["user"].is_null(), "{v}");
+}
+
+/// The TLS check reads the system's certificate bundle (/etc/ssl/certs): a FIFO there must
+/// cost the trust store, not hang the check past its deadline.
+#[test]
+fn a_fifo_as_the_certificate_bundle_does_not_hang_the_tls_check() {
+    require_lab!();
+    let lab = Lab::new();
+    etc_fifo(&lab.client, "ssl/certs/ca-certificates.crt");
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22202"));
+    let (out, took) = bounded_run(
+        &lab.client,
+        &["--json", "--protocol", "tls", "-t", "1s", "127.0.0.1:22202"],
+    );
+    assert!(took < std::time::Duration::from_millis(1800), "{took:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["target"]["port"], 22202, "{v}");
+}
+
+/// A PostgreSQL-like process tree, in its own PID namespace (so the host's processes cannot
+/// change the test): a postmaster named `postgres` listening on 127.0.0.1:5433 (a copy of nc)
+/// and five workers, its children, named `postgres` and retitled as PostgreSQL's are
+/// (`postgres: checkpointer` …; copies of sleep). `canreach :5432` runs in the same PID and
+/// network namespaces, as root.
+const FAKE_POSTGRES: &str = r#"
+set -e
+D="$1"
+cat > "$D/postmaster.sh" <<EOS
+for role in checkpointer "background writer" walwriter "autovacuum launcher" "logical replication launcher"; do
+  (exec -a "postgres: \$role" "$D/w/postgres" 30) &
+done
+exec -a postgres "$D/l/postgres" -k -l 127.0.0.1 5433
+EOS
+"$D/bin/postgres" "$D/postmaster.sh" </dev/null >/dev/null 2>&1 &
+for i in $(seq 1 250); do
+  ss -Hltn 'sport = :5433' | grep -q . && break
+  sleep 0.02
+done
+# Every worker started (6 processes named postgres).
+for i in $(seq 1 250); do
+  [ "$(grep -lx postgres /proc/[0-9]*/comm 2>/dev/null | wc -l)" -ge 6 ] && break
+  sleep 0.02
+done
+"$2" --json :5432
+"#;
+
+#[test]
+fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
+    require_lab!();
+    let lab = Lab::new();
+    let dir = std::env::temp_dir().join(format!("canreach-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (sub, from) in [
+        ("l", "/usr/bin/nc.openbsd"),
+        ("w", "/usr/bin/sleep"),
+        ("bin", "/usr/bin/bash"),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::copy(from, dir.join(sub).join("postgres"))
+            .unwrap_or_else(|e| panic!("{from}: {e} (apt-get install netcat-openbsd)"));
+    }
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.server])
+        .args(["unshare", "--pid", "--fork", "--mount-proc"])
+        .args(["bash", "-c", FAKE_POSTGRES, "fake-postgres"])
+        .arg(&dir)
+        .arg(env!("CARGO_BIN_EXE_canreach"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check_report(&stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["verdict"], "closed", "{v}");
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "usual_server_elsewhere")
+        .collect();
+    assert_eq!(found.len(), 1, "one server, one finding: {found:#?}");
+    let m = found[0]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("PostgreSQL is running (postgres pid ")
+            && m.contains(" and 5 worker processes: postgres -k -l 127.0.0.1 5433)")
+            && m.ends_with("and listens on 127.0.0.1:5433 — not on port 5432."),
+        "{m}"
+    );
+    assert!(!m.contains("without root"), "{m}");
+    let servers = v["local"]["usual_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{servers:#?}");
+    assert_eq!(servers[0]["listening"][0], "127.0.0.1:5433");
+    assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
+}
+
+/// A program that listens but never calls accept(), its queue far from full: the kernel
+/// completes the handshake, clients connect and hang. Not open: `service_error`, naming the
+/// program (a process of the lab holding the test's socket), its pid and its queue — after
+/// the 900 ms watch for the accept, not after a few milliseconds.
+#[test]
+fn a_listener_that_never_accepts_is_a_service_error_not_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22400", 16);
+    let holder = lab.hold(&lab.client, &l);
+    let r = lab.canreach(&["--json", "127.0.0.1", "22400"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert_eq!(r.code, 10);
+    assert_eq!(ids(&v), ["program_not_accepting"], "{}", r.stdout);
+    let m = finding(&v, "program_not_accepting")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains(&format!("(pid {}, user root", holder.pid))
+            && m.contains("listens on 127.0.0.1:22400, but did not take the connection")
+            && m.contains("waiting, this check's among them; room for 16)"),
+        "{m}"
+    );
+    let n = &v["probes"][0]["session"]["not_accepted"];
+    assert!(n["waited_ms"].as_f64().unwrap() >= 898.0, "{n}");
+    assert_eq!(n["backlog"], 16, "{n}");
+    assert_eq!(n["cut_short"], false, "{n}");
+    assert!(
+        r.took > std::time::Duration::from_millis(900)
+            && r.took < std::time::Duration::from_millis(1900),
+        "{:?}",
+        r.took
+    );
+    // The text report says it too.
+    let r = lab.canreach(&["127.0.0.1", "22400"]);
+    assert_eq!(r.code, 10, "{}", r.stdout);
+    assert!(r.stdout.contains("SERVICE ERROR"), "{}", r.stdout);
+}
+
+/// A program slow to accept (it takes each connection 200 ms after it arrived: busy) is waited
+/// for, and open.
+#[test]
+fn a_listener_slow_to_accept_is_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen(&lab.client, "127.0.0.1:22401");
+    l.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let slow = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let mut held = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            // Once a connection waits (the listener is readable), take it 200 ms later.
+            let mut p = libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            #[allow(unsafe_code)]
+            let ready = unsafe { libc::poll(&mut p, 1, 10) };
+            if ready > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                while let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+            }
+        }
+    });
+    let r = lab.canreach(&["--json", "127.0.0.1", "22401"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    slow.join().unwrap();
+    let v = r.json();
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    let s = &v["probes"][0]["session"];
+    assert!(s["not_accepted"].is_null(), "{s}");
+    assert!(s["accepted_ms"].as_f64().unwrap() >= 190.0, "{s}");
+}
+
+/// `ListenOverflows` of the network namespace the calling thread is in.
+fn listen_overflows_here() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+    let mut tcp = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+/// A busy program, deterministically: its queue (`listen(0)`: one slot) holds a connection it
+/// has not taken, so the kernel drops the check's SYN; the drop counted, the program takes
+/// everything waiting (as a busy server does a moment later). The kernel's retry a second
+/// later gets in. That is a program too slow to accept — open, and said — never a firewall.
+#[test]
+fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22502", 0);
+    // The lab sees the socket's owner only as a process of its own.
+    let holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22502");
+    l.set_nonblocking(true).unwrap();
+    let ns = std::fs::File::open(format!("/run/netns/{}", lab.client)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let program = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: this thread alone joins the namespace (for its /proc/thread-self/net).
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0);
+        let before = listen_overflows_here();
+        let mut held = Vec::new();
+        let mut draining = false;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            draining = draining || listen_overflows_here() > before;
+            if draining {
+                while let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        held.len()
+    });
+    let r = lab.canreach(&["--json", "127.0.0.1", "22502"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = program.join().unwrap();
+    let v = r.json();
+    assert!(taken >= 2, "the program drained its queue: {taken}");
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    let p = &v["probes"][0];
+    assert!(p["elapsed_ms"].as_f64().unwrap() >= 1000.0, "{p}");
+    assert_eq!(p["queue"]["waited_retransmit"], true, "{p}");
+    let m = finding(&v, "first_syn_dropped")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains(&format!("(pid {}", holder.pid)) && m.contains("accept queue is full"),
+        "{m}"
+    );
+    assert!(!r.stdout.contains("sudo") && !r.stdout.contains("traceroute"));
+}
+
+/// A rule of this machine's own firewall dropping a port a program listens on (with room in
+/// its queue): still the firewall, named — not the program's queue. It waits for the kernel's
+/// retry first (the queue had room: it might have been full for a moment).
+#[test]
+fn a_firewall_drop_on_a_listening_port_of_this_machine_is_still_the_firewall() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22503"));
+    lab.rule(&lab.client, "input", "tcp dport 22503 drop");
+    let r = lab.canreach(&["--json", "127.0.0.1", "22503"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+    let ids = ids(&v);
+    assert_eq!(ids[0], "local_firewall_input", "{ids:?}");
+    assert!(ids.contains(&"silent_drop".to_string()), "{ids:?}");
+    assert!(
+        !ids.contains(&"listener_not_accepting".to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        finding(&v, "local_firewall_input")["message"]
+            .as_str()
+            .unwrap()
+            .contains("tcp dport 22503 drop")
+    );
+    let q = &v["probes"][0]["queue"];
+    assert_eq!(q["waited_retransmit"], true, "{q}");
+    assert_eq!(q["overflows"], 0, "{q}");
+    assert!(!r.stdout.contains("traceroute"), "{}", r.stdout);
+    assert!(
+        r.took < std::time::Duration::from_millis(2500),
+        "{:?}",
+        r.took
+    );
+}
