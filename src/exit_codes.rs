@@ -218,7 +218,7 @@ impl PluginState {
     }
 
     /// The word of the status line.
-    pub fn word(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PluginState::Ok => "OK",
             PluginState::Warning => "WARNING",
@@ -395,7 +395,7 @@ mod tests {
         // docs/workflows.md gives each verdict's code with the order: `closed` (4).
         let workflows = include_str!("../docs/workflows.md");
         for v in Verdict::ALL {
-            let said = format!("`{}` ({})", v.as_str(), v.exit_code());
+            let said = format!("`{}` ({})", v.as_str(), ExitCode::from(v).code());
             assert!(workflows.contains(&said), "docs/workflows.md lacks {said}");
         }
     }
@@ -454,7 +454,10 @@ mod tests {
 
     #[test]
     fn every_verdict_has_its_own_code_and_none_is_an_error_code() {
-        let mut codes: Vec<i32> = Verdict::ALL.iter().map(|v| v.exit_code()).collect();
+        let mut codes: Vec<i32> = Verdict::ALL
+            .iter()
+            .map(|v| ExitCode::from(*v).code())
+            .collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), Verdict::ALL.len());

@@ -15,13 +15,15 @@ use crate::session::SessionFacts;
 use crate::target::Target;
 use crate::trace::TraceFacts;
 
-/// Everything one check observed.
+/// Everything one check observed. `A` is what is kept per address: its facts as gathered
+/// ([`AddressFacts`]), or, in a diagnosis's report, those facts with their judgement beside
+/// them (`diagnosis::AddressReport`): one entry per address, never two lists side by side.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
+pub struct Facts<A = AddressFacts> {
     pub target: Target,
     pub dns: DnsFacts,
-    /// One record per address probed, in the order the system would try them.
-    pub addresses: Vec<AddressFacts>,
+    /// One entry per address probed, in the order the system would try them.
+    pub addresses: Vec<A>,
     /// The path walk, when one was made.
     pub trace: Option<TraceFacts>,
     /// Listeners and owners on this machine, when the target is this machine (or `--local`).
@@ -101,7 +103,7 @@ pub struct QueueWatch {
     /// The same when the probe ended.
     pub last: Option<QueueLook>,
     /// SYNs this network namespace dropped at full accept queues (`ListenOverflows`) and at
-    /// listeners for any reason (`ListenDrops`) between the two looks; `None` when the
+    /// listeners for any reason (`ListenDrops`) between the two reads; `None` when the
     /// counters could not be read.
     pub overflows: Option<u64>,
     pub drops: Option<u64>,
@@ -170,6 +172,18 @@ pub struct Silence {
     pub retransmit_wait: Option<Duration>,
 }
 
+/// One address's entry in [`Facts`]: its facts as gathered, alone or with more beside them.
+pub trait AddressEntry {
+    /// The facts gathered for the address.
+    fn gathered(&self) -> &AddressFacts;
+}
+
+impl AddressEntry for AddressFacts {
+    fn gathered(&self) -> &AddressFacts {
+        self
+    }
+}
+
 impl Facts {
     /// The facts of a check of `target` before any stage has run: no lookup, no probe.
     pub fn new(target: Target, timeout: Duration) -> Facts {
@@ -189,17 +203,57 @@ impl Facts {
             waited: None,
         }
     }
+}
 
+impl<A> Facts<A> {
     /// What the name, probe and local stages checked: the proxy when the check followed one,
     /// else the target.
     pub fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
     }
 
+    /// The same facts with each address's entry made by `f` (in order).
+    pub fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
+        // Every field named: a new one cannot be forgotten here.
+        let Facts {
+            target,
+            dns,
+            addresses,
+            trace,
+            local,
+            firewall,
+            proxy,
+            via,
+            expect_status,
+            privileged,
+            timeout,
+            elapsed,
+            waited,
+        } = self;
+        Facts {
+            target,
+            dns,
+            addresses: addresses.into_iter().map(f).collect(),
+            trace,
+            local,
+            firewall,
+            proxy,
+            via,
+            expect_status,
+            privileged,
+            timeout,
+            elapsed,
+            waited,
+        }
+    }
+}
+
+impl<A: AddressEntry> Facts<A> {
     /// The silence facts of one address, if it had any.
     pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.addresses
             .iter()
+            .map(AddressEntry::gathered)
             .find(|a| a.address() == address)
             .and_then(|a| a.silence.as_ref())
     }
@@ -242,4 +296,16 @@ fn civil(t: i64) -> (String, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     (format!("{y:04}-{m:02}-{d:02}"), secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_672_800), "2026-11-26 06:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
 }

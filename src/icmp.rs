@@ -56,7 +56,7 @@ pub enum Meaning {
 
 impl Meaning {
     /// The words people search for.
-    pub fn words(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Meaning::PortUnreachable => "port-unreachable",
             Meaning::Prohibited => "administratively-prohibited",

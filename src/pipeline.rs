@@ -1056,7 +1056,7 @@ mod tests {
                 ..scripted(&["198.18.2.2"], Duration::from_secs(60), script)
             };
             let facts = gather(target("db:5432"), Options::default(), &f, &f).await;
-            let d = crate::diagnosis::diagnose(&facts);
+            let d = crate::diagnosis::diagnose(facts.clone());
             assert_eq!(d.verdict, verdict, "{:?}", facts.addresses[0].probe);
             assert!(facts.elapsed > late && facts.elapsed <= DEFAULT_TIMEOUT);
         }
@@ -1104,7 +1104,7 @@ mod tests {
                 .firewall_reads
                 .load(std::sync::atomic::Ordering::SeqCst);
             assert_eq!(reads, usize::from(report), "report: {report}");
-            verdicts.push(crate::diagnosis::diagnose(&facts).verdict);
+            verdicts.push(crate::diagnosis::diagnose(facts.clone()).verdict);
         }
         assert_eq!(verdicts[0], verdicts[1]);
     }

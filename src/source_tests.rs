@@ -13,15 +13,6 @@ use std::str::FromStr;
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
-/// Cycles that another branch breaks; each entry is the set of sibling modules of one cycle
-/// (its level's path, then the members). The allowlist must be emptied when branch
-/// `shape-diag` lands: it breaks both (findings as one unit; the exit codes no longer read
-/// by the diagnosis).
-const ALLOWED_CYCLES: &[(&str, &[&str])] = &[
-    ("crate", &["diagnosis", "exit_codes"]),
-    ("crate::diagnosis", &["advice", "finding"]),
-];
-
 /// One `.rs` file of the crate: its module path (`crate::local::netlink`) and tokens.
 struct SourceFile {
     path: PathBuf,
@@ -319,14 +310,6 @@ fn no_module_imports_in_a_cycle() {
     for (level, edges) in sibling_graph() {
         let level_name = level.join("::");
         for set in cycles(&edges) {
-            let allowed = ALLOWED_CYCLES.iter().any(|(l, members)| {
-                *l == level_name
-                    && members.iter().copied().collect::<BTreeSet<_>>()
-                        == set.iter().map(String::as_str).collect()
-            });
-            if allowed {
-                continue;
-            }
             let mut lines = vec![format!("under {level_name}: {set:?}")];
             for ((a, b), e) in &edges {
                 if set.contains(a) && set.contains(b) {
@@ -345,23 +328,6 @@ fn no_module_imports_in_a_cycle() {
         "modules that import each other:\n{}",
         found.join("\n")
     );
-}
-
-#[test]
-fn the_allowed_cycles_still_exist() {
-    // An allowlisted cycle that is gone must leave the list, so that it cannot come back.
-    let graph = sibling_graph();
-    for (level, members) in ALLOWED_CYCLES {
-        let key: Vec<String> = level.split("::").map(str::to_string).collect();
-        let set: BTreeSet<String> = members.iter().map(|m| m.to_string()).collect();
-        let present = graph
-            .get(&key)
-            .is_some_and(|edges| cycles(edges).contains(&set));
-        assert!(
-            present,
-            "{level}: {members:?} is no longer a cycle: remove it from ALLOWED_CYCLES"
-        );
-    }
 }
 
 #[test]

@@ -7,9 +7,11 @@
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Evidence, Outcome, Sender, Verdict, errno_name, errno_text};
-use super::{fmt_duration, host_or, list};
+use super::context::Ctx;
+use super::context::{host_or, list};
+use super::finding::{Finding, FindingId};
+use super::outcome::{AddressResult, Evidence, Outcome, Sender, Verdict};
+use super::words::{errno_name, errno_text, fmt_duration};
 use crate::icmp::Meaning;
 
 /// A firewall's reject by ICMP: a reject message, or an unreachable one that `judge` found to
@@ -80,7 +82,6 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::PortClosed,
-            Severity::Error,
             format!(
                 "{at} answered port {port} with a TCP reset: the host is up, but no program \
                  listens on that port there{}.",
@@ -108,7 +109,6 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ConnectedToItself,
-            Severity::Error,
             format!(
                 "The connection to {} port {port} went from port {port} to port {port} of the \
                  same address: the kernel connected canreach's socket to itself. That happens \
@@ -119,6 +119,16 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Closed
+                && cx
+                    .first()
+                    .is_some_and(|f| f.evidence == Evidence::ConnectedToItself))
+            .then_some(
+                "nothing listens there; the connection that seemed to succeed was canreach's own \
+                 socket, connected to itself by the kernel",
+            ),
+        )
         .steps([
             Step::run(
                 StepKind::CheckLocalSettings,
@@ -154,7 +164,7 @@ fn reject_kind(a: &AddressResult) -> String {
         Some(m) if forged_unreachable(a) => format!(
             "ICMP {} after {} — far sooner than a failed address lookup takes (about 3 s) — \
              while the host answers on other ports",
-            m.words(),
+            m.as_str(),
             fmt_duration(a.elapsed)
         ),
         _ => "ICMP administratively-prohibited".into(),
@@ -171,7 +181,6 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallRejectOnHost,
-            Severity::Error,
             format!(
                 "The firewall on {at} itself rejected port {port} ({}). A host with nothing \
                  listening answers with a TCP reset, so this is a firewall rule, not a stopped \
@@ -180,6 +189,13 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Rejected
+                && cx
+                    .first()
+                    .is_some_and(|f| is_reject(f) && sender(f) == Sender::Target))
+            .then_some("the server's own firewall refused the connection"),
+        )
         .steps([
             Step::run(
                 StepKind::FindRejectRule,
@@ -239,7 +255,6 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallRejectOnPath,
-            Severity::Error,
             format!(
                 "A device on the way, {dev_words}, rejected the connection to {at} port {port} \
                  ({}): a firewall between this machine and the server blocks it. The server \
@@ -248,6 +263,12 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(match cx.first().and_then(AddressResult::sender) {
+            Some((Sender::OnTheWay, Some(dev))) if cx.verdict == Verdict::Rejected => Some(
+                format!("a firewall on the way, at {dev}, refused the connection"),
+            ),
+            _ => None,
+        })
         .steps(steps)
         .rules_out(&[StepKind::TracePath]),
     )
@@ -277,7 +298,6 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::IcmpRateLimited,
-            Severity::Info,
             format!(
                 "The first SYN to {} port {} got no answer; the kernel's retransmission got the \
                  reject from {dev}, {} after the first. {dev} limits the ICMP errors it sends \
@@ -297,15 +317,11 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
 /// This machine refused to send: its own firewall's reject (an ICMP from its own address) or a
 /// security policy (EACCES/EPERM with no ICMP).
 pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
-    let same = cx.failed_where(|a| {
-        matches!(a.evidence, Evidence::LocalPolicy(_))
-            || (is_reject(a) && sender(a) == Sender::ThisMachine)
-    });
+    let same = cx.failed_where(AddressResult::rejected_by_this_machine);
     let a = *same.first()?;
     Some(
         Finding::new(
             FindingId::LocalPolicyReject,
-            Severity::Error,
             format!(
                 "This machine refused to send the connection to {} port {} ({}): its own \
                  firewall (OUTPUT chain) or a security policy blocks it. Nothing left this \
@@ -316,6 +332,13 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Rejected
+                && cx
+                    .first()
+                    .is_some_and(AddressResult::rejected_by_this_machine))
+            .then_some("this machine's own firewall refused to send the connection"),
+        )
         .steps([Step::run(
             StepKind::CheckLocalOutput,
             "Look for a rule in this machine's output path",
@@ -333,11 +356,11 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
     let a = *same.first()?;
     let at = list(&same);
     let port = cx.port();
-    let host = cx.target().host.to_string();
+    let host = cx.checked().host.to_string();
     let (who, ip) = a.sender().unwrap_or((Sender::Unknown, None));
     let dev = ip.map_or("a device".to_string(), |s| s.to_string());
     let what = match a.evidence.icmp().map(|i| i.meaning()) {
-        Some(m @ (Meaning::HostUnreachable | Meaning::NetUnreachable)) => m.words(),
+        Some(m @ (Meaning::HostUnreachable | Meaning::NetUnreachable)) => m.as_str(),
         _ => "an ICMP error",
     };
     let message = match who {
@@ -384,10 +407,26 @@ pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
         ));
     }
     Some(
-        Finding::new(FindingId::HostUnreachable, Severity::Error, message)
+        Finding::new(FindingId::HostUnreachable, message)
             .about(a.address)
-            .steps(steps),
+            .steps(steps)
+            .explains(unreachable_why(cx)),
     )
+}
+
+/// Why the first address is unreachable, when a device (or this machine's own neighbour
+/// lookup) said so.
+fn unreachable_why(cx: &Ctx) -> Option<String> {
+    let first = cx
+        .first()
+        .filter(|f| cx.verdict == Verdict::Unreachable && f.evidence.icmp().is_some())?;
+    match first.sender()? {
+        (Sender::ThisMachine, _) => {
+            Some("this machine cannot find the host on its own network".into())
+        }
+        (_, Some(dev)) => Some(format!("{dev} reports that it cannot reach the host")),
+        _ => None,
+    }
 }
 
 /// No route on this machine.
@@ -398,7 +437,6 @@ pub fn no_route(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::NoRoute,
-            Severity::Error,
             if a.address.is_ipv6() {
                 format!("This machine has no IPv6 route to {at}: it cannot use IPv6 to get there.")
             } else {
@@ -433,7 +471,6 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::LocalError,
-            Severity::Error,
             format!(
                 "This machine could not start a connection to {}: {} ({}).",
                 list(&same),
@@ -442,6 +479,13 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .about(a.address)
+        .explains(
+            (cx.verdict == Verdict::Inconclusive
+                && cx
+                    .first()
+                    .is_some_and(|f| matches!(f.evidence, Evidence::LocalError(_))))
+            .then_some("this machine could not open a socket for the check"),
+        )
         .steps([Step::say(
             StepKind::CheckLocalSettings,
             "This is a problem on this machine, not the network: check its IPv4/IPv6 settings \
@@ -463,13 +507,12 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
     if cx.is_here(a.address.ip()) {
         return Some(silent_drop_here(cx, &same));
     }
-    let target = cx.target();
+    let target = cx.checked();
     let host = target.host.to_string();
     let walked = cx.path.is_some_and(|p| p.address == a.address);
     Some(
         Finding::new(
             FindingId::SilentDrop,
-            Severity::Error,
             format!(
                 "No answer from {} port {port} in {}: something drops the packets without a word \
                  — a firewall on the server, one on the way, or this machine's own output \
@@ -526,10 +569,9 @@ pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
 fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
     let a = same[0];
     let port = cx.port();
-    let listened =
-        cx.facts.addresses.iter().any(|f| {
-            f.address() == a.address && f.queue.as_ref().is_some_and(|q| q.first.is_some())
-        });
+    let listened = cx.facts.addresses.iter().any(|f| {
+        f.result.address == a.address && f.facts.queue.as_ref().is_some_and(|q| q.first.is_some())
+    });
     let why = if listened {
         " A program listens there with room in its accept queue, and no connection attempt was \
          counted as dropped at a full queue meanwhile: the drop is not the program's."
@@ -538,7 +580,6 @@ fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
     };
     Finding::new(
         FindingId::SilentDrop,
-        Severity::Error,
         format!(
             "No answer from {} port {port} in {}: on this machine only a firewall rule of its \
              own (nftables, iptables — also the legacy backend, which canreach does not read — \
@@ -578,25 +619,18 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
     if cx.verdict != Verdict::Partial {
         return None;
     }
-    let addrs = cx.addresses;
-    let ok: Vec<&AddressResult> = addrs
-        .iter()
+    let ok: Vec<&AddressResult> = cx
+        .results()
         .filter(|a| a.outcome == Outcome::Open)
         .collect();
-    let bad: Vec<&AddressResult> = addrs
-        .iter()
+    let bad: Vec<&AddressResult> = cx
+        .results()
         .filter(|a| a.outcome != Outcome::Open)
         .collect();
-    let first_fails = addrs.first().is_some_and(|a| a.outcome != Outcome::Open);
-    let v4_ok = ok.iter().all(|a| a.address.is_ipv4());
-    let v6_bad = bad.iter().all(|a| a.address.is_ipv6());
-    let target = cx.target();
-    let localhost =
-        matches!(&target.host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
     let port = cx.port();
     let server = bad
         .first()
-        .map_or(Machine::Server(target.host.to_string()), |a| {
+        .map_or(Machine::Server(cx.checked().host.to_string()), |a| {
             cx.server_of(a.address.ip())
         });
     let mut message = format!(
@@ -604,49 +638,15 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
         list(&ok),
         list(&bad)
     );
-    if first_fails {
+    if cx.failed_first().is_some() {
         message.push_str(
             " The failing address is the one clients try first, so many will fail or stall \
              before falling back (if they fall back at all).",
         );
     }
-    let mut steps = Vec::new();
-    if localhost && v4_ok && v6_bad {
-        message.push_str(
-            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
-             server listens on IPv4 only.",
-        );
-        steps.push(Step::about(
-            StepKind::ListenAddress,
-            "Make the server listen on ::1 too: bind it to `::` (IPv6 and IPv4 at once) or list \
-             both 127.0.0.1 and ::1.",
-            server.clone(),
-        ));
-        steps.push(Step::about(
-            StepKind::PointClient,
-            format!("Or point the client at 127.0.0.1:{port} instead of localhost."),
-            Machine::This,
-        ));
-    } else if v4_ok && v6_bad {
-        message.push_str(
-            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
-        );
-        steps.push(Step::about(
-            StepKind::ListenAddress,
-            format!(
-                "Make the service listen on IPv6 too and allow port {port} for IPv6 in its \
-                 firewall, or remove the AAAA record if the host is not meant to be reached over \
-                 IPv6."
-            ),
-            server.clone(),
-        ));
-    } else {
-        steps.push(Step::say(
-            StepKind::FixAddresses,
-            "Every address of a name should serve the same thing: fix the failing ones, or \
-             remove them from DNS.",
-        ));
-    }
+    let v4_only = ok.iter().all(|a| a.address.is_ipv4()) && bad.iter().all(|a| a.address.is_ipv6());
+    let (why, mut steps) = which_addresses_fail(cx, v4_only, &server);
+    message.push_str(why);
     // On this machine the listeners are in the report already.
     if !(server == Machine::This && cx.facts.local.is_some()) {
         steps.push(Step::run(
@@ -656,7 +656,54 @@ pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
             server,
         ));
     }
-    Some(Finding::new(FindingId::PartialReachability, Severity::Warning, message).steps(steps))
+    Some(Finding::new(FindingId::PartialReachability, message).steps(steps))
+}
+
+/// What the failing addresses have in common, and what to do: `localhost`'s ::1 unserved,
+/// IPv6 unserved, or just some addresses.
+fn which_addresses_fail(cx: &Ctx, v4_only: bool, server: &Machine) -> (&'static str, Vec<Step>) {
+    let port = cx.port();
+    let localhost =
+        matches!(&cx.checked().host, crate::target::Host::Name(n) if crate::dns::is_localhost(n));
+    match (localhost, v4_only) {
+        (true, true) => (
+            " This is the `localhost` trap: the name gives ::1 as well as 127.0.0.1, and the \
+             server listens on IPv4 only.",
+            vec![
+                Step::about(
+                    StepKind::ListenAddress,
+                    "Make the server listen on ::1 too: bind it to `::` (IPv6 and IPv4 at once) \
+                     or list both 127.0.0.1 and ::1.",
+                    server.clone(),
+                ),
+                Step::about(
+                    StepKind::PointClient,
+                    format!("Or point the client at 127.0.0.1:{port} instead of localhost."),
+                    Machine::This,
+                ),
+            ],
+        ),
+        (false, true) => (
+            " IPv4 works and IPv6 does not: the server (or its firewall) handles IPv4 only.",
+            vec![Step::about(
+                StepKind::ListenAddress,
+                format!(
+                    "Make the service listen on IPv6 too and allow port {port} for IPv6 in its \
+                     firewall, or remove the AAAA record if the host is not meant to be reached \
+                     over IPv6."
+                ),
+                server.clone(),
+            )],
+        ),
+        (_, false) => (
+            "",
+            vec![Step::say(
+                StepKind::FixAddresses,
+                "Every address of a name should serve the same thing: fix the failing ones, or \
+                 remove them from DNS.",
+            )],
+        ),
+    }
 }
 
 /// No address is open and their failures differ: the verdict follows the first.
@@ -666,8 +713,7 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
         return None;
     }
     let others: Vec<String> = cx
-        .addresses
-        .iter()
+        .results()
         .skip(1)
         .filter(|a| a.outcome != first.outcome)
         .map(|a| format!("{} is {}", a.address.ip(), a.outcome.verdict().as_str()))
@@ -678,7 +724,6 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::AddressesDisagree,
-            Severity::Warning,
             format!(
                 "The addresses disagree: the verdict is that of {}, which clients try first; {}.",
                 first.address.ip(),
@@ -708,11 +753,10 @@ pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
         ),
         _ => format!("the deadline ({deadline}) is shorter than a fair wait"),
     };
-    let input = &cx.target().input;
+    let input = &cx.checked().input;
     Some(
         Finding::new(
             FindingId::OutOfTime,
-            Severity::Warning,
             format!(
                 "The check ran out of time before the evidence was in: {ate}, so the probe of \
                  {} could wait only {} for an answer. Silence is called a drop only after {} \

@@ -8,8 +8,11 @@ use std::net::IpAddr;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::{Command, DigMode};
-use super::finding::{Finding, Severity};
-use super::{Ctx, Evidence, classify, dns_finding_id};
+use super::context::Ctx;
+use super::finding::Finding;
+use super::finding::FindingId;
+use super::outcome::{Evidence, classify};
+use super::words::fmt_duration;
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
 use crate::probe::ProbeFact;
@@ -56,7 +59,7 @@ pub fn udp53_words(u: Udp53) -> &'static str {
 /// A silent name server's TCP port 53, in words: `closed (TCP reset after 0.2 ms)`.
 pub fn port53_tcp(p: &ProbeFact) -> String {
     let r = classify(p);
-    format!("{} ({})", r.outcome.word(), r.describe())
+    format!("{} ({})", r.outcome.as_str(), r.describe())
 }
 
 fn servers_said(servers: &[ServerView]) -> String {
@@ -199,97 +202,40 @@ fn other_types(cx: &Ctx) -> String {
     }
 }
 
+/// The kind of a DNS failure, as a finding id.
+fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
+    match kind {
+        DnsErrorKind::Nxdomain => FindingId::DnsNxdomain,
+        DnsErrorKind::Nodata => FindingId::DnsNodata,
+        DnsErrorKind::Servfail => FindingId::DnsServfail,
+        DnsErrorKind::Refused => FindingId::DnsRefused,
+        DnsErrorKind::Timeout => FindingId::DnsTimeout,
+        DnsErrorKind::NoNameservers => FindingId::DnsNoNameservers,
+        DnsErrorKind::Other => FindingId::DnsFailed,
+    }
+}
+
 /// The finding for a name that gave no address, when it failed with `kind`.
 pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     let error = cx.dns_error.filter(|e| e.kind == kind)?;
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let said = if cx.facts.dns.servers.is_empty() {
         String::new()
     } else {
         format!(" Name servers: {}.", servers_said(&cx.facts.dns.servers))
     };
-    let getent = Step::run(
-        StepKind::SeeApplicationView,
-        "See what applications get for the name",
-        Command::Getent { name: name.clone() },
-        Machine::This,
-    );
-    let resolv = Step::run(
-        StepKind::SeeResolvers,
-        "See which name servers this machine uses",
-        Command::ResolvConf,
-        Machine::This,
-    );
     let (message, mut steps) = match kind {
         DnsErrorKind::Nxdomain => (
             format!("The name {name} does not exist in DNS (NXDOMAIN).{said}"),
-            vec![
-                Step::say(
-                    StepKind::CheckSpelling,
-                    format!("Check the spelling of {name}."),
-                ),
-                Step::say(
-                    StepKind::UseInternalResolver,
-                    "If it is an internal name, connect to the VPN or use the company's name \
-                     server: public DNS does not know internal names.",
-                ),
-                dig(cx, &name),
-                getent,
-            ],
+            nxdomain_steps(cx, &name),
         ),
-        DnsErrorKind::Nodata => {
-            // The name the NODATA is for: with the search list, maybe NAME.domain.
-            let full = nodata_name(cx).unwrap_or_else(|| name.clone());
-            let which = if full == name {
-                format!("The name {name}")
-            } else {
-                format!("The name {full} ({name} with the search domain)")
-            };
-            (
-                format!(
-                    "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
-                    other_types(cx)
-                ),
-                vec![
-                    Step::run(
-                        StepKind::SeeRecords,
-                        "See which records the name does have",
-                        Command::Dig {
-                            server: None,
-                            name: full,
-                            mode: DigMode::Any,
-                        },
-                        Machine::This,
-                    ),
-                    Step::say(
-                        StepKind::AddRecord,
-                        "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
-                    ),
-                ],
-            )
-        }
+        DnsErrorKind::Nodata => nodata(cx, &name, &said),
         DnsErrorKind::Servfail => (
             format!(
                 "The name server failed to answer for {name} (SERVFAIL): its own upstream \
                  servers are broken or unreachable, or DNSSEC validation failed.{said}"
             ),
-            vec![
-                dig(cx, &name),
-                Step::run(
-                    StepKind::CheckDnssec,
-                    "If the name is DNSSEC-signed, see whether validation is the problem",
-                    Command::Dig {
-                        server: None,
-                        name: name.clone(),
-                        mode: DigMode::NoDnssecCheck,
-                    },
-                    Machine::This,
-                ),
-                Step::say(
-                    StepKind::RetryLater,
-                    "Try again in a minute; if it persists, tell whoever runs your DNS.",
-                ),
-            ],
+            servfail_steps(cx, &name),
         ),
         DnsErrorKind::Refused => (
             format!(
@@ -297,51 +243,18 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
                  client or this name.{said}"
             ),
             vec![
-                resolv,
+                see_resolvers(),
                 Step::say(
                     StepKind::UseInternalResolver,
                     "Use a name server that serves you (the VPN's or the company's).",
                 ),
             ],
         ),
-        DnsErrorKind::Timeout => (
-            match first_server_dead(cx) {
-                Some(first) => {
-                    let wait = cx
-                        .facts
-                        .dns
-                        .resolv
-                        .as_ref()
-                        .map(|r| format!(" ({} s)", r.timeout.as_secs_f64()))
-                        .unwrap_or_default();
-                    format!(
-                        "The first name server, {}, does not answer for {name} (nothing in \
-                         {}): applications ask it first and wait resolv.conf's timeout{wait} \
-                         for it before they ask the next, so the lookup did not finish in \
-                         time. The other servers answered.{said}",
-                        first.server.ip(),
-                        super::fmt_duration(first.lookup.elapsed)
-                    )
-                }
-                None => format!(
-                    "No name server answered for {name} in time: the name server is down or \
-                     unreachable.{said}"
-                ),
-            },
-            vec![
-                resolv,
-                dig(cx, &name),
-                Step::say(
-                    StepKind::FixResolverConfig,
-                    "If its port 53 is closed or refused, it runs no name server (any more): fix \
-                     /etc/resolv.conf or the network settings that write it (DHCP, VPN client).",
-                ),
-            ],
-        ),
+        DnsErrorKind::Timeout => (timeout_words(cx, &name, &said), timeout_steps(cx, &name)),
         DnsErrorKind::NoNameservers => (
             format!("This machine has no name server configured, so {name} cannot be looked up."),
             vec![
-                resolv,
+                see_resolvers(),
                 Step::say(
                     StepKind::FixResolverConfig,
                     "Add a `nameserver` line, or fix the network settings that should write it.",
@@ -350,11 +263,139 @@ pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
         ),
         DnsErrorKind::Other => (
             format!("Looking up {name} failed: {}.{said}", error_words(error)),
-            vec![getent],
+            vec![getent(&name)],
         ),
     };
     steps.extend(stub_step(cx, &name));
-    Some(Finding::new(dns_finding_id(kind), Severity::Error, message).steps(steps))
+    Some(Finding::new(dns_finding_id(kind), message).steps(steps))
+}
+
+/// `getent ahosts NAME`: what applications get.
+fn getent(name: &str) -> Step {
+    Step::run(
+        StepKind::SeeApplicationView,
+        "See what applications get for the name",
+        Command::Getent {
+            name: name.to_string(),
+        },
+        Machine::This,
+    )
+}
+
+/// `cat /etc/resolv.conf`.
+fn see_resolvers() -> Step {
+    Step::run(
+        StepKind::SeeResolvers,
+        "See which name servers this machine uses",
+        Command::ResolvConf,
+        Machine::This,
+    )
+}
+
+fn nxdomain_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        Step::say(
+            StepKind::CheckSpelling,
+            format!("Check the spelling of {name}."),
+        ),
+        Step::say(
+            StepKind::UseInternalResolver,
+            "If it is an internal name, connect to the VPN or use the company's name server: \
+             public DNS does not know internal names.",
+        ),
+        dig(cx, name),
+        getent(name),
+    ]
+}
+
+/// `dns_nodata`: the name (with the search domain that made it the name that matters) and the
+/// records it does have.
+fn nodata(cx: &Ctx, name: &str, said: &str) -> (String, Vec<Step>) {
+    let full = nodata_name(cx).unwrap_or_else(|| name.to_string());
+    let which = if full == name {
+        format!("The name {name}")
+    } else {
+        format!("The name {full} ({name} with the search domain)")
+    };
+    (
+        format!(
+            "{which} exists but has no address record (A or AAAA) (NODATA).{}{said}",
+            other_types(cx)
+        ),
+        vec![
+            Step::run(
+                StepKind::SeeRecords,
+                "See which records the name does have",
+                Command::Dig {
+                    server: None,
+                    name: full,
+                    mode: DigMode::Any,
+                },
+                Machine::This,
+            ),
+            Step::say(
+                StepKind::AddRecord,
+                "Ask the owner of the DNS zone to add an A (IPv4) or AAAA (IPv6) record.",
+            ),
+        ],
+    )
+}
+
+fn servfail_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        dig(cx, name),
+        Step::run(
+            StepKind::CheckDnssec,
+            "If the name is DNSSEC-signed, see whether validation is the problem",
+            Command::Dig {
+                server: None,
+                name: name.to_string(),
+                mode: DigMode::NoDnssecCheck,
+            },
+            Machine::This,
+        ),
+        Step::say(
+            StepKind::RetryLater,
+            "Try again in a minute; if it persists, tell whoever runs your DNS.",
+        ),
+    ]
+}
+
+/// `dns_timeout`: a dead first server (the others answered) costs every application its whole
+/// timeout; else no server answered.
+fn timeout_words(cx: &Ctx, name: &str, said: &str) -> String {
+    let Some(first) = first_server_dead(cx) else {
+        return format!(
+            "No name server answered for {name} in time: the name server is down or \
+             unreachable.{said}"
+        );
+    };
+    let wait = cx
+        .facts
+        .dns
+        .resolv
+        .as_ref()
+        .map(|r| format!(" ({} s)", r.timeout.as_secs_f64()))
+        .unwrap_or_default();
+    format!(
+        "The first name server, {}, does not answer for {name} (nothing in {}): applications \
+         ask it first and wait resolv.conf's timeout{wait} for it before they ask the next, so \
+         the lookup did not finish in time. The other servers answered.{said}",
+        first.server.ip(),
+        fmt_duration(first.lookup.elapsed)
+    )
+}
+
+fn timeout_steps(cx: &Ctx, name: &str) -> Vec<Step> {
+    vec![
+        see_resolvers(),
+        dig(cx, name),
+        Step::say(
+            StepKind::FixResolverConfig,
+            "If its port 53 is closed or refused, it runs no name server (any more): fix \
+             /etc/resolv.conf or the network settings that write it (DHCP, VPN client).",
+        ),
+    ]
 }
 
 /// The system view, when the name resolved.
@@ -372,11 +413,10 @@ pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
     if !(only_v6 && no_route) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::Ipv6OnlyName,
-            Severity::Error,
             format!(
                 "{name} has only IPv6 addresses (no A record), and this machine has no IPv6 \
                  route: it cannot reach the name at all."
@@ -416,11 +456,10 @@ pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
     {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::NameOnlyInHosts,
-            Severity::Warning,
             format!(
                 "{name} exists only in {} (line {}: `{}`): DNS says it does not exist (NXDOMAIN). \
                  Only this machine can use the name.",
@@ -448,12 +487,11 @@ pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
     if dns.is_empty() || dns.contains(&h.address) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let dns_list: Vec<String> = dns.iter().map(|a| a.to_string()).collect();
     Some(
         Finding::new(
             super::FindingId::HostsOverride,
-            Severity::Warning,
             format!(
                 "{} line {} pins {name} to {} (`{}`), but DNS says {}: applications use the hosts \
                  file's address, and that entry may be stale. The address probed is the one \
@@ -505,11 +543,10 @@ pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
     if dns.is_empty() || missing.is_empty() {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     Some(
         Finding::new(
             super::FindingId::SystemDiffersFromDns,
-            Severity::Warning,
             format!(
                 "Applications get {} for {name}, but DNS says {}: something local (nsswitch, \
                  mDNS, a cache) answers instead of DNS.",
@@ -554,7 +591,7 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     if distinct.len() < 2 {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let said: Vec<String> = answers
         .iter()
         .map(|(s, k)| format!("{} says {k}", s.server.ip()))
@@ -562,7 +599,6 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::ServersDisagree,
-            Severity::Warning,
             format!(
                 "The configured name servers disagree about {name}: {}. Clients get whichever \
                  answers first — a split-horizon setup or a stale secondary.",
@@ -594,7 +630,6 @@ pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::ExtraNameserversIgnored,
-            Severity::Info,
             format!(
                 "/etc/resolv.conf lists {} name servers, but the system resolver (glibc) uses \
                  only the first {MAXNS}: {} {} never asked, by applications or by this check.",
@@ -617,7 +652,7 @@ pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
 
 /// The search list applies to the name (it has no final dot and a list exists).
 fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let resolv = cx.facts.dns.resolv.as_ref()?;
     (!name.ends_with('.') && !resolv.search.is_empty()).then_some(resolv)
 }
@@ -625,7 +660,7 @@ fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
 /// The name resolved only with a search domain appended.
 pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     // Only an answer with addresses: a search name's NODATA is said by the failure finding.
     let full = cx
         .facts
@@ -637,7 +672,6 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::SearchDomainUsed,
-            Severity::Info,
             format!(
                 "{name} resolved only as {full}: the search domain from /etc/resolv.conf ({}) was \
                  appended. Machines with other search domains will not find it.",
@@ -659,7 +693,7 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     if cx.facts.dns.servers.iter().any(search_answered) {
         return None;
     }
-    let name = cx.target().host.to_string();
+    let name = cx.checked().host.to_string();
     let dots = name.matches('.').count();
     let resolved = cx
         .facts
@@ -678,7 +712,6 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             super::FindingId::NdotsSearchFirst,
-            Severity::Info,
             format!(
                 "{name} has fewer dots than ndots:{}, so the resolver first tried {} (a round \
                  trip each) before {name} itself.",
@@ -699,6 +732,7 @@ pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::FindingId;
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
     use crate::facts::{AddressFacts, Facts};
@@ -761,7 +795,7 @@ mod tests {
                 local: None,
             }));
         }
-        crate::diagnosis::diagnose(&f).findings
+        crate::diagnosis::diagnose(f.clone()).findings
     }
     fn resolv(search: &[&str], ndots: usize) -> ResolvConf {
         ResolvConf {
@@ -851,9 +885,9 @@ mod tests {
             local: None,
         };
         let f = facts("v6only.lab", dns, vec![probe]);
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         assert_eq!(d.verdict.as_str(), "unreachable");
-        assert!(d.findings.iter().any(|f| f.id == "ipv6_only_name"));
+        assert!(d.findings.iter().any(|f| f.id == FindingId::Ipv6OnlyName));
     }
 
     #[test]
@@ -864,9 +898,9 @@ mod tests {
             servers: vec![server("127.0.0.53", failed(DnsErrorKind::Servfail))],
             ..DnsFacts::default()
         };
-        let d = crate::diagnosis::diagnose(&facts("app.lab", dns, vec![]));
+        let d = crate::diagnosis::diagnose(facts("app.lab", dns, vec![]));
         let f = &d.findings;
-        assert_eq!(f[0].id, "dns_servfail");
+        assert_eq!(f[0].id, FindingId::DnsServfail);
         assert!(f[0].message.contains("127.0.0.53 → SERVFAIL"));
         let cmds: Vec<&str> = d
             .steps
@@ -923,7 +957,7 @@ mod tests {
             resolv: Some(resolv(&["lab"], 1)),
             ..DnsFacts::default()
         };
-        let d = crate::diagnosis::diagnose(&facts("app", dns, vec![]));
+        let d = crate::diagnosis::diagnose(facts("app", dns, vec![]));
         assert_eq!(ids(&d.findings), ["dns_nodata"]);
         let msg = &d.findings[0].message;
         assert!(

@@ -1,21 +1,39 @@
-//! The typed findings: every id canreach can report, in the order of the strength of their
-//! evidence, and the shape of a finding.
-//!
-//! The id list is the stable contract (snake_case in JSON, one section each in
-//! `docs/verdicts.md`; a test fails when the two differ). Each id has exactly one rule in
-//! [`super::rule`]: the `match` there is exhaustive, so an id without a rule does not compile.
+//! The typed findings: [`FindingId`] (made from the catalog, `super::catalog`: the ids are the
+//! stable contract, snake_case in JSON and in docs/verdicts.md) and the shape of a finding.
 
 use std::net::SocketAddr;
 
 use super::advice::{Step, StepKind};
 
-macro_rules! finding_ids {
-    ($($(#[$doc:meta])* $variant:ident => $id:literal,)*) => {
+/// The findings' documentation: the columns of docs/verdicts.md's findings table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Docs {
+    /// How loud it is, and when that varies, how ("warning when cut short").
+    pub severity: Severity,
+    pub severity_note: Option<&'static str>,
+    /// What the check saw.
+    pub evidence: &'static str,
+    /// What it tells people, in short.
+    pub says: &'static str,
+    /// The steps it proposes.
+    pub advice: &'static str,
+}
+
+/// Makes [`FindingId`] from the catalog's entries (`super::catalog`).
+macro_rules! define_ids {
+    ($(
+        $variant:ident = $id:literal, $severity:ident $(($note:literal))? {
+            evidence: $evidence:literal,
+            says: $says:literal,
+            advice: $advice:literal,
+            rule: $rule:expr,
+        },
+    )*) => {
         /// What a finding is about. The order is the order of strength: findings are reported,
         /// and their steps planned, in this order.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum FindingId {
-            $($(#[$doc])* $variant,)*
+            $(#[doc = $evidence] $variant,)*
         }
 
         impl FindingId {
@@ -28,172 +46,31 @@ macro_rules! finding_ids {
                     $(FindingId::$variant => $id,)*
                 }
             }
+
+            /// How loud a finding of this id is (a rule may make one quieter: [`Finding::severity`]).
+            pub fn severity(self) -> Severity {
+                match self {
+                    $(FindingId::$variant => Severity::$severity,)*
+                }
+            }
+
+            /// Its row of docs/verdicts.md's findings table.
+            pub fn docs(self) -> Docs {
+                match self {
+                    $(FindingId::$variant => Docs {
+                        severity: Severity::$severity,
+                        severity_note: None $(.or(Some($note)))?,
+                        evidence: $evidence,
+                        says: $says,
+                        advice: $advice,
+                    },)*
+                }
+            }
         }
     };
 }
 
-finding_ids! {
-    /// This machine's own output chain stops the port: the cause, whatever else is seen.
-    LocalFirewallOutput => "local_firewall_output",
-    /// This machine's input chain stops the port (local targets).
-    LocalFirewallInput => "local_firewall_input",
-    /// This machine refused to send (its reject ICMP, EACCES/EPERM).
-    LocalPolicyReject => "local_policy_reject",
-    /// A listener here whose accept queue is full: the kernel drops new SYNs.
-    ListenerNotAccepting => "listener_not_accepting",
-    /// A silent probe could not wait long enough to conclude: the verdict is `inconclusive`.
-    OutOfTime => "out_of_time",
-    /// Large packets vanish on the way: the handshake completed only with a smaller MSS.
-    MtuBlackhole => "mtu_blackhole",
-    /// A program on this machine did not take the connection (`accept()`) within the watch:
-    /// it waits in the accept queue, and clients hang.
-    ProgramNotAccepting => "program_not_accepting",
-    /// The kernel accepted, then the program reset the connection at once.
-    AcceptedThenReset => "accepted_then_reset",
-    /// The kernel accepted, then the program closed the connection without a word.
-    AcceptedThenClosed => "accepted_then_closed",
-    /// The server's greeting is a refusal (MySQL error packet, SMTP 421/554 …).
-    ServiceRefuses => "service_refuses",
-    /// The proxy the application uses wants credentials (407).
-    ProxyAuthRequired => "proxy_auth_required",
-    /// The proxy refuses a tunnel to this destination (403).
-    ProxyForbidden => "proxy_forbidden",
-    /// The proxy could not reach the destination (502, 503, 504).
-    ProxyUpstreamFailed => "proxy_upstream_failed",
-    /// The proxy did not open a tunnel for another reason (another status, no HTTP answer).
-    ProxyConnectFailed => "proxy_connect_failed",
-    /// Nothing came back after the client's first message.
-    NoReply => "no_reply",
-    /// A certificate of the chain has expired.
-    TlsExpired => "tls_expired",
-    /// A certificate of the chain is not valid yet.
-    TlsNotYetValid => "tls_not_yet_valid",
-    /// The certificate does not name the host.
-    TlsWrongName => "tls_wrong_name",
-    /// The server sent a self-signed certificate.
-    TlsSelfSigned => "tls_self_signed",
-    /// The chain ends at an issuer this machine does not trust.
-    TlsUnknownIssuer => "tls_unknown_issuer",
-    /// The server does not send its intermediate certificate.
-    TlsMissingIntermediate => "tls_missing_intermediate",
-    /// The server wants a client certificate.
-    TlsClientCertRequired => "tls_client_cert_required",
-    /// No common TLS version or cipher suite.
-    TlsProtocolMismatch => "tls_protocol_mismatch",
-    /// The port answered in something other than TLS.
-    NotTls => "not_tls",
-    /// Another TLS failure (an alert, a hang-up during the handshake).
-    TlsFailed => "tls_failed",
-    /// Plain HTTP was sent to a port that speaks TLS.
-    ExpectsTls => "expects_tls",
-    /// The port answered in something other than HTTP.
-    NotHttp => "not_http",
-    /// HTTP 5xx: the server, or the proxy in front of it, failed.
-    HttpServerError => "http_server_error",
-    /// HTTP 4xx for the path asked.
-    HttpClientError => "http_client_error",
-    /// An HTTP status that `--expect-status` does not list (and no other finding explains).
-    HttpUnexpectedStatus => "http_unexpected_status",
-    /// The server answered the TLS handshake, but only after the retry's wait (≥ 1 s, more
-    /// on a slow path).
-    SlowHandshake => "slow_handshake",
-    /// `--insecure`: the certificate was not verified; what verification would have said.
-    TlsNotVerified => "tls_not_verified",
-    /// HTTP 3xx: a redirect, and where it points.
-    HttpRedirect => "http_redirect",
-    /// The server's greeting, identified.
-    ServiceBanner => "service_banner",
-    /// An HTTP(S) client here would go through a proxy (or be exempted from it).
-    ProxyApplies => "proxy_applies",
-    /// Through a proxy: what a direct connection to the destination got (never the verdict).
-    DirectPath => "direct_path",
-    /// A port of this machine answered only the kernel's retried SYN: its listener's accept
-    /// queue was full at the first.
-    FirstSynDropped => "first_syn_dropped",
-    /// Some addresses of the name work, some do not.
-    PartialReachability => "partial_reachability",
-    /// The kernel connected canreach's socket to itself: nothing listens on the port.
-    ConnectedToItself => "connected_to_itself",
-    /// A TCP reset.
-    PortClosed => "port_closed",
-    /// A reject ICMP from the target itself.
-    FirewallRejectOnHost => "firewall_reject_on_host",
-    /// A reject ICMP from a device on the way.
-    FirewallRejectOnPath => "firewall_reject_on_path",
-    /// The reject came only for the kernel's retransmitted SYN: the first met a spent ICMP
-    /// rate-limit budget.
-    IcmpRateLimited => "icmp_rate_limited",
-    /// Host/network unreachable from a device, or this machine's failed neighbour lookup.
-    HostUnreachable => "host_unreachable",
-    /// No route on this machine.
-    NoRoute => "no_route",
-    /// Another local error at connect().
-    LocalError => "local_error",
-    /// The port is quiet on a host that answers on other ports.
-    HostUpPortDropped => "host_up_port_dropped",
-    /// A router reports the host unreachable on the liveness ports.
-    HostDown => "host_down",
-    /// Nothing answered before the deadline or the silence bound.
-    SilentDrop => "silent_drop",
-    /// Nothing about the host answers.
-    HostNotAnswering => "host_not_answering",
-    /// The walk's last answering hop.
-    PathEndsAfter => "path_ends_after",
-    /// Not even the first hop answered the walk.
-    PathNoAnswer => "path_no_answer",
-    /// Nothing listens on the port on this machine.
-    NothingListensHere => "nothing_listens_here",
-    /// The port's usual server runs, on another port.
-    UsualServerElsewhere => "usual_server_elsewhere",
-    /// The port's usual server is not running.
-    UsualServerNotRunning => "usual_server_not_running",
-    /// Listeners on loopback only; another address of this machine was dialled.
-    ListensOnLoopbackOnly => "listens_on_loopback_only",
-    /// Listeners of the other address family only.
-    ListensOnOtherFamily => "listens_on_other_family",
-    /// Listeners on another specific address of this machine.
-    BoundToOtherAddress => "bound_to_other_address",
-    /// The port's owner is a container runtime's proxy.
-    ContainerProxy => "container_proxy",
-    /// A listener's process calls itself a known server but runs another executable.
-    OwnerNameMismatch => "owner_name_mismatch",
-    /// A listener's process cannot be seen without root.
-    OwnerHidden => "owner_hidden",
-    /// This machine's firewall could not be read.
-    FirewallNotInspected => "firewall_not_inspected",
-    /// The addresses' failures differ.
-    AddressesDisagree => "addresses_disagree",
-    /// The name does not exist.
-    DnsNxdomain => "dns_nxdomain",
-    /// The name has no address record.
-    DnsNodata => "dns_nodata",
-    /// The name server failed.
-    DnsServfail => "dns_servfail",
-    /// The name server refused.
-    DnsRefused => "dns_refused",
-    /// No name server answered.
-    DnsTimeout => "dns_timeout",
-    /// No name server is configured.
-    DnsNoNameservers => "dns_no_nameservers",
-    /// Any other resolver failure.
-    DnsFailed => "dns_failed",
-    /// The name has only IPv6 addresses and this machine no IPv6 route.
-    Ipv6OnlyName => "ipv6_only_name",
-    /// The name is only in /etc/hosts.
-    NameOnlyInHosts => "name_only_in_hosts",
-    /// An /etc/hosts line overrides DNS.
-    HostsOverride => "hosts_override",
-    /// Something local (nsswitch, mDNS, a cache) answers instead of DNS.
-    SystemDiffersFromDns => "system_differs_from_dns",
-    /// The configured name servers disagree.
-    ServersDisagree => "servers_disagree",
-    /// resolv.conf lists more name servers than glibc uses (MAXNS = 3).
-    ExtraNameserversIgnored => "extra_nameservers_ignored",
-    /// The name resolved only with a search domain appended.
-    SearchDomainUsed => "search_domain_used",
-    /// ndots made the resolver try search names first.
-    NdotsSearchFirst => "ndots_search_first",
-}
+super::catalog::catalog!(define_ids);
 
 /// How loud a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -213,8 +90,20 @@ impl Severity {
     }
 }
 
+/// What a finding that explains the verdict gives the report's one-sentence summary (the
+/// summary is written around it: `super::summary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Headline {
+    /// Why the target has its verdict: the words after "db:5432 is rejected: " (or after
+    /// "… accepts connections, but the program behind the port fails: ").
+    Why(String),
+    /// The proxy the application goes through did not open the way: the words after "… goes
+    /// through the proxy P (from https_proxy), which does not open the way: ".
+    ProxyRefused(String),
+}
+
 /// Something the check found: what it means, and the steps it proposes. The steps are a
-/// proposal: the planner ([`super::advice::plan`]) decides which are given, once each.
+/// proposal: the planner (`plan::plan`) decides which are given, once each.
 /// `message` is escaped ([`Finding::new`]): no format shows a raw control or bidi character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -229,22 +118,46 @@ pub struct Finding {
     /// findings are reported in the order clients try their addresses, so the verdict's own
     /// evidence comes first.
     pub about: Option<SocketAddr>,
+    /// Set when this finding explains the verdict: its part of the summary. The strongest
+    /// finding that has one gives it.
+    pub headline: Option<Headline>,
 }
 
 impl Finding {
-    /// A finding saying `message`. The message is escaped here ([`crate::escape::escape`]), once
-    /// for every format: it quotes outside text (banners, certificate subjects, headers,
-    /// command lines), and canreach's own words have nothing to escape, so escaping the whole
-    /// sentence is escaping what it quotes.
-    pub fn new(id: FindingId, severity: Severity, message: impl Into<String>) -> Finding {
+    /// A finding of `id` saying `message`, as loud as its catalog entry says. The message is
+    /// escaped here ([`crate::escape::escape`]), once for every format: it quotes outside text
+    /// (banners, certificate subjects, headers, command lines), and canreach's own words have
+    /// nothing to escape, so escaping the whole sentence is escaping what it quotes.
+    pub fn new(id: FindingId, message: impl Into<String>) -> Finding {
         Finding {
             id,
-            severity,
+            severity: id.severity(),
             message: crate::escape::escape_owned(message.into()),
             steps: vec![],
             rules_out: vec![],
             about: None,
+            headline: None,
         }
+    }
+
+    /// This finding explains the verdict, in these words (see [`Headline::Why`]); `None`: it
+    /// does not (then the finding gives no headline).
+    pub fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
+        self.headline = why.map(|w| Headline::Why(w.into()));
+        self
+    }
+
+    /// This finding is the proxy's refusal that explains the verdict (see
+    /// [`Headline::ProxyRefused`]); `None`: it does not explain it.
+    pub fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
+        self.headline = why.map(|w| Headline::ProxyRefused(w.into()));
+        self
+    }
+
+    /// Another severity than the catalog's, where its entry says when (`severity_note`).
+    pub fn severity(mut self, severity: Severity) -> Finding {
+        self.severity = severity;
+        self
     }
 
     /// Say which address (the first of those it explains) the finding is about.
@@ -266,12 +179,6 @@ impl Finding {
     }
 }
 
-impl PartialEq<&str> for FindingId {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,32 +197,67 @@ mod tests {
         }
     }
 
-    /// docs/verdicts.md documents exactly the ids that exist: every id has its row, and every
-    /// id-looking name in the findings table exists.
-    #[test]
-    fn docs_name_exactly_the_ids_that_exist() {
-        let docs = include_str!("../../docs/verdicts.md");
-        let table = docs
-            .split("## Findings")
-            .nth(1)
-            .expect("docs/verdicts.md has a `## Findings` section");
-        let documented: Vec<&str> = table
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `"))
-            .filter_map(|l| l.split('`').next())
-            .collect();
+    /// docs/verdicts.md's findings table, as the catalog makes it: one row per id, in the
+    /// catalog's order (a `|` in a cell is written `\\|`).
+    fn findings_table() -> String {
+        let cell = |s: &str| s.replace('|', "\\|");
+        let mut out = String::from(
+            "| id | severity | evidence | message, in short | advice |\n|---|---|---|---|---|\n",
+        );
         for id in FindingId::ALL {
-            assert!(
-                documented.contains(&id.as_str()),
-                "finding {} is not documented in docs/verdicts.md",
-                id.as_str()
-            );
+            let d = id.docs();
+            let severity = match d.severity_note {
+                Some(note) => format!("{} ({note})", d.severity.as_str()),
+                None => d.severity.as_str().to_string(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {severity} | {} | {} | {} |\n",
+                id.as_str(),
+                cell(d.evidence),
+                cell(d.says),
+                cell(d.advice)
+            ));
         }
-        for d in &documented {
-            assert!(
-                FindingId::ALL.iter().any(|id| id.as_str() == *d),
-                "docs/verdicts.md documents `{d}`, which is no finding id"
-            );
+        out
+    }
+
+    /// The findings table of docs/verdicts.md is the catalog's, row for row: every id is
+    /// documented, nothing else is, and each row says what the catalog says. With
+    /// `CANREACH_BLESS=1` the test writes the catalog's table into the file instead.
+    #[test]
+    fn the_findings_table_is_the_catalog() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/verdicts.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let start = docs
+            .find("| id | severity |")
+            .expect("docs/verdicts.md has the findings table");
+        let len = docs[start..]
+            .split_inclusive('\n')
+            .take_while(|l| l.starts_with('|'))
+            .map(str::len)
+            .sum::<usize>();
+        let (written, wanted) = (&docs[start..start + len], findings_table());
+        if written == wanted {
+            return;
         }
+        if std::env::var_os("CANREACH_BLESS").is_some_and(|v| v == "1") {
+            let blessed = format!("{}{wanted}{}", &docs[..start], &docs[start + len..]);
+            std::fs::write(path, blessed).unwrap();
+            return;
+        }
+        let (old, new): (Vec<&str>, Vec<&str>) =
+            (written.lines().collect(), wanted.lines().collect());
+        let mut diff = String::new();
+        for l in old.iter().filter(|l| !new.contains(l)) {
+            diff.push_str(&format!("- {l}\n"));
+        }
+        for l in new.iter().filter(|l| !old.contains(l)) {
+            diff.push_str(&format!("+ {l}\n"));
+        }
+        panic!(
+            "docs/verdicts.md's findings table is not the catalog's (src/diagnosis/catalog.rs); \
+             run `CANREACH_BLESS=1 cargo test --lib the_findings_table_is_the_catalog` to \
+             write it:\n{diff}"
+        );
     }
 }

@@ -8,11 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
-use super::finding::{Finding, FindingId, Severity};
-use super::{AddressResult, Ctx, Evidence, Outcome, Verdict};
+use super::context::Ctx;
+use super::finding::{Finding, FindingId};
+use super::outcome::{AddressResult, Evidence, Outcome, Verdict};
+use super::words::{errno_name, errno_text, fmt_duration};
 use crate::facts::QueueWatch;
 use crate::local::Firewall;
-use crate::local::nft::{FirewallRule, NftError};
+use crate::local::nft::{FirewallRule, Hook, NftError, RuleVerdict};
 use crate::local::servers::{self, CONTAINER_PROXIES};
 use crate::local::{Listener, LocalFacts, Process, is_local};
 
@@ -29,7 +31,7 @@ pub fn accepts(l: &Listener, dialled: IpAddr) -> bool {
     }
 }
 
-fn show(l: &Listener) -> String {
+pub(super) fn show(l: &Listener) -> String {
     match l.address {
         IpAddr::V6(a) => format!("[{a}]:{}", l.port),
         a => format!("{a}:{}", l.port),
@@ -37,7 +39,7 @@ fn show(l: &Listener) -> String {
 }
 
 /// [`owner`] at the start of a sentence: a program's name as it is, "A process of …".
-fn owner_first(l: &Listener) -> String {
+pub(super) fn owner_first(l: &Listener) -> String {
     match &l.process {
         Some(_) => owner(l),
         None => owner(l).replacen("a process", "A process", 1),
@@ -129,7 +131,6 @@ pub fn owner_name_mismatch(cx: &Ctx) -> Vec<Finding> {
         out.push(
             Finding::new(
                 FindingId::OwnerNameMismatch,
-                Severity::Warning,
                 format!(
                     "The process listening on {} calls itself {claimed} (the name of {server}) \
                      but runs {exe} (pid {}, user {}, named {} by the system). A program that \
@@ -224,7 +225,6 @@ pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::NothingListensHere,
-            Severity::Error,
             format!("Nothing on this machine listens on TCP port {}.", l.port),
         )
         .steps(steps)
@@ -262,28 +262,27 @@ fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, Qu
         .map_or(&[][..], |l| &l.listeners[..]);
     // Only silence is a queue's doing: an address that connected in the end is not dropped.
     let silent = |r: &AddressResult| r.outcome != Outcome::Open && r.evidence == Evidence::Silence;
-    let failed = |addr: SocketAddr| cx.addresses.iter().any(|r| r.address == addr && silent(r));
     let mut out: Vec<(Option<&Listener>, SocketAddr, QueueEvidence)> = Vec::new();
     for a in &cx.facts.addresses {
-        let Some(q) = a.queue.as_ref().filter(|q| watch_shows_full(q)) else {
+        let Some(q) = a.facts.queue.as_ref().filter(|q| watch_shows_full(q)) else {
             continue;
         };
-        if !failed(a.address()) {
+        let address = a.result.address;
+        if !silent(&a.result) {
             continue;
         }
-        let x = listeners.iter().find(|x| accepts(x, a.address().ip()));
+        let x = listeners.iter().find(|x| accepts(x, address.ip()));
         let seen = out.iter().any(|(y, addr, _)| match (x, y) {
             (Some(x), Some(y)) => x == *y,
-            _ => *addr == a.address(),
+            _ => *addr == address,
         });
         if !seen {
-            out.push((x, a.address(), QueueEvidence::Watch(q)));
+            out.push((x, address, QueueEvidence::Watch(q)));
         }
     }
     for x in listeners.iter().filter(|x| x.queue_full()) {
         let dialled = cx
-            .addresses
-            .iter()
+            .results()
             .find(|r| silent(r) && accepts(x, r.address.ip()));
         if let Some(r) = dialled
             && !out.iter().any(|(y, _, _)| *y == Some(x))
@@ -303,11 +302,9 @@ pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
         .as_ref()
         .map_or(&[][..], |l| &l.listeners[..]);
     let in_table = listeners.iter().any(|x| x.queue_full() && accepts(x, ip));
-    let watched = cx
-        .facts
-        .addresses
-        .iter()
-        .any(|a| a.address().ip() == ip && a.queue.as_ref().is_some_and(watch_shows_full));
+    let watched = cx.facts.addresses.iter().any(|a| {
+        a.result.address.ip() == ip && a.facts.queue.as_ref().is_some_and(watch_shows_full)
+    });
     in_table || watched
 }
 
@@ -326,7 +323,6 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
             let who = x.map_or(format!("The program listening on {address}"), |x| {
                 format!("{} listens on {}, but it", owner_first(x), show(x))
             });
-            let port = address.port();
             let drops = since_boot.map_or(String::new(), |c| {
                 format!(
                     " This machine has dropped {} connection attempts at full accept queues \
@@ -334,96 +330,113 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
                     c.overflows
                 )
             });
-            let figures = |q: u32, b: Option<u32>| match b {
-                Some(b) => format!("{q} waiting, room for {b}"),
-                None => format!("{q} waiting"),
-            };
-            let message = match evidence {
-                QueueEvidence::Table(x) => format!(
-                    "{who} is not accepting connections: its accept queue is full ({}), so \
-                     the kernel drops new connection attempts without a word — the program is \
-                     hung or overloaded. A firewall is not needed to explain the \
-                     silence.{drops}",
-                    figures(x.queued, x.backlog)
-                ),
-                QueueEvidence::Watch(q) => {
-                    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
-                    let counted = match q.overflows {
-                        Some(n) if n > 0 => format!(
-                            " While this check waited, the kernel dropped {n} connection \
-                             attempts at full accept queues on this machine \
-                             (ListenOverflows)."
-                        ),
-                        _ => String::new(),
-                    };
-                    match full_look.or(q.last) {
-                        Some(look) if look.full() => format!(
-                            "{who} is not accepting connections: its accept queue is full \
-                             ({}), so the kernel drops new connection attempts without a word \
-                             — the program is hung or overloaded. A firewall is not needed to \
-                             explain the silence.{counted}",
-                            figures(look.queued, look.backlog)
-                        ),
-                        room => format!(
-                            "{who} does not take connections as fast as they come: its \
-                             accept queue filled up, and the kernel dropped this connection \
-                             attempt without a word.{counted}{} The program is overloaded (or \
-                             was stuck for a moment). A firewall is not needed to explain the \
-                             silence.",
-                            room.map_or(String::new(), |r| format!(
-                                " It has room again now ({}).",
-                                figures(r.queued, r.backlog)
-                            ))
-                        ),
-                    }
-                }
-            };
-            let mut steps = Vec::new();
-            if let Some(p) = x.and_then(|x| x.process.as_ref()) {
-                steps.push(Step::run(
-                    StepKind::InspectProgram,
-                    "See what the program is doing (a state of D or T, or a long wait, means \
-                     it is stuck)",
-                    Command::ProcessState { pid: p.pid },
-                    Machine::This,
-                ));
-            }
+            let mut steps: Vec<Step> = inspect_program(x).into_iter().collect();
             steps.push(Step::run(
                 StepKind::WatchQueue,
                 "Watch its queue: Recv-Q above Send-Q means it is full",
-                Command::SsQueue { port },
+                Command::SsQueue {
+                    port: address.port(),
+                },
                 Machine::This,
             ));
-            let unit = x
-                .and_then(|x| x.process.as_ref())
-                .and_then(|p| servers::for_process(&p.name))
-                .and_then(|k| k.unit);
-            steps.push(match unit {
-                Some(unit) => Step::run(
-                    StepKind::RestartServer,
-                    "Restart it once you know why it hung (its logs say more)",
-                    Command::SystemctlRestart { unit },
-                    Machine::This,
-                ),
-                None => Step::about(
-                    StepKind::RestartServer,
-                    "Restart the program once you know why it hung (its logs say more); if it \
-                     is only overloaded, give it more workers or a larger backlog.",
-                    Machine::This,
-                ),
-            });
-            Finding::new(FindingId::ListenerNotAccepting, Severity::Error, message)
-                .steps(steps)
-                .rules_out(&[
-                    StepKind::FindDropRule,
-                    StepKind::CheckLocalOutput,
-                    StepKind::TracePath,
-                    StepKind::TryOtherPort,
-                    StepKind::AskOwners,
-                    StepKind::CheckListening,
-                ])
+            steps.push(restart(
+                x,
+                "Restart the program once you know why it hung (its logs say more); if it is \
+                 only overloaded, give it more workers or a larger backlog.",
+            ));
+            Finding::new(
+                FindingId::ListenerNotAccepting,
+                queue_words(&who, evidence, &drops),
+            )
+            .steps(steps)
+            .explains((cx.verdict == Verdict::Filtered).then_some(
+                "the program listening there is not accepting connections as fast as they \
+                     come (its accept queue filled up), so the kernel drops new ones silently",
+            ))
+            .rules_out(&[
+                StepKind::FindDropRule,
+                StepKind::CheckLocalOutput,
+                StepKind::TracePath,
+                StepKind::TryOtherPort,
+                StepKind::AskOwners,
+                StepKind::CheckListening,
+            ])
         })
         .collect()
+}
+
+/// `listener_not_accepting`'s words: the queue as seen full (in the table, or by the silent
+/// address's own looks), or filled for a moment; the drops counted.
+fn queue_words(who: &str, evidence: QueueEvidence, drops: &str) -> String {
+    let figures = |q: u32, b: Option<u32>| match b {
+        Some(b) => format!("{q} waiting, room for {b}"),
+        None => format!("{q} waiting"),
+    };
+    let full = |look: String, counted: &str| {
+        format!(
+            "{who} is not accepting connections: its accept queue is full ({look}), so the \
+             kernel drops new connection attempts without a word — the program is hung or \
+             overloaded. A firewall is not needed to explain the silence.{counted}"
+        )
+    };
+    let q = match evidence {
+        QueueEvidence::Table(x) => return full(figures(x.queued, x.backlog), drops),
+        QueueEvidence::Watch(q) => q,
+    };
+    let counted = match q.overflows {
+        Some(n) if n > 0 => format!(
+            " While this check waited, the kernel dropped {n} connection attempts at full \
+             accept queues on this machine (ListenOverflows)."
+        ),
+        _ => String::new(),
+    };
+    let full_look = [q.first, q.last].into_iter().flatten().find(|l| l.full());
+    match full_look.or(q.last) {
+        Some(look) if look.full() => full(figures(look.queued, look.backlog), &counted),
+        room => format!(
+            "{who} does not take connections as fast as they come: its accept queue filled up, \
+             and the kernel dropped this connection attempt without a word.{counted}{} The \
+             program is overloaded (or was stuck for a moment). A firewall is not needed to \
+             explain the silence.",
+            room.map_or(String::new(), |r| format!(
+                " It has room again now ({}).",
+                figures(r.queued, r.backlog)
+            ))
+        ),
+    }
+}
+
+/// See what a listener's program is doing, when it is known.
+pub(super) fn inspect_program(listener: Option<&Listener>) -> Option<Step> {
+    let p = listener?.process.as_ref()?;
+    Some(Step::run(
+        StepKind::InspectProgram,
+        "See what the program is doing (a state of D or T, or a long wait, means it is stuck)",
+        Command::ProcessState { pid: p.pid },
+        Machine::This,
+    ))
+}
+
+/// Restart a listener's program: its service when it is a usual server with a unit, else in
+/// the words given.
+pub(super) fn restart(listener: Option<&Listener>, otherwise: &str) -> Step {
+    let unit = listener
+        .and_then(|x| x.process.as_ref())
+        .and_then(|p| servers::for_process(&p.name))
+        .and_then(|k| k.unit);
+    match unit {
+        Some(unit) => Step::run(
+            StepKind::RestartServer,
+            "Restart it once you know why it hung (its logs say more)",
+            Command::SystemctlRestart { unit },
+            Machine::This,
+        ),
+        None => Step::about(
+            StepKind::RestartServer,
+            otherwise.to_string(),
+            Machine::This,
+        ),
+    }
 }
 
 /// The first SYN to a port of this machine went unanswered and the kernel's retransmission,
@@ -432,7 +445,7 @@ pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
 /// retry pass, which the firewall finding would name). The port works, slowly: each client
 /// waits a second or more while the program is this busy.
 pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
-    let a = cx.facts.addresses.iter().find(|a| {
+    let a = cx.facts.addresses.iter().map(|a| &a.facts).find(|a| {
         a.queue.is_some()
             && a.probe.result == crate::probe::ConnectResult::Connected
             && a.probe.elapsed >= crate::liveness::FIRST_RETRANSMISSION
@@ -456,7 +469,6 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirstSynDropped,
-            Severity::Warning,
             format!(
                 "The first connection attempt to {} got no answer; the kernel's retry was \
                  accepted, {} after the first. On this machine the kernel drops a connection \
@@ -464,7 +476,7 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
                  full: {who} does not take connections as fast as they come{looked}. Each new \
                  client waits a second or more while it is this busy.",
                 a.address(),
-                super::fmt_duration(a.probe.elapsed)
+                fmt_duration(a.probe.elapsed)
             ),
         )
         .steps([
@@ -488,127 +500,6 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
             StepKind::TracePath,
             StepKind::TryOtherPort,
             StepKind::AskOwners,
-        ]),
-    )
-}
-
-/// A program on this machine did not take the connection within the watch for the accept
-/// (`session::watch::ACCEPT_WAIT`): the kernel completed the handshake, and the connection
-/// waits in the listener's accept queue — clients connect, then hang. Named with the program
-/// (from the listener table), its queue, and whether its threads were all asleep (it does not
-/// call `accept()`) or running (too busy to).
-pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
-    let (a, n) = cx.facts.addresses.iter().find_map(|a| {
-        let n = a.session.as_ref()?.not_accepted.as_ref()?;
-        Some((a.address(), n))
-    })?;
-    let listener = cx
-        .facts
-        .local
-        .as_ref()
-        .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.ip())));
-    let who = match listener {
-        Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
-        None => format!("The program listening on {a}"),
-    };
-    let waited = super::fmt_duration(n.waited);
-    // This check's own connections wait there too (the probe's, closed, and this one).
-    let queue = match (n.queued, n.backlog) {
-        (Some(q), Some(b)) => format!(" ({q} waiting, this check's among them; room for {b})"),
-        (Some(q), None) => format!(" ({q} waiting, this check's among them)"),
-        _ => String::new(),
-    };
-    let why = match n.asleep {
-        Some(true) => {
-            "Every thread of it was asleep meanwhile: it is not calling accept() — hung, or \
-             stuck waiting on something else."
-        }
-        Some(false) => {
-            "Its threads were running meanwhile: it (or this machine) is too busy to take new \
-             connections."
-        }
-        None => "It is hung or too busy.",
-    };
-    let message = if n.cut_short {
-        format!(
-            "{who}, but had not taken the connection when the deadline ended the watch after \
-             {waited}{queue}; a program is given {} before it is said not to take \
-             connections.",
-            super::fmt_duration(crate::session::watch::ACCEPT_WAIT)
-        )
-    } else {
-        format!(
-            "{who}, but did not take the connection: it waited {waited} in the accept \
-             queue{queue} without an accept(). The kernel completes the handshake by itself, \
-             so clients connect — and then hang. {why}"
-        )
-    };
-    let mut steps = Vec::new();
-    if let Some(p) = listener.and_then(|x| x.process.as_ref()) {
-        steps.push(Step::run(
-            StepKind::InspectProgram,
-            "See what the program is doing (a state of D or T, or a long wait, means it is \
-             stuck)",
-            Command::ProcessState { pid: p.pid },
-            Machine::This,
-        ));
-    }
-    steps.push(Step::run(
-        StepKind::WatchQueue,
-        "Watch its queue: a Recv-Q that stays above 0 means connections wait unaccepted",
-        Command::SsQueue { port: a.port() },
-        Machine::This,
-    ));
-    if n.cut_short {
-        steps.push(Step::run(
-            StepKind::RerunLonger,
-            "Check again with a longer deadline",
-            Command::Canreach {
-                options: "--timeout 10s",
-                args: cx.target().input.clone(),
-            },
-            Machine::This,
-        ));
-    } else {
-        let unit = listener
-            .and_then(|x| x.process.as_ref())
-            .and_then(|p| servers::for_process(&p.name))
-            .and_then(|k| k.unit);
-        steps.push(match unit {
-            Some(unit) => Step::run(
-                StepKind::RestartServer,
-                "Restart it once you know why it hung (its logs say more)",
-                Command::SystemctlRestart { unit },
-                Machine::This,
-            ),
-            None => Step::about(
-                StepKind::RestartServer,
-                "Restart the program once you know why it stopped accepting (its logs say \
-                 more); if it is only overloaded, give it more workers.",
-                Machine::This,
-            ),
-        });
-    }
-    Some(
-        Finding::new(
-            FindingId::ProgramNotAccepting,
-            if n.cut_short {
-                Severity::Warning
-            } else {
-                Severity::Error
-            },
-            message,
-        )
-        .steps(steps)
-        // It listens, and the handshake completed: nothing drops packets, nothing to find.
-        .rules_out(&[
-            StepKind::FindDropRule,
-            StepKind::FindRejectRule,
-            StepKind::CheckLocalOutput,
-            StepKind::TracePath,
-            StepKind::TryOtherPort,
-            StepKind::AskOwners,
-            StepKind::CheckListening,
         ]),
     )
 }
@@ -667,7 +558,6 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
             }
             Finding::new(
                 FindingId::UsualServerElsewhere,
-                Severity::Warning,
                 format!(
                     "{} is running ({} pid {}{workers}: {}) {where_}.",
                     s.server, s.process.name, s.process.pid, s.process.cmdline
@@ -689,7 +579,6 @@ pub fn usual_server_not_running(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::UsualServerNotRunning,
-            Severity::Warning,
             format!(
                 "{}, which usually serves port {port}, is not running on this machine.",
                 units.iter().map(|k| k.name).collect::<Vec<_>>().join(" / ")
@@ -731,8 +620,7 @@ fn misses<'a>(cx: &'a Ctx, l: &LocalFacts) -> Vec<(&'a AddressResult, Miss)> {
     if l.listeners.is_empty() {
         return vec![];
     }
-    cx.addresses
-        .iter()
+    cx.results()
         .filter(|a| a.outcome != Outcome::Open)
         .filter(|a| is_local(a.address.ip(), &l.addresses))
         // Something listens there: a firewall or the backlog is the story.
@@ -823,7 +711,7 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
                     Machine::This,
                 ));
             }
-            Finding::new(id, Severity::Error, message)
+            Finding::new(id, message)
                 .steps(steps)
                 // The listeners are in the report: no need to send people to `ss`.
                 .rules_out(&[StepKind::CheckListening])
@@ -856,7 +744,6 @@ pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::ContainerProxy,
-            Severity::Info,
             format!(
                 "Port {port} on {} is published by a container runtime's proxy ({}, pid {}): \
                  the real server runs inside a container.",
@@ -922,13 +809,13 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
                 StepKind::RerunAsRoot,
                 "Run again with sudo to see the process",
                 Command::CanreachAsRoot {
-                    args: cx.target().input.clone(),
+                    args: cx.checked().input.clone(),
                 },
                 Machine::This,
             ),
         )
     };
-    Some(Finding::new(FindingId::OwnerHidden, Severity::Info, message).steps([step]))
+    Some(Finding::new(FindingId::OwnerHidden, message).steps([step]))
 }
 
 /// Why this machine's firewall could not be read, in words.
@@ -953,8 +840,8 @@ pub fn unread_words(fw: &Firewall) -> String {
         Some(NftError::TimedOut) => "nft did not finish before the deadline".into(),
         Some(NftError::Io { errno: Some(e) }) => format!(
             "nft could not be run ({} ({}))",
-            super::errno_text(*e),
-            super::errno_name(*e)
+            errno_text(*e),
+            errno_name(*e)
         ),
         Some(NftError::Io { errno: None }) => "nft could not be run".into(),
     }
@@ -967,7 +854,6 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
     Some(
         Finding::new(
             FindingId::FirewallNotInspected,
-            Severity::Info,
             format!(
                 "This machine's firewall was not inspected: {}.",
                 unread_words(fw)
@@ -977,7 +863,7 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
             StepKind::RerunAsRoot,
             "Include it by running as root",
             Command::CanreachAsRoot {
-                args: cx.target().input.clone(),
+                args: cx.checked().input.clone(),
             },
             Machine::This,
         )]),
@@ -986,7 +872,7 @@ pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
 
 /// The rules of one hook that stop the port, when the first address failed: the explicit
 /// rules, else a drop policy (still worth naming: an accept rule may be missing).
-fn hook_rules<'a>(cx: &'a Ctx, hook: &str) -> Vec<&'a FirewallRule> {
+fn hook_rules<'a>(cx: &'a Ctx, hook: Hook) -> Vec<&'a FirewallRule> {
     if cx.failed_first().is_none() {
         return vec![];
     }
@@ -1008,6 +894,7 @@ fn firewall_finding(
     shown: &[&FirewallRule],
     whose: &str,
     extra: &str,
+    way: &str,
 ) -> Finding {
     let texts: Vec<String> = shown
         .iter()
@@ -1045,7 +932,6 @@ fn firewall_finding(
     }
     Finding::new(
         id,
-        Severity::Error,
         format!(
             "This machine's own firewall stops TCP port {} {whose}: {}.{extra}",
             cx.port(),
@@ -1053,6 +939,11 @@ fn firewall_finding(
         ),
     )
     .steps(steps)
+    // When the connection failed on its way, this rule is why.
+    .explains(
+        (cx.verdict != Verdict::Open && !cx.verdict.after_connect())
+            .then(|| format!("this machine's own firewall stops the connection on its way {way}")),
+    )
     // The cause is here, named: no hunt elsewhere, no walk, no other port.
     .rules_out(&[
         StepKind::CheckLocalOutput,
@@ -1067,11 +958,11 @@ fn firewall_finding(
 
 /// A rule of this machine's output chain stops the port.
 pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
-    let shown = hook_rules(cx, "output");
+    let shown = hook_rules(cx, Hook::Output);
     if shown.is_empty() {
         return None;
     }
-    let extra = if shown.iter().any(|r| r.verdict == "drop") {
+    let extra = if shown.iter().any(|r| r.verdict == RuleVerdict::Drop) {
         " A drop there looks exactly like silence from the remote side."
     } else {
         ""
@@ -1082,13 +973,14 @@ pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
         &shown,
         "in its output path (what this machine sends)",
         extra,
+        "out",
     ))
 }
 
 /// A rule of this machine's input chain stops the port (local targets only).
 pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
     cx.facts.local.as_ref()?;
-    let shown = hook_rules(cx, "input");
+    let shown = hook_rules(cx, Hook::Input);
     if shown.is_empty() {
         return None;
     }
@@ -1098,6 +990,7 @@ pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
         &shown,
         "in its input path (what this machine receives)",
         "",
+        "in",
     ))
 }
 
@@ -1209,10 +1102,10 @@ mod tests {
     /// The messages of `owner_name_mismatch` for one listener.
     fn mismatches(l: Listener) -> Vec<String> {
         let f = facts_for(local_with(vec![l.clone(), l]), None);
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         d.findings
             .iter()
-            .filter(|f| f.id == "owner_name_mismatch")
+            .filter(|f| f.id == FindingId::OwnerNameMismatch)
             .map(|f| f.message.clone())
             .collect()
     }
@@ -1302,11 +1195,11 @@ mod tests {
             local_with(vec![listener("0.0.0.0", Some("docker-proxy"))]),
             None,
         );
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         let c = d
             .findings
             .iter()
-            .find(|f| f.id == "container_proxy")
+            .find(|f| f.id == FindingId::ContainerProxy)
             .expect("container_proxy");
         assert!(c.message.contains("docker-proxy, pid 812"));
         let step = d.steps.iter().find(|s| s.findings.contains(&c.id)).unwrap();
@@ -1351,9 +1244,9 @@ mod tests {
             local_with(vec![listener("0.0.0.0", Some("postgres"))]),
             Some(fw),
         );
-        let d = crate::diagnosis::diagnose(&f);
+        let d = crate::diagnosis::diagnose(f.clone());
         let found = &d.findings;
-        assert_eq!(found[0].id, "local_firewall_input");
+        assert_eq!(found[0].id, FindingId::LocalFirewallInput);
         assert!(
             found[0]
                 .message
@@ -1379,10 +1272,10 @@ mod tests {
         );
         let remote = Facts { local: None, ..f };
         assert!(
-            !crate::diagnosis::diagnose(&remote)
+            !crate::diagnosis::diagnose(remote.clone())
                 .findings
                 .iter()
-                .any(|f| f.id == "local_firewall_input"),
+                .any(|f| f.id == FindingId::LocalFirewallInput),
             "input rules do not concern remote targets"
         );
     }
@@ -1402,11 +1295,11 @@ mod tests {
             listening: Some(vec!["127.0.0.1:5433".parse().unwrap()]),
             workers: vec![813, 814, 815, 816, 817],
         }];
-        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let d = crate::diagnosis::diagnose(facts_for(l.clone(), None));
         let found: Vec<&Finding> = d
             .findings
             .iter()
-            .filter(|f| f.id == "usual_server_elsewhere")
+            .filter(|f| f.id == FindingId::UsualServerElsewhere)
             .collect();
         assert_eq!(found.len(), 1);
         assert_eq!(
@@ -1417,21 +1310,21 @@ mod tests {
         );
         // Descriptors unreadable: as root that is no matter of permission.
         l.usual_servers[0].listening = None;
-        let d = crate::diagnosis::diagnose(&facts_for(l.clone(), None));
+        let d = crate::diagnosis::diagnose(facts_for(l.clone(), None));
         let m = &d
             .findings
             .iter()
-            .find(|f| f.id == "usual_server_elsewhere")
+            .find(|f| f.id == FindingId::UsualServerElsewhere)
             .unwrap()
             .message;
         assert!(m.ends_with("(where it listens could not be read)."), "{m}");
         assert!(!d.steps.iter().any(|s| s.kind == StepKind::CheckListening));
         l.privileged = false;
-        let d = crate::diagnosis::diagnose(&facts_for(l, None));
+        let d = crate::diagnosis::diagnose(facts_for(l, None));
         let m = &d
             .findings
             .iter()
-            .find(|f| f.id == "usual_server_elsewhere")
+            .find(|f| f.id == FindingId::UsualServerElsewhere)
             .unwrap()
             .message;
         assert!(m.ends_with("cannot be seen without root)."), "{m}");
@@ -1445,14 +1338,14 @@ mod tests {
             privileged: true,
             rules: vec![],
         };
-        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), Some(clean)));
-        assert_eq!(d.findings[0].id, "port_closed");
+        let d = crate::diagnosis::diagnose(facts_for(local_with(vec![]), Some(clean)));
+        assert_eq!(d.findings[0].id, FindingId::PortClosed);
         assert!(
             !d.findings[0].message.contains("imitates"),
             "{}",
             d.findings[0].message
         );
-        let d = crate::diagnosis::diagnose(&facts_for(local_with(vec![]), None));
+        let d = crate::diagnosis::diagnose(facts_for(local_with(vec![]), None));
         assert!(d.findings[0].message.contains("reject with tcp reset"));
     }
 }

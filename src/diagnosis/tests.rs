@@ -1,9 +1,16 @@
 //! The diagnosis on fixtures: facts in, verdict, findings and planned steps out.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use super::*;
+use crate::dns::DnsErrorKind;
 use crate::dns::LookupError;
 use crate::facts::AddressFacts;
+use crate::icmp::Icmp;
 use crate::probe::ProbeSpec;
+use crate::probe::{ConnectResult, ProbeFact};
+use crate::target::{Host, Target};
 use crate::target::{Port, PortSource};
 
 fn target(host: &str, port: u16) -> Target {
@@ -50,24 +57,24 @@ fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
 fn failed(e: i32) -> ConnectResult {
     ConnectResult::Failed { errno: e }
 }
-fn ids(d: &Diagnosis) -> Vec<&str> {
+fn ids(d: &Report) -> Vec<&str> {
     d.findings.iter().map(|f| f.id.as_str()).collect()
 }
 
 #[test]
 fn handshake_is_open_and_exits_zero() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.0.2", 80),
         vec![probe("198.18.0.2:80", ConnectResult::Connected, None)],
     ));
     assert_eq!(d.verdict, Verdict::Open);
-    assert_eq!(d.verdict.exit_code(), 0);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 0);
     assert!(d.findings.is_empty());
 }
 
 #[test]
 fn reset_without_icmp_is_closed() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.0.2", 5432),
         vec![probe("198.18.0.2:5432", failed(libc::ECONNREFUSED), None)],
     ));
@@ -78,7 +85,7 @@ fn reset_without_icmp_is_closed() {
 
 #[test]
 fn econnrefused_with_icmp_port_unreachable_is_a_firewall_not_closed() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.0.2", 5432),
         vec![probe(
             "198.18.0.2:5432",
@@ -92,7 +99,7 @@ fn econnrefused_with_icmp_port_unreachable_is_a_firewall_not_closed() {
 
 #[test]
 fn admin_prohibited_from_a_router_names_the_router() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.2.2", 443),
         vec![probe(
             "198.18.2.2:443",
@@ -104,7 +111,7 @@ fn admin_prohibited_from_a_router_names_the_router() {
     assert_eq!(ids(&d), ["firewall_reject_on_path"]);
     assert!(d.findings[0].message.contains("198.18.1.1"));
     assert_eq!(
-        d.addresses[0].sender(),
+        d.facts.addresses[0].result.sender(),
         Some((Sender::OnTheWay, Some("198.18.1.1".parse().unwrap())))
     );
 }
@@ -117,7 +124,7 @@ fn icmpv6_prohibited_arrives_as_eacces_and_is_rejected() {
         code: 1,
         from: Some("fd00::2".parse().unwrap()),
     });
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("fd00::2", 22),
         vec![probe("[fd00::2]:22", failed(libc::EACCES), icmp)],
     ));
@@ -127,7 +134,7 @@ fn icmpv6_prohibited_arrives_as_eacces_and_is_rejected() {
 
 #[test]
 fn host_unreachable_from_router_is_unreachable() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.2.99", 22),
         vec![probe(
             "198.18.2.99:22",
@@ -146,7 +153,7 @@ fn host_unreachable_from_router_is_unreachable() {
 
 #[test]
 fn enetunreach_without_icmp_is_no_route_here() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.19.9.9", 22),
         vec![probe("198.19.9.9:22", failed(libc::ENETUNREACH), None)],
     ));
@@ -160,18 +167,18 @@ fn enetunreach_without_icmp_is_no_route_here() {
 
 #[test]
 fn silence_is_filtered() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.0.2", 5432),
         vec![probe("198.18.0.2:5432", ConnectResult::TimedOut, None)],
     ));
     assert_eq!(d.verdict, Verdict::Filtered);
-    assert_eq!(d.verdict.exit_code(), 6);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 6);
     assert_eq!(ids(&d), ["silent_drop"]);
 }
 
 #[test]
 fn localhost_trap_is_partial_with_its_own_explanation() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("localhost", 8080),
         vec![
             probe("[::1]:8080", failed(libc::ECONNREFUSED), None),
@@ -186,7 +193,7 @@ fn localhost_trap_is_partial_with_its_own_explanation() {
 
 #[test]
 fn disagreeing_failures_take_the_first_address_and_name_the_others() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("db", 5432),
         vec![
             probe("[fd00::2]:5432", ConnectResult::TimedOut, None),
@@ -214,14 +221,14 @@ fn dns_failures_prefer_the_precise_direct_kind() {
     let mut f = facts(target("nosuch.example", 80), vec![]);
     f.dns.system = lookup_err(DnsErrorKind::Timeout); // EAI_AGAIN folds SERVFAIL in
     f.dns.direct = lookup_err(DnsErrorKind::Servfail);
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::DnsError);
-    assert_eq!(d.verdict.exit_code(), 8);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 8);
     assert_eq!(ids(&d), ["dns_servfail"]);
     f.dns.direct = None;
-    assert_eq!(ids(&diagnose(&f)), ["dns_timeout"]);
+    assert_eq!(ids(&diagnose(f.clone())), ["dns_timeout"]);
     f.dns.system = lookup_err(DnsErrorKind::Nxdomain);
-    assert_eq!(ids(&diagnose(&f)), ["dns_nxdomain"]);
+    assert_eq!(ids(&diagnose(f.clone())), ["dns_nxdomain"]);
 }
 
 #[test]
@@ -237,7 +244,7 @@ fn hosts_file_override_is_noticed() {
     };
     f.dns.system = Some(ok("198.18.0.9"));
     f.dns.direct = Some(ok("198.18.0.2"));
-    assert_eq!(ids(&diagnose(&f)), ["system_differs_from_dns"]);
+    assert_eq!(ids(&diagnose(f.clone())), ["system_differs_from_dns"]);
 }
 
 #[test]
@@ -248,10 +255,13 @@ fn an_icmp_from_this_machines_own_address_is_its_own_firewall() {
         icmp4(3, "198.18.1.2"),
     );
     p.local = Some("198.18.1.2:40000".parse().unwrap());
-    let d = diagnose(&facts(target("198.18.2.2", 5440), vec![p]));
+    let d = diagnose(facts(target("198.18.2.2", 5440), vec![p]));
     assert_eq!(d.verdict, Verdict::Rejected);
     assert_eq!(ids(&d), ["local_policy_reject"]);
-    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+    assert_eq!(
+        d.facts.addresses[0].result.sender().unwrap().0,
+        Sender::ThisMachine
+    );
     assert!(
         d.summary.contains("this machine's own firewall"),
         "{}",
@@ -267,7 +277,7 @@ fn a_failed_neighbour_lookup_here_is_this_machine_not_a_router() {
         icmp4(1, "198.18.1.2"),
     );
     p.local = Some("198.18.1.2:40000".parse().unwrap());
-    let d = diagnose(&facts(target("198.18.1.99", 22), vec![p]));
+    let d = diagnose(facts(target("198.18.1.99", 22), vec![p]));
     assert_eq!(d.verdict, Verdict::Unreachable);
     assert!(
         d.findings[0].message.contains("ARP/neighbour lookup"),
@@ -282,7 +292,7 @@ fn a_failed_neighbour_lookup_here_is_this_machine_not_a_router() {
 
 #[test]
 fn local_errors_without_icmp() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.2.2", 22),
         vec![probe("198.18.2.2:22", failed(libc::EPERM), None)],
     ));
@@ -290,7 +300,7 @@ fn local_errors_without_icmp() {
         (d.verdict, ids(&d)),
         (Verdict::Rejected, vec!["local_policy_reject"])
     );
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("fd00::2", 22),
         vec![probe("[fd00::2]:22", failed(libc::EAFNOSUPPORT), None)],
     ));
@@ -314,7 +324,7 @@ fn every_dns_failure_kind_has_its_finding() {
     ] {
         let mut f = facts(target("app.example", 80), vec![]);
         f.dns.system = lookup_err(kind);
-        let d = diagnose(&f);
+        let d = diagnose(f.clone());
         assert_eq!(d.verdict, Verdict::DnsError);
         assert_eq!(ids(&d)[0], id, "{kind:?}");
         assert!(
@@ -326,7 +336,7 @@ fn every_dns_failure_kind_has_its_finding() {
 
 #[test]
 fn a_command_is_advised_once() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("dual.lab", 8080),
         vec![
             probe("[fd00:2::2]:8080", failed(libc::ECONNREFUSED), None),
@@ -356,9 +366,9 @@ fn a_probe_without_a_fair_chance_is_inconclusive_not_filtered() {
         elapsed: Duration::from_millis(4900),
         error: None,
     });
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::Inconclusive);
-    assert_eq!(d.verdict.exit_code(), 9);
+    assert_eq!(crate::exit_codes::ExitCode::from(d.verdict).code(), 9);
     assert_eq!(ids(&d), ["out_of_time"]);
     assert!(
         d.findings[0]
@@ -374,9 +384,9 @@ fn a_probe_without_a_fair_chance_is_inconclusive_not_filtered() {
     p.elapsed = Duration::from_millis(200);
     let mut f = facts(target("127.0.0.1", 443), vec![p]);
     assert!(f.addresses[0].here);
-    assert_eq!(diagnose(&f).verdict, Verdict::Filtered);
+    assert_eq!(diagnose(f.clone()).verdict, Verdict::Filtered);
     f.addresses[0].here = false;
-    assert_eq!(diagnose(&f).verdict, Verdict::Inconclusive);
+    assert_eq!(diagnose(f.clone()).verdict, Verdict::Inconclusive);
 }
 
 #[test]
@@ -393,7 +403,7 @@ fn a_host_unreachable_far_too_fast_for_a_live_host_is_a_firewall_on_the_way() {
         liveness: vec![(22, Some(reset)), (443, None)],
         ..Default::default()
     });
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::Rejected);
     assert_eq!(ids(&d), ["firewall_reject_on_path"]);
     assert!(
@@ -405,16 +415,16 @@ fn a_host_unreachable_far_too_fast_for_a_live_host_is_a_firewall_on_the_way() {
     );
     // Without the host's answer on another port, it is what it says: unreachable.
     f.addresses[0].silence = None;
-    assert_eq!(diagnose(&f).verdict, Verdict::Unreachable);
+    assert_eq!(diagnose(f.clone()).verdict, Verdict::Unreachable);
 }
 
 #[test]
 fn out_of_descriptors_is_no_verdict_about_the_target() {
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("198.18.0.2", 443),
         vec![probe("198.18.0.2:443", failed(libc::EMFILE), None)],
     ));
-    let why = resource_failure(&d).expect("an internal error");
+    let why = d.resource_failure().expect("an internal error");
     assert!(why.contains("EMFILE") && why.contains("ulimit -n"), "{why}");
     // Among many targets it is reported as what it is: no evidence, no time ran out.
     assert_eq!(d.verdict, Verdict::Inconclusive);
@@ -426,12 +436,12 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
     let ids: Vec<FindingId> = d.findings.iter().map(|f| f.id).collect();
     assert_eq!(ids, [FindingId::LocalError], "{ids:?}");
     assert!(d.findings[0].message.contains("EMFILE"));
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("fd00::2", 443),
         vec![probe("[fd00::2]:443", failed(libc::EAFNOSUPPORT), None)],
     ));
     assert_eq!(
-        resource_failure(&d),
+        d.resource_failure(),
         None,
         "a missing family is this machine's setting"
     );
@@ -460,7 +470,7 @@ fn a_reject_that_answered_only_the_retransmission_names_the_rate_limit() {
     p.elapsed = Duration::from_millis(1002);
     let mut f = facts(target("198.18.2.2", 5432), vec![p]);
     f.addresses[0].silence = Some(live_host_silence(Some(Duration::from_millis(1200))));
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::Rejected);
     assert_eq!(ids(&d), ["firewall_reject_on_path", "icmp_rate_limited"]);
     let m = &d.findings[1].message;
@@ -471,11 +481,11 @@ fn a_reject_that_answered_only_the_retransmission_names_the_rate_limit() {
     // A reject as late whose host had not been seen up before it (the first SYN held up by
     // neighbour discovery, say): late, not rate-limited.
     f.addresses[0].silence = Some(live_host_silence(None));
-    assert_eq!(ids(&diagnose(&f)), ["firewall_reject_on_path"]);
+    assert_eq!(ids(&diagnose(f.clone())), ["firewall_reject_on_path"]);
     // The same reject answering the first SYN at once: no rate limit to speak of.
     f.addresses[0].probe.elapsed = Duration::from_micros(400);
     f.addresses[0].silence = None;
-    assert_eq!(ids(&diagnose(&f)), ["firewall_reject_on_path"]);
+    assert_eq!(ids(&diagnose(f.clone())), ["firewall_reject_on_path"]);
     // A router's host-unreachable that came with the retransmission, while the host answers
     // on other ports: still that router's firewall, and still rate-limited.
     let mut p = probe(
@@ -486,7 +496,7 @@ fn a_reject_that_answered_only_the_retransmission_names_the_rate_limit() {
     p.elapsed = Duration::from_millis(1002);
     let mut f = facts(target("198.18.2.2", 5432), vec![p]);
     f.addresses[0].silence = Some(live_host_silence(Some(Duration::from_millis(1200))));
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::Rejected);
     assert_eq!(ids(&d), ["firewall_reject_on_path", "icmp_rate_limited"]);
 }
@@ -501,7 +511,7 @@ fn silence_on_a_live_host_says_what_the_rate_limit_may_hide_once() {
     let message = |wait: Option<Duration>| {
         let mut f = facts(target("198.18.2.2", 5432), vec![silent()]);
         f.addresses[0].silence = Some(live_host_silence(wait));
-        let d = diagnose(&f);
+        let d = diagnose(f.clone());
         assert_eq!(d.verdict, Verdict::Filtered);
         d.findings
             .iter()
@@ -534,13 +544,18 @@ fn silence_on_a_live_host_says_what_the_rate_limit_may_hide_once() {
 fn a_socket_connected_to_itself_is_closed_and_says_why() {
     let mut p = probe("127.0.0.1:40000", ConnectResult::ConnectedToItself, None);
     p.local = Some("127.0.0.1:40000".parse().unwrap());
-    let d = diagnose(&facts(target("127.0.0.1", 40000), vec![p]));
+    let d = diagnose(facts(target("127.0.0.1", 40000), vec![p]));
     assert_eq!(d.verdict, Verdict::Closed);
     assert_eq!(ids(&d), ["connected_to_itself"]);
     let m = &d.findings[0].message;
     assert!(m.contains("connected canreach's socket to itself"), "{m}");
     assert!(d.summary.contains("connected to itself"), "{}", d.summary);
-    assert!(d.addresses[0].describe().starts_with("connected to itself"));
+    assert!(
+        d.facts.addresses[0]
+            .result
+            .describe()
+            .starts_with("connected to itself")
+    );
     let cmds: Vec<&str> = d
         .steps
         .iter()
@@ -551,7 +566,7 @@ fn a_socket_connected_to_itself_is_closed_and_says_why() {
         ["sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports"]
     );
     // A real handshake stays open.
-    let d = diagnose(&facts(
+    let d = diagnose(facts(
         target("127.0.0.1", 40000),
         vec![probe("127.0.0.1:40000", ConnectResult::Connected, None)],
     ));
@@ -568,11 +583,19 @@ fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
         icmp4(3, "198.18.2.2"),
     );
     p.local = Some("[::ffff:198.18.1.2]:40000".parse().unwrap());
-    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p.clone()]));
+    let d = diagnose(facts(target("::ffff:198.18.2.2", 5432), vec![p.clone()]));
     assert_eq!(d.verdict, Verdict::Rejected);
     assert_eq!(ids(&d), ["firewall_reject_on_host"]);
-    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::Target);
-    assert!(d.addresses[0].describe().contains("from the host itself"));
+    assert_eq!(
+        d.facts.addresses[0].result.sender().unwrap().0,
+        Sender::Target
+    );
+    assert!(
+        d.facts.addresses[0]
+            .result
+            .describe()
+            .contains("from the host itself")
+    );
     assert!(
         d.summary.contains("the server's own firewall"),
         "{}",
@@ -580,8 +603,11 @@ fn a_v4_mapped_target_rejected_by_itself_is_the_target() {
     );
     // Its own OUTPUT reject: the ICMP comes from this machine's plain address.
     p.icmp = icmp4(3, "198.18.1.2");
-    let d = diagnose(&facts(target("::ffff:198.18.2.2", 5432), vec![p]));
-    assert_eq!(d.addresses[0].sender().unwrap().0, Sender::ThisMachine);
+    let d = diagnose(facts(target("::ffff:198.18.2.2", 5432), vec![p]));
+    assert_eq!(
+        d.facts.addresses[0].result.sender().unwrap().0,
+        Sender::ThisMachine
+    );
     assert_eq!(ids(&d), ["local_policy_reject"]);
 }
 
@@ -646,7 +672,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
         asleep: Some(true),
         cut_short: false,
     };
-    let d = diagnose(&not_taken_facts(n.clone()));
+    let d = diagnose(not_taken_facts(n.clone()));
     assert_eq!(d.verdict, Verdict::ServiceError);
     assert_eq!(ids(&d), ["program_not_accepting"]);
     let m = &d.findings[0].message;
@@ -674,7 +700,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
         ]
     );
     // Busy rather than asleep: said so.
-    let d = diagnose(&not_taken_facts(crate::session::watch::NotAccepted {
+    let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         asleep: Some(false),
         ..n.clone()
     }));
@@ -684,7 +710,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
         d.findings[0].message
     );
     // The deadline ended the watch first: no verdict on the program, and no word on silence.
-    let d = diagnose(&not_taken_facts(crate::session::watch::NotAccepted {
+    let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         waited: Duration::from_millis(290),
         cut_short: true,
         ..n
@@ -704,7 +730,7 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
     );
 }
 
-/// An address of this machine silent past the first moments, with what its listener's queue
+/// An address of this machine silent for more than 10 ms, with what its listener's queue
 /// showed meanwhile; the listener table as the inspection read it (or not at all).
 fn silent_here(
     queue: crate::facts::QueueWatch,
@@ -754,7 +780,7 @@ fn look(queued: u32, backlog: u32) -> Option<crate::local::QueueLook> {
 
 /// The words and commands a silence on this machine must never come with: a firewall hunt
 /// elsewhere, a path to walk, another team, sudo for a root process.
-fn no_firewall_story(d: &Diagnosis) {
+fn no_firewall_story(d: &Report) {
     assert!(!ids(d).contains(&"silent_drop"), "{:?}", ids(d));
     for s in &d.steps {
         let c = s.command.as_deref().unwrap_or("");
@@ -779,7 +805,7 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
         drops: Some(51),
         waited_retransmit: true,
     };
-    let d = diagnose(&silent_here(q.clone(), 1104, None));
+    let d = diagnose(silent_here(q.clone(), 1104, None));
     assert_eq!(d.verdict, Verdict::Filtered);
     assert_eq!(ids(&d), ["listener_not_accepting"]);
     let m = &d.findings[0].message;
@@ -793,7 +819,7 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
     );
     no_firewall_story(&d);
     // With the table: the program is named.
-    let d = diagnose(&silent_here(q, 1104, Some((3, 100))));
+    let d = diagnose(silent_here(q, 1104, Some((3, 100))));
     assert!(
         d.findings[0].message.starts_with("python3 (pid 4242, user root, /usr/bin/python3.11) listens on 127.0.0.1:22500, but it is not accepting"),
         "{}",
@@ -801,7 +827,7 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
     );
     no_firewall_story(&d);
     // Full for a moment only: room at both looks, drops counted while the check waited.
-    let d = diagnose(&silent_here(
+    let d = diagnose(silent_here(
         QueueWatch {
             first: look(0, 100),
             last: look(4, 100),
@@ -835,7 +861,7 @@ fn a_listener_with_room_and_no_drop_counted_leaves_this_machines_firewall() {
         drops: Some(0),
         waited_retransmit: true,
     };
-    let d = diagnose(&silent_here(q.clone(), 1101, Some((0, 128))));
+    let d = diagnose(silent_here(q.clone(), 1101, Some((0, 128))));
     assert_eq!(d.verdict, Verdict::Filtered);
     assert_eq!(ids(&d), ["silent_drop"]);
     let m = &d.findings[0].message;
@@ -855,7 +881,7 @@ fn a_listener_with_room_and_no_drop_counted_leaves_this_machines_firewall() {
     );
     // The deadline came before the kernel's retry: the first SYN may have met a queue full
     // for a moment; the evidence is not in.
-    let d = diagnose(&silent_here(
+    let d = diagnose(silent_here(
         QueueWatch {
             waited_retransmit: false,
             ..q
@@ -882,7 +908,7 @@ fn a_first_syn_dropped_at_a_full_queue_and_the_retry_accepted_is_open_and_said()
         Some((0, 100)),
     );
     f.addresses[0].probe.result = ConnectResult::Connected;
-    let d = diagnose(&f);
+    let d = diagnose(f.clone());
     assert_eq!(d.verdict, Verdict::Open);
     assert_eq!(ids(&d), ["first_syn_dropped"]);
     let m = &d.findings[0].message;
@@ -897,5 +923,5 @@ fn a_first_syn_dropped_at_a_full_queue_and_the_retry_accepted_is_open_and_said()
     );
     // Connected quickly: nothing was dropped, nothing said.
     f.addresses[0].probe.elapsed = Duration::from_millis(30);
-    assert!(diagnose(&f).findings.is_empty());
+    assert!(diagnose(f.clone()).findings.is_empty());
 }

@@ -56,13 +56,6 @@ impl fmt::Display for Hook {
     }
 }
 
-/// `hook == "input"`: compares with the word nft and the JSON use.
-impl PartialEq<&str> for Hook {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// What a rule (or a chain policy) does to a matching packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleVerdict {
@@ -85,13 +78,6 @@ impl RuleVerdict {
 impl fmt::Display for RuleVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// `verdict == "drop"`: compares with the word nft and the JSON use.
-impl PartialEq<&str> for RuleVerdict {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }
 
@@ -527,7 +513,6 @@ mod tests {
         assert_eq!(rules[0].verdict.as_str(), "drop");
         assert_eq!(Hook::Input.to_string(), "input");
         assert_eq!(RuleVerdict::Reject.to_string(), "reject");
-        assert!(Hook::Output == "output" && RuleVerdict::Drop == "drop" && Hook::Input != "output");
     }
 
     #[test]

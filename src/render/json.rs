@@ -12,27 +12,30 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
-use crate::diagnosis::session::utc;
-use crate::diagnosis::silence::{HopKind, Liveness, LivenessProbe, Path};
-use crate::diagnosis::tls_words::alert_name;
-use crate::diagnosis::{Diagnosis, Machine, Outcome, PlannedStep, Sender, classify, errno_name};
+use crate::diagnosis::tls::errors::alert_name;
+use crate::diagnosis::tls::tls_kind;
+use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
+use crate::diagnosis::{
+    AddressReport, AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name,
+};
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{Facts, ProxyRoute, WaitEnd, ms};
+use crate::facts::{ProxyRoute, WaitEnd, Waited, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
-use crate::session::http::HttpFailure;
+use crate::session::http::{HttpFacts, HttpFailure};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
+use crate::session::stage::MssRetry;
 use crate::session::tls::{TlsError, TlsFacts, TlsFailure, TlsVersion};
 use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
-use crate::target::{Host, PortSource};
+use crate::target::{Host, PortSource, Target};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
-struct Report {
+struct ReportJ {
     schema_version: u32,
     target: TargetJ,
     verdict: &'static str,
@@ -162,7 +165,7 @@ struct ProbeJ {
     /// After the connect (open addresses only).
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<SessionJ>,
-    /// An address of this machine silent past the first moments: its listener's queue.
+    /// An address of this machine silent for more than 10 ms: its listener's queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue: Option<QueueWatchJ>,
 }
@@ -516,9 +519,8 @@ struct MachineJ {
 /// banner, a header, a command line, a certificate's subject) keep the value as received,
 /// secrets masked; in the bytes written, their control, bidi and invisible characters are
 /// `\uXXXX` escapes ([`crate::escape::json_text`]), so no format writes one raw.
-pub fn render(facts: &Facts, diag: &Diagnosis, w: &mut dyn Write) -> io::Result<()> {
-    let report = build(facts, diag);
-    let text = serde_json::to_string_pretty(&report)?;
+pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(&build(report))?;
     w.write_all(crate::escape::json_text(&text).as_bytes())?;
     writeln!(w)
 }
@@ -604,7 +606,7 @@ fn server(s: &ServerView) -> ServerJ {
 fn liveness_probe(p: &LivenessProbe) -> LivenessProbeJ {
     LivenessProbeJ {
         port: p.port,
-        outcome: p.outcome.map_or("no_answer", Outcome::word),
+        outcome: p.outcome.map_or("no_answer", Outcome::as_str),
         elapsed_ms: opt_ms(p.elapsed),
     }
 }
@@ -734,7 +736,29 @@ fn step(i: usize, s: &PlannedStep) -> StepJ {
 }
 
 fn session(s: &SessionFacts) -> SessionJ {
-    let (kind, banner, service, error_code) = match &s.first {
+    SessionJ {
+        window_ms: ms(s.window),
+        accepted_ms: s.accepted.map(ms),
+        at_rest_ms: s.at_rest.map(ms),
+        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
+            waited_ms: ms(n.waited),
+            queued: n.queued,
+            backlog: n.backlog,
+            asleep: n.asleep,
+            cut_short: n.cut_short,
+        }),
+        first: first(&s.first),
+        tls: s.tls.as_ref().map(tls),
+        mss_retry: s.mss_retry.as_ref().map(mss_retry),
+        http: s.http.as_ref().map(http),
+        via: s.via.as_ref().map(via),
+        tls_confirm: s.tls_confirm.as_ref().map(tls),
+    }
+}
+
+/// What the connection brought before the client spoke.
+fn first(f: &First) -> FirstJ {
+    let (kind, banner, service, error_code) = match f {
         First::Silent => ("silent", None, None, None),
         First::Unwatched => ("not_watched", None, None, None),
         First::Reset => ("reset", None, None, None),
@@ -760,85 +784,81 @@ fn session(s: &SessionFacts) -> SessionJ {
             )
         }
     };
-    SessionJ {
-        window_ms: ms(s.window),
-        accepted_ms: s.accepted.map(ms),
-        at_rest_ms: s.at_rest.map(ms),
-        not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
-            waited_ms: ms(n.waited),
-            queued: n.queued,
-            backlog: n.backlog,
-            asleep: n.asleep,
-            cut_short: n.cut_short,
-        }),
-        first: FirstJ {
-            kind,
-            banner,
-            service,
-            error_code,
-            errno: match s.first {
-                First::Error { errno: Some(e) } => Some(errno_name(e)),
-                _ => None,
-            },
+    FirstJ {
+        kind,
+        banner,
+        service,
+        error_code,
+        errno: match f {
+            First::Error { errno: Some(e) } => Some(errno_name(*e)),
+            _ => None,
         },
-        tls: s.tls.as_ref().map(tls),
-        mss_retry: s.mss_retry.as_ref().map(|r| MssJ {
-            mss: r.mss,
-            opened_ms: ms(r.opened),
-            connect_error: r.connect_error.map(|e| match e.errno() {
-                Some(errno) => errno_name(errno),
-                None if e == MssFailure::TimedOut => "timed_out",
-                None => "error",
-            }),
-            completed: r.tls.as_ref().is_some_and(|t| {
-                !matches!(
-                    t.failure,
-                    Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
-                )
-            }),
-            elapsed_ms: r.tls.as_ref().map(|t| ms(t.elapsed)),
+    }
+}
+
+fn mss_retry(r: &MssRetry) -> MssJ {
+    MssJ {
+        mss: r.mss,
+        opened_ms: ms(r.opened),
+        connect_error: r.connect_error.map(|e| match e.errno() {
+            Some(errno) => errno_name(errno),
+            None if e == MssFailure::TimedOut => "timed_out",
+            None => "error",
         }),
-        http: s.http.as_ref().map(|h| HttpJ {
-            method: h.method.as_str(),
-            status: h.response.as_ref().map(|r| r.status),
-            reason: h.response.as_ref().map(|r| r.reason.clone()),
-            server: h.response.as_ref().and_then(|r| r.server.clone()),
-            via: h.response.as_ref().and_then(|r| r.via.clone()),
-            // A redirect may carry credentials or a token (`https://u:pw@h/?token=…`).
-            location: h
+        completed: r.tls.as_ref().is_some_and(|t| {
+            !matches!(
+                t.failure,
+                Some(TlsFailure::NoReply | TlsFailure::Stalled { .. })
+            )
+        }),
+        elapsed_ms: r.tls.as_ref().map(|t| ms(t.elapsed)),
+    }
+}
+
+fn http(h: &HttpFacts) -> HttpJ {
+    HttpJ {
+        method: h.method.as_str(),
+        status: h.response.as_ref().map(|r| r.status),
+        reason: h.response.as_ref().map(|r| r.reason.clone()),
+        server: h.response.as_ref().and_then(|r| r.server.clone()),
+        via: h.response.as_ref().and_then(|r| r.via.clone()),
+        // A redirect may carry credentials or a token (`https://u:pw@h/?token=…`).
+        location: h
+            .response
+            .as_ref()
+            .and_then(|r| r.location.as_deref())
+            .map(|l| crate::secrets::mask(l).into_owned()),
+        content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
+        failure: h.failure.as_ref().map(http_failure),
+        elapsed_ms: ms(h.elapsed),
+    }
+}
+
+/// How the session went through the proxy: a tunnel, or requests forwarded.
+fn via(v: &ViaProxy) -> ViaJ {
+    match v {
+        ViaProxy::Tunnel(c) => ViaJ {
+            kind: "tunnel",
+            authority: Some(c.authority.clone()),
+            status: c.response.as_ref().map(|r| r.status),
+            reason: c.response.as_ref().map(|r| r.reason.clone()),
+            proxy_authenticate: c
                 .response
                 .as_ref()
-                .and_then(|r| r.location.as_deref())
-                .map(|l| crate::secrets::mask(l).into_owned()),
-            content_type: h.response.as_ref().and_then(|r| r.content_type.clone()),
-            failure: h.failure.as_ref().map(http_failure),
-            elapsed_ms: ms(h.elapsed),
-        }),
-        via: s.via.as_ref().map(|v| match v {
-            ViaProxy::Tunnel(c) => ViaJ {
-                kind: "tunnel",
-                authority: Some(c.authority.clone()),
-                status: c.response.as_ref().map(|r| r.status),
-                reason: c.response.as_ref().map(|r| r.reason.clone()),
-                proxy_authenticate: c
-                    .response
-                    .as_ref()
-                    .map(|r| r.proxy_authenticate.clone())
-                    .unwrap_or_default(),
-                failure: c.failure.as_ref().map(http_failure),
-                elapsed_ms: Some(ms(c.elapsed)),
-            },
-            ViaProxy::Forward => ViaJ {
-                kind: "forward",
-                authority: None,
-                status: None,
-                reason: None,
-                proxy_authenticate: vec![],
-                failure: None,
-                elapsed_ms: None,
-            },
-        }),
-        tls_confirm: s.tls_confirm.as_ref().map(tls),
+                .map(|r| r.proxy_authenticate.clone())
+                .unwrap_or_default(),
+            failure: c.failure.as_ref().map(http_failure),
+            elapsed_ms: Some(ms(c.elapsed)),
+        },
+        ViaProxy::Forward => ViaJ {
+            kind: "forward",
+            authority: None,
+            status: None,
+            reason: None,
+            proxy_authenticate: vec![],
+            failure: None,
+            elapsed_ms: None,
+        },
     }
 }
 
@@ -869,7 +889,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
             .as_ref()
             .map(|a| String::from_utf8_lossy(a).into_owned()),
         elapsed_ms: ms(t.elapsed),
-        failure: t.failure.as_ref().map(tls_failure_id),
+        failure: t.failure.as_ref().map(|f| tls_kind(f).as_str()),
         alert: t
             .failure
             .as_ref()
@@ -909,7 +929,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
             .unverified
             .as_ref()
             .and_then(|u| u.would_fail.as_ref())
-            .map(tls_failure_id),
+            .map(|f| tls_kind(f).as_str()),
         given_up: t.given_up.map(|g| SegmentsJ {
             advmss: g.advmss,
             pmtu: g.pmtu,
@@ -921,27 +941,7 @@ fn tls(t: &TlsFacts) -> TlsJ {
     }
 }
 
-/// A TLS failure as in the JSON: its finding id, or the kind of silence or hang-up.
-fn tls_failure_id(f: &TlsFailure) -> &'static str {
-    match f {
-        TlsFailure::Expired { .. } => "tls_expired",
-        TlsFailure::NotYetValid { .. } => "tls_not_yet_valid",
-        TlsFailure::WrongName { .. } => "tls_wrong_name",
-        TlsFailure::SelfSigned => "tls_self_signed",
-        TlsFailure::UnknownIssuer { .. } => "tls_unknown_issuer",
-        TlsFailure::MissingIntermediate { .. } => "tls_missing_intermediate",
-        TlsFailure::ClientCertRequired { .. } => "tls_client_cert_required",
-        TlsFailure::ProtocolMismatch { .. } => "tls_protocol_mismatch",
-        TlsFailure::NotTls { .. } => "not_tls",
-        TlsFailure::Alert { .. } | TlsFailure::Other(_) => "tls_failed",
-        TlsFailure::NoReply => "no_reply",
-        TlsFailure::Stalled { .. } => "stalled",
-        TlsFailure::Closed => "closed",
-        TlsFailure::Reset => "reset",
-    }
-}
-
-fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
+fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>, direct: &[AddressResult]) -> ProxyJ {
     let none = |choice, variable, entry| ProxyJ {
         choice,
         variable,
@@ -962,19 +962,14 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
             host: Some(p.host.clone()),
             port: Some(p.port),
             direct: via.map(|v| DirectJ {
-                probes: v
-                    .direct
-                    .probes
+                probes: direct
                     .iter()
-                    .map(|f| {
-                        let a = classify(f);
-                        DirectProbeJ {
-                            address: a.address.ip().to_string(),
-                            port: a.address.port(),
-                            outcome: a.outcome.word(),
-                            evidence: sentence(a.describe()),
-                            elapsed_ms: ms(a.elapsed),
-                        }
+                    .map(|a| DirectProbeJ {
+                        address: a.address.ip().to_string(),
+                        port: a.address.port(),
+                        outcome: a.outcome.as_str(),
+                        evidence: sentence(a.describe()),
+                        elapsed_ms: ms(a.elapsed),
                     })
                     .collect(),
                 error: v.direct.lookup_error.as_ref().map(error),
@@ -989,51 +984,80 @@ fn proxy(p: &ProxyChoice, via: Option<&ProxyRoute>) -> ProxyJ {
     }
 }
 
-fn build(facts: &Facts, diag: &Diagnosis) -> Report {
-    let t = &facts.target;
-    let literal = matches!(facts.checked().host, Host::Ip(_));
-    let probes = facts
-        .addresses
-        .iter()
-        .zip(&diag.addresses)
-        .map(|(f, a)| (&f.probe, f.session.as_ref(), a, f.queue.as_ref()))
-        .map(|(p, sess, a, queue)| ProbeJ {
-            session: sess.map(session),
-            queue: queue.map(|q| {
-                let look = |l: &crate::local::QueueLook| QueueLookJ {
-                    queued: l.queued,
-                    backlog: l.backlog,
-                };
-                QueueWatchJ {
-                    first: q.first.as_ref().map(look),
-                    last: q.last.as_ref().map(look),
-                    overflows: q.overflows,
-                    drops: q.drops,
-                    waited_retransmit: q.waited_retransmit,
-                }
-            }),
-            address: a.address.ip().to_string(),
-            port: a.address.port(),
-            family: family(a.address.ip()),
-            outcome: a.outcome.word(),
-            evidence: sentence(a.describe()),
-            elapsed_ms: ms(a.elapsed),
-            error: match p.result {
-                ConnectResult::Failed { errno } => Some(errno_name(errno)),
-                _ => None,
-            },
-            icmp: p.icmp.map(|icmp| IcmpJ {
-                v6: icmp.v6,
-                kind: icmp.kind,
-                code: icmp.code,
-                from: icmp.from.map(|f| f.to_string()),
-                meaning: icmp.meaning().words(),
-                sender: a.sender().map_or(Sender::Unknown, |s| s.0).as_str(),
-            }),
-        })
-        .collect();
-    let findings = diag
-        .findings
+/// The report as the contract has it.
+fn build(report: &Report) -> ReportJ {
+    let (facts, diag) = (&report.facts, report);
+    ReportJ {
+        schema_version: SCHEMA_VERSION,
+        target: target(&facts.target),
+        verdict: diag.verdict.as_str(),
+        exit_code: crate::exit_codes::ExitCode::from(diag.verdict).code(),
+        summary: sentence(diag.summary.as_str()),
+        dns: dns(report),
+        probes: facts.addresses.iter().map(probe).collect(),
+        liveness: diag.liveness.as_ref().map(liveness),
+        trace: diag.path.as_ref().map(trace),
+        local: (facts.local.is_some() || facts.firewall.is_some())
+            .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
+        proxy: facts
+            .proxy
+            .as_ref()
+            .map(|p| proxy(p, facts.via.as_ref(), &report.direct)),
+        findings: findings(report),
+        advice: diag
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| step(i, s))
+            .collect(),
+        elapsed_ms: ms(facts.elapsed),
+        timeout_ms: ms(facts.timeout),
+        wait: facts.waited.as_ref().map(wait),
+    }
+}
+
+/// One address: its probe, what it means, and what followed.
+fn probe(e: &AddressReport) -> ProbeJ {
+    let (p, a) = (&e.facts.probe, &e.result);
+    ProbeJ {
+        session: e.facts.session.as_ref().map(session),
+        queue: e.facts.queue.as_ref().map(|q| {
+            let look = |l: &crate::local::QueueLook| QueueLookJ {
+                queued: l.queued,
+                backlog: l.backlog,
+            };
+            QueueWatchJ {
+                first: q.first.as_ref().map(look),
+                last: q.last.as_ref().map(look),
+                overflows: q.overflows,
+                drops: q.drops,
+                waited_retransmit: q.waited_retransmit,
+            }
+        }),
+        address: a.address.ip().to_string(),
+        port: a.address.port(),
+        family: family(a.address.ip()),
+        outcome: a.outcome.as_str(),
+        evidence: sentence(a.describe()),
+        elapsed_ms: ms(a.elapsed),
+        error: match p.result {
+            ConnectResult::Failed { errno } => Some(errno_name(errno)),
+            _ => None,
+        },
+        icmp: p.icmp.map(|icmp| IcmpJ {
+            v6: icmp.v6,
+            kind: icmp.kind,
+            code: icmp.code,
+            from: icmp.from.map(|f| f.to_string()),
+            meaning: icmp.meaning().as_str(),
+            sender: a.sender().map_or(Sender::Unknown, |s| s.0).as_str(),
+        }),
+    }
+}
+
+/// The findings, each with the numbers of the steps it proposed.
+fn findings(diag: &Report) -> Vec<FindingJ> {
+    diag.findings
         .iter()
         .map(|f| FindingJ {
             id: f.id.as_str(),
@@ -1047,78 +1071,69 @@ fn build(facts: &Facts, diag: &Diagnosis) -> Report {
                 .map(|(i, _)| i + 1)
                 .collect(),
         })
-        .collect();
-    Report {
-        schema_version: SCHEMA_VERSION,
-        target: TargetJ {
-            input: t.input.clone(),
-            host: t.host.to_string(),
-            port: t.port.get(),
-            port_source: match t.port_source {
-                PortSource::Number => "number",
-                PortSource::Service => "service",
-                PortSource::Scheme => "scheme",
-            },
-            service: t.service.clone(),
+        .collect()
+}
+
+fn target(t: &Target) -> TargetJ {
+    TargetJ {
+        input: t.input.clone(),
+        host: t.host.to_string(),
+        port: t.port.get(),
+        port_source: match t.port_source {
+            PortSource::Number => "number",
+            PortSource::Service => "service",
+            PortSource::Scheme => "scheme",
         },
-        verdict: diag.verdict.as_str(),
-        exit_code: diag.verdict.exit_code(),
-        summary: sentence(diag.summary.as_str()),
-        dns: DnsJ {
-            source: if literal { "literal" } else { "resolver" },
-            addresses: facts
-                .addresses
-                .iter()
-                .map(|a| a.address().ip().to_string())
-                .collect(),
-            error: diag.dns_error.as_ref().map(error),
-            system: facts.dns.system.as_ref().map(lookup),
-            direct: facts.dns.direct.as_ref().map(lookup),
-            servers: facts.dns.servers.iter().map(server).collect(),
-            resolv: facts.dns.resolv.as_ref().map(|r| ResolvJ {
-                nameservers: strings(&r.nameservers),
-                search: r.search.clone(),
-                ndots: r.ndots,
-                timeout_ms: ms(r.timeout),
-                attempts: r.attempts,
-            }),
-            hosts: facts
-                .dns
-                .hosts
-                .iter()
-                .map(|h| HostsJ {
-                    file: h.file.to_string(),
-                    line: h.line,
-                    address: h.address.to_string(),
-                    text: h.text.clone(),
-                })
-                .collect(),
-        },
-        probes,
-        liveness: diag.liveness.as_ref().map(liveness),
-        trace: diag.path.as_ref().map(trace),
-        local: (facts.local.is_some() || facts.firewall.is_some())
-            .then(|| local(facts.local.as_ref(), facts.firewall.as_ref())),
-        proxy: facts.proxy.as_ref().map(|p| proxy(p, facts.via.as_ref())),
-        findings,
-        advice: diag
-            .steps
+        service: t.service.clone(),
+    }
+}
+
+/// The name: the system's view, each server's, the files.
+fn dns(report: &Report) -> DnsJ {
+    let facts = &report.facts;
+    let literal = matches!(facts.checked().host, Host::Ip(_));
+    DnsJ {
+        source: if literal { "literal" } else { "resolver" },
+        addresses: facts
+            .addresses
             .iter()
-            .enumerate()
-            .map(|(i, s)| step(i, s))
+            .map(|a| a.result.address.ip().to_string())
             .collect(),
-        elapsed_ms: ms(facts.elapsed),
-        timeout_ms: ms(facts.timeout),
-        wait: facts.waited.map(|w| WaitJ {
-            wait_ms: ms(w.wait),
-            timeout_ms: ms(w.timeout),
-            took_ms: ms(w.took),
-            checks: w.checks,
-            ended: match w.ended {
-                WaitEnd::Open => "open",
-                WaitEnd::WillNotChange => "will_not_change",
-                WaitEnd::TimeUp => "time_up",
-            },
+        error: report.dns_error.as_ref().map(error),
+        system: facts.dns.system.as_ref().map(lookup),
+        direct: facts.dns.direct.as_ref().map(lookup),
+        servers: facts.dns.servers.iter().map(server).collect(),
+        resolv: facts.dns.resolv.as_ref().map(|r| ResolvJ {
+            nameservers: strings(&r.nameservers),
+            search: r.search.clone(),
+            ndots: r.ndots,
+            timeout_ms: ms(r.timeout),
+            attempts: r.attempts,
         }),
+        hosts: facts
+            .dns
+            .hosts
+            .iter()
+            .map(|h| HostsJ {
+                file: h.file.to_string(),
+                line: h.line,
+                address: h.address.to_string(),
+                text: h.text.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn wait(w: &Waited) -> WaitJ {
+    WaitJ {
+        wait_ms: ms(w.wait),
+        timeout_ms: ms(w.timeout),
+        took_ms: ms(w.took),
+        checks: w.checks,
+        ended: match w.ended {
+            WaitEnd::Open => "open",
+            WaitEnd::WillNotChange => "will_not_change",
+            WaitEnd::TimeUp => "time_up",
+        },
     }
 }

@@ -270,7 +270,7 @@ fn one_json_snapshot_per_verdict() {
         );
     }
     for (verdict, facts) in fixtures {
-        let got = diagnose(&facts).verdict;
+        let got = diagnose(facts.clone()).verdict;
         assert_eq!(got, verdict, "the {} fixture", verdict.as_str());
         let json = render(&facts, true);
         insta::assert_snapshot!(format!("json_verdict_{}", verdict.as_str()), json);

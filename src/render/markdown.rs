@@ -6,9 +6,8 @@
 
 use std::io::{self, Write};
 
-use crate::diagnosis::{Diagnosis, Verdict, fmt_duration};
+use crate::diagnosis::{Report, Verdict, fmt_duration};
 use crate::escape::escape;
-use crate::facts::Facts;
 use crate::hostinfo::HostInfo;
 
 /// Outside text for Markdown prose: escaped, punctuation that means something backslashed.
@@ -58,22 +57,18 @@ fn longest_run(s: &str, c: char) -> usize {
 }
 
 /// Write the ticket: one section per report, then where it was run from.
-pub fn render(
-    reports: &[(&Facts, &Diagnosis)],
-    host: &HostInfo,
-    w: &mut dyn Write,
-) -> io::Result<()> {
-    if let [(f, d)] = reports {
+pub fn render(reports: &[&Report], host: &HostInfo, w: &mut dyn Write) -> io::Result<()> {
+    if let [r] = reports {
         writeln!(
             w,
             "# canreach: {} is {}",
-            code(&f.target.display()),
-            d.verdict.as_str()
+            code(&r.facts.target.display()),
+            r.verdict.as_str()
         )?;
     } else {
         let failing = reports
             .iter()
-            .filter(|(_, d)| d.verdict != Verdict::Open)
+            .filter(|r| r.verdict != Verdict::Open)
             .count();
         writeln!(
             w,
@@ -83,25 +78,26 @@ pub fn render(
         writeln!(w)?;
         writeln!(w, "| target | verdict | why |")?;
         writeln!(w, "|---|---|---|")?;
-        for (f, d) in reports {
+        for r in reports {
             writeln!(
                 w,
                 "| {} | {} | {} |",
-                code(&f.target.display()),
-                d.verdict.as_str(),
-                md(&d.summary)
+                code(&r.facts.target.display()),
+                r.verdict.as_str(),
+                md(&r.summary)
             )?;
         }
     }
-    for (f, d) in reports {
+    for r in reports {
         writeln!(w)?;
-        report(f, d, reports.len() > 1, w)?;
+        report(r, reports.len() > 1, w)?;
     }
     writeln!(w)?;
     where_from(host, w)
 }
 
-fn report(facts: &Facts, diag: &Diagnosis, several: bool, w: &mut dyn Write) -> io::Result<()> {
+fn report(diag: &Report, several: bool, w: &mut dyn Write) -> io::Result<()> {
+    let facts = &diag.facts;
     let h = if several { "###" } else { "##" };
     if several {
         writeln!(
@@ -116,7 +112,7 @@ fn report(facts: &Facts, diag: &Diagnosis, several: bool, w: &mut dyn Write) -> 
     writeln!(w)?;
     writeln!(w, "{h} What was checked")?;
     writeln!(w)?;
-    fenced(w, "text", &checked_section(facts, diag)?, "")?;
+    fenced(w, "text", &checked_section(diag)?, "")?;
     if !diag.findings.is_empty() {
         writeln!(w)?;
         writeln!(w, "{h} What this means")?;
@@ -152,9 +148,9 @@ fn report(facts: &Facts, diag: &Diagnosis, several: bool, w: &mut dyn Write) -> 
 
 /// The text report's "What was checked" lines (already escaped by the text renderer; colour
 /// is off outside text mode).
-fn checked_section(facts: &Facts, diag: &Diagnosis) -> io::Result<String> {
+fn checked_section(report: &Report) -> io::Result<String> {
     let mut buf = Vec::new();
-    super::text::render(facts, diag, &mut buf)?;
+    super::text::render(report, &mut buf)?;
     let text = String::from_utf8_lossy(&buf);
     let body: Vec<&str> = text
         .lines()

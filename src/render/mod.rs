@@ -1,4 +1,4 @@
-//! Renderers turn a checked [`crate::facts::Facts`] and its [`crate::diagnosis::Diagnosis`] into
+//! Renderers turn a finished check, a [`crate::diagnosis::Report`], into
 //! bytes on any `io::Write`. They decide nothing and never touch the network.
 //!
 //! The text report and the table are laid out for [`width`] columns: the terminal's width when
@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod json;
-pub mod markdown;
+pub(crate) mod markdown;
 pub mod nagios;
-pub mod table;
+pub(crate) mod table;
 pub mod text;
 
 #[cfg(test)]

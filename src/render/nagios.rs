@@ -20,10 +20,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::diagnosis::Diagnosis;
+use crate::diagnosis::Report;
 use crate::escape::escape;
 use crate::exit_codes::{PluginState, SEVERITY};
-use crate::facts::Facts;
 use crate::probe::ConnectResult;
 
 /// The service name the status line starts with (the guidelines' `SERVICE STATUS:`).
@@ -66,7 +65,8 @@ fn seconds(d: Duration) -> String {
 /// lookup (a name only), the connect of the first address that connected (else of the first
 /// address tried, when the kernel answered it: a reset or an ICMP error; silence is the
 /// deadline, not a time), and the TLS handshake and HTTP exchange on that address.
-pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
+pub fn phases(report: &Report) -> Vec<(&'static str, Duration)> {
+    let facts = &report.facts;
     let mut out = vec![("time", facts.elapsed)];
     if let Some(sys) = &facts.dns.system {
         out.push(("dns", sys.elapsed));
@@ -74,8 +74,9 @@ pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
     let chosen = facts
         .addresses
         .iter()
+        .map(|a| &a.facts)
         .find(|a| a.probe.result == ConnectResult::Connected)
-        .or(facts.addresses.first());
+        .or(facts.addresses.first().map(|a| &a.facts));
     if let Some(a) = chosen
         && a.probe.result != ConnectResult::TimedOut
     {
@@ -93,8 +94,8 @@ pub fn phases(facts: &Facts) -> Vec<(&'static str, Duration)> {
 }
 
 /// `'label'=0.0012s;;;0` for each phase; `prefix` names the target when there are several.
-fn perfdata(facts: &Facts, prefix: Option<&str>) -> Vec<String> {
-    phases(facts)
+fn perfdata(report: &Report, prefix: Option<&str>) -> Vec<String> {
+    phases(report)
         .into_iter()
         .map(|(name, d)| {
             let l = match prefix {
@@ -127,7 +128,7 @@ fn wrapped(words: &str, first: &str, rest: &str) -> Vec<String> {
 }
 
 /// The findings of one check as `- ` items, indented by `indent`.
-fn reasons(diag: &Diagnosis, indent: &str) -> Vec<String> {
+fn reasons(diag: &Report, indent: &str) -> Vec<String> {
     diag.findings
         .iter()
         .flat_map(|f| {
@@ -142,22 +143,18 @@ fn reasons(diag: &Diagnosis, indent: &str) -> Vec<String> {
 
 /// Write the plugin output for one check or several (input order given; written worst
 /// first). The exit code goes with it: [`PluginState::worst`] of the verdicts.
-pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<()> {
-    let state = PluginState::worst(checks.iter().map(|(_, d)| d.verdict));
+pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
+    let state = PluginState::worst(checks.iter().map(|d| d.verdict));
     let (status, perf, long) = match checks {
-        [(facts, diag)] => (
-            text(&diag.summary),
-            perfdata(facts, None),
-            reasons(diag, ""),
-        ),
+        [diag] => (text(&diag.summary), perfdata(diag, None), reasons(diag, "")),
         _ => {
-            let rank = |d: &Diagnosis| SEVERITY.iter().position(|v| *v == d.verdict);
-            let mut order: Vec<&(&Facts, &Diagnosis)> = checks.iter().collect();
+            let rank = |d: &Report| SEVERITY.iter().position(|v| *v == d.verdict);
+            let mut order: Vec<&Report> = checks.to_vec();
             // Stable: targets of the same verdict keep the order they were given in.
-            order.sort_by_key(|(_, d)| std::cmp::Reverse(rank(d)));
+            order.sort_by_key(|d| std::cmp::Reverse(rank(d)));
             let each: Vec<String> = order
                 .iter()
-                .map(|(f, d)| format!("{} {}", text(&f.target.display()), d.verdict.as_str()))
+                .map(|d| format!("{} {}", text(&d.facts.target.display()), d.verdict.as_str()))
                 .collect();
             // Worst first, as many as fit: a scheduler keeps a few KiB of the whole output.
             let mut listed = String::new();
@@ -178,8 +175,8 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
             let status = format!("{} targets: {listed}", checks.len());
             let mut room = MAX_FIRST_LINE.saturating_sub(SERVICE.len() + status.len() + 16);
             let mut perf = Vec::new();
-            for (f, _) in checks {
-                let one = perfdata(f, Some(&f.target.display()));
+            for d in checks {
+                let one = perfdata(d, Some(&d.facts.target.display()));
                 let len: usize = one.iter().map(|p| p.len() + 1).sum();
                 if len > room {
                     break;
@@ -189,8 +186,8 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
             }
             let long = order
                 .iter()
-                .flat_map(|(_, d)| {
-                    let head = format!("[{}] ", PluginState::of(d.verdict).word());
+                .flat_map(|d| {
+                    let head = format!("[{}] ", PluginState::of(d.verdict).as_str());
                     let mut lines = wrapped(&text(&d.summary), &head, "  ");
                     lines.extend(reasons(d, "  "));
                     lines
@@ -200,9 +197,13 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
         }
     };
     let first = if perf.is_empty() {
-        format!("{SERVICE} {}: {status}", state.word())
+        format!("{SERVICE} {}: {status}", state.as_str())
     } else {
-        format!("{SERVICE} {}: {status} | {}", state.word(), perf.join(" "))
+        format!(
+            "{SERVICE} {}: {status} | {}",
+            state.as_str(),
+            perf.join(" ")
+        )
     };
     let mut used = first.len() + 1;
     writeln!(w, "{first}")?;
@@ -227,7 +228,7 @@ pub fn render(checks: &[(&Facts, &Diagnosis)], w: &mut dyn Write) -> io::Result<
 pub fn unknown_line(what: &str) -> String {
     format!(
         "{SERVICE} {}: {}",
-        PluginState::Unknown.word(),
+        PluginState::Unknown.as_str(),
         text(&what.replace('\n', " "))
     )
 }

@@ -6,9 +6,8 @@ use std::io::{self, Write};
 
 use colored::Colorize;
 
-use crate::diagnosis::{Diagnosis, Verdict, fmt_duration};
-use crate::escape::escape as x;
-use crate::facts::Facts;
+use crate::diagnosis::{Report, Verdict, fmt_duration};
+use crate::escape::escape;
 
 /// What the table shows of one check, already escaped: a run of many targets keeps this, not
 /// the check's facts (a few hundred bytes a row instead of kilobytes).
@@ -19,20 +18,21 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(f: &Facts, d: &Diagnosis) -> Row {
-        let address = match d.addresses.as_slice() {
+    pub fn new(d: &Report) -> Row {
+        let f = &d.facts;
+        let address = match f.addresses.as_slice() {
             [] => "-".to_string(),
-            [a] => a.address.ip().to_string(),
-            [a, rest @ ..] => format!("{} +{}", a.address.ip(), rest.len()),
+            [a] => a.result.address.ip().to_string(),
+            [a, rest @ ..] => format!("{} +{}", a.result.address.ip(), rest.len()),
         };
         Row {
             verdict: d.verdict,
             cells: [
-                x(&f.target.display()).into_owned(),
+                escape(&f.target.display()).into_owned(),
                 d.verdict.as_str().to_string(),
                 address,
                 fmt_duration(f.elapsed),
-                x(&d.summary).into_owned(),
+                escape(&d.summary).into_owned(),
             ],
         }
     }
@@ -64,7 +64,8 @@ pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
     // goes on the lines below its row instead.
     let why_at = w0 + w1 + w2 + w3 + 8;
     let below = super::width() < why_at + 24;
-    for (c, r) in cells.iter().zip(rows) {
+    for r in rows {
+        let c = &r.cells;
         let verdict = format!("{:<w1$}", c[1]);
         let verdict = if r.verdict == Verdict::Open {
             verdict.green()
@@ -74,12 +75,12 @@ pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
         let row = format!("{:<w0$}  {verdict}  {:<w2$}  {:>w3$}", c[0], c[2], c[3]);
         if below {
             writeln!(w, "{row}")?;
-            for l in super::text::wrap_hard(&c[4], super::width() - 4) {
+            for l in super::text::layout::wrap_hard(&c[4], super::width() - 4) {
                 writeln!(w, "    {l}")?;
             }
             continue;
         }
-        let lines = super::text::wrap_hard(&c[4], super::width() - why_at);
+        let lines = super::text::layout::wrap_hard(&c[4], super::width() - why_at);
         for (i, l) in lines.iter().enumerate() {
             if i == 0 {
                 writeln!(w, "{row}  {l}")?;

@@ -39,12 +39,12 @@ pub(super) fn fact(
 
 pub(super) fn render(facts: &Facts, json: bool) -> String {
     colored::control::set_override(false);
-    let d = diagnose(facts);
+    let d = diagnose(facts.clone());
     let mut out = Vec::new();
     if json {
-        super::json::render(facts, &d, &mut out).unwrap();
+        super::json::render(&d, &mut out).unwrap();
     } else {
-        super::text::render(facts, &d, &mut out).unwrap();
+        super::text::render(&d, &mut out).unwrap();
     }
     String::from_utf8(out).unwrap()
 }
@@ -154,8 +154,8 @@ fn text_dns_timeout_names_the_silent_server() {
 
 /// The plugin output of checks (`--format nagios`).
 fn nagios(checks: &[Facts]) -> String {
-    let diags: Vec<_> = checks.iter().map(diagnose).collect();
-    let rows: Vec<_> = checks.iter().zip(&diags).collect();
+    let diags: Vec<_> = checks.iter().cloned().map(diagnose).collect();
+    let rows: Vec<_> = diags.iter().collect();
     let mut out = Vec::new();
     super::nagios::render(&rows, &mut out).unwrap();
     String::from_utf8(out).unwrap()
@@ -254,7 +254,7 @@ fn fixture_reports_have_no_step_or_finding_twice() {
     use crate::diagnosis::FindingId;
     let fixtures = [rejected_on_path()];
     for f in fixtures {
-        let d = diagnose(&f);
+        let d = diagnose(f.clone());
         let mut seen = std::collections::HashSet::new();
         for x in &d.findings {
             assert!(FindingId::ALL.contains(&x.id));
@@ -558,12 +558,12 @@ proptest::proptest! {
         colored::control::set_override(false);
         let raw = |s: &str| s.chars().any(|c| c != '\n' && (c.is_control() || crate::escape::needs_escape(c)));
         for facts in hostile_facts(&h) {
-            let d = diagnose(&facts);
+            let d = diagnose(facts.clone());
             let mut text = Vec::new();
-            super::text::render(&facts, &d, &mut text).unwrap();
+            super::text::render(&d, &mut text).unwrap();
             let text = String::from_utf8(text).unwrap();
             let mut json = Vec::new();
-            super::json::render(&facts, &d, &mut json).unwrap();
+            super::json::render(&d, &mut json).unwrap();
             let json = String::from_utf8(json).unwrap();
             let mut md = Vec::new();
             let host = crate::hostinfo::HostInfo {
@@ -571,10 +571,10 @@ proptest::proptest! {
                 interfaces: vec![(h.clone(), vec![h.clone()])],
                 ..Default::default()
             };
-            super::markdown::render(&[(&facts, &d), (&facts, &d)], &host, &mut md).unwrap();
+            super::markdown::render(&[&d, &d], &host, &mut md).unwrap();
             let md = String::from_utf8(md).unwrap();
             let mut table = Vec::new();
-            let row = super::table::Row::new(&facts, &d);
+            let row = super::table::Row::new(&d);
             super::table::render(&[row.clone(), row], &mut table).unwrap();
             let table = String::from_utf8(table).unwrap();
             for (format, out) in [("text", &text), ("json", &json), ("markdown", &md), ("table", &table)] {

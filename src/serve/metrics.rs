@@ -19,8 +19,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use crate::diagnosis::{Diagnosis, Severity, Verdict};
-use crate::facts::Facts;
+use crate::diagnosis::{Report, Severity, Verdict};
+use crate::facts::{AddressEntry, AddressFacts, Facts};
 use crate::probe::ConnectResult;
 use crate::session::ask::{Answered, BodyEnd};
 use crate::session::tls::{TlsFacts, TlsVersion};
@@ -73,8 +73,7 @@ impl Phase {
 pub struct Hop {
     /// The URL asked for (http modules).
     pub url: Option<String>,
-    pub facts: Facts,
-    pub diag: Diagnosis,
+    pub report: Report,
 }
 
 /// The HTTP series.
@@ -130,10 +129,14 @@ const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 /// The address blackbox_exporter would probe: the first of the preferred family, else (with
 /// fallback) the first of the other.
-pub fn chosen_address(facts: &Facts, module: &Module) -> Option<IpAddr> {
+pub fn chosen_address<A: AddressEntry>(facts: &Facts<A>, module: &Module) -> Option<IpAddr> {
     let all: Vec<IpAddr> = match &facts.dns.system {
         Some(l) if !l.addresses.is_empty() => l.addresses.clone(),
-        _ => facts.addresses.iter().map(|a| a.address().ip()).collect(),
+        _ => facts
+            .addresses
+            .iter()
+            .map(|a| a.gathered().address().ip())
+            .collect(),
     };
     let wants = |ip: &IpAddr, family: Ip| match family {
         Ip::V4 => ip.is_ipv4(),
@@ -174,7 +177,7 @@ pub fn ip_hash(ip: IpAddr) -> u32 {
 
 /// The finding that explains a failure: the strongest error, else the strongest warning,
 /// else `none`.
-fn reason(diag: &Diagnosis) -> &'static str {
+fn reason(diag: &Report) -> &'static str {
     diag.findings
         .iter()
         .find(|f| f.severity == Severity::Error)
@@ -205,13 +208,14 @@ pub fn judge(
     let first = &hops[0];
     let last = hops.last().unwrap_or(first);
     let dns_lookup = first
+        .report
         .facts
         .dns
         .system
         .as_ref()
         .map_or(0.0, |l| l.elapsed.as_secs_f64());
-    let chosen = chosen_address(&last.facts, module);
-    let addr = chosen.and_then(|ip| last.facts.addresses.iter().find(|a| a.address().ip() == ip));
+    let chosen = chosen_address(&last.report.facts, module);
+    let addr = chosen.and_then(|ip| address_facts(&last.report.facts, ip));
     let connected = addr.is_some_and(connected);
     let session = addr.and_then(|a| a.session.as_ref());
     let tls_facts: Option<&TlsFacts> = session.and_then(|s| s.tls.as_ref());
@@ -242,7 +246,7 @@ pub fn judge(
             p
         }
         // The whole check: a success is an `open` verdict.
-        Prober::Canreach => match last.diag.verdict {
+        Prober::Canreach => match last.report.verdict {
             Verdict::Open => None,
             Verdict::DnsError => Some(Phase::Resolve),
             Verdict::TlsError => Some(Phase::Tls),
@@ -270,16 +274,25 @@ pub fn judge(
         expect_labels,
         http,
         tls,
-        verdict: last.diag.verdict,
-        failure: phase.map(|p| (reason(&last.diag), p)),
+        verdict: last.report.verdict,
+        failure: phase.map(|p| (reason(&last.report), p)),
     }
+}
+
+/// The facts gathered for `ip`, one of the check's addresses.
+pub fn address_facts<A: AddressEntry>(facts: &Facts<A>, ip: IpAddr) -> Option<&AddressFacts> {
+    facts
+        .addresses
+        .iter()
+        .map(AddressEntry::gathered)
+        .find(|a| a.address().ip() == ip)
 }
 
 /// Connected as blackbox_exporter sees it. ECONNRESET as the connect completes is a
 /// handshake the kernel finished, reset by the program at once: blackbox_exporter's dial
 /// succeeds or not by a race with that reset, so it counts here as connected whichever came
 /// first (`canreach_verdict_info` tells the rest).
-fn connected(a: &crate::facts::AddressFacts) -> bool {
+fn connected(a: &AddressFacts) -> bool {
     a.probe.result == ConnectResult::Connected
         || (a.probe.result
             == (ConnectResult::Failed {
@@ -383,10 +396,10 @@ fn http_phase(
 fn http_durations(module: &Module, hops: &[Hop]) -> [f64; 5] {
     let mut phases = [0.0f64; 5];
     for hop in hops {
-        let h_chosen = chosen_address(&hop.facts, module);
-        let h_addr =
-            h_chosen.and_then(|ip| hop.facts.addresses.iter().find(|a| a.address().ip() == ip));
+        let h_chosen = chosen_address(&hop.report.facts, module);
+        let h_addr = h_chosen.and_then(|ip| address_facts(&hop.report.facts, ip));
         phases[0] += hop
+            .report
             .facts
             .dns
             .system

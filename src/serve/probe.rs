@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::diagnosis;
 use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError, Resolver, SystemResolver};
+use crate::facts::{AddressEntry, Facts};
 use crate::local::shared::Lasting;
 use crate::options::{LocalMode, Options, Protocol, TraceMode};
 use crate::pipeline;
@@ -235,9 +236,9 @@ pub async fn run(
             inspector,
         )
         .await;
-        let diag = diagnosis::diagnose(&facts);
-        let next = redirect(module, &facts, current.url.as_ref());
-        hops.push(Hop { url, facts, diag });
+        let report = diagnosis::diagnose(facts);
+        let next = redirect(module, &report.facts, current.url.as_ref());
+        hops.push(Hop { url, report });
         let Some(location) = next else { break };
         match follow(location, &hops, &mut method, deadline, allow, services) {
             Ok(parsed) => current = parsed,
@@ -309,7 +310,10 @@ fn follow(
         return Err("a redirect to a target outside --allow".into());
     }
     // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
-    let status = hops.last().and_then(|h| last_status(&h.facts)).unwrap_or(0);
+    let status = hops
+        .last()
+        .and_then(|h| last_status(&h.report.facts))
+        .unwrap_or(0);
     if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
         *method = "GET".into();
     }
@@ -356,9 +360,10 @@ fn ask_for(module: &Module, parsed: &Parsed, method: &str) -> Option<Arc<Ask>> {
     }
 }
 
-fn last_status(facts: &crate::facts::Facts) -> Option<u16> {
+fn last_status<A: AddressEntry>(facts: &Facts<A>) -> Option<u16> {
     facts.addresses.iter().find_map(|a| {
-        a.session
+        a.gathered()
+            .session
             .as_ref()?
             .answered
             .as_ref()?
@@ -372,19 +377,16 @@ fn last_status(facts: &crate::facts::Facts) -> Option<u16> {
 
 /// The URL to follow, when the module follows redirects and the answer is one: `Err` for a
 /// redirect whose Location is missing or not a URL.
-fn redirect(
+fn redirect<A: AddressEntry>(
     module: &Module,
-    facts: &crate::facts::Facts,
+    facts: &Facts<A>,
     base: Option<&url::Url>,
 ) -> Option<Result<url::Url, ()>> {
     if module.prober != Prober::Http || !module.follow_redirects {
         return None;
     }
     let chosen = metrics::chosen_address(facts, module)?;
-    let a = facts
-        .addresses
-        .iter()
-        .find(|a| a.address().ip() == chosen)?;
+    let a = metrics::address_facts(facts, chosen)?;
     let r = a
         .session
         .as_ref()?

@@ -362,7 +362,7 @@ async fn run_job(app: &App, job: Job) {
     let last = done
         .hops
         .last()
-        .map(|h| h.diag.summary.clone())
+        .map(|h| h.report.summary.clone())
         .unwrap_or_default();
     app.own.probed(
         &job.module.name,
@@ -421,7 +421,7 @@ fn report_text(done: &probe::Done, module: &str, prober: super::config::Prober) 
             );
         }
         let mut buf = Vec::new();
-        let _ = crate::render::text::render(&hop.facts, &hop.diag, &mut buf);
+        let _ = crate::render::text::render(&hop.report, &mut buf);
         report.push_str(&String::from_utf8_lossy(&buf));
     }
     if let Some(note) = &done.redirect_note {

@@ -4,9 +4,10 @@
 //! | module | does |
 //! |---|---|
 //! | [`input`] | words and `-f FILE` → targets; duplicates and bad lines refused |
-//! | [`resolver`] | one `getaddrinfo` in flight per name; the `-4`/`-6` filter |
-//! | [`wait`] | the retry schedule and which verdicts are worth waiting on |
-//! | [`progress`] | the spinner on stderr |
+//! | `resolver` | one `getaddrinfo` in flight per name; the `-4`/`-6` filter |
+//! | `wait` | the retry schedule and which verdicts are worth waiting on |
+//! | `progress` | the spinner on stderr |
+//! | `report` | the finished checks' reports, written in input order, kept only as far as the output needs them |
 //!
 //! Every target is checked by its own [`pipeline::gather_with`] in the one current-thread runtime,
 //! under its own deadline (which starts when its check starts, not while it queues). At most
@@ -14,10 +15,10 @@
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
 
 pub mod input;
-pub mod progress;
-pub mod report;
-pub mod resolver;
-pub mod wait;
+mod progress;
+mod report;
+mod resolver;
+mod wait;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,10 +33,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cli::{Cli, Format};
-use crate::diagnosis::{self, Diagnosis, Verdict};
+use crate::diagnosis::{self, Report, Verdict};
 use crate::escape::escape;
 use crate::exit_codes::{ExitCode, PluginState};
-use crate::facts::{Facts, WaitEnd, Waited};
+use crate::facts::{WaitEnd, Waited};
 use crate::local;
 use crate::options::{Family, LocalMode, Options};
 use crate::pipeline;
@@ -124,7 +125,7 @@ impl Phase {
         }
     }
 
-    pub fn word(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
             Phase::Resolving => "resolving",
@@ -164,13 +165,6 @@ impl Slot {
     pub fn last(&self) -> Option<Verdict> {
         *self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// One finished check.
-#[derive(Debug)]
-pub struct Checked {
-    pub facts: Facts,
-    pub diag: Diagnosis,
 }
 
 /// Runs checks: the bound on concurrency, one-at-a-time per shared remote host, the shared
@@ -255,7 +249,7 @@ impl Runner {
     }
 
     /// One check of `target` under `timeout`.
-    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Checked {
+    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
         let key = host_key(target);
         let _host = match key.as_ref().and_then(|k| self.hosts.get(k)) {
             Some(m) => Some(m.lock().await),
@@ -288,12 +282,12 @@ impl Runner {
             &self.local,
         ))
         .await;
-        let diag = diagnosis::diagnose(&facts);
-        slot.record(diag.verdict);
-        Checked { facts, diag }
+        let report = diagnosis::diagnose(facts);
+        slot.record(report.verdict);
+        report
     }
 
-    /// Check `target` until it is open, will not change by waiting, or `until` (see [`wait`]).
+    /// Check `target` until it is open, will not change by waiting, or `until` (see `wait`).
     /// `changed(from, to, after)` is told each change of verdict. The last check's facts say
     /// how the wait went (`Facts::waited`; `wait` is what the user gave).
     pub async fn wait_for(
@@ -303,7 +297,7 @@ impl Runner {
         until: Instant,
         wait: Duration,
         changed: &dyn Fn(Verdict, Verdict, Duration),
-    ) -> Checked {
+    ) -> Report {
         let start = Instant::now();
         let first = self
             .opts
@@ -315,10 +309,10 @@ impl Runner {
         let mut checks = 1;
         let mut interval = wait::FIRST_INTERVAL;
         let ended = loop {
-            if last.diag.verdict == Verdict::Open {
+            if last.verdict == Verdict::Open {
                 break WaitEnd::Open;
             }
-            if !wait::worth_waiting(&last.diag) {
+            if !wait::worth_waiting(&last) {
                 break WaitEnd::WillNotChange;
             }
             let Some((at, timeout)) =
@@ -330,8 +324,8 @@ impl Runner {
             tokio::time::sleep_until(at).await;
             let next = self.check(target, timeout, slot).await;
             checks += 1;
-            if next.diag.verdict != last.diag.verdict {
-                changed(last.diag.verdict, next.diag.verdict, start.elapsed());
+            if next.verdict != last.verdict {
+                changed(last.verdict, next.verdict, start.elapsed());
             }
             last = next;
             interval = wait::next_interval(interval);
@@ -484,7 +478,7 @@ impl Checks<'_, '_> {
     }
 
     /// Target `index`'s check, or its wait.
-    async fn one(&self, index: usize) -> (usize, Checked) {
+    async fn one(&self, index: usize) -> (usize, Report) {
         let (i, slot) = (&self.inputs[index], &self.slots[index]);
         let Some(until) = self.until else {
             let c = self
@@ -518,7 +512,7 @@ impl Checks<'_, '_> {
             cli.quiet,
             c.facts
                 .waited
-                .and_then(|w| gave_up_line(&i.target, c.diag.verdict, &w)),
+                .and_then(|w| gave_up_line(&i.target, c.verdict, &w)),
         ) {
             self.progress.println(&line);
         }
@@ -587,7 +581,7 @@ fn interrupted(inputs: &[Input], slots: &[Slot], after: Duration) {
     );
     for (i, s) in inputs.iter().zip(slots) {
         let state = match (s.last(), s.attempts()) {
-            (None, _) => format!("not checked yet ({})", s.phase().word()),
+            (None, _) => format!("not checked yet ({})", s.phase().as_str()),
             (Some(v), 1) => format!("{} (1 check)", v.as_str()),
             (Some(v), n) => format!("{} (last of {n} checks)", v.as_str()),
         };

@@ -101,7 +101,11 @@ fn message(inputs: &[Input], slots: &[Slot], start: Instant, until: Option<Insta
                 (Phase::Waiting, Some(v)) => format!(" ({}, {} checks)", v.as_str(), s.attempts()),
                 _ => String::new(),
             };
-            format!("{} {}{last}", s.phase().word(), escape(&i.target.display()))
+            format!(
+                "{} {}{last}",
+                s.phase().as_str(),
+                escape(&i.target.display())
+            )
         }
         None => "finishing".to_string(),
     };

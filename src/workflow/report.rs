@@ -15,13 +15,10 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::cli::Format;
-use crate::diagnosis::{self, Diagnosis, Verdict};
+use crate::diagnosis::{Report, Verdict};
 use crate::exit_codes::most_severe;
-use crate::facts::Facts;
 use crate::render;
 use crate::render::table::Row;
-
-use super::Checked;
 
 /// What a run keeps of each check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +51,7 @@ enum Done {
     Nothing,
     Line(Vec<u8>),
     Row(Row, Option<Vec<u8>>),
-    Whole(Box<Checked>),
+    Whole(Box<Report>),
 }
 
 /// The finished checks of a run, in input order.
@@ -69,7 +66,7 @@ pub struct Reports<'o> {
     worst: Verdict,
     rows: Vec<Row>,
     details: Vec<Vec<u8>>,
-    whole: Vec<Checked>,
+    whole: Vec<Report>,
     /// The first check this machine could not make for want of a descriptor or memory.
     resource_failure: Option<String>,
     /// The first write that failed; nothing more is written after it.
@@ -125,22 +122,22 @@ impl<'o> Reports<'o> {
 
     /// Target `index`'s check is done: render what the output needs, drop the rest, and write
     /// every line whose turn has come.
-    pub fn done(&mut self, index: usize, c: Checked) {
-        self.worst = most_severe([self.worst, c.diag.verdict]);
+    pub fn done(&mut self, index: usize, c: Report) {
+        self.worst = most_severe([self.worst, c.verdict]);
         if self.resource_failure.is_none() {
-            self.resource_failure = diagnosis::resource_failure(&c.diag);
+            self.resource_failure = c.resource_failure();
         }
         let done = match self.keep {
             Keep::Nothing => Done::Nothing,
-            Keep::Lines => Done::Line(json_line(&c.facts, &c.diag)),
+            Keep::Lines => Done::Line(json_line(&c)),
             Keep::Table => {
-                let detail = (c.diag.verdict != Verdict::Open).then(|| {
+                let detail = (c.verdict != Verdict::Open).then(|| {
                     let mut buf = Vec::new();
                     // Into memory: cannot fail.
-                    let _ = render::text::render(&c.facts, &c.diag, &mut buf);
+                    let _ = render::text::render(&c, &mut buf);
                     buf
                 });
-                Done::Row(Row::new(&c.facts, &c.diag), detail)
+                Done::Row(Row::new(&c), detail)
             }
             Keep::Whole => Done::Whole(Box::new(c)),
         };
@@ -213,27 +210,25 @@ impl<'o> Reports<'o> {
                 (_, []) => Ok(()),
                 (Format::Markdown, all) => {
                     let host = crate::hostinfo::HostInfo::gather();
-                    let reports: Vec<(&Facts, &Diagnosis)> =
-                        all.iter().map(|c| (&c.facts, &c.diag)).collect();
+                    let reports: Vec<&Report> = all.iter().collect();
                     render::markdown::render(&reports, &host, out)
                 }
                 (Format::Nagios, all) => {
-                    let rows: Vec<(&Facts, &Diagnosis)> =
-                        all.iter().map(|c| (&c.facts, &c.diag)).collect();
+                    let rows: Vec<&Report> = all.iter().collect();
                     render::nagios::render(&rows, out)
                 }
-                (Format::Json, [c, ..]) => render::json::render(&c.facts, &c.diag, out),
-                (Format::Text, [c, ..]) => render::text::render(&c.facts, &c.diag, out),
+                (Format::Json, [c, ..]) => render::json::render(c, out),
+                (Format::Text, [c, ..]) => render::text::render(c, out),
             },
         }
     }
 }
 
 /// One target's JSON report on one line, with its newline.
-fn json_line(facts: &Facts, diag: &Diagnosis) -> Vec<u8> {
+fn json_line(report: &Report) -> Vec<u8> {
     let mut buf = Vec::new();
     // Into memory: cannot fail.
-    let _ = render::json::render(facts, diag, &mut buf);
+    let _ = render::json::render(report, &mut buf);
     let mut line = one_line(&String::from_utf8_lossy(&buf)).into_bytes();
     line.push(b'\n');
     line
@@ -250,12 +245,11 @@ pub fn one_line(pretty: &str) -> String {
 mod tests {
     use super::*;
 
-    fn checked(port: u16) -> Checked {
+    fn checked(port: u16) -> Report {
         let services = crate::services::Services::parse("");
         let target = crate::target::parse(&format!("198.18.0.1:{port}"), None, &services).unwrap();
-        let facts = Facts::new(target, std::time::Duration::from_secs(5));
-        let diag = diagnosis::diagnose(&facts);
-        Checked { facts, diag }
+        let facts = crate::facts::Facts::new(target, std::time::Duration::from_secs(5));
+        crate::diagnosis::diagnose(facts)
     }
 
     fn ports_of(out: &[u8]) -> Vec<u64> {
@@ -290,7 +284,7 @@ mod tests {
         for i in 0..3 {
             r.done(i, checked(1 + i as u16));
         }
-        assert_eq!(r.worst(), diagnosis::diagnose(&checked(1).facts).verdict);
+        assert_eq!(r.worst(), checked(1).verdict);
         assert!(r.finish().is_none());
         assert!(out.is_empty());
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::diagnosis::{Diagnosis, Evidence, Outcome, Sender, Verdict};
+use crate::diagnosis::{Outcome, Report, Verdict};
 
 /// The first pause between attempts.
 pub const FIRST_INTERVAL: Duration = Duration::from_millis(100);
@@ -34,17 +34,13 @@ pub fn next_interval(interval: Duration) -> Duration {
 }
 
 /// Can this diagnosis change by waiting? (See the module's table.)
-pub fn worth_waiting(diag: &Diagnosis) -> bool {
-    match diag.verdict {
+pub fn worth_waiting(report: &Report) -> bool {
+    match report.verdict {
         Verdict::Open => false,
-        Verdict::Rejected => !diag
-            .addresses
-            .iter()
+        Verdict::Rejected => !report
+            .results()
             .filter(|a| a.outcome == Outcome::Rejected)
-            .all(|a| {
-                matches!(a.evidence, Evidence::LocalPolicy(_))
-                    || matches!(a.sender(), Some((Sender::ThisMachine, _)))
-            }),
+            .all(|a| a.rejected_by_this_machine()),
         Verdict::Partial
         | Verdict::Closed
         | Verdict::Filtered

@@ -143,7 +143,7 @@ async fn a_slow_server_times_out_within_the_configured_timeout() {
     let p = v.port53.expect("a silent server gets its port 53 probed");
     // UDP is not refused (something listens, too slowly); the fake has no TCP listener.
     assert_eq!(p.udp, canreach::dns::servers::Udp53::NoAnswer);
-    let tcp = canreach::diagnosis::dns::port53_tcp(&p.tcp);
+    let tcp = canreach::diagnosis::port53_tcp(&p.tcp);
     assert!(tcp.starts_with("closed"), "{tcp}");
 }
 
@@ -181,14 +181,14 @@ async fn disagreeing_servers_are_named_with_what_each_said() {
             detail: Some("Name or service not known".into()),
         }),
     };
-    let d = diagnose(&facts_with(vec![two, one], system_failed));
+    let d = diagnose(facts_with(vec![two, one], system_failed));
     // The resolver's reading: the first server's NXDOMAIN is final.
     assert_eq!(d.verdict.as_str(), "dns_error");
-    assert_eq!(d.findings[0].id, "dns_nxdomain");
+    assert_eq!(d.findings[0].id.as_str(), "dns_nxdomain");
     let f = d
         .findings
         .iter()
-        .find(|f| f.id == "servers_disagree")
+        .find(|f| f.id.as_str() == "servers_disagree")
         .expect("disagreement");
     assert!(
         f.message.contains("NXDOMAIN") && f.message.contains("198.18.2.2"),
@@ -244,9 +244,13 @@ async fn a_dead_first_server_with_the_default_timeout_is_named() {
             detail: Some("Temporary failure in name resolution".into()),
         }),
     };
-    let d = diagnose(&facts_with(view.servers, system));
+    let d = diagnose(facts_with(view.servers, system));
     assert_eq!(d.verdict.as_str(), "dns_error");
-    let f = d.findings.iter().find(|f| f.id == "dns_timeout").unwrap();
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.id.as_str() == "dns_timeout")
+        .unwrap();
     assert!(
         f.message.contains("127.0.0.1 → no answer (port 53") && f.message.contains("198.18.2.2"),
         "{}",
@@ -337,9 +341,11 @@ async fn an_unrelated_record_in_the_answer_is_ignored() {
         elapsed: Duration::from_millis(1),
         error: None,
     };
-    let d = diagnose(&facts_with(vec![honest, stuffed], system));
+    let d = diagnose(facts_with(vec![honest, stuffed], system));
     assert!(
-        d.findings.iter().all(|f| f.id != "servers_disagree"),
+        d.findings
+            .iter()
+            .all(|f| f.id.as_str() != "servers_disagree"),
         "{:?}",
         d.findings
     );
@@ -428,14 +434,18 @@ async fn only_the_first_three_servers_are_asked() {
         facts.dns.ignored_servers(),
         ["198.18.0.4".parse::<std::net::IpAddr>().unwrap()]
     );
-    let d = diagnose(&facts);
+    let d = diagnose(facts);
     let f = d
         .findings
         .iter()
-        .find(|f| f.id == "extra_nameservers_ignored")
+        .find(|f| f.id.as_str() == "extra_nameservers_ignored")
         .expect("the ignored server is named");
     assert!(f.message.contains("198.18.0.4"), "{}", f.message);
-    assert!(d.findings.iter().all(|f| f.id != "servers_disagree"));
+    assert!(
+        d.findings
+            .iter()
+            .all(|f| f.id.as_str() != "servers_disagree")
+    );
 }
 
 /// Record data is presentation text, not a library's Debug output; TXT keeps its bytes
@@ -526,6 +536,6 @@ async fn a_udp_timeout_is_not_retried_over_tcp() {
     let took = start.elapsed();
     assert!(took < Duration::from_millis(300 + 200), "took {took:?}");
     // Its TCP port 53 is open: the port-53 probe says so.
-    let tcp = canreach::diagnosis::dns::port53_tcp(&v.port53.unwrap().tcp);
+    let tcp = canreach::diagnosis::port53_tcp(&v.port53.unwrap().tcp);
     assert!(tcp.starts_with("open"), "{tcp}");
 }

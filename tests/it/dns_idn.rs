@@ -84,12 +84,12 @@ async fn cname_targets_are_shown_in_ascii_unless_their_unicode_is_safe() {
         },
         ..Facts::new(target, Duration::from_secs(5))
     };
-    let d = diagnose(&facts);
+    let d = diagnose(facts);
     let mut text = Vec::new();
-    canreach::render::text::render(&facts, &d, &mut text).unwrap();
+    canreach::render::text::render(&d, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     let mut json = Vec::new();
-    canreach::render::json::render(&facts, &d, &mut json).unwrap();
+    canreach::render::json::render(&d, &mut json).unwrap();
     let json = String::from_utf8(json).unwrap();
 
     for out in [&text, &json] {

@@ -5,7 +5,7 @@
 
 use crate::session::tls::{CertProblem, Incompatible, TlsAlert, TlsError};
 
-use super::{errno_name, errno_text};
+use crate::diagnosis::words::{errno_name, errno_text};
 
 /// Who can make the failure go away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
