@@ -720,7 +720,6 @@ fn machine(m: &Machine) -> MachineJ {
         Machine::This => ("this", None),
         Machine::Server(h) => ("server", Some(h.clone())),
         Machine::Device(ip) => ("device", Some(ip.to_string())),
-        Machine::NameServer(ip) => ("name_server", Some(ip.to_string())),
     };
     MachineJ { machine, address }
 }
