@@ -56,8 +56,8 @@ the machine",
             evidence: "a silent address of this machine whose listener's accept queue was full \
 when looked at (10 ms into the silence, or when the probe ended: a `sock_diag` \
 lookup of the listener, Recv-Q > Send-Q), or whose silence saw SYNs dropped at \
-full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between the two \
-looks); else the socket table showing the listener's queue full (`idiag_rqueue` > \
+full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between those two \
+reads); else the socket table showing the listener's queue full (`idiag_rqueue` > \
 `idiag_wqueue`). Needs no socket table (under load the inspection may not finish): \
 the program is then \"the program listening on A\"",
             says: "\"P (pid N, user U) listens on A, but it is not accepting connections: its \

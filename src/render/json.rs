@@ -738,7 +738,7 @@ fn session(s: &SessionFacts) -> SessionJ {
     SessionJ {
         window_ms: ms(s.window),
         accepted_ms: s.accepted.map(ms),
-        at_rest_ms: s.at_rest.map(ms),
+        at_rest_ms: s.waiting_for_client.map(ms),
         not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
             waited_ms: ms(n.waited),
             queued: n.queued,
