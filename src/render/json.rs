@@ -32,7 +32,7 @@ use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
 use crate::target::{Host, PortSource, Target};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct ReportJ {
