@@ -323,7 +323,8 @@ verification",
             evidence: "HTTP 3xx",
             says: "\"it redirects to https://host/next?token=*** (canreach does not follow \
 redirects)\": the `Location`, made absolute against the target's URL, userinfo and \
-token-like parameters masked",
+token-like parameters masked; when the exporter's http module follows it: \"The probe follows \
+it: what the next address answered is checked next.\"",
             advice: "—",
             rule: http::http_redirect,
         },

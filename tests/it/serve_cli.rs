@@ -222,6 +222,42 @@ fn bad_requests_get_400_and_one_line() {
     }
 }
 
+/// A redirect the http module follows: the debug report's first hop says it was followed
+/// (not the CLI's "canreach does not follow redirects"); one the module does not follow
+/// keeps those words.
+#[test]
+fn a_followed_redirect_is_said_to_be_followed() {
+    let web = http_server();
+    let modules = write_file(
+        "follow.yml",
+        b"modules:
+  http_2xx:
+    prober: http
+  no_follow:
+    prober: http
+    http:
+      no_follow_redirects: true
+",
+    );
+    let srv = serve(&["--config", modules.to_str().unwrap()]);
+    let ask = |module: &str| {
+        let (status, dbg) = get(
+            srv.addr,
+            &format!("/probe?module={module}&debug=true&target=http://{web}/moved"),
+            &[],
+        );
+        assert_eq!(status, 200, "{dbg}");
+        // The report wraps its lines: the words are looked for across them.
+        common::flat(&dbg)
+    };
+    let dbg = ask("http_2xx");
+    assert!(dbg.contains("redirects to"), "{dbg}");
+    assert!(!dbg.contains("does not follow redirects"), "{dbg}");
+    assert!(dbg.contains("The probe follows it"), "{dbg}");
+    let dbg = ask("no_follow");
+    assert!(dbg.contains("does not follow redirects"), "{dbg}");
+}
+
 /// A redirect to a host outside `--allow` is not followed (no lookup, no connect).
 #[test]
 fn a_redirect_outside_allow_is_not_followed() {
