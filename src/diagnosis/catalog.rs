@@ -577,7 +577,7 @@ user, named … by the system)\"; every named owner is shown with its executable
         OwnerHidden = "owner_hidden", Info {
             evidence: "not root, and a listener's process could not be seen; or, as root, the \
 owner search ran out of its time budget (many processes)",
-            says: "\"a process of user U listens on …, but which program cannot be seen without \
+            says: "\"A process of user U listens on …, but which program cannot be seen without \
 root\"",
             advice: "`sudo canreach …`",
             rule: local::owner_hidden,

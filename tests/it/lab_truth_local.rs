@@ -302,6 +302,50 @@ fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
     assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
 }
 
+/// A machine with 700 processes, the listener's owner started after them all (the owner
+/// search reads /proc in pid order): the search's CPU budget ends before it gets there (each
+/// process holds 60 descriptors, a readlink each; the test binary is a debug build, whose
+/// budget is ten times a release build's), but the check is waiting anyway (the watch for the
+/// program's accept), so the search goes on within the deadline and the report names the
+/// owner.
+#[test]
+fn the_owner_is_found_past_700_processes_while_the_check_waits() {
+    require_lab!();
+    let lab = Lab::new();
+    let mut idle = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client, "bash", "-c"])
+        .arg(
+            "for fd in $(seq 3 62); do eval \"exec $fd</dev/null\"; done; \
+             for i in $(seq 700); do sleep 600 & done; echo started; wait",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn_in_lab()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(idle.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "started\n");
+    let _idle = Started(idle);
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22401", 16);
+    let holder = lab.hold(&lab.client, &l);
+    assert!(holder.pid > 700, "{}", holder.pid);
+    let r = lab.canreach(&["--json", "127.0.0.1", "22401"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert_eq!(v["local"]["owner_search_incomplete"], false, "{}", r.stdout);
+    let m = finding(&v, "program_not_accepting")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains(&format!("(pid {}, user root", holder.pid)),
+        "{m}"
+    );
+}
+
 /// A program that listens but never calls accept(), its queue far from full: the kernel
 /// completes the handshake, clients connect and hang. Not open: `service_error`, naming the
 /// program (a process of the lab holding the test's socket), its pid and its queue — after
