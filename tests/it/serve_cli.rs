@@ -325,6 +325,8 @@ fn hostile_module_files_exit_2_with_one_line() {
         ("too_big", vec![b'#'; 2 * 1024 * 1024], "larger than"),
         ("binary", vec![0xff, 0xfe, 0x00, 0x01], "not UTF-8"),
         ("control", b"modules:\n  a\x1b[31m:\n    prober: tcp\n".to_vec(), ""),
+        ("empty", b"".to_vec(), ": no module is defined"),
+        ("duplicate", b"modules:\n  a:\n    prober: tcp\n  a:\n    prober: http\n".to_vec(), ":4: the key `a` appears twice"),
     ];
     for (name, text, words) in cases {
         let path = write_file(&format!("{name}.yml"), &text);
