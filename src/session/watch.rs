@@ -114,7 +114,7 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 }
 
 /// How long a program on this machine is watched after it accepted the connection when it
-/// cannot be seen going back to waiting (`local::idle`: its processes unknown, another
+/// cannot be seen waiting for the client (`local::idle`: its processes unknown, another
 /// user's without root, too many): it has been scheduled and has taken the connection; a
 /// hang-up on every client (a proxy whose backend is down, a full server, a wrapper refusing
 /// this client) comes at once after that.
@@ -207,8 +207,8 @@ impl Watched {
 }
 
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
-/// the connection (`accept()`) and when it has gone back to waiting (`local::idle`): the
-/// watch ends when the program waits again with the connection held; [`ACCEPTED_GRACE`] after
+/// the connection (`accept()`) and when it is waiting for the client (`local::idle`): the
+/// watch ends when the program waits with the connection still open; [`ACCEPTED_GRACE`] after
 /// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
 /// still works. A connection still in the accept queue at the window's end is watched until
 /// the program takes it, for at most [`ACCEPT_WAIT`]: past that it is recorded as not
@@ -322,7 +322,7 @@ impl ProgramSide {
         let _ = tokio::time::timeout_at(until, self.until_waiting(stream, program)).await;
     }
 
-    /// Watched until the program is seen back to waiting with the connection held; while it
+    /// Watched until the program is seen waiting with the connection still open; while it
     /// works (a thread or child still running) the watch goes on to the window's end. Only a
     /// program that cannot be seen (its processes unknown or unreadable) ends it by time,
     /// [`ACCEPTED_GRACE`] after the accept.
@@ -347,8 +347,8 @@ impl ProgramSide {
     }
 }
 
-/// Look at the program behind the listener until `until`: is it back to waiting with the
-/// connection held? Also when the looks began: a program first seen asleep by looks begun
+/// Look at the program behind the listener until `until`: is it waiting with the
+/// connection still open? Also when the looks began: a program first seen asleep by looks begun
 /// after the watch's end is seen too late to end it (the looks themselves take a moment).
 async fn look_at(
     program: Option<Program>,
