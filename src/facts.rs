@@ -272,13 +272,13 @@ pub fn ms(d: Duration) -> f64 {
 
 /// A unix time as a UTC date and time to the minute (`2026-11-26 06:04 UTC`), without a date
 /// crate: Howard Hinnant's civil-from-days.
-pub fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     let (date, secs) = civil(t);
     format!("{date} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
 /// The same to the second (`2026-11-26 06:04:05 UTC`).
-pub fn utc_seconds(t: i64) -> String {
+pub(crate) fn utc_seconds(t: i64) -> String {
     let (date, secs) = civil(t);
     format!(
         "{date} {:02}:{:02}:{:02} UTC",

@@ -583,7 +583,7 @@ async fn follow_sessions<C: Connector>(
                 address,
                 window: Duration::ZERO,
                 accepted: None,
-                at_rest: None,
+                waiting_for_client: None,
                 not_accepted: None,
                 first: First::Reset,
                 via: None,

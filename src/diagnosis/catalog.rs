@@ -56,8 +56,8 @@ the machine",
             evidence: "a silent address of this machine whose listener's accept queue was full \
 when looked at (10 ms into the silence, or when the probe ended: a `sock_diag` \
 lookup of the listener, Recv-Q > Send-Q), or whose silence saw SYNs dropped at \
-full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between the two \
-looks); else the socket table showing the listener's queue full (`idiag_rqueue` > \
+full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between those two \
+reads); else the socket table showing the listener's queue full (`idiag_rqueue` > \
 `idiag_wqueue`). The probe waits through the kernel's SYN retransmissions (1 s apart, \
 within the deadline) while the queue is still seen full or SYNs are still dropped, so a \
 busy program that takes the connection late is `open`. Needs no socket table (under load the inspection may not finish): \

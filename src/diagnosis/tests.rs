@@ -650,7 +650,7 @@ fn not_taken_facts(n: crate::session::watch::NotAccepted) -> Facts {
         address: "127.0.0.1:22300".parse().unwrap(),
         window: Duration::from_millis(500),
         accepted: None,
-        at_rest: None,
+        waiting_for_client: None,
         not_accepted: Some(n),
         first: First::Silent,
         via: None,

@@ -7,8 +7,8 @@
 //! inodes to processes through `/proc/PID/fd`, looks for the servers that usually serve the
 //! port ([`servers`]), and reads the nftables ruleset ([`nft`]). Nothing here fails the check:
 //! without root, other users' sockets show a uid but no process, and the firewall is reported
-//! as not inspected. [`idle`] tells the session stage when the program behind a port has gone
-//! back to waiting.
+//! as not inspected. [`idle`] tells the session stage when the program behind a port is waiting
+//! for the client to speak (every thread asleep).
 
 pub mod addresses;
 pub mod idle;
