@@ -70,6 +70,10 @@ pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let start = Instant::now();
+    if target.transport.is_udp() {
+        // No proxy carries it, and no session follows: the datagram's answer is the check.
+        return gather_udp(target, start, opts, resolver, inspector).await;
+    }
     let deadline = start + opts.timeout;
     let proxy = target.url.as_ref().map(|u| {
         let env = |k: &str| std::env::var(k).ok();
@@ -143,6 +147,7 @@ fn proxy_endpoint(p: &Proxy, destination: &Target) -> Option<(Proxy, Target)> {
         service: None,
         here: false,
         url: None,
+        transport: crate::target::Transport::Tcp,
     };
     Some((p.clone(), endpoint))
 }
@@ -250,6 +255,73 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         firewall,
         privileged: crate::sys::is_root(),
         expect_status: opts.expect_status,
+        elapsed: start.elapsed(),
+        ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// Every stage of a UDP check: the name, then the service's request to every address
+/// (`connect::udp`), this machine's UDP sockets on the port alongside when an address is
+/// its own. No walk and no firewall read (TTL-limited datagrams and `udp dport` rules are
+/// not read yet).
+async fn gather_udp<R: Resolver, I: Inspector>(
+    target: Target,
+    start: Instant,
+    opts: Options,
+    resolver: &R,
+    inspector: &I,
+) -> Facts {
+    let deadline = start + opts.timeout;
+    let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
+    let port = target.port.get();
+    let here = target.here;
+    let run = async |addrs: Vec<SocketAddr>| {
+        let mine = inspector.addresses();
+        let inspect_here = match opts.local {
+            LocalMode::Never => false,
+            LocalMode::Always => true,
+            LocalMode::Auto => here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
+        };
+        let inspection = inspect_here.then(|| {
+            let mine = mine.clone();
+            tokio::task::spawn_blocking(move || local::inspect_udp(port, mine))
+        });
+        let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
+        let exchanged = join_all(
+            addrs
+                .iter()
+                .map(|a| connect::udp::exchange(*a, &request, silence, probe_deadline)),
+        )
+        .await;
+        let addresses = exchanged
+            .into_iter()
+            .map(|(probe, udp)| AddressFacts {
+                here: local::is_local(probe.spec.address.ip(), &mine),
+                probe,
+                silence: None,
+                session: None,
+                queue: None,
+                udp: Some(udp),
+            })
+            .collect::<Vec<_>>();
+        let local = match inspection {
+            Some(task) => tokio::time::timeout_at(deadline, task)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
+        (addresses, local)
+    };
+    let (dns, (addresses, local)) = match &target.host {
+        Host::Ip(ip) => (DnsFacts::default(), run(vec![(*ip, port).into()]).await),
+        Host::Name(name) => resolve_then(resolver, name, port, start, deadline, run).await,
+    };
+    Facts {
+        dns,
+        addresses,
+        local,
+        privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
     }
@@ -782,6 +854,7 @@ mod tests {
             expect_status: None,
             ask: None,
             report: true,
+            payload: None,
         };
         let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert_eq!(

@@ -78,6 +78,8 @@ struct TargetJ {
     port: u16,
     port_source: &'static str,
     service: Option<String>,
+    /// `tcp` or `udp`.
+    transport: &'static str,
 }
 
 #[derive(Serialize)]
@@ -1085,6 +1087,7 @@ fn target(t: &Target) -> TargetJ {
             PortSource::Scheme => "scheme",
         },
         service: t.service.clone(),
+        transport: t.transport.as_str(),
     }
 }
 

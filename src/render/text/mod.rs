@@ -133,7 +133,8 @@ fn target_lines(report: &Report, w: &mut dyn Write) -> io::Result<()> {
         PortSource::Scheme => format!("{service}, the URL scheme's usual port"),
     };
     let host = t.host.to_string();
-    let line = format!("{} port {}{port_note}", escape(&host), t.port);
+    let udp = if t.transport.is_udp() { "UDP " } else { "" };
+    let line = format!("{} {udp}port {}{port_note}", escape(&host), t.port);
     field(w, "target", &line, plain)?;
     // Through a proxy, the name and the addresses below are the proxy's.
     if let Some(v) = &facts.via {

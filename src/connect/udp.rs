@@ -1,0 +1,218 @@
+//! The UDP probe: the port's usual service's harmless request on a connected UDP socket, sent
+//! again as UDP clients do, and what came back — a reply, an ICMP error, or nothing.
+//!
+//! No root: an ordinary connected UDP socket with `IP_RECVERR` / `IPV6_RECVERR` set. The
+//! kernel then hands every ICMP error about the datagram to the socket (a port-unreachable
+//! as `ECONNREFUSED`, host and network unreachable too, which without the option it keeps to
+//! itself), and queues it with the address of the device that sent it
+//! (`/work/shared/notes/above-tcp-and-fleets.md`, "UDP"). A connected socket receives only
+//! datagrams from the address and port it sent to, so a reply is the port's own.
+//!
+//! When the port stays silent, a *control* datagram goes to a port of the same host that
+//! surely has no program ([`UDP_CONTROL_PORT`]): whether that one comes back as a
+//! port-unreachable tells whether the host answers closed ports at all. Facts only
+//! ([`UdpExchange`]); the diagnosis says what they mean.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::time::Instant;
+
+use crate::facts::{UDP_CONTROL_PORT, UdpExchange};
+use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::session::protocols::udp_payloads::{self, Nonce, UdpReply, UdpRequest};
+
+/// The first retransmission comes this long after the first datagram; each later one after
+/// twice the wait before it (1 s, 3 s, 7 s …, as `dig` and most stub resolvers retry).
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// How long the port is silent before the control datagram goes out: any service on a
+/// reachable host has answered by then, and a check that got its answer sends no control.
+pub const CONTROL_AFTER: Duration = Duration::from_millis(200);
+
+/// The most of a reply read (the largest UDP datagram).
+const REPLY_MAX: usize = 65_536;
+
+/// What to send to `port`: `--payload`'s bytes, else the port's usual service's request,
+/// else an empty datagram (where any reply counts).
+pub fn request_for(
+    port: u16,
+    payload: Option<&[u8]>,
+) -> (UdpRequest, Option<udp_payloads::Silence>) {
+    if let Some(p) = payload {
+        return (udp_payloads::custom(p.to_vec()), None);
+    }
+    let entry = udp_payloads::for_port(port);
+    let known_silence = entry.and_then(|e| e.silence);
+    let request = entry
+        .and_then(|e| udp_payloads::request(e.service, &nonce()))
+        .unwrap_or_else(|| udp_payloads::custom(Vec::new()));
+    (request, known_silence)
+}
+
+/// Random ids for the request, so that a stale or forged datagram is not taken for its
+/// answer (the ids are only compared, never secret: a zero nonce if the system has none).
+fn nonce() -> Nonce {
+    use ring::rand::SecureRandom;
+    let mut n = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut n);
+    Nonce(n)
+}
+
+/// Send `request` to `address` until it is answered or `deadline`; the control datagram
+/// when the port is silent for [`CONTROL_AFTER`]. Returns the exchange as the kernel reported
+/// it ([`ProbeFact`]) and its UDP facts.
+pub async fn exchange(
+    address: SocketAddr,
+    request: &UdpRequest,
+    known_silence: Option<udp_payloads::Silence>,
+    deadline: Instant,
+) -> (ProbeFact, UdpExchange) {
+    let control_at = Instant::now() + CONTROL_AFTER;
+    let main = talk(address, request, deadline);
+    tokio::pin!(main);
+    let mut control = None;
+    let (probe, talked) = tokio::select! {
+        p = &mut main => p,
+        _ = tokio::time::sleep_until(control_at), if control_at < deadline => {
+            // Silent so far: the control goes out beside the retries, and both end by the
+            // deadline (the control is not waited for once the port has answered).
+            let empty = udp_payloads::custom(Vec::new());
+            let to = SocketAddr::new(address.ip(), control_port(address.port()));
+            let c = talk(to, &empty, deadline);
+            tokio::pin!(c);
+            let mut control_done = None;
+            let p = loop {
+                tokio::select! {
+                    p = &mut main => break p,
+                    c = &mut c, if control_done.is_none() => control_done = Some(c.0),
+                }
+            };
+            if p.0.result != ConnectResult::Connected {
+                control = Some(match control_done {
+                    Some(c) => c,
+                    None => c.await.0,
+                });
+            }
+            p
+        }
+    };
+    let facts = UdpExchange {
+        service: request.service,
+        known_silence,
+        payload_len: request.payload.len(),
+        sent: talked.sent,
+        reply: talked.reply,
+        control,
+    };
+    (probe, facts)
+}
+
+/// The control's port: [`UDP_CONTROL_PORT`], or the one below it when that is the port
+/// checked.
+pub fn control_port(checked: u16) -> u16 {
+    if checked == UDP_CONTROL_PORT {
+        UDP_CONTROL_PORT - 1
+    } else {
+        UDP_CONTROL_PORT
+    }
+}
+
+/// What one socket's exchange sent and got.
+#[derive(Default)]
+struct Talked {
+    sent: u32,
+    reply: Option<UdpReply>,
+}
+
+/// One socket's exchange: the datagram, its retransmissions, the first reply or error.
+async fn talk(address: SocketAddr, request: &UdpRequest, deadline: Instant) -> (ProbeFact, Talked) {
+    let start = Instant::now();
+    let mut talked = Talked::default();
+    let (result, icmp, local) = match attempt(address, request, deadline, &mut talked).await {
+        Ok(r) => r,
+        Err(e) => (
+            ConnectResult::Failed {
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            },
+            None,
+            None,
+        ),
+    };
+    let fact = ProbeFact {
+        spec: ProbeSpec::to(address),
+        result,
+        elapsed: start.elapsed(),
+        icmp,
+        local,
+    };
+    (fact, talked)
+}
+
+type Attempt = (ConnectResult, Option<crate::icmp::Icmp>, Option<SocketAddr>);
+
+async fn attempt(
+    address: SocketAddr,
+    request: &UdpRequest,
+    deadline: Instant,
+    facts: &mut Talked,
+) -> io::Result<Attempt> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    let fd = socket.as_raw_fd();
+    crate::probe::set_recverr(fd, address.is_ipv6())?;
+    // A connect of a UDP socket sends nothing: it picks the route and the source address,
+    // and makes the kernel pass on only this peer's datagrams and errors.
+    if let Err(e) = socket.connect(&SockAddr::from(address)) {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        return Ok((ConnectResult::Failed { errno }, None, None));
+    }
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+    let failed = |e: io::Error| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        (
+            ConnectResult::Failed { errno },
+            crate::probe::read_error_queue(fd),
+            local,
+        )
+    };
+    let mut buf = vec![0u8; REPLY_MAX];
+    let mut next_send = Instant::now();
+    let mut wait = FIRST_RETRY;
+    loop {
+        if Instant::now() >= next_send {
+            if let Err(e) = udp.send(&request.payload).await {
+                return Ok(failed(e));
+            }
+            facts.sent += 1;
+            next_send += wait;
+            wait *= 2;
+        }
+        tokio::select! {
+            r = udp.recv(&mut buf) => match r {
+                Ok(n) => {
+                    facts.reply = Some(request.recognise(&buf[..n]));
+                    return Ok((ConnectResult::Connected, None, local));
+                }
+                Err(e) => return Ok(failed(e)),
+            },
+            _ = tokio::time::sleep_until(next_send.min(deadline)) => {
+                if Instant::now() >= deadline {
+                    // Silence; an ICMP that arrived just now is still read.
+                    return Ok((
+                        ConnectResult::TimedOut,
+                        crate::probe::read_error_queue(fd),
+                        local,
+                    ));
+                }
+            }
+        }
+    }
+}
