@@ -82,7 +82,14 @@ fn request_words(u: &UdpExchange) -> String {
         None if u.payload_len == 0 => return "an empty datagram".to_string(),
         None => return format!("the given datagram ({} bytes)", u.payload_len),
     };
-    format!("a {} {what}", service_name(u.service))
+    let name = service_name(u.service);
+    // "an NTP client packet", "an SNMP …", "an mDNS query": the article goes by the sound.
+    let article = if matches!(name, "NTP" | "SNMP" | "mDNS") {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name} {what}")
 }
 
 /// What a recognised answer says, in words.
@@ -527,4 +534,148 @@ pub fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
                 ),
             ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::diagnosis::{Verdict, diagnose};
+    use crate::facts::{AddressFacts, Facts, UdpExchange};
+    use crate::icmp::Icmp;
+    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::services::Services;
+    use crate::session::protocols::udp_payloads::{Answer, UdpReply, UdpService};
+
+    fn fact(addr: &str, result: ConnectResult, icmp: Option<(u8, &str)>) -> ProbeFact {
+        ProbeFact {
+            spec: ProbeSpec::to(addr.parse().unwrap()),
+            result,
+            elapsed: Duration::from_millis(3),
+            icmp: icmp.map(|(code, from)| Icmp {
+                v6: false,
+                kind: 3,
+                code,
+                from: Some(from.parse().unwrap()),
+            }),
+            local: Some("198.18.1.2:40000".parse().unwrap()),
+        }
+    }
+
+    fn check(probe: ProbeFact, udp: UdpExchange) -> Facts {
+        let target = crate::target::parse("udp://198.18.2.2:53", None, &Services::parse(""));
+        Facts {
+            addresses: vec![AddressFacts {
+                here: false,
+                probe,
+                silence: None,
+                session: None,
+                queue: None,
+                udp: Some(udp),
+            }],
+            ..Facts::new(target.unwrap(), Duration::from_secs(2))
+        }
+    }
+
+    fn dns(sent: u32, reply: Option<UdpReply>, control: Option<ProbeFact>) -> UdpExchange {
+        UdpExchange {
+            service: Some(UdpService::Dns),
+            known_silence: None,
+            payload_len: 17,
+            sent,
+            reply,
+            control,
+        }
+    }
+
+    fn ids(r: &crate::diagnosis::Report) -> Vec<&'static str> {
+        r.findings.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_dns_answer_is_open_and_says_what_it_answered() {
+        let answer = UdpReply::Answer(Answer::Dns {
+            rcode: 0,
+            answers: 1,
+            truncated: false,
+        });
+        let p = fact("198.18.2.2:53", ConnectResult::Connected, None);
+        let r = diagnose(check(p, dns(1, Some(answer), None)));
+        assert_eq!(r.verdict, Verdict::Open);
+        assert_eq!(ids(&r), ["udp_answered"]);
+        assert!(r.findings[0].message.contains("NOERROR, 1 record(s)"));
+        assert_eq!(
+            r.summary,
+            "UDP 198.18.2.2:53 is open: the DNS service answered."
+        );
+    }
+
+    #[test]
+    fn port_unreachable_from_the_host_is_closed_from_a_router_rejected() {
+        let closed = fact(
+            "198.18.2.2:53",
+            ConnectResult::Failed {
+                errno: libc::ECONNREFUSED,
+            },
+            Some((3, "198.18.2.2")),
+        );
+        let r = diagnose(check(closed, dns(1, None, None)));
+        assert_eq!(r.verdict, Verdict::Closed);
+        assert_eq!(ids(&r), ["udp_port_closed"]);
+        let rejected = fact(
+            "198.18.2.2:53",
+            ConnectResult::Failed {
+                errno: libc::ECONNREFUSED,
+            },
+            Some((3, "198.18.1.1")),
+        );
+        let r = diagnose(check(rejected, dns(1, None, None)));
+        assert_eq!(r.verdict, Verdict::Rejected);
+        assert_eq!(ids(&r), ["udp_rejected"]);
+        assert!(
+            r.findings[0]
+                .message
+                .contains("A device on the way, 198.18.1.1")
+        );
+    }
+
+    #[test]
+    fn silence_is_inconclusive_and_the_control_says_whether_the_host_answers_closed_ports() {
+        let silent = fact("198.18.2.2:53", ConnectResult::TimedOut, None);
+        let control = fact(
+            "198.18.2.2:65533",
+            ConnectResult::Failed {
+                errno: libc::ECONNREFUSED,
+            },
+            Some((3, "198.18.2.2")),
+        );
+        let r = diagnose(check(silent.clone(), dns(2, None, Some(control))));
+        assert_eq!(r.verdict, Verdict::Inconclusive);
+        assert_eq!(ids(&r), ["udp_no_answer"]);
+        let m = &r.findings[0].message;
+        assert!(m.contains("a DNS query sent 2 time(s)"), "{m}");
+        assert!(m.contains("The host does answer closed ports"), "{m}");
+        assert!(
+            r.summary.contains("no reply and no error came back"),
+            "{}",
+            r.summary
+        );
+        let quiet = fact("198.18.2.2:65533", ConnectResult::TimedOut, None);
+        let r = diagnose(check(silent, dns(2, None, Some(quiet))));
+        assert!(
+            r.findings[0]
+                .message
+                .contains("the host sends no port-unreachables")
+        );
+    }
+
+    #[test]
+    fn a_tcp_target_gets_no_udp_finding_and_a_udp_one_no_tcp_finding() {
+        use crate::diagnosis::FindingId;
+        assert!(super::applies(FindingId::UdpNoAnswer, true));
+        assert!(!super::applies(FindingId::UdpNoAnswer, false));
+        assert!(!super::applies(FindingId::PortClosed, true));
+        assert!(super::applies(FindingId::DnsNxdomain, true));
+        assert!(super::applies(FindingId::PortClosed, false));
+    }
 }

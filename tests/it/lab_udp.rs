@@ -1,0 +1,311 @@
+//! UDP targets against real servers and real failures in the namespace lab: dnsmasq answering
+//! DNS and chrony answering NTP (open), a port dropped by nftables on the server (silence:
+//! never open, never closed, with the control datagram saying the host does answer closed
+//! ports), a port rejected by the router (rejected, naming it), a closed port, and a UDP
+//! socket of this machine whose program never answers (named, with its pid).
+
+use crate::common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// dnsmasq on 198.18.2.2:53 in the server namespace, authoritative for `lab`.
+fn dnsmasq(lab: &Lab) -> Started {
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        panic!("needs dnsmasq (apt-get install dnsmasq-base)");
+    }
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            "dnsmasq",
+            "--keep-in-foreground",
+        ])
+        .args(["--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
+        .args(["--user=root", "--pid-file=", "--bind-interfaces"])
+        .args(["--listen-address=198.18.2.2", "--local=/lab/"])
+        .arg("--host-record=app.lab,198.18.2.2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Started(child);
+    wait_open(lab, &["-u", "198.18.2.2", "53"], "dnsmasq");
+    started
+}
+
+/// chronyd serving NTP on the server namespace's addresses: its own configuration, pid and
+/// drift files in a temporary directory, no command socket, and `-x`: it never touches the
+/// clock.
+fn chrony(lab: &Lab, dir: &std::path::Path) -> Started {
+    let chronyd = "/usr/sbin/chronyd";
+    if !std::path::Path::new(chronyd).exists() {
+        panic!("needs chrony (apt-get install chrony)");
+    }
+    let conf = dir.join("chrony.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "allow 198.18.0.0/15\nlocal stratum 10\ncmdport 0\nbindcmdaddress /\n\
+             pidfile {d}/chronyd.pid\ndriftfile {d}/drift\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server,
+            chronyd,
+            "-x",
+            "-d",
+            "-u",
+            "root",
+        ])
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Started(child);
+    wait_open(lab, &["udp://198.18.2.2:123"], "chronyd");
+    started
+}
+
+/// Wait (up to 4 s) until canreach finds the UDP target open.
+fn wait_open(lab: &Lab, target: &[&str], what: &str) {
+    for _ in 0..40 {
+        let mut args = vec!["--json", "--timeout", "1s"];
+        args.extend_from_slice(target);
+        if lab.canreach(&args).json()["verdict"] == "open" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not start");
+}
+
+fn message<'a>(v: &'a serde_json::Value, id: &str) -> &'a str {
+    finding(v, id)["message"].as_str().unwrap()
+}
+
+#[test]
+fn dnsmasq_answering_a_dns_query_is_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let _dns = dnsmasq(&lab);
+    let r = lab.canreach(&["--json", "-u", "198.18.2.2", "53"]);
+    let v = r.json();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(v["verdict"], "open");
+    assert_eq!(v["target"]["transport"], "udp");
+    let m = message(&v, "udp_answered");
+    assert!(
+        m.contains("The DNS service on 198.18.2.2 UDP port 53 answered a DNS query"),
+        "{m}"
+    );
+    assert!(m.contains("NOERROR") || m.contains("REFUSED"), "{m}");
+    // The same target over TCP is a TCP target, and says so.
+    let tcp = lab.canreach(&["--json", "198.18.2.2", "53"]).json();
+    assert_eq!(tcp["target"]["transport"], "tcp");
+}
+
+#[test]
+fn chrony_answering_an_ntp_client_packet_is_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let dir = tempdir();
+    let _ntp = chrony(&lab, &dir.0);
+    let r = lab.canreach(&["udp://198.18.2.2:123"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let text = flat(&r.stdout);
+    assert!(
+        text.contains("UDP 198.18.2.2:123 is open: the NTP service answered."),
+        "{text}"
+    );
+    let v = lab.canreach(&["--json", "udp://198.18.2.2:123"]).json();
+    let m = message(&v, "udp_answered");
+    assert!(
+        m.contains("an NTP client packet") && m.contains("stratum 10"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_port_dropped_by_the_servers_firewall_is_silence_never_open_or_closed() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(&lab.server, "input", "udp dport 5000 drop");
+    let r = lab.canreach(&["--json", "--timeout", "2s", "-u", "198.18.2.2", "5000"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
+    assert_eq!(r.code, 9);
+    // Within the deadline.
+    assert!(r.took < Duration::from_millis(2_500), "{:?}", r.took);
+    let m = message(&v, "udp_no_answer");
+    assert!(m.contains("does not tell open from filtered"), "{m}");
+    // The control: the host answers a closed port, so this one is dropped or ignored.
+    assert!(
+        m.contains("The host does answer closed ports: a datagram to its UDP port 65533"),
+        "{m}"
+    );
+    assert!(m.contains("sent 2 time(s)"), "{m}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no reply and no error came back"),
+        "{}",
+        v["summary"]
+    );
+}
+
+#[test]
+fn a_host_that_drops_every_datagram_gives_no_control_answer_either() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(&lab.server, "input", "meta l4proto udp drop");
+    let v = lab
+        .canreach(&["--json", "--timeout", "1s", "-u", "198.18.2.2", "5000"])
+        .json();
+    assert_eq!(v["verdict"], "inconclusive");
+    let m = message(&v, "udp_no_answer");
+    assert!(
+        m.contains("got no answer either: the host sends no port-unreachables"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_port_rejected_by_the_router_is_rejected_naming_the_router() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(&lab.router, "forward", "udp dport 5001 reject");
+    let r = lab.canreach(&["--json", "-u", "198.18.2.2", "5001"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "rejected", "{}", r.stdout);
+    assert_eq!(r.code, 5);
+    let m = message(&v, "udp_rejected");
+    assert!(
+        m.contains("A device on the way, 198.18.1.1, rejected the datagram"),
+        "{m}"
+    );
+    assert!(m.contains("port-unreachable"), "{m}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a firewall on the way, at 198.18.1.1"),
+        "{}",
+        v["summary"]
+    );
+}
+
+#[test]
+fn a_closed_udp_port_is_closed() {
+    require_lab!();
+    let lab = Lab::new();
+    let r = lab.canreach(&["--json", "udp://198.18.2.2:5002"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "closed", "{}", r.stdout);
+    assert_eq!(r.code, 4);
+    let m = message(&v, "udp_port_closed");
+    assert!(
+        m.contains("198.18.2.2 answered the datagram with ICMP port-unreachable"),
+        "{m}"
+    );
+    // No TCP words: no reset, no SYN.
+    assert!(!r.stdout.contains("TCP reset"), "{}", r.stdout);
+}
+
+#[test]
+fn a_local_udp_socket_that_never_answers_names_its_program() {
+    require_lab!();
+    let lab = Lab::new();
+    let socket = lab.udp(&lab.client, "198.18.1.2:5003");
+    let held = lab.hold(&lab.client, &socket);
+    let r = lab.canreach(&["--json", "--timeout", "1500ms", "-u", "198.18.1.2", "5003"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
+    let m = message(&v, "udp_program_silent");
+    assert!(
+        m.contains(&format!(
+            "sleep (pid {}, user root) holds UDP port 5003",
+            held.pid
+        )),
+        "{m}"
+    );
+    // Nobody reads the socket: the datagrams wait in it.
+    assert!(m.contains("bytes it has not read"), "{m}");
+    assert!(
+        v["summary"].as_str().unwrap().contains(&format!(
+            "sleep (pid {}) holds the port but did not answer",
+            held.pid
+        )),
+        "{}",
+        v["summary"]
+    );
+}
+
+#[test]
+fn a_payload_is_sent_as_given_and_any_reply_counts() {
+    require_lab!();
+    let lab = Lab::new();
+    let socket = lab.udp(&lab.server, "198.18.2.2:5004");
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        socket.send_to(&buf[..n], from).unwrap();
+        buf[..n].to_vec()
+    });
+    let v = lab
+        .canreach(&["--json", "--payload", "0d0a", "-u", "198.18.2.2", "5004"])
+        .json();
+    assert_eq!(v["verdict"], "open");
+    assert_eq!(echo.join().unwrap(), b"\r\n");
+    let m = message(&v, "udp_answered");
+    assert!(m.contains("the given datagram (2 bytes)"), "{m}");
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TempDir {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "canreach-udp-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
+
+#[test]
+fn a_host_the_router_cannot_find_is_unreachable_naming_the_router() {
+    require_lab!();
+    let lab = Lab::new();
+    // Nothing has 198.18.2.99: the router's neighbour lookup fails (~3 s), and it says so.
+    let r = lab.canreach(&["--json", "--timeout", "5s", "-u", "198.18.2.99", "53"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "unreachable", "{}", r.stdout);
+    assert_eq!(r.code, 7);
+    let m = message(&v, "udp_unreachable");
+    assert!(
+        m.contains("198.18.1.1 reported host-unreachable for 198.18.2.99"),
+        "{m}"
+    );
+}
