@@ -309,3 +309,88 @@ fn a_host_the_router_cannot_find_is_unreachable_naming_the_router() {
         "{m}"
     );
 }
+
+/// A UDP echo on 127.0.0.1 (this test binary's own network namespace), started after
+/// `after`: each datagram is sent back until `stop` is dropped.
+fn echo_after(after: Duration) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    // The port is found free first, then bound only after `after`.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let s = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 2048];
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(&buf[..n], from);
+            }
+        }
+    });
+    (port, stop)
+}
+
+#[test]
+fn wait_retries_a_udp_target_until_its_server_answers() {
+    let (port, stop) = echo_after(Duration::from_millis(800));
+    let target = format!("udp://127.0.0.1:{port}");
+    let r = run_in(
+        None,
+        &["--json", "--wait", "10s", "--timeout", "1s", &target],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let last = r.stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["verdict"], "open");
+    assert_eq!(v["target"]["transport"], "udp");
+    assert!(v["wait"]["checks"].as_u64().unwrap() >= 2, "{last}");
+}
+
+#[test]
+fn a_targets_file_mixes_udp_and_tcp_targets() {
+    let (open, stop) = echo_after(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(100));
+    let closed = open.wrapping_add(1).max(1024);
+    let dir = tempdir();
+    let file = dir.0.join("targets.txt");
+    std::fs::write(
+        &file,
+        format!("udp://127.0.0.1:{open}\nudp://127.0.0.1:{closed}\n127.0.0.1 {open}\n"),
+    )
+    .unwrap();
+    let r = run_in(
+        None,
+        &["--json", "--timeout", "1s", "-f", file.to_str().unwrap()],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["target"]["transport"].as_str().unwrap().to_string(),
+                v["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("udp".into(), "open".into()),
+            ("udp".into(), "closed".into()),
+            // Nothing listens on that port over TCP: the same number, another transport.
+            ("tcp".into(), "closed".into()),
+        ]
+    );
+}
