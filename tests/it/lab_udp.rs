@@ -394,3 +394,59 @@ fn a_targets_file_mixes_udp_and_tcp_targets() {
         ]
     );
 }
+
+/// One `/probe` of `canreach serve`'s `canreach` module: the body.
+fn exporter_probe(addr: &str, target: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET /probe?module=canreach&target={target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+#[test]
+fn the_exporters_canreach_module_checks_udp_targets() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canreach"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let _srv = Started(child);
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let (open, stop) = echo_after(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(100));
+    let m = exporter_probe(&addr, &format!("udp://127.0.0.1:{open}"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(m.contains("\nprobe_success 1\n"), "{m}");
+    assert!(
+        m.contains("canreach_verdict_info{verdict=\"open\"} 1"),
+        "{m}"
+    );
+    let closed = open.wrapping_add(1).max(1024);
+    let m = exporter_probe(&addr, &format!("udp://127.0.0.1:{closed}"));
+    assert!(m.contains("\nprobe_success 0\n"), "{m}");
+    assert!(
+        m.contains(
+            "probe_failure_info{finding=\"udp_port_closed\",phase=\"connect\",verdict=\"closed\"} 1"
+        ),
+        "{m}"
+    );
+}
