@@ -262,8 +262,8 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
 
 /// Every stage of a UDP check: the name, then the service's request to every address
 /// (`connect::udp`), this machine's UDP sockets on the port alongside when an address is
-/// its own. No walk and no firewall read (TTL-limited datagrams and `udp dport` rules are
-/// not read yet).
+/// its own, and this machine's `udp dport` firewall rules when the first address is silent.
+/// No path walk (TTL-limited datagrams are not sent yet).
 async fn gather_udp<R: Resolver, I: Inspector>(
     target: Target,
     start: Instant,
@@ -287,12 +287,47 @@ async fn gather_udp<R: Resolver, I: Inspector>(
             tokio::task::spawn_blocking(move || local::inspect_udp(port, mine))
         });
         let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
-        let exchanged = join_all(
+        let exchanging = join_all(
             addrs
                 .iter()
                 .map(|a| connect::udp::exchange(*a, &request, silence, probe_deadline)),
-        )
-        .await;
+        );
+        tokio::pin!(exchanging);
+        // This machine's rules for `udp dport` only explain silence: read once the
+        // addresses have been silent as long as the control waits (one `nft` run, a few ms).
+        let read_at = start + connect::udp::CONTROL_AFTER;
+        let mut firewall = None;
+        let exchanged = tokio::select! {
+            e = &mut exchanging => e,
+            _ = tokio::time::sleep_until(read_at),
+                if opts.local != LocalMode::Never && opts.report && read_at < deadline =>
+            {
+                let until = deadline.into_std();
+                firewall = Some(tokio::task::spawn_blocking(move || {
+                    local::firewall_udp(port, until)
+                }));
+                exchanging.await
+            }
+        };
+        // Silence, or this machine refusing to send (an output rule's drop makes `send()`
+        // fail with EPERM at once): its rules say why.
+        let explains = exchanged.first().is_some_and(|(p, _)| {
+            p.result == ConnectResult::TimedOut
+                || matches!(p.result, ConnectResult::Failed { errno } if errno == libc::EPERM || errno == libc::EACCES)
+        });
+        if explains && firewall.is_none() && opts.local != LocalMode::Never && opts.report {
+            let until = deadline.into_std();
+            firewall = Some(tokio::task::spawn_blocking(move || {
+                local::firewall_udp(port, until)
+            }));
+        }
+        let firewall = match firewall.filter(|_| explains) {
+            Some(task) => tokio::time::timeout_at(deadline, task)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
         let addresses = exchanged
             .into_iter()
             .map(|(probe, udp)| AddressFacts {
@@ -311,9 +346,9 @@ async fn gather_udp<R: Resolver, I: Inspector>(
                 .and_then(Result::ok),
             None => None,
         };
-        (addresses, local)
+        (addresses, local, firewall)
     };
-    let (dns, (addresses, local)) = match &target.host {
+    let (dns, (addresses, local, firewall)) = match &target.host {
         Host::Ip(ip) => (DnsFacts::default(), run(vec![(*ip, port).into()]).await),
         Host::Name(name) => resolve_then(resolver, name, port, start, deadline, run).await,
     };
@@ -321,6 +356,7 @@ async fn gather_udp<R: Resolver, I: Inspector>(
         dns,
         addresses,
         local,
+        firewall,
         privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)

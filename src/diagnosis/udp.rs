@@ -29,7 +29,10 @@ pub fn applies(id: FindingId, udp: bool) -> bool {
     );
     let any = matches!(
         id,
-        NoRoute
+        LocalFirewallOutput
+            | LocalFirewallInput
+            | LocalPolicyReject
+            | NoRoute
             | LocalError
             | AddressesDisagree
             | DnsNxdomain

@@ -493,6 +493,11 @@ pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     firewall_from(nft::read(port, deadline))
 }
 
+/// [`firewall`] for a UDP port (`udp dport` rules).
+pub fn firewall_udp(port: u16, deadline: std::time::Instant) -> Firewall {
+    firewall_from(nft::read_udp(port, deadline))
+}
+
 /// The firewall facts from what reading the ruleset gave.
 pub fn firewall_from(read: Result<Vec<FirewallRule>, NftError>) -> Firewall {
     let privileged = crate::sys::is_root();

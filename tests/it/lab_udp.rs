@@ -450,3 +450,34 @@ fn the_exporters_canreach_module_checks_udp_targets() {
         "{m}"
     );
 }
+
+#[test]
+fn this_machines_own_udp_rules_are_named() {
+    require_lab!();
+    let lab = Lab::new();
+    lab.rule(&lab.client, "output", "udp dport 5006 drop");
+    let v = lab
+        .canreach(&["--json", "--timeout", "1s", "-u", "198.18.2.2", "5006"])
+        .json();
+    // An output rule's drop makes the kernel refuse the send at once (EPERM).
+    assert_eq!(v["verdict"], "rejected", "{v}");
+    assert!(message(&v, "local_policy_reject").contains("refused to send the datagram"));
+    let m = message(&v, "local_firewall_output");
+    assert!(
+        m.contains("This machine's own firewall stops UDP port 5006 in its output path"),
+        "{m}"
+    );
+    assert!(m.contains("udp dport 5006 drop"), "{m}");
+    // A port of this machine with no socket on it: the kernel would have answered, so its
+    // own input rule is why.
+    lab.rule(&lab.client, "input", "udp dport 5007 drop");
+    let v = lab
+        .canreach(&["--json", "--timeout", "1s", "-u", "198.18.1.2", "5007"])
+        .json();
+    assert_eq!(v["verdict"], "inconclusive");
+    assert!(message(&v, "local_firewall_input").contains("udp dport 5007 drop"));
+    assert!(
+        message(&v, "udp_no_answer").contains("No program on this machine holds UDP port 5007"),
+        "{v}"
+    );
+}
