@@ -265,12 +265,17 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
 /// its own, and this machine's `udp dport` firewall rules when the first address is silent.
 /// No path walk (TTL-limited datagrams are not sent yet).
 async fn gather_udp<R: Resolver, I: Inspector>(
-    target: Target,
+    mut target: Target,
     start: Instant,
     opts: Options,
     resolver: &R,
     inspector: &I,
 ) -> Facts {
+    // /etc/services is read for TCP names; the usual UDP service of a port is the request's
+    // (514 is `shell` over TCP, syslog over UDP).
+    if let Some(e) = crate::session::protocols::udp_payloads::for_port(target.port.get()) {
+        target.service = Some(e.name.to_string());
+    }
     let deadline = start + opts.timeout;
     let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
     let port = target.port.get();

@@ -481,3 +481,32 @@ fn this_machines_own_udp_rules_are_named() {
         "{v}"
     );
 }
+
+#[test]
+fn a_bad_payload_is_one_line_and_exit_2() {
+    for (args, says) in [
+        (
+            &["-u", "127.0.0.1", "53", "--payload", "zz"][..],
+            "is not a hex digit",
+        ),
+        (
+            &["-u", "127.0.0.1", "53", "--payload", "abc"],
+            "odd number of hex digits",
+        ),
+        (
+            &["-u", "127.0.0.1", "53", "--payload", ""],
+            "give the datagram's bytes in hex",
+        ),
+        (
+            &["127.0.0.1", "53", "--payload", "00"],
+            "--payload is for UDP targets",
+        ),
+        (&["udp://127.0.0.1"], "URL scheme `udp` has no usual port"),
+    ] {
+        let r = run_in(None, args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}
