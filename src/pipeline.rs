@@ -262,8 +262,8 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
 
 /// Every stage of a UDP check: the name, then the service's request to every address
 /// (`connect::udp`), this machine's UDP sockets on the port alongside when an address is
-/// its own, and this machine's `udp dport` firewall rules when the first address is silent.
-/// No path walk (TTL-limited datagrams are not sent yet).
+/// its own, this machine's `udp dport` firewall rules and the path walk (TTL-limited
+/// datagrams) when the first address is silent.
 async fn gather_udp<R: Resolver, I: Inspector>(
     mut target: Target,
     start: Instant,
@@ -277,73 +277,143 @@ async fn gather_udp<R: Resolver, I: Inspector>(
         target.service = Some(e.name.to_string());
     }
     let deadline = start + opts.timeout;
-    let probe_deadline = deadline - FINISH_MARGIN.min(opts.timeout / 10);
-    let port = target.port.get();
-    let here = target.here;
-    let run = async |addrs: Vec<SocketAddr>| {
-        let mine = inspector.addresses();
+    let check = UdpCheck {
+        inspector,
+        opts: &opts,
+        port: target.port.get(),
+        here: target.here,
+        start,
+        deadline,
+        probe_deadline: deadline - FINISH_MARGIN.min(opts.timeout / 10),
+    };
+    let (dns, got) = match &target.host {
+        Host::Ip(ip) => (
+            DnsFacts::default(),
+            check.run(vec![(*ip, check.port).into()]).await,
+        ),
+        Host::Name(name) => {
+            resolve_then(resolver, name, check.port, start, deadline, |a| {
+                check.run(a)
+            })
+            .await
+        }
+    };
+    Facts {
+        dns,
+        addresses: got.addresses,
+        local: got.local,
+        firewall: got.firewall,
+        trace: got.trace,
+        privileged: crate::sys::is_root(),
+        elapsed: start.elapsed(),
+        ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// One address's facts from its UDP exchange (`mine`: this machine's addresses).
+fn udp_address(
+    probe: ProbeFact,
+    udp: crate::facts::UdpExchange,
+    mine: &[std::net::IpAddr],
+) -> AddressFacts {
+    AddressFacts {
+        here: local::is_local(probe.spec.address.ip(), mine),
+        probe,
+        silence: None,
+        session: None,
+        queue: None,
+        udp: Some(udp),
+    }
+}
+
+/// What a UDP check runs once the name gave its addresses.
+struct UdpCheck<'a, I> {
+    inspector: &'a I,
+    opts: &'a Options,
+    port: u16,
+    here: bool,
+    start: Instant,
+    deadline: Instant,
+    probe_deadline: Instant,
+}
+
+/// What [`UdpCheck::run`] gathered.
+struct UdpGathered {
+    addresses: Vec<AddressFacts>,
+    local: Option<LocalFacts>,
+    firewall: Option<Firewall>,
+    trace: Option<TraceFacts>,
+}
+
+impl<I: Inspector> UdpCheck<'_, I> {
+    async fn run(&self, addrs: Vec<SocketAddr>) -> UdpGathered {
+        let (port, opts, deadline) = (self.port, self.opts, self.deadline);
+        let mine = self.inspector.addresses();
         let inspect_here = match opts.local {
             LocalMode::Never => false,
             LocalMode::Always => true,
-            LocalMode::Auto => here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
+            LocalMode::Auto => self.here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
         };
-        let inspection = inspect_here.then(|| {
+        let inspect = || {
             let mine = mine.clone();
             tokio::task::spawn_blocking(move || local::inspect_udp(port, mine))
-        });
+        };
+        let mut inspection = inspect_here.then(inspect);
         let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
         let exchanging = join_all(
             addrs
                 .iter()
-                .map(|a| connect::udp::exchange(*a, &request, silence, probe_deadline)),
+                .map(|a| connect::udp::exchange(*a, &request, silence, self.probe_deadline)),
         );
         tokio::pin!(exchanging);
-        // This machine's rules for `udp dport` only explain silence: read once the
-        // addresses have been silent as long as the control waits (one `nft` run, a few ms).
-        let read_at = start + connect::udp::CONTROL_AFTER;
+        // The firewall and the walk only explain silence: started once the addresses have
+        // been silent as long as the control waits (one `nft` run; a few datagrams).
+        let read_at = self.start + connect::udp::CONTROL_AFTER;
+        let reads = opts.local != LocalMode::Never && opts.report;
+        let remote = addrs
+            .first()
+            .copied()
+            .filter(|a| !local::is_local(a.ip(), &mine));
+        let walker = connect::udp::UdpWalker {
+            payload: request.payload.clone(),
+        };
+        let walk_to = remote.filter(|_| opts.trace != TraceMode::Never);
         let mut firewall = None;
-        let exchanged = tokio::select! {
-            e = &mut exchanging => e,
-            _ = tokio::time::sleep_until(read_at),
-                if opts.local != LocalMode::Never && opts.report && read_at < deadline =>
-            {
-                let until = deadline.into_std();
-                firewall = Some(tokio::task::spawn_blocking(move || {
-                    local::firewall_udp(port, until)
-                }));
-                exchanging.await
+        let (exchanged, walked) = tokio::select! {
+            e = &mut exchanging => (e, None),
+            _ = tokio::time::sleep_until(read_at), if read_at < deadline => {
+                if reads {
+                    firewall = Some(self.read_firewall());
+                }
+                // Read again now: a program's socket then holds what it did not read of the
+                // datagrams sent (the first read went out with them).
+                if inspect_here {
+                    inspection = Some(inspect());
+                }
+                let walk = async {
+                    match walk_to {
+                        Some(a) => Some(trace::walk(&walker, a, self.probe_deadline).await),
+                        None => None,
+                    }
+                };
+                tokio::join!(exchanging, walk)
             }
         };
-        // Silence, or this machine refusing to send (an output rule's drop makes `send()`
-        // fail with EPERM at once): its rules say why.
-        let explains = exchanged.first().is_some_and(|(p, _)| {
-            p.result == ConnectResult::TimedOut
-                || matches!(p.result, ConnectResult::Failed { errno } if errno == libc::EPERM || errno == libc::EACCES)
-        });
-        if explains && firewall.is_none() && opts.local != LocalMode::Never && opts.report {
-            let until = deadline.into_std();
-            firewall = Some(tokio::task::spawn_blocking(move || {
-                local::firewall_udp(port, until)
-            }));
-        }
-        let firewall = match firewall.filter(|_| explains) {
-            Some(task) => tokio::time::timeout_at(deadline, task)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => None,
+        let firewall = self
+            .firewall_kept(exchanged.first().map(|(p, _)| p.result), firewall, reads)
+            .await;
+        // `--trace`: walked even when the port answered.
+        let trace = match (walked, walk_to) {
+            (Some(w), _) => Some(w),
+            (None, Some(a)) if opts.trace == TraceMode::Always => {
+                Some(trace::walk(&walker, a, self.probe_deadline).await)
+            }
+            _ => None,
         };
         let addresses = exchanged
             .into_iter()
-            .map(|(probe, udp)| AddressFacts {
-                here: local::is_local(probe.spec.address.ip(), &mine),
-                probe,
-                silence: None,
-                session: None,
-                queue: None,
-                udp: Some(udp),
-            })
-            .collect::<Vec<_>>();
+            .map(|(probe, udp)| udp_address(probe, udp, &mine))
+            .collect();
         let local = match inspection {
             Some(task) => tokio::time::timeout_at(deadline, task)
                 .await
@@ -351,20 +421,40 @@ async fn gather_udp<R: Resolver, I: Inspector>(
                 .and_then(Result::ok),
             None => None,
         };
-        (addresses, local, firewall)
-    };
-    let (dns, (addresses, local, firewall)) = match &target.host {
-        Host::Ip(ip) => (DnsFacts::default(), run(vec![(*ip, port).into()]).await),
-        Host::Name(name) => resolve_then(resolver, name, port, start, deadline, run).await,
-    };
-    Facts {
-        dns,
-        addresses,
-        local,
-        firewall,
-        privileged: crate::sys::is_root(),
-        elapsed: start.elapsed(),
-        ..Facts::new(target, opts.timeout)
+        UdpGathered {
+            addresses,
+            local,
+            firewall,
+            trace,
+        }
+    }
+
+    /// The firewall's read, kept when it can explain the first address's result: silence,
+    /// or this machine refusing to send (an output rule's drop makes `send()` fail with EPERM
+    /// at once; then read now).
+    async fn firewall_kept(
+        &self,
+        first: Option<ConnectResult>,
+        started: Option<tokio::task::JoinHandle<Firewall>>,
+        reads: bool,
+    ) -> Option<Firewall> {
+        let refused = matches!(first, Some(ConnectResult::Failed { errno })
+            if errno == libc::EPERM || errno == libc::EACCES);
+        let explains = first == Some(ConnectResult::TimedOut) || refused;
+        let task = match started {
+            Some(t) if explains => t,
+            None if refused && reads => self.read_firewall(),
+            _ => return None,
+        };
+        tokio::time::timeout_at(self.deadline, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    fn read_firewall(&self) -> tokio::task::JoinHandle<Firewall> {
+        let (port, until) = (self.port, self.deadline.into_std());
+        tokio::task::spawn_blocking(move || local::firewall_udp(port, until))
     }
 }
 

@@ -216,3 +216,86 @@ async fn attempt(
         }
     }
 }
+
+/// Datagrams with a TTL (IPv6: hop limit), for the path walk (`trace::walk`): hop N answers
+/// the request sent with TTL N with ICMP time-exceeded, which arrives in the socket's error
+/// queue with the hop's address, as for the TCP walk's SYNs. The request is the check's own,
+/// so that a firewall that stops the port stops the walk's datagrams at the same place.
+pub struct UdpWalker {
+    pub payload: Vec<u8>,
+}
+
+impl crate::probe::Connector for UdpWalker {
+    async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
+        let start = Instant::now();
+        let (result, icmp, local) = match one_datagram(spec, &self.payload, deadline).await {
+            Ok(r) => r,
+            Err(e) => (
+                ConnectResult::Failed {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                },
+                None,
+                None,
+            ),
+        };
+        ProbeFact {
+            spec,
+            result,
+            elapsed: start.elapsed(),
+            icmp,
+            local,
+        }
+    }
+
+    /// A walk opens no stream.
+    async fn stream(
+        &self,
+        _address: SocketAddr,
+        _deadline: Instant,
+    ) -> io::Result<tokio::net::TcpStream> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// One datagram with `spec`'s TTL, and the first reply or error before `deadline`.
+async fn one_datagram(spec: ProbeSpec, payload: &[u8], deadline: Instant) -> io::Result<Attempt> {
+    let address = spec.address;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    let fd = socket.as_raw_fd();
+    crate::probe::set_recverr(fd, address.is_ipv6())?;
+    if let Some(ttl) = spec.ttl {
+        if address.is_ipv6() {
+            socket.set_unicast_hops_v6(u32::from(ttl))?;
+        } else {
+            socket.set_ttl_v4(u32::from(ttl))?;
+        }
+    }
+    if let Err(e) = socket.connect(&SockAddr::from(address)) {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        return Ok((ConnectResult::Failed { errno }, None, None));
+    }
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+    let failed = |e: io::Error| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        let icmp = crate::probe::read_error_queue(fd);
+        (ConnectResult::Failed { errno }, icmp, local)
+    };
+    if let Err(e) = udp.send(payload).await {
+        return Ok(failed(e));
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout_at(deadline, udp.recv(&mut buf)).await {
+        Ok(Ok(_)) => Ok((ConnectResult::Connected, None, local)),
+        Ok(Err(e)) => Ok(failed(e)),
+        Err(_) => Ok((
+            ConnectResult::TimedOut,
+            crate::probe::read_error_queue(fd),
+            local,
+        )),
+    }
+}

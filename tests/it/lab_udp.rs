@@ -157,6 +157,12 @@ fn a_port_dropped_by_the_servers_firewall_is_silence_never_open_or_closed() {
         "{m}"
     );
     assert!(m.contains("sent 2 time(s)"), "{m}");
+    // The walk, with the check's own datagrams: the router answers hop 1, nothing hop 2
+    // (the server's firewall drops them as it drops the check's).
+    let hops = v["trace"]["hops"].as_array().expect("a walk");
+    assert_eq!(hops[0]["address"], "198.18.1.1", "{}", v["trace"]);
+    assert_eq!(hops[0]["kind"], "time_exceeded");
+    assert_eq!(v["trace"]["last_responding"]["address"], "198.18.1.1");
     assert!(
         v["summary"]
             .as_str()

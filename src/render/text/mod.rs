@@ -86,7 +86,8 @@ pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
         liveness_lines(l, report.facts.checked().port.get(), w)?;
     }
     if let Some(p) = &report.path {
-        path_lines(p, ip_width, w)?;
+        let udp = report.facts.checked().transport.is_udp();
+        path_lines(p, ip_width, udp, w)?;
     }
     if let Some(l) = &report.facts.local {
         listener_lines(l, w)?;
@@ -264,7 +265,8 @@ fn liveness_lines(l: &Liveness, port: u16, w: &mut dyn Write) -> io::Result<()> 
 }
 
 /// The path walk, hop by hop.
-fn path_lines(p: &Path, ip_width: usize, w: &mut dyn Write) -> io::Result<()> {
+fn path_lines(p: &Path, ip_width: usize, udp: bool, w: &mut dyn Write) -> io::Result<()> {
+    let packet = if udp { "datagram" } else { "SYN" };
     for (i, h) in p.hops.iter().enumerate() {
         let addr = h.address.map_or("*".to_string(), |a| a.to_string());
         let took = h.elapsed.map(fmt_duration).unwrap_or_default();
@@ -275,8 +277,10 @@ fn path_lines(p: &Path, ip_width: usize, w: &mut dyn Write) -> io::Result<()> {
             HopKind::NoAnswer => "no answer".red(),
         };
         let note = match (h.kind, p.last_responding) {
-            (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => "  ← the SYN goes no further",
-            _ => "",
+            (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => {
+                format!("  ← the {packet} goes no further")
+            }
+            _ => String::new(),
         };
         let label = if i == 0 { "path" } else { "" };
         writeln!(
