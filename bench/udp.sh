@@ -34,6 +34,8 @@ hyperfine -N --runs 5 -i --style none --export-json "$out/udp-silent.json" \
   -n "canreach -u --timeout 2s 198.18.2.2 5000 (dropped)" "$inc $bin -u --timeout 2s 198.18.2.2 5000" \
   -n "canreach -u 198.18.2.2 5000 (dropped, default 5 s)" "$inc $bin -u 198.18.2.2 5000" >/dev/null
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# canreach's own clock (elapsed_ms, from its start to its report) against the deadline.
+inproc=$(for i in 1 2 3 4 5; do { $inc "$bin" --json -u --timeout 2s 198.18.2.2 5000 || true; } | python3 -c 'import json,sys; print(json.load(sys.stdin)["elapsed_ms"])'; done | sort -n | tr '\n' ' ')
 echo "| command | median | mean ± σ | max |"
 echo "|---|---|---|---|"
 python3 - "$out/udp-dns.json" "$out/udp-silent.json" <<'PY'
@@ -49,3 +51,4 @@ q = med["canreach -q -u 198.18.2.2 53"]
 dig = [v for k, v in med.items() if k.startswith("dig")][0]
 print(f"\ncanreach / dig (medians): {cr/dig:.2f}×; with -q: {q/dig:.2f}×")
 PY
+echo "silent port, --timeout 2s, canreach's own elapsed_ms over 5 runs: $inproc"
