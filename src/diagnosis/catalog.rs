@@ -29,7 +29,8 @@ macro_rules! catalog {
             evidence: "this machine's nftables output-hook chain has a rule matching TCP dport \
 PORT (number, set or range) that drops/rejects (else, a `policy drop`) — checked \
 for local targets and for remote ones whose first address was silent or locally \
-refused",
+refused; for a UDP target, `udp dport` (or `th dport`) rules, read after 200 ms of \
+silence or when the send was refused",
             says: "\"this machine's own firewall stops TCP port P in its output path: `tcp dport \
 5432 drop` (table …, chain …). A drop there looks exactly like silence from the \
 remote side.\"",

@@ -516,3 +516,19 @@ fn a_bad_payload_is_one_line_and_exit_2() {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
     }
 }
+
+#[test]
+fn ipv6_closed_and_rejected_udp_ports_are_told_apart() {
+    require_lab!();
+    let lab = Lab::new();
+    let v = lab.canreach(&["--json", "udp://[fd00:2::2]:5002"]).json();
+    assert_eq!(v["verdict"], "closed", "{v}");
+    assert!(message(&v, "udp_port_closed").contains("fd00:2::2 answered the datagram"));
+    lab.rule(&lab.router, "forward", "udp dport 5001 reject");
+    let v = lab.canreach(&["--json", "udp://[fd00:2::2]:5001"]).json();
+    assert_eq!(v["verdict"], "rejected", "{v}");
+    assert!(
+        message(&v, "udp_rejected").contains("A device on the way, fd00:1::1, rejected"),
+        "{v}"
+    );
+}
