@@ -112,6 +112,10 @@ fn dnsmasq_answering_a_dns_query_is_open() {
         "{m}"
     );
     assert!(m.contains("NOERROR") || m.contains("REFUSED"), "{m}");
+    let u = &v["probes"][0]["udp"];
+    assert_eq!(u["service"], "dns");
+    assert_eq!(u["reply"], "answer");
+    assert_eq!(u["control"], serde_json::Value::Null);
     // The same target over TCP is a TCP target, and says so.
     let tcp = lab.canreach(&["--json", "198.18.2.2", "53"]).json();
     assert_eq!(tcp["target"]["transport"], "tcp");
@@ -157,6 +161,16 @@ fn a_port_dropped_by_the_servers_firewall_is_silence_never_open_or_closed() {
         "{m}"
     );
     assert!(m.contains("sent 2 time(s)"), "{m}");
+    // The same facts, raw, in the probe's `udp` object.
+    let u = &v["probes"][0]["udp"];
+    assert_eq!(u["sent"], 2, "{u}");
+    assert_eq!(u["service"], serde_json::Value::Null);
+    assert_eq!(u["reply"], serde_json::Value::Null);
+    assert_eq!(u["control"]["port"], 65533);
+    assert_eq!(u["control"]["result"], "error");
+    assert_eq!(u["control"]["icmp"]["type"], 3);
+    assert_eq!(u["control"]["icmp"]["code"], 3);
+    assert_eq!(u["control"]["icmp"]["from"], "198.18.2.2");
     // The walk, with the check's own datagrams: the router answers hop 1, nothing hop 2
     // (the server's firewall drops them as it drops the check's).
     let hops = v["trace"]["hops"].as_array().expect("a walk");
