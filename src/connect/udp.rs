@@ -299,3 +299,44 @@ async fn one_datagram(spec: ProbeSpec, payload: &[u8], deadline: Instant) -> io:
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::protocols::udp_payloads::{Silence, UdpService};
+
+    #[test]
+    fn the_request_is_the_ports_service_else_the_payload_else_an_empty_datagram() {
+        let (r, s) = request_for(53, None);
+        assert_eq!(r.service, Some(UdpService::Dns));
+        assert_eq!(s, None);
+        let (r, _) = request_for(123, None);
+        assert_eq!(
+            (r.service, r.payload.len(), r.payload[0]),
+            (Some(UdpService::Ntp), 48, 0xE3)
+        );
+        // A payload wins over the port's service.
+        let (r, _) = request_for(53, Some(&[1, 2]));
+        assert_eq!((r.service, r.payload.as_slice()), (None, &[1u8, 2][..]));
+        // syslog answers nothing: an empty datagram, and the silence is known.
+        let (r, s) = request_for(514, None);
+        assert_eq!((r.service, r.payload.len()), (None, 0));
+        assert_eq!(s, Some(Silence::NeverAnswers));
+        let (r, s) = request_for(40_000, None);
+        assert_eq!((r.service, r.payload.len(), s), (None, 0, None));
+    }
+
+    #[test]
+    fn two_requests_carry_different_ids() {
+        // NTP's transmit time carries 8 random bytes (a DNS id only 2: equal once in 65,536).
+        let a = request_for(123, None).0.payload;
+        let b = request_for(123, None).0.payload;
+        assert_ne!(a[40..48], b[40..48]);
+    }
+
+    #[test]
+    fn the_control_port_is_never_the_port_checked() {
+        assert_eq!(control_port(53), UDP_CONTROL_PORT);
+        assert_eq!(control_port(UDP_CONTROL_PORT), UDP_CONTROL_PORT - 1);
+    }
+}

@@ -475,7 +475,8 @@ pub fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
         fmt_duration(a.elapsed)
     );
     if let Some(s) = u.known_silence {
-        let name = udp_payloads::for_port(port).map_or("this service", |e| e.name);
+        let name =
+            udp_payloads::for_port(port).map_or("This service", |e| service_name(Some(e.service)));
         message.push(' ');
         message.push_str(&match s {
             udp_payloads::Silence::NeverAnswers => {
@@ -680,5 +681,54 @@ mod tests {
         assert!(!super::applies(FindingId::PortClosed, true));
         assert!(super::applies(FindingId::DnsNxdomain, true));
         assert!(super::applies(FindingId::PortClosed, false));
+    }
+}
+
+#[cfg(test)]
+mod known_silence_tests {
+    use std::time::Duration;
+
+    use crate::diagnosis::{Verdict, diagnose};
+    use crate::facts::{AddressFacts, Facts, UdpExchange};
+    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::services::Services;
+    use crate::session::protocols::udp_payloads::Silence;
+
+    #[test]
+    fn a_service_that_never_answers_a_stranger_is_named_in_the_silence() {
+        let target = crate::target::parse("udp://198.18.2.2:51820", None, &Services::parse(""));
+        let probe = ProbeFact {
+            spec: ProbeSpec::to("198.18.2.2:51820".parse().unwrap()),
+            result: ConnectResult::TimedOut,
+            elapsed: Duration::from_secs(2),
+            icmp: None,
+            local: None,
+        };
+        let facts = Facts {
+            addresses: vec![AddressFacts {
+                here: false,
+                probe,
+                silence: None,
+                session: None,
+                queue: None,
+                udp: Some(UdpExchange {
+                    service: None,
+                    known_silence: Some(Silence::OnlyKnownPeers),
+                    payload_len: 0,
+                    sent: 2,
+                    reply: None,
+                    control: None,
+                }),
+            }],
+            ..Facts::new(target.unwrap(), Duration::from_secs(2))
+        };
+        let r = diagnose(facts);
+        assert_eq!(r.verdict, Verdict::Inconclusive);
+        let m = &r.findings[0].message;
+        assert_eq!(r.findings[0].id.as_str(), "udp_no_answer");
+        assert!(
+            m.contains("WireGuard answers only peers it knows (a key or shared secret)"),
+            "{m}"
+        );
     }
 }

@@ -546,3 +546,23 @@ fn ipv6_closed_and_rejected_udp_ports_are_told_apart() {
         "{v}"
     );
 }
+
+#[test]
+fn a_reply_that_is_not_the_services_answer_is_open_and_says_so() {
+    require_lab!();
+    let lab = Lab::new();
+    // Something on the NTP port that echoes: a reply, but no NTP server's (mode 3 back).
+    let socket = lab.udp(&lab.server, "198.18.2.2:123");
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        socket.send_to(&buf[..n], from).unwrap();
+    });
+    let v = lab.canreach(&["--json", "-u", "198.18.2.2", "123"]).json();
+    echo.join().unwrap();
+    assert_eq!(v["verdict"], "open");
+    assert_eq!(v["probes"][0]["udp"]["reply"], "other");
+    let m = message(&v, "udp_answered");
+    assert!(m.contains("answered an NTP client packet"), "{m}");
+    assert!(m.contains("but not as NTP does"), "{m}");
+}
