@@ -264,6 +264,15 @@ fn a_local_udp_socket_that_never_answers_names_its_program() {
     );
     // Nobody reads the socket: the datagrams wait in it.
     assert!(m.contains("bytes it has not read"), "{m}");
+    let text = lab.canreach(&["--timeout", "500ms", "-u", "198.18.1.2", "5003"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "UDP port  198.18.1.2:5003 sleep (pid {}",
+            held.pid
+        )),
+        "{}",
+        text.stdout
+    );
     assert!(
         v["summary"].as_str().unwrap().contains(&format!(
             "sleep (pid {}) holds the port but did not answer",

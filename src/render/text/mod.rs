@@ -90,7 +90,7 @@ pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
         path_lines(p, ip_width, udp, w)?;
     }
     if let Some(l) = &report.facts.local {
-        listener_lines(l, w)?;
+        listener_lines(l, report.facts.checked().transport.is_udp(), w)?;
     }
     if let Some(fw) = &report.facts.firewall {
         firewall_line(fw, report.facts.checked().port.get(), w)?;
@@ -292,15 +292,16 @@ fn path_lines(p: &Path, ip_width: usize, udp: bool, w: &mut dyn Write) -> io::Re
     Ok(())
 }
 
-/// This machine's listeners on the port and who owns them.
-fn listener_lines(l: &LocalFacts, w: &mut dyn Write) -> io::Result<()> {
+/// This machine's listeners on the port (for UDP, the sockets bound to it) and who owns
+/// them.
+fn listener_lines(l: &LocalFacts, udp: bool, w: &mut dyn Write) -> io::Result<()> {
     if l.listeners.is_empty() {
-        field(
-            w,
-            "here",
-            &format!("nothing listens on port {}", l.port),
-            red,
-        )?;
+        let none = if udp {
+            format!("no program holds UDP port {}", l.port)
+        } else {
+            format!("nothing listens on port {}", l.port)
+        };
+        field(w, "here", &none, red)?;
     }
     for (i, li) in l.listeners.iter().enumerate() {
         let addr = match li.address {
@@ -308,7 +309,11 @@ fn listener_lines(l: &LocalFacts, w: &mut dyn Write) -> io::Result<()> {
             a => format!("{a}:{}", li.port),
         };
         let user = li.user.clone().unwrap_or_else(|| format!("uid {}", li.uid));
-        let label = if i == 0 { "listening" } else { "" };
+        let label = match (i, udp) {
+            (0, true) => "UDP port",
+            (0, false) => "listening",
+            _ => "",
+        };
         match &li.process {
             Some(p) => {
                 // The executable, unless the command line already starts with it.
