@@ -431,7 +431,8 @@ fn exporter_probe(addr: &str, target: &str) -> String {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "GET /probe?module=canreach&target={target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        "GET /probe?module=canreach&target={target} HTTP/1.1\r\nHost: t\r\n\
+         X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -476,6 +477,21 @@ fn the_exporters_canreach_module_checks_udp_targets() {
         m.contains(
             "probe_failure_info{finding=\"udp_port_closed\",phase=\"connect\",verdict=\"closed\"} 1"
         ),
+        "{m}"
+    );
+    // A socket that never answers: silence, within the scrape's deadline.
+    let quiet = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = format!("udp://{}", quiet.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let m = exporter_probe(&addr, &target);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(m.contains("\nprobe_success 0\n"), "{m}");
+    assert!(
+        m.contains("canreach_verdict_info{verdict=\"inconclusive\"} 1"),
         "{m}"
     );
 }
