@@ -510,6 +510,25 @@ mod tests {
     }
 
     #[test]
+    fn udp_urls_are_udp_targets_and_need_a_port() {
+        let t = p("udp://ns1.lab:53", None).unwrap();
+        assert_eq!(
+            (t.host, t.port.get(), t.transport),
+            (name("ns1.lab"), 53, Transport::Udp)
+        );
+        let t = p("udp://[fd00:2::2]:123", None).unwrap();
+        assert_eq!(t.transport.as_str(), "udp");
+        assert_eq!(
+            p("udp://h", None),
+            Err(TargetError::UnknownScheme("udp".into()))
+        );
+        // Every other form is TCP.
+        for typed in ["h:53", "https://h/", "postgres://db/x", ":22"] {
+            assert_eq!(p(typed, None).unwrap().transport, Transport::Tcp, "{typed}");
+        }
+    }
+
+    #[test]
     fn a_bare_port_means_this_machine() {
         let t = p(":5432", None).unwrap();
         assert_eq!(
