@@ -354,10 +354,7 @@ impl<I: Inspector> UdpCheck<'_, I> {
             LocalMode::Always => true,
             LocalMode::Auto => self.here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
         };
-        let inspect = || {
-            let mine = mine.clone();
-            tokio::task::spawn_blocking(move || local::inspect_udp(port, mine))
-        };
+        let inspect = || self.inspector.inspect_udp(port, mine.clone());
         let mut inspection = inspect_here.then(inspect);
         let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
         let exchanging = join_all(
@@ -415,10 +412,7 @@ impl<I: Inspector> UdpCheck<'_, I> {
             .map(|(probe, udp)| udp_address(probe, udp, &mine))
             .collect();
         let local = match inspection {
-            Some(task) => tokio::time::timeout_at(deadline, task)
-                .await
-                .ok()
-                .and_then(Result::ok),
+            Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
             None => None,
         };
         UdpGathered {
@@ -435,7 +429,7 @@ impl<I: Inspector> UdpCheck<'_, I> {
     async fn firewall_kept(
         &self,
         first: Option<ConnectResult>,
-        started: Option<tokio::task::JoinHandle<Firewall>>,
+        started: Option<BoxFuture<'static, Option<Firewall>>>,
         reads: bool,
     ) -> Option<Firewall> {
         let refused = matches!(first, Some(ConnectResult::Failed { errno })
@@ -449,12 +443,12 @@ impl<I: Inspector> UdpCheck<'_, I> {
         tokio::time::timeout_at(self.deadline, task)
             .await
             .ok()
-            .and_then(Result::ok)
+            .flatten()
     }
 
-    fn read_firewall(&self) -> tokio::task::JoinHandle<Firewall> {
-        let (port, until) = (self.port, self.deadline.into_std());
-        tokio::task::spawn_blocking(move || local::firewall_udp(port, until))
+    fn read_firewall(&self) -> BoxFuture<'static, Option<Firewall>> {
+        self.inspector
+            .firewall_udp(self.port, self.deadline.into_std())
     }
 }
 
