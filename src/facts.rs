@@ -40,6 +40,9 @@ pub struct Facts<A = AddressFacts> {
     pub via: Option<ProxyRoute>,
     /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
     pub expect_status: Option<crate::session::status::StatusSet>,
+    /// The HTTP redirect this check got is followed by what asked for the check (`canreach
+    /// serve`'s http module, whose next hop is checked next); the CLI never follows one.
+    pub redirect_followed: bool,
     /// canreach ran as root: advice for this machine needs no `sudo`.
     pub privileged: bool,
     /// The deadline the check ran under.
@@ -229,6 +232,7 @@ impl Facts {
             proxy: None,
             via: None,
             expect_status: None,
+            redirect_followed: false,
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,
@@ -257,6 +261,7 @@ impl<A> Facts<A> {
             proxy,
             via,
             expect_status,
+            redirect_followed,
             privileged,
             timeout,
             elapsed,
@@ -272,6 +277,7 @@ impl<A> Facts<A> {
             proxy,
             via,
             expect_status,
+            redirect_followed,
             privileged,
             timeout,
             elapsed,

@@ -169,16 +169,30 @@ fn a_program_back_to_waiting_ends_the_watch_as_open() {
     }
 }
 
+/// The worker's 2 ms of computing must end inside the watch's window (8 ms and more) for its
+/// hang-up to be seen; on a loaded machine a runnable thread may wait longer than that for a
+/// CPU, and the watch then ends at its window, still seeing it work (`open`, never at rest).
+/// So: never seen at rest while it works, in any check; its hang-up seen in one of three.
 #[test]
 fn a_worker_still_busy_with_the_connection_is_waited_for() {
     let _alone = alone_in_this_namespace();
     let server = Server::start("work_then_close");
     let target = format!("127.0.0.1:{}", server.port);
-    let r = run_in(None, &["--json", &target]);
-    let v = r.json();
-    assert_eq!(v["verdict"], "service_error", "{v}");
-    assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
-    assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = run_in(None, &["--json", &target]).json();
+        assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+        if v["verdict"] == "service_error" {
+            assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
+            return;
+        }
+        assert_eq!(
+            v["verdict"], "open",
+            "still working at the window's end: {v}"
+        );
+        seen.push(v);
+    }
+    panic!("the worker's hang-up was never seen: {seen:#?}");
 }
 
 #[test]
