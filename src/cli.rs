@@ -122,6 +122,15 @@ pub struct Cli {
     #[arg(long, conflicts_with = "protocol")]
     pub tcp: bool,
 
+    /// Check over UDP: send the port's usual service a harmless request (DNS, NTP, SNMP,
+    /// STUN, …) and read its answer (as udp://HOST:PORT)
+    #[arg(long, short = 'u')]
+    pub udp: bool,
+
+    /// The datagram to send to UDP targets, in hex (e.g. 0d0a); any reply counts as an answer
+    #[arg(long, value_name = "HEX", value_parser = parse_payload)]
+    pub payload: Option<Payload>,
+
     /// Ignore the proxy variables (https_proxy, http_proxy, all_proxy): check the direct path
     /// (by default a URL target is checked through the proxy its application would use)
     #[arg(long)]
@@ -153,6 +162,47 @@ pub struct Cli {
     /// Run COMMAND once every target is open (it replaces canreach; its exit code is ours)
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `--payload`'s bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(pub Vec<u8>);
+
+/// The most a UDP datagram over IPv4 carries (65,535 less the IP and UDP headers).
+pub const PAYLOAD_MAX: usize = 65_507;
+
+/// `--payload HEX`: pairs of hex digits (spaces and a leading `0x` allowed), 1 to
+/// [`PAYLOAD_MAX`] bytes.
+fn parse_payload(s: &str) -> Result<Payload, String> {
+    let digits: String = s
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if digits.is_empty() {
+        return Err("give the datagram's bytes in hex, e.g. --payload 0d0a".into());
+    }
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{}` is not a hex digit: give the datagram's bytes in hex, e.g. --payload 0d0a",
+            crate::escape::escape(&c.to_string())
+        ));
+    }
+    if digits.len() % 2 == 1 {
+        return Err("an odd number of hex digits: give two per byte, e.g. --payload 0d0a".into());
+    }
+    if digits.len() / 2 > PAYLOAD_MAX {
+        return Err(format!(
+            "{} bytes: a UDP datagram holds at most {PAYLOAD_MAX}",
+            digits.len() / 2
+        ));
+    }
+    let bytes = (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digits"))
+        .collect();
+    Ok(Payload(bytes))
 }
 
 /// `--protocol` values.
@@ -244,6 +294,10 @@ impl Cli {
             expect_status: self.expect_status,
             ask: None,
             report: !self.quiet,
+            payload: self
+                .payload
+                .as_ref()
+                .map(|p| std::sync::Arc::from(p.0.as_slice())),
         }
     }
 

@@ -92,7 +92,38 @@ pub struct AddressFacts {
     /// For an address of this machine that stayed silent past `liveness::DELAY` (10 ms): its
     /// listener's accept queue and this machine's listen-drop counters while it was silent.
     pub queue: Option<QueueWatch>,
+    /// A UDP target: the datagrams sent and what came back (`probe` then records the same
+    /// exchange as the kernel reported it: a reply is `Connected`, an ICMP error `Failed`
+    /// with its error queue, silence `TimedOut`).
+    pub udp: Option<UdpExchange>,
 }
+
+/// A UDP check of one address: the service's request, sent again as UDP clients do, and
+/// what came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpExchange {
+    /// The request's service (`None`: `--payload`, or a port with no known request: an
+    /// empty datagram, where any reply counts).
+    pub service: Option<crate::session::protocols::udp_payloads::UdpService>,
+    /// The port's usual service answers no harmless datagram (syslog, WireGuard, …): its
+    /// silence is normal.
+    pub known_silence: Option<crate::session::protocols::udp_payloads::Silence>,
+    /// The request's size in bytes.
+    pub payload_len: usize,
+    /// Datagrams sent (the first and its retransmissions).
+    pub sent: u32,
+    /// The first datagram that came back, as the request's recogniser read it.
+    pub reply: Option<crate::session::protocols::udp_payloads::UdpReply>,
+    /// The control: one datagram to a port of the same host that surely has no program
+    /// ([`UDP_CONTROL_PORT`], or the one below it), sent when the port stayed silent. A
+    /// port-unreachable from the host says the host does answer closed ports, so the
+    /// silence is a drop or a program that ignored the request; silence there too says it
+    /// does not (or a firewall drops everything).
+    pub control: Option<ProbeFact>,
+}
+
+/// The port a UDP control datagram goes to (a high port no usual service uses).
+pub const UDP_CONTROL_PORT: u16 = 65_533;
 
 /// A silent address of this machine, and the listener that takes it: a SYN to a port of this
 /// machine that has a listener is answered in microseconds unless the listener's accept queue
@@ -126,6 +157,7 @@ impl AddressFacts {
             here,
             session: None,
             queue: None,
+            udp: None,
         }
     }
 

@@ -111,8 +111,16 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
         )));
     }
     let services = services::Services::load();
-    let inputs =
+    let mut inputs =
         workflow::input::collect(&cli.targets, cli.file.as_deref(), cli.family(), &services)?;
+    if cli.udp {
+        for i in &mut inputs {
+            i.target.transport = target::Transport::Udp;
+        }
+    }
+    if cli.payload.is_some() && !inputs.iter().any(|i| i.target.transport.is_udp()) {
+        return Err(workflow::input::InputError::PayloadWithoutUdp.into());
+    }
     let ended = workflow::run(cli, inputs, out)?;
     Ok(Finished {
         code: ended.code,

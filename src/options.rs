@@ -66,6 +66,9 @@ pub struct Options {
     /// facts that only explain one are not gathered (this machine's firewall: see
     /// `connect::needs_firewall`).
     pub report: bool,
+    /// `--payload`: the datagram for UDP targets (`None`: the port's usual service's
+    /// request).
+    pub payload: Option<Arc<[u8]>>,
 }
 
 /// When to inspect this machine (listeners, owners, firewall).
@@ -91,6 +94,7 @@ impl Default for Options {
             expect_status: None,
             ask: None,
             report: true,
+            payload: None,
         }
     }
 }

@@ -70,6 +70,10 @@ pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
     inspector: &I,
 ) -> Facts {
     let start = Instant::now();
+    if target.transport.is_udp() {
+        // No proxy carries it, and no session follows: the datagram's answer is the check.
+        return gather_udp(target, start, opts, resolver, inspector).await;
+    }
     let deadline = start + opts.timeout;
     let proxy = target.url.as_ref().map(|u| {
         let env = |k: &str| std::env::var(k).ok();
@@ -143,6 +147,7 @@ fn proxy_endpoint(p: &Proxy, destination: &Target) -> Option<(Proxy, Target)> {
         service: None,
         here: false,
         url: None,
+        transport: crate::target::Transport::Tcp,
     };
     Some((p.clone(), endpoint))
 }
@@ -252,6 +257,198 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         expect_status: opts.expect_status,
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// Every stage of a UDP check: the name, then the service's request to every address
+/// (`connect::udp`), this machine's UDP sockets on the port alongside when an address is
+/// its own, this machine's `udp dport` firewall rules and the path walk (TTL-limited
+/// datagrams) when the first address is silent.
+async fn gather_udp<R: Resolver, I: Inspector>(
+    mut target: Target,
+    start: Instant,
+    opts: Options,
+    resolver: &R,
+    inspector: &I,
+) -> Facts {
+    // /etc/services is read for TCP names; the usual UDP service of a port is the request's
+    // (514 is `shell` over TCP, syslog over UDP).
+    if let Some(e) = crate::session::protocols::udp_payloads::for_port(target.port.get()) {
+        target.service = Some(e.name.to_string());
+    }
+    let deadline = start + opts.timeout;
+    let check = UdpCheck {
+        inspector,
+        opts: &opts,
+        port: target.port.get(),
+        here: target.here,
+        start,
+        deadline,
+        probe_deadline: deadline - FINISH_MARGIN.min(opts.timeout / 10),
+    };
+    let (dns, got) = match &target.host {
+        Host::Ip(ip) => (
+            DnsFacts::default(),
+            check.run(vec![(*ip, check.port).into()]).await,
+        ),
+        Host::Name(name) => {
+            resolve_then(resolver, name, check.port, start, deadline, |a| {
+                check.run(a)
+            })
+            .await
+        }
+    };
+    Facts {
+        dns,
+        addresses: got.addresses,
+        local: got.local,
+        firewall: got.firewall,
+        trace: got.trace,
+        privileged: crate::sys::is_root(),
+        elapsed: start.elapsed(),
+        ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// One address's facts from its UDP exchange (`mine`: this machine's addresses).
+fn udp_address(
+    probe: ProbeFact,
+    udp: crate::facts::UdpExchange,
+    mine: &[std::net::IpAddr],
+) -> AddressFacts {
+    AddressFacts {
+        here: local::is_local(probe.spec.address.ip(), mine),
+        probe,
+        silence: None,
+        session: None,
+        queue: None,
+        udp: Some(udp),
+    }
+}
+
+/// What a UDP check runs once the name gave its addresses.
+struct UdpCheck<'a, I> {
+    inspector: &'a I,
+    opts: &'a Options,
+    port: u16,
+    here: bool,
+    start: Instant,
+    deadline: Instant,
+    probe_deadline: Instant,
+}
+
+/// What [`UdpCheck::run`] gathered.
+struct UdpGathered {
+    addresses: Vec<AddressFacts>,
+    local: Option<LocalFacts>,
+    firewall: Option<Firewall>,
+    trace: Option<TraceFacts>,
+}
+
+impl<I: Inspector> UdpCheck<'_, I> {
+    async fn run(&self, addrs: Vec<SocketAddr>) -> UdpGathered {
+        let (port, opts, deadline) = (self.port, self.opts, self.deadline);
+        let mine = self.inspector.addresses();
+        let inspect_here = match opts.local {
+            LocalMode::Never => false,
+            LocalMode::Always => true,
+            LocalMode::Auto => self.here || addrs.iter().any(|a| local::is_local(a.ip(), &mine)),
+        };
+        let inspect = || self.inspector.inspect_udp(port, mine.clone());
+        let mut inspection = inspect_here.then(inspect);
+        let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
+        let exchanging = join_all(
+            addrs
+                .iter()
+                .map(|a| connect::udp::exchange(*a, &request, silence, self.probe_deadline)),
+        );
+        tokio::pin!(exchanging);
+        // The firewall and the walk only explain silence: started once the addresses have
+        // been silent as long as the control waits (one `nft` run; a few datagrams).
+        let read_at = self.start + connect::udp::CONTROL_AFTER;
+        let reads = opts.local != LocalMode::Never && opts.report;
+        let remote = addrs
+            .first()
+            .copied()
+            .filter(|a| !local::is_local(a.ip(), &mine));
+        let walker = connect::udp::UdpWalker {
+            payload: request.payload.clone(),
+        };
+        let walk_to = remote.filter(|_| opts.trace != TraceMode::Never);
+        let mut firewall = None;
+        let (exchanged, walked) = tokio::select! {
+            e = &mut exchanging => (e, None),
+            _ = tokio::time::sleep_until(read_at), if read_at < deadline => {
+                if reads {
+                    firewall = Some(self.read_firewall());
+                }
+                // Read again now: a program's socket then holds what it did not read of the
+                // datagrams sent (the first read went out with them).
+                if inspect_here {
+                    inspection = Some(inspect());
+                }
+                let walk = async {
+                    match walk_to {
+                        Some(a) => Some(trace::walk(&walker, a, self.probe_deadline).await),
+                        None => None,
+                    }
+                };
+                tokio::join!(exchanging, walk)
+            }
+        };
+        let firewall = self
+            .firewall_kept(exchanged.first().map(|(p, _)| p.result), firewall, reads)
+            .await;
+        // `--trace`: walked even when the port answered.
+        let trace = match (walked, walk_to) {
+            (Some(w), _) => Some(w),
+            (None, Some(a)) if opts.trace == TraceMode::Always => {
+                Some(trace::walk(&walker, a, self.probe_deadline).await)
+            }
+            _ => None,
+        };
+        let addresses = exchanged
+            .into_iter()
+            .map(|(probe, udp)| udp_address(probe, udp, &mine))
+            .collect();
+        let local = match inspection {
+            Some(task) => tokio::time::timeout_at(deadline, task).await.ok().flatten(),
+            None => None,
+        };
+        UdpGathered {
+            addresses,
+            local,
+            firewall,
+            trace,
+        }
+    }
+
+    /// The firewall's read, kept when it can explain the first address's result: silence,
+    /// or this machine refusing to send (an output rule's drop makes `send()` fail with EPERM
+    /// at once; then read now).
+    async fn firewall_kept(
+        &self,
+        first: Option<ConnectResult>,
+        started: Option<BoxFuture<'static, Option<Firewall>>>,
+        reads: bool,
+    ) -> Option<Firewall> {
+        let refused = matches!(first, Some(ConnectResult::Failed { errno })
+            if errno == libc::EPERM || errno == libc::EACCES);
+        let explains = first == Some(ConnectResult::TimedOut) || refused;
+        let task = match started {
+            Some(t) if explains => t,
+            None if refused && reads => self.read_firewall(),
+            _ => return None,
+        };
+        tokio::time::timeout_at(self.deadline, task)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn read_firewall(&self) -> BoxFuture<'static, Option<Firewall>> {
+        self.inspector
+            .firewall_udp(self.port, self.deadline.into_std())
     }
 }
 
@@ -798,6 +995,7 @@ mod tests {
             expect_status: None,
             ask: None,
             report: true,
+            payload: None,
         };
         let facts = gather(target("db:5432"), opts.clone(), &f, &f).await;
         assert_eq!(

@@ -239,7 +239,7 @@ pub(crate) fn is_self_connect(local: Option<SocketAddr>, peer: Option<SocketAddr
     matches!((local, peer), (Some(l), Some(p)) if canonical(l) == canonical(p))
 }
 
-fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+pub(crate) fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
     let (level, name) = if v6 {
         (libc::SOL_IPV6, libc::IPV6_RECVERR)
     } else {
@@ -250,7 +250,7 @@ fn set_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
 
 /// Drain the socket's error queue; return the first ICMP entry. Bounded: a SYN_SENT socket
 /// collects at most a handful of entries.
-fn read_error_queue(fd: RawFd) -> Option<Icmp> {
+pub(crate) fn read_error_queue(fd: RawFd) -> Option<Icmp> {
     crate::sys::error_queue(fd, 8)
         .iter()
         .find_map(|(level, kind, bytes)| parse_recverr(*level, *kind, bytes))

@@ -68,6 +68,30 @@ pub struct Target {
     /// For a URL target: its scheme and path (never the user, password, query or fragment:
     /// the path is what an HTTP check asks for, and a query may carry a token).
     pub url: Option<UrlParts>,
+    /// TCP (a connect), or UDP (`-u`, `udp://`: a datagram and its answer).
+    pub transport: Transport,
+}
+
+/// What a target is checked over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    pub fn is_udp(self) -> bool {
+        self == Transport::Udp
+    }
+
+    /// As in the JSON (`target.transport`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
 }
 
 /// What an application-level check needs of a URL.
@@ -222,6 +246,11 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
             });
         }
     };
+    // `udp://host:port` is a UDP target; any other scheme is spoken over TCP.
+    let transport = match &url_parts {
+        Some(u) if u.scheme == "udp" => Transport::Udp,
+        _ => Transport::Tcp,
+    };
     Ok(Target {
         input,
         host,
@@ -230,6 +259,7 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
         service: services.name_of(port).map(str::to_string),
         here: here_port.is_some(),
         url: url_parts,
+        transport,
     })
 }
 
@@ -477,6 +507,25 @@ mod tests {
         );
         // An explicit PORT overrides the scheme's usual one.
         assert_eq!(hp("https://h/", Some("8443")), (name("h"), 8443));
+    }
+
+    #[test]
+    fn udp_urls_are_udp_targets_and_need_a_port() {
+        let t = p("udp://ns1.lab:53", None).unwrap();
+        assert_eq!(
+            (t.host, t.port.get(), t.transport),
+            (name("ns1.lab"), 53, Transport::Udp)
+        );
+        let t = p("udp://[fd00:2::2]:123", None).unwrap();
+        assert_eq!(t.transport.as_str(), "udp");
+        assert_eq!(
+            p("udp://h", None),
+            Err(TargetError::UnknownScheme("udp".into()))
+        );
+        // Every other form is TCP.
+        for typed in ["h:53", "https://h/", "postgres://db/x", ":22"] {
+            assert_eq!(p(typed, None).unwrap().transport, Transport::Tcp, "{typed}");
+        }
     }
 
     #[test]

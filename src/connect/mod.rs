@@ -12,6 +12,7 @@
 
 pub(crate) mod remote;
 pub(crate) mod this_machine;
+pub(crate) mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -144,6 +145,7 @@ async fn probe_one<C: Connector, I: Inspector>(
             here,
             session: None,
             queue,
+            udp: None,
         },
         walked,
         firewall,

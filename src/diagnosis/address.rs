@@ -319,13 +319,17 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
 pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(AddressResult::rejected_by_this_machine);
     let a = *same.first()?;
+    let what = if cx.checked().transport.is_udp() {
+        "the datagram"
+    } else {
+        "the connection"
+    };
     Some(
         Finding::new(
             FindingId::LocalPolicyReject,
             format!(
-                "This machine refused to send the connection to {} port {} ({}): its own \
-                 firewall (OUTPUT chain) or a security policy blocks it. Nothing left this \
-                 machine.",
+                "This machine refused to send {what} to {} port {} ({}): its own firewall \
+                 (OUTPUT chain) or a security policy blocks it. Nothing left this machine.",
                 list(&same),
                 cx.port(),
                 a.describe()
@@ -337,7 +341,7 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
                 && cx
                     .first()
                     .is_some_and(AddressResult::rejected_by_this_machine))
-            .then_some("this machine's own firewall refused to send the connection"),
+            .then(|| format!("this machine's own firewall refused to send {what}")),
         )
         .steps([Step::run(
             StepKind::CheckLocalOutput,

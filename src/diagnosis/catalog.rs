@@ -29,7 +29,8 @@ macro_rules! catalog {
             evidence: "this machine's nftables output-hook chain has a rule matching TCP dport \
 PORT (number, set or range) that drops/rejects (else, a `policy drop`) — checked \
 for local targets and for remote ones whose first address was silent or locally \
-refused",
+refused; for a UDP target, `udp dport` (or `th dport`) rules, read after 200 ms of \
+silence or when the send was refused",
             says: "\"this machine's own firewall stops TCP port P in its output path: `tcp dport \
 5432 drop` (table …, chain …). A drop there looks exactly like silence from the \
 remote side.\"",
@@ -390,6 +391,63 @@ answered: the port is closed.\"",
 the server a port outside the range or reserve it; rules out reset/drop rule \
 hunts, the walk, other ports, asking other teams",
             rule: address::connected_to_itself,
+        },
+        UdpProgramSilent = "udp_program_silent", Error {
+            evidence: "UDP, an address of this machine: no reply and no ICMP error, and the socket \
+table (`sock_diag`, UDP) shows a socket bound to the port (the address or any), with its owner",
+            says: "\"dnsmasq (pid 12, user nobody) holds UDP port 53 on 0.0.0.0, but did not answer \
+a DNS query (2 sent in 1.9 s)\" + whether its socket holds bytes unread (not reading: hung or \
+busy) or read them and sent nothing back",
+            advice: "`ps -o pid,stat,etime,wchan:32,args -p PID`; read the program's logs and \
+configuration; rules out the walk and `ss`",
+            rule: udp::udp_program_silent,
+        },
+        UdpPortClosed = "udp_port_closed", Error {
+            evidence: "UDP: ICMP port-unreachable **from the target** (v4 3/3, v6 1/4), or \
+`ECONNREFUSED` with no ICMP queued",
+            says: "no program receives on the UDP port there (a host firewall's `reject` gives the \
+same answer and cannot be told apart)",
+            advice: "on the server: `sudo ss -lunp 'sport = :PORT'`; `sudo nft list ruleset | grep \
+-n -w -e PORT -e reject`",
+            rule: udp::udp_port_closed,
+        },
+        UdpRejected = "udp_rejected", Error {
+            evidence: "UDP: ICMP port-unreachable from **another address**, or prohibited (from \
+anyone)",
+            says: "names who rejected the datagram: a device on the way (\"the server never saw \
+it\"), the server's own firewall, or this machine's",
+            advice: "ask the team that runs that device to allow UDP port P; on it: `sudo nft list \
+ruleset | grep -n -w -e P -e reject`",
+            rule: udp::udp_rejected,
+        },
+        UdpUnreachable = "udp_unreachable", Error {
+            evidence: "UDP: ICMP host- or network-unreachable (an unprivileged UDP socket sees them \
+only with `IP_RECVERR`)",
+            says: "the named device could not deliver the datagram: host down, wrong address, or a \
+firewall answering so",
+            advice: "`ip route get ADDR`",
+            rule: udp::udp_unreachable,
+        },
+        UdpNoAnswer = "udp_no_answer", Warning {
+            evidence: "UDP: no reply and no ICMP error to the request, sent again at 1 s, 3 s, … \
+until the deadline; the control datagram to port 65533 of the same host (sent after \
+200 ms of silence); for this machine, its UDP socket table",
+            says: "silence does not tell open from filtered (nmap's open|filtered): verdict \
+`inconclusive`; + \"the host does answer closed ports (port 65533: port-unreachable)\" \
+or \"sends no port-unreachables, so its silence says nothing\"; on this machine with no \
+socket on the port, \"a firewall rule of this machine drops it\"; a service that never \
+answers a stranger (syslog, WireGuard, RADIUS) is named",
+            advice: "on the server: `sudo ss -lunp 'sport = :PORT'`, `sudo nft list ruleset | grep \
+-n -w -e PORT -e drop`; `--payload HEX` for a port with no known request",
+            rule: udp::udp_no_answer,
+        },
+        UdpAnswered = "udp_answered", Info {
+            evidence: "UDP: a datagram came back from the port (a connected socket takes only the \
+port's own), read by the service's recogniser",
+            says: "\"The DNS service on A UDP port 53 answered a DNS query in 0.4 ms: NOERROR, 1 \
+record(s)\"; NTP's stratum or kiss code; or \"answered, but not as DNS does\"",
+            advice: "—",
+            rule: udp::udp_answered,
         },
         PortClosed = "port_closed", Error {
             evidence: "TCP reset (no ICMP)",

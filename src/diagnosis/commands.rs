@@ -17,6 +17,10 @@ pub enum Command {
     SsListening {
         port: u16,
     },
+    /// Every UDP socket bound to a port, with its process.
+    SsUdp {
+        port: u16,
+    },
     /// A listener's accept queue (Recv-Q) against its limit (Send-Q); no process names, so no
     /// root needed.
     SsQueue {
@@ -167,6 +171,7 @@ impl Command {
         matches!(
             self,
             SsListening { .. }
+                | SsUdp { .. }
                 | SsOfPid { .. }
                 | NftGrep { .. }
                 | NftOutputChains
@@ -204,6 +209,7 @@ impl Command {
         use Command::*;
         let body = match self {
             SsListening { port } => format!("ss -ltnp 'sport = :{port}'"),
+            SsUdp { port } => format!("ss -lunp 'sport = :{port}'"),
             SsOfPid { pid } => format!("ss -ltnp | grep -w 'pid={pid}'"),
             SsQueue { port } => format!("ss -ltn 'sport = :{port}'"),
             ProcessState { pid } => format!("ps -o pid,stat,etime,wchan:32,args -p {pid}"),

@@ -20,6 +20,9 @@ use crate::session::{SessionFacts, ViaProxy};
 /// a device on the way that came far sooner than neighbour discovery fails, while the host
 /// answers on other ports, is that device's firewall rejecting the port.
 pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
+    if a.udp.is_some() {
+        return super::outcome::classify_udp(&a.probe);
+    }
     let mut r = classify(&a.probe);
     let liveness = a.silence.as_ref().map(|s| views::liveness(r.address, s));
     if r.evidence == Evidence::Silence && r.outcome == Outcome::Filtered {

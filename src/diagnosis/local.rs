@@ -933,7 +933,12 @@ fn firewall_finding(
     Finding::new(
         id,
         format!(
-            "This machine's own firewall stops TCP port {} {whose}: {}.{extra}",
+            "This machine's own firewall stops {} port {} {whose}: {}.{extra}",
+            if cx.checked().transport.is_udp() {
+                "UDP"
+            } else {
+                "TCP"
+            },
             cx.port(),
             texts.join("; ")
         ),

@@ -20,6 +20,7 @@
 //! | `tls` | the handshake and the certificate, a slow handshake, `--insecure` |
 //! | `http` | statuses, redirects, not HTTP, plain HTTP to a TLS port |
 //! | `mtu` | path-MTU black holes |
+//! | `udp` | UDP targets: an answer, port-unreachable, a reject, silence (open\|filtered) |
 
 mod address;
 mod advice;
@@ -40,6 +41,7 @@ mod report;
 mod silence;
 mod summary;
 pub(crate) mod tls;
+mod udp;
 pub(crate) mod views;
 pub(crate) mod words;
 
@@ -105,8 +107,10 @@ pub fn diagnose(facts: Facts) -> Report {
         dns_error: dns_error.as_ref(),
         direct: &direct,
     };
+    let udp = facts.checked().transport.is_udp();
     let mut findings: Vec<Finding> = FindingId::ALL
         .iter()
+        .filter(|id| udp::applies(**id, udp))
         .flat_map(|id| rule(*id, &cx))
         .collect();
     order_by_address(&mut findings, &facts.addresses);

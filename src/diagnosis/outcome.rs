@@ -143,6 +143,13 @@ pub enum Evidence {
     /// Any other local error (EAFNOSUPPORT, EADDRNOTAVAIL, …).
     LocalError(i32),
     Silence,
+    /// UDP: a datagram came back from the port.
+    UdpReply,
+    /// UDP: `ECONNREFUSED` with no ICMP in the error queue (a port-unreachable whose
+    /// details the kernel did not queue).
+    UdpRefused,
+    /// UDP: no datagram and no ICMP error came back, however often the request was sent.
+    UdpSilence,
 }
 
 impl Evidence {
@@ -245,6 +252,9 @@ impl AddressResult {
             }
             Evidence::LocalError(e) => format!("{} at once ({})", errno_name(*e), errno_text(*e)),
             Evidence::Silence => format!("no answer in {t}"),
+            Evidence::UdpReply => format!("a UDP reply in {t}"),
+            Evidence::UdpRefused => format!("ECONNREFUSED (port unreachable) after {t}"),
+            Evidence::UdpSilence => format!("no UDP reply and no ICMP error in {t}"),
         }
     }
 }
@@ -288,6 +298,33 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
         elapsed: p.elapsed,
         local: p.local.map(|a| a.ip()),
     }
+}
+
+/// What the kernel's answer to a UDP exchange means. Unlike TCP, a host with no program on
+/// a UDP port answers with ICMP port-unreachable: from the host itself that is `closed`
+/// (its own firewall's `reject` says the same, and cannot be told apart), from another
+/// device a firewall's `rejected`. Silence is never `closed` and never `open`: a drop and a
+/// program that ignored the request look alike (nmap's open|filtered), so it is
+/// `inconclusive`.
+pub fn classify_udp(p: &ProbeFact) -> AddressResult {
+    let mut r = classify(p);
+    let (outcome, evidence) = match (p.result, p.icmp) {
+        (ConnectResult::Connected, _) => (Outcome::Open, Evidence::UdpReply),
+        (ConnectResult::Failed { .. } | ConnectResult::TimedOut, Some(icmp))
+            if icmp.meaning() == crate::icmp::Meaning::PortUnreachable
+                && icmp.sent_by(p.spec.address.ip()) =>
+        {
+            (Outcome::Closed, Evidence::Icmp(icmp))
+        }
+        (ConnectResult::Failed { errno }, None) if errno == libc::ECONNREFUSED => {
+            (Outcome::Closed, Evidence::UdpRefused)
+        }
+        (ConnectResult::TimedOut, None) => (Outcome::Inconclusive, Evidence::UdpSilence),
+        _ => (r.outcome, r.evidence),
+    };
+    r.outcome = outcome;
+    r.evidence = evidence;
+    r
 }
 
 /// This machine ran out of descriptors or memory (`socket()` failed for want of them).

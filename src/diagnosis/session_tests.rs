@@ -83,6 +83,7 @@ fn through(s: SessionFacts, direct: ConnectResult) -> Facts {
             here: false,
             session: Some(s),
             queue: None,
+            udp: None,
         }],
         proxy: Some(choice),
         via: Some(ProxyRoute {
@@ -282,6 +283,7 @@ fn expects_tls_is_confirmed_or_not_by_the_second_connection() {
                 here: false,
                 session: Some(s),
                 queue: None,
+                udp: None,
             }],
             ..Facts::new(target.clone(), Duration::from_secs(5))
         }
@@ -347,6 +349,7 @@ fn tls_check(address: &str, s: SessionFacts) -> Facts {
             silence: None,
             here: false,
             queue: None,
+            udp: None,
             session: Some(SessionFacts {
                 address: address.parse().unwrap(),
                 ..s
@@ -473,6 +476,7 @@ fn http_statuses_against_what_is_expected() {
                 silence: None,
                 here: false,
                 queue: None,
+                udp: None,
                 session: Some(session(None, Some(h))),
             }],
             expect_status: expect.map(|e| StatusSet::parse(e).unwrap()),

@@ -35,6 +35,8 @@ fn checked(cx: &Ctx, headline: Option<&Headline>) -> String {
     // Past an open tunnel (or a forwarded request) the answers are the destination's.
     let t = if through_proxy(cx) {
         cx.facts.target.display()
+    } else if cx.checked().transport.is_udp() {
+        format!("UDP {}", cx.checked().display())
     } else {
         cx.checked().display()
     };

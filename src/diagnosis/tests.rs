@@ -24,6 +24,7 @@ fn target(host: &str, port: u16) -> Target {
         service: None,
         here: false,
         url: None,
+        transport: crate::target::Transport::Tcp,
     }
 }
 fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
@@ -775,6 +776,7 @@ fn silent_here(
     f.target = target("127.0.0.1", 22500);
     f.addresses = vec![AddressFacts {
         queue: Some(queue),
+        udp: None,
         here: true,
         ..AddressFacts::probed(p)
     }];

@@ -347,6 +347,11 @@ pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
         .collect()
 }
 
+/// [`inspect`] for UDP: the sockets bound to `port` and their owners (blocking).
+pub fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
+    Inspection::read_udp(&[port]).facts_for(port, addresses)
+}
+
 /// One socket-table read and one /proc scan for several ports (a run of many targets on this
 /// machine shares them, see [`shared`]). Each port's [`LocalFacts`] are built from it when a
 /// check asks ([`Inspection::facts_for`]): a run of 10,000 ports asks for them one at a time,
@@ -380,10 +385,30 @@ impl Inspection {
 
     /// [`Inspection::read`] with `budget` for the owner search (this thread's CPU time).
     fn read_within(ports: &[u16], budget: std::time::Duration, patience: &Patience) -> Inspection {
-        let privileged = crate::sys::is_root();
         // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
         let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
         let listening: Vec<SocketEntry> = table.into_iter().filter(|e| e.state == LISTEN).collect();
+        Inspection::of_sockets(listening, ports, budget, patience)
+    }
+
+    /// The same for UDP: the sockets bound to `ports` (`listeners` then holds them, their
+    /// `queued` the bytes their program has not read), their owners, the usual servers.
+    pub fn read_udp(ports: &[u16]) -> Inspection {
+        let bound: Vec<SocketEntry> = sock_diag::read_udp()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.local.port() != 0)
+            .collect();
+        Inspection::of_sockets(bound, ports, OWNER_SEARCH_BUDGET, &Patience::none())
+    }
+
+    fn of_sockets(
+        listening: Vec<SocketEntry>,
+        ports: &[u16],
+        budget: std::time::Duration,
+        patience: &Patience,
+    ) -> Inspection {
+        let privileged = crate::sys::is_root();
         let asked: Vec<&SocketEntry> = listening
             .iter()
             .filter(|e| ports.contains(&e.local.port()))
@@ -509,6 +534,11 @@ impl Inspection {
 /// Never fails: why it could not be read is kept in `reason`.
 pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     firewall_from(nft::read(port, deadline))
+}
+
+/// [`firewall`] for a UDP port (`udp dport` rules).
+pub fn firewall_udp(port: u16, deadline: std::time::Instant) -> Firewall {
+    firewall_from(nft::read_udp(port, deadline))
 }
 
 /// The firewall facts from what reading the ruleset gave.

@@ -134,6 +134,13 @@ pub fn read(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError>
     parse(&read_ruleset(deadline)?, port)
 }
 
+/// [`read`] for a UDP port: rules matching `udp dport` (or `th dport`).
+pub fn read_udp(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
+    let doc: Value = serde_json::from_slice(&read_ruleset(deadline)?)
+        .map_err(|e| NftError::BadJson(e.to_string()))?;
+    parse_value_for(&doc, port, "udp")
+}
+
 /// The ruleset as `nft -t -j list ruleset` prints it (bounded, killed at `deadline`): one run
 /// serves every port (see `local::shared`).
 pub fn read_ruleset(deadline: Instant) -> Result<Vec<u8>, NftError> {
@@ -298,6 +305,12 @@ pub fn parse(json: &[u8], port: u16) -> Result<Vec<FirewallRule>, NftError> {
 
 /// [`parse`] on a document already decoded.
 pub fn parse_value(doc: &Value, port: u16) -> Result<Vec<FirewallRule>, NftError> {
+    parse_value_for(doc, port, "tcp")
+}
+
+/// [`parse_value`] for the destination port of `proto` (`tcp`, `udp`); `th dport` (any
+/// transport header) matches both.
+pub fn parse_value_for(doc: &Value, port: u16, proto: &str) -> Result<Vec<FirewallRule>, NftError> {
     let items = doc
         .get("nftables")
         .and_then(Value::as_array)
@@ -335,7 +348,7 @@ pub fn parse_value(doc: &Value, port: u16) -> Result<Vec<FirewallRule>, NftError
             let Some(expr) = r.get("expr").and_then(Value::as_array) else {
                 continue;
             };
-            if let Some((verdict, text)) = rule_stops_port(expr, port) {
+            if let Some((verdict, text)) = rule_stops_port(expr, port, proto) {
                 found.push(FirewallRule {
                     family: k.0,
                     table: k.1,
@@ -356,8 +369,9 @@ fn key(v: &Value, name_field: &str) -> Option<ChainKey> {
     Some((s("family")?, s("table")?, s(name_field)?))
 }
 
-/// `Some((verdict, text))` when the rule matches TCP destination `port` and drops or rejects.
-fn rule_stops_port(expr: &[Value], port: u16) -> Option<(RuleVerdict, String)> {
+/// `Some((verdict, text))` when the rule matches destination `port` of `transport` (`tcp`,
+/// `udp`) and drops or rejects.
+fn rule_stops_port(expr: &[Value], port: u16, transport: &str) -> Option<(RuleVerdict, String)> {
     let mut matches_port = false;
     let mut words = Vec::new();
     let mut verdict = None;
@@ -375,7 +389,7 @@ fn rule_stops_port(expr: &[Value], port: u16) -> Option<(RuleVerdict, String)> {
             let op = str_at(m, &["op"]).unwrap_or_else(|| "==".into());
             let right = m.get("right").unwrap_or(&Value::Null);
             words.push(format!("{proto} {field} {}{}", op_word(&op), show(right)));
-            if field == "dport" && (proto == "tcp" || proto == "th") {
+            if field == "dport" && (proto == transport || proto == "th") {
                 let hit = contains(right, port);
                 matches_port = if op == "!=" { !hit } else { hit };
                 if !matches_port {
@@ -544,6 +558,27 @@ mod tests {
             ]}}"#
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn udp_rules_match_udp_ports_and_th_rules_match_both() {
+        let rule = |proto: &str| {
+            one_rule(&format!(
+                r#"[{{"match": {{"op": "==", "left": {{"payload": {{"protocol": "{proto}", "field": "dport"}}}}, "right": 53}}}}, {{"drop": null}}]"#
+            ))
+        };
+        let doc = |b: Vec<u8>| serde_json::from_slice::<Value>(&b).unwrap();
+        let udp = doc(rule("udp"));
+        let found = parse_value_for(&udp, 53, "udp").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].text, "udp dport 53 drop");
+        assert_eq!(parse_value(&udp, 53), Ok(vec![]));
+        assert_eq!(parse_value_for(&doc(rule("tcp")), 53, "udp"), Ok(vec![]));
+        assert_eq!(
+            parse_value_for(&doc(rule("th")), 53, "udp").unwrap().len(),
+            1
+        );
+        assert_eq!(parse_value(&doc(rule("th")), 53).unwrap().len(), 1);
     }
 
     #[test]

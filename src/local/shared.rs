@@ -42,6 +42,24 @@ pub trait Inspector: Sync {
     }
     /// Start reading the firewall for `port` now, the `nft` run killed at `until`.
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>>;
+    /// [`Inspector::inspect`] for a UDP port: the sockets bound to it and their owners, read
+    /// anew each time (a UDP check reads them again once its port has been silent, for the
+    /// bytes its program left unread), on a blocking thread.
+    fn inspect_udp(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+    ) -> BoxFuture<'static, Option<LocalFacts>> {
+        tokio::task::spawn_blocking(move || super::inspect_udp(port, addresses))
+            .map(Result::ok)
+            .boxed()
+    }
+    /// [`Inspector::firewall`] for a UDP port (`udp dport` rules), read anew.
+    fn firewall_udp(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
+        tokio::task::spawn_blocking(move || super::firewall_udp(port, until))
+            .map(Result::ok)
+            .boxed()
+    }
     /// The listener that takes `address` with its accept queue, and this machine's
     /// listen-drop counters, now (for a silent address of this machine; see
     /// [`super::queue_look`]), on a blocking thread.

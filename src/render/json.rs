@@ -78,6 +78,8 @@ struct TargetJ {
     port: u16,
     port_source: &'static str,
     service: Option<String>,
+    /// `tcp` or `udp`.
+    transport: &'static str,
 }
 
 #[derive(Serialize)]
@@ -168,6 +170,40 @@ struct ProbeJ {
     /// An address of this machine silent for more than 10 ms: its listener's queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue: Option<QueueWatchJ>,
+    /// A UDP target: the request and what came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp: Option<UdpJ>,
+}
+
+#[derive(Serialize)]
+struct UdpJ {
+    /// The request's service (`dns`, `ntp`, …); null for `--payload` or an empty datagram.
+    service: Option<&'static str>,
+    payload_bytes: usize,
+    sent: u32,
+    /// `answer` (the service's own), `other` (a datagram, not that service's answer), null.
+    reply: Option<&'static str>,
+    control: Option<UdpControlJ>,
+}
+
+/// The control datagram's raw result.
+#[derive(Serialize)]
+struct UdpControlJ {
+    port: u16,
+    /// `reply`, `error` (see `error` and `icmp`), `silence`.
+    result: &'static str,
+    error: Option<&'static str>,
+    icmp: Option<RawIcmpJ>,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct RawIcmpJ {
+    v6: bool,
+    #[serde(rename = "type")]
+    kind: u8,
+    code: u8,
+    from: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -1015,10 +1051,46 @@ fn build(report: &Report) -> ReportJ {
     }
 }
 
+/// A UDP exchange's facts, as they were.
+fn udp(u: &crate::facts::UdpExchange) -> UdpJ {
+    use crate::session::protocols::udp_payloads::{TABLE, UdpReply};
+    UdpJ {
+        service: u
+            .service
+            .and_then(|s| TABLE.iter().find(|e| e.service == s).map(|e| e.name)),
+        payload_bytes: u.payload_len,
+        sent: u.sent,
+        reply: u.reply.as_ref().map(|r| match r {
+            UdpReply::Answer(_) => "answer",
+            UdpReply::Foreign { .. } => "other",
+        }),
+        control: u.control.as_ref().map(|c| UdpControlJ {
+            port: c.spec.address.port(),
+            result: match c.result {
+                ConnectResult::Connected | ConnectResult::ConnectedToItself => "reply",
+                ConnectResult::Failed { .. } => "error",
+                ConnectResult::TimedOut => "silence",
+            },
+            error: match c.result {
+                ConnectResult::Failed { errno } => Some(errno_name(errno)),
+                _ => None,
+            },
+            icmp: c.icmp.map(|i| RawIcmpJ {
+                v6: i.v6,
+                kind: i.kind,
+                code: i.code,
+                from: i.from.map(|f| f.to_string()),
+            }),
+            elapsed_ms: ms(c.elapsed),
+        }),
+    }
+}
+
 /// One address: its probe, what it means, and what followed.
 fn probe(e: &AddressReport) -> ProbeJ {
     let (p, a) = (&e.facts.probe, &e.result);
     ProbeJ {
+        udp: e.facts.udp.as_ref().map(udp),
         session: e.facts.session.as_ref().map(session),
         queue: e.facts.queue.as_ref().map(|q| {
             let look = |l: &crate::local::QueueLook| QueueLookJ {
@@ -1084,6 +1156,7 @@ fn target(t: &Target) -> TargetJ {
             PortSource::Scheme => "scheme",
         },
         service: t.service.clone(),
+        transport: t.transport.as_str(),
     }
 }
 

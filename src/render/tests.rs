@@ -96,6 +96,7 @@ fn text_filtered_with_liveness_and_path() {
             here: false,
             session: None,
             queue: None,
+            udp: None,
             probe: silent(228_000),
             silence: Some(Silence {
                 liveness: vec![

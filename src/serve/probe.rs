@@ -302,6 +302,7 @@ fn options_for(module: &Module, current: &Parsed, method: &str, deadline: Instan
         ask,
         // The failure's reason is the point of the exporter: every fact that explains one.
         report: true,
+        payload: None,
     }
 }
 

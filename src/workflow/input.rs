@@ -72,6 +72,8 @@ pub enum InputError {
     },
     #[error("{0} does not apply to `:PORT`, which checks every address of this machine")]
     FamilyHere(&'static str),
+    #[error("--payload is for UDP targets: add -u, or write the target as udp://HOST:PORT")]
+    PayloadWithoutUdp,
 }
 
 /// A word that always starts a target of its own: host:port, [v6]:port, a URL, `:PORT`.
@@ -176,16 +178,21 @@ pub fn collect(
     Ok(inputs)
 }
 
-/// What makes two targets the same check: the port, the `:PORT` mode and the host (names
-/// compared as DNS does).
-type Key = (u16, bool, Result<std::net::IpAddr, String>);
+/// What makes two targets the same check: the port, the `:PORT` mode, the transport and the
+/// host (names compared as DNS does).
+type Key = (
+    u16,
+    bool,
+    crate::target::Transport,
+    Result<std::net::IpAddr, String>,
+);
 
 fn key(t: &Target) -> Key {
     let host = match &t.host {
         Host::Name(n) => Err(n.trim_end_matches('.').to_ascii_lowercase()),
         Host::Ip(ip) => Ok(*ip),
     };
-    (t.port.get(), t.here, host)
+    (t.port.get(), t.here, t.transport, host)
 }
 
 /// `-4` with an IPv6 literal (or `-6` with IPv4) cannot be checked: say so instead of

@@ -86,10 +86,11 @@ pub fn render(report: &Report, w: &mut dyn Write) -> io::Result<()> {
         liveness_lines(l, report.facts.checked().port.get(), w)?;
     }
     if let Some(p) = &report.path {
-        path_lines(p, ip_width, w)?;
+        let udp = report.facts.checked().transport.is_udp();
+        path_lines(p, ip_width, udp, w)?;
     }
     if let Some(l) = &report.facts.local {
-        listener_lines(l, w)?;
+        listener_lines(l, report.facts.checked().transport.is_udp(), w)?;
     }
     if let Some(fw) = &report.facts.firewall {
         firewall_line(fw, report.facts.checked().port.get(), w)?;
@@ -133,7 +134,8 @@ fn target_lines(report: &Report, w: &mut dyn Write) -> io::Result<()> {
         PortSource::Scheme => format!("{service}, the URL scheme's usual port"),
     };
     let host = t.host.to_string();
-    let line = format!("{} port {}{port_note}", escape(&host), t.port);
+    let udp = if t.transport.is_udp() { "UDP " } else { "" };
+    let line = format!("{} {udp}port {}{port_note}", escape(&host), t.port);
     field(w, "target", &line, plain)?;
     // Through a proxy, the name and the addresses below are the proxy's.
     if let Some(v) = &facts.via {
@@ -263,7 +265,8 @@ fn liveness_lines(l: &Liveness, port: u16, w: &mut dyn Write) -> io::Result<()> 
 }
 
 /// The path walk, hop by hop.
-fn path_lines(p: &Path, ip_width: usize, w: &mut dyn Write) -> io::Result<()> {
+fn path_lines(p: &Path, ip_width: usize, udp: bool, w: &mut dyn Write) -> io::Result<()> {
+    let packet = if udp { "datagram" } else { "SYN" };
     for (i, h) in p.hops.iter().enumerate() {
         let addr = h.address.map_or("*".to_string(), |a| a.to_string());
         let took = h.elapsed.map(fmt_duration).unwrap_or_default();
@@ -274,8 +277,10 @@ fn path_lines(p: &Path, ip_width: usize, w: &mut dyn Write) -> io::Result<()> {
             HopKind::NoAnswer => "no answer".red(),
         };
         let note = match (h.kind, p.last_responding) {
-            (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => "  ← the SYN goes no further",
-            _ => "",
+            (HopKind::NoAnswer, Some(r)) if h.ttl == r.ttl + 1 => {
+                format!("  ← the {packet} goes no further")
+            }
+            _ => String::new(),
         };
         let label = if i == 0 { "path" } else { "" };
         writeln!(
@@ -287,15 +292,16 @@ fn path_lines(p: &Path, ip_width: usize, w: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// This machine's listeners on the port and who owns them.
-fn listener_lines(l: &LocalFacts, w: &mut dyn Write) -> io::Result<()> {
+/// This machine's listeners on the port (for UDP, the sockets bound to it) and who owns
+/// them.
+fn listener_lines(l: &LocalFacts, udp: bool, w: &mut dyn Write) -> io::Result<()> {
     if l.listeners.is_empty() {
-        field(
-            w,
-            "here",
-            &format!("nothing listens on port {}", l.port),
-            red,
-        )?;
+        let none = if udp {
+            format!("no program holds UDP port {}", l.port)
+        } else {
+            format!("nothing listens on port {}", l.port)
+        };
+        field(w, "here", &none, red)?;
     }
     for (i, li) in l.listeners.iter().enumerate() {
         let addr = match li.address {
@@ -303,7 +309,11 @@ fn listener_lines(l: &LocalFacts, w: &mut dyn Write) -> io::Result<()> {
             a => format!("{a}:{}", li.port),
         };
         let user = li.user.clone().unwrap_or_else(|| format!("uid {}", li.uid));
-        let label = if i == 0 { "listening" } else { "" };
+        let label = match (i, udp) {
+            (0, true) => "UDP port",
+            (0, false) => "listening",
+            _ => "",
+        };
         match &li.process {
             Some(p) => {
                 // The executable, unless the command line already starts with it.

@@ -1,0 +1,342 @@
+//! The UDP probe: the port's usual service's harmless request on a connected UDP socket, sent
+//! again as UDP clients do, and what came back — a reply, an ICMP error, or nothing.
+//!
+//! No root: an ordinary connected UDP socket with `IP_RECVERR` / `IPV6_RECVERR` set. The
+//! kernel then hands every ICMP error about the datagram to the socket (a port-unreachable
+//! as `ECONNREFUSED`, host and network unreachable too, which without the option it keeps to
+//! itself), and queues it with the address of the device that sent it
+//! (`/work/shared/notes/above-tcp-and-fleets.md`, "UDP"). A connected socket receives only
+//! datagrams from the address and port it sent to, so a reply is the port's own.
+//!
+//! When the port stays silent, a *control* datagram goes to a port of the same host that
+//! surely has no program ([`UDP_CONTROL_PORT`]): whether that one comes back as a
+//! port-unreachable tells whether the host answers closed ports at all. Facts only
+//! ([`UdpExchange`]); the diagnosis says what they mean.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::time::Instant;
+
+use crate::facts::{UDP_CONTROL_PORT, UdpExchange};
+use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::session::protocols::udp_payloads::{self, Nonce, UdpReply, UdpRequest};
+
+/// The first retransmission comes this long after the first datagram; each later one after
+/// twice the wait before it (1 s, 3 s, 7 s …, as `dig` and most stub resolvers retry).
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// How long the port is silent before the control datagram goes out: any service on a
+/// reachable host has answered by then, and a check that got its answer sends no control.
+pub const CONTROL_AFTER: Duration = Duration::from_millis(200);
+
+/// The most of a reply read (the largest UDP datagram).
+const REPLY_MAX: usize = 65_536;
+
+/// What to send to `port`: `--payload`'s bytes, else the port's usual service's request,
+/// else an empty datagram (where any reply counts).
+pub fn request_for(
+    port: u16,
+    payload: Option<&[u8]>,
+) -> (UdpRequest, Option<udp_payloads::Silence>) {
+    if let Some(p) = payload {
+        return (udp_payloads::custom(p.to_vec()), None);
+    }
+    let entry = udp_payloads::for_port(port);
+    let known_silence = entry.and_then(|e| e.silence);
+    let request = entry
+        .and_then(|e| udp_payloads::request(e.service, &nonce()))
+        .unwrap_or_else(|| udp_payloads::custom(Vec::new()));
+    (request, known_silence)
+}
+
+/// Random ids for the request, so that a stale or forged datagram is not taken for its
+/// answer (the ids are only compared, never secret: a zero nonce if the system has none).
+fn nonce() -> Nonce {
+    use ring::rand::SecureRandom;
+    let mut n = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut n);
+    Nonce(n)
+}
+
+/// Send `request` to `address` until it is answered or `deadline`; the control datagram
+/// when the port is silent for [`CONTROL_AFTER`]. Returns the exchange as the kernel reported
+/// it ([`ProbeFact`]) and its UDP facts.
+pub async fn exchange(
+    address: SocketAddr,
+    request: &UdpRequest,
+    known_silence: Option<udp_payloads::Silence>,
+    deadline: Instant,
+) -> (ProbeFact, UdpExchange) {
+    let control_at = Instant::now() + CONTROL_AFTER;
+    let main = talk(address, request, deadline);
+    tokio::pin!(main);
+    let mut control = None;
+    let (probe, talked) = tokio::select! {
+        p = &mut main => p,
+        _ = tokio::time::sleep_until(control_at), if control_at < deadline => {
+            // Silent so far: the control goes out beside the retries, and both end by the
+            // deadline (the control is not waited for once the port has answered).
+            let empty = udp_payloads::custom(Vec::new());
+            let to = SocketAddr::new(address.ip(), control_port(address.port()));
+            let c = talk(to, &empty, deadline);
+            tokio::pin!(c);
+            let mut control_done = None;
+            let p = loop {
+                tokio::select! {
+                    p = &mut main => break p,
+                    c = &mut c, if control_done.is_none() => control_done = Some(c.0),
+                }
+            };
+            if p.0.result != ConnectResult::Connected {
+                control = Some(match control_done {
+                    Some(c) => c,
+                    None => c.await.0,
+                });
+            }
+            p
+        }
+    };
+    let facts = UdpExchange {
+        service: request.service,
+        known_silence,
+        payload_len: request.payload.len(),
+        sent: talked.sent,
+        reply: talked.reply,
+        control,
+    };
+    (probe, facts)
+}
+
+/// The control's port: [`UDP_CONTROL_PORT`], or the one below it when that is the port
+/// checked.
+pub fn control_port(checked: u16) -> u16 {
+    if checked == UDP_CONTROL_PORT {
+        UDP_CONTROL_PORT - 1
+    } else {
+        UDP_CONTROL_PORT
+    }
+}
+
+/// What one socket's exchange sent and got.
+#[derive(Default)]
+struct Talked {
+    sent: u32,
+    reply: Option<UdpReply>,
+}
+
+/// One socket's exchange: the datagram, its retransmissions, the first reply or error.
+async fn talk(address: SocketAddr, request: &UdpRequest, deadline: Instant) -> (ProbeFact, Talked) {
+    let start = Instant::now();
+    let mut talked = Talked::default();
+    let (result, icmp, local) = match attempt(address, request, deadline, &mut talked).await {
+        Ok(r) => r,
+        Err(e) => (
+            ConnectResult::Failed {
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            },
+            None,
+            None,
+        ),
+    };
+    let fact = ProbeFact {
+        spec: ProbeSpec::to(address),
+        result,
+        elapsed: start.elapsed(),
+        icmp,
+        local,
+    };
+    (fact, talked)
+}
+
+type Attempt = (ConnectResult, Option<crate::icmp::Icmp>, Option<SocketAddr>);
+
+async fn attempt(
+    address: SocketAddr,
+    request: &UdpRequest,
+    deadline: Instant,
+    facts: &mut Talked,
+) -> io::Result<Attempt> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    let fd = socket.as_raw_fd();
+    crate::probe::set_recverr(fd, address.is_ipv6())?;
+    // A connect of a UDP socket sends nothing: it picks the route and the source address,
+    // and makes the kernel pass on only this peer's datagrams and errors.
+    if let Err(e) = socket.connect(&SockAddr::from(address)) {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        return Ok((ConnectResult::Failed { errno }, None, None));
+    }
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+    let failed = |e: io::Error| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        (
+            ConnectResult::Failed { errno },
+            crate::probe::read_error_queue(fd),
+            local,
+        )
+    };
+    let mut buf = vec![0u8; REPLY_MAX];
+    let mut next_send = Instant::now();
+    let mut wait = FIRST_RETRY;
+    loop {
+        if Instant::now() >= next_send {
+            if let Err(e) = udp.send(&request.payload).await {
+                return Ok(failed(e));
+            }
+            facts.sent += 1;
+            next_send += wait;
+            wait *= 2;
+        }
+        tokio::select! {
+            r = udp.recv(&mut buf) => match r {
+                Ok(n) => {
+                    facts.reply = Some(request.recognise(&buf[..n]));
+                    return Ok((ConnectResult::Connected, None, local));
+                }
+                Err(e) => return Ok(failed(e)),
+            },
+            _ = tokio::time::sleep_until(next_send.min(deadline)) => {
+                if Instant::now() >= deadline {
+                    // Silence; an ICMP that arrived just now is still read.
+                    return Ok((
+                        ConnectResult::TimedOut,
+                        crate::probe::read_error_queue(fd),
+                        local,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Datagrams with a TTL (IPv6: hop limit), for the path walk (`trace::walk`): hop N answers
+/// the request sent with TTL N with ICMP time-exceeded, which arrives in the socket's error
+/// queue with the hop's address, as for the TCP walk's SYNs. The request is the check's own,
+/// so that a firewall that stops the port stops the walk's datagrams at the same place.
+pub struct UdpWalker {
+    pub payload: Vec<u8>,
+}
+
+impl crate::probe::Connector for UdpWalker {
+    async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
+        let start = Instant::now();
+        let (result, icmp, local) = match one_datagram(spec, &self.payload, deadline).await {
+            Ok(r) => r,
+            Err(e) => (
+                ConnectResult::Failed {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                },
+                None,
+                None,
+            ),
+        };
+        ProbeFact {
+            spec,
+            result,
+            elapsed: start.elapsed(),
+            icmp,
+            local,
+        }
+    }
+
+    /// A walk opens no stream.
+    async fn stream(
+        &self,
+        _address: SocketAddr,
+        _deadline: Instant,
+    ) -> io::Result<tokio::net::TcpStream> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// One datagram with `spec`'s TTL, and the first reply or error before `deadline`.
+async fn one_datagram(spec: ProbeSpec, payload: &[u8], deadline: Instant) -> io::Result<Attempt> {
+    let address = spec.address;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    let fd = socket.as_raw_fd();
+    crate::probe::set_recverr(fd, address.is_ipv6())?;
+    if let Some(ttl) = spec.ttl {
+        if address.is_ipv6() {
+            socket.set_unicast_hops_v6(u32::from(ttl))?;
+        } else {
+            socket.set_ttl_v4(u32::from(ttl))?;
+        }
+    }
+    if let Err(e) = socket.connect(&SockAddr::from(address)) {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        return Ok((ConnectResult::Failed { errno }, None, None));
+    }
+    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+    let failed = |e: io::Error| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        let icmp = crate::probe::read_error_queue(fd);
+        (ConnectResult::Failed { errno }, icmp, local)
+    };
+    if let Err(e) = udp.send(payload).await {
+        return Ok(failed(e));
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout_at(deadline, udp.recv(&mut buf)).await {
+        Ok(Ok(_)) => Ok((ConnectResult::Connected, None, local)),
+        Ok(Err(e)) => Ok(failed(e)),
+        Err(_) => Ok((
+            ConnectResult::TimedOut,
+            crate::probe::read_error_queue(fd),
+            local,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::protocols::udp_payloads::{Silence, UdpService};
+
+    #[test]
+    fn the_request_is_the_ports_service_else_the_payload_else_an_empty_datagram() {
+        let (r, s) = request_for(53, None);
+        assert_eq!(r.service, Some(UdpService::Dns));
+        assert_eq!(s, None);
+        let (r, _) = request_for(123, None);
+        assert_eq!(
+            (r.service, r.payload.len(), r.payload[0]),
+            (Some(UdpService::Ntp), 48, 0xE3)
+        );
+        // A payload wins over the port's service.
+        let (r, _) = request_for(53, Some(&[1, 2]));
+        assert_eq!((r.service, r.payload.as_slice()), (None, &[1u8, 2][..]));
+        // syslog answers nothing: an empty datagram, and the silence is known.
+        let (r, s) = request_for(514, None);
+        assert_eq!((r.service, r.payload.len()), (None, 0));
+        assert_eq!(s, Some(Silence::NeverAnswers));
+        let (r, s) = request_for(40_000, None);
+        assert_eq!((r.service, r.payload.len(), s), (None, 0, None));
+    }
+
+    #[test]
+    fn two_requests_carry_different_ids() {
+        // NTP's transmit time carries 8 random bytes (a DNS id only 2: equal once in 65,536).
+        let a = request_for(123, None).0.payload;
+        let b = request_for(123, None).0.payload;
+        assert_ne!(a[40..48], b[40..48]);
+    }
+
+    #[test]
+    fn the_control_port_is_never_the_port_checked() {
+        assert_eq!(control_port(53), UDP_CONTROL_PORT);
+        assert_eq!(control_port(UDP_CONTROL_PORT), UDP_CONTROL_PORT - 1);
+    }
+}
