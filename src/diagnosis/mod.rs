@@ -20,6 +20,7 @@
 //! | `tls` | the handshake and the certificate, a slow handshake, `--insecure` |
 //! | `http` | statuses, redirects, not HTTP, plain HTTP to a TLS port |
 //! | `mtu` | path-MTU black holes |
+//! | `service` | what a service said in its own protocol (PostgreSQL, Redis, MySQL/MariaDB …) |
 
 mod address;
 mod advice;
@@ -37,6 +38,7 @@ mod plan;
 mod program;
 mod proxy;
 mod report;
+mod service;
 mod silence;
 mod summary;
 pub(crate) mod tls;
@@ -197,6 +199,8 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     out
 }
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

@@ -336,6 +336,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         http,
         tls_confirm: None,
         answered: None,
+        service: None,
         not_accepted: None,
     };
     let open = |s: SessionFacts| {

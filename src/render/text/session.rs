@@ -192,6 +192,7 @@ mod tests {
             http: None,
             tls_confirm: None,
             answered: None,
+            service: None,
         }
     }
 

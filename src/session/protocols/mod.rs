@@ -294,6 +294,19 @@ where
     }
 }
 
+/// How a conversation ended, whatever the protocol.
+pub fn ending(facts: &ProtocolFacts) -> Ending {
+    match facts {
+        ProtocolFacts::Postgres(f) => f.ended,
+        ProtocolFacts::Redis(f) => f.ended,
+        ProtocolFacts::MySql(f) => f.ended,
+        ProtocolFacts::MongoDb(f) => f.ended,
+        ProtocolFacts::Kafka(f) => f.ended,
+        ProtocolFacts::Amqp(f) => f.ended,
+        ProtocolFacts::Mail(f) => f.ended,
+    }
+}
+
 /// The user name canreach gives when the URL names none, and its application name.
 pub const CLIENT_USER: &str = "canreach";
 
