@@ -38,7 +38,7 @@ mod plan;
 mod program;
 mod proxy;
 mod report;
-mod service;
+pub(crate) mod service;
 mod silence;
 mod summary;
 pub(crate) mod tls;

@@ -155,7 +155,7 @@ pub fn reading(svc: &ServiceFacts) -> Said<'_> {
                     Said::Serves { auth: None }
                 }
                 ReplyKind::NoAuth => Said::Serves {
-                    auth: Some("a password (AUTH)".into()),
+                    auth: Some("AUTH".into()),
                 },
                 _ => Said::Redis(r),
             },
@@ -198,10 +198,7 @@ fn mysql_reading(f: &mysql::MySqlFacts) -> Said<'_> {
             .as_ref()
             .and_then(|l| l.switched_to.last().cloned())
             .or_else(|| g.auth_plugin.clone());
-        Some(match p {
-            Some(p) => format!("a password ({p})"),
-            None => "a password".into(),
-        })
+        Some(p.unwrap_or_else(|| "password".into()))
     };
     match (&f.first, &f.login, &f.failure) {
         (Some(mysql::First::Refused(e)), _, _) => Said::MySql(e),
@@ -216,17 +213,63 @@ fn mysql_reading(f: &mysql::MySqlFacts) -> Said<'_> {
     }
 }
 
+/// PostgreSQL's authentication request as a method name (pg_hba.conf's, or the SASL
+/// mechanisms).
 fn pg_auth(a: &AuthRequest) -> Option<String> {
     Some(match a {
         AuthRequest::Ok => return None,
-        AuthRequest::CleartextPassword => "a password in clear text".into(),
-        AuthRequest::Md5Password => "a password (MD5)".into(),
-        AuthRequest::Sasl { mechanisms } => format!("a password ({})", mechanisms.join(", ")),
-        AuthRequest::KerberosV5 => "Kerberos V5".into(),
-        AuthRequest::Gss => "GSSAPI (Kerberos)".into(),
-        AuthRequest::Sspi => "SSPI".into(),
-        AuthRequest::Other(n) => format!("authentication method {n}"),
+        AuthRequest::CleartextPassword => "password".into(),
+        AuthRequest::Md5Password => "md5".into(),
+        AuthRequest::Sasl { mechanisms } => mechanisms.join(" "),
+        AuthRequest::KerberosV5 => "krb5".into(),
+        AuthRequest::Gss => "gss".into(),
+        AuthRequest::Sspi => "sspi".into(),
+        AuthRequest::Other(n) => format!("method {n}"),
     })
+}
+
+/// What an authentication method asks of the client, in words.
+fn auth_words(method: &str) -> String {
+    match method {
+        "gss" => "GSSAPI (Kerberos) credentials".into(),
+        "sspi" => "Windows (SSPI) credentials".into(),
+        "krb5" => "Kerberos V5 credentials".into(),
+        "password" => "a password in clear text".into(),
+        m => format!("a password ({})", bounded(m, 64)),
+    }
+}
+
+/// The authentication method the service asks for, when it answered as itself and asks for
+/// one (`SCRAM-SHA-256`, `md5`, `AUTH`, `mysql_native_password`, `PLAIN AMQPLAIN`).
+pub fn auth_method(svc: &ServiceFacts) -> Option<String> {
+    match reading(svc) {
+        Said::Serves { auth } => auth,
+        _ => None,
+    }
+}
+
+/// The error the service answered with, as it sent it: its code (SQLSTATE, Redis's first
+/// word, MySQL's number, AMQP's reply code, the mail reply code) and its message, raw.
+pub fn error_reply(svc: &ServiceFacts) -> Option<(Option<String>, String)> {
+    Some(match reading(svc) {
+        Said::PgError(e) => (e.code.clone(), e.message.clone().unwrap_or_default()),
+        Said::Redis(x) => (x.text.split(' ').next().map(str::to_string), x.text.clone()),
+        Said::MySql(e) => (Some(e.code.to_string()), e.message.clone()),
+        Said::AmqpClose { code, text } => (Some(code.to_string()), text.to_string()),
+        Said::Mail(g) => (
+            g.code.map(|c| c.to_string()),
+            g.lines.first().cloned().unwrap_or_default(),
+        ),
+        _ => return None,
+    })
+}
+
+/// The wire failure that broke the conversation off, when one did.
+pub fn wire_failure(svc: &ServiceFacts) -> Option<WireFailure> {
+    match reading(svc) {
+        Said::Wire(w) => Some(w),
+        _ => None,
+    }
 }
 
 /// The first address (in client order) whose service said something matching `pred`.
@@ -668,7 +711,7 @@ pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
     let what = match &w {
         WireFailure::NoReply => format!(
             "{name} did not answer: nothing came back in {}",
-            fmt_duration(protocol_elapsed(svc.last()))
+            fmt_duration(elapsed(svc.last()))
         ),
         WireFailure::Closed => format!("the server closed the connection without a {name} answer"),
         WireFailure::Reset => format!("the server reset the connection without a {name} answer"),
@@ -707,7 +750,8 @@ pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
     )
 }
 
-fn protocol_elapsed(f: &ProtocolFacts) -> std::time::Duration {
+/// How long the conversation took.
+pub fn elapsed(f: &ProtocolFacts) -> std::time::Duration {
     match f {
         ProtocolFacts::Postgres(f) => f.elapsed,
         ProtocolFacts::Redis(f) => f.elapsed,
@@ -733,7 +777,7 @@ pub fn service_answered(cx: &Ctx) -> Vec<Finding> {
                 .map(|v| format!(" {}", bounded(&v, 64)))
                 .unwrap_or_default();
             let asks = match auth {
-                Some(m) => format!("; it asks for {m} (canreach sends none)"),
+                Some(m) => format!("; it asks for {} (canreach sends none)", auth_words(&m)),
                 None => String::new(),
             };
             Some(
@@ -757,6 +801,45 @@ fn first_pg_ssl(svc: &ServiceFacts) -> Option<&SslAnswer> {
         ProtocolFacts::Postgres(f) => f.ssl.as_ref(),
         _ => None,
     }
+}
+
+/// What the service said, in one line for the report (raw: the renderer escapes it).
+pub fn said_line(svc: &ServiceFacts) -> String {
+    let name = name(svc);
+    let version = version(svc)
+        .map(|v| format!(" {}", bounded(&v, 64)))
+        .unwrap_or_default();
+    let tls = match first_pg_ssl(svc) {
+        Some(SslAnswer::Supported) => " (after TLS)",
+        _ => "",
+    };
+    let what = match reading(svc) {
+        Said::Serves { auth: Some(m) } => format!("answers; asks for {}", auth_words(&m)),
+        Said::Serves { auth: None } => "answers".to_string(),
+        Said::PgTlsRefused => "does not speak TLS (answered N)".to_string(),
+        Said::AmqpVersion(v) => format!("speaks only AMQP {}-{}-{}", v[1], v[2], v[3]),
+        Said::Wire(w) => match w {
+            WireFailure::NoReply => "no answer".to_string(),
+            WireFailure::Closed => "closed without an answer".to_string(),
+            WireFailure::Reset => "reset without an answer".to_string(),
+            WireFailure::NotThisProtocol { first_bytes } => {
+                format!("not this protocol: \"{}\"", first_line(&first_bytes))
+            }
+            WireFailure::ExpectsTls { .. } => "answered with TLS".to_string(),
+            WireFailure::Truncated { .. } => "stopped mid-answer".to_string(),
+            WireFailure::TooLarge => "answer too large".to_string(),
+            WireFailure::Io { errno } => io_words(errno),
+        },
+        _ => match error_reply(svc) {
+            Some((code, message)) => format!(
+                "error {}: {}",
+                code.as_deref().map_or("", |c| c),
+                bounded(&message, SERVER_TEXT)
+            ),
+            None => "an error".to_string(),
+        },
+    };
+    format!("{name}{version}{tls}: {what}")
 }
 
 /// The address's outcome from its service conversation, when there was one.
