@@ -25,6 +25,7 @@ mod lab_dns;
 mod lab_local;
 mod lab_pipeline;
 mod lab_ratelimit;
+mod lab_services;
 mod lab_silence;
 mod lab_truth;
 mod lab_truth_local;

@@ -1,0 +1,124 @@
+//! Services in their own words, against real servers (Debian's PostgreSQL 15, Redis, MariaDB)
+//! run in the lab's server namespace, misconfigured the usual ways. canreach runs in the
+//! client namespace (198.18.1.2) and reaches them through the router.
+
+use crate::common::services::{self, PG_BIN};
+use crate::common::{CLIENT_V4, Lab, SERVER_V4, finding, ids, steps_for};
+
+/// canreach from the client namespace, with a protocol or a URL chosen by the test.
+fn check(lab: &Lab, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "--no-trace", "--timeout", "5s"];
+    all.extend_from_slice(args);
+    let r = crate::common::run_in(Some(&lab.client), &all);
+    r.json()
+}
+
+#[test]
+fn postgres_without_a_pg_hba_entry_for_this_client_names_the_host_it_saw() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    // Admits only another subnet.
+    let pg = services::postgres(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all all 198.18.9.0/24 scram-sha-256\n",
+    );
+    let url = format!("postgres://app:s3cr3tpw@{SERVER_V4}/orders");
+    let v = check(&lab, &[&url]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", pg.log_tail());
+    assert_eq!(ids(&v)[0], "pg_no_hba_entry", "{:?}", ids(&v));
+    let m = finding(&v, "pg_no_hba_entry")["message"].as_str().unwrap();
+    assert!(
+        m.contains(&format!("host \\\"{CLIENT_V4}\\\""))
+            || m.contains(&format!("host \"{CLIENT_V4}\"")),
+        "{m}"
+    );
+    let step = steps_for(&v, "pg_no_hba_entry")[0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        step.contains(&format!("host orders app {CLIENT_V4}/32 scram-sha-256")),
+        "{step}"
+    );
+    let p = &v["probes"][0]["session"]["protocol"];
+    assert_eq!(p["name"], "postgres");
+    assert_eq!(p["tls"], "refused");
+    assert_eq!(p["error"]["code"], "28000");
+    // The URL's password is neither sent nor printed.
+    let all = v.to_string();
+    assert!(!all.contains("s3cr3tpw"), "{all}");
+    let log = pg.log_tail();
+    assert!(log.contains("no pg_hba.conf entry"), "{log}");
+    assert!(!log.contains("s3cr3tpw"), "{log}");
+}
+
+#[test]
+fn postgres_that_asks_for_a_password_is_open_naming_the_method() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    let pg = services::postgres(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all all 198.18.1.0/24 scram-sha-256\n",
+    );
+    // By the port's usual service: no scheme, no flag.
+    let v = check(&lab, &[SERVER_V4, "5432"]);
+    assert_eq!(v["verdict"], "open", "{v}\n{}", pg.log_tail());
+    let p = &v["probes"][0]["session"]["protocol"];
+    assert_eq!(p["name"], "postgres");
+    assert_eq!(p["auth_method"], "SCRAM-SHA-256");
+    let m = finding(&v, "service_answered")["message"].as_str().unwrap();
+    assert!(
+        m.contains("PostgreSQL answers; it asks for a password (SCRAM-SHA-256)"),
+        "{m}"
+    );
+    // Today's main watched the port and said nothing of the service.
+    assert_eq!(v["probes"][0]["session"]["first"]["kind"], "not_watched");
+}
+
+#[test]
+fn redis_in_protected_mode_reached_from_another_host_is_refused_in_its_words() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/bin/redis-server", "redis-server") {
+        return;
+    }
+    let lab = Lab::new();
+    let redis = services::redis(&lab.server, SERVER_V4, &[]);
+    let v = check(&lab, &[&format!("redis://{SERVER_V4}")]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", redis.log_tail());
+    assert_eq!(ids(&v), ["redis_protected_mode"], "{v}");
+    let steps = steps_for(&v, "redis_protected_mode")[0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        steps.contains("requirepass") && steps.contains("protected-mode no"),
+        "{steps}"
+    );
+    let p = &v["probes"][0]["session"]["protocol"];
+    assert_eq!(p["error"]["code"], "DENIED");
+}
+
+#[test]
+fn redis_with_a_password_is_open_and_needs_auth() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/bin/redis-server", "redis-server") {
+        return;
+    }
+    let lab = Lab::new();
+    let redis = services::redis(&lab.server, SERVER_V4, &["--requirepass", "s3cr3tpw"]);
+    let v = check(&lab, &["--protocol", "redis", SERVER_V4, "6379"]);
+    assert_eq!(v["verdict"], "open", "{v}\n{}", redis.log_tail());
+    let p = &v["probes"][0]["session"]["protocol"];
+    assert_eq!(p["auth_method"], "AUTH");
+    let m = finding(&v, "service_answered")["message"].as_str().unwrap();
+    assert!(
+        m.contains("Redis answers; it asks for a password (AUTH)"),
+        "{m}"
+    );
+}
