@@ -424,6 +424,12 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             trace: self.opts.trace,
             firewall: self.opts.local != LocalMode::Never && self.opts.report,
             inspect_here,
+            // MySQL/MariaDB counts a connection closed before its handshake toward blocking
+            // this host (`max_connect_errors`): the probe's own connection is the one that
+            // speaks. Not through a proxy (the probe's connection is the proxy's).
+            keep: self.via.is_none()
+                && matches!(self.app, Application::Service(s)
+                    if s.selection.protocol == ServiceProtocol::MySql),
         };
         let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
         let (addresses, local) = self.sessions(probed.addresses, inspection).await;

@@ -33,11 +33,16 @@ pub(crate) async fn probe<C: Connector, I: Inspector>(
     inspector: &I,
     address: SocketAddr,
     deadline: Instant,
+    keep: bool,
 ) -> (ProbeFact, Option<QueueWatch>) {
     let start = Instant::now();
     let long = deadline.min(start + LOCAL_RETRANSMIT_WAIT);
     let short = deadline.min(start + liveness::LOCAL_SILENCE);
-    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), long));
+    let spec = ProbeSpec {
+        keep,
+        ..ProbeSpec::to(address)
+    };
+    let mut main = std::pin::pin!(connector.probe(spec, long));
     let quick = short.min(start + liveness::DELAY);
     if let Ok(fact) = tokio::time::timeout_at(quick, &mut main).await {
         return (fact, None);

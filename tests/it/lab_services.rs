@@ -122,3 +122,123 @@ fn redis_with_a_password_is_open_and_needs_auth() {
         "{m}"
     );
 }
+
+/// MariaDB's answer to a fresh connection from the client namespace: the first packet's
+/// error code, or `None` for a greeting (read, then dropped: the handshake left halfway).
+fn raw_first_packet(lab: &Lab) -> Option<u16> {
+    use std::io::Read;
+    let addr: std::net::SocketAddr = format!("{SERVER_V4}:3306").parse().unwrap();
+    crate::common::in_namespace(&lab.client, move || {
+        let mut s =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 6, "{:?}", &buf[..n]);
+        // 3-byte length, sequence number, then 0xFF and the code (little-endian) for ERR.
+        (buf[4] == 0xff).then(|| u16::from_le_bytes([buf[5], buf[6]]))
+    })
+}
+
+#[test]
+fn mariadb_with_a_user_only_for_another_subnet_refuses_the_host_decoded() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/sbin/mariadbd", "mariadb-server") {
+        return;
+    }
+    let lab = Lab::new();
+    let db = services::mariadb(
+        &lab.server,
+        SERVER_V4,
+        "CREATE USER 'app'@'198.18.9.%' IDENTIFIED BY 'x';\n",
+        &["--skip-name-resolve"],
+    );
+    let v = check(&lab, &[&format!("mariadb://app:s3cr3tpw@{SERVER_V4}/")]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", db.log_tail());
+    assert_eq!(ids(&v), ["mysql_host_not_allowed"], "{v}");
+    let m = finding(&v, "mysql_host_not_allowed")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains(&format!("\"Host '{CLIENT_V4}' is not allowed to connect")),
+        "{m}"
+    );
+    // Decoded, never the packet's raw bytes.
+    assert!(!v.to_string().contains("\\\\x"), "{v}");
+    let p = &v["probes"][0]["session"]["protocol"];
+    assert_eq!(p["error"]["code"], "1130");
+    assert!(!v.to_string().contains("s3cr3tpw"));
+}
+
+/// `max_connect_errors=10`, name resolution on (MariaDB 10.11 counts a handshake dropped
+/// halfway toward blocking the host only then), an account for every host.
+fn mariadb_that_blocks(lab: &Lab) -> services::Server {
+    // The server resolves the client's address from its hosts file (a failed lookup is
+    // "temporary" to MariaDB, which then keeps no count for the host); DNS, never asked,
+    // would stay inside the lab.
+    let server = lab.server.clone();
+    lab.etc_file(
+        &server,
+        "hosts",
+        &format!("127.0.0.1 localhost\n{CLIENT_V4} client.lab\n"),
+    );
+    lab.etc_file(
+        &server,
+        "resolv.conf",
+        "nameserver 198.18.2.1\noptions timeout:1 attempts:1\n",
+    );
+    services::mariadb(
+        &lab.server,
+        SERVER_V4,
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'x';\n",
+        &["--max-connect-errors=10"],
+    )
+}
+
+#[test]
+fn two_hundred_checks_leave_mariadb_unblocked_where_dropped_handshakes_block_it() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/sbin/mariadbd", "mariadb-server") {
+        return;
+    }
+    // The control: this setup does block a host that drops its handshakes.
+    let lab = Lab::new();
+    let db = mariadb_that_blocks(&lab);
+    // Measured: the tenth dropped handshake blocks the host; the eleventh connection gets 1129.
+    for i in 0..10 {
+        assert_eq!(
+            raw_first_packet(&lab),
+            None,
+            "connection {i}: {}",
+            db.log_tail()
+        );
+    }
+    assert_eq!(
+        raw_first_packet(&lab),
+        Some(1129),
+        "10 dropped handshakes should block the host:\n{}",
+        db.log_tail()
+    );
+    // And canreach names it.
+    let v = check(&lab, &["--protocol", "mysql", SERVER_V4, "3306"]);
+    assert_eq!(ids(&v), ["mysql_host_blocked"], "{v}");
+    drop(db);
+    drop(lab);
+
+    // A fresh server, the same setup: 200 checks in a row.
+    let lab = Lab::new();
+    let db = mariadb_that_blocks(&lab);
+    for i in 0..200 {
+        let v = check(&lab, &[SERVER_V4, "3306"]);
+        assert_eq!(v["verdict"], "open", "check {i}: {v}\n{}", db.log_tail());
+        if i == 0 {
+            let m = finding(&v, "service_answered")["message"].as_str().unwrap();
+            assert!(
+                m.contains("MariaDB 10.") && m.contains("asks for a password"),
+                "{m}"
+            );
+        }
+    }
+    assert_eq!(raw_first_packet(&lab), None, "blocked after 200 checks");
+}
