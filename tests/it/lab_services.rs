@@ -242,3 +242,77 @@ fn two_hundred_checks_leave_mariadb_unblocked_where_dropped_handshakes_block_it(
     }
     assert_eq!(raw_first_packet(&lab), None, "blocked after 200 checks");
 }
+
+#[test]
+fn postgres_without_tls_fails_a_url_that_requires_it() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    let pg = services::postgres(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all all 198.18.1.0/24 scram-sha-256\n",
+    );
+    let url = format!("postgresql://{SERVER_V4}/orders?sslmode=require");
+    let v = check(&lab, &[&url]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", pg.log_tail());
+    assert_eq!(ids(&v), ["pg_tls_refused"], "{v}");
+    assert_eq!(v["probes"][0]["session"]["protocol"]["tls"], "refused");
+    // The same server without the requirement: open (libpq's `prefer` goes on in plain text).
+    let v = check(&lab, &[&format!("postgresql://{SERVER_V4}/orders")]);
+    assert_eq!(v["verdict"], "open", "{v}");
+}
+
+#[test]
+fn redis_with_every_client_slot_taken_says_so() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/bin/redis-server", "redis-server") {
+        return;
+    }
+    let lab = Lab::new();
+    let redis = services::redis(
+        &lab.server,
+        SERVER_V4,
+        &["--protected-mode", "no", "--maxclients", "1"],
+    );
+    // wait_listening's own connection has gone; this one takes the only slot.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _held = lab.connect(&lab.client, &format!("{SERVER_V4}:6379"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let v = check(&lab, &[&format!("redis://{SERVER_V4}")]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", redis.log_tail());
+    assert_eq!(ids(&v), ["too_many_clients"], "{v}");
+    let m = finding(&v, "too_many_clients")["message"].as_str().unwrap();
+    assert!(m.contains("max number of clients reached"), "{m}");
+}
+
+#[test]
+fn postgres_with_tls_is_spoken_to_inside_the_tls_session() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    let pg = services::postgres_tls(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhostssl all all 198.18.1.0/24 scram-sha-256\n",
+    );
+    // libpq's default (`prefer`): TLS without verifying the certificate, then the startup
+    // inside it (`hostssl` admits only that).
+    let v = check(&lab, &[&format!("postgres://{SERVER_V4}/")]);
+    assert_eq!(v["verdict"], "open", "{v}\n{}", pg.log_tail());
+    let s = &v["probes"][0]["session"];
+    assert_eq!(s["protocol"]["tls"], "accepted");
+    // Inside TLS the server offers channel binding too.
+    assert_eq!(s["protocol"]["auth_method"], "SCRAM-SHA-256-PLUS SCRAM-SHA-256");
+    assert_eq!(s["tls"]["chain"][0]["subject"], "CN=db.lab", "{s}");
+    // `verify-full` verifies it, as libpq does: self-signed.
+    let v = check(
+        &lab,
+        &[&format!("postgres://{SERVER_V4}/?sslmode=verify-full")],
+    );
+    assert_eq!(v["verdict"], "tls_error", "{v}");
+}

@@ -111,6 +111,15 @@ pub fn wait_listening(ns: &str, addr: &str, server: &mut Server, within: Duratio
 
 /// PostgreSQL 15 in namespace `ns`, listening on `ip`:5432, with `hba` as its pg_hba.conf.
 pub fn postgres(ns: &str, ip: &str, hba: &str) -> Server {
+    postgres_with(ns, ip, hba, false)
+}
+
+/// The same with TLS on: a self-signed certificate for `db.lab` made with openssl.
+pub fn postgres_tls(ns: &str, ip: &str, hba: &str) -> Server {
+    postgres_with(ns, ip, hba, true)
+}
+
+fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool) -> Server {
     let dir = owned_dir("pg");
     let data = dir.path("data");
     let data_s = data.to_str().unwrap().to_string();
@@ -137,10 +146,39 @@ pub fn postgres(ns: &str, ip: &str, hba: &str) -> Server {
     );
     std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
     let conf = format!(
-        "listen_addresses = '{ip}'\nport = 5432\nunix_socket_directories = '{}'\nssl = off\n\
+        "listen_addresses = '{ip}'\nport = 5432\nunix_socket_directories = '{}'\nssl = {}\n\
          fsync = off\nshared_buffers = 16MB\nmax_connections = 20\n",
-        dir.0.display()
+        dir.0.display(),
+        if tls { "on" } else { "off" }
     );
+    if tls {
+        let out = as_nobody(
+            None,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=db.lab",
+                "-keyout",
+                &format!("{data_s}/server.key"),
+                "-out",
+                &format!("{data_s}/server.crt"),
+            ],
+        )
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let mut c = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
     c.push_str(&conf);
     std::fs::write(data.join("postgresql.conf"), c).unwrap();
