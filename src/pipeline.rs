@@ -561,8 +561,9 @@ fn service(target: &Target, selection: Selection) -> Application {
         } else {
             SslMode::Ask
         },
-        // STARTTLS is not followed yet: the greeting and capabilities are the facts.
-        starttls: false,
+        // STARTTLS when offered, then the TLS handshake with its checks (as mail clients
+        // that ask for it).
+        starttls: true,
         ..Params::default()
     };
     Application::Service(Box::new(ServiceRequest {
@@ -590,8 +591,11 @@ async fn follow_sessions<C: Connector>(
     if !addresses.iter().any(open) {
         return addresses.iter().map(|_| None).collect();
     }
+    // Implicit TLS, and mail's STARTTLS: the certificate is verified as the clients do.
     let tls = matches!(app, Application::Tls | Application::Https(_))
-        || matches!(app, Application::Service(s) if s.selection.implicit_tls);
+        || matches!(app, Application::Service(s) if s.selection.implicit_tls
+            || matches!(s.selection.protocol,
+                ServiceProtocol::Smtp | ServiceProtocol::Imap | ServiceProtocol::Pop3));
     let asked_roots = ask.and_then(|a| a.roots.clone());
     // PostgreSQL's TLS (after `S`) is verified only with `sslmode=verify-ca`/`verify-full`
     // (libpq): otherwise the chain is checked for the record and the handshake goes on.

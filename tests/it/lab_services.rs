@@ -307,7 +307,10 @@ fn postgres_with_tls_is_spoken_to_inside_the_tls_session() {
     let s = &v["probes"][0]["session"];
     assert_eq!(s["protocol"]["tls"], "accepted");
     // Inside TLS the server offers channel binding too.
-    assert_eq!(s["protocol"]["auth_method"], "SCRAM-SHA-256-PLUS SCRAM-SHA-256");
+    assert_eq!(
+        s["protocol"]["auth_method"],
+        "SCRAM-SHA-256-PLUS SCRAM-SHA-256"
+    );
     assert_eq!(s["tls"]["chain"][0]["subject"], "CN=db.lab", "{s}");
     // `verify-full` verifies it, as libpq does: self-signed.
     let v = check(
