@@ -437,4 +437,27 @@ mod tests {
         );
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
     }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_is_the_sessions_stream() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let spec = ProbeSpec {
+            keep: true,
+            ..ProbeSpec::to(addr)
+        };
+        let f = KernelConnector.probe(spec, deadline).await;
+        assert_eq!(f.result, ConnectResult::Connected);
+        let s = KernelConnector.stream(addr, deadline).await.unwrap();
+        // The same connection: the server accepted one, from the probe's source port.
+        assert_eq!(s.local_addr().ok(), f.local);
+        let (_, peer) = l.accept().unwrap();
+        assert_eq!(Some(peer), f.local);
+        l.set_nonblocking(true).unwrap();
+        assert!(l.accept().is_err(), "no second connection");
+        // Taken once: the next stream is a new connection.
+        let again = KernelConnector.stream(addr, deadline).await.unwrap();
+        assert_ne!(again.local_addr().ok(), f.local);
+    }
 }

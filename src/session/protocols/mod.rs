@@ -28,8 +28,8 @@
 //! cut to a bound, and no parser panics or allocates from a length the peer chose (each has a
 //! proptest). Strings are kept raw (lossy UTF-8) in facts: the renderers escape them.
 
-// Library code for issue 20: it is wired into the session stage, the diagnosis and the
-// renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
+// Wired into the session stage for the TCP services (`Application::Service`); parts are not
+// used yet (MongoDB's members and Kafka's brokers as targets of their own, the UDP payloads).
 #![allow(dead_code)]
 
 pub mod amqp;
