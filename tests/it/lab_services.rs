@@ -319,3 +319,71 @@ fn postgres_with_tls_is_spoken_to_inside_the_tls_session() {
     );
     assert_eq!(v["verdict"], "tls_error", "{v}");
 }
+
+#[test]
+fn a_postgres_standby_that_serves_no_one_is_named() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    let pg = services::postgres_standby(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all all 198.18.1.0/24 scram-sha-256\n",
+    );
+    let v = check(&lab, &[&format!("postgres://{SERVER_V4}/")]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", pg.log_tail());
+    assert_eq!(ids(&v), ["service_starting"], "{v}");
+    assert_eq!(
+        v["probes"][0]["session"]["protocol"]["error"]["code"],
+        "57P03"
+    );
+    let m = finding(&v, "service_starting")["message"].as_str().unwrap();
+    assert!(m.contains("in recovery"), "{m}");
+}
+
+/// A PostgreSQL session as `postgres` (a `trust` line), held open until dropped.
+fn pg_session(lab: &Lab) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = lab.connect(&lab.client, &format!("{SERVER_V4}:5432"));
+    let body = b"\0\x03\0\0user\0postgres\0\0";
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(body);
+    s.write_all(&msg).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Until ReadyForQuery (`Z`, length 5, status `I`).
+    while !got.windows(6).any(|w| w == b"Z\0\0\0\x05I") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+#[test]
+fn postgres_with_every_connection_slot_taken_says_so() {
+    require_lab!();
+    if !services::available(module_path!(), PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    let pg = services::postgres_conf(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all postgres 198.18.1.0/24 trust\n\
+         host all all 198.18.1.0/24 scram-sha-256\n",
+        "max_connections = 2\nsuperuser_reserved_connections = 0\n",
+    );
+    let _held = [pg_session(&lab), pg_session(&lab)];
+    let v = check(&lab, &[&format!("postgres://{SERVER_V4}/")]);
+    assert_eq!(v["verdict"], "service_error", "{v}\n{}", pg.log_tail());
+    assert_eq!(ids(&v), ["too_many_clients"], "{v}");
+    assert_eq!(
+        v["probes"][0]["session"]["protocol"]["error"]["code"],
+        "53300"
+    );
+}

@@ -111,15 +111,28 @@ pub fn wait_listening(ns: &str, addr: &str, server: &mut Server, within: Duratio
 
 /// PostgreSQL 15 in namespace `ns`, listening on `ip`:5432, with `hba` as its pg_hba.conf.
 pub fn postgres(ns: &str, ip: &str, hba: &str) -> Server {
-    postgres_with(ns, ip, hba, false)
+    postgres_with(ns, ip, hba, false, "", false)
+}
+
+/// The same with `conf` added to postgresql.conf.
+pub fn postgres_conf(ns: &str, ip: &str, hba: &str, conf: &str) -> Server {
+    postgres_with(ns, ip, hba, false, conf, false)
+}
+
+/// A standby that stays in recovery (no primary to follow) and serves no one
+/// (`hot_standby = off`).
+pub fn postgres_standby(ns: &str, ip: &str, hba: &str) -> Server {
+    postgres_with(ns, ip, hba, false, "hot_standby = off\n", true)
 }
 
 /// The same with TLS on: a self-signed certificate for `db.lab` made with openssl.
 pub fn postgres_tls(ns: &str, ip: &str, hba: &str) -> Server {
-    postgres_with(ns, ip, hba, true)
+    postgres_with(ns, ip, hba, true, "", false)
 }
 
-fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool) -> Server {
+/// PostgreSQL with TLS on or off, `conf` added to postgresql.conf, started as a standby
+/// (`standby.signal`) when `standby`.
+fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool, conf: &str, standby: bool) -> Server {
     let dir = owned_dir("pg");
     let data = dir.path("data");
     let data_s = data.to_str().unwrap().to_string();
@@ -145,6 +158,7 @@ fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool) -> Server {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    let extra = conf;
     let conf = format!(
         "listen_addresses = '{ip}'\nport = 5432\nunix_socket_directories = '{}'\nssl = {}\n\
          fsync = off\nshared_buffers = 16MB\nmax_connections = 20\n",
@@ -181,11 +195,27 @@ fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool) -> Server {
     }
     let mut c = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
     c.push_str(&conf);
+    c.push_str(extra);
+    if standby {
+        std::fs::write(data.join("standby.signal"), "").unwrap();
+        std::os::unix::fs::chown(data.join("standby.signal"), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
     std::fs::write(data.join("postgresql.conf"), c).unwrap();
     let log = dir.path("log");
     let proc = start(ns, &format!("{PG_BIN}/postgres"), &["-D", &data_s], &log);
     let mut s = Server { proc, log, dir };
     wait_listening(ns, &format!("{ip}:5432"), &mut s, Duration::from_secs(20));
+    // It listens before its startup ends (a connection then gets 57P03, "the database system
+    // is starting up"): a primary is ready when its log says so.
+    let start = Instant::now();
+    while !standby && !s.log_tail().contains("ready to accept connections") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not ready:\n{}",
+            s.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     s
 }
 
