@@ -703,7 +703,14 @@ fn redis_meaning(x: &Reply) -> &'static str {
 
 /// The conversation broke off: nothing came back, a hang-up, or another protocol answered.
 pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
-    let (r, _, svc) = said_where(cx, |_, said| matches!(said, Said::Wire(_)))?;
+    // A connection this machine's program never took: `program_not_accepting` says why.
+    let (r, s) = cx.session_where(|_, s| {
+        s.not_accepted.is_none()
+            && s.service
+                .as_ref()
+                .is_some_and(|svc| matches!(reading(svc), Said::Wire(_)))
+    })?;
+    let svc = s.service.as_ref()?;
     let Said::Wire(w) = reading(svc) else {
         return None;
     };

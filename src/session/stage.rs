@@ -268,6 +268,19 @@ pub async fn after_connect_via(
         Application::Service(sr) => {
             s.service(stream, sr, &mut facts).await;
             facts.window = Duration::ZERO;
+            // On this machine, an opening that got nothing back: was the connection ever
+            // taken from the accept queue? (Still queued, the program does not take
+            // connections.)
+            let unanswered = facts.service.as_ref().is_some_and(|svc| {
+                protocols::failure(svc.last()) == Some(&protocols::WireFailure::NoReply)
+            });
+            if let (true, true, None, (Ok(client), Ok(server))) =
+                (s.here, unanswered, via, (&ends.0, &ends.1))
+            {
+                let program = req.program.as_ref();
+                facts.not_accepted =
+                    watch::still_queued(*server, *client, connected_at, program, deadline).await;
+            }
             // The protocol's own failures are the facts; no hang-up or greeting to settle.
             true
         }

@@ -387,3 +387,20 @@ fn postgres_with_every_connection_slot_taken_says_so() {
         "53300"
     );
 }
+
+#[test]
+fn a_local_postgres_port_whose_program_never_accepts_is_named_as_such() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:5432", 16);
+    let _holder = lab.hold(&lab.client, &l);
+    let r = crate::common::run_in(
+        Some(&lab.client),
+        &["--json", "--timeout", "2s", "127.0.0.1", "5432"],
+    );
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    // Not "PostgreSQL did not answer": the program never took the connection.
+    assert_eq!(ids(&v), ["program_not_accepting"], "{}", r.stdout);
+    assert_eq!(v["probes"][0]["session"]["protocol"]["failure"], "no_reply");
+}

@@ -307,6 +307,19 @@ pub fn ending(facts: &ProtocolFacts) -> Ending {
     }
 }
 
+/// Why a conversation broke off, whatever the protocol.
+pub fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
+    match facts {
+        ProtocolFacts::Postgres(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Redis(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::MySql(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::MongoDb(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Kafka(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Amqp(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Mail(f) => f.failure.as_ref().map(|f| &f.failure),
+    }
+}
+
 /// The user name canreach gives when the URL names none, and its application name.
 pub const CLIENT_USER: &str = "canreach";
 
