@@ -48,6 +48,9 @@ pub enum Said<'a> {
     Mail(&'a mail::Greeting),
     /// The conversation broke off: nothing, a hang-up, or bytes of another protocol.
     Wire(WireFailure),
+    /// The server agreed to TLS (PostgreSQL's `S`) and the handshake did not complete: the
+    /// TLS facts and findings say why.
+    TlsUnfinished,
 }
 
 impl Said<'_> {
@@ -115,6 +118,9 @@ pub fn reading(svc: &ServiceFacts) -> Said<'_> {
         ProtocolFacts::Postgres(f) => {
             if let (Some(SslAnswer::Refused), true) = (first_pg_ssl(svc), svc.tls_required) {
                 return Said::PgTlsRefused;
+            }
+            if svc.after_tls.is_none() && f.ended == crate::session::protocols::Ending::HandedOver {
+                return Said::TlsUnfinished;
             }
             match (&f.ssl, &f.answer, &f.failure) {
                 (Some(SslAnswer::Error(e)), _, _) => Said::PgError(e),
@@ -824,6 +830,7 @@ pub fn said_line(svc: &ServiceFacts) -> String {
         Said::Serves { auth: Some(m) } => format!("answers; asks for {}", auth_words(&m)),
         Said::Serves { auth: None } => "answers".to_string(),
         Said::PgTlsRefused => "does not speak TLS (answered N)".to_string(),
+        Said::TlsUnfinished => "agreed to TLS; the handshake did not complete".to_string(),
         Said::AmqpVersion(v) => format!("speaks only AMQP {}-{}-{}", v[1], v[2], v[3]),
         Said::Wire(w) => match w {
             WireFailure::NoReply => "no answer".to_string(),

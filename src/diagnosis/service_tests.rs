@@ -466,3 +466,22 @@ fn a_conversation_that_breaks_off_is_a_service_error() {
         "{m}"
     );
 }
+
+#[test]
+fn a_tls_handshake_that_failed_after_s_leaves_the_words_to_the_tls_findings() {
+    let f = ProtocolFacts::Postgres(PgFacts {
+        ssl: Some(SslAnswer::Supported),
+        answer: None,
+        notices: vec![],
+        failure: None,
+        ended: Ending::HandedOver,
+        elapsed: Duration::from_millis(1),
+    });
+    let r = report("198.18.2.2:5432", Protocol::Postgres, f);
+    // No service finding claims the server closed: the TLS stage's facts explain it.
+    assert!(
+        !ids(&r).iter().any(|i| i.starts_with("service_")),
+        "{:?}",
+        ids(&r)
+    );
+}
