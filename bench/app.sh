@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # After the connect, whole-process cost, each case in one hyperfine run with its peers:
-#  1. an open loopback port whose server accepts and waits (no protocol spoken): canreach's
-#     first moments against `nc -z`;
+#  1. an open loopback port whose server accepts and waits (no protocol spoken): canreach,
+#     which watches the connection right after the connect, against `nc -z`;
 #  2. an https check of a local TLS server (`openssl s_server -www`, a certificate made here):
 #     canreach against `curl -so /dev/null` and `openssl s_client`.
 # Loopback only. Needs: hyperfine, netcat-openbsd, openssl, curl, python3.
@@ -24,7 +24,7 @@ while True:
 bench_pids+=($!)
 sleep 0.3
 hyperfine -N --warmup 20 --runs "$runs" -i --style none --export-json "$out/app-open.json" \
-  -n "canreach (open, first moments)" "$bin 127.0.0.1 27211" \
+  -n "canreach (open, watched after the connect)" "$bin 127.0.0.1 27211" \
   -n "nc -z (open)" "nc -z 127.0.0.1 27211"
 
 # 2. A TLS server with a certificate for 127.0.0.1 from a CA made here, trusted through

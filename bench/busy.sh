@@ -13,7 +13,7 @@ ns=crbusy$$
 ip netns add $ns; bench_netns+=($ns); ip -n $ns link set lo up
 dir=$(mktemp -d); trap 'bench_cleanup; rm -rf "$dir"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" \
-  -days 2 -subj "/CN=localhost" 2>/dev/null
+  -days 2 -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
 cat > "$dir/server.py" <<'PY'
 import asyncio, ssl, sys
 tls = sys.argv[2] == "tls"

@@ -118,7 +118,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto, value_name = "PROTO")]
     pub protocol: ProtocolChoice,
 
-    /// Stop after the TCP handshake and its first moments (same as --protocol tcp)
+    /// Stop after the TCP handshake and what the server sends or does right after it (same
+    /// as --protocol tcp)
     #[arg(long, conflicts_with = "protocol")]
     pub tcp: bool,
 

@@ -58,7 +58,7 @@ pub fn line(s: &str) -> String {
 /// [`escape`] for an owned string: no copy when there is nothing to escape. Escaping twice
 /// changes nothing (the output holds no character [`needs_escape`] catches, and a backslash is
 /// kept), so text may be escaped where it is made and again where it is printed.
-pub fn escape_owned(s: String) -> String {
+pub(crate) fn escape_owned(s: String) -> String {
     match escape(&s) {
         Cow::Borrowed(_) => s,
         Cow::Owned(e) => e,
@@ -71,7 +71,7 @@ pub fn escape_owned(s: String) -> String {
 /// no such character. serde_json escapes every C0 control inside strings itself, so the C0
 /// characters left (newlines, indentation) are the document's own whitespace and are kept;
 /// every other such character is inside a string, where `\uXXXX` is valid.
-pub fn json_text(s: &str) -> Cow<'_, str> {
+pub(crate) fn json_text(s: &str) -> Cow<'_, str> {
     let raw = |c: char| c >= '\u{7f}' && needs_escape(c);
     let Some(first) = s.find(raw) else {
         return Cow::Borrowed(s);
@@ -102,7 +102,7 @@ fn push_escaped(out: &mut String, c: char) {
 
 /// Raw bytes (a file line, `/proc/PID/cmdline`) for display: valid UTF-8 runs are
 /// [`escape`]d, each byte that is not UTF-8 is written `\xNN`.
-pub fn escape_bytes(b: &[u8]) -> String {
+pub(crate) fn escape_bytes(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -123,7 +123,7 @@ pub fn escape_bytes(b: &[u8]) -> String {
 ///
 /// Apply [`escape`] to the result when printing it; control characters inside the quotes then
 /// show as `\x1b` (a pasted command then names nothing, rather than something else).
-pub fn shell_word(s: &str) -> Cow<'_, str> {
+pub(crate) fn shell_word(s: &str) -> Cow<'_, str> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
     if !s.is_empty() && !s.starts_with('-') && s.chars().all(plain) {
         return Cow::Borrowed(s);
@@ -143,7 +143,7 @@ pub fn shell_word(s: &str) -> Cow<'_, str> {
 ///
 /// An ASCII name is returned as is (case kept), escaped if it carries control characters; a
 /// name that is not a valid IDN is returned escaped.
-pub fn display_name(name: &str) -> String {
+pub(crate) fn display_name(name: &str) -> String {
     if name.is_ascii() && !name.to_ascii_lowercase().contains("xn--") {
         return escape(name).into_owned();
     }

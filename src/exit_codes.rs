@@ -243,7 +243,7 @@ impl PluginState {
 /// clients (`partial`) or whose check was cut short (`inconclusive`) ranks below one known to
 /// fail; among failures, the further from the service the cause, the more severe (a reset
 /// from the host, a reject, silence, no route, no address at all).
-pub const SEVERITY: [Verdict; 11] = [
+pub(crate) const SEVERITY: [Verdict; 11] = [
     Verdict::Open,
     Verdict::Partial,
     Verdict::Inconclusive,
@@ -258,7 +258,7 @@ pub const SEVERITY: [Verdict; 11] = [
 ];
 
 /// The most severe of `verdicts` ([`SEVERITY`]); `open` for none.
-pub fn most_severe(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+pub(crate) fn most_severe(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
     let rank = |v: &Verdict| SEVERITY.iter().position(|s| s == v).unwrap_or(0);
     verdicts
         .into_iter()

@@ -40,6 +40,9 @@ pub struct Facts<A = AddressFacts> {
     pub via: Option<ProxyRoute>,
     /// `--expect-status`: the HTTP statuses that count as working (`None`: 2xx and 3xx).
     pub expect_status: Option<crate::session::status::StatusSet>,
+    /// The HTTP redirect this check got is followed by what asked for the check (`canreach
+    /// serve`'s http module, whose next hop is checked next); the CLI never follows one.
+    pub redirect_followed: bool,
     /// canreach ran as root: advice for this machine needs no `sudo`.
     pub privileged: bool,
     /// The deadline the check ran under.
@@ -197,6 +200,7 @@ impl Facts {
             proxy: None,
             via: None,
             expect_status: None,
+            redirect_followed: false,
             privileged: false,
             timeout,
             elapsed: Duration::ZERO,
@@ -225,6 +229,7 @@ impl<A> Facts<A> {
             proxy,
             via,
             expect_status,
+            redirect_followed,
             privileged,
             timeout,
             elapsed,
@@ -240,6 +245,7 @@ impl<A> Facts<A> {
             proxy,
             via,
             expect_status,
+            redirect_followed,
             privileged,
             timeout,
             elapsed,
@@ -266,13 +272,13 @@ pub fn ms(d: Duration) -> f64 {
 
 /// A unix time as a UTC date and time to the minute (`2026-11-26 06:04 UTC`), without a date
 /// crate: Howard Hinnant's civil-from-days.
-pub fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     let (date, secs) = civil(t);
     format!("{date} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
 /// The same to the second (`2026-11-26 06:04:05 UTC`).
-pub fn utc_seconds(t: i64) -> String {
+pub(crate) fn utc_seconds(t: i64) -> String {
     let (date, secs) = civil(t);
     format!(
         "{date} {:02}:{:02}:{:02} UTC",

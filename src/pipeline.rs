@@ -415,8 +415,14 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
         // the name does not give (::1 when /etc/hosts maps localhost to 127.0.0.1 only) is no
         // client's, and probing it made a `partial` of an open port. Listeners on other
         // addresses are in the inspection's report.
-        let inspection =
-            inspect_here.then(|| self.inspector.inspect(self.port, mine.clone()).shared());
+        // Its owner search may go on past its budget while this check waits for its probes
+        // and sessions anyway; `sessions` hurries it once they are done.
+        let inspection = inspect_here.then(|| {
+            let (read, patience) =
+                self.inspector
+                    .inspect_patient(self.port, mine.clone(), self.deadline.into_std());
+            (read.shared(), patience)
+        });
         let plan = connect::Plan {
             port: self.port,
             probe_deadline: self.probe_deadline,
@@ -445,8 +451,9 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
     async fn sessions(
         &self,
         mut addresses: Vec<AddressFacts>,
-        inspection: Option<Inspection>,
+        inspection: Option<(Inspection, local::Patience)>,
     ) -> (Vec<AddressFacts>, Option<LocalFacts>) {
+        let (inspection, patience) = inspection.unzip();
         // The processes behind the port's listener, for the watch after the connect to end
         // once the program is waiting for the client (from the inspection, as soon as it has
         // them).
@@ -472,17 +479,26 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             own_connects: open,
         });
         let (sessions, local) = tokio::join!(
-            follow_sessions(
-                self.connector,
-                &addresses,
-                self.session_target,
-                self.app,
-                self.via,
-                program,
-                self.opts.trust,
-                self.opts.ask.as_ref(),
-                self.deadline
-            ),
+            async {
+                let s = follow_sessions(
+                    self.connector,
+                    &addresses,
+                    self.session_target,
+                    self.app,
+                    self.via,
+                    program,
+                    self.opts.trust,
+                    self.opts.ask.as_ref(),
+                    self.deadline,
+                )
+                .await;
+                // Nothing else to wait for: from now on the owner search would delay the
+                // answer, and keeps to its budget.
+                if let Some(p) = &patience {
+                    p.hurry();
+                }
+                s
+            },
             async {
                 match inspection {
                     Some(task) => tokio::time::timeout_at(self.deadline, task)
@@ -642,7 +658,7 @@ async fn follow_sessions<C: Connector>(
                 address,
                 window: Duration::ZERO,
                 accepted: None,
-                at_rest: None,
+                waiting_for_client: None,
                 not_accepted: None,
                 first: First::Reset,
                 via: None,

@@ -119,7 +119,7 @@ static OWN_CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// TCP connects this process has begun through [`KernelConnector`], as a watch subtracts them
 /// from the machine's count (see `OWN_CONNECTS`).
-pub fn own_connects() -> u64 {
+pub(crate) fn own_connects() -> u64 {
     OWN_CONNECTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
@@ -280,7 +280,7 @@ fn connected(socket: &Socket, local: Option<SocketAddr>) -> ConnectResult {
 
 /// Are this side's address and the peer's one and the same? (A v6 socket's v4-mapped form and
 /// the plain v4 form are one address.)
-pub fn is_self_connect(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> bool {
+pub(crate) fn is_self_connect(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> bool {
     let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
     matches!((local, peer), (Some(l), Some(p)) if canonical(l) == canonical(p))
 }
@@ -306,7 +306,7 @@ const SOCK_EXTENDED_ERR_LEN: usize = 16;
 
 /// Parse one `IP_RECVERR` / `IPV6_RECVERR` control message: a `sock_extended_err` followed by
 /// the offender's `sockaddr`. Pure, so it is tested on captured bytes.
-pub fn parse_recverr(level: i32, kind: i32, bytes: &[u8]) -> Option<Icmp> {
+pub(crate) fn parse_recverr(level: i32, kind: i32, bytes: &[u8]) -> Option<Icmp> {
     let ours = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
         || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
     if !ours || bytes.len() < SOCK_EXTENDED_ERR_LEN {

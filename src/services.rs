@@ -32,7 +32,7 @@ impl fmt::Display for Port {
 }
 
 /// Where the system's service table lives.
-pub const SERVICES_PATH: &str = "/etc/services";
+pub(crate) const SERVICES_PATH: &str = "/etc/services";
 
 /// Schemes and service names every user expects to work, whatever /etc/services says.
 const BUILTIN: &[(&str, u16)] = &[
@@ -90,7 +90,7 @@ pub struct Services {
 }
 
 /// How many port lookups scan the text before the index is built.
-pub const SCANS_BEFORE_INDEX: u32 = 16;
+pub(crate) const SCANS_BEFORE_INDEX: u32 = 16;
 
 impl Clone for Services {
     fn clone(&self) -> Services {

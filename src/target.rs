@@ -146,11 +146,11 @@ pub enum TargetError {
 }
 
 /// Longest echo of typed text kept for the report or an error message, in characters.
-pub const MAX_ECHO: usize = 200;
+pub(crate) const MAX_ECHO: usize = 200;
 
 /// Typed text as it may be shown: secrets masked, control characters escaped, cut to
 /// [`MAX_ECHO`] characters (`…` when cut). Every `TargetError` holding typed text holds this.
-pub fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let masked = mask_secrets(s);
     let escaped = escape(&masked);
     match escaped.char_indices().nth(MAX_ECHO) {
@@ -161,7 +161,7 @@ pub fn shown(s: &str) -> String {
 
 // The masking of secrets lives in `crate::secrets`; this name stays for the callers that
 // knew it here.
-pub use crate::secrets::mask as mask_secrets;
+pub(crate) use crate::secrets::mask as mask_secrets;
 
 /// Longest DNS name (RFC 1035, without the trailing dot).
 const MAX_NAME: usize = 253;
@@ -240,7 +240,7 @@ pub fn parse(target: &str, port: Option<&str>, services: &Services) -> Result<Ta
 }
 
 /// A port number or service name.
-pub fn parse_port(s: &str, services: &Services) -> Result<(Port, PortSource), TargetError> {
+pub(crate) fn parse_port(s: &str, services: &Services) -> Result<(Port, PortSource), TargetError> {
     if s.is_empty() {
         return Err(TargetError::UnknownService(shown(s)));
     }
@@ -323,7 +323,7 @@ fn parse_v6_with_zone(s: &str) -> Result<Host, Option<TargetError>> {
 }
 
 /// A host name or an IP literal, validated so that garbage never reaches the resolver.
-pub fn parse_host(s: &str) -> Result<Host, TargetError> {
+pub(crate) fn parse_host(s: &str) -> Result<Host, TargetError> {
     if s.is_empty() {
         return Err(TargetError::EmptyHost);
     }

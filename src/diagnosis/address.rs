@@ -468,7 +468,40 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
     let Evidence::LocalError(e) = a.evidence else {
         return None;
     };
-    Some(
+    let first_is_it = cx.verdict == Verdict::Inconclusive
+        && cx
+            .first()
+            .is_some_and(|f| matches!(f.evidence, Evidence::LocalError(_)));
+    let finding = if e == libc::EADDRNOTAVAIL {
+        // The kernel found no free source port: every port of the range is held by another
+        // connection (or kept out of it). Nothing was sent; the target was not asked.
+        Finding::new(
+            FindingId::LocalError,
+            format!(
+                "This machine could not start a connection to {}: it has no free local port \
+                 to connect from (EADDRNOTAVAIL). Every port of its range of source ports is \
+                 in use by other connections. Nothing was sent: this says nothing about the \
+                 target.",
+                list(&same)
+            ),
+        )
+        .explains(first_is_it.then_some("this machine had no free local port for the check"))
+        .steps([
+            Step::run(
+                StepKind::CheckLocalSettings,
+                "See the range of source ports this machine hands out",
+                Command::SysctlPortRange,
+                Machine::This,
+            ),
+            Step::run(
+                StepKind::CheckLocalSettings,
+                "Count the connections holding them; close the ones not needed or widen the \
+                 range",
+                Command::SsSummary,
+                Machine::This,
+            ),
+        ])
+    } else {
         Finding::new(
             FindingId::LocalError,
             format!(
@@ -478,20 +511,14 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
                 errno_name(e)
             ),
         )
-        .about(a.address)
-        .explains(
-            (cx.verdict == Verdict::Inconclusive
-                && cx
-                    .first()
-                    .is_some_and(|f| matches!(f.evidence, Evidence::LocalError(_))))
-            .then_some("this machine could not open a socket for the check"),
-        )
+        .explains(first_is_it.then_some("this machine could not open a socket for the check"))
         .steps([Step::say(
             StepKind::CheckLocalSettings,
             "This is a problem on this machine, not the network: check its IPv4/IPv6 settings \
              and open-file limits.",
-        )]),
-    )
+        )])
+    };
+    Some(finding.about(a.address))
 }
 
 /// Nothing answered: something drops the packets.

@@ -16,8 +16,6 @@ pub enum Machine {
     Server(String),
     /// A device on the way (a router or firewall), by address.
     Device(IpAddr),
-    /// A name server, by address.
-    NameServer(IpAddr),
 }
 
 impl fmt::Display for Machine {
@@ -26,7 +24,6 @@ impl fmt::Display for Machine {
             Machine::This => write!(f, "this machine"),
             Machine::Server(host) => write!(f, "the server ({host})"),
             Machine::Device(ip) => write!(f, "{ip}"),
-            Machine::NameServer(ip) => write!(f, "the name server {ip}"),
         }
     }
 }

@@ -56,9 +56,11 @@ the machine",
             evidence: "a silent address of this machine whose listener's accept queue was full \
 when looked at (10 ms into the silence, or when the probe ended: a `sock_diag` \
 lookup of the listener, Recv-Q > Send-Q), or whose silence saw SYNs dropped at \
-full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between the two \
-looks); else the socket table showing the listener's queue full (`idiag_rqueue` > \
-`idiag_wqueue`). Needs no socket table (under load the inspection may not finish): \
+full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between those two \
+reads); else the socket table showing the listener's queue full (`idiag_rqueue` > \
+`idiag_wqueue`). The probe waits through the kernel's SYN retransmissions (1 s apart, \
+within the deadline) while the queue is still seen full or SYNs are still dropped, so a \
+busy program that takes the connection late is `open`. Needs no socket table (under load the inspection may not finish): \
 the program is then \"the program listening on A\"",
             says: "\"P (pid N, user U) listens on A, but it is not accepting connections: its \
 accept queue is full (101 waiting, room for 100), so the kernel drops new \
@@ -396,7 +398,8 @@ verification",
             evidence: "HTTP 3xx",
             says: "\"it redirects to https://host/next?token=*** (canreach does not follow \
 redirects)\": the `Location`, made absolute against the target's URL, userinfo and \
-token-like parameters masked",
+token-like parameters masked; when the exporter's http module follows it: \"The probe follows \
+it: what the next address answered is checked next.\"",
             advice: "—",
             rule: http::http_redirect,
         },
@@ -435,8 +438,9 @@ or the name does not resolve here; never the verdict",
         },
         FirstSynDropped = "first_syn_dropped", Warning {
             evidence: "an address of this machine with a listener, silent 10 ms: the probe waited \
-for the kernel's retransmitted SYN (`connect::this_machine::LOCAL_RETRANSMIT_WAIT`, 1.1 s) and \
-that one was accepted (connected after ≥ 1 s); outcome `open`",
+for the kernel's retransmitted SYN (`connect::this_machine::LOCAL_RETRANSMIT_WAIT`, 1.1 s; \
+and the next ones, 1 s apart, while the queue stays full or SYNs are still dropped) and one \
+was accepted (connected after ≥ 1 s); outcome `open`",
             says: "\"The first connection attempt to A got no answer; the kernel's retry was \
 accepted, 1.01 s after the first. On this machine the kernel drops a connection \
 attempt to a listener without a word when the listener's accept queue is full: P \
@@ -521,9 +525,13 @@ the device's owners",
             rule: address::no_route,
         },
         LocalError = "local_error", Error {
-            evidence: "another errno at once",
-            says: "this machine could not start the connection",
-            advice: "check IPv4/IPv6 settings and file limits",
+            evidence: "another errno at once; EADDRNOTAVAIL (no free local port) and \
+EMFILE/ENFILE/ENOBUFS/ENOMEM make the verdict `inconclusive`",
+            says: "this machine could not start the connection; for EADDRNOTAVAIL: \"it has no \
+free local port to connect from … Every port of its range of source ports is in use by \
+other connections. Nothing was sent\"",
+            advice: "check IPv4/IPv6 settings and file limits; for EADDRNOTAVAIL `sysctl \
+net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports` and `ss -s`",
             rule: address::local_error,
         },
         HostUpPortDropped = "host_up_port_dropped", Error {
@@ -652,7 +660,7 @@ user, named … by the system)\"; every named owner is shown with its executable
         OwnerHidden = "owner_hidden", Info {
             evidence: "not root, and a listener's process could not be seen; or, as root, the \
 owner search ran out of its time budget (many processes)",
-            says: "\"a process of user U listens on …, but which program cannot be seen without \
+            says: "\"A process of user U listens on …, but which program cannot be seen without \
 root\"",
             advice: "`sudo canreach …`",
             rule: local::owner_hidden,

@@ -143,6 +143,8 @@ pub enum Command {
     },
     /// The range of source ports this machine hands out, and the ports kept out of it.
     SysctlPortRange,
+    /// How many sockets of each kind and state this machine holds (no root needed).
+    SsSummary,
 }
 
 /// What a `dig` asks.
@@ -304,6 +306,7 @@ impl Command {
             SysctlPortRange => {
                 "sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports".into()
             }
+            SsSummary => "ss -s".into(),
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")

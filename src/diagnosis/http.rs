@@ -370,12 +370,17 @@ pub fn http_redirect(cx: &Ctx) -> Option<Finding> {
         Some(l) => format!("to {}", bounded(&redirect_target(cx, l), 200)),
         None => "but names no Location to go to".to_string(),
     };
+    let next = if cx.facts.redirect_followed {
+        "The probe follows it: what the next address answered is checked next."
+    } else {
+        "canreach does not follow redirects: a client that does goes there next, which this \
+         check did not test."
+    };
     Some(
         Finding::new(
             FindingId::HttpRedirect,
             format!(
-                "{} answered {} for {}: it redirects {to}. canreach does not follow redirects: \
-                 a client that does goes there next, which this check did not test.",
+                "{} answered {} for {}: it redirects {to}. {next}",
                 peer(cx, r, s),
                 http_words(resp),
                 target_path(cx)

@@ -664,7 +664,7 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
                         "{} listens on port {port} only on loopback ({list}), so connections to \
                          {dialled} — this machine's other address — are refused. Only programs \
                          on this machine can reach it.",
-                        owner(first)
+                        owner_first(first)
                     ),
                 ),
                 Miss::OtherFamily => {
@@ -679,7 +679,7 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
                             "{} listens on port {port} on {fam} only ({list}), but {dialled} was \
                              dialled. Clients that get {dialled} first (as `localhost` often \
                              gives ::1) fail.",
-                            owner(first)
+                            owner_first(first)
                         ),
                     )
                 }
@@ -688,7 +688,7 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
                     format!(
                         "{} listens on port {port} only on {list}, not on {dialled}: it is bound \
                          to another interface's address.",
-                        owner(first)
+                        owner_first(first)
                     ),
                 ),
             };
@@ -790,7 +790,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
             format!(
                 "{} listens on {on}; which program it is was not found within the owner \
                  search's time budget (this machine runs many processes).",
-                owner(hidden[0])
+                owner_first(hidden[0])
             ),
             Step::run(
                 StepKind::CheckListening,
@@ -803,7 +803,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
         (
             format!(
                 "{} listens on {on}, but which program it is cannot be seen without root.",
-                owner(hidden[0])
+                owner_first(hidden[0])
             ),
             Step::run(
                 StepKind::RerunAsRoot,
@@ -1169,6 +1169,32 @@ mod tests {
         }
         // The executable could not be read: nothing to compare, nothing said.
         assert!(mismatches(owned_by("evil", "postgres", None)).is_empty());
+    }
+
+    #[test]
+    fn a_sentence_about_an_unnamed_owner_starts_with_a_capital() {
+        // Listeners whose process is not known: on the other family, and on the address
+        // dialled (with the owner search cut short, then as not root).
+        for (addr, incomplete, privileged) in [
+            ("::1", false, true),
+            ("127.0.0.1", true, true),
+            ("127.0.0.1", false, false),
+        ] {
+            let mut local = local_with(vec![listener(addr, None)]);
+            local.owner_search_incomplete = incomplete;
+            local.privileged = privileged;
+            let d = crate::diagnosis::diagnose(facts_for(local, None));
+            let about: Vec<&str> = d
+                .findings
+                .iter()
+                .map(|f| f.message.as_str())
+                .filter(|m| m.contains("process of user"))
+                .collect();
+            assert!(!about.is_empty(), "{addr}: {:?}", d.findings);
+            for m in about {
+                assert!(m.starts_with("A process of user postgres"), "{m}");
+            }
+        }
     }
 
     #[test]

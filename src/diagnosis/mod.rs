@@ -49,16 +49,14 @@ use crate::dns::DnsErrorKind;
 use crate::facts::Facts;
 use judge::ProxyRefusal;
 
-pub use advice::{Machine, Step, StepKind};
-pub use commands::Command;
+pub use advice::{Machine, StepKind};
 use context::Ctx;
 pub use dns::port53_tcp;
-pub use finding::{Docs, Finding, FindingId, Headline, Severity};
+pub use finding::{Finding, FindingId, Severity};
 use judge::{dns_failure_of, judge};
 pub use outcome::{AddressResult, Evidence, Outcome, Sender, Verdict, classify};
 pub use plan::PlannedStep;
 pub use report::{AddressReport, Report};
-pub use views::{Hop, HopKind, Liveness, LivenessProbe, Path, Responder};
 pub use words::{errno_name, errno_text, fmt_duration, fmt_given};
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.

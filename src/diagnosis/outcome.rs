@@ -274,6 +274,9 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
             libc::ETIMEDOUT => (Outcome::Filtered, Evidence::Silence),
             // No socket to probe with says nothing about the target.
             e if out_of_resources(e) => (Outcome::Inconclusive, Evidence::LocalError(e)),
+            // No free local port to connect from (the source port range all in use): as
+            // little about the target as no descriptor.
+            libc::EADDRNOTAVAIL => (Outcome::Inconclusive, Evidence::LocalError(errno)),
             _ => (Outcome::Unreachable, Evidence::LocalError(errno)),
         },
         (ConnectResult::TimedOut, None) => (Outcome::Filtered, Evidence::Silence),

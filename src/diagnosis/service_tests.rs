@@ -46,7 +46,7 @@ fn report_with(target: &str, svc: ServiceFacts) -> Report {
         address,
         window: Duration::ZERO,
         accepted: None,
-        at_rest: None,
+        waiting_for_client: None,
         not_accepted: None,
         first: First::Unwatched,
         via: None,

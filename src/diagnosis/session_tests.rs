@@ -44,7 +44,7 @@ fn session(via: Option<ViaProxy>, http: Option<HttpFacts>) -> SessionFacts {
         address: "198.18.0.8:3128".parse().unwrap(),
         window: Duration::from_millis(8),
         accepted: None,
-        at_rest: None,
+        waiting_for_client: None,
         not_accepted: None,
         first: First::Silent,
         via,

@@ -22,7 +22,7 @@ fn silent_liveness<'a>(cx: &'a Ctx) -> Option<&'a Liveness> {
         .flatten()
 }
 
-/// The host answers on other ports; this one is quiet.
+/// The host answers on other ports; this one gets no answer.
 pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
     let l = silent_liveness(cx).filter(|l| l.alive == Some(true))?;
     let p = l.probes.iter().find(|p| p.answered_by_target)?;

@@ -447,6 +447,32 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
     );
 }
 
+/// No free local port (every source port in use: EADDRNOTAVAIL at `connect()`) is this
+/// machine's lack, like no descriptor: no verdict about the target, and words that say which
+/// lack and how to see it.
+#[test]
+fn no_free_local_port_is_no_verdict_about_the_target() {
+    let d = diagnose(facts(
+        target("198.18.0.2", 443),
+        vec![probe("198.18.0.2:443", failed(libc::EADDRNOTAVAIL), None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["local_error"]);
+    let m = &d.findings[0].message;
+    assert!(
+        m.contains("no free local port") && m.contains("EADDRNOTAVAIL"),
+        "{m}"
+    );
+    assert!(d.summary.contains("no free local port"), "{}", d.summary);
+    let commands: Vec<&String> = d.steps.iter().filter_map(|s| s.command.as_ref()).collect();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("sysctl net.ipv4.ip_local_port_range")),
+        "{commands:?}"
+    );
+}
+
 /// A silent first address on a live host: the liveness facts the pipeline gathers.
 fn live_host_silence(retransmit_wait: Option<Duration>) -> crate::facts::Silence {
     let reset = probe("198.18.2.2:22", failed(libc::ECONNREFUSED), None);
@@ -624,7 +650,7 @@ fn not_taken_facts(n: crate::session::watch::NotAccepted) -> Facts {
         address: "127.0.0.1:22300".parse().unwrap(),
         window: Duration::from_millis(500),
         accepted: None,
-        at_rest: None,
+        waiting_for_client: None,
         not_accepted: Some(n),
         first: First::Silent,
         via: None,

@@ -18,23 +18,23 @@ use std::time::Duration;
 use hickory_resolver::proto::rr::Name;
 use thiserror::Error;
 
-pub const HOSTS_PATH: &str = "/etc/hosts";
-pub const RESOLV_PATH: &str = "/etc/resolv.conf";
+pub(crate) const HOSTS_PATH: &str = "/etc/hosts";
+pub(crate) const RESOLV_PATH: &str = "/etc/resolv.conf";
 
 /// Largest resolver file read. Real ones are a few KiB; a hosts file of ad-blocking lists can
 /// reach a few hundred.
-pub const MAX_FILE: u64 = 1 << 20;
+pub(crate) const MAX_FILE: u64 = 1 << 20;
 
 /// Most /etc/hosts lines naming the target kept: more say nothing new, and a hostile file
 /// (1 MiB of the same name) must not make a report of tens of thousands of lines.
-pub const MAX_HOSTS_LINES: usize = 64;
+pub(crate) const MAX_HOSTS_LINES: usize = 64;
 
 /// glibc's limits on what it takes from resolv.conf (`resolv.h`): only the first `MAXNS`
 /// name servers are asked, `ndots`, `timeout` and `attempts` are capped. The facts keep what
 /// the system actually uses, and a hostile file cannot make the DNS view ask ten thousand
 /// servers. Search domains have no limit in glibc ≥ 2.26; each one is a query per server, so
 /// they are bounded too.
-pub const MAXNS: usize = 3;
+pub(crate) const MAXNS: usize = 3;
 /// `nameserver` lines kept at the most (the first [`MAXNS`] count; the others are reported as
 /// ignored).
 const MAX_LISTED: usize = 16;
@@ -67,7 +67,7 @@ pub enum FileError {
 /// Opened with `O_NONBLOCK` so that opening a FIFO (which otherwise waits for a writer) returns
 /// at once; then `fstat` on the open descriptor (no race with a swap of the path) must say
 /// regular file. Symbolic links are followed: /etc/resolv.conf is usually one.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let name = || path.display().to_string();
     let file = File::options()
         .read(true)
@@ -111,7 +111,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
 /// before handing a path to a library that opens it with a plain, blocking `open` (glibc's
 /// user database reads /etc/nsswitch.conf and /etc/passwd): a FIFO there would hold the
 /// thread for ever.
-pub fn regular_or_absent(path: &Path) -> bool {
+pub(crate) fn regular_or_absent(path: &Path) -> bool {
     match File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -135,7 +135,7 @@ pub struct HostsLine {
 
 /// Read /etc/hosts and find `name` in it (missing, unreadable, not a file or too large: no
 /// lines).
-pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
+pub(crate) fn hosts_lines(name: &str) -> Vec<HostsLine> {
     read_bounded(Path::new(HOSTS_PATH), MAX_FILE)
         .map(|b| parse_hosts_bytes(&b, name))
         .unwrap_or_default()
@@ -145,7 +145,7 @@ pub fn hosts_lines(name: &str) -> Vec<HostsLine> {
 /// UTF-8 is decoded lossily (U+FFFD), so it neither hides the other lines nor shifts their
 /// numbers. (Such a line never names a valid host, but its neighbours may.) At most
 /// [`MAX_HOSTS_LINES`].
-pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
+pub(crate) fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     bytes
         .split(|b| *b == b'\n')
@@ -158,7 +158,7 @@ pub fn parse_hosts_bytes(bytes: &[u8], name: &str) -> Vec<HostsLine> {
 /// The lines of a hosts(5) text that give an address for `name` (case-insensitive, trailing
 /// dot ignored), in file order — the order glibc uses. At most [`MAX_HOSTS_LINES`].
 #[cfg(test)]
-pub fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
+pub(crate) fn parse_hosts(text: &str, name: &str) -> Vec<HostsLine> {
     let want = name.trim_end_matches('.').to_ascii_lowercase();
     text.lines()
         .enumerate()
@@ -194,7 +194,7 @@ pub struct ResolvConf {
 
 /// Read and parse /etc/resolv.conf. `None` when it cannot be read (see [`read_bounded`]) or
 /// has no `nameserver`.
-pub fn read_resolv_conf() -> Option<ResolvConf> {
+pub(crate) fn read_resolv_conf() -> Option<ResolvConf> {
     parse_resolv_conf(&read_bounded(Path::new(RESOLV_PATH), MAX_FILE).ok()?)
 }
 
@@ -203,7 +203,7 @@ pub fn read_resolv_conf() -> Option<ResolvConf> {
 /// Cleaned line by line first, as glibc reads it — a bad line is skipped, never the file:
 /// lines that are not UTF-8 are dropped, and from `search`/`domain` lines the names hickory
 /// cannot parse (hickory fails the whole file on one, losing every `nameserver`).
-pub fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
+pub(crate) fn parse_resolv_conf(text: &[u8]) -> Option<ResolvConf> {
     let (config, opts) =
         hickory_resolver::system_conf::parse_resolv_conf(clean_resolv_conf(text)).ok()?;
     let mut nameservers: Vec<IpAddr> = Vec::new();

@@ -180,7 +180,7 @@ impl Resolver for SystemResolver {
 
 /// glibc's `MAXNS` (3): only the first `nameserver` lines of resolv.conf are used; the rest are
 /// silently ignored by every glibc program. One constant, [`files`]'s.
-pub use files::MAXNS;
+pub(crate) use files::MAXNS;
 
 /// The DNS view of `name`: the first [`MAXNS`] of `servers` (resolv.conf's, in its order, at
 /// port 53 — tests give others) asked at once, each within its own budget
@@ -225,7 +225,7 @@ fn lookup_from(result: Result<Vec<IpAddr>, LookupError>, start: Instant) -> Look
 /// always loopback), but glibc looks the final-dot form up in /etc/hosts literally, misses, and
 /// asks DNS: the final dot of a localhost name is dropped so the system view is the loopback
 /// answer applications get for `localhost`.
-pub fn system_name(name: &str) -> &str {
+pub(crate) fn system_name(name: &str) -> &str {
     if is_localhost(name) {
         name.trim_end_matches('.')
     } else {
@@ -235,13 +235,13 @@ pub fn system_name(name: &str) -> &str {
 
 /// RFC 6761: `localhost` and names below it (with or without the final dot) are answered
 /// locally, never by DNS.
-pub fn is_localhost(name: &str) -> bool {
+pub(crate) fn is_localhost(name: &str) -> bool {
     let n = name.trim_end_matches('.').to_ascii_lowercase();
     n == "localhost" || n.ends_with(".localhost")
 }
 
 /// Map hickory's error to the contract's kinds (table in `docs/ground-truth/linux-probing.md`).
-pub fn classify(e: &NetError) -> DnsErrorKind {
+pub(crate) fn classify(e: &NetError) -> DnsErrorKind {
     match e {
         NetError::Dns(DnsError::NoRecordsFound(nr)) => match nr.response_code {
             ResponseCode::NXDomain => DnsErrorKind::Nxdomain,

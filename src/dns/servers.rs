@@ -100,10 +100,10 @@ pub enum Stub {
 }
 
 /// How long the port-53 probes of a silent server may take.
-pub const PORT53_BUDGET: Duration = Duration::from_millis(100);
+pub(crate) const PORT53_BUDGET: Duration = Duration::from_millis(100);
 
 /// Recognise a local stub resolver by its address.
-pub fn stub_kind(ip: IpAddr) -> Option<Stub> {
+pub(crate) fn stub_kind(ip: IpAddr) -> Option<Stub> {
     match ip {
         IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54] => {
             Some(Stub::SystemdResolved)
@@ -116,7 +116,7 @@ pub fn stub_kind(ip: IpAddr) -> Option<Stub> {
 /// How much of the time left one server may take: resolv.conf's `timeout`, but never more than
 /// half the time left, so a silent server is named (and its port 53 probed) well before the
 /// deadline. See the module docs.
-pub fn server_budget(timeout: Duration, left: Duration) -> Duration {
+pub(crate) fn server_budget(timeout: Duration, left: Duration) -> Duration {
     timeout.min(left / 2)
 }
 
@@ -469,7 +469,7 @@ fn record_view(r: &Record) -> RecordView {
 /// CNAME. TXT and CAA values are quoted strings with `"` and `\` escaped; other bytes are kept
 /// as they are (non-UTF-8 replaced), so control characters stay data for the renderer to
 /// escape. A type this stage never asks for gets no text rather than a library's.
-pub fn rdata_text(data: &RData) -> String {
+pub(crate) fn rdata_text(data: &RData) -> String {
     fn quoted(bytes: &[u8]) -> String {
         let text = String::from_utf8_lossy(bytes);
         let mut out = String::with_capacity(text.len() + 2);

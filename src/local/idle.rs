@@ -1,4 +1,4 @@
-//! Has a program on this machine gone back to waiting?
+//! Is a program on this machine waiting (every thread asleep), for a client to speak?
 //!
 //! A new connection to this machine is watched before the client speaks so that a program that takes
 //! the connection and hangs up (a proxy whose backend is down, a full server, a wrapper
@@ -159,7 +159,7 @@ pub const FORWARDERS: &[&str] = &[
 ];
 
 /// Was every thread of the program behind `pids` seen asleep at one instant just now (it
-/// waits for something): two looks at each thread, the task list read again
+/// waits for something): each thread read twice, the task list read again
 /// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
 /// cannot be told (also when `meanwhile` says so: `None`), `Some(false)` when a thread ran or
 /// `meanwhile` saw work in flight.

@@ -7,8 +7,8 @@
 //! inodes to processes through `/proc/PID/fd`, looks for the servers that usually serve the
 //! port ([`servers`]), and reads the nftables ruleset ([`nft`]). Nothing here fails the check:
 //! without root, other users' sockets show a uid but no process, and the firewall is reported
-//! as not inspected. [`idle`] tells the session stage when the program behind a port has gone
-//! back to waiting.
+//! as not inspected. [`idle`] tells the session stage when the program behind a port is waiting
+//! for the client to speak (every thread asleep).
 
 pub mod addresses;
 pub mod idle;
@@ -253,6 +253,47 @@ pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
     std::time::Duration::from_millis(5)
 };
 
+/// Whether the owner search may go on past [`OWNER_SEARCH_BUDGET`]. While the check that asked
+/// for it is waiting for something else anyway (its probe of a silent port, the session, the
+/// watch for the program's accept), going on delays no answer, and a machine with hundreds of
+/// processes needs more than the budget to reach a late owner; so the search goes on, up to
+/// `until` (the check's deadline). Once the check is ready to answer, it calls
+/// [`Patience::hurry`]: from then on the budget holds again. Shared by the clones.
+#[derive(Debug, Clone)]
+pub struct Patience {
+    hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    until: std::time::Instant,
+}
+
+impl Patience {
+    /// Patient until `until`, unless hurried sooner.
+    pub fn until(until: std::time::Instant) -> Patience {
+        Patience {
+            hurry: Default::default(),
+            until,
+        }
+    }
+
+    /// No patience: the budget holds from the start.
+    pub fn none() -> Patience {
+        let p = Patience::until(std::time::Instant::now());
+        p.hurry();
+        p
+    }
+
+    /// The check is ready to answer: the search keeps to its budget from now on.
+    pub fn hurry(&self) {
+        self.hurry.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Should the search stop, `over_budget` or not?
+    fn stop(&self, over_budget: bool) -> bool {
+        over_budget
+            && (self.hurry.load(std::sync::atomic::Ordering::Relaxed)
+                || std::time::Instant::now() >= self.until)
+    }
+}
+
 /// Is `ip` an address of this machine?
 pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
@@ -296,14 +337,6 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     addresses::read()
 }
 
-/// Gather the local facts for `port`, given this machine's interface addresses (blocking: a
-/// netlink dump and /proc reads).
-pub fn inspect(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
-    inspect_ports(&[port], addresses)
-        .pop()
-        .expect("one port asked, one answer")
-}
-
 /// The local facts of several ports from one socket-table read and one /proc scan: one
 /// [`LocalFacts`] per port, in the order of `ports` (blocking).
 pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
@@ -336,11 +369,17 @@ impl Inspection {
     /// Read the socket table and scan /proc for the listeners of `ports` and the ports' usual
     /// servers (blocking).
     pub fn read(ports: &[u16]) -> Inspection {
-        Inspection::read_within(ports, OWNER_SEARCH_BUDGET)
+        Inspection::read_patient(ports, &Patience::none())
+    }
+
+    /// [`Inspection::read`] whose owner search goes on past its budget while `patience`
+    /// allows.
+    pub fn read_patient(ports: &[u16], patience: &Patience) -> Inspection {
+        Inspection::read_within(ports, OWNER_SEARCH_BUDGET, patience)
     }
 
     /// [`Inspection::read`] with `budget` for the owner search (this thread's CPU time).
-    fn read_within(ports: &[u16], budget: std::time::Duration) -> Inspection {
+    fn read_within(ports: &[u16], budget: std::time::Duration, patience: &Patience) -> Inspection {
         let privileged = crate::sys::is_root();
         // netlink is fast; /proc/net/tcp is the fallback where netlink is not allowed.
         let table = sock_diag::read().unwrap_or_else(|_| proc_net::read());
@@ -372,7 +411,10 @@ impl Inspection {
             },
             &uids,
             &usual,
-            budget,
+            &Budget {
+                cpu: budget,
+                patience,
+            },
         );
         // Only worth a read when a listener's queue is full: it then says how often.
         let listen_drops = asked
@@ -488,6 +530,19 @@ pub fn firewall_from(read: Result<Vec<FirewallRule>, NftError>) -> Firewall {
     }
 }
 
+/// When the owner search stops: past `cpu` (this thread's CPU time), when `patience` says so.
+struct Budget<'a> {
+    cpu: std::time::Duration,
+    patience: &'a Patience,
+}
+
+impl Budget<'_> {
+    fn spent(&self) -> bool {
+        self.patience
+            .stop(crate::sys::thread_cpu_time() >= self.cpu)
+    }
+}
+
 /// What the owner search looks for in processes' fds.
 struct Sought<'a> {
     /// The listeners of the ports asked about: their owners are wanted.
@@ -510,8 +565,10 @@ struct Scan {
     fds_read: HashSet<u32>,
     /// The budget ran out before every wanted inode's owner was found.
     incomplete: bool,
-    /// Processes whose fds were read only up to [`FIRST_FDS`], none of them wanted.
-    deep: Vec<u32>,
+    /// Processes whose fds were read only in part, with the fd position to go on from:
+    /// up to [`FIRST_FDS`] with none of them wanted, or [`FDS_AFTER_OWNER`] past a wanted one
+    /// (another wanted socket, the v6 twin of a dual-stack listener, may come later).
+    deep: Vec<(u32, usize)>,
 }
 
 /// Find the owners of `wanted` socket inodes and the processes of the `usual` servers in
@@ -520,13 +577,13 @@ struct Scan {
 /// server), first of the processes running as one of the sockets' `uids` (the socket's uid is
 /// its creator's; /proc/PID belongs to the process's user), then — only if an owner is still
 /// missing — of the others (a process that changed user, a non-dumpable one whose /proc entry
-/// is root's). A process's fd scan stops at its first EACCES. The owner search stops at
-/// `budget`, this thread's CPU time (`incomplete` then); the usual servers' names are still read.
+/// is root's). A process's fd scan stops at its first EACCES. The owner search stops when
+/// `budget` is spent (`incomplete` then); the usual servers' names are still read.
 fn scan_processes(
     sought: &Sought,
     uids: &HashSet<u32>,
     usual: &[&servers::KnownServer],
-    budget: std::time::Duration,
+    budget: &Budget,
 ) -> Scan {
     let mut scan = Scan::default();
     // Read a few dozen pids at a time: the scan usually stops long before the end.
@@ -552,14 +609,14 @@ fn scan_processes(
         visit(&mut scan, pid, sought, usual, dir);
         // The clock is a system call: looked at every few processes (each costs ~10 µs).
         if n % 8 == 7 {
-            out_of_time = out_of_time || crate::sys::thread_cpu_time() >= budget;
+            out_of_time = out_of_time || budget.spent();
         }
     }
     for pid in later {
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || crate::sys::thread_cpu_time() >= budget {
+        if out_of_time || budget.spent() {
             out_of_time = true;
             break;
         }
@@ -569,24 +626,15 @@ fn scan_processes(
     // is missing: a listener is opened early, and a server holding thousands of connections
     // (a readlink each) is read in full only when no first look found the owner.
     let deep = std::mem::take(&mut scan.deep);
-    for pid in deep {
+    for (pid, from) in deep {
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
-        if out_of_time || crate::sys::thread_cpu_time() >= budget {
+        if out_of_time || budget.spent() {
             out_of_time = true;
             break;
         }
-        visit_fds_from(
-            &mut scan,
-            pid,
-            sought,
-            None,
-            None,
-            None,
-            FIRST_FDS,
-            usize::MAX,
-        );
+        visit_fds_from(&mut scan, pid, sought, None, None, None, from, usize::MAX);
     }
     scan.incomplete = out_of_time && scan.owner.len() < sought.wanted.len();
     scan
@@ -666,8 +714,8 @@ fn visit_fds_from(
     limit: usize,
 ) {
     let (mut inodes, cut, read) = socket_inodes(pid, dir, sought, skip, limit);
-    if cut {
-        scan.deep.push(pid);
+    if let Some(at) = cut {
+        scan.deep.push((pid, at));
     }
     if read {
         scan.fds_read.insert(pid);
@@ -731,20 +779,21 @@ fn exe(pid: u32) -> Option<String> {
 const FIRST_FDS: usize = 64;
 
 /// The socket inodes a process holds (empty when its fds cannot be read), reading at most
-/// `limit` fds from the `skip`th on, whether it stopped there with more to read and no
-/// `wanted` one seen, and whether its fds could be read at all. Stops at the first fd it may not read (EACCES): the rest are not readable
-/// either; and [`FDS_AFTER_OWNER`] fds after the first `wanted` one (its other listeners are
-/// then those among them).
+/// `limit` fds from the `skip`th on, where it stopped with more to read (past `limit` with no
+/// `wanted` one seen, or past the allowance after one), and whether its fds could be read at
+/// all. Stops at the first fd it may not read (EACCES): the rest are not readable either; and
+/// [`FDS_AFTER_OWNER`] fds after each `wanted` one (its other listeners are then those among
+/// them; the rest are read later if an owner is still missing).
 fn socket_inodes(
     pid: u32,
     dir: Option<crate::sys::FdDir>,
     sought: &Sought,
     skip: usize,
     limit: usize,
-) -> (HashSet<u64>, bool, bool) {
+) -> (HashSet<u64>, Option<usize>, bool) {
     let mut out = HashSet::new();
     let Some(mut fds) = dir.or_else(|| crate::sys::fd_dir(pid).ok()) else {
-        return (out, false, false);
+        return (out, None, false);
     };
     // Listeners (wanted or not) this process may also hold, not yet seen among its fds: the
     // v6 twin of a dual-stack listener, another port of the run, another port it serves.
@@ -760,7 +809,7 @@ fn socket_inodes(
     if skip == 0 {
         match fds.link(0) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return (out, false, false);
+                return (out, None, false);
             }
             first => fd0 = Some(first),
         }
@@ -771,12 +820,17 @@ fn socket_inodes(
             continue;
         }
         if left.is_none() && read - skip >= limit {
-            return (out, true, true);
+            return (out, Some(read), true);
         }
         if let Some(n) = left.as_mut() {
             // Every listener of the machine is among its fds: nothing more to find.
-            if *n == 0 || unseen == 0 {
+            if unseen == 0 {
                 break;
+            }
+            // Past the allowance after a wanted socket: the rest is read later, and only if
+            // an owner is still missing then (a second wanted socket further on).
+            if *n == 0 {
+                return (out, Some(read), true);
             }
             *n -= 1;
         }
@@ -811,7 +865,7 @@ fn socket_inodes(
             Err(_) => {}
         }
     }
-    (out, false, !denied)
+    (out, None, !denied)
 }
 
 /// Longest command line kept, in characters (`…` when cut).
@@ -954,8 +1008,12 @@ mod tests {
     /// among the machine's processes, however many run there (the budget's own behaviour is
     /// not what they test).
     fn inspect_unhurried(port: u16) -> LocalFacts {
-        Inspection::read_within(&[port], std::time::Duration::from_secs(10))
-            .facts_for(port, interface_addresses())
+        Inspection::read_within(
+            &[port],
+            std::time::Duration::from_secs(10),
+            &Patience::none(),
+        )
+        .facts_for(port, interface_addresses())
     }
 
     #[test]
@@ -983,6 +1041,28 @@ mod tests {
         let p = f.listeners[0].process.as_ref().expect("owner found");
         assert_eq!(p.pid, std::process::id());
         drop(files);
+    }
+
+    #[test]
+    fn a_second_listener_of_the_port_far_past_the_first_is_found_too() {
+        // The v4 listener first, then more than FDS_AFTER_OWNER descriptors, then its v6 twin
+        // on the same port: the look past the first stops short of the twin; the owner
+        // search must go on to it (it is the owner of an asked listener too).
+        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l4.local_addr().unwrap().port();
+        let files: Vec<std::fs::File> = (0..FDS_AFTER_OWNER + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let Ok(l6) = std::net::TcpListener::bind(("::1", port)) else {
+            return; // No IPv6 loopback here: nothing to test.
+        };
+        let f = inspect_unhurried(port);
+        assert_eq!(f.listeners.len(), 2, "{f:?}");
+        for l in &f.listeners {
+            let p = l.process.as_ref().expect("owner found");
+            assert_eq!(p.pid, std::process::id(), "{l:?}");
+        }
+        drop((files, l4, l6));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
 use super::nft::{self, NftError};
-use super::{Firewall, LocalFacts};
+use super::{Firewall, LocalFacts, Patience};
 
 /// Where a check's local facts come from.
 pub trait Inspector: Sync {
@@ -28,6 +28,18 @@ pub trait Inspector: Sync {
     /// Start inspecting `port` now (the work begins at once, whether or not the future is
     /// polled); `None` when the inspection could not run.
     fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>>;
+    /// [`inspect`](Self::inspect) for a check that waits for other things until `until` (its
+    /// deadline): the owner search may go on past its budget until the check hurries the
+    /// [`Patience`] returned (see [`super::Patience`]). By default, the budget holds.
+    fn inspect_patient(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        until: Instant,
+    ) -> (BoxFuture<'static, Option<LocalFacts>>, Patience) {
+        let _ = until;
+        (self.inspect(port, addresses), Patience::none())
+    }
     /// Start reading the firewall for `port` now, the `nft` run killed at `until`.
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>>;
     /// The listener that takes `address` with its accept queue, and this machine's
@@ -59,9 +71,23 @@ impl Inspector for Fresh {
     }
 
     fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
-        tokio::task::spawn_blocking(move || super::inspect(port, addresses))
-            .map(Result::ok)
-            .boxed()
+        self.inspect_patient(port, addresses, Instant::now()).0
+    }
+
+    fn inspect_patient(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        until: Instant,
+    ) -> (BoxFuture<'static, Option<LocalFacts>>, Patience) {
+        let patience = Patience::until(until);
+        let p = patience.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            super::Inspection::read_patient(&[port], &p).facts_for(port, addresses)
+        })
+        .map(Result::ok)
+        .boxed();
+        (read, patience)
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {
@@ -179,6 +205,12 @@ type Ruleset = Result<Arc<Vec<u8>>, NftError>;
 pub struct PerRun {
     ports: Vec<u16>,
     inspection: Mutex<Option<InFlight<Arc<super::Inspection>>>>,
+    /// The patience of the shared inspection in `inspection` (its checks share it: the
+    /// first ready to answer hurries it).
+    patience: Mutex<Patience>,
+    /// How long the shared inspection started with the run ([`PerRun::start`]) may go on
+    /// past its budget: the run's timeout.
+    patient_for: Duration,
     ruleset: Mutex<Option<InFlight<Ruleset>>>,
     /// The interface addresses and when they were read (a netlink dump: once per
     /// [`ADDRESSES_FRESH`], not once per target).
@@ -198,6 +230,8 @@ impl PerRun {
         PerRun {
             ports,
             inspection: Mutex::new(None),
+            patience: Mutex::new(Patience::none()),
+            patient_for: Duration::ZERO,
             ruleset: Mutex::new(None),
             addresses: Mutex::new(None),
         }
@@ -205,16 +239,54 @@ impl PerRun {
 }
 
 impl PerRun {
+    /// The shared inspection may go on past its budget for `timeout` (the checks' own) while
+    /// no check is ready to answer.
+    pub fn patient_for(self, timeout: Duration) -> PerRun {
+        PerRun {
+            patient_for: timeout,
+            ..self
+        }
+    }
+
+    /// The shared inspection of the run's ports: the one in flight (or just ended), else a
+    /// new one patient until `until`; with the patience of the one returned.
+    fn shared_read(
+        &self,
+        until: Instant,
+    ) -> (
+        Shared<BoxFuture<'static, Option<Arc<super::Inspection>>>>,
+        Patience,
+    ) {
+        let mut slot = self
+            .inspection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut patience = self
+            .patience
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(f) if f.joinable(Instant::now()) => (f.result.clone(), patience.clone()),
+            _ => {
+                let fresh = Patience::until(until);
+                let (p, ports) = (fresh.clone(), self.ports.clone());
+                let f =
+                    InFlight::start(move || Arc::new(super::Inspection::read_patient(&ports, &p)));
+                let read = f.result.clone();
+                *slot = Some(f);
+                *patience = fresh.clone();
+                (read, fresh)
+            }
+        }
+    }
+
     /// Start the shared inspection of the run's ports now, when the run's targets include
     /// this machine for sure (a loopback address, `localhost`, `:PORT`): the /proc scan is
     /// most of an open check of this machine, and started with the run it overlaps the rest
     /// of start-up and the first probe instead of following them. The first check joins it.
     pub fn start(&self) {
-        let ports = self.ports.clone();
         // The read runs on its own; the result is joined by the checks.
-        drop(InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::Inspection::read(&ports))
-        }));
+        drop(self.shared_read(Instant::now() + self.patient_for));
     }
 }
 
@@ -243,17 +315,24 @@ impl Inspector for PerRun {
     }
 
     fn inspect(&self, port: u16, addresses: Vec<IpAddr>) -> BoxFuture<'static, Option<LocalFacts>> {
+        self.inspect_patient(port, addresses, Instant::now()).0
+    }
+
+    fn inspect_patient(
+        &self,
+        port: u16,
+        addresses: Vec<IpAddr>,
+        until: Instant,
+    ) -> (BoxFuture<'static, Option<LocalFacts>>, Patience) {
         // Sorted (`new`): a run of 10,000 ports looks each up 10,000 times.
         if self.ports.binary_search(&port).is_err() {
-            return Fresh.inspect(port, addresses);
+            return Fresh.inspect_patient(port, addresses, until);
         }
-        let ports = self.ports.clone();
-        let read = InFlight::join_or_start(&self.inspection, move || {
-            Arc::new(super::Inspection::read(&ports))
-        });
+        let (read, patience) = self.shared_read(until);
         // The port's facts, built from the shared read for this check alone; the interface
         // addresses are the check's own (the shared read may have begun before it asked).
-        async move { Some(read.await?.facts_for(port, addresses)) }.boxed()
+        let facts = async move { Some(read.await?.facts_for(port, addresses)) }.boxed();
+        (facts, patience)
     }
 
     fn firewall(&self, port: u16, until: Instant) -> BoxFuture<'static, Option<Firewall>> {

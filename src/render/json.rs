@@ -35,7 +35,7 @@ use crate::session::watch::{BannerKind, First};
 use crate::session::{SessionFacts, ViaProxy};
 use crate::target::{Host, PortSource, Target};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct ReportJ {
@@ -749,7 +749,6 @@ fn machine(m: &Machine) -> MachineJ {
         Machine::This => ("this", None),
         Machine::Server(h) => ("server", Some(h.clone())),
         Machine::Device(ip) => ("device", Some(ip.to_string())),
-        Machine::NameServer(ip) => ("name_server", Some(ip.to_string())),
     };
     MachineJ { machine, address }
 }
@@ -768,7 +767,7 @@ fn session(s: &SessionFacts) -> SessionJ {
     SessionJ {
         window_ms: ms(s.window),
         accepted_ms: s.accepted.map(ms),
-        at_rest_ms: s.at_rest.map(ms),
+        at_rest_ms: s.waiting_for_client.map(ms),
         not_accepted: s.not_accepted.as_ref().map(|n| NotAcceptedJ {
             waited_ms: ms(n.waited),
             queued: n.queued,

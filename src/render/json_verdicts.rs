@@ -55,7 +55,7 @@ fn connected(addr: &str, edit: impl FnOnce(&mut SessionFacts)) -> AddressFacts {
         address: addr.parse().unwrap(),
         window: Duration::from_millis(8),
         accepted: Some(Duration::from_micros(300)),
-        at_rest: None,
+        waiting_for_client: None,
         first: First::Unwatched,
         via: None,
         tls: None,

@@ -19,7 +19,7 @@ mod json_verdicts;
 mod tests;
 
 /// The width of a report that is not on a terminal.
-pub const DEFAULT_WIDTH: usize = 80;
+pub(crate) const DEFAULT_WIDTH: usize = 80;
 
 /// Narrower than this, no layout is readable: lines are laid out for this many columns.
 const MIN_WIDTH: usize = 40;
@@ -32,7 +32,7 @@ pub fn set_width(columns: usize) {
 }
 
 /// The columns the text report and the table fit in.
-pub fn width() -> usize {
+pub(crate) fn width() -> usize {
     WIDTH.load(Ordering::Relaxed)
 }
 

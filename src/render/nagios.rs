@@ -26,19 +26,19 @@ use crate::exit_codes::{PluginState, SEVERITY};
 use crate::probe::ConnectResult;
 
 /// The service name the status line starts with (the guidelines' `SERVICE STATUS:`).
-pub const SERVICE: &str = "CANREACH";
+pub(crate) const SERVICE: &str = "CANREACH";
 
 /// The most bytes written: Nagios 4 keeps 8 KiB of a plugin's output and drops the rest
 /// without a word.
-pub const MAX_OUTPUT: usize = 8000;
+pub(crate) const MAX_OUTPUT: usize = 8000;
 
 /// The most bytes of the status line's list of targets (several targets): past it the list
 /// ends with how many more there are.
-pub const MAX_STATUS: usize = 1000;
+pub(crate) const MAX_STATUS: usize = 1000;
 
 /// The most bytes of the first line (status and perfdata): past it the perfdata of the
 /// remaining targets is left out, so that the reasons below still fit in [`MAX_OUTPUT`].
-pub const MAX_FIRST_LINE: usize = 4000;
+pub(crate) const MAX_FIRST_LINE: usize = 4000;
 
 const WIDTH: usize = 80;
 
@@ -65,7 +65,7 @@ fn seconds(d: Duration) -> String {
 /// lookup (a name only), the connect of the first address that connected (else of the first
 /// address tried, when the kernel answered it: a reset or an ICMP error; silence is the
 /// deadline, not a time), and the TLS handshake and HTTP exchange on that address.
-pub fn phases(report: &Report) -> Vec<(&'static str, Duration)> {
+pub(crate) fn phases(report: &Report) -> Vec<(&'static str, Duration)> {
     let facts = &report.facts;
     let mut out = vec![("time", facts.elapsed)];
     if let Some(sys) = &facts.dns.system {
@@ -143,7 +143,7 @@ fn reasons(diag: &Report, indent: &str) -> Vec<String> {
 
 /// Write the plugin output for one check or several (input order given; written worst
 /// first). The exit code goes with it: [`PluginState::worst`] of the verdicts.
-pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
     let state = PluginState::worst(checks.iter().map(|d| d.verdict));
     let (status, perf, long) = match checks {
         [diag] => (text(&diag.summary), perfdata(diag, None), reasons(diag, "")),

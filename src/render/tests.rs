@@ -328,7 +328,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         address: addr.parse().unwrap(),
         window: Duration::from_millis(10),
         accepted: Some(Duration::from_micros(300)),
-        at_rest: None,
+        waiting_for_client: None,
         first,
         via: None,
         tls,

@@ -165,8 +165,9 @@ fn at(file: &str, line: u64, what: impl std::fmt::Display) -> ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    // `modules:` with nothing after it is null: taken as no module (refused in `parse`).
     #[serde(default)]
-    modules: BTreeMap<String, Spanned<RawModule>>,
+    modules: Option<BTreeMap<String, Spanned<RawModule>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,8 +307,18 @@ fn io_words(e: &std::io::Error) -> String {
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Modules, ConfigError> {
     let _ = base;
     let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    // An empty file (or `modules:` with none) would start an exporter that answers every
+    // probe "unknown module": most likely the wrong file.
+    let raw_modules = raw.modules.unwrap_or_default();
+    if raw_modules.is_empty() {
+        return Err(at(
+            file,
+            0,
+            "no module is defined (`modules:` needs at least one)",
+        ));
+    }
     let mut modules = BTreeMap::new();
-    for (name, m) in raw.modules {
+    for (name, m) in raw_modules {
         let line = m.referenced.line();
         if name.is_empty()
             || name.len() > 128
@@ -342,6 +353,16 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
             ),
         );
     }
+    if let serde_saphyr::Error::DuplicateMappingKey { key, .. } = inner {
+        return at(
+            file,
+            line,
+            match key {
+                Some(k) => format!("the key `{k}` appears twice"),
+                None => "a key appears twice".to_string(),
+            },
+        );
+    }
     let text = inner.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     // The parser writes "error: line N column M: what".
@@ -349,6 +370,11 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
     let what = match what.find(": ") {
         Some(i) if what.starts_with("line ") => &what[i + 2..],
         _ => what,
+    };
+    // The place is in front already ("FILE:LINE:"); some messages end with it again.
+    let what = match what.rfind(" at line ") {
+        Some(i) => &what[..i],
+        None => what,
     };
     at(file, line, what)
 }
@@ -1044,7 +1070,12 @@ mod tests {
             (
                 "modules:\n  a:\n    prober: tcp\n  a:\n    prober: http\n",
                 4,
-                "duplicate",
+                "the key `a` appears twice",
+            ),
+            (
+                "modules:\n  a:\n    prober: tcp\n    timeout: 5s\n    timeout: 3s\n",
+                5,
+                "the key `timeout` appears twice",
             ),
             (
                 "modules:\n  a:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: x\n          labels: [{name: v, value: x}]\n",
@@ -1068,6 +1099,19 @@ mod tests {
             assert!(e.starts_with(&format!("m.yml:{line}: ")), "{text:?} → {e}");
             assert!(e.contains(what), "{text:?} → {e}");
             assert!(!e.contains('\n'), "{e}");
+            // The place once, in front; none of the parser's own words for it.
+            assert!(!e.contains(" at line ") && !e.contains("Options"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_modules_is_refused() {
+        for text in ["", "# nothing yet\n", "modules:\n", "modules: {}\n"] {
+            let e = parse_str(text).expect_err(text);
+            assert_eq!(
+                e, "m.yml: no module is defined (`modules:` needs at least one)",
+                "{text:?}"
+            );
         }
     }
 

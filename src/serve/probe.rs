@@ -236,13 +236,30 @@ pub async fn run(
             inspector,
         )
         .await;
-        let report = diagnosis::diagnose(facts);
-        let next = redirect(module, &report.facts, current.url.as_ref());
-        hops.push(Hop { url, report });
-        let Some(location) = next else { break };
-        match follow(location, &hops, &mut method, deadline, allow, services) {
-            Ok(parsed) => current = parsed,
-            Err(note) => {
+        let mut facts = facts;
+        // Whether the redirect is followed is decided before the diagnosis, whose words
+        // about it depend on that.
+        let next = redirect(module, &facts, current.url.as_ref()).map(|location| {
+            let at = hops.len() + 1;
+            follow(
+                location,
+                at,
+                last_status(&facts),
+                &mut method,
+                deadline,
+                allow,
+                services,
+            )
+        });
+        facts.redirect_followed = matches!(next, Some(Ok(_)));
+        hops.push(Hop {
+            url,
+            report: diagnosis::diagnose(facts),
+        });
+        match next {
+            None => break,
+            Some(Ok(parsed)) => current = parsed,
+            Some(Err(note)) => {
                 redirect_note = Some(note);
                 break;
             }
@@ -290,15 +307,17 @@ fn options_for(module: &Module, current: &Parsed, method: &str, deadline: Instan
 
 /// The next hop of a redirect to `location`, or why it is not followed. `method` becomes
 /// GET where a client turns a POST into one.
+/// `hops`: how many hops were checked, this one included; `status`: this hop's.
 fn follow(
     location: Result<url::Url, ()>,
-    hops: &[Hop],
+    hops: usize,
+    status: Option<u16>,
     method: &mut String,
     deadline: Instant,
     allow: &Allow,
     services: &Services,
 ) -> Result<Parsed, String> {
-    if hops.len() > REDIRECTS_MAX {
+    if hops > REDIRECTS_MAX {
         return Err(format!("stopped after {REDIRECTS_MAX} redirects"));
     }
     let Ok(url) = location else {
@@ -310,10 +329,7 @@ fn follow(
         return Err("a redirect to a target outside --allow".into());
     }
     // 301, 302 and 303 turn a POST into a GET (as Go's client, and browsers, do).
-    let status = hops
-        .last()
-        .and_then(|h| last_status(&h.report.facts))
-        .unwrap_or(0);
+    let status = status.unwrap_or(0);
     if status == 303 || (matches!(status, 301 | 302) && method == "POST") {
         *method = "GET".into();
     }

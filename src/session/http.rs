@@ -392,24 +392,48 @@ fn truncated(buf: &[u8]) -> HttpFailure {
 
 /// Parse a response head. `Ok(None)` when incomplete. Never panics.
 pub fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpFailure> {
+    match parse_head(buf, buf) {
+        // httparse refuses a DEL byte (0x7F) in a header value or reason, which browsers, curl
+        // and Go's client take: it is still HTTP. Parsed again with each DEL as a byte httparse
+        // takes there (0xFF, obs-text); the values are read from `buf` at the same places
+        // (`value` then drops the DEL, as any control character).
+        Err(HttpFailure::NotHttp { .. }) if buf.contains(&0x7f) => {
+            let copy: Vec<u8> = buf
+                .iter()
+                .map(|&b| if b == 0x7f { 0xff } else { b })
+                .collect();
+            parse_head(&copy, buf)
+        }
+        r => r,
+    }
+}
+
+/// [`parse_response`] of `parse`, a copy of `original` of the same length (or itself): the
+/// values are taken from `original`.
+fn parse_head(parse: &[u8], original: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpFailure> {
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    let len = match resp.parse(parse) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpFailure::TooLarge),
         Err(_) => {
             return Err(HttpFailure::NotHttp {
-                first_bytes: first(buf),
+                first_bytes: first(original),
             });
         }
+    };
+    // The bytes of `original` where a slice of `parse` is (httparse's slices are of `parse`).
+    let at = |s: &[u8]| -> Vec<u8> {
+        let start = (s.as_ptr() as usize).saturating_sub(parse.as_ptr() as usize);
+        original.get(start..start + s.len()).unwrap_or(s).to_vec()
     };
     let version = resp.version.unwrap_or(1);
     let get = |name: &str| -> Vec<String> {
         resp.headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| value(h.value))
+            .map(|h| value(&at(h.value)))
             .collect()
     };
     let one = |name: &str| get(name).into_iter().next();
@@ -426,7 +450,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpF
         HttpResponse {
             version,
             status: resp.code.unwrap_or(0),
-            reason: value(resp.reason.unwrap_or("").as_bytes()),
+            reason: value(&at(resp.reason.unwrap_or("").as_bytes())),
             server: one("server"),
             via: joined("via"),
             content_type: one("content-type"),
@@ -520,6 +544,27 @@ mod tests {
         ));
         let (r, _) = parse_response(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert!(r.closes);
+    }
+
+    #[test]
+    fn a_del_byte_in_a_header_value_is_still_http() {
+        // DEL inside header values (one beside a non-UTF-8 byte) and in the reason phrase,
+        // which httparse alone refuses.
+        let raw = b"HTTP/1.1 302 Fo\x7fund\r\nServer: ngi\x7fnx\r\nLocation: /n\x7fext\xff\r\n\
+                    Content-Length: 0\r\n\r\n";
+        let (r, len) = parse_response(raw).unwrap().unwrap();
+        assert_eq!(len, raw.len());
+        assert_eq!(r.status, 302);
+        // The DEL is dropped from what is kept (a control character); the rest is as sent.
+        assert_eq!(r.server.as_deref(), Some("nginx"));
+        assert_eq!(r.location.as_deref(), Some("/next\u{fffd}"));
+        assert_eq!(r.content_length, Some(0));
+        assert!(r.reason.chars().all(|c| !c.is_control()), "{:?}", r.reason);
+        // Still not HTTP: a DEL where a header name goes.
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nSer\x7fver: x\r\n\r\n"),
+            Err(HttpFailure::NotHttp { .. })
+        ));
     }
 
     #[test]

@@ -126,8 +126,8 @@ pub struct SessionRequest {
     /// Retry a silent or stalled TLS handshake with a reduced MSS.
     pub mss_retry: bool,
     /// For a port on this machine: the processes behind its listener, from the local
-    /// inspection, so the watch before speaking ends when the program is back to waiting
-    /// ([`watch::watch_this_machine`]). `None`: not inspected.
+    /// inspection, so the watch before speaking ends when the program waits for the client to
+    /// speak ([`watch::watch_this_machine`]). `None`: not inspected.
     pub program: Option<watch::Program>,
     /// What a prober asks beyond the usual check (`canreach serve`'s modules); `None` for
     /// the CLI.
@@ -175,9 +175,10 @@ pub struct SessionFacts {
     /// For a connection to this machine: after how long the program took it (`accept()`),
     /// when the kernel showed it within the watch (see [`watch::watch_this_machine`]).
     pub accepted: Option<Duration>,
-    /// After how long the program was seen back to waiting with the connection held (every
-    /// thread asleep, see `crate::local::idle`); the watch ended there.
-    pub at_rest: Option<Duration>,
+    /// After how long the program, having accepted the connection and kept it open, was seen
+    /// waiting for the client to speak (every thread asleep, see `crate::local::idle`); the
+    /// watch ended there. JSON keeps the older name `at_rest_ms`.
+    pub waiting_for_client: Option<Duration>,
     /// For a connection to this machine: the program did not take it (`accept()`) within
     /// [`watch::ACCEPT_WAIT`] (see [`watch::watch_this_machine`]).
     pub not_accepted: Option<watch::NotAccepted>,
@@ -364,7 +365,7 @@ impl Session<'_> {
             address: self.address,
             window: seen.watched,
             accepted: seen.accepted,
-            at_rest: seen.back_to_waiting,
+            waiting_for_client: seen.waiting_for_client,
             not_accepted: seen.not_accepted,
             first: seen.first,
             via: None,

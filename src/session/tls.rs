@@ -414,7 +414,7 @@ pub struct ClientCertRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterHandshake {
     /// Nothing within the window: it waits for the client (normal).
-    Quiet,
+    SentNothing,
     /// It sent application data first (the bytes, ≤ 1 KiB; read from the session, so the
     /// next reader does not see them again).
     Data(Vec<u8>),
@@ -1067,7 +1067,7 @@ async fn read_after_handshake(
     let until = (Instant::now() + window).min(deadline);
     let mut buf = vec![0u8; FIRST_BYTES_MAX];
     match tokio::time::timeout_at(until, s.read(&mut buf)).await {
-        Err(_) => AfterHandshake::Quiet,
+        Err(_) => AfterHandshake::SentNothing,
         Ok(Ok(0)) => AfterHandshake::Closed,
         Ok(Ok(n)) => AfterHandshake::Data(buf[..n].to_vec()),
         Ok(Err(e)) => match HandshakeError::from_io(e) {

@@ -114,7 +114,7 @@ pub async fn watch(stream: &TcpStream, window: Duration, deadline: Instant) -> F
 }
 
 /// How long a program on this machine is watched after it accepted the connection when it
-/// cannot be seen going back to waiting (`local::idle`: its processes unknown, another
+/// cannot be seen waiting for the client (`local::idle`: its processes unknown, another
 /// user's without root, too many): it has been scheduled and has taken the connection; a
 /// hang-up on every client (a proxy whose backend is down, a full server, a wrapper refusing
 /// this client) comes at once after that.
@@ -185,8 +185,9 @@ pub struct Watched {
     /// kernel could not say).
     pub accepted: Option<Duration>,
     /// After how long every thread of the program (and of its children) was seen asleep with
-    /// the connection still held: it went back to waiting, and the watch ended there.
-    pub back_to_waiting: Option<Duration>,
+    /// the connection still open: it was waiting for the client to speak, and the watch ended
+    /// there.
+    pub waiting_for_client: Option<Duration>,
     /// The program did not take the connection within [`ACCEPT_WAIT`] (or the deadline).
     pub not_accepted: Option<NotAccepted>,
 }
@@ -199,15 +200,15 @@ impl Watched {
             first,
             watched: window,
             accepted: None,
-            back_to_waiting: None,
+            waiting_for_client: None,
             not_accepted: None,
         }
     }
 }
 
 /// [`watch`] for a connection to this machine, where the kernel shows when the program takes
-/// the connection (`accept()`) and when it has gone back to waiting (`local::idle`): the
-/// watch ends when the program waits again with the connection held; [`ACCEPTED_GRACE`] after
+/// the connection (`accept()`) and when it is waiting for the client (`local::idle`): the
+/// watch ends when the program waits with the connection still open; [`ACCEPTED_GRACE`] after
 /// the accept when that cannot be seen; at the window's end, as [`watch`], while the program
 /// still works. A connection still in the accept queue at the window's end is watched until
 /// the program takes it, for at most [`ACCEPT_WAIT`]: past that it is recorded as not
@@ -233,7 +234,7 @@ pub async fn watch_this_machine(
         accept_until,
         end_at: (start + window).min(deadline),
         accepted: None,
-        back_to_waiting: None,
+        waiting_for_client: None,
     };
     let owners = program.as_ref().map(|p| p.owners.clone());
     // Biased: what the server sent is read before the watch is called over. The watch itself
@@ -267,7 +268,7 @@ pub async fn watch_this_machine(
             .elapsed()
             .min(side.end_at.saturating_duration_since(start)),
         accepted: side.accepted,
-        back_to_waiting: side.back_to_waiting,
+        waiting_for_client: side.waiting_for_client,
         not_accepted,
     }
 }
@@ -286,7 +287,7 @@ struct ProgramSide {
     /// When the watch ends unless something ends it sooner.
     end_at: Instant,
     accepted: Option<Duration>,
-    back_to_waiting: Option<Duration>,
+    waiting_for_client: Option<Duration>,
 }
 
 impl ProgramSide {
@@ -321,7 +322,7 @@ impl ProgramSide {
         let _ = tokio::time::timeout_at(until, self.until_waiting(stream, program)).await;
     }
 
-    /// Watched until the program is seen back to waiting with the connection held; while it
+    /// Watched until the program is seen waiting with the connection still open; while it
     /// works (a thread or child still running) the watch goes on to the window's end. Only a
     /// program that cannot be seen (its processes unknown or unreadable) ends it by time,
     /// [`ACCEPTED_GRACE`] after the accept.
@@ -331,7 +332,7 @@ impl ProgramSide {
             // Whatever the program sent before it slept is in the socket, though the
             // runtime may not have looked yet: the watch reads it first.
             Seen::Waiting if !unread(stream) && looked_from <= self.until => {
-                self.back_to_waiting = Some(self.start.elapsed())
+                self.waiting_for_client = Some(self.start.elapsed())
             }
             Seen::Unknown => {
                 let grace_end = self.start + self.accepted.unwrap_or_default() + ACCEPTED_GRACE;
@@ -346,8 +347,8 @@ impl ProgramSide {
     }
 }
 
-/// Look at the program behind the listener until `until`: is it back to waiting with the
-/// connection held? Also when the looks began: a program first seen asleep by looks begun
+/// Look at the program behind the listener until `until`: is it waiting with the
+/// connection still open? Also when the looks began: a program first seen asleep by looks begun
 /// after the watch's end is seen too late to end it (the looks themselves take a moment).
 async fn look_at(
     program: Option<Program>,
@@ -553,7 +554,7 @@ fn nothing_in_flight(counts: Option<(u64, u64, u64)>) -> Option<bool> {
     (now <= before.saturating_add(own.max(process))).then_some(true)
 }
 
-/// At rest: is the connection still held by the program?
+/// The program is asleep: does it still hold the connection open?
 fn held(server: SocketAddr, client: SocketAddr) -> Seen {
     match local::sock_diag::held_open(server, client) {
         Ok(true) => Seen::Waiting,
@@ -574,9 +575,9 @@ fn unread(stream: &TcpStream) -> bool {
 /// What the looks at the program saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
-    /// Back to waiting, the connection held.
+    /// Waiting for the client to speak, the connection open.
     Waiting,
-    /// At rest, but the connection is no longer held: it closed or reset it.
+    /// Asleep, but the connection is no longer open: it closed or reset it.
     NotHeld,
     /// Still working when the watch ended.
     Working,

@@ -223,13 +223,15 @@ impl Runner {
                 *count.entry(k).or_default() += 1;
             }
         }
+        let timeout = opts.timeout;
         Runner {
             opts,
             family,
             lookups: Lookups::default(),
             permits: Semaphore::new(limits.remote),
             local_permits: Semaphore::new(limits.local),
-            local: local::shared::PerRun::new(targets.iter().map(|t| t.target.port.get())),
+            local: local::shared::PerRun::new(targets.iter().map(|t| t.target.port.get()))
+                .patient_for(timeout),
             hosts: count
                 .into_iter()
                 .filter(|(_, n)| *n > 1)

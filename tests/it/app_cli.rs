@@ -293,7 +293,7 @@ fn a_404_is_a_service_error_and_a_banner_is_named() {
     let (code, v) = check(None, &[&ssh.to_string()]);
     assert_eq!(code, 0, "{}", v["summary"]);
     assert!(message(&v, "service_banner").contains("OpenSSH_9.2p1"));
-    // --tcp stops after the first moments: no TLS or HTTP on a port that would get them.
+    // --tcp stops right after the connect: no TLS or HTTP on a port that would get them.
     let (_, v) = check(None, &["--tcp", &format!("127.0.0.1:{}", addr.port())]);
     assert!(v["probes"][0]["session"]["http"].is_null());
 }

@@ -10,8 +10,9 @@ use common::*;
 
 /// A program that listens but does not accept: its queue (`listen(0)`: one slot) is full, the
 /// kernel drops new SYNs silently. canreach must say so — not "a firewall drops it" — and, on
-/// this machine, once the kernel's retried SYN met the queue still full (1.1 s), without
-/// walking a path to itself.
+/// this machine, once the kernel's retried SYNs met the queue still full (the check waits
+/// through them while it stays full, within its deadline: `-t 3s` here), without walking a
+/// path to itself.
 #[test]
 fn a_listener_whose_accept_queue_is_full_is_not_accepting() {
     require_lab!();
@@ -20,7 +21,10 @@ fn a_listener_whose_accept_queue_is_full_is_not_accepting() {
     let holder = lab.hold(&lab.server, &l);
     let _waiting = lab.connect(&lab.server, "127.0.0.1:5432");
     std::thread::sleep(Duration::from_millis(50));
-    let r = run_in(Some(&lab.server), &["--json", "--tcp", "127.0.0.1", "5432"]);
+    let r = run_in(
+        Some(&lab.server),
+        &["--json", "-t", "3s", "--tcp", "127.0.0.1", "5432"],
+    );
     let v = r.json();
     assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
     let ids = ids(&v);
@@ -49,7 +53,9 @@ fn a_listener_whose_accept_queue_is_full_is_not_accepting() {
         let c = s["command"].as_str().unwrap_or("");
         assert!(!c.contains("-e drop") && !c.contains("ss -ltnp"), "{c}");
     }
-    assert!(r.took < Duration::from_millis(2500), "{:?}", r.took);
+    assert!(r.took < Duration::from_millis(3500), "{:?}", r.took);
+    let waited = v["probes"][0]["elapsed_ms"].as_f64().unwrap();
+    assert!(waited >= 2500.0, "waited through the retries: {waited}");
     assert_eq!(
         v["probes"][0]["queue"]["waited_retransmit"], true,
         "{}",

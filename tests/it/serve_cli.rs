@@ -222,6 +222,42 @@ fn bad_requests_get_400_and_one_line() {
     }
 }
 
+/// A redirect the http module follows: the debug report's first hop says it was followed
+/// (not the CLI's "canreach does not follow redirects"); one the module does not follow
+/// keeps those words.
+#[test]
+fn a_followed_redirect_is_said_to_be_followed() {
+    let web = http_server();
+    let modules = write_file(
+        "follow.yml",
+        b"modules:
+  http_2xx:
+    prober: http
+  no_follow:
+    prober: http
+    http:
+      no_follow_redirects: true
+",
+    );
+    let srv = serve(&["--config", modules.to_str().unwrap()]);
+    let ask = |module: &str| {
+        let (status, dbg) = get(
+            srv.addr,
+            &format!("/probe?module={module}&debug=true&target=http://{web}/moved"),
+            &[],
+        );
+        assert_eq!(status, 200, "{dbg}");
+        // The report wraps its lines: the words are looked for across them.
+        common::flat(&dbg)
+    };
+    let dbg = ask("http_2xx");
+    assert!(dbg.contains("redirects to"), "{dbg}");
+    assert!(!dbg.contains("does not follow redirects"), "{dbg}");
+    assert!(dbg.contains("The probe follows it"), "{dbg}");
+    let dbg = ask("no_follow");
+    assert!(dbg.contains("does not follow redirects"), "{dbg}");
+}
+
 /// A redirect to a host outside `--allow` is not followed (no lookup, no connect).
 #[test]
 fn a_redirect_outside_allow_is_not_followed() {
@@ -289,6 +325,8 @@ fn hostile_module_files_exit_2_with_one_line() {
         ("too_big", vec![b'#'; 2 * 1024 * 1024], "larger than"),
         ("binary", vec![0xff, 0xfe, 0x00, 0x01], "not UTF-8"),
         ("control", b"modules:\n  a\x1b[31m:\n    prober: tcp\n".to_vec(), ""),
+        ("empty", b"".to_vec(), ": no module is defined"),
+        ("duplicate", b"modules:\n  a:\n    prober: tcp\n  a:\n    prober: http\n".to_vec(), ":4: the key `a` appears twice"),
     ];
     for (name, text, words) in cases {
         let path = write_file(&format!("{name}.yml"), &text);
@@ -508,6 +546,11 @@ fn the_http_prober_follows_blackbox_exporters_rules() {
 /// A self-signed certificate for `localhost`, valid over the given years; its PEM and a TLS
 /// server answering HTTP 200 with it.
 fn tls_server(from: i32, to: i32) -> (SocketAddr, String) {
+    tls_server_on(from, to, true)
+}
+
+/// [`tls_server`] on 127.0.0.1 alone when `both` is false (`localhost`'s ::1 then refuses).
+fn tls_server_on(from: i32, to: i32, both: bool) -> (SocketAddr, String) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params.not_before = date_time_ymd(from, 1, 1);
@@ -527,8 +570,7 @@ fn tls_server(from: i32, to: i32) -> (SocketAddr, String) {
     )
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    // Its probes name `localhost`: it listens on both of its addresses.
-    let addr = common::serve_each_localhost(move |s| {
+    let serve = move |s: tokio::net::TcpStream| {
         let acceptor = acceptor.clone();
         async move {
             if let Ok(mut tls) = acceptor.accept(s).await {
@@ -540,8 +582,38 @@ fn tls_server(from: i32, to: i32) -> (SocketAddr, String) {
                 let _ = tls.shutdown().await;
             }
         }
-    });
+    };
+    // Its probes name `localhost`: it listens on both of its addresses.
+    let addr = if both {
+        common::serve_each_localhost(serve)
+    } else {
+        common::serve_each(serve)
+    };
     (addr, pem)
+}
+
+/// `localhost` whose ::1 refuses while 127.0.0.1 answers TLS (an expired certificate): the
+/// address blackbox_exporter would probe is ::1 (IPv6 preferred), which refused; no TLS
+/// series is given for it — never the other address's chain, never a made-up expiry (issue
+/// 21's report of `probe_ssl_last_chain_expiry_timestamp_seconds 978307200`, the expired
+/// certificate's own date, could not be reproduced this way).
+#[test]
+fn a_refused_preferred_address_gives_no_tls_series() {
+    let (expired, _) = tls_server_on(2000, 2001, false);
+    let modules = write_file(
+        "v6_refused.yml",
+        b"modules:\n  https_insecure:\n    prober: http\n    http:\n      tls_config:\n        insecure_skip_verify: true\n",
+    );
+    let srv = serve(&["--config", modules.to_str().unwrap()]);
+    let m = probe(
+        &srv,
+        "https_insecure",
+        &format!("https://localhost:{}/", expired.port()),
+    );
+    let _ = std::fs::remove_file(&modules);
+    assert_eq!(value(&m, "probe_success"), 0.0, "{m}");
+    assert_eq!(value(&m, "probe_ip_protocol"), 6.0, "{m}");
+    assert!(!m.contains("\nprobe_ssl_"), "{m}");
 }
 
 #[test]

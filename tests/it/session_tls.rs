@@ -385,7 +385,7 @@ async fn client_cert_optional_is_not_a_failure() {
     let addr = tls_server(s).await;
     let f = client(addr, "localhost", &trust(&p.root), Versions::Any).await;
     assert_eq!(f.failure, None, "{f:?}");
-    assert_eq!(f.after, Some(AfterHandshake::Quiet));
+    assert_eq!(f.after, Some(AfterHandshake::SentNothing));
     let req = f.client_cert.unwrap();
     assert_eq!(req.issuers, vec!["CN=Optional Client CA".to_string()]);
     assert!(req.went_on_without);

@@ -577,8 +577,11 @@ fn ctrl_c_before_the_first_check_still_says_where_each_target_stood() {
         .spawn()
         .unwrap();
     let mut guard = common::Started(child);
-    // canreach is reading its targets: no check has started.
-    std::thread::sleep(Duration::from_millis(300));
+    // canreach is reading its targets (none written yet): no check has started. The signal
+    // is sent once it holds SIGINT back: before that (the program still loading, under load
+    // for more than a fixed sleep) the default action would end it, which no program can
+    // prevent.
+    sigint_held(guard.0.id());
     // SAFETY: signalling the child this test started (and has not reaped), by its pid.
     #[allow(unsafe_code)]
     unsafe {
@@ -604,6 +607,27 @@ fn ctrl_c_before_the_first_check_still_says_where_each_target_stood() {
         stderr.contains(&format!("127.0.0.1:{closed}  not checked yet")),
         "{stderr}"
     );
+}
+
+/// Wait until process `pid` holds SIGINT back or has a handler for it (its /proc status:
+/// `SigBlk`/`SigCgt`, hexadecimal masks, SIGINT their bit 1).
+fn sigint_held(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mask = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        if (mask("SigBlk:") | mask("SigCgt:")) & (1 << (libc::SIGINT - 1)) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "SIGINT never held: {status}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A loopback listener that takes every connection and holds it without a byte (a TLS

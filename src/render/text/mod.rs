@@ -245,7 +245,7 @@ fn liveness_lines(l: &Liveness, port: u16, w: &mut dyn Write) -> io::Result<()> 
         Some(false) => ("the host is unreachable", red),
         None => ("no sign of the host", yellow),
     };
-    let prefix = format!("  {:<9} {}: ", "liveness", colour(verdict));
+    let prefix = format!("  {:<9} {}: ", "host", colour(verdict));
     let at = LABEL + verdict.len() + 2;
     hanging(w, &prefix, at, LABEL, &probes.join(", "), plain)?;
     if let Some(second) = &l.second_syn {

@@ -56,7 +56,7 @@ fn first_look(s: &SessionFacts) -> Option<(&'static str, String)> {
 /// On this machine: when the program took the connection, and how long it was watched.
 fn accepted(s: &SessionFacts) -> Option<(&'static str, String)> {
     let a = s.accepted?;
-    let line = match s.at_rest {
+    let line = match s.waiting_for_client {
         Some(r) => format!(
             "the program accepted the connection after {}; after {} it was waiting for the \
              client to speak",
@@ -186,7 +186,7 @@ mod tests {
             address: "198.18.0.8:3128".parse().unwrap(),
             window: Duration::from_millis(8),
             accepted: None,
-            at_rest: None,
+            waiting_for_client: None,
             not_accepted: None,
             first: First::Silent,
             via: None,
@@ -258,7 +258,7 @@ mod tests {
             line(&s).as_deref(),
             Some("the program accepted the connection after 0.3 ms; watched it for 8 ms")
         );
-        s.at_rest = Some(Duration::from_micros(1200));
+        s.waiting_for_client = Some(Duration::from_micros(1200));
         assert_eq!(
             line(&s).as_deref(),
             Some(

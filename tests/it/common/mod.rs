@@ -340,7 +340,7 @@ impl Lab {
     }
 
     /// Run canreach in the client namespace. The lab's listeners accept in the kernel and
-    /// never answer, so the network tests stop at the first moments (`--tcp`) unless they
+    /// never answer, so the network tests stop right after the connect (`--tcp`) unless they
     /// choose a protocol: what comes after the connect has its own tests (`app_cli`, `lab_app`).
     pub fn canreach(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();

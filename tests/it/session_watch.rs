@@ -1,4 +1,4 @@
-//! The first moments of a connection against real loopback servers: reset, close, greetings,
+//! The watch right after the connect, against real loopback servers: reset, close, greetings,
 //! silence — watched without writing.
 
 use std::net::SocketAddr;

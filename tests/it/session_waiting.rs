@@ -1,6 +1,6 @@
-//! The first moments of a connection to this machine end when the program behind the port is
-//! back to waiting — every thread of it asleep, the connection held — and go on while any of
-//! its threads still works. The servers are separate processes (this test binary run again
+//! The watch of a connection to this machine ends when the program behind the port accepted
+//! it and is waiting for the client to speak — every thread of it asleep, the connection
+//! still open — and goes on while any of its threads still works. The servers are separate processes (this test binary run again
 //! as a server), as a real server is: the program looked at is not the test harness.
 
 use crate::common;
@@ -18,10 +18,10 @@ const ROLE: &str = "CANREACH_TEST_SERVER_ROLE";
 /// ignored test, chosen by name), and it fails when run without a role. Listens on a free
 /// loopback port, prints it, and serves every connection.
 #[test]
-#[ignore = "the server process of first_rest's tests, which start it"]
+#[ignore = "the server process of session_waiting's tests, which start it"]
 fn server_process() {
     let role = std::env::var(ROLE)
-        .unwrap_or_else(|_| panic!("runs only as the server of first_rest's tests ({ROLE})"));
+        .unwrap_or_else(|_| panic!("runs only as the server of session_waiting's tests ({ROLE})"));
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     println!("port {}", l.local_addr().unwrap().port());
     let mut held = Vec::new();
@@ -94,7 +94,7 @@ impl Server {
             .args([
                 "--ignored",
                 "--exact",
-                "first_rest::server_process",
+                "session_waiting::server_process",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -123,7 +123,7 @@ impl Drop for Server {
 }
 
 /// Held by a test while it runs checks in this machine's own network namespace: a connect
-/// begun by another check there (another test's, run in parallel) makes a program's rest
+/// begun by another check there (another test's, run in parallel) makes a program's wait
 /// unknowable to this one (`local::idle`: any other connect may be the program's own), and a
 /// watch whose accept comes late lasts longer and overlaps more of them.
 static ROOT_NAMESPACE: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -134,10 +134,10 @@ fn alone_in_this_namespace() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Check `target` (inside `ns` if given) up to three times: the program is seen at rest only
+/// Check `target` (inside `ns` if given) up to three times: the program is seen waiting only
 /// once the local inspection has found it, which on a loaded machine may come after the
 /// window, so one of three checks must show it. Each must be `open`.
-fn seen_at_rest(ns: Option<&str>, target: &str) -> Result<(), Vec<serde_json::Value>> {
+fn seen_waiting(ns: Option<&str>, target: &str) -> Result<(), Vec<serde_json::Value>> {
     let mut seen = Vec::new();
     for _ in 0..3 {
         let v = run_in(ns, &["--json", target]).json();
@@ -147,7 +147,7 @@ fn seen_at_rest(ns: Option<&str>, target: &str) -> Result<(), Vec<serde_json::Va
             session["accepted_ms"].as_f64(),
             session["at_rest_ms"].as_f64(),
         ) {
-            assert!(r >= a, "at rest after the accept: {session}");
+            assert!(r >= a, "waiting after the accept: {session}");
             assert!(
                 (session["window_ms"].as_f64().unwrap() - r).abs() < 0.5,
                 "the watch ended there: {session}"
@@ -160,40 +160,54 @@ fn seen_at_rest(ns: Option<&str>, target: &str) -> Result<(), Vec<serde_json::Va
 }
 
 #[test]
-fn a_program_back_to_waiting_ends_the_watch_as_open() {
+fn a_program_waiting_for_the_client_ends_the_watch_as_open() {
     let _alone = alone_in_this_namespace();
     let server = Server::start("hold");
     let target = format!("127.0.0.1:{}", server.port);
-    if let Err(seen) = seen_at_rest(None, &target) {
-        panic!("never seen at rest: {seen:?}");
+    if let Err(seen) = seen_waiting(None, &target) {
+        panic!("never seen waiting: {seen:?}");
     }
 }
 
+/// The worker's 2 ms of computing must end inside the watch's window (8 ms and more) for its
+/// hang-up to be seen; on a loaded machine a runnable thread may wait longer than that for a
+/// CPU, and the watch then ends at its window, still seeing it work (`open`, never seen waiting).
+/// So: never seen waiting for the client while it works, in any check; its hang-up seen in one of three.
 #[test]
 fn a_worker_still_busy_with_the_connection_is_waited_for() {
     let _alone = alone_in_this_namespace();
     let server = Server::start("work_then_close");
     let target = format!("127.0.0.1:{}", server.port);
-    let r = run_in(None, &["--json", &target]);
-    let v = r.json();
-    assert_eq!(v["verdict"], "service_error", "{v}");
-    assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
-    assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = run_in(None, &["--json", &target]).json();
+        assert!(v["probes"][0]["session"]["at_rest_ms"].is_null(), "{v}");
+        if v["verdict"] == "service_error" {
+            assert!(ids(&v).contains(&"accepted_then_closed".to_string()), "{v}");
+            return;
+        }
+        assert_eq!(
+            v["verdict"], "open",
+            "still working at the window's end: {v}"
+        );
+        seen.push(v);
+    }
+    panic!("the worker's hang-up was never seen: {seen:#?}");
 }
 
 #[test]
-fn a_proxy_dialling_its_backend_is_not_called_at_rest() {
+fn a_proxy_dialling_its_backend_is_not_called_waiting() {
     require_lab!();
     let lab = Lab::new();
     // The backend's SYNs die in the namespace's own output chain: the proxy's connect stays in
     // flight (SYN_SENT) while every thread of it sleeps. Its backend's refusal could still come
     // and make it hang up: the watch must not end as if it were waiting for its client.
     lab.rule(&lab.client, "output", "tcp dport 9 drop");
-    // The control: a server that holds its connections is seen at rest in the same lab.
+    // The control: a server that holds its connections is seen waiting in the same lab.
     let holder = Server::start_in(Some(&lab.client), "hold");
     let held = format!("127.0.0.1:{}", holder.port);
-    if let Err(seen) = seen_at_rest(Some(&lab.client), &held) {
-        panic!("the control was never seen at rest: {seen:?}");
+    if let Err(seen) = seen_waiting(Some(&lab.client), &held) {
+        panic!("the control was never seen waiting: {seen:?}");
     }
     let server = Server::start_in(Some(&lab.client), "proxy_to=127.0.0.1:9");
     let target = format!("127.0.0.1:{}", server.port);
