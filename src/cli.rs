@@ -113,7 +113,8 @@ pub struct Cli {
     pub no_local: bool,
 
     /// What to speak once connected: auto (from the URL or the port's usual service), tcp,
-    /// tls, http, https
+    /// tls, http, https, or a service's own opening without credentials: postgres, redis,
+    /// mysql, mongodb, kafka, amqp, smtp, imap, pop3
     #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto, value_name = "PROTO")]
     pub protocol: ProtocolChoice,
 
@@ -213,6 +214,17 @@ pub enum ProtocolChoice {
     Tls,
     Http,
     Https,
+    #[value(alias = "postgresql")]
+    Postgres,
+    Redis,
+    #[value(alias = "mariadb")]
+    Mysql,
+    Mongodb,
+    Kafka,
+    Amqp,
+    Smtp,
+    Imap,
+    Pop3,
 }
 
 /// `--format` values.
@@ -279,6 +291,15 @@ impl Cli {
             ProtocolChoice::Tls => Protocol::Tls,
             ProtocolChoice::Http => Protocol::Http,
             ProtocolChoice::Https => Protocol::Https,
+            service => {
+                // The value's own name is a protocol name `Selection` knows.
+                let name = service
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default();
+                crate::session::protocols::Selection::from_name(&name)
+                    .map_or(Protocol::Auto, Protocol::Service)
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::session::ask::Ask;
+use crate::session::protocols::Selection;
 use crate::session::status::StatusSet;
 use crate::session::tls::Trust;
 
@@ -39,6 +40,8 @@ pub enum Protocol {
     Http,
     /// A TLS handshake, then one HTTP request.
     Https,
+    /// A service's own opening (PostgreSQL, Redis, MySQL …), without credentials.
+    Service(Selection),
 }
 
 /// What a check may do.

@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -34,10 +35,14 @@ use crate::local::{self, Firewall, LocalFacts};
 use crate::options::{LocalMode, Options, Protocol, TraceMode};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 use crate::session::http::HttpTarget;
+use crate::session::protocols::postgres::SslMode;
+use crate::session::protocols::{Params, Protocol as ServiceProtocol, Selection};
 use crate::session::proxy::{Proxy, ProxyChoice};
 use crate::session::tls::{Trust, TrustStore};
 use crate::session::watch::{self, First};
-use crate::session::{Application, Destination, SessionFacts, SessionRequest, after_connect_via};
+use crate::session::{
+    Application, Destination, ServiceRequest, SessionFacts, SessionRequest, after_connect_via,
+};
 use crate::target::{Host, Target};
 use crate::trace::{self, TraceFacts};
 
@@ -622,6 +627,12 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             trace: self.opts.trace,
             firewall: self.opts.local != LocalMode::Never && self.opts.report,
             inspect_here,
+            // MySQL/MariaDB counts a connection closed before its handshake toward blocking
+            // this host (`max_connect_errors`): the probe's own connection is the one that
+            // speaks. Not through a proxy (the probe's connection is the proxy's).
+            keep: self.via.is_none()
+                && matches!(self.app, Application::Service(s)
+                    if s.selection.protocol == ServiceProtocol::MySql),
         };
         let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
         let (addresses, local) = self.sessions(probed.addresses, inspection).await;
@@ -721,12 +732,58 @@ fn application(target: &Target, protocol: Protocol) -> Application {
         Protocol::Tls => Application::Tls,
         Protocol::Http => Application::Http(http(80)),
         Protocol::Https => Application::Https(http(443)),
-        Protocol::Auto => match target.url.as_ref().map(|u| u.scheme.as_str()) {
-            Some("https" | "wss") => Application::Https(http(443)),
-            Some("http" | "ws") => Application::Http(http(80)),
-            _ => crate::session::application_for(target.service.as_deref(), &host, port),
-        },
+        Protocol::Service(sel) => service(target, sel),
+        Protocol::Auto => {
+            let scheme = target.url.as_ref().map(|u| u.scheme.as_str());
+            let usual = crate::session::application_for(target.service.as_deref(), &host, port);
+            match scheme {
+                Some("https" | "wss") => return Application::Https(http(443)),
+                Some("http" | "ws") => return Application::Http(http(80)),
+                _ => {}
+            }
+            // The scheme's protocol, else the port's usual service when nothing else is
+            // spoken there. Implicit-TLS mail and AMQP ports keep their TLS check as before;
+            // `rediss://` had none.
+            let by_port = (usual == Application::Watch)
+                .then(|| Selection::for_port(port))
+                .flatten();
+            match scheme.and_then(Selection::from_name).or(by_port) {
+                Some(sel) if !sel.implicit_tls || sel.protocol == ServiceProtocol::Redis => {
+                    service(target, sel)
+                }
+                _ => usual,
+            }
+        }
     }
+}
+
+/// A service's opening: who canreach says it is comes from the URL (its user, its path as the
+/// database), never a password.
+fn service(target: &Target, selection: Selection) -> Application {
+    let url = target.url.as_ref();
+    let database = url
+        .map(|u| u.path.trim_start_matches('/'))
+        .filter(|d| !d.is_empty() && selection.protocol == ServiceProtocol::Postgres)
+        .map(str::to_string);
+    let sslmode = url.and_then(|u| u.sslmode.as_deref());
+    let params = Params {
+        user: url.and_then(|u| u.user.clone()),
+        database,
+        postgres_ssl: if sslmode == Some("disable") {
+            SslMode::Skip
+        } else {
+            SslMode::Ask
+        },
+        // STARTTLS when offered, then the TLS handshake with its checks (as mail clients
+        // that ask for it).
+        starttls: true,
+        ..Params::default()
+    };
+    Application::Service(Box::new(ServiceRequest {
+        selection,
+        params,
+        tls_required: matches!(sslmode, Some("require" | "verify-ca" | "verify-full")),
+    }))
 }
 
 /// Run the session stage on every open address, concurrently, within the deadline. The
@@ -747,8 +804,24 @@ async fn follow_sessions<C: Connector>(
     if !addresses.iter().any(open) {
         return addresses.iter().map(|_| None).collect();
     }
-    let tls = matches!(app, Application::Tls | Application::Https(_));
+    // Implicit TLS, and mail's STARTTLS: the certificate is verified as the clients do.
+    let tls = matches!(app, Application::Tls | Application::Https(_))
+        || matches!(app, Application::Service(s) if s.selection.implicit_tls
+            || matches!(s.selection.protocol,
+                ServiceProtocol::Smtp | ServiceProtocol::Imap | ServiceProtocol::Pop3));
     let asked_roots = ask.and_then(|a| a.roots.clone());
+    // PostgreSQL's TLS (after `S`) is verified only with `sslmode=verify-ca`/`verify-full`
+    // (libpq): otherwise the chain is checked for the record and the handshake goes on.
+    let pg_tls = match app {
+        Application::Service(s) if s.selection.protocol == ServiceProtocol::Postgres => Some(
+            target
+                .url
+                .as_ref()
+                .and_then(|u| u.sslmode.as_deref())
+                .is_some_and(|m| m.starts_with("verify")),
+        ),
+        _ => None,
+    };
     let req = SessionRequest {
         host: ask
             .and_then(|a| a.server_name.clone())
@@ -758,6 +831,8 @@ async fn follow_sessions<C: Connector>(
         roots: match asked_roots {
             Some(r) if tls => r,
             _ if tls => trust.roots(),
+            _ if pg_tls == Some(true) => trust.roots(),
+            _ if pg_tls == Some(false) => Arc::new(trust.roots().insecure()),
             _ => TrustStore::empty(),
         },
         mss_retry: true,
@@ -789,6 +864,7 @@ async fn follow_sessions<C: Connector>(
                 http: None,
                 tls_confirm: None,
                 answered: None,
+                service: None,
             }),
             Err(_) => None,
         }
@@ -841,6 +917,54 @@ mod tests {
     use crate::connect::remote::WALK_GRACE;
     use crate::options::DEFAULT_TIMEOUT;
     use crate::probe::{ConnectResult, ProbeFact};
+
+    #[test]
+    fn the_service_spoken_comes_from_the_flag_the_scheme_or_the_port() {
+        let services = crate::services::Services::parse("");
+        let app = |t: &str, protocol| {
+            let target = crate::target::parse(t, None, &services).unwrap();
+            application(&target, protocol)
+        };
+        let spoken = |a: Application| match a {
+            Application::Service(s) => Some((s.selection.protocol, s.params, s.tls_required)),
+            _ => None,
+        };
+        let (p, params, required) = spoken(app(
+            "postgres://app:pw@db/orders?sslmode=require",
+            Protocol::Auto,
+        ))
+        .unwrap();
+        assert_eq!(p, ServiceProtocol::Postgres);
+        assert_eq!(params.user.as_deref(), Some("app"));
+        assert_eq!(params.database.as_deref(), Some("orders"));
+        assert!(required);
+        assert_eq!(
+            spoken(app("db:5432", Protocol::Auto)).unwrap().0,
+            ServiceProtocol::Postgres
+        );
+        assert_eq!(
+            spoken(app("rediss://c", Protocol::Auto)).unwrap().0,
+            ServiceProtocol::Redis
+        );
+        assert_eq!(
+            spoken(app("mariadb://m", Protocol::Auto)).unwrap().0,
+            ServiceProtocol::MySql
+        );
+        let redis = Protocol::Service(Selection::from_name("redis").unwrap());
+        assert_eq!(
+            spoken(app("c:8080", redis)).unwrap().0,
+            ServiceProtocol::Redis
+        );
+        // The ports and schemes that were checked otherwise before stay so.
+        assert!(matches!(
+            app("h:443", Protocol::Auto),
+            Application::Https(_)
+        ));
+        assert_eq!(app("h:993", Protocol::Auto), Application::Tls);
+        assert_eq!(app("imaps://h", Protocol::Auto), Application::Tls);
+        assert_eq!(app("h:22", Protocol::Auto), Application::Watch);
+        assert_eq!(app("h:5432", Protocol::Tcp), Application::Watch);
+    }
 
     /// A check of its own: this machine read afresh.
     async fn gather<R: Resolver, C: Connector>(

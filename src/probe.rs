@@ -27,12 +27,41 @@ pub struct ProbeSpec {
     pub address: SocketAddr,
     /// IPv4 TTL / IPv6 hop limit; `None` leaves the system default.
     pub ttl: Option<u8>,
+    /// Keep the connected socket for the session stage ([`Connector::stream`] hands it
+    /// out) instead of closing it: a MySQL/MariaDB server counts a connection closed before
+    /// its handshake toward blocking this host (`max_connect_errors`).
+    pub keep: bool,
 }
 
 impl ProbeSpec {
     pub fn to(address: SocketAddr) -> Self {
-        ProbeSpec { address, ttl: None }
+        ProbeSpec {
+            address,
+            ttl: None,
+            keep: false,
+        }
     }
+}
+
+/// Connected probe sockets kept for the session stage ([`ProbeSpec::keep`]), with when they
+/// were kept. One not taken within [`KEPT_FOR`] is closed by the next keep or take.
+static KEPT: std::sync::Mutex<Vec<(SocketAddr, std::time::Instant, Socket)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How long a kept socket waits for its session (longer than any check's deadline).
+const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn kept() -> std::sync::MutexGuard<'static, Vec<(SocketAddr, std::time::Instant, Socket)>> {
+    let mut k = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    k.retain(|(_, at, _)| at.elapsed() < KEPT_FOR);
+    k
+}
+
+/// The probe's connected socket to `address`, when one was kept for the session.
+fn take_kept(address: SocketAddr) -> Option<Socket> {
+    let mut k = kept();
+    let i = k.iter().position(|(a, _, _)| *a == address)?;
+    Some(k.swap_remove(i).2)
 }
 
 /// How `connect()` ended.
@@ -104,6 +133,9 @@ impl Connector for KernelConnector {
         address: SocketAddr,
         deadline: Instant,
     ) -> io::Result<tokio::net::TcpStream> {
+        if let Some(socket) = take_kept(address) {
+            return tokio::net::TcpStream::from_std(socket.into());
+        }
         let connected = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut));
@@ -167,8 +199,17 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The source address is chosen by connect(); read it before a failure can reset it.
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+    let keep = |socket: Socket, r: &Attempt| {
+        if spec.keep && r.0 == ConnectResult::Connected {
+            kept().push((addr, std::time::Instant::now(), socket));
+        }
+    };
     match connecting {
-        Ok(()) => return Ok((connected(&socket, local), None, local)),
+        Ok(()) => {
+            let r = (connected(&socket, local), None, local);
+            keep(socket, &r);
+            return Ok(r);
+        }
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
@@ -182,6 +223,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     // with the runtime's poll (two epoll_ctl calls and a wake-up; a sweep of 10,000 loopback
     // ports makes 10,000 of these).
     if let Some(done) = settled(&socket, local)? {
+        keep(socket, &done);
         return Ok(done);
     }
     let fd = crate::sys::async_socket(socket)?;
@@ -197,7 +239,11 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     })
     .await;
     match outcome {
-        Ok(r) => r,
+        Ok(Ok(r)) => {
+            keep(fd.into_inner(), &r);
+            Ok(r)
+        }
+        Ok(Err(e)) => Err(e),
         // The SYN went unanswered; a late ICMP may still have been queued just now.
         Err(_) => Ok((
             ConnectResult::TimedOut,
@@ -390,5 +436,28 @@ mod tests {
             }
         );
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_is_the_sessions_stream() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let spec = ProbeSpec {
+            keep: true,
+            ..ProbeSpec::to(addr)
+        };
+        let f = KernelConnector.probe(spec, deadline).await;
+        assert_eq!(f.result, ConnectResult::Connected);
+        let s = KernelConnector.stream(addr, deadline).await.unwrap();
+        // The same connection: the server accepted one, from the probe's source port.
+        assert_eq!(s.local_addr().ok(), f.local);
+        let (_, peer) = l.accept().unwrap();
+        assert_eq!(Some(peer), f.local);
+        l.set_nonblocking(true).unwrap();
+        assert!(l.accept().is_err(), "no second connection");
+        // Taken once: the next stream is a new connection.
+        let again = KernelConnector.stream(addr, deadline).await.unwrap();
+        assert_ne!(again.local_addr().ok(), f.local);
     }
 }

@@ -101,6 +101,12 @@ pub struct UrlParts {
     pub scheme: String,
     /// The path, `/` at least.
     pub path: String,
+    /// The user the URL names (`postgres://alice@db/`), percent-decoded: a database
+    /// conversation introduces itself with it. Never the password, which is not kept.
+    pub user: Option<String>,
+    /// PostgreSQL's `sslmode` query parameter (`require`, `verify-full` …), lower-case: the
+    /// one query parameter kept (a query may carry a token).
+    pub sslmode: Option<String>,
 }
 
 impl Target {
@@ -421,6 +427,13 @@ fn parse_url(
             "" => "/".to_string(),
             p => p.to_string(),
         },
+        user: Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(percent_decoded),
+        sslmode: url
+            .query_pairs()
+            .find(|(k, _)| k == "sslmode")
+            .map(|(_, v)| v.to_ascii_lowercase()),
     };
     let host = match url.host() {
         Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
@@ -439,6 +452,29 @@ fn parse_url(
         .scheme_port(scheme)
         .ok_or_else(|| TargetError::UnknownScheme(shown(scheme)))?;
     Ok((host, (port, PortSource::Scheme), parts))
+}
+
+/// `%XX` sequences decoded (invalid UTF-8 replaced); anything else kept as it is.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A character no host, port or URL typed on purpose contains: C0/C1 controls, DEL, bidi and
@@ -526,6 +562,23 @@ mod tests {
         for typed in ["h:53", "https://h/", "postgres://db/x", ":22"] {
             assert_eq!(p(typed, None).unwrap().transport, Transport::Tcp, "{typed}");
         }
+    }
+
+    #[test]
+    fn a_urls_user_and_sslmode_are_kept_never_its_password() {
+        let u = p(
+            "postgres://app%40corp:s3cr3t@db/orders?sslmode=REQUIRE&x=1",
+            None,
+        )
+        .unwrap()
+        .url
+        .unwrap();
+        assert_eq!(u.user.as_deref(), Some("app@corp"));
+        assert_eq!(u.sslmode.as_deref(), Some("require"));
+        assert_eq!(u.path, "/orders");
+        assert!(!format!("{u:?}").contains("s3cr3t"));
+        let u = p("redis://:s3cr3t@cache", None).unwrap().url.unwrap();
+        assert_eq!((u.user, u.sslmode), (None, None));
     }
 
     #[test]

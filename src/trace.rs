@@ -140,6 +140,7 @@ pub async fn walk_until<C: Connector>(
         let spec = ProbeSpec {
             address,
             ttl: Some(ttl),
+            keep: false,
         };
         (ttl, connector.probe(spec, until).await)
     };
@@ -208,6 +209,7 @@ mod tests {
             spec: ProbeSpec {
                 address: "198.18.2.2:5432".parse().unwrap(),
                 ttl: Some(ttl),
+                keep: false,
             },
             result: ConnectResult::Failed {
                 errno: libc::EHOSTUNREACH,

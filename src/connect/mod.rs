@@ -47,6 +47,9 @@ pub(crate) struct Plan {
     pub firewall: bool,
     /// This machine's listeners are inspected for this check.
     pub inspect_here: bool,
+    /// Keep each main probe's connected socket for the session stage
+    /// ([`crate::probe::ProbeSpec::keep`]).
+    pub keep: bool,
 }
 
 /// The connect stage's facts: one per address in order, the walk that ran alongside the
@@ -81,6 +84,7 @@ pub(crate) async fn probe_all<C: Connector, I: Inspector>(
             // silence is worth explaining; the pipeline decides later whether it is kept.
             walk: (i == 0 && !here && plan.trace != TraceMode::Never)
                 .then_some(plan.probe_deadline),
+            keep: plan.keep,
         };
         probe_one(connector, inspector, a, here, role, plan)
     }))
@@ -112,8 +116,14 @@ async fn probe_one<C: Connector, I: Inspector>(
     let read_firewall = || inspector.firewall(plan.port, plan.deadline.into_std());
     let probing = async {
         if here {
-            let (fact, queue) =
-                this_machine::probe(connector, inspector, address, plan.probe_deadline).await;
+            let (fact, queue) = this_machine::probe(
+                connector,
+                inspector,
+                address,
+                plan.probe_deadline,
+                plan.keep,
+            )
+            .await;
             (fact, None, None, queue)
         } else {
             let (fact, silence, walk) =

@@ -38,6 +38,8 @@ pub(crate) struct Role {
     pub first: bool,
     /// Walk the path alongside the probes, within this deadline.
     pub walk: Option<Instant>,
+    /// Keep the main probe's connected socket for the session stage.
+    pub keep: bool,
 }
 
 /// Probe one address. If it stays silent for [`liveness::DELAY`], probe other ports of the same
@@ -73,7 +75,11 @@ pub(crate) async fn probe<C: Connector>(
     } else {
         deadline.min(start + liveness::OTHER_WAIT)
     };
-    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
+    let spec = ProbeSpec {
+        keep: role.keep,
+        ..ProbeSpec::to(address)
+    };
+    let mut main = std::pin::pin!(connector.probe(spec, deadline));
     let quick = deadline.min(start + liveness::DELAY);
     tokio::select! {
         fact = &mut main => {

@@ -42,12 +42,17 @@ pub(crate) async fn probe<C: Connector, I: Inspector>(
     inspector: &I,
     address: SocketAddr,
     deadline: Instant,
+    keep: bool,
 ) -> (ProbeFact, Option<QueueWatch>) {
     let start = Instant::now();
     let long = deadline.min(start + LOCAL_RETRANSMIT_WAIT);
     let short = deadline.min(start + liveness::LOCAL_SILENCE);
     // The connect itself may run to the deadline: how long it is waited for is decided here.
-    let mut main = std::pin::pin!(connector.probe(ProbeSpec::to(address), deadline));
+    let spec = ProbeSpec {
+        keep,
+        ..ProbeSpec::to(address)
+    };
+    let mut main = std::pin::pin!(connector.probe(spec, deadline));
     let quick = short.min(start + liveness::DELAY);
     if let Ok(fact) = tokio::time::timeout_at(quick, &mut main).await {
         return (fact, None);

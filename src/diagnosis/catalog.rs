@@ -135,6 +135,81 @@ allowed to connect\", 1040 …) or a 4xx/5xx coded greeting (SMTP 421, 554)",
 server's logs",
             rule: program::service_refuses,
         },
+        PgNoHbaEntry = "pg_no_hba_entry", Error {
+            evidence: "PostgreSQL answered the startup (user `canreach`, or the URL's user and \
+database; no password) with SQLSTATE 28000 `no pg_hba.conf entry for host \"…\"`",
+            says: "the server's message, quoted; the host it saw, and when that is not this \
+machine's address, that a NAT or a proxy in between changes it",
+            advice: "the pg_hba.conf line to add on the server (`host DB USER ADDRESS/32 \
+scram-sha-256`), then `SELECT pg_reload_conf();`",
+            rule: service::pg_no_hba_entry,
+        },
+        MysqlHostNotAllowed = "mysql_host_not_allowed", Error {
+            evidence: "MySQL/MariaDB sent ERR 1130 instead of its greeting",
+            says: "no account matches the host the server saw; its message quoted",
+            advice: "create the application's account for this address (`CREATE USER \
+'app'@'ADDRESS'`, `GRANT`)",
+            rule: service::mysql_host_not_allowed,
+        },
+        MysqlHostBlocked = "mysql_host_blocked", Error {
+            evidence: "MySQL/MariaDB sent ERR 1129 (host blocked after `max_connect_errors` \
+broken connections)",
+            says: "the host stays blocked until the host cache is flushed",
+            advice: "`mysqladmin flush-hosts` on the server; find what breaks handshakes",
+            rule: service::mysql_host_blocked,
+        },
+        RedisProtectedMode = "redis_protected_mode", Error {
+            evidence: "Redis wrote `-DENIED …` on accept (protected mode: no password, a \
+client not on its machine)",
+            says: "Redis refuses every remote client until it has a password or protected \
+mode is off",
+            advice: "Redis's three fixes, shortened: `requirepass`, or `protected-mode no` \
+on trusted networks, then a restart",
+            rule: service::redis_protected_mode,
+        },
+        PgTlsRefused = "pg_tls_refused", Error {
+            evidence: "PostgreSQL answered `N` to SSLRequest and the URL says \
+`sslmode=require` (or `verify-ca`/`verify-full`)",
+            says: "the server does not speak TLS; libpq refuses to go on",
+            advice: "`ssl = on` with a certificate in postgresql.conf",
+            rule: service::pg_tls_refused,
+        },
+        DatabaseMissing = "database_missing", Error {
+            evidence: "PostgreSQL answered SQLSTATE 3D000 for the database the URL names",
+            says: "that database does not exist on the server",
+            advice: "check the name (`psql -l`), or `createdb`",
+            rule: service::database_missing,
+        },
+        TooManyClients = "too_many_clients", Error {
+            evidence: "PostgreSQL SQLSTATE 53300, Redis `-ERR max number of clients reached`, \
+MySQL/MariaDB ERR 1040",
+            says: "every connection slot of the service is taken: no one gets in",
+            advice: "see who holds the connections; raise `max_connections`/`maxclients`, \
+or pool",
+            rule: service::too_many_clients,
+        },
+        ServiceStarting = "service_starting", Error {
+            evidence: "PostgreSQL SQLSTATE 57P03 (starting up, shutting down, in recovery), \
+Redis `-LOADING`",
+            says: "the service serves no one yet; its message quoted",
+            advice: "its status and log (`systemctl status postgresql`); wait for the load",
+            rule: service::service_starting,
+        },
+        ServiceErrorReply = "service_error_reply", Error {
+            evidence: "another error in the service's protocol: a PostgreSQL SQLSTATE, a \
+Redis error (`-MASTERDOWN`, `-MISCONF` …), a MySQL/MariaDB ERR, AMQP Connection.Close, a \
+`421`/`-ERR`/`* BYE` mail greeting",
+            says: "the service's own words and code, bounded and escaped",
+            advice: "the service's log on the server",
+            rule: service::service_error_reply,
+        },
+        ServiceNotAnswering = "service_not_answering", Error {
+            evidence: "the service's opening (URL scheme, `--protocol` or the port's usual \
+service) got nothing back, a hang-up, a reset, or bytes of another protocol",
+            says: "what came back instead, bounded and escaped",
+            advice: "`ss -ltnp` on the server: is the service what listens there; its log",
+            rule: service::service_not_answering,
+        },
         ProxyAuthRequired = "proxy_auth_required", Error {
             evidence: "the proxy answered `CONNECT` (or a forwarded request) with 407",
             says: "the proxy (host:port, its variable) wants credentials; the schemes it accepts \
@@ -335,6 +410,14 @@ it: what the next address answered is checked next.\"",
 else its first bytes",
             advice: "—",
             rule: program::service_banner,
+        },
+        ServiceAnswered = "service_answered", Info {
+            evidence: "the service answered its opening as itself (PostgreSQL `R`, Redis \
+`+PONG`/`-NOAUTH`, MySQL/MariaDB greeting then 1045, AMQP Connection.Start …)",
+            says: "which service, its version when it gave one, and the authentication it \
+asks for (\"asks for a password (SCRAM-SHA-256)\"); canreach sends none",
+            advice: "—",
+            rule: service::service_answered,
         },
         ProxyApplies = "proxy_applies", Info {
             evidence: "a URL target and `https_proxy`/`http_proxy`/`all_proxy` (curl's rules: \

@@ -117,6 +117,10 @@ pub fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
             _ => Outcome::TlsError,
         };
     }
+    // The service's own answer (PostgreSQL, Redis, MySQL …), after its TLS when it had one.
+    if let Some(o) = super::service::outcome(s) {
+        return o;
+    }
     if let Some(h) = &s.http {
         match (&h.response, &h.failure) {
             // The application that asked for the URL did not get it (a 404, a 503), or got

@@ -21,6 +21,7 @@
 //! | `http` | statuses, redirects, not HTTP, plain HTTP to a TLS port |
 //! | `mtu` | path-MTU black holes |
 //! | `udp` | UDP targets: an answer, port-unreachable, a reject, silence (open\|filtered) |
+//! | `service` | what a service said in its own protocol (PostgreSQL, Redis, MySQL/MariaDB …) |
 
 mod address;
 mod advice;
@@ -38,6 +39,7 @@ mod plan;
 mod program;
 mod proxy;
 mod report;
+pub(crate) mod service;
 mod silence;
 mod summary;
 pub(crate) mod tls;
@@ -199,6 +201,8 @@ fn ruled_out_by_facts(cx: &Ctx) -> Vec<StepKind> {
     out
 }
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

@@ -53,6 +53,7 @@ fn session(via: Option<ViaProxy>, http: Option<HttpFacts>) -> SessionFacts {
         http,
         tls_confirm: None,
         answered: None,
+        service: None,
     }
 }
 

@@ -660,6 +660,7 @@ fn not_taken_facts(n: crate::session::watch::NotAccepted) -> Facts {
         http: None,
         tls_confirm: None,
         answered: None,
+        service: None,
     });
     f.local = Some(LocalFacts {
         port: 22300,

@@ -205,6 +205,7 @@ mod tests {
             spec: ProbeSpec {
                 address: T.parse().unwrap(),
                 ttl,
+                keep: false,
             },
             result,
             elapsed: Duration::from_micros(400),

@@ -12,9 +12,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diagnosis::dns::{error_words, port53_tcp};
+use crate::diagnosis::service;
 use crate::diagnosis::tls::errors::alert_name;
 use crate::diagnosis::tls::tls_kind;
 use crate::diagnosis::views::{HopKind, Liveness, LivenessProbe, Path};
+use crate::diagnosis::words::bounded;
 use crate::diagnosis::{
     AddressReport, AddressResult, Machine, Outcome, PlannedStep, Report, Sender, errno_name,
 };
@@ -23,6 +25,7 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError};
 use crate::facts::{ProxyRoute, WaitEnd, Waited, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
+use crate::session::ServiceFacts;
 use crate::session::http::{HttpFacts, HttpFailure};
 use crate::session::mss::MssFailure;
 use crate::session::proxy::ProxyChoice;
@@ -251,6 +254,32 @@ struct SessionJ {
     /// After `expects_tls`: a TLS handshake on a second connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_confirm: Option<TlsJ>,
+    /// A service's own opening (PostgreSQL, Redis, MySQL/MariaDB …): what it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<ProtocolJ>,
+}
+
+#[derive(Serialize)]
+struct ProtocolJ {
+    /// `postgres`, `redis`, `mysql`, `mongodb`, `kafka`, `amqp`, `smtp`, `imap`, `pop3`.
+    name: &'static str,
+    /// The service's own version, when it gave one (≤ 64 characters).
+    version: Option<String>,
+    /// The authentication it asks for, when it answered as itself and asks for one.
+    auth_method: Option<String>,
+    /// PostgreSQL: the answer to the request for TLS (`accepted`, `refused`).
+    tls: Option<&'static str>,
+    /// The error it answered with: its code and message (≤ 200 characters).
+    error: Option<ProtocolErrorJ>,
+    /// How the conversation broke off, when it did.
+    failure: Option<&'static str>,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ProtocolErrorJ {
+    code: Option<String>,
+    message: String,
 }
 
 #[derive(Serialize)]
@@ -788,6 +817,53 @@ fn session(s: &SessionFacts) -> SessionJ {
         http: s.http.as_ref().map(http),
         via: s.via.as_ref().map(via),
         tls_confirm: s.tls_confirm.as_ref().map(tls),
+        protocol: s.service.as_ref().map(protocol),
+    }
+}
+
+/// What a service said in its own protocol.
+fn protocol(svc: &ServiceFacts) -> ProtocolJ {
+    use crate::session::protocols::{Protocol, ProtocolFacts, WireFailure, postgres::SslAnswer};
+    let name = match svc.protocol {
+        Protocol::Postgres => "postgres",
+        Protocol::Redis => "redis",
+        Protocol::MySql => "mysql",
+        Protocol::MongoDb => "mongodb",
+        Protocol::Kafka => "kafka",
+        Protocol::Amqp => "amqp",
+        Protocol::Smtp => "smtp",
+        Protocol::Imap => "imap",
+        Protocol::Pop3 => "pop3",
+    };
+    let tls = match &svc.first {
+        ProtocolFacts::Postgres(f) => match f.ssl {
+            Some(SslAnswer::Supported) => Some("accepted"),
+            Some(SslAnswer::Refused) => Some("refused"),
+            _ => None,
+        },
+        _ => None,
+    };
+    let failure = service::wire_failure(svc).map(|w| match w {
+        WireFailure::NoReply => "no_reply",
+        WireFailure::Closed => "closed",
+        WireFailure::Reset => "reset",
+        WireFailure::Truncated { .. } => "truncated",
+        WireFailure::NotThisProtocol { .. } => "not_this_protocol",
+        WireFailure::ExpectsTls { .. } => "expects_tls",
+        WireFailure::TooLarge => "too_large",
+        WireFailure::Io { .. } => "io_error",
+    });
+    ProtocolJ {
+        name,
+        version: service::version(svc).map(|v| bounded(&v, 64)),
+        auth_method: service::auth_method(svc).map(|m| bounded(&m, 64)),
+        tls,
+        error: service::error_reply(svc).map(|(code, message)| ProtocolErrorJ {
+            code: code.map(|c| bounded(&c, 16)),
+            message: bounded(&message, service::SERVER_TEXT),
+        }),
+        failure,
+        elapsed_ms: ms(service::elapsed(svc.last())),
     }
 }
 

@@ -63,6 +63,7 @@ fn connected(addr: &str, edit: impl FnOnce(&mut SessionFacts)) -> AddressFacts {
         http: None,
         tls_confirm: None,
         answered: None,
+        service: None,
         not_accepted: None,
     };
     edit(&mut s);

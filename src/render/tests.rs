@@ -337,6 +337,7 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         http,
         tls_confirm: None,
         answered: None,
+        service: None,
         not_accepted: None,
     };
     let open = |s: SessionFacts| {
@@ -526,6 +527,111 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
             firewall: Some(firewall),
             ..name(base())
         },
+    ]
+    .into_iter()
+    .chain(hostile_services(h).into_iter().map(|svc| Facts {
+        addresses: vec![open(SessionFacts {
+            service: Some(svc),
+            ..session(First::Unwatched, None, None)
+        })],
+        ..base()
+    }))
+    .collect()
+}
+
+/// Services that answer with hostile text: an error, a version, another protocol's bytes.
+fn hostile_services(h: &str) -> Vec<crate::session::ServiceFacts> {
+    use crate::session::protocols::postgres::{ErrorFields, PgFacts, SslAnswer, StartupAnswer};
+    use crate::session::protocols::redis::{RedisFacts, Reply, ReplyKind};
+    use crate::session::protocols::{Ending, Failed, Protocol, ProtocolFacts, WireFailure, mysql};
+    let svc = |protocol, first| crate::session::ServiceFacts {
+        protocol,
+        tls_required: false,
+        user: Some(h.to_string()),
+        database: Some(h.to_string()),
+        local: None,
+        first,
+        after_tls: None,
+    };
+    let ms = Duration::from_millis(1);
+    let pg = |code: &str| {
+        ProtocolFacts::Postgres(PgFacts {
+            ssl: Some(SslAnswer::Refused),
+            answer: Some(StartupAnswer::Error {
+                error: ErrorFields {
+                    severity: Some(h.to_string()),
+                    code: Some(code.to_string()),
+                    message: Some(format!("no pg_hba.conf entry for host \"{h}\" {h}")),
+                    detail: None,
+                    hint: None,
+                },
+                after_auth_ok: false,
+            }),
+            notices: vec![],
+            failure: None,
+            ended: Ending::ByServer,
+            elapsed: ms,
+        })
+    };
+    let greeting = mysql::Greeting {
+        protocol: 10,
+        server_version: h.to_string(),
+        connection_id: 1,
+        capabilities: 0,
+        mariadb_capabilities: None,
+        auth_plugin: Some(h.to_string()),
+    };
+    let denied = mysql::ErrPacket {
+        code: 1045,
+        sqlstate: None,
+        message: h.to_string(),
+    };
+    vec![
+        svc(Protocol::Postgres, pg("28000")),
+        svc(Protocol::Postgres, pg(h)),
+        svc(
+            Protocol::MySql,
+            ProtocolFacts::MySql(mysql::MySqlFacts {
+                first: Some(mysql::First::Greeting(greeting)),
+                login: Some(mysql::Login {
+                    switched_to: vec![h.to_string()],
+                    outcome: mysql::LoginOutcome::Refused(denied),
+                }),
+                failure: None,
+                ended: Ending::ByServer,
+                elapsed: ms,
+            }),
+        ),
+        svc(
+            Protocol::Redis,
+            ProtocolFacts::Redis(RedisFacts {
+                unsolicited: None,
+                reply: Some(Reply {
+                    kind: ReplyKind::Error {
+                        code: h.to_string(),
+                    },
+                    text: h.to_string(),
+                }),
+                failure: None,
+                ended: Ending::Closed,
+                elapsed: ms,
+            }),
+        ),
+        svc(
+            Protocol::Redis,
+            ProtocolFacts::Redis(RedisFacts {
+                unsolicited: None,
+                reply: None,
+                failure: Some(Failed {
+                    step: crate::session::protocols::redis::RedisStep::Ping,
+                    failure: WireFailure::NotThisProtocol {
+                        first_bytes: h.as_bytes().to_vec(),
+                    },
+                }),
+                ended: Ending::Closed,
+                elapsed: ms,
+            }),
+        ),
     ]
 }
 

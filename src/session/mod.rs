@@ -14,6 +14,7 @@
 //! | one HTTP request | [`http`] | [`http::HttpFacts`]: status, `Server`, `Via`, `Location` …, [`http::HttpFailure`] |
 //! | proxy environment, CONNECT | [`proxy`] | [`proxy::ProxyChoice`], [`proxy::ConnectFacts`] |
 //! | reduced-MSS retry | [`mss`] | a connected stream, or [`mss::MssError`] |
+//! | a service's own opening (PostgreSQL, Redis, MySQL …) | [`protocols`] | [`ServiceFacts`]: what the service said, in its protocol's terms |
 //! | a prober's own questions | `ask` | `ask::Answered`: one HTTP exchange as a module asks it, a `query_response` dialogue |
 //!
 //! ## For the pipeline
@@ -42,7 +43,7 @@
 pub(crate) mod ask;
 pub mod http;
 pub mod mss;
-pub(crate) mod protocols;
+pub mod protocols;
 pub mod proxy;
 pub(crate) mod stage;
 pub(crate) mod status;
@@ -50,8 +51,8 @@ pub mod tls;
 pub mod watch;
 
 pub use stage::{
-    Application, Destination, SessionFacts, SessionRequest, ViaProxy, after_connect,
-    after_connect_via, application_for,
+    Application, Destination, ServiceFacts, ServiceRequest, SessionFacts, SessionRequest, ViaProxy,
+    after_connect, after_connect_via, application_for,
 };
 
 use std::io;

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use super::http::{self, HttpFacts, HttpTarget};
 use super::mss;
+use super::protocols::{self, Ending, Params, Protocol, ProtocolFacts, Selection};
 use super::proxy::{self, ConnectFacts};
 use super::tls::{self, TlsFacts, TlsFailure, TlsRequest, TrustStore, Versions};
 use super::watch::{self, First};
@@ -48,6 +49,50 @@ pub enum Application {
     Http(HttpTarget),
     /// A TLS handshake (ALPN `http/1.1`), then one HTTP request over it.
     Https(HttpTarget),
+    /// A service's own opening, without credentials (PostgreSQL, Redis, MySQL …).
+    Service(Box<ServiceRequest>),
+}
+
+/// What to say to a service ([`Application::Service`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRequest {
+    pub selection: Selection,
+    /// Who canreach says it is (the URL's user and database); never a password.
+    pub params: Params,
+    /// The URL asks for TLS (PostgreSQL `sslmode=require` and stronger): a server that
+    /// refuses it fails the application.
+    pub tls_required: bool,
+}
+
+/// What a service said in its own protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceFacts {
+    pub protocol: Protocol,
+    /// The URL asks for TLS ([`ServiceRequest::tls_required`]).
+    pub tls_required: bool,
+    /// The user and database the URL named (canreach's own otherwise).
+    pub user: Option<String>,
+    pub database: Option<String>,
+    /// This side's address of the connection: what the server should have seen, unless
+    /// something in between (NAT, a proxy) changed it.
+    pub local: Option<SocketAddr>,
+    /// The conversation on the connection as it came (after the TLS handshake for implicit
+    /// TLS).
+    pub first: ProtocolFacts,
+    /// When the server agreed to TLS (PostgreSQL's `S`): the conversation inside the TLS
+    /// session ([`SessionFacts::tls`] holds the handshake).
+    pub after_tls: Option<ProtocolFacts>,
+}
+
+// The facts are compared whole in tests; the one float among them (MongoDB's `ok`) is a
+// number the server sent, never NaN in practice, and no code relies on `Eq` for it.
+impl Eq for ServiceFacts {}
+
+impl ServiceFacts {
+    /// The conversation that counts: the one inside TLS when there was one.
+    pub fn last(&self) -> &ProtocolFacts {
+        self.after_tls.as_ref().unwrap_or(&self.first)
+    }
 }
 
 /// The usual application for a service name (`/etc/services` or a URL scheme) and port; the
@@ -149,6 +194,8 @@ pub struct SessionFacts {
     pub tls_confirm: Option<TlsFacts>,
     /// What the prober's own questions gave ([`SessionRequest::ask`]).
     pub answered: Option<super::ask::Answered>,
+    /// What the service said in its own protocol ([`Application::Service`]).
+    pub service: Option<ServiceFacts>,
 }
 
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
@@ -219,6 +266,25 @@ pub async fn after_connect_via(
             false
         }
         Application::Https(target) => s.https(stream, target, &mut facts).await,
+        Application::Service(sr) => {
+            s.service(stream, sr, &mut facts).await;
+            facts.window = Duration::ZERO;
+            // On this machine, an opening that got nothing back: was the connection ever
+            // taken from the accept queue? (Still queued, the program does not take
+            // connections.)
+            let unanswered = facts.service.as_ref().is_some_and(|svc| {
+                protocols::failure(svc.last()) == Some(&protocols::WireFailure::NoReply)
+            });
+            if let (true, true, None, (Ok(client), Ok(server))) =
+                (s.here, unanswered, via, (&ends.0, &ends.1))
+            {
+                let program = req.program.as_ref();
+                facts.not_accepted =
+                    watch::still_queued(*server, *client, connected_at, program, deadline).await;
+            }
+            // The protocol's own failures are the facts; no hang-up or greeting to settle.
+            true
+        }
     };
     if !asked_only {
         s.after_speaking(&mut facts, ends, connected_at).await;
@@ -308,6 +374,7 @@ impl Session<'_> {
             http: None,
             tls_confirm: None,
             answered: None,
+            service: None,
         }
     }
 
@@ -432,6 +499,59 @@ impl Session<'_> {
         }
         facts.http = Some(h);
         false
+    }
+
+    /// A service's own opening: TLS first for implicit TLS; after PostgreSQL's `S`, the TLS
+    /// handshake on the same connection, then the startup inside it.
+    async fn service(&self, stream: TcpStream, sr: &ServiceRequest, facts: &mut SessionFacts) {
+        let (deadline, protocol) = (self.deadline, sr.selection.protocol);
+        let treq = TlsRequest {
+            server_name: &self.req.host,
+            alpn: &[],
+            roots: &self.req.roots,
+            versions: Versions::Any,
+        };
+        let local = stream.local_addr().ok();
+        let service = |first, after_tls| {
+            Some(ServiceFacts {
+                protocol,
+                tls_required: sr.tls_required,
+                user: sr.params.user.clone(),
+                database: sr.params.database.clone(),
+                local,
+                first,
+                after_tls,
+            })
+        };
+        if sr.selection.implicit_tls {
+            let (t, session) = tls::handshake_session(stream, &treq, deadline).await;
+            facts.tls = Some(t);
+            if let Some(mut session) = session {
+                let f = protocols::converse(protocol, &mut session, &sr.params, deadline).await;
+                facts.service = service(f, None);
+            }
+            return;
+        }
+        let mut stream = stream;
+        let first = protocols::converse(protocol, &mut stream, &sr.params, deadline).await;
+        let handed = protocols::ending(&first) == Ending::HandedOver;
+        if !handed {
+            facts.service = service(first, None);
+            return;
+        }
+        let (t, session) = tls::handshake_session(stream, &treq, deadline).await;
+        facts.tls = Some(t);
+        let after = match (session, &first) {
+            (Some(mut session), ProtocolFacts::Postgres(_)) => {
+                let params = Params {
+                    postgres_ssl: protocols::postgres::SslMode::Skip,
+                    ..sr.params.clone()
+                };
+                Some(protocols::converse(protocol, &mut session, &params, deadline).await)
+            }
+            _ => None,
+        };
+        facts.service = service(first, after);
     }
 
     /// Once the client spoke: on this machine, was an unanswered connection ever taken from

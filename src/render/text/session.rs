@@ -25,6 +25,9 @@ pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
         s.tls.as_ref().map(|t| ("tls", tls_line(t))),
         s.mss_retry.as_ref().map(|r| ("mss", mss_line(r))),
         s.http.as_ref().map(|h| ("http", http_line(h))),
+        s.service
+            .as_ref()
+            .map(|svc| ("service", crate::diagnosis::service::said_line(svc))),
         // Its verdict on the certificate is no finding here: only that TLS answered.
         s.tls_confirm.as_ref().map(|t| {
             let line = tls_line(t).replace("failed (see below)", "not accepted here");
@@ -192,6 +195,7 @@ mod tests {
             http: None,
             tls_confirm: None,
             answered: None,
+            service: None,
         }
     }
 

@@ -28,8 +28,8 @@
 //! cut to a bound, and no parser panics or allocates from a length the peer chose (each has a
 //! proptest). Strings are kept raw (lossy UTF-8) in facts: the renderers escape them.
 
-// Library code for issue 20: it is wired into the session stage, the diagnosis and the
-// renderers in issue 20's next step, on the reshaped pipeline; until then parts look unused.
+// Wired into the session stage for the TCP services (`Application::Service`); parts are not
+// used yet (MongoDB's members and Kafka's brokers as targets of their own, the UDP payloads).
 #![allow(dead_code)]
 
 pub mod amqp;
@@ -291,6 +291,32 @@ where
             };
             ProtocolFacts::Mail(mail::converse(which, stream, &req, deadline).await)
         }
+    }
+}
+
+/// How a conversation ended, whatever the protocol.
+pub fn ending(facts: &ProtocolFacts) -> Ending {
+    match facts {
+        ProtocolFacts::Postgres(f) => f.ended,
+        ProtocolFacts::Redis(f) => f.ended,
+        ProtocolFacts::MySql(f) => f.ended,
+        ProtocolFacts::MongoDb(f) => f.ended,
+        ProtocolFacts::Kafka(f) => f.ended,
+        ProtocolFacts::Amqp(f) => f.ended,
+        ProtocolFacts::Mail(f) => f.ended,
+    }
+}
+
+/// Why a conversation broke off, whatever the protocol.
+pub fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
+    match facts {
+        ProtocolFacts::Postgres(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Redis(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::MySql(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::MongoDb(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Kafka(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Amqp(f) => f.failure.as_ref().map(|f| &f.failure),
+        ProtocolFacts::Mail(f) => f.failure.as_ref().map(|f| &f.failure),
     }
 }
 

@@ -26,6 +26,7 @@
 pub mod fake_dns;
 pub mod fleet;
 pub mod sandbox;
+pub mod services;
 pub mod tls;
 
 use std::fs::File;
