@@ -99,7 +99,8 @@ fn exe_fits(claimed: &str, exe_name: &str) -> bool {
     if versioned {
         return true;
     }
-    servers::for_process(claimed).is_some_and(|s| s.processes.contains(&exe_name))
+    servers::for_process(claimed)
+        .is_some_and(|s| s.processes.contains(&exe_name) || s.executables.contains(&exe_name))
 }
 
 /// A listener's process calls itself a known server (by `comm` or `argv[0]`) but the kernel
@@ -1163,6 +1164,12 @@ mod tests {
                 "redis-server",
                 "/usr/bin/redis-server 127.0.0.1:6379",
                 "/usr/bin/redis-server (deleted)",
+            ),
+            // Debian's /usr/bin/redis-server is a link to redis-check-rdb (one program).
+            (
+                "redis-server",
+                "redis-server *:6379",
+                "/usr/bin/redis-check-rdb",
             ),
             // Not a known server's name: not a claim (node retitles itself freely).
             ("myapp", "myapp --port 5432", "/usr/bin/node"),
