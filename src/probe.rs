@@ -90,7 +90,8 @@ pub struct ProbeFact {
     /// The first ICMP error queued for the socket, if any.
     pub icmp: Option<Icmp>,
     /// This side's address, as the kernel chose it: an ICMP "from" it was sent by this
-    /// machine itself (its own firewall, or its own failed neighbour lookup).
+    /// machine itself (its own firewall, or its own failed neighbour lookup). After
+    /// EADDRNOTAVAIL, the address it would send from (port 0), `None` when it has none.
     pub local: Option<SocketAddr>,
 }
 
@@ -215,6 +216,11 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let icmp = read_error_queue(socket.as_raw_fd());
+            let local = if errno == libc::EADDRNOTAVAIL {
+                source_address(addr)
+            } else {
+                local
+            };
             return Ok((ConnectResult::Failed { errno }, icmp, local));
         }
     }
@@ -251,6 +257,17 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             local,
         )),
     }
+}
+
+/// The source address this machine would send from to `addr` (port 0), or `None` when it has
+/// none. EADDRNOTAVAIL at `connect()` means either no free source port or no address of the
+/// family to send from (IPv6 disabled while `localhost` gives `::1`, an address still
+/// tentative); the kernel's own choice on a UDP socket, whose ports are not TCP's, tells which.
+fn source_address(addr: SocketAddr) -> Option<SocketAddr> {
+    let udp = Socket::new(Domain::for_address(addr), Type::DGRAM.cloexec(), None).ok()?;
+    udp.connect(&SockAddr::from(addr)).ok()?;
+    let ip = udp.local_addr().ok()?.as_socket()?.ip();
+    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, 0))
 }
 
 /// How a connecting socket stands: failed (with its error queue), connected, or `None` while

@@ -583,13 +583,16 @@ the device's owners",
             rule: address::no_route,
         },
         LocalError = "local_error", Error {
-            evidence: "another errno at once; EADDRNOTAVAIL (no free local port) and \
-EMFILE/ENFILE/ENOBUFS/ENOMEM make the verdict `inconclusive`",
-            says: "this machine could not start the connection; for EADDRNOTAVAIL: \"it has no \
-free local port to connect from … Every port of its range of source ports is in use by \
-other connections. Nothing was sent\"",
+            evidence: "another errno at once; EADDRNOTAVAIL and EMFILE/ENFILE/ENOBUFS/ENOMEM \
+make the verdict `inconclusive`; for EADDRNOTAVAIL, whether the kernel has an address to send \
+from (a UDP socket connected to the target)",
+            says: "this machine could not start the connection; for EADDRNOTAVAIL with an \
+address to send from: \"it has no free local port to connect from … Every port of its range \
+of source ports is in use by other connections. Nothing was sent\"; without one: \"it has no \
+IPv6 (IPv4) address to connect from\"",
             advice: "check IPv4/IPv6 settings and file limits; for EADDRNOTAVAIL `sysctl \
-net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports` and `ss -s`",
+net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports` and `ss -s`, or, with no \
+address, `ip -6 addr show` (`ip -4 …`) and the other family",
             rule: address::local_error,
         },
         HostUpPortDropped = "host_up_port_dropped", Error {

@@ -453,10 +453,11 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
 /// lack and how to see it.
 #[test]
 fn no_free_local_port_is_no_verdict_about_the_target() {
-    let d = diagnose(facts(
-        target("198.18.0.2", 443),
-        vec![probe("198.18.0.2:443", failed(libc::EADDRNOTAVAIL), None)],
-    ));
+    // The kernel would send from 198.18.0.1 (the probe's UDP look): an address exists, the
+    // ports ran out.
+    let mut p = probe("198.18.0.2:443", failed(libc::EADDRNOTAVAIL), None);
+    p.local = Some("198.18.0.1:0".parse().unwrap());
+    let d = diagnose(facts(target("198.18.0.2", 443), vec![p]));
     assert_eq!(d.verdict, Verdict::Inconclusive);
     assert_eq!(ids(&d), ["local_error"]);
     let m = &d.findings[0].message;
@@ -472,6 +473,25 @@ fn no_free_local_port_is_no_verdict_about_the_target() {
             .any(|c| c.contains("sysctl net.ipv4.ip_local_port_range")),
         "{commands:?}"
     );
+}
+
+/// EADDRNOTAVAIL where the kernel has no address to send from (IPv6 disabled while the
+/// target is `::1`): no port is lacking, and the words and advice say what is: an address of
+/// that family.
+#[test]
+fn no_address_of_the_family_is_not_called_a_lack_of_ports() {
+    let d = diagnose(facts(
+        target("::1", 80),
+        vec![probe("[::1]:80", failed(libc::EADDRNOTAVAIL), None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["local_error"]);
+    let m = &d.findings[0].message;
+    assert!(m.contains("no IPv6 address to connect from"), "{m}");
+    assert!(!m.contains("port"), "{m}");
+    assert!(d.summary.contains("no IPv6 address"), "{}", d.summary);
+    let commands: Vec<&String> = d.steps.iter().filter_map(|s| s.command.as_ref()).collect();
+    assert_eq!(commands, ["ip -6 addr show"]);
 }
 
 /// A silent first address on a live host: the liveness facts the pipeline gathers.

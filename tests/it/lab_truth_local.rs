@@ -90,6 +90,44 @@ fn no_free_local_port_is_inconclusive_and_said() {
     );
 }
 
+/// EADDRNOTAVAIL for want of an address, not of a port: IPv6 disabled in the namespace while
+/// the target is `::1`. The kernel has no IPv6 address to send from; the words say that, and
+/// never "no free local port" or its range of ports.
+#[test]
+fn no_ipv6_address_to_connect_from_is_not_called_a_lack_of_ports() {
+    require_lab!();
+    let lab = Lab::new();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    let r = lab.canreach(&["--json", "[::1]:80"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
+    assert_eq!(ids(&v)[0], "local_error", "{}", r.stdout);
+    let m = finding(&v, "local_error")["message"].as_str().unwrap();
+    assert!(m.contains("no IPv6 address to connect from"), "{m}");
+    assert!(!m.contains("free local port"), "{m}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no IPv6 address to connect from"),
+        "{}",
+        v["summary"]
+    );
+    let commands: Vec<&str> = steps_for(&v, "local_error")
+        .iter()
+        .filter_map(|s| s["command"].as_str())
+        .collect();
+    assert_eq!(commands, ["ip -6 addr show"], "{}", r.stdout);
+}
+
 /// The session stage connects again: a stream the kernel connected to itself would read back
 /// its own ClientHello or request as the server's answer. It is refused like a reset.
 #[test]
