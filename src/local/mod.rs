@@ -257,8 +257,9 @@ pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
 /// for it is waiting for something else anyway (its probe of a silent port, the session, the
 /// watch for the program's accept), going on delays no answer, and a machine with hundreds of
 /// processes needs more than the budget to reach a late owner; so the search goes on, up to
-/// `until` (the check's deadline). Once the check is ready to answer, it calls
-/// [`Patience::hurry`]: from then on the budget holds again. Shared by the clones.
+/// `until` (shortly before the check's deadline). Once the check is ready to answer, or
+/// anything waits on the owners, it calls [`Patience::hurry`]: from then on the budget holds
+/// again. Shared by the clones.
 #[derive(Debug, Clone)]
 pub struct Patience {
     hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,

@@ -340,22 +340,18 @@ fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
     assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
 }
 
-/// A machine with 700 processes, the listener's owner started after them all (the owner
-/// search reads /proc in pid order): the search's CPU budget ends before it gets there (each
-/// process holds 60 descriptors, a readlink each; the test binary is a debug build, whose
-/// budget is ten times a release build's), but the check is waiting anyway (the watch for the
-/// program's accept), so the search goes on within the deadline and the report names the
-/// owner.
-#[test]
-fn the_owner_is_found_past_700_processes_while_the_check_waits() {
-    require_lab!();
-    let lab = Lab::new();
+/// Start `n` idle processes (`sleep`) in the lab's namespace `ns`, each holding `fds`
+/// descriptors (0 to `fds - 1`) on /dev/null: a machine whose /proc takes the owner search
+/// long to read. They end when the returned process is dropped.
+fn idle_processes(lab: &Lab, n: u32, fds: u32) -> Started {
     let mut idle = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.client, "bash", "-c"])
-        .arg(
-            "for fd in $(seq 3 62); do eval \"exec $fd</dev/null\"; done; \
-             for i in $(seq 700); do sleep 600 & done; echo started; wait",
-        )
+        .arg(format!(
+            "ulimit -n {}; for fd in $(seq 3 {}); do eval \"exec $fd</dev/null\"; done; \
+             for i in $(seq {n}); do sleep 600 & done; echo started; wait",
+            fds + 16,
+            fds - 1
+        ))
         .stdout(std::process::Stdio::piped())
         .spawn_in_lab()
         .unwrap();
@@ -366,9 +362,24 @@ fn the_owner_is_found_past_700_processes_while_the_check_waits() {
     )
     .unwrap();
     assert_eq!(line, "started\n");
-    let _idle = Started(idle);
+    Started(idle)
+}
+
+/// A machine with 700 processes, the listener's owner started after them all (the owner
+/// search reads /proc in pid order) and holding the listener as its descriptor 104, past the
+/// 64 the first pass reads of each process: the second pass, the rest of every process's
+/// descriptors, reads 700 × 64 more before it (a readlink each). The search's CPU budget ends
+/// before it gets there (the test binary is a debug build, whose budget is ten times a
+/// release build's), but the check is waiting anyway (the watch for the program's accept), so
+/// the search goes on and the report names the owner, at the end of the 900 ms watch, not at
+/// the deadline.
+#[test]
+fn the_owner_is_found_past_700_processes_while_the_check_waits() {
+    require_lab!();
+    let lab = Lab::new();
+    let _idle = idle_processes(&lab, 700, 128);
     let l = lab.listen_backlog(&lab.client, "127.0.0.1:22401", 16);
-    let holder = lab.hold(&lab.client, &l);
+    let holder = lab.hold_at(&lab.client, &l, 104);
     assert!(holder.pid > 700, "{}", holder.pid);
     let r = lab.canreach(&["--json", "127.0.0.1", "22401"]);
     let v = r.json();
@@ -382,6 +393,36 @@ fn the_owner_is_found_past_700_processes_while_the_check_waits() {
         m.contains(&format!("(pid {}, user root", holder.pid)),
         "{m}"
     );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!(elapsed < 1500.0, "{elapsed} ms");
+}
+
+/// The owners are waited on only with the search hurried: 1500 processes with 1000
+/// descriptors each, the owner last, its listener (never accepting) as descriptor 104. The
+/// search cannot reach it within the check; the watch for the accept asks for the owners at
+/// its end (900 ms), and the search, hurried then, answers within its budget: the report
+/// keeps the listener (its owner unknown), in about a second, not at the deadline with no
+/// local facts at all.
+#[test]
+fn waiting_on_the_owners_hurries_their_search() {
+    require_lab!();
+    let lab = Lab::new();
+    let _idle = idle_processes(&lab, 1500, 1000);
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22402", 16);
+    let holder = lab.hold_at(&lab.client, &l, 104);
+    assert!(holder.pid > 1500, "{}", holder.pid);
+    let r = lab.canreach(&["--json", "127.0.0.1", "22402"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert!(
+        v["local"]["listeners"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "{}",
+        r.stdout
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!(elapsed < 1500.0, "{elapsed} ms");
 }
 
 /// A program that listens but never calls accept(), its queue far from full: the kernel
