@@ -824,6 +824,7 @@ fn look(queued: u32, backlog: u32) -> Option<crate::local::QueueLook> {
     Some(crate::local::QueueLook {
         queued,
         backlog: Some(backlog),
+        drops: None,
     })
 }
 
@@ -875,11 +876,18 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
         d.findings[0].message
     );
     no_firewall_story(&d);
-    // Full for a moment only: room at both looks, drops counted while the check waited.
+    // Full for a moment only: room at both looks, the listener's own drops counted while
+    // the check waited (its retry dropped).
+    let counted = |queued, drops| {
+        look(queued, 100).map(|l| crate::local::QueueLook {
+            drops: Some(drops),
+            ..l
+        })
+    };
     let d = diagnose(silent_here(
         QueueWatch {
-            first: look(0, 100),
-            last: look(4, 100),
+            first: counted(0, 7),
+            last: counted(4, 9),
             overflows: Some(3),
             drops: Some(3),
             waited_retransmit: true,
@@ -890,7 +898,8 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
     assert_eq!(d.verdict, Verdict::Filtered);
     let m = &d.findings[0].message;
     assert!(
-        m.contains("does not take connections as fast as they come"),
+        m.contains("does not take connections as fast as they come")
+            && m.contains("this listener dropped 2 connection attempts"),
         "{m}"
     );
     assert!(
@@ -898,6 +907,28 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
         "{m}"
     );
     no_firewall_story(&d);
+}
+
+/// Other listeners of the machine overflowing while the check waited (ListenOverflows rose)
+/// say nothing of this one: its own count did not rise and it had room, so its silence is
+/// this machine's firewall's, not its queue's.
+#[test]
+fn other_listeners_overflowing_do_not_explain_this_ones_silence() {
+    use crate::facts::QueueWatch;
+    let room = look(0, 128).map(|l| crate::local::QueueLook {
+        drops: Some(5),
+        ..l
+    });
+    let q = QueueWatch {
+        first: room,
+        last: room,
+        overflows: Some(300),
+        drops: Some(300),
+        waited_retransmit: true,
+    };
+    let d = diagnose(silent_here(q, 1101, Some((0, 128))));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(ids(&d), ["silent_drop"]);
 }
 
 #[test]

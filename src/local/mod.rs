@@ -92,6 +92,10 @@ pub struct QueueLook {
     pub queued: u32,
     /// Its room (Send-Q); past it new SYNs are dropped.
     pub backlog: Option<u32>,
+    /// The packets this listener dropped so far (`sk_drops`: a SYN at its full queue among
+    /// them), `None` when the kernel did not say: unlike `ListenOverflows`, no other
+    /// listener's.
+    pub drops: Option<u32>,
 }
 
 impl QueueLook {
@@ -105,12 +109,13 @@ impl QueueLook {
 /// lookup), with this network namespace's listen-drop counters (/proc/net/netstat: a few
 /// hundred µs, so only for a probe already silent). Blocking.
 pub fn queue_look(address: SocketAddr) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
-    let listener = sock_diag::listener_at(address)
+    let listener = sock_diag::listener_with_drops(address)
         .ok()
         .flatten()
-        .map(|e| QueueLook {
+        .map(|(e, drops)| QueueLook {
             queued: e.queued,
             backlog: e.backlog,
+            drops,
         });
     (listener, netstat::read())
 }

@@ -620,6 +620,135 @@ fn a_listener_still_full_at_the_first_retry_is_waited_for() {
     assert!(!r.stdout.contains("nft "), "{}", r.stdout);
 }
 
+/// SYNs to `to` from a thread in `lab`'s client namespace, a new connect every 5 ms, each
+/// left to the kernel's retries, until the flag is set: a hung listener there counts
+/// ListenOverflows for all of them.
+fn syn_flood(
+    lab: &Lab,
+    to: std::net::SocketAddr,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let ns = std::fs::File::open(format!("/run/netns/{}", lab.client)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let flood = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: this thread alone joins the namespace.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0);
+        let mut held = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            let _ = s.connect(&to.into());
+            held.push(s);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    (stop, flood)
+}
+
+/// This machine's own firewall drops a port whose program has room in its queue, while
+/// ANOTHER listener of the machine, hung, overflows under a flood of connection attempts
+/// (ListenOverflows rising all along). The other listener's drops are not this one's: its own
+/// count (`sk_drops`) does not rise, its queue has room, so the check stops after the
+/// kernel's first retry and names the rule — `local_firewall_input` in about 1.1 s, not
+/// `listener_not_accepting` at the deadline with the firewall unread.
+#[test]
+fn another_listener_overflowing_does_not_hide_this_machines_firewall() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22507"));
+    lab.rule(&lab.client, "input", "tcp dport 22507 drop");
+    let hung = lab.listen_backlog(&lab.client, "127.0.0.1:22508", 0);
+    let _hung_holder = lab.hold(&lab.client, &hung);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22508");
+    let (stop, flood) = syn_flood(&lab, "127.0.0.1:22508".parse().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let r = lab.canreach(&["--json", "127.0.0.1", "22507"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    let v = r.json();
+    assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+    let ids = ids(&v);
+    assert_eq!(ids[0], "local_firewall_input", "{ids:?}");
+    assert!(
+        !ids.contains(&"listener_not_accepting".to_string())
+            && !ids.contains(&"firewall_not_inspected".to_string()),
+        "{ids:?}"
+    );
+    let q = &v["probes"][0]["queue"];
+    assert!(
+        q["overflows"].as_u64().unwrap() > 0,
+        "the other listener overflowed: {q}"
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!((1000.0..1600.0).contains(&elapsed), "{elapsed} ms");
+}
+
+/// Where the kernel's SYN retries double from the first (`tcp_syn_linear_timeouts` 0, as
+/// kernels before 6.7 do: 1 s, 3 s, 7 s), a listener still full at the first retry is waited
+/// on to the second, at 3 s, not given up at 2.1 s (when no retry had been sent since 1 s,
+/// so none was dropped, and the queue had room again): the program that drains its queue at
+/// 1.6 s is open, at the 3 s retry.
+#[test]
+fn with_doubling_syn_retries_a_busy_listener_is_waited_for_to_the_next_retry() {
+    require_lab!();
+    let lab = Lab::new();
+    let set = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client, "sysctl", "-qw"])
+        .arg("net.ipv4.tcp_syn_linear_timeouts=0")
+        .status()
+        .unwrap();
+    if !set.success() {
+        cannot_run(
+            "with_doubling_syn_retries_a_busy_listener_is_waited_for_to_the_next_retry",
+            "this kernel has no net.ipv4.tcp_syn_linear_timeouts (its retries double anyway)",
+        );
+        return;
+    }
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22509", 0);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22509");
+    let (stop, program) = busy_program(&lab, l, std::time::Duration::from_millis(1600));
+    let r = lab.canreach(&["--json", "127.0.0.1", "22509"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = program.join().unwrap();
+    let v = r.json();
+    assert!(taken >= 2, "the program drained its queue: {taken}");
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    let p = &v["probes"][0];
+    assert!(p["elapsed_ms"].as_f64().unwrap() >= 2900.0, "{p}");
+}
+
+/// A hung listener (`listen(0)`, one connection waiting, never taken), the default deadline:
+/// the wait through the kernel's retries stops when no retry can come before the deadline,
+/// and the check answers within it — five times over.
+#[test]
+fn a_hung_listeners_check_ends_within_its_deadline() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22510", 0);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22510");
+    for _ in 0..5 {
+        let r = lab.canreach(&["--json", "127.0.0.1", "22510"]);
+        let v = r.json();
+        assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+        assert_eq!(ids(&v)[0], "listener_not_accepting", "{}", r.stdout);
+        let (elapsed, timeout) = (
+            v["elapsed_ms"].as_f64().unwrap(),
+            v["timeout_ms"].as_f64().unwrap(),
+        );
+        assert!(elapsed <= timeout, "{elapsed} ms of {timeout}");
+    }
+}
+
 /// A rule of this machine's own firewall dropping a port a program listens on (with room in
 /// its queue): still the firewall, named — not the program's queue. It waits for the kernel's
 /// retry first (the queue had room: it might have been full for a moment).
