@@ -747,6 +747,17 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
             "ss -ltn 'sport = :22300'"
         ]
     );
+    // No local facts (the inspection did not finish): still a sentence.
+    let mut f = not_taken_facts(n.clone());
+    f.local = None;
+    let d = diagnose(f);
+    assert!(
+        d.findings[0].message.starts_with(
+            "A program listens on 127.0.0.1:22300, but did not take the connection: it waited"
+        ),
+        "{}",
+        d.findings[0].message
+    );
     // Busy rather than asleep: said so.
     let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         asleep: Some(false),
