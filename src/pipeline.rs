@@ -866,7 +866,16 @@ async fn follow_sessions<C: Connector>(
             return None;
         }
         let address = a.address();
-        match connector.stream(address, deadline).await {
+        // A SYN to this machine is answered at once unless its listener's queue is full (the
+        // probe connected: no firewall drops it): the kernel's first retry (1 s) is waited
+        // for, no longer.
+        let began = Instant::now();
+        let connect_until = if a.here {
+            deadline.min(began + crate::connect::this_machine::LOCAL_RETRANSMIT_WAIT)
+        } else {
+            deadline
+        };
+        match connector.stream(address, connect_until).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
@@ -887,6 +896,29 @@ async fn follow_sessions<C: Connector>(
                 answered: None,
                 service: None,
             }),
+            // The session's own connection got no answer from this machine's listener while
+            // the probe's still waits in its queue, never taken: the queue is full and the
+            // program does not take connections (the probe took its last slot).
+            Err(e) if a.here && e.kind() == std::io::ErrorKind::TimedOut => {
+                let client = a.probe.local?;
+                let n = watch::still_queued(address, client, began, req.program.as_ref(), deadline)
+                    .await?;
+                Some(SessionFacts {
+                    address,
+                    window: Duration::ZERO,
+                    accepted: None,
+                    waiting_for_client: None,
+                    not_accepted: Some(n),
+                    first: First::Silent,
+                    via: None,
+                    tls: None,
+                    mss_retry: None,
+                    http: None,
+                    tls_confirm: None,
+                    answered: None,
+                    service: None,
+                })
+            }
             Err(_) => None,
         }
     }))

@@ -104,7 +104,9 @@ link, or fix its MTU, and let those ICMP messages through; `ip route get ADDR`",
         ProgramNotAccepting = "program_not_accepting", Error ("warning when cut short") {
             evidence: "this machine: the connection waited in the listener's accept queue (inode \
 0 in `sock_diag`) from the connect to the end of the 900 ms watch for the accept \
-(`session::watch::ACCEPT_WAIT`); cut short by the deadline: outcome `inconclusive`",
+(`session::watch::ACCEPT_WAIT`); or the session's own connection got no answer by the \
+kernel's first retry (1.1 s: dropped at the full queue) while the probe's still waits \
+there; cut short by the deadline: outcome `inconclusive`",
             says: "\"P (pid N, user U, EXE) listens on A, but did not take the connection: it \
 waited 900 ms in the accept queue (2 waiting, this check's among them; room for \
 16) without an accept(). The kernel completes the handshake by itself, so clients \

@@ -425,6 +425,34 @@ fn waiting_on_the_owners_hurries_their_search() {
     assert!(elapsed < 1500.0, "{elapsed} ms");
 }
 
+/// A listener that never accepts, its queue one short of full (backlog 4, which holds 5, with
+/// 4 waiting): the probe's connection takes the last slot, and the session's own connection
+/// is then dropped at the full queue. That is no open port: the program does not take
+/// connections (`program_not_accepting`, the probe's connection among the 5 waiting), said
+/// after the kernel's first retry, not `open` with nothing said at the deadline.
+#[test]
+fn a_probe_that_took_the_last_slot_of_a_hung_listener_is_not_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22404", 4);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting: Vec<_> = (0..4)
+        .map(|_| lab.connect(&lab.client, "127.0.0.1:22404"))
+        .collect();
+    let r = lab.canreach(&["--json", "127.0.0.1", "22404"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert_eq!(ids(&v), ["program_not_accepting"], "{}", r.stdout);
+    let n = &v["probes"][0]["session"]["not_accepted"];
+    assert_eq!(
+        (n["queued"].as_u64(), n["backlog"].as_u64()),
+        (Some(5), Some(4)),
+        "{n}"
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!(elapsed < 2000.0, "{elapsed} ms");
+}
+
 /// A program that listens but never calls accept(), its queue far from full: the kernel
 /// completes the handshake, clients connect and hang. Not open: `service_error`, naming the
 /// program (a process of the lab holding the test's socket), its pid and its queue — after
