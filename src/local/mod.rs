@@ -661,8 +661,11 @@ fn scan_processes(
     // The fds past the first FIRST_FDS of the processes that have more, only while an owner
     // is missing: a listener is opened early, and a server holding thousands of connections
     // (a readlink each) is read in full only when no first look found the owner.
-    let deep = std::mem::take(&mut scan.deep);
-    for (pid, from) in deep {
+    // A process cut again here (FDS_AFTER_OWNER past a wanted socket met in its rest) is put
+    // back on the list, and read on in its turn.
+    let mut next = 0;
+    while let Some(&(pid, from)) = scan.deep.get(next) {
+        next += 1;
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
@@ -1080,18 +1083,42 @@ mod tests {
     }
 
     #[test]
+    fn a_second_listener_far_past_a_first_found_in_the_second_look_is_found_too() {
+        // Past FIRST_FDS descriptors, one listener; more than FDS_AFTER_OWNER descriptors
+        // after it, a second one of the port: the look at the rest finds the first and stops
+        // short of the second; that process is read on again, in its turn.
+        let before: Vec<std::fs::File> = (0..FIRST_FDS + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l1.local_addr().unwrap().port();
+        let between: Vec<std::fs::File> = (0..FDS_AFTER_OWNER + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let l2 = std::net::TcpListener::bind(("127.0.0.2", port))
+            .expect("the same port on another loopback address");
+        let f = inspect_unhurried(port);
+        assert_eq!(f.listeners.len(), 2, "{f:?}");
+        for l in &f.listeners {
+            let p = l.process.as_ref().expect("owner found");
+            assert_eq!(p.pid, std::process::id(), "{l:?}");
+        }
+        drop((before, between, l1, l2));
+    }
+
+    #[test]
     fn a_second_listener_of_the_port_far_past_the_first_is_found_too() {
-        // The v4 listener first, then more than FDS_AFTER_OWNER descriptors, then its v6 twin
-        // on the same port: the look past the first stops short of the twin; the owner
-        // search must go on to it (it is the owner of an asked listener too).
+        // One listener first, then more than FDS_AFTER_OWNER descriptors, then a second one
+        // on the same port (another loopback address, as a v6 twin would be, with no need
+        // of IPv6): the look past the first stops short of the second; the owner search must
+        // go on to it (it is the owner of an asked listener too).
         let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l4.local_addr().unwrap().port();
         let files: Vec<std::fs::File> = (0..FDS_AFTER_OWNER + 40)
             .map(|_| std::fs::File::open("/dev/null").unwrap())
             .collect();
-        let Ok(l6) = std::net::TcpListener::bind(("::1", port)) else {
-            return; // No IPv6 loopback here: nothing to test.
-        };
+        let l6 = std::net::TcpListener::bind(("127.0.0.2", port))
+            .expect("the same port on another loopback address");
         let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 2, "{f:?}");
         for l in &f.listeners {
