@@ -627,7 +627,8 @@ fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
 /// A program busier still (issue 21, item 3: 200 checks at once against a server with backlog
 /// 100): its queue stays full past the kernel's first retry, 1 s on, and it gets to the
 /// connection only 1.6 s after the first drop. Its queue is a queue, not a firewall: the check
-/// waits through the next retries (1 s apart) while the queue is full or dropping, and the
+/// waits through the next retries (as the kernel times them: 1 s apart here) while the queue
+/// is full or the listener drops them, and the
 /// program's late accept is `open` — not `filtered` at 1.1 s.
 #[test]
 fn a_listener_still_full_at_the_first_retry_is_waited_for() {
