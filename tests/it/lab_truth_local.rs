@@ -783,8 +783,9 @@ fn with_doubling_syn_retries_a_busy_listener_is_waited_for_to_the_next_retry() {
 }
 
 /// A hung listener (`listen(0)`, one connection waiting, never taken), the default deadline:
-/// the wait through the kernel's retries stops when no retry can come before the deadline,
-/// and the check answers within it — five times over.
+/// the wait through the kernel's retries stops when no retry can come before the deadline
+/// (after the look that follows the 4 s retry, with `tcp_syn_linear_timeouts` 4; the 3 s one
+/// on a kernel without it), and the check answers within it — five times over.
 #[test]
 fn a_hung_listeners_check_ends_within_its_deadline() {
     require_lab!();
@@ -792,6 +793,18 @@ fn a_hung_listeners_check_ends_within_its_deadline() {
     let l = lab.listen_backlog(&lab.client, "127.0.0.1:22510", 0);
     let _holder = lab.hold(&lab.client, &l);
     let _waiting = lab.connect(&lab.client, "127.0.0.1:22510");
+    // The retries: 1, 2, 3, 4, 5 s with tcp_syn_linear_timeouts 4 (a new namespace's, where
+    // the kernel has it); 1, 3, 7 s without it. The last before the 5 s deadline: 4 s or 3 s.
+    let linear = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client, "sysctl", "-n"])
+        .arg("net.ipv4.tcp_syn_linear_timeouts")
+        .output()
+        .unwrap();
+    let last_retry = match String::from_utf8_lossy(&linear.stdout).trim() {
+        "4" => 4000.0,
+        "" => 3000.0,
+        other => panic!("a namespace's tcp_syn_linear_timeouts of {other}"),
+    };
     for _ in 0..5 {
         let r = lab.canreach(&["--json", "127.0.0.1", "22510"]);
         let v = r.json();
@@ -802,6 +815,11 @@ fn a_hung_listeners_check_ends_within_its_deadline() {
             v["timeout_ms"].as_f64().unwrap(),
         );
         assert!(elapsed <= timeout, "{elapsed} ms of {timeout}");
+        // After the look that followed the kernel's last retry before the deadline.
+        assert!(
+            (last_retry..last_retry + 500.0).contains(&elapsed),
+            "{elapsed} ms"
+        );
     }
 }
 
