@@ -263,9 +263,19 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
 /// none. EADDRNOTAVAIL at `connect()` means either no free source port or no address of the
 /// family to send from (IPv6 disabled while `localhost` gives `::1`, an address still
 /// tentative); the kernel's own choice on a UDP socket, whose ports are not TCP's, tells which.
+/// (A UDP socket with no free port either, EAGAIN, tells nothing of the address: the lack of
+/// ports stands, with the unspecified address.)
 fn source_address(addr: SocketAddr) -> Option<SocketAddr> {
     let udp = Socket::new(Domain::for_address(addr), Type::DGRAM.cloexec(), None).ok()?;
-    udp.connect(&SockAddr::from(addr)).ok()?;
+    let unspecified = || match addr {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    match udp.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Some(unspecified()),
+        Err(_) => return None,
+    }
     let ip = udp.local_addr().ok()?.as_socket()?.ip();
     (!ip.is_unspecified()).then_some(SocketAddr::new(ip, 0))
 }

@@ -68,7 +68,16 @@ fn no_free_local_port_is_inconclusive_and_said() {
     let held = lab.connect(&lab.client, "127.0.0.1:22506");
     assert_eq!(held.local_addr().unwrap().port(), 40010);
     let r = lab.canreach(&["--json", "--tcp", "127.0.0.1", "22506"]);
-    drop((held, l));
+    // The UDP port held too: the kernel's choice of a source address cannot be asked (no
+    // free UDP port either), and the lack of ports stands.
+    let udp = lab.udp(&lab.client, "0.0.0.0:40010");
+    let r_udp_held = lab.canreach(&["--json", "--tcp", "127.0.0.1", "22506"]);
+    drop((held, l, udp));
+    let m = finding(&r_udp_held.json(), "local_error")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(m.contains("no free local port"), "{m}");
     let v = r.json();
     assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
     assert_eq!(v["probes"][0]["outcome"], "inconclusive", "{}", r.stdout);
