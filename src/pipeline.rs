@@ -900,24 +900,7 @@ async fn follow_sessions<C: Connector>(
             // the probe's still waits in its queue, never taken: the queue is full and the
             // program does not take connections (the probe took its last slot).
             Err(e) if a.here && e.kind() == std::io::ErrorKind::TimedOut => {
-                let client = a.probe.local?;
-                let n = watch::still_queued(address, client, began, req.program.as_ref(), deadline)
-                    .await?;
-                Some(SessionFacts {
-                    address,
-                    window: Duration::ZERO,
-                    accepted: None,
-                    waiting_for_client: None,
-                    not_accepted: Some(n),
-                    first: First::Silent,
-                    via: None,
-                    tls: None,
-                    mss_retry: None,
-                    http: None,
-                    tls_confirm: None,
-                    answered: None,
-                    service: None,
-                })
+                unanswered_here(a, began, req.program.as_ref(), deadline).await
             }
             Err(_) => None,
         }
@@ -927,6 +910,34 @@ async fn follow_sessions<C: Connector>(
 
 /// The pids of the processes found holding the port's listeners; none when a listener's
 /// owner was not found (the program that takes the connection may then be that one).
+/// The session's connect to `a`, an address of this machine, got no answer since `began`:
+/// if the probe's connection still waits in the listener's queue, never taken, the session is
+/// that (`not_accepted`); `None` when it was taken, or cannot be seen.
+async fn unanswered_here(
+    a: &AddressFacts,
+    began: Instant,
+    program: Option<&watch::Program>,
+    deadline: Instant,
+) -> Option<SessionFacts> {
+    let (address, client) = (a.address(), a.probe.local?);
+    let n = watch::still_queued(address, client, began, program, deadline).await?;
+    Some(SessionFacts {
+        address,
+        window: Duration::ZERO,
+        accepted: None,
+        waiting_for_client: None,
+        not_accepted: Some(n),
+        first: First::Silent,
+        via: None,
+        tls: None,
+        mss_retry: None,
+        http: None,
+        tls_confirm: None,
+        answered: None,
+        service: None,
+    })
+}
+
 fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
     let listeners = local.map_or(&[][..], |l| &l.listeners[..]);
     let Some(mut pids) = listeners
