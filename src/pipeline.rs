@@ -870,11 +870,8 @@ async fn follow_sessions<C: Connector>(
         // probe connected: no firewall drops it): the kernel's first retry (1 s) is waited
         // for, no longer.
         let began = Instant::now();
-        let connect_until = if a.here {
-            deadline.min(began + crate::connect::this_machine::LOCAL_RETRANSMIT_WAIT)
-        } else {
-            deadline
-        };
+        let wait = crate::connect::this_machine::LOCAL_RETRANSMIT_WAIT;
+        let connect_until = deadline.min(if a.here { began + wait } else { deadline });
         match connector.stream(address, connect_until).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
