@@ -232,16 +232,29 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         }
     };
     let probes: Vec<ProbeFact> = after.addresses.iter().map(|a| a.probe.clone()).collect();
-    let firewall = firewall_read(
-        after.firewall,
-        &probes,
-        &after.local,
-        &opts,
-        inspector,
-        port,
-        deadline,
-    )
-    .await;
+    // The members or brokers the service named are what its clients connect to next. Not
+    // through a proxy: the names are the destination's, and the application's driver does
+    // not go through an HTTP proxy.
+    let advertised = async {
+        match via {
+            None => {
+                connect::advertised::check(resolver, connector, &after.addresses, deadline).await
+            }
+            Some(_) => None,
+        }
+    };
+    let (firewall, advertised) = tokio::join!(
+        firewall_read(
+            after.firewall,
+            &probes,
+            &after.local,
+            &opts,
+            inspector,
+            port,
+            deadline,
+        ),
+        advertised
+    );
     // A path to this machine does not exist: its listeners and firewall explain it.
     let to_self = after.addresses.first().is_some_and(|a| a.here);
     let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
@@ -261,6 +274,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         privileged: crate::sys::is_root(),
         expect_status: opts.expect_status,
         elapsed: start.elapsed(),
+        advertised,
         ..Facts::new(target, opts.timeout)
     }
 }
