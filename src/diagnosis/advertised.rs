@@ -52,6 +52,7 @@ pub fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
     {
         return Reach::Unknown;
     }
+    let literal = m.host.parse::<std::net::IpAddr>().is_ok();
     let each: Vec<String> = results
         .iter()
         .map(|r| {
@@ -62,7 +63,12 @@ pub fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
                 Outcome::Unreachable => "unreachable",
                 o => o.as_str(),
             };
-            format!("{} {what} ({})", r.address, r.describe())
+            // A name that is an address already says where it went.
+            if literal {
+                format!("{what} ({})", r.describe())
+            } else {
+                format!("{} {what} ({})", r.address, r.describe())
+            }
         })
         .collect();
     let local = results.iter().all(|r| r.address.ip().is_loopback());
@@ -145,12 +151,16 @@ pub fn advertised_members(cx: &Ctx) -> Option<Finding> {
         .map(|m| format!("{}{}", role_words(m), bounded(&m.name, NAME_MAX)))
         .collect();
     let mut text = format!(
-        "{} advertises {n} {}{}: {}. From here {ok} of them resolve{} and answer",
+        "{} advertises {n} {}{}: {}. From here {ok} of them {}",
         whose(cx, a),
         who(a),
         if n == 1 { "" } else { "s" },
         names.join(", "),
-        if ok == 1 { "s" } else { "" },
+        if ok == 1 {
+            "resolves and answers"
+        } else {
+            "resolve and answer"
+        },
     );
     if unknown > 0 {
         text.push_str(&format!(
@@ -371,10 +381,7 @@ mod tests {
             m.contains("\"mongo-2.svc.cluster.local:27017\" does not resolve here: the name does not exist (NXDOMAIN)"),
             "{m}"
         );
-        assert!(
-            m.contains("\"198.18.2.2:27019\" 198.18.2.2:27019 refused"),
-            "{m}"
-        );
+        assert!(m.contains("\"198.18.2.2:27019\" refused (TCP reset"), "{m}");
         assert!(
             m.contains("a loopback address is this machine itself"),
             "{m}"
@@ -396,7 +403,7 @@ mod tests {
             "{info}"
         );
         assert!(
-            info.contains("From here 1 of them resolves and answer"),
+            info.contains("From here 1 of them resolves and answers"),
             "{info}"
         );
     }
@@ -422,6 +429,9 @@ mod tests {
             Duration::from_secs(1),
         );
         let m = message(&r, FindingId::AdvertisedMemberUnreachable).unwrap();
-        assert!(m.contains("198.18.2.2:27020 silent"), "{m}");
+        assert!(
+            m.contains("\"198.18.2.2:27020\" silent (no answer in 1.00 s)"),
+            "{m}"
+        );
     }
 }

@@ -22,6 +22,7 @@ mod hostile_lab;
 mod lab_app;
 mod lab_dns;
 mod lab_local;
+mod lab_members;
 mod lab_pipeline;
 mod lab_ratelimit;
 mod lab_services;
