@@ -25,7 +25,7 @@
 //! | `advertised` | the members a MongoDB replica set and the brokers a Kafka cluster advertise, as reached from here |
 
 mod address;
-mod advertised;
+pub(crate) mod advertised;
 mod advice;
 mod catalog;
 mod commands;

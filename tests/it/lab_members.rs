@@ -94,6 +94,27 @@ fn replica_set_members_that_do_not_resolve_refuse_or_stay_silent_are_named() {
         info.contains("From here 1 of them resolves and answers"),
         "{info}"
     );
+    // JSON: the set and this member's state; each member with what reaching it gave.
+    let rs = &v["probes"][0]["session"]["protocol"]["replica_set"];
+    assert_eq!(rs["name"], "rs0", "{v}");
+    assert_eq!(rs["writable_primary"], true);
+    assert_eq!(rs["me"], "mongo-0.lab:27017");
+    let a = &v["advertised"];
+    assert_eq!(a["protocol"], "mongodb");
+    assert_eq!(a["from"], "198.18.2.2:27017");
+    let reach: Vec<&str> = a["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reach"].as_str().unwrap())
+        .collect();
+    assert_eq!(reach, ["answers", "fails", "fails", "fails"], "{a}");
+    let members = &a["members"];
+    assert_eq!(members[0]["primary"], true);
+    assert_eq!(members[0]["me"], true);
+    assert!(members[1]["lookup_error"]["kind"].is_string(), "{a}");
+    assert_eq!(members[2]["probes"][0]["outcome"], "closed", "{a}");
+    assert_eq!(members[3]["probes"][0]["outcome"], "filtered", "{a}");
     // The text report names them too (and fits 80 columns: `check_report`).
     let r = crate::common::run_in(
         Some(&lab.client),
@@ -134,6 +155,15 @@ fn a_kafka_broker_advertising_localhost_is_named_and_a_reachable_one_is_not() {
     assert!(step.contains("advertised.listeners"), "{step}");
     let info = message(&v, "advertised_members");
     assert!(info.starts_with("Kafka cluster \"lab-cluster\""), "{info}");
+    let b = &v["advertised"]["members"][0];
+    assert_eq!(v["advertised"]["protocol"], "kafka", "{v}");
+    assert_eq!(b["role"], "broker");
+    assert_eq!(b["node_id"], 1);
+    assert_eq!(b["reach"], "fails");
+    // localhost here: ::1 and 127.0.0.1, this machine, where nothing listens on 9092.
+    let probes = b["probes"].as_array().unwrap();
+    assert!(probes.iter().any(|p| p["address"] == "127.0.0.1"), "{b}");
+    assert!(probes.iter().all(|p| p["outcome"] == "closed"), "{b}");
 
     // The same broker advertising its own lab address: reachable, no warning.
     let _own = fake_services::kafka(
