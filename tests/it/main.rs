@@ -35,6 +35,7 @@ mod nagios_cli;
 mod proxy_cli;
 mod serve_cli;
 mod serve_lab;
+mod service_fakes;
 mod service_starttls;
 mod session_after;
 mod session_http;
