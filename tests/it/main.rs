@@ -30,6 +30,7 @@ mod lab_silence;
 mod lab_truth;
 mod lab_truth_local;
 mod lab_udp;
+mod lab_udp_protocol;
 mod lab_workflow;
 mod nagios_cli;
 mod proxy_cli;
