@@ -188,6 +188,213 @@ async fn member<R: Resolver, C: Connector>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use crate::dns::{DnsErrorKind, DnsView, Lookup, LookupError};
+    use crate::probe::{ConnectResult, ProbeFact};
+    use crate::session::protocols::mongodb::{Hello, MongoFacts};
+    use crate::session::protocols::{Ending, ProtocolFacts};
+    use crate::session::watch::First;
+    use crate::session::{ServiceFacts, SessionFacts};
+
+    /// Names under `.lab` resolve to 198.18.2.2; others do not exist. Port 27017 answers,
+    /// every other port is silent until the deadline. Records each connect's start.
+    struct Fake {
+        connects: Mutex<Vec<(SocketAddr, Instant)>>,
+    }
+    impl Resolver for Fake {
+        async fn system(&self, name: &str, _: Instant) -> Lookup {
+            let ok = name.ends_with(".lab");
+            Lookup {
+                addresses: if ok {
+                    vec!["198.18.2.2".parse().unwrap()]
+                } else {
+                    vec![]
+                },
+                elapsed: Duration::ZERO,
+                error: (!ok).then(|| LookupError::new(DnsErrorKind::Nxdomain)),
+            }
+        }
+        async fn direct(&self, _: &str, _: Instant) -> Option<DnsView> {
+            None
+        }
+    }
+    impl Connector for Fake {
+        async fn stream(
+            &self,
+            _: SocketAddr,
+            _: Instant,
+        ) -> std::io::Result<tokio::net::TcpStream> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+        async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
+            let start = Instant::now();
+            self.connects.lock().unwrap().push((spec.address, start));
+            let result = if spec.address.port() == 27017 {
+                ConnectResult::Connected
+            } else {
+                tokio::time::sleep_until(deadline).await;
+                ConnectResult::TimedOut
+            };
+            ProbeFact {
+                spec,
+                result,
+                elapsed: start.elapsed(),
+                icmp: None,
+                local: None,
+            }
+        }
+    }
+
+    /// An open address whose MongoDB `hello` named `hosts`.
+    fn answered(hosts: Vec<String>) -> AddressFacts {
+        let from: SocketAddr = "198.18.2.2:27017".parse().unwrap();
+        let hello = Hello {
+            set_name: Some("rs0".into()),
+            me: hosts.first().cloned(),
+            hosts,
+            ..Hello::default()
+        };
+        let svc = ServiceFacts {
+            protocol: Protocol::MongoDb,
+            tls_required: false,
+            user: None,
+            database: None,
+            local: None,
+            first: ProtocolFacts::MongoDb(MongoFacts {
+                hello: Some(hello),
+                legacy: false,
+                build_info: None,
+                failure: None,
+                ended: Ending::Closed,
+                elapsed: Duration::ZERO,
+            }),
+            after_tls: None,
+        };
+        let mut a = AddressFacts {
+            probe: ProbeFact {
+                spec: ProbeSpec::to(from),
+                result: ConnectResult::Connected,
+                elapsed: Duration::ZERO,
+                icmp: None,
+                local: None,
+            },
+            silence: None,
+            here: false,
+            session: None,
+            queue: None,
+            udp: None,
+        };
+        a.session = Some(SessionFacts {
+            address: from,
+            window: Duration::ZERO,
+            accepted: None,
+            waiting_for_client: None,
+            not_accepted: None,
+            first: First::Unwatched,
+            via: None,
+            tls: None,
+            mss_retry: None,
+            http: None,
+            tls_confirm: None,
+            answered: None,
+            service: Some(svc),
+        });
+        a
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sixteen_names_at_most_all_at_once_within_a_fair_wait() {
+        let fake = Fake {
+            connects: Mutex::new(vec![]),
+        };
+        // 20 members: the first answers, 18 are silent, one does not resolve.
+        let mut hosts: Vec<String> = (0..19).map(|i| format!("m{i}.lab:{}", 27017 + i)).collect();
+        hosts.insert(1, "m-x.svc.cluster.local:27017".into());
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(5);
+        let a = check(&fake, &fake, &[answered(hosts)], deadline)
+            .await
+            .unwrap();
+        assert_eq!(a.members.len(), ADVERTISED_MAX);
+        assert_eq!(a.unchecked, 4);
+        assert_eq!(a.waited, liveness::FAIR_WAIT);
+        // All at once: 15 connects (one name did not resolve), all begun at the start, and
+        // the silent ones ended at the fair wait, not one after another.
+        let connects = fake.connects.lock().unwrap().clone();
+        assert_eq!(connects.len(), ADVERTISED_MAX - 1);
+        assert!(connects.iter().all(|(_, t)| *t == start));
+        assert_eq!(start.elapsed(), liveness::FAIR_WAIT);
+        assert_eq!(a.members[0].role, MemberRole::Host);
+        assert!(a.members[0].me);
+        assert_eq!(a.members[0].probes[0].result, ConnectResult::Connected);
+        assert_eq!(
+            a.members[1].lookup_error.as_ref().map(|e| e.kind),
+            Some(DnsErrorKind::Nxdomain)
+        );
+        assert!(a.members[1].probes.is_empty());
+        assert_eq!(a.members[2].probes[0].result, ConnectResult::TimedOut);
+        // A deadline nearer than the fair wait bounds the wait.
+        let start = Instant::now();
+        let near = start + Duration::from_millis(300);
+        let a = check(&fake, &fake, &[answered(vec!["m1.lab:27018".into()])], near)
+            .await
+            .unwrap();
+        assert_eq!(a.waited, Duration::from_millis(300));
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        // No names, nothing to check.
+        assert_eq!(
+            check(&fake, &fake, &[answered(vec![])], deadline).await,
+            None
+        );
+    }
+
+    #[test]
+    fn kafka_brokers_are_named_host_colon_port_once_each() {
+        use crate::session::protocols::kafka::{Broker, KafkaFacts, Metadata};
+        let broker = |node_id, host: &str, port| Broker {
+            node_id,
+            host: host.into(),
+            port,
+            rack: None,
+        };
+        let mut svc = answered(vec![]).session.unwrap().service.unwrap();
+        svc.protocol = Protocol::Kafka;
+        svc.first = ProtocolFacts::Kafka(KafkaFacts {
+            api_versions: None,
+            no_common_metadata_version: None,
+            metadata: Some(Metadata {
+                version: 2,
+                brokers: vec![
+                    broker(1, "localhost", 9092),
+                    broker(2, "kafka-2.lab", 9092),
+                    broker(2, "kafka-2.lab", 9092),
+                    broker(3, "kafka-3.lab", 70000),
+                ],
+                brokers_cut: false,
+                cluster_id: None,
+                controller_id: Some(1),
+                error_code: None,
+            }),
+            failure: None,
+            ended: Ending::Closed,
+            elapsed: Duration::ZERO,
+        });
+        let n = named(&svc);
+        let got: Vec<(&str, Option<u16>, MemberRole)> = n
+            .iter()
+            .map(|m| (m.name.as_str(), m.port, m.role))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("localhost:9092", Some(9092), MemberRole::Broker(1)),
+                ("kafka-2.lab:9092", Some(9092), MemberRole::Broker(2)),
+                ("kafka-3.lab:70000", None, MemberRole::Broker(3)),
+            ]
+        );
+    }
 
     #[test]
     fn names_split_as_drivers_read_them() {
