@@ -409,6 +409,25 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_name_is_bounded_and_escaped() {
+        let name = format!("evil\u{202e}\x1b[31m{}:27017", "x".repeat(500));
+        let mut m = member("x:27017", Some(DnsErrorKind::Nxdomain), vec![]);
+        m.name = name;
+        let r = report(vec![m], Duration::from_secs(1));
+        for id in [
+            FindingId::AdvertisedMemberUnreachable,
+            FindingId::AdvertisedMembers,
+        ] {
+            let text = message(&r, id).unwrap();
+            assert!(
+                !text.contains('\u{202e}') && !text.contains('\x1b'),
+                "{text}"
+            );
+            assert!(!text.contains(&"x".repeat(200)), "{text}");
+        }
+    }
+
+    #[test]
     fn a_silence_cut_short_by_the_deadline_is_not_called_unreachable() {
         let silent = probe("198.18.2.2:27020", ConnectResult::TimedOut, 300);
         let r = report(
