@@ -114,7 +114,9 @@ pub struct Cli {
 
     /// What to speak once connected: auto (from the URL or the port's usual service), tcp,
     /// tls, http, https, or a service's own opening without credentials: postgres, redis,
-    /// mysql, mongodb, kafka, amqp, smtp, imap, pop3
+    /// mysql, mongodb, kafka, amqp, smtp, imap, pop3; with -u, the UDP service whose request
+    /// to send whatever the port: dns, mdns, ntp, snmp, stun, netbios-ns, memcached, quic,
+    /// portmap, coap, syslog, wireguard, radius, tftp
     #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto, value_name = "PROTO")]
     pub protocol: ProtocolChoice,
 
@@ -225,6 +227,21 @@ pub enum ProtocolChoice {
     Smtp,
     Imap,
     Pop3,
+    // UDP services (with -u): the names of `udp_payloads::TABLE`.
+    Dns,
+    Mdns,
+    Ntp,
+    Snmp,
+    Stun,
+    NetbiosNs,
+    Memcached,
+    Quic,
+    Portmap,
+    Coap,
+    Syslog,
+    Wireguard,
+    Radius,
+    Tftp,
 }
 
 /// `--format` values.
@@ -298,7 +315,12 @@ impl Cli {
                     .map(|v| v.get_name().to_string())
                     .unwrap_or_default();
                 crate::session::protocols::Selection::from_name(&name)
-                    .map_or(Protocol::Auto, Protocol::Service)
+                    .map(Protocol::Service)
+                    .or_else(|| {
+                        crate::session::protocols::udp_payloads::by_name(&name)
+                            .map(|e| Protocol::Udp(e.service))
+                    })
+                    .unwrap_or(Protocol::Auto)
             }
         }
     }
@@ -613,6 +635,19 @@ mod tests {
         assert!(parse_timeout("301").is_err());
         assert!(parse_timeout("NaN").is_err());
         assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn every_udp_service_is_a_protocol_name_of_its_own() {
+        use crate::options::Protocol;
+        use crate::session::protocols::udp_payloads::TABLE;
+        for e in TABLE {
+            let cli = Cli::try_parse_from(["canreach", "-u", "--protocol", e.name, "h", "1"])
+                .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+            assert_eq!(cli.protocol(), Protocol::Udp(e.service), "{}", e.name);
+        }
+        let cli = Cli::try_parse_from(["canreach", "--protocol", "redis", "h", "1"]).unwrap();
+        assert!(matches!(cli.protocol(), Protocol::Service(_)));
     }
 
     #[test]

@@ -121,6 +121,15 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     if cli.payload.is_some() && !inputs.iter().any(|i| i.target.transport.is_udp()) {
         return Err(workflow::input::InputError::PayloadWithoutUdp.into());
     }
+    if let options::Protocol::Udp(s) = cli.protocol()
+        && !inputs.iter().any(|i| i.target.transport.is_udp())
+    {
+        let name = session::protocols::udp_payloads::TABLE
+            .iter()
+            .find(|e| e.service == s)
+            .map_or("", |e| e.name);
+        return Err(workflow::input::InputError::UdpProtocolWithoutUdp(name).into());
+    }
     let ended = workflow::run(cli, inputs, out)?;
     Ok(Finished {
         code: ended.code,

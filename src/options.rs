@@ -42,6 +42,8 @@ pub enum Protocol {
     Https,
     /// A service's own opening (PostgreSQL, Redis, MySQL …), without credentials.
     Service(Selection),
+    /// A UDP target's request: this service's (DNS, NTP, SNMP …), whatever the port.
+    Udp(crate::session::protocols::udp_payloads::UdpService),
 }
 
 /// What a check may do.

@@ -232,16 +232,29 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         }
     };
     let probes: Vec<ProbeFact> = after.addresses.iter().map(|a| a.probe.clone()).collect();
-    let firewall = firewall_read(
-        after.firewall,
-        &probes,
-        &after.local,
-        &opts,
-        inspector,
-        port,
-        deadline,
-    )
-    .await;
+    // The members or brokers the service named are what its clients connect to next. Not
+    // through a proxy: the names are the destination's, and the application's driver does
+    // not go through an HTTP proxy.
+    let advertised = async {
+        match via {
+            None => {
+                connect::advertised::check(resolver, connector, &after.addresses, deadline).await
+            }
+            Some(_) => None,
+        }
+    };
+    let (firewall, advertised) = tokio::join!(
+        firewall_read(
+            after.firewall,
+            &probes,
+            &after.local,
+            &opts,
+            inspector,
+            port,
+            deadline,
+        ),
+        advertised
+    );
     // A path to this machine does not exist: its listeners and firewall explain it.
     let to_self = after.addresses.first().is_some_and(|a| a.here);
     let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
@@ -261,6 +274,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         privileged: crate::sys::is_root(),
         expect_status: opts.expect_status,
         elapsed: start.elapsed(),
+        advertised,
         ..Facts::new(target, opts.timeout)
     }
 }
@@ -278,7 +292,8 @@ async fn gather_udp<R: Resolver, I: Inspector>(
 ) -> Facts {
     // /etc/services is read for TCP names; the usual UDP service of a port is the request's
     // (514 is `shell` over TCP, syslog over UDP).
-    if let Some(e) = crate::session::protocols::udp_payloads::for_port(target.port.get()) {
+    let usual = crate::session::protocols::udp_payloads::for_port(target.port.get());
+    if let Some(e) = udp_service(&opts).or(usual) {
         target.service = Some(e.name.to_string());
     }
     let deadline = start + opts.timeout;
@@ -312,6 +327,16 @@ async fn gather_udp<R: Resolver, I: Inspector>(
         privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// The UDP service `--protocol` names (`dns`, `ntp` …), if it names one.
+fn udp_service(opts: &Options) -> Option<&'static crate::session::protocols::udp_payloads::Entry> {
+    match opts.protocol {
+        Protocol::Udp(s) => crate::session::protocols::udp_payloads::TABLE
+            .iter()
+            .find(|e| e.service == s),
+        _ => None,
     }
 }
 
@@ -361,7 +386,8 @@ impl<I: Inspector> UdpCheck<'_, I> {
         };
         let inspect = || self.inspector.inspect_udp(port, mine.clone());
         let mut inspection = inspect_here.then(inspect);
-        let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
+        let (request, silence) =
+            connect::udp::request_for(port, udp_service(opts), opts.payload.as_deref());
         let exchanging = join_all(
             addrs
                 .iter()
@@ -728,7 +754,9 @@ fn application(target: &Target, protocol: Protocol) -> Application {
         }
     };
     match protocol {
-        Protocol::Tcp => Application::Watch,
+        // A UDP service's name for a TCP target (one of a targets file's, beside UDP ones):
+        // only what the server does unasked.
+        Protocol::Tcp | Protocol::Udp(_) => Application::Watch,
         Protocol::Tls => Application::Tls,
         Protocol::Http => Application::Http(http(80)),
         Protocol::Https => Application::Https(http(443)),

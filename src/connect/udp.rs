@@ -40,12 +40,14 @@ const REPLY_MAX: usize = 65_536;
 /// else an empty datagram (where any reply counts).
 pub fn request_for(
     port: u16,
+    service: Option<&'static udp_payloads::Entry>,
     payload: Option<&[u8]>,
 ) -> (UdpRequest, Option<udp_payloads::Silence>) {
     if let Some(p) = payload {
         return (udp_payloads::custom(p.to_vec()), None);
     }
-    let entry = udp_payloads::for_port(port);
+    // `--protocol dns` on any port; else the port's usual service.
+    let entry = service.or_else(|| udp_payloads::for_port(port));
     let known_silence = entry.and_then(|e| e.silence);
     let request = entry
         .and_then(|e| udp_payloads::request(e.service, &nonce()))
@@ -307,30 +309,36 @@ mod tests {
 
     #[test]
     fn the_request_is_the_ports_service_else_the_payload_else_an_empty_datagram() {
-        let (r, s) = request_for(53, None);
+        let (r, s) = request_for(53, None, None);
         assert_eq!(r.service, Some(UdpService::Dns));
         assert_eq!(s, None);
-        let (r, _) = request_for(123, None);
+        let (r, _) = request_for(123, None, None);
         assert_eq!(
             (r.service, r.payload.len(), r.payload[0]),
             (Some(UdpService::Ntp), 48, 0xE3)
         );
         // A payload wins over the port's service.
-        let (r, _) = request_for(53, Some(&[1, 2]));
+        let (r, _) = request_for(53, None, Some(&[1, 2]));
         assert_eq!((r.service, r.payload.as_slice()), (None, &[1u8, 2][..]));
         // syslog answers nothing: an empty datagram, and the silence is known.
-        let (r, s) = request_for(514, None);
+        let (r, s) = request_for(514, None, None);
         assert_eq!((r.service, r.payload.len()), (None, 0));
         assert_eq!(s, Some(Silence::NeverAnswers));
-        let (r, s) = request_for(40_000, None);
+        let (r, s) = request_for(40_000, None, None);
         assert_eq!((r.service, r.payload.len(), s), (None, 0, None));
+        // `--protocol dns` on a port with no usual service, or another's.
+        let dns = udp_payloads::by_name("dns");
+        let (r, s) = request_for(5300, dns, None);
+        assert_eq!((r.service, s), (Some(UdpService::Dns), None));
+        let (r, _) = request_for(123, dns, None);
+        assert_eq!(r.service, Some(UdpService::Dns));
     }
 
     #[test]
     fn two_requests_carry_different_ids() {
         // NTP's transmit time carries 8 random bytes (a DNS id only 2: equal once in 65,536).
-        let a = request_for(123, None).0.payload;
-        let b = request_for(123, None).0.payload;
+        let a = request_for(123, None, None).0.payload;
+        let b = request_for(123, None, None).0.payload;
         assert_ne!(a[40..48], b[40..48]);
     }
 

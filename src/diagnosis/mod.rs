@@ -22,8 +22,10 @@
 //! | `mtu` | path-MTU black holes |
 //! | `udp` | UDP targets: an answer, port-unreachable, a reject, silence (open\|filtered) |
 //! | `service` | what a service said in its own protocol (PostgreSQL, Redis, MySQL/MariaDB …) |
+//! | `advertised` | the members a MongoDB replica set and the brokers a Kafka cluster advertise, as reached from here |
 
 mod address;
+pub(crate) mod advertised;
 mod advice;
 mod catalog;
 mod commands;

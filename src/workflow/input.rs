@@ -74,6 +74,8 @@ pub enum InputError {
     FamilyHere(&'static str),
     #[error("--payload is for UDP targets: add -u, or write the target as udp://HOST:PORT")]
     PayloadWithoutUdp,
+    #[error("--protocol {0} is a UDP service: add -u, or write the target as udp://HOST:PORT")]
+    UdpProtocolWithoutUdp(&'static str),
 }
 
 /// A word that always starts a target of its own: host:port, [v6]:port, a URL, `:PORT`.

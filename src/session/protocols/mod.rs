@@ -28,8 +28,8 @@
 //! cut to a bound, and no parser panics or allocates from a length the peer chose (each has a
 //! proptest). Strings are kept raw (lossy UTF-8) in facts: the renderers escape them.
 
-// Wired into the session stage for the TCP services (`Application::Service`); parts are not
-// used yet (MongoDB's members and Kafka's brokers as targets of their own, the UDP payloads).
+// Wired into the session stage for the TCP services (`Application::Service`); MongoDB's
+// members and Kafka's brokers are checked by `connect::advertised`; parts are not used yet.
 #![allow(dead_code)]
 
 pub mod amqp;

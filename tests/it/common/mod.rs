@@ -24,6 +24,7 @@
 #![allow(unsafe_code)]
 
 pub mod fake_dns;
+pub mod fake_services;
 pub mod fleet;
 pub mod sandbox;
 pub mod services;
