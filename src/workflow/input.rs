@@ -76,6 +76,8 @@ pub enum InputError {
     PayloadWithoutUdp,
     #[error("--protocol {0} is a UDP service: add -u, or write the target as udp://HOST:PORT")]
     UdpProtocolWithoutUdp(&'static str),
+    #[error("{0} speaks over TCP, and every target is UDP: drop -u (or udp://)")]
+    TcpProtocolWithUdp(String),
 }
 
 /// A word that always starts a target of its own: host:port, [v6]:port, a URL, `:PORT`.

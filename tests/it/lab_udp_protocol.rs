@@ -101,3 +101,23 @@ fn a_udp_protocol_for_a_tcp_target_is_one_line_and_exit_2() {
         r.stderr
     );
 }
+
+#[test]
+fn a_tcp_protocol_for_udp_targets_is_one_line_and_exit_2() {
+    for args in [
+        &["-u", "--protocol", "postgres", "127.0.0.1", "5432"][..],
+        &["-u", "--protocol", "tls", "127.0.0.1", "853"][..],
+        &["--protocol", "https", "udp://127.0.0.1:443"][..],
+    ] {
+        let r = run_in(None, args);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("speaks over TCP, and every target is UDP"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
