@@ -430,15 +430,15 @@ pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
     })?;
     let (said, setting) = match reading(svc) {
         Said::PgError(e) => (
-            format!("{} (SQLSTATE 53300)", quoted(e.message.as_deref())),
+            format!("\"{}\" (SQLSTATE 53300)", quoted(e.message.as_deref())),
             "`max_connections` in postgresql.conf (a restart), or a pooler such as PgBouncer",
         ),
         Said::Redis(x) => (
-            quoted(Some(&x.text)),
+            format!("\"{}\"", quoted(Some(&x.text))),
             "`maxclients` (`redis-cli CONFIG SET maxclients N`) and the open-file limit",
         ),
         Said::MySql(e) => (
-            format!("{} (error 1040)", quoted(Some(&e.message))),
+            format!("\"{}\" (error 1040)", quoted(Some(&e.message))),
             "`max_connections` (`SET GLOBAL max_connections = N`)",
         ),
         _ => return None,
@@ -448,8 +448,7 @@ pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
         Finding::new(
             FindingId::TooManyClients,
             format!(
-                "{}: {name} has no connection left for anyone: \"{said}\". The network is \
-                 fine.",
+                "{}: {name} has no connection left for anyone: {said}. The network is fine.",
                 r.address.ip()
             ),
         )

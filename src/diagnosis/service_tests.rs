@@ -308,6 +308,13 @@ fn starting_and_too_many_clients_are_named_for_every_service() {
         pg_error("53300", "sorry, too many clients already"),
     );
     assert_eq!(ids(&r), ["too_many_clients"]);
+    // The server's words in quotes, the code outside them.
+    assert!(
+        message(&r, FindingId::TooManyClients)
+            .contains(": \"sorry, too many clients already\" (SQLSTATE 53300)."),
+        "{}",
+        message(&r, FindingId::TooManyClients)
+    );
     let r = report(
         "198.18.2.2:6379",
         Protocol::Redis,
@@ -320,6 +327,11 @@ fn starting_and_too_many_clients_are_named_for_every_service() {
         mysql_refused(1040, "Too many connections"),
     );
     assert_eq!(ids(&r), ["too_many_clients"]);
+    assert!(
+        message(&r, FindingId::TooManyClients).contains(": \"Too many connections\" (error 1040)."),
+        "{}",
+        message(&r, FindingId::TooManyClients)
+    );
     assert!(steps(&r, FindingId::TooManyClients).contains("max_connections"));
 }
 
