@@ -481,6 +481,39 @@ fn a_conversation_that_breaks_off_is_a_service_error() {
 }
 
 #[test]
+fn an_answer_cut_off_by_the_server_and_one_still_trickling_are_told_apart() {
+    let cut = |ended| {
+        ProtocolFacts::Redis(RedisFacts {
+            unsolicited: None,
+            reply: None,
+            failure: Some(Failed {
+                step: crate::session::protocols::redis::RedisStep::Ping,
+                failure: WireFailure::Truncated {
+                    first_bytes: b"-E".to_vec(),
+                },
+            }),
+            ended,
+            elapsed: Duration::from_millis(1990),
+        })
+    };
+    let r = report("198.18.2.2:6379", Protocol::Redis, cut(Ending::ByServer));
+    let m = message(&r, FindingId::ServiceNotAnswering);
+    assert!(
+        m.contains("the Redis answer stopped halfway (2 bytes: -E)"),
+        "{m}"
+    );
+    // Still coming when the deadline passed: not "stopped".
+    let r = report("198.18.2.2:6379", Protocol::Redis, cut(Ending::Closed));
+    let m = message(&r, FindingId::ServiceNotAnswering);
+    assert!(
+        m.contains(
+            "the Redis answer was still incomplete when the time ran out (2 bytes in 1.99 s: -E)"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
 fn a_tls_handshake_that_failed_after_s_leaves_the_words_to_the_tls_findings() {
     let f = ProtocolFacts::Postgres(PgFacts {
         ssl: Some(SslAnswer::Supported),

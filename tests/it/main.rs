@@ -34,6 +34,7 @@ mod nagios_cli;
 mod proxy_cli;
 mod serve_cli;
 mod serve_lab;
+mod service_hostile;
 mod service_starttls;
 mod session_after;
 mod session_http;
