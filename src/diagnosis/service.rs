@@ -17,7 +17,9 @@ use crate::session::ServiceFacts;
 use crate::session::SessionFacts;
 use crate::session::protocols::postgres::{AuthRequest, ErrorFields, SslAnswer, StartupAnswer};
 use crate::session::protocols::redis::{Reply, ReplyKind};
-use crate::session::protocols::{Ending, Protocol, ProtocolFacts, WireFailure, amqp, mail, mysql};
+use crate::session::protocols::{
+    Ending, Protocol, ProtocolFacts, WireFailure, amqp, ending, mail, mysql,
+};
 
 /// The most characters of a server's own message quoted in a finding.
 pub const SERVER_TEXT: usize = 200;
@@ -729,7 +731,7 @@ pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
         WireFailure::Reset => format!("the server reset the connection without a {name} answer"),
         // The server closed mid-answer; else it was still sending when the time ran out (a
         // server that trickles).
-        WireFailure::Truncated { first_bytes } if ended(svc.last()) == Ending::ByServer => {
+        WireFailure::Truncated { first_bytes } if ending(svc.last()) == Ending::ByServer => {
             format!(
                 "the {name} answer stopped halfway ({} bytes: {})",
                 first_bytes.len(),
@@ -782,19 +784,6 @@ pub fn elapsed(f: &ProtocolFacts) -> std::time::Duration {
         ProtocolFacts::Kafka(f) => f.elapsed,
         ProtocolFacts::Amqp(f) => f.elapsed,
         ProtocolFacts::Mail(f) => f.elapsed,
-    }
-}
-
-/// How the conversation ended.
-fn ended(f: &ProtocolFacts) -> Ending {
-    match f {
-        ProtocolFacts::Postgres(f) => f.ended,
-        ProtocolFacts::Redis(f) => f.ended,
-        ProtocolFacts::MySql(f) => f.ended,
-        ProtocolFacts::MongoDb(f) => f.ended,
-        ProtocolFacts::Kafka(f) => f.ended,
-        ProtocolFacts::Amqp(f) => f.ended,
-        ProtocolFacts::Mail(f) => f.ended,
     }
 }
 

@@ -554,3 +554,51 @@ fn redis_that_cannot_save_its_data_refuses_in_its_words() {
     assert_eq!(protocol(&v)["error"]["code"], "MISCONF");
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn a_wait_on_a_postgres_in_recovery_goes_on_until_it_serves_then_ends_open() {
+    use crate::common::InLab;
+    use std::process::{Command, Stdio};
+    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
+        services::postgres_standby(&lab.server, SERVER_V4, PG_PASSWORD_FOR_CLIENTS)
+    }) else {
+        return;
+    };
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_canreach")])
+        .args(["--json", "--no-trace", "--wait", "20s", "--timeout", "2s"])
+        .arg(format!("postgres://{SERVER_V4}/"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for k in crate::common::PROXY_VARS {
+        cmd.env_remove(k);
+    }
+    let waiting = cmd.spawn_in_lab().unwrap();
+    // Checks meanwhile get 57P03 ("the database system is not accepting connections").
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Promoted as `pg_ctl promote` does it: a file `promote` in the data directory, then
+    // SIGUSR1 to the postmaster. It then ends recovery and serves.
+    let promote = pg.dir.path("data").join("promote");
+    std::fs::write(&promote, "").unwrap();
+    std::os::unix::fs::chown(&promote, Some(65534), Some(65534)).unwrap();
+    let pid = pg.proc.0.id().to_string();
+    let sent = Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+    assert!(sent.success());
+    let out = waiting.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", pg.log_tail());
+    // One change: from the refusal in recovery to open.
+    assert_eq!(lines[0]["event"], "change", "{stdout}");
+    assert_eq!(lines[0]["from"], "service_error", "{stdout}");
+    assert_eq!(lines[0]["to"], "open", "{stdout}");
+    let report = lines.last().unwrap();
+    assert_eq!(report["verdict"], "open", "{stdout}");
+    assert_eq!(report["wait"]["ended"], "open", "{stdout}");
+    assert_eq!(protocol(report)["auth_method"], "SCRAM-SHA-256", "{stdout}");
+    assert!(report["wait"]["checks"].as_u64().unwrap() >= 2, "{stdout}");
+}

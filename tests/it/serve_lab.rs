@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::serve_cli::open_fds;
 use common::{InLab, Lab, SERVER_V4, services};
 
 /// The exporter inside the lab's client namespace; its address there.
@@ -117,13 +118,6 @@ fn probe_in(lab: &Lab, addr: SocketAddr, module: &str, target: &str) -> String {
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     body
-}
-
-/// The descriptors process `pid` holds.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
 }
 
 #[test]
