@@ -786,8 +786,9 @@ fn service(target: &Target, selection: Selection) -> Application {
     }))
 }
 
-/// Run the session stage on every open address, concurrently, within the deadline. The
-/// probe's socket is not kept, so each gets a new connection (one more round trip).
+/// Run the session stage on every open address, concurrently, within the deadline. Each
+/// gets a new connection (one more round trip), unless its probe's socket was kept
+/// (MySQL/MariaDB).
 #[allow(clippy::too_many_arguments)]
 async fn follow_sessions<C: Connector>(
     connector: &C,
@@ -845,7 +846,7 @@ async fn follow_sessions<C: Connector>(
             return None;
         }
         let address = a.address();
-        match connector.stream(address, deadline).await {
+        match connector.session_stream(&a.probe, deadline).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
