@@ -245,6 +245,47 @@ fn a_services_hostile_words_are_escaped_in_every_format() {
 }
 
 #[test]
+fn a_services_long_words_are_bounded_in_every_format() {
+    let heard = Heard::default();
+    // Within each protocol's largest message (PostgreSQL's 8 KiB, a Redis line's 4 KiB),
+    // longer than any finding quotes.
+    let long = "x".repeat(2000);
+    let mut pg_error = b"SFATAL\0VFATAL\0CXX000\0M".to_vec();
+    pg_error.extend_from_slice(format!("{long}\0D{long}\0H{long}\0\0").as_bytes());
+    let targets = [
+        (
+            "postgres",
+            fake_postgres(pg_message(b'E', &pg_error), heard.clone()),
+        ),
+        (
+            "redis",
+            fake_redis(format!("-ERR {long}\r\n").into_bytes(), heard.clone()),
+        ),
+        (
+            "mysql",
+            fake_mysql(mysql_err(0, 1043, &long), heard.clone()),
+        ),
+    ];
+    for (protocol, addr) in targets {
+        let port = addr.port().to_string();
+        for format in FORMATS {
+            let mut args = format.to_vec();
+            args.extend(["--no-local", "--timeout", "3s", "--protocol", protocol]);
+            args.extend(["127.0.0.1", &port]);
+            let r = run_in(None, &args);
+            // Each of its words at most a few hundred characters, wherever it is written.
+            assert!(r.stdout.contains("xxxx"), "{args:?}: {}", r.stdout);
+            assert!(
+                !r.stdout.contains(&"x".repeat(600)),
+                "{args:?}: {} bytes:\n{}",
+                r.stdout.len(),
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
 fn a_url_password_is_never_sent_nor_shown() {
     // Servers that ask for it: PostgreSQL for a password in clear, Redis for AUTH, MySQL
     // through its greeting.
