@@ -104,20 +104,29 @@ fn two_hundred_probes_of_filtered_ports_each_answer_within_the_scrape_timeout() 
     );
 }
 
-/// One probe of the exporter at `addr` (in the lab's client namespace): the body.
-fn probe_in(lab: &Lab, addr: SocketAddr, module: &str, target: &str) -> String {
+/// One GET of the exporter at `addr` (in the lab's client namespace): the whole answer.
+fn get_in(lab: &Lab, addr: SocketAddr, path: &str) -> String {
     let mut s = lab.connect(&lab.client, &addr.to_string());
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let target: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
     write!(
         s,
-        "GET /probe?module={module}&target={target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    body
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+/// One probe of the exporter at `addr`: the answer.
+fn probe_in(lab: &Lab, addr: SocketAddr, module: &str, target: &str) -> String {
+    let target: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    get_in(
+        lab,
+        addr,
+        &format!("/probe?module={module}&target={target}"),
+    )
 }
 
 #[test]
@@ -155,6 +164,15 @@ fn the_tcp_prober_only_connects_to_a_database_port_while_the_canreach_module_spe
             "{target}: {body}"
         );
         assert!(!body.contains("s3cr3tpw"), "{body}");
+    }
+    // Nor in the debug report or the page of recent probes.
+    let url = format!("postgres://app:s3cr3tpw@{SERVER_V4}/orders");
+    let debug = probe_in(&lab, addr, "canreach&debug=true", &url);
+    assert!(debug.contains("pg_no_hba_entry"), "{debug}");
+    let page = get_in(&lab, addr, "/");
+    assert!(page.contains("/orders"), "the page lists the probe: {page}");
+    for text in [&debug, &page] {
+        assert!(!text.contains("s3cr3tpw"), "{text}");
     }
     assert!(
         pg.log_tail().contains("no pg_hba.conf entry"),
