@@ -764,7 +764,7 @@ fn service(target: &Target, selection: Selection) -> Application {
     let database = url
         .map(|u| u.path.trim_start_matches('/'))
         .filter(|d| !d.is_empty() && selection.protocol == ServiceProtocol::Postgres)
-        .map(str::to_string);
+        .map(crate::target::percent_decoded);
     let sslmode = url.and_then(|u| u.sslmode.as_deref());
     let params = Params {
         user: url.and_then(|u| u.user.clone()),
@@ -939,6 +939,11 @@ mod tests {
         assert_eq!(params.user.as_deref(), Some("app"));
         assert_eq!(params.database.as_deref(), Some("orders"));
         assert!(required);
+        // Percent-decoded, as libpq reads a URL's database and user.
+        let (_, params, _) =
+            spoken(app("postgres://a%40corp@db/my%20orders", Protocol::Auto)).unwrap();
+        assert_eq!(params.database.as_deref(), Some("my orders"));
+        assert_eq!(params.user.as_deref(), Some("a@corp"));
         assert_eq!(
             spoken(app("db:5432", Protocol::Auto)).unwrap().0,
             ServiceProtocol::Postgres
