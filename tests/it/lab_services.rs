@@ -602,3 +602,24 @@ fn a_wait_on_a_postgres_in_recovery_goes_on_until_it_serves_then_ends_open() {
     assert_eq!(protocol(report)["auth_method"], "SCRAM-SHA-256", "{stdout}");
     assert!(report["wait"]["checks"].as_u64().unwrap() >= 2, "{stdout}");
 }
+
+#[test]
+fn postgres_with_no_role_for_the_urls_user_quotes_the_server() {
+    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
+        services::postgres(
+            &lab.server,
+            SERVER_V4,
+            "local all all trust\nhost all all 198.18.1.0/24 trust\n",
+        )
+    }) else {
+        return;
+    };
+    let v = check_url(&lab, "postgres://app:s3cr3tpw@SERVER/postgres");
+    let m = refused_with(&v, &pg, "service_error_reply");
+    assert!(
+        m.contains("PostgreSQL answered with an error: FATAL \"role \"app\" does not exist\" (SQLSTATE 28000)"),
+        "{m}"
+    );
+    assert_eq!(protocol(&v)["error"]["code"], "28000");
+    never_shown(&v, "s3cr3tpw");
+}
