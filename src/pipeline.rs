@@ -629,10 +629,16 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             inspect_here,
             // MySQL/MariaDB counts a connection closed before its handshake toward blocking
             // this host (`max_connect_errors`): the probe's own connection is the one that
-            // speaks. Not through a proxy (the probe's connection is the proxy's).
+            // speaks, or, when nothing is said (`--protocol tcp`, the exporter's tcp prober),
+            // the one watched, so that a check drops one handshake as a plain connect does,
+            // not two. Not through a proxy (the probe's connection is the proxy's).
             keep: self.via.is_none()
-                && matches!(self.app, Application::Service(s)
-                    if s.selection.protocol == ServiceProtocol::MySql),
+                && match self.app {
+                    Application::Service(s) => s.selection.protocol == ServiceProtocol::MySql,
+                    Application::Watch => Selection::for_port(self.port)
+                        .is_some_and(|s| s.protocol == ServiceProtocol::MySql),
+                    _ => false,
+                },
         };
         let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
         let (addresses, local) = self.sessions(probed.addresses, inspection).await;
@@ -667,13 +673,18 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             .iter()
             .filter(|a| a.probe.result == ConnectResult::Connected)
             .count() as u64;
+        // The connects the sessions make: none where the probe's socket was kept.
+        let session_connects = addresses
+            .iter()
+            .filter(|a| a.probe.result == ConnectResult::Connected && !a.probe.spec.keep)
+            .count() as u64;
         let program = owners.filter(|_| open > 0).map(|owners| watch::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
             connects_before: local::tcp_active_opens(),
             process_connects_before: crate::probe::own_connects(),
-            own_connects: open,
+            own_connects: session_connects,
         });
         let (sessions, local) = tokio::join!(
             async {

@@ -275,6 +275,11 @@ fn two_hundred_checks_leave_mariadb_unblocked_where_dropped_handshakes_block_it(
         }
     }
     assert_eq!(raw_first_packet(&lab), None, "blocked after 200 checks");
+    // Told to say nothing (`--protocol tcp`): the greeting is watched on the probe's own
+    // connection (one handshake dropped, as by any plain connect: serve_lab.rs counts them).
+    let v = check(&lab, &["--protocol", "tcp", SERVER_V4, "3306"]);
+    assert_eq!(v["verdict"], "open", "{v}");
+    assert_eq!(v["probes"][0]["session"]["first"]["kind"], "banner", "{v}");
 }
 
 #[test]
