@@ -463,19 +463,27 @@ mod tests {
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
     }
 
-    #[tokio::test]
-    async fn a_kept_probe_socket_goes_only_to_its_own_checks_session() {
+    /// A listener on loopback, and a probe of it that keeps its socket.
+    async fn kept_probe(deadline: Instant) -> (std::net::TcpListener, ProbeFact) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(2);
         let spec = ProbeSpec {
             keep: true,
-            ..ProbeSpec::to(addr)
+            ..ProbeSpec::to(l.local_addr().unwrap())
         };
-        let mine = KernelConnector.probe(spec, deadline).await;
+        let f = KernelConnector.probe(spec, deadline).await;
+        (l, f)
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_goes_only_to_its_own_checks_session() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (_l, mine) = kept_probe(deadline).await;
         // Another check of the same address in the same process (the exporter's tcp
         // prober, another target of a run) gets a connection of its own.
-        let other = KernelConnector.stream(addr, deadline).await.unwrap();
+        let other = KernelConnector
+            .stream(mine.spec.address, deadline)
+            .await
+            .unwrap();
         assert_ne!(other.local_addr().ok(), mine.local);
         let s = KernelConnector
             .session_stream(&mine, deadline)
@@ -486,14 +494,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_kept_probe_socket_is_the_sessions_stream() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
         let deadline = Instant::now() + Duration::from_secs(2);
-        let spec = ProbeSpec {
-            keep: true,
-            ..ProbeSpec::to(addr)
-        };
-        let f = KernelConnector.probe(spec, deadline).await;
+        let (l, f) = kept_probe(deadline).await;
         assert_eq!(f.result, ConnectResult::Connected);
         let s = KernelConnector.session_stream(&f, deadline).await.unwrap();
         // The same connection: the server accepted one, from the probe's source port.

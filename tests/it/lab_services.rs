@@ -11,6 +11,15 @@ use crate::common::{CLIENT_V4, Lab, SERVER_V4, finding, ids, steps_for};
 const PG_PASSWORD_FOR_CLIENTS: &str =
     "local all all trust\nhost all all 198.18.1.0/24 scram-sha-256\n";
 
+/// pg_hba.conf: the client's subnet is let in without a password (`trust`), so the server
+/// goes on to the role and the database.
+const PG_TRUST_FOR_CLIENTS: &str = "local all all trust\nhost all all 198.18.1.0/24 trust\n";
+
+/// Start PostgreSQL in a lab's server namespace with `hba` as its pg_hba.conf.
+fn postgres(hba: &'static str) -> impl FnOnce(&Lab) -> Server {
+    move |lab| services::postgres(&lab.server, SERVER_V4, hba)
+}
+
 /// Which server a test starts: each is a Debian package CI installs.
 #[derive(Clone, Copy)]
 enum Needs {
@@ -85,13 +94,10 @@ fn never_shown(v: &Value, secret: &str) {
 #[test]
 fn postgres_without_a_pg_hba_entry_for_this_client_names_the_host_it_saw() {
     // Admits only another subnet.
-    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
-        services::postgres(
-            &lab.server,
-            SERVER_V4,
-            "local all all trust\nhost all all 198.18.9.0/24 scram-sha-256\n",
-        )
-    }) else {
+    let Some((lab, pg)) = started(
+        Needs::Postgres,
+        postgres("local all all trust\nhost all all 198.18.9.0/24 scram-sha-256\n"),
+    ) else {
         return;
     };
     let v = check_url(&lab, "postgres://app:s3cr3tpw@SERVER/orders");
@@ -115,9 +121,7 @@ fn postgres_without_a_pg_hba_entry_for_this_client_names_the_host_it_saw() {
 
 #[test]
 fn postgres_that_asks_for_a_password_is_open_naming_the_method() {
-    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
-        services::postgres(&lab.server, SERVER_V4, PG_PASSWORD_FOR_CLIENTS)
-    }) else {
+    let Some((lab, pg)) = started(Needs::Postgres, postgres(PG_PASSWORD_FOR_CLIENTS)) else {
         return;
     };
     // By the port's usual service: no scheme, no flag.
@@ -284,9 +288,7 @@ fn two_hundred_checks_leave_mariadb_unblocked_where_dropped_handshakes_block_it(
 
 #[test]
 fn postgres_without_tls_fails_a_url_that_requires_it() {
-    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
-        services::postgres(&lab.server, SERVER_V4, PG_PASSWORD_FOR_CLIENTS)
-    }) else {
+    let Some((lab, pg)) = started(Needs::Postgres, postgres(PG_PASSWORD_FOR_CLIENTS)) else {
         return;
     };
     let v = check_url(&lab, "postgresql://SERVER/orders?sslmode=require");
@@ -419,13 +421,7 @@ fn a_local_postgres_port_whose_program_never_accepts_is_named_as_such() {
 #[test]
 fn postgres_asked_for_a_database_that_does_not_exist_names_it() {
     // `trust` lets the client in, so the server gets as far as the database.
-    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
-        services::postgres(
-            &lab.server,
-            SERVER_V4,
-            "local all all trust\nhost all all 198.18.1.0/24 trust\n",
-        )
-    }) else {
+    let Some((lab, pg)) = started(Needs::Postgres, postgres(PG_TRUST_FOR_CLIENTS)) else {
         return;
     };
     let v = check_url(&lab, "postgres://postgres:s3cr3tpw@SERVER/orders");
@@ -610,13 +606,7 @@ fn a_wait_on_a_postgres_in_recovery_goes_on_until_it_serves_then_ends_open() {
 
 #[test]
 fn postgres_with_no_role_for_the_urls_user_quotes_the_server() {
-    let Some((lab, pg)) = started(Needs::Postgres, |lab| {
-        services::postgres(
-            &lab.server,
-            SERVER_V4,
-            "local all all trust\nhost all all 198.18.1.0/24 trust\n",
-        )
-    }) else {
+    let Some((lab, pg)) = started(Needs::Postgres, postgres(PG_TRUST_FOR_CLIENTS)) else {
         return;
     };
     let v = check_url(&lab, "postgres://app:s3cr3tpw@SERVER/postgres");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{self, ids, run_in};
+use crate::common::{self, Run, ids, run_in};
 use crate::hostile_cli::{HOSTILE, raw_characters};
 
 /// The protocols a check can be asked to speak (`--protocol`), with what their server
@@ -197,43 +197,51 @@ const FORMATS: [&[&str]; 4] = [
     &["--format", "nagios"],
 ];
 
-#[test]
-fn a_services_hostile_words_are_escaped_in_every_format() {
+/// A fake PostgreSQL, Redis and MySQL server, each answering with an error of its protocol
+/// whose text is `words` (PostgreSQL's message, detail and hint).
+fn erring_servers(words: &str) -> [(&'static str, std::net::SocketAddr); 3] {
     let heard = Heard::default();
-    let mut pg_error = b"SFATAL\0VFATAL\0CXX000\0M".to_vec();
-    pg_error.extend_from_slice(format!("failure {HOSTILE}\0\0").as_bytes());
-    let targets = [
+    let mut pg_error = b"SFATAL\0VFATAL\0CXX000\0".to_vec();
+    pg_error.extend_from_slice(format!("M{words}\0D{words}\0H{words}\0\0").as_bytes());
+    let redis_error = format!("-ERR {words}\r\n").into_bytes();
+    [
         (
             "postgres",
             fake_postgres(pg_message(b'E', &pg_error), heard.clone()),
         ),
-        (
-            "redis",
-            fake_redis(format!("-ERR {HOSTILE}\r\n").into_bytes(), heard.clone()),
-        ),
-        (
-            "mysql",
-            fake_mysql(mysql_err(0, 1043, &format!("Bad {HOSTILE}")), heard.clone()),
-        ),
-    ];
-    for (protocol, addr) in targets {
-        let port = addr.port().to_string();
-        for format in FORMATS {
+        ("redis", fake_redis(redis_error, heard.clone())),
+        ("mysql", fake_mysql(mysql_err(0, 1043, words), heard)),
+    ]
+}
+
+/// canreach told to speak `protocol` to `addr`, in each of the formats: the format and the
+/// run.
+fn in_every_format(protocol: &str, addr: std::net::SocketAddr) -> Vec<(&'static str, Run)> {
+    let port = addr.port().to_string();
+    FORMATS
+        .iter()
+        .map(|format| {
             let mut args = format.to_vec();
             args.extend(["--no-local", "--timeout", "3s", "--protocol", protocol]);
             args.extend(["127.0.0.1", &port]);
-            let r = run_in(None, &args);
+            (format[format.len() - 1], run_in(None, &args))
+        })
+        .collect()
+}
+
+#[test]
+fn a_services_hostile_words_are_escaped_in_every_format() {
+    for (protocol, addr) in erring_servers(&format!("failure {HOSTILE}")) {
+        for (format, r) in in_every_format(protocol, addr) {
             let all = format!("{}{}", r.stdout, r.stderr);
-            assert!(
-                all.contains("evil"),
-                "{args:?}: the words are shown:\n{all}"
-            );
+            let what = format!("{protocol} in {format}");
+            assert!(all.contains("evil"), "{what}: the words are shown:\n{all}");
             assert!(
                 raw_characters(&all).is_empty(),
-                "{args:?}: raw {:?} in\n{all}",
+                "{what}: raw {:?} in\n{all}",
                 raw_characters(&all)
             );
-            if format[0] == "--json" {
+            if format == "--json" {
                 let v = r.json();
                 assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
                 assert_eq!(ids(&v), ["service_error_reply"], "{}", r.stdout);
@@ -246,38 +254,19 @@ fn a_services_hostile_words_are_escaped_in_every_format() {
 
 #[test]
 fn a_services_long_words_are_bounded_in_every_format() {
-    let heard = Heard::default();
     // Within each protocol's largest message (PostgreSQL's 8 KiB, a Redis line's 4 KiB),
     // longer than any finding quotes.
-    let long = "x".repeat(2000);
-    let mut pg_error = b"SFATAL\0VFATAL\0CXX000\0M".to_vec();
-    pg_error.extend_from_slice(format!("{long}\0D{long}\0H{long}\0\0").as_bytes());
-    let targets = [
-        (
-            "postgres",
-            fake_postgres(pg_message(b'E', &pg_error), heard.clone()),
-        ),
-        (
-            "redis",
-            fake_redis(format!("-ERR {long}\r\n").into_bytes(), heard.clone()),
-        ),
-        (
-            "mysql",
-            fake_mysql(mysql_err(0, 1043, &long), heard.clone()),
-        ),
-    ];
-    for (protocol, addr) in targets {
-        let port = addr.port().to_string();
-        for format in FORMATS {
-            let mut args = format.to_vec();
-            args.extend(["--no-local", "--timeout", "3s", "--protocol", protocol]);
-            args.extend(["127.0.0.1", &port]);
-            let r = run_in(None, &args);
-            // Each of its words at most a few hundred characters, wherever it is written.
-            assert!(r.stdout.contains("xxxx"), "{args:?}: {}", r.stdout);
+    for (protocol, addr) in erring_servers(&"x".repeat(2000)) {
+        for (format, r) in in_every_format(protocol, addr) {
+            // Its words at most a few hundred characters, wherever they are written.
+            assert!(
+                r.stdout.contains("xxxx"),
+                "{protocol} in {format}: {}",
+                r.stdout
+            );
             assert!(
                 !r.stdout.contains(&"x".repeat(600)),
-                "{args:?}: {} bytes:\n{}",
+                "{protocol} in {format}: {} bytes:\n{}",
                 r.stdout.len(),
                 r.stdout
             );
