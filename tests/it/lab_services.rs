@@ -568,7 +568,7 @@ fn a_wait_on_a_postgres_in_recovery_goes_on_until_it_serves_then_ends_open() {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_canreach")])
         .args(["--json", "--no-trace", "--wait", "20s", "--timeout", "2s"])
-        .arg(format!("postgres://{SERVER_V4}/"))
+        .arg(format!("postgres://canreach:s3cr3tpw@{SERVER_V4}/"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -602,6 +602,16 @@ fn a_wait_on_a_postgres_in_recovery_goes_on_until_it_serves_then_ends_open() {
     assert_eq!(report["wait"]["ended"], "open", "{stdout}");
     assert_eq!(protocol(report)["auth_method"], "SCRAM-SHA-256", "{stdout}");
     assert!(report["wait"]["checks"].as_u64().unwrap() >= 2, "{stdout}");
+    // The change line names the target with its password masked; stderr neither.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !format!("{stdout}{stderr}").contains("s3cr3tpw"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        lines[0]["target"].as_str().unwrap().contains("canreach:"),
+        "{stdout}"
+    );
 }
 
 #[test]
