@@ -655,10 +655,16 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             inspect_here,
             // MySQL/MariaDB counts a connection closed before its handshake toward blocking
             // this host (`max_connect_errors`): the probe's own connection is the one that
-            // speaks. Not through a proxy (the probe's connection is the proxy's).
+            // speaks, or, when nothing is said (`--protocol tcp`, the exporter's tcp prober),
+            // the one watched, so that a check drops one handshake as a plain connect does,
+            // not two. Not through a proxy (the probe's connection is the proxy's).
             keep: self.via.is_none()
-                && matches!(self.app, Application::Service(s)
-                    if s.selection.protocol == ServiceProtocol::MySql),
+                && match self.app {
+                    Application::Service(s) => s.selection.protocol == ServiceProtocol::MySql,
+                    Application::Watch => Selection::for_port(self.port)
+                        .is_some_and(|s| s.protocol == ServiceProtocol::MySql),
+                    _ => false,
+                },
         };
         let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
         let (addresses, local) = self.sessions(probed.addresses, inspection).await;
@@ -693,13 +699,18 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             .iter()
             .filter(|a| a.probe.result == ConnectResult::Connected)
             .count() as u64;
+        // The connects the sessions make: none where the probe's socket was kept.
+        let session_connects = addresses
+            .iter()
+            .filter(|a| a.probe.result == ConnectResult::Connected && !a.probe.spec.keep)
+            .count() as u64;
         let program = owners.filter(|_| open > 0).map(|owners| watch::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
             connects_before: local::tcp_active_opens(),
             process_connects_before: crate::probe::own_connects(),
-            own_connects: open,
+            own_connects: session_connects,
         });
         let (sessions, local) = tokio::join!(
             async {
@@ -792,7 +803,7 @@ fn service(target: &Target, selection: Selection) -> Application {
     let database = url
         .map(|u| u.path.trim_start_matches('/'))
         .filter(|d| !d.is_empty() && selection.protocol == ServiceProtocol::Postgres)
-        .map(str::to_string);
+        .map(crate::target::percent_decoded);
     let sslmode = url.and_then(|u| u.sslmode.as_deref());
     let params = Params {
         user: url.and_then(|u| u.user.clone()),
@@ -814,8 +825,9 @@ fn service(target: &Target, selection: Selection) -> Application {
     }))
 }
 
-/// Run the session stage on every open address, concurrently, within the deadline. The
-/// probe's socket is not kept, so each gets a new connection (one more round trip).
+/// Run the session stage on every open address, concurrently, within the deadline. Each
+/// gets a new connection (one more round trip), unless its probe's socket was kept
+/// (MySQL/MariaDB).
 #[allow(clippy::too_many_arguments)]
 async fn follow_sessions<C: Connector>(
     connector: &C,
@@ -873,7 +885,7 @@ async fn follow_sessions<C: Connector>(
             return None;
         }
         let address = a.address();
-        match connector.stream(address, deadline).await {
+        match connector.session_stream(&a.probe, deadline).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
@@ -966,6 +978,11 @@ mod tests {
         assert_eq!(params.user.as_deref(), Some("app"));
         assert_eq!(params.database.as_deref(), Some("orders"));
         assert!(required);
+        // Percent-decoded, as libpq reads a URL's database and user.
+        let (_, params, _) =
+            spoken(app("postgres://a%40corp@db/my%20orders", Protocol::Auto)).unwrap();
+        assert_eq!(params.database.as_deref(), Some("my orders"));
+        assert_eq!(params.user.as_deref(), Some("a@corp"));
         assert_eq!(
             spoken(app("db:5432", Protocol::Auto)).unwrap().0,
             ServiceProtocol::Postgres

@@ -43,24 +43,28 @@ impl ProbeSpec {
     }
 }
 
-/// Connected probe sockets kept for the session stage ([`ProbeSpec::keep`]), with when they
-/// were kept. One not taken within [`KEPT_FOR`] is closed by the next keep or take.
-static KEPT: std::sync::Mutex<Vec<(SocketAddr, std::time::Instant, Socket)>> =
-    std::sync::Mutex::new(Vec::new());
+/// Connected probe sockets kept for the session stage ([`ProbeSpec::keep`]): the server's
+/// address and this side's (which tell the one check the socket is for: another check of
+/// the same address in the process, the exporter's tcp prober, must not take it), and when
+/// it was kept. One not taken within [`KEPT_FOR`] is closed by the next keep or take.
+static KEPT: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
+
+type Kept = ((SocketAddr, Option<SocketAddr>), std::time::Instant, Socket);
 
 /// How long a kept socket waits for its session (longer than any check's deadline).
 const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
-fn kept() -> std::sync::MutexGuard<'static, Vec<(SocketAddr, std::time::Instant, Socket)>> {
+fn kept() -> std::sync::MutexGuard<'static, Vec<Kept>> {
     let mut k = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     k.retain(|(_, at, _)| at.elapsed() < KEPT_FOR);
     k
 }
 
-/// The probe's connected socket to `address`, when one was kept for the session.
-fn take_kept(address: SocketAddr) -> Option<Socket> {
+/// The probe's connected socket, when it was kept for the session.
+fn take_kept(probe: &ProbeFact) -> Option<Socket> {
     let mut k = kept();
-    let i = k.iter().position(|(a, _, _)| *a == address)?;
+    let key = (probe.spec.address, probe.local);
+    let i = k.iter().position(|(a, _, _)| *a == key)?;
     Some(k.swap_remove(i).2)
 }
 
@@ -99,13 +103,24 @@ pub struct ProbeFact {
 pub trait Connector: Sync {
     fn probe(&self, spec: ProbeSpec, deadline: Instant) -> impl Future<Output = ProbeFact> + Send;
 
-    /// A connected stream to `address`, for what comes after the handshake (the probe's own
-    /// socket is not kept); the error when it cannot be had by `deadline`.
+    /// A new connected stream to `address`, for what comes after the handshake (never a
+    /// probe's kept socket: see [`Connector::session_stream`]); the error when it cannot be
+    /// had by `deadline`.
     fn stream(
         &self,
         address: SocketAddr,
         deadline: Instant,
     ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send;
+
+    /// The stream for the session after `probe`: the probe's own connection when it was kept
+    /// ([`ProbeSpec::keep`]), else a new one as [`Connector::stream`] makes.
+    fn session_stream(
+        &self,
+        probe: &ProbeFact,
+        deadline: Instant,
+    ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send {
+        self.stream(probe.spec.address, deadline)
+    }
 }
 
 /// TCP connects this process has begun through [`KernelConnector`] (probes and session
@@ -133,9 +148,6 @@ impl Connector for KernelConnector {
         address: SocketAddr,
         deadline: Instant,
     ) -> io::Result<tokio::net::TcpStream> {
-        if let Some(socket) = take_kept(address) {
-            return tokio::net::TcpStream::from_std(socket.into());
-        }
         let connected = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut));
@@ -152,6 +164,19 @@ impl Connector for KernelConnector {
             return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
         }
         Ok(stream)
+    }
+
+    async fn session_stream(
+        &self,
+        probe: &ProbeFact,
+        deadline: Instant,
+    ) -> io::Result<tokio::net::TcpStream> {
+        if probe.spec.keep
+            && let Some(socket) = take_kept(probe)
+        {
+            return tokio::net::TcpStream::from_std(socket.into());
+        }
+        self.stream(probe.spec.address, deadline).await
     }
 
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
@@ -201,7 +226,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
     let keep = |socket: Socket, r: &Attempt| {
         if spec.keep && r.0 == ConnectResult::Connected {
-            kept().push((addr, std::time::Instant::now(), socket));
+            kept().push(((addr, local), std::time::Instant::now(), socket));
         }
     };
     match connecting {
@@ -438,18 +463,41 @@ mod tests {
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
     }
 
-    #[tokio::test]
-    async fn a_kept_probe_socket_is_the_sessions_stream() {
+    /// A listener on loopback, and a probe of it that keeps its socket.
+    async fn kept_probe(deadline: Instant) -> (std::net::TcpListener, ProbeFact) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(2);
         let spec = ProbeSpec {
             keep: true,
-            ..ProbeSpec::to(addr)
+            ..ProbeSpec::to(l.local_addr().unwrap())
         };
         let f = KernelConnector.probe(spec, deadline).await;
+        (l, f)
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_goes_only_to_its_own_checks_session() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (_l, mine) = kept_probe(deadline).await;
+        // Another check of the same address in the same process (the exporter's tcp
+        // prober, another target of a run) gets a connection of its own.
+        let other = KernelConnector
+            .stream(mine.spec.address, deadline)
+            .await
+            .unwrap();
+        assert_ne!(other.local_addr().ok(), mine.local);
+        let s = KernelConnector
+            .session_stream(&mine, deadline)
+            .await
+            .unwrap();
+        assert_eq!(s.local_addr().ok(), mine.local);
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_is_the_sessions_stream() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (l, f) = kept_probe(deadline).await;
         assert_eq!(f.result, ConnectResult::Connected);
-        let s = KernelConnector.stream(addr, deadline).await.unwrap();
+        let s = KernelConnector.session_stream(&f, deadline).await.unwrap();
         // The same connection: the server accepted one, from the probe's source port.
         assert_eq!(s.local_addr().ok(), f.local);
         let (_, peer) = l.accept().unwrap();
@@ -457,7 +505,7 @@ mod tests {
         l.set_nonblocking(true).unwrap();
         assert!(l.accept().is_err(), "no second connection");
         // Taken once: the next stream is a new connection.
-        let again = KernelConnector.stream(addr, deadline).await.unwrap();
+        let again = KernelConnector.session_stream(&f, deadline).await.unwrap();
         assert_ne!(again.local_addr().ok(), f.local);
     }
 }

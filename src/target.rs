@@ -455,7 +455,7 @@ fn parse_url(
 }
 
 /// `%XX` sequences decoded (invalid UTF-8 replaced); anything else kept as it is.
-fn percent_decoded(s: &str) -> String {
+pub(crate) fn percent_decoded(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -37,6 +37,7 @@ mod proxy_cli;
 mod serve_cli;
 mod serve_lab;
 mod service_fakes;
+mod service_hostile;
 mod service_starttls;
 mod session_after;
 mod session_http;

@@ -949,7 +949,7 @@ fn past_the_slots_and_the_queue_a_probe_gets_503() {
     );
 }
 
-fn open_fds(pid: u32) -> usize {
+pub(crate) fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
