@@ -142,13 +142,7 @@ fn record(silence: &mut Silence, port: u16, fact: ProbeFact) {
 
 /// A silent answer of `address` after `elapsed`.
 fn timed_out(address: SocketAddr, elapsed: Duration) -> ProbeFact {
-    ProbeFact {
-        spec: ProbeSpec::to(address),
-        result: ConnectResult::TimedOut,
-        elapsed,
-        icmp: None,
-        local: None,
-    }
+    ProbeFact::new(address, ConnectResult::TimedOut, elapsed)
 }
 
 /// A walk running alongside an address's probes, and the means to cut it short.

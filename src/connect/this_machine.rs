@@ -65,13 +65,8 @@ pub(crate) async fn probe<C: Connector, I: Inspector>(
     } else {
         tokio::time::timeout_at(short, &mut main).await.ok()
     };
-    let fact = answer.unwrap_or_else(|| ProbeFact {
-        spec: ProbeSpec::to(address),
-        result: ConnectResult::TimedOut,
-        elapsed: start.elapsed(),
-        icmp: None,
-        local: None,
-    });
+    let fact =
+        answer.unwrap_or_else(|| ProbeFact::new(address, ConnectResult::TimedOut, start.elapsed()));
     let (last, after) = inspector.queue_look(address).await;
     let delta = |f: fn(&ListenCounters) -> u64| {
         Some(f(after.as_ref()?).saturating_sub(f(before.as_ref()?)))

@@ -143,13 +143,10 @@ async fn port53(
         None => match tokio::time::timeout_at(probe_until, tcp).await {
             Ok(t) => t,
             // Still no answer: that is what it did.
-            Err(_) => crate::probe::ProbeFact {
-                spec: crate::probe::ProbeSpec::to(server),
-                result: crate::probe::ConnectResult::TimedOut,
-                elapsed: start.elapsed(),
-                icmp: None,
-                local: None,
-            },
+            Err(_) => {
+                let silent = crate::probe::ConnectResult::TimedOut;
+                crate::probe::ProbeFact::new(server, silent, start.elapsed())
+            }
         },
     };
     Port53 { tcp, udp }
