@@ -19,6 +19,17 @@ pub struct Icmp {
 }
 
 impl Icmp {
+    /// An ICMPv4 error of type `kind` and `code` from `from` (an IP address).
+    #[cfg(test)]
+    pub fn v4(kind: u8, code: u8, from: &str) -> Icmp {
+        Icmp {
+            v6: false,
+            kind,
+            code,
+            from: Some(from.parse().unwrap()),
+        }
+    }
+
     /// Was it sent by `ip`? A v4-mapped address (`::ffff:198.18.2.2`, what an IPv6 socket
     /// dials for an IPv4 host) and its plain form are one host: the kernel reports the sender
     /// of an ICMPv4 error in the plain form.

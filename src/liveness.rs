@@ -131,20 +131,16 @@ pub fn retransmit_wait(rtt: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Icmp, ProbeSpec};
+    use crate::probe::Icmp;
 
     fn fact(result: ConnectResult, icmp_from: Option<&str>, code: u8) -> ProbeFact {
         ProbeFact {
-            spec: ProbeSpec::to("198.18.2.2:22".parse().unwrap()),
-            result,
-            elapsed: Duration::from_millis(1),
-            icmp: icmp_from.map(|f| Icmp {
-                v6: false,
-                kind: 3,
-                code,
-                from: Some(f.parse().unwrap()),
-            }),
-            local: None,
+            icmp: icmp_from.map(|f| Icmp::v4(3, code, f)),
+            ..ProbeFact::new(
+                "198.18.2.2:22".parse().unwrap(),
+                result,
+                Duration::from_millis(1),
+            )
         }
     }
     const T: &str = "198.18.2.2";

@@ -736,7 +736,7 @@ mod tests {
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
     use crate::facts::{AddressFacts, Facts};
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use std::time::Duration;
 
@@ -787,13 +787,9 @@ mod tests {
     fn view_findings(f: &Facts) -> Vec<Finding> {
         let mut f = f.clone();
         if f.addresses.is_empty() {
-            f.addresses.push(AddressFacts::probed(ProbeFact {
-                spec: ProbeSpec::to("198.18.2.9:443".parse().unwrap()),
-                result: ConnectResult::Connected,
-                elapsed: Duration::from_micros(20),
-                icmp: None,
-                local: None,
-            }));
+            let address = "198.18.2.9:443".parse().unwrap();
+            let open = ProbeFact::new(address, ConnectResult::Connected, Duration::from_micros(20));
+            f.addresses.push(AddressFacts::probed(open));
         }
         crate::diagnosis::diagnose(f.clone()).findings
     }
@@ -875,15 +871,11 @@ mod tests {
             direct: Some(ok(&["fd00:2::2"])),
             ..DnsFacts::default()
         };
-        let probe = ProbeFact {
-            spec: ProbeSpec::to("[fd00:2::2]:443".parse().unwrap()),
-            result: ConnectResult::Failed {
-                errno: libc::ENETUNREACH,
-            },
-            elapsed: Duration::from_micros(20),
-            icmp: None,
-            local: None,
+        let no_route = ConnectResult::Failed {
+            errno: libc::ENETUNREACH,
         };
+        let address = "[fd00:2::2]:443".parse().unwrap();
+        let probe = ProbeFact::new(address, no_route, Duration::from_micros(20));
         let f = facts("v6only.lab", dns, vec![probe]);
         let d = crate::diagnosis::diagnose(f.clone());
         assert_eq!(d.verdict.as_str(), "unreachable");

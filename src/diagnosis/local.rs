@@ -1062,19 +1062,17 @@ mod tests {
     }
 
     fn facts_for(local: LocalFacts, firewall: Option<crate::local::Firewall>) -> Facts {
-        use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+        use crate::probe::{ConnectResult, ProbeFact};
         let services = crate::services::Services::parse("");
         let target = crate::target::parse("127.0.0.1:5432", None, &services).unwrap();
         Facts {
-            addresses: vec![AddressFacts::probed(ProbeFact {
-                spec: ProbeSpec::to("127.0.0.1:5432".parse().unwrap()),
-                result: ConnectResult::Failed {
+            addresses: vec![AddressFacts::probed(ProbeFact::new(
+                "127.0.0.1:5432".parse().unwrap(),
+                ConnectResult::Failed {
                     errno: libc::ECONNREFUSED,
                 },
-                elapsed: std::time::Duration::from_micros(50),
-                icmp: None,
-                local: None,
-            })],
+                std::time::Duration::from_micros(50),
+            ))],
             local: Some(local),
             firewall,
             ..Facts::new(target, std::time::Duration::from_secs(5))

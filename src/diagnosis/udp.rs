@@ -547,22 +547,15 @@ mod tests {
     use crate::diagnosis::{Verdict, diagnose};
     use crate::facts::{AddressFacts, Facts, UdpExchange};
     use crate::icmp::Icmp;
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use crate::session::protocols::udp_payloads::{Answer, UdpReply, UdpService};
 
     fn fact(addr: &str, result: ConnectResult, icmp: Option<(u8, &str)>) -> ProbeFact {
         ProbeFact {
-            spec: ProbeSpec::to(addr.parse().unwrap()),
-            result,
-            elapsed: Duration::from_millis(3),
-            icmp: icmp.map(|(code, from)| Icmp {
-                v6: false,
-                kind: 3,
-                code,
-                from: Some(from.parse().unwrap()),
-            }),
+            icmp: icmp.map(|(code, from)| Icmp::v4(3, code, from)),
             local: Some("198.18.1.2:40000".parse().unwrap()),
+            ..ProbeFact::new(addr.parse().unwrap(), result, Duration::from_millis(3))
         }
     }
 
@@ -570,12 +563,8 @@ mod tests {
         let target = crate::target::parse("udp://198.18.2.2:53", None, &Services::parse(""));
         Facts {
             addresses: vec![AddressFacts {
-                here: false,
-                probe,
-                silence: None,
-                session: None,
-                queue: None,
                 udp: Some(udp),
+                ..AddressFacts::probed(probe)
             }],
             ..Facts::new(target.unwrap(), Duration::from_secs(2))
         }
@@ -690,20 +679,15 @@ mod known_silence_tests {
 
     use crate::diagnosis::{Verdict, diagnose};
     use crate::facts::{AddressFacts, Facts, UdpExchange};
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use crate::session::protocols::udp_payloads::Silence;
 
     #[test]
     fn a_service_that_never_answers_a_stranger_is_named_in_the_silence() {
         let target = crate::target::parse("udp://198.18.2.2:51820", None, &Services::parse(""));
-        let probe = ProbeFact {
-            spec: ProbeSpec::to("198.18.2.2:51820".parse().unwrap()),
-            result: ConnectResult::TimedOut,
-            elapsed: Duration::from_secs(2),
-            icmp: None,
-            local: None,
-        };
+        let address = "198.18.2.2:51820".parse().unwrap();
+        let probe = ProbeFact::new(address, ConnectResult::TimedOut, Duration::from_secs(2));
         let facts = Facts {
             addresses: vec![AddressFacts {
                 here: false,

@@ -209,12 +209,7 @@ mod tests {
             },
             result,
             elapsed: Duration::from_micros(400),
-            icmp: icmp.map(|(kind, code, from)| Icmp {
-                v6: false,
-                kind,
-                code,
-                from: Some(from.parse().unwrap()),
-            }),
+            icmp: icmp.map(|(kind, code, from)| Icmp::v4(kind, code, from)),
             local: None,
         }
     }

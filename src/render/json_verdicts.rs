@@ -52,19 +52,12 @@ fn resolved(mut f: Facts, addresses: &[&str]) -> Facts {
 fn connected(addr: &str, edit: impl FnOnce(&mut SessionFacts)) -> AddressFacts {
     let mut a = probed(addr, ConnectResult::Connected, 400, None);
     let mut s = SessionFacts {
-        address: addr.parse().unwrap(),
-        window: Duration::from_millis(8),
         accepted: Some(Duration::from_micros(300)),
-        waiting_for_client: None,
-        first: First::Unwatched,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
-        service: None,
-        not_accepted: None,
+        ..SessionFacts::new(
+            addr.parse().unwrap(),
+            Duration::from_millis(8),
+            First::Unwatched,
+        )
     };
     edit(&mut s);
     a.session = Some(s);

@@ -198,6 +198,28 @@ pub struct SessionFacts {
     pub service: Option<ServiceFacts>,
 }
 
+impl SessionFacts {
+    /// What a session to `address` saw when it watched for `window` and saw `first`, and
+    /// nothing else yet: the stage and the tests fill in the rest.
+    pub fn new(address: SocketAddr, window: Duration, first: First) -> Self {
+        SessionFacts {
+            address,
+            window,
+            accepted: None,
+            waiting_for_client: None,
+            not_accepted: None,
+            first,
+            via: None,
+            tls: None,
+            mss_retry: None,
+            http: None,
+            tls_confirm: None,
+            answered: None,
+            service: None,
+        }
+    }
+}
+
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
 pub async fn after_connect(
     stream: TcpStream,
@@ -362,19 +384,10 @@ impl Session<'_> {
             watch::Watched::connection_only(first, window)
         };
         SessionFacts {
-            address: self.address,
-            window: seen.watched,
             accepted: seen.accepted,
             waiting_for_client: seen.waiting_for_client,
             not_accepted: seen.not_accepted,
-            first: seen.first,
-            via: None,
-            tls: None,
-            mss_retry: None,
-            http: None,
-            tls_confirm: None,
-            answered: None,
-            service: None,
+            ..SessionFacts::new(self.address, seen.watched, seen.first)
         }
     }
 

@@ -182,21 +182,8 @@ mod tests {
 
     /// A session watched for 8 ms that saw nothing.
     fn session() -> SessionFacts {
-        SessionFacts {
-            address: "198.18.0.8:3128".parse().unwrap(),
-            window: Duration::from_millis(8),
-            accepted: None,
-            waiting_for_client: None,
-            not_accepted: None,
-            first: First::Silent,
-            via: None,
-            tls: None,
-            mss_retry: None,
-            http: None,
-            tls_confirm: None,
-            answered: None,
-            service: None,
-        }
+        let address = "198.18.0.8:3128".parse().unwrap();
+        SessionFacts::new(address, Duration::from_millis(8), First::Silent)
     }
 
     #[test]
