@@ -197,13 +197,9 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
             .then_some("the server's own firewall refused the connection"),
         )
         .steps([
-            Step::run(
-                StepKind::FindRejectRule,
+            Step::find_reject_rule(
                 format!("Find the rule that rejects port {port}"),
-                Command::NftGrep {
-                    port,
-                    verdict: Some("reject"),
-                },
+                port,
                 server.clone(),
             ),
             Step::run(
@@ -242,13 +238,9 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
         None => Step::say(StepKind::AskOwners, ask),
     }];
     if let Some(d) = dev {
-        steps.push(Step::run(
-            StepKind::FindRejectRule,
+        steps.push(Step::find_reject_rule(
             "If you run that device, find the rule",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
+            port,
             Machine::Device(d),
         ));
     }

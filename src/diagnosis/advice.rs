@@ -146,4 +146,13 @@ impl Step {
             on: Some(on),
         }
     }
+    /// "Find the rule that rejects `port`" on `on`, worded as `text`: the firewall rules
+    /// that reject it, listed.
+    pub fn find_reject_rule(text: impl Into<String>, port: u16, on: Machine) -> Step {
+        let command = Command::NftGrep {
+            port,
+            verdict: Some("reject"),
+        };
+        Step::run(StepKind::FindRejectRule, text, command, on)
+    }
 }

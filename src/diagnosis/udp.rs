@@ -217,13 +217,9 @@ pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
             Command::SsUdp { port },
             server.clone(),
         ),
-        Step::run(
-            StepKind::FindRejectRule,
+        Step::find_reject_rule(
             "If it does, look for a firewall rule that rejects the port",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
+            port,
             server,
         ),
     ];
@@ -293,15 +289,7 @@ pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
             ),
             on.clone(),
         ),
-        Step::run(
-            StepKind::FindRejectRule,
-            "If you run that device, find the rule",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
-            on,
-        ),
+        Step::find_reject_rule("If you run that device, find the rule", port, on),
     ];
     let first = cx.first().is_some_and(|f| f.address == a.address);
     Some(
