@@ -180,20 +180,8 @@ fn an_open_tunnel_leaves_the_verdict_to_the_destination_and_says_the_direct_path
         Some(h),
     );
     s.tls = Some(TlsFacts {
-        server_name: "api.example".into(),
-        elapsed: Duration::from_millis(3),
         version: Some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
-        failure: None,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("api.example".into(), Duration::from_millis(3), 1)
     });
     // A silent direct path does not change an open verdict.
     let f = through(s, ConnectResult::TimedOut);
@@ -241,20 +229,9 @@ fn expects_tls_is_confirmed_or_not_by_the_second_connection() {
         elapsed: Duration::from_millis(1),
     };
     let confirm = |failure: Option<TlsFailure>, version: Option<TlsVersion>| TlsFacts {
-        server_name: "h.test".into(),
-        elapsed: Duration::from_millis(3),
         version,
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("h.test".into(), Duration::from_millis(3), 1)
     };
     let facts_with = |c: TlsFacts| {
         let mut s = session(None, Some(h.clone()));
@@ -302,20 +279,10 @@ fn tls_error_findings_name_who_fixes_it() {
 
 fn tls_facts(elapsed_ms: u64, failure: Option<TlsFailure>, crossed: bool) -> TlsFacts {
     TlsFacts {
-        server_name: "h.test".into(),
-        elapsed: Duration::from_millis(elapsed_ms),
         version: crossed.then_some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
         failure,
         first_answer: crossed.then(|| Duration::from_millis(elapsed_ms)),
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("h.test".into(), Duration::from_millis(elapsed_ms), 1)
     }
 }
 

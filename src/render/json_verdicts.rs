@@ -84,20 +84,10 @@ fn cert(name: &str) -> CertFacts {
 /// TLS 1.3).
 fn tls(ms: u64, chain: Vec<CertFacts>, failure: Option<TlsFailure>) -> TlsFacts {
     TlsFacts {
-        server_name: "app.example".into(),
-        elapsed: Duration::from_millis(ms),
         version: failure.is_none().then_some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
         chain,
-        verify_error: None,
-        trust_anchors: 140,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("app.example".into(), Duration::from_millis(ms), 140)
     }
 }
 

@@ -342,20 +342,10 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         parse_error: None,
     };
     let tls = |failure| TlsFacts {
-        server_name: "app.lab".into(),
-        elapsed: Duration::from_millis(2),
-        version: None,
-        cipher_suite: None,
         alpn: Some(h.as_bytes().to_vec()),
         chain: vec![cert.clone()],
-        verify_error: None,
-        trust_anchors: 140,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("app.lab".into(), Duration::from_millis(2), 140)
     };
     let http = HttpFacts {
         method: Method::Get,

@@ -692,6 +692,27 @@ pub struct Unverified {
 }
 
 impl TlsFacts {
+    /// A handshake with `server_name` against `trust_anchors` roots that has, after
+    /// `elapsed`, neither failed nor given anything yet: the handshake fills in the rest.
+    pub fn new(server_name: String, elapsed: Duration, trust_anchors: usize) -> Self {
+        TlsFacts {
+            server_name,
+            elapsed,
+            version: None,
+            cipher_suite: None,
+            alpn: None,
+            chain: vec![],
+            verify_error: None,
+            trust_anchors,
+            client_cert: None,
+            after: None,
+            failure: None,
+            first_answer: None,
+            given_up: None,
+            unverified: None,
+        }
+    }
+
     /// The handshake completed and the chain verified.
     pub fn ok(&self) -> bool {
         self.failure.is_none()
@@ -952,22 +973,7 @@ pub async fn handshake_until(
 ) -> (TlsFacts, Option<TlsSession>) {
     let start = Instant::now();
     let seen: Shared = Arc::default();
-    let mut facts = TlsFacts {
-        server_name: req.server_name.to_owned(),
-        elapsed: Duration::ZERO,
-        version: None,
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: req.roots.len(),
-        client_cert: None,
-        after: None,
-        failure: None,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
-    };
+    let mut facts = TlsFacts::new(req.server_name.to_owned(), Duration::ZERO, req.roots.len());
     // `[::1]` as written in URLs is the IP literal `::1`.
     let bare = req
         .server_name
