@@ -123,7 +123,7 @@ pub struct UdpExchange {
 }
 
 /// The port a UDP control datagram goes to (a high port no usual service uses).
-pub const UDP_CONTROL_PORT: u16 = 65_533;
+pub(crate) const UDP_CONTROL_PORT: u16 = 65_533;
 
 /// A silent address of this machine, and the listener that takes it: a SYN to a port of this
 /// machine that has a listener is answered in microseconds unless the listener's accept queue
@@ -249,7 +249,7 @@ impl<A> Facts<A> {
     }
 
     /// The same facts with each address's entry made by `f` (in order).
-    pub fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
+    pub(crate) fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
         // Every field named: a new one cannot be forgotten here.
         let Facts {
             target,
@@ -288,7 +288,7 @@ impl<A> Facts<A> {
 
 impl<A: AddressEntry> Facts<A> {
     /// The silence facts of one address, if it had any.
-    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
+    pub(crate) fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.addresses
             .iter()
             .map(AddressEntry::gathered)

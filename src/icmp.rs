@@ -33,13 +33,13 @@ impl Icmp {
     /// Was it sent by `ip`? A v4-mapped address (`::ffff:198.18.2.2`, what an IPv6 socket
     /// dials for an IPv4 host) and its plain form are one host: the kernel reports the sender
     /// of an ICMPv4 error in the plain form.
-    pub fn sent_by(&self, ip: IpAddr) -> bool {
+    pub(crate) fn sent_by(&self, ip: IpAddr) -> bool {
         self.from.is_some_and(|f| same_host(f, ip))
     }
 }
 
 /// Are `a` and `b` one address, in the plain or the v4-mapped form?
-pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
 }
 
@@ -80,12 +80,12 @@ impl Meaning {
     }
 
     /// The device could not deliver to the destination at all (host or network unreachable).
-    pub fn undeliverable(self) -> bool {
+    pub(crate) fn undeliverable(self) -> bool {
         matches!(self, Meaning::HostUnreachable | Meaning::NetUnreachable)
     }
 
     /// A firewall's reject (port-unreachable or prohibited).
-    pub fn is_reject(self) -> bool {
+    pub(crate) fn is_reject(self) -> bool {
         matches!(self, Meaning::PortUnreachable | Meaning::Prohibited)
     }
 }

@@ -12,7 +12,7 @@ use crate::session::status::StatusSet;
 use crate::session::tls::Trust;
 
 /// The default deadline for a whole check.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When to walk the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

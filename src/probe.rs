@@ -19,7 +19,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::time::Instant;
 
-pub use crate::icmp::Icmp;
+pub(crate) use crate::icmp::Icmp;
 
 /// One connection attempt to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

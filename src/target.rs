@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use thiserror::Error;
 
 use crate::escape::{escape, needs_escape};
-pub use crate::services::Port;
+pub(crate) use crate::services::Port;
 use crate::services::Services;
 
 /// The host half of a target.
@@ -81,7 +81,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn is_udp(self) -> bool {
+    pub(crate) fn is_udp(self) -> bool {
         self == Transport::Udp
     }
 

@@ -27,18 +27,18 @@ use crate::session::protocols::udp_payloads::{self, Nonce, UdpReply, UdpRequest}
 
 /// The first retransmission comes this long after the first datagram; each later one after
 /// twice the wait before it (1 s, 3 s, 7 s …, as `dig` and most stub resolvers retry).
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// How long the port is silent before the control datagram goes out: any service on a
 /// reachable host has answered by then, and a check that got its answer sends no control.
-pub const CONTROL_AFTER: Duration = Duration::from_millis(200);
+pub(crate) const CONTROL_AFTER: Duration = Duration::from_millis(200);
 
 /// The most of a reply read (the largest UDP datagram).
 const REPLY_MAX: usize = 65_536;
 
 /// What to send to `port`: `--payload`'s bytes, else the port's usual service's request,
 /// else an empty datagram (where any reply counts).
-pub fn request_for(
+pub(crate) fn request_for(
     port: u16,
     payload: Option<&[u8]>,
 ) -> (UdpRequest, Option<udp_payloads::Silence>) {
@@ -65,7 +65,7 @@ fn nonce() -> Nonce {
 /// Send `request` to `address` until it is answered or `deadline`; the control datagram
 /// when the port is silent for [`CONTROL_AFTER`]. Returns the exchange as the kernel reported
 /// it ([`ProbeFact`]) and its UDP facts.
-pub async fn exchange(
+pub(crate) async fn exchange(
     address: SocketAddr,
     request: &UdpRequest,
     known_silence: Option<udp_payloads::Silence>,
@@ -113,7 +113,7 @@ pub async fn exchange(
 
 /// The control's port: [`UDP_CONTROL_PORT`], or the one below it when that is the port
 /// checked.
-pub fn control_port(checked: u16) -> u16 {
+pub(crate) fn control_port(checked: u16) -> u16 {
     if checked == UDP_CONTROL_PORT {
         UDP_CONTROL_PORT - 1
     } else {
@@ -216,7 +216,7 @@ async fn attempt(
 /// the request sent with TTL N with ICMP time-exceeded, which arrives in the socket's error
 /// queue with the hop's address, as for the TCP walk's SYNs. The request is the check's own,
 /// so that a firewall that stops the port stops the walk's datagrams at the same place.
-pub struct UdpWalker {
+pub(crate) struct UdpWalker {
     pub payload: Vec<u8>,
 }
 

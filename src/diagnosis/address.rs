@@ -730,7 +730,7 @@ fn which_addresses_fail(cx: &Ctx, v4_only: bool, server: &Machine) -> (&'static 
 }
 
 /// No address is open and their failures differ: the verdict follows the first.
-pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
     let first = cx.failed_first()?;
     if cx.verdict == Verdict::Partial {
         return None;

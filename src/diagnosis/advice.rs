@@ -148,7 +148,7 @@ impl Step {
     }
     /// "Find the rule that rejects `port`" on `on`, worded as `text`: the firewall rules
     /// that reject it, listed.
-    pub fn find_reject_rule(text: impl Into<String>, port: u16, on: Machine) -> Step {
+    pub(crate) fn find_reject_rule(text: impl Into<String>, port: u16, on: Machine) -> Step {
         let command = Command::NftGrep {
             port,
             verdict: Some("reject"),

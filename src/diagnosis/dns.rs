@@ -18,7 +18,7 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
 use crate::probe::ProbeFact;
 
 /// A failure kind in words: what a report says where a resolver would print its error.
-pub fn kind_words(kind: DnsErrorKind) -> &'static str {
+pub(crate) fn kind_words(kind: DnsErrorKind) -> &'static str {
     match kind {
         DnsErrorKind::Nxdomain => "the name does not exist (NXDOMAIN)",
         DnsErrorKind::Nodata => "no A/AAAA record (NODATA)",
@@ -31,7 +31,7 @@ pub fn kind_words(kind: DnsErrorKind) -> &'static str {
 }
 
 /// A lookup failure in words, with the system's own detail when it has one.
-pub fn error_words(e: &LookupError) -> String {
+pub(crate) fn error_words(e: &LookupError) -> String {
     match &e.detail {
         Some(d) => format!("{} ({d})", kind_words(e.kind)),
         None => kind_words(e.kind).to_string(),
@@ -39,7 +39,7 @@ pub fn error_words(e: &LookupError) -> String {
 }
 
 /// What kind of stub a local name server is, in words.
-pub fn stub_words(s: Stub) -> &'static str {
+pub(crate) fn stub_words(s: Stub) -> &'static str {
     match s {
         Stub::SystemdResolved => "systemd-resolved",
         Stub::Local => "a local resolver (dnsmasq, unbound, …)",
@@ -47,7 +47,7 @@ pub fn stub_words(s: Stub) -> &'static str {
 }
 
 /// A UDP port-53 probe's answer in words.
-pub fn udp53_words(u: Udp53) -> &'static str {
+pub(crate) fn udp53_words(u: Udp53) -> &'static str {
     match u {
         Udp53::Answered => "answered",
         Udp53::Refused => "refused",
@@ -404,7 +404,7 @@ fn resolved<'a>(cx: &'a Ctx) -> Option<&'a Lookup> {
 }
 
 /// The IPv6-only name on a machine without IPv6.
-pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
     let sys = resolved(cx)?;
     let only_v6 = !sys.addresses.is_empty() && sys.addresses.iter().all(IpAddr::is_ipv6);
     let no_route = cx
@@ -445,7 +445,7 @@ pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
 }
 
 /// The name is in /etc/hosts; DNS says it does not exist.
-pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
     resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     let h = cx.facts.dns.hosts.first()?;
@@ -527,7 +527,7 @@ pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
 }
 
 /// No hosts line, yet the system's answer is not DNS's: nsswitch, mDNS, a cache.
-pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
     let sys = resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     if !cx.facts.dns.hosts.is_empty() || direct.error.is_some() {
@@ -686,7 +686,7 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
 }
 
 /// ndots made the resolver try search names first.
-pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
     // A search name that answered is `search_domain_used`'s; one that failed says nothing here.
     let search_answered = |s: &ServerView| s.name_used.is_some() && s.lookup.error.is_none();

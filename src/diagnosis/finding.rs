@@ -142,14 +142,14 @@ impl Finding {
 
     /// This finding explains the verdict, in these words (see [`Headline::Why`]); `None`: it
     /// does not (then the finding gives no headline).
-    pub fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
+    pub(crate) fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
         self.headline = why.map(|w| Headline::Why(w.into()));
         self
     }
 
     /// This finding is the proxy's refusal that explains the verdict (see
     /// [`Headline::ProxyRefused`]); `None`: it does not explain it.
-    pub fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
+    pub(crate) fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
         self.headline = why.map(|w| Headline::ProxyRefused(w.into()));
         self
     }
@@ -173,7 +173,7 @@ impl Finding {
     }
 
     /// Add step kinds this finding rules out.
-    pub fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
+    pub(crate) fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
         self.rules_out.extend_from_slice(kinds);
         self
     }

@@ -13,7 +13,7 @@ use super::words::{bounded, first_line, io_words};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::{SessionFacts, ViaProxy};
 
-pub fn http_words(r: &HttpResponse) -> String {
+pub(crate) fn http_words(r: &HttpResponse) -> String {
     let by = match (&r.server, &r.via) {
         (Some(s), Some(v)) => format!(" (Server: {s}; Via: {v})"),
         (Some(s), None) => format!(" (Server: {s})"),

@@ -295,7 +295,7 @@ fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, Qu
 
 /// Does a listener on this machine that takes `ip` have a full accept queue, or had it one
 /// while `ip` was silent (so the silence of `ip` is explained by it)?
-pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
+pub(crate) fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
     let listeners = cx
         .facts
         .local
@@ -732,7 +732,7 @@ pub fn bound_to_other_address(cx: &Ctx) -> Vec<Finding> {
 }
 
 /// The port is published by a container runtime's proxy.
-pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn container_proxy(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx)?;
     let port = l.port;
     let (x, p) = l.listeners.iter().find_map(|x| {
@@ -819,7 +819,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Why this machine's firewall could not be read, in words.
-pub fn unread_words(fw: &Firewall) -> String {
+pub(crate) fn unread_words(fw: &Firewall) -> String {
     match &fw.reason {
         None => "unknown reason".into(),
         Some(NftError::NotPermitted(_)) if !fw.privileged => {

@@ -112,7 +112,7 @@ pub(super) fn retry_words(s: &SessionFacts) -> String {
 }
 
 /// Why the reduced-MSS connection was not made.
-pub fn mss_failure_words(f: MssFailure) -> String {
+pub(crate) fn mss_failure_words(f: MssFailure) -> String {
     let errno = |e: Option<i32>| match e {
         Some(e) => format!("{} ({})", errno_text(e), errno_name(e)),
         None => "no error number".into(),

@@ -213,7 +213,7 @@ impl AddressResult {
     /// This machine refused to send the connection: its own policy (`EACCES`/`EPERM`), or a
     /// reject sent from its own source address (its output chain's `reject`). Only the person
     /// running canreach can change that; waiting does not.
-    pub fn rejected_by_this_machine(&self) -> bool {
+    pub(crate) fn rejected_by_this_machine(&self) -> bool {
         self.outcome == Outcome::Rejected
             && (matches!(self.evidence, Evidence::LocalPolicy(_))
                 || matches!(self.sender(), Some((Sender::ThisMachine, _))))
@@ -260,7 +260,7 @@ impl AddressResult {
 }
 
 /// What the kernel's answer for one address means.
-pub fn classify(p: &ProbeFact) -> AddressResult {
+pub(crate) fn classify(p: &ProbeFact) -> AddressResult {
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
         (ConnectResult::ConnectedToItself, _) => (Outcome::Closed, Evidence::ConnectedToItself),
@@ -306,7 +306,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
 /// device a firewall's `rejected`. Silence is never `closed` and never `open`: a drop and a
 /// program that ignored the request look alike (nmap's open|filtered), so it is
 /// `inconclusive`.
-pub fn classify_udp(p: &ProbeFact) -> AddressResult {
+pub(crate) fn classify_udp(p: &ProbeFact) -> AddressResult {
     let mut r = classify(p);
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::UdpReply),
@@ -328,7 +328,7 @@ pub fn classify_udp(p: &ProbeFact) -> AddressResult {
 }
 
 /// This machine ran out of descriptors or memory (`socket()` failed for want of them).
-pub fn out_of_resources(errno: i32) -> bool {
+pub(crate) fn out_of_resources(errno: i32) -> bool {
     matches!(
         errno,
         libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM

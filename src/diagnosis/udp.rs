@@ -21,7 +21,7 @@ use crate::session::protocols::udp_payloads::{self, Answer, UdpReply, UdpService
 /// own findings and those about the name and this machine's routes, which say the same for
 /// any transport; the TCP rules (resets, SYNs, listeners, the session) say nothing true of a
 /// datagram, and the UDP ones nothing of a connection.
-pub fn applies(id: FindingId, udp: bool) -> bool {
+pub(crate) fn applies(id: FindingId, udp: bool) -> bool {
     use FindingId::*;
     let own = matches!(
         id,

@@ -6,9 +6,9 @@
 use std::io;
 
 /// `struct nlmsghdr`.
-pub const NLMSG_HDR: usize = 16;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
+pub(crate) const NLMSG_HDR: usize = 16;
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
 
 /// Call `each(type, body)` for every message of one reply datagram; `true` at the end of the
 /// dump. A truncated message, or `NLMSG_ERROR`, is an error (the errno the kernel gave).

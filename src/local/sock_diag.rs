@@ -30,7 +30,7 @@ pub fn read() -> io::Result<Vec<SocketEntry>> {
 /// program that receives on a port holds a socket bound to it, connected or not). For these,
 /// `queued` is the bytes waiting in the socket's receive queue, unread by its program, and
 /// `backlog` is `None`.
-pub fn read_udp() -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn read_udp() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
@@ -93,14 +93,14 @@ pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<boo
 /// Does a program still hold the server's side of `client` → `server` open: established, with
 /// a socket file? A program that closed it leaves an orphan (inode 0) in FIN_WAIT or CLOSE,
 /// one that reset it leaves nothing; either is `false`.
-pub fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
+pub(crate) fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
     Ok(server_side(server, client)?.is_some_and(|e| e.state == ESTABLISHED && e.inode != 0))
 }
 
 /// The listener that takes connections to `server` on this machine, with its accept queue
 /// (`queued`, `backlog`) as it is now: one lookup, no dump. The kernel answers a lookup of a
 /// connection that does not exist (remote port 0) with the listener that would take it.
-pub fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
+pub(crate) fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
     let unspecified = match server.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -186,7 +186,7 @@ fn request(family: u8) -> Vec<u8> {
 
 /// Whether the dump is complete.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Done {
+pub(crate) enum Done {
     Yes,
     No,
 }

@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// How many probes the page keeps.
-pub const KEPT: usize = 100;
+pub(crate) const KEPT: usize = 100;
 
 /// One probe, as the page shows it.
 #[derive(Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub id: u64,
     /// Unix seconds.
     pub at: i64,
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Entry {
 
 /// The last [`KEPT`] probes.
 #[derive(Debug, Default)]
-pub struct Recent {
+pub(crate) struct Recent {
     inner: Mutex<(u64, VecDeque<Entry>)>,
 }
 

@@ -50,9 +50,9 @@ pub(crate) mod status;
 pub mod tls;
 pub mod watch;
 
-pub use stage::{
-    Application, Destination, ServiceFacts, ServiceRequest, SessionFacts, SessionRequest, ViaProxy,
-    after_connect, after_connect_via, application_for,
+pub use stage::{Application, SessionFacts, SessionRequest, after_connect};
+pub(crate) use stage::{
+    Destination, ServiceFacts, ServiceRequest, ViaProxy, after_connect_via, application_for,
 };
 
 use std::io;
@@ -64,7 +64,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most bytes of a peer's unsolicited or unexpected reply kept in facts: enough for a
 /// status line and a few headers, or a banner, and small enough to keep in every report.
-pub const FIRST_BYTES_MAX: usize = 1024;
+pub(crate) const FIRST_BYTES_MAX: usize = 1024;
 
 /// What a [`Recording`] stream saw come in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
 ///
 /// Used both ways: a TLS client that got something else met a plain-text server; a plain-text
 /// client that got this met a TLS server.
-pub fn looks_like_tls_record(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_tls_record(bytes: &[u8]) -> bool {
     match bytes {
         [t, rest @ ..] if (0x14..=0x18).contains(t) => rest.first().is_none_or(|&v| v == 0x03),
         _ => false,

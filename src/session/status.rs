@@ -44,7 +44,7 @@ impl StatusSet {
 
     /// The codes given (a blackbox module's `valid_status_codes`), or every 2xx when none is:
     /// blackbox_exporter's default. Codes outside 100–599 are left out.
-    pub fn valid_codes(codes: &[u16]) -> StatusSet {
+    pub(crate) fn valid_codes(codes: &[u16]) -> StatusSet {
         let mut s = StatusSet::empty();
         if codes.is_empty() {
             s.insert_range(200, 299);

@@ -40,7 +40,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 use super::{FIRST_BYTES_MAX, Recorded, Recording, looks_like_tls_record, snapshot};
 
 /// An established TLS session over the recorded TCP stream: hand it to [`super::http`].
-pub type TlsSession = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
+pub(crate) type TlsSession = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
 
 /// Why a trust store could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub enum CaFileError {
 }
 
 /// The largest `--cacert` bundle read (Debian's whole bundle is ~220 KB).
-pub const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
+pub(crate) const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
 
 /// The certificates this client trusts, and how they were loaded.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl TrustStore {
     /// Which file and directories: `SSL_CERT_FILE`/`SSL_CERT_DIR` as rustls-native-certs reads
     /// them (a file alone when only the file is set), else OpenSSL's usual places
     /// (openssl-probe, as rustls-native-certs does).
-    pub fn system_quick() -> Arc<TrustStore> {
+    pub(crate) fn system_quick() -> Arc<TrustStore> {
         static QUICK: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(QUICK.get_or_init(|| {
             if let Some(store) = TrustStore::bundle_not_a_file() {
@@ -177,7 +177,7 @@ impl TrustStore {
     }
 
     /// Is this the bundle file alone ([`TrustStore::system_quick`])?
-    pub fn is_partial(&self) -> bool {
+    pub(crate) fn is_partial(&self) -> bool {
         self.partial
     }
 
@@ -242,11 +242,6 @@ impl TrustStore {
         }
     }
 
-    /// Is verification skipped (`--insecure`)?
-    pub fn skips_verification(&self) -> bool {
-        self.skip_verification
-    }
-
     fn from_root_store(
         roots: RootCertStore,
         given: Vec<CertificateDer<'static>>,
@@ -282,7 +277,7 @@ impl TrustStore {
     }
 
     /// Whether `name` (as x509-parser prints it) is the subject of a trust anchor.
-    pub fn has_subject(&self, name: &str) -> bool {
+    pub(crate) fn has_subject(&self, name: &str) -> bool {
         self.subjects.iter().any(|s| s == name)
     }
 }
@@ -389,7 +384,7 @@ pub struct CertFacts {
 
 impl CertFacts {
     /// The SHA-256 fingerprint as upper-case hex pairs separated by colons.
-    pub fn fingerprint_hex(&self) -> String {
+    pub(crate) fn fingerprint_hex(&self) -> String {
         self.sha256
             .iter()
             .map(|b| format!("{b:02X}"))
@@ -932,7 +927,7 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
 /// asked for: the server sends it after reading our Finished, one round trip after the
 /// handshake ended, so the handshake's own duration (≥ one round trip) is a fair bound;
 /// at least 100 ms (scheduling), at most 1 s; never past `deadline`.
-pub fn post_handshake_window(handshake: Duration) -> Duration {
+pub(crate) fn post_handshake_window(handshake: Duration) -> Duration {
     handshake.clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
@@ -965,7 +960,7 @@ pub async fn handshake_session(
 
 /// [`handshake_session`], given up when `stop` completes as if the deadline had come: the
 /// facts then say what had come back by that moment.
-pub async fn handshake_until(
+pub(crate) async fn handshake_until(
     stream: TcpStream,
     req: &TlsRequest<'_>,
     deadline: Instant,
@@ -1371,7 +1366,7 @@ fn public_opinion(
 ///
 /// `public_ca_elsewhere` is the second opinion: the public web PKI accepts the chain, or the
 /// issuer is one of its roots.
-pub fn chain_failure(
+pub(crate) fn chain_failure(
     chain: &[CertFacts],
     local: &TrustStore,
     public: &TrustStore,
@@ -1420,7 +1415,7 @@ pub fn chain_failure(
 }
 
 /// Parse one certificate; never panics, whatever the bytes.
-pub fn parse_cert(der: &[u8]) -> CertFacts {
+pub(crate) fn parse_cert(der: &[u8]) -> CertFacts {
     let sha256 = sha256(der);
     let mut facts = CertFacts {
         subject: String::new(),

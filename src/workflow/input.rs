@@ -11,14 +11,14 @@ use crate::target::{self, Host, PortSource, Target, TargetError, shown};
 use crate::options::Family;
 
 /// The most a targets file may hold, in bytes: a list of targets, not a data set.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The most targets one run checks.
-pub const MAX_TARGETS: usize = 10_000;
+pub(crate) const MAX_TARGETS: usize = 10_000;
 
 /// Where a target was given, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// The n-th target on the command line (from 1).
     Argument(usize),
     /// Line n (from 1) of the targets file.
@@ -36,7 +36,7 @@ impl fmt::Display for Origin {
 
 /// One target to check and where it came from.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub(crate) struct Input {
     pub target: Target,
     pub origin: Origin,
 }

@@ -50,41 +50,41 @@ use resolver::{Lookups, WorkflowResolver};
 /// The most checks of remote hosts running at once. Each check opens a socket per address
 /// plus a few liveness probes and walk sockets; 16 stay away from bursts a firewall would
 /// take for a scan.
-pub const CONCURRENCY: usize = 16;
+pub(crate) const CONCURRENCY: usize = 16;
 
 /// The most checks of this machine's own addresses running at once. They cross no network and
 /// no firewall but this machine's (nothing to look like a scan to), and most of a closed
 /// port's check is waiting for the run's shared inspection and firewall read (a few ms each),
 /// holding no descriptor: 256 at once keep a sweep of 10,000 ports from waiting in rounds on
 /// those reads, within [`LOCAL_FILES`] descriptors each.
-pub const LOCAL_CONCURRENCY: usize = 256;
+pub(crate) const LOCAL_CONCURRENCY: usize = 256;
 
 /// Descriptors kept for the run itself, beside its checks: standard streams, the runtime (its
 /// poll, its waker, the signal pipe), the shared inspection (netlink, /proc directories and
 /// files), one `nft` (three pipes).
-pub const RESERVED_FILES: u64 = 32;
+pub(crate) const RESERVED_FILES: u64 = 32;
 
 /// Descriptors one check of a remote host holds at once, usually: a socket per address, four
 /// liveness probes, the second SYN, a wave of three TTLs, the name servers' sockets.
-pub const REMOTE_FILES: u64 = 16;
+pub(crate) const REMOTE_FILES: u64 = 16;
 
 /// Descriptors one check of this machine holds at once: the probe, the session's connection
 /// and a second one (a TLS confirmation, a `GET` after an unanswered `HEAD`).
-pub const LOCAL_FILES: u64 = 4;
+pub(crate) const LOCAL_FILES: u64 = 4;
 
 /// How many checks run at once, sized to the descriptors this process may still open: half of
 /// them for checks of remote hosts, half for this machine's, at most [`CONCURRENCY`] and
 /// [`LOCAL_CONCURRENCY`]. At least one of each: a check that then finds no descriptor is
 /// reported as such (`inconclusive`, `local_error`), and the others are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub remote: usize,
     pub local: usize,
 }
 
 impl Limits {
     /// For `free` descriptors.
-    pub fn for_free_files(free: u64) -> Limits {
+    pub(crate) fn for_free_files(free: u64) -> Limits {
         let half = free / 2;
         let n =
             |per: u64, most: usize| usize::try_from(half / per).map_or(most, |n| n.clamp(1, most));
@@ -106,7 +106,7 @@ impl Limits {
 /// What a target's check is doing, for the progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Phase {
+pub(crate) enum Phase {
     Queued = 0,
     Resolving = 1,
     Probing = 2,
@@ -138,14 +138,14 @@ impl Phase {
 
 /// Where one target stands: read by the progress line and on Ctrl-C.
 #[derive(Debug, Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     phase: AtomicU8,
     attempts: AtomicU32,
     last: Mutex<Option<Verdict>>,
 }
 
 impl Slot {
-    pub fn set_phase(&self, p: Phase) {
+    pub(crate) fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Relaxed);
     }
 
@@ -178,7 +178,7 @@ impl Slot {
 /// the previous one finished; this machine's addresses and `localhost` (resets from the
 /// local kernel, no rate limit) run concurrently.
 #[derive(Debug)]
-pub struct Runner {
+pub(crate) struct Runner {
     opts: Options,
     family: Option<Family>,
     lookups: Lookups,
@@ -211,7 +211,7 @@ impl Runner {
     }
 
     /// Checks of `targets`, at most `limits` at once.
-    pub fn with_limits(
+    pub(crate) fn with_limits(
         opts: Options,
         family: Option<Family>,
         targets: &[Input],
@@ -242,7 +242,7 @@ impl Runner {
 
     /// Start reading this machine's listeners and owners when a target is surely this machine
     /// and local inspection is not turned off (see [`local::shared::PerRun::start`]).
-    pub fn start_local_reads(&self, inputs: &[Input]) {
+    pub(crate) fn start_local_reads(&self, inputs: &[Input]) {
         if self.opts.local != LocalMode::Never
             && inputs.iter().any(|i| host_key(&i.target).is_none())
         {
@@ -292,7 +292,7 @@ impl Runner {
     /// Check `target` until it is open, will not change by waiting, or `until` (see `wait`).
     /// `changed(from, to, after)` is told each change of verdict. The last check's facts say
     /// how the wait went (`Facts::waited`; `wait` is what the user gave).
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         target: &Target,
         slot: &Slot,
@@ -346,7 +346,7 @@ impl Runner {
 
 /// How a workflow run ended.
 #[derive(Debug)]
-pub struct Ended {
+pub(crate) struct Ended {
     pub code: i32,
     pub write_error: Option<io::Error>,
 }
@@ -357,7 +357,7 @@ pub struct Ended {
 /// finished one its rendered line) and keeps the output in input order; a slow target holds
 /// back at most this many others. Runs with `--wait` check every target at once: each waits
 /// until the same instant.
-pub const WINDOW: usize = 1024;
+pub(crate) const WINDOW: usize = 1024;
 
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
 /// as every earlier target's is (JSON Lines), or the table once all are done (text).

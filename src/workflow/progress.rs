@@ -17,7 +17,7 @@ use super::input::Input;
 use super::{Phase, Slot};
 
 /// A check quicker than this shows nothing.
-pub const DELAY: Duration = Duration::from_millis(300);
+pub(crate) const DELAY: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Should this run show a progress line?
@@ -30,7 +30,7 @@ pub fn wanted(cli: &Cli) -> bool {
 
 /// The spinner, created only once a check has taken [`DELAY`].
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     enabled: bool,
     bar: RefCell<Option<ProgressBar>>,
 }

@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// (`no_reply`, `mtu_blackhole`, a hang-up), by its name. The one table from TLS failures to
 /// finding ids: the JSON's `tls.failure` is read from it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsKind {
+pub(crate) enum TlsKind {
     Finding(FindingId, &'static str),
     NoAnswer(&'static str),
 }
@@ -54,7 +54,7 @@ impl TlsKind {
 }
 
 /// The kind of a TLS failure (see [`TlsKind`]).
-pub fn tls_kind(f: &TlsFailure) -> TlsKind {
+pub(crate) fn tls_kind(f: &TlsFailure) -> TlsKind {
     use FindingId::*;
     use TlsKind::{Finding as F, NoAnswer};
     match f {
@@ -87,7 +87,7 @@ pub fn tls_kind(f: &TlsFailure) -> TlsKind {
 }
 
 /// The TLS failure of kind `id`.
-pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
+pub(crate) fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         s.tls
             .as_ref()
