@@ -21,7 +21,7 @@ pub struct Icmp {
 impl Icmp {
     /// An ICMPv4 error of type `kind` and `code` from `from` (an IP address).
     #[cfg(test)]
-    pub fn v4(kind: u8, code: u8, from: &str) -> Icmp {
+    pub(crate) fn v4(kind: u8, code: u8, from: &str) -> Icmp {
         Icmp {
             v6: false,
             kind,
@@ -45,7 +45,7 @@ pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
 
 /// What an ICMP error says about a TCP connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Meaning {
+pub(crate) enum Meaning {
     /// Port unreachable. For TCP only a firewall sends it: a host answers a closed port with
     /// a reset.
     PortUnreachable,
@@ -67,7 +67,7 @@ pub enum Meaning {
 
 impl Meaning {
     /// The words people search for.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Meaning::PortUnreachable => "port-unreachable",
             Meaning::Prohibited => "administratively-prohibited",
@@ -92,13 +92,13 @@ impl Meaning {
 
 impl Icmp {
     /// The meaning of this message (the one table).
-    pub fn meaning(&self) -> Meaning {
+    pub(crate) fn meaning(&self) -> Meaning {
         meaning(self.v6, self.kind, self.code)
     }
 }
 
 /// The table.
-pub fn meaning(v6: bool, kind: u8, code: u8) -> Meaning {
+pub(crate) fn meaning(v6: bool, kind: u8, code: u8) -> Meaning {
     use Meaning::*;
     match (v6, kind, code) {
         // ICMPv4 destination unreachable (type 3).

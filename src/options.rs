@@ -110,21 +110,21 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn admits(self, ip: IpAddr) -> bool {
+    pub(crate) fn admits(self, ip: IpAddr) -> bool {
         match self {
             Family::V4 => ip.is_ipv4(),
             Family::V6 => ip.is_ipv6(),
         }
     }
 
-    pub fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Family::V4 => "-4",
             Family::V6 => "-6",
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",

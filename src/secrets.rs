@@ -187,7 +187,7 @@ fn secret_value(k: Kind, value: &str) -> bool {
 
 /// `text` with every secret of the shapes in the module's list replaced by `MASK`.
 /// Borrowed when there was none (the usual case).
-pub fn mask(text: &str) -> Cow<'_, str> {
+pub(crate) fn mask(text: &str) -> Cow<'_, str> {
     let mut spans = Vec::new();
     let urls = url_spans(text, &mut spans);
     userinfo_spans(text, &mut spans);

@@ -25,7 +25,7 @@ pub fn hold_sigint() {
 
 /// Let SIGINT through again in this thread (a held one is delivered now: to canreach's
 /// handler when one is set up, else the default action ends the process).
-pub fn release_sigint() {
+pub(crate) fn release_sigint() {
     set_sigint_mask(libc::SIG_UNBLOCK);
 }
 
@@ -96,7 +96,7 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// Set the soft open-file limit back to `soft` (see [`raise_open_file_limit`]).
-pub fn restore_open_file_limit(soft: u64) {
+pub(crate) fn restore_open_file_limit(soft: u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -178,7 +178,7 @@ pub(crate) struct GaiError {
 /// glibc's resolver, the way applications call it: any family, stream sockets, no flags
 /// (like Rust's std and Python's `socket.create_connection`). Addresses in its order, each
 /// once.
-pub fn getaddrinfo(name: &CStr) -> Result<Vec<IpAddr>, GaiError> {
+pub(crate) fn getaddrinfo(name: &CStr) -> Result<Vec<IpAddr>, GaiError> {
     // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the fields we need.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = libc::AF_UNSPEC;
@@ -387,7 +387,7 @@ impl FdDir {
 
     /// Where descriptor `n` points (`socket:[INODE]`, a path …): `readlinkat` relative to the
     /// open directory, so no path is walked from the root for each descriptor.
-    pub fn link(&self, n: u32) -> io::Result<Vec<u8>> {
+    pub(crate) fn link(&self, n: u32) -> io::Result<Vec<u8>> {
         let name = CString::new(n.to_string()).expect("digits have no NUL");
         let mut buf = [0u8; 256];
         // SAFETY: a valid directory fd, a NUL-terminated name and a buffer valid for its
@@ -545,7 +545,7 @@ pub(crate) fn error_queue(fd: RawFd, max: usize) -> Vec<Cmsg> {
 }
 
 /// Make a descriptor non-blocking.
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor; no memory is passed.
     let ok = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -579,7 +579,7 @@ pub(crate) fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[boo
 pub(crate) struct Netlink(OwnedFd);
 
 impl Netlink {
-    pub fn open(protocol: i32) -> io::Result<Netlink> {
+    pub(crate) fn open(protocol: i32) -> io::Result<Netlink> {
         // SAFETY: plain socket(2); the fd is owned below.
         let fd = unsafe {
             libc::socket(
@@ -672,7 +672,7 @@ pub(crate) fn async_socket(
 pub(crate) struct TimerFd(OwnedFd);
 
 impl TimerFd {
-    pub fn new() -> io::Result<TimerFd> {
+    pub(crate) fn new() -> io::Result<TimerFd> {
         // SAFETY: plain timerfd_create(2); the fd is owned below.
         let fd = unsafe {
             libc::timerfd_create(

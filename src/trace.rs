@@ -85,7 +85,7 @@ pub(crate) fn routers_answered(t: &TraceFacts) -> bool {
 }
 
 /// Walk the path to `address` until `deadline` (see [`walk_until`]).
-pub async fn walk<C: Connector>(
+pub(crate) async fn walk<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,

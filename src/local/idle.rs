@@ -75,7 +75,7 @@ pub(crate) fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
 /// before the state, the second the state before the count: a thread seen asleep twice with
 /// the same count then slept from the first read to the last (a thread woken and run between
 /// a first state and a first count would have its run hidden in the baseline).
-pub fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
+pub(crate) fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
     let states: Option<Vec<TaskState>> = tasks
         .iter()
         .map(|(pid, tid)| {
@@ -109,7 +109,7 @@ pub(crate) fn all_asleep(first: &[TaskState], second: &[TaskState]) -> bool {
 /// owner, and its parent when that runs the same program (a pre-forking server's master, whose
 /// other workers may take the connection: they are its children, looked at through it).
 /// `None` when an owner is a forwarder (see [`FORWARDERS`]).
-pub fn program(owners: &[u32]) -> Option<Vec<u32>> {
+pub(crate) fn program(owners: &[u32]) -> Option<Vec<u32>> {
     let mut out = owners.to_vec();
     for pid in owners {
         let Some((comm, ppid)) = read(&format!("/proc/{pid}/stat")).and_then(|s| parse_parent(&s))

@@ -10,14 +10,14 @@
 //! as not inspected. [`idle`] tells the session stage when the program behind a port is waiting
 //! for the client to speak (every thread asleep).
 
-pub mod addresses;
-pub mod idle;
+pub(crate) mod addresses;
+pub(crate) mod idle;
 mod netlink;
-pub mod netstat;
-pub mod nft;
+pub(crate) mod netstat;
+pub(crate) mod nft;
 pub(crate) mod proc_net;
-pub mod servers;
-pub mod shared;
+pub(crate) mod servers;
+pub(crate) mod shared;
 pub(crate) mod sock_diag;
 
 use std::collections::{HashMap, HashSet};
@@ -96,7 +96,7 @@ pub struct QueueLook {
 
 impl QueueLook {
     /// Full: the kernel drops new SYNs (Recv-Q > Send-Q).
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.backlog.is_some_and(|b| self.queued > b)
     }
 }
@@ -269,7 +269,7 @@ pub(crate) struct Patience {
 
 impl Patience {
     /// Patient until `until`, unless hurried sooner.
-    pub fn until(until: std::time::Instant) -> Patience {
+    pub(crate) fn until(until: std::time::Instant) -> Patience {
         Patience {
             hurry: Default::default(),
             until,
@@ -277,7 +277,7 @@ impl Patience {
     }
 
     /// No patience: the budget holds from the start.
-    pub fn none() -> Patience {
+    pub(crate) fn none() -> Patience {
         let p = Patience::until(std::time::Instant::now());
         p.hurry();
         p
@@ -375,7 +375,7 @@ pub(crate) struct Inspection {
 impl Inspection {
     /// Read the socket table and scan /proc for the listeners of `ports` and the ports' usual
     /// servers (blocking).
-    pub fn read(ports: &[u16]) -> Inspection {
+    pub(crate) fn read(ports: &[u16]) -> Inspection {
         Inspection::read_patient(ports, &Patience::none())
     }
 
@@ -534,7 +534,7 @@ impl Inspection {
 
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
 /// Never fails: why it could not be read is kept in `reason`.
-pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
+pub(crate) fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     firewall_from(nft::read(port, deadline))
 }
 

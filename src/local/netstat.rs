@@ -13,7 +13,7 @@ pub struct ListenCounters {
 }
 
 /// Read the counters; `None` when the file cannot be read or lacks them.
-pub fn read() -> Option<ListenCounters> {
+pub(crate) fn read() -> Option<ListenCounters> {
     let bytes =
         crate::dns::files::read_bounded(std::path::Path::new("/proc/net/netstat"), 64 << 10)
             .ok()?;
@@ -21,7 +21,7 @@ pub fn read() -> Option<ListenCounters> {
 }
 
 /// Find `TcpExt: … ListenOverflows ListenDrops …` and its line of values.
-pub fn parse(text: &str) -> Option<ListenCounters> {
+pub(crate) fn parse(text: &str) -> Option<ListenCounters> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let names: Vec<&str> = lines.next()?.split_whitespace().collect();
     let values: Vec<&str> = lines.next()?.split_whitespace().collect();

@@ -23,7 +23,7 @@ pub(crate) struct SocketEntry {
 }
 
 /// Read both tables. A missing or unreadable file (no IPv6, a restricted /proc) gives no rows.
-pub fn read() -> Vec<SocketEntry> {
+pub(crate) fn read() -> Vec<SocketEntry> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| read_all(p).ok())
@@ -48,7 +48,7 @@ fn read_all(path: &str) -> std::io::Result<String> {
 }
 
 /// Parse the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
-pub fn parse(text: &str) -> Vec<SocketEntry> {
+pub(crate) fn parse(text: &str) -> Vec<SocketEntry> {
     text.lines().skip(1).filter_map(parse_row).collect()
 }
 

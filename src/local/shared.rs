@@ -241,7 +241,7 @@ pub(crate) const ADDRESSES_FRESH: std::time::Duration = std::time::Duration::fro
 
 impl PerRun {
     /// For a run checking `ports` (duplicates are fine).
-    pub fn new(ports: impl IntoIterator<Item = u16>) -> PerRun {
+    pub(crate) fn new(ports: impl IntoIterator<Item = u16>) -> PerRun {
         let mut ports: Vec<u16> = ports.into_iter().collect();
         ports.sort_unstable();
         ports.dedup();
@@ -302,7 +302,7 @@ impl PerRun {
     /// this machine for sure (a loopback address, `localhost`, `:PORT`): the /proc scan is
     /// most of an open check of this machine, and started with the run it overlaps the rest
     /// of start-up and the first probe instead of following them. The first check joins it.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         // The read runs on its own; the result is joined by the checks.
         drop(self.shared_read(Instant::now() + self.patient_for));
     }
@@ -399,7 +399,7 @@ impl std::fmt::Debug for Lasting {
 
 impl Lasting {
     /// Checks of a port join its inspection until `after_end` after it ended.
-    pub fn new(after_end: Duration) -> Lasting {
+    pub(crate) fn new(after_end: Duration) -> Lasting {
         Lasting {
             after_end,
             inspections: Mutex::default(),
@@ -410,7 +410,7 @@ impl Lasting {
 
     /// Ports with an inspection kept (in flight, or just ended).
     #[cfg(test)]
-    pub fn kept(&self) -> usize {
+    pub(crate) fn kept(&self) -> usize {
         self.inspections
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

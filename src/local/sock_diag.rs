@@ -17,7 +17,7 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG: usize = 72;
 
 /// Every listening TCP socket, IPv4 and IPv6.
-pub fn read() -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn read() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
@@ -86,7 +86,7 @@ fn dump(family: u8, buf: &mut Vec<u8>, out: &mut Vec<SocketEntry>) -> io::Result
 /// kernel completed waits in the listener's accept queue without a socket file (inode 0)
 /// until the program calls `accept()`. `Some(true)`: accepted; `Some(false)`: still queued;
 /// `None`: not found (not on this machine, or gone).
-pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
+pub(crate) fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
     Ok(server_side(server, client)?.map(|e| e.inode != 0))
 }
 
@@ -192,7 +192,7 @@ pub(crate) enum Done {
 }
 
 /// Parse one datagram of the dump reply, appending sockets to `out`.
-pub fn parse(b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
+pub(crate) fn parse(b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
     let end = netlink::messages(b, |kind, body| {
         if kind == SOCK_DIAG_BY_FAMILY
             && body.len() >= INET_DIAG_MSG

@@ -102,7 +102,10 @@ fn has_own_port(w: &str, services: &Services) -> bool {
 /// word before it when it contains no `:` or `/` and it is a port number, or the word before
 /// has no port of its own (a bare host, or a URL with only its scheme's port). So
 /// `db 5432 cache:6379 localhost ssh` is three targets.
-pub fn group<'a>(words: &'a [String], services: &Services) -> Vec<(&'a str, Option<&'a str>)> {
+pub(crate) fn group<'a>(
+    words: &'a [String],
+    services: &Services,
+) -> Vec<(&'a str, Option<&'a str>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {
@@ -123,7 +126,7 @@ pub fn group<'a>(words: &'a [String], services: &Services) -> Vec<(&'a str, Opti
 }
 
 /// Parse the command line's words and the targets file into the list to check.
-pub fn collect(
+pub(crate) fn collect(
     words: &[String],
     file: Option<&Path>,
     family: Option<Family>,

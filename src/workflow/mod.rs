@@ -14,7 +14,7 @@
 //! [`CONCURRENCY`] checks run at once. Targets that share a remote host run one after another
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
 
-pub mod input;
+pub(crate) mod input;
 mod progress;
 mod report;
 mod resolver;
@@ -96,7 +96,7 @@ impl Limits {
 
     /// From this process's open-file limit (`ulimit -n`, raised to the hard limit at start)
     /// and the descriptors open now.
-    pub fn now() -> Limits {
+    pub(crate) fn now() -> Limits {
         let limit = crate::sys::open_file_limit().unwrap_or(1024);
         let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count() as u64);
         Limits::for_free_files(limit.saturating_sub(open + RESERVED_FILES))
@@ -125,7 +125,7 @@ impl Phase {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
             Phase::Resolving => "resolving",
@@ -149,7 +149,7 @@ impl Slot {
         self.phase.store(p as u8, Ordering::Relaxed);
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(Ordering::Relaxed))
     }
 
@@ -158,11 +158,11 @@ impl Slot {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
     }
 
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::Relaxed)
     }
 
-    pub fn last(&self) -> Option<Verdict> {
+    pub(crate) fn last(&self) -> Option<Verdict> {
         *self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -206,7 +206,7 @@ fn host_key(t: &Target) -> Option<String> {
 impl Runner {
     /// Checks of `targets`, as many at once as this process's descriptors allow
     /// ([`Limits::now`]).
-    pub fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
+    pub(crate) fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
         Runner::with_limits(opts, family, targets, Limits::now())
     }
 
@@ -251,7 +251,7 @@ impl Runner {
     }
 
     /// One check of `target` under `timeout`.
-    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
+    pub(crate) async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
         let key = host_key(target);
         let _host = match key.as_ref().and_then(|k| self.hosts.get(k)) {
             Some(m) => Some(m.lock().await),
@@ -361,7 +361,7 @@ pub(crate) const WINDOW: usize = 1024;
 
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
 /// as every earlier target's is (JSON Lines), or the table once all are done (text).
-pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
+pub(crate) fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
     let format = cli.output_format();
     let runner = Runner::new(cli.options(), cli.family(), &inputs);
     // Before the runtime is built: the inspection's thread starts meanwhile.

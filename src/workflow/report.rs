@@ -84,7 +84,7 @@ impl std::fmt::Debug for Reports<'_> {
 }
 
 impl<'o> Reports<'o> {
-    pub fn new(keep: Keep, format: Format, out: &'o mut dyn Write) -> Reports<'o> {
+    pub(crate) fn new(keep: Keep, format: Format, out: &'o mut dyn Write) -> Reports<'o> {
         Reports {
             keep,
             format,
@@ -107,12 +107,12 @@ impl<'o> Reports<'o> {
 
     /// How many finished checks wait for an earlier target's.
     #[cfg(test)]
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.waiting.len()
     }
 
     /// The most severe verdict so far (`open` before any).
-    pub fn worst(&self) -> Verdict {
+    pub(crate) fn worst(&self) -> Verdict {
         self.worst
     }
 
@@ -122,7 +122,7 @@ impl<'o> Reports<'o> {
 
     /// Target `index`'s check is done: render what the output needs, drop the rest, and write
     /// every line whose turn has come.
-    pub fn done(&mut self, index: usize, c: Report) {
+    pub(crate) fn done(&mut self, index: usize, c: Report) {
         self.worst = most_severe([self.worst, c.verdict]);
         if self.resource_failure.is_none() {
             self.resource_failure = c.resource_failure();
@@ -172,7 +172,7 @@ impl<'o> Reports<'o> {
     }
 
     /// A line of its own on the output now (a change of verdict during `--wait`, JSON).
-    pub fn event(&mut self, line: &str) {
+    pub(crate) fn event(&mut self, line: &str) {
         if self.write_error.is_some() {
             return;
         }
@@ -184,7 +184,7 @@ impl<'o> Reports<'o> {
 
     /// Every check is done: write what was kept (the table and its reports, one report, the
     /// ticket).
-    pub fn finish(mut self) -> Option<io::Error> {
+    pub(crate) fn finish(mut self) -> Option<io::Error> {
         if self.write_error.is_none() {
             let r = self.write_kept().and_then(|()| self.out.flush());
             if let Err(e) = r {

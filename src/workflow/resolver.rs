@@ -103,7 +103,7 @@ fn timed_out(start: Instant) -> Lookup {
 }
 
 /// Keep only the family asked for; a name left with no address has no data of that family.
-pub fn filter(mut lookup: Lookup, family: Option<Family>) -> Lookup {
+pub(crate) fn filter(mut lookup: Lookup, family: Option<Family>) -> Lookup {
     let Some(family) = family else {
         return lookup;
     };
