@@ -370,18 +370,7 @@ pub(crate) fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow:
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
-    // interrupted sets up its handler first, then lets a held one through to it; a single
-    // check ends by the default action, as before.
-    let sigint = if cli.wait.is_some() || inputs.len() > 1 {
-        let _guard = rt.enter();
-        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
-        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
-    } else {
-        None
-    };
-    crate::sys::release_sigint();
+    let sigint = interrupt_handler(cli, inputs.len(), &rt);
     let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
@@ -399,21 +388,7 @@ pub(crate) fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow:
         progress: &progress,
         until: cli.wait.map(|w| Instant::now() + w),
     };
-    let finished = rt.block_on(async {
-        let mut sigint = sigint;
-        tokio::select! {
-            () = checks.all() => true,
-            _ = progress.run(&inputs, &slots, start, checks.until) => false,
-            _ = async {
-                match sigint.as_mut() {
-                    Some(s) => {
-                        let _ = s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            } => false,
-        }
-    });
+    let finished = rt.block_on(checks.until_done(start, sigint));
     progress.clear();
     // Abandoned lookups (a silent name server) must not hold the exit.
     rt.shutdown_background();
@@ -443,6 +418,26 @@ pub(crate) fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow:
     Ok(Ended { code, write_error })
 }
 
+/// Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
+/// interrupted (one that waits, or of many targets) sets up its handler first, then lets a
+/// held one through to it; a single check ends by the default action, as before.
+fn interrupt_handler(
+    cli: &Cli,
+    targets: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Option<tokio::signal::unix::Signal> {
+    let sigint = if cli.wait.is_some() || targets > 1 {
+        let _guard = rt.enter();
+        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
+        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+    } else {
+        None
+    };
+    crate::sys::release_sigint();
+    sigint
+}
+
 /// The checks of one run, and where their reports and progress go.
 struct Checks<'a, 'o> {
     cli: &'a Cli,
@@ -457,6 +452,26 @@ struct Checks<'a, 'o> {
 }
 
 impl Checks<'_, '_> {
+    /// Every check, with the progress line, until all are done (`true`) or Ctrl-C (`false`).
+    async fn until_done(
+        &self,
+        start: Instant,
+        mut sigint: Option<tokio::signal::unix::Signal>,
+    ) -> bool {
+        tokio::select! {
+            () = self.all() => true,
+            _ = self.progress.run(self.inputs, self.slots, start, self.until) => false,
+            _ = async {
+                match sigint.as_mut() {
+                    Some(s) => {
+                        let _ = s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            } => false,
+        }
+    }
+
     /// Every target's check, started in input order while the window has room; each is
     /// written (or kept) when every earlier one is done.
     async fn all(&self) {
