@@ -873,11 +873,7 @@ fn socket_inodes(
         };
         match link {
             Ok(target) => {
-                let inode = std::str::from_utf8(&target)
-                    .ok()
-                    .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
-                    .and_then(|n| n.parse::<u64>().ok());
-                if let Some(i) = inode {
+                if let Some(i) = socket_inode(&target) {
                     // The allowance starts again at each wanted socket: one process may own
                     // the listeners of several ports of a run, far apart.
                     let listener = sought.wanted.contains(&i) || sought.others.contains(&i);
@@ -898,6 +894,12 @@ fn socket_inodes(
         }
     }
     (out, None, !denied)
+}
+
+/// The socket's inode in an fd's link target (`socket:[12345]`); `None` for any other file.
+fn socket_inode(target: &[u8]) -> Option<u64> {
+    let t = std::str::from_utf8(target).ok()?;
+    t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// Longest command line kept, in characters (`…` when cut).
@@ -985,6 +987,16 @@ fn passwd_name(text: &[u8], uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_socket_link_gives_an_inode() {
+        assert_eq!(socket_inode(b"socket:[48213]"), Some(48213));
+        assert_eq!(socket_inode(b"pipe:[48213]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[12"), None);
+        assert_eq!(socket_inode(b"socket:[\xff]"), None);
+    }
 
     #[test]
     fn a_proc_file_is_read_whole_or_up_to_its_limit() {
