@@ -130,12 +130,7 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .steps([
-            Step::run(
-                StepKind::CheckLocalSettings,
-                "See the range of source ports this machine hands out",
-                Command::SysctlPortRange,
-                Machine::This,
-            ),
+            source_port_range(),
             Step::about(
                 StepKind::CheckLocalSettings,
                 format!(
@@ -483,12 +478,7 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
         )
         .explains(first_is_it.then_some("this machine had no free local port for the check"))
         .steps([
-            Step::run(
-                StepKind::CheckLocalSettings,
-                "See the range of source ports this machine hands out",
-                Command::SysctlPortRange,
-                Machine::This,
-            ),
+            source_port_range(),
             Step::run(
                 StepKind::CheckLocalSettings,
                 "Count the connections holding them; close the ones not needed or widen the \
@@ -801,5 +791,15 @@ pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
             Machine::This,
         )])
         .rules_out(&[StepKind::TracePath, StepKind::TryOtherPort]),
+    )
+}
+
+/// The step that shows this machine's range of source ports.
+fn source_port_range() -> Step {
+    Step::run(
+        StepKind::CheckLocalSettings,
+        "See the range of source ports this machine hands out",
+        Command::SysctlPortRange,
+        Machine::This,
     )
 }
