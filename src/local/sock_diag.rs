@@ -35,7 +35,7 @@ pub(crate) fn read_udp() -> io::Result<Vec<SocketEntry>> {
     let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
         let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-        nl.send_to_kernel(&udp_request(family as u8))?;
+        nl.send_to_kernel(&request(family as u8, libc::IPPROTO_UDP, u32::MAX))?;
         loop {
             let n = nl.recv_into(&mut buf)?;
             match parse(&buf, &mut out)? {
@@ -51,26 +51,13 @@ pub(crate) fn read_udp() -> io::Result<Vec<SocketEntry>> {
     Ok(out)
 }
 
-/// An `inet_diag_req_v2` dump request for every UDP socket of `family`.
-fn udp_request(family: u8) -> Vec<u8> {
-    let mut b = netlink::header(
-        NLMSG_HDR + 56,
-        SOCK_DIAG_BY_FAMILY,
-        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
-    );
-    b.extend_from_slice(&[family, libc::IPPROTO_UDP as u8, 0, 0]);
-    b.extend_from_slice(&u32::MAX.to_ne_bytes()); // idiag_states: any
-    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
-    b
-}
-
 /// Room for one datagram of a dump: the kernel makes a dump's datagrams at most 32 KiB
 /// (`netlink_recvmsg` caps the size it learns from the reader's buffer there).
 pub(crate) const DUMP_BUFFER: usize = 32 * 1024;
 
 fn dump(family: u8, buf: &mut Vec<u8>, out: &mut Vec<SocketEntry>) -> io::Result<()> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    nl.send_to_kernel(&request(family))?;
+    nl.send_to_kernel(&request(family, libc::IPPROTO_TCP, 1 << LISTEN))?;
     loop {
         let n = nl.recv_into(buf)?;
         match parse(buf, out)? {
@@ -171,15 +158,16 @@ fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     b
 }
 
-/// An `inet_diag_req_v2` dump request for listening TCP sockets of `family`.
-fn request(family: u8) -> Vec<u8> {
+/// An `inet_diag_req_v2` dump request for the `protocol` sockets of `family` in `states` (a
+/// bit per TCP state; `u32::MAX`: any).
+fn request(family: u8, protocol: i32, states: u32) -> Vec<u8> {
     let mut b = netlink::header(
         NLMSG_HDR + 56,
         SOCK_DIAG_BY_FAMILY,
         (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
     );
-    b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    b.extend_from_slice(&(1u32 << LISTEN).to_ne_bytes()); // idiag_states
+    b.extend_from_slice(&[family, protocol as u8, 0, 0]);
+    b.extend_from_slice(&states.to_ne_bytes()); // idiag_states
     b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
     b
 }
