@@ -260,7 +260,7 @@ impl Cli {
     }
 
     /// `-4` / `-6`.
-    pub fn family(&self) -> Option<crate::options::Family> {
+    pub(crate) fn family(&self) -> Option<crate::options::Family> {
         use crate::options::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
@@ -280,7 +280,7 @@ impl Cli {
     }
 
     /// `--protocol` / `--tcp` as the check's protocol.
-    pub fn protocol(&self) -> crate::options::Protocol {
+    pub(crate) fn protocol(&self) -> crate::options::Protocol {
         use crate::options::Protocol;
         if self.tcp {
             return Protocol::Tcp;
@@ -304,7 +304,7 @@ impl Cli {
     }
 
     /// What each check may do, from the flags.
-    pub fn options(&self) -> crate::options::Options {
+    pub(crate) fn options(&self) -> crate::options::Options {
         crate::options::Options {
             timeout: self.timeout,
             trace: self.trace_mode(),
@@ -323,7 +323,7 @@ impl Cli {
     }
 
     /// `--cacert` / `--insecure` as what TLS checks trust.
-    pub fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         Trust {
             cacert: self.cacert,
             insecure: self.insecure,

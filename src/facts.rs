@@ -149,7 +149,7 @@ pub struct QueueWatch {
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
     #[cfg(test)]
-    pub fn probed(probe: ProbeFact) -> AddressFacts {
+    pub(crate) fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
             probe,
@@ -161,7 +161,7 @@ impl AddressFacts {
         }
     }
 
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.probe.spec.address
     }
 }
@@ -244,7 +244,7 @@ impl Facts {
 impl<A> Facts<A> {
     /// What the name, probe and local stages checked: the proxy when the check followed one,
     /// else the target.
-    pub fn checked(&self) -> &Target {
+    pub(crate) fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
     }
 
@@ -288,7 +288,7 @@ impl<A> Facts<A> {
 
 impl<A: AddressEntry> Facts<A> {
     /// The silence facts of one address, if it had any.
-    pub(crate) fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
+    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.addresses
             .iter()
             .map(AddressEntry::gathered)
@@ -298,7 +298,7 @@ impl<A: AddressEntry> Facts<A> {
 }
 
 /// Milliseconds with microsecond resolution, the unit of every `*_ms` field in the JSON.
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 

@@ -16,7 +16,7 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When to walk the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceMode {
+pub(crate) enum TraceMode {
     /// For `filtered` and `unreachable` outcomes of the first address.
     Auto,
     /// Always (the first address).
@@ -46,7 +46,7 @@ pub enum Protocol {
 
 /// What a check may do.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
     pub trace: TraceMode,
@@ -76,7 +76,7 @@ pub struct Options {
 
 /// When to inspect this machine (listeners, owners, firewall).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalMode {
+pub(crate) enum LocalMode {
     /// When the target is one of this machine's addresses (and the firewall for silence).
     Auto,
     /// Always (`--local`).
@@ -104,7 +104,7 @@ impl Default for Options {
 
 /// An address family (`-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     V4,
     V6,
 }

@@ -34,7 +34,7 @@ pub struct ProbeSpec {
 }
 
 impl ProbeSpec {
-    pub fn to(address: SocketAddr) -> Self {
+    pub(crate) fn to(address: SocketAddr) -> Self {
         ProbeSpec {
             address,
             ttl: None,

@@ -20,7 +20,7 @@ impl Port {
     pub fn new(n: u16) -> Option<Port> {
         NonZeroU16::new(n).map(Port)
     }
-    pub fn get(self) -> u16 {
+    pub(crate) fn get(self) -> u16 {
         self.0.get()
     }
 }
@@ -103,7 +103,7 @@ impl Services {
     /// as the resolver's files are ([`crate::dns::files::read_bounded`]): a FIFO or a device
     /// put there would otherwise hold the run in `open` or `read` for ever, before any
     /// deadline applies; a file of bad bytes is decoded lossily, line by line.
-    pub fn load() -> Services {
+    pub(crate) fn load() -> Services {
         let bytes = crate::dns::files::read_bounded(
             std::path::Path::new(SERVICES_PATH),
             crate::dns::files::MAX_FILE,

@@ -111,7 +111,7 @@ pub struct UrlParts {
 
 impl Target {
     /// `host:port` as a person writes it (brackets around IPv6).
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self.host {
             Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
             _ => format!("{}:{}", self.host, self.port),

@@ -28,22 +28,22 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// What the name, probe and local stages checked: the target, or the proxy the check
     /// followed (`Facts::checked`). The destination behind a proxy is `facts.target`.
-    pub fn checked(&self) -> &'a Target {
+    pub(crate) fn checked(&self) -> &'a Target {
         self.facts.checked()
     }
 
     /// The port checked (the proxy's, through one).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.facts.checked().port.get()
     }
 
     /// Each address's judgement, in the order clients try them.
-    pub fn results(&self) -> impl Iterator<Item = &'a AddressResult> + 'a {
+    pub(crate) fn results(&self) -> impl Iterator<Item = &'a AddressResult> + 'a {
         self.facts.addresses.iter().map(|a| &a.result)
     }
 
     /// The address clients try first.
-    pub fn first(&self) -> Option<&'a AddressResult> {
+    pub(crate) fn first(&self) -> Option<&'a AddressResult> {
         self.facts.addresses.first().map(|a| &a.result)
     }
 
@@ -105,7 +105,7 @@ pub(crate) fn host_or(target: &Target, ip: IpAddr) -> String {
 }
 
 /// "198.18.0.2, fd00::2".
-pub fn list(addrs: &[&AddressResult]) -> String {
+pub(crate) fn list(addrs: &[&AddressResult]) -> String {
     addrs
         .iter()
         .map(|a| a.address.ip().to_string())

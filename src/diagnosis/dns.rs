@@ -216,7 +216,7 @@ fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
 }
 
 /// The finding for a name that gave no address, when it failed with `kind`.
-pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
+pub(crate) fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     let error = cx.dns_error.filter(|e| e.kind == kind)?;
     let name = cx.checked().host.to_string();
     let said = if cx.facts.dns.servers.is_empty() {
@@ -479,7 +479,7 @@ pub(crate) fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
 }
 
 /// An /etc/hosts line gives the name an address DNS does not.
-pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn hosts_override(cx: &Ctx) -> Option<Finding> {
     resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     let h = cx.facts.dns.hosts.first()?;
@@ -567,7 +567,7 @@ pub(crate) fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Servers that answered differently: split horizon, or a stale secondary.
-pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     let answers: Vec<(&ServerView, String)> = cx
         .facts
         .dns
@@ -621,7 +621,7 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
 }
 
 /// resolv.conf lists more than [`MAXNS`] name servers: glibc uses the first three only.
-pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
     let ignored = cx.facts.dns.ignored_servers();
     if ignored.is_empty() {
         return None;
@@ -658,7 +658,7 @@ fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
 }
 
 /// The name resolved only with a search domain appended.
-pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
     let name = cx.checked().host.to_string();
     // Only an answer with addresses: a search name's NODATA is said by the failure finding.

@@ -134,7 +134,7 @@ pub(crate) fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Ou
 }
 
 /// Is `status` a working answer: in `--expect-status`, or else 2xx or 3xx?
-pub fn expected(status: u16, expect: Option<StatusSet>) -> bool {
+pub(crate) fn expected(status: u16, expect: Option<StatusSet>) -> bool {
     expect.unwrap_or_default().contains(status)
 }
 

@@ -14,7 +14,7 @@ use crate::session::tls::TlsFailure;
 
 /// The handshake stalled or got nothing, and a smaller MSS, beside it, got the server's
 /// certificates through (see [`black_hole`] for what that takes).
-pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|r, _| r.outcome == Outcome::MtuBlackhole)?;
     let BlackHole {
         first,

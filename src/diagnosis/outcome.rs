@@ -108,7 +108,7 @@ impl Outcome {
         }
     }
 
-    pub fn verdict(self) -> Verdict {
+    pub(crate) fn verdict(self) -> Verdict {
         match self {
             Outcome::Open => Verdict::Open,
             Outcome::Closed => Verdict::Closed,
@@ -153,7 +153,7 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    pub fn icmp(&self) -> Option<&Icmp> {
+    pub(crate) fn icmp(&self) -> Option<&Icmp> {
         match self {
             Evidence::Icmp(i) => Some(i),
             _ => None,
@@ -198,7 +198,7 @@ pub struct AddressResult {
 
 impl AddressResult {
     /// Who sent the ICMP behind this result, if one did.
-    pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
+    pub(crate) fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
         let icmp = self.evidence.icmp()?;
         // The plain and v4-mapped forms of one address are one sender (`icmp::same_host`).
         let is = |a: Option<IpAddr>, b: IpAddr| a.is_some_and(|a| crate::icmp::same_host(a, b));
@@ -220,7 +220,7 @@ impl AddressResult {
     }
 
     /// One line of evidence for people: "TCP reset after 0.3 ms".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let t = fmt_duration(self.elapsed);
         match &self.evidence {
             Evidence::Handshake => format!("connected in {t}"),

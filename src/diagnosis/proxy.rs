@@ -321,7 +321,7 @@ fn proxy_logs(route: &ProxyRoute) -> Step {
 
 /// Through a proxy: what a plain connect to the destination got. Words only; the verdict is
 /// the proxy path's.
-pub fn direct_path(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn direct_path(cx: &Ctx) -> Option<Finding> {
     let v = cx.facts.via.as_ref()?;
     let dest = cx.facts.target.display();
     let results = cx.direct;
@@ -374,7 +374,7 @@ pub fn direct_path(cx: &Ctx) -> Option<Finding> {
 
 /// An HTTP(S) client here would go through a proxy, or be exempted from one; whether this
 /// check followed it.
-pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn proxy_applies(cx: &Ctx) -> Option<Finding> {
     let choice = cx.facts.proxy.as_ref()?;
     let dest = &cx.facts.target.host;
     let message = match choice {

@@ -50,7 +50,7 @@ pub struct Report {
 
 impl Report {
     /// Each address's judgement, in the order clients try them.
-    pub fn results(&self) -> impl Iterator<Item = &AddressResult> + '_ {
+    pub(crate) fn results(&self) -> impl Iterator<Item = &AddressResult> + '_ {
         self.facts.addresses.iter().map(|a| &a.result)
     }
 

@@ -158,7 +158,7 @@ fn udp_results<'a>(cx: &Ctx<'a>) -> impl Iterator<Item = (&'a AddressResult, &'a
 }
 
 /// The port answered: what, and whether it was the service's own answer.
-pub fn udp_answered(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_answered(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx).find(|(a, _)| a.outcome == Outcome::Open)?;
     let port = cx.port();
     let t = fmt_duration(a.elapsed);
@@ -197,7 +197,7 @@ pub fn udp_answered(cx: &Ctx) -> Option<Finding> {
 }
 
 /// ICMP port-unreachable from the host itself: no program receives on the port.
-pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| {
         a.outcome == Outcome::Closed
             && matches!(a.evidence, Evidence::Icmp(_) | Evidence::UdpRefused)
@@ -236,7 +236,7 @@ pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A reject ICMP: from a device on the way, or a prohibited from the host's own firewall.
-pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_rejected(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| a.outcome == Outcome::Rejected && a.evidence.icmp().is_some());
     let a = *same.first()?;
     let port = cx.port();
@@ -302,7 +302,7 @@ pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
 
 /// Host or network unreachable, reported by a device (or this machine's own neighbour
 /// lookup).
-pub fn udp_unreachable(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_unreachable(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| {
         a.outcome == Outcome::Unreachable
             && a.evidence
@@ -367,7 +367,7 @@ fn owner_words(l: &Listener) -> String {
 
 /// A silent address of this machine whose port a program holds: it received the request and
 /// did not answer.
-pub fn udp_program_silent(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_program_silent(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx)
         .find(|(a, _)| a.evidence == Evidence::UdpSilence && cx.is_here(a.address.ip()))?;
     let held = holders(cx, a.address.ip());
@@ -450,7 +450,7 @@ fn control_words(control: &crate::probe::ProbeFact, address: SocketAddr) -> Stri
 }
 
 /// Silence: no reply, no ICMP error. Never `open`, never `closed`.
-pub fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx).find(|(a, _)| a.evidence == Evidence::UdpSilence)?;
     let port = cx.port();
     let ip = a.address.ip();

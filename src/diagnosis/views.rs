@@ -58,7 +58,7 @@ fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> Livene
 }
 
 /// Interpret one address's silence facts.
-pub fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
+pub(crate) fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
     let ip = address.ip();
     let probes: Vec<LivenessProbe> = s
         .liveness
@@ -130,7 +130,7 @@ pub struct Path {
 }
 
 /// Interpret the raw walk.
-pub fn path(t: &TraceFacts) -> Path {
+pub(crate) fn path(t: &TraceFacts) -> Path {
     let target = t.address.ip();
     let all: Vec<Hop> = t
         .hops

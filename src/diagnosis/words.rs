@@ -67,7 +67,7 @@ pub(crate) fn errno_text(e: i32) -> String {
 }
 
 /// At most `n` characters of outside text (escaped when rendered).
-pub fn bounded(text: &str, n: usize) -> String {
+pub(crate) fn bounded(text: &str, n: usize) -> String {
     let mut out: String = text.chars().take(n).collect();
     if text.chars().count() > n {
         out.push('…');
@@ -86,7 +86,7 @@ pub(crate) fn first_line(bytes: &[u8]) -> String {
 }
 
 /// An I/O error on an HTTP exchange, from the one errno table.
-pub fn io_words(errno: Option<i32>) -> String {
+pub(crate) fn io_words(errno: Option<i32>) -> String {
     match errno {
         // An errno outside the table has no name people search for: its text alone.
         Some(e) if errno_name(e) == "error" => errno_text(e),

@@ -422,7 +422,7 @@ const MAX_CHAIN: usize = 16;
 /// The records of an answer that are about `query`: the CNAME chain from it, then the records
 /// of type `want` owned by the chain's last name. Anything else in the answer section
 /// (unrelated names, records of other names in the chain) is ignored.
-pub fn chain<'a>(query: &Name, answers: &'a [Record], want: RecordType) -> Vec<&'a Record> {
+pub(crate) fn chain<'a>(query: &Name, answers: &'a [Record], want: RecordType) -> Vec<&'a Record> {
     let mut out: Vec<&Record> = Vec::new();
     let mut current = query.clone();
     for _ in 0..MAX_CHAIN {

@@ -45,7 +45,7 @@ fn dump() -> io::Result<Vec<IpAddr>> {
 /// Parse one datagram of the reply, adding each address not yet in `out`; `true` at the end
 /// of the dump. An address is the interface's own: `IFA_LOCAL` where there is one (on a
 /// point-to-point link `IFA_ADDRESS` is the peer's), else `IFA_ADDRESS`.
-pub(crate) fn parse(b: &[u8], out: &mut Vec<IpAddr>) -> io::Result<bool> {
+pub fn parse(b: &[u8], out: &mut Vec<IpAddr>) -> io::Result<bool> {
     let mut bad = false;
     let end = netlink::messages(b, |kind, body| {
         if kind != RTM_NEWADDR {

@@ -16,7 +16,7 @@ mod netlink;
 pub(crate) mod netstat;
 pub(crate) mod nft;
 pub(crate) mod proc_net;
-pub(crate) mod servers;
+pub mod servers;
 pub(crate) mod shared;
 pub(crate) mod sock_diag;
 

@@ -21,7 +21,7 @@ pub(crate) fn read() -> Option<ListenCounters> {
 }
 
 /// Find `TcpExt: … ListenOverflows ListenDrops …` and its line of values.
-pub(crate) fn parse(text: &str) -> Option<ListenCounters> {
+pub fn parse(text: &str) -> Option<ListenCounters> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let names: Vec<&str> = lines.next()?.split_whitespace().collect();
     let values: Vec<&str> = lines.next()?.split_whitespace().collect();

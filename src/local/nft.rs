@@ -42,7 +42,7 @@ pub enum Hook {
 
 impl Hook {
     /// The word nft and the JSON use: `input`, `output`.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Hook::Input => "input",
             Hook::Output => "output",
@@ -67,7 +67,7 @@ pub enum RuleVerdict {
 
 impl RuleVerdict {
     /// The word nft and the JSON use: `drop`, `reject`.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             RuleVerdict::Drop => "drop",
             RuleVerdict::Reject => "reject",
@@ -298,7 +298,7 @@ type ChainKey = (String, String, String);
 
 /// Find the rules of an `nft -j list ruleset` document that drop or reject TCP `port`.
 /// Any input gives `Ok` or [`NftError::BadJson`]; nothing in it can make this panic.
-pub(crate) fn parse(json: &[u8], port: u16) -> Result<Vec<FirewallRule>, NftError> {
+pub fn parse(json: &[u8], port: u16) -> Result<Vec<FirewallRule>, NftError> {
     let doc: Value = serde_json::from_slice(json).map_err(|e| NftError::BadJson(e.to_string()))?;
     parse_value(&doc, port)
 }

@@ -48,7 +48,7 @@ fn read_all(path: &str) -> std::io::Result<String> {
 }
 
 /// Parse the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
-pub(crate) fn parse(text: &str) -> Vec<SocketEntry> {
+pub fn parse(text: &str) -> Vec<SocketEntry> {
     text.lines().skip(1).filter_map(parse_row).collect()
 }
 

@@ -241,7 +241,7 @@ pub(crate) const ADDRESSES_FRESH: std::time::Duration = std::time::Duration::fro
 
 impl PerRun {
     /// For a run checking `ports` (duplicates are fine).
-    pub(crate) fn new(ports: impl IntoIterator<Item = u16>) -> PerRun {
+    pub fn new(ports: impl IntoIterator<Item = u16>) -> PerRun {
         let mut ports: Vec<u16> = ports.into_iter().collect();
         ports.sort_unstable();
         ports.dedup();
@@ -399,7 +399,7 @@ impl std::fmt::Debug for Lasting {
 
 impl Lasting {
     /// Checks of a port join its inspection until `after_end` after it ended.
-    pub(crate) fn new(after_end: Duration) -> Lasting {
+    pub fn new(after_end: Duration) -> Lasting {
         Lasting {
             after_end,
             inspections: Mutex::default(),

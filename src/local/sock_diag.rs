@@ -180,7 +180,7 @@ pub(crate) enum Done {
 }
 
 /// Parse one datagram of the dump reply, appending sockets to `out`.
-pub(crate) fn parse(b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
+pub fn parse(b: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Done> {
     let end = netlink::messages(b, |kind, body| {
         if kind == SOCK_DIAG_BY_FAMILY
             && body.len() >= INET_DIAG_MSG

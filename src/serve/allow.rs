@@ -86,7 +86,7 @@ impl Allow {
     }
 
     /// May `host` be probed?
-    pub fn admits(&self, host: &Host) -> bool {
+    pub(crate) fn admits(&self, host: &Host) -> bool {
         if self.any {
             return true;
         }

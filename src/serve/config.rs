@@ -54,7 +54,7 @@ impl Prober {
 
 /// An IP family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ip {
+pub(crate) enum Ip {
     V4,
     V6,
 }
@@ -140,7 +140,7 @@ impl Modules {
         Modules { modules }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Module> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Module> {
         self.modules.get(name)
     }
 }
@@ -256,7 +256,7 @@ struct RawTls {
 }
 
 /// Read and check the module file at `path`.
-pub fn load(path: &Path) -> Result<Modules, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<Modules, ConfigError> {
     let file = crate::escape::escape(&path.display().to_string()).into_owned();
     let meta = std::fs::metadata(path).map_err(|e| at(&file, 0, io_words(&e)))?;
     if !meta.is_file() {

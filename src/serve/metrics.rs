@@ -472,7 +472,7 @@ fn label_text(s: &str) -> String {
 }
 
 /// The help texts, as blackbox_exporter writes them.
-pub mod help {
+pub(crate) mod help {
     pub(crate) const SUCCESS: &str = "Displays whether or not the probe was a success";
     pub(crate) const DURATION: &str = "Returns how long the probe took to complete in seconds";
     pub(crate) const DNS_LOOKUP: &str = "Returns the time taken for probe dns lookup in seconds";

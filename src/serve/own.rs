@@ -110,7 +110,7 @@ impl Own {
         }
     }
 
-    pub fn probed(&self, module: &str, verdict: &'static str, success: bool, secs: f64) {
+    pub(crate) fn probed(&self, module: &str, verdict: &'static str, success: bool, secs: f64) {
         self.probes
             .get_or_create(&vec![
                 ("module", module.to_string()),
@@ -123,7 +123,7 @@ impl Own {
             .observe(secs);
     }
 
-    pub fn refused(&self, why: Refusal) {
+    pub(crate) fn refused(&self, why: Refusal) {
         self.refused
             .get_or_create(&vec![("reason", why.as_str().to_string())])
             .inc();
@@ -190,7 +190,7 @@ pub(crate) fn parse_btime(text: &str) -> Option<u64> {
 }
 
 /// Open descriptors of this process.
-pub fn open_fds() -> Option<u64> {
+pub(crate) fn open_fds() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
 }
 

@@ -92,7 +92,7 @@ pub(crate) fn probe_timeout(
 /// Untrusted text for a message: secrets masked and escaped (`escape::line`, as the CLI's
 /// usage errors: a refused target's password must not come back in the answer, nor on the
 /// page), at most `max` characters.
-pub fn shown(s: &str, max: usize) -> String {
+pub(crate) fn shown(s: &str, max: usize) -> String {
     let visible = crate::escape::line(s);
     let mut out: String = visible.chars().take(max).collect();
     if visible.chars().count() > max {
@@ -211,7 +211,7 @@ pub(crate) struct Done {
 }
 
 /// Run one probe of `parsed` with `module`, everything before `deadline`.
-pub async fn run(
+pub(crate) async fn run(
     parsed: Parsed,
     module: &Module,
     deadline: Instant,

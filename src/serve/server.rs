@@ -52,7 +52,7 @@ pub(crate) struct App {
 }
 
 /// A probe to run on the local set.
-pub struct Job {
+pub(crate) struct Job {
     parsed: Parsed,
     module: Module,
     target: String,
@@ -100,7 +100,7 @@ impl App {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/probe", get(probe))

@@ -556,7 +556,7 @@ const CHUNK_LINE_MAX: usize = 4096;
 
 impl Chunked {
     /// The last chunk and its trailers have been read.
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.state == ChunkState::Done
     }
 

@@ -43,7 +43,7 @@
 pub(crate) mod ask;
 pub mod http;
 pub mod mss;
-pub mod protocols;
+pub(crate) mod protocols;
 pub mod proxy;
 pub(crate) mod stage;
 pub(crate) mod status;
@@ -68,7 +68,7 @@ pub(crate) const FIRST_BYTES_MAX: usize = 1024;
 
 /// What a [`Recording`] stream saw come in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// The first [`FIRST_BYTES_MAX`] bytes received.
     pub first: Vec<u8>,
     /// All bytes received, counted (not kept).
@@ -99,7 +99,7 @@ impl<S> Recording<S> {
     }
 
     /// A handle to the record that outlives the stream.
-    pub fn handle(&self) -> Arc<Mutex<Recorded>> {
+    pub(crate) fn handle(&self) -> Arc<Mutex<Recorded>> {
         Arc::clone(&self.seen)
     }
 }

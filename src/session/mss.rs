@@ -82,7 +82,7 @@ impl From<&MssError> for MssFailure {
 
 impl MssFailure {
     /// The OS's errno, when there is one.
-    pub fn errno(&self) -> Option<i32> {
+    pub(crate) fn errno(&self) -> Option<i32> {
         match self {
             MssFailure::Socket { errno }
             | MssFailure::SetMss { errno }

@@ -90,7 +90,7 @@ impl Eq for ServiceFacts {}
 
 impl ServiceFacts {
     /// The conversation that counts: the one inside TLS when there was one.
-    pub fn last(&self) -> &ProtocolFacts {
+    pub(crate) fn last(&self) -> &ProtocolFacts {
         self.after_tls.as_ref().unwrap_or(&self.first)
     }
 }

@@ -36,7 +36,7 @@ impl StatusSet {
     }
 
     /// The default: every 2xx and 3xx.
-    pub fn working() -> StatusSet {
+    pub(crate) fn working() -> StatusSet {
         let mut s = StatusSet::empty();
         s.insert_range(200, 399);
         s
@@ -63,7 +63,7 @@ impl StatusSet {
     }
 
     /// Whether `code` is in the set (a code outside 100–599 never is).
-    pub fn contains(&self, code: u16) -> bool {
+    pub(crate) fn contains(&self, code: u16) -> bool {
         if !(LOWEST..=HIGHEST).contains(&code) {
             return false;
         }

@@ -52,7 +52,7 @@ pub enum TrustError {
 
 /// Why `--cacert FILE` could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CaFileError {
+pub(crate) enum CaFileError {
     #[error(transparent)]
     Read(#[from] crate::dns::files::FileError),
     #[error("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
@@ -212,7 +212,7 @@ impl TrustStore {
 
     /// `--cacert FILE`: the PEM certificates of FILE, and only them, as curl's `--cacert`
     /// (read bounded, a regular file only: it must not block on a FIFO).
-    pub fn from_pem_file(path: &std::path::Path) -> Result<TrustStore, CaFileError> {
+    pub(crate) fn from_pem_file(path: &std::path::Path) -> Result<TrustStore, CaFileError> {
         use rustls::pki_types::pem::PemObject;
         let shown = || crate::escape::escape(&path.display().to_string()).into_owned();
         let bytes = crate::dns::files::read_bounded(path, CA_FILE_MAX)?;
@@ -235,7 +235,7 @@ impl TrustStore {
 
     /// The same store, for `--insecure`: every chain is still verified, and the outcome
     /// recorded ([`TlsFacts::unverified`]), but the handshake goes on whatever it is.
-    pub fn insecure(&self) -> TrustStore {
+    pub(crate) fn insecure(&self) -> TrustStore {
         TrustStore {
             skip_verification: true,
             ..self.clone()
@@ -267,12 +267,12 @@ impl TrustStore {
     }
 
     /// Number of trust anchors.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.roots.len()
     }
 
     /// Whether the store has no anchor at all (nothing will verify).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.roots.is_empty()
     }
 
@@ -297,7 +297,7 @@ fn borrowed<'a>(certs: &'a [CertificateDer<'_>]) -> impl Iterator<Item = Certifi
 /// What a check's TLS handshakes trust: `--cacert` and `--insecure`. `Copy`, so the
 /// pipeline's options stay plain values; a `--cacert` store is loaded once per process.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// `--cacert FILE`: only these certificates (`None`: this machine's store).
     pub cacert: Option<&'static TrustStore>,
     /// `--insecure`: verify for the record, and go on whatever the outcome.
@@ -306,7 +306,7 @@ pub struct Trust {
 
 impl Trust {
     /// The store a TLS check uses.
-    pub fn roots(&self) -> Arc<TrustStore> {
+    pub(crate) fn roots(&self) -> Arc<TrustStore> {
         match (self.cacert, self.insecure) {
             (Some(s), false) => Arc::new(s.clone()),
             (Some(s), true) => Arc::new(s.insecure()),
@@ -426,7 +426,7 @@ pub enum AfterHandshake {
 impl AfterHandshake {
     /// The server turned the client away after the handshake (an alert, a close, a reset,
     /// a failed read): it wanted a client certificate.
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         matches!(
             self,
             AfterHandshake::Alert(_)
@@ -572,7 +572,7 @@ pub enum CertProblem {
 }
 
 /// rustls's error as a kind; the one mapping from rustls's errors to canreach's facts.
-pub fn tls_error(e: &rustls::Error) -> TlsError {
+pub(crate) fn tls_error(e: &rustls::Error) -> TlsError {
     use rustls::Error as E;
     match e {
         E::InvalidMessage(_) => TlsError::InvalidMessage,

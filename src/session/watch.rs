@@ -177,7 +177,7 @@ pub struct NotAccepted {
 
 /// What [`watch_this_machine`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watched {
+pub(crate) struct Watched {
     pub first: First,
     /// How long it watched.
     pub watched: Duration,
@@ -640,7 +640,7 @@ pub fn accepted_then_reset(result: &ConnectResult) -> bool {
 }
 
 /// Identify a greeting. Never panics, whatever the bytes.
-pub fn banner(bytes: &[u8]) -> First {
+pub(crate) fn banner(bytes: &[u8]) -> First {
     let bytes = &bytes[..bytes.len().min(FIRST_BYTES_MAX)];
     First::Banner {
         bytes: bytes.to_vec(),

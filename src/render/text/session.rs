@@ -17,7 +17,7 @@ use crate::session::{SessionFacts, ViaProxy};
 
 /// The lines a report shows for one address's session: `(label, text)`, raw (the renderer
 /// escapes them).
-pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
+pub(crate) fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     [
         first_look(s),
         accepted(s),

@@ -34,11 +34,11 @@
 
 pub(crate) mod amqp;
 pub(crate) mod kafka;
-pub mod mail;
+pub(crate) mod mail;
 pub(crate) mod mongodb;
-pub mod mysql;
-pub mod postgres;
-pub mod redis;
+pub(crate) mod mysql;
+pub(crate) mod postgres;
+pub(crate) mod redis;
 pub(crate) mod udp_payloads;
 pub(crate) mod wire;
 
@@ -295,7 +295,7 @@ where
 }
 
 /// How a conversation ended, whatever the protocol.
-pub fn ending(facts: &ProtocolFacts) -> Ending {
+pub(crate) fn ending(facts: &ProtocolFacts) -> Ending {
     match facts {
         ProtocolFacts::Postgres(f) => f.ended,
         ProtocolFacts::Redis(f) => f.ended,
@@ -308,7 +308,7 @@ pub fn ending(facts: &ProtocolFacts) -> Ending {
 }
 
 /// Why a conversation broke off, whatever the protocol.
-pub fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
+pub(crate) fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
     match facts {
         ProtocolFacts::Postgres(f) => f.failure.as_ref().map(|f| &f.failure),
         ProtocolFacts::Redis(f) => f.failure.as_ref().map(|f| &f.failure),
@@ -325,7 +325,7 @@ pub(crate) const CLIENT_USER: &str = "canreach";
 
 /// `raw` as text, at most `max` bytes of it (invalid UTF-8 replaced). Control characters are
 /// kept: facts are raw, the renderers escape.
-pub(crate) fn text(raw: &[u8], max: usize) -> String {
+pub fn text(raw: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(max)]).into_owned()
 }
 

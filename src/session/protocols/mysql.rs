@@ -77,7 +77,7 @@ impl Greeting {
     }
 
     /// The version without MariaDB's `5.5.5-` prefix (kept for old replication clients).
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.server_version
             .strip_prefix("5.5.5-")
             .unwrap_or(&self.server_version)
@@ -361,7 +361,7 @@ fn ending(wire_ended: bool, f: &WireFailure) -> Ending {
 /// Log in as `user` with no password: send the response with sequence `seq`, follow at most
 /// two plugin switches with empty answers, and end (`COM_QUIT` after OK; the server closes
 /// after ERR). Over plain TCP after the greeting (`seq` 1), or in the TLS session (`seq` 2).
-pub async fn login<S>(
+pub(crate) async fn login<S>(
     stream: &mut S,
     user: &str,
     seq: u8,

@@ -59,7 +59,7 @@ pub enum SslMode {
 
 /// Who canreach says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Startup {
+pub(crate) struct Startup {
     pub user: String,
     /// `None`: the server takes the user's name as the database's.
     pub database: Option<String>,
@@ -69,7 +69,7 @@ pub struct Startup {
 
 impl Startup {
     /// User `canreach`, no database named, application `canreach`.
-    pub fn canreach() -> Startup {
+    pub(crate) fn canreach() -> Startup {
         Startup {
             user: super::CLIENT_USER.into(),
             database: None,
@@ -79,7 +79,7 @@ impl Startup {
 
     /// The `StartupMessage`. A NUL inside a value would end it early and let a URL inject a
     /// parameter: NULs are dropped, and each value is cut to 63 bytes.
-    pub fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         fn put(body: &mut Vec<u8>, key: &str, value: &str) {
             body.extend_from_slice(key.as_bytes());
             body.push(0);
@@ -379,7 +379,7 @@ where
 
 /// What [`startup`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartupOutcome {
+pub(crate) struct StartupOutcome {
     pub answer: Option<StartupAnswer>,
     pub notices: Vec<ErrorFields>,
     pub failure: Option<WireFailure>,
@@ -388,7 +388,7 @@ pub struct StartupOutcome {
 
 /// Send `StartupMessage`, read the answer, and end as libpq does (see the module's notes).
 /// Over plain TCP after `N`, or inside the TLS session after `S`.
-pub async fn startup<S>(stream: &mut S, who: &Startup, deadline: Instant) -> StartupOutcome
+pub(crate) async fn startup<S>(stream: &mut S, who: &Startup, deadline: Instant) -> StartupOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -90,7 +90,7 @@ pub struct RedisFacts {
 
 impl RedisFacts {
     /// The line that decides: the unsolicited one, else the reply.
-    pub fn answer(&self) -> Option<&Reply> {
+    pub(crate) fn answer(&self) -> Option<&Reply> {
         self.unsolicited.as_ref().or(self.reply.as_ref())
     }
 }

@@ -29,7 +29,7 @@ pub(crate) struct Wire<'s, S> {
 }
 
 impl<'s, S> Wire<'s, S> {
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
@@ -49,7 +49,7 @@ impl<'s, S> Wire<'s, S> {
     }
 
     /// The first bytes received, for a fact.
-    pub fn first_bytes(&self) -> Vec<u8> {
+    pub(crate) fn first_bytes(&self) -> Vec<u8> {
         self.first.clone()
     }
 
@@ -94,7 +94,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
     }
 
     /// Write all of `bytes` and flush, within the deadline.
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), WireFailure> {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<(), WireFailure> {
         let stream = &mut *self.stream;
         match tokio::time::timeout_at(self.deadline, async {
             stream.write_all(bytes).await?;
@@ -163,7 +163,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
     }
 
     /// Close our side (FIN), within the deadline; errors are of no interest any more.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = tokio::time::timeout_at(self.deadline, self.stream.shutdown()).await;
     }
 
