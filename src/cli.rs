@@ -172,7 +172,7 @@ pub struct Cli {
 pub struct Payload(pub Vec<u8>);
 
 /// The most a UDP datagram over IPv4 carries (65,535 less the IP and UDP headers).
-pub const PAYLOAD_MAX: usize = 65_507;
+pub(crate) const PAYLOAD_MAX: usize = 65_507;
 
 /// `--payload HEX`: pairs of hex digits (spaces and a leading `0x` allowed), 1 to
 /// [`PAYLOAD_MAX`] bytes.
@@ -277,7 +277,7 @@ impl Cli {
     }
 
     /// `-4` / `-6`.
-    pub fn family(&self) -> Option<crate::options::Family> {
+    pub(crate) fn family(&self) -> Option<crate::options::Family> {
         use crate::options::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
@@ -287,7 +287,7 @@ impl Cli {
     }
 
     /// `--local` / `--no-local` as the check's mode.
-    pub fn local_mode(&self) -> crate::options::LocalMode {
+    pub(crate) fn local_mode(&self) -> crate::options::LocalMode {
         use crate::options::LocalMode;
         match (self.local, self.no_local) {
             (true, _) => LocalMode::Always,
@@ -297,7 +297,7 @@ impl Cli {
     }
 
     /// `--protocol` / `--tcp` as the check's protocol.
-    pub fn protocol(&self) -> crate::options::Protocol {
+    pub(crate) fn protocol(&self) -> crate::options::Protocol {
         use crate::options::Protocol;
         if self.tcp {
             return Protocol::Tcp;
@@ -326,7 +326,7 @@ impl Cli {
     }
 
     /// What each check may do, from the flags.
-    pub fn options(&self) -> crate::options::Options {
+    pub(crate) fn options(&self) -> crate::options::Options {
         crate::options::Options {
             timeout: self.timeout,
             trace: self.trace_mode(),
@@ -345,7 +345,7 @@ impl Cli {
     }
 
     /// `--cacert` / `--insecure` as what TLS checks trust.
-    pub fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         Trust {
             cacert: self.cacert,
             insecure: self.insecure,
@@ -353,7 +353,7 @@ impl Cli {
     }
 
     /// `--trace` / `--no-trace` as the check's mode.
-    pub fn trace_mode(&self) -> crate::options::TraceMode {
+    pub(crate) fn trace_mode(&self) -> crate::options::TraceMode {
         use crate::options::TraceMode;
         match (self.trace, self.no_trace) {
             (true, _) => TraceMode::Always,
@@ -363,7 +363,7 @@ impl Cli {
     }
 
     /// The command line's definition, its help laid out for `columns`.
-    pub fn command_for(columns: usize) -> clap::Command {
+    pub(crate) fn command_for(columns: usize) -> clap::Command {
         use clap::CommandFactory;
         Cli::command().term_width(columns)
     }
@@ -430,7 +430,7 @@ impl Cli {
 /// Was `--format nagios` asked for? Read from the raw arguments, so that a usage error is
 /// written in the plugin's terms even when the arguments did not parse (up to `--`, after
 /// which the words are a command's).
-pub fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+pub(crate) fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
     let mut prev: Option<std::ffi::OsString> = None;
     for a in args {
         if a == "--" {
@@ -557,7 +557,7 @@ fn first_line(msg: &str) -> String {
 }
 
 /// `5`, `2.5`, `500ms`, `3s`: a positive duration of at most 300 s.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1e-3)
@@ -592,7 +592,7 @@ fn parse_expect_status(s: &str) -> Result<StatusSet, String> {
 }
 
 /// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.
-pub fn parse_wait(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_wait(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     // Longest suffix first: `ms` before `m` and `s`.
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {

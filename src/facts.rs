@@ -179,7 +179,7 @@ pub struct UdpExchange {
 }
 
 /// The port a UDP control datagram goes to (a high port no usual service uses).
-pub const UDP_CONTROL_PORT: u16 = 65_533;
+pub(crate) const UDP_CONTROL_PORT: u16 = 65_533;
 
 /// A silent address of this machine, and the listener that takes it: a SYN to a port of this
 /// machine that has a listener is answered in microseconds unless the listener's accept queue
@@ -205,7 +205,7 @@ pub struct QueueWatch {
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
     #[cfg(test)]
-    pub fn probed(probe: ProbeFact) -> AddressFacts {
+    pub(crate) fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
             probe,
@@ -217,7 +217,7 @@ impl AddressFacts {
         }
     }
 
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.probe.spec.address
     }
 }
@@ -301,12 +301,12 @@ impl Facts {
 impl<A> Facts<A> {
     /// What the name, probe and local stages checked: the proxy when the check followed one,
     /// else the target.
-    pub fn checked(&self) -> &Target {
+    pub(crate) fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
     }
 
     /// The same facts with each address's entry made by `f` (in order).
-    pub fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
+    pub(crate) fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
         // Every field named: a new one cannot be forgotten here.
         let Facts {
             target,
@@ -357,7 +357,7 @@ impl<A: AddressEntry> Facts<A> {
 }
 
 /// Milliseconds with microsecond resolution, the unit of every `*_ms` field in the JSON.
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 

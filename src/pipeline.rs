@@ -891,21 +891,9 @@ async fn follow_sessions<C: Connector>(
             }
             // The second connect met the reset itself: the program accepts and resets at once
             // (the RST often lands before the connect is seen to complete).
-            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Some(SessionFacts {
-                address,
-                window: Duration::ZERO,
-                accepted: None,
-                waiting_for_client: None,
-                not_accepted: None,
-                first: First::Reset,
-                via: None,
-                tls: None,
-                mss_retry: None,
-                http: None,
-                tls_confirm: None,
-                answered: None,
-                service: None,
-            }),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+                Some(SessionFacts::new(address, Duration::ZERO, First::Reset))
+            }
             Err(_) => None,
         }
     }))

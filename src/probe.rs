@@ -19,7 +19,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::time::Instant;
 
-pub use crate::icmp::Icmp;
+pub(crate) use crate::icmp::Icmp;
 
 /// One connection attempt to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct ProbeSpec {
 }
 
 impl ProbeSpec {
-    pub fn to(address: SocketAddr) -> Self {
+    pub(crate) fn to(address: SocketAddr) -> Self {
         ProbeSpec {
             address,
             ttl: None,
@@ -181,17 +181,27 @@ impl Connector for KernelConnector {
 
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
         let start = Instant::now();
-        let (result, icmp, local) = match attempt(spec, deadline).await {
-            Ok(r) => r,
-            // Socket creation or setup failed (EMFILE, EAFNOSUPPORT when IPv6 is off, …).
-            Err(e) => (
-                ConnectResult::Failed {
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                },
-                None,
-                None,
-            ),
-        };
+        ProbeFact::of_attempt(spec, start, attempt(spec, deadline).await)
+    }
+}
+
+impl ProbeFact {
+    /// A probe of `address` that ended in `result` after `elapsed`, with no ICMP error queued
+    /// and no source address seen.
+    pub fn new(address: SocketAddr, result: ConnectResult, elapsed: Duration) -> Self {
+        ProbeFact {
+            spec: ProbeSpec::to(address),
+            result,
+            elapsed,
+            icmp: None,
+            local: None,
+        }
+    }
+
+    /// The fact of an attempt with `spec` begun at `start`; an attempt whose socket could not
+    /// be made or set up (EMFILE, EAFNOSUPPORT when IPv6 is off, …) failed with that error.
+    pub(crate) fn of_attempt(spec: ProbeSpec, start: Instant, r: io::Result<Attempt>) -> Self {
+        let (result, icmp, local) = r.unwrap_or_else(|e| (failed(&e), None, None));
         ProbeFact {
             spec,
             result,
@@ -202,14 +212,24 @@ impl Connector for KernelConnector {
     }
 }
 
-type Attempt = (ConnectResult, Option<Icmp>, Option<SocketAddr>);
+/// An attempt's outcome: the result, the first ICMP error queued, this side's address.
+pub(crate) type Attempt = (ConnectResult, Option<Icmp>, Option<SocketAddr>);
 
-async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
+/// The failure `e` as a result (EIO when it carries no errno).
+pub(crate) fn failed(e: &io::Error) -> ConnectResult {
+    ConnectResult::Failed {
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+/// A non-blocking probe socket of type `kind` for `spec`: ICMP errors queued
+/// (`IP_RECVERR`), the TTL (hop limit) set when `spec` has one.
+pub(crate) fn probe_socket(spec: ProbeSpec, kind: Type, protocol: Protocol) -> io::Result<Socket> {
     let addr = spec.address;
     let socket = Socket::new(
         Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
+        kind.nonblocking().cloexec(),
+        Some(protocol),
     )?;
     let v6 = addr.is_ipv6();
     set_recverr(socket.as_raw_fd(), v6)?;
@@ -220,6 +240,12 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             socket.set_ttl_v4(u32::from(ttl))?;
         }
     }
+    Ok(socket)
+}
+
+async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
+    let addr = spec.address;
+    let socket = probe_socket(spec, Type::STREAM, Protocol::TCP)?;
     let connecting = socket.connect(&SockAddr::from(addr));
     OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The source address is chosen by connect(); read it before a failure can reset it.
@@ -238,9 +264,8 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let icmp = read_error_queue(socket.as_raw_fd());
-            return Ok((ConnectResult::Failed { errno }, icmp, local));
+            return Ok((failed(&e), icmp, local));
         }
     }
     // This machine's own addresses answer inside connect() (the reset or the handshake is
@@ -283,8 +308,7 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
 fn settled(sock: &Socket, local: Option<SocketAddr>) -> io::Result<Option<Attempt>> {
     if let Some(e) = sock.take_error()? {
         let icmp = read_error_queue(sock.as_raw_fd());
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        return Ok(Some((ConnectResult::Failed { errno }, icmp, local)));
+        return Ok(Some((failed(&e), icmp, local)));
     }
     match sock.peer_addr() {
         Ok(_) => Ok(Some((connected(sock, local), None, local))),

@@ -33,7 +33,7 @@ use crate::trace::TraceFacts;
 use remote::Role;
 
 /// Silent addresses whose host gets liveness probes (the ones clients try first).
-pub const LIVENESS_ADDRESSES: usize = 2;
+pub(crate) const LIVENESS_ADDRESSES: usize = 2;
 
 /// What the connect stage needs of the check.
 #[derive(Debug, Clone, Copy)]

@@ -18,13 +18,13 @@ use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 /// the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
 /// retried then: a busy program's queue may have room again by then, and the retry is what a
 /// client's own meets; a hung program's is still full.
-pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
+pub(crate) const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
 
 /// How long after the first retransmission each later one is looked for while the queue is
 /// still full or dropping: Linux ≥ 6.x retransmits a SYN every second for the first
 /// `tcp_syn_linear_timeouts` (4) tries; older kernels at 3 s and 7 s, whose answers a look
 /// each second still meets.
-pub const LATER_RETRANSMIT_STEP: Duration = Duration::from_secs(1);
+pub(crate) const LATER_RETRANSMIT_STEP: Duration = Duration::from_secs(1);
 
 /// Probe an address of this machine. It answers in microseconds, or not at all: silent for
 /// [`liveness::DELAY`], the listener that takes it is looked up with its accept queue, and the
@@ -65,13 +65,8 @@ pub(crate) async fn probe<C: Connector, I: Inspector>(
     } else {
         tokio::time::timeout_at(short, &mut main).await.ok()
     };
-    let fact = answer.unwrap_or_else(|| ProbeFact {
-        spec: ProbeSpec::to(address),
-        result: ConnectResult::TimedOut,
-        elapsed: start.elapsed(),
-        icmp: None,
-        local: None,
-    });
+    let fact =
+        answer.unwrap_or_else(|| ProbeFact::new(address, ConnectResult::TimedOut, start.elapsed()));
     let (last, after) = inspector.queue_look(address).await;
     let delta = |f: fn(&ListenCounters) -> u64| {
         Some(f(after.as_ref()?).saturating_sub(f(before.as_ref()?)))

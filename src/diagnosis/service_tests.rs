@@ -8,7 +8,7 @@ use super::finding::FindingId;
 use super::report::Report;
 use super::{Outcome, Verdict};
 use crate::facts::{AddressFacts, Facts};
-use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::probe::{ConnectResult, ProbeFact};
 use crate::services::Services;
 use crate::session::protocols::postgres::{
     AuthRequest, ErrorFields, PgFacts, SslAnswer, StartupAnswer,
@@ -43,34 +43,18 @@ fn report_with(target: &str, svc: ServiceFacts) -> Report {
     let target = crate::target::parse(target, None, &Services::parse("")).unwrap();
     let address = format!("{SERVER}:{}", target.port.get()).parse().unwrap();
     let session = SessionFacts {
-        address,
-        window: Duration::ZERO,
-        accepted: None,
-        waiting_for_client: None,
-        not_accepted: None,
-        first: First::Unwatched,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
         service: Some(svc),
+        ..SessionFacts::new(address, Duration::ZERO, First::Unwatched)
     };
+    let probe = ProbeFact::new(
+        address,
+        ConnectResult::Connected,
+        Duration::from_micros(300),
+    );
     let facts = Facts {
         addresses: vec![AddressFacts {
-            probe: ProbeFact {
-                spec: ProbeSpec::to(address),
-                result: ConnectResult::Connected,
-                elapsed: Duration::from_micros(300),
-                icmp: None,
-                local: None,
-            },
-            silence: None,
-            here: false,
             session: Some(session),
-            queue: None,
-            udp: None,
+            ..AddressFacts::probed(probe)
         }],
         ..Facts::new(target, Duration::from_secs(5))
     };

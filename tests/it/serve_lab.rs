@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -26,16 +26,7 @@ fn serve_in(lab: &Lab, args: &[&str]) -> (common::Started, u32, SocketAddr) {
         .unwrap();
     // `ip netns exec` execs the program: the same pid.
     let pid = child.id();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .parse()
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
+    let addr = common::exporter_address(&mut child).parse().unwrap();
     (common::Started(child), pid, addr)
 }
 
