@@ -114,7 +114,9 @@ pub struct Cli {
 
     /// What to speak once connected: auto (from the URL or the port's usual service), tcp,
     /// tls, http, https, or a service's own opening without credentials: postgres, redis,
-    /// mysql, mongodb, kafka, amqp, smtp, imap, pop3
+    /// mysql, mongodb, kafka, amqp, smtp, imap, pop3; with -u, the UDP service whose request
+    /// to send whatever the port: dns, mdns, ntp, snmp, stun, netbios-ns, memcached, quic,
+    /// portmap, coap, syslog, wireguard, radius, tftp
     #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto, value_name = "PROTO")]
     pub protocol: ProtocolChoice,
 
@@ -170,7 +172,7 @@ pub struct Cli {
 pub struct Payload(pub Vec<u8>);
 
 /// The most a UDP datagram over IPv4 carries (65,535 less the IP and UDP headers).
-pub const PAYLOAD_MAX: usize = 65_507;
+pub(crate) const PAYLOAD_MAX: usize = 65_507;
 
 /// `--payload HEX`: pairs of hex digits (spaces and a leading `0x` allowed), 1 to
 /// [`PAYLOAD_MAX`] bytes.
@@ -225,6 +227,21 @@ pub enum ProtocolChoice {
     Smtp,
     Imap,
     Pop3,
+    // UDP services (with -u): the names of `udp_payloads::TABLE`.
+    Dns,
+    Mdns,
+    Ntp,
+    Snmp,
+    Stun,
+    NetbiosNs,
+    Memcached,
+    Quic,
+    Portmap,
+    Coap,
+    Syslog,
+    Wireguard,
+    Radius,
+    Tftp,
 }
 
 /// `--format` values.
@@ -260,7 +277,7 @@ impl Cli {
     }
 
     /// `-4` / `-6`.
-    pub fn family(&self) -> Option<crate::options::Family> {
+    pub(crate) fn family(&self) -> Option<crate::options::Family> {
         use crate::options::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::V4),
@@ -270,7 +287,7 @@ impl Cli {
     }
 
     /// `--local` / `--no-local` as the check's mode.
-    pub fn local_mode(&self) -> crate::options::LocalMode {
+    pub(crate) fn local_mode(&self) -> crate::options::LocalMode {
         use crate::options::LocalMode;
         match (self.local, self.no_local) {
             (true, _) => LocalMode::Always,
@@ -280,7 +297,7 @@ impl Cli {
     }
 
     /// `--protocol` / `--tcp` as the check's protocol.
-    pub fn protocol(&self) -> crate::options::Protocol {
+    pub(crate) fn protocol(&self) -> crate::options::Protocol {
         use crate::options::Protocol;
         if self.tcp {
             return Protocol::Tcp;
@@ -298,13 +315,18 @@ impl Cli {
                     .map(|v| v.get_name().to_string())
                     .unwrap_or_default();
                 crate::session::protocols::Selection::from_name(&name)
-                    .map_or(Protocol::Auto, Protocol::Service)
+                    .map(Protocol::Service)
+                    .or_else(|| {
+                        crate::session::protocols::udp_payloads::by_name(&name)
+                            .map(|e| Protocol::Udp(e.service))
+                    })
+                    .unwrap_or(Protocol::Auto)
             }
         }
     }
 
     /// What each check may do, from the flags.
-    pub fn options(&self) -> crate::options::Options {
+    pub(crate) fn options(&self) -> crate::options::Options {
         crate::options::Options {
             timeout: self.timeout,
             trace: self.trace_mode(),
@@ -323,7 +345,7 @@ impl Cli {
     }
 
     /// `--cacert` / `--insecure` as what TLS checks trust.
-    pub fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         Trust {
             cacert: self.cacert,
             insecure: self.insecure,
@@ -331,7 +353,7 @@ impl Cli {
     }
 
     /// `--trace` / `--no-trace` as the check's mode.
-    pub fn trace_mode(&self) -> crate::options::TraceMode {
+    pub(crate) fn trace_mode(&self) -> crate::options::TraceMode {
         use crate::options::TraceMode;
         match (self.trace, self.no_trace) {
             (true, _) => TraceMode::Always,
@@ -341,7 +363,7 @@ impl Cli {
     }
 
     /// The command line's definition, its help laid out for `columns`.
-    pub fn command_for(columns: usize) -> clap::Command {
+    pub(crate) fn command_for(columns: usize) -> clap::Command {
         use clap::CommandFactory;
         Cli::command().term_width(columns)
     }
@@ -408,7 +430,7 @@ impl Cli {
 /// Was `--format nagios` asked for? Read from the raw arguments, so that a usage error is
 /// written in the plugin's terms even when the arguments did not parse (up to `--`, after
 /// which the words are a command's).
-pub fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+pub(crate) fn nagios_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
     let mut prev: Option<std::ffi::OsString> = None;
     for a in args {
         if a == "--" {
@@ -535,7 +557,7 @@ fn first_line(msg: &str) -> String {
 }
 
 /// `5`, `2.5`, `500ms`, `3s`: a positive duration of at most 300 s.
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1e-3)
@@ -570,7 +592,7 @@ fn parse_expect_status(s: &str) -> Result<StatusSet, String> {
 }
 
 /// `--wait`: like `--timeout`, plus minutes and hours (`5m`, `1h`), at most 24 h.
-pub fn parse_wait(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_wait(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     // Longest suffix first: `ms` before `m` and `s`.
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -613,6 +635,19 @@ mod tests {
         assert!(parse_timeout("301").is_err());
         assert!(parse_timeout("NaN").is_err());
         assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn every_udp_service_is_a_protocol_name_of_its_own() {
+        use crate::options::Protocol;
+        use crate::session::protocols::udp_payloads::TABLE;
+        for e in TABLE {
+            let cli = Cli::try_parse_from(["canreach", "-u", "--protocol", e.name, "h", "1"])
+                .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+            assert_eq!(cli.protocol(), Protocol::Udp(e.service), "{}", e.name);
+        }
+        let cli = Cli::try_parse_from(["canreach", "--protocol", "redis", "h", "1"]).unwrap();
+        assert!(matches!(cli.protocol(), Protocol::Service(_)));
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl ExitCode {
 
 impl ExitCode {
     /// The verdict this code is for; `None` for canreach's own failures.
-    pub fn verdict(self) -> Option<Verdict> {
+    pub(crate) fn verdict(self) -> Option<Verdict> {
         match self {
             ExitCode::Open => Some(Verdict::Open),
             ExitCode::Partial => Some(Verdict::Partial),
@@ -90,7 +90,7 @@ impl ExitCode {
 
     /// What the code means in `--help`: the verdict's name (with a word where the name
     /// alone would mislead), or which of canreach's own failures.
-    pub fn meaning(self) -> &'static str {
+    pub(crate) fn meaning(self) -> &'static str {
         match self {
             ExitCode::Inconclusive => {
                 "inconclusive (the deadline ended the check before the evidence was in)"
@@ -190,7 +190,7 @@ pub enum PluginState {
 
 impl PluginState {
     /// The state of one verdict.
-    pub fn of(v: Verdict) -> PluginState {
+    pub(crate) fn of(v: Verdict) -> PluginState {
         match v {
             Verdict::Open => PluginState::Ok,
             // Some addresses work: clients that try the working one first get through.
@@ -229,7 +229,7 @@ impl PluginState {
 
     /// The state of a run of several targets: the worst (CRITICAL above UNKNOWN above
     /// WARNING above OK, as the Monitoring Plugins' own `max_state` ranks them).
-    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> PluginState {
+    pub(crate) fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> PluginState {
         verdicts
             .into_iter()
             .map(PluginState::of)

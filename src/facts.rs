@@ -51,6 +51,62 @@ pub struct Facts<A = AddressFacts> {
     pub elapsed: Duration,
     /// With `--wait`: how the wait that this check ended went (set by the workflow).
     pub waited: Option<Waited>,
+    /// The other members a MongoDB replica set or the brokers a Kafka cluster named in its
+    /// answer, each resolved and connected from here as a client would.
+    pub advertised: Option<Advertised>,
+}
+
+/// The members (MongoDB) or brokers (Kafka) a service names for its clients to connect to
+/// next, each checked from here: a client that reached the first one fails on these when
+/// their names do not resolve or their addresses do not answer here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    pub protocol: crate::session::protocols::Protocol,
+    /// The address whose answer named them.
+    pub from: SocketAddr,
+    /// Each name, in the order the answer gave it (at most `ADVERTISED_MAX`).
+    pub members: Vec<AdvertisedMember>,
+    /// Names past `ADVERTISED_MAX`, not checked.
+    pub unchecked: usize,
+    /// How long each connect was given (a silence shorter than a fair wait proves little).
+    pub waited: Duration,
+}
+
+/// The most advertised names checked per target.
+pub const ADVERTISED_MAX: usize = 16;
+
+/// One advertised member or broker, and what reaching it from here gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedMember {
+    /// As the server wrote it (`mongo-1.db.svc:27017`, `localhost:9092`): raw, untrusted.
+    pub name: String,
+    pub host: String,
+    /// `None`: the name has no usable port.
+    pub port: Option<u16>,
+    pub role: MemberRole,
+    /// MongoDB: the member the set names as its primary.
+    pub primary: bool,
+    /// MongoDB: the member that answered (`me`).
+    pub me: bool,
+    /// The system resolver's failure for the host (none for an address).
+    pub lookup_error: Option<crate::dns::LookupError>,
+    /// One connect per address the name gave (at most 4), in the system's order.
+    pub probes: Vec<ProbeFact>,
+}
+
+/// What an advertised name is in the service's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    /// MongoDB `hosts`: a member that can become primary.
+    Host,
+    /// MongoDB `passives`: a member with priority 0.
+    Passive,
+    /// MongoDB `arbiters`.
+    Arbiter,
+    /// MongoDB: named only as `primary` or `me`.
+    Named,
+    /// Kafka: a broker, by node id.
+    Broker(i32),
 }
 
 /// How a `--wait` ended, for the report of its last check.
@@ -123,7 +179,7 @@ pub struct UdpExchange {
 }
 
 /// The port a UDP control datagram goes to (a high port no usual service uses).
-pub const UDP_CONTROL_PORT: u16 = 65_533;
+pub(crate) const UDP_CONTROL_PORT: u16 = 65_533;
 
 /// A silent address of this machine, and the listener that takes it: a SYN to a port of this
 /// machine that has a listener is answered in microseconds unless the listener's accept queue
@@ -157,7 +213,7 @@ impl QueueWatch {
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
     #[cfg(test)]
-    pub fn probed(probe: ProbeFact) -> AddressFacts {
+    pub(crate) fn probed(probe: ProbeFact) -> AddressFacts {
         let here = probe.spec.address.ip().is_loopback();
         AddressFacts {
             probe,
@@ -169,7 +225,7 @@ impl AddressFacts {
         }
     }
 
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.probe.spec.address
     }
 }
@@ -245,6 +301,7 @@ impl Facts {
             timeout,
             elapsed: Duration::ZERO,
             waited: None,
+            advertised: None,
         }
     }
 }
@@ -252,12 +309,12 @@ impl Facts {
 impl<A> Facts<A> {
     /// What the name, probe and local stages checked: the proxy when the check followed one,
     /// else the target.
-    pub fn checked(&self) -> &Target {
+    pub(crate) fn checked(&self) -> &Target {
         self.via.as_ref().map_or(&self.target, |v| &v.endpoint)
     }
 
     /// The same facts with each address's entry made by `f` (in order).
-    pub fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
+    pub(crate) fn map_addresses<B>(self, f: impl FnMut(A) -> B) -> Facts<B> {
         // Every field named: a new one cannot be forgotten here.
         let Facts {
             target,
@@ -274,6 +331,7 @@ impl<A> Facts<A> {
             timeout,
             elapsed,
             waited,
+            advertised,
         } = self;
         Facts {
             target,
@@ -290,6 +348,7 @@ impl<A> Facts<A> {
             timeout,
             elapsed,
             waited,
+            advertised,
         }
     }
 }
@@ -306,7 +365,7 @@ impl<A: AddressEntry> Facts<A> {
 }
 
 /// Milliseconds with microsecond resolution, the unit of every `*_ms` field in the JSON.
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::secrets::{MASK, mask as mask_secrets};
 
 /// The proxy variables curl, pip, apt and most HTTP clients read.
-pub const PROXY_VARIABLES: [&str; 10] = [
+pub(crate) const PROXY_VARIABLES: [&str; 10] = [
     "http_proxy",
     "HTTP_PROXY",
     "https_proxy",
@@ -23,7 +23,7 @@ pub const PROXY_VARIABLES: [&str; 10] = [
 
 /// The facts about this machine a ticket needs. Strings are raw: the renderer escapes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostInfo {
+pub(crate) struct HostInfo {
     pub host_name: Option<String>,
     pub os: Option<String>,
     pub kernel: Option<String>,
@@ -41,7 +41,7 @@ pub struct HostInfo {
 
 impl HostInfo {
     /// Read it all (a few ms; only for Markdown).
-    pub fn gather() -> HostInfo {
+    pub(crate) fn gather() -> HostInfo {
         let mut interfaces: Vec<(String, Vec<String>)> =
             sysinfo::Networks::new_with_refreshed_list()
                 .map(|nets| {
@@ -93,7 +93,7 @@ impl HostInfo {
 }
 
 /// A proxy value with any credentials masked: `http://u:***@proxy:3128`, `***@proxy:3128`.
-pub fn mask_proxy(value: &str) -> String {
+pub(crate) fn mask_proxy(value: &str) -> String {
     let masked = mask_secrets(value).into_owned();
     if masked.contains("://") {
         // A user name alone can be a token too.
@@ -111,7 +111,7 @@ pub fn mask_proxy(value: &str) -> String {
 
 /// Default routes from /proc/net/route: `Iface Destination Gateway Flags … Mask …`, addresses
 /// as little-endian hex.
-pub fn default_routes_v4(text: &str) -> Vec<String> {
+pub(crate) fn default_routes_v4(text: &str) -> Vec<String> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -133,7 +133,7 @@ pub fn default_routes_v4(text: &str) -> Vec<String> {
 
 /// Default routes from /proc/net/ipv6_route: `dest plen src plen nexthop metric ref use flags
 /// iface`; the kernel's reject routes on `lo` are left out.
-pub fn default_routes_v6(text: &str) -> Vec<String> {
+pub(crate) fn default_routes_v6(text: &str) -> Vec<String> {
     const RTF_REJECT: u32 = 0x0200;
     text.lines()
         .filter_map(|l| {
@@ -156,7 +156,7 @@ pub fn default_routes_v6(text: &str) -> Vec<String> {
 }
 
 /// The time now, `YYYY-MM-DD HH:MM:SS UTC` (civil from days, Howard Hinnant's algorithm).
-pub fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

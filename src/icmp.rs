@@ -19,22 +19,33 @@ pub struct Icmp {
 }
 
 impl Icmp {
+    /// An ICMPv4 error of type `kind` and `code` from `from` (an IP address).
+    #[cfg(test)]
+    pub(crate) fn v4(kind: u8, code: u8, from: &str) -> Icmp {
+        Icmp {
+            v6: false,
+            kind,
+            code,
+            from: Some(from.parse().unwrap()),
+        }
+    }
+
     /// Was it sent by `ip`? A v4-mapped address (`::ffff:198.18.2.2`, what an IPv6 socket
     /// dials for an IPv4 host) and its plain form are one host: the kernel reports the sender
     /// of an ICMPv4 error in the plain form.
-    pub fn sent_by(&self, ip: IpAddr) -> bool {
+    pub(crate) fn sent_by(&self, ip: IpAddr) -> bool {
         self.from.is_some_and(|f| same_host(f, ip))
     }
 }
 
 /// Are `a` and `b` one address, in the plain or the v4-mapped form?
-pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+pub(crate) fn same_host(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
 }
 
 /// What an ICMP error says about a TCP connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Meaning {
+pub(crate) enum Meaning {
     /// Port unreachable. For TCP only a firewall sends it: a host answers a closed port with
     /// a reset.
     PortUnreachable,
@@ -69,25 +80,25 @@ impl Meaning {
     }
 
     /// The device could not deliver to the destination at all (host or network unreachable).
-    pub fn undeliverable(self) -> bool {
+    pub(crate) fn undeliverable(self) -> bool {
         matches!(self, Meaning::HostUnreachable | Meaning::NetUnreachable)
     }
 
     /// A firewall's reject (port-unreachable or prohibited).
-    pub fn is_reject(self) -> bool {
+    pub(crate) fn is_reject(self) -> bool {
         matches!(self, Meaning::PortUnreachable | Meaning::Prohibited)
     }
 }
 
 impl Icmp {
     /// The meaning of this message (the one table).
-    pub fn meaning(&self) -> Meaning {
+    pub(crate) fn meaning(&self) -> Meaning {
         meaning(self.v6, self.kind, self.code)
     }
 }
 
 /// The table.
-pub fn meaning(v6: bool, kind: u8, code: u8) -> Meaning {
+pub(crate) fn meaning(v6: bool, kind: u8, code: u8) -> Meaning {
     use Meaning::*;
     match (v6, kind, code) {
         // ICMPv4 destination unreachable (type 3).

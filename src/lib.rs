@@ -121,6 +121,29 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Finished, RunError> {
     if cli.payload.is_some() && !inputs.iter().any(|i| i.target.transport.is_udp()) {
         return Err(workflow::input::InputError::PayloadWithoutUdp.into());
     }
+    if let options::Protocol::Udp(s) = cli.protocol()
+        && !inputs.iter().any(|i| i.target.transport.is_udp())
+    {
+        let name = session::protocols::udp_payloads::TABLE
+            .iter()
+            .find(|e| e.service == s)
+            .map_or("", |e| e.name);
+        return Err(workflow::input::InputError::UdpProtocolWithoutUdp(name).into());
+    }
+    // A protocol spoken over TCP (TLS, HTTP, PostgreSQL …) for targets that are all UDP would
+    // be dropped without a word. (`--tcp`, "nothing but the connection", asks nothing of UDP.)
+    let tcp_only = matches!(
+        cli.protocol(),
+        options::Protocol::Tls
+            | options::Protocol::Http
+            | options::Protocol::Https
+            | options::Protocol::Service(_)
+    );
+    if tcp_only && inputs.iter().all(|i| i.target.transport.is_udp()) {
+        let name = clap::ValueEnum::to_possible_value(&cli.protocol)
+            .map_or_else(String::new, |v| format!("--protocol {}", v.get_name()));
+        return Err(workflow::input::InputError::TcpProtocolWithUdp(name).into());
+    }
     let ended = workflow::run(cli, inputs, out)?;
     Ok(Finished {
         code: ended.code,

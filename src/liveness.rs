@@ -15,7 +15,7 @@ use crate::probe::{ConnectResult, ProbeFact};
 
 /// Ports tried for liveness: common services, and a high port that is almost surely closed
 /// (its reset proves the host is up as well as any open port).
-pub const PORTS: [u16; 4] = [22, 443, 80, 65533];
+pub(crate) const PORTS: [u16; 4] = [22, 443, 80, 65533];
 
 /// How long the main probe may stay silent before liveness probes start, concurrently with it.
 /// A LAN or a data centre answers in well under a millisecond and a region's network within
@@ -23,30 +23,30 @@ pub const PORTS: [u16; 4] = [22, 443, 80, 65533];
 /// takes longer (another continent) sends the four liveness SYNs alongside it. Every
 /// millisecond here is one more before a silent port of a live host is called `filtered`
 /// (it was 25 ms: 0.84 × `nmap -sT`'s time to the same verdict, docs/benchmarks.md).
-pub const DELAY: Duration = Duration::from_millis(10);
+pub(crate) const DELAY: Duration = Duration::from_millis(10);
 
 /// Floor of the silence bound: scheduling noise and a busy server's SYN-ACK latency are in
 /// the milliseconds, so no port is called filtered sooner than this after the second SYN.
-pub const MIN_SILENCE: Duration = Duration::from_millis(200);
+pub(crate) const MIN_SILENCE: Duration = Duration::from_millis(200);
 
 /// How many round-trip times a second SYN is given before the port is called filtered.
-pub const RTT_FACTOR: u32 = 4;
+pub(crate) const RTT_FACTOR: u32 = 4;
 
 /// The kernel's first SYN retransmission, after `connect()` (the initial RTO). Later ones come
 /// at 3 s (exponential backoff) or 2 s (Linux ≥ 6.x's `tcp_syn_linear_timeouts`).
-pub const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
 
 /// How long an address of this machine may stay silent before it is called filtered: loopback
 /// and local addresses answer in microseconds (the kernel completes or refuses the handshake
 /// inside `connect()`), so silence there is this machine's own firewall or a listener that does
 /// not accept — never a slow network.
-pub const LOCAL_SILENCE: Duration = Duration::from_millis(200);
+pub(crate) const LOCAL_SILENCE: Duration = Duration::from_millis(200);
 
 /// How long a silent probe must have waited, without liveness evidence, before its silence
 /// counts as a drop (`filtered`) rather than as a probe that ran out of time
 /// (`inconclusive`): the kernel's first SYN retransmission is at 1 s, and round trips above
 /// a second do not happen on working paths.
-pub const FAIR_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const FAIR_WAIT: Duration = Duration::from_secs(1);
 
 /// How long the first address waits for an answer when nothing at all answers (no liveness
 /// evidence, no ICMP): a router's neighbour discovery for an absent host gives up after ~3 s
@@ -55,28 +55,28 @@ pub const FAIR_WAIT: Duration = Duration::from_secs(1);
 /// `tcp_syn_linear_timeouts`) are answered within a round trip if at all. Past this nothing
 /// new can arrive that an earlier SYN would not have met, so waiting for the deadline would
 /// only add time.
-pub const NEIGHBOUR_WAIT: Duration = Duration::from_millis(3100);
+pub(crate) const NEIGHBOUR_WAIT: Duration = Duration::from_millis(3100);
 
 /// How long an address other than the first (which decides the verdict) waits without
 /// evidence: just under the kernel's first SYN retransmission at 1 s (which still counts as a
 /// fair wait, see [`FAIR_WAIT`] and the diagnosis' 10 ms allowance), so that 32 silent
 /// addresses cost 32 SYNs, not 96.
-pub const OTHER_WAIT: Duration = Duration::from_millis(990);
+pub(crate) const OTHER_WAIT: Duration = Duration::from_millis(990);
 
 /// When the first address's path walk starts if the host has not been proven up: liveness
 /// probes silent for [`MIN_SILENCE`] mean the host is absent or drops everything, and the walk
 /// then finishes long before [`NEIGHBOUR_WAIT`] and before its SYNs' first retransmission.
-pub const WALK_AFTER: Duration =
+pub(crate) const WALK_AFTER: Duration =
     Duration::from_millis(DELAY.as_millis() as u64 + MIN_SILENCE.as_millis() as u64);
 
 /// A router's "host unreachable" for a host that is really absent comes after its neighbour
 /// discovery gives up: about 3 s (docs/ground-truth/linux-probing.md). One much sooner is a firewall
 /// rule answering that way, unless the host is down — which the liveness probes tell.
-pub const NEIGHBOUR_BOUND: Duration = Duration::from_millis(2500);
+pub(crate) const NEIGHBOUR_BOUND: Duration = Duration::from_millis(2500);
 
 /// Did a device on the way report the target undeliverable sooner than its neighbour discovery
 /// could have failed? Then it is worth asking other ports whether the host is up.
-pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
+pub(crate) fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.elapsed < NEIGHBOUR_BOUND
         && fact.icmp.is_some_and(|i| {
             i.meaning().undeliverable()
@@ -89,7 +89,7 @@ pub fn too_fast_to_be_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
 /// Did this probe get an answer from the target itself (so the host is up)?
 /// A handshake, a reset, or an ICMP error sent by the target's own address all count; an ICMP
 /// from a router does not: it proves only that the router is up.
-pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
+pub(crate) fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
     match fact.result {
         ConnectResult::Connected => true,
         // Its own socket answered, not the host.
@@ -103,7 +103,7 @@ pub fn target_answered(fact: &ProbeFact, target: IpAddr) -> bool {
 }
 
 /// Did a router report the target undeliverable (host/net unreachable)?
-pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
+pub(crate) fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
     fact.icmp
         .is_some_and(|i| !i.sent_by(target) && i.meaning().undeliverable())
 }
@@ -111,7 +111,7 @@ pub fn router_says_unreachable(fact: &ProbeFact, target: IpAddr) -> bool {
 /// How long a second SYN must go unanswered, given the host's round-trip time, before the port
 /// is called `filtered`. Both SYNs would have to be lost for an open or closed port to be
 /// misjudged; and the wait is many RTTs, never less than [`MIN_SILENCE`].
-pub fn silence_bound(rtt: Duration) -> Duration {
+pub(crate) fn silence_bound(rtt: Duration) -> Duration {
     (rtt * RTT_FACTOR).max(MIN_SILENCE)
 }
 
@@ -124,27 +124,23 @@ pub fn silence_bound(rtt: Duration) -> Duration {
 /// Checks run back to back spend that burst, and a reject of this port is then held back as
 /// silently as a drop. By the retransmission, one second on, a token has refilled and the
 /// reject arrives. The wait adds no packet: the kernel retransmits anyway.
-pub fn retransmit_wait(rtt: Duration) -> Duration {
+pub(crate) fn retransmit_wait(rtt: Duration) -> Duration {
     FIRST_RETRANSMISSION + silence_bound(rtt)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Icmp, ProbeSpec};
+    use crate::probe::Icmp;
 
     fn fact(result: ConnectResult, icmp_from: Option<&str>, code: u8) -> ProbeFact {
         ProbeFact {
-            spec: ProbeSpec::to("198.18.2.2:22".parse().unwrap()),
-            result,
-            elapsed: Duration::from_millis(1),
-            icmp: icmp_from.map(|f| Icmp {
-                v6: false,
-                kind: 3,
-                code,
-                from: Some(f.parse().unwrap()),
-            }),
-            local: None,
+            icmp: icmp_from.map(|f| Icmp::v4(3, code, f)),
+            ..ProbeFact::new(
+                "198.18.2.2:22".parse().unwrap(),
+                result,
+                Duration::from_millis(1),
+            )
         }
     }
     const T: &str = "198.18.2.2";

@@ -12,11 +12,11 @@ use crate::session::status::StatusSet;
 use crate::session::tls::Trust;
 
 /// The default deadline for a whole check.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When to walk the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceMode {
+pub(crate) enum TraceMode {
     /// For `filtered` and `unreachable` outcomes of the first address.
     Auto,
     /// Always (the first address).
@@ -42,11 +42,13 @@ pub enum Protocol {
     Https,
     /// A service's own opening (PostgreSQL, Redis, MySQL …), without credentials.
     Service(Selection),
+    /// A UDP target's request: this service's (DNS, NTP, SNMP …), whatever the port.
+    Udp(crate::session::protocols::udp_payloads::UdpService),
 }
 
 /// What a check may do.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Everything, DNS included, finishes within this.
     pub timeout: Duration,
     pub trace: TraceMode,
@@ -76,7 +78,7 @@ pub struct Options {
 
 /// When to inspect this machine (listeners, owners, firewall).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalMode {
+pub(crate) enum LocalMode {
     /// When the target is one of this machine's addresses (and the firewall for silence).
     Auto,
     /// Always (`--local`).
@@ -104,27 +106,27 @@ impl Default for Options {
 
 /// An address family (`-4`, `-6`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     V4,
     V6,
 }
 
 impl Family {
-    pub fn admits(self, ip: IpAddr) -> bool {
+    pub(crate) fn admits(self, ip: IpAddr) -> bool {
         match self {
             Family::V4 => ip.is_ipv4(),
             Family::V6 => ip.is_ipv6(),
         }
     }
 
-    pub fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Family::V4 => "-4",
             Family::V6 => "-6",
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",

@@ -237,16 +237,29 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         }
     };
     let probes: Vec<ProbeFact> = after.addresses.iter().map(|a| a.probe.clone()).collect();
-    let firewall = firewall_read(
-        after.firewall,
-        &probes,
-        &after.local,
-        &opts,
-        inspector,
-        port,
-        deadline,
-    )
-    .await;
+    // The members or brokers the service named are what its clients connect to next. Not
+    // through a proxy: the names are the destination's, and the application's driver does
+    // not go through an HTTP proxy.
+    let advertised = async {
+        match via {
+            None => {
+                connect::advertised::check(resolver, connector, &after.addresses, deadline).await
+            }
+            Some(_) => None,
+        }
+    };
+    let (firewall, advertised) = tokio::join!(
+        firewall_read(
+            after.firewall,
+            &probes,
+            &after.local,
+            &opts,
+            inspector,
+            port,
+            deadline,
+        ),
+        advertised
+    );
     // A path to this machine does not exist: its listeners and firewall explain it.
     let to_self = after.addresses.first().is_some_and(|a| a.here);
     let trace = match trace_target(&probes, opts.trace).filter(|_| !to_self) {
@@ -266,6 +279,7 @@ async fn gather_at<R: Resolver, C: Connector, I: Inspector>(
         privileged: crate::sys::is_root(),
         expect_status: opts.expect_status,
         elapsed: start.elapsed(),
+        advertised,
         ..Facts::new(target, opts.timeout)
     }
 }
@@ -283,7 +297,8 @@ async fn gather_udp<R: Resolver, I: Inspector>(
 ) -> Facts {
     // /etc/services is read for TCP names; the usual UDP service of a port is the request's
     // (514 is `shell` over TCP, syslog over UDP).
-    if let Some(e) = crate::session::protocols::udp_payloads::for_port(target.port.get()) {
+    let usual = crate::session::protocols::udp_payloads::for_port(target.port.get());
+    if let Some(e) = udp_service(&opts).or(usual) {
         target.service = Some(e.name.to_string());
     }
     let deadline = start + opts.timeout;
@@ -317,6 +332,16 @@ async fn gather_udp<R: Resolver, I: Inspector>(
         privileged: crate::sys::is_root(),
         elapsed: start.elapsed(),
         ..Facts::new(target, opts.timeout)
+    }
+}
+
+/// The UDP service `--protocol` names (`dns`, `ntp` …), if it names one.
+fn udp_service(opts: &Options) -> Option<&'static crate::session::protocols::udp_payloads::Entry> {
+    match opts.protocol {
+        Protocol::Udp(s) => crate::session::protocols::udp_payloads::TABLE
+            .iter()
+            .find(|e| e.service == s),
+        _ => None,
     }
 }
 
@@ -366,7 +391,8 @@ impl<I: Inspector> UdpCheck<'_, I> {
         };
         let inspect = || self.inspector.inspect_udp(port, mine.clone());
         let mut inspection = inspect_here.then(inspect);
-        let (request, silence) = connect::udp::request_for(port, opts.payload.as_deref());
+        let (request, silence) =
+            connect::udp::request_for(port, udp_service(opts), opts.payload.as_deref());
         let exchanging = join_all(
             addrs
                 .iter()
@@ -641,10 +667,16 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             inspect_here,
             // MySQL/MariaDB counts a connection closed before its handshake toward blocking
             // this host (`max_connect_errors`): the probe's own connection is the one that
-            // speaks. Not through a proxy (the probe's connection is the proxy's).
+            // speaks, or, when nothing is said (`--protocol tcp`, the exporter's tcp prober),
+            // the one watched, so that a check drops one handshake as a plain connect does,
+            // not two. Not through a proxy (the probe's connection is the proxy's).
             keep: self.via.is_none()
-                && matches!(self.app, Application::Service(s)
-                    if s.selection.protocol == ServiceProtocol::MySql),
+                && match self.app {
+                    Application::Service(s) => s.selection.protocol == ServiceProtocol::MySql,
+                    Application::Watch => Selection::for_port(self.port)
+                        .is_some_and(|s| s.protocol == ServiceProtocol::MySql),
+                    _ => false,
+                },
         };
         let probed = connect::probe_all(self.connector, self.inspector, addrs, &mine, &plan).await;
         let (addresses, local) = self.sessions(probed.addresses, inspection).await;
@@ -688,13 +720,18 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
             .iter()
             .filter(|a| a.probe.result == ConnectResult::Connected)
             .count() as u64;
+        // The connects the sessions make: none where the probe's socket was kept.
+        let session_connects = addresses
+            .iter()
+            .filter(|a| a.probe.result == ConnectResult::Connected && !a.probe.spec.keep)
+            .count() as u64;
         let program = owners.filter(|_| open > 0).map(|owners| watch::Program {
             owners,
             // The machine's count first: a connect of this process between the two reads is
             // then taken for another program's (a longer watch), never the other way round.
             connects_before: local::tcp_active_opens(),
             process_connects_before: crate::probe::own_connects(),
-            own_connects: open,
+            own_connects: session_connects,
         });
         let (sessions, local) = tokio::join!(
             async {
@@ -749,7 +786,9 @@ fn application(target: &Target, protocol: Protocol) -> Application {
         }
     };
     match protocol {
-        Protocol::Tcp => Application::Watch,
+        // A UDP service's name for a TCP target (one of a targets file's, beside UDP ones):
+        // only what the server does unasked.
+        Protocol::Tcp | Protocol::Udp(_) => Application::Watch,
         Protocol::Tls => Application::Tls,
         Protocol::Http => Application::Http(http(80)),
         Protocol::Https => Application::Https(http(443)),
@@ -785,7 +824,7 @@ fn service(target: &Target, selection: Selection) -> Application {
     let database = url
         .map(|u| u.path.trim_start_matches('/'))
         .filter(|d| !d.is_empty() && selection.protocol == ServiceProtocol::Postgres)
-        .map(str::to_string);
+        .map(crate::target::percent_decoded);
     let sslmode = url.and_then(|u| u.sslmode.as_deref());
     let params = Params {
         user: url.and_then(|u| u.user.clone()),
@@ -807,8 +846,9 @@ fn service(target: &Target, selection: Selection) -> Application {
     }))
 }
 
-/// Run the session stage on every open address, concurrently, within the deadline. The
-/// probe's socket is not kept, so each gets a new connection (one more round trip).
+/// Run the session stage on every open address, concurrently, within the deadline. Each
+/// gets a new connection (one more round trip), unless its probe's socket was kept
+/// (MySQL/MariaDB).
 #[allow(clippy::too_many_arguments)]
 async fn follow_sessions<C: Connector>(
     connector: &C,
@@ -872,27 +912,15 @@ async fn follow_sessions<C: Connector>(
         let began = Instant::now();
         let wait = crate::connect::this_machine::LOCAL_RETRANSMIT_WAIT;
         let connect_until = deadline.min(if a.here { began + wait } else { deadline });
-        match connector.stream(address, connect_until).await {
+        match connector.session_stream(&a.probe, connect_until).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
             // The second connect met the reset itself: the program accepts and resets at once
             // (the RST often lands before the connect is seen to complete).
-            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => Some(SessionFacts {
-                address,
-                window: Duration::ZERO,
-                accepted: None,
-                waiting_for_client: None,
-                not_accepted: None,
-                first: First::Reset,
-                via: None,
-                tls: None,
-                mss_retry: None,
-                http: None,
-                tls_confirm: None,
-                answered: None,
-                service: None,
-            }),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+                Some(SessionFacts::new(address, Duration::ZERO, First::Reset))
+            }
             // The session's own connection got no answer from this machine's listener while
             // the probe's still waits in its queue, never taken: the queue is full and the
             // program does not take connections (the probe took its last slot).
@@ -905,8 +933,6 @@ async fn follow_sessions<C: Connector>(
     .await
 }
 
-/// The pids of the processes found holding the port's listeners; none when a listener's
-/// owner was not found (the program that takes the connection may then be that one).
 /// The session's connect to `a`, an address of this machine, got no answer since `began`:
 /// if the probe's connection still waits in the listener's queue, never taken, the session is
 /// that (`not_accepted`); `None` when it was taken, or cannot be seen.
@@ -919,22 +945,13 @@ async fn unanswered_here(
     let (address, client) = (a.address(), a.probe.local?);
     let n = watch::still_queued(address, client, began, program, deadline).await?;
     Some(SessionFacts {
-        address,
-        window: Duration::ZERO,
-        accepted: None,
-        waiting_for_client: None,
         not_accepted: Some(n),
-        first: First::Silent,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
-        service: None,
+        ..SessionFacts::new(address, Duration::ZERO, First::Silent)
     })
 }
 
+/// The pids of the processes found holding the port's listeners; none when a listener's
+/// owner was not found (the program that takes the connection may then be that one).
 fn owner_pids(local: Option<&LocalFacts>) -> Vec<u32> {
     let listeners = local.map_or(&[][..], |l| &l.listeners[..]);
     let Some(mut pids) = listeners
@@ -999,6 +1016,11 @@ mod tests {
         assert_eq!(params.user.as_deref(), Some("app"));
         assert_eq!(params.database.as_deref(), Some("orders"));
         assert!(required);
+        // Percent-decoded, as libpq reads a URL's database and user.
+        let (_, params, _) =
+            spoken(app("postgres://a%40corp@db/my%20orders", Protocol::Auto)).unwrap();
+        assert_eq!(params.database.as_deref(), Some("my orders"));
+        assert_eq!(params.user.as_deref(), Some("a@corp"));
         assert_eq!(
             spoken(app("db:5432", Protocol::Auto)).unwrap().0,
             ServiceProtocol::Postgres

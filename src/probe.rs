@@ -19,7 +19,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::time::Instant;
 
-pub use crate::icmp::Icmp;
+pub(crate) use crate::icmp::Icmp;
 
 /// One connection attempt to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct ProbeSpec {
 }
 
 impl ProbeSpec {
-    pub fn to(address: SocketAddr) -> Self {
+    pub(crate) fn to(address: SocketAddr) -> Self {
         ProbeSpec {
             address,
             ttl: None,
@@ -43,24 +43,28 @@ impl ProbeSpec {
     }
 }
 
-/// Connected probe sockets kept for the session stage ([`ProbeSpec::keep`]), with when they
-/// were kept. One not taken within [`KEPT_FOR`] is closed by the next keep or take.
-static KEPT: std::sync::Mutex<Vec<(SocketAddr, std::time::Instant, Socket)>> =
-    std::sync::Mutex::new(Vec::new());
+/// Connected probe sockets kept for the session stage ([`ProbeSpec::keep`]): the server's
+/// address and this side's (which tell the one check the socket is for: another check of
+/// the same address in the process, the exporter's tcp prober, must not take it), and when
+/// it was kept. One not taken within [`KEPT_FOR`] is closed by the next keep or take.
+static KEPT: std::sync::Mutex<Vec<Kept>> = std::sync::Mutex::new(Vec::new());
+
+type Kept = ((SocketAddr, Option<SocketAddr>), std::time::Instant, Socket);
 
 /// How long a kept socket waits for its session (longer than any check's deadline).
 const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
-fn kept() -> std::sync::MutexGuard<'static, Vec<(SocketAddr, std::time::Instant, Socket)>> {
+fn kept() -> std::sync::MutexGuard<'static, Vec<Kept>> {
     let mut k = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     k.retain(|(_, at, _)| at.elapsed() < KEPT_FOR);
     k
 }
 
-/// The probe's connected socket to `address`, when one was kept for the session.
-fn take_kept(address: SocketAddr) -> Option<Socket> {
+/// The probe's connected socket, when it was kept for the session.
+fn take_kept(probe: &ProbeFact) -> Option<Socket> {
     let mut k = kept();
-    let i = k.iter().position(|(a, _, _)| *a == address)?;
+    let key = (probe.spec.address, probe.local);
+    let i = k.iter().position(|(a, _, _)| *a == key)?;
     Some(k.swap_remove(i).2)
 }
 
@@ -100,13 +104,24 @@ pub struct ProbeFact {
 pub trait Connector: Sync {
     fn probe(&self, spec: ProbeSpec, deadline: Instant) -> impl Future<Output = ProbeFact> + Send;
 
-    /// A connected stream to `address`, for what comes after the handshake (the probe's own
-    /// socket is not kept); the error when it cannot be had by `deadline`.
+    /// A new connected stream to `address`, for what comes after the handshake (never a
+    /// probe's kept socket: see [`Connector::session_stream`]); the error when it cannot be
+    /// had by `deadline`.
     fn stream(
         &self,
         address: SocketAddr,
         deadline: Instant,
     ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send;
+
+    /// The stream for the session after `probe`: the probe's own connection when it was kept
+    /// ([`ProbeSpec::keep`]), else a new one as [`Connector::stream`] makes.
+    fn session_stream(
+        &self,
+        probe: &ProbeFact,
+        deadline: Instant,
+    ) -> impl Future<Output = io::Result<tokio::net::TcpStream>> + Send {
+        self.stream(probe.spec.address, deadline)
+    }
 }
 
 /// TCP connects this process has begun through [`KernelConnector`] (probes and session
@@ -134,9 +149,6 @@ impl Connector for KernelConnector {
         address: SocketAddr,
         deadline: Instant,
     ) -> io::Result<tokio::net::TcpStream> {
-        if let Some(socket) = take_kept(address) {
-            return tokio::net::TcpStream::from_std(socket.into());
-        }
         let connected = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(address))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut));
@@ -155,19 +167,42 @@ impl Connector for KernelConnector {
         Ok(stream)
     }
 
+    async fn session_stream(
+        &self,
+        probe: &ProbeFact,
+        deadline: Instant,
+    ) -> io::Result<tokio::net::TcpStream> {
+        if probe.spec.keep
+            && let Some(socket) = take_kept(probe)
+        {
+            return tokio::net::TcpStream::from_std(socket.into());
+        }
+        self.stream(probe.spec.address, deadline).await
+    }
+
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
         let start = Instant::now();
-        let (result, icmp, local) = match attempt(spec, deadline).await {
-            Ok(r) => r,
-            // Socket creation or setup failed (EMFILE, EAFNOSUPPORT when IPv6 is off, …).
-            Err(e) => (
-                ConnectResult::Failed {
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                },
-                None,
-                None,
-            ),
-        };
+        ProbeFact::of_attempt(spec, start, attempt(spec, deadline).await)
+    }
+}
+
+impl ProbeFact {
+    /// A probe of `address` that ended in `result` after `elapsed`, with no ICMP error queued
+    /// and no source address seen.
+    pub fn new(address: SocketAddr, result: ConnectResult, elapsed: Duration) -> Self {
+        ProbeFact {
+            spec: ProbeSpec::to(address),
+            result,
+            elapsed,
+            icmp: None,
+            local: None,
+        }
+    }
+
+    /// The fact of an attempt with `spec` begun at `start`; an attempt whose socket could not
+    /// be made or set up (EMFILE, EAFNOSUPPORT when IPv6 is off, …) failed with that error.
+    pub(crate) fn of_attempt(spec: ProbeSpec, start: Instant, r: io::Result<Attempt>) -> Self {
+        let (result, icmp, local) = r.unwrap_or_else(|e| (failed(&e), None, None));
         ProbeFact {
             spec,
             result,
@@ -178,14 +213,24 @@ impl Connector for KernelConnector {
     }
 }
 
-type Attempt = (ConnectResult, Option<Icmp>, Option<SocketAddr>);
+/// An attempt's outcome: the result, the first ICMP error queued, this side's address.
+pub(crate) type Attempt = (ConnectResult, Option<Icmp>, Option<SocketAddr>);
 
-async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
+/// The failure `e` as a result (EIO when it carries no errno).
+pub(crate) fn failed(e: &io::Error) -> ConnectResult {
+    ConnectResult::Failed {
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+/// A non-blocking probe socket of type `kind` for `spec`: ICMP errors queued
+/// (`IP_RECVERR`), the TTL (hop limit) set when `spec` has one.
+pub(crate) fn probe_socket(spec: ProbeSpec, kind: Type, protocol: Protocol) -> io::Result<Socket> {
     let addr = spec.address;
     let socket = Socket::new(
         Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
+        kind.nonblocking().cloexec(),
+        Some(protocol),
     )?;
     let v6 = addr.is_ipv6();
     set_recverr(socket.as_raw_fd(), v6)?;
@@ -196,13 +241,19 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             socket.set_ttl_v4(u32::from(ttl))?;
         }
     }
+    Ok(socket)
+}
+
+async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
+    let addr = spec.address;
+    let socket = probe_socket(spec, Type::STREAM, Protocol::TCP)?;
     let connecting = socket.connect(&SockAddr::from(addr));
     OWN_CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The source address is chosen by connect(); read it before a failure can reset it.
     let local = socket.local_addr().ok().and_then(|a| a.as_socket());
     let keep = |socket: Socket, r: &Attempt| {
         if spec.keep && r.0 == ConnectResult::Connected {
-            kept().push((addr, std::time::Instant::now(), socket));
+            kept().push(((addr, local), std::time::Instant::now(), socket));
         }
     };
     match connecting {
@@ -214,14 +265,17 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let icmp = read_error_queue(socket.as_raw_fd());
-            let local = if errno == libc::EADDRNOTAVAIL {
+            let failure = failed(&e);
+            let local = if failure
+                == (ConnectResult::Failed {
+                    errno: libc::EADDRNOTAVAIL,
+                }) {
                 source_address(addr)
             } else {
                 local
             };
-            return Ok((ConnectResult::Failed { errno }, icmp, local));
+            return Ok((failure, icmp, local));
         }
     }
     // This machine's own addresses answer inside connect() (the reset or the handshake is
@@ -285,8 +339,7 @@ fn source_address(addr: SocketAddr) -> Option<SocketAddr> {
 fn settled(sock: &Socket, local: Option<SocketAddr>) -> io::Result<Option<Attempt>> {
     if let Some(e) = sock.take_error()? {
         let icmp = read_error_queue(sock.as_raw_fd());
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        return Ok(Some((ConnectResult::Failed { errno }, icmp, local)));
+        return Ok(Some((failed(&e), icmp, local)));
     }
     match sock.peer_addr() {
         Ok(_) => Ok(Some((connected(sock, local), None, local))),
@@ -465,18 +518,41 @@ mod tests {
         assert_eq!(f.icmp, None, "a TCP reset queues no ICMP");
     }
 
-    #[tokio::test]
-    async fn a_kept_probe_socket_is_the_sessions_stream() {
+    /// A listener on loopback, and a probe of it that keeps its socket.
+    async fn kept_probe(deadline: Instant) -> (std::net::TcpListener, ProbeFact) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(2);
         let spec = ProbeSpec {
             keep: true,
-            ..ProbeSpec::to(addr)
+            ..ProbeSpec::to(l.local_addr().unwrap())
         };
         let f = KernelConnector.probe(spec, deadline).await;
+        (l, f)
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_goes_only_to_its_own_checks_session() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (_l, mine) = kept_probe(deadline).await;
+        // Another check of the same address in the same process (the exporter's tcp
+        // prober, another target of a run) gets a connection of its own.
+        let other = KernelConnector
+            .stream(mine.spec.address, deadline)
+            .await
+            .unwrap();
+        assert_ne!(other.local_addr().ok(), mine.local);
+        let s = KernelConnector
+            .session_stream(&mine, deadline)
+            .await
+            .unwrap();
+        assert_eq!(s.local_addr().ok(), mine.local);
+    }
+
+    #[tokio::test]
+    async fn a_kept_probe_socket_is_the_sessions_stream() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (l, f) = kept_probe(deadline).await;
         assert_eq!(f.result, ConnectResult::Connected);
-        let s = KernelConnector.stream(addr, deadline).await.unwrap();
+        let s = KernelConnector.session_stream(&f, deadline).await.unwrap();
         // The same connection: the server accepted one, from the probe's source port.
         assert_eq!(s.local_addr().ok(), f.local);
         let (_, peer) = l.accept().unwrap();
@@ -484,7 +560,7 @@ mod tests {
         l.set_nonblocking(true).unwrap();
         assert!(l.accept().is_err(), "no second connection");
         // Taken once: the next stream is a new connection.
-        let again = KernelConnector.stream(addr, deadline).await.unwrap();
+        let again = KernelConnector.session_stream(&f, deadline).await.unwrap();
         assert_ne!(again.local_addr().ok(), f.local);
     }
 }

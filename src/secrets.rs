@@ -31,7 +31,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 /// What replaces a secret.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// A URL user name this long, without a password, is taken for a token.
 const TOKEN_USER_LEN: usize = 20;
@@ -159,7 +159,7 @@ fn kind(name: &str) -> Kind {
 /// `sig`, `jwt`, `sessionId`, `--credentials`; not `keyword`, `author`, `passive`,
 /// `--password-file` (a path), `PWD` (the working directory).
 #[cfg(test)]
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     kind(name) != Kind::No
 }
 
@@ -187,7 +187,7 @@ fn secret_value(k: Kind, value: &str) -> bool {
 
 /// `text` with every secret of the shapes in the module's list replaced by `MASK`.
 /// Borrowed when there was none (the usual case).
-pub fn mask(text: &str) -> Cow<'_, str> {
+pub(crate) fn mask(text: &str) -> Cow<'_, str> {
     let mut spans = Vec::new();
     let urls = url_spans(text, &mut spans);
     userinfo_spans(text, &mut spans);
@@ -460,7 +460,7 @@ fn option_spans(text: &str, spans: &mut Vec<Range<usize>>) {
 /// A proxy's URL (or `host:port` with a user part) fit to show: the whole user part, user
 /// name included, replaced by [`MASK`] (`http://***@proxy:3128`): a proxy's user name is a
 /// credential as much as its password. The rest is [`mask`]ed.
-pub fn mask_user(value: &str) -> String {
+pub(crate) fn mask_user(value: &str) -> String {
     let (prefix, rest) = match value.find("://") {
         Some(i) => value.split_at(i + 3),
         None => ("", value),
@@ -500,7 +500,7 @@ fn spaced_pair(arg: &str, next: &[String]) -> Option<Vec<Cow<'static, str>>> {
 /// spaces: `--password 'a b'`), plus a few programs' own short options:
 /// `-pX` for mysql-like programs, `-pX` and `-p X` for sshpass and the mongo tools (for
 /// others `-p8080` is a port), `-a X` for redis-like ones.
-pub fn mask_args(args: &[String]) -> String {
+pub(crate) fn mask_args(args: &[String]) -> String {
     let prog = args
         .first()
         .and_then(|a| a.split(' ').next())

@@ -20,7 +20,7 @@ impl Port {
     pub fn new(n: u16) -> Option<Port> {
         NonZeroU16::new(n).map(Port)
     }
-    pub fn get(self) -> u16 {
+    pub(crate) fn get(self) -> u16 {
         self.0.get()
     }
 }
@@ -103,7 +103,7 @@ impl Services {
     /// as the resolver's files are ([`crate::dns::files::read_bounded`]): a FIFO or a device
     /// put there would otherwise hold the run in `open` or `read` for ever, before any
     /// deadline applies; a file of bad bytes is decoded lossily, line by line.
-    pub fn load() -> Services {
+    pub(crate) fn load() -> Services {
         let bytes = crate::dns::files::read_bounded(
             std::path::Path::new(SERVICES_PATH),
             crate::dns::files::MAX_FILE,
@@ -154,7 +154,7 @@ impl Services {
     }
 
     /// The TCP port of a service name (case-insensitive).
-    pub fn port_of(&self, name: &str) -> Option<Port> {
+    pub(crate) fn port_of(&self, name: &str) -> Option<Port> {
         self.entries()
             .find_map(|(port, canonical, mut aliases)| {
                 (canonical.eq_ignore_ascii_case(name)
@@ -171,12 +171,12 @@ impl Services {
     }
 
     /// The usual port of a URL scheme: a scheme is a service name by another spelling.
-    pub fn scheme_port(&self, scheme: &str) -> Option<Port> {
+    pub(crate) fn scheme_port(&self, scheme: &str) -> Option<Port> {
         self.port_of(scheme)
     }
 
     /// The service name of a port, for the report ("5432 (postgresql)").
-    pub fn name_of(&self, port: Port) -> Option<&str> {
+    pub(crate) fn name_of(&self, port: Port) -> Option<&str> {
         let found = match self.index() {
             Some(index) => index.get(&port.get()).map(|r| &self.text[r.clone()]),
             None => self

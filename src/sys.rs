@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Is this process root (so it sees every process and can read the firewall)?
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -25,7 +25,7 @@ pub fn hold_sigint() {
 
 /// Let SIGINT through again in this thread (a held one is delivered now: to canreach's
 /// handler when one is set up, else the default action ends the process).
-pub fn release_sigint() {
+pub(crate) fn release_sigint() {
     set_sigint_mask(libc::SIG_UNBLOCK);
 }
 
@@ -41,7 +41,7 @@ fn set_sigint_mask(how: libc::c_int) {
 }
 
 /// This thread's CPU time so far (user and system).
-pub fn thread_cpu_time() -> std::time::Duration {
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -58,7 +58,7 @@ pub fn thread_cpu_time() -> std::time::Duration {
 }
 
 /// The soft limit on open file descriptors (`ulimit -n`), when it can be read.
-pub fn open_file_limit() -> Option<u64> {
+pub(crate) fn open_file_limit() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -72,7 +72,7 @@ pub fn open_file_limit() -> Option<u64> {
 /// holds a socket or more per check in flight); the soft limit as it was, to give back to a
 /// command run afterwards (`-- COMMAND`), or `None` when it was not raised. A hard limit of
 /// "unlimited" is taken as 2^20, the kernel's default `fs.nr_open` (above it the call fails).
-pub fn raise_open_file_limit() -> Option<u64> {
+pub(crate) fn raise_open_file_limit() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -96,7 +96,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// Set the soft open-file limit back to `soft` (see [`raise_open_file_limit`]).
-pub fn restore_open_file_limit(soft: u64) {
+pub(crate) fn restore_open_file_limit(soft: u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -111,7 +111,7 @@ pub fn restore_open_file_limit(soft: u64) {
 }
 
 /// The name of user `uid` (`getpwuid_r`), if it has one.
-pub fn user_name(uid: u32) -> Option<String> {
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
     // SAFETY: zeroed passwd is valid for getpwuid_r to fill.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -130,7 +130,7 @@ pub fn user_name(uid: u32) -> Option<String> {
 }
 
 /// This machine's interface addresses (`getifaddrs`), each once.
-pub fn interface_addresses() -> Vec<IpAddr> {
+pub(crate) fn interface_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list we free below with freeifaddrs.
@@ -169,7 +169,7 @@ pub fn interface_addresses() -> Vec<IpAddr> {
 
 /// A failed `getaddrinfo`: its `EAI_*` code, its text, and errno for `EAI_SYSTEM`.
 #[derive(Debug)]
-pub struct GaiError {
+pub(crate) struct GaiError {
     pub code: i32,
     pub text: String,
     pub errno: io::Error,
@@ -178,7 +178,7 @@ pub struct GaiError {
 /// glibc's resolver, the way applications call it: any family, stream sockets, no flags
 /// (like Rust's std and Python's `socket.create_connection`). Addresses in its order, each
 /// once.
-pub fn getaddrinfo(name: &CStr) -> Result<Vec<IpAddr>, GaiError> {
+pub(crate) fn getaddrinfo(name: &CStr) -> Result<Vec<IpAddr>, GaiError> {
     // SAFETY: zeroed addrinfo is a valid "no hints" value; we set the fields we need.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = libc::AF_UNSPEC;
@@ -233,7 +233,7 @@ unsafe fn sockaddr_to_ip(sa: *const libc::sockaddr, len: libc::socklen_t) -> Opt
 }
 
 /// Set an `int` socket option.
-pub fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+pub(crate) fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: valid pointer to a c_int of the stated length; a bad fd is an error return.
     let rc = unsafe {
         libc::setsockopt(
@@ -274,7 +274,7 @@ fn raw_tcp_info(fd: RawFd) -> Option<(libc::tcp_info, usize)> {
 /// The kernel's smoothed round-trip time of a connected TCP socket (`TCP_INFO`'s `tcpi_rtt`):
 /// right after the handshake, the SYN to SYN-ACK time as the kernel saw it, free of this
 /// process's own scheduling delays. `None` when it is not known (0) or the call fails.
-pub fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
+pub(crate) fn tcp_rtt(fd: RawFd) -> Option<std::time::Duration> {
     let (info, _) = raw_tcp_info(fd)?;
     (info.tcpi_rtt > 0).then(|| std::time::Duration::from_micros(u64::from(info.tcpi_rtt)))
 }
@@ -302,7 +302,7 @@ pub struct TcpSegments {
 }
 
 /// [`TcpSegments`] of a TCP socket; `None` when the call fails.
-pub fn tcp_segments(fd: RawFd) -> Option<TcpSegments> {
+pub(crate) fn tcp_segments(fd: RawFd) -> Option<TcpSegments> {
     let (info, len) = raw_tcp_info(fd)?;
     let has_ooo =
         len >= std::mem::offset_of!(libc::tcp_info, tcpi_rcv_ooopack) + std::mem::size_of::<u32>();
@@ -324,18 +324,18 @@ pub fn tcp_segments(fd: RawFd) -> Option<TcpSegments> {
 /// with thousands. A caller that stops at the owner it looked for should pay for the entries
 /// up to it only.
 #[derive(Debug)]
-pub struct ProcPids {
+pub(crate) struct ProcPids {
     fd: OwnedFd,
     entries: Entries,
 }
 
 /// Open /proc for [`ProcPids`].
-pub fn proc_pids() -> io::Result<ProcPids> {
+pub(crate) fn proc_pids() -> io::Result<ProcPids> {
     numbered("/proc")
 }
 
 /// The thread ids of a process (`/proc/PID/task`), as [`ProcPids`] lists pids.
-pub fn task_ids(pid: u32) -> io::Result<ProcPids> {
+pub(crate) fn task_ids(pid: u32) -> io::Result<ProcPids> {
     numbered(&format!("/proc/{pid}/task"))
 }
 
@@ -359,13 +359,13 @@ impl Iterator for ProcPids {
 /// [`ProcPids`]: listing builds an entry for every descriptor read, and a server may hold
 /// thousands of connections, while the listeners an owner search looks for are opened first.
 #[derive(Debug)]
-pub struct FdDir {
+pub(crate) struct FdDir {
     fd: OwnedFd,
     entries: Entries,
 }
 
 /// Open `/proc/PID/fd` for [`FdDir`].
-pub fn fd_dir(pid: u32) -> io::Result<FdDir> {
+pub(crate) fn fd_dir(pid: u32) -> io::Result<FdDir> {
     Ok(FdDir {
         fd: open_dir(&format!("/proc/{pid}/fd"))?,
         // About 40 descriptors a read.
@@ -377,7 +377,7 @@ impl FdDir {
     /// The process's user: `/proc/PID/fd` belongs to it (to root for a process that is not
     /// dumpable, a daemon that changed user: such a process is looked at in the owner
     /// search's second pass), and an fstat of the open directory walks no path.
-    pub fn owner_uid(&self) -> Option<u32> {
+    pub(crate) fn owner_uid(&self) -> Option<u32> {
         // SAFETY: zeroed `stat` is a valid value for fstat to overwrite.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: a valid open fd and a valid `stat` to fill.
@@ -387,7 +387,7 @@ impl FdDir {
 
     /// Where descriptor `n` points (`socket:[INODE]`, a path …): `readlinkat` relative to the
     /// open directory, so no path is walked from the root for each descriptor.
-    pub fn link(&self, n: u32) -> io::Result<Vec<u8>> {
+    pub(crate) fn link(&self, n: u32) -> io::Result<Vec<u8>> {
         let name = CString::new(n.to_string()).expect("digits have no NUL");
         let mut buf = [0u8; 256];
         // SAFETY: a valid directory fd, a NUL-terminated name and a buffer valid for its
@@ -503,11 +503,11 @@ impl Entries {
 }
 
 /// One control message as the kernel wrote it: `(level, type, data)`.
-pub type Cmsg = (i32, i32, Vec<u8>);
+pub(crate) type Cmsg = (i32, i32, Vec<u8>);
 
 /// Drain a socket's error queue (`recvmsg(MSG_ERRQUEUE)`), at most `max` entries, returning
 /// every control message of each.
-pub fn error_queue(fd: RawFd, max: usize) -> Vec<Cmsg> {
+pub(crate) fn error_queue(fd: RawFd, max: usize) -> Vec<Cmsg> {
     let mut out = Vec::new();
     for _ in 0..max {
         let mut data = [0u8; 256];
@@ -545,7 +545,7 @@ pub fn error_queue(fd: RawFd, max: usize) -> Vec<Cmsg> {
 }
 
 /// Make a descriptor non-blocking.
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor; no memory is passed.
     let ok = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -560,7 +560,7 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 
 /// Wait up to `ms` milliseconds for the given descriptors (`None`: not watched) to be readable
 /// or closed; which ones are.
-pub fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[bool; 2]> {
+pub(crate) fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[bool; 2]> {
     let mut p = fds.map(|fd| libc::pollfd {
         fd: fd.unwrap_or(-1),
         events: libc::POLLIN,
@@ -576,7 +576,7 @@ pub fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[bool; 2]> 
 
 /// A netlink socket of `protocol` (`NETLINK_SOCK_DIAG` …).
 #[derive(Debug)]
-pub struct Netlink(OwnedFd);
+pub(crate) struct Netlink(OwnedFd);
 
 impl Netlink {
     pub fn open(protocol: i32) -> io::Result<Netlink> {
@@ -596,7 +596,7 @@ impl Netlink {
     }
 
     /// Send one request to the kernel (netlink pid 0).
-    pub fn send_to_kernel(&self, req: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_to_kernel(&self, req: &[u8]) -> io::Result<()> {
         // SAFETY: zeroed sockaddr_nl addresses the kernel (pid 0).
         let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         kernel.nl_family = libc::AF_NETLINK as u16;
@@ -622,7 +622,7 @@ impl Netlink {
     /// datagram after): a buffer never zeroed costs a page fault only for the pages the
     /// kernel writes, where a zeroed 64 KiB one cost sixteen on every dump. A datagram larger
     /// than the capacity is an error, not a cut one (whose end of dump could be lost).
-    pub fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    pub(crate) fn recv_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         buf.clear();
         let spare = buf.spare_capacity_mut();
         let room = spare.len();
@@ -653,7 +653,7 @@ impl Netlink {
 }
 
 /// Register a non-blocking socket with tokio's reactor, for readiness waits.
-pub fn async_socket(
+pub(crate) fn async_socket(
     socket: socket2::Socket,
 ) -> io::Result<tokio::io::unix::AsyncFd<socket2::Socket>> {
     // SAFETY: the AsyncFd takes the socket2::Socket by value and owns it, so its fd stays open
@@ -669,7 +669,7 @@ pub fn async_socket(
 /// own thread, where a sleep on a blocking thread would first need a thread (~0.2 ms to start
 /// on this project's 2-vCPU machine, against the tens of µs being waited for).
 #[derive(Debug)]
-pub struct TimerFd(OwnedFd);
+pub(crate) struct TimerFd(OwnedFd);
 
 impl TimerFd {
     pub fn new() -> io::Result<TimerFd> {
@@ -688,7 +688,7 @@ impl TimerFd {
     }
 
     /// Fire once, `after` from now (at least 1 ns: a zero time would disarm it).
-    pub fn fire_in(&self, after: std::time::Duration) -> io::Result<()> {
+    pub(crate) fn fire_in(&self, after: std::time::Duration) -> io::Result<()> {
         let after = after.max(std::time::Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
@@ -711,7 +711,7 @@ impl TimerFd {
     }
 
     /// Take the expiry count, so that the descriptor is no longer readable.
-    pub fn consume(&self) {
+    pub(crate) fn consume(&self) {
         let mut count = [0u8; 8];
         // SAFETY: count is valid for 8 bytes; a timerfd read gives exactly 8 or EAGAIN.
         let _ = unsafe { libc::read(self.0.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
@@ -725,7 +725,7 @@ impl AsRawFd for TimerFd {
 }
 
 /// A [`TimerFd`] registered with tokio's reactor.
-pub fn async_timer() -> io::Result<tokio::io::unix::AsyncFd<TimerFd>> {
+pub(crate) fn async_timer() -> io::Result<tokio::io::unix::AsyncFd<TimerFd>> {
     let timer = TimerFd::new()?;
     // SAFETY: the AsyncFd takes the TimerFd by value and owns it, so its fd stays open and
     // unchanged until the AsyncFd drops it.
@@ -736,7 +736,7 @@ pub fn async_timer() -> io::Result<tokio::io::unix::AsyncFd<TimerFd>> {
 }
 
 /// `name` as a C string, or `None` when it holds a NUL byte.
-pub fn c_string(name: &str) -> Option<CString> {
+pub(crate) fn c_string(name: &str) -> Option<CString> {
     CString::new(name).ok()
 }
 

@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use thiserror::Error;
 
 use crate::escape::{escape, needs_escape};
-pub use crate::services::Port;
+pub(crate) use crate::services::Port;
 use crate::services::Services;
 
 /// The host half of a target.
@@ -81,7 +81,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn is_udp(self) -> bool {
+    pub(crate) fn is_udp(self) -> bool {
         self == Transport::Udp
     }
 
@@ -111,7 +111,7 @@ pub struct UrlParts {
 
 impl Target {
     /// `host:port` as a person writes it (brackets around IPv6).
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self.host {
             Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
             _ => format!("{}:{}", self.host, self.port),
@@ -455,7 +455,7 @@ fn parse_url(
 }
 
 /// `%XX` sequences decoded (invalid UTF-8 replaced); anything else kept as it is.
-fn percent_decoded(s: &str) -> String {
+pub(crate) fn percent_decoded(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -31,14 +31,14 @@ use crate::liveness::{FIRST_RETRANSMISSION, silence_bound};
 use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 
 /// Hops probed at most. Paths inside an organisation are short; the internet's median is ~15.
-pub const MAX_HOPS: u8 = 16;
+pub(crate) const MAX_HOPS: u8 = 16;
 
 /// TTLs sent at once: most paths a check walks end within the first few hops, and each TTL
 /// past the end costs a router ICMP from its rate-limit budget.
-pub const WAVE: u8 = 3;
+pub(crate) const WAVE: u8 = 3;
 
 /// The longest a trace may take (it also ends at the check's deadline).
-pub const BUDGET: Duration = Duration::from_millis(1500);
+pub(crate) const BUDGET: Duration = Duration::from_millis(1500);
 
 /// The raw facts of one walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct TraceFacts {
 /// The round-trip time of an answer that came `elapsed` after `connect()`: timed from the
 /// SYN it answered — the first one, or the retransmission at 1 s (a walk never lasts until
 /// the second one, [`BUDGET`]).
-pub fn round_trip(elapsed: Duration) -> Duration {
+pub(crate) fn round_trip(elapsed: Duration) -> Duration {
     if elapsed >= FIRST_RETRANSMISSION && elapsed < BUDGET + FIRST_RETRANSMISSION {
         elapsed - FIRST_RETRANSMISSION
     } else {
@@ -76,7 +76,7 @@ fn time_exceeded(f: &ProbeFact) -> bool {
 /// ran? True when some TTL answered and no TTL before the last that answered stayed silent.
 /// A silent hop before an answering one, or a walk where nothing answered, may be a router
 /// whose budget earlier checks spent: then a reject of the port may have been held back too.
-pub fn routers_answered(t: &TraceFacts) -> bool {
+pub(crate) fn routers_answered(t: &TraceFacts) -> bool {
     let answered = |f: &Option<ProbeFact>| f.as_ref().is_some_and(answered);
     match t.hops.iter().rposition(|(_, f)| answered(f)) {
         Some(last) => t.hops[..=last].iter().all(|(_, f)| answered(f)),
@@ -85,7 +85,7 @@ pub fn routers_answered(t: &TraceFacts) -> bool {
 }
 
 /// Walk the path to `address` until `deadline` (see [`walk_until`]).
-pub async fn walk<C: Connector>(
+pub(crate) async fn walk<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,
@@ -128,7 +128,7 @@ fn path_ends(
 /// the TTLs still silent have been so for [`silence_bound`] of the slowest answer since their
 /// wave went out, or after [`BUDGET`], or at `deadline` — or at whatever earlier instant `cut`
 /// is set to (the pipeline cuts a walk short once the verdict is in).
-pub async fn walk_until<C: Connector>(
+pub(crate) async fn walk_until<C: Connector>(
     connector: &C,
     address: SocketAddr,
     deadline: Instant,

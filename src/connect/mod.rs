@@ -6,10 +6,12 @@
 //! | every address | here ([`probe_all`]) | who gets liveness probes and the walk; the firewall read once the first address is silent |
 //! | another host's address | [`remote`] | silent 10 ms: other ports, a second SYN, the walk alongside, the kernel's retransmission |
 //! | this machine's address | [`this_machine`] | silent 10 ms: the listener's accept queue, the kernel's retransmission |
+//! | names a service advertised | [`advertised`] | after the session: MongoDB's members, Kafka's brokers, each resolved and connected from here |
 //!
 //! Facts only ([`AddressFacts`]); the session stage, the local inspection and the walk after
 //! the probes are the pipeline's to run.
 
+pub(crate) mod advertised;
 pub(crate) mod remote;
 pub(crate) mod this_machine;
 pub(crate) mod udp;
@@ -31,7 +33,7 @@ use crate::trace::TraceFacts;
 use remote::Role;
 
 /// Silent addresses whose host gets liveness probes (the ones clients try first).
-pub const LIVENESS_ADDRESSES: usize = 2;
+pub(crate) const LIVENESS_ADDRESSES: usize = 2;
 
 /// What the connect stage needs of the check.
 #[derive(Debug, Clone, Copy)]

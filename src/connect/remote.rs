@@ -23,7 +23,7 @@ const SETTLED_GRACE: Duration = Duration::from_millis(2);
 /// How long a walk running alongside the probes may go on once the verdict is in: its hops
 /// answer within the same round trips as the probes, so what has not come back by then is
 /// not coming (a router's spent ICMP budget, a dropping device).
-pub const WALK_GRACE: Duration = Duration::from_millis(20);
+pub(crate) const WALK_GRACE: Duration = Duration::from_millis(20);
 
 type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeFact> + Send + 'a>>;
 type PortProbe<'a> = Pin<Box<dyn Future<Output = (u16, ProbeFact)> + Send + 'a>>;
@@ -142,13 +142,7 @@ fn record(silence: &mut Silence, port: u16, fact: ProbeFact) {
 
 /// A silent answer of `address` after `elapsed`.
 fn timed_out(address: SocketAddr, elapsed: Duration) -> ProbeFact {
-    ProbeFact {
-        spec: ProbeSpec::to(address),
-        result: ConnectResult::TimedOut,
-        elapsed,
-        icmp: None,
-        local: None,
-    }
+    ProbeFact::new(address, ConnectResult::TimedOut, elapsed)
 }
 
 /// A walk running alongside an address's probes, and the means to cut it short.

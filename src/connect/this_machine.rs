@@ -19,7 +19,7 @@ use crate::probe::{ConnectResult, Connector, ProbeFact, ProbeSpec};
 /// allows for the kernel's timer and this process's wake-up under load). A SYN dropped at a full queue is
 /// retried then: a busy program's queue may have room again by then, and the retry is what a
 /// client's own meets; a hung program's is still full.
-pub const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
+pub(crate) const LOCAL_RETRANSMIT_WAIT: Duration = Duration::from_millis(1100);
 
 /// How long after a retried SYN is sent its answer is looked for: on this machine it comes
 /// within microseconds; the 100 ms allow for the kernel's timer and this process's wake-up.
@@ -84,13 +84,8 @@ pub(crate) async fn probe<C: Connector, I: Inspector>(
     } else {
         (tokio::time::timeout_at(short, &mut main).await.ok(), None)
     };
-    let fact = answer.unwrap_or_else(|| ProbeFact {
-        spec: ProbeSpec::to(address),
-        result: ConnectResult::TimedOut,
-        elapsed: start.elapsed(),
-        icmp: None,
-        local: None,
-    });
+    let fact =
+        answer.unwrap_or_else(|| ProbeFact::new(address, ConnectResult::TimedOut, start.elapsed()));
     // The last look: anew, unless that would pass the deadline (the wait ran to it), when the
     // wait's own last look stands (without the counters).
     let (last, after) = if Instant::now() >= deadline {

@@ -18,34 +18,36 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Protocol, SockAddr, Type};
 use tokio::time::Instant;
 
 use crate::facts::{UDP_CONTROL_PORT, UdpExchange};
-use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::probe::{Attempt, ConnectResult, ProbeFact, ProbeSpec, failed, probe_socket};
 use crate::session::protocols::udp_payloads::{self, Nonce, UdpReply, UdpRequest};
 
 /// The first retransmission comes this long after the first datagram; each later one after
 /// twice the wait before it (1 s, 3 s, 7 s …, as `dig` and most stub resolvers retry).
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// How long the port is silent before the control datagram goes out: any service on a
 /// reachable host has answered by then, and a check that got its answer sends no control.
-pub const CONTROL_AFTER: Duration = Duration::from_millis(200);
+pub(crate) const CONTROL_AFTER: Duration = Duration::from_millis(200);
 
 /// The most of a reply read (the largest UDP datagram).
 const REPLY_MAX: usize = 65_536;
 
 /// What to send to `port`: `--payload`'s bytes, else the port's usual service's request,
 /// else an empty datagram (where any reply counts).
-pub fn request_for(
+pub(crate) fn request_for(
     port: u16,
+    service: Option<&'static udp_payloads::Entry>,
     payload: Option<&[u8]>,
 ) -> (UdpRequest, Option<udp_payloads::Silence>) {
     if let Some(p) = payload {
         return (udp_payloads::custom(p.to_vec()), None);
     }
-    let entry = udp_payloads::for_port(port);
+    // `--protocol dns` on any port; else the port's usual service.
+    let entry = service.or_else(|| udp_payloads::for_port(port));
     let known_silence = entry.and_then(|e| e.silence);
     let request = entry
         .and_then(|e| udp_payloads::request(e.service, &nonce()))
@@ -65,7 +67,7 @@ fn nonce() -> Nonce {
 /// Send `request` to `address` until it is answered or `deadline`; the control datagram
 /// when the port is silent for [`CONTROL_AFTER`]. Returns the exchange as the kernel reported
 /// it ([`ProbeFact`]) and its UDP facts.
-pub async fn exchange(
+pub(crate) async fn exchange(
     address: SocketAddr,
     request: &UdpRequest,
     known_silence: Option<udp_payloads::Silence>,
@@ -113,7 +115,7 @@ pub async fn exchange(
 
 /// The control's port: [`UDP_CONTROL_PORT`], or the one below it when that is the port
 /// checked.
-pub fn control_port(checked: u16) -> u16 {
+pub(crate) fn control_port(checked: u16) -> u16 {
     if checked == UDP_CONTROL_PORT {
         UDP_CONTROL_PORT - 1
     } else {
@@ -132,85 +134,80 @@ struct Talked {
 async fn talk(address: SocketAddr, request: &UdpRequest, deadline: Instant) -> (ProbeFact, Talked) {
     let start = Instant::now();
     let mut talked = Talked::default();
-    let (result, icmp, local) = match attempt(address, request, deadline, &mut talked).await {
-        Ok(r) => r,
-        Err(e) => (
-            ConnectResult::Failed {
-                errno: e.raw_os_error().unwrap_or(libc::EIO),
-            },
-            None,
-            None,
-        ),
-    };
-    let fact = ProbeFact {
-        spec: ProbeSpec::to(address),
-        result,
-        elapsed: start.elapsed(),
-        icmp,
-        local,
-    };
-    (fact, talked)
+    let spec = ProbeSpec::to(address);
+    let r = attempt(spec, request, deadline, &mut talked).await;
+    (ProbeFact::of_attempt(spec, start, r), talked)
 }
 
-type Attempt = (ConnectResult, Option<crate::icmp::Icmp>, Option<SocketAddr>);
+/// A probe's UDP socket, connected to its one peer.
+struct Connected {
+    udp: tokio::net::UdpSocket,
+    /// This side's address, as the kernel chose it.
+    local: Option<SocketAddr>,
+}
+
+impl Connected {
+    /// A UDP socket for `spec`, connected; the connect's own failure as the attempt's outcome.
+    fn open(spec: ProbeSpec) -> io::Result<Result<Connected, Attempt>> {
+        let socket = probe_socket(spec, Type::DGRAM, Protocol::UDP)?;
+        // A connect of a UDP socket sends nothing: it picks the route and the source address,
+        // and makes the kernel pass on only this peer's datagrams and errors.
+        if let Err(e) = socket.connect(&SockAddr::from(spec.address)) {
+            return Ok(Err((failed(&e), None, None)));
+        }
+        let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+        let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+        Ok(Ok(Connected { udp, local }))
+    }
+
+    /// A send or receive failed with `e`: the ICMP error behind it, if one is queued.
+    fn failed(&self, e: &io::Error) -> Attempt {
+        (failed(e), self.queued_icmp(), self.local)
+    }
+
+    /// Nothing came by the deadline; an ICMP that arrived just now is still read.
+    fn silent(&self) -> Attempt {
+        (ConnectResult::TimedOut, self.queued_icmp(), self.local)
+    }
+
+    fn queued_icmp(&self) -> Option<crate::icmp::Icmp> {
+        crate::probe::read_error_queue(self.udp.as_raw_fd())
+    }
+}
 
 async fn attempt(
-    address: SocketAddr,
+    spec: ProbeSpec,
     request: &UdpRequest,
     deadline: Instant,
     facts: &mut Talked,
 ) -> io::Result<Attempt> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM.nonblocking().cloexec(),
-        Some(Protocol::UDP),
-    )?;
-    let fd = socket.as_raw_fd();
-    crate::probe::set_recverr(fd, address.is_ipv6())?;
-    // A connect of a UDP socket sends nothing: it picks the route and the source address,
-    // and makes the kernel pass on only this peer's datagrams and errors.
-    if let Err(e) = socket.connect(&SockAddr::from(address)) {
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        return Ok((ConnectResult::Failed { errno }, None, None));
-    }
-    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
-    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
-    let failed = |e: io::Error| {
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        (
-            ConnectResult::Failed { errno },
-            crate::probe::read_error_queue(fd),
-            local,
-        )
+    let c = match Connected::open(spec)? {
+        Ok(c) => c,
+        Err(refused) => return Ok(refused),
     };
     let mut buf = vec![0u8; REPLY_MAX];
     let mut next_send = Instant::now();
     let mut wait = FIRST_RETRY;
     loop {
         if Instant::now() >= next_send {
-            if let Err(e) = udp.send(&request.payload).await {
-                return Ok(failed(e));
+            if let Err(e) = c.udp.send(&request.payload).await {
+                return Ok(c.failed(&e));
             }
             facts.sent += 1;
             next_send += wait;
             wait *= 2;
         }
         tokio::select! {
-            r = udp.recv(&mut buf) => match r {
+            r = c.udp.recv(&mut buf) => match r {
                 Ok(n) => {
                     facts.reply = Some(request.recognise(&buf[..n]));
-                    return Ok((ConnectResult::Connected, None, local));
+                    return Ok((ConnectResult::Connected, None, c.local));
                 }
-                Err(e) => return Ok(failed(e)),
+                Err(e) => return Ok(c.failed(&e)),
             },
             _ = tokio::time::sleep_until(next_send.min(deadline)) => {
                 if Instant::now() >= deadline {
-                    // Silence; an ICMP that arrived just now is still read.
-                    return Ok((
-                        ConnectResult::TimedOut,
-                        crate::probe::read_error_queue(fd),
-                        local,
-                    ));
+                    return Ok(c.silent());
                 }
             }
         }
@@ -221,30 +218,15 @@ async fn attempt(
 /// the request sent with TTL N with ICMP time-exceeded, which arrives in the socket's error
 /// queue with the hop's address, as for the TCP walk's SYNs. The request is the check's own,
 /// so that a firewall that stops the port stops the walk's datagrams at the same place.
-pub struct UdpWalker {
+pub(crate) struct UdpWalker {
     pub payload: Vec<u8>,
 }
 
 impl crate::probe::Connector for UdpWalker {
     async fn probe(&self, spec: ProbeSpec, deadline: Instant) -> ProbeFact {
         let start = Instant::now();
-        let (result, icmp, local) = match one_datagram(spec, &self.payload, deadline).await {
-            Ok(r) => r,
-            Err(e) => (
-                ConnectResult::Failed {
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                },
-                None,
-                None,
-            ),
-        };
-        ProbeFact {
-            spec,
-            result,
-            elapsed: start.elapsed(),
-            icmp,
-            local,
-        }
+        let r = one_datagram(spec, &self.payload, deadline).await;
+        ProbeFact::of_attempt(spec, start, r)
     }
 
     /// A walk opens no stream.
@@ -259,44 +241,18 @@ impl crate::probe::Connector for UdpWalker {
 
 /// One datagram with `spec`'s TTL, and the first reply or error before `deadline`.
 async fn one_datagram(spec: ProbeSpec, payload: &[u8], deadline: Instant) -> io::Result<Attempt> {
-    let address = spec.address;
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM.nonblocking().cloexec(),
-        Some(Protocol::UDP),
-    )?;
-    let fd = socket.as_raw_fd();
-    crate::probe::set_recverr(fd, address.is_ipv6())?;
-    if let Some(ttl) = spec.ttl {
-        if address.is_ipv6() {
-            socket.set_unicast_hops_v6(u32::from(ttl))?;
-        } else {
-            socket.set_ttl_v4(u32::from(ttl))?;
-        }
-    }
-    if let Err(e) = socket.connect(&SockAddr::from(address)) {
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        return Ok((ConnectResult::Failed { errno }, None, None));
-    }
-    let local = socket.local_addr().ok().and_then(|a| a.as_socket());
-    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
-    let failed = |e: io::Error| {
-        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        let icmp = crate::probe::read_error_queue(fd);
-        (ConnectResult::Failed { errno }, icmp, local)
+    let c = match Connected::open(spec)? {
+        Ok(c) => c,
+        Err(refused) => return Ok(refused),
     };
-    if let Err(e) = udp.send(payload).await {
-        return Ok(failed(e));
+    if let Err(e) = c.udp.send(payload).await {
+        return Ok(c.failed(&e));
     }
     let mut buf = [0u8; 512];
-    match tokio::time::timeout_at(deadline, udp.recv(&mut buf)).await {
-        Ok(Ok(_)) => Ok((ConnectResult::Connected, None, local)),
-        Ok(Err(e)) => Ok(failed(e)),
-        Err(_) => Ok((
-            ConnectResult::TimedOut,
-            crate::probe::read_error_queue(fd),
-            local,
-        )),
+    match tokio::time::timeout_at(deadline, c.udp.recv(&mut buf)).await {
+        Ok(Ok(_)) => Ok((ConnectResult::Connected, None, c.local)),
+        Ok(Err(e)) => Ok(c.failed(&e)),
+        Err(_) => Ok(c.silent()),
     }
 }
 
@@ -307,30 +263,36 @@ mod tests {
 
     #[test]
     fn the_request_is_the_ports_service_else_the_payload_else_an_empty_datagram() {
-        let (r, s) = request_for(53, None);
+        let (r, s) = request_for(53, None, None);
         assert_eq!(r.service, Some(UdpService::Dns));
         assert_eq!(s, None);
-        let (r, _) = request_for(123, None);
+        let (r, _) = request_for(123, None, None);
         assert_eq!(
             (r.service, r.payload.len(), r.payload[0]),
             (Some(UdpService::Ntp), 48, 0xE3)
         );
         // A payload wins over the port's service.
-        let (r, _) = request_for(53, Some(&[1, 2]));
+        let (r, _) = request_for(53, None, Some(&[1, 2]));
         assert_eq!((r.service, r.payload.as_slice()), (None, &[1u8, 2][..]));
         // syslog answers nothing: an empty datagram, and the silence is known.
-        let (r, s) = request_for(514, None);
+        let (r, s) = request_for(514, None, None);
         assert_eq!((r.service, r.payload.len()), (None, 0));
         assert_eq!(s, Some(Silence::NeverAnswers));
-        let (r, s) = request_for(40_000, None);
+        let (r, s) = request_for(40_000, None, None);
         assert_eq!((r.service, r.payload.len(), s), (None, 0, None));
+        // `--protocol dns` on a port with no usual service, or another's.
+        let dns = udp_payloads::by_name("dns");
+        let (r, s) = request_for(5300, dns, None);
+        assert_eq!((r.service, s), (Some(UdpService::Dns), None));
+        let (r, _) = request_for(123, dns, None);
+        assert_eq!(r.service, Some(UdpService::Dns));
     }
 
     #[test]
     fn two_requests_carry_different_ids() {
         // NTP's transmit time carries 8 random bytes (a DNS id only 2: equal once in 65,536).
-        let a = request_for(123, None).0.payload;
-        let b = request_for(123, None).0.payload;
+        let a = request_for(123, None, None).0.payload;
+        let b = request_for(123, None, None).0.payload;
         assert_ne!(a[40..48], b[40..48]);
     }
 

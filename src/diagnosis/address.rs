@@ -33,7 +33,7 @@ fn sender(a: &AddressResult) -> Sender {
 }
 
 /// A TCP reset: nothing listens there, or a firewall imitates that.
-pub fn port_closed(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn port_closed(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| a.evidence == Evidence::TcpReset);
     let a = *same.first()?;
     let port = cx.port();
@@ -102,7 +102,7 @@ pub fn port_closed(cx: &Ctx) -> Option<Finding> {
 /// the SYN met the socket that sent it (TCP's "simultaneous open"). A connection, but to no
 /// server: the port is closed. (Reproduced by `tests/it/lab_truth_local.rs`, in a namespace
 /// whose only source port is the one dialled.)
-pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| a.evidence == Evidence::ConnectedToItself);
     let a = *same.first()?;
     let port = cx.port();
@@ -130,12 +130,7 @@ pub fn connected_to_itself(cx: &Ctx) -> Option<Finding> {
             ),
         )
         .steps([
-            Step::run(
-                StepKind::CheckLocalSettings,
-                "See the range of source ports this machine hands out",
-                Command::SysctlPortRange,
-                Machine::This,
-            ),
+            source_port_range(),
             Step::about(
                 StepKind::CheckLocalSettings,
                 format!(
@@ -172,7 +167,7 @@ fn reject_kind(a: &AddressResult) -> String {
 }
 
 /// The target's own firewall rejected the port with an ICMP error.
-pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| is_reject(a) && sender(a) == Sender::Target);
     let a = *same.first()?;
     let port = cx.port();
@@ -197,13 +192,9 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
             .then_some("the server's own firewall refused the connection"),
         )
         .steps([
-            Step::run(
-                StepKind::FindRejectRule,
+            Step::find_reject_rule(
                 format!("Find the rule that rejects port {port}"),
-                Command::NftGrep {
-                    port,
-                    verdict: Some("reject"),
-                },
+                port,
                 server.clone(),
             ),
             Step::run(
@@ -225,7 +216,7 @@ pub fn firewall_reject_on_host(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A device on the way rejected the connection with an ICMP error.
-pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
     let same = cx
         .failed_where(|a| is_reject(a) && matches!(sender(a), Sender::OnTheWay | Sender::Unknown));
     let a = *same.first()?;
@@ -242,13 +233,9 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
         None => Step::say(StepKind::AskOwners, ask),
     }];
     if let Some(d) = dev {
-        steps.push(Step::run(
-            StepKind::FindRejectRule,
+        steps.push(Step::find_reject_rule(
             "If you run that device, find the rule",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
+            port,
             Machine::Device(d),
         ));
     }
@@ -277,7 +264,7 @@ pub fn firewall_reject_on_path(cx: &Ctx) -> Option<Finding> {
 /// The reject came only for the kernel's retransmitted SYN: the first SYN went unanswered
 /// (checks just before this one had spent the sender's ICMP budget), and the check waited for
 /// the retransmission instead of calling the silence a drop.
-pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
     let a = cx.failed_first().filter(|a| is_reject(a))?;
     // The host had answered on other ports while this port stayed silent through the second
     // SYN's bound, and the check was waiting for the retransmission when the reject came. (A
@@ -316,7 +303,7 @@ pub fn icmp_rate_limited(cx: &Ctx) -> Option<Finding> {
 
 /// This machine refused to send: its own firewall's reject (an ICMP from its own address) or a
 /// security policy (EACCES/EPERM with no ICMP).
-pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(AddressResult::rejected_by_this_machine);
     let a = *same.first()?;
     let what = if cx.checked().transport.is_udp() {
@@ -354,7 +341,7 @@ pub fn local_policy_reject(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A device (or this machine's own neighbour lookup) could not deliver to the address.
-pub fn host_unreachable(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn host_unreachable(cx: &Ctx) -> Option<Finding> {
     let same =
         cx.failed_where(|a| a.evidence.icmp().is_some() && a.outcome == Outcome::Unreachable);
     let a = *same.first()?;
@@ -434,7 +421,7 @@ fn unreachable_why(cx: &Ctx) -> Option<String> {
 }
 
 /// No route on this machine.
-pub fn no_route(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn no_route(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| matches!(a.evidence, Evidence::NoRouteHere(_)));
     let a = *same.first()?;
     let at = list(&same);
@@ -466,7 +453,7 @@ pub fn no_route(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Any other local error at `connect()`.
-pub fn local_error(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn local_error(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| matches!(a.evidence, Evidence::LocalError(_)));
     let a = *same.first()?;
     let Evidence::LocalError(e) = a.evidence else {
@@ -493,12 +480,7 @@ pub fn local_error(cx: &Ctx) -> Option<Finding> {
         )
         .explains(first_is_it.then_some("this machine had no free local port for the check"))
         .steps([
-            Step::run(
-                StepKind::CheckLocalSettings,
-                "See the range of source ports this machine hands out",
-                Command::SysctlPortRange,
-                Machine::This,
-            ),
+            source_port_range(),
             Step::run(
                 StepKind::CheckLocalSettings,
                 "Count the connections holding them; close the ones not needed or widen the \
@@ -567,7 +549,7 @@ fn no_source_address(same: &[&AddressResult], v6: bool, first_is_it: bool) -> Fi
 }
 
 /// Nothing answered: something drops the packets.
-pub fn silent_drop(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn silent_drop(cx: &Ctx) -> Option<Finding> {
     // A listener here with a full accept queue explains its silence (listener_not_accepting).
     let same = cx.failed_where(|a| {
         a.evidence == Evidence::Silence
@@ -687,7 +669,7 @@ fn silent_drop_here(cx: &Ctx, same: &[&AddressResult]) -> Finding {
 }
 
 /// Some addresses of the name accepted, some did not.
-pub fn partial_reachability(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn partial_reachability(cx: &Ctx) -> Option<Finding> {
     if cx.verdict != Verdict::Partial {
         return None;
     }
@@ -779,7 +761,7 @@ fn which_addresses_fail(cx: &Ctx, v4_only: bool, server: &Machine) -> (&'static 
 }
 
 /// No address is open and their failures differ: the verdict follows the first.
-pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
     let first = cx.failed_first()?;
     if cx.verdict == Verdict::Partial {
         return None;
@@ -810,7 +792,7 @@ pub fn addresses_disagree(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A silent probe that could not wait long enough for its silence to mean anything.
-pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn out_of_time(cx: &Ctx) -> Option<Finding> {
     // (A connection the program had not taken when the deadline came is inconclusive too:
     // `program_not_accepting` says so; a socket this machine could not open: `local_error`.)
     let same =
@@ -850,5 +832,15 @@ pub fn out_of_time(cx: &Ctx) -> Option<Finding> {
             Machine::This,
         )])
         .rules_out(&[StepKind::TracePath, StepKind::TryOtherPort]),
+    )
+}
+
+/// The step that shows this machine's range of source ports.
+fn source_port_range() -> Step {
+    Step::run(
+        StepKind::CheckLocalSettings,
+        "See the range of source ports this machine hands out",
+        Command::SysctlPortRange,
+        Machine::This,
     )
 }

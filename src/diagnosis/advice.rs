@@ -120,7 +120,7 @@ pub struct Step {
 impl Step {
     /// A step in words only. Its words are escaped like a finding's message (they may quote a
     /// name or a command line).
-    pub fn say(kind: StepKind, text: impl Into<String>) -> Step {
+    pub(crate) fn say(kind: StepKind, text: impl Into<String>) -> Step {
         Step {
             kind,
             text: crate::escape::escape_owned(text.into()),
@@ -130,7 +130,7 @@ impl Step {
     }
 
     /// A step in words about one machine, without a command.
-    pub fn about(kind: StepKind, text: impl Into<String>, on: Machine) -> Step {
+    pub(crate) fn about(kind: StepKind, text: impl Into<String>, on: Machine) -> Step {
         Step {
             on: Some(on),
             ..Step::say(kind, text)
@@ -138,12 +138,26 @@ impl Step {
     }
 
     /// A command to run on a machine.
-    pub fn run(kind: StepKind, text: impl Into<String>, command: Command, on: Machine) -> Step {
+    pub(crate) fn run(
+        kind: StepKind,
+        text: impl Into<String>,
+        command: Command,
+        on: Machine,
+    ) -> Step {
         Step {
             kind,
             text: crate::escape::escape_owned(text.into()),
             command: Some(command),
             on: Some(on),
         }
+    }
+    /// "Find the rule that rejects `port`" on `on`, worded as `text`: the firewall rules
+    /// that reject it, listed.
+    pub(crate) fn find_reject_rule(text: impl Into<String>, port: u16, on: Machine) -> Step {
+        let command = Command::NftGrep {
+            port,
+            verdict: Some("reject"),
+        };
+        Step::run(StepKind::FindRejectRule, text, command, on)
     }
 }

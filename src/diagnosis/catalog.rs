@@ -417,6 +417,20 @@ else its first bytes",
             advice: "—",
             rule: program::service_banner,
         },
+        AdvertisedMemberUnreachable = "advertised_member_unreachable", Warning {
+            evidence: "a MongoDB `hello` (`hosts`, `passives`, `arbiters`, `primary`, `me`) or \
+a Kafka Metadata answer (its brokers) named members that, resolved with the system's \
+resolver and connected to from here (at most 16, all at once, for up to 1 s within the \
+deadline), do not resolve, have no usable port, or whose every address refused, was \
+silent for the whole 1 s, was rejected or unreachable",
+            says: "each such member as the server advertises it and what happened (\"does not \
+resolve here\", \"refused\", \"silent\"; a loopback address is this machine itself); the \
+first connect works, the application's next ones fail",
+            advice: "MongoDB: make the replica set configuration's names (`rs.conf()`, \
+`rs.reconfig()`) resolve and reach from clients, or `directConnection=true`; Kafka: \
+`advertised.listeners` on the broker",
+            rule: advertised::advertised_member_unreachable,
+        },
         ServiceAnswered = "service_answered", Info {
             evidence: "the service answered its opening as itself (PostgreSQL `R`, Redis \
 `+PONG`/`-NOAUTH`, MySQL/MariaDB greeting then 1045, AMQP Connection.Start …)",
@@ -424,6 +438,14 @@ else its first bytes",
 asks for (\"asks for a password (SCRAM-SHA-256)\"); canreach sends none",
             advice: "—",
             rule: service::service_answered,
+        },
+        AdvertisedMembers = "advertised_members", Info {
+            evidence: "the same answer named members or brokers, checked from here as above",
+            says: "the replica set's name and whether the member asked is the writable \
+primary or a secondary (Kafka: the cluster id), every name advertised, how many resolve and \
+answer from here, and how many gave no answer in too short a time to tell",
+            advice: "—",
+            rule: advertised::advertised_members,
         },
         ProxyApplies = "proxy_applies", Info {
             evidence: "a URL target and `https_proxy`/`http_proxy`/`all_proxy` (curl's rules: \

@@ -196,7 +196,7 @@ impl Command {
 
     /// The same command for a machine without systemd: `service` for `systemctl`; `None` for
     /// what has no equivalent there (the journal).
-    pub fn without_systemd(&self) -> Option<Command> {
+    pub(crate) fn without_systemd(&self) -> Option<Command> {
         use Command::*;
         let service = |unit: &'static str, action| Some(Service { unit, action });
         match self {

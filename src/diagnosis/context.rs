@@ -14,7 +14,7 @@ use crate::target::{Host, Target};
 
 /// What every rule reads: the facts and what was already concluded from them.
 #[derive(Debug)]
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The facts, each address with its judgement.
     pub facts: &'a Facts<AddressReport>,
     pub verdict: Verdict,
@@ -28,27 +28,27 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// What the name, probe and local stages checked: the target, or the proxy the check
     /// followed (`Facts::checked`). The destination behind a proxy is `facts.target`.
-    pub fn checked(&self) -> &'a Target {
+    pub(crate) fn checked(&self) -> &'a Target {
         self.facts.checked()
     }
 
     /// The port checked (the proxy's, through one).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.facts.checked().port.get()
     }
 
     /// Each address's judgement, in the order clients try them.
-    pub fn results(&self) -> impl Iterator<Item = &'a AddressResult> + 'a {
+    pub(crate) fn results(&self) -> impl Iterator<Item = &'a AddressResult> + 'a {
         self.facts.addresses.iter().map(|a| &a.result)
     }
 
     /// The address clients try first.
-    pub fn first(&self) -> Option<&'a AddressResult> {
+    pub(crate) fn first(&self) -> Option<&'a AddressResult> {
         self.facts.addresses.first().map(|a| &a.result)
     }
 
     /// The first address (in client order) whose session shows `pred`, with its session.
-    pub fn session_where(
+    pub(crate) fn session_where(
         &self,
         pred: impl Fn(&AddressResult, &SessionFacts) -> bool,
     ) -> Option<(&'a AddressResult, &'a SessionFacts)> {
@@ -62,7 +62,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Is `ip` this machine? Loopback counts even when the interfaces were not read.
-    pub fn is_here(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_here(&self, ip: IpAddr) -> bool {
         let mine = self
             .facts
             .local
@@ -72,7 +72,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Where the server's side of a step runs: this machine for a local address.
-    pub fn server_of(&self, ip: IpAddr) -> Machine {
+    pub(crate) fn server_of(&self, ip: IpAddr) -> Machine {
         if self.is_here(ip) {
             Machine::This
         } else {
@@ -81,20 +81,23 @@ impl<'a> Ctx<'a> {
     }
 
     /// The failed addresses whose evidence satisfies `pred`.
-    pub fn failed_where(&self, pred: impl Fn(&AddressResult) -> bool) -> Vec<&'a AddressResult> {
+    pub(crate) fn failed_where(
+        &self,
+        pred: impl Fn(&AddressResult) -> bool,
+    ) -> Vec<&'a AddressResult> {
         self.results()
             .filter(|a| a.outcome != Outcome::Open && pred(a))
             .collect()
     }
 
     /// The outcome of the first address, when no address is open (the verdict's evidence).
-    pub fn failed_first(&self) -> Option<&'a AddressResult> {
+    pub(crate) fn failed_first(&self) -> Option<&'a AddressResult> {
         self.first().filter(|a| a.outcome != Outcome::Open)
     }
 }
 
 /// The host as people named it, or the address when they gave one.
-pub fn host_or(target: &Target, ip: IpAddr) -> String {
+pub(crate) fn host_or(target: &Target, ip: IpAddr) -> String {
     match &target.host {
         Host::Name(n) => n.clone(),
         Host::Ip(_) => ip.to_string(),
@@ -102,7 +105,7 @@ pub fn host_or(target: &Target, ip: IpAddr) -> String {
 }
 
 /// "198.18.0.2, fd00::2".
-pub fn list(addrs: &[&AddressResult]) -> String {
+pub(crate) fn list(addrs: &[&AddressResult]) -> String {
     addrs
         .iter()
         .map(|a| a.address.ip().to_string())

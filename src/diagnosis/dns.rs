@@ -18,7 +18,7 @@ use crate::dns::{DnsErrorKind, Lookup, LookupError, MAXNS};
 use crate::probe::ProbeFact;
 
 /// A failure kind in words: what a report says where a resolver would print its error.
-pub fn kind_words(kind: DnsErrorKind) -> &'static str {
+pub(crate) fn kind_words(kind: DnsErrorKind) -> &'static str {
     match kind {
         DnsErrorKind::Nxdomain => "the name does not exist (NXDOMAIN)",
         DnsErrorKind::Nodata => "no A/AAAA record (NODATA)",
@@ -31,7 +31,7 @@ pub fn kind_words(kind: DnsErrorKind) -> &'static str {
 }
 
 /// A lookup failure in words, with the system's own detail when it has one.
-pub fn error_words(e: &LookupError) -> String {
+pub(crate) fn error_words(e: &LookupError) -> String {
     match &e.detail {
         Some(d) => format!("{} ({d})", kind_words(e.kind)),
         None => kind_words(e.kind).to_string(),
@@ -39,7 +39,7 @@ pub fn error_words(e: &LookupError) -> String {
 }
 
 /// What kind of stub a local name server is, in words.
-pub fn stub_words(s: Stub) -> &'static str {
+pub(crate) fn stub_words(s: Stub) -> &'static str {
     match s {
         Stub::SystemdResolved => "systemd-resolved",
         Stub::Local => "a local resolver (dnsmasq, unbound, …)",
@@ -47,7 +47,7 @@ pub fn stub_words(s: Stub) -> &'static str {
 }
 
 /// A UDP port-53 probe's answer in words.
-pub fn udp53_words(u: Udp53) -> &'static str {
+pub(crate) fn udp53_words(u: Udp53) -> &'static str {
     match u {
         Udp53::Answered => "answered",
         Udp53::Refused => "refused",
@@ -216,7 +216,7 @@ fn dns_finding_id(kind: DnsErrorKind) -> FindingId {
 }
 
 /// The finding for a name that gave no address, when it failed with `kind`.
-pub fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
+pub(crate) fn failure(cx: &Ctx, kind: DnsErrorKind) -> Option<Finding> {
     let error = cx.dns_error.filter(|e| e.kind == kind)?;
     let name = cx.checked().host.to_string();
     let said = if cx.facts.dns.servers.is_empty() {
@@ -404,7 +404,7 @@ fn resolved<'a>(cx: &'a Ctx) -> Option<&'a Lookup> {
 }
 
 /// The IPv6-only name on a machine without IPv6.
-pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
     let sys = resolved(cx)?;
     let only_v6 = !sys.addresses.is_empty() && sys.addresses.iter().all(IpAddr::is_ipv6);
     let no_route = cx
@@ -445,7 +445,7 @@ pub fn ipv6_only_name(cx: &Ctx) -> Option<Finding> {
 }
 
 /// The name is in /etc/hosts; DNS says it does not exist.
-pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
     resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     let h = cx.facts.dns.hosts.first()?;
@@ -479,7 +479,7 @@ pub fn name_only_in_hosts(cx: &Ctx) -> Option<Finding> {
 }
 
 /// An /etc/hosts line gives the name an address DNS does not.
-pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn hosts_override(cx: &Ctx) -> Option<Finding> {
     resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     let h = cx.facts.dns.hosts.first()?;
@@ -527,7 +527,7 @@ pub fn hosts_override(cx: &Ctx) -> Option<Finding> {
 }
 
 /// No hosts line, yet the system's answer is not DNS's: nsswitch, mDNS, a cache.
-pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
     let sys = resolved(cx)?;
     let direct = cx.facts.dns.direct.as_ref()?;
     if !cx.facts.dns.hosts.is_empty() || direct.error.is_some() {
@@ -567,7 +567,7 @@ pub fn system_differs_from_dns(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Servers that answered differently: split horizon, or a stale secondary.
-pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn servers_disagree(cx: &Ctx) -> Option<Finding> {
     let answers: Vec<(&ServerView, String)> = cx
         .facts
         .dns
@@ -621,7 +621,7 @@ pub fn servers_disagree(cx: &Ctx) -> Option<Finding> {
 }
 
 /// resolv.conf lists more than [`MAXNS`] name servers: glibc uses the first three only.
-pub fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn extra_nameservers_ignored(cx: &Ctx) -> Option<Finding> {
     let ignored = cx.facts.dns.ignored_servers();
     if ignored.is_empty() {
         return None;
@@ -658,7 +658,7 @@ fn searched<'a>(cx: &'a Ctx) -> Option<&'a crate::dns::files::ResolvConf> {
 }
 
 /// The name resolved only with a search domain appended.
-pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn search_domain_used(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
     let name = cx.checked().host.to_string();
     // Only an answer with addresses: a search name's NODATA is said by the failure finding.
@@ -686,7 +686,7 @@ pub fn search_domain_used(cx: &Ctx) -> Option<Finding> {
 }
 
 /// ndots made the resolver try search names first.
-pub fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn ndots_search_first(cx: &Ctx) -> Option<Finding> {
     let resolv = searched(cx)?;
     // A search name that answered is `search_domain_used`'s; one that failed says nothing here.
     let search_answered = |s: &ServerView| s.name_used.is_some() && s.lookup.error.is_none();
@@ -736,7 +736,7 @@ mod tests {
     use crate::dns::files::{HostsLine, ResolvConf};
     use crate::dns::{DnsFacts, LookupError};
     use crate::facts::{AddressFacts, Facts};
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use std::time::Duration;
 
@@ -787,13 +787,9 @@ mod tests {
     fn view_findings(f: &Facts) -> Vec<Finding> {
         let mut f = f.clone();
         if f.addresses.is_empty() {
-            f.addresses.push(AddressFacts::probed(ProbeFact {
-                spec: ProbeSpec::to("198.18.2.9:443".parse().unwrap()),
-                result: ConnectResult::Connected,
-                elapsed: Duration::from_micros(20),
-                icmp: None,
-                local: None,
-            }));
+            let address = "198.18.2.9:443".parse().unwrap();
+            let open = ProbeFact::new(address, ConnectResult::Connected, Duration::from_micros(20));
+            f.addresses.push(AddressFacts::probed(open));
         }
         crate::diagnosis::diagnose(f.clone()).findings
     }
@@ -875,15 +871,11 @@ mod tests {
             direct: Some(ok(&["fd00:2::2"])),
             ..DnsFacts::default()
         };
-        let probe = ProbeFact {
-            spec: ProbeSpec::to("[fd00:2::2]:443".parse().unwrap()),
-            result: ConnectResult::Failed {
-                errno: libc::ENETUNREACH,
-            },
-            elapsed: Duration::from_micros(20),
-            icmp: None,
-            local: None,
+        let no_route = ConnectResult::Failed {
+            errno: libc::ENETUNREACH,
         };
+        let address = "[fd00:2::2]:443".parse().unwrap();
+        let probe = ProbeFact::new(address, no_route, Duration::from_micros(20));
         let f = facts("v6only.lab", dns, vec![probe]);
         let d = crate::diagnosis::diagnose(f.clone());
         assert_eq!(d.verdict.as_str(), "unreachable");

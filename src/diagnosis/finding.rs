@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use super::advice::{Step, StepKind};
 
-/// The findings' documentation: the columns of docs/verdicts.md's findings table.
+/// The findings' documentation: the columns of docs/verdicts.md's findings table (written and
+/// checked by a test: nothing else reads it).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Docs {
+pub(crate) struct Docs {
     /// How loud it is, and when that varies, how ("warning when cut short").
     pub severity: Severity,
     pub severity_note: Option<&'static str>,
@@ -48,14 +50,15 @@ macro_rules! define_ids {
             }
 
             /// How loud a finding of this id is (a rule may make one quieter: [`Finding::severity`]).
-            pub fn severity(self) -> Severity {
+            pub(crate) fn severity(self) -> Severity {
                 match self {
                     $(FindingId::$variant => Severity::$severity,)*
                 }
             }
 
             /// Its row of docs/verdicts.md's findings table.
-            pub fn docs(self) -> Docs {
+            #[cfg(test)]
+            pub(crate) fn docs(self) -> Docs {
                 match self {
                     $(FindingId::$variant => Docs {
                         severity: Severity::$severity,
@@ -142,38 +145,38 @@ impl Finding {
 
     /// This finding explains the verdict, in these words (see [`Headline::Why`]); `None`: it
     /// does not (then the finding gives no headline).
-    pub fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
+    pub(crate) fn explains(mut self, why: Option<impl Into<String>>) -> Finding {
         self.headline = why.map(|w| Headline::Why(w.into()));
         self
     }
 
     /// This finding is the proxy's refusal that explains the verdict (see
     /// [`Headline::ProxyRefused`]); `None`: it does not explain it.
-    pub fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
+    pub(crate) fn proxy_refused(mut self, why: Option<impl Into<String>>) -> Finding {
         self.headline = why.map(|w| Headline::ProxyRefused(w.into()));
         self
     }
 
     /// Another severity than the catalog's, where its entry says when (`severity_note`).
-    pub fn severity(mut self, severity: Severity) -> Finding {
+    pub(crate) fn severity(mut self, severity: Severity) -> Finding {
         self.severity = severity;
         self
     }
 
     /// Say which address (the first of those it explains) the finding is about.
-    pub fn about(mut self, address: SocketAddr) -> Finding {
+    pub(crate) fn about(mut self, address: SocketAddr) -> Finding {
         self.about = Some(address);
         self
     }
 
     /// Add proposed steps.
-    pub fn steps(mut self, steps: impl IntoIterator<Item = Step>) -> Finding {
+    pub(crate) fn steps(mut self, steps: impl IntoIterator<Item = Step>) -> Finding {
         self.steps.extend(steps);
         self
     }
 
     /// Add step kinds this finding rules out.
-    pub fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
+    pub(crate) fn rules_out(mut self, kinds: &[StepKind]) -> Finding {
         self.rules_out.extend_from_slice(kinds);
         self
     }

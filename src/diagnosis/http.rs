@@ -13,7 +13,7 @@ use super::words::{bounded, first_line, io_words};
 use crate::session::http::{HttpFailure, HttpResponse};
 use crate::session::{SessionFacts, ViaProxy};
 
-pub fn http_words(r: &HttpResponse) -> String {
+pub(crate) fn http_words(r: &HttpResponse) -> String {
     let by = match (&r.server, &r.via) {
         (Some(s), Some(v)) => format!(" (Server: {s}; Via: {v})"),
         (Some(s), None) => format!(" (Server: {s})"),
@@ -28,7 +28,7 @@ const EXPECTS_TLS: &str = "it expects TLS, not plain HTTP";
 
 /// Plain HTTP sent to a port that speaks TLS; confirmed (or not) by a TLS handshake on a
 /// second connection.
-pub fn expects_tls(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn expects_tls(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         matches!(
             s.http.as_ref().and_then(|h| h.failure.as_ref()),
@@ -134,7 +134,7 @@ fn hung_up_on_http_but_speaks_tls(s: &SessionFacts) -> bool {
 }
 
 /// The port answered an HTTP request with something else, or hung up.
-pub fn not_http(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn not_http(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         !hung_up_on_http_but_speaks_tls(s)
             && matches!(
@@ -188,7 +188,7 @@ fn unexpected(cx: &Ctx, s: &SessionFacts) -> Option<u16> {
 }
 
 /// HTTP 5xx: the server, or the proxy or load balancer in front of it, failed.
-pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn http_server_error(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| unexpected(cx, s).is_some_and(|st| st >= 500))?;
     let resp = s.http.as_ref()?.response.as_ref()?;
     let body = resp
@@ -240,7 +240,7 @@ pub fn http_server_error(cx: &Ctx) -> Option<Finding> {
 
 /// HTTP 4xx: the service answers, and refuses what was asked. The application that asked
 /// for this URL does not get it: a service error, worded by status.
-pub fn http_client_error(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn http_client_error(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         proxy_refusal(s).is_none() && unexpected(cx, s).is_some_and(|st| (400..500).contains(&st))
     })?;
@@ -327,7 +327,7 @@ fn target_path(cx: &Ctx) -> String {
 
 /// `--expect-status` lists other statuses than the one that came (a 1xx, 2xx or 3xx; 4xx
 /// and 5xx have findings of their own).
-pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
     let set = cx.facts.expect_status?;
     let (r, s) = cx.session_where(|_, s| {
         proxy_refusal(s).is_none() && unexpected(cx, s).is_some_and(|st| st < 400)
@@ -358,7 +358,7 @@ pub fn http_unexpected_status(cx: &Ctx) -> Option<Finding> {
 }
 
 /// HTTP 3xx: the server works and sends the client elsewhere; where, with its secrets masked.
-pub fn http_redirect(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn http_redirect(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         s.http
             .as_ref()

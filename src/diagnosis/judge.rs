@@ -19,7 +19,7 @@ use crate::session::{SessionFacts, ViaProxy};
 /// silence the probe could not wait out is `inconclusive`, not a drop; a "host unreachable" from
 /// a device on the way that came far sooner than neighbour discovery fails, while the host
 /// answers on other ports, is that device's firewall rejecting the port.
-pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
+pub(crate) fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
     if a.udp.is_some() {
         return super::outcome::classify_udp(&a.probe);
     }
@@ -64,7 +64,7 @@ pub fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResult {
 /// Why a name failed, as one error in canreach's words. The direct DNS view is more precise
 /// than `getaddrinfo`'s `EAI_*` codes, so its kind wins when it failed too; when DNS answered
 /// but the system did not, the system's own kind stands.
-pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupError {
+pub(crate) fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupError {
     let d = direct.and_then(|d| d.error.as_ref());
     let s = sys.and_then(|s| s.error.as_ref());
     let chosen = match (d, s) {
@@ -79,7 +79,7 @@ pub fn dns_failure_of(sys: Option<&Lookup>, direct: Option<&Lookup>) -> LookupEr
 
 /// What the session facts make of an address whose TCP handshake completed; `expect`: the
 /// HTTP statuses that count as working (`--expect-status`; `None`: 2xx and 3xx).
-pub fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
+pub(crate) fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
     // The program behind a port of this machine did not take the connection: clients hang
     // (`diagnosis::local::program_not_accepting`).
     if let Some(n) = &s.not_accepted {
@@ -134,12 +134,12 @@ pub fn session_outcome(s: &SessionFacts, expect: Option<StatusSet>) -> Outcome {
 }
 
 /// Is `status` a working answer: in `--expect-status`, or else 2xx or 3xx?
-pub fn expected(status: u16, expect: Option<StatusSet>) -> bool {
+pub(crate) fn expected(status: u16, expect: Option<StatusSet>) -> bool {
     expect.unwrap_or_default().contains(status)
 }
 
 /// The evidence of a path-MTU black hole, when all of it is there.
-pub struct BlackHole<'a> {
+pub(crate) struct BlackHole<'a> {
     pub first: &'a TlsFacts,
     pub retry: &'a MssRetry,
     pub second: &'a TlsFacts,
@@ -154,7 +154,7 @@ pub struct BlackHole<'a> {
 /// - a path that can be narrower than the first connection's segments: not this machine
 ///   (loopback is one hop of 64 KiB), and the first connection allowed the server segments
 ///   larger than the second's.
-pub fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
+pub(crate) fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
     let first = s.tls.as_ref()?;
     if !matches!(
         first.failure,
@@ -177,7 +177,7 @@ pub fn black_hole(s: &SessionFacts) -> Option<BlackHole<'_>> {
 
 /// How a proxy did not let the session through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyRefusal {
+pub(crate) enum ProxyRefusal {
     /// 407: it wants credentials.
     AuthRequired,
     /// 403: its policy refuses the destination.
@@ -189,7 +189,7 @@ pub enum ProxyRefusal {
 }
 
 /// Did the proxy refuse the session, and how?
-pub fn proxy_refusal(s: &SessionFacts) -> Option<ProxyRefusal> {
+pub(crate) fn proxy_refusal(s: &SessionFacts) -> Option<ProxyRefusal> {
     match &s.via {
         Some(ViaProxy::Tunnel(c)) => match &c.response {
             Some(r) if r.status / 100 == 2 => None,

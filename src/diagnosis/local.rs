@@ -21,7 +21,7 @@ use crate::local::{Listener, LocalFacts, Process, is_local};
 /// Does a socket listening on `l` accept a connection to `dialled`?
 /// `0.0.0.0` takes any IPv4 address of the machine; `::` any address, IPv4 included (Linux's
 /// default `net.ipv6.bindv6only = 0`).
-pub fn accepts(l: &Listener, dialled: IpAddr) -> bool {
+pub(crate) fn accepts(l: &Listener, dialled: IpAddr) -> bool {
     if l.address == dialled || l.address.to_canonical() == dialled.to_canonical() {
         return true;
     }
@@ -106,7 +106,7 @@ fn exe_fits(claimed: &str, exe_name: &str) -> bool {
 /// A listener's process calls itself a known server (by `comm` or `argv[0]`) but the kernel
 /// says it runs another executable: `exec -a postgres /tmp/x/evil`, or a program renamed to
 /// pass for one. Reported whatever the verdict: it is about who answers on the port.
-pub fn owner_name_mismatch(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn owner_name_mismatch(cx: &Ctx) -> Vec<Finding> {
     let Some(l) = cx.facts.local.as_ref() else {
         return vec![];
     };
@@ -212,7 +212,7 @@ fn is_link_local(ip: IpAddr) -> bool {
 }
 
 /// Nothing on this machine listens on the port.
-pub fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn nothing_listens_here(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx).filter(|l| l.listeners.is_empty())?;
     // With a usual server, the next findings say how to find and start it.
     let steps = l.usual_server_names.is_empty().then(|| {
@@ -297,7 +297,7 @@ fn queue_explained<'a>(cx: &'a Ctx) -> Vec<(Option<&'a Listener>, SocketAddr, Qu
 
 /// Does a listener on this machine that takes `ip` have a full accept queue, or had it one
 /// while `ip` was silent (so the silence of `ip` is explained by it)?
-pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
+pub(crate) fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
     let listeners = cx
         .facts
         .local
@@ -314,7 +314,7 @@ pub fn full_queue_for(cx: &Ctx, ip: IpAddr) -> bool {
 /// address was silent: the program does not take connections as fast as they come, and the
 /// kernel drops new SYNs silently (a silence that looks exactly like a firewall's drop).
 /// `docs/ground-truth/beyond-connect.md`.
-pub fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn listener_not_accepting(cx: &Ctx) -> Vec<Finding> {
     if cx.verdict == Verdict::Open {
         return vec![];
     }
@@ -451,7 +451,7 @@ pub(super) fn restart(listener: Option<&Listener>, otherwise: &str) -> Step {
 /// full accept queue drops a SYN to a listener without a word (or a firewall rule that let the
 /// retry pass, which the firewall finding would name). The port works, slowly: each client
 /// waits a second or more while the program is this busy.
-pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
     let a = cx.facts.addresses.iter().map(|a| &a.facts).find(|a| {
         a.queue.is_some()
             && a.probe.result == crate::probe::ConnectResult::Connected
@@ -512,7 +512,7 @@ pub fn first_syn_dropped(cx: &Ctx) -> Option<Finding> {
 }
 
 /// The port's usual server runs, but not on this port.
-pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
     let Some(l) = failed_here(cx).filter(|l| l.listeners.is_empty()) else {
         return vec![];
     };
@@ -576,7 +576,7 @@ pub fn usual_server_elsewhere(cx: &Ctx) -> Vec<Finding> {
 }
 
 /// The port's usual server (with a systemd unit) is not running.
-pub fn usual_server_not_running(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn usual_server_not_running(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx).filter(|l| l.listeners.is_empty() && l.usual_servers.is_empty())?;
     let port = l.port;
     let units: Vec<&servers::KnownServer> = servers::for_port(port)
@@ -726,20 +726,20 @@ fn miss_findings(cx: &Ctx, want: Miss) -> Vec<Finding> {
         .collect()
 }
 
-pub fn listens_on_loopback_only(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn listens_on_loopback_only(cx: &Ctx) -> Vec<Finding> {
     miss_findings(cx, Miss::LoopbackOnly)
 }
 
-pub fn listens_on_other_family(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn listens_on_other_family(cx: &Ctx) -> Vec<Finding> {
     miss_findings(cx, Miss::OtherFamily)
 }
 
-pub fn bound_to_other_address(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn bound_to_other_address(cx: &Ctx) -> Vec<Finding> {
     miss_findings(cx, Miss::OtherAddress)
 }
 
 /// The port is published by a container runtime's proxy.
-pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn container_proxy(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx)?;
     let port = l.port;
     let (x, p) = l.listeners.iter().find_map(|x| {
@@ -779,7 +779,7 @@ pub fn container_proxy(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A listener's process cannot be seen without root.
-pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn owner_hidden(cx: &Ctx) -> Option<Finding> {
     let l = failed_here(cx)?;
     let hidden: Vec<&Listener> = l.listeners.iter().filter(|x| x.process.is_none()).collect();
     // As root every process is visible: a missing owner then means the owner search ran out
@@ -826,7 +826,7 @@ pub fn owner_hidden(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Why this machine's firewall could not be read, in words.
-pub fn unread_words(fw: &Firewall) -> String {
+pub(crate) fn unread_words(fw: &Firewall) -> String {
     match &fw.reason {
         None => "unknown reason".into(),
         Some(NftError::NotPermitted(_)) if !fw.privileged => {
@@ -855,7 +855,7 @@ pub fn unread_words(fw: &Firewall) -> String {
 }
 
 /// This machine's firewall could not be read, and it might explain the failure.
-pub fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn firewall_not_inspected(cx: &Ctx) -> Option<Finding> {
     cx.failed_first()?;
     let fw = cx.facts.firewall.as_ref().filter(|f| !f.inspected)?;
     Some(
@@ -969,7 +969,7 @@ fn firewall_finding(
 }
 
 /// A rule of this machine's output chain stops the port.
-pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
     let shown = hook_rules(cx, Hook::Output);
     if shown.is_empty() {
         return None;
@@ -990,7 +990,7 @@ pub fn local_firewall_output(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A rule of this machine's input chain stops the port (local targets only).
-pub fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn local_firewall_input(cx: &Ctx) -> Option<Finding> {
     cx.facts.local.as_ref()?;
     let shown = hook_rules(cx, Hook::Input);
     if shown.is_empty() {
@@ -1069,19 +1069,17 @@ mod tests {
     }
 
     fn facts_for(local: LocalFacts, firewall: Option<crate::local::Firewall>) -> Facts {
-        use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+        use crate::probe::{ConnectResult, ProbeFact};
         let services = crate::services::Services::parse("");
         let target = crate::target::parse("127.0.0.1:5432", None, &services).unwrap();
         Facts {
-            addresses: vec![AddressFacts::probed(ProbeFact {
-                spec: ProbeSpec::to("127.0.0.1:5432".parse().unwrap()),
-                result: ConnectResult::Failed {
+            addresses: vec![AddressFacts::probed(ProbeFact::new(
+                "127.0.0.1:5432".parse().unwrap(),
+                ConnectResult::Failed {
                     errno: libc::ECONNREFUSED,
                 },
-                elapsed: std::time::Duration::from_micros(50),
-                icmp: None,
-                local: None,
-            })],
+                std::time::Duration::from_micros(50),
+            ))],
             local: Some(local),
             firewall,
             ..Facts::new(target, std::time::Duration::from_secs(5))

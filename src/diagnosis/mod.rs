@@ -22,15 +22,17 @@
 //! | `mtu` | path-MTU black holes |
 //! | `udp` | UDP targets: an answer, port-unreachable, a reject, silence (open\|filtered) |
 //! | `service` | what a service said in its own protocol (PostgreSQL, Redis, MySQL/MariaDB …) |
+//! | `advertised` | the members a MongoDB replica set and the brokers a Kafka cluster advertise, as reached from here |
 
 mod address;
+pub(crate) mod advertised;
 mod advice;
 mod catalog;
 mod commands;
 mod context;
 pub(crate) mod dns;
 mod finding;
-pub(crate) mod http;
+pub mod http;
 mod judge;
 pub(crate) mod local;
 pub(crate) mod mtu;
@@ -42,7 +44,7 @@ mod report;
 pub(crate) mod service;
 mod silence;
 mod summary;
-pub(crate) mod tls;
+pub mod tls;
 mod udp;
 pub(crate) mod views;
 pub(crate) mod words;
@@ -51,15 +53,17 @@ use crate::dns::DnsErrorKind;
 use crate::facts::Facts;
 use judge::ProxyRefusal;
 
-pub use advice::{Machine, StepKind};
+pub(crate) use advice::{Machine, StepKind};
 use context::Ctx;
 pub use dns::port53_tcp;
-pub use finding::{Finding, FindingId, Severity};
+pub use finding::FindingId;
+pub(crate) use finding::{Finding, Severity};
 use judge::{dns_failure_of, judge};
-pub use outcome::{AddressResult, Evidence, Outcome, Sender, Verdict, classify};
+pub use outcome::Sender;
+pub(crate) use outcome::{AddressResult, Evidence, Outcome, Verdict, classify};
 pub use plan::PlannedStep;
-pub use report::{AddressReport, Report};
-pub use words::{errno_name, errno_text, fmt_duration, fmt_given};
+pub(crate) use report::{AddressReport, Report};
+pub(crate) use words::{errno_name, errno_text, fmt_duration, fmt_given};
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.
 macro_rules! define_rule {

@@ -14,7 +14,7 @@ use crate::session::tls::TlsFailure;
 
 /// The handshake stalled or got nothing, and a smaller MSS, beside it, got the server's
 /// certificates through (see [`black_hole`] for what that takes).
-pub fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn mtu_blackhole(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|r, _| r.outcome == Outcome::MtuBlackhole)?;
     let BlackHole {
         first,
@@ -112,7 +112,7 @@ pub(super) fn retry_words(s: &SessionFacts) -> String {
 }
 
 /// Why the reduced-MSS connection was not made.
-pub fn mss_failure_words(f: MssFailure) -> String {
+pub(crate) fn mss_failure_words(f: MssFailure) -> String {
     let errno = |e: Option<i32>| match e {
         Some(e) => format!("{} ({})", errno_text(e), errno_name(e)),
         None => "no error number".into(),

@@ -108,7 +108,7 @@ impl Outcome {
         }
     }
 
-    pub fn verdict(self) -> Verdict {
+    pub(crate) fn verdict(self) -> Verdict {
         match self {
             Outcome::Open => Verdict::Open,
             Outcome::Closed => Verdict::Closed,
@@ -153,7 +153,7 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    pub fn icmp(&self) -> Option<&Icmp> {
+    pub(crate) fn icmp(&self) -> Option<&Icmp> {
         match self {
             Evidence::Icmp(i) => Some(i),
             _ => None,
@@ -198,7 +198,7 @@ pub struct AddressResult {
 
 impl AddressResult {
     /// Who sent the ICMP behind this result, if one did.
-    pub fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
+    pub(crate) fn sender(&self) -> Option<(Sender, Option<IpAddr>)> {
         let icmp = self.evidence.icmp()?;
         // The plain and v4-mapped forms of one address are one sender (`icmp::same_host`).
         let is = |a: Option<IpAddr>, b: IpAddr| a.is_some_and(|a| crate::icmp::same_host(a, b));
@@ -213,14 +213,14 @@ impl AddressResult {
     /// This machine refused to send the connection: its own policy (`EACCES`/`EPERM`), or a
     /// reject sent from its own source address (its output chain's `reject`). Only the person
     /// running canreach can change that; waiting does not.
-    pub fn rejected_by_this_machine(&self) -> bool {
+    pub(crate) fn rejected_by_this_machine(&self) -> bool {
         self.outcome == Outcome::Rejected
             && (matches!(self.evidence, Evidence::LocalPolicy(_))
                 || matches!(self.sender(), Some((Sender::ThisMachine, _))))
     }
 
     /// One line of evidence for people: "TCP reset after 0.3 ms".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let t = fmt_duration(self.elapsed);
         match &self.evidence {
             Evidence::Handshake => format!("connected in {t}"),
@@ -260,7 +260,7 @@ impl AddressResult {
 }
 
 /// What the kernel's answer for one address means.
-pub fn classify(p: &ProbeFact) -> AddressResult {
+pub(crate) fn classify(p: &ProbeFact) -> AddressResult {
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::Handshake),
         (ConnectResult::ConnectedToItself, _) => (Outcome::Closed, Evidence::ConnectedToItself),
@@ -306,7 +306,7 @@ pub fn classify(p: &ProbeFact) -> AddressResult {
 /// device a firewall's `rejected`. Silence is never `closed` and never `open`: a drop and a
 /// program that ignored the request look alike (nmap's open|filtered), so it is
 /// `inconclusive`.
-pub fn classify_udp(p: &ProbeFact) -> AddressResult {
+pub(crate) fn classify_udp(p: &ProbeFact) -> AddressResult {
     let mut r = classify(p);
     let (outcome, evidence) = match (p.result, p.icmp) {
         (ConnectResult::Connected, _) => (Outcome::Open, Evidence::UdpReply),
@@ -328,7 +328,7 @@ pub fn classify_udp(p: &ProbeFact) -> AddressResult {
 }
 
 /// This machine ran out of descriptors or memory (`socket()` failed for want of them).
-pub fn out_of_resources(errno: i32) -> bool {
+pub(crate) fn out_of_resources(errno: i32) -> bool {
     matches!(
         errno,
         libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM

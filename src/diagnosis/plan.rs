@@ -21,7 +21,7 @@ pub struct PlannedStep {
 
 /// What is known of the machine canreach runs on, for the commands planned for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Here {
+pub(crate) struct Here {
     /// canreach is root: commands need no `sudo`.
     pub privileged: bool,
     /// `Some(false)`: this machine does not run systemd (no `systemctl`, no journal); `None`
@@ -33,7 +33,7 @@ pub struct Here {
 /// facts themselves rule out (a walk that ran needs no traceroute); `here` says what commands
 /// on this machine can be: no `sudo` for root, `service` instead of `systemctl` without
 /// systemd (a step whose command has no such equivalent, the journal, is not given).
-pub fn plan(findings: &[Finding], ruled_out: &[StepKind], here: Here) -> Vec<PlannedStep> {
+pub(crate) fn plan(findings: &[Finding], ruled_out: &[StepKind], here: Here) -> Vec<PlannedStep> {
     // A finding's evidence rules a kind out for the others' proposals, not for its own.
     let ruled = |kind: StepKind, by: FindingId| {
         ruled_out.contains(&kind)

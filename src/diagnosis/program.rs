@@ -104,7 +104,7 @@ pub fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
 }
 
 /// The kernel accepted; the program closed without a word.
-pub fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| s.first == First::Closed)?;
     Some(
         Finding::new(
@@ -130,7 +130,7 @@ pub fn accepted_then_closed(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A greeting that is a refusal: a MySQL error packet, an SMTP 421/554.
-pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn service_refuses(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         matches!(
             &s.first,
@@ -183,7 +183,7 @@ pub fn service_refuses(cx: &Ctx) -> Option<Finding> {
 
 /// Nothing came back after the client spoke (TLS ClientHello or HTTP request), or the TLS
 /// answer stopped halfway; and a smaller MSS did not help.
-pub fn no_reply(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn no_reply(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|r, s| {
         // A connection this machine's program never took: `program_not_accepting` says why.
         r.outcome == Outcome::ServiceError
@@ -253,7 +253,7 @@ pub fn no_reply(cx: &Ctx) -> Option<Finding> {
 }
 
 /// The server's greeting, identified (an open port that speaks first).
-pub fn service_banner(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn service_banner(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|r, s| {
         r.outcome == Outcome::Open && matches!(s.first, First::Banner { .. })
     })?;
@@ -286,7 +286,7 @@ pub fn service_banner(cx: &Ctx) -> Option<Finding> {
 /// waits in the listener's accept queue — clients connect, then hang. Named with the program
 /// (from the listener table), its queue, and whether its threads were all asleep (it does not
 /// call `accept()`) or running (too busy to).
-pub fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
     let (a, n) = cx.facts.addresses.iter().find_map(|a| {
         let n = a.facts.session.as_ref()?.not_accepted.as_ref()?;
         Some((a.result.address, n))

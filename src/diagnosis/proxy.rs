@@ -16,7 +16,7 @@ use crate::session::{SessionFacts, ViaProxy};
 
 /// The first address's session went past the proxy (an open tunnel, or a forwarded
 /// request): what came back after that is the destination's.
-pub fn through_proxy(cx: &Ctx) -> bool {
+pub(crate) fn through_proxy(cx: &Ctx) -> bool {
     cx.facts.via.is_some()
         && cx
             .facts
@@ -86,7 +86,7 @@ struct Refusal<'a> {
 
 /// The proxy did not let the session through: credentials (407), policy (403), its own path
 /// to the destination (502–504), or anything else.
-pub fn proxy_refused(cx: &Ctx, kind: ProxyRefusal) -> Option<Finding> {
+pub(crate) fn proxy_refused(cx: &Ctx, kind: ProxyRefusal) -> Option<Finding> {
     let route = cx.facts.via.as_ref()?;
     let (r, s) = cx.session_where(|_, s| proxy_refusal(s) == Some(kind))?;
     let dest = cx.facts.target.display();
@@ -321,7 +321,7 @@ fn proxy_logs(route: &ProxyRoute) -> Step {
 
 /// Through a proxy: what a plain connect to the destination got. Words only; the verdict is
 /// the proxy path's.
-pub fn direct_path(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn direct_path(cx: &Ctx) -> Option<Finding> {
     let v = cx.facts.via.as_ref()?;
     let dest = cx.facts.target.display();
     let results = cx.direct;
@@ -374,7 +374,7 @@ pub fn direct_path(cx: &Ctx) -> Option<Finding> {
 
 /// An HTTP(S) client here would go through a proxy, or be exempted from one; whether this
 /// check followed it.
-pub fn proxy_applies(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn proxy_applies(cx: &Ctx) -> Option<Finding> {
     let choice = cx.facts.proxy.as_ref()?;
     let dest = &cx.facts.target.host;
     let message = match choice {

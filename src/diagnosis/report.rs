@@ -50,7 +50,7 @@ pub struct Report {
 
 impl Report {
     /// Each address's judgement, in the order clients try them.
-    pub fn results(&self) -> impl Iterator<Item = &AddressResult> + '_ {
+    pub(crate) fn results(&self) -> impl Iterator<Item = &AddressResult> + '_ {
         self.facts.addresses.iter().map(|a| &a.result)
     }
 
@@ -58,7 +58,7 @@ impl Report {
     /// socket (out of file descriptors, of buffer memory). It is no verdict about the target;
     /// the run is an internal error, with this line. (`local_error` keeps the rest: an
     /// address family this machine lacks, no free local port.)
-    pub fn resource_failure(&self) -> Option<String> {
+    pub(crate) fn resource_failure(&self) -> Option<String> {
         self.results().find_map(|a| match a.evidence {
             Evidence::LocalError(e) if out_of_resources(e) => Some(format!(
                 "this machine could not open a socket to {}: {} ({}) — raise the open-file \

@@ -17,7 +17,9 @@ use crate::session::ServiceFacts;
 use crate::session::SessionFacts;
 use crate::session::protocols::postgres::{AuthRequest, ErrorFields, SslAnswer, StartupAnswer};
 use crate::session::protocols::redis::{Reply, ReplyKind};
-use crate::session::protocols::{Protocol, ProtocolFacts, WireFailure, amqp, mail, mysql};
+use crate::session::protocols::{
+    Ending, Protocol, ProtocolFacts, WireFailure, amqp, ending, mail, mysql,
+};
 
 /// The most characters of a server's own message quoted in a finding.
 pub const SERVER_TEXT: usize = 200;
@@ -430,15 +432,15 @@ pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
     })?;
     let (said, setting) = match reading(svc) {
         Said::PgError(e) => (
-            format!("{} (SQLSTATE 53300)", quoted(e.message.as_deref())),
+            format!("\"{}\" (SQLSTATE 53300)", quoted(e.message.as_deref())),
             "`max_connections` in postgresql.conf (a restart), or a pooler such as PgBouncer",
         ),
         Said::Redis(x) => (
-            quoted(Some(&x.text)),
+            format!("\"{}\"", quoted(Some(&x.text))),
             "`maxclients` (`redis-cli CONFIG SET maxclients N`) and the open-file limit",
         ),
         Said::MySql(e) => (
-            format!("{} (error 1040)", quoted(Some(&e.message))),
+            format!("\"{}\" (error 1040)", quoted(Some(&e.message))),
             "`max_connections` (`SET GLOBAL max_connections = N`)",
         ),
         _ => return None,
@@ -448,8 +450,7 @@ pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
         Finding::new(
             FindingId::TooManyClients,
             format!(
-                "{}: {name} has no connection left for anyone: \"{said}\". The network is \
-                 fine.",
+                "{}: {name} has no connection left for anyone: {said}. The network is fine.",
                 r.address.ip()
             ),
         )
@@ -728,9 +729,19 @@ pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
         ),
         WireFailure::Closed => format!("the server closed the connection without a {name} answer"),
         WireFailure::Reset => format!("the server reset the connection without a {name} answer"),
+        // The server closed mid-answer; else it was still sending when the time ran out (a
+        // server that trickles).
+        WireFailure::Truncated { first_bytes } if ending(svc.last()) == Ending::ByServer => {
+            format!(
+                "the {name} answer stopped halfway ({} bytes: {})",
+                first_bytes.len(),
+                escape_bytes(&first_bytes[..first_bytes.len().min(40)])
+            )
+        }
         WireFailure::Truncated { first_bytes } => format!(
-            "the {name} answer stopped halfway ({} bytes: {})",
+            "the {name} answer was still incomplete when the time ran out ({} bytes in {}: {})",
             first_bytes.len(),
+            fmt_duration(elapsed(svc.last())),
             escape_bytes(&first_bytes[..first_bytes.len().min(40)])
         ),
         WireFailure::NotThisProtocol { first_bytes } => format!(

@@ -8,7 +8,7 @@ use super::finding::FindingId;
 use super::report::Report;
 use super::{Outcome, Verdict};
 use crate::facts::{AddressFacts, Facts};
-use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::probe::{ConnectResult, ProbeFact};
 use crate::services::Services;
 use crate::session::protocols::postgres::{
     AuthRequest, ErrorFields, PgFacts, SslAnswer, StartupAnswer,
@@ -43,34 +43,18 @@ fn report_with(target: &str, svc: ServiceFacts) -> Report {
     let target = crate::target::parse(target, None, &Services::parse("")).unwrap();
     let address = format!("{SERVER}:{}", target.port.get()).parse().unwrap();
     let session = SessionFacts {
-        address,
-        window: Duration::ZERO,
-        accepted: None,
-        waiting_for_client: None,
-        not_accepted: None,
-        first: First::Unwatched,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
         service: Some(svc),
+        ..SessionFacts::new(address, Duration::ZERO, First::Unwatched)
     };
+    let probe = ProbeFact::new(
+        address,
+        ConnectResult::Connected,
+        Duration::from_micros(300),
+    );
     let facts = Facts {
         addresses: vec![AddressFacts {
-            probe: ProbeFact {
-                spec: ProbeSpec::to(address),
-                result: ConnectResult::Connected,
-                elapsed: Duration::from_micros(300),
-                icmp: None,
-                local: None,
-            },
-            silence: None,
-            here: false,
             session: Some(session),
-            queue: None,
-            udp: None,
+            ..AddressFacts::probed(probe)
         }],
         ..Facts::new(target, Duration::from_secs(5))
     };
@@ -308,6 +292,13 @@ fn starting_and_too_many_clients_are_named_for_every_service() {
         pg_error("53300", "sorry, too many clients already"),
     );
     assert_eq!(ids(&r), ["too_many_clients"]);
+    // The server's words in quotes, the code outside them.
+    assert!(
+        message(&r, FindingId::TooManyClients)
+            .contains(": \"sorry, too many clients already\" (SQLSTATE 53300)."),
+        "{}",
+        message(&r, FindingId::TooManyClients)
+    );
     let r = report(
         "198.18.2.2:6379",
         Protocol::Redis,
@@ -320,6 +311,11 @@ fn starting_and_too_many_clients_are_named_for_every_service() {
         mysql_refused(1040, "Too many connections"),
     );
     assert_eq!(ids(&r), ["too_many_clients"]);
+    assert!(
+        message(&r, FindingId::TooManyClients).contains(": \"Too many connections\" (error 1040)."),
+        "{}",
+        message(&r, FindingId::TooManyClients)
+    );
     assert!(steps(&r, FindingId::TooManyClients).contains("max_connections"));
 }
 
@@ -464,6 +460,39 @@ fn a_conversation_that_breaks_off_is_a_service_error() {
     let m = message(&r, FindingId::ServiceNotAnswering);
     assert!(
         m.contains("what answers is not Redis: it sent \"SSH-2.0-OpenSSH_9.2\""),
+        "{m}"
+    );
+}
+
+#[test]
+fn an_answer_cut_off_by_the_server_and_one_still_trickling_are_told_apart() {
+    let cut = |ended| {
+        ProtocolFacts::Redis(RedisFacts {
+            unsolicited: None,
+            reply: None,
+            failure: Some(Failed {
+                step: crate::session::protocols::redis::RedisStep::Ping,
+                failure: WireFailure::Truncated {
+                    first_bytes: b"-E".to_vec(),
+                },
+            }),
+            ended,
+            elapsed: Duration::from_millis(1990),
+        })
+    };
+    let r = report("198.18.2.2:6379", Protocol::Redis, cut(Ending::ByServer));
+    let m = message(&r, FindingId::ServiceNotAnswering);
+    assert!(
+        m.contains("the Redis answer stopped halfway (2 bytes: -E)"),
+        "{m}"
+    );
+    // Still coming when the deadline passed: not "stopped".
+    let r = report("198.18.2.2:6379", Protocol::Redis, cut(Ending::Closed));
+    let m = message(&r, FindingId::ServiceNotAnswering);
+    assert!(
+        m.contains(
+            "the Redis answer was still incomplete when the time ran out (2 bytes in 1.99 s: -E)"
+        ),
         "{m}"
     );
 }

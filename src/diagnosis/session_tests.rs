@@ -7,7 +7,7 @@ use super::outcome::Outcome;
 use super::tls::mismatch_words;
 use crate::facts::ProxyRoute;
 use crate::facts::{AddressFacts, DirectPath, Facts};
-use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+use crate::probe::{ConnectResult, ProbeFact};
 use crate::services::Services;
 use crate::session::http::HttpFailure;
 use crate::session::http::{HttpFacts, Method, parse_response};
@@ -22,17 +22,12 @@ use crate::session::{SessionFacts, ViaProxy};
 use std::time::Duration;
 
 fn probe(addr: &str, result: ConnectResult) -> ProbeFact {
-    ProbeFact {
-        spec: ProbeSpec::to(addr.parse().unwrap()),
-        result,
-        elapsed: if result == ConnectResult::TimedOut {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_micros(300)
-        },
-        icmp: None,
-        local: None,
-    }
+    let elapsed = if result == ConnectResult::TimedOut {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_micros(300)
+    };
+    ProbeFact::new(addr.parse().unwrap(), result, elapsed)
 }
 
 fn response(raw: &[u8]) -> crate::session::http::HttpResponse {
@@ -40,20 +35,11 @@ fn response(raw: &[u8]) -> crate::session::http::HttpResponse {
 }
 
 fn session(via: Option<ViaProxy>, http: Option<HttpFacts>) -> SessionFacts {
+    let address = "198.18.0.8:3128".parse().unwrap();
     SessionFacts {
-        address: "198.18.0.8:3128".parse().unwrap(),
-        window: Duration::from_millis(8),
-        accepted: None,
-        waiting_for_client: None,
-        not_accepted: None,
-        first: First::Silent,
         via,
-        tls: None,
-        mss_retry: None,
         http,
-        tls_confirm: None,
-        answered: None,
-        service: None,
+        ..SessionFacts::new(address, Duration::from_millis(8), First::Silent)
     }
 }
 
@@ -79,12 +65,8 @@ fn through(s: SessionFacts, direct: ConnectResult) -> Facts {
     let endpoint = crate::target::parse("proxy.corp:3128", None, &Services::parse("")).unwrap();
     Facts {
         addresses: vec![AddressFacts {
-            probe: probe("198.18.0.8:3128", ConnectResult::Connected),
-            silence: None,
-            here: false,
             session: Some(s),
-            queue: None,
-            udp: None,
+            ..AddressFacts::probed(probe("198.18.0.8:3128", ConnectResult::Connected))
         }],
         proxy: Some(choice),
         via: Some(ProxyRoute {
@@ -198,20 +180,8 @@ fn an_open_tunnel_leaves_the_verdict_to_the_destination_and_says_the_direct_path
         Some(h),
     );
     s.tls = Some(TlsFacts {
-        server_name: "api.example".into(),
-        elapsed: Duration::from_millis(3),
         version: Some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
-        failure: None,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("api.example".into(), Duration::from_millis(3), 1)
     });
     // A silent direct path does not change an open verdict.
     let f = through(s, ConnectResult::TimedOut);
@@ -259,32 +229,17 @@ fn expects_tls_is_confirmed_or_not_by_the_second_connection() {
         elapsed: Duration::from_millis(1),
     };
     let confirm = |failure: Option<TlsFailure>, version: Option<TlsVersion>| TlsFacts {
-        server_name: "h.test".into(),
-        elapsed: Duration::from_millis(3),
         version,
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("h.test".into(), Duration::from_millis(3), 1)
     };
     let facts_with = |c: TlsFacts| {
         let mut s = session(None, Some(h.clone()));
         s.tls_confirm = Some(c);
         Facts {
             addresses: vec![AddressFacts {
-                probe: probe("198.18.0.7:8443", ConnectResult::Connected),
-                silence: None,
-                here: false,
                 session: Some(s),
-                queue: None,
-                udp: None,
+                ..AddressFacts::probed(probe("198.18.0.7:8443", ConnectResult::Connected))
             }],
             ..Facts::new(target.clone(), Duration::from_secs(5))
         }
@@ -324,20 +279,10 @@ fn tls_error_findings_name_who_fixes_it() {
 
 fn tls_facts(elapsed_ms: u64, failure: Option<TlsFailure>, crossed: bool) -> TlsFacts {
     TlsFacts {
-        server_name: "h.test".into(),
-        elapsed: Duration::from_millis(elapsed_ms),
         version: crossed.then_some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: 1,
-        client_cert: None,
-        after: None,
         failure,
         first_answer: crossed.then(|| Duration::from_millis(elapsed_ms)),
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("h.test".into(), Duration::from_millis(elapsed_ms), 1)
     }
 }
 
@@ -473,12 +418,8 @@ fn http_statuses_against_what_is_expected() {
         let target = crate::target::parse("http://h.test/x", None, &Services::parse("")).unwrap();
         let f = Facts {
             addresses: vec![AddressFacts {
-                probe: probe("198.18.0.7:80", ConnectResult::Connected),
-                silence: None,
-                here: false,
-                queue: None,
-                udp: None,
                 session: Some(session(None, Some(h))),
+                ..AddressFacts::probed(probe("198.18.0.7:80", ConnectResult::Connected))
             }],
             expect_status: expect.map(|e| StatusSet::parse(e).unwrap()),
             ..Facts::new(target, Duration::from_secs(5))

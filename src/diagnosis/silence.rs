@@ -23,7 +23,7 @@ fn silent_liveness<'a>(cx: &'a Ctx) -> Option<&'a Liveness> {
 }
 
 /// The host answers on other ports; this one gets no answer.
-pub fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn host_up_port_dropped(cx: &Ctx) -> Option<Finding> {
     let l = silent_liveness(cx).filter(|l| l.alive == Some(true))?;
     let p = l.probes.iter().find(|p| p.answered_by_target)?;
     let port = cx.port();
@@ -106,7 +106,7 @@ fn rate_limit_words(l: &Liveness) -> String {
 }
 
 /// A router reports the host undeliverable on the liveness ports.
-pub fn host_down(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn host_down(cx: &Ctx) -> Option<Finding> {
     let l = silent_liveness(cx).filter(|l| l.alive == Some(false))?;
     let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
     Some(
@@ -140,7 +140,7 @@ pub fn host_down(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Neither the port nor any other port of the host answered.
-pub fn host_not_answering(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn host_not_answering(cx: &Ctx) -> Option<Finding> {
     let l = silent_liveness(cx).filter(|l| l.alive.is_none())?;
     let ports: Vec<String> = l.probes.iter().map(|p| p.port.to_string()).collect();
     Some(
@@ -176,7 +176,7 @@ fn silent_path<'a>(cx: &'a Ctx) -> Option<&'a Path> {
 }
 
 /// The last device the SYN reached.
-pub fn path_ends_after(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn path_ends_after(cx: &Ctx) -> Option<Finding> {
     let p = silent_path(cx)?;
     let Responder { ttl, address: dev } = p.last_responding?;
     let port = cx.port();
@@ -216,7 +216,7 @@ pub fn path_ends_after(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Not even the first hop answered.
-pub fn path_no_answer(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn path_no_answer(cx: &Ctx) -> Option<Finding> {
     let p = silent_path(cx)?;
     if p.last_responding.is_some() || p.reached_at.is_some() {
         return None;

@@ -8,7 +8,7 @@ use super::outcome::{Outcome, Verdict};
 use super::proxy::through_proxy;
 
 /// The summary of the check that `cx` describes, `findings` strongest first.
-pub fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
+pub(crate) fn summarize(cx: &Ctx, findings: &[Finding]) -> String {
     let headline = findings.iter().find_map(|f| f.headline.as_ref());
     let Some(v) = &cx.facts.via else {
         return checked(cx, headline);

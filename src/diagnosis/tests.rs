@@ -8,7 +8,6 @@ use crate::dns::DnsErrorKind;
 use crate::dns::LookupError;
 use crate::facts::AddressFacts;
 use crate::icmp::Icmp;
-use crate::probe::ProbeSpec;
 use crate::probe::{ConnectResult, ProbeFact};
 use crate::target::{Host, Target};
 use crate::target::{Port, PortSource};
@@ -28,26 +27,19 @@ fn target(host: &str, port: u16) -> Target {
     }
 }
 fn probe(addr: &str, result: ConnectResult, icmp: Option<Icmp>) -> ProbeFact {
+    // A silent probe waited for most of the default deadline.
+    let elapsed = if result == ConnectResult::TimedOut {
+        Duration::from_secs(4)
+    } else {
+        Duration::from_micros(300)
+    };
     ProbeFact {
-        spec: ProbeSpec::to(addr.parse().unwrap()),
-        result,
-        // A silent probe waited for most of the default deadline.
-        elapsed: if result == ConnectResult::TimedOut {
-            Duration::from_secs(4)
-        } else {
-            Duration::from_micros(300)
-        },
         icmp,
-        local: None,
+        ..ProbeFact::new(addr.parse().unwrap(), result, elapsed)
     }
 }
 fn icmp4(code: u8, from: &str) -> Option<Icmp> {
-    Some(Icmp {
-        v6: false,
-        kind: 3,
-        code,
-        from: Some(from.parse().unwrap()),
-    })
+    Some(Icmp::v4(3, code, from))
 }
 fn facts(t: Target, probes: Vec<ProbeFact>) -> Facts {
     Facts {
@@ -667,20 +659,10 @@ fn not_taken_facts(n: crate::session::watch::NotAccepted) -> Facts {
         target("127.0.0.1", 22300),
         vec![probe("127.0.0.1:22300", ConnectResult::Connected, None)],
     );
+    let address = "127.0.0.1:22300".parse().unwrap();
     f.addresses[0].session = Some(crate::session::SessionFacts {
-        address: "127.0.0.1:22300".parse().unwrap(),
-        window: Duration::from_millis(500),
-        accepted: None,
-        waiting_for_client: None,
         not_accepted: Some(n),
-        first: First::Silent,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
-        service: None,
+        ..crate::session::SessionFacts::new(address, Duration::from_millis(500), First::Silent)
     });
     f.local = Some(LocalFacts {
         port: 22300,

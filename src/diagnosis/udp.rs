@@ -21,7 +21,7 @@ use crate::session::protocols::udp_payloads::{self, Answer, UdpReply, UdpService
 /// own findings and those about the name and this machine's routes, which say the same for
 /// any transport; the TCP rules (resets, SYNs, listeners, the session) say nothing true of a
 /// datagram, and the UDP ones nothing of a connection.
-pub fn applies(id: FindingId, udp: bool) -> bool {
+pub(crate) fn applies(id: FindingId, udp: bool) -> bool {
     use FindingId::*;
     let own = matches!(
         id,
@@ -158,7 +158,7 @@ fn udp_results<'a>(cx: &Ctx<'a>) -> impl Iterator<Item = (&'a AddressResult, &'a
 }
 
 /// The port answered: what, and whether it was the service's own answer.
-pub fn udp_answered(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_answered(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx).find(|(a, _)| a.outcome == Outcome::Open)?;
     let port = cx.port();
     let t = fmt_duration(a.elapsed);
@@ -197,7 +197,7 @@ pub fn udp_answered(cx: &Ctx) -> Option<Finding> {
 }
 
 /// ICMP port-unreachable from the host itself: no program receives on the port.
-pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| {
         a.outcome == Outcome::Closed
             && matches!(a.evidence, Evidence::Icmp(_) | Evidence::UdpRefused)
@@ -217,13 +217,9 @@ pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
             Command::SsUdp { port },
             server.clone(),
         ),
-        Step::run(
-            StepKind::FindRejectRule,
+        Step::find_reject_rule(
             "If it does, look for a firewall rule that rejects the port",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
+            port,
             server,
         ),
     ];
@@ -240,7 +236,7 @@ pub fn udp_port_closed(cx: &Ctx) -> Option<Finding> {
 }
 
 /// A reject ICMP: from a device on the way, or a prohibited from the host's own firewall.
-pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_rejected(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| a.outcome == Outcome::Rejected && a.evidence.icmp().is_some());
     let a = *same.first()?;
     let port = cx.port();
@@ -293,15 +289,7 @@ pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
             ),
             on.clone(),
         ),
-        Step::run(
-            StepKind::FindRejectRule,
-            "If you run that device, find the rule",
-            Command::NftGrep {
-                port,
-                verdict: Some("reject"),
-            },
-            on,
-        ),
+        Step::find_reject_rule("If you run that device, find the rule", port, on),
     ];
     let first = cx.first().is_some_and(|f| f.address == a.address);
     Some(
@@ -314,7 +302,7 @@ pub fn udp_rejected(cx: &Ctx) -> Option<Finding> {
 
 /// Host or network unreachable, reported by a device (or this machine's own neighbour
 /// lookup).
-pub fn udp_unreachable(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_unreachable(cx: &Ctx) -> Option<Finding> {
     let same = cx.failed_where(|a| {
         a.outcome == Outcome::Unreachable
             && a.evidence
@@ -379,7 +367,7 @@ fn owner_words(l: &Listener) -> String {
 
 /// A silent address of this machine whose port a program holds: it received the request and
 /// did not answer.
-pub fn udp_program_silent(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_program_silent(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx)
         .find(|(a, _)| a.evidence == Evidence::UdpSilence && cx.is_here(a.address.ip()))?;
     let held = holders(cx, a.address.ip());
@@ -462,7 +450,7 @@ fn control_words(control: &crate::probe::ProbeFact, address: SocketAddr) -> Stri
 }
 
 /// Silence: no reply, no ICMP error. Never `open`, never `closed`.
-pub fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn udp_no_answer(cx: &Ctx) -> Option<Finding> {
     let (a, u) = udp_results(cx).find(|(a, _)| a.evidence == Evidence::UdpSilence)?;
     let port = cx.port();
     let ip = a.address.ip();
@@ -547,22 +535,15 @@ mod tests {
     use crate::diagnosis::{Verdict, diagnose};
     use crate::facts::{AddressFacts, Facts, UdpExchange};
     use crate::icmp::Icmp;
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use crate::session::protocols::udp_payloads::{Answer, UdpReply, UdpService};
 
     fn fact(addr: &str, result: ConnectResult, icmp: Option<(u8, &str)>) -> ProbeFact {
         ProbeFact {
-            spec: ProbeSpec::to(addr.parse().unwrap()),
-            result,
-            elapsed: Duration::from_millis(3),
-            icmp: icmp.map(|(code, from)| Icmp {
-                v6: false,
-                kind: 3,
-                code,
-                from: Some(from.parse().unwrap()),
-            }),
+            icmp: icmp.map(|(code, from)| Icmp::v4(3, code, from)),
             local: Some("198.18.1.2:40000".parse().unwrap()),
+            ..ProbeFact::new(addr.parse().unwrap(), result, Duration::from_millis(3))
         }
     }
 
@@ -570,12 +551,8 @@ mod tests {
         let target = crate::target::parse("udp://198.18.2.2:53", None, &Services::parse(""));
         Facts {
             addresses: vec![AddressFacts {
-                here: false,
-                probe,
-                silence: None,
-                session: None,
-                queue: None,
                 udp: Some(udp),
+                ..AddressFacts::probed(probe)
             }],
             ..Facts::new(target.unwrap(), Duration::from_secs(2))
         }
@@ -690,20 +667,15 @@ mod known_silence_tests {
 
     use crate::diagnosis::{Verdict, diagnose};
     use crate::facts::{AddressFacts, Facts, UdpExchange};
-    use crate::probe::{ConnectResult, ProbeFact, ProbeSpec};
+    use crate::probe::{ConnectResult, ProbeFact};
     use crate::services::Services;
     use crate::session::protocols::udp_payloads::Silence;
 
     #[test]
     fn a_service_that_never_answers_a_stranger_is_named_in_the_silence() {
         let target = crate::target::parse("udp://198.18.2.2:51820", None, &Services::parse(""));
-        let probe = ProbeFact {
-            spec: ProbeSpec::to("198.18.2.2:51820".parse().unwrap()),
-            result: ConnectResult::TimedOut,
-            elapsed: Duration::from_secs(2),
-            icmp: None,
-            local: None,
-        };
+        let address = "198.18.2.2:51820".parse().unwrap();
+        let probe = ProbeFact::new(address, ConnectResult::TimedOut, Duration::from_secs(2));
         let facts = Facts {
             addresses: vec![AddressFacts {
                 here: false,

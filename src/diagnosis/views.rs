@@ -58,7 +58,7 @@ fn liveness_probe(port: u16, fact: Option<&ProbeFact>, target: IpAddr) -> Livene
 }
 
 /// Interpret one address's silence facts.
-pub fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
+pub(crate) fn liveness(address: SocketAddr, s: &Silence) -> Liveness {
     let ip = address.ip();
     let probes: Vec<LivenessProbe> = s
         .liveness
@@ -130,7 +130,7 @@ pub struct Path {
 }
 
 /// Interpret the raw walk.
-pub fn path(t: &TraceFacts) -> Path {
+pub(crate) fn path(t: &TraceFacts) -> Path {
     let target = t.address.ip();
     let all: Vec<Hop> = t
         .hops
@@ -209,12 +209,7 @@ mod tests {
             },
             result,
             elapsed: Duration::from_micros(400),
-            icmp: icmp.map(|(kind, code, from)| Icmp {
-                v6: false,
-                kind,
-                code,
-                from: Some(from.parse().unwrap()),
-            }),
+            icmp: icmp.map(|(kind, code, from)| Icmp::v4(kind, code, from)),
             local: None,
         }
     }

@@ -6,7 +6,7 @@ use crate::escape::escape_bytes;
 use crate::facts::ms;
 
 /// "0.3 ms", "12 ms", "1.50 s".
-pub fn fmt_duration(d: Duration) -> String {
+pub(crate) fn fmt_duration(d: Duration) -> String {
     let m = ms(d);
     if m < 10.0 {
         format!("{m:.1} ms")
@@ -19,7 +19,7 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// A duration to a person's precision: whole milliseconds below a second ("7 ms"), else as
 /// [`fmt_duration`]. For how long something was watched, not for a measured time.
-pub fn fmt_rounded(d: Duration) -> String {
+pub(crate) fn fmt_rounded(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", (ms(d)).round())
     } else {
@@ -28,7 +28,7 @@ pub fn fmt_rounded(d: Duration) -> String {
 }
 
 /// A duration as a person gives it on the command line: `3s`, `500ms`, `5m`, `1h`.
-pub fn fmt_given(d: Duration) -> String {
+pub(crate) fn fmt_given(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
         _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
@@ -39,7 +39,7 @@ pub fn fmt_given(d: Duration) -> String {
 }
 
 /// The symbolic name of an errno, as people search for it.
-pub fn errno_name(e: i32) -> &'static str {
+pub(crate) fn errno_name(e: i32) -> &'static str {
     match e {
         libc::ECONNREFUSED => "ECONNREFUSED",
         libc::ECONNRESET => "ECONNRESET",
@@ -60,14 +60,14 @@ pub fn errno_name(e: i32) -> &'static str {
 }
 
 /// The system's text for an errno ("Connection refused").
-pub fn errno_text(e: i32) -> String {
+pub(crate) fn errno_text(e: i32) -> String {
     let s = std::io::Error::from_raw_os_error(e).to_string();
     // std appends " (os error N)"; people know the text.
     s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
 /// At most `n` characters of outside text (escaped when rendered).
-pub fn bounded(text: &str, n: usize) -> String {
+pub(crate) fn bounded(text: &str, n: usize) -> String {
     let mut out: String = text.chars().take(n).collect();
     if text.chars().count() > n {
         out.push('…');
@@ -76,7 +76,7 @@ pub fn bounded(text: &str, n: usize) -> String {
 }
 
 /// The first line of what a peer sent, at most 80 bytes, escaped.
-pub fn first_line(bytes: &[u8]) -> String {
+pub(crate) fn first_line(bytes: &[u8]) -> String {
     let line = bytes
         .split(|b| *b == b'\n')
         .find(|l| !l.iter().all(u8::is_ascii_whitespace))
@@ -86,7 +86,7 @@ pub fn first_line(bytes: &[u8]) -> String {
 }
 
 /// An I/O error on an HTTP exchange, from the one errno table.
-pub fn io_words(errno: Option<i32>) -> String {
+pub(crate) fn io_words(errno: Option<i32>) -> String {
     match errno {
         // An errno outside the table has no name people search for: its text alone.
         Some(e) if errno_name(e) == "error" => errno_text(e),

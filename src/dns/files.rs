@@ -45,7 +45,7 @@ const MAX_ATTEMPTS: usize = 5;
 
 /// Why a resolver file was not read.
 #[derive(Debug, Error)]
-pub enum FileError {
+pub(crate) enum FileError {
     #[error("cannot open {path}: {source}")]
     Open {
         path: String,

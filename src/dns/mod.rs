@@ -106,7 +106,7 @@ pub struct DnsView {
 
 impl DnsView {
     /// No server answered at all (all timed out, or none is configured).
-    pub fn all_silent(&self) -> bool {
+    pub(crate) fn all_silent(&self) -> bool {
         self.servers.iter().all(|s| {
             s.lookup
                 .error
@@ -133,7 +133,7 @@ impl DnsView {
 }
 
 /// The seam for name resolution, so the pipeline can be exercised with canned answers.
-pub trait Resolver: Sync {
+pub(crate) trait Resolver: Sync {
     /// The system view, in the system's order.
     fn system(&self, name: &str, deadline: Instant) -> impl Future<Output = Lookup> + Send;
     /// The DNS view; `None` when DNS is not to be asked for this name.
@@ -143,7 +143,7 @@ pub trait Resolver: Sync {
 
 /// The real resolvers: glibc and hickory-resolver with /etc/resolv.conf.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
+pub(crate) struct SystemResolver;
 
 impl Resolver for SystemResolver {
     async fn system(&self, name: &str, deadline: Instant) -> Lookup {

@@ -143,13 +143,10 @@ async fn port53(
         None => match tokio::time::timeout_at(probe_until, tcp).await {
             Ok(t) => t,
             // Still no answer: that is what it did.
-            Err(_) => crate::probe::ProbeFact {
-                spec: crate::probe::ProbeSpec::to(server),
-                result: crate::probe::ConnectResult::TimedOut,
-                elapsed: start.elapsed(),
-                icmp: None,
-                local: None,
-            },
+            Err(_) => {
+                let silent = crate::probe::ConnectResult::TimedOut;
+                crate::probe::ProbeFact::new(server, silent, start.elapsed())
+            }
         },
     };
     Port53 { tcp, udp }
@@ -425,7 +422,7 @@ const MAX_CHAIN: usize = 16;
 /// The records of an answer that are about `query`: the CNAME chain from it, then the records
 /// of type `want` owned by the chain's last name. Anything else in the answer section
 /// (unrelated names, records of other names in the chain) is ignored.
-pub fn chain<'a>(query: &Name, answers: &'a [Record], want: RecordType) -> Vec<&'a Record> {
+pub(crate) fn chain<'a>(query: &Name, answers: &'a [Record], want: RecordType) -> Vec<&'a Record> {
     let mut out: Vec<&Record> = Vec::new();
     let mut current = query.clone();
     for _ in 0..MAX_CHAIN {

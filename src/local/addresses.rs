@@ -18,7 +18,7 @@ const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 
 /// Every address of every interface, each once (the netlink dump, else `getifaddrs`).
-pub fn read() -> Vec<IpAddr> {
+pub(crate) fn read() -> Vec<IpAddr> {
     dump().unwrap_or_else(|_| crate::sys::interface_addresses())
 }
 

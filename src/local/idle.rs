@@ -26,18 +26,18 @@ use std::collections::BTreeSet;
 
 /// The most threads looked at: a server of hundreds of worker processes is not worth the
 /// reads (~10 µs a thread, on the check's own thread); its watch ends by time instead.
-pub const MAX_TASKS: usize = 64;
+pub(crate) const MAX_TASKS: usize = 64;
 
 /// How deep children are followed: the processes a server forks for a connection
 /// (PostgreSQL's backends, sshd's session), and theirs.
 const CHILD_DEPTH: usize = 2;
 
 /// One thread: the process and the thread id.
-pub type TaskId = (u32, u32);
+pub(crate) type TaskId = (u32, u32);
 
 /// What one look saw of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskState {
+pub(crate) struct TaskState {
     /// Interruptible sleep (`S`), or gone for good (`Z`, `X`): it does nothing until woken.
     pub asleep: bool,
     /// How many times it has been given a CPU (`schedstat`'s third number).
@@ -46,7 +46,7 @@ pub struct TaskState {
 
 /// Every thread of `pids` and of their children (down to [`CHILD_DEPTH`]), sorted; `None` when
 /// a process is gone or unreadable, or there are more than [`MAX_TASKS`].
-pub fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
+pub(crate) fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
     let mut out = BTreeSet::new();
     let mut level: Vec<u32> = pids.to_vec();
     for depth in 0..=CHILD_DEPTH {
@@ -75,7 +75,7 @@ pub fn tasks(pids: &[u32]) -> Option<BTreeSet<TaskId>> {
 /// before the state, the second the state before the count: a thread seen asleep twice with
 /// the same count then slept from the first read to the last (a thread woken and run between
 /// a first state and a first count would have its run hidden in the baseline).
-pub fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
+pub(crate) fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
     let states: Option<Vec<TaskState>> = tasks
         .iter()
         .map(|(pid, tid)| {
@@ -97,7 +97,7 @@ pub fn look(tasks: &BTreeSet<TaskId>, second: bool) -> Option<Vec<TaskState>> {
 }
 
 /// Whether every thread slept from the first look to the second (see the module doc).
-pub fn all_asleep(first: &[TaskState], second: &[TaskState]) -> bool {
+pub(crate) fn all_asleep(first: &[TaskState], second: &[TaskState]) -> bool {
     first.len() == second.len()
         && first
             .iter()
@@ -109,7 +109,7 @@ pub fn all_asleep(first: &[TaskState], second: &[TaskState]) -> bool {
 /// owner, and its parent when that runs the same program (a pre-forking server's master, whose
 /// other workers may take the connection: they are its children, looked at through it).
 /// `None` when an owner is a forwarder (see [`FORWARDERS`]).
-pub fn program(owners: &[u32]) -> Option<Vec<u32>> {
+pub(crate) fn program(owners: &[u32]) -> Option<Vec<u32>> {
     let mut out = owners.to_vec();
     for pid in owners {
         let Some((comm, ppid)) = read(&format!("/proc/{pid}/stat")).and_then(|s| parse_parent(&s))
@@ -136,7 +136,7 @@ pub fn program(owners: &[u32]) -> Option<Vec<u32>> {
 /// its rest proves nothing, and the watch keeps its 5 ms after the accept. (A forwarder that
 /// dials with `connect()` in this namespace — docker-proxy, haproxy — is seen by the connect
 /// count too.) Names as the kernel keeps them (`comm`, at most 15 bytes).
-pub const FORWARDERS: &[&str] = &[
+pub(crate) const FORWARDERS: &[&str] = &[
     "ssh",
     "kubectl",
     "oc",
@@ -163,7 +163,7 @@ pub const FORWARDERS: &[&str] = &[
 /// and `meanwhile` asked between them (blocking, a few reads per thread). `None` when it
 /// cannot be told (also when `meanwhile` says so: `None`), `Some(false)` when a thread ran or
 /// `meanwhile` saw work in flight.
-pub fn seen_asleep(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Option<bool> {
+pub(crate) fn seen_asleep(pids: &[u32], meanwhile: &impl Fn() -> Option<bool>) -> Option<bool> {
     if pids.is_empty() {
         return None;
     }
@@ -194,7 +194,7 @@ fn zero_counts(ids: &BTreeSet<TaskId>) -> bool {
 }
 
 /// The command name and the parent pid of a `/proc/PID/stat` line.
-pub fn parse_parent(stat: &[u8]) -> Option<(Vec<u8>, u32)> {
+pub(crate) fn parse_parent(stat: &[u8]) -> Option<(Vec<u8>, u32)> {
     let open = stat.iter().position(|b| *b == b'(')?;
     let close = stat.iter().rposition(|b| *b == b')')?;
     let comm = stat.get(open + 1..close)?.to_vec();
@@ -205,14 +205,14 @@ pub fn parse_parent(stat: &[u8]) -> Option<(Vec<u8>, u32)> {
 
 /// The state letter of a `/proc/…/stat` line: the first field after the command name, which
 /// is in parentheses and may itself hold `)` and spaces, so the *last* `)` ends it.
-pub fn parse_state(stat: &[u8]) -> Option<u8> {
+pub(crate) fn parse_state(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|b| *b == b')')?;
     let rest = stat.get(close + 1..)?;
     rest.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
 /// The run count of a `schedstat` line: `time_on_cpu_ns wait_ns timeslices`.
-pub fn parse_runs(schedstat: &[u8]) -> Option<u64> {
+pub(crate) fn parse_runs(schedstat: &[u8]) -> Option<u64> {
     std::str::from_utf8(schedstat)
         .ok()?
         .split_ascii_whitespace()
@@ -222,7 +222,7 @@ pub fn parse_runs(schedstat: &[u8]) -> Option<u64> {
 }
 
 /// The pids of a `children` file: numbers separated by spaces.
-pub fn parse_children(bytes: &[u8]) -> Vec<u32> {
+pub(crate) fn parse_children(bytes: &[u8]) -> Vec<u32> {
     String::from_utf8_lossy(bytes)
         .split_ascii_whitespace()
         .filter_map(|n| n.parse().ok())

@@ -10,15 +10,15 @@
 //! as not inspected. [`idle`] tells the session stage when the program behind a port is waiting
 //! for the client to speak (every thread asleep).
 
-pub mod addresses;
-pub mod idle;
+pub(crate) mod addresses;
+pub(crate) mod idle;
 mod netlink;
-pub mod netstat;
-pub mod nft;
-pub mod proc_net;
+pub(crate) mod netstat;
+pub(crate) mod nft;
+pub(crate) mod proc_net;
 pub mod servers;
-pub mod shared;
-pub mod sock_diag;
+pub(crate) mod shared;
+pub(crate) mod sock_diag;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -63,7 +63,7 @@ pub struct Listener {
 
 impl Listener {
     /// Is its accept queue full, so that the kernel drops new SYNs (Recv-Q > Send-Q)?
-    pub fn queue_full(&self) -> bool {
+    pub(crate) fn queue_full(&self) -> bool {
         self.backlog.is_some_and(|b| self.queued > b)
     }
 }
@@ -100,7 +100,7 @@ pub struct QueueLook {
 
 impl QueueLook {
     /// Full: the kernel drops new SYNs (Recv-Q > Send-Q).
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.backlog.is_some_and(|b| self.queued > b)
     }
 }
@@ -108,7 +108,9 @@ impl QueueLook {
 /// The listener that takes connections to `address` and its accept queue now (one netlink
 /// lookup), with this network namespace's listen-drop counters (/proc/net/netstat: a few
 /// hundred µs, so only for a probe already silent). Blocking.
-pub fn queue_look(address: SocketAddr) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
+pub(crate) fn queue_look(
+    address: SocketAddr,
+) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
     let listener = sock_diag::listener_with_drops(address)
         .ok()
         .flatten()
@@ -122,7 +124,7 @@ pub fn queue_look(address: SocketAddr) -> (Option<QueueLook>, Option<netstat::Li
 
 /// A process of a usual server as the scan found it, before instances are told apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundServer {
+pub(crate) struct FoundServer {
     pub server: &'static str,
     pub process: Process,
     /// Its parent, from /proc/PID/stat (`None` when unreadable).
@@ -134,7 +136,7 @@ pub struct FoundServer {
 /// One [`RunningServer`] per instance: a process whose parent is a process of the same
 /// server belongs to its parent's instance (followed up to the root of the tree). Instances
 /// come in the order their roots were found.
-pub fn instances(found: &[FoundServer]) -> Vec<RunningServer> {
+pub(crate) fn instances(found: &[FoundServer]) -> Vec<RunningServer> {
     let by_pid: HashMap<u32, &FoundServer> = found.iter().map(|f| (f.process.pid, f)).collect();
     let root_of = |f: &FoundServer| {
         let mut at = f;
@@ -241,7 +243,7 @@ pub struct LocalFacts {
 /// Does this machine run systemd? systemd's own test (`sd_booted`): the directory
 /// /run/systemd/system exists. A container or an init-less system has no units to start, so
 /// `systemctl` advice would fail there.
-pub fn runs_systemd() -> bool {
+pub(crate) fn runs_systemd() -> bool {
     std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
@@ -252,7 +254,7 @@ pub fn runs_systemd() -> bool {
 /// Counted in this thread's CPU time (the scan is system calls), so that a machine busy with
 /// other work slows the scan down without cutting it short. A debug build (the tests') spends
 /// about ten times as long per process, and gets ten times the budget.
-pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
+pub(crate) const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
     std::time::Duration::from_millis(50)
 } else {
     std::time::Duration::from_millis(5)
@@ -266,14 +268,14 @@ pub const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assertions) {
 /// anything waits on the owners, it calls [`Patience::hurry`]: from then on the budget holds
 /// again. Shared by the clones.
 #[derive(Debug, Clone)]
-pub struct Patience {
+pub(crate) struct Patience {
     hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,
     until: std::time::Instant,
 }
 
 impl Patience {
     /// Patient until `until`, unless hurried sooner.
-    pub fn until(until: std::time::Instant) -> Patience {
+    pub(crate) fn until(until: std::time::Instant) -> Patience {
         Patience {
             hurry: Default::default(),
             until,
@@ -281,14 +283,14 @@ impl Patience {
     }
 
     /// No patience: the budget holds from the start.
-    pub fn none() -> Patience {
+    pub(crate) fn none() -> Patience {
         let p = Patience::until(std::time::Instant::now());
         p.hurry();
         p
     }
 
     /// The check is ready to answer: the search keeps to its budget from now on.
-    pub fn hurry(&self) {
+    pub(crate) fn hurry(&self) {
         self.hurry.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -301,7 +303,7 @@ impl Patience {
 }
 
 /// Is `ip` an address of this machine?
-pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
+pub(crate) fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
     ip.is_loopback()
         || ip.to_canonical().is_loopback()
         || ip.is_unspecified()
@@ -310,7 +312,7 @@ pub fn is_local(ip: IpAddr, addresses: &[IpAddr]) -> bool {
 
 /// How many TCP connects this machine (this network namespace) has begun: `ActiveOpens` in
 /// /proc/net/snmp, a counter that only grows (a few µs to read: no table is walked).
-pub fn tcp_active_opens() -> Option<u64> {
+pub(crate) fn tcp_active_opens() -> Option<u64> {
     parse_active_opens(&read_proc_file("/proc/net/snmp", 1 << 16).ok()?)
 }
 
@@ -330,7 +332,7 @@ pub(crate) fn read_proc_file(path: &str, limit: u64) -> std::io::Result<Vec<u8>>
 }
 
 /// `ActiveOpens` from the text of /proc/net/snmp: the `Tcp:` line of names, then of values.
-pub fn parse_active_opens(text: &[u8]) -> Option<u64> {
+pub(crate) fn parse_active_opens(text: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(text).ok()?;
     let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
     let (names, values) = (tcp.next()?, tcp.next()?);
@@ -339,13 +341,13 @@ pub fn parse_active_opens(text: &[u8]) -> Option<u64> {
 }
 
 /// This machine's interface addresses (one netlink dump, see [`addresses`]).
-pub fn interface_addresses() -> Vec<IpAddr> {
+pub(crate) fn interface_addresses() -> Vec<IpAddr> {
     addresses::read()
 }
 
 /// The local facts of several ports from one socket-table read and one /proc scan: one
 /// [`LocalFacts`] per port, in the order of `ports` (blocking).
-pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
+pub(crate) fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
     let inspection = Inspection::read(ports);
     ports
         .iter()
@@ -354,7 +356,7 @@ pub fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalFacts> {
 }
 
 /// [`inspect`] for UDP: the sockets bound to `port` and their owners (blocking).
-pub fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
+pub(crate) fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
     Inspection::read_udp(&[port]).facts_for(port, addresses)
 }
 
@@ -363,7 +365,7 @@ pub fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
 /// check asks ([`Inspection::facts_for`]): a run of 10,000 ports asks for them one at a time,
 /// and building all 10,000 at each of its reads took a tenth of its CPU time and 4.5 MB.
 #[derive(Debug)]
-pub struct Inspection {
+pub(crate) struct Inspection {
     privileged: bool,
     /// The machine runs systemd (`/run/systemd/system`): advice names `systemctl`, else
     /// `service`.
@@ -379,13 +381,13 @@ pub struct Inspection {
 impl Inspection {
     /// Read the socket table and scan /proc for the listeners of `ports` and the ports' usual
     /// servers (blocking).
-    pub fn read(ports: &[u16]) -> Inspection {
+    pub(crate) fn read(ports: &[u16]) -> Inspection {
         Inspection::read_patient(ports, &Patience::none())
     }
 
     /// [`Inspection::read`] whose owner search goes on past its budget while `patience`
     /// allows.
-    pub fn read_patient(ports: &[u16], patience: &Patience) -> Inspection {
+    pub(crate) fn read_patient(ports: &[u16], patience: &Patience) -> Inspection {
         Inspection::read_within(ports, OWNER_SEARCH_BUDGET, patience)
     }
 
@@ -399,7 +401,7 @@ impl Inspection {
 
     /// The same for UDP: the sockets bound to `ports` (`listeners` then holds them, their
     /// `queued` the bytes their program has not read), their owners, the usual servers.
-    pub fn read_udp(ports: &[u16]) -> Inspection {
+    pub(crate) fn read_udp(ports: &[u16]) -> Inspection {
         let bound: Vec<SocketEntry> = sock_diag::read_udp()
             .unwrap_or_default()
             .into_iter()
@@ -476,7 +478,7 @@ impl Inspection {
     }
 
     /// The facts of `port`, one of the ports read, given this machine's interface addresses.
-    pub fn facts_for(&self, port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
+    pub(crate) fn facts_for(&self, port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
         let scan = &self.scan;
         let listening = &self.listening;
         let listeners: Vec<Listener> = listening
@@ -538,17 +540,17 @@ impl Inspection {
 
 /// Read this machine's firewall for `port` (blocking: runs `nft`, killed at `deadline`).
 /// Never fails: why it could not be read is kept in `reason`.
-pub fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
+pub(crate) fn firewall(port: u16, deadline: std::time::Instant) -> Firewall {
     firewall_from(nft::read(port, deadline))
 }
 
 /// [`firewall`] for a UDP port (`udp dport` rules).
-pub fn firewall_udp(port: u16, deadline: std::time::Instant) -> Firewall {
+pub(crate) fn firewall_udp(port: u16, deadline: std::time::Instant) -> Firewall {
     firewall_from(nft::read_udp(port, deadline))
 }
 
 /// The firewall facts from what reading the ruleset gave.
-pub fn firewall_from(read: Result<Vec<FirewallRule>, NftError>) -> Firewall {
+pub(crate) fn firewall_from(read: Result<Vec<FirewallRule>, NftError>) -> Firewall {
     let privileged = crate::sys::is_root();
     match read {
         Ok(rules) => Firewall {
@@ -880,11 +882,7 @@ fn socket_inodes(
         };
         match link {
             Ok(target) => {
-                let inode = std::str::from_utf8(&target)
-                    .ok()
-                    .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
-                    .and_then(|n| n.parse::<u64>().ok());
-                if let Some(i) = inode {
+                if let Some(i) = socket_inode(&target) {
                     // The allowance starts again at each wanted socket: one process may own
                     // the listeners of several ports of a run, far apart.
                     let listener = sought.wanted.contains(&i) || sought.others.contains(&i);
@@ -907,8 +905,14 @@ fn socket_inodes(
     (out, None, !denied)
 }
 
+/// The socket's inode in an fd's link target (`socket:[12345]`); `None` for any other file.
+fn socket_inode(target: &[u8]) -> Option<u64> {
+    let t = std::str::from_utf8(target).ok()?;
+    t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
 /// Longest command line kept, in characters (`…` when cut).
-pub const MAX_CMDLINE: usize = 512;
+pub(crate) const MAX_CMDLINE: usize = 512;
 
 /// Most of /proc/PID/cmdline read: far more than is shown, enough for the options that come
 /// first; a process may have megabytes of arguments.
@@ -933,7 +937,7 @@ fn cmdline(pid: u32) -> String {
 /// ([`crate::secrets::mask_args`]: a server's command line is a common place for its
 /// password), cut to [`MAX_CMDLINE`] characters. Nothing is escaped here (that is done when
 /// printing).
-pub fn mask_cmdline(args: &[String]) -> String {
+pub(crate) fn mask_cmdline(args: &[String]) -> String {
     let joined = crate::secrets::mask_args(args);
     match joined.char_indices().nth(MAX_CMDLINE) {
         Some((cut, _)) => format!("{}…", &joined[..cut]),
@@ -992,6 +996,16 @@ fn passwd_name(text: &[u8], uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_socket_link_gives_an_inode() {
+        assert_eq!(socket_inode(b"socket:[48213]"), Some(48213));
+        assert_eq!(socket_inode(b"pipe:[48213]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[12"), None);
+        assert_eq!(socket_inode(b"socket:[\xff]"), None);
+    }
 
     #[test]
     fn a_proc_file_is_read_whole_or_up_to_its_limit() {

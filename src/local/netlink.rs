@@ -6,13 +6,13 @@
 use std::io;
 
 /// `struct nlmsghdr`.
-pub const NLMSG_HDR: usize = 16;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
+pub(crate) const NLMSG_HDR: usize = 16;
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
 
 /// Call `each(type, body)` for every message of one reply datagram; `true` at the end of the
 /// dump. A truncated message, or `NLMSG_ERROR`, is an error (the errno the kernel gave).
-pub fn messages(mut b: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<bool> {
+pub(crate) fn messages(mut b: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<bool> {
     while b.len() >= NLMSG_HDR {
         let len = u32::from_ne_bytes(b[0..4].try_into().expect("4 bytes")) as usize;
         let kind = u16::from_ne_bytes(b[4..6].try_into().expect("2 bytes"));
@@ -39,7 +39,7 @@ pub fn messages(mut b: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<bo
 }
 
 /// A request's header: `len` bytes in all (header included), of `kind`, with `flags`.
-pub fn header(len: usize, kind: u16, flags: u16) -> Vec<u8> {
+pub(crate) fn header(len: usize, kind: u16, flags: u16) -> Vec<u8> {
     let mut b = Vec::with_capacity(len);
     b.extend_from_slice(&(len as u32).to_ne_bytes());
     b.extend_from_slice(&kind.to_ne_bytes());

@@ -13,7 +13,7 @@ pub struct ListenCounters {
 }
 
 /// Read the counters; `None` when the file cannot be read or lacks them.
-pub fn read() -> Option<ListenCounters> {
+pub(crate) fn read() -> Option<ListenCounters> {
     let bytes =
         crate::dns::files::read_bounded(std::path::Path::new("/proc/net/netstat"), 64 << 10)
             .ok()?;

@@ -19,11 +19,11 @@ use serde_json::Value;
 
 /// Where `nft` is looked for, in order. Never through `PATH`: canreach is often run with sudo,
 /// and a `PATH` entry writable by the user would run their `nft` as root.
-pub const NFT_PATHS: [&str; 3] = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
+pub(crate) const NFT_PATHS: [&str; 3] = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 
 /// Largest ruleset read. `-t` leaves set contents out, so real rulesets are far smaller; a
 /// larger one is refused rather than read into memory and walked within the check's deadline.
-pub const MAX_RULESET: usize = 4 << 20;
+pub(crate) const MAX_RULESET: usize = 4 << 20;
 
 /// Most of nft's stderr kept (its first line is all that is reported).
 const MAX_STDERR: usize = 64 << 10;
@@ -130,12 +130,12 @@ fn nft_path() -> Option<&'static Path> {
 /// Run `nft -t -j list ruleset` (absolute path, fixed arguments, no shell, empty environment)
 /// and parse it for `port`. Killed and reaped at `deadline`; output over [`MAX_RULESET`] is
 /// refused.
-pub fn read(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
+pub(crate) fn read(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
     parse(&read_ruleset(deadline)?, port)
 }
 
 /// [`read`] for a UDP port: rules matching `udp dport` (or `th dport`).
-pub fn read_udp(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
+pub(crate) fn read_udp(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftError> {
     let doc: Value = serde_json::from_slice(&read_ruleset(deadline)?)
         .map_err(|e| NftError::BadJson(e.to_string()))?;
     parse_value_for(&doc, port, "udp")
@@ -143,7 +143,7 @@ pub fn read_udp(port: u16, deadline: Instant) -> Result<Vec<FirewallRule>, NftEr
 
 /// The ruleset as `nft -t -j list ruleset` prints it (bounded, killed at `deadline`): one run
 /// serves every port (see `local::shared`).
-pub fn read_ruleset(deadline: Instant) -> Result<Vec<u8>, NftError> {
+pub(crate) fn read_ruleset(deadline: Instant) -> Result<Vec<u8>, NftError> {
     let nft = nft_path().ok_or(NftError::Missing)?;
     let mut cmd = Command::new(nft);
     // `-t` (terse) leaves set elements out: a 500k-element set made 7.5 MB and 6.3 s of output.
@@ -304,13 +304,17 @@ pub fn parse(json: &[u8], port: u16) -> Result<Vec<FirewallRule>, NftError> {
 }
 
 /// [`parse`] on a document already decoded.
-pub fn parse_value(doc: &Value, port: u16) -> Result<Vec<FirewallRule>, NftError> {
+pub(crate) fn parse_value(doc: &Value, port: u16) -> Result<Vec<FirewallRule>, NftError> {
     parse_value_for(doc, port, "tcp")
 }
 
 /// [`parse_value`] for the destination port of `proto` (`tcp`, `udp`); `th dport` (any
 /// transport header) matches both.
-pub fn parse_value_for(doc: &Value, port: u16, proto: &str) -> Result<Vec<FirewallRule>, NftError> {
+pub(crate) fn parse_value_for(
+    doc: &Value,
+    port: u16,
+    proto: &str,
+) -> Result<Vec<FirewallRule>, NftError> {
     let items = doc
         .get("nftables")
         .and_then(Value::as_array)

@@ -7,11 +7,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// TCP_LISTEN in the `st` column.
-pub const LISTEN: u8 = 0x0A;
+pub(crate) const LISTEN: u8 = 0x0A;
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketEntry {
+pub(crate) struct SocketEntry {
     pub local: SocketAddr,
     pub state: u8,
     pub uid: u32,
@@ -23,7 +23,7 @@ pub struct SocketEntry {
 }
 
 /// Read both tables. A missing or unreadable file (no IPv6, a restricted /proc) gives no rows.
-pub fn read() -> Vec<SocketEntry> {
+pub(crate) fn read() -> Vec<SocketEntry> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| read_all(p).ok())

@@ -4,7 +4,7 @@
 
 /// One kind of server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownServer {
+pub(crate) struct KnownServer {
     pub name: &'static str,
     pub ports: &'static [u16],
     /// Process names (`/proc/PID/comm`, at most 15 characters).
@@ -20,7 +20,7 @@ pub struct KnownServer {
     pub listen_setting: &'static str,
 }
 
-pub const SERVERS: &[KnownServer] = &[
+pub(crate) const SERVERS: &[KnownServer] = &[
     KnownServer {
         name: "PostgreSQL",
         ports: &[5432],
@@ -114,7 +114,7 @@ pub const SERVERS: &[KnownServer] = &[
 ];
 
 /// Processes that own a port on behalf of a container: the real server is inside it.
-pub const CONTAINER_PROXIES: &[&str] = &[
+pub(crate) const CONTAINER_PROXIES: &[&str] = &[
     "docker-proxy",
     "rootlessport",
     "rootlesskit",
@@ -125,12 +125,12 @@ pub const CONTAINER_PROXIES: &[&str] = &[
 ];
 
 /// The servers that usually serve `port`.
-pub fn for_port(port: u16) -> impl Iterator<Item = &'static KnownServer> {
+pub(crate) fn for_port(port: u16) -> impl Iterator<Item = &'static KnownServer> {
     SERVERS.iter().filter(move |s| s.ports.contains(&port))
 }
 
 /// The server a process name belongs to, if any.
-pub fn for_process(comm: &str) -> Option<&'static KnownServer> {
+pub(crate) fn for_process(comm: &str) -> Option<&'static KnownServer> {
     SERVERS.iter().find(|s| s.processes.contains(&comm))
 }
 

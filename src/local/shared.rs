@@ -22,7 +22,7 @@ use super::nft::{self, NftError};
 use super::{Firewall, LocalFacts, Patience};
 
 /// Where a check's local facts come from.
-pub trait Inspector: Sync {
+pub(crate) trait Inspector: Sync {
     /// This machine's interface addresses.
     fn addresses(&self) -> Vec<IpAddr>;
     /// Start inspecting `port` now (the work begins at once, whether or not the future is
@@ -81,7 +81,7 @@ pub trait Inspector: Sync {
 
 /// Every call inspects anew (one check).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Fresh;
+pub(crate) struct Fresh;
 
 impl Inspector for Fresh {
     fn addresses(&self) -> Vec<IpAddr> {
@@ -120,7 +120,7 @@ impl Inspector for Fresh {
 /// one that ended at most 5 ms before it is about as recent. The run's own inspection starts
 /// just before its checks, and a check may ask for it a moment after it ended (the main thread
 /// descheduled for a millisecond): a whole second /proc scan, in 1 single check in 40, before.
-pub const JOIN_AFTER_END: Duration = Duration::from_millis(5);
+pub(crate) const JOIN_AFTER_END: Duration = Duration::from_millis(5);
 
 /// Marks a read finished when dropped: when, or that it failed (panicked) and is never joined.
 struct DoneOnDrop(Arc<OnceLock<Option<Instant>>>);
@@ -220,7 +220,7 @@ type Ruleset = Result<Arc<Vec<u8>>, NftError>;
 
 /// One inspection and one ruleset read shared by the concurrent checks of a run; the ports
 /// of the run are inspected together (one scan finds every owner).
-pub struct PerRun {
+pub(crate) struct PerRun {
     ports: Vec<u16>,
     inspection: Mutex<Option<InFlight<Arc<super::Inspection>>>>,
     /// The patience of the shared inspection in `inspection` (its checks share it: the
@@ -237,7 +237,7 @@ pub struct PerRun {
 
 /// How long a read of the interface addresses serves a run's checks: long enough for one
 /// batch of targets, short enough that a long `--wait` sees an address that came up.
-pub const ADDRESSES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const ADDRESSES_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PerRun {
     /// For a run checking `ports` (duplicates are fine).
@@ -259,7 +259,7 @@ impl PerRun {
 impl PerRun {
     /// The shared inspection may go on past its budget for `timeout` (the checks' own) while
     /// no check is ready to answer.
-    pub fn patient_for(self, timeout: Duration) -> PerRun {
+    pub(crate) fn patient_for(self, timeout: Duration) -> PerRun {
         PerRun {
             patient_for: timeout,
             ..self
@@ -302,7 +302,7 @@ impl PerRun {
     /// this machine for sure (a loopback address, `localhost`, `:PORT`): the /proc scan is
     /// most of an open check of this machine, and started with the run it overlaps the rest
     /// of start-up and the first probe instead of following them. The first check joins it.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         // The read runs on its own; the result is joined by the checks.
         drop(self.shared_read(Instant::now() + self.patient_for));
     }
@@ -372,7 +372,7 @@ impl Inspector for PerRun {
 /// it is in flight or for `after_end` after it ended (each port its own); all checks share one
 /// ruleset read in flight and the interface addresses for [`ADDRESSES_FRESH`]. What it keeps
 /// is bounded: a port's entry is dropped once it can no longer be joined.
-pub struct Lasting {
+pub(crate) struct Lasting {
     after_end: Duration,
     inspections: Mutex<std::collections::HashMap<u16, InFlight<Option<LocalFacts>>>>,
     ruleset: Mutex<Option<InFlight<Ruleset>>>,
@@ -383,7 +383,7 @@ pub struct Lasting {
 /// ([`Lasting`]): a port probed hundreds of times a second (a load test, many scrapers) is
 /// then scanned ten times a second, not once per probe; a report may describe the port's
 /// listeners and owners as they were up to this long before its check.
-pub const LASTING_AFTER_END: Duration = Duration::from_millis(100);
+pub(crate) const LASTING_AFTER_END: Duration = Duration::from_millis(100);
 
 impl Default for Lasting {
     fn default() -> Self {
@@ -410,7 +410,7 @@ impl Lasting {
 
     /// Ports with an inspection kept (in flight, or just ended).
     #[cfg(test)]
-    pub fn kept(&self) -> usize {
+    pub(crate) fn kept(&self) -> usize {
         self.inspections
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

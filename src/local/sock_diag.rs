@@ -17,7 +17,7 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_MSG: usize = 72;
 
 /// Every listening TCP socket, IPv4 and IPv6.
-pub fn read() -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn read() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
@@ -30,12 +30,12 @@ pub fn read() -> io::Result<Vec<SocketEntry>> {
 /// program that receives on a port holds a socket bound to it, connected or not). For these,
 /// `queued` is the bytes waiting in the socket's receive queue, unread by its program, and
 /// `backlog` is `None`.
-pub fn read_udp() -> io::Result<Vec<SocketEntry>> {
+pub(crate) fn read_udp() -> io::Result<Vec<SocketEntry>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(DUMP_BUFFER);
     for family in [libc::AF_INET, libc::AF_INET6] {
         let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-        nl.send_to_kernel(&udp_request(family as u8))?;
+        nl.send_to_kernel(&request(family as u8, libc::IPPROTO_UDP, u32::MAX))?;
         loop {
             let n = nl.recv_into(&mut buf)?;
             match parse(&buf, &mut out)? {
@@ -51,26 +51,13 @@ pub fn read_udp() -> io::Result<Vec<SocketEntry>> {
     Ok(out)
 }
 
-/// An `inet_diag_req_v2` dump request for every UDP socket of `family`.
-fn udp_request(family: u8) -> Vec<u8> {
-    let mut b = netlink::header(
-        NLMSG_HDR + 56,
-        SOCK_DIAG_BY_FAMILY,
-        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
-    );
-    b.extend_from_slice(&[family, libc::IPPROTO_UDP as u8, 0, 0]);
-    b.extend_from_slice(&u32::MAX.to_ne_bytes()); // idiag_states: any
-    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
-    b
-}
-
 /// Room for one datagram of a dump: the kernel makes a dump's datagrams at most 32 KiB
 /// (`netlink_recvmsg` caps the size it learns from the reader's buffer there).
 pub(crate) const DUMP_BUFFER: usize = 32 * 1024;
 
 fn dump(family: u8, buf: &mut Vec<u8>, out: &mut Vec<SocketEntry>) -> io::Result<()> {
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    nl.send_to_kernel(&request(family))?;
+    nl.send_to_kernel(&request(family, libc::IPPROTO_TCP, 1 << LISTEN))?;
     loop {
         let n = nl.recv_into(buf)?;
         match parse(buf, out)? {
@@ -86,21 +73,21 @@ fn dump(family: u8, buf: &mut Vec<u8>, out: &mut Vec<SocketEntry>) -> io::Result
 /// kernel completed waits in the listener's accept queue without a socket file (inode 0)
 /// until the program calls `accept()`. `Some(true)`: accepted; `Some(false)`: still queued;
 /// `None`: not found (not on this machine, or gone).
-pub fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
+pub(crate) fn accepted(server: SocketAddr, client: SocketAddr) -> io::Result<Option<bool>> {
     Ok(server_side(server, client)?.map(|e| e.inode != 0))
 }
 
 /// Does a program still hold the server's side of `client` → `server` open: established, with
 /// a socket file? A program that closed it leaves an orphan (inode 0) in FIN_WAIT or CLOSE,
 /// one that reset it leaves nothing; either is `false`.
-pub fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
+pub(crate) fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bool> {
     Ok(server_side(server, client)?.is_some_and(|e| e.state == ESTABLISHED && e.inode != 0))
 }
 
 /// The listener that takes connections to `server` on this machine, with its accept queue
 /// (`queued`, `backlog`) as it is now: one lookup, no dump. The kernel answers a lookup of a
 /// connection that does not exist (remote port 0) with the listener that would take it.
-pub fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
+pub(crate) fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
     Ok(listener_with_drops(server)?.map(|(e, _)| e))
 }
 
@@ -108,7 +95,9 @@ pub fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
 /// `INET_DIAG_SKMEMINFO`): the kernel raises it for every SYN the listener drops (a full
 /// accept queue among the causes: `tcp_listendrop`), unlike the namespace's `ListenOverflows`,
 /// which every other listener raises too. `None` when the kernel did not give it.
-pub fn listener_with_drops(server: SocketAddr) -> io::Result<Option<(SocketEntry, Option<u32>)>> {
+pub(crate) fn listener_with_drops(
+    server: SocketAddr,
+) -> io::Result<Option<(SocketEntry, Option<u32>)>> {
     let unspecified = match server.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -220,22 +209,23 @@ fn one_request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
     b
 }
 
-/// An `inet_diag_req_v2` dump request for listening TCP sockets of `family`.
-fn request(family: u8) -> Vec<u8> {
+/// An `inet_diag_req_v2` dump request for the `protocol` sockets of `family` in `states` (a
+/// bit per TCP state; `u32::MAX`: any).
+fn request(family: u8, protocol: i32, states: u32) -> Vec<u8> {
     let mut b = netlink::header(
         NLMSG_HDR + 56,
         SOCK_DIAG_BY_FAMILY,
         (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
     );
-    b.extend_from_slice(&[family, libc::IPPROTO_TCP as u8, 0, 0]);
-    b.extend_from_slice(&(1u32 << LISTEN).to_ne_bytes()); // idiag_states
+    b.extend_from_slice(&[family, protocol as u8, 0, 0]);
+    b.extend_from_slice(&states.to_ne_bytes()); // idiag_states
     b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
     b
 }
 
 /// Whether the dump is complete.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Done {
+pub(crate) enum Done {
     Yes,
     No,
 }

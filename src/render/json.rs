@@ -22,7 +22,9 @@ use crate::diagnosis::{
 };
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{ProxyRoute, WaitEnd, Waited, ms, utc};
+use crate::facts::{
+    Advertised, AdvertisedMember, MemberRole, ProxyRoute, WaitEnd, Waited, ms, utc,
+};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::ServiceFacts;
@@ -61,6 +63,39 @@ struct ReportJ {
     /// With `--wait`: how the wait this check ended went.
     #[serde(skip_serializing_if = "Option::is_none")]
     wait: Option<WaitJ>,
+    /// MongoDB's replica set members or Kafka's brokers, as advertised and checked from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertised: Option<AdvertisedJ>,
+}
+
+#[derive(Serialize)]
+struct AdvertisedJ {
+    /// `mongodb` or `kafka`.
+    protocol: &'static str,
+    /// The address whose answer named them.
+    from: String,
+    members: Vec<MemberJ>,
+    /// Names past the 16 checked.
+    unchecked: usize,
+    waited_ms: f64,
+}
+
+#[derive(Serialize)]
+struct MemberJ {
+    /// As the server wrote it (≤ 128 characters).
+    name: String,
+    host: String,
+    port: Option<u16>,
+    /// `host`, `passive`, `arbiter`, `named` (only as `primary` or `me`), `broker`.
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<i32>,
+    primary: bool,
+    me: bool,
+    /// `answers`, `fails`, `unknown` (a silence cut short by the deadline).
+    reach: &'static str,
+    lookup_error: Option<ErrorJ>,
+    probes: Vec<DirectProbeJ>,
 }
 
 #[derive(Serialize)]
@@ -274,6 +309,19 @@ struct ProtocolJ {
     /// How the conversation broke off, when it did.
     failure: Option<&'static str>,
     elapsed_ms: f64,
+    /// MongoDB: the replica set named in `hello`, and this member's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_set: Option<ReplicaSetJ>,
+}
+
+#[derive(Serialize)]
+struct ReplicaSetJ {
+    name: String,
+    /// `isWritablePrimary` (`ismaster` before 4.4.2).
+    writable_primary: Option<bool>,
+    secondary: Option<bool>,
+    /// `me`: this member's name in the set's configuration.
+    me: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -864,6 +912,68 @@ fn protocol(svc: &ServiceFacts) -> ProtocolJ {
         }),
         failure,
         elapsed_ms: ms(service::elapsed(svc.last())),
+        replica_set: match svc.last() {
+            ProtocolFacts::MongoDb(f) => f.hello.as_ref().and_then(|h| {
+                Some(ReplicaSetJ {
+                    name: bounded(h.set_name.as_deref()?, 64),
+                    writable_primary: h.writable_primary,
+                    secondary: h.secondary,
+                    me: h.me.as_deref().map(|m| bounded(m, 128)),
+                })
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// The advertised members or brokers, each with what reaching it from here gave.
+fn advertised(a: &Advertised) -> AdvertisedJ {
+    use crate::diagnosis::advertised::{Reach, reach};
+    let member = |m: &AdvertisedMember| MemberJ {
+        name: bounded(&m.name, 128),
+        host: bounded(&m.host, 128),
+        port: m.port,
+        role: match m.role {
+            MemberRole::Host => "host",
+            MemberRole::Passive => "passive",
+            MemberRole::Arbiter => "arbiter",
+            MemberRole::Named => "named",
+            MemberRole::Broker(_) => "broker",
+        },
+        node_id: match m.role {
+            MemberRole::Broker(id) => Some(id),
+            _ => None,
+        },
+        primary: m.primary,
+        me: m.me,
+        reach: match reach(m, a.waited) {
+            Reach::Answers => "answers",
+            Reach::Fails(_) => "fails",
+            Reach::Unknown => "unknown",
+        },
+        lookup_error: m.lookup_error.as_ref().map(error),
+        probes: m
+            .probes
+            .iter()
+            .map(crate::diagnosis::classify)
+            .map(|r| DirectProbeJ {
+                address: r.address.ip().to_string(),
+                port: r.address.port(),
+                outcome: r.outcome.as_str(),
+                evidence: sentence(r.describe()),
+                elapsed_ms: ms(r.elapsed),
+            })
+            .collect(),
+    };
+    AdvertisedJ {
+        protocol: match a.protocol {
+            crate::session::protocols::Protocol::Kafka => "kafka",
+            _ => "mongodb",
+        },
+        from: a.from.to_string(),
+        members: a.members.iter().map(member).collect(),
+        unchecked: a.unchecked,
+        waited_ms: ms(a.waited),
     }
 }
 
@@ -1124,6 +1234,7 @@ fn build(report: &Report) -> ReportJ {
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),
         wait: facts.waited.as_ref().map(wait),
+        advertised: facts.advertised.as_ref().map(advertised),
     }
 }
 

@@ -52,19 +52,12 @@ fn resolved(mut f: Facts, addresses: &[&str]) -> Facts {
 fn connected(addr: &str, edit: impl FnOnce(&mut SessionFacts)) -> AddressFacts {
     let mut a = probed(addr, ConnectResult::Connected, 400, None);
     let mut s = SessionFacts {
-        address: addr.parse().unwrap(),
-        window: Duration::from_millis(8),
         accepted: Some(Duration::from_micros(300)),
-        waiting_for_client: None,
-        first: First::Unwatched,
-        via: None,
-        tls: None,
-        mss_retry: None,
-        http: None,
-        tls_confirm: None,
-        answered: None,
-        service: None,
-        not_accepted: None,
+        ..SessionFacts::new(
+            addr.parse().unwrap(),
+            Duration::from_millis(8),
+            First::Unwatched,
+        )
     };
     edit(&mut s);
     a.session = Some(s);
@@ -91,20 +84,10 @@ fn cert(name: &str) -> CertFacts {
 /// TLS 1.3).
 fn tls(ms: u64, chain: Vec<CertFacts>, failure: Option<TlsFailure>) -> TlsFacts {
     TlsFacts {
-        server_name: "app.example".into(),
-        elapsed: Duration::from_millis(ms),
         version: failure.is_none().then_some(TlsVersion::Tls13),
-        cipher_suite: None,
-        alpn: None,
         chain,
-        verify_error: None,
-        trust_anchors: 140,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("app.example".into(), Duration::from_millis(ms), 140)
     }
 }
 

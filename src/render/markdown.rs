@@ -11,7 +11,7 @@ use crate::escape::escape;
 use crate::hostinfo::HostInfo;
 
 /// Outside text for Markdown prose: escaped, punctuation that means something backslashed.
-pub fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in escape(s).chars() {
         if matches!(

@@ -12,7 +12,7 @@ use crate::escape::escape;
 /// What the table shows of one check, already escaped: a run of many targets keeps this, not
 /// the check's facts (a few hundred bytes a row instead of kilobytes).
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub verdict: Verdict,
     cells: [String; 5],
 }

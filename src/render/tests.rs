@@ -8,7 +8,7 @@ use crate::diagnosis::diagnose;
 use crate::dns::servers::{Port53, ServerView, Udp53};
 use crate::dns::{DnsErrorKind, DnsFacts, Lookup, LookupError};
 use crate::facts::{AddressFacts, Facts, Silence};
-use crate::probe::{ConnectResult, Icmp, ProbeFact, ProbeSpec};
+use crate::probe::{ConnectResult, Icmp, ProbeFact};
 use crate::services::Services;
 use crate::trace::TraceFacts;
 
@@ -24,16 +24,9 @@ pub(super) fn fact(
     icmp: Option<(u8, u8, &str)>,
 ) -> ProbeFact {
     ProbeFact {
-        spec: ProbeSpec::to(addr.parse().unwrap()),
-        result,
-        elapsed: Duration::from_micros(us),
-        icmp: icmp.map(|(kind, code, from)| Icmp {
-            v6: false,
-            kind,
-            code,
-            from: Some(from.parse().unwrap()),
-        }),
+        icmp: icmp.map(|(kind, code, from)| Icmp::v4(kind, code, from)),
         local: Some("198.18.1.2:40000".parse().unwrap()),
+        ..ProbeFact::new(addr.parse().unwrap(), result, Duration::from_micros(us))
     }
 }
 
@@ -326,19 +319,10 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
 
     let addr = "127.0.0.1:8443";
     let session = |first, tls, http| SessionFacts {
-        address: addr.parse().unwrap(),
-        window: Duration::from_millis(10),
         accepted: Some(Duration::from_micros(300)),
-        waiting_for_client: None,
-        first,
-        via: None,
         tls,
-        mss_retry: None,
         http,
-        tls_confirm: None,
-        answered: None,
-        service: None,
-        not_accepted: None,
+        ..SessionFacts::new(addr.parse().unwrap(), Duration::from_millis(10), first)
     };
     let open = |s: SessionFacts| {
         let mut a = AddressFacts::probed(fact(addr, ConnectResult::Connected, 200, None));
@@ -358,20 +342,10 @@ fn hostile_facts(h: &str) -> Vec<Facts> {
         parse_error: None,
     };
     let tls = |failure| TlsFacts {
-        server_name: "app.lab".into(),
-        elapsed: Duration::from_millis(2),
-        version: None,
-        cipher_suite: None,
         alpn: Some(h.as_bytes().to_vec()),
         chain: vec![cert.clone()],
-        verify_error: None,
-        trust_anchors: 140,
-        client_cert: None,
-        after: None,
         failure,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
+        ..TlsFacts::new("app.lab".into(), Duration::from_millis(2), 140)
     };
     let http = HttpFacts {
         method: Method::Get,

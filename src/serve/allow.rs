@@ -17,7 +17,7 @@ use crate::target::Host;
 
 /// The parsed `--allow` list; empty: everything.
 #[derive(Debug, Clone, Default)]
-pub struct Allow {
+pub(crate) struct Allow {
     nets: Vec<IpNet>,
     names: Vec<Pattern>,
     any: bool,
@@ -81,12 +81,12 @@ impl Allow {
     }
 
     /// No list was given: every target is probed.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.any
     }
 
     /// May `host` be probed?
-    pub fn admits(&self, host: &Host) -> bool {
+    pub(crate) fn admits(&self, host: &Host) -> bool {
         if self.any {
             return true;
         }

@@ -21,19 +21,19 @@ use crate::session::ask::{Ask, HttpAsk, Step};
 use crate::session::tls::TrustStore;
 
 /// The largest module file read.
-pub const FILE_MAX: u64 = 1024 * 1024;
+pub(crate) const FILE_MAX: u64 = 1024 * 1024;
 /// The longest module timeout: canreach's longest check.
-pub const TIMEOUT_MAX: Duration = Duration::from_secs(300);
+pub(crate) const TIMEOUT_MAX: Duration = Duration::from_secs(300);
 /// The most entries of a list (status codes, headers, dialogue steps).
-pub const LIST_MAX: usize = 100;
+pub(crate) const LIST_MAX: usize = 100;
 /// The longest string value (a header, a pattern, a line to send).
-pub const STRING_MAX: usize = 4096;
+pub(crate) const STRING_MAX: usize = 4096;
 /// The largest compiled pattern (the regex crate's own limit is 10 MiB).
 const REGEX_SIZE_MAX: usize = 1 << 20;
 
 /// What a module probes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prober {
+pub(crate) enum Prober {
     /// blackbox_exporter's `tcp`: a connect (TLS, a dialogue, if asked).
     Tcp,
     /// blackbox_exporter's `http`: one request, redirects followed.
@@ -54,14 +54,14 @@ impl Prober {
 
 /// An IP family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ip {
+pub(crate) enum Ip {
     V4,
     V6,
 }
 
 /// A module, ready to probe with.
 #[derive(Debug, Clone)]
-pub struct Module {
+pub(crate) struct Module {
     pub name: String,
     pub prober: Prober,
     /// The module's `timeout`, if set.
@@ -106,21 +106,21 @@ impl Module {
     }
 
     /// The HTTP request this module asks for (http modules).
-    pub fn http_ask(&self) -> Option<&HttpAsk> {
+    pub(crate) fn http_ask(&self) -> Option<&HttpAsk> {
         self.ask.http.as_ref()
     }
 }
 
 /// The modules, by name.
 #[derive(Debug, Clone)]
-pub struct Modules {
+pub(crate) struct Modules {
     pub modules: BTreeMap<String, Module>,
 }
 
 impl Modules {
     /// Without `--config`: `tcp_connect`, `http_2xx` (blackbox_exporter's defaults) and
     /// `canreach` (the CLI's whole check).
-    pub fn builtin() -> Modules {
+    pub(crate) fn builtin() -> Modules {
         let mut modules = BTreeMap::new();
         modules.insert(
             "tcp_connect".into(),
@@ -140,7 +140,7 @@ impl Modules {
         Modules { modules }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Module> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Module> {
         self.modules.get(name)
     }
 }
@@ -148,7 +148,7 @@ impl Modules {
 /// Why a module file was refused: one line, `FILE:LINE: what`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 fn at(file: &str, line: u64, what: impl std::fmt::Display) -> ConfigError {
     let shown = crate::escape::escape(&format!("{what}")).into_owned();
@@ -256,7 +256,7 @@ struct RawTls {
 }
 
 /// Read and check the module file at `path`.
-pub fn load(path: &Path) -> Result<Modules, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<Modules, ConfigError> {
     let file = crate::escape::escape(&path.display().to_string()).into_owned();
     let meta = std::fs::metadata(path).map_err(|e| at(&file, 0, io_words(&e)))?;
     if !meta.is_file() {
@@ -847,7 +847,7 @@ fn labels(
 }
 
 /// A Prometheus duration: `[0-9]+(ms|s|m|h|d|w|y)` units, in decreasing order (`1m30s`).
-pub fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     if s.is_empty() || s.len() > 32 {
         return None;
     }

@@ -29,7 +29,7 @@ use super::config::{Ip, Module, Prober};
 
 /// Where a failed probe stopped: the label `phase` of `probe_failure_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// No address: the name did not resolve (or not in the module's IP family).
     Resolve,
     /// The TCP connect to the address blackbox_exporter would use did not complete.
@@ -78,7 +78,7 @@ pub struct Hop {
 
 /// The HTTP series.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HttpSeries {
+pub(crate) struct HttpSeries {
     pub status: u16,
     /// 1.0, 1.1; 0 without an answer.
     pub version: f64,
@@ -93,7 +93,7 @@ pub struct HttpSeries {
 
 /// The TLS series (a handshake that completed).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TlsSeries {
+pub(crate) struct TlsSeries {
     pub earliest_expiry: f64,
     pub last_chain_expiry: f64,
     pub fingerprint: String,
@@ -106,7 +106,7 @@ pub struct TlsSeries {
 
 /// A probe, judged.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProbeResult {
+pub(crate) struct ProbeResult {
     pub success: bool,
     pub duration: f64,
     pub dns_lookup: f64,
@@ -129,7 +129,7 @@ const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 /// The address blackbox_exporter would probe: the first of the preferred family, else (with
 /// fallback) the first of the other.
-pub fn chosen_address<A: AddressEntry>(facts: &Facts<A>, module: &Module) -> Option<IpAddr> {
+pub(crate) fn chosen_address<A: AddressEntry>(facts: &Facts<A>, module: &Module) -> Option<IpAddr> {
     let all: Vec<IpAddr> = match &facts.dns.system {
         Some(l) if !l.addresses.is_empty() => l.addresses.clone(),
         _ => facts
@@ -159,7 +159,7 @@ pub fn chosen_address<A: AddressEntry>(facts: &Facts<A>, module: &Module) -> Opt
 
 /// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bits) of the address's bytes (4 for
 /// IPv4, 16 for IPv6).
-pub fn ip_hash(ip: IpAddr) -> u32 {
+pub(crate) fn ip_hash(ip: IpAddr) -> u32 {
     let bytes: Vec<u8> = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -191,7 +191,7 @@ fn reason(diag: &Report) -> &'static str {
 
 /// Every label value `probe_failure_info{finding}` can take.
 #[cfg(test)]
-pub fn finding_values() -> impl Iterator<Item = &'static str> {
+pub(crate) fn finding_values() -> impl Iterator<Item = &'static str> {
     crate::diagnosis::FindingId::ALL
         .iter()
         .map(|f| f.as_str())
@@ -199,7 +199,7 @@ pub fn finding_values() -> impl Iterator<Item = &'static str> {
 }
 
 /// Judge a probe: `hops` in order (at least one), `elapsed` its whole time.
-pub fn judge(
+pub(crate) fn judge(
     module: &Module,
     hops: &[Hop],
     elapsed: Duration,
@@ -280,7 +280,10 @@ pub fn judge(
 }
 
 /// The facts gathered for `ip`, one of the check's addresses.
-pub fn address_facts<A: AddressEntry>(facts: &Facts<A>, ip: IpAddr) -> Option<&AddressFacts> {
+pub(crate) fn address_facts<A: AddressEntry>(
+    facts: &Facts<A>,
+    ip: IpAddr,
+) -> Option<&AddressFacts> {
     facts
         .addresses
         .iter()
@@ -469,29 +472,31 @@ fn label_text(s: &str) -> String {
 }
 
 /// The help texts, as blackbox_exporter writes them.
-pub mod help {
-    pub const SUCCESS: &str = "Displays whether or not the probe was a success";
-    pub const DURATION: &str = "Returns how long the probe took to complete in seconds";
-    pub const DNS_LOOKUP: &str = "Returns the time taken for probe dns lookup in seconds";
-    pub const IP_PROTOCOL: &str = "Specifies whether probe ip protocol is IP4 or IP6";
-    pub const IP_HASH: &str =
+pub(crate) mod help {
+    pub(crate) const SUCCESS: &str = "Displays whether or not the probe was a success";
+    pub(crate) const DURATION: &str = "Returns how long the probe took to complete in seconds";
+    pub(crate) const DNS_LOOKUP: &str = "Returns the time taken for probe dns lookup in seconds";
+    pub(crate) const IP_PROTOCOL: &str = "Specifies whether probe ip protocol is IP4 or IP6";
+    pub(crate) const IP_HASH: &str =
         "Specifies the hash of IP address. It's useful to detect if the IP address changes.";
-    pub const REGEX: &str = "Indicates if probe failed due to regex";
-    pub const HTTP_CONTENT_LENGTH: &str = "Length of http content response";
-    pub const HTTP_DURATION: &str = "Duration of http request by phase, summed over all redirects";
-    pub const HTTP_REDIRECTS: &str = "The number of redirects";
-    pub const HTTP_SSL: &str = "Indicates if SSL was used for the final redirect";
-    pub const HTTP_STATUS: &str = "Response HTTP status code";
-    pub const HTTP_BODY: &str = "Length of uncompressed response body";
-    pub const HTTP_VERSION: &str = "Returns the version of HTTP of the probe response";
-    pub const SSL_EARLIEST: &str = "Returns last SSL chain expiry in unixtime";
-    pub const SSL_LAST_CHAIN: &str = "Returns last SSL chain expiry in timestamp";
-    pub const SSL_CHAIN_INFO: &str = "Contains SSL leaf certificate information";
-    pub const TLS_VERSION: &str = "Returns the TLS version used or NaN when unknown";
-    pub const TLS_CIPHER: &str = "Returns the TLS cipher negotiated during handshake";
-    pub const EXPECT: &str = "Explicit content matched";
-    pub const FAILURE: &str = "Why the probe failed: canreach's verdict, the finding that explains it, and the phase it stopped in";
-    pub const VERDICT: &str = "canreach's verdict on the target, whatever probe_success says";
+    pub(crate) const REGEX: &str = "Indicates if probe failed due to regex";
+    pub(crate) const HTTP_CONTENT_LENGTH: &str = "Length of http content response";
+    pub(crate) const HTTP_DURATION: &str =
+        "Duration of http request by phase, summed over all redirects";
+    pub(crate) const HTTP_REDIRECTS: &str = "The number of redirects";
+    pub(crate) const HTTP_SSL: &str = "Indicates if SSL was used for the final redirect";
+    pub(crate) const HTTP_STATUS: &str = "Response HTTP status code";
+    pub(crate) const HTTP_BODY: &str = "Length of uncompressed response body";
+    pub(crate) const HTTP_VERSION: &str = "Returns the version of HTTP of the probe response";
+    pub(crate) const SSL_EARLIEST: &str = "Returns last SSL chain expiry in unixtime";
+    pub(crate) const SSL_LAST_CHAIN: &str = "Returns last SSL chain expiry in timestamp";
+    pub(crate) const SSL_CHAIN_INFO: &str = "Contains SSL leaf certificate information";
+    pub(crate) const TLS_VERSION: &str = "Returns the TLS version used or NaN when unknown";
+    pub(crate) const TLS_CIPHER: &str = "Returns the TLS cipher negotiated during handshake";
+    pub(crate) const EXPECT: &str = "Explicit content matched";
+    pub(crate) const FAILURE: &str = "Why the probe failed: canreach's verdict, the finding that explains it, and the phase it stopped in";
+    pub(crate) const VERDICT: &str =
+        "canreach's verdict on the target, whatever probe_success says";
 }
 
 /// The phases of `probe_http_duration_seconds`, in blackbox_exporter's order of output.
@@ -660,7 +665,7 @@ fn ssl_series(enc: &mut DescriptorEncoder, t: &TlsSeries) -> Result<(), std::fmt
 }
 
 /// The result in the Prometheus text format, version 0.0.4.
-pub fn encode(result: &ProbeResult) -> String {
+pub(crate) fn encode(result: &ProbeResult) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(result.clone()));
     let mut out = String::new();
@@ -670,7 +675,7 @@ pub fn encode(result: &ProbeResult) -> String {
 }
 
 /// The content type of [`encode`]'s output.
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,7 @@ Without --config the modules are tcp_connect, http_2xx and canreach (the
 whole check). Listening beyond 127.0.0.1 makes this machine a prober for
 whoever reaches the port: use --allow. See docs/fleet.md."
 )]
-pub struct ServeCli {
+pub(crate) struct ServeCli {
     /// Address and port to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9115")]
     pub listen: SocketAddr,

@@ -26,7 +26,7 @@ type Labels = Vec<(&'static str, String)>;
 
 /// Why a probe request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     BadRequest,
     NotAllowed,
     Busy,
@@ -44,7 +44,7 @@ impl Refusal {
 
 /// The exporter's own metrics.
 #[derive(Debug)]
-pub struct Own {
+pub(crate) struct Own {
     registry: Registry,
     probes: Family<Labels, Counter>,
     refused: Family<Labels, Counter>,
@@ -110,7 +110,7 @@ impl Own {
         }
     }
 
-    pub fn probed(&self, module: &str, verdict: &'static str, success: bool, secs: f64) {
+    pub(crate) fn probed(&self, module: &str, verdict: &'static str, success: bool, secs: f64) {
         self.probes
             .get_or_create(&vec![
                 ("module", module.to_string()),
@@ -123,14 +123,14 @@ impl Own {
             .observe(secs);
     }
 
-    pub fn refused(&self, why: Refusal) {
+    pub(crate) fn refused(&self, why: Refusal) {
         self.refused
             .get_or_create(&vec![("reason", why.as_str().to_string())])
             .inc();
     }
 
     /// Everything, in the Prometheus text format 0.0.4.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
@@ -143,7 +143,7 @@ struct Process;
 
 /// What /proc/self/stat says, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// User and system time, in clock ticks.
     pub cpu_ticks: u64,
     pub threads: u64,
@@ -156,7 +156,7 @@ pub struct Stat {
 
 /// Parse /proc/PID/stat: the fields after the command's closing parenthesis (the command
 /// itself may hold spaces and parentheses).
-pub fn parse_stat(text: &str) -> Option<Stat> {
+pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state).
@@ -171,7 +171,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 /// The soft limit on open files from /proc/PID/limits.
-pub fn parse_max_fds(text: &str) -> Option<u64> {
+pub(crate) fn parse_max_fds(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()
@@ -181,7 +181,7 @@ pub fn parse_max_fds(text: &str) -> Option<u64> {
 }
 
 /// The boot time (`btime`) from /proc/stat.
-pub fn parse_btime(text: &str) -> Option<u64> {
+pub(crate) fn parse_btime(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("btime "))?
         .trim()
@@ -190,7 +190,7 @@ pub fn parse_btime(text: &str) -> Option<u64> {
 }
 
 /// Open descriptors of this process.
-pub fn open_fds() -> Option<u64> {
+pub(crate) fn open_fds() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
 }
 

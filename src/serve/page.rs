@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// How many probes the page keeps.
-pub const KEPT: usize = 100;
+pub(crate) const KEPT: usize = 100;
 
 /// One probe, as the page shows it.
 #[derive(Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub id: u64,
     /// Unix seconds.
     pub at: i64,
@@ -36,13 +36,13 @@ impl std::fmt::Debug for Entry {
 
 /// The last [`KEPT`] probes.
 #[derive(Debug, Default)]
-pub struct Recent {
+pub(crate) struct Recent {
     inner: Mutex<(u64, VecDeque<Entry>)>,
 }
 
 impl Recent {
     /// Keep `entry` (its id is given here); the oldest goes past [`KEPT`].
-    pub fn push(&self, mut entry: Entry) -> u64 {
+    pub(crate) fn push(&self, mut entry: Entry) -> u64 {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.0 += 1;
         entry.id = g.0;
@@ -53,7 +53,7 @@ impl Recent {
         g.0
     }
 
-    pub fn report(&self, id: u64) -> Option<String> {
+    pub(crate) fn report(&self, id: u64) -> Option<String> {
         let write = {
             let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             g.1.iter().find(|e| e.id == id).map(|e| e.report.clone())
@@ -67,7 +67,7 @@ impl Recent {
     }
 
     /// The page.
-    pub fn html(&self, modules: &[String]) -> String {
+    pub(crate) fn html(&self, modules: &[String]) -> String {
         let mut rows = String::new();
         for e in self.entries() {
             rows.push_str(&format!(
@@ -105,7 +105,7 @@ impl Recent {
 }
 
 /// Text for HTML: control characters escaped as `escape.rs` shows them, then `& < > " '`.
-pub fn html(s: &str) -> String {
+pub(crate) fn html(s: &str) -> String {
     let visible = crate::escape::escape(s);
     let mut out = String::with_capacity(visible.len());
     for c in visible.chars() {

@@ -28,17 +28,17 @@ use super::config::{Ip, Module, Prober};
 use super::metrics::{self, Hop, ProbeResult};
 
 /// The longest target accepted (a URL with its query).
-pub const TARGET_MAX: usize = 2048;
+pub(crate) const TARGET_MAX: usize = 2048;
 /// Redirects followed at most (Go's client, and so blackbox_exporter: 10).
-pub const REDIRECTS_MAX: usize = 10;
+pub(crate) const REDIRECTS_MAX: usize = 10;
 /// The deadline when Prometheus sends no `X-Prometheus-Scrape-Timeout-Seconds`: its default
 /// scrape timeout (10 s) less the offset. blackbox_exporter assumes 120 s, which holds a
 /// socket and a slot for two minutes for a client that would have given up long before.
-pub const NO_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const NO_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a probe request is refused before it runs (HTTP 400; 403 for `--allow`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadRequest {
+pub(crate) enum BadRequest {
     #[error("the target parameter is missing")]
     NoTarget,
     #[error("the module parameter is missing")]
@@ -60,7 +60,7 @@ pub enum BadRequest {
 /// The probe's timeout: `X-Prometheus-Scrape-Timeout-Seconds` less `offset` (half the
 /// header when the offset would leave nothing), [`NO_HEADER_TIMEOUT`] less `offset` without
 /// the header, capped by the module's `timeout` and by 300 s; at least 1 ms.
-pub fn probe_timeout(
+pub(crate) fn probe_timeout(
     header: Option<&str>,
     offset: Duration,
     module: Option<Duration>,
@@ -92,7 +92,7 @@ pub fn probe_timeout(
 /// Untrusted text for a message: secrets masked and escaped (`escape::line`, as the CLI's
 /// usage errors: a refused target's password must not come back in the answer, nor on the
 /// page), at most `max` characters.
-pub fn shown(s: &str, max: usize) -> String {
+pub(crate) fn shown(s: &str, max: usize) -> String {
     let visible = crate::escape::line(s);
     let mut out: String = visible.chars().take(max).collect();
     if visible.chars().count() > max {
@@ -103,7 +103,7 @@ pub fn shown(s: &str, max: usize) -> String {
 
 /// A target as the module's prober reads it.
 #[derive(Debug, Clone)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     pub target: Target,
     /// http modules: the URL (with its query).
     pub url: Option<url::Url>,
@@ -111,7 +111,11 @@ pub struct Parsed {
 
 /// Read `raw` as `prober` does: tcp `HOST:PORT`; http a URL (`http://` when no scheme is
 /// given, as blackbox_exporter does); canreach the CLI's TARGET.
-pub fn parse_target(raw: &str, prober: Prober, services: &Services) -> Result<Parsed, BadRequest> {
+pub(crate) fn parse_target(
+    raw: &str,
+    prober: Prober,
+    services: &Services,
+) -> Result<Parsed, BadRequest> {
     if raw.len() > TARGET_MAX {
         return Err(BadRequest::TooLong("target", TARGET_MAX));
     }
@@ -199,7 +203,7 @@ impl Resolver for ModuleResolver {
 
 /// A finished probe.
 #[derive(Debug)]
-pub struct Done {
+pub(crate) struct Done {
     pub hops: Vec<Hop>,
     pub result: ProbeResult,
     /// Why a redirect was not followed, when that failed the probe.
@@ -207,7 +211,7 @@ pub struct Done {
 }
 
 /// Run one probe of `parsed` with `module`, everything before `deadline`.
-pub async fn run(
+pub(crate) async fn run(
     parsed: Parsed,
     module: &Module,
     deadline: Instant,

@@ -31,13 +31,13 @@ use super::page::{Entry, Recent};
 use super::probe::{self, BadRequest, Parsed};
 
 /// The longest query string accepted.
-pub const QUERY_MAX: usize = 4096;
+pub(crate) const QUERY_MAX: usize = 4096;
 /// How many requests may wait for a slot, per slot.
-pub const QUEUE_PER_SLOT: usize = 4;
+pub(crate) const QUEUE_PER_SLOT: usize = 4;
 
 /// Everything the handlers share.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     pub modules: Modules,
     pub allow: Allow,
     pub offset: Duration,
@@ -52,7 +52,7 @@ pub struct App {
 }
 
 /// A probe to run on the local set.
-pub struct Job {
+pub(crate) struct Job {
     parsed: Parsed,
     module: Module,
     target: String,
@@ -100,7 +100,7 @@ impl App {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/probe", get(probe))
@@ -320,7 +320,7 @@ async fn probe(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q): Raw
 }
 
 /// Run the jobs on the current `LocalSet` until `stop` fires and every running probe ended.
-pub async fn run_jobs(
+pub(crate) async fn run_jobs(
     app: Arc<App>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     mut stop: oneshot::Receiver<()>,

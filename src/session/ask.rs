@@ -22,11 +22,11 @@ use super::http::{self, HttpFailure, HttpResponse, HttpTarget};
 use super::tls::TrustStore;
 
 /// The most body bytes read (and counted) of one answer; a longer body is cut there.
-pub const BODY_MAX: u64 = 16 * 1024 * 1024;
+pub(crate) const BODY_MAX: u64 = 16 * 1024 * 1024;
 /// The longest line a dialogue reads (blackbox_exporter's scanner: 64 KiB).
-pub const LINE_MAX: usize = 64 * 1024;
+pub(crate) const LINE_MAX: usize = 64 * 1024;
 /// The most bytes a dialogue reads in all.
-pub const DIALOGUE_MAX: usize = 256 * 1024;
+pub(crate) const DIALOGUE_MAX: usize = 256 * 1024;
 
 /// What a prober asks beyond the usual check.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +118,7 @@ pub struct Dialogue {
 }
 
 /// The longest label value kept from a match (the peer's text).
-pub const LABEL_MAX: usize = 128;
+pub(crate) const LABEL_MAX: usize = 128;
 
 /// `template` expanded with `caps`, as a label value.
 fn label_value(caps: &regex::bytes::Captures<'_>, template: &str) -> String {
@@ -149,7 +149,7 @@ pub enum DialogueFailure {
 impl HttpExchange {
     /// The exchange as the HTTP stage's facts, for the diagnosis (a method other than
     /// `HEAD` is reported as the `GET` it stands for).
-    pub fn as_http_facts(&self) -> http::HttpFacts {
+    pub(crate) fn as_http_facts(&self) -> http::HttpFacts {
         http::HttpFacts {
             method: if self.method.eq_ignore_ascii_case("HEAD") {
                 http::Method::Head
@@ -167,13 +167,13 @@ impl HttpExchange {
 impl Dialogue {
     /// No line matched before the peer ended the connection: blackbox_exporter's
     /// `probe_failed_due_to_regex`.
-    pub fn failed_on_pattern(&self) -> bool {
+    pub(crate) fn failed_on_pattern(&self) -> bool {
         matches!(self.failure, Some(DialogueFailure::NoMatch { .. }))
     }
 }
 
 /// Run `steps` over `stream` until `deadline`.
-pub async fn dialogue<S>(stream: &mut S, steps: &[Step], deadline: Instant) -> Dialogue
+pub(crate) async fn dialogue<S>(stream: &mut S, steps: &[Step], deadline: Instant) -> Dialogue
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -327,7 +327,7 @@ impl Lines {
 /// The request's bytes: the method, the target, `Host`, the module's headers (CR and LF
 /// dropped: no header can be injected), and `Connection: close` (the body of unknown length
 /// then ends with the connection).
-pub fn request_bytes(ask: &HttpAsk, target: &HttpTarget) -> Vec<u8> {
+pub(crate) fn request_bytes(ask: &HttpAsk, target: &HttpTarget) -> Vec<u8> {
     let clean = |s: &str| s.replace(['\r', '\n'], "");
     let target = ask.target.as_ref().unwrap_or(target);
     let has = |name: &str| {
@@ -392,7 +392,7 @@ fn is_chunked(head: &[u8]) -> bool {
 
 /// One exchange as asked: the request, the head (past informational answers), the body
 /// counted to its end, all before `deadline`.
-pub async fn http_exchange<S>(
+pub(crate) async fn http_exchange<S>(
     stream: &mut S,
     ask: &HttpAsk,
     target: &HttpTarget,
@@ -529,7 +529,7 @@ async fn read_chunked<S: AsyncRead + Unpin>(
 
 /// An incremental reader of chunked framing (RFC 9112 §7.1) that counts the data bytes.
 #[derive(Debug, Default)]
-pub struct Chunked {
+pub(crate) struct Chunked {
     state: ChunkState,
     /// Data bytes seen.
     pub data: u64,
@@ -556,13 +556,13 @@ const CHUNK_LINE_MAX: usize = 4096;
 
 impl Chunked {
     /// The last chunk and its trailers have been read.
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.state == ChunkState::Done
     }
 
     /// Take more bytes; `Err` when the framing is not chunked framing.
     #[allow(clippy::result_unit_err)]
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ()> {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ()> {
         while !bytes.is_empty() {
             match self.state {
                 ChunkState::Done => return Ok(()),

@@ -20,9 +20,9 @@ use tokio::time::Instant;
 use super::{FIRST_BYTES_MAX, looks_like_tls_record};
 
 /// The largest response head read (status line and headers).
-pub const HEAD_MAX: usize = 64 * 1024;
+pub(crate) const HEAD_MAX: usize = 64 * 1024;
 /// The most of a 5xx body kept.
-pub const BODY_START_MAX: usize = 512;
+pub(crate) const BODY_START_MAX: usize = 512;
 /// The longest wait for a 5xx body's first bytes after its head.
 const BODY_WAIT: Duration = Duration::from_millis(500);
 /// The longest header value kept (a `Location` or `Server` longer than this is cut).
@@ -31,7 +31,7 @@ const VALUE_MAX: usize = 512;
 const HEADERS_MAX: usize = 128;
 
 /// `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("canreach/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("canreach/", env!("CARGO_PKG_VERSION"));
 
 /// What to ask for: the `Host` header's value and the request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl HttpTarget {
     /// The same request for an HTTP proxy: the target in absolute form
     /// (`http://host:port/path`, RFC 9112 §3.2.2), the `Host` header unchanged. Never with
     /// userinfo: the host header carries none.
-    pub fn absolute_form(&self) -> HttpTarget {
+    pub(crate) fn absolute_form(&self) -> HttpTarget {
         HttpTarget {
             host_header: self.host_header.clone(),
             path: format!("http://{}{}", self.host_header, self.path),
@@ -210,7 +210,7 @@ fn wants_get(status: u16) -> bool {
 }
 
 /// The request's bytes. Only these headers, and never credentials.
-pub fn request_bytes(target: &HttpTarget, method: Method) -> Vec<u8> {
+pub(crate) fn request_bytes(target: &HttpTarget, method: Method) -> Vec<u8> {
     // `GET` is the last request on this connection: say so, so the server ends the body.
     let connection = match method {
         Method::Head => "",
@@ -228,7 +228,7 @@ pub fn request_bytes(target: &HttpTarget, method: Method) -> Vec<u8> {
 }
 
 /// One request and its response head (and a 5xx `GET`'s body start).
-pub async fn exchange<S>(
+pub(crate) async fn exchange<S>(
     stream: &mut S,
     target: &HttpTarget,
     method: Method,
@@ -391,7 +391,7 @@ fn truncated(buf: &[u8]) -> HttpFailure {
 }
 
 /// Parse a response head. `Ok(None)` when incomplete. Never panics.
-pub fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpFailure> {
+pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(HttpResponse, usize)>, HttpFailure> {
     match parse_head(buf, buf) {
         // httparse refuses a DEL byte (0x7F) in a header value or reason, which browsers, curl
         // and Go's client take: it is still HTTP. Parsed again with each DEL as a byte httparse

@@ -43,16 +43,16 @@
 pub(crate) mod ask;
 pub mod http;
 pub mod mss;
-pub mod protocols;
+pub(crate) mod protocols;
 pub mod proxy;
 pub(crate) mod stage;
 pub(crate) mod status;
 pub mod tls;
 pub mod watch;
 
-pub use stage::{
-    Application, Destination, ServiceFacts, ServiceRequest, SessionFacts, SessionRequest, ViaProxy,
-    after_connect, after_connect_via, application_for,
+pub use stage::{Application, SessionFacts, SessionRequest, after_connect};
+pub(crate) use stage::{
+    Destination, ServiceFacts, ServiceRequest, ViaProxy, after_connect_via, application_for,
 };
 
 use std::io;
@@ -64,11 +64,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most bytes of a peer's unsolicited or unexpected reply kept in facts: enough for a
 /// status line and a few headers, or a banner, and small enough to keep in every report.
-pub const FIRST_BYTES_MAX: usize = 1024;
+pub(crate) const FIRST_BYTES_MAX: usize = 1024;
 
 /// What a [`Recording`] stream saw come in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// The first [`FIRST_BYTES_MAX`] bytes received.
     pub first: Vec<u8>,
     /// All bytes received, counted (not kept).
@@ -99,7 +99,7 @@ impl<S> Recording<S> {
     }
 
     /// A handle to the record that outlives the stream.
-    pub fn handle(&self) -> Arc<Mutex<Recorded>> {
+    pub(crate) fn handle(&self) -> Arc<Mutex<Recorded>> {
         Arc::clone(&self.seen)
     }
 }
@@ -162,7 +162,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
 ///
 /// Used both ways: a TLS client that got something else met a plain-text server; a plain-text
 /// client that got this met a TLS server.
-pub fn looks_like_tls_record(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_tls_record(bytes: &[u8]) -> bool {
     match bytes {
         [t, rest @ ..] if (0x14..=0x18).contains(t) => rest.first().is_none_or(|&v| v == 0x03),
         _ => false,

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 
 /// The MSS to retry with over IPv4: 1200 + 40 bytes of headers fits links well below 1500
 /// (tunnels, PPPoE, VPNs).
-pub const MSS_V4: u32 = 1200;
+pub(crate) const MSS_V4: u32 = 1200;
 /// Over IPv6: 1220 + 60 bytes of headers = 1280, the minimum MTU every IPv6 link carries.
-pub const MSS_V6: u32 = 1220;
+pub(crate) const MSS_V6: u32 = 1220;
 
 /// The reduced MSS for `addr`'s family.
 pub fn reduced_mss(addr: &SocketAddr) -> u32 {
@@ -82,7 +82,7 @@ impl From<&MssError> for MssFailure {
 
 impl MssFailure {
     /// The OS's errno, when there is one.
-    pub fn errno(&self) -> Option<i32> {
+    pub(crate) fn errno(&self) -> Option<i32> {
         match self {
             MssFailure::Socket { errno }
             | MssFailure::SetMss { errno }

@@ -89,7 +89,7 @@ pub struct Proxy {
 
 /// The proxy for `url_scheme://host:port` given an environment lookup `env` (pass
 /// `&|k| std::env::var(k).ok()` for the real one).
-pub fn proxy_for(
+pub(crate) fn proxy_for(
     url_scheme: &str,
     host: &str,
     port: u16,
@@ -167,7 +167,7 @@ fn proxy_variable(scheme: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<
 
 /// The `no_proxy` entry that exempts `host` (no brackets), with curl's matching; `None` if
 /// none does.
-pub fn no_proxy_match(host: &str, no_proxy: &str) -> Option<String> {
+pub(crate) fn no_proxy_match(host: &str, no_proxy: &str) -> Option<String> {
     if host.is_empty() || no_proxy.is_empty() {
         return None;
     }
@@ -357,7 +357,7 @@ impl ConnectFacts {
 }
 
 /// The `CONNECT` request: no credentials, ever.
-pub fn connect_request(host: &str, port: u16) -> (String, Vec<u8>) {
+pub(crate) fn connect_request(host: &str, port: u16) -> (String, Vec<u8>) {
     let host = host.replace(['\r', '\n', ' '], "");
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")

@@ -90,14 +90,14 @@ impl Eq for ServiceFacts {}
 
 impl ServiceFacts {
     /// The conversation that counts: the one inside TLS when there was one.
-    pub fn last(&self) -> &ProtocolFacts {
+    pub(crate) fn last(&self) -> &ProtocolFacts {
         self.after_tls.as_ref().unwrap_or(&self.first)
     }
 }
 
 /// The usual application for a service name (`/etc/services` or a URL scheme) and port; the
 /// HTTP request is for `/` on `host`.
-pub fn application_for(service: Option<&str>, host: &str, port: u16) -> Application {
+pub(crate) fn application_for(service: Option<&str>, host: &str, port: u16) -> Application {
     let by_name = match service.map(str::to_ascii_lowercase).as_deref() {
         Some("https" | "wss") => Some(443),
         Some("http" | "ws" | "http-alt") => Some(80),
@@ -148,7 +148,7 @@ pub struct MssRetry {
 
 /// Where an HTTP proxy (the connected address) is asked to take the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
+pub(crate) struct Destination {
     /// The destination's host as the user wrote it (IPv6 without brackets is fine).
     pub host: String,
     pub port: u16,
@@ -198,6 +198,28 @@ pub struct SessionFacts {
     pub service: Option<ServiceFacts>,
 }
 
+impl SessionFacts {
+    /// What a session to `address` saw when it watched for `window` and saw `first`, and
+    /// nothing else yet: the stage and the tests fill in the rest.
+    pub fn new(address: SocketAddr, window: Duration, first: First) -> Self {
+        SessionFacts {
+            address,
+            window,
+            accepted: None,
+            waiting_for_client: None,
+            not_accepted: None,
+            first,
+            via: None,
+            tls: None,
+            mss_retry: None,
+            http: None,
+            tls_confirm: None,
+            answered: None,
+            service: None,
+        }
+    }
+}
+
 /// Run the session stage over `stream`, just connected to `address` in `connect_rtt`.
 pub async fn after_connect(
     stream: TcpStream,
@@ -211,7 +233,7 @@ pub async fn after_connect(
 
 /// The same, where `address` is an HTTP proxy when `via` is given: the session goes through
 /// it to `via` (see the module doc).
-pub async fn after_connect_via(
+pub(crate) async fn after_connect_via(
     stream: TcpStream,
     address: SocketAddr,
     connect_rtt: Duration,
@@ -362,19 +384,10 @@ impl Session<'_> {
             watch::Watched::connection_only(first, window)
         };
         SessionFacts {
-            address: self.address,
-            window: seen.watched,
             accepted: seen.accepted,
             waiting_for_client: seen.waiting_for_client,
             not_accepted: seen.not_accepted,
-            first: seen.first,
-            via: None,
-            tls: None,
-            mss_retry: None,
-            http: None,
-            tls_confirm: None,
-            answered: None,
-            service: None,
+            ..SessionFacts::new(self.address, seen.watched, seen.first)
         }
     }
 
@@ -709,7 +722,7 @@ fn quickack(s: &TcpStream) {
 
 /// How long a `HEAD` may go unanswered before a `GET` is tried instead (at least; sixteen
 /// round trips on a slower path): a server that never answers HEAD is not a silent program.
-pub const HEAD_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const HEAD_WAIT: Duration = Duration::from_secs(1);
 
 fn head_deadline(window: Duration, deadline: Instant) -> Instant {
     let now = Instant::now();
@@ -744,13 +757,13 @@ where
 
 /// How long a first TLS handshake may stay silent or stalled before the reduced-MSS retry
 /// is opened beside it (at least; sixteen round trips on a slower path).
-pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
 /// The wait before the reduced-MSS retry for a connection whose watch window is
 /// `window` ([`watch::window_for`]): a handshake takes a few round trips and the server's
 /// signing, so a second, or sixteen round trips on a slow path, is plenty. An answer later
 /// than this is a slow server's (the diagnosis says so).
-pub fn handshake_wait(window: Duration) -> Duration {
+pub(crate) fn handshake_wait(window: Duration) -> Duration {
     HANDSHAKE_WAIT.max(window.saturating_mul(2))
 }
 

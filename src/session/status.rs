@@ -36,7 +36,7 @@ impl StatusSet {
     }
 
     /// The default: every 2xx and 3xx.
-    pub fn working() -> StatusSet {
+    pub(crate) fn working() -> StatusSet {
         let mut s = StatusSet::empty();
         s.insert_range(200, 399);
         s
@@ -44,7 +44,7 @@ impl StatusSet {
 
     /// The codes given (a blackbox module's `valid_status_codes`), or every 2xx when none is:
     /// blackbox_exporter's default. Codes outside 100–599 are left out.
-    pub fn valid_codes(codes: &[u16]) -> StatusSet {
+    pub(crate) fn valid_codes(codes: &[u16]) -> StatusSet {
         let mut s = StatusSet::empty();
         if codes.is_empty() {
             s.insert_range(200, 299);
@@ -63,7 +63,7 @@ impl StatusSet {
     }
 
     /// Whether `code` is in the set (a code outside 100–599 never is).
-    pub fn contains(&self, code: u16) -> bool {
+    pub(crate) fn contains(&self, code: u16) -> bool {
         if !(LOWEST..=HIGHEST).contains(&code) {
             return false;
         }

@@ -40,7 +40,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 use super::{FIRST_BYTES_MAX, Recorded, Recording, looks_like_tls_record, snapshot};
 
 /// An established TLS session over the recorded TCP stream: hand it to [`super::http`].
-pub type TlsSession = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
+pub(crate) type TlsSession = tokio_rustls::client::TlsStream<Recording<TcpStream>>;
 
 /// Why a trust store could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum TrustError {
 
 /// Why `--cacert FILE` could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CaFileError {
+pub(crate) enum CaFileError {
     #[error(transparent)]
     Read(#[from] crate::dns::files::FileError),
     #[error("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
@@ -64,7 +64,7 @@ pub enum CaFileError {
 }
 
 /// The largest `--cacert` bundle read (Debian's whole bundle is ~220 KB).
-pub const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
+pub(crate) const CA_FILE_MAX: u64 = 8 * 1024 * 1024;
 
 /// The certificates this client trusts, and how they were loaded.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl TrustStore {
     /// Which file and directories: `SSL_CERT_FILE`/`SSL_CERT_DIR` as rustls-native-certs reads
     /// them (a file alone when only the file is set), else OpenSSL's usual places
     /// (openssl-probe, as rustls-native-certs does).
-    pub fn system_quick() -> Arc<TrustStore> {
+    pub(crate) fn system_quick() -> Arc<TrustStore> {
         static QUICK: OnceLock<Arc<TrustStore>> = OnceLock::new();
         Arc::clone(QUICK.get_or_init(|| {
             if let Some(store) = TrustStore::bundle_not_a_file() {
@@ -177,7 +177,7 @@ impl TrustStore {
     }
 
     /// Is this the bundle file alone ([`TrustStore::system_quick`])?
-    pub fn is_partial(&self) -> bool {
+    pub(crate) fn is_partial(&self) -> bool {
         self.partial
     }
 
@@ -212,7 +212,7 @@ impl TrustStore {
 
     /// `--cacert FILE`: the PEM certificates of FILE, and only them, as curl's `--cacert`
     /// (read bounded, a regular file only: it must not block on a FIFO).
-    pub fn from_pem_file(path: &std::path::Path) -> Result<TrustStore, CaFileError> {
+    pub(crate) fn from_pem_file(path: &std::path::Path) -> Result<TrustStore, CaFileError> {
         use rustls::pki_types::pem::PemObject;
         let shown = || crate::escape::escape(&path.display().to_string()).into_owned();
         let bytes = crate::dns::files::read_bounded(path, CA_FILE_MAX)?;
@@ -235,16 +235,11 @@ impl TrustStore {
 
     /// The same store, for `--insecure`: every chain is still verified, and the outcome
     /// recorded ([`TlsFacts::unverified`]), but the handshake goes on whatever it is.
-    pub fn insecure(&self) -> TrustStore {
+    pub(crate) fn insecure(&self) -> TrustStore {
         TrustStore {
             skip_verification: true,
             ..self.clone()
         }
-    }
-
-    /// Is verification skipped (`--insecure`)?
-    pub fn skips_verification(&self) -> bool {
-        self.skip_verification
     }
 
     fn from_root_store(
@@ -272,17 +267,17 @@ impl TrustStore {
     }
 
     /// Number of trust anchors.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.roots.len()
     }
 
     /// Whether the store has no anchor at all (nothing will verify).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.roots.is_empty()
     }
 
     /// Whether `name` (as x509-parser prints it) is the subject of a trust anchor.
-    pub fn has_subject(&self, name: &str) -> bool {
+    pub(crate) fn has_subject(&self, name: &str) -> bool {
         self.subjects.iter().any(|s| s == name)
     }
 }
@@ -302,7 +297,7 @@ fn borrowed<'a>(certs: &'a [CertificateDer<'_>]) -> impl Iterator<Item = Certifi
 /// What a check's TLS handshakes trust: `--cacert` and `--insecure`. `Copy`, so the
 /// pipeline's options stay plain values; a `--cacert` store is loaded once per process.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// `--cacert FILE`: only these certificates (`None`: this machine's store).
     pub cacert: Option<&'static TrustStore>,
     /// `--insecure`: verify for the record, and go on whatever the outcome.
@@ -311,7 +306,7 @@ pub struct Trust {
 
 impl Trust {
     /// The store a TLS check uses.
-    pub fn roots(&self) -> Arc<TrustStore> {
+    pub(crate) fn roots(&self) -> Arc<TrustStore> {
         match (self.cacert, self.insecure) {
             (Some(s), false) => Arc::new(s.clone()),
             (Some(s), true) => Arc::new(s.insecure()),
@@ -389,7 +384,7 @@ pub struct CertFacts {
 
 impl CertFacts {
     /// The SHA-256 fingerprint as upper-case hex pairs separated by colons.
-    pub fn fingerprint_hex(&self) -> String {
+    pub(crate) fn fingerprint_hex(&self) -> String {
         self.sha256
             .iter()
             .map(|b| format!("{b:02X}"))
@@ -431,7 +426,7 @@ pub enum AfterHandshake {
 impl AfterHandshake {
     /// The server turned the client away after the handshake (an alert, a close, a reset,
     /// a failed read): it wanted a client certificate.
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         matches!(
             self,
             AfterHandshake::Alert(_)
@@ -577,7 +572,7 @@ pub enum CertProblem {
 }
 
 /// rustls's error as a kind; the one mapping from rustls's errors to canreach's facts.
-pub fn tls_error(e: &rustls::Error) -> TlsError {
+pub(crate) fn tls_error(e: &rustls::Error) -> TlsError {
     use rustls::Error as E;
     match e {
         E::InvalidMessage(_) => TlsError::InvalidMessage,
@@ -692,6 +687,27 @@ pub struct Unverified {
 }
 
 impl TlsFacts {
+    /// A handshake with `server_name` against `trust_anchors` roots that has, after
+    /// `elapsed`, neither failed nor given anything yet: the handshake fills in the rest.
+    pub fn new(server_name: String, elapsed: Duration, trust_anchors: usize) -> Self {
+        TlsFacts {
+            server_name,
+            elapsed,
+            version: None,
+            cipher_suite: None,
+            alpn: None,
+            chain: vec![],
+            verify_error: None,
+            trust_anchors,
+            client_cert: None,
+            after: None,
+            failure: None,
+            first_answer: None,
+            given_up: None,
+            unverified: None,
+        }
+    }
+
     /// The handshake completed and the chain verified.
     pub fn ok(&self) -> bool {
         self.failure.is_none()
@@ -911,7 +927,7 @@ fn config(req: &TlsRequest<'_>, seen: &Shared) -> Result<ClientConfig, rustls::E
 /// asked for: the server sends it after reading our Finished, one round trip after the
 /// handshake ended, so the handshake's own duration (≥ one round trip) is a fair bound;
 /// at least 100 ms (scheduling), at most 1 s; never past `deadline`.
-pub fn post_handshake_window(handshake: Duration) -> Duration {
+pub(crate) fn post_handshake_window(handshake: Duration) -> Duration {
     handshake.clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
@@ -944,7 +960,7 @@ pub async fn handshake_session(
 
 /// [`handshake_session`], given up when `stop` completes as if the deadline had come: the
 /// facts then say what had come back by that moment.
-pub async fn handshake_until(
+pub(crate) async fn handshake_until(
     stream: TcpStream,
     req: &TlsRequest<'_>,
     deadline: Instant,
@@ -952,22 +968,7 @@ pub async fn handshake_until(
 ) -> (TlsFacts, Option<TlsSession>) {
     let start = Instant::now();
     let seen: Shared = Arc::default();
-    let mut facts = TlsFacts {
-        server_name: req.server_name.to_owned(),
-        elapsed: Duration::ZERO,
-        version: None,
-        cipher_suite: None,
-        alpn: None,
-        chain: vec![],
-        verify_error: None,
-        trust_anchors: req.roots.len(),
-        client_cert: None,
-        after: None,
-        failure: None,
-        first_answer: None,
-        given_up: None,
-        unverified: None,
-    };
+    let mut facts = TlsFacts::new(req.server_name.to_owned(), Duration::ZERO, req.roots.len());
     // `[::1]` as written in URLs is the IP literal `::1`.
     let bare = req
         .server_name
@@ -1365,7 +1366,7 @@ fn public_opinion(
 ///
 /// `public_ca_elsewhere` is the second opinion: the public web PKI accepts the chain, or the
 /// issuer is one of its roots.
-pub fn chain_failure(
+pub(crate) fn chain_failure(
     chain: &[CertFacts],
     local: &TrustStore,
     public: &TrustStore,
@@ -1414,7 +1415,7 @@ pub fn chain_failure(
 }
 
 /// Parse one certificate; never panics, whatever the bytes.
-pub fn parse_cert(der: &[u8]) -> CertFacts {
+pub(crate) fn parse_cert(der: &[u8]) -> CertFacts {
     let sha256 = sha256(der);
     let mut facts = CertFacts {
         subject: String::new(),

@@ -35,7 +35,7 @@ use crate::probe::ConnectResult;
 pub const WINDOW_MIN: Duration = Duration::from_millis(8);
 /// The longest watch: past a second, waiting for a greeting costs more than it tells (a slow
 /// SSH greeting is still caught by the client that speaks next).
-pub const WINDOW_MAX: Duration = Duration::from_secs(1);
+pub(crate) const WINDOW_MAX: Duration = Duration::from_secs(1);
 
 /// How long to watch, from the connect round-trip time: a greeting sent at `accept()` arrives
 /// about one round trip after the handshake completed; eight round trips leave room for a
@@ -177,7 +177,7 @@ pub struct NotAccepted {
 
 /// What [`watch_this_machine`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watched {
+pub(crate) struct Watched {
     pub first: First,
     /// How long it watched.
     pub watched: Duration,
@@ -195,7 +195,7 @@ pub struct Watched {
 impl Watched {
     /// A watch that saw only the connection, not the program behind it (a remote address, a
     /// client-first protocol, a connection whose addresses cannot be read).
-    pub fn connection_only(first: First, window: Duration) -> Watched {
+    pub(crate) fn connection_only(first: First, window: Duration) -> Watched {
         Watched {
             first,
             watched: window,
@@ -214,7 +214,7 @@ impl Watched {
 /// the program takes it, for at most [`ACCEPT_WAIT`]: past that it is recorded as not
 /// accepted ([`NotAccepted`]: the queue, whether the program was asleep), a busy or hung
 /// program.
-pub async fn watch_this_machine(
+pub(crate) async fn watch_this_machine(
     stream: &TcpStream,
     window: Duration,
     deadline: Instant,
@@ -402,7 +402,7 @@ const ACCEPT_LOOK_SLACK: Duration = Duration::from_millis(2);
 /// the silence is the program's not taking it, however the protocol worded it (a handshake
 /// that got nothing, a retry that then completed: not the network). `None` when it was taken,
 /// or the kernel cannot say.
-pub async fn still_queued(
+pub(crate) async fn still_queued(
     server: SocketAddr,
     client: SocketAddr,
     since: Instant,
@@ -640,7 +640,7 @@ pub fn accepted_then_reset(result: &ConnectResult) -> bool {
 }
 
 /// Identify a greeting. Never panics, whatever the bytes.
-pub fn banner(bytes: &[u8]) -> First {
+pub(crate) fn banner(bytes: &[u8]) -> First {
     let bytes = &bytes[..bytes.len().min(FIRST_BYTES_MAX)];
     First::Banner {
         bytes: bytes.to_vec(),
@@ -649,7 +649,7 @@ pub fn banner(bytes: &[u8]) -> First {
 }
 
 /// What a greeting looks like (see [`BannerKind`]).
-pub fn identify(bytes: &[u8]) -> BannerKind {
+pub(crate) fn identify(bytes: &[u8]) -> BannerKind {
     if let Some(kind) = mysql(bytes) {
         return kind;
     }

@@ -11,14 +11,14 @@ use crate::target::{self, Host, PortSource, Target, TargetError, shown};
 use crate::options::Family;
 
 /// The most a targets file may hold, in bytes: a list of targets, not a data set.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The most targets one run checks.
-pub const MAX_TARGETS: usize = 10_000;
+pub(crate) const MAX_TARGETS: usize = 10_000;
 
 /// Where a target was given, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// The n-th target on the command line (from 1).
     Argument(usize),
     /// Line n (from 1) of the targets file.
@@ -36,7 +36,7 @@ impl fmt::Display for Origin {
 
 /// One target to check and where it came from.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub(crate) struct Input {
     pub target: Target,
     pub origin: Origin,
 }
@@ -74,6 +74,10 @@ pub enum InputError {
     FamilyHere(&'static str),
     #[error("--payload is for UDP targets: add -u, or write the target as udp://HOST:PORT")]
     PayloadWithoutUdp,
+    #[error("--protocol {0} is a UDP service: add -u, or write the target as udp://HOST:PORT")]
+    UdpProtocolWithoutUdp(&'static str),
+    #[error("{0} speaks over TCP, and every target is UDP: drop -u (or udp://)")]
+    TcpProtocolWithUdp(String),
 }
 
 /// A word that always starts a target of its own: host:port, [v6]:port, a URL, `:PORT`.
@@ -102,7 +106,10 @@ fn has_own_port(w: &str, services: &Services) -> bool {
 /// word before it when it contains no `:` or `/` and it is a port number, or the word before
 /// has no port of its own (a bare host, or a URL with only its scheme's port). So
 /// `db 5432 cache:6379 localhost ssh` is three targets.
-pub fn group<'a>(words: &'a [String], services: &Services) -> Vec<(&'a str, Option<&'a str>)> {
+pub(crate) fn group<'a>(
+    words: &'a [String],
+    services: &Services,
+) -> Vec<(&'a str, Option<&'a str>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {
@@ -123,7 +130,7 @@ pub fn group<'a>(words: &'a [String], services: &Services) -> Vec<(&'a str, Opti
 }
 
 /// Parse the command line's words and the targets file into the list to check.
-pub fn collect(
+pub(crate) fn collect(
     words: &[String],
     file: Option<&Path>,
     family: Option<Family>,

@@ -14,7 +14,7 @@
 //! [`CONCURRENCY`] checks run at once. Targets that share a remote host run one after another
 //! (see [`Runner`]). Nothing else is shared between checks but the in-flight name lookups.
 
-pub mod input;
+pub(crate) mod input;
 mod progress;
 mod report;
 mod resolver;
@@ -50,41 +50,41 @@ use resolver::{Lookups, WorkflowResolver};
 /// The most checks of remote hosts running at once. Each check opens a socket per address
 /// plus a few liveness probes and walk sockets; 16 stay away from bursts a firewall would
 /// take for a scan.
-pub const CONCURRENCY: usize = 16;
+pub(crate) const CONCURRENCY: usize = 16;
 
 /// The most checks of this machine's own addresses running at once. They cross no network and
 /// no firewall but this machine's (nothing to look like a scan to), and most of a closed
 /// port's check is waiting for the run's shared inspection and firewall read (a few ms each),
 /// holding no descriptor: 256 at once keep a sweep of 10,000 ports from waiting in rounds on
 /// those reads, within [`LOCAL_FILES`] descriptors each.
-pub const LOCAL_CONCURRENCY: usize = 256;
+pub(crate) const LOCAL_CONCURRENCY: usize = 256;
 
 /// Descriptors kept for the run itself, beside its checks: standard streams, the runtime (its
 /// poll, its waker, the signal pipe), the shared inspection (netlink, /proc directories and
 /// files), one `nft` (three pipes).
-pub const RESERVED_FILES: u64 = 32;
+pub(crate) const RESERVED_FILES: u64 = 32;
 
 /// Descriptors one check of a remote host holds at once, usually: a socket per address, four
 /// liveness probes, the second SYN, a wave of three TTLs, the name servers' sockets.
-pub const REMOTE_FILES: u64 = 16;
+pub(crate) const REMOTE_FILES: u64 = 16;
 
 /// Descriptors one check of this machine holds at once: the probe, the session's connection
 /// and a second one (a TLS confirmation, a `GET` after an unanswered `HEAD`).
-pub const LOCAL_FILES: u64 = 4;
+pub(crate) const LOCAL_FILES: u64 = 4;
 
 /// How many checks run at once, sized to the descriptors this process may still open: half of
 /// them for checks of remote hosts, half for this machine's, at most [`CONCURRENCY`] and
 /// [`LOCAL_CONCURRENCY`]. At least one of each: a check that then finds no descriptor is
 /// reported as such (`inconclusive`, `local_error`), and the others are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub remote: usize,
     pub local: usize,
 }
 
 impl Limits {
     /// For `free` descriptors.
-    pub fn for_free_files(free: u64) -> Limits {
+    pub(crate) fn for_free_files(free: u64) -> Limits {
         let half = free / 2;
         let n =
             |per: u64, most: usize| usize::try_from(half / per).map_or(most, |n| n.clamp(1, most));
@@ -96,7 +96,7 @@ impl Limits {
 
     /// From this process's open-file limit (`ulimit -n`, raised to the hard limit at start)
     /// and the descriptors open now.
-    pub fn now() -> Limits {
+    pub(crate) fn now() -> Limits {
         let limit = crate::sys::open_file_limit().unwrap_or(1024);
         let open = std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count() as u64);
         Limits::for_free_files(limit.saturating_sub(open + RESERVED_FILES))
@@ -106,7 +106,7 @@ impl Limits {
 /// What a target's check is doing, for the progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Phase {
+pub(crate) enum Phase {
     Queued = 0,
     Resolving = 1,
     Probing = 2,
@@ -138,18 +138,18 @@ impl Phase {
 
 /// Where one target stands: read by the progress line and on Ctrl-C.
 #[derive(Debug, Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     phase: AtomicU8,
     attempts: AtomicU32,
     last: Mutex<Option<Verdict>>,
 }
 
 impl Slot {
-    pub fn set_phase(&self, p: Phase) {
+    pub(crate) fn set_phase(&self, p: Phase) {
         self.phase.store(p as u8, Ordering::Relaxed);
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(Ordering::Relaxed))
     }
 
@@ -158,11 +158,11 @@ impl Slot {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
     }
 
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::Relaxed)
     }
 
-    pub fn last(&self) -> Option<Verdict> {
+    pub(crate) fn last(&self) -> Option<Verdict> {
         *self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -178,7 +178,7 @@ impl Slot {
 /// the previous one finished; this machine's addresses and `localhost` (resets from the
 /// local kernel, no rate limit) run concurrently.
 #[derive(Debug)]
-pub struct Runner {
+pub(crate) struct Runner {
     opts: Options,
     family: Option<Family>,
     lookups: Lookups,
@@ -211,7 +211,7 @@ impl Runner {
     }
 
     /// Checks of `targets`, at most `limits` at once.
-    pub fn with_limits(
+    pub(crate) fn with_limits(
         opts: Options,
         family: Option<Family>,
         targets: &[Input],
@@ -242,7 +242,7 @@ impl Runner {
 
     /// Start reading this machine's listeners and owners when a target is surely this machine
     /// and local inspection is not turned off (see [`local::shared::PerRun::start`]).
-    pub fn start_local_reads(&self, inputs: &[Input]) {
+    pub(crate) fn start_local_reads(&self, inputs: &[Input]) {
         if self.opts.local != LocalMode::Never
             && inputs.iter().any(|i| host_key(&i.target).is_none())
         {
@@ -251,7 +251,7 @@ impl Runner {
     }
 
     /// One check of `target` under `timeout`.
-    pub async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
+    pub(crate) async fn check(&self, target: &Target, timeout: Duration, slot: &Slot) -> Report {
         let key = host_key(target);
         let _host = match key.as_ref().and_then(|k| self.hosts.get(k)) {
             Some(m) => Some(m.lock().await),
@@ -292,7 +292,7 @@ impl Runner {
     /// Check `target` until it is open, will not change by waiting, or `until` (see `wait`).
     /// `changed(from, to, after)` is told each change of verdict. The last check's facts say
     /// how the wait went (`Facts::waited`; `wait` is what the user gave).
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         target: &Target,
         slot: &Slot,
@@ -346,7 +346,7 @@ impl Runner {
 
 /// How a workflow run ended.
 #[derive(Debug)]
-pub struct Ended {
+pub(crate) struct Ended {
     pub code: i32,
     pub write_error: Option<io::Error>,
 }
@@ -357,11 +357,11 @@ pub struct Ended {
 /// finished one its rendered line) and keeps the output in input order; a slow target holds
 /// back at most this many others. Runs with `--wait` check every target at once: each waits
 /// until the same instant.
-pub const WINDOW: usize = 1024;
+pub(crate) const WINDOW: usize = 1024;
 
 /// Run every check of `inputs` (waiting if asked) and write the reports to `out`: each as soon
 /// as every earlier target's is (JSON Lines), or the table once all are done (text).
-pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
+pub(crate) fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result<Ended> {
     let format = cli.output_format();
     let runner = Runner::new(cli.options(), cli.family(), &inputs);
     // Before the runtime is built: the inspection's thread starts meanwhile.
@@ -370,18 +370,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
-    // interrupted sets up its handler first, then lets a held one through to it; a single
-    // check ends by the default action, as before.
-    let sigint = if cli.wait.is_some() || inputs.len() > 1 {
-        let _guard = rt.enter();
-        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
-        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
-    } else {
-        None
-    };
-    crate::sys::release_sigint();
+    let sigint = interrupt_handler(cli, inputs.len(), &rt);
     let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
     let progress = Progress::new(progress::wanted(cli));
     let sink = &mut io::sink();
@@ -399,21 +388,7 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
         progress: &progress,
         until: cli.wait.map(|w| Instant::now() + w),
     };
-    let finished = rt.block_on(async {
-        let mut sigint = sigint;
-        tokio::select! {
-            () = checks.all() => true,
-            _ = progress.run(&inputs, &slots, start, checks.until) => false,
-            _ = async {
-                match sigint.as_mut() {
-                    Some(s) => {
-                        let _ = s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            } => false,
-        }
-    });
+    let finished = rt.block_on(checks.until_done(start, sigint));
     progress.clear();
     // Abandoned lookups (a silent name server) must not hold the exit.
     rt.shutdown_background();
@@ -443,6 +418,26 @@ pub fn run(cli: &Cli, inputs: Vec<Input>, out: &mut dyn Write) -> anyhow::Result
     Ok(Ended { code, write_error })
 }
 
+/// Ctrl-C is held back since `main` began (`sys::hold_sigint`): a run that can be
+/// interrupted (one that waits, or of many targets) sets up its handler first, then lets a
+/// held one through to it; a single check ends by the default action, as before.
+fn interrupt_handler(
+    cli: &Cli,
+    targets: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Option<tokio::signal::unix::Signal> {
+    let sigint = if cli.wait.is_some() || targets > 1 {
+        let _guard = rt.enter();
+        // Only built when asked for: tokio's signal driver may lack a descriptor, and a check
+        // out of descriptors must end in one clear line (then Ctrl-C just ends it).
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+    } else {
+        None
+    };
+    crate::sys::release_sigint();
+    sigint
+}
+
 /// The checks of one run, and where their reports and progress go.
 struct Checks<'a, 'o> {
     cli: &'a Cli,
@@ -457,6 +452,26 @@ struct Checks<'a, 'o> {
 }
 
 impl Checks<'_, '_> {
+    /// Every check, with the progress line, until all are done (`true`) or Ctrl-C (`false`).
+    async fn until_done(
+        &self,
+        start: Instant,
+        mut sigint: Option<tokio::signal::unix::Signal>,
+    ) -> bool {
+        tokio::select! {
+            () = self.all() => true,
+            _ = self.progress.run(self.inputs, self.slots, start, self.until) => false,
+            _ = async {
+                match sigint.as_mut() {
+                    Some(s) => {
+                        let _ = s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            } => false,
+        }
+    }
+
     /// Every target's check, started in input order while the window has room; each is
     /// written (or kept) when every earlier one is done.
     async fn all(&self) {

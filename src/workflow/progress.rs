@@ -17,7 +17,7 @@ use super::input::Input;
 use super::{Phase, Slot};
 
 /// A check quicker than this shows nothing.
-pub const DELAY: Duration = Duration::from_millis(300);
+pub(crate) const DELAY: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Should this run show a progress line?
@@ -30,7 +30,7 @@ pub fn wanted(cli: &Cli) -> bool {
 
 /// The spinner, created only once a check has taken [`DELAY`].
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     enabled: bool,
     bar: RefCell<Option<ProgressBar>>,
 }
@@ -44,7 +44,7 @@ impl Progress {
     }
 
     /// Keep the line up to date; never returns (the caller drops it when the checks end).
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         inputs: &[Input],
         slots: &[Slot],
@@ -66,7 +66,7 @@ impl Progress {
     }
 
     /// A line on stderr that stays (a change during a wait), above the spinner.
-    pub fn println(&self, line: &str) {
+    pub(crate) fn println(&self, line: &str) {
         match &*self.bar.borrow() {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
@@ -74,7 +74,7 @@ impl Progress {
     }
 
     /// Remove the line.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(bar) = self.bar.borrow_mut().take() {
             bar.finish_and_clear();
         }

@@ -22,7 +22,7 @@ use crate::render::table::Row;
 
 /// What a run keeps of each check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
+pub(crate) enum Keep {
     /// `-q`: the verdict only.
     Nothing,
     /// JSON Lines: one line per target, written in input order.
@@ -35,7 +35,7 @@ pub enum Keep {
 
 impl Keep {
     /// For a run of `targets` targets (`wait`: with `--wait`, whose JSON is always lines).
-    pub fn for_run(quiet: bool, format: Format, targets: usize, wait: bool) -> Keep {
+    pub(crate) fn for_run(quiet: bool, format: Format, targets: usize, wait: bool) -> Keep {
         match (quiet, format) {
             (true, _) => Keep::Nothing,
             (false, Format::Json) if targets > 1 || wait => Keep::Lines,
@@ -55,7 +55,7 @@ enum Done {
 }
 
 /// The finished checks of a run, in input order.
-pub struct Reports<'o> {
+pub(crate) struct Reports<'o> {
     keep: Keep,
     format: Format,
     out: &'o mut dyn Write,
@@ -101,28 +101,28 @@ impl<'o> Reports<'o> {
     }
 
     /// How many targets are settled: every one before this index.
-    pub fn settled(&self) -> usize {
+    pub(crate) fn settled(&self) -> usize {
         self.next
     }
 
     /// How many finished checks wait for an earlier target's.
     #[cfg(test)]
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.waiting.len()
     }
 
     /// The most severe verdict so far (`open` before any).
-    pub fn worst(&self) -> Verdict {
+    pub(crate) fn worst(&self) -> Verdict {
         self.worst
     }
 
-    pub fn resource_failure(&self) -> Option<&str> {
+    pub(crate) fn resource_failure(&self) -> Option<&str> {
         self.resource_failure.as_deref()
     }
 
     /// Target `index`'s check is done: render what the output needs, drop the rest, and write
     /// every line whose turn has come.
-    pub fn done(&mut self, index: usize, c: Report) {
+    pub(crate) fn done(&mut self, index: usize, c: Report) {
         self.worst = most_severe([self.worst, c.verdict]);
         if self.resource_failure.is_none() {
             self.resource_failure = c.resource_failure();
@@ -172,7 +172,7 @@ impl<'o> Reports<'o> {
     }
 
     /// A line of its own on the output now (a change of verdict during `--wait`, JSON).
-    pub fn event(&mut self, line: &str) {
+    pub(crate) fn event(&mut self, line: &str) {
         if self.write_error.is_some() {
             return;
         }
@@ -184,7 +184,7 @@ impl<'o> Reports<'o> {
 
     /// Every check is done: write what was kept (the table and its reports, one report, the
     /// ticket).
-    pub fn finish(mut self) -> Option<io::Error> {
+    pub(crate) fn finish(mut self) -> Option<io::Error> {
         if self.write_error.is_none() {
             let r = self.write_kept().and_then(|()| self.out.flush());
             if let Err(e) = r {
@@ -237,7 +237,7 @@ fn json_line(report: &Report) -> Vec<u8> {
 /// A pretty-printed JSON document on one line, its keys in the contract's order. A JSON
 /// string cannot hold a raw newline, so every line break and the indentation after it lie
 /// outside strings.
-pub fn one_line(pretty: &str) -> String {
+pub(crate) fn one_line(pretty: &str) -> String {
     pretty.lines().map(str::trim_start).collect()
 }
 

@@ -28,7 +28,7 @@ const ORPHAN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Lookups in flight, by name, shared by every target of a run.
 #[derive(Debug, Default)]
-pub struct Lookups {
+pub(crate) struct Lookups {
     inflight: Mutex<HashMap<String, watch::Receiver<Option<Lookup>>>>,
 }
 
@@ -55,7 +55,7 @@ impl Lookups {
 
     /// Lookups still running (for the tests).
     #[cfg(test)]
-    pub fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         let map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         map.values().filter(|rx| rx.borrow().is_none()).count()
     }
@@ -64,7 +64,7 @@ impl Lookups {
 /// The resolver one check of a workflow uses: shared lookups, the family filter, and the
 /// check's phase for the progress line.
 #[derive(Debug)]
-pub struct WorkflowResolver<'a> {
+pub(crate) struct WorkflowResolver<'a> {
     pub lookups: &'a Lookups,
     pub family: Option<Family>,
     pub slot: &'a Slot,
@@ -103,7 +103,7 @@ fn timed_out(start: Instant) -> Lookup {
 }
 
 /// Keep only the family asked for; a name left with no address has no data of that family.
-pub fn filter(mut lookup: Lookup, family: Option<Family>) -> Lookup {
+pub(crate) fn filter(mut lookup: Lookup, family: Option<Family>) -> Lookup {
     let Some(family) = family else {
         return lookup;
     };

@@ -22,19 +22,19 @@ use tokio::time::Instant;
 use crate::diagnosis::{Outcome, Report, Verdict};
 
 /// The first pause between attempts.
-pub const FIRST_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_INTERVAL: Duration = Duration::from_millis(100);
 /// The pause stops doubling here.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(2);
 /// The least time an attempt is given (or `--timeout`, if shorter).
-pub const MIN_ATTEMPT: Duration = Duration::from_millis(500);
+pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// The pause after `interval`: doubled, at most [`MAX_INTERVAL`].
-pub fn next_interval(interval: Duration) -> Duration {
+pub(crate) fn next_interval(interval: Duration) -> Duration {
     (interval * 2).min(MAX_INTERVAL)
 }
 
 /// Can this diagnosis change by waiting? (See the module's table.)
-pub fn worth_waiting(report: &Report) -> bool {
+pub(crate) fn worth_waiting(report: &Report) -> bool {
     match report.verdict {
         Verdict::Open => false,
         Verdict::Rejected => !report
@@ -56,7 +56,7 @@ pub fn worth_waiting(report: &Report) -> bool {
 }
 
 /// When the next attempt may start, and its timeout; `None` when the wait is over.
-pub fn next_attempt(
+pub(crate) fn next_attempt(
     now: Instant,
     until: Instant,
     interval: Duration,

@@ -130,10 +130,10 @@ fn reports_never_show_a_password_or_token() {
 
 /// What a hostile server puts in everything it sends: a bidi override, an isolate, a C1 CSI,
 /// DEL, a zero-width mark.
-const HOSTILE: &str = "evil\u{202e}gnp.exe\u{2066}x\u{2069}\u{9b}2J\u{7f}\u{200e}";
+pub(crate) const HOSTILE: &str = "evil\u{202e}gnp.exe\u{2066}x\u{2069}\u{9b}2J\u{7f}\u{200e}";
 
 /// Every character a terminal acts on or that reorders text, raw in `s` (newlines aside).
-fn raw_characters(s: &str) -> Vec<char> {
+pub(crate) fn raw_characters(s: &str) -> Vec<char> {
     s.chars()
         .filter(|c| *c != '\n' && (c.is_control() || canreach::escape::needs_escape(*c)))
         .collect()

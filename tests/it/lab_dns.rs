@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fake_dns::{Script, serve_on};
@@ -19,40 +18,11 @@ const RESOLV: &str = "nameserver 198.18.2.2\noptions timeout:1 attempts:1\n";
 /// app.lab → 198.18.2.2, txtonly.lab has only a TXT record, broken.lab is forwarded to an
 /// upstream at 198.18.2.2:5353.
 fn dnsmasq(lab: &Lab) -> Started {
-    if Command::new("dnsmasq").arg("--version").output().is_err() {
-        panic!("needs dnsmasq (apt-get install dnsmasq-base)");
-    }
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-        ])
-        .args([
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-            "--pid-file=",
-            "--bind-interfaces",
-        ])
-        .args([
-            "--listen-address=198.18.2.2",
-            "--local=/lab/",
-            "--host-record=app.lab,198.18.2.2",
-        ])
-        .args([
-            "--txt-record=txtonly.lab,hello",
-            "--server=/broken.lab/198.18.2.2#5353",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Started(child);
+    let records = [
+        "--txt-record=txtonly.lab,hello",
+        "--server=/broken.lab/198.18.2.2#5353",
+    ];
+    let started = common::dnsmasq(lab, &records);
     // Ready when it answers.
     for _ in 0..100 {
         let r = lab.canreach(&["--json", "--no-trace", "--timeout", "1", "app.lab", "9"]);

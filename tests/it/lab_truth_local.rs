@@ -624,6 +624,31 @@ fn busy_program(
     (stop, program)
 }
 
+/// canreach's check of 127.0.0.1:`port`, where a listener's one-slot queue is full and
+/// [`busy_program`] drains it `late` after the kernel drops the check's SYN. Asserts what both
+/// such checks share: the program took the connections, the verdict is open, and the one
+/// finding is first_syn_dropped. Returns the run, its JSON report and the listener's holder.
+fn check_a_busy_listener(
+    lab: &Lab,
+    port: u16,
+    late: std::time::Duration,
+) -> (Run, serde_json::Value, u32) {
+    let at = format!("127.0.0.1:{port}");
+    let l = lab.listen_backlog(&lab.client, &at, 0);
+    // The lab sees the socket's owner only as a process of its own.
+    let holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, &at);
+    let (stop, program) = busy_program(lab, l, late);
+    let r = lab.canreach(&["--json", "127.0.0.1", &port.to_string()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = program.join().unwrap();
+    let v = r.json();
+    assert!(taken >= 2, "the program drained its queue: {taken}");
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    (r, v, holder.pid)
+}
+
 /// A busy program, deterministically: its queue (`listen(0)`: one slot) holds a connection it
 /// has not taken, so the kernel drops the check's SYN; the drop counted, the program takes
 /// everything waiting (as a busy server does a moment later). The kernel's retry a second
@@ -632,18 +657,7 @@ fn busy_program(
 fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
     require_lab!();
     let lab = Lab::new();
-    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22502", 0);
-    // The lab sees the socket's owner only as a process of its own.
-    let holder = lab.hold(&lab.client, &l);
-    let _waiting = lab.connect(&lab.client, "127.0.0.1:22502");
-    let (stop, program) = busy_program(&lab, l, std::time::Duration::ZERO);
-    let r = lab.canreach(&["--json", "127.0.0.1", "22502"]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let taken = program.join().unwrap();
-    let v = r.json();
-    assert!(taken >= 2, "the program drained its queue: {taken}");
-    assert_eq!(v["verdict"], "open", "{}", r.stdout);
-    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    let (r, v, holder) = check_a_busy_listener(&lab, 22502, std::time::Duration::ZERO);
     let p = &v["probes"][0];
     assert!(p["elapsed_ms"].as_f64().unwrap() >= 1000.0, "{p}");
     assert_eq!(p["queue"]["waited_retransmit"], true, "{p}");
@@ -652,7 +666,7 @@ fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
         .unwrap()
         .to_string();
     assert!(
-        m.contains(&format!("(pid {}", holder.pid)) && m.contains("accept queue is full"),
+        m.contains(&format!("(pid {holder}")) && m.contains("accept queue is full"),
         "{m}"
     );
     assert!(!r.stdout.contains("sudo") && !r.stdout.contains("traceroute"));
@@ -668,17 +682,8 @@ fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
 fn a_listener_still_full_at_the_first_retry_is_waited_for() {
     require_lab!();
     let lab = Lab::new();
-    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22505", 0);
-    let _holder = lab.hold(&lab.client, &l);
-    let _waiting = lab.connect(&lab.client, "127.0.0.1:22505");
-    let (stop, program) = busy_program(&lab, l, std::time::Duration::from_millis(1600));
-    let r = lab.canreach(&["--json", "127.0.0.1", "22505"]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let taken = program.join().unwrap();
-    let v = r.json();
-    assert!(taken >= 2, "the program drained its queue: {taken}");
-    assert_eq!(v["verdict"], "open", "{}", r.stdout);
-    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    let late = std::time::Duration::from_millis(1600);
+    let (r, v, _) = check_a_busy_listener(&lab, 22505, late);
     let p = &v["probes"][0];
     assert!(p["elapsed_ms"].as_f64().unwrap() >= 1600.0, "{p}");
     // No firewall hunt.

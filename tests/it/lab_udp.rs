@@ -13,27 +13,7 @@ use common::*;
 
 /// dnsmasq on 198.18.2.2:53 in the server namespace, authoritative for `lab`.
 fn dnsmasq(lab: &Lab) -> Started {
-    if Command::new("dnsmasq").arg("--version").output().is_err() {
-        panic!("needs dnsmasq (apt-get install dnsmasq-base)");
-    }
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server,
-            "dnsmasq",
-            "--keep-in-foreground",
-        ])
-        .args(["--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
-        .args(["--user=root", "--pid-file=", "--bind-interfaces"])
-        .args(["--listen-address=198.18.2.2", "--local=/lab/"])
-        .arg("--host-record=app.lab,198.18.2.2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Started(child);
+    let started = common::dnsmasq(lab, &[]);
     wait_open(lab, &["-u", "198.18.2.2", "53"], "dnsmasq");
     started
 }
@@ -303,24 +283,8 @@ fn a_payload_is_sent_as_given_and_any_reply_counts() {
     assert!(m.contains("the given datagram (2 bytes)"), "{m}");
 }
 
-/// A temporary directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> TempDir {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "canreach-udp-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
+fn tempdir() -> common::fleet::TempDir {
+    common::fleet::TempDir::new("udp")
 }
 
 #[test]
@@ -443,7 +407,6 @@ fn exporter_probe(addr: &str, target: &str) -> String {
 
 #[test]
 fn the_exporters_canreach_module_checks_udp_targets() {
-    use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_canreach"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
@@ -451,16 +414,8 @@ fn the_exporters_canreach_module_checks_udp_targets() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = exporter_address(&mut child);
     let _srv = Started(child);
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
     let (open, stop) = echo_after(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(100));
     let m = exporter_probe(&addr, &format!("udp://127.0.0.1:{open}"));

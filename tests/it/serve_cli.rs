@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -33,17 +33,7 @@ fn serve(args: &[&str]) -> Server {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .parse()
-        .unwrap();
-    // Keep reading stderr so that the exporter never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
+    let addr = common::exporter_address(&mut child).parse().unwrap();
     Server {
         _child: common::Started(child),
         pid,
@@ -949,7 +939,7 @@ fn past_the_slots_and_the_queue_a_probe_gets_503() {
     );
 }
 
-fn open_fds(pid: u32) -> usize {
+pub(crate) fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()

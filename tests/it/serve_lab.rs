@@ -4,13 +4,14 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{InLab, Lab, SERVER_V4};
+use crate::serve_cli::open_fds;
+use common::{InLab, Lab, SERVER_V4, services};
 
 /// The exporter inside the lab's client namespace; its address there.
 fn serve_in(lab: &Lab, args: &[&str]) -> (common::Started, u32, SocketAddr) {
@@ -25,16 +26,7 @@ fn serve_in(lab: &Lab, args: &[&str]) -> (common::Started, u32, SocketAddr) {
         .unwrap();
     // `ip netns exec` execs the program: the same pid.
     let pid = child.id();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .parse()
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
+    let addr = common::exporter_address(&mut child).parse().unwrap();
     (common::Started(child), pid, addr)
 }
 
@@ -101,4 +93,143 @@ fn two_hundred_probes_of_filtered_ports_each_answer_within_the_scrape_timeout() 
         after <= before + 2,
         "descriptors: {before} before, {after} after"
     );
+}
+
+/// One GET of the exporter at `addr` (in the lab's client namespace): the whole answer.
+fn get_in(lab: &Lab, addr: SocketAddr, path: &str) -> String {
+    let mut s = lab.connect(&lab.client, &addr.to_string());
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+/// One probe of the exporter at `addr`: the answer.
+fn probe_in(lab: &Lab, addr: SocketAddr, module: &str, target: &str) -> String {
+    let target: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    get_in(
+        lab,
+        addr,
+        &format!("/probe?module={module}&target={target}"),
+    )
+}
+
+#[test]
+fn the_tcp_prober_only_connects_to_a_database_port_while_the_canreach_module_speaks_to_it() {
+    require_lab!();
+    if !services::available(module_path!(), services::PG_BIN, "postgresql-15") {
+        return;
+    }
+    let lab = Lab::new();
+    // No pg_hba.conf entry for the client: a startup message would be logged as refused.
+    let pg = services::postgres(
+        &lab.server,
+        SERVER_V4,
+        "local all all trust\nhost all all 198.18.9.0/24 scram-sha-256\n",
+    );
+    let (_srv, _, addr) = serve_in(&lab, &[]);
+    let port = format!("{SERVER_V4}:5432");
+    // blackbox_exporter's tcp prober: a connect, success when accepted, not a word spoken.
+    for _ in 0..3 {
+        let body = probe_in(&lab, addr, "tcp_connect", &port);
+        assert!(body.contains("\nprobe_success 1\n"), "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !pg.log_tail().contains("no pg_hba.conf entry"),
+        "the tcp prober spoke PostgreSQL:\n{}",
+        pg.log_tail()
+    );
+    // The canreach module: the CLI's whole check, by the URL's scheme or the port.
+    for target in [format!("postgres://app:s3cr3tpw@{SERVER_V4}/orders"), port] {
+        let body = probe_in(&lab, addr, "canreach", &target);
+        assert!(body.contains("\nprobe_success 0\n"), "{target}: {body}");
+        assert!(
+            body.contains("probe_failure_info{finding=\"pg_no_hba_entry\""),
+            "{target}: {body}"
+        );
+        assert!(!body.contains("s3cr3tpw"), "{body}");
+    }
+    // Nor in the debug report or the page of recent probes.
+    let url = format!("postgres://app:s3cr3tpw@{SERVER_V4}/orders");
+    let debug = probe_in(&lab, addr, "canreach&debug=true", &url);
+    assert!(debug.contains("pg_no_hba_entry"), "{debug}");
+    let page = get_in(&lab, addr, "/");
+    assert!(page.contains("/orders"), "the page lists the probe: {page}");
+    for text in [&debug, &page] {
+        assert!(!text.contains("s3cr3tpw"), "{text}");
+    }
+    assert!(
+        pg.log_tail().contains("no pg_hba.conf entry"),
+        "{}",
+        pg.log_tail()
+    );
+}
+
+#[test]
+fn many_probes_of_a_mariadb_port_leave_no_descriptor_open() {
+    require_lab!();
+    if !services::available(module_path!(), "/usr/sbin/mariadbd", "mariadb-server") {
+        return;
+    }
+    let lab = Arc::new(Lab::new());
+    let db = services::mariadb(
+        &lab.server,
+        SERVER_V4,
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'x';\n",
+        &["--skip-name-resolve"],
+    );
+    let (_srv, pid, addr) = serve_in(&lab, &[]);
+    let target = format!("{SERVER_V4}:3306");
+    // Warm: the runtime's and the trust store's descriptors are opened by the first probes.
+    for _ in 0..5 {
+        probe_in(&lab, addr, "canreach", &target);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = open_fds(pid);
+    // 320 checks, 8 at a time: each keeps its probe's connection for the MySQL login.
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (lab, target) = (lab.clone(), target.clone());
+            std::thread::spawn(move || {
+                (0..40)
+                    .map(|_| probe_in(&lab, addr, "canreach", &target))
+                    .filter(|body| !body.contains("\nprobe_success 1\n"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for w in workers {
+        let failed = w.join().unwrap();
+        assert!(failed.is_empty(), "{}\n{}", failed[0], db.log_tail());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = open_fds(pid);
+    assert!(
+        after <= before + 2,
+        "descriptors: {before} before, {after} after"
+    );
+    // Every check logged in (refused: no such account), and none dropped a handshake: the
+    // one connection closed before authentication is the lab's own wait for the port.
+    let dropped = |log: &str| {
+        log.matches("closed normally without authentication")
+            .count()
+    };
+    let log = std::fs::read_to_string(&db.log).unwrap();
+    let denied = log.matches("Access denied for user 'canreach'").count();
+    assert!(denied >= 300, "{denied} logins:\n{log}");
+    assert!(dropped(&log) <= 1, "{log}");
+    // The tcp prober closes before the handshake, once, as blackbox_exporter's does: the
+    // connection watched after the connect (the greeting read, nothing said) is the probe's.
+    let body = probe_in(&lab, addr, "tcp_connect", &target);
+    assert!(body.contains("\nprobe_success 1\n"), "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = std::fs::read_to_string(&db.log).unwrap();
+    assert_eq!(dropped(&after), dropped(&log) + 1, "{after}");
 }

@@ -9,7 +9,7 @@ use crate::diagnosis::words::{errno_name, errno_text};
 
 /// Who can make the failure go away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fixer {
+pub(crate) enum Fixer {
     /// The server's owner (its TLS configuration or software).
     Server,
     /// This client (its name, certificate, settings).
@@ -20,7 +20,7 @@ pub enum Fixer {
 
 /// One row of the alert table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AlertRow {
+pub(crate) struct AlertRow {
     pub code: u8,
     /// The name in the IANA "TLS Alerts" registry (RFC 8446 §6), as people search for it.
     pub name: &'static str,
@@ -54,7 +54,7 @@ const CLIENT_CERT: &str = "Configure this client with a certificate the server a
     server's owner which CA it trusts for clients).";
 
 /// Every alert of the IANA registry a server may send, by number.
-pub const ALERTS: &[AlertRow] = &[
+pub(crate) const ALERTS: &[AlertRow] = &[
     row(
         0,
         "close_notify",
@@ -311,18 +311,18 @@ pub const ALERTS: &[AlertRow] = &[
 ];
 
 /// The row of an alert, when it is in the registry.
-pub fn alert_row(a: TlsAlert) -> Option<&'static AlertRow> {
+pub(crate) fn alert_row(a: TlsAlert) -> Option<&'static AlertRow> {
     ALERTS.iter().find(|r| r.code == a.0)
 }
 
 /// The alert's standard name (`unrecognized_name`), or `alert 200` for a number outside the
 /// registry.
-pub fn alert_name(a: TlsAlert) -> String {
+pub(crate) fn alert_name(a: TlsAlert) -> String {
     alert_row(a).map_or_else(|| format!("alert {}", a.0), |r| r.name.to_string())
 }
 
 /// "it does not know the name … — alert unrecognized_name": the meaning, then the evidence.
-pub fn alert_words(a: TlsAlert) -> (String, Fixer, &'static str) {
+pub(crate) fn alert_words(a: TlsAlert) -> (String, Fixer, &'static str) {
     match alert_row(a) {
         Some(r) => (format!("{} — alert {}", r.meaning, r.name), r.fixer, r.fix),
         None => (
@@ -337,7 +337,7 @@ pub fn alert_words(a: TlsAlert) -> (String, Fixer, &'static str) {
 }
 
 /// What the server lacks, as the end of "the server and this client share …".
-pub fn incompatible_words(i: Incompatible) -> &'static str {
+pub(crate) fn incompatible_words(i: Incompatible) -> &'static str {
     match i {
         Incompatible::Version => "no TLS version: the server speaks neither TLS 1.2 nor 1.3",
         Incompatible::CipherSuite => "no cipher suite",
@@ -381,7 +381,7 @@ fn cert_words(p: CertProblem) -> &'static str {
 
 /// A [`TlsError`] in words: what happened (the end of "the TLS handshake failed: …"), who
 /// fixes it, and the step's text.
-pub fn error_words(e: TlsError) -> (String, Fixer, &'static str) {
+pub(crate) fn error_words(e: TlsError) -> (String, Fixer, &'static str) {
     const FIX_CERT: &str = "Give the server a valid certificate from a CA the clients trust.";
     const UPDATE: &str = "Update or fix the server's TLS software or configuration.";
     let (words, fixer, fix): (String, Fixer, &'static str) = match e {

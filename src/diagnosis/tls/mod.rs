@@ -2,7 +2,7 @@
 //! one table from failures to ids), a slow handshake, `--insecure`. The words for alerts and
 //! handshake errors are one table too ([`errors`]).
 
-pub mod errors;
+pub(crate) mod errors;
 
 use super::advice::{Machine, Step, StepKind};
 use super::commands::Command;
@@ -22,14 +22,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// (`no_reply`, `mtu_blackhole`, a hang-up), by its name. The one table from TLS failures to
 /// finding ids: the JSON's `tls.failure` is read from it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsKind {
+pub(crate) enum TlsKind {
     Finding(FindingId, &'static str),
     NoAnswer(&'static str),
 }
 
 impl TlsKind {
     /// The finding that reports this failure, if one does.
-    pub fn finding(self) -> Option<FindingId> {
+    pub(crate) fn finding(self) -> Option<FindingId> {
         match self {
             TlsKind::Finding(id, _) => Some(id),
             TlsKind::NoAnswer(_) => None,
@@ -37,7 +37,7 @@ impl TlsKind {
     }
 
     /// The failure's words for the summary ("the certificate has expired").
-    pub fn headline(self) -> Option<&'static str> {
+    pub(crate) fn headline(self) -> Option<&'static str> {
         match self {
             TlsKind::Finding(_, words) => Some(words),
             TlsKind::NoAnswer(_) => None,
@@ -54,7 +54,7 @@ impl TlsKind {
 }
 
 /// The kind of a TLS failure (see [`TlsKind`]).
-pub fn tls_kind(f: &TlsFailure) -> TlsKind {
+pub(crate) fn tls_kind(f: &TlsFailure) -> TlsKind {
     use FindingId::*;
     use TlsKind::{Finding as F, NoAnswer};
     match f {
@@ -87,7 +87,7 @@ pub fn tls_kind(f: &TlsFailure) -> TlsKind {
 }
 
 /// The TLS failure of kind `id`.
-pub fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
+pub(crate) fn tls_failure(cx: &Ctx, id: FindingId) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| {
         s.tls
             .as_ref()
@@ -439,7 +439,7 @@ fn tls_error_finding(cx: &Ctx, r: &AddressResult, e: TlsError) -> (String, Vec<S
     (format!("{words}.{who}"), steps)
 }
 
-pub fn names(c: &CertFacts) -> String {
+pub(crate) fn names(c: &CertFacts) -> String {
     let mut n: Vec<String> = c.dns_names.clone();
     n.extend(c.ip_addresses.iter().map(|i| i.to_string()));
     if n.is_empty() {
@@ -514,7 +514,7 @@ pub(super) fn version_words(t: &TlsFacts) -> Option<String> {
 
 /// The server answered the TLS handshake, but only after the wait that a black hole test
 /// allows (1 s): slow, not unreachable.
-pub fn slow_handshake(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn slow_handshake(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|r, s| s.tls.as_ref().is_some_and(|t| slow(t, r)))?;
     let t = s.tls.as_ref()?;
     let answered = t.first_answer.unwrap_or(t.elapsed);
@@ -569,7 +569,7 @@ fn slow(t: &TlsFacts, r: &AddressResult) -> bool {
 }
 
 /// `--insecure`: verification was skipped; what it would have said.
-pub fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn tls_not_verified(cx: &Ctx) -> Option<Finding> {
     let (r, s) = cx.session_where(|_, s| s.tls.as_ref().is_some_and(|t| t.unverified.is_some()))?;
     let u = s.tls.as_ref()?.unverified.as_ref()?;
     let host = cx.facts.target.host.to_string();

@@ -17,7 +17,7 @@ use crate::session::{SessionFacts, ViaProxy};
 
 /// The lines a report shows for one address's session: `(label, text)`, raw (the renderer
 /// escapes them).
-pub fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
+pub(crate) fn lines(s: &SessionFacts) -> Vec<(&'static str, String)> {
     [
         first_look(s),
         accepted(s),
@@ -182,21 +182,8 @@ mod tests {
 
     /// A session watched for 8 ms that saw nothing.
     fn session() -> SessionFacts {
-        SessionFacts {
-            address: "198.18.0.8:3128".parse().unwrap(),
-            window: Duration::from_millis(8),
-            accepted: None,
-            waiting_for_client: None,
-            not_accepted: None,
-            first: First::Silent,
-            via: None,
-            tls: None,
-            mss_retry: None,
-            http: None,
-            tls_confirm: None,
-            answered: None,
-            service: None,
-        }
+        let address = "198.18.0.8:3128".parse().unwrap();
+        SessionFacts::new(address, Duration::from_millis(8), First::Silent)
     }
 
     #[test]

@@ -28,19 +28,19 @@
 //! cut to a bound, and no parser panics or allocates from a length the peer chose (each has a
 //! proptest). Strings are kept raw (lossy UTF-8) in facts: the renderers escape them.
 
-// Wired into the session stage for the TCP services (`Application::Service`); parts are not
-// used yet (MongoDB's members and Kafka's brokers as targets of their own, the UDP payloads).
+// Wired into the session stage for the TCP services (`Application::Service`); MongoDB's
+// members and Kafka's brokers are checked by `connect::advertised`; parts are not used yet.
 #![allow(dead_code)]
 
-pub mod amqp;
-pub mod kafka;
-pub mod mail;
-pub mod mongodb;
-pub mod mysql;
-pub mod postgres;
-pub mod redis;
-pub mod udp_payloads;
-pub mod wire;
+pub(crate) mod amqp;
+pub(crate) mod kafka;
+pub(crate) mod mail;
+pub(crate) mod mongodb;
+pub(crate) mod mysql;
+pub(crate) mod postgres;
+pub(crate) mod redis;
+pub(crate) mod udp_payloads;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod testing;
@@ -137,7 +137,7 @@ impl Selection {
 
     /// From a URL scheme or a `--protocol` name (case-insensitive). `None`: not one of these
     /// protocols (`http`, `https`, `tls`, `tcp` are the session stage's own).
-    pub fn from_name(name: &str) -> Option<Selection> {
+    pub(crate) fn from_name(name: &str) -> Option<Selection> {
         use Protocol::*;
         Some(match name.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Selection::plain(Postgres),
@@ -162,7 +162,7 @@ impl Selection {
 
     /// The usual service of a port, for a target given as `host port`. Only ports whose usual
     /// service is one of these protocols; others keep the session stage's first-moments watch.
-    pub fn for_port(port: u16) -> Option<Selection> {
+    pub(crate) fn for_port(port: u16) -> Option<Selection> {
         use Protocol::*;
         Some(match port {
             5432 => Selection::plain(Postgres),
@@ -183,7 +183,7 @@ impl Selection {
     }
 
     /// The protocol's usual port (for a URL without one).
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         use Protocol::*;
         match (self.protocol, self.implicit_tls) {
             (Postgres, _) => 5432,
@@ -251,7 +251,7 @@ pub enum ProtocolFacts {
 
 /// Speak `protocol` on `stream` until `deadline`. The stream is plain TCP or, for an implicit
 /// TLS [`Selection`], the TLS session the caller made.
-pub async fn converse<S>(
+pub(crate) async fn converse<S>(
     protocol: Protocol,
     stream: &mut S,
     params: &Params,
@@ -295,7 +295,7 @@ where
 }
 
 /// How a conversation ended, whatever the protocol.
-pub fn ending(facts: &ProtocolFacts) -> Ending {
+pub(crate) fn ending(facts: &ProtocolFacts) -> Ending {
     match facts {
         ProtocolFacts::Postgres(f) => f.ended,
         ProtocolFacts::Redis(f) => f.ended,
@@ -308,7 +308,7 @@ pub fn ending(facts: &ProtocolFacts) -> Ending {
 }
 
 /// Why a conversation broke off, whatever the protocol.
-pub fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
+pub(crate) fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
     match facts {
         ProtocolFacts::Postgres(f) => f.failure.as_ref().map(|f| &f.failure),
         ProtocolFacts::Redis(f) => f.failure.as_ref().map(|f| &f.failure),
@@ -321,11 +321,11 @@ pub fn failure(facts: &ProtocolFacts) -> Option<&WireFailure> {
 }
 
 /// The user name canreach gives when the URL names none, and its application name.
-pub const CLIENT_USER: &str = "canreach";
+pub(crate) const CLIENT_USER: &str = "canreach";
 
 /// `raw` as text, at most `max` bytes of it (invalid UTF-8 replaced). Control characters are
 /// kept: facts are raw, the renderers escape.
-pub(crate) fn text(raw: &[u8], max: usize) -> String {
+pub fn text(raw: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(max)]).into_owned()
 }
 

@@ -30,26 +30,27 @@ use tokio::time::Instant;
 use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
-pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
-pub const CLIENT_SSL: u32 = 0x0000_0800;
-pub const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
-pub const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
+pub(crate) const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
+pub(crate) const CLIENT_SSL: u32 = 0x0000_0800;
+pub(crate) const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
+pub(crate) const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
 /// Bit 0 is `CLIENT_LONG_PASSWORD` to MySQL; MariaDB 10.2+ clears it (it calls it
 /// `CLIENT_MYSQL`) and puts its own capabilities in the greeting's reserved bytes.
 const CLIENT_MYSQL: u32 = 1;
 
 /// What canreach asks for: enough to log in with a plugin name, nothing else.
-pub const CAPABILITIES: u32 = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH;
+pub(crate) const CAPABILITIES: u32 =
+    CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH;
 /// utf8_general_ci.
 const CHARSET: u8 = 33;
 const MAX_PACKET: u32 = 1 << 24;
 /// The plugin named in the response (an empty password needs no computation in any).
-pub const PLUGIN: &str = "mysql_native_password";
+pub(crate) const PLUGIN: &str = "mysql_native_password";
 
 /// The largest packet read: a greeting is ~100 bytes, an ERR a sentence.
-pub const PACKET_MAX: usize = 16 * 1024;
+pub(crate) const PACKET_MAX: usize = 16 * 1024;
 /// The most of a version, plugin name or message kept.
-pub const TEXT_MAX: usize = 512;
+pub(crate) const TEXT_MAX: usize = 512;
 /// Plugin switches followed at most (a server that switches forever is not waited for).
 const SWITCHES_MAX: usize = 2;
 
@@ -71,12 +72,12 @@ pub struct Greeting {
 
 impl Greeting {
     /// The server offers TLS (`CLIENT_SSL`).
-    pub fn offers_tls(&self) -> bool {
+    pub(crate) fn offers_tls(&self) -> bool {
         self.capabilities & CLIENT_SSL != 0
     }
 
     /// The version without MariaDB's `5.5.5-` prefix (kept for old replication clients).
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.server_version
             .strip_prefix("5.5.5-")
             .unwrap_or(&self.server_version)
@@ -102,7 +103,7 @@ pub enum First {
 
 /// A packet after the login was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthReply {
+pub(crate) enum AuthReply {
     /// OK: logged in (an account `canreach` with no password).
     Ok,
     Err(ErrPacket),
@@ -135,13 +136,13 @@ pub struct Login {
 impl Login {
     /// Refused with 1045 (access denied): the server works and wants credentials canreach
     /// does not send. For an access-denied login MariaDB counts no connect error.
-    pub fn asks_for_credentials(&self) -> bool {
+    pub(crate) fn asks_for_credentials(&self) -> bool {
         matches!(&self.outcome, LoginOutcome::Refused(e) if e.code == ER_ACCESS_DENIED)
     }
 }
 
 /// `ER_ACCESS_DENIED_ERROR`.
-pub const ER_ACCESS_DENIED: u16 = 1045;
+pub(crate) const ER_ACCESS_DENIED: u16 = 1045;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MySqlStep {
@@ -162,21 +163,21 @@ pub struct MySqlFacts {
 
 /// Why bytes are not a MySQL packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     NotMySql,
     TooLarge,
 }
 
 /// One packet: its sequence number, its payload, and the bytes it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<'a> {
+pub(crate) struct Packet<'a> {
     pub seq: u8,
     pub payload: &'a [u8],
     pub used: usize,
 }
 
 /// One packet from the start of `buf`. `Ok(None)`: more bytes needed.
-pub fn split_packet(buf: &[u8]) -> Result<Option<Packet<'_>>, ParseError> {
+pub(crate) fn split_packet(buf: &[u8]) -> Result<Option<Packet<'_>>, ParseError> {
     let Some(h) = buf.get(..4) else {
         return Ok(None);
     };
@@ -198,7 +199,7 @@ pub fn split_packet(buf: &[u8]) -> Result<Option<Packet<'_>>, ParseError> {
 }
 
 /// The first packet's payload: a greeting or an ERR.
-pub fn parse_first(payload: &[u8]) -> Result<First, ParseError> {
+pub(crate) fn parse_first(payload: &[u8]) -> Result<First, ParseError> {
     match payload.first() {
         Some(0xFF) => parse_err(payload).map(First::Refused),
         Some(9 | 10) => parse_greeting(payload).map(First::Greeting),
@@ -258,7 +259,7 @@ fn parse_greeting(p: &[u8]) -> Result<Greeting, ParseError> {
 }
 
 /// An ERR packet's payload (`0xFF` first).
-pub fn parse_err(p: &[u8]) -> Result<ErrPacket, ParseError> {
+pub(crate) fn parse_err(p: &[u8]) -> Result<ErrPacket, ParseError> {
     let [0xFF, lo, hi, rest @ ..] = p else {
         return Err(ParseError::NotMySql);
     };
@@ -275,7 +276,7 @@ pub fn parse_err(p: &[u8]) -> Result<ErrPacket, ParseError> {
 }
 
 /// A packet after the login.
-pub fn parse_auth_reply(p: &[u8]) -> Result<AuthReply, ParseError> {
+pub(crate) fn parse_auth_reply(p: &[u8]) -> Result<AuthReply, ParseError> {
     match p.first() {
         Some(0x00) => Ok(AuthReply::Ok),
         Some(0xFF) => parse_err(p).map(AuthReply::Err),
@@ -306,7 +307,7 @@ fn response_head(capabilities: u32) -> Vec<u8> {
 /// `HandshakeResponse41` as `user` with no password, sequence number `seq` (1 in plain text,
 /// 2 after an [`ssl_request`] and the TLS handshake). A NUL in the user is dropped (it would end
 /// the name), and the name is cut to 80 bytes (MariaDB's limit).
-pub fn handshake_response(user: &str, seq: u8, tls: bool) -> Vec<u8> {
+pub(crate) fn handshake_response(user: &str, seq: u8, tls: bool) -> Vec<u8> {
     let caps = CAPABILITIES | if tls { CLIENT_SSL } else { 0 };
     let mut p = response_head(caps);
     p.extend(user.bytes().filter(|&b| b != 0).take(80));
@@ -319,12 +320,12 @@ pub fn handshake_response(user: &str, seq: u8, tls: bool) -> Vec<u8> {
 
 /// `SSLRequest`: the response's first 32 bytes with `CLIENT_SSL`, sequence 1. The TLS
 /// handshake follows, then [`handshake_response`] with sequence 2.
-pub fn ssl_request() -> Vec<u8> {
+pub(crate) fn ssl_request() -> Vec<u8> {
     packet(1, &response_head(CAPABILITIES | CLIENT_SSL))
 }
 
 /// `COM_QUIT`.
-pub const COM_QUIT: [u8; 5] = [1, 0, 0, 0, 0x01];
+pub(crate) const COM_QUIT: [u8; 5] = [1, 0, 0, 0, 0x01];
 
 /// Read one packet. `first`: this is the server's first packet, which is never larger than a
 /// few hundred bytes, so a huge length means another protocol (`SSH-2.0-…` reads as 4.7 MB).
@@ -360,7 +361,7 @@ fn ending(wire_ended: bool, f: &WireFailure) -> Ending {
 /// Log in as `user` with no password: send the response with sequence `seq`, follow at most
 /// two plugin switches with empty answers, and end (`COM_QUIT` after OK; the server closes
 /// after ERR). Over plain TCP after the greeting (`seq` 1), or in the TLS session (`seq` 2).
-pub async fn login<S>(
+pub(crate) async fn login<S>(
     stream: &mut S,
     user: &str,
     seq: u8,
@@ -437,7 +438,7 @@ where
 
 /// The conversation on a fresh plain connection: the greeting (or the ERR sent instead), then
 /// the login as `user` with no password.
-pub async fn converse<S>(stream: &mut S, user: &str, deadline: Instant) -> MySqlFacts
+pub(crate) async fn converse<S>(stream: &mut S, user: &str, deadline: Instant) -> MySqlFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

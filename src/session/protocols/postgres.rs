@@ -30,18 +30,18 @@ use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
 /// `SSLRequest`: length 8, the code 1234/5679.
-pub const SSL_REQUEST: [u8; 8] = [0x00, 0x00, 0x00, 0x08, 0x04, 0xD2, 0x16, 0x2F];
+pub(crate) const SSL_REQUEST: [u8; 8] = [0x00, 0x00, 0x00, 0x08, 0x04, 0xD2, 0x16, 0x2F];
 /// `Terminate`.
-pub const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
+pub(crate) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 /// Protocol 3.0.
 const PROTOCOL_3_0: u32 = 196_608;
 /// PostgreSQL's identifiers are at most 63 bytes (`NAMEDATALEN` − 1).
 const NAME_MAX: usize = 63;
 /// The longest message read: an `ErrorResponse` is a few hundred bytes, the longest field a
 /// `detail` or `hint` of a sentence or two.
-pub const MESSAGE_MAX: usize = 8 * 1024;
+pub(crate) const MESSAGE_MAX: usize = 8 * 1024;
 /// The most of one field (message, detail, hint …) kept.
-pub const FIELD_MAX: usize = 1024;
+pub(crate) const FIELD_MAX: usize = 1024;
 /// The most SASL mechanisms kept (PostgreSQL 15 offers two at most).
 const MECHANISMS_MAX: usize = 8;
 /// After `AuthenticationOk`: the most messages read before `ReadyForQuery` (PostgreSQL 15
@@ -59,7 +59,7 @@ pub enum SslMode {
 
 /// Who canreach says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Startup {
+pub(crate) struct Startup {
     pub user: String,
     /// `None`: the server takes the user's name as the database's.
     pub database: Option<String>,
@@ -69,7 +69,7 @@ pub struct Startup {
 
 impl Startup {
     /// User `canreach`, no database named, application `canreach`.
-    pub fn canreach() -> Startup {
+    pub(crate) fn canreach() -> Startup {
         Startup {
             user: super::CLIENT_USER.into(),
             database: None,
@@ -79,7 +79,7 @@ impl Startup {
 
     /// The `StartupMessage`. A NUL inside a value would end it early and let a URL inject a
     /// parameter: NULs are dropped, and each value is cut to 63 bytes.
-    pub fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         fn put(body: &mut Vec<u8>, key: &str, value: &str) {
             body.extend_from_slice(key.as_bytes());
             body.push(0);
@@ -157,7 +157,7 @@ pub enum AuthRequest {
 
 /// One backend message, as far as this conversation cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     Auth(AuthRequest),
     Error(ErrorFields),
     Notice(ErrorFields),
@@ -172,7 +172,7 @@ pub enum Message {
 
 /// Why bytes are not a backend message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// The type byte is not one a server sends before ReadyForQuery, or the length is below
     /// 4: not PostgreSQL.
     NotPostgres,
@@ -228,7 +228,7 @@ pub struct PgFacts {
 }
 
 /// The answer byte to `SSLRequest`. An `E` needs the message after it: see [`request_ssl`].
-pub fn parse_ssl_answer(byte: u8) -> SslAnswer {
+pub(crate) fn parse_ssl_answer(byte: u8) -> SslAnswer {
     match byte {
         b'S' => SslAnswer::Supported,
         b'N' => SslAnswer::Refused,
@@ -238,7 +238,7 @@ pub fn parse_ssl_answer(byte: u8) -> SslAnswer {
 
 /// One backend message from the start of `buf`: `Ok(None)` when more bytes are needed,
 /// else the message and its length. Never panics; allocates only bounded fields.
-pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> {
+pub(crate) fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> {
     let Some(&kind) = buf.first() else {
         return Ok(None);
     };
@@ -302,7 +302,7 @@ fn parse_auth(body: &[u8]) -> AuthRequest {
 
 /// The fields of an `ErrorResponse`/`NoticeResponse` body: a type byte, a NUL-terminated
 /// string, …, a final NUL.
-pub fn parse_fields(body: &[u8]) -> ErrorFields {
+pub(crate) fn parse_fields(body: &[u8]) -> ErrorFields {
     let mut f = ErrorFields::default();
     let mut s_severity = None;
     let mut rest = body;
@@ -331,7 +331,10 @@ pub fn parse_fields(body: &[u8]) -> ErrorFields {
 }
 
 /// Send `SSLRequest` and read its one-byte answer (or the `ErrorResponse` an old server sends).
-pub async fn request_ssl<S>(stream: &mut S, deadline: Instant) -> Result<SslAnswer, WireFailure>
+pub(crate) async fn request_ssl<S>(
+    stream: &mut S,
+    deadline: Instant,
+) -> Result<SslAnswer, WireFailure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -376,7 +379,7 @@ where
 
 /// What [`startup`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartupOutcome {
+pub(crate) struct StartupOutcome {
     pub answer: Option<StartupAnswer>,
     pub notices: Vec<ErrorFields>,
     pub failure: Option<WireFailure>,
@@ -385,7 +388,7 @@ pub struct StartupOutcome {
 
 /// Send `StartupMessage`, read the answer, and end as libpq does (see the module's notes).
 /// Over plain TCP after `N`, or inside the TLS session after `S`.
-pub async fn startup<S>(stream: &mut S, who: &Startup, deadline: Instant) -> StartupOutcome
+pub(crate) async fn startup<S>(stream: &mut S, who: &Startup, deadline: Instant) -> StartupOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -477,7 +480,12 @@ fn ended_by<S>(wire: &Wire<'_, S>, f: &WireFailure) -> Ending {
 /// [`SslMode::Skip`]), then the startup on the same connection after `N`. After `S` it stops
 /// with [`Ending::HandedOver`]: the caller makes the TLS handshake on the same stream, then
 /// calls [`startup`] inside the TLS session.
-pub async fn converse<S>(stream: &mut S, who: &Startup, ssl: SslMode, deadline: Instant) -> PgFacts
+pub(crate) async fn converse<S>(
+    stream: &mut S,
+    who: &Startup,
+    ssl: SslMode,
+    deadline: Instant,
+) -> PgFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

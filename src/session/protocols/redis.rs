@@ -25,11 +25,11 @@ use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
 /// `PING`, inline.
-pub const PING: &[u8] = b"PING\r\n";
+pub(crate) const PING: &[u8] = b"PING\r\n";
 /// The longest line read. Protected mode's `-DENIED` is 1,065 bytes.
-pub const LINE_MAX: usize = 4096;
+pub(crate) const LINE_MAX: usize = 4096;
 /// The most of a reply's text kept.
-pub const TEXT_MAX: usize = 2048;
+pub(crate) const TEXT_MAX: usize = 2048;
 /// The first bytes of RESP2 and RESP3 replies.
 const RESP_FIRST: &[u8] = b"+-$*:_,#%~>(=!|";
 
@@ -90,17 +90,17 @@ pub struct RedisFacts {
 
 impl RedisFacts {
     /// The line that decides: the unsolicited one, else the reply.
-    pub fn answer(&self) -> Option<&Reply> {
+    pub(crate) fn answer(&self) -> Option<&Reply> {
         self.unsolicited.as_ref().or(self.reply.as_ref())
     }
 }
 
 /// Why a line is not a RESP reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotResp;
+pub(crate) struct NotResp;
 
 /// One reply line, without its `\r\n`. Never panics; keeps at most [`TEXT_MAX`] bytes.
-pub fn parse_line(line: &[u8]) -> Result<Reply, NotResp> {
+pub(crate) fn parse_line(line: &[u8]) -> Result<Reply, NotResp> {
     let Some((&first, rest)) = line.split_first() else {
         return Err(NotResp);
     };
@@ -135,7 +135,11 @@ pub fn parse_line(line: &[u8]) -> Result<Reply, NotResp> {
 
 /// The conversation: listen `listen_first` for a line sent on accept (zero: not at all), else
 /// send `PING` and read one line; then close.
-pub async fn converse<S>(stream: &mut S, listen_first: Duration, deadline: Instant) -> RedisFacts
+pub(crate) async fn converse<S>(
+    stream: &mut S,
+    listen_first: Duration,
+    deadline: Instant,
+) -> RedisFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -31,7 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::text;
 
 /// The most of a reply kept when it is not the service's answer.
-pub const FOREIGN_MAX: usize = 256;
+pub(crate) const FOREIGN_MAX: usize = 256;
 /// The most of a version, software or kiss code kept.
 const TEXT_MAX: usize = 128;
 /// The most QUIC versions kept.
@@ -70,7 +70,7 @@ pub enum Silence {
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub service: UdpService,
     /// The name used by `--protocol` and `udp://` URLs.
     pub name: &'static str,
@@ -80,7 +80,7 @@ pub struct Entry {
 }
 
 /// Every service, in the order of the module's table.
-pub const TABLE: &[Entry] = &[
+pub(crate) const TABLE: &[Entry] = &[
     row(UdpService::Dns, "dns", &[53], None),
     row(UdpService::Mdns, "mdns", &[5353], None),
     row(UdpService::Ntp, "ntp", &[123], None),
@@ -132,18 +132,18 @@ const fn row(
 }
 
 /// The entry for a port's usual UDP service.
-pub fn for_port(port: u16) -> Option<&'static Entry> {
+pub(crate) fn for_port(port: u16) -> Option<&'static Entry> {
     TABLE.iter().find(|e| e.ports.contains(&port))
 }
 
 /// The entry for a name (`dns`, `ntp` …), case-insensitive.
-pub fn by_name(name: &str) -> Option<&'static Entry> {
+pub(crate) fn by_name(name: &str) -> Option<&'static Entry> {
     TABLE.iter().find(|e| e.name.eq_ignore_ascii_case(name))
 }
 
 /// Random bytes from the caller, for the ids an answer must echo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Nonce(pub [u8; 16]);
+pub(crate) struct Nonce(pub [u8; 16]);
 
 impl Nonce {
     fn u16(&self) -> u16 {
@@ -171,7 +171,7 @@ enum Expect {
 
 /// A request for one service: the datagram, and how to recognise its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UdpRequest {
+pub(crate) struct UdpRequest {
     pub service: Option<UdpService>,
     pub payload: Vec<u8>,
     expect: Expect,
@@ -289,7 +289,7 @@ pub fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
 }
 
 /// A request from `--payload HEX`: any reply is an answer.
-pub fn custom(payload: Vec<u8>) -> UdpRequest {
+pub(crate) fn custom(payload: Vec<u8>) -> UdpRequest {
     UdpRequest {
         service: None,
         payload,
@@ -299,7 +299,7 @@ pub fn custom(payload: Vec<u8>) -> UdpRequest {
 
 const STUN_MAGIC: u32 = 0x2112_A442;
 /// A version of the form 0x?a?a?a?a, reserved to force version negotiation (RFC 9000 §15).
-pub const QUIC_RESERVED_VERSION: u32 = 0x1A2A_3A4A;
+pub(crate) const QUIC_RESERVED_VERSION: u32 = 0x1A2A_3A4A;
 
 fn dns_query(id: u16, labels: &[&str], qtype: u16) -> Vec<u8> {
     let mut p = id.to_be_bytes().to_vec();
@@ -442,7 +442,7 @@ pub enum Answer {
 impl UdpRequest {
     /// Whether `reply` is this request's answer, and what it says. Pure, never panics, and
     /// allocates only bounded facts.
-    pub fn recognise(&self, reply: &[u8]) -> UdpReply {
+    pub(crate) fn recognise(&self, reply: &[u8]) -> UdpReply {
         let answer = match &self.expect {
             Expect::Dns { id } => dns(reply, *id),
             Expect::Ntp { transmit } => ntp(reply, transmit),

@@ -17,7 +17,7 @@ const CHUNK: usize = 4096;
 
 /// A stream with the bytes received and not yet consumed, and one deadline.
 #[derive(Debug)]
-pub struct Wire<'s, S> {
+pub(crate) struct Wire<'s, S> {
     stream: &'s mut S,
     buf: Vec<u8>,
     deadline: Instant,
@@ -29,32 +29,32 @@ pub struct Wire<'s, S> {
 }
 
 impl<'s, S> Wire<'s, S> {
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Whether the peer closed or reset the stream during a read.
-    pub fn peer_ended(&self) -> bool {
+    pub(crate) fn peer_ended(&self) -> bool {
         self.ended
     }
 
     /// The bytes received and not consumed.
-    pub fn buffered(&self) -> &[u8] {
+    pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf
     }
 
     /// Drop the first `n` buffered bytes (they were parsed).
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
     }
 
     /// The first bytes received, for a fact.
-    pub fn first_bytes(&self) -> Vec<u8> {
+    pub(crate) fn first_bytes(&self) -> Vec<u8> {
         self.first.clone()
     }
 
     /// A failure for bytes that are not this protocol's: a TLS record says the port wants TLS.
-    pub fn not_this_protocol(&self) -> WireFailure {
+    pub(crate) fn not_this_protocol(&self) -> WireFailure {
         // The bytes that failed to parse are the ones still buffered; after a message was
         // consumed the buffer may be empty, and the conversation's first bytes tell more.
         let src = if self.buf.is_empty() {
@@ -94,7 +94,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
     }
 
     /// Write all of `bytes` and flush, within the deadline.
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), WireFailure> {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<(), WireFailure> {
         let stream = &mut *self.stream;
         match tokio::time::timeout_at(self.deadline, async {
             stream.write_all(bytes).await?;
@@ -116,7 +116,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
 
     /// Wait until at least `n` bytes are buffered. The caller bounds `n` (a parsed length is
     /// checked against the protocol's bound before it is asked for).
-    pub async fn fill(&mut self, n: usize) -> Result<(), WireFailure> {
+    pub(crate) async fn fill(&mut self, n: usize) -> Result<(), WireFailure> {
         while self.buf.len() < n {
             self.read_once(self.deadline).await?;
         }
@@ -125,7 +125,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
 
     /// Wait until bytes are buffered or `until` passes (at most the deadline): `Ok(true)` when
     /// bytes are there, `Ok(false)` when none came in time.
-    pub async fn wait_for_bytes(&mut self, until: Instant) -> Result<bool, WireFailure> {
+    pub(crate) async fn wait_for_bytes(&mut self, until: Instant) -> Result<bool, WireFailure> {
         if !self.buf.is_empty() {
             return Ok(true);
         }
@@ -163,7 +163,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
     }
 
     /// Close our side (FIN), within the deadline; errors are of no interest any more.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = tokio::time::timeout_at(self.deadline, self.stream.shutdown()).await;
     }
 
@@ -201,7 +201,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
 }
 
 /// An I/O error as a failure: the OS's errno is the fact, its text is not.
-pub fn io_failure(e: &std::io::Error) -> WireFailure {
+pub(crate) fn io_failure(e: &std::io::Error) -> WireFailure {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::ConnectionReset | K::ConnectionAborted => WireFailure::Reset,

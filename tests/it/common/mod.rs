@@ -24,6 +24,7 @@
 #![allow(unsafe_code)]
 
 pub mod fake_dns;
+pub mod fake_services;
 pub mod fleet;
 pub mod sandbox;
 pub mod services;
@@ -451,6 +452,47 @@ impl Drop for Started {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// dnsmasq on 198.18.2.2:53 in the server namespace, authoritative for `lab` (app.lab is
+/// 198.18.2.2), with the `records` given (`--txt-record=…`, `--server=…`); not yet waited for.
+pub fn dnsmasq(lab: &Lab, records: &[&str]) -> Started {
+    if std::process::Command::new("dnsmasq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("needs dnsmasq (apt-get install dnsmasq-base)");
+    }
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.server, "dnsmasq"])
+        .args(["--keep-in-foreground", "--conf-file=/dev/null"])
+        .args(["--no-resolv", "--no-hosts", "--user=root", "--pid-file="])
+        .args(["--bind-interfaces", "--listen-address=198.18.2.2"])
+        .args(["--local=/lab/", "--host-record=app.lab,198.18.2.2"])
+        .args(records)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Started(child)
+}
+
+/// The address `canreach serve` (started with its stderr piped) says it listens on, from its
+/// first line; its stderr is then drained, so that it never blocks on a full pipe.
+pub fn exporter_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    addr
 }
 
 /// The finding ids of a JSON report, in order.

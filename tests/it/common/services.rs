@@ -221,7 +221,18 @@ fn postgres_with(ns: &str, ip: &str, hba: &str, tls: bool, conf: &str, standby: 
 
 /// Redis in namespace `ns`, bound to `ip`:6379, with `extra` arguments.
 pub fn redis(ns: &str, ip: &str, extra: &[&str]) -> Server {
-    let dir = owned_dir("redis");
+    redis_in(owned_dir("redis"), ns, ip, extra)
+}
+
+/// The same Redis stopped and started again on its directory (its saved data), with
+/// `extra` arguments.
+pub fn redis_again(server: Server, ns: &str, ip: &str, extra: &[&str]) -> Server {
+    let Server { proc, dir, .. } = server;
+    drop(proc);
+    redis_in(dir, ns, ip, extra)
+}
+
+fn redis_in(dir: TempDir, ns: &str, ip: &str, extra: &[&str]) -> Server {
     let d = dir.0.to_str().unwrap().to_string();
     let mut args = vec![
         "--port",
