@@ -271,14 +271,20 @@ pub(crate) const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assert
 pub(crate) struct Patience {
     hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,
     until: std::time::Instant,
+    /// Past this instant the search stops whatever its budget: the check is cut there, and
+    /// a search that goes on (its thread starved of CPU time under load, its budget unspent)
+    /// would lose the listeners it found with it.
+    cut: Option<std::time::Instant>,
 }
 
 impl Patience {
-    /// Patient until `until`, unless hurried sooner.
+    /// Patient until `until`, unless hurried sooner; stopped there in any case. (An `until`
+    /// already past is no patience: the budget holds, and nothing else stops the search.)
     pub(crate) fn until(until: std::time::Instant) -> Patience {
         Patience {
             hurry: Default::default(),
             until,
+            cut: (until > std::time::Instant::now()).then_some(until),
         }
     }
 
@@ -296,9 +302,10 @@ impl Patience {
 
     /// Should the search stop, `over_budget` or not?
     fn stop(&self, over_budget: bool) -> bool {
-        over_budget
-            && (self.hurry.load(std::sync::atomic::Ordering::Relaxed)
-                || std::time::Instant::now() >= self.until)
+        let now = std::time::Instant::now();
+        self.cut.is_some_and(|c| now >= c)
+            || over_budget
+                && (self.hurry.load(std::sync::atomic::Ordering::Relaxed) || now >= self.until)
     }
 }
 
@@ -1094,6 +1101,18 @@ mod tests {
         let p = f.listeners[0].process.as_ref().expect("owner found");
         assert_eq!(p.pid, std::process::id());
         drop(files);
+    }
+
+    /// A patient search stops at the end of its patience even with budget left (a thread
+    /// starved under load); none stops it only on its budget.
+    #[test]
+    fn patience_ends_the_search_at_its_end_whatever_the_budget() {
+        let p = Patience::until(std::time::Instant::now() + std::time::Duration::from_millis(30));
+        assert!(!p.stop(false) && !p.stop(true));
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(p.stop(false));
+        let none = Patience::none();
+        assert!(!none.stop(false) && none.stop(true));
     }
 
     #[test]
