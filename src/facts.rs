@@ -202,6 +202,14 @@ pub struct QueueWatch {
     pub waited_retransmit: bool,
 }
 
+impl QueueWatch {
+    /// The packets the listener itself dropped between the first look and the last (its
+    /// `sk_drops`; a retried SYN at its full queue among them); `None` when not counted.
+    pub fn listener_drops(&self) -> Option<u32> {
+        Some(self.last?.drops?.saturating_sub(self.first?.drops?))
+    }
+}
+
 impl AddressFacts {
     /// An address that answered (or failed) without a silence phase.
     #[cfg(test)]

@@ -56,6 +56,11 @@ pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
 /// fires up to a millisecond late each.
 pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
 
+/// How much earlier than the deadline a patient owner search returns what it found: the
+/// search looks at the time between processes (a process with thousands of descriptors takes
+/// milliseconds to read in a debug build), and its listeners must not be lost with it.
+pub const PATIENCE_MARGIN: Duration = Duration::from_millis(100);
+
 /// How long the system lookup is still waited for once every name server was found silent.
 pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
@@ -641,9 +646,16 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
         // Its owner search may go on past its budget while this check waits for its probes
         // and sessions anyway; `sessions` hurries it once they are done.
         let inspection = inspect_here.then(|| {
+            // Patient until shortly before the deadline, so that a search still going then
+            // ends with what it found (the listeners at least) before the check is cut there.
+            let until = self
+                .deadline
+                .checked_sub(PATIENCE_MARGIN)
+                .unwrap_or(self.deadline)
+                .max(Instant::now());
             let (read, patience) =
                 self.inspector
-                    .inspect_patient(self.port, mine.clone(), self.deadline.into_std());
+                    .inspect_patient(self.port, mine.clone(), until.into_std());
             (read.shared(), patience)
         });
         let plan = connect::Plan {
@@ -686,11 +698,20 @@ impl<C: Connector, I: Inspector> AfterName<'_, C, I> {
         // The processes behind the port's listener, for the watch after the connect to end
         // once the program is waiting for the client (from the inspection, as soon as it has
         // them).
+        // Whoever waits on the owners (the watch's look at the program, its account of a
+        // connection not taken) waits for the search: from then on going on would delay the
+        // answer, so it keeps to its budget (the search's patience is hurried at the first
+        // poll).
         let owners = inspection.as_ref().map(|task| {
-            task.clone()
-                .map(|l| owner_pids(l.as_ref()))
-                .boxed()
-                .shared()
+            let (task, hurry) = (task.clone(), patience.clone());
+            async move {
+                if let Some(p) = hurry {
+                    p.hurry();
+                }
+                owner_pids(task.await.as_ref())
+            }
+            .boxed()
+            .shared()
         });
         // Read before the sessions connect (one connect per open address); only when there is
         // a session to watch (the kernel formats all of /proc/net/snmp for it: 12 % of the
@@ -885,7 +906,13 @@ async fn follow_sessions<C: Connector>(
             return None;
         }
         let address = a.address();
-        match connector.session_stream(&a.probe, deadline).await {
+        // A SYN to this machine is answered at once unless its listener's queue is full (the
+        // probe connected: no firewall drops it): the kernel's first retry (1 s) is waited
+        // for, no longer.
+        let began = Instant::now();
+        let wait = crate::connect::this_machine::LOCAL_RETRANSMIT_WAIT;
+        let connect_until = deadline.min(if a.here { began + wait } else { deadline });
+        match connector.session_stream(&a.probe, connect_until).await {
             Ok(stream) => {
                 Some(after_connect_via(stream, address, a.probe.elapsed, req, via, deadline).await)
             }
@@ -894,10 +921,33 @@ async fn follow_sessions<C: Connector>(
             Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
                 Some(SessionFacts::new(address, Duration::ZERO, First::Reset))
             }
+            // The session's own connection got no answer from this machine's listener while
+            // the probe's still waits in its queue, never taken: the queue is full and the
+            // program does not take connections (the probe took its last slot).
+            Err(e) if a.here && e.kind() == std::io::ErrorKind::TimedOut => {
+                unanswered_here(a, began, req.program.as_ref(), deadline).await
+            }
             Err(_) => None,
         }
     }))
     .await
+}
+
+/// The session's connect to `a`, an address of this machine, got no answer since `began`:
+/// if the probe's connection still waits in the listener's queue, never taken, the session is
+/// that (`not_accepted`); `None` when it was taken, or cannot be seen.
+async fn unanswered_here(
+    a: &AddressFacts,
+    began: Instant,
+    program: Option<&watch::Program>,
+    deadline: Instant,
+) -> Option<SessionFacts> {
+    let (address, client) = (a.address(), a.probe.local?);
+    let n = watch::still_queued(address, client, began, program, deadline).await?;
+    Some(SessionFacts {
+        not_accepted: Some(n),
+        ..SessionFacts::new(address, Duration::ZERO, First::Silent)
+    })
 }
 
 /// The pids of the processes found holding the port's listeners; none when a listener's

@@ -94,7 +94,8 @@ pub struct ProbeFact {
     /// The first ICMP error queued for the socket, if any.
     pub icmp: Option<Icmp>,
     /// This side's address, as the kernel chose it: an ICMP "from" it was sent by this
-    /// machine itself (its own firewall, or its own failed neighbour lookup).
+    /// machine itself (its own firewall, or its own failed neighbour lookup). After
+    /// EADDRNOTAVAIL, the address it would send from (port 0), `None` when it has none.
     pub local: Option<SocketAddr>,
 }
 
@@ -265,7 +266,16 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
         // ENETUNREACH (no route), EACCES (local policy) and friends come back at once.
         Err(e) => {
             let icmp = read_error_queue(socket.as_raw_fd());
-            return Ok((failed(&e), icmp, local));
+            let failure = failed(&e);
+            let local = if failure
+                == (ConnectResult::Failed {
+                    errno: libc::EADDRNOTAVAIL,
+                }) {
+                source_address(addr)
+            } else {
+                local
+            };
+            return Ok((failure, icmp, local));
         }
     }
     // This machine's own addresses answer inside connect() (the reset or the handshake is
@@ -301,6 +311,27 @@ async fn attempt(spec: ProbeSpec, deadline: Instant) -> io::Result<Attempt> {
             local,
         )),
     }
+}
+
+/// The source address this machine would send from to `addr` (port 0), or `None` when it has
+/// none. EADDRNOTAVAIL at `connect()` means either no free source port or no address of the
+/// family to send from (IPv6 disabled while `localhost` gives `::1`, an address still
+/// tentative); the kernel's own choice on a UDP socket, whose ports are not TCP's, tells which.
+/// (A UDP socket with no free port either, EAGAIN, tells nothing of the address: the lack of
+/// ports stands, with the unspecified address.)
+fn source_address(addr: SocketAddr) -> Option<SocketAddr> {
+    let udp = Socket::new(Domain::for_address(addr), Type::DGRAM.cloexec(), None).ok()?;
+    let unspecified = || match addr {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    match udp.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Some(unspecified()),
+        Err(_) => return None,
+    }
+    let ip = udp.local_addr().ok()?.as_socket()?.ip();
+    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, 0))
 }
 
 /// How a connecting socket stands: failed (with its error queue), connected, or `None` while

@@ -136,12 +136,13 @@ async fn probe_one<C: Connector, I: Inspector>(
     tokio::pin!(probing);
     // A first address still silent after DELAY may well be `filtered`, which the firewall
     // can explain: start reading it now (a process, no packets), so that it is ready with
-    // the verdict; it is kept only if the result needs it.
+    // the verdict; it is kept only if the result needs it. This machine's addresses too: a
+    // busy listener's wait may run to the deadline, and a read begun then never ends.
     let mut early = None;
     let silent_at = Instant::now() + liveness::DELAY;
     let (probe, silence, walked, queue) = tokio::select! {
         r = &mut probing => r,
-        _ = tokio::time::sleep_until(silent_at), if role.first && plan.firewall && !here => {
+        _ = tokio::time::sleep_until(silent_at), if role.first && plan.firewall => {
             early = Some(read_firewall());
             probing.await
         }

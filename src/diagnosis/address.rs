@@ -463,7 +463,9 @@ pub(crate) fn local_error(cx: &Ctx) -> Option<Finding> {
         && cx
             .first()
             .is_some_and(|f| matches!(f.evidence, Evidence::LocalError(_)));
-    let finding = if e == libc::EADDRNOTAVAIL {
+    let finding = if e == libc::EADDRNOTAVAIL && a.local.is_none() {
+        no_source_address(&same, a.address.is_ipv6(), first_is_it)
+    } else if e == libc::EADDRNOTAVAIL {
         // The kernel found no free source port: every port of the range is held by another
         // connection (or kept out of it). Nothing was sent; the target was not asked.
         Finding::new(
@@ -505,6 +507,45 @@ pub(crate) fn local_error(cx: &Ctx) -> Option<Finding> {
         )])
     };
     Some(finding.about(a.address))
+}
+
+/// EADDRNOTAVAIL with no address the kernel would send from (the probe asked it on a UDP
+/// socket): this machine has no address of that family to connect from (IPv6 disabled while
+/// the name gives `::1`, an address still tentative), not a lack of source ports.
+fn no_source_address(same: &[&AddressResult], v6: bool, first_is_it: bool) -> Finding {
+    let (family, other) = if v6 { ("IPv6", "-4") } else { ("IPv4", "-6") };
+    Finding::new(
+        FindingId::LocalError,
+        format!(
+            "This machine could not start a connection to {}: it has no {family} address to \
+             connect from (EADDRNOTAVAIL). Nothing was sent: this says nothing about the \
+             target.",
+            list(same)
+        ),
+    )
+    .explains(first_is_it.then_some(if v6 {
+        "this machine has no IPv6 address to connect from"
+    } else {
+        "this machine has no IPv4 address to connect from"
+    }))
+    .steps([
+        Step::run(
+            StepKind::CheckLocalSettings,
+            format!(
+                "See this machine's {family} addresses (none, or only tentative ones, is the \
+                 cause)"
+            ),
+            Command::IpAddresses { v6 },
+            Machine::This,
+        ),
+        Step::say(
+            StepKind::CheckLocalSettings,
+            format!(
+                "If {family} is off on purpose, check the {other} address of the target \
+                 (canreach {other}) or make the name give one."
+            ),
+        ),
+    ])
 }
 
 /// Nothing answered: something drops the packets.

@@ -56,18 +56,22 @@ the machine",
         ListenerNotAccepting = "listener_not_accepting", Error {
             evidence: "a silent address of this machine whose listener's accept queue was full \
 when looked at (10 ms into the silence, or when the probe ended: a `sock_diag` \
-lookup of the listener, Recv-Q > Send-Q), or whose silence saw SYNs dropped at \
-full accept queues (`ListenOverflows` in `/proc/net/netstat` rose between those two \
-reads); else the socket table showing the listener's queue full (`idiag_rqueue` > \
-`idiag_wqueue`). The probe waits through the kernel's SYN retransmissions (1 s apart, \
-within the deadline) while the queue is still seen full or SYNs are still dropped, so a \
-busy program that takes the connection late is `open`. Needs no socket table (under load the inspection may not finish): \
-the program is then \"the program listening on A\"",
+lookup of the listener, Recv-Q > Send-Q), or whose listener itself dropped packets \
+meanwhile (its `sk_drops`, `INET_DIAG_SKMEMINFO`, rose between those two looks: not \
+`ListenOverflows`, which every listener of the machine raises); else the socket table \
+showing the listener's queue full (`idiag_rqueue` > `idiag_wqueue`). The probe waits \
+through the kernel's SYN retries (timed as the kernel sends them: 1, 2, 3, 4, 5, 7 s … \
+with `tcp_syn_linear_timeouts` 4, 1, 3, 7 s … with 0 or before Linux 6.7), looking after \
+each, while the queue is still seen full or the listener dropped that retry, and no \
+further than the last retry before the deadline, so a busy program that takes the \
+connection late is `open`. Needs no socket table (under load the inspection may not \
+finish): the program is then \"the program listening on A\"",
             says: "\"P (pid N, user U) listens on A, but it is not accepting connections: its \
 accept queue is full (101 waiting, room for 100), so the kernel drops new \
 connection attempts without a word — the program is hung or overloaded … While \
-this check waited, the kernel dropped 51 connection attempts at full accept queues \
-on this machine (ListenOverflows)\"; full for a moment only: \"… does not take \
+this check waited, this listener dropped 2 connection attempts\" (where the kernel \
+does not give the listener's count: \"… the kernel dropped 51 connection attempts at full \
+accept queues on this machine (ListenOverflows)\"); full for a moment only: \"… does not take \
 connections as fast as they come: its accept queue filled up … It has room again \
 now (4 waiting, room for 100)\"",
             advice: "`ps -o pid,stat,etime,wchan:32,args -p PID`; `ss -ltn 'sport = :PORT'`; \
@@ -100,7 +104,9 @@ link, or fix its MTU, and let those ICMP messages through; `ip route get ADDR`",
         ProgramNotAccepting = "program_not_accepting", Error ("warning when cut short") {
             evidence: "this machine: the connection waited in the listener's accept queue (inode \
 0 in `sock_diag`) from the connect to the end of the 900 ms watch for the accept \
-(`session::watch::ACCEPT_WAIT`); cut short by the deadline: outcome `inconclusive`",
+(`session::watch::ACCEPT_WAIT`); or the session's own connection got no answer by the \
+kernel's first retry (1.1 s: dropped at the full queue) while the probe's still waits \
+there; cut short by the deadline: outcome `inconclusive`",
             says: "\"P (pid N, user U, EXE) listens on A, but did not take the connection: it \
 waited 900 ms in the accept queue (2 waiting, this check's among them; room for \
 16) without an accept(). The kernel completes the handshake by itself, so clients \
@@ -462,8 +468,8 @@ or the name does not resolve here; never the verdict",
         FirstSynDropped = "first_syn_dropped", Warning {
             evidence: "an address of this machine with a listener, silent 10 ms: the probe waited \
 for the kernel's retransmitted SYN (`connect::this_machine::LOCAL_RETRANSMIT_WAIT`, 1.1 s; \
-and the next ones, 1 s apart, while the queue stays full or SYNs are still dropped) and one \
-was accepted (connected after ≥ 1 s); outcome `open`",
+and the next ones, as the kernel times them, while the queue stays full or the listener \
+dropped the last) and one was accepted (connected after ≥ 1 s); outcome `open`",
             says: "\"The first connection attempt to A got no answer; the kernel's retry was \
 accepted, 1.01 s after the first. On this machine the kernel drops a connection \
 attempt to a listener without a word when the listener's accept queue is full: P \
@@ -605,13 +611,16 @@ the device's owners",
             rule: address::no_route,
         },
         LocalError = "local_error", Error {
-            evidence: "another errno at once; EADDRNOTAVAIL (no free local port) and \
-EMFILE/ENFILE/ENOBUFS/ENOMEM make the verdict `inconclusive`",
-            says: "this machine could not start the connection; for EADDRNOTAVAIL: \"it has no \
-free local port to connect from … Every port of its range of source ports is in use by \
-other connections. Nothing was sent\"",
+            evidence: "another errno at once; EADDRNOTAVAIL and EMFILE/ENFILE/ENOBUFS/ENOMEM \
+make the verdict `inconclusive`; for EADDRNOTAVAIL, whether the kernel has an address to send \
+from (a UDP socket connected to the target)",
+            says: "this machine could not start the connection; for EADDRNOTAVAIL with an \
+address to send from: \"it has no free local port to connect from … Every port of its range \
+of source ports is in use by other connections. Nothing was sent\"; without one: \"it has no \
+IPv6 (IPv4) address to connect from\"",
             advice: "check IPv4/IPv6 settings and file limits; for EADDRNOTAVAIL `sysctl \
-net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports` and `ss -s`",
+net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports` and `ss -s`, or, with no \
+address, `ip -6 addr show` (`ip -4 …`) and the other family",
             rule: address::local_error,
         },
         HostUpPortDropped = "host_up_port_dropped", Error {

@@ -149,6 +149,11 @@ pub enum Command {
     SysctlPortRange,
     /// How many sockets of each kind and state this machine holds (no root needed).
     SsSummary,
+    /// This machine's addresses of one family (`ip -6 addr show` when `v6`), with their
+    /// states (tentative, deprecated).
+    IpAddresses {
+        v6: bool,
+    },
 }
 
 /// What a `dig` asks.
@@ -313,6 +318,7 @@ impl Command {
                 "sysctl net.ipv4.ip_local_port_range net.ipv4.ip_local_reserved_ports".into()
             }
             SsSummary => "ss -s".into(),
+            IpAddresses { v6 } => format!("ip -{} addr show", if *v6 { 6 } else { 4 }),
         };
         if self.needs_root() && !as_root {
             format!("sudo {body}")

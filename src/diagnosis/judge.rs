@@ -40,7 +40,7 @@ pub(crate) fn judge(a: &AddressFacts, expect: Option<StatusSet>) -> AddressResul
             && a.queue.as_ref().is_none_or(|q| {
                 q.first.is_none()
                     || q.waited_retransmit
-                    || q.overflows > Some(0)
+                    || q.listener_drops() > Some(0)
                     || [q.first, q.last].iter().flatten().any(|l| l.full())
             });
         let fair = decided || waited >= crate::liveness::FAIR_WAIT || here_fair;

@@ -246,9 +246,10 @@ enum QueueEvidence<'a> {
     Watch(&'a QueueWatch),
 }
 
-/// Does a silent address's watch show its listener's queue full, or drops counted?
+/// Does a silent address's watch show its listener's queue full, or drops counted by that
+/// listener (not `ListenOverflows`: any other listener of the machine raises it)?
 fn watch_shows_full(q: &QueueWatch) -> bool {
-    [q.first, q.last].iter().flatten().any(|l| l.full()) || q.overflows > Some(0)
+    [q.first, q.last].iter().flatten().any(|l| l.full()) || q.listener_drops() > Some(0)
 }
 
 /// The listeners whose queue explains a failed address's silence, with the evidence: first
@@ -384,8 +385,13 @@ fn queue_words(who: &str, evidence: QueueEvidence, drops: &str) -> String {
         QueueEvidence::Table(x) => return full(figures(x.queued, x.backlog), drops),
         QueueEvidence::Watch(q) => q,
     };
-    let counted = match q.overflows {
-        Some(n) if n > 0 => format!(
+    // The listener's own count; the machine's (every listener's) only where the kernel does
+    // not give the listener's.
+    let counted = match (q.listener_drops(), q.overflows) {
+        (Some(n), _) if n > 0 => {
+            format!(" While this check waited, this listener dropped {n} connection attempts.")
+        }
+        (None, Some(n)) if n > 0 => format!(
             " While this check waited, the kernel dropped {n} connection attempts at full \
              accept queues on this machine (ListenOverflows)."
         ),

@@ -298,7 +298,8 @@ pub(crate) fn program_not_accepting(cx: &Ctx) -> Option<Finding> {
         .and_then(|l| l.listeners.iter().find(|x| accepts(x, a.ip())));
     let who = match listener {
         Some(x) => format!("{} listens on {}", owner_first(x), show(x)),
-        None => format!("The program listening on {a}"),
+        // The sentence goes on ", but did not take the connection".
+        None => format!("A program listens on {a}"),
     };
     let mut steps: Vec<Step> = inspect_program(listener).into_iter().collect();
     steps.push(Step::run(

@@ -445,10 +445,11 @@ fn out_of_descriptors_is_no_verdict_about_the_target() {
 /// lack and how to see it.
 #[test]
 fn no_free_local_port_is_no_verdict_about_the_target() {
-    let d = diagnose(facts(
-        target("198.18.0.2", 443),
-        vec![probe("198.18.0.2:443", failed(libc::EADDRNOTAVAIL), None)],
-    ));
+    // The kernel would send from 198.18.0.1 (the probe's UDP look): an address exists, the
+    // ports ran out.
+    let mut p = probe("198.18.0.2:443", failed(libc::EADDRNOTAVAIL), None);
+    p.local = Some("198.18.0.1:0".parse().unwrap());
+    let d = diagnose(facts(target("198.18.0.2", 443), vec![p]));
     assert_eq!(d.verdict, Verdict::Inconclusive);
     assert_eq!(ids(&d), ["local_error"]);
     let m = &d.findings[0].message;
@@ -464,6 +465,25 @@ fn no_free_local_port_is_no_verdict_about_the_target() {
             .any(|c| c.contains("sysctl net.ipv4.ip_local_port_range")),
         "{commands:?}"
     );
+}
+
+/// EADDRNOTAVAIL where the kernel has no address to send from (IPv6 disabled while the
+/// target is `::1`): no port is lacking, and the words and advice say what is: an address of
+/// that family.
+#[test]
+fn no_address_of_the_family_is_not_called_a_lack_of_ports() {
+    let d = diagnose(facts(
+        target("::1", 80),
+        vec![probe("[::1]:80", failed(libc::EADDRNOTAVAIL), None)],
+    ));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert_eq!(ids(&d), ["local_error"]);
+    let m = &d.findings[0].message;
+    assert!(m.contains("no IPv6 address to connect from"), "{m}");
+    assert!(!m.contains("port"), "{m}");
+    assert!(d.summary.contains("no IPv6 address"), "{}", d.summary);
+    let commands: Vec<&String> = d.steps.iter().filter_map(|s| s.command.as_ref()).collect();
+    assert_eq!(commands, ["ip -6 addr show"]);
 }
 
 /// A silent first address on a live host: the liveness facts the pipeline gathers.
@@ -709,6 +729,17 @@ fn a_program_that_does_not_take_the_connection_is_a_service_error_naming_it() {
             "ss -ltn 'sport = :22300'"
         ]
     );
+    // No local facts (the inspection did not finish): still a sentence.
+    let mut f = not_taken_facts(n.clone());
+    f.local = None;
+    let d = diagnose(f);
+    assert!(
+        d.findings[0].message.starts_with(
+            "A program listens on 127.0.0.1:22300, but did not take the connection: it waited"
+        ),
+        "{}",
+        d.findings[0].message
+    );
     // Busy rather than asleep: said so.
     let d = diagnose(not_taken_facts(crate::session::watch::NotAccepted {
         asleep: Some(false),
@@ -786,6 +817,7 @@ fn look(queued: u32, backlog: u32) -> Option<crate::local::QueueLook> {
     Some(crate::local::QueueLook {
         queued,
         backlog: Some(backlog),
+        drops: None,
     })
 }
 
@@ -837,11 +869,18 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
         d.findings[0].message
     );
     no_firewall_story(&d);
-    // Full for a moment only: room at both looks, drops counted while the check waited.
+    // Full for a moment only: room at both looks, the listener's own drops counted while
+    // the check waited (its retry dropped).
+    let counted = |queued, drops| {
+        look(queued, 100).map(|l| crate::local::QueueLook {
+            drops: Some(drops),
+            ..l
+        })
+    };
     let d = diagnose(silent_here(
         QueueWatch {
-            first: look(0, 100),
-            last: look(4, 100),
+            first: counted(0, 7),
+            last: counted(4, 9),
             overflows: Some(3),
             drops: Some(3),
             waited_retransmit: true,
@@ -852,7 +891,8 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
     assert_eq!(d.verdict, Verdict::Filtered);
     let m = &d.findings[0].message;
     assert!(
-        m.contains("does not take connections as fast as they come"),
+        m.contains("does not take connections as fast as they come")
+            && m.contains("this listener dropped 2 connection attempts"),
         "{m}"
     );
     assert!(
@@ -860,6 +900,28 @@ fn a_busy_listener_whose_queue_filled_during_the_check_is_not_a_firewall() {
         "{m}"
     );
     no_firewall_story(&d);
+}
+
+/// Other listeners of the machine overflowing while the check waited (ListenOverflows rose)
+/// say nothing of this one: its own count did not rise and it had room, so its silence is
+/// this machine's firewall's, not its queue's.
+#[test]
+fn other_listeners_overflowing_do_not_explain_this_ones_silence() {
+    use crate::facts::QueueWatch;
+    let room = look(0, 128).map(|l| crate::local::QueueLook {
+        drops: Some(5),
+        ..l
+    });
+    let q = QueueWatch {
+        first: room,
+        last: room,
+        overflows: Some(300),
+        drops: Some(300),
+        waited_retransmit: true,
+    };
+    let d = diagnose(silent_here(q, 1101, Some((0, 128))));
+    assert_eq!(d.verdict, Verdict::Filtered);
+    assert_eq!(ids(&d), ["silent_drop"]);
 }
 
 #[test]

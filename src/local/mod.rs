@@ -92,6 +92,10 @@ pub struct QueueLook {
     pub queued: u32,
     /// Its room (Send-Q); past it new SYNs are dropped.
     pub backlog: Option<u32>,
+    /// The packets this listener dropped so far (`sk_drops`: a SYN at its full queue among
+    /// them), `None` when the kernel did not say: unlike `ListenOverflows`, no other
+    /// listener's.
+    pub drops: Option<u32>,
 }
 
 impl QueueLook {
@@ -107,12 +111,13 @@ impl QueueLook {
 pub(crate) fn queue_look(
     address: SocketAddr,
 ) -> (Option<QueueLook>, Option<netstat::ListenCounters>) {
-    let listener = sock_diag::listener_at(address)
+    let listener = sock_diag::listener_with_drops(address)
         .ok()
         .flatten()
-        .map(|e| QueueLook {
+        .map(|(e, drops)| QueueLook {
             queued: e.queued,
             backlog: e.backlog,
+            drops,
         });
     (listener, netstat::read())
 }
@@ -259,20 +264,27 @@ pub(crate) const OWNER_SEARCH_BUDGET: std::time::Duration = if cfg!(debug_assert
 /// for it is waiting for something else anyway (its probe of a silent port, the session, the
 /// watch for the program's accept), going on delays no answer, and a machine with hundreds of
 /// processes needs more than the budget to reach a late owner; so the search goes on, up to
-/// `until` (the check's deadline). Once the check is ready to answer, it calls
-/// [`Patience::hurry`]: from then on the budget holds again. Shared by the clones.
+/// `until` (shortly before the check's deadline). Once the check is ready to answer, or
+/// anything waits on the owners, it calls [`Patience::hurry`]: from then on the budget holds
+/// again. Shared by the clones.
 #[derive(Debug, Clone)]
 pub(crate) struct Patience {
     hurry: std::sync::Arc<std::sync::atomic::AtomicBool>,
     until: std::time::Instant,
+    /// Past this instant the search stops whatever its budget: the check is cut there, and
+    /// a search that goes on (its thread starved of CPU time under load, its budget unspent)
+    /// would lose the listeners it found with it.
+    cut: Option<std::time::Instant>,
 }
 
 impl Patience {
-    /// Patient until `until`, unless hurried sooner.
+    /// Patient until `until`, unless hurried sooner; stopped there in any case. (An `until`
+    /// already past is no patience: the budget holds, and nothing else stops the search.)
     pub(crate) fn until(until: std::time::Instant) -> Patience {
         Patience {
             hurry: Default::default(),
             until,
+            cut: (until > std::time::Instant::now()).then_some(until),
         }
     }
 
@@ -290,9 +302,10 @@ impl Patience {
 
     /// Should the search stop, `over_budget` or not?
     fn stop(&self, over_budget: bool) -> bool {
-        over_budget
-            && (self.hurry.load(std::sync::atomic::Ordering::Relaxed)
-                || std::time::Instant::now() >= self.until)
+        let now = std::time::Instant::now();
+        self.cut.is_some_and(|c| now >= c)
+            || over_budget
+                && (self.hurry.load(std::sync::atomic::Ordering::Relaxed) || now >= self.until)
     }
 }
 
@@ -657,8 +670,11 @@ fn scan_processes(
     // The fds past the first FIRST_FDS of the processes that have more, only while an owner
     // is missing: a listener is opened early, and a server holding thousands of connections
     // (a readlink each) is read in full only when no first look found the owner.
-    let deep = std::mem::take(&mut scan.deep);
-    for (pid, from) in deep {
+    // A process cut again here (FDS_AFTER_OWNER past a wanted socket met in its rest) is put
+    // back on the list, and read on in its turn.
+    let mut next = 0;
+    while let Some(&(pid, from)) = scan.deep.get(next) {
+        next += 1;
         if scan.owner.len() >= sought.wanted.len() {
             break;
         }
@@ -1087,19 +1103,55 @@ mod tests {
         drop(files);
     }
 
+    /// A patient search stops at the end of its patience even with budget left (a thread
+    /// starved under load); none stops it only on its budget.
+    #[test]
+    fn patience_ends_the_search_at_its_end_whatever_the_budget() {
+        let p = Patience::until(std::time::Instant::now() + std::time::Duration::from_millis(30));
+        assert!(!p.stop(false) && !p.stop(true));
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(p.stop(false));
+        let none = Patience::none();
+        assert!(!none.stop(false) && none.stop(true));
+    }
+
+    #[test]
+    fn a_second_listener_far_past_a_first_found_in_the_second_look_is_found_too() {
+        // Past FIRST_FDS descriptors, one listener; more than FDS_AFTER_OWNER descriptors
+        // after it, a second one of the port: the look at the rest finds the first and stops
+        // short of the second; that process is read on again, in its turn.
+        let before: Vec<std::fs::File> = (0..FIRST_FDS + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l1.local_addr().unwrap().port();
+        let between: Vec<std::fs::File> = (0..FDS_AFTER_OWNER + 40)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let l2 = std::net::TcpListener::bind(("127.0.0.2", port))
+            .expect("the same port on another loopback address");
+        let f = inspect_unhurried(port);
+        assert_eq!(f.listeners.len(), 2, "{f:?}");
+        for l in &f.listeners {
+            let p = l.process.as_ref().expect("owner found");
+            assert_eq!(p.pid, std::process::id(), "{l:?}");
+        }
+        drop((before, between, l1, l2));
+    }
+
     #[test]
     fn a_second_listener_of_the_port_far_past_the_first_is_found_too() {
-        // The v4 listener first, then more than FDS_AFTER_OWNER descriptors, then its v6 twin
-        // on the same port: the look past the first stops short of the twin; the owner
-        // search must go on to it (it is the owner of an asked listener too).
+        // One listener first, then more than FDS_AFTER_OWNER descriptors, then a second one
+        // on the same port (another loopback address, as a v6 twin would be, with no need
+        // of IPv6): the look past the first stops short of the second; the owner search must
+        // go on to it (it is the owner of an asked listener too).
         let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l4.local_addr().unwrap().port();
         let files: Vec<std::fs::File> = (0..FDS_AFTER_OWNER + 40)
             .map(|_| std::fs::File::open("/dev/null").unwrap())
             .collect();
-        let Ok(l6) = std::net::TcpListener::bind(("::1", port)) else {
-            return; // No IPv6 loopback here: nothing to test.
-        };
+        let l6 = std::net::TcpListener::bind(("127.0.0.2", port))
+            .expect("the same port on another loopback address");
         let f = inspect_unhurried(port);
         assert_eq!(f.listeners.len(), 2, "{f:?}");
         for l in &f.listeners {

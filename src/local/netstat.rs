@@ -20,6 +20,19 @@ pub(crate) fn read() -> Option<ListenCounters> {
     parse(&String::from_utf8_lossy(&bytes))
 }
 
+/// `net.ipv4.tcp_syn_linear_timeouts` of this network namespace: how many of a connecting
+/// socket's SYN retries come at the first timeout (1 s) before the waits double; `None` where
+/// the kernel has no such setting (before Linux 6.7: the waits double from the first retry).
+pub fn syn_linear_timeouts() -> Option<u32> {
+    let path = std::path::Path::new("/proc/sys/net/ipv4/tcp_syn_linear_timeouts");
+    parse_number(&crate::dns::files::read_bounded(path, 64).ok()?)
+}
+
+/// A sysctl file's one number.
+pub fn parse_number(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
 /// Find `TcpExt: … ListenOverflows ListenDrops …` and its line of values.
 pub fn parse(text: &str) -> Option<ListenCounters> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));

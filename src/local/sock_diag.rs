@@ -88,20 +88,71 @@ pub(crate) fn held_open(server: SocketAddr, client: SocketAddr) -> io::Result<bo
 /// (`queued`, `backlog`) as it is now: one lookup, no dump. The kernel answers a lookup of a
 /// connection that does not exist (remote port 0) with the listener that would take it.
 pub(crate) fn listener_at(server: SocketAddr) -> io::Result<Option<SocketEntry>> {
+    Ok(listener_with_drops(server)?.map(|(e, _)| e))
+}
+
+/// [`listener_at`], with the listener's own count of dropped packets (`sk_drops`, from
+/// `INET_DIAG_SKMEMINFO`): the kernel raises it for every SYN the listener drops (a full
+/// accept queue among the causes: `tcp_listendrop`), unlike the namespace's `ListenOverflows`,
+/// which every other listener raises too. `None` when the kernel did not give it.
+pub(crate) fn listener_with_drops(
+    server: SocketAddr,
+) -> io::Result<Option<(SocketEntry, Option<u32>)>> {
     let unspecified = match server.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     let nl = crate::sys::Netlink::open(NETLINK_SOCK_DIAG)?;
-    nl.send_to_kernel(&one_request(server, SocketAddr::new(unspecified, 0)))?;
+    let mut req = one_request(server, SocketAddr::new(unspecified, 0));
+    req[NLMSG_HDR + 2] = SKMEMINFO_EXT;
+    nl.send_to_kernel(&req)?;
     let mut buf = Vec::with_capacity(4096);
     nl.recv_into(&mut buf)?;
-    let mut out = Vec::new();
-    match parse(&buf, &mut out) {
-        Ok(_) => Ok(out.into_iter().next().filter(|e| e.state == LISTEN)),
+    match parse_with_drops(&buf) {
+        Ok(found) => Ok(found.filter(|(e, _)| e.state == LISTEN)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// `idiag_ext`'s bit asking for `INET_DIAG_SKMEMINFO` (attribute 4: bit 4 − 1).
+const SKMEMINFO_EXT: u8 = 1 << (INET_DIAG_SKMEMINFO - 1);
+const INET_DIAG_SKMEMINFO: u16 = 4;
+/// `SK_MEMINFO_DROPS`: the index of `sk_drops` in the `INET_DIAG_SKMEMINFO` array of u32.
+const SK_MEMINFO_DROPS: usize = 8;
+
+/// The first socket of a reply, with its `sk_drops` when the reply carries
+/// `INET_DIAG_SKMEMINFO`.
+fn parse_with_drops(b: &[u8]) -> io::Result<Option<(SocketEntry, Option<u32>)>> {
+    let mut found = None;
+    netlink::messages(b, |kind, body| {
+        if found.is_none()
+            && kind == SOCK_DIAG_BY_FAMILY
+            && body.len() >= INET_DIAG_MSG
+            && let Some(e) = parse_msg(body)
+        {
+            found = Some((e, drops(&body[INET_DIAG_MSG..])));
+        }
+    })?;
+    Ok(found)
+}
+
+/// `sk_drops` from the attributes after an `inet_diag_msg` (rtattrs: u16 length, u16 type,
+/// the value, padded to 4 bytes).
+fn drops(mut attrs: &[u8]) -> Option<u32> {
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        let value = attrs.get(4..len)?;
+        if kind == INET_DIAG_SKMEMINFO {
+            let at = SK_MEMINFO_DROPS * 4;
+            return value
+                .get(at..at + 4)
+                .map(|d| u32::from_ne_bytes(d.try_into().expect("4 bytes")));
+        }
+        attrs = attrs.get((len.max(4) + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 /// TCP_ESTABLISHED.
@@ -255,6 +306,30 @@ mod tests {
         done.extend_from_slice(&netlink::NLMSG_DONE.to_ne_bytes());
         done.extend_from_slice(&[0u8; 14]);
         assert_eq!(parse(&done, &mut out).unwrap(), Done::Yes);
+    }
+
+    /// A listener's reply with `INET_DIAG_SKMEMINFO` (9 u32: rmem_alloc … drops, 42 here)
+    /// after an attribute of another kind; a reply without it has no count; a short
+    /// attribute is no count and no panic.
+    #[test]
+    fn a_listeners_own_drop_count_is_read_from_its_memory_attribute() {
+        let with = |attrs: &[u8]| {
+            let mut b = msg(libc::AF_INET as u8, 5432, &[127, 0, 0, 1], 0, 9);
+            b.extend_from_slice(attrs);
+            let len = (b.len() as u32).to_ne_bytes();
+            b[..4].copy_from_slice(&len);
+            parse_with_drops(&b).unwrap().unwrap()
+        };
+        let mut attrs = vec![5, 0, 1, 0, 7, 0, 0, 0]; // a 1-byte attribute of kind 1, padded
+        attrs.extend_from_slice(&(4u16 + 36).to_ne_bytes());
+        attrs.extend_from_slice(&INET_DIAG_SKMEMINFO.to_ne_bytes());
+        for v in [0u32, 1, 2, 3, 4, 5, 6, 7, 42] {
+            attrs.extend_from_slice(&v.to_ne_bytes());
+        }
+        let (e, drops) = with(&attrs);
+        assert_eq!((e.local.port(), drops), (5432, Some(42)));
+        assert_eq!(with(&[]).1, None);
+        assert_eq!(with(&[12, 0, 4, 0, 1, 0, 0, 0]).1, None);
     }
 
     #[test]

@@ -68,7 +68,16 @@ fn no_free_local_port_is_inconclusive_and_said() {
     let held = lab.connect(&lab.client, "127.0.0.1:22506");
     assert_eq!(held.local_addr().unwrap().port(), 40010);
     let r = lab.canreach(&["--json", "--tcp", "127.0.0.1", "22506"]);
-    drop((held, l));
+    // The UDP port held too: the kernel's choice of a source address cannot be asked (no
+    // free UDP port either), and the lack of ports stands.
+    let udp = lab.udp(&lab.client, "0.0.0.0:40010");
+    let r_udp_held = lab.canreach(&["--json", "--tcp", "127.0.0.1", "22506"]);
+    drop((held, l, udp));
+    let m = finding(&r_udp_held.json(), "local_error")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(m.contains("no free local port"), "{m}");
     let v = r.json();
     assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
     assert_eq!(v["probes"][0]["outcome"], "inconclusive", "{}", r.stdout);
@@ -88,6 +97,44 @@ fn no_free_local_port_is_inconclusive_and_said() {
             .any(|c| c.starts_with("sysctl net.ipv4.ip_local_port_range")),
         "{commands:?}"
     );
+}
+
+/// EADDRNOTAVAIL for want of an address, not of a port: IPv6 disabled in the namespace while
+/// the target is `::1`. The kernel has no IPv6 address to send from; the words say that, and
+/// never "no free local port" or its range of ports.
+#[test]
+fn no_ipv6_address_to_connect_from_is_not_called_a_lack_of_ports() {
+    require_lab!();
+    let lab = Lab::new();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    let r = lab.canreach(&["--json", "[::1]:80"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "inconclusive", "{}", r.stdout);
+    assert_eq!(ids(&v)[0], "local_error", "{}", r.stdout);
+    let m = finding(&v, "local_error")["message"].as_str().unwrap();
+    assert!(m.contains("no IPv6 address to connect from"), "{m}");
+    assert!(!m.contains("free local port"), "{m}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no IPv6 address to connect from"),
+        "{}",
+        v["summary"]
+    );
+    let commands: Vec<&str> = steps_for(&v, "local_error")
+        .iter()
+        .filter_map(|s| s["command"].as_str())
+        .collect();
+    assert_eq!(commands, ["ip -6 addr show"], "{}", r.stdout);
 }
 
 /// The session stage connects again: a stream the kernel connected to itself would read back
@@ -302,22 +349,18 @@ fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
     assert_eq!(servers[0]["workers"].as_array().unwrap().len(), 5);
 }
 
-/// A machine with 700 processes, the listener's owner started after them all (the owner
-/// search reads /proc in pid order): the search's CPU budget ends before it gets there (each
-/// process holds 60 descriptors, a readlink each; the test binary is a debug build, whose
-/// budget is ten times a release build's), but the check is waiting anyway (the watch for the
-/// program's accept), so the search goes on within the deadline and the report names the
-/// owner.
-#[test]
-fn the_owner_is_found_past_700_processes_while_the_check_waits() {
-    require_lab!();
-    let lab = Lab::new();
+/// Start `n` idle processes (`sleep`) in the lab's namespace `ns`, each holding `fds`
+/// descriptors (0 to `fds - 1`) on /dev/null: a machine whose /proc takes the owner search
+/// long to read. They end when the returned process is dropped.
+fn idle_processes(lab: &Lab, n: u32, fds: u32) -> Started {
     let mut idle = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.client, "bash", "-c"])
-        .arg(
-            "for fd in $(seq 3 62); do eval \"exec $fd</dev/null\"; done; \
-             for i in $(seq 700); do sleep 600 & done; echo started; wait",
-        )
+        .arg(format!(
+            "ulimit -n {}; for fd in $(seq 3 {}); do eval \"exec $fd</dev/null\"; done; \
+             for i in $(seq {n}); do sleep 600 & done; echo started; wait",
+            fds + 16,
+            fds - 1
+        ))
         .stdout(std::process::Stdio::piped())
         .spawn_in_lab()
         .unwrap();
@@ -328,9 +371,24 @@ fn the_owner_is_found_past_700_processes_while_the_check_waits() {
     )
     .unwrap();
     assert_eq!(line, "started\n");
-    let _idle = Started(idle);
+    Started(idle)
+}
+
+/// A machine with 700 processes, the listener's owner started after them all (the owner
+/// search reads /proc in pid order) and holding the listener as its descriptor 104, past the
+/// 64 the first pass reads of each process: the second pass, the rest of every process's
+/// descriptors, reads 700 × 64 more before it (a readlink each). The search's CPU budget ends
+/// before it gets there (the test binary is a debug build, whose budget is ten times a
+/// release build's), but the check is waiting anyway (the watch for the program's accept), so
+/// the search goes on and the report names the owner, at the end of the 900 ms watch, not at
+/// the deadline.
+#[test]
+fn the_owner_is_found_past_700_processes_while_the_check_waits() {
+    require_lab!();
+    let lab = Lab::new();
+    let _idle = idle_processes(&lab, 700, 128);
     let l = lab.listen_backlog(&lab.client, "127.0.0.1:22401", 16);
-    let holder = lab.hold(&lab.client, &l);
+    let holder = lab.hold_at(&lab.client, &l, 104);
     assert!(holder.pid > 700, "{}", holder.pid);
     let r = lab.canreach(&["--json", "127.0.0.1", "22401"]);
     let v = r.json();
@@ -344,6 +402,66 @@ fn the_owner_is_found_past_700_processes_while_the_check_waits() {
         m.contains(&format!("(pid {}, user root", holder.pid)),
         "{m}"
     );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    println!("checked in {elapsed} ms");
+    assert!(elapsed < 1500.0, "{elapsed} ms");
+}
+
+/// The owners are waited on only with the search hurried: 1500 processes with 1000
+/// descriptors each, the owner last, its listener (never accepting) as descriptor 104. The
+/// search cannot reach it within the check; the watch for the accept asks for the owners at
+/// its end (900 ms), and the search, hurried then, answers within its budget: the report
+/// keeps the listener (its owner unknown), in about a second, not at the deadline with no
+/// local facts at all.
+#[test]
+fn waiting_on_the_owners_hurries_their_search() {
+    require_lab!();
+    let lab = Lab::new();
+    let _idle = idle_processes(&lab, 1500, 1000);
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22402", 16);
+    let holder = lab.hold_at(&lab.client, &l, 104);
+    assert!(holder.pid > 1500, "{}", holder.pid);
+    let r = lab.canreach(&["--json", "127.0.0.1", "22402"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert!(
+        v["local"]["listeners"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "{}",
+        r.stdout
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    println!("checked in {elapsed} ms");
+    assert!(elapsed < 1500.0, "{elapsed} ms");
+}
+
+/// A listener that never accepts, its queue one short of full (backlog 4, which holds 5, with
+/// 4 waiting): the probe's connection takes the last slot, and the session's own connection
+/// is then dropped at the full queue. That is no open port: the program does not take
+/// connections (`program_not_accepting`, the probe's connection among the 5 waiting), said
+/// after the kernel's first retry, not `open` with nothing said at the deadline.
+#[test]
+fn a_probe_that_took_the_last_slot_of_a_hung_listener_is_not_open() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22404", 4);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting: Vec<_> = (0..4)
+        .map(|_| lab.connect(&lab.client, "127.0.0.1:22404"))
+        .collect();
+    let r = lab.canreach(&["--json", "127.0.0.1", "22404"]);
+    let v = r.json();
+    assert_eq!(v["verdict"], "service_error", "{}", r.stdout);
+    assert_eq!(ids(&v), ["program_not_accepting"], "{}", r.stdout);
+    let n = &v["probes"][0]["session"]["not_accepted"];
+    assert_eq!(
+        (n["queued"].as_u64(), n["backlog"].as_u64()),
+        (Some(5), Some(4)),
+        "{n}"
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!(elapsed < 2000.0, "{elapsed} ms");
 }
 
 /// A program that listens but never calls accept(), its queue far from full: the kernel
@@ -532,7 +650,8 @@ fn a_listener_whose_queue_was_full_for_a_moment_is_not_a_firewall() {
 /// A program busier still (issue 21, item 3: 200 checks at once against a server with backlog
 /// 100): its queue stays full past the kernel's first retry, 1 s on, and it gets to the
 /// connection only 1.6 s after the first drop. Its queue is a queue, not a firewall: the check
-/// waits through the next retries (1 s apart) while the queue is full or dropping, and the
+/// waits through the next retries (as the kernel times them: 1 s apart here) while the queue
+/// is full or the listener drops them, and the
 /// program's late accept is `open` — not `filtered` at 1.1 s.
 #[test]
 fn a_listener_still_full_at_the_first_retry_is_waited_for() {
@@ -544,6 +663,153 @@ fn a_listener_still_full_at_the_first_retry_is_waited_for() {
     assert!(p["elapsed_ms"].as_f64().unwrap() >= 1600.0, "{p}");
     // No firewall hunt.
     assert!(!r.stdout.contains("nft "), "{}", r.stdout);
+}
+
+/// SYNs to `to` from a thread in `lab`'s client namespace, a new connect every 5 ms, each
+/// left to the kernel's retries, until the flag is set: a hung listener there counts
+/// ListenOverflows for all of them.
+fn syn_flood(
+    lab: &Lab,
+    to: std::net::SocketAddr,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let ns = std::fs::File::open(format!("/run/netns/{}", lab.client)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let flood = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: this thread alone joins the namespace.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0);
+        let mut held = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_nonblocking(true).unwrap();
+            let _ = s.connect(&to.into());
+            held.push(s);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    (stop, flood)
+}
+
+/// This machine's own firewall drops a port whose program has room in its queue, while
+/// ANOTHER listener of the machine, hung, overflows under a flood of connection attempts
+/// (ListenOverflows rising all along). The other listener's drops are not this one's: its own
+/// count (`sk_drops`) does not rise, its queue has room, so the check stops after the
+/// kernel's first retry and names the rule — `local_firewall_input` in about 1.1 s, not
+/// `listener_not_accepting` at the deadline with the firewall unread.
+#[test]
+fn another_listener_overflowing_does_not_hide_this_machines_firewall() {
+    require_lab!();
+    let lab = Lab::new();
+    let _l = Accepting::start(lab.listen(&lab.client, "127.0.0.1:22507"));
+    lab.rule(&lab.client, "input", "tcp dport 22507 drop");
+    let hung = lab.listen_backlog(&lab.client, "127.0.0.1:22508", 0);
+    let _hung_holder = lab.hold(&lab.client, &hung);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22508");
+    let (stop, flood) = syn_flood(&lab, "127.0.0.1:22508".parse().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let r = lab.canreach(&["--json", "127.0.0.1", "22507"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    let v = r.json();
+    assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+    let ids = ids(&v);
+    assert_eq!(ids[0], "local_firewall_input", "{ids:?}");
+    assert!(
+        !ids.contains(&"listener_not_accepting".to_string())
+            && !ids.contains(&"firewall_not_inspected".to_string()),
+        "{ids:?}"
+    );
+    let q = &v["probes"][0]["queue"];
+    assert!(
+        q["overflows"].as_u64().unwrap() > 0,
+        "the other listener overflowed: {q}"
+    );
+    let elapsed = v["elapsed_ms"].as_f64().unwrap();
+    assert!((1000.0..1600.0).contains(&elapsed), "{elapsed} ms");
+}
+
+/// Where the kernel's SYN retries double from the first (`tcp_syn_linear_timeouts` 0, as
+/// kernels before 6.7 do: 1 s, 3 s, 7 s), a listener still full at the first retry is waited
+/// on to the second, at 3 s, not given up at 2.1 s (when no retry had been sent since 1 s,
+/// so none was dropped, and the queue had room again): the program that drains its queue at
+/// 1.6 s is open, at the 3 s retry.
+#[test]
+fn with_doubling_syn_retries_a_busy_listener_is_waited_for_to_the_next_retry() {
+    require_lab!();
+    let lab = Lab::new();
+    let set = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client, "sysctl", "-qw"])
+        .arg("net.ipv4.tcp_syn_linear_timeouts=0")
+        .status()
+        .unwrap();
+    if !set.success() {
+        cannot_run(
+            "with_doubling_syn_retries_a_busy_listener_is_waited_for_to_the_next_retry",
+            "this kernel has no net.ipv4.tcp_syn_linear_timeouts (its retries double anyway)",
+        );
+        return;
+    }
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22509", 0);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22509");
+    let (stop, program) = busy_program(&lab, l, std::time::Duration::from_millis(1600));
+    let r = lab.canreach(&["--json", "127.0.0.1", "22509"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = program.join().unwrap();
+    let v = r.json();
+    assert!(taken >= 2, "the program drained its queue: {taken}");
+    assert_eq!(v["verdict"], "open", "{}", r.stdout);
+    assert_eq!(ids(&v), ["first_syn_dropped"], "{}", r.stdout);
+    let p = &v["probes"][0];
+    assert!(p["elapsed_ms"].as_f64().unwrap() >= 2900.0, "{p}");
+}
+
+/// A hung listener (`listen(0)`, one connection waiting, never taken), the default deadline:
+/// the wait through the kernel's retries stops when no retry can come before the deadline
+/// (after the look that follows the 4 s retry, with `tcp_syn_linear_timeouts` 4; the 3 s one
+/// on a kernel without it), and the check answers within it — five times over.
+#[test]
+fn a_hung_listeners_check_ends_within_its_deadline() {
+    require_lab!();
+    let lab = Lab::new();
+    let l = lab.listen_backlog(&lab.client, "127.0.0.1:22510", 0);
+    let _holder = lab.hold(&lab.client, &l);
+    let _waiting = lab.connect(&lab.client, "127.0.0.1:22510");
+    // The retries: 1, 2, 3, 4, 5 s with tcp_syn_linear_timeouts 4 (a new namespace's, where
+    // the kernel has it); 1, 3, 7 s without it. The last before the 5 s deadline: 4 s or 3 s.
+    let linear = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client, "sysctl", "-n"])
+        .arg("net.ipv4.tcp_syn_linear_timeouts")
+        .output()
+        .unwrap();
+    let last_retry = match String::from_utf8_lossy(&linear.stdout).trim() {
+        "4" => 4000.0,
+        "" => 3000.0,
+        other => panic!("a namespace's tcp_syn_linear_timeouts of {other}"),
+    };
+    for _ in 0..5 {
+        let r = lab.canreach(&["--json", "127.0.0.1", "22510"]);
+        let v = r.json();
+        assert_eq!(v["verdict"], "filtered", "{}", r.stdout);
+        assert_eq!(ids(&v)[0], "listener_not_accepting", "{}", r.stdout);
+        let (elapsed, timeout) = (
+            v["elapsed_ms"].as_f64().unwrap(),
+            v["timeout_ms"].as_f64().unwrap(),
+        );
+        assert!(elapsed <= timeout, "{elapsed} ms of {timeout}");
+        // After the look that followed the kernel's last retry before the deadline.
+        assert!(
+            (last_retry..last_retry + 500.0).contains(&elapsed),
+            "{elapsed} ms"
+        );
+    }
 }
 
 /// A rule of this machine's own firewall dropping a port a program listens on (with room in

@@ -237,9 +237,26 @@ impl Lab {
     /// namespace `ns`: canreach, which sees only the lab's processes, then finds it as the
     /// socket's owner. The test keeps its own copy, to accept on or not.
     pub fn hold(&self, ns: &str, socket: &impl std::os::fd::AsFd) -> Held {
+        self.hold_in(ns, socket, &["sleep", "infinity"])
+    }
+
+    /// [`Lab::hold`], with the socket as descriptor `at` of the holder and descriptors 0 to
+    /// `at - 1` all open on /dev/null: an owner search that reads only a process's first
+    /// descriptors does not meet it.
+    pub fn hold_at(&self, ns: &str, socket: &impl std::os::fd::AsFd, at: u32) -> Held {
+        let script = format!(
+            "for fd in $(seq 3 {}); do eval \"exec $fd</dev/null\"; done; \
+             exec sleep infinity {at}<&0 0</dev/null",
+            at - 1
+        );
+        self.hold_in(ns, socket, &["bash", "-c", &script])
+    }
+
+    fn hold_in(&self, ns: &str, socket: &impl std::os::fd::AsFd, command: &[&str]) -> Held {
         let fd = socket.as_fd().try_clone_to_owned().unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "sleep", "infinity"])
+            .args(["netns", "exec", ns])
+            .args(command)
             .stdin(Stdio::from(fd))
             .stdout(Stdio::null())
             .spawn_in_lab()
