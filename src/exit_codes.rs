@@ -32,7 +32,7 @@ pub enum ExitCode {
 
 impl ExitCode {
     /// Every exit code.
-    pub const ALL: [ExitCode; 14] = [
+    pub(crate) const ALL: [ExitCode; 14] = [
         ExitCode::Open,
         ExitCode::Internal,
         ExitCode::Usage,
@@ -218,7 +218,7 @@ impl PluginState {
     }
 
     /// The word of the status line.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PluginState::Ok => "OK",
             PluginState::Warning => "WARNING",

@@ -73,7 +73,7 @@ pub struct Advertised {
 }
 
 /// The most advertised names checked per target.
-pub const ADVERTISED_MAX: usize = 16;
+pub(crate) const ADVERTISED_MAX: usize = 16;
 
 /// One advertised member or broker, and what reaching it from here gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,7 +355,7 @@ impl<A> Facts<A> {
 
 impl<A: AddressEntry> Facts<A> {
     /// The silence facts of one address, if it had any.
-    pub fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
+    pub(crate) fn silence_of(&self, address: SocketAddr) -> Option<&Silence> {
         self.addresses
             .iter()
             .map(AddressEntry::gathered)

@@ -67,7 +67,7 @@ pub(crate) enum Meaning {
 
 impl Meaning {
     /// The words people search for.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Meaning::PortUnreachable => "port-unreachable",
             Meaning::Prohibited => "administratively-prohibited",

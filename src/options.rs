@@ -27,7 +27,7 @@ pub(crate) enum TraceMode {
 
 /// What to speak once connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// From the URL's scheme, else the port's usual service (443 → HTTPS, 993 → TLS, …),
     /// else only what the server does unasked.
     #[default]

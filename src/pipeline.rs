@@ -49,12 +49,12 @@ use crate::trace::{self, TraceFacts};
 /// How long, once the probes are done, the check still waits for a DNS view it does not need
 /// for the verdict. The DNS view only adds comparisons when the system lookup succeeded, and a
 /// dead name server behind an /etc/hosts answer must not hold the check to its deadline.
-pub const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
+pub(crate) const DNS_VIEW_GRACE: Duration = Duration::from_millis(250);
 
 /// How much earlier than the deadline the probes (and the walk alongside them) end: the waits
 /// after them (the other ports' grace, the firewall's read) are on the runtime's timer, which
 /// fires up to a millisecond late each.
-pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
+pub(crate) const FINISH_MARGIN: Duration = Duration::from_millis(5);
 
 /// How much earlier than the deadline a patient owner search returns what it found: the
 /// search looks at the time between processes (a process with thousands of descriptors takes
@@ -62,7 +62,7 @@ pub const FINISH_MARGIN: Duration = Duration::from_millis(5);
 pub const PATIENCE_MARGIN: Duration = Duration::from_millis(100);
 
 /// How long the system lookup is still waited for once every name server was found silent.
-pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
+pub(crate) const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 
 /// Run every stage for `target` and collect the facts, with this machine's listeners and
 /// firewall read through `inspector` (a check of its own: [`local::shared::Fresh`]; a run of
@@ -72,7 +72,7 @@ pub const SYSTEM_GRACE: Duration = Duration::from_millis(50);
 /// reaches it: every stage runs on the proxy's host and port, the sessions go through it
 /// (`CONNECT`, or plain HTTP in absolute form), and the destination is probed directly
 /// alongside, for the record ([`crate::facts::ProxyRoute`]).
-pub async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
+pub(crate) async fn gather_with<R: Resolver, C: Connector, I: Inspector>(
     target: Target,
     opts: Options,
     resolver: &R,

@@ -189,7 +189,7 @@ impl Connector for KernelConnector {
 impl ProbeFact {
     /// A probe of `address` that ended in `result` after `elapsed`, with no ICMP error queued
     /// and no source address seen.
-    pub fn new(address: SocketAddr, result: ConnectResult, elapsed: Duration) -> Self {
+    pub(crate) fn new(address: SocketAddr, result: ConnectResult, elapsed: Duration) -> Self {
         ProbeFact {
             spec: ProbeSpec::to(address),
             result,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Port(NonZeroU16);
 
 impl Port {
-    pub fn new(n: u16) -> Option<Port> {
+    pub(crate) fn new(n: u16) -> Option<Port> {
         NonZeroU16::new(n).map(Port)
     }
     pub(crate) fn get(self) -> u16 {

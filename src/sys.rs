@@ -579,7 +579,7 @@ pub(crate) fn poll_readable(fds: [Option<RawFd>; 2], ms: i32) -> io::Result<[boo
 pub(crate) struct Netlink(OwnedFd);
 
 impl Netlink {
-    pub fn open(protocol: i32) -> io::Result<Netlink> {
+    pub(crate) fn open(protocol: i32) -> io::Result<Netlink> {
         // SAFETY: plain socket(2); the fd is owned below.
         let fd = unsafe {
             libc::socket(
@@ -672,7 +672,7 @@ pub(crate) fn async_socket(
 pub(crate) struct TimerFd(OwnedFd);
 
 impl TimerFd {
-    pub fn new() -> io::Result<TimerFd> {
+    pub(crate) fn new() -> io::Result<TimerFd> {
         // SAFETY: plain timerfd_create(2); the fd is owned below.
         let fd = unsafe {
             libc::timerfd_create(

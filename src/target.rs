@@ -86,7 +86,7 @@ impl Transport {
     }
 
     /// As in the JSON (`target.transport`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",

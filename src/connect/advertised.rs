@@ -28,7 +28,7 @@ const MONGODB_PORT: u16 = 27017;
 
 /// A name as advertised, before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Named {
+pub(crate) struct Named {
     pub name: String,
     pub host: String,
     pub port: Option<u16>,
@@ -59,7 +59,7 @@ fn split_host_port(name: &str, default: u16) -> (String, Option<u16>) {
 }
 
 /// The names a service's answer gave, in its order, each once.
-pub fn named(svc: &ServiceFacts) -> Vec<Named> {
+pub(crate) fn named(svc: &ServiceFacts) -> Vec<Named> {
     let mut out: Vec<Named> = Vec::new();
     match svc.last() {
         ProtocolFacts::MongoDb(f) => {
@@ -118,7 +118,7 @@ pub fn named(svc: &ServiceFacts) -> Vec<Named> {
 }
 
 /// Check the names the first address's answer gave (in client order), when one gave any.
-pub async fn check<R: Resolver, C: Connector>(
+pub(crate) async fn check<R: Resolver, C: Connector>(
     resolver: &R,
     connector: &C,
     addresses: &[AddressFacts],

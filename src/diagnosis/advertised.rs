@@ -18,7 +18,7 @@ const NAME_MAX: usize = 128;
 
 /// What reaching one advertised name from here amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// One of its addresses answered.
     Answers,
     /// It cannot be reached from here, and why (words).
@@ -28,7 +28,7 @@ pub enum Reach {
 }
 
 /// Whether `m` can be reached from here, and why not.
-pub fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
+pub(crate) fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
     if m.port.is_none() {
         return Reach::Fails("its port is not a port".into());
     }
@@ -139,7 +139,7 @@ fn whose(cx: &Ctx, a: &Advertised) -> String {
 }
 
 /// The names the service advertises, and how many of them answer from here.
-pub fn advertised_members(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn advertised_members(cx: &Ctx) -> Option<Finding> {
     let a = cx.facts.advertised.as_ref()?;
     let n = a.members.len();
     let reaches: Vec<Reach> = a.members.iter().map(|m| reach(m, a.waited)).collect();
@@ -177,7 +177,7 @@ pub fn advertised_members(cx: &Ctx) -> Option<Finding> {
 
 /// An advertised member or broker that does not resolve or answer from here: the first
 /// connect works, the application's next ones fail.
-pub fn advertised_member_unreachable(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn advertised_member_unreachable(cx: &Ctx) -> Option<Finding> {
     let a = cx.facts.advertised.as_ref()?;
     let failed: Vec<String> = a
         .members

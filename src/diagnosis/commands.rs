@@ -210,7 +210,7 @@ impl Command {
 
     /// The command as a person types it; `sudo` in front when it needs root and `as_root` is
     /// false (canreach not root here, or a machine where we cannot know).
-    pub fn render(&self, as_root: bool) -> String {
+    pub(crate) fn render(&self, as_root: bool) -> String {
         use Command::*;
         let body = match self {
             SsListening { port } => format!("ss -ltnp 'sport = :{port}'"),

@@ -84,7 +84,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
             Severity::Warning => "warning",
@@ -131,7 +131,7 @@ impl Finding {
     /// escaped here ([`crate::escape::escape`]), once for every format: it quotes outside text
     /// (banners, certificate subjects, headers, command lines), and canreach's own words have
     /// nothing to escape, so escaping the whole sentence is escaping what it quotes.
-    pub fn new(id: FindingId, message: impl Into<String>) -> Finding {
+    pub(crate) fn new(id: FindingId, message: impl Into<String>) -> Finding {
         Finding {
             id,
             severity: id.severity(),

@@ -45,7 +45,7 @@ impl Verdict {
     ];
 
     /// The connection was made; what failed came after it (the program, TLS, the path's MTU).
-    pub fn after_connect(self) -> bool {
+    pub(crate) fn after_connect(self) -> bool {
         matches!(
             self,
             Verdict::ServiceError | Verdict::TlsError | Verdict::MtuBlackhole
@@ -94,7 +94,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome as a word, as in the JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Open => "open",
             Outcome::Closed => "closed",
@@ -163,7 +163,7 @@ impl Evidence {
 
 /// Who sent an ICMP error, relative to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
+pub(crate) enum Sender {
     /// The target address itself.
     Target,
     /// This machine: its own firewall, or its own failed neighbour (ARP/ND) lookup.
@@ -175,7 +175,7 @@ pub enum Sender {
 }
 
 impl Sender {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Sender::Target => "target",
             Sender::ThisMachine => "this_machine",

@@ -72,7 +72,7 @@ pub(super) fn read_logs_on(on: Machine) -> Step {
 }
 
 /// The kernel accepted; the program reset the connection at once.
-pub fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn accepted_then_reset(cx: &Ctx) -> Option<Finding> {
     let r = cx
         .results()
         .find(|r| r.evidence == Evidence::AcceptedThenReset)

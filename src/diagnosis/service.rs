@@ -22,11 +22,11 @@ use crate::session::protocols::{
 };
 
 /// The most characters of a server's own message quoted in a finding.
-pub const SERVER_TEXT: usize = 200;
+pub(crate) const SERVER_TEXT: usize = 200;
 
 /// What the service's answer amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Said<'a> {
+pub(crate) enum Said<'a> {
     /// It answers as itself and would serve a proper client; `auth`: the method it asks
     /// for, when it asks for one.
     Serves {
@@ -57,7 +57,7 @@ pub enum Said<'a> {
 
 impl Said<'_> {
     /// The address's outcome: only a service that would serve a proper client is open.
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         match self {
             Said::Serves { .. } => Outcome::Open,
             _ => Outcome::ServiceError,
@@ -66,7 +66,7 @@ impl Said<'_> {
 }
 
 /// The protocol's name as people say it.
-pub fn name(svc: &ServiceFacts) -> &'static str {
+pub(crate) fn name(svc: &ServiceFacts) -> &'static str {
     match svc.protocol {
         Protocol::Postgres => "PostgreSQL",
         Protocol::Redis => "Redis",
@@ -87,7 +87,7 @@ pub fn name(svc: &ServiceFacts) -> &'static str {
 
 /// The version the server gave of itself, when it gave one (raw; bounded and escaped by
 /// whoever shows it).
-pub fn version(svc: &ServiceFacts) -> Option<String> {
+pub(crate) fn version(svc: &ServiceFacts) -> Option<String> {
     match svc.last() {
         ProtocolFacts::Postgres(f) => match &f.answer {
             Some(StartupAnswer::Ready(p)) => p.server_version.clone(),
@@ -115,7 +115,7 @@ fn mysql_version(f: &mysql::MySqlFacts) -> Option<&str> {
 }
 
 /// What the conversation amounts to.
-pub fn reading(svc: &ServiceFacts) -> Said<'_> {
+pub(crate) fn reading(svc: &ServiceFacts) -> Said<'_> {
     match svc.last() {
         ProtocolFacts::Postgres(f) => {
             if let (Some(SslAnswer::Refused), true) = (first_pg_ssl(svc), svc.tls_required) {
@@ -249,7 +249,7 @@ fn auth_words(method: &str) -> String {
 
 /// The authentication method the service asks for, when it answered as itself and asks for
 /// one (`SCRAM-SHA-256`, `md5`, `AUTH`, `mysql_native_password`, `PLAIN AMQPLAIN`).
-pub fn auth_method(svc: &ServiceFacts) -> Option<String> {
+pub(crate) fn auth_method(svc: &ServiceFacts) -> Option<String> {
     match reading(svc) {
         Said::Serves { auth } => auth,
         _ => None,
@@ -258,7 +258,7 @@ pub fn auth_method(svc: &ServiceFacts) -> Option<String> {
 
 /// The error the service answered with, as it sent it: its code (SQLSTATE, Redis's first
 /// word, MySQL's number, AMQP's reply code, the mail reply code) and its message, raw.
-pub fn error_reply(svc: &ServiceFacts) -> Option<(Option<String>, String)> {
+pub(crate) fn error_reply(svc: &ServiceFacts) -> Option<(Option<String>, String)> {
     Some(match reading(svc) {
         Said::PgError(e) => (e.code.clone(), e.message.clone().unwrap_or_default()),
         Said::Redis(x) => (x.text.split(' ').next().map(str::to_string), x.text.clone()),
@@ -273,7 +273,7 @@ pub fn error_reply(svc: &ServiceFacts) -> Option<(Option<String>, String)> {
 }
 
 /// The wire failure that broke the conversation off, when one did.
-pub fn wire_failure(svc: &ServiceFacts) -> Option<WireFailure> {
+pub(crate) fn wire_failure(svc: &ServiceFacts) -> Option<WireFailure> {
     match reading(svc) {
         Said::Wire(w) => Some(w),
         _ => None,
@@ -315,7 +315,7 @@ fn refuses(cx: &Ctx, why: &'static str) -> Option<&'static str> {
 
 /// PostgreSQL 28000 `no pg_hba.conf entry`: quote the host the server saw, say when it is not
 /// this machine's address, give the line to add.
-pub fn pg_no_hba_entry(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn pg_no_hba_entry(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(cx, |_, said| {
         pg_code(said).is_some_and(|(c, e)| {
             c == "28000"
@@ -382,7 +382,7 @@ fn quoted_after(message: &str, start: &str) -> Option<String> {
 }
 
 /// PostgreSQL 57P03, Redis `-LOADING`: the service cannot serve anyone yet (or any more).
-pub fn service_starting(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn service_starting(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(cx, |_, said| {
         pg_code(said).is_some_and(|(c, _)| c == "57P03")
             || matches!(said, Said::Redis(x) if x.kind == ReplyKind::Loading)
@@ -424,7 +424,7 @@ pub fn service_starting(cx: &Ctx) -> Option<Finding> {
 }
 
 /// PostgreSQL 53300, Redis's max clients, MySQL 1040: every connection slot is taken.
-pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn too_many_clients(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(cx, |_, said| {
         pg_code(said).is_some_and(|(c, _)| c == "53300")
             || matches!(said, Said::Redis(x) if x.kind == ReplyKind::MaxClients)
@@ -469,7 +469,7 @@ pub fn too_many_clients(cx: &Ctx) -> Option<Finding> {
 }
 
 /// PostgreSQL 3D000 for the database the URL names.
-pub fn database_missing(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn database_missing(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(cx, |svc, said| {
         svc.database.is_some() && pg_code(said).is_some_and(|(c, _)| c == "3D000")
     })?;
@@ -503,7 +503,7 @@ pub fn database_missing(cx: &Ctx) -> Option<Finding> {
 }
 
 /// PostgreSQL said `N` to SSLRequest while the URL requires TLS (`sslmode=require`).
-pub fn pg_tls_refused(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn pg_tls_refused(cx: &Ctx) -> Option<Finding> {
     let (r, _, _) = said_where(cx, |_, said| matches!(said, Said::PgTlsRefused))?;
     Some(
         Finding::new(
@@ -532,7 +532,7 @@ pub fn pg_tls_refused(cx: &Ctx) -> Option<Finding> {
 }
 
 /// Redis in protected mode: no password and a client from another host.
-pub fn redis_protected_mode(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn redis_protected_mode(cx: &Ctx) -> Option<Finding> {
     let (r, _, _) = said_where(
         cx,
         |_, said| matches!(said, Said::Redis(x) if x.kind == ReplyKind::Denied),
@@ -565,7 +565,7 @@ pub fn redis_protected_mode(cx: &Ctx) -> Option<Finding> {
 }
 
 /// MySQL/MariaDB 1130: no account matches this client's host.
-pub fn mysql_host_not_allowed(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn mysql_host_not_allowed(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(
         cx,
         |_, said| matches!(said, Said::MySql(e) if e.code == 1130),
@@ -601,7 +601,7 @@ pub fn mysql_host_not_allowed(cx: &Ctx) -> Option<Finding> {
 }
 
 /// MySQL/MariaDB 1129: the host is blocked after too many broken connections.
-pub fn mysql_host_blocked(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn mysql_host_blocked(cx: &Ctx) -> Option<Finding> {
     let (r, _, svc) = said_where(
         cx,
         |_, said| matches!(said, Said::MySql(e) if e.code == 1129),
@@ -636,7 +636,7 @@ pub fn mysql_host_blocked(cx: &Ctx) -> Option<Finding> {
 
 /// Any other refusal in the service's words: PostgreSQL's other SQLSTATEs, Redis's other
 /// errors (`-MASTERDOWN`, `-MISCONF` …), MySQL's other codes, AMQP's Close, a mail `421`.
-pub fn service_error_reply(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn service_error_reply(cx: &Ctx) -> Option<Finding> {
     let known_pg = ["28000", "57P03", "53300", "3D000"];
     let (r, _, svc) = said_where(cx, |svc, said| match said {
         Said::PgError(e) => {
@@ -709,7 +709,7 @@ fn redis_meaning(x: &Reply) -> &'static str {
 }
 
 /// The conversation broke off: nothing came back, a hang-up, or another protocol answered.
-pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
+pub(crate) fn service_not_answering(cx: &Ctx) -> Option<Finding> {
     // A connection this machine's program never took: `program_not_accepting` says why.
     let (r, s) = cx.session_where(|_, s| {
         s.not_accepted.is_none()
@@ -775,7 +775,7 @@ pub fn service_not_answering(cx: &Ctx) -> Option<Finding> {
 }
 
 /// How long the conversation took.
-pub fn elapsed(f: &ProtocolFacts) -> std::time::Duration {
+pub(crate) fn elapsed(f: &ProtocolFacts) -> std::time::Duration {
     match f {
         ProtocolFacts::Postgres(f) => f.elapsed,
         ProtocolFacts::Redis(f) => f.elapsed,
@@ -788,7 +788,7 @@ pub fn elapsed(f: &ProtocolFacts) -> std::time::Duration {
 }
 
 /// The service answered as itself: which, its version, and the method it asks for.
-pub fn service_answered(cx: &Ctx) -> Vec<Finding> {
+pub(crate) fn service_answered(cx: &Ctx) -> Vec<Finding> {
     cx.facts
         .addresses
         .iter()
@@ -828,7 +828,7 @@ fn first_pg_ssl(svc: &ServiceFacts) -> Option<&SslAnswer> {
 }
 
 /// What the service said, in one line for the report (raw: the renderer escapes it).
-pub fn said_line(svc: &ServiceFacts) -> String {
+pub(crate) fn said_line(svc: &ServiceFacts) -> String {
     let name = name(svc);
     let version = version(svc)
         .map(|v| format!(" {}", bounded(&v, 64)))
@@ -868,6 +868,6 @@ pub fn said_line(svc: &ServiceFacts) -> String {
 }
 
 /// The address's outcome from its service conversation, when there was one.
-pub fn outcome(s: &SessionFacts) -> Option<Outcome> {
+pub(crate) fn outcome(s: &SessionFacts) -> Option<Outcome> {
     s.service.as_ref().map(|svc| reading(svc).outcome())
 }

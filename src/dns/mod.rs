@@ -53,7 +53,7 @@ pub struct LookupError {
 }
 
 impl LookupError {
-    pub fn new(kind: DnsErrorKind) -> LookupError {
+    pub(crate) fn new(kind: DnsErrorKind) -> LookupError {
         LookupError { kind, detail: None }
     }
 }

@@ -57,7 +57,7 @@ fn longest_run(s: &str, c: char) -> usize {
 }
 
 /// Write the ticket: one section per report, then where it was run from.
-pub fn render(reports: &[&Report], host: &HostInfo, w: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(reports: &[&Report], host: &HostInfo, w: &mut dyn Write) -> io::Result<()> {
     if let [r] = reports {
         writeln!(
             w,

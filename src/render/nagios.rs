@@ -143,7 +143,7 @@ fn reasons(diag: &Report, indent: &str) -> Vec<String> {
 
 /// Write the plugin output for one check or several (input order given; written worst
 /// first). The exit code goes with it: [`PluginState::worst`] of the verdicts.
-pub fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(checks: &[&Report], w: &mut dyn Write) -> io::Result<()> {
     let state = PluginState::worst(checks.iter().map(|d| d.verdict));
     let (status, perf, long) = match checks {
         [diag] => (text(&diag.summary), perfdata(diag, None), reasons(diag, "")),

@@ -18,7 +18,7 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    pub fn new(d: &Report) -> Row {
+    pub(crate) fn new(d: &Report) -> Row {
         let f = &d.facts;
         let address = match f.addresses.as_slice() {
             [] => "-".to_string(),
@@ -39,7 +39,7 @@ impl Row {
 }
 
 /// Write the table.
-pub fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(rows: &[Row], w: &mut dyn Write) -> io::Result<()> {
     let cells: Vec<&[String; 5]> = rows.iter().map(|r| &r.cells).collect();
     let head = ["TARGET", "VERDICT", "ADDRESS", "TIME", "WHY"];
     let width = |i: usize| {

@@ -47,7 +47,7 @@ pub(crate) enum Phase {
 
 impl Phase {
     #[cfg(test)]
-    pub const ALL: [Phase; 6] = [
+    pub(crate) const ALL: [Phase; 6] = [
         Phase::Resolve,
         Phase::Connect,
         Phase::Tls,

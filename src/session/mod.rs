@@ -91,7 +91,7 @@ pub struct Recording<S> {
 
 impl<S> Recording<S> {
     /// Wrap `inner`; read what came in through [`Recording::handle`].
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Recording {
             inner,
             seen: Arc::default(),

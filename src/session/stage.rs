@@ -201,7 +201,7 @@ pub struct SessionFacts {
 impl SessionFacts {
     /// What a session to `address` saw when it watched for `window` and saw `first`, and
     /// nothing else yet: the stage and the tests fill in the rest.
-    pub fn new(address: SocketAddr, window: Duration, first: First) -> Self {
+    pub(crate) fn new(address: SocketAddr, window: Duration, first: First) -> Self {
         SessionFacts {
             address,
             window,

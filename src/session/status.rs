@@ -18,7 +18,7 @@ pub struct StatusSet([u64; 8]);
 
 /// Why an `--expect-status` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StatusSetError {
+pub(crate) enum StatusSetError {
     #[error("no status code given")]
     Empty,
     #[error("`{0}` is not a status code, a class (4xx) or a range (200-299)")]
@@ -31,7 +31,7 @@ pub enum StatusSetError {
 
 impl StatusSet {
     /// No code at all.
-    pub const fn empty() -> StatusSet {
+    pub(crate) const fn empty() -> StatusSet {
         StatusSet([0; 8])
     }
 
@@ -72,7 +72,7 @@ impl StatusSet {
     }
 
     /// Parse `404`, `2xx`, `200-299`, or a comma-separated list of them.
-    pub fn parse(text: &str) -> Result<StatusSet, StatusSetError> {
+    pub(crate) fn parse(text: &str) -> Result<StatusSet, StatusSetError> {
         let mut set = StatusSet::empty();
         let code = |t: &str| -> Result<u16, StatusSetError> {
             let t = t.trim();

@@ -689,7 +689,7 @@ pub struct Unverified {
 impl TlsFacts {
     /// A handshake with `server_name` against `trust_anchors` roots that has, after
     /// `elapsed`, neither failed nor given anything yet: the handshake fills in the rest.
-    pub fn new(server_name: String, elapsed: Duration, trust_anchors: usize) -> Self {
+    pub(crate) fn new(server_name: String, elapsed: Duration, trust_anchors: usize) -> Self {
         TlsFacts {
             server_name,
             elapsed,

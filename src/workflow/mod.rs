@@ -125,7 +125,7 @@ impl Phase {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
             Phase::Resolving => "resolving",
@@ -206,7 +206,7 @@ fn host_key(t: &Target) -> Option<String> {
 impl Runner {
     /// Checks of `targets`, as many at once as this process's descriptors allow
     /// ([`Limits::now`]).
-    pub fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
+    pub(crate) fn new(opts: Options, family: Option<Family>, targets: &[Input]) -> Runner {
         Runner::with_limits(opts, family, targets, Limits::now())
     }
 

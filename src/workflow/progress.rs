@@ -21,7 +21,7 @@ pub(crate) const DELAY: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Should this run show a progress line?
-pub fn wanted(cli: &Cli) -> bool {
+pub(crate) fn wanted(cli: &Cli) -> bool {
     !cli.quiet
         && !matches!(cli.output_format(), Format::Json | Format::Nagios)
         && std::io::stderr().is_terminal()
@@ -36,7 +36,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub fn new(enabled: bool) -> Progress {
+    pub(crate) fn new(enabled: bool) -> Progress {
         Progress {
             enabled,
             bar: RefCell::new(None),

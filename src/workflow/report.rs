@@ -84,7 +84,7 @@ impl std::fmt::Debug for Reports<'_> {
 }
 
 impl<'o> Reports<'o> {
-    pub fn new(keep: Keep, format: Format, out: &'o mut dyn Write) -> Reports<'o> {
+    pub(crate) fn new(keep: Keep, format: Format, out: &'o mut dyn Write) -> Reports<'o> {
         Reports {
             keep,
             format,

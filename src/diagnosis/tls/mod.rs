@@ -45,7 +45,7 @@ impl TlsKind {
     }
 
     /// Its name: the finding id, or the kind of silence or hang-up.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TlsKind::Finding(id, _) => id.as_str(),
             TlsKind::NoAnswer(name) => name,

@@ -22,13 +22,13 @@ use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
 /// `AMQP`, protocol id 0, version 0-9-1.
-pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+pub(crate) const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
 /// The end of every frame.
 const FRAME_END: u8 = 0xCE;
 /// The largest frame read: RabbitMQ's Connection.Start is about 500 bytes.
-pub const FRAME_MAX: usize = 64 * 1024;
+pub(crate) const FRAME_MAX: usize = 64 * 1024;
 /// The most of a property, mechanism list or reply text kept.
-pub const TEXT_MAX: usize = 512;
+pub(crate) const TEXT_MAX: usize = 512;
 
 /// What a server's Connection.Start says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,14 +60,14 @@ pub enum Answer {
 
 /// Why bytes are not an AMQP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     NotAmqp,
     TooLarge,
 }
 
 /// The answer at the start of `buf`: `Ok(None)` when more bytes are needed, else the answer
 /// and the bytes used.
-pub fn parse_answer(buf: &[u8]) -> Result<Option<(Answer, usize)>, ParseError> {
+pub(crate) fn parse_answer(buf: &[u8]) -> Result<Option<(Answer, usize)>, ParseError> {
     if buf.first() == Some(&b'A') {
         let Some(h) = buf.get(..8) else {
             let k = buf.len().min(4);
@@ -245,7 +245,7 @@ pub struct AmqpFacts {
 }
 
 /// The conversation: the protocol header, the server's answer, close.
-pub async fn converse<S>(stream: &mut S, deadline: Instant) -> AmqpFacts
+pub(crate) async fn converse<S>(stream: &mut S, deadline: Instant) -> AmqpFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

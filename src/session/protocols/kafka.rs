@@ -24,24 +24,24 @@ use tokio::time::Instant;
 use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
-pub const API_METADATA: i16 = 3;
-pub const API_VERSIONS: i16 = 18;
+pub(crate) const API_METADATA: i16 = 3;
+pub(crate) const API_VERSIONS: i16 = 18;
 /// The Metadata versions canreach speaks: 1 (empty means "no topics" from v1 on) to 13.
-pub const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=13;
+pub(crate) const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=13;
 /// The first flexible (compact, tagged) Metadata version.
 const FLEXIBLE_FROM: i16 = 9;
 /// The client id sent in every request header.
-pub const CLIENT_ID: &str = "canreach";
+pub(crate) const CLIENT_ID: &str = "canreach";
 
 /// The largest response read. ApiVersions is about 500 bytes; Metadata without topics ~50
 /// bytes per broker.
-pub const RESPONSE_MAX: usize = 256 * 1024;
+pub(crate) const RESPONSE_MAX: usize = 256 * 1024;
 /// The most brokers kept.
-pub const BROKERS_MAX: usize = 256;
+pub(crate) const BROKERS_MAX: usize = 256;
 /// The most API ranges kept from ApiVersions.
 const APIS_MAX: usize = 128;
 /// The most of a host name, rack or cluster id kept.
-pub const TEXT_MAX: usize = 256;
+pub(crate) const TEXT_MAX: usize = 256;
 
 /// One request, framed: size, api key, api version, correlation id, client id, (tagged
 /// fields in header v2), body.
@@ -63,12 +63,12 @@ fn frame(api_key: i16, version: i16, correlation_id: i32, header_v2: bool, body:
 }
 
 /// `ApiVersions` v0 (an empty body).
-pub fn api_versions_request(correlation_id: i32) -> Vec<u8> {
+pub(crate) fn api_versions_request(correlation_id: i32) -> Vec<u8> {
     frame(API_VERSIONS, 0, correlation_id, false, &[])
 }
 
 /// `Metadata` at `version` (in [`METADATA_VERSIONS`]) for no topics.
-pub fn metadata_request(version: i16, correlation_id: i32) -> Vec<u8> {
+pub(crate) fn metadata_request(version: i16, correlation_id: i32) -> Vec<u8> {
     let flexible = version >= FLEXIBLE_FROM;
     let mut body = Vec::new();
     if flexible {
@@ -109,7 +109,7 @@ pub struct ApiVersions {
 
 impl ApiVersions {
     /// The newest Metadata version both sides speak.
-    pub fn metadata_version(&self) -> Option<i16> {
+    pub(crate) fn metadata_version(&self) -> Option<i16> {
         let r = self.apis.iter().find(|a| a.api_key == API_METADATA)?;
         let hi = r.max.min(*METADATA_VERSIONS.end());
         let lo = r.min.max(*METADATA_VERSIONS.start());
@@ -141,25 +141,23 @@ pub struct Metadata {
 
 /// Why bytes are not the Kafka response expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     NotKafka,
     TooLarge,
-    /// The correlation id is not the request's.
-    NotOurs,
     /// The body ends early or holds an impossible count.
     Malformed,
 }
 
 /// One framed response: its correlation id, the rest of it, and the bytes it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     pub correlation_id: i32,
     pub body: &'a [u8],
     pub used: usize,
 }
 
 /// One framed response from the start of `buf`. `Ok(None)`: more bytes needed.
-pub fn split_response(buf: &[u8]) -> Result<Option<Frame<'_>>, ParseError> {
+pub(crate) fn split_response(buf: &[u8]) -> Result<Option<Frame<'_>>, ParseError> {
     let Some(h) = buf.get(..4) else {
         return Ok(None);
     };
@@ -254,7 +252,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// The body of an ApiVersions v0 response (after the correlation id).
-pub fn parse_api_versions(body: &[u8]) -> Result<ApiVersions, ParseError> {
+pub(crate) fn parse_api_versions(body: &[u8]) -> Result<ApiVersions, ParseError> {
     let mut c = Cursor { b: body };
     let error_code = c.i16()?;
     let n = c.count(false, 6)?.unwrap_or(0);
@@ -273,7 +271,7 @@ pub fn parse_api_versions(body: &[u8]) -> Result<ApiVersions, ParseError> {
 }
 
 /// The body of a Metadata response at `version` (after the correlation id).
-pub fn parse_metadata(version: i16, body: &[u8]) -> Result<Metadata, ParseError> {
+pub(crate) fn parse_metadata(version: i16, body: &[u8]) -> Result<Metadata, ParseError> {
     let flexible = version >= FLEXIBLE_FROM;
     let mut c = Cursor { b: body };
     if flexible {
@@ -377,7 +375,7 @@ where
 }
 
 /// The conversation: ApiVersions, Metadata, close.
-pub async fn converse<S>(stream: &mut S, deadline: Instant) -> KafkaFacts
+pub(crate) async fn converse<S>(stream: &mut S, deadline: Instant) -> KafkaFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -15,7 +15,6 @@
 //!
 //! Measured on OpenSMTPD 6.8 and Dovecot 2.3 (fixtures in `tests/fixtures/protocols/mail/`).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,13 +25,13 @@ use super::{Ending, Failed, WireFailure, text};
 
 /// The longest line read (RFC 5321 allows 512 for a reply line; IMAP capability lists run
 /// longer).
-pub const LINE_MAX: usize = 2048;
+pub(crate) const LINE_MAX: usize = 2048;
 /// The most lines of one reply read.
-pub const LINES_MAX: usize = 64;
+pub(crate) const LINES_MAX: usize = 64;
 /// The most of one line's text kept.
-pub const TEXT_MAX: usize = 512;
+pub(crate) const TEXT_MAX: usize = 512;
 /// The most capabilities kept.
-pub const CAPABILITIES_MAX: usize = 64;
+pub(crate) const CAPABILITIES_MAX: usize = 64;
 /// The most of one capability kept.
 const CAPABILITY_MAX: usize = 128;
 
@@ -49,14 +48,11 @@ pub enum Mail {
 pub enum EhloName {
     /// A domain name (kept to letters, digits, `-` and `.`).
     Domain(String),
-    /// This machine's address on the connection, as an address literal (`[198.18.0.2]`,
-    /// `[IPv6:fd00::2]`): always valid, and what a host without a name sends.
-    Address(IpAddr),
 }
 
 impl EhloName {
     /// The text after `EHLO `.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         match self {
             EhloName::Domain(d) => {
                 let clean: String = d
@@ -70,15 +66,13 @@ impl EhloName {
                     clean
                 }
             }
-            EhloName::Address(IpAddr::V4(a)) => format!("[{a}]"),
-            EhloName::Address(IpAddr::V6(a)) => format!("[IPv6:{a}]"),
         }
     }
 }
 
 /// What to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailRequest {
+pub(crate) struct MailRequest {
     pub ehlo: EhloName,
     /// Ask for STARTTLS when offered, and hand the stream back for TLS.
     pub starttls: bool,
@@ -144,10 +138,10 @@ pub struct MailFacts {
 
 /// Why a line is not this protocol's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotMail;
+pub(crate) struct NotMail;
 
 /// An SMTP reply line: code, whether more lines follow (`250-`), the text.
-pub fn parse_smtp_line(line: &[u8]) -> Result<(u16, bool, &[u8]), NotMail> {
+pub(crate) fn parse_smtp_line(line: &[u8]) -> Result<(u16, bool, &[u8]), NotMail> {
     let (digits, rest) = line.split_at_checked(3).ok_or(NotMail)?;
     if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
         return Err(NotMail);
@@ -164,7 +158,7 @@ pub fn parse_smtp_line(line: &[u8]) -> Result<(u16, bool, &[u8]), NotMail> {
 }
 
 /// EHLO keywords (the reply's lines after the first) and whether STARTTLS is one.
-pub fn ehlo_capabilities(lines: &[String]) -> (Vec<String>, bool) {
+pub(crate) fn ehlo_capabilities(lines: &[String]) -> (Vec<String>, bool) {
     let caps: Vec<String> = lines
         .iter()
         .skip(1)
@@ -180,7 +174,9 @@ pub fn ehlo_capabilities(lines: &[String]) -> (Vec<String>, bool) {
 }
 
 /// An IMAP untagged greeting: status, text, and the `[CAPABILITY …]` response code if any.
-pub fn parse_imap_greeting(line: &[u8]) -> Result<(Ready, String, Option<Vec<String>>), NotMail> {
+pub(crate) fn parse_imap_greeting(
+    line: &[u8],
+) -> Result<(Ready, String, Option<Vec<String>>), NotMail> {
     let rest = line.strip_prefix(b"* ").ok_or(NotMail)?;
     let (word, tail) = split_word(rest);
     let ready = match word.to_ascii_uppercase().as_slice() {
@@ -202,7 +198,7 @@ pub fn parse_imap_greeting(line: &[u8]) -> Result<(Ready, String, Option<Vec<Str
 }
 
 /// `* CAPABILITY …`: the list.
-pub fn parse_imap_capability(line: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn parse_imap_capability(line: &[u8]) -> Option<Vec<String>> {
     let rest = line.strip_prefix(b"* ")?;
     let (word, tail) = split_word(rest);
     word.eq_ignore_ascii_case(b"CAPABILITY")
@@ -210,14 +206,14 @@ pub fn parse_imap_capability(line: &[u8]) -> Option<Vec<String>> {
 }
 
 /// A tagged completion `a001 OK …`: whether it is `OK`, and the text. `None`: not this tag's.
-pub fn parse_imap_tagged(line: &[u8], tag: &str) -> Option<(bool, String)> {
+pub(crate) fn parse_imap_tagged(line: &[u8], tag: &str) -> Option<(bool, String)> {
     let rest = line.strip_prefix(tag.as_bytes())?.strip_prefix(b" ")?;
     let (word, tail) = split_word(rest);
     Some((word.eq_ignore_ascii_case(b"OK"), text(tail, TEXT_MAX)))
 }
 
 /// A POP3 status line: `+OK …` (true) or `-ERR …` (false), and the text.
-pub fn parse_pop3_status(line: &[u8]) -> Result<(bool, String), NotMail> {
+pub(crate) fn parse_pop3_status(line: &[u8]) -> Result<(bool, String), NotMail> {
     if let Some(t) = line.strip_prefix(b"+OK") {
         return Ok((true, text(t.strip_prefix(b" ").unwrap_or(t), TEXT_MAX)));
     }
@@ -291,7 +287,7 @@ where
 }
 
 /// The conversation for `protocol` (see the module's table).
-pub async fn converse<S>(
+pub(crate) async fn converse<S>(
     protocol: Mail,
     stream: &mut S,
     req: &MailRequest,
@@ -628,14 +624,6 @@ mod tests {
     #[test]
     fn ehlo_names() {
         assert_eq!(
-            EhloName::Address("198.18.0.2".parse().unwrap()).render(),
-            "[198.18.0.2]"
-        );
-        assert_eq!(
-            EhloName::Address("fd00::2".parse().unwrap()).render(),
-            "[IPv6:fd00::2]"
-        );
-        assert_eq!(
             EhloName::Domain("a.b\r\nRCPT TO:<x>".into()).render(),
             "a.bRCPTTOx"
         );
@@ -662,7 +650,7 @@ mod tests {
 
     fn request(starttls: bool) -> MailRequest {
         MailRequest {
-            ehlo: EhloName::Address("127.0.0.1".parse().unwrap()),
+            ehlo: EhloName::Domain("canreach.invalid".into()),
             starttls,
         }
     }
@@ -683,7 +671,7 @@ mod tests {
 
     #[tokio::test]
     async fn smtp_greeting_ehlo_quit() {
-        let ehlo = b"EHLO [127.0.0.1]\r\n";
+        let ehlo = b"EHLO canreach.invalid\r\n";
         let (facts, got) = run(
             Mail::Smtp,
             vec![

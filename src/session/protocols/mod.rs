@@ -28,10 +28,6 @@
 //! cut to a bound, and no parser panics or allocates from a length the peer chose (each has a
 //! proptest). Strings are kept raw (lossy UTF-8) in facts: the renderers escape them.
 
-// Wired into the session stage for the TCP services (`Application::Service`); MongoDB's
-// members and Kafka's brokers are checked by `connect::advertised`; parts are not used yet.
-#![allow(dead_code)]
-
 pub(crate) mod amqp;
 pub(crate) mod kafka;
 pub(crate) mod mail;
@@ -181,26 +177,6 @@ impl Selection {
             _ => return None,
         })
     }
-
-    /// The protocol's usual port (for a URL without one).
-    pub(crate) fn default_port(self) -> u16 {
-        use Protocol::*;
-        match (self.protocol, self.implicit_tls) {
-            (Postgres, _) => 5432,
-            (Redis, _) => 6379,
-            (MySql, _) => 3306,
-            (MongoDb, _) => 27017,
-            (Kafka, _) => 9092,
-            (Amqp, false) => 5672,
-            (Amqp, true) => 5671,
-            (Smtp, false) => 25,
-            (Smtp, true) => 465,
-            (Imap, false) => 143,
-            (Imap, true) => 993,
-            (Pop3, false) => 110,
-            (Pop3, true) => 995,
-        }
-    }
 }
 
 /// What the caller knows that a conversation may use. Never a password.
@@ -325,7 +301,7 @@ pub(crate) const CLIENT_USER: &str = "canreach";
 
 /// `raw` as text, at most `max` bytes of it (invalid UTF-8 replaced). Control characters are
 /// kept: facts are raw, the renderers escape.
-pub fn text(raw: &[u8], max: usize) -> String {
+pub(crate) fn text(raw: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&raw[..raw.len().min(max)]).into_owned()
 }
 
@@ -357,14 +333,25 @@ mod tests {
         );
         assert_eq!(Selection::for_port(443), None);
         assert_eq!(Selection::for_port(22), None);
-        // Every named protocol's default port leads back to it (`rediss` has no port of its
+        // Every named protocol's usual port leads back to it (`rediss` has no port of its
         // own: TLS on 6379 is a configuration, not a convention).
-        for name in [
-            "postgres", "redis", "mysql", "mongodb", "kafka", "amqp", "amqps", "smtp", "smtps",
-            "imap", "imaps", "pop3", "pop3s",
+        for (name, port) in [
+            ("postgres", 5432),
+            ("redis", 6379),
+            ("mysql", 3306),
+            ("mongodb", 27017),
+            ("kafka", 9092),
+            ("amqp", 5672),
+            ("amqps", 5671),
+            ("smtp", 25),
+            ("smtps", 465),
+            ("imap", 143),
+            ("imaps", 993),
+            ("pop3", 110),
+            ("pop3s", 995),
         ] {
             let s = Selection::from_name(name).unwrap();
-            assert_eq!(Selection::for_port(s.default_port()), Some(s), "{name}");
+            assert_eq!(Selection::for_port(port), Some(s), "{name}");
         }
     }
 

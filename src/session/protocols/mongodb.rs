@@ -24,19 +24,19 @@ use super::wire::Wire;
 use super::{Ending, Failed, WireFailure, text};
 
 /// OP_MSG.
-pub const OP_MSG: i32 = 2013;
+pub(crate) const OP_MSG: i32 = 2013;
 /// The largest reply read: a `hello` reply is under 1 KiB, `buildInfo` a few KiB.
-pub const REPLY_MAX: usize = 64 * 1024;
+pub(crate) const REPLY_MAX: usize = 64 * 1024;
 /// The most member names kept per list.
-pub const HOSTS_MAX: usize = 64;
+pub(crate) const HOSTS_MAX: usize = 64;
 /// The most of a name, version or message kept.
-pub const TEXT_MAX: usize = 256;
+pub(crate) const TEXT_MAX: usize = 256;
 /// MongoDB's `CommandNotFound`.
 const COMMAND_NOT_FOUND: i32 = 59;
 
 /// A command canreach sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     Hello,
     IsMaster,
     BuildInfo,
@@ -53,7 +53,7 @@ impl Command {
 }
 
 /// The OP_MSG for `command` with `request_id`: `{<command>: 1, $db: "admin"}`, no checksum.
-pub fn request(command: Command, request_id: i32) -> Vec<u8> {
+pub(crate) fn request(command: Command, request_id: i32) -> Vec<u8> {
     let mut doc = Vec::new();
     doc.push(0x10); // int32
     doc.extend_from_slice(command.name().as_bytes());
@@ -81,7 +81,7 @@ pub fn request(command: Command, request_id: i32) -> Vec<u8> {
 
 /// Why bytes are not a MongoDB reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     NotMongo,
     TooLarge,
     /// A well-formed message that answers another request id.
@@ -92,7 +92,10 @@ pub enum ParseError {
 
 /// One reply from the start of `buf`: the body document's bytes and the bytes used.
 /// `Ok(None)`: more bytes needed.
-pub fn parse_reply(buf: &[u8], request_id: i32) -> Result<Option<(&[u8], usize)>, ParseError> {
+pub(crate) fn parse_reply(
+    buf: &[u8],
+    request_id: i32,
+) -> Result<Option<(&[u8], usize)>, ParseError> {
     let Some(h) = buf.get(..16) else {
         return Ok(None);
     };
@@ -143,7 +146,7 @@ fn doc_len(buf: &[u8]) -> Option<usize> {
 
 /// A BSON value, as far as these replies need one.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Double(f64),
     String(&'a [u8]),
     Document(&'a [u8]),
@@ -180,12 +183,12 @@ impl Value<'_> {
 /// The elements of a BSON document (or array), in order; stops at the first malformed one.
 /// Borrowing: allocates nothing.
 #[derive(Debug, Clone)]
-pub struct Elements<'a> {
+pub(crate) struct Elements<'a> {
     rest: &'a [u8],
 }
 
 /// Iterate the elements of the document `doc` (its length prefix included).
-pub fn elements(doc: &[u8]) -> Elements<'_> {
+pub(crate) fn elements(doc: &[u8]) -> Elements<'_> {
     let body = match doc_len(doc) {
         Some(n) => &doc[4..n - 1],
         None => &[],
@@ -326,7 +329,7 @@ fn error_of(doc: &[u8]) -> Option<CommandError> {
 }
 
 /// The facts of a `hello`/`isMaster` reply document.
-pub fn parse_hello(doc: &[u8]) -> Hello {
+pub(crate) fn parse_hello(doc: &[u8]) -> Hello {
     let mut h = Hello {
         error: error_of(doc),
         ..Hello::default()
@@ -360,7 +363,7 @@ pub struct BuildInfo {
     pub error: Option<CommandError>,
 }
 
-pub fn parse_build_info(doc: &[u8]) -> BuildInfo {
+pub(crate) fn parse_build_info(doc: &[u8]) -> BuildInfo {
     BuildInfo {
         version: elements(doc).find_map(|(n, v)| match (n, v) {
             (b"version", Value::String(s)) => Some(text(s, TEXT_MAX)),
@@ -417,7 +420,7 @@ where
 }
 
 /// The conversation: `hello` (or `isMaster`), `buildInfo`, close.
-pub async fn converse<S>(stream: &mut S, deadline: Instant) -> MongoFacts
+pub(crate) async fn converse<S>(stream: &mut S, deadline: Instant) -> MongoFacts
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

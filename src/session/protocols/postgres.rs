@@ -68,7 +68,9 @@ pub(crate) struct Startup {
 }
 
 impl Startup {
-    /// User `canreach`, no database named, application `canreach`.
+    /// User `canreach`, no database named, application `canreach`. Only the tests need it:
+    /// the session builds its `Startup` from the URL's user and database.
+    #[cfg(test)]
     pub(crate) fn canreach() -> Startup {
         Startup {
             user: super::CLIENT_USER.into(),

@@ -63,8 +63,6 @@ pub(crate) enum Act {
     Sleep(Duration),
     /// Close (FIN) and stop.
     Close,
-    /// Reset (RST) and stop.
-    Reset,
 }
 
 /// A server on 127.0.0.1 that takes one connection and plays `acts`. Its handle returns every
@@ -93,10 +91,6 @@ pub(crate) async fn fake_server(acts: Vec<Act>) -> (SocketAddr, JoinHandle<Vec<u
                 Act::Close => {
                     let _ = s.shutdown().await;
                     rest(&mut s, &mut got).await;
-                    return got;
-                }
-                Act::Reset => {
-                    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
                     return got;
                 }
             }

@@ -212,7 +212,7 @@ fn quic_version_probe(dcid: &[u8; 8], scid: &[u8; 8]) -> Vec<u8> {
 
 /// The request for `service`, its ids from `nonce`. `None` for a service with a known
 /// silence.
-pub fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
+pub(crate) fn request(service: UdpService, nonce: &Nonce) -> Option<UdpRequest> {
     let n = nonce;
     let (payload, expect) = match service {
         UdpService::Dns => (dns_query(n.u16(), &[], 2), Expect::Dns { id: n.u16() }),

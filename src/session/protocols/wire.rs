@@ -29,10 +29,6 @@ pub(crate) struct Wire<'s, S> {
 }
 
 impl<'s, S> Wire<'s, S> {
-    pub(crate) fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
     /// Whether the peer closed or reset the stream during a read.
     pub(crate) fn peer_ended(&self) -> bool {
         self.ended
@@ -46,11 +42,6 @@ impl<'s, S> Wire<'s, S> {
     /// Drop the first `n` buffered bytes (they were parsed).
     pub(crate) fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
-    }
-
-    /// The first bytes received, for a fact.
-    pub(crate) fn first_bytes(&self) -> Vec<u8> {
-        self.first.clone()
     }
 
     /// A failure for bytes that are not this protocol's: a TLS record says the port wants TLS.
@@ -83,7 +74,7 @@ impl<'s, S> Wire<'s, S> {
 }
 
 impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
-    pub fn new(stream: &'s mut S, deadline: Instant) -> Self {
+    pub(crate) fn new(stream: &'s mut S, deadline: Instant) -> Self {
         Wire {
             stream,
             buf: Vec::new(),
@@ -138,7 +129,7 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Wire<'s, S> {
 
     /// One line, without its line end (`\r\n` or a bare `\n`), at most `max` bytes before the
     /// line end; longer is [`WireFailure::TooLarge`].
-    pub async fn line(&mut self, max: usize) -> Result<Vec<u8>, WireFailure> {
+    pub(crate) async fn line(&mut self, max: usize) -> Result<Vec<u8>, WireFailure> {
         let mut searched = 0;
         loop {
             if let Some(i) = self.buf[searched..].iter().position(|&b| b == b'\n') {
