@@ -73,7 +73,7 @@ fn processes_outside_a_lab_are_not_seen_by_its_checks() {
     for (name, _) in DECOYS {
         // A copy of sleep under the server's name: its /proc/PID/comm is that name.
         let exe = dir.join(name);
-        std::fs::copy(&sleep, &exe).unwrap();
+        crate::common::copy_program(&sleep, &exe).unwrap();
         decoys.push(Started(
             Command::new(&exe)
                 .arg("600")

@@ -114,7 +114,7 @@ fn the_usual_server_running_on_another_port_is_found() {
     let dir = std::env::temp_dir().join(format!("canreach-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fake = dir.join("redis-server");
-    let Ok(_) = std::fs::copy("/usr/bin/nc.openbsd", &fake) else {
+    let Ok(_) = common::copy_program("/usr/bin/nc.openbsd", &fake) else {
         if std::env::var("CANREACH_REQUIRE_LAB").as_deref() == Ok("1") {
             panic!("needs /usr/bin/nc.openbsd (apt-get install netcat-openbsd)");
         }
@@ -168,7 +168,7 @@ fn unprivileged_run_degrades_with_a_clear_message() {
     let dir = std::env::temp_dir().join(format!("canreach-nobody-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("canreach");
-    std::fs::copy(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
+    common::copy_program(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -365,7 +365,7 @@ fn as_nobody_nothing_listening_gives_no_firewall_hunt() {
     let dir = std::env::temp_dir().join(format!("canreach-nobody2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("canreach");
-    std::fs::copy(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
+    common::copy_program(env!("CARGO_BIN_EXE_canreach"), &bin).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -310,7 +310,7 @@ fn postgresql_with_its_workers_is_one_server_named_by_its_listener() {
         ("bin", "/usr/bin/bash"),
     ] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
-        std::fs::copy(from, dir.join(sub).join("postgres"))
+        crate::common::copy_program(from, dir.join(sub).join("postgres"))
             .unwrap_or_else(|e| panic!("{from}: {e} (apt-get install netcat-openbsd)"));
     }
     let out = std::process::Command::new("ip")

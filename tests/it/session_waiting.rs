@@ -79,7 +79,7 @@ impl Server {
         let exe = me.with_file_name(name);
         let _ = std::fs::remove_file(&exe);
         std::fs::hard_link(&me, &exe)
-            .or_else(|_| std::fs::copy(&me, &exe).map(|_| ()))
+            .or_else(|_| crate::common::copy_program(&me, &exe))
             .expect("a copy of the test binary");
         let mut cmd = match ns {
             // `ip netns exec` execs the program: the child is the server.

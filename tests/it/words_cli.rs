@@ -184,7 +184,7 @@ fn a_hostile_executable_path_is_escaped_in_text_and_kept_exact_in_json() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let exe = dir.join("evil");
-    std::fs::copy(sleep_path(), &exe).unwrap();
+    crate::common::copy_program(sleep_path(), &exe).unwrap();
     let imp = Impostor::start(&exe, "postgres", Some(dir.clone()));
     let port = imp.port.to_string();
 

@@ -109,6 +109,31 @@ fn veth(a: &str, a_if: &str, b: &str, b_if: &str) {
     ]);
 }
 
+/// Copy the program `from` to `to`, executable by anyone. The copy is written by `cp`, a
+/// process of its own: a file this test process held open for writing would be inherited,
+/// for the moment between fork and exec, by every program another test thread starts, and
+/// running the copy while one of them still held it fails with "Text file busy" (ETXTBSY).
+pub fn copy_program(
+    from: impl AsRef<std::path::Path>,
+    to: impl AsRef<std::path::Path>,
+) -> std::io::Result<()> {
+    let st = Command::new("cp")
+        .arg("--")
+        .arg(from.as_ref())
+        .arg(to.as_ref())
+        .stderr(std::process::Stdio::inherit())
+        .status()?;
+    if !st.success() {
+        return Err(std::io::Error::other(format!(
+            "cp {} {}: {st}",
+            from.as_ref().display(),
+            to.as_ref().display()
+        )));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to.as_ref(), std::fs::Permissions::from_mode(0o755))
+}
+
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
