@@ -39,7 +39,7 @@ pub const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-lo
 ///   namespace only): inside, every run has the same pids, so names made from
 ///   `std::process::id()` (temporary files, lab namespaces and their /etc files) would
 ///   collide between two runs on one machine; and nothing is left behind when a run is
-///   killed;
+///   killed (a checkout under /tmp keeps its own directory there);
 /// - puts the stock hosts file over /etc/hosts (the file stays: `ip netns exec` mounts a lab's
 ///   own hosts file over /etc/hosts, which fails where that is a mount of a deleted file).
 ///
@@ -51,7 +51,16 @@ pub const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-lo
 const SETUP: &str = r#"
 note() { echo "note: the tests' namespace: $1" >&2; }
 ip link set lo up || note "no loopback device (ip link set lo up failed)"
+# A build under /tmp (a clone there) must stay reachable under the new /tmp: the old /tmp,
+# held open as fd 9, gives its top directory back (mount must not canonicalize the path,
+# which would name the new /tmp).
+top=""; case "$0" in /tmp/?*) top=${0#/tmp/}; top=${top%%/*}; exec 9</tmp ;; esac
 mount -t tmpfs -o mode=1777 canreach-test /tmp || note "/tmp is the machine's"
+if [ -n "$top" ]; then
+  mkdir -p "/tmp/$top" && mount --no-canonicalize --bind "/proc/$$/fd/9/$top" "/tmp/$top" \
+    || note "/tmp/$top, where the tests were built, is not reachable"
+  exec 9<&-
+fi
 for d in /run/netns /etc/netns; do
   mkdir -p "$d" 2>/dev/null; mount -t tmpfs -o mode=755 canreach-test "$d" || note "$d is the machine's"
 done
