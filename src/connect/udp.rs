@@ -48,7 +48,13 @@ pub(crate) fn request_for(
     }
     // `--protocol dns` on any port; else the port's usual service.
     let entry = service.or_else(|| udp_payloads::for_port(port));
-    let known_silence = entry.and_then(|e| e.silence);
+    // The report names the port's usual service when it says silence is that service's way:
+    // kept only when that is the service asked for (`--protocol wireguard` on port 53 is not
+    // DNS keeping quiet).
+    let ports_own = udp_payloads::for_port(port);
+    let known_silence = entry
+        .filter(|e| ports_own.is_some_and(|p| p.name == e.name))
+        .and_then(|e| e.silence);
     let request = entry
         .and_then(|e| udp_payloads::request(e.service, &nonce()))
         .unwrap_or_else(|| udp_payloads::custom(Vec::new()));
@@ -203,6 +209,10 @@ async fn attempt(
                     facts.reply = Some(request.recognise(&buf[..n]));
                     return Ok((ConnectResult::Connected, None, c.local));
                 }
+                // ICMP fragmentation-needed (packet-too-big) says the path's MTU is smaller
+                // than the datagram: the kernel has learnt it, and the next retransmission goes
+                // out fragmented to fit, as a client's would. Not an answer: keep waiting.
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
                 Err(e) => return Ok(c.failed(&e)),
             },
             _ = tokio::time::sleep_until(next_send.min(deadline)) => {
@@ -286,6 +296,14 @@ mod tests {
         assert_eq!((r.service, s), (Some(UdpService::Dns), None));
         let (r, _) = request_for(123, dns, None);
         assert_eq!(r.service, Some(UdpService::Dns));
+        // `--protocol wireguard` on port 53: no word that DNS keeps quiet (the report would
+        // name the port's service); on WireGuard's own port, its silence is known.
+        let wg = udp_payloads::by_name("wireguard");
+        assert_eq!(request_for(53, wg, None).1, None);
+        assert_eq!(
+            request_for(51820, wg, None).1,
+            Some(Silence::OnlyKnownPeers)
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) enum Reach {
 }
 
 /// Whether `m` can be reached from here, and why not.
-pub(crate) fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
+pub(crate) fn reach(m: &AdvertisedMember) -> Reach {
     if m.port.is_none() {
         return Reach::Fails("its port is not a port".into());
     }
@@ -45,10 +45,13 @@ pub(crate) fn reach(m: &AdvertisedMember, waited: Duration) -> Reach {
     if results.iter().any(|r| r.outcome == Outcome::Open) {
         return Reach::Answers;
     }
-    let fair = waited + Duration::from_millis(10) >= crate::liveness::FAIR_WAIT;
+    // Silence counts only from a connect that itself waited the fair wait: a name that took
+    // most of the window to resolve left its connect too little time to say anything.
+    let fair =
+        |r: &AddressResult| r.elapsed + Duration::from_millis(10) >= crate::liveness::FAIR_WAIT;
     if results
         .iter()
-        .any(|r| r.outcome == Outcome::Inconclusive || (r.outcome == Outcome::Filtered && !fair))
+        .any(|r| r.outcome == Outcome::Inconclusive || (r.outcome == Outcome::Filtered && !fair(r)))
     {
         return Reach::Unknown;
     }
@@ -142,7 +145,7 @@ fn whose(cx: &Ctx, a: &Advertised) -> String {
 pub(crate) fn advertised_members(cx: &Ctx) -> Option<Finding> {
     let a = cx.facts.advertised.as_ref()?;
     let n = a.members.len();
-    let reaches: Vec<Reach> = a.members.iter().map(|m| reach(m, a.waited)).collect();
+    let reaches: Vec<Reach> = a.members.iter().map(reach).collect();
     let ok = reaches.iter().filter(|r| **r == Reach::Answers).count();
     let unknown = reaches.iter().filter(|r| **r == Reach::Unknown).count();
     let names: Vec<String> = a
@@ -182,7 +185,7 @@ pub(crate) fn advertised_member_unreachable(cx: &Ctx) -> Option<Finding> {
     let failed: Vec<String> = a
         .members
         .iter()
-        .filter_map(|m| match reach(m, a.waited) {
+        .filter_map(|m| match reach(m) {
             Reach::Fails(why) => Some(format!(
                 "{}\"{}\" {why}",
                 role_words(m),
@@ -452,5 +455,14 @@ mod tests {
             m.contains("\"198.18.2.2:27020\" silent (no answer in 1.00 s)"),
             "{m}"
         );
+        // The window was whole, but the name took most of it to resolve: its connect waited
+        // 50 ms only, too little to call the member silent.
+        let mut late = probe("198.18.2.2:27020", ConnectResult::TimedOut, 50);
+        late.elapsed = Duration::from_millis(50);
+        let r = report(
+            vec![member("db2.lab:27020", None, vec![late])],
+            Duration::from_secs(1),
+        );
+        assert_eq!(message(&r, FindingId::AdvertisedMemberUnreachable), None);
     }
 }

@@ -321,7 +321,7 @@ pub(crate) fn pg_no_hba_entry(cx: &Ctx) -> Option<Finding> {
             c == "28000"
                 && e.message
                     .as_deref()
-                    .is_some_and(|m| m.contains("pg_hba.conf"))
+                    .is_some_and(|m| m.contains("no pg_hba.conf entry"))
         })
     })?;
     let Said::PgError(e) = reading(svc) else {
@@ -643,7 +643,14 @@ pub(crate) fn service_error_reply(cx: &Ctx) -> Option<Finding> {
             let c = e.code.as_deref().unwrap_or("");
             !known_pg.contains(&c)
                 || (c == "3D000" && svc.database.is_none())
-                || (c == "28000" && !e.message.as_deref().unwrap_or("").contains("pg_hba.conf"))
+                // "pg_hba.conf rejects connection …" is a `reject` line that matched, not a missing
+                // one: the server's own words say it (`service_error_reply`).
+                || (c == "28000"
+                    && !e
+                        .message
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("no pg_hba.conf entry"))
         }
         Said::Redis(x) => !matches!(
             x.kind,

@@ -147,6 +147,22 @@ const NO_HBA: &str = "no pg_hba.conf entry for host \"198.18.1.2\", user \"canre
                       database \"canreach\", no encryption";
 
 #[test]
+fn a_pg_hba_line_that_rejects_is_not_called_a_missing_line() {
+    // PostgreSQL's other 28000 about pg_hba.conf: a `reject` line matched (auth.c, uaReject).
+    let rejects = "pg_hba.conf rejects connection for host \"198.18.1.2\", user \"canreach\", \
+                   database \"canreach\", no encryption";
+    let r = report(
+        "postgres://198.18.2.2/",
+        Protocol::Postgres,
+        pg_error("28000", rejects),
+    );
+    assert_eq!(r.verdict, Verdict::ServiceError);
+    assert!(!ids(&r).contains(&"pg_no_hba_entry"), "{:?}", ids(&r));
+    let m = message(&r, FindingId::ServiceErrorReply);
+    assert!(m.contains("pg_hba.conf rejects connection"), "{m}");
+}
+
+#[test]
 fn no_pg_hba_entry_quotes_the_host_and_gives_the_line() {
     let r = report(
         "postgres://198.18.2.2/",

@@ -362,9 +362,11 @@ pub(crate) fn inspect_ports(ports: &[u16], addresses: Vec<IpAddr>) -> Vec<LocalF
         .collect()
 }
 
-/// [`inspect`] for UDP: the sockets bound to `port` and their owners (blocking).
-pub(crate) fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> LocalFacts {
-    Inspection::read_udp(&[port]).facts_for(port, addresses)
+/// [`inspect`] for UDP: the sockets bound to `port` and their owners (blocking); `None` when
+/// the socket table could not be read (no fallback for UDP): an empty table would claim that
+/// no program holds the port.
+pub(crate) fn inspect_udp(port: u16, addresses: Vec<IpAddr>) -> Option<LocalFacts> {
+    Inspection::read_udp(&[port]).map(|i| i.facts_for(port, addresses))
 }
 
 /// One socket-table read and one /proc scan for several ports (a run of many targets on this
@@ -408,13 +410,18 @@ impl Inspection {
 
     /// The same for UDP: the sockets bound to `ports` (`listeners` then holds them, their
     /// `queued` the bytes their program has not read), their owners, the usual servers.
-    pub(crate) fn read_udp(ports: &[u16]) -> Inspection {
+    pub(crate) fn read_udp(ports: &[u16]) -> Option<Inspection> {
         let bound: Vec<SocketEntry> = sock_diag::read_udp()
-            .unwrap_or_default()
+            .ok()?
             .into_iter()
             .filter(|e| e.local.port() != 0)
             .collect();
-        Inspection::of_sockets(bound, ports, OWNER_SEARCH_BUDGET, &Patience::none())
+        Some(Inspection::of_sockets(
+            bound,
+            ports,
+            OWNER_SEARCH_BUDGET,
+            &Patience::none(),
+        ))
     }
 
     fn of_sockets(

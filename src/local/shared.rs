@@ -51,7 +51,7 @@ pub(crate) trait Inspector: Sync {
         addresses: Vec<IpAddr>,
     ) -> BoxFuture<'static, Option<LocalFacts>> {
         tokio::task::spawn_blocking(move || super::inspect_udp(port, addresses))
-            .map(Result::ok)
+            .map(|r| r.ok().flatten())
             .boxed()
     }
     /// [`Inspector::firewall`] for a UDP port (`udp dport` rules), read anew.

@@ -946,7 +946,7 @@ fn advertised(a: &Advertised) -> AdvertisedJ {
         },
         primary: m.primary,
         me: m.me,
-        reach: match reach(m, a.waited) {
+        reach: match reach(m) {
             Reach::Answers => "answers",
             Reach::Fails(_) => "fails",
             Reach::Unknown => "unknown",
