@@ -62,7 +62,7 @@ use judge::{dns_failure_of, judge};
 pub(crate) use outcome::Sender;
 pub(crate) use outcome::{AddressResult, Evidence, Outcome, Verdict, classify};
 pub use plan::PlannedStep;
-pub(crate) use report::{AddressReport, Report};
+pub(crate) use report::{AddressReport, MemberReport, Report};
 pub(crate) use words::{errno_name, errno_text, fmt_duration, fmt_given};
 
 /// Makes [`rule`], the dispatch from each id to its rule, from the catalog's entries.
@@ -105,6 +105,16 @@ pub fn diagnose(facts: Facts) -> Report {
         .iter()
         .flat_map(|v| v.direct.probes.iter().map(classify))
         .collect();
+    let advertised: Vec<report::MemberReport> = facts
+        .advertised
+        .iter()
+        .flat_map(|a| &a.members)
+        .map(|m| report::MemberReport {
+            member: m.clone(),
+            reach: advertised::reach(m),
+            results: m.probes.iter().map(classify).collect(),
+        })
+        .collect();
     let cx = Ctx {
         facts: &facts,
         verdict,
@@ -137,6 +147,7 @@ pub fn diagnose(facts: Facts) -> Report {
         path,
         dns_error,
         direct,
+        advertised,
     }
 }
 

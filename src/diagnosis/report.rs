@@ -46,6 +46,18 @@ pub struct Report {
     /// Through a proxy: what each plain connect to the destination got, in the order of
     /// `facts.via`'s direct probes (it never decides the verdict).
     pub direct: Vec<AddressResult>,
+    /// The members or brokers the service advertised (`facts.advertised`), each with what
+    /// reaching it from here gave.
+    pub(crate) advertised: Vec<MemberReport>,
+}
+
+/// One advertised member or broker, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberReport {
+    pub member: crate::facts::AdvertisedMember,
+    pub reach: super::advertised::Reach,
+    /// Each of its addresses' connects, judged as the check's own addresses are.
+    pub results: Vec<AddressResult>,
 }
 
 impl Report {

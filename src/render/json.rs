@@ -22,9 +22,7 @@ use crate::diagnosis::{
 };
 use crate::dns::servers::{ServerView, Stub, Udp53};
 use crate::dns::{DnsErrorKind, Lookup, LookupError};
-use crate::facts::{
-    Advertised, AdvertisedMember, MemberRole, ProxyRoute, WaitEnd, Waited, ms, utc,
-};
+use crate::facts::{Advertised, MemberRole, ProxyRoute, WaitEnd, Waited, ms, utc};
 use crate::local::{Firewall, Listener, LocalFacts, Process};
 use crate::probe::ConnectResult;
 use crate::session::ServiceFacts;
@@ -927,43 +925,45 @@ fn protocol(svc: &ServiceFacts) -> ProtocolJ {
 }
 
 /// The advertised members or brokers, each with what reaching it from here gave.
-fn advertised(a: &Advertised) -> AdvertisedJ {
-    use crate::diagnosis::advertised::{Reach, reach};
-    let member = |m: &AdvertisedMember| MemberJ {
-        name: bounded(&m.name, 128),
-        host: bounded(&m.host, 128),
-        port: m.port,
-        role: match m.role {
-            MemberRole::Host => "host",
-            MemberRole::Passive => "passive",
-            MemberRole::Arbiter => "arbiter",
-            MemberRole::Named => "named",
-            MemberRole::Broker(_) => "broker",
-        },
-        node_id: match m.role {
-            MemberRole::Broker(id) => Some(id),
-            _ => None,
-        },
-        primary: m.primary,
-        me: m.me,
-        reach: match reach(m) {
-            Reach::Answers => "answers",
-            Reach::Fails(_) => "fails",
-            Reach::Unknown => "unknown",
-        },
-        lookup_error: m.lookup_error.as_ref().map(error),
-        probes: m
-            .probes
-            .iter()
-            .map(crate::diagnosis::classify)
-            .map(|r| DirectProbeJ {
-                address: r.address.ip().to_string(),
-                port: r.address.port(),
-                outcome: r.outcome.as_str(),
-                evidence: sentence(r.describe()),
-                elapsed_ms: ms(r.elapsed),
-            })
-            .collect(),
+fn advertised(a: &Advertised, judged: &[crate::diagnosis::MemberReport]) -> AdvertisedJ {
+    use crate::diagnosis::advertised::Reach;
+    let member = |j: &crate::diagnosis::MemberReport| {
+        let m = &j.member;
+        MemberJ {
+            name: bounded(&m.name, 128),
+            host: bounded(&m.host, 128),
+            port: m.port,
+            role: match m.role {
+                MemberRole::Host => "host",
+                MemberRole::Passive => "passive",
+                MemberRole::Arbiter => "arbiter",
+                MemberRole::Named => "named",
+                MemberRole::Broker(_) => "broker",
+            },
+            node_id: match m.role {
+                MemberRole::Broker(id) => Some(id),
+                _ => None,
+            },
+            primary: m.primary,
+            me: m.me,
+            reach: match j.reach {
+                Reach::Answers => "answers",
+                Reach::Fails(_) => "fails",
+                Reach::Unknown => "unknown",
+            },
+            lookup_error: m.lookup_error.as_ref().map(error),
+            probes: j
+                .results
+                .iter()
+                .map(|r| DirectProbeJ {
+                    address: r.address.ip().to_string(),
+                    port: r.address.port(),
+                    outcome: r.outcome.as_str(),
+                    evidence: sentence(r.describe()),
+                    elapsed_ms: ms(r.elapsed),
+                })
+                .collect(),
+        }
     };
     AdvertisedJ {
         protocol: match a.protocol {
@@ -971,7 +971,7 @@ fn advertised(a: &Advertised) -> AdvertisedJ {
             _ => "mongodb",
         },
         from: a.from.to_string(),
-        members: a.members.iter().map(member).collect(),
+        members: judged.iter().map(member).collect(),
         unchecked: a.unchecked,
         waited_ms: ms(a.waited),
     }
@@ -1234,7 +1234,10 @@ fn build(report: &Report) -> ReportJ {
         elapsed_ms: ms(facts.elapsed),
         timeout_ms: ms(facts.timeout),
         wait: facts.waited.as_ref().map(wait),
-        advertised: facts.advertised.as_ref().map(advertised),
+        advertised: facts
+            .advertised
+            .as_ref()
+            .map(|a| advertised(a, &report.advertised)),
     }
 }
 
