@@ -17,21 +17,7 @@ use tokio::io::AsyncReadExt;
 fn a_path_mtu_black_hole_is_named_v4_and_v6() {
     require_lab!();
     let lab = Lab::new();
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "link",
-        "set",
-        "eth0",
-        "mtu",
-        "1300",
-    ]);
-    lab.rule(
-        &lab.router,
-        "output",
-        "icmp type destination-unreachable drop\n    icmpv6 type packet-too-big drop",
-    );
+    lab.black_hole_mtu();
     let tls = common::tls::ca_signed("Lab MTU CA", common::tls::many_names());
     let (acceptor, ca_pem) = (tls.acceptor, tls.ca_pem);
     let ca = std::env::temp_dir().join(format!("canreach-lab-app-{}.pem", std::process::id()));
@@ -181,21 +167,7 @@ fn a_slow_tls_server_across_the_lab_is_slow_not_a_black_hole() {
 fn a_slow_tls_server_behind_a_black_hole_is_still_a_black_hole() {
     require_lab!();
     let lab = Lab::new();
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "link",
-        "set",
-        "eth0",
-        "mtu",
-        "1300",
-    ]);
-    lab.rule(
-        &lab.router,
-        "output",
-        "icmp type destination-unreachable drop\n    icmpv6 type packet-too-big drop",
-    );
+    lab.black_hole_mtu();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

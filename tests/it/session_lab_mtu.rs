@@ -52,23 +52,7 @@ fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, TrustStore) {
 fn mtu_black_hole_is_crossed_by_the_reduced_mss_v4_and_v6() {
     require_lab!();
     let lab = Lab::new();
-    // The router's link towards the client carries 1300-byte packets only, and the router
-    // tells nobody (its ICMP errors are dropped on the way out).
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "link",
-        "set",
-        "eth0",
-        "mtu",
-        "1300",
-    ]);
-    lab.rule(
-        &lab.router,
-        "output",
-        "icmp type destination-unreachable drop\n    icmpv6 type packet-too-big drop",
-    );
+    lab.black_hole_mtu();
     for (server, port) in [("198.18.2.2", 8443u16), ("fd00:2::2", 8444)] {
         let bind = if server.contains(':') {
             format!("[{server}]:{port}")

@@ -312,6 +312,27 @@ impl Lab {
         std::fs::write(dir.join(file), text).unwrap();
     }
 
+    /// A path-MTU black hole: the router's link towards the client carries 1300-byte packets
+    /// only, and the router tells nobody (its ICMP fragmentation-needed and packet-too-big
+    /// errors are dropped on the way out).
+    pub fn black_hole_mtu(&self) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.router,
+            "link",
+            "set",
+            "eth0",
+            "mtu",
+            "1300",
+        ]);
+        self.rule(
+            &self.router,
+            "output",
+            "icmp type destination-unreachable drop\n    icmpv6 type packet-too-big drop",
+        );
+    }
+
     /// Add one nftables rule in `hook` (input, forward, output) of namespace `ns`.
     pub fn rule(&self, ns: &str, hook: &str, rule: &str) {
         self.nft(
